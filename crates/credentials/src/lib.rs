@@ -1,0 +1,7 @@
+#![doc = include_str!("../README.md")]
+
+pub mod kind;
+pub mod masking;
+
+pub use kind::CredentialKind;
+pub use masking::mask_hint;

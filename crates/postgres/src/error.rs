@@ -1,0 +1,17 @@
+//! Storage errors. Database errors are translated here, once; none crosses into a domain
+//! crate or the HTTP layer.
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("could not get a database connection")]
+    Pool(#[from] deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>),
+    #[error("database query failed")]
+    Query(#[from] diesel::result::Error),
+    #[error("could not connect to the database")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("migration failed: {0}")]
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the blocking migration task stopped before it finished")]
+    TaskAborted,
+}

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+pub mod error;
+pub mod migrations;
+pub mod pool;
+pub mod readiness;
+pub mod schema;
+pub mod seed;
+#[cfg(feature = "testing")]
+pub mod test_db;
+
+pub use error::StoreError;
+pub use pool::{DbPool, PoolSettings, connect_pool};
+#[cfg(feature = "testing")]
+pub use test_db::TestDb;

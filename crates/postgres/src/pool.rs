@@ -1,0 +1,33 @@
+//! The connection pool: diesel-async connections (tokio-postgres, no libpq) in deadpool.
+
+use std::time::Duration;
+
+use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::Pool;
+
+/// The pool every repository draws from.
+pub type DbPool = Pool<AsyncPgConnection>;
+
+/// How the pool is sized and how long a caller waits for a connection.
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    pub max_size: usize,
+    pub acquire_timeout: Duration,
+}
+
+/// The pool could not be built (bad settings; nothing is connected yet).
+#[derive(Debug, thiserror::Error)]
+#[error("could not build the database pool: {0}")]
+pub struct PoolBuildError(#[from] deadpool::managed::BuildError);
+
+/// Builds a pool for `database_url`. Connections are opened lazily, on first use.
+pub fn connect_pool(database_url: &str, settings: &PoolSettings) -> Result<DbPool, PoolBuildError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    Ok(Pool::builder(manager)
+        .max_size(settings.max_size)
+        .wait_timeout(Some(settings.acquire_timeout))
+        .create_timeout(Some(settings.acquire_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()?)
+}

@@ -1,0 +1,54 @@
+//! Is the database reachable, and is its schema current?
+
+use diesel::QueryableByName;
+use diesel::sql_types::Text;
+use diesel_async::RunQueryDsl;
+
+use crate::DbPool;
+
+/// Why the service is not ready.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("database unreachable: {0}")]
+    Unreachable(String),
+    #[error("migrations have not been run")]
+    NotMigrated,
+    #[error("{count} pending migration(s), oldest {oldest}")]
+    PendingMigrations { count: usize, oldest: String },
+}
+
+#[derive(QueryableByName)]
+struct AppliedVersion {
+    #[diesel(sql_type = Text)]
+    version: String,
+}
+
+/// Checks reachability and that every embedded migration is applied, with one query.
+pub async fn check(pool: &DbPool, embedded_versions: &[String]) -> Result<(), NotReady> {
+    let mut connection = pool
+        .get()
+        .await
+        .map_err(|error| NotReady::Unreachable(error.to_string()))?;
+    let applied: Vec<AppliedVersion> =
+        diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+            .load(&mut connection)
+            .await
+            .map_err(|error| match error {
+                diesel::result::Error::DatabaseError(_, ref info)
+                    if info.message().contains("does not exist") =>
+                {
+                    NotReady::NotMigrated
+                }
+                other => NotReady::Unreachable(other.to_string()),
+            })?;
+    let mut pending = embedded_versions
+        .iter()
+        .filter(|version| !applied.iter().any(|row| &row.version == *version));
+    match pending.next() {
+        None => Ok(()),
+        Some(oldest) => Err(NotReady::PendingMigrations {
+            count: 1 + pending.count(),
+            oldest: oldest.clone(),
+        }),
+    }
+}

@@ -1,0 +1,109 @@
+//! The Diesel schema. `migrations/` is the source of truth; this mirrors it.
+
+diesel::table! {
+    workspaces (id) {
+        id -> Uuid,
+        name -> Text,
+        slug -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        archived_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    profiles (id) {
+        id -> Uuid,
+        code -> Text,
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    permissions (id) {
+        id -> Uuid,
+        code -> Text,
+        description -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    profile_permissions (profile_id, permission_id) {
+        profile_id -> Uuid,
+        permission_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    plans (id) {
+        id -> Uuid,
+        code -> Text,
+        name -> Text,
+        monthly_price_cents -> Int4,
+        limits -> Jsonb,
+        is_active -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        display_name -> Text,
+        default_workspace_id -> Nullable<Uuid>,
+        email_verified_at -> Nullable<Timestamptz>,
+        last_login_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workspace_members (workspace_id, user_id) {
+        workspace_id -> Uuid,
+        user_id -> Uuid,
+        profile_id -> Uuid,
+        invited_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    activities (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        actor_user_id -> Nullable<Uuid>,
+        actor_api_key_id -> Nullable<Uuid>,
+        action -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        metadata -> Jsonb,
+        ip_address -> Nullable<Inet>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(activities -> workspaces (workspace_id));
+diesel::joinable!(profile_permissions -> permissions (permission_id));
+diesel::joinable!(profile_permissions -> profiles (profile_id));
+diesel::joinable!(workspace_members -> profiles (profile_id));
+diesel::joinable!(workspace_members -> workspaces (workspace_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    activities,
+    permissions,
+    plans,
+    profile_permissions,
+    profiles,
+    users,
+    workspace_members,
+    workspaces,
+);

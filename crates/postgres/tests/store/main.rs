@@ -1,0 +1,7 @@
+//! Integration tests of the Postgres adapter against a real server (see `TestDb`).
+
+mod migrations;
+mod seed;
+mod test_db;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
