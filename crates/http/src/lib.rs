@@ -1,1 +1,14 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+pub mod metrics;
+pub mod observe;
+pub mod openapi;
+pub mod ops;
+pub mod probe;
+pub mod problem;
+pub mod server;
+
+pub use metrics::HttpMetrics;
+pub use probe::{DatabaseProbe, PoolStatus};
+pub use problem::{ApiError, Problem};
+pub use server::{ApiState, ServerSettings, build_server, configure_app};

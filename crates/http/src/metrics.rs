@@ -1,0 +1,143 @@
+//! Prometheus metrics of the HTTP layer and the database pool, in a registry per
+//! application (no global state, so tests can each read their own).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::PoolStatus;
+
+/// The labels of request metrics. `route` is the route template, never the raw path,
+/// so cardinality stays bounded.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
+}
+
+/// The metrics the HTTP layer records, and their registry.
+#[derive(Debug)]
+pub struct HttpMetrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RequestLabels, Histogram>,
+    pool_connections: Family<PoolLabels, Gauge>,
+    pool_max: Gauge,
+    pool_waiting: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms … ~16 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpMetrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let durations = Family::<RequestLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let pool_connections = Family::<PoolLabels, Gauge>::default();
+        let pool_max = Gauge::default();
+        let pool_waiting = Gauge::default();
+        registry.register("http_requests", "HTTP requests answered", requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer HTTP requests",
+            durations.clone(),
+        );
+        registry.register(
+            "db_pool_connections",
+            "Database connections in the pool, by state",
+            pool_connections.clone(),
+        );
+        registry.register(
+            "db_pool_max_connections",
+            "Largest size the database pool may grow to",
+            pool_max.clone(),
+        );
+        registry.register(
+            "db_pool_waiting",
+            "Callers waiting for a database connection",
+            pool_waiting.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            durations,
+            pool_connections,
+            pool_max,
+            pool_waiting,
+        }
+    }
+
+    /// Records one answered request.
+    pub fn observe_request(&self, labels: RequestLabels, seconds: f64) {
+        self.durations.get_or_create(&labels).observe(seconds);
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Renders every metric in the text exposition format, with the pool sampled now.
+    pub fn render(&self, pool: PoolStatus) -> Result<String, std::fmt::Error> {
+        let in_use = pool.size.saturating_sub(pool.available);
+        let gauge = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
+        self.pool_connections
+            .get_or_create(&PoolLabels { state: "idle" })
+            .set(gauge(pool.available));
+        self.pool_connections
+            .get_or_create(&PoolLabels { state: "in_use" })
+            .set(gauge(in_use));
+        self.pool_max.set(gauge(pool.max_size));
+        self.pool_waiting.set(gauge(pool.waiting));
+        let mut text = String::new();
+        encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_route_template_and_status() -> Result<(), std::fmt::Error> {
+        let metrics = HttpMetrics::new();
+        let labels = RequestLabels {
+            method: "GET".into(),
+            route: "/api/workflows/{id}".into(),
+            status: 200,
+        };
+        metrics.observe_request(labels.clone(), 0.003);
+        metrics.observe_request(labels, 0.004);
+        let text = metrics.render(PoolStatus {
+            max_size: 10,
+            size: 3,
+            available: 1,
+            waiting: 0,
+        })?;
+        assert!(text.contains(
+            r#"http_requests_total{method="GET",route="/api/workflows/{id}",status="200"} 2"#
+        ));
+        assert!(text.contains(r#"http_request_duration_seconds_count{method="GET",route="/api/workflows/{id}",status="200"} 2"#));
+        assert!(text.contains(r#"db_pool_connections{state="in_use"} 2"#));
+        assert!(text.contains("db_pool_max_connections 10"));
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+//! The port through which ops routes learn about the database.
+
+use async_trait::async_trait;
+
+/// A snapshot of the connection pool, exported as gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+}
+
+/// Readiness and pool state of the database, implemented by the Postgres adapter's wiring.
+#[async_trait]
+pub trait DatabaseProbe: Send + Sync {
+    /// `Ok` when the database answers and every migration is applied; else the reason.
+    async fn readiness(&self) -> Result<(), String>;
+
+    /// The pool right now.
+    fn pool_status(&self) -> PoolStatus;
+}

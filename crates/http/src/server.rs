@@ -1,0 +1,111 @@
+//! Building the actix application and server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::web::{self, Data, JsonConfig, PathConfig, PayloadConfig, QueryConfig};
+use actix_web::{App, HttpServer};
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::openapi::{self, OpenApiJson};
+use crate::{ApiError, DatabaseProbe, HttpMetrics, observe};
+
+/// How the HTTP server behaves.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// actix worker threads.
+    pub workers: usize,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+}
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub probe: Arc<dyn DatabaseProbe>,
+    pub metrics: Data<HttpMetrics>,
+    openapi: Data<OpenApiJson>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState").finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// State with a fresh metrics registry and the OpenAPI document rendered once.
+    pub fn new(probe: Arc<dyn DatabaseProbe>) -> Result<Self, serde_json::Error> {
+        let document = openapi::document();
+        Ok(Self {
+            probe,
+            metrics: Data::new(HttpMetrics::new()),
+            openapi: Data::new(OpenApiJson(serde_json::to_string(&document)?)),
+        })
+    }
+}
+
+/// The application: routes, extractor limits and error mapping, and the observing
+/// middleware. Tests build the same app (and may add routes to it).
+pub fn configure_app(
+    state: ApiState,
+    body_limit: usize,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = body_limit;
+    let (app, _document) = App::new()
+        .app_data(
+            JsonConfig::default()
+                .limit(limit)
+                .error_handler(move |error, _| ApiError::from_json(error, limit).into()),
+        )
+        .app_data(PayloadConfig::new(limit))
+        .app_data(
+            QueryConfig::default().error_handler(|error, _| ApiError::InvalidQuery(error).into()),
+        )
+        .app_data(
+            PathConfig::default().error_handler(|error, _| ApiError::InvalidPath(error).into()),
+        )
+        .app_data(state.metrics.clone())
+        .app_data(state.openapi.clone())
+        .app_data(Data::new(state))
+        .into_utoipa_app()
+        .configure(openapi::routes)
+        .split_for_parts();
+    app.service(SwaggerUi::new("/api/docs/{_:.*}").config(Config::from("/api/openapi.json")))
+        .default_service(web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound)
+        }))
+        .wrap(from_fn(observe::observe))
+}
+
+/// Binds the server to `listener`. It stops gracefully on SIGTERM/SIGINT, letting
+/// in-flight requests finish within the shutdown timeout.
+pub fn build_server(
+    listener: TcpListener,
+    state: ApiState,
+    settings: ServerSettings,
+) -> std::io::Result<Server> {
+    let body_limit = settings.body_limit;
+    Ok(
+        HttpServer::new(move || configure_app(state.clone(), body_limit))
+            .workers(settings.workers)
+            .shutdown_timeout(settings.shutdown_timeout.as_secs())
+            .listen(listener)?
+            .run(),
+    )
+}
