@@ -1,1 +1,10 @@
-//! placeholder
+//! The `fluxolab` binary's library half: configuration, wiring and the commands, so that
+//! tests start the application exactly as `main` does.
+
+pub mod commands;
+pub mod config;
+pub mod probe;
+pub mod startup;
+
+pub use config::{DatabaseSettings, Settings};
+pub use startup::Application;

@@ -59,7 +59,7 @@ pub async fn observe(
     let method = request.method().to_string();
     let span = tracing::info_span!(
         "HTTP request",
-        otel.name = %method,
+        otel.name = Empty,
         otel.kind = "server",
         http.request.method = %method,
         url.path = %request.path(),

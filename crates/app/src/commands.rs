@@ -1,0 +1,164 @@
+//! What each `fluxolab` subcommand does.
+
+use fluxolab_identity::{EmailAddress, PasswordHash};
+use fluxolab_postgres::seed::{self, DemoAccount};
+use fluxolab_postgres::{StoreError, migrations};
+use secrecy::SecretString;
+
+use crate::config::{DatabaseSettings, Settings};
+use crate::startup::{self, Application, StartupError};
+
+/// The demo login that `seed --demo` creates and `cargo xtask dev` prints.
+pub const DEMO_EMAIL: &str = "demo@fluxolab.dev";
+/// The demo password. Only ever seeded on request, for local development.
+pub const DEMO_PASSWORD: &str = "fluxolab-demo-password";
+
+/// A command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("the server stopped with an error")]
+    Serve(#[source] std::io::Error),
+    #[error("could not hash the demo password")]
+    Hash(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("could not wait for a shutdown signal")]
+    Signal(#[source] std::io::Error),
+}
+
+/// `fluxolab serve`: the API (and, with the job queue, the workers) until a signal.
+pub async fn serve(settings: &Settings, with_workers: bool) -> Result<(), CommandError> {
+    let application = Application::build(settings)?;
+    tracing::info!(
+        address = %settings.bind_addr,
+        port = application.port(),
+        workers = with_workers,
+        "FluxoLab is listening"
+    );
+    application
+        .run_until_stopped()
+        .await
+        .map_err(CommandError::Serve)?;
+    tracing::info!("FluxoLab stopped");
+    Ok(())
+}
+
+/// `fluxolab worker`: a process that only runs background jobs. The job queue arrives
+/// with the workflows issue; until then the worker checks that the database is current
+/// and waits for a shutdown signal.
+pub async fn worker(settings: &DatabaseSettings) -> Result<(), CommandError> {
+    let pool = startup::pool(settings).map_err(StartupError::from)?;
+    let embedded = migrations::embedded_versions()?;
+    if let Err(reason) = fluxolab_postgres::readiness::check(&pool, &embedded).await {
+        tracing::warn!(%reason, "the database is not ready; jobs will wait for it");
+    }
+    tracing::info!("worker started; no job kinds are registered yet");
+    shutdown_signal().await.map_err(CommandError::Signal)?;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
+/// What `migrate` should do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrateAction {
+    Up,
+    Status,
+    Down(usize),
+}
+
+/// `fluxolab migrate`: returns the lines to print.
+pub async fn migrate(
+    settings: &DatabaseSettings,
+    action: MigrateAction,
+) -> Result<Vec<String>, CommandError> {
+    let url = settings.url.clone();
+    let lines = migrations::run_off_runtime(move || match action {
+        MigrateAction::Up => migrations::run_pending(&url).map(|applied| {
+            if applied.is_empty() {
+                vec!["database is up to date; no pending migration".to_owned()]
+            } else {
+                applied
+                    .into_iter()
+                    .map(|name| format!("applied  {name}"))
+                    .collect()
+            }
+        }),
+        MigrateAction::Down(steps) => migrations::revert(&url, steps).map(|reverted| {
+            if reverted.is_empty() {
+                vec!["nothing to revert".to_owned()]
+            } else {
+                reverted
+                    .into_iter()
+                    .map(|version| format!("reverted {version}"))
+                    .collect()
+            }
+        }),
+        MigrateAction::Status => migrations::status(&url).map(|all| {
+            all.into_iter()
+                .map(|migration| {
+                    let state = if migration.applied {
+                        "applied"
+                    } else {
+                        "pending"
+                    };
+                    format!("{state:8} {}", migration.name)
+                })
+                .collect()
+        }),
+    })
+    .await?;
+    Ok(lines)
+}
+
+/// `fluxolab seed`: reference data, and the demo account with `demo`.
+pub async fn seed(settings: &DatabaseSettings, demo: bool) -> Result<Vec<String>, CommandError> {
+    let pool = startup::pool(settings).map_err(StartupError::from)?;
+    let mut connection = pool.get().await.map_err(StoreError::from)?;
+    let reference = seed::seed_reference_data(&mut connection).await?;
+    let mut lines = vec![format!(
+        "reference data: {} permissions, {} profiles ({} grants), {} plans",
+        reference.permissions, reference.profiles, reference.grants, reference.plans
+    )];
+    if demo {
+        let hash = tokio::task::spawn_blocking(|| {
+            PasswordHash::create(&SecretString::from(DEMO_PASSWORD.to_owned()))
+        })
+        .await
+        .map_err(|error| CommandError::Hash(Box::new(error)))?
+        .map_err(|error| CommandError::Hash(Box::new(error)))?;
+        let email =
+            EmailAddress::parse(DEMO_EMAIL).map_err(|error| CommandError::Hash(Box::new(error)))?;
+        let seeded = seed::seed_demo(
+            &mut connection,
+            &DemoAccount {
+                email: &email,
+                display_name: "Demo User",
+                password_hash: &hash,
+                workspace_name: "Demo workspace",
+                workspace_slug: "demo",
+            },
+        )
+        .await?;
+        lines.push(format!(
+            "demo: user {DEMO_EMAIL} ({}), workspace demo ({})",
+            if seeded.created_user {
+                "created"
+            } else {
+                "already present"
+            },
+            seeded.workspace_id
+        ));
+    }
+    Ok(lines)
+}
