@@ -100,10 +100,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
         variable: &'static str,
         default: T,
         parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> T
-    where
-        T: Clone,
-    {
+    ) -> T {
         match self.optional(variable) {
             None => default,
             Some(raw) => match parse(raw.trim()) {
@@ -204,7 +201,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
         let default_filter = self
             .optional("RUST_LOG")
             .unwrap_or_else(|| "info".to_owned());
-        let log_filter = self.parsed("LOG_LEVEL", default_filter.clone(), |raw| {
+        let log_filter = self.parsed("LOG_LEVEL", default_filter, |raw| {
             fluxolab_telemetry::check_filter(raw).map(|()| raw.to_owned())
         });
         let otlp_endpoint = self.parsed("OTEL_EXPORTER_OTLP_ENDPOINT", None, |raw| {

@@ -71,7 +71,7 @@ impl Application {
         let server = build_server(
             listener,
             state,
-            ServerSettings {
+            &ServerSettings {
                 body_limit: settings.body_limit_bytes,
                 workers: settings.http_workers,
                 shutdown_timeout: settings.shutdown_timeout,

@@ -89,9 +89,9 @@ impl HttpMetrics {
     }
 
     /// Records one answered request.
-    pub fn observe_request(&self, labels: RequestLabels, seconds: f64) {
-        self.durations.get_or_create(&labels).observe(seconds);
-        self.requests.get_or_create(&labels).inc();
+    pub fn observe_request(&self, labels: &RequestLabels, seconds: f64) {
+        self.durations.get_or_create(labels).observe(seconds);
+        self.requests.get_or_create(labels).inc();
     }
 
     /// Renders every metric in the text exposition format, with the pool sampled now.
@@ -124,8 +124,8 @@ mod tests {
             route: "/api/workflows/{id}".into(),
             status: 200,
         };
-        metrics.observe_request(labels.clone(), 0.003);
-        metrics.observe_request(labels, 0.004);
+        metrics.observe_request(&labels, 0.003);
+        metrics.observe_request(&labels, 0.004);
         let text = metrics.render(PoolStatus {
             max_size: 10,
             size: 3,

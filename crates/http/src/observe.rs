@@ -57,13 +57,19 @@ pub async fn observe(
         .insert(RequestId(request_id.clone()));
     let metrics = request.app_data::<Data<HttpMetrics>>().cloned();
     let method = request.method().to_string();
+    // The route template, resolved up front: the span's name must be known before the span
+    // is first entered (OpenTelemetry fixes it then), and raw paths would explode metrics.
+    let route = request
+        .resource_map()
+        .match_pattern(request.path())
+        .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!(
         "HTTP request",
-        otel.name = Empty,
+        otel.name = %format_args!("{method} {route}"),
         otel.kind = "server",
         http.request.method = %method,
         url.path = %request.path(),
-        http.route = Empty,
+        http.route = %route,
         http.response.status_code = Empty,
         request_id = %request_id,
         latency_ms = Empty,
@@ -78,10 +84,6 @@ pub async fn observe(
         .await?
         .map_into_boxed_body();
 
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
     let mut response = finish_errors(response, &request_id).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -89,9 +91,7 @@ pub async fn observe(
 
     let status = response.status();
     let elapsed = started.elapsed();
-    span.record("otel.name", format!("{method} {route}"));
-    span.record("http.route", route.as_str());
-    span.record("http.response.status_code", status.as_u16());
+    span.record("http.response.status_code", i64::from(status.as_u16()));
     span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
     span.in_scope(|| {
         if status.is_server_error() {
@@ -102,7 +102,7 @@ pub async fn observe(
     });
     if let Some(metrics) = metrics {
         metrics.observe_request(
-            RequestLabels {
+            &RequestLabels {
                 method,
                 route,
                 status: status.as_u16(),
@@ -133,10 +133,10 @@ async fn finish_errors(
     if !status.is_client_error() && !status.is_server_error() {
         return response;
     }
-    if let Some(error) = response.response().error() {
-        if status.is_server_error() {
-            tracing::error!(error = %error, cause = ?error, "request failed");
-        }
+    if let Some(error) = response.response().error()
+        && status.is_server_error()
+    {
+        tracing::error!(error = %error, cause = ?error, "request failed");
     }
     let ours = is_problem(&response);
     let (request, response) = response.into_parts();

@@ -98,7 +98,7 @@ pub fn configure_app(
 pub fn build_server(
     listener: TcpListener,
     state: ApiState,
-    settings: ServerSettings,
+    settings: &ServerSettings,
 ) -> std::io::Result<Server> {
     let body_limit = settings.body_limit;
     Ok(

@@ -1,1 +1,10 @@
+//! End-to-end tests: the real application on a free port, against a real Postgres,
+//! spoken to over HTTP as a client would.
 
+mod architecture;
+mod binary;
+mod helpers;
+mod ops;
+mod otlp;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

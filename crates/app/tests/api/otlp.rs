@@ -1,0 +1,136 @@
+//! Spans reach an OTLP collector: a receiver built from the opentelemetry-proto types
+//! listens in-process, the app exports to it, and the test reads the request's span.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+
+use crate::TestResult;
+use crate::helpers::TestApp;
+
+#[derive(Default)]
+struct Received {
+    spans: Vec<(Vec<KeyValue>, Span)>,
+}
+
+async fn receive_traces(body: web::Bytes, received: web::Data<Mutex<Received>>) -> HttpResponse {
+    let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    if let Ok(mut received) = received.lock() {
+        for resource_spans in request.resource_spans {
+            let resource = resource_spans
+                .resource
+                .map(|r| r.attributes)
+                .unwrap_or_default();
+            for scope_spans in resource_spans.scope_spans {
+                for span in scope_spans.spans {
+                    received.spans.push((resource.clone(), span));
+                }
+            }
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("application/x-protobuf")
+        .body(ExportTraceServiceResponse::default().encode_to_vec())
+}
+
+fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|value: &AnyValue| value.value.as_ref())
+}
+
+fn text(value: Option<&any_value::Value>) -> Option<&str> {
+    match value {
+        Some(any_value::Value::StringValue(text)) => Some(text),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_produces_a_server_span_at_the_collector() -> TestResult {
+    let received = web::Data::new(Mutex::new(Received::default()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let collector = format!("http://{}", listener.local_addr()?);
+    let server = HttpServer::new({
+        let received = received.clone();
+        move || {
+            App::new()
+                .app_data(received.clone())
+                .route("/v1/traces", web::post().to(receive_traces))
+        }
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    tokio::spawn(server);
+
+    let guard = Arc::new(fluxolab_telemetry::init(
+        &fluxolab_telemetry::TelemetrySettings {
+            log_format: fluxolab_telemetry::LogFormat::Json,
+            log_filter: "info".to_owned(),
+            otlp_endpoint: Some(collector),
+            service_name: "fluxolab-otlp-test".to_owned(),
+        },
+    )?);
+
+    let app = TestApp::spawn().await?;
+    let response = app.get("/healthz").await?;
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"].to_str()?.to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (resource, span) = loop {
+        let flushing = guard.clone();
+        tokio::task::spawn_blocking(move || flushing.flush()).await?;
+        let found = received.lock().ok().and_then(|received| {
+            received
+                .spans
+                .iter()
+                .find(|(_, span)| span.name == "GET /healthz")
+                .cloned()
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `GET /healthz` span reached the collector"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    assert_eq!(
+        text(attribute(&resource, "service.name")),
+        Some("fluxolab-otlp-test")
+    );
+    assert_eq!(
+        text(attribute(&span.attributes, "http.request.method")),
+        Some("GET")
+    );
+    assert_eq!(
+        text(attribute(&span.attributes, "http.route")),
+        Some("/healthz")
+    );
+    assert_eq!(
+        text(attribute(&span.attributes, "request_id")),
+        Some(request_id.as_str())
+    );
+    assert_eq!(
+        attribute(&span.attributes, "http.response.status_code"),
+        Some(&any_value::Value::IntValue(200))
+    );
+    // SPAN_KIND_SERVER
+    assert_eq!(span.kind, 2);
+    Ok(())
+}
