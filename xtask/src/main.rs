@@ -1,1 +1,103 @@
-fn main() {}
+//! `cargo xtask`: the developer commands. Plain Rust, standard library only.
+//!
+//! - `dev`: find or start Postgres, migrate, seed the demo data, serve, print how to log in
+//! - `test [ARGS…]`: find or start Postgres, export `TEST_DATABASE_URL`, run every test
+//! - `migrate [--status | --down N]`, `seed [--demo]`: the binary's commands, on the
+//!   discovered database
+//! - `db start | stop | status | url`: manage the private cluster under `.fluxolab/pg`
+
+mod cluster;
+mod dev;
+mod discovery;
+mod process;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  dev                       find or start Postgres, migrate, seed demo data and serve
+  test [ARGS...]            run the whole test suite against a discovered database
+  migrate [--status | --down N]
+                            apply pending migrations, list them, or revert the last N
+  seed [--demo]             insert reference data (and the demo user and workspace)
+  db start|stop|status|url  manage the private PostgreSQL cluster under .fluxolab/pg";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let outcome = match command.as_str() {
+        "dev" => dev::run(),
+        "test" => run_tests(rest),
+        "migrate" | "seed" => database_command(command, rest),
+        "db" => cluster_command(rest),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        other => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cargo xtask test`: exports `TEST_DATABASE_URL` and runs nextest (or `cargo test`).
+fn run_tests(extra: &[String]) -> Result<u8, String> {
+    let server = discovery::test_server()?;
+    eprintln!("xtask: testing against {}", server.description);
+    let mut command = process::cargo();
+    if process::nextest_available() {
+        command.args(["nextest", "run", "--workspace"]);
+    } else {
+        eprintln!("xtask: cargo-nextest not found; using cargo test");
+        command.args(["test", "--workspace"]);
+    }
+    command.args(extra).env("TEST_DATABASE_URL", &server.url);
+    process::status_code(&mut command)
+}
+
+/// `migrate` and `seed`: the `fluxolab` binary's commands on the discovered database.
+fn database_command(command: &str, extra: &[String]) -> Result<u8, String> {
+    let database = discovery::dev_database()?;
+    eprintln!("xtask: using {}", database.description);
+    let mut run = process::fluxolab();
+    run.arg(command)
+        .args(extra)
+        .env("DATABASE_URL", &database.url);
+    process::status_code(&mut run)
+}
+
+fn cluster_command(args: &[String]) -> Result<u8, String> {
+    let cluster = cluster::Cluster::for_project()?;
+    match args.first().map(String::as_str) {
+        Some("start") => {
+            let port = cluster.start()?;
+            println!("{}", cluster::server_url(port, "postgres"));
+        }
+        Some("stop") => {
+            if cluster.stop()? {
+                eprintln!("xtask: private cluster stopped");
+            } else {
+                eprintln!("xtask: private cluster was not running");
+            }
+        }
+        Some("status") => match cluster.running_port() {
+            Some(port) => println!("running on 127.0.0.1:{port} ({})", cluster.root().display()),
+            None => println!("not running ({})", cluster.root().display()),
+        },
+        Some("url") => match cluster.running_port() {
+            Some(port) => println!("{}", cluster::server_url(port, "fluxolab")),
+            None => return Err("the private cluster is not running; `cargo xtask db start`".into()),
+        },
+        _ => return Err(format!("expected start, stop, status or url\n\n{USAGE}")),
+    }
+    Ok(0)
+}
