@@ -3,9 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The workspace root (the directory of the top `Cargo.toml`).
+/// The workspace root (the directory of the top `Cargo.toml`). `cargo run` tells the
+/// xtask where its manifest is; the compile-time path is only the fallback, as a binary
+/// built in one checkout may be run for another that shares its target directory.
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
