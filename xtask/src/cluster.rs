@@ -164,6 +164,19 @@ impl Cluster {
         Ok(true)
     }
 
+    /// Stops the cluster and deletes it with its data.
+    pub fn remove(&self) -> Result<(), String> {
+        self.stop()?;
+        if self.root.exists() {
+            fs::remove_dir_all(&self.root)
+                .map_err(|error| format!("could not remove {}: {error}", self.root.display()))?;
+        }
+        if fs::symlink_metadata(&self.link).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            fs::remove_file(&self.link).map_err(|error| error.to_string())?;
+        }
+        Ok(())
+    }
+
     fn create(&self) -> Result<(), String> {
         eprintln!(
             "xtask: creating a private PostgreSQL cluster in {}",

@@ -4,7 +4,7 @@
 //! - `test [ARGS…]`: find or start Postgres, export `TEST_DATABASE_URL`, run every test
 //! - `migrate [--status | --down N]`, `seed [--demo]`: the binary's commands, on the
 //!   discovered database
-//! - `db start | stop | status | url`: manage the private cluster under `.fluxolab/pg`
+//! - `db start | stop | remove | status | url`: manage the private cluster under `.fluxolab/pg`
 
 mod cluster;
 mod dev;
@@ -21,7 +21,8 @@ commands:
   migrate [--status | --down N]
                             apply pending migrations, list them, or revert the last N
   seed [--demo]             insert reference data (and the demo user and workspace)
-  db start|stop|status|url  manage the private PostgreSQL cluster under .fluxolab/pg";
+  db start|stop|remove|status|url
+                            manage the private PostgreSQL cluster under .fluxolab/pg";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -89,6 +90,10 @@ fn cluster_command(args: &[String]) -> Result<u8, String> {
                 eprintln!("xtask: private cluster was not running");
             }
         }
+        Some("remove") => {
+            cluster.remove()?;
+            eprintln!("xtask: private cluster removed");
+        }
         Some("status") => match cluster.running_port() {
             Some(port) => println!("running on 127.0.0.1:{port} ({})", cluster.root().display()),
             None => println!("not running ({})", cluster.root().display()),
@@ -97,7 +102,7 @@ fn cluster_command(args: &[String]) -> Result<u8, String> {
             Some(port) => println!("{}", cluster::server_url(port, "fluxolab")),
             None => return Err("the private cluster is not running; `cargo xtask db start`".into()),
         },
-        _ => return Err(format!("expected start, stop, status or url\n\n{USAGE}")),
+        _ => return Err(format!("expected start, stop, remove, status or url\n\n{USAGE}")),
     }
     Ok(0)
 }

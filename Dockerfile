@@ -1,0 +1,15 @@
+# The fluxolab binary in a slim image. Build: docker build -t fluxolab .
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --package fluxolab-app --bin fluxolab
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 fluxolab
+COPY --from=build /src/target/release/fluxolab /usr/local/bin/fluxolab
+USER fluxolab
+ENV BIND_ADDR=0.0.0.0:8080 LOG_FORMAT=json
+EXPOSE 8080
+CMD ["fluxolab", "serve"]
