@@ -144,9 +144,7 @@ impl Cluster {
         )
         .map_err(|error| format!("{error}\n(see {})", log.display()))?;
         self.write_owned(&self.port_file(), &port.to_string())?;
-        for database in ["fluxolab"] {
-            self.ensure_database(port, database)?;
-        }
+        self.ensure_database(port, "fluxolab")?;
         Ok(port)
     }
 

@@ -6,6 +6,9 @@
 //!   discovered database
 //! - `db start | stop | remove | status | url`: manage the private cluster under `.fluxolab/pg`
 
+// A command-line tool: printing is its job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod cluster;
 mod dev;
 mod discovery;
@@ -102,7 +105,11 @@ fn cluster_command(args: &[String]) -> Result<u8, String> {
             Some(port) => println!("{}", cluster::server_url(port, "fluxolab")),
             None => return Err("the private cluster is not running; `cargo xtask db start`".into()),
         },
-        _ => return Err(format!("expected start, stop, remove, status or url\n\n{USAGE}")),
+        _ => {
+            return Err(format!(
+                "expected start, stop, remove, status or url\n\n{USAGE}"
+            ));
+        }
     }
     Ok(0)
 }
