@@ -1,7 +1,15 @@
 #![doc = include_str!("../README.md")]
 
+pub mod account;
 pub mod email;
 pub mod password;
+pub mod ports;
+pub mod service;
+pub mod session_token;
+pub mod tokens;
 
+pub use account::{ClientInfo, DisplayName, Membership, NewSession, NewUser, Session, User};
 pub use email::{EmailAddress, InvalidEmail};
 pub use password::{PasswordHash, PasswordPolicyError};
+pub use service::{AccountError, AccountPorts, AccountService, Registration, TokenPair};
+pub use tokens::{AccessClaims, TokenIssuer, TokenSettings};

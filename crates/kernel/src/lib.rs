@@ -1,13 +1,17 @@
 #![doc = include_str!("../README.md")]
 
+pub mod clock;
 pub mod ids;
 pub mod pagination;
 pub mod permission;
 pub mod principal;
+pub mod unit_of_work;
 pub mod validation;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{ApiKeyId, ExecutionId, UserId, WorkflowId, WorkspaceId};
 pub use pagination::{Cursor, Page, PageRequest};
 pub use permission::Permission;
 pub use principal::{Actor, Forbidden, Principal};
+pub use unit_of_work::{StorageError, UnitOfWork, UnitOfWorkFactory, Uow};
 pub use validation::{FieldError, ValidationErrors};

@@ -1,0 +1,115 @@
+//! What the account service needs from the outside world.
+
+use async_trait::async_trait;
+use fluxolab_kernel::{StorageError, Uow, UserId, WorkspaceId};
+use secrecy::SecretString;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::account::{LoginRecord, Membership, NewSession, NewUser, Session, User};
+use crate::password::HashingFailed;
+use crate::{EmailAddress, PasswordHash};
+
+/// Why a user could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertUserError {
+    #[error("an account with this e-mail address already exists")]
+    EmailTaken,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Users and their security state.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Inserts the user with default settings and security rows.
+    async fn insert(&self, uow: &mut Uow, user: &NewUser) -> Result<(), InsertUserError>;
+    async fn set_default_workspace(
+        &self,
+        uow: &mut Uow,
+        user: UserId,
+        workspace: WorkspaceId,
+    ) -> Result<(), StorageError>;
+    async fn find_for_login(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<LoginRecord>, StorageError>;
+    async fn find_for_login_by_id(&self, user: UserId)
+    -> Result<Option<LoginRecord>, StorageError>;
+    /// Counts a failure; at `max_attempts` consecutive failures locks until `now + lock`.
+    async fn record_failed_login(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+        max_attempts: u32,
+        lock: time::Duration,
+    ) -> Result<(), StorageError>;
+    async fn record_successful_login(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError>;
+    async fn set_password(
+        &self,
+        uow: &mut Uow,
+        user: UserId,
+        hash: &PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError>;
+    async fn find(&self, user: UserId) -> Result<Option<User>, StorageError>;
+    async fn memberships(&self, user: UserId) -> Result<Vec<Membership>, StorageError>;
+}
+
+/// Refresh-token sessions.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SessionRepository: Send + Sync {
+    async fn create(&self, session: &NewSession) -> Result<(), StorageError>;
+    async fn find_by_digest(&self, digest: &[u8; 32]) -> Result<Option<Session>, StorageError>;
+    /// Marks `old` rotated and stores `new`, atomically; `false` when `old` was already
+    /// rotated or revoked (a concurrent refresh won).
+    async fn rotate(
+        &self,
+        old: Uuid,
+        new: &NewSession,
+        now: OffsetDateTime,
+    ) -> Result<bool, StorageError>;
+    async fn revoke_family(
+        &self,
+        family: Uuid,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<(), StorageError>;
+    /// Revokes every live session of `user` outside `keep_family`.
+    async fn revoke_all_but(
+        &self,
+        uow: &mut Uow,
+        user: UserId,
+        keep_family: Uuid,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<(), StorageError>;
+}
+
+/// Creates a new user's personal workspace: the workspace with its settings,
+/// environments and subscription, and the owner membership. Implemented outside this
+/// crate (it is the workspace domain's business); called inside the registration's unit.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WorkspaceProvisioner: Send + Sync {
+    async fn provision_personal(
+        &self,
+        uow: &mut Uow,
+        owner: UserId,
+        owner_name: &str,
+    ) -> Result<WorkspaceId, StorageError>;
+}
+
+/// Password hashing, off the async threads.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    async fn hash(&self, password: SecretString) -> Result<PasswordHash, HashingFailed>;
+    async fn verify(&self, hash: PasswordHash, password: SecretString) -> bool;
+}

@@ -1,0 +1,214 @@
+//! Access tokens: short-lived HS256 JWTs, algorithm pinned, with `exp`, `iat`, `iss` and
+//! `aud` checked against an injected clock.
+
+use std::sync::Arc;
+
+use fluxolab_kernel::{Clock, UserId, WorkspaceId};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use time::Duration;
+use uuid::Uuid;
+
+/// What an access token says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user.
+    pub sub: Uuid,
+    /// The active workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wid: Option<Uuid>,
+    /// The session family the token was issued for.
+    pub sid: Uuid,
+    pub iss: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+impl AccessClaims {
+    pub fn user_id(&self) -> UserId {
+        UserId::from_uuid(self.sub)
+    }
+
+    pub fn workspace_id(&self) -> Option<WorkspaceId> {
+        self.wid.map(WorkspaceId::from_uuid)
+    }
+}
+
+/// A freshly issued access token.
+#[derive(Clone, Debug)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_in: i64,
+}
+
+/// Why a token is refused. Deliberately coarse: callers answer 401 either way.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is malformed, not ours, or for another audience")]
+    Invalid(#[source] jsonwebtoken::errors::Error),
+    #[error("the token has expired")]
+    Expired,
+    #[error("could not sign the token")]
+    Signing(#[source] jsonwebtoken::errors::Error),
+}
+
+/// Issuer name, audience and lifetimes.
+#[derive(Clone, Debug)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "fluxolab".to_owned(),
+            audience: "fluxolab-api".to_owned(),
+            access_ttl: Duration::minutes(15),
+            refresh_ttl: Duration::days(30),
+        }
+    }
+}
+
+/// Signs and verifies access tokens.
+pub struct TokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    settings: TokenSettings,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenIssuer {
+    pub fn new(key: &[u8], settings: TokenSettings, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            settings,
+            clock,
+        }
+    }
+
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    /// A token for `user`, active in `workspace`, within session family `family`.
+    pub fn issue(
+        &self,
+        user: UserId,
+        workspace: Option<WorkspaceId>,
+        family: Uuid,
+    ) -> Result<IssuedToken, TokenError> {
+        let now = self.clock.now().unix_timestamp();
+        let expires_in = self.settings.access_ttl.whole_seconds();
+        let claims = AccessClaims {
+            sub: user.as_uuid(),
+            wid: workspace.map(|id| id.as_uuid()),
+            sid: family,
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            iat: now,
+            exp: now + expires_in,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(TokenError::Signing)?;
+        Ok(IssuedToken { token, expires_in })
+    }
+
+    /// Checks signature (HS256 only), issuer, audience and expiry (by the injected clock).
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_audience(&[&self.settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        // Expiry is checked below against our clock, which tests can move.
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &validation)
+            .map_err(TokenError::Invalid)?
+            .claims;
+        if claims.exp <= self.clock.now().unix_timestamp() {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use fluxolab_kernel::ManualClock;
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn issuer(clock: Arc<ManualClock>) -> TokenIssuer {
+        TokenIssuer::new(KEY, TokenSettings::default(), clock)
+    }
+
+    fn clock() -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(OffsetDateTime::now_utc()))
+    }
+
+    #[test]
+    fn an_issued_token_verifies_until_it_expires() -> Result<(), TokenError> {
+        let clock = clock();
+        let issuer = issuer(clock.clone());
+        let user = UserId::new();
+        let token = issuer.issue(user, None, Uuid::now_v7())?;
+        assert_eq!(token.expires_in, 900);
+        assert_eq!(issuer.verify(&token.token)?.user_id(), user);
+        clock.advance(Duration::minutes(15));
+        assert!(matches!(
+            issuer.verify(&token.token),
+            Err(TokenError::Expired)
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn tokens_of_another_key_or_audience_are_refused() -> Result<(), TokenError> {
+        let clock = clock();
+        let token = issuer(clock.clone()).issue(UserId::new(), None, Uuid::now_v7())?;
+        let other_key = TokenIssuer::new(
+            b"another-key-another-key-another-k",
+            TokenSettings::default(),
+            clock.clone(),
+        );
+        assert!(other_key.verify(&token.token).is_err());
+        let other_audience = TokenIssuer::new(
+            KEY,
+            TokenSettings {
+                audience: "someone-else".into(),
+                ..TokenSettings::default()
+            },
+            clock,
+        );
+        assert!(other_audience.verify(&token.token).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn unsigned_tokens_are_refused() -> Result<(), TokenError> {
+        let clock = clock();
+        let issuer = issuer(clock);
+        let signed = issuer.issue(UserId::new(), None, Uuid::now_v7())?.token;
+        let payload = signed.split('.').nth(1).unwrap_or_default();
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        assert!(issuer.verify(&format!("{header}.{payload}.")).is_err());
+        Ok(())
+    }
+}
