@@ -1,8 +1,9 @@
 //! What each `fluxolab` subcommand does.
 
-use fluxolab_identity::{EmailAddress, PasswordHash};
+use fluxolab_identity::{DisplayName, EmailAddress, PasswordHash};
 use fluxolab_postgres::seed::{self, DemoAccount};
 use fluxolab_postgres::{StoreError, migrations};
+use fluxolab_workspace::model::WorkspaceName;
 use secrecy::SecretString;
 
 use crate::config::{DatabaseSettings, Settings};
@@ -137,21 +138,23 @@ pub async fn seed(settings: &DatabaseSettings, demo: bool) -> Result<Vec<String>
         .await
         .map_err(|error| CommandError::Hash(Box::new(error)))?
         .map_err(|error| CommandError::Hash(Box::new(error)))?;
-        let email =
-            EmailAddress::parse(DEMO_EMAIL).map_err(|error| CommandError::Hash(Box::new(error)))?;
+        let invalid = |error: &dyn std::fmt::Display| CommandError::Hash(error.to_string().into());
+        let email = EmailAddress::parse(DEMO_EMAIL).map_err(|error| invalid(&error))?;
+        let display_name = DisplayName::parse("Demo User").map_err(|error| invalid(&error))?;
+        let workspace_name =
+            WorkspaceName::parse("Demo workspace").map_err(|error| invalid(&error))?;
         let seeded = seed::seed_demo(
-            &mut connection,
+            &pool,
             &DemoAccount {
                 email: &email,
-                display_name: "Demo User",
+                display_name: &display_name,
                 password_hash: &hash,
-                workspace_name: "Demo workspace",
-                workspace_slug: "demo",
+                workspace_name: &workspace_name,
             },
         )
         .await?;
         lines.push(format!(
-            "demo: user {DEMO_EMAIL} ({}), workspace demo ({})",
+            "demo: user {DEMO_EMAIL} ({}), workspace {}",
             if seeded.created_user {
                 "created"
             } else {

@@ -12,6 +12,17 @@ pub enum StoreError {
     Connect(#[from] diesel::ConnectionError),
     #[error("migration failed: {0}")]
     Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("seeding failed: {0}")]
+    Seed(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the blocking migration task stopped before it finished")]
     TaskAborted,
+}
+
+/// Whether `error` is a unique violation of `constraint`.
+pub fn is_unique_violation(error: &diesel::result::Error, constraint: &str) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info)
+            if info.constraint_name() == Some(constraint)
+    )
 }

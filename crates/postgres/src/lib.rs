@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod accounts;
 pub mod error;
 pub mod migrations;
 pub mod pool;
@@ -8,6 +9,8 @@ pub mod schema;
 pub mod seed;
 #[cfg(feature = "testing")]
 pub mod test_db;
+pub mod unit_of_work;
+pub mod workspaces;
 
 pub use error::StoreError;
 pub use pool::{DbPool, PoolSettings, connect_pool};

@@ -91,7 +91,90 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    user_settings (user_id) {
+        user_id -> Uuid,
+        locale -> Text,
+        timezone -> Text,
+        theme -> Text,
+        notifications -> Jsonb,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    user_security_settings (user_id) {
+        user_id -> Uuid,
+        failed_login_attempts -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+        password_changed_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        family_id -> Uuid,
+        token_hash -> Bytea,
+        workspace_id -> Nullable<Uuid>,
+        user_agent -> Nullable<Text>,
+        ip_address -> Nullable<Inet>,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        rotated_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    subscriptions (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        plan_id -> Uuid,
+        status -> Text,
+        current_period_start -> Timestamptz,
+        current_period_end -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workspace_settings (workspace_id) {
+        workspace_id -> Uuid,
+        timezone -> Text,
+        locale -> Text,
+        allow_internal_network -> Bool,
+        settings -> Jsonb,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workspace_environments (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        description -> Text,
+        variables -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(activities -> workspaces (workspace_id));
+diesel::joinable!(user_settings -> users (user_id));
+diesel::joinable!(user_security_settings -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(subscriptions -> workspaces (workspace_id));
+diesel::joinable!(subscriptions -> plans (plan_id));
+diesel::joinable!(workspace_settings -> workspaces (workspace_id));
+diesel::joinable!(workspace_environments -> workspaces (workspace_id));
+diesel::joinable!(workspace_members -> users (user_id));
 diesel::joinable!(profile_permissions -> permissions (permission_id));
 diesel::joinable!(profile_permissions -> profiles (profile_id));
 diesel::joinable!(workspace_members -> profiles (profile_id));
@@ -103,7 +186,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     plans,
     profile_permissions,
     profiles,
+    sessions,
+    subscriptions,
+    user_security_settings,
+    user_settings,
     users,
+    workspace_environments,
     workspace_members,
+    workspace_settings,
     workspaces,
 );

@@ -5,15 +5,19 @@
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use fluxolab_identity::{EmailAddress, PasswordHash};
-use fluxolab_kernel::{Permission, UserId, WorkspaceId};
+use fluxolab_identity::ports::{InsertUserError, UserRepository};
+use fluxolab_identity::{DisplayName, EmailAddress, NewUser, PasswordHash};
+use fluxolab_kernel::{Permission, StorageError, UnitOfWorkFactory, UserId, WorkspaceId};
+use fluxolab_workspace::model::{NewWorkspace, WorkspaceName};
+use fluxolab_workspace::ports::WorkspaceRepository;
 use fluxolab_workspace::{PlanCode, Role};
 use uuid::Uuid;
 
-use crate::StoreError;
-use crate::schema::{
-    permissions, plans, profile_permissions, profiles, users, workspace_members, workspaces,
-};
+use crate::accounts::PgAccounts;
+use crate::schema::{permissions, plans, profile_permissions, profiles};
+use crate::unit_of_work::PgUnits;
+use crate::workspaces::PgWorkspaces;
+use crate::{DbPool, StoreError};
 
 /// What a reference seed wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,10 +128,9 @@ pub async fn seed_reference_data(
 #[derive(Debug)]
 pub struct DemoAccount<'a> {
     pub email: &'a EmailAddress,
-    pub display_name: &'a str,
+    pub display_name: &'a DisplayName,
     pub password_hash: &'a PasswordHash,
-    pub workspace_name: &'a str,
-    pub workspace_slug: &'a str,
+    pub workspace_name: &'a WorkspaceName,
 }
 
 /// What the demo seed left in place.
@@ -135,79 +138,61 @@ pub struct DemoAccount<'a> {
 pub struct DemoSeed {
     pub user_id: UserId,
     pub workspace_id: WorkspaceId,
-    /// False when the demo user already existed (its password is left unchanged).
+    /// False when the demo user already existed (it is left unchanged).
     pub created_user: bool,
 }
 
-/// Ensures the demo workspace, the demo user and the user's owner membership exist.
-/// Needs the reference data (the `owner` profile).
-pub async fn seed_demo(
-    connection: &mut AsyncPgConnection,
-    account: &DemoAccount<'_>,
-) -> Result<DemoSeed, StoreError> {
-    connection
-        .transaction(async |connection| {
-            diesel::insert_into(workspaces::table)
-                .values((
-                    workspaces::id.eq(WorkspaceId::new().as_uuid()),
-                    workspaces::name.eq(account.workspace_name),
-                    workspaces::slug.eq(account.workspace_slug),
-                ))
-                .on_conflict(workspaces::slug)
-                .do_nothing()
-                .execute(connection)
-                .await?;
-            let workspace_id: Uuid = workspaces::table
-                .filter(workspaces::slug.eq(account.workspace_slug))
-                .select(workspaces::id)
-                .get_result(connection)
-                .await?;
-
-            let existing: Option<Uuid> = users::table
-                .filter(users::email.eq(account.email.as_str()))
-                .select(users::id)
-                .first(connection)
-                .await
-                .optional()?;
-            let (user_id, created_user) = match existing {
-                Some(id) => (id, false),
-                None => {
-                    let id = UserId::new().as_uuid();
-                    diesel::insert_into(users::table)
-                        .values((
-                            users::id.eq(id),
-                            users::email.eq(account.email.as_str()),
-                            users::password_hash.eq(account.password_hash.as_str()),
-                            users::display_name.eq(account.display_name),
-                            users::default_workspace_id.eq(workspace_id),
-                            users::email_verified_at.eq(diesel::dsl::now),
-                        ))
-                        .execute(connection)
-                        .await?;
-                    (id, true)
-                }
-            };
-
-            let owner_profile: Uuid = profiles::table
-                .filter(profiles::code.eq(Role::Owner.code()))
-                .select(profiles::id)
-                .get_result(connection)
-                .await?;
-            diesel::insert_into(workspace_members::table)
-                .values((
-                    workspace_members::workspace_id.eq(workspace_id),
-                    workspace_members::user_id.eq(user_id),
-                    workspace_members::profile_id.eq(owner_profile),
-                ))
-                .on_conflict_do_nothing()
-                .execute(connection)
-                .await?;
-
-            Ok(DemoSeed {
-                user_id: UserId::from_uuid(user_id),
-                workspace_id: WorkspaceId::from_uuid(workspace_id),
-                created_user,
-            })
-        })
+/// Ensures the demo user exists with a provisioned workspace it owns, exactly as
+/// registration would leave it. Needs the reference data (plans and profiles).
+pub async fn seed_demo(pool: &DbPool, account: &DemoAccount<'_>) -> Result<DemoSeed, StoreError> {
+    let accounts = PgAccounts::new(pool.clone());
+    if let Some(existing) = accounts
+        .find_for_login(account.email)
         .await
+        .map_err(|error| StoreError::Seed(error.0))?
+        && let Some(workspace_id) = existing.default_workspace_id
+    {
+        return Ok(DemoSeed {
+            user_id: existing.user_id,
+            workspace_id,
+            created_user: false,
+        });
+    }
+    let workspaces = PgWorkspaces::new(pool.clone());
+    let user = NewUser {
+        id: UserId::new(),
+        email: account.email.clone(),
+        display_name: account.display_name.clone(),
+        password_hash: account.password_hash.clone(),
+    };
+    let workspace = NewWorkspace {
+        id: WorkspaceId::new(),
+        name: account.workspace_name.clone(),
+        owner: user.id,
+    };
+    let failed = |error: StorageError| StoreError::Seed(error.0);
+    let mut unit = PgUnits::new(pool.clone()).begin().await.map_err(failed)?;
+    accounts
+        .insert(unit.as_mut(), &user)
+        .await
+        .map_err(|error| match error {
+            InsertUserError::EmailTaken => {
+                StoreError::Seed("the demo e-mail is taken by a user without a workspace".into())
+            }
+            InsertUserError::Storage(error) => failed(error),
+        })?;
+    workspaces
+        .provision(unit.as_mut(), &workspace)
+        .await
+        .map_err(failed)?;
+    accounts
+        .set_default_workspace(unit.as_mut(), user.id, workspace.id)
+        .await
+        .map_err(failed)?;
+    unit.commit().await.map_err(failed)?;
+    Ok(DemoSeed {
+        user_id: user.id,
+        workspace_id: workspace.id,
+        created_user: true,
+    })
 }

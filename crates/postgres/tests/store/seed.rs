@@ -1,12 +1,14 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use fluxolab_identity::{EmailAddress, PasswordHash};
+use fluxolab_identity::{DisplayName, EmailAddress, PasswordHash};
 use fluxolab_kernel::Permission;
 use fluxolab_postgres::TestDb;
 use fluxolab_postgres::schema::{
-    permissions, plans, profile_permissions, profiles, users, workspace_members,
+    permissions, plans, profile_permissions, profiles, users, workspace_environments,
+    workspace_members,
 };
 use fluxolab_postgres::seed::{self, DemoAccount};
+use fluxolab_workspace::model::WorkspaceName;
 use fluxolab_workspace::{PlanCode, PlanLimits, Role};
 
 use crate::TestResult;
@@ -111,21 +113,22 @@ async fn plans_are_seeded_with_typed_limits() -> TestResult {
 }
 
 #[tokio::test]
-async fn demo_seed_creates_an_owner_once() -> TestResult {
+async fn demo_seed_provisions_an_owned_workspace_once() -> TestResult {
     let db = TestDb::new().await?;
     let mut connection = db.pool().get().await?;
     seed::seed_reference_data(&mut connection).await?;
     let email = EmailAddress::parse("demo@fluxolab.dev")?;
     let hash = PasswordHash::from_stored("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
+    let display_name = DisplayName::parse("Demo")?;
+    let workspace_name = WorkspaceName::parse("Demo workspace")?;
     let account = DemoAccount {
         email: &email,
-        display_name: "Demo",
+        display_name: &display_name,
         password_hash: &hash,
-        workspace_name: "Demo workspace",
-        workspace_slug: "demo",
+        workspace_name: &workspace_name,
     };
-    let first = seed::seed_demo(&mut connection, &account).await?;
-    let second = seed::seed_demo(&mut connection, &account).await?;
+    let first = seed::seed_demo(db.pool(), &account).await?;
+    let second = seed::seed_demo(db.pool(), &account).await?;
     assert!(first.created_user);
     assert!(!second.created_user);
     assert_eq!(first.user_id, second.user_id);
@@ -144,5 +147,11 @@ async fn demo_seed_creates_an_owner_once() -> TestResult {
         .get_result(&mut connection)
         .await?;
     assert_eq!(role, "owner");
+    let environments: i64 = workspace_environments::table
+        .filter(workspace_environments::workspace_id.eq(first.workspace_id.as_uuid()))
+        .count()
+        .get_result(&mut connection)
+        .await?;
+    assert_eq!(environments, 3);
     Ok(())
 }

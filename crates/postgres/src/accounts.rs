@@ -1,0 +1,470 @@
+//! Users, their security state and refresh-token sessions (identity's ports).
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::sql_types::{Integer, Interval, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use fluxolab_identity::account::LoginRecord;
+use fluxolab_identity::ports::{InsertUserError, SessionRepository, UserRepository};
+use fluxolab_identity::{
+    EmailAddress, Membership, NewSession, NewUser, PasswordHash, Session, User,
+};
+use fluxolab_kernel::{StorageError, Uow, UserId, WorkspaceId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::DbPool;
+use crate::error::is_unique_violation;
+use crate::schema::{
+    profiles, sessions, user_security_settings, user_settings, users, workspace_members, workspaces,
+};
+use crate::unit_of_work::connection_of;
+
+/// Identity's storage over the pool.
+#[derive(Clone)]
+pub struct PgAccounts {
+    pool: DbPool,
+}
+
+impl std::fmt::Debug for PgAccounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgAccounts").finish_non_exhaustive()
+    }
+}
+
+impl PgAccounts {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+
+    async fn connection(
+        &self,
+    ) -> Result<
+        diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>,
+        StorageError,
+    > {
+        self.pool.get().await.map_err(StorageError::new)
+    }
+}
+
+type LoginRow = (Uuid, String, Option<Uuid>, Option<OffsetDateTime>);
+
+fn login_record((id, hash, workspace, locked_until): LoginRow) -> LoginRecord {
+    LoginRecord {
+        user_id: UserId::from_uuid(id),
+        password_hash: PasswordHash::from_stored(hash),
+        default_workspace_id: workspace.map(WorkspaceId::from_uuid),
+        locked_until,
+    }
+}
+
+type SessionRow = (
+    Uuid,
+    Uuid,
+    Uuid,
+    Option<Uuid>,
+    Option<String>,
+    OffsetDateTime,
+    OffsetDateTime,
+    OffsetDateTime,
+    Option<OffsetDateTime>,
+    Option<OffsetDateTime>,
+);
+
+fn session(
+    (id, user, family, workspace, agent, created, used, expires, rotated, revoked): SessionRow,
+) -> Session {
+    Session {
+        id,
+        user_id: UserId::from_uuid(user),
+        family_id: family,
+        workspace_id: workspace.map(WorkspaceId::from_uuid),
+        user_agent: agent,
+        created_at: created,
+        last_used_at: used,
+        expires_at: expires,
+        rotated_at: rotated,
+        revoked_at: revoked,
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = sessions)]
+struct SessionInsert<'a> {
+    id: Uuid,
+    user_id: Uuid,
+    family_id: Uuid,
+    token_hash: &'a [u8],
+    workspace_id: Option<Uuid>,
+    user_agent: Option<&'a str>,
+    created_at: OffsetDateTime,
+    last_used_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+}
+
+fn insert_session_values(new: &NewSession) -> SessionInsert<'_> {
+    SessionInsert {
+        id: new.id,
+        user_id: new.user_id.as_uuid(),
+        family_id: new.family_id,
+        token_hash: &new.token_digest,
+        workspace_id: new.workspace_id.map(|id| id.as_uuid()),
+        user_agent: new.user_agent.as_deref(),
+        created_at: new.created_at,
+        last_used_at: new.created_at,
+        expires_at: new.expires_at,
+    }
+}
+
+#[async_trait]
+impl UserRepository for PgAccounts {
+    async fn insert(&self, uow: &mut Uow, user: &NewUser) -> Result<(), InsertUserError> {
+        let connection = connection_of(uow)?;
+        diesel::insert_into(users::table)
+            .values((
+                users::id.eq(user.id.as_uuid()),
+                users::email.eq(user.email.as_str()),
+                users::password_hash.eq(user.password_hash.as_str()),
+                users::display_name.eq(user.display_name.as_str()),
+            ))
+            .execute(connection)
+            .await
+            .map_err(|error| {
+                if is_unique_violation(&error, "users_email_key") {
+                    InsertUserError::EmailTaken
+                } else {
+                    InsertUserError::Storage(StorageError::new(error))
+                }
+            })?;
+        diesel::insert_into(user_settings::table)
+            .values(user_settings::user_id.eq(user.id.as_uuid()))
+            .execute(connection)
+            .await
+            .map_err(StorageError::new)?;
+        diesel::insert_into(user_security_settings::table)
+            .values(user_security_settings::user_id.eq(user.id.as_uuid()))
+            .execute(connection)
+            .await
+            .map_err(StorageError::new)?;
+        Ok(())
+    }
+
+    async fn set_default_workspace(
+        &self,
+        uow: &mut Uow,
+        user: UserId,
+        workspace: WorkspaceId,
+    ) -> Result<(), StorageError> {
+        diesel::update(users::table.find(user.as_uuid()))
+            .set((
+                users::default_workspace_id.eq(workspace.as_uuid()),
+                users::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(connection_of(uow)?)
+            .await
+            .map_err(StorageError::new)?;
+        Ok(())
+    }
+
+    async fn find_for_login(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<LoginRecord>, StorageError> {
+        let mut connection = self.connection().await?;
+        let row: Option<LoginRow> = users::table
+            .inner_join(user_security_settings::table)
+            .filter(users::email.eq(email.as_str()))
+            .select((
+                users::id,
+                users::password_hash,
+                users::default_workspace_id,
+                user_security_settings::locked_until,
+            ))
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(StorageError::new)?;
+        Ok(row.map(login_record))
+    }
+
+    async fn find_for_login_by_id(
+        &self,
+        user: UserId,
+    ) -> Result<Option<LoginRecord>, StorageError> {
+        let mut connection = self.connection().await?;
+        let row: Option<LoginRow> = users::table
+            .inner_join(user_security_settings::table)
+            .filter(users::id.eq(user.as_uuid()))
+            .select((
+                users::id,
+                users::password_hash,
+                users::default_workspace_id,
+                user_security_settings::locked_until,
+            ))
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(StorageError::new)?;
+        Ok(row.map(login_record))
+    }
+
+    async fn record_failed_login(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+        max_attempts: u32,
+        lock: time::Duration,
+    ) -> Result<(), StorageError> {
+        let mut connection = self.connection().await?;
+        // A lock that has run out starts the count afresh.
+        diesel::sql_query(
+            "UPDATE user_security_settings SET \
+               failed_login_attempts = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 \
+                                            THEN 1 ELSE failed_login_attempts + 1 END, \
+               locked_until = CASE \
+                 WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 \
+                            THEN 1 ELSE failed_login_attempts + 1 END) >= $3 THEN $2 + $4 \
+                 WHEN locked_until IS NOT NULL AND locked_until <= $2 THEN NULL \
+                 ELSE locked_until END, \
+               updated_at = $2 \
+             WHERE user_id = $1",
+        )
+        .bind::<SqlUuid, _>(user.as_uuid())
+        .bind::<Timestamptz, _>(now)
+        .bind::<Integer, _>(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+        .bind::<Interval, _>(diesel::data_types::PgInterval::from_microseconds(
+            i64::try_from(lock.whole_microseconds()).unwrap_or(i64::MAX),
+        ))
+        .execute(&mut connection)
+        .await
+        .map_err(StorageError::new)?;
+        Ok(())
+    }
+
+    async fn record_successful_login(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        let mut connection = self.connection().await?;
+        connection
+            .transaction(async |connection| {
+                diesel::update(user_security_settings::table.find(user.as_uuid()))
+                    .set((
+                        user_security_settings::failed_login_attempts.eq(0),
+                        user_security_settings::locked_until.eq(None::<OffsetDateTime>),
+                        user_security_settings::updated_at.eq(now),
+                    ))
+                    .execute(connection)
+                    .await?;
+                diesel::update(users::table.find(user.as_uuid()))
+                    .set(users::last_login_at.eq(now))
+                    .execute(connection)
+                    .await
+            })
+            .await
+            .map_err(StorageError::new)?;
+        Ok(())
+    }
+
+    async fn set_password(
+        &self,
+        uow: &mut Uow,
+        user: UserId,
+        hash: &PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        let connection = connection_of(uow)?;
+        diesel::update(users::table.find(user.as_uuid()))
+            .set((
+                users::password_hash.eq(hash.as_str()),
+                users::updated_at.eq(now),
+            ))
+            .execute(connection)
+            .await
+            .map_err(StorageError::new)?;
+        diesel::update(user_security_settings::table.find(user.as_uuid()))
+            .set((
+                user_security_settings::password_changed_at.eq(now),
+                user_security_settings::updated_at.eq(now),
+            ))
+            .execute(connection)
+            .await
+            .map_err(StorageError::new)?;
+        Ok(())
+    }
+
+    async fn find(&self, user: UserId) -> Result<Option<User>, StorageError> {
+        let mut connection = self.connection().await?;
+        let row: Option<(Uuid, String, String, Option<Uuid>, OffsetDateTime)> = users::table
+            .find(user.as_uuid())
+            .select((
+                users::id,
+                users::email,
+                users::display_name,
+                users::default_workspace_id,
+                users::created_at,
+            ))
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(StorageError::new)?;
+        Ok(
+            row.map(|(id, email, display_name, workspace, created_at)| User {
+                id: UserId::from_uuid(id),
+                email,
+                display_name,
+                default_workspace_id: workspace.map(WorkspaceId::from_uuid),
+                created_at,
+            }),
+        )
+    }
+
+    async fn memberships(&self, user: UserId) -> Result<Vec<Membership>, StorageError> {
+        let mut connection = self.connection().await?;
+        let rows: Vec<(Uuid, String, String)> = workspace_members::table
+            .inner_join(workspaces::table)
+            .inner_join(profiles::table)
+            .filter(workspace_members::user_id.eq(user.as_uuid()))
+            .filter(workspaces::archived_at.is_null())
+            .order(workspaces::created_at.asc())
+            .select((workspaces::id, workspaces::name, profiles::code))
+            .load(&mut connection)
+            .await
+            .map_err(StorageError::new)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, role)| Membership {
+                workspace_id: WorkspaceId::from_uuid(id),
+                name,
+                role,
+            })
+            .collect())
+    }
+}
+
+const SESSION_COLUMNS: (
+    sessions::id,
+    sessions::user_id,
+    sessions::family_id,
+    sessions::workspace_id,
+    sessions::user_agent,
+    sessions::created_at,
+    sessions::last_used_at,
+    sessions::expires_at,
+    sessions::rotated_at,
+    sessions::revoked_at,
+) = (
+    sessions::id,
+    sessions::user_id,
+    sessions::family_id,
+    sessions::workspace_id,
+    sessions::user_agent,
+    sessions::created_at,
+    sessions::last_used_at,
+    sessions::expires_at,
+    sessions::rotated_at,
+    sessions::revoked_at,
+);
+
+#[async_trait]
+impl SessionRepository for PgAccounts {
+    async fn create(&self, new: &NewSession) -> Result<(), StorageError> {
+        let mut connection = self.connection().await?;
+        diesel::insert_into(sessions::table)
+            .values(insert_session_values(new))
+            .execute(&mut connection)
+            .await
+            .map_err(StorageError::new)?;
+        Ok(())
+    }
+
+    async fn find_by_digest(&self, digest: &[u8; 32]) -> Result<Option<Session>, StorageError> {
+        let mut connection = self.connection().await?;
+        let row: Option<SessionRow> = sessions::table
+            .filter(sessions::token_hash.eq(&digest[..]))
+            .select(SESSION_COLUMNS)
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(StorageError::new)?;
+        Ok(row.map(session))
+    }
+
+    async fn rotate(
+        &self,
+        old: Uuid,
+        new: &NewSession,
+        now: OffsetDateTime,
+    ) -> Result<bool, StorageError> {
+        let mut connection = self.connection().await?;
+        connection
+            .transaction(async |connection| {
+                let claimed = diesel::update(
+                    sessions::table
+                        .find(old)
+                        .filter(sessions::rotated_at.is_null())
+                        .filter(sessions::revoked_at.is_null()),
+                )
+                .set((sessions::rotated_at.eq(now), sessions::last_used_at.eq(now)))
+                .execute(connection)
+                .await?;
+                if claimed == 0 {
+                    return Ok(false);
+                }
+                diesel::insert_into(sessions::table)
+                    .values(insert_session_values(new))
+                    .execute(connection)
+                    .await?;
+                Ok::<_, diesel::result::Error>(true)
+            })
+            .await
+            .map_err(StorageError::new)
+    }
+
+    async fn revoke_family(
+        &self,
+        family: Uuid,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<(), StorageError> {
+        let mut connection = self.connection().await?;
+        diesel::update(
+            sessions::table
+                .filter(sessions::family_id.eq(family))
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set((
+            sessions::revoked_at.eq(now),
+            sessions::revoked_reason.eq(reason),
+        ))
+        .execute(&mut connection)
+        .await
+        .map_err(StorageError::new)?;
+        Ok(())
+    }
+
+    async fn revoke_all_but(
+        &self,
+        uow: &mut Uow,
+        user: UserId,
+        keep_family: Uuid,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<(), StorageError> {
+        diesel::update(
+            sessions::table
+                .filter(sessions::user_id.eq(user.as_uuid()))
+                .filter(sessions::family_id.ne(keep_family))
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set((
+            sessions::revoked_at.eq(now),
+            sessions::revoked_reason.eq(reason),
+        ))
+        .execute(connection_of(uow)?)
+        .await
+        .map_err(StorageError::new)?;
+        Ok(())
+    }
+}

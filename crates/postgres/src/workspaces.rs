@@ -1,0 +1,606 @@
+//! Workspaces, memberships and the activity log (the workspace domain's ports), and the
+//! personal-workspace provisioning that registration calls (identity's port).
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::sql_types::{Text, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use fluxolab_identity::ports::WorkspaceProvisioner;
+use fluxolab_kernel::{Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId};
+use fluxolab_workspace::model::{
+    Activity, ActivityFilter, ActorRef, Member, NewActivity, NewWorkspace, Workspace, WorkspaceName,
+};
+use fluxolab_workspace::ports::{
+    ActivityRepository, AddMemberError, MemberRepository, WorkspaceRepository,
+};
+use fluxolab_workspace::{PlanLimits, Role};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::DbPool;
+use crate::error::is_unique_violation;
+use crate::schema::{
+    activities, permissions, plans, profile_permissions, profiles, subscriptions, users,
+    workspace_environments, workspace_members, workspace_settings, workspaces,
+};
+use crate::unit_of_work::connection_of;
+
+/// The environments every workspace starts with.
+pub const DEFAULT_ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
+
+/// The workspace domain's storage over the pool.
+#[derive(Clone)]
+pub struct PgWorkspaces {
+    pool: DbPool,
+}
+
+impl std::fmt::Debug for PgWorkspaces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgWorkspaces").finish_non_exhaustive()
+    }
+}
+
+fn storage(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::new(error)
+}
+
+fn role_of(code: &str) -> Result<Role, StorageError> {
+    code.parse().map_err(storage)
+}
+
+impl PgWorkspaces {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+
+    async fn connection(
+        &self,
+    ) -> Result<
+        diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>,
+        StorageError,
+    > {
+        self.pool.get().await.map_err(storage)
+    }
+
+    async fn workspaces_of(
+        &self,
+        user: UserId,
+        only: Option<WorkspaceId>,
+    ) -> Result<Vec<Workspace>, StorageError> {
+        let mut connection = self.connection().await?;
+        let mut query = workspace_members::table
+            .inner_join(workspaces::table)
+            .inner_join(profiles::table)
+            .inner_join(
+                subscriptions::table
+                    .on(subscriptions::workspace_id.eq(workspace_members::workspace_id)),
+            )
+            .inner_join(plans::table.on(plans::id.eq(subscriptions::plan_id)))
+            .filter(workspace_members::user_id.eq(user.as_uuid()))
+            .filter(workspaces::archived_at.is_null())
+            .select((
+                workspaces::id,
+                workspaces::name,
+                workspaces::slug,
+                profiles::code,
+                plans::code,
+                workspaces::created_at,
+                workspaces::updated_at,
+            ))
+            .order(workspaces::created_at.asc())
+            .into_boxed();
+        if let Some(workspace) = only {
+            query = query.filter(workspaces::id.eq(workspace.as_uuid()));
+        }
+        let rows: Vec<(
+            Uuid,
+            String,
+            String,
+            String,
+            String,
+            OffsetDateTime,
+            OffsetDateTime,
+        )> = query.load(&mut connection).await.map_err(storage)?;
+        rows.into_iter()
+            .map(|(id, name, slug, role, plan, created_at, updated_at)| {
+                Ok(Workspace {
+                    id: WorkspaceId::from_uuid(id),
+                    name,
+                    slug,
+                    role: role_of(&role)?,
+                    plan,
+                    created_at,
+                    updated_at,
+                })
+            })
+            .collect()
+    }
+}
+
+#[derive(QueryableByName)]
+struct Inserted {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    rows: i64,
+}
+
+#[async_trait]
+impl WorkspaceRepository for PgWorkspaces {
+    async fn provision(&self, uow: &mut Uow, workspace: &NewWorkspace) -> Result<(), StorageError> {
+        let connection = connection_of(uow)?;
+        let id = workspace.id.as_uuid();
+        let suffix: String = id.simple().to_string().chars().rev().take(8).collect();
+        diesel::insert_into(workspaces::table)
+            .values((
+                workspaces::id.eq(id),
+                workspaces::name.eq(workspace.name.as_str()),
+                workspaces::slug.eq(format!("{}-{suffix}", workspace.name.slug_stem())),
+            ))
+            .execute(connection)
+            .await
+            .map_err(storage)?;
+        diesel::insert_into(workspace_settings::table)
+            .values(workspace_settings::workspace_id.eq(id))
+            .execute(connection)
+            .await
+            .map_err(storage)?;
+        let environments: Vec<_> = DEFAULT_ENVIRONMENTS
+            .iter()
+            .map(|name| {
+                (
+                    workspace_environments::id.eq(Uuid::now_v7()),
+                    workspace_environments::workspace_id.eq(id),
+                    workspace_environments::name.eq(*name),
+                )
+            })
+            .collect();
+        diesel::insert_into(workspace_environments::table)
+            .values(&environments)
+            .execute(connection)
+            .await
+            .map_err(storage)?;
+        let subscribed: Inserted = diesel::sql_query(
+            "WITH inserted AS ( \
+               INSERT INTO subscriptions (id, workspace_id, plan_id, current_period_start, current_period_end) \
+               SELECT $1, $2, id, date_trunc('month', now()), date_trunc('month', now()) + interval '1 month' \
+               FROM plans WHERE code = 'free' RETURNING 1) \
+             SELECT count(*) AS rows FROM inserted",
+        )
+        .bind::<SqlUuid, _>(Uuid::now_v7())
+        .bind::<SqlUuid, _>(id)
+        .get_result(connection)
+        .await
+        .map_err(storage)?;
+        if subscribed.rows != 1 {
+            return Err(storage(std::io::Error::other(
+                "the `free` plan is missing: run `fluxolab seed`",
+            )));
+        }
+        insert_member(connection, workspace.id, workspace.owner, Role::Owner, None)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn list_for_user(&self, user: UserId) -> Result<Vec<Workspace>, StorageError> {
+        self.workspaces_of(user, None).await
+    }
+
+    async fn find_for_member(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<Option<Workspace>, StorageError> {
+        Ok(self
+            .workspaces_of(user, Some(workspace))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn rename(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        name: &str,
+    ) -> Result<(), StorageError> {
+        diesel::update(workspaces::table.find(workspace.as_uuid()))
+            .set((
+                workspaces::name.eq(name),
+                workspaces::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(connection_of(uow)?)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn set_default(&self, user: UserId, workspace: WorkspaceId) -> Result<(), StorageError> {
+        let mut connection = self.connection().await?;
+        diesel::update(users::table.find(user.as_uuid()))
+            .set((
+                users::default_workspace_id.eq(workspace.as_uuid()),
+                users::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(&mut connection)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn plan_limits(&self, workspace: WorkspaceId) -> Result<PlanLimits, StorageError> {
+        let mut connection = self.connection().await?;
+        let limits: serde_json::Value = subscriptions::table
+            .inner_join(plans::table)
+            .filter(subscriptions::workspace_id.eq(workspace.as_uuid()))
+            .select(plans::limits)
+            .first(&mut connection)
+            .await
+            .map_err(storage)?;
+        serde_json::from_value(limits).map_err(storage)
+    }
+}
+
+async fn insert_member(
+    connection: &mut diesel_async::AsyncPgConnection,
+    workspace: WorkspaceId,
+    user: UserId,
+    role: Role,
+    invited_by: Option<UserId>,
+) -> Result<(), diesel::result::Error> {
+    diesel::sql_query(
+        "INSERT INTO workspace_members (workspace_id, user_id, profile_id, invited_by) \
+         SELECT $1, $2, id, $4 FROM profiles WHERE code = $3",
+    )
+    .bind::<SqlUuid, _>(workspace.as_uuid())
+    .bind::<SqlUuid, _>(user.as_uuid())
+    .bind::<Text, _>(role.code())
+    .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(invited_by.map(|id| id.as_uuid()))
+    .execute(connection)
+    .await
+    .map(drop)
+}
+
+type MemberRow = (Uuid, String, String, String, OffsetDateTime);
+
+fn member((user, email, display_name, role, joined_at): MemberRow) -> Result<Member, StorageError> {
+    Ok(Member {
+        user_id: UserId::from_uuid(user),
+        email,
+        display_name,
+        role: role_of(&role)?,
+        joined_at,
+    })
+}
+
+#[async_trait]
+impl MemberRepository for PgWorkspaces {
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest,
+    ) -> Result<Page<Member>, StorageError> {
+        let mut connection = self.connection().await?;
+        let mut query = workspace_members::table
+            .inner_join(users::table)
+            .inner_join(profiles::table)
+            .filter(workspace_members::workspace_id.eq(workspace.as_uuid()))
+            .select((
+                users::id,
+                users::email,
+                users::display_name,
+                profiles::code,
+                workspace_members::created_at,
+            ))
+            .order((workspace_members::created_at.asc(), users::id.asc()))
+            .limit(page.fetch_limit())
+            .into_boxed();
+        if let Some(after) = page.after() {
+            query = query.filter(
+                workspace_members::created_at.gt(after.created_at).or(
+                    workspace_members::created_at
+                        .eq(after.created_at)
+                        .and(users::id.gt(after.id)),
+                ),
+            );
+        }
+        let rows: Vec<MemberRow> = query.load(&mut connection).await.map_err(storage)?;
+        let members = rows
+            .into_iter()
+            .map(member)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(members, page, Member::cursor))
+    }
+
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<Option<Member>, StorageError> {
+        let mut connection = self.connection().await?;
+        let row: Option<MemberRow> = workspace_members::table
+            .inner_join(users::table)
+            .inner_join(profiles::table)
+            .filter(workspace_members::workspace_id.eq(workspace.as_uuid()))
+            .filter(workspace_members::user_id.eq(user.as_uuid()))
+            .select((
+                users::id,
+                users::email,
+                users::display_name,
+                profiles::code,
+                workspace_members::created_at,
+            ))
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(storage)?;
+        row.map(member).transpose()
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, StorageError> {
+        let mut connection = self.connection().await?;
+        let id: Option<Uuid> = users::table
+            .filter(users::email.eq(email.to_lowercase()))
+            .select(users::id)
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(storage)?;
+        Ok(id.map(UserId::from_uuid))
+    }
+
+    async fn lock(&self, uow: &mut Uow, workspace: WorkspaceId) -> Result<(), StorageError> {
+        diesel::sql_query("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE")
+            .bind::<SqlUuid, _>(workspace.as_uuid())
+            .execute(connection_of(uow)?)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn count(&self, uow: &mut Uow, workspace: WorkspaceId) -> Result<u32, StorageError> {
+        let count: i64 = workspace_members::table
+            .filter(workspace_members::workspace_id.eq(workspace.as_uuid()))
+            .count()
+            .get_result(connection_of(uow)?)
+            .await
+            .map_err(storage)?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    async fn count_owners(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+    ) -> Result<u32, StorageError> {
+        let count: i64 = workspace_members::table
+            .inner_join(profiles::table)
+            .filter(workspace_members::workspace_id.eq(workspace.as_uuid()))
+            .filter(profiles::code.eq(Role::Owner.code()))
+            .count()
+            .get_result(connection_of(uow)?)
+            .await
+            .map_err(storage)?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    async fn add(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        user: UserId,
+        role: Role,
+        invited_by: UserId,
+    ) -> Result<(), AddMemberError> {
+        insert_member(connection_of(uow)?, workspace, user, role, Some(invited_by))
+            .await
+            .map_err(|error| {
+                if is_unique_violation(&error, "workspace_members_pkey") {
+                    AddMemberError::AlreadyMember
+                } else {
+                    AddMemberError::Storage(storage(error))
+                }
+            })
+    }
+
+    async fn set_role(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        user: UserId,
+        role: Role,
+    ) -> Result<(), StorageError> {
+        diesel::sql_query(
+            "UPDATE workspace_members SET profile_id = (SELECT id FROM profiles WHERE code = $3), updated_at = now() \
+             WHERE workspace_id = $1 AND user_id = $2",
+        )
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .bind::<SqlUuid, _>(user.as_uuid())
+        .bind::<Text, _>(role.code())
+        .execute(connection_of(uow)?)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn remove(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<(), StorageError> {
+        diesel::delete(
+            workspace_members::table
+                .filter(workspace_members::workspace_id.eq(workspace.as_uuid()))
+                .filter(workspace_members::user_id.eq(user.as_uuid())),
+        )
+        .execute(connection_of(uow)?)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn access(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<Option<(Role, Vec<Permission>)>, StorageError> {
+        let mut connection = self.connection().await?;
+        let rows: Vec<(String, Option<String>)> = workspace_members::table
+            .inner_join(workspaces::table)
+            .inner_join(profiles::table)
+            .left_join(
+                profile_permissions::table.on(profile_permissions::profile_id.eq(profiles::id)),
+            )
+            .left_join(
+                permissions::table.on(permissions::id.eq(profile_permissions::permission_id)),
+            )
+            .filter(workspace_members::workspace_id.eq(workspace.as_uuid()))
+            .filter(workspace_members::user_id.eq(user.as_uuid()))
+            .filter(workspaces::archived_at.is_null())
+            .select((profiles::code, permissions::code.nullable()))
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        let Some((role, _)) = rows.iter().next() else {
+            return Ok(None);
+        };
+        let role = role_of(role)?;
+        // Codes this build does not know (seeded by a newer one) grant nothing.
+        let granted = rows
+            .iter()
+            .filter_map(|(_, code)| code.as_deref()?.parse().ok())
+            .collect();
+        Ok(Some((role, granted)))
+    }
+}
+
+#[async_trait]
+impl ActivityRepository for PgWorkspaces {
+    async fn record(&self, uow: &mut Uow, activity: &NewActivity) -> Result<(), StorageError> {
+        let (user, key) = match activity.actor {
+            ActorRef::User(user) => (Some(user.as_uuid()), None),
+            ActorRef::ApiKey(key) => (None, Some(key.as_uuid())),
+        };
+        diesel::insert_into(activities::table)
+            .values((
+                activities::id.eq(Uuid::now_v7()),
+                activities::workspace_id.eq(activity.workspace_id.as_uuid()),
+                activities::actor_user_id.eq(user),
+                activities::actor_api_key_id.eq(key),
+                activities::action.eq(activity.action),
+                activities::target_type.eq(activity.target_type),
+                activities::target_id.eq(&activity.target_id),
+                activities::metadata.eq(&activity.metadata),
+            ))
+            .execute(connection_of(uow)?)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        filter: &ActivityFilter,
+        page: PageRequest,
+    ) -> Result<Page<Activity>, StorageError> {
+        let mut connection = self.connection().await?;
+        let mut query = activities::table
+            .filter(activities::workspace_id.eq(workspace.as_uuid()))
+            .select((
+                activities::id,
+                activities::actor_user_id,
+                activities::actor_api_key_id,
+                activities::action,
+                activities::target_type,
+                activities::target_id,
+                activities::metadata,
+                activities::created_at,
+            ))
+            .order((activities::created_at.desc(), activities::id.desc()))
+            .limit(page.fetch_limit())
+            .into_boxed();
+        if let Some(action) = &filter.action {
+            query = query.filter(activities::action.eq(action.clone()));
+        }
+        if let Some(actor) = filter.actor_user_id {
+            query = query.filter(activities::actor_user_id.eq(actor.as_uuid()));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(activities::created_at.ge(since));
+        }
+        if let Some(after) = page.after() {
+            query = query.filter(
+                activities::created_at
+                    .lt(after.created_at)
+                    .or(activities::created_at
+                        .eq(after.created_at)
+                        .and(activities::id.lt(after.id))),
+            );
+        }
+        type Row = (
+            Uuid,
+            Option<Uuid>,
+            Option<Uuid>,
+            String,
+            Option<String>,
+            Option<String>,
+            serde_json::Value,
+            OffsetDateTime,
+        );
+        let rows: Vec<Row> = query.load(&mut connection).await.map_err(storage)?;
+        let items = rows
+            .into_iter()
+            .map(
+                |(id, user, key, action, target_type, target_id, metadata, created_at)| Activity {
+                    id,
+                    actor_user_id: user.map(UserId::from_uuid),
+                    actor_api_key_id: key.map(fluxolab_kernel::ApiKeyId::from_uuid),
+                    action,
+                    target_type,
+                    target_id,
+                    metadata,
+                    created_at,
+                },
+            )
+            .collect();
+        Ok(Page::from_rows(items, page, Activity::cursor))
+    }
+}
+
+#[async_trait]
+impl WorkspaceProvisioner for PgWorkspaces {
+    async fn provision_personal(
+        &self,
+        uow: &mut Uow,
+        owner: UserId,
+        owner_name: &str,
+    ) -> Result<WorkspaceId, StorageError> {
+        let title: String = format!("{owner_name}'s workspace")
+            .chars()
+            .take(120)
+            .collect();
+        let name = WorkspaceName::parse(&title)
+            .or_else(|_| WorkspaceName::parse("Personal workspace"))
+            .map_err(|message| storage(std::io::Error::other(message)))?;
+        let workspace = NewWorkspace {
+            id: WorkspaceId::new(),
+            name,
+            owner,
+        };
+        self.provision(uow, &workspace).await?;
+        self.record(
+            uow,
+            &NewActivity {
+                workspace_id: workspace.id,
+                actor: ActorRef::User(owner),
+                action: "workspace.created",
+                target_type: "workspace",
+                target_id: workspace.id.to_string(),
+                metadata: serde_json::json!({ "name": workspace.name.as_str(), "personal": true }),
+            },
+        )
+        .await?;
+        Ok(workspace.id)
+    }
+}

@@ -1,0 +1,105 @@
+//! What the workspace use cases need from storage.
+
+use async_trait::async_trait;
+use fluxolab_kernel::{Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId};
+
+use crate::model::{Activity, ActivityFilter, Member, NewActivity, NewWorkspace, Workspace};
+use crate::{PlanLimits, Role};
+
+/// Workspaces and their provisioning.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WorkspaceRepository: Send + Sync {
+    /// Writes the workspace with its settings, the three environments, a `free`
+    /// subscription and the owner's membership.
+    async fn provision(&self, uow: &mut Uow, workspace: &NewWorkspace) -> Result<(), StorageError>;
+    async fn list_for_user(&self, user: UserId) -> Result<Vec<Workspace>, StorageError>;
+    /// The workspace when `user` is a member of it.
+    async fn find_for_member(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<Option<Workspace>, StorageError>;
+    async fn rename(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        name: &str,
+    ) -> Result<(), StorageError>;
+    async fn set_default(&self, user: UserId, workspace: WorkspaceId) -> Result<(), StorageError>;
+    async fn plan_limits(&self, workspace: WorkspaceId) -> Result<PlanLimits, StorageError>;
+}
+
+/// Why a member could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum AddMemberError {
+    #[error("already a member")]
+    AlreadyMember,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Memberships.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait MemberRepository: Send + Sync {
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest,
+    ) -> Result<Page<Member>, StorageError>;
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<Option<Member>, StorageError>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, StorageError>;
+    /// Locks the workspace's membership for the rest of the unit (so counts stay true).
+    async fn lock(&self, uow: &mut Uow, workspace: WorkspaceId) -> Result<(), StorageError>;
+    async fn count(&self, uow: &mut Uow, workspace: WorkspaceId) -> Result<u32, StorageError>;
+    async fn count_owners(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+    ) -> Result<u32, StorageError>;
+    async fn add(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        user: UserId,
+        role: Role,
+        invited_by: UserId,
+    ) -> Result<(), AddMemberError>;
+    async fn set_role(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        user: UserId,
+        role: Role,
+    ) -> Result<(), StorageError>;
+    async fn remove(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<(), StorageError>;
+    /// The role and permissions of `user` in `workspace`; `None` when not a member.
+    async fn access(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<Option<(Role, Vec<Permission>)>, StorageError>;
+}
+
+/// The activity log.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ActivityRepository: Send + Sync {
+    async fn record(&self, uow: &mut Uow, activity: &NewActivity) -> Result<(), StorageError>;
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        filter: &ActivityFilter,
+        page: PageRequest,
+    ) -> Result<Page<Activity>, StorageError>;
+}

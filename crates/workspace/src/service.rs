@@ -1,0 +1,388 @@
+//! The workspace use cases: workspaces, members, the activity log. Every change checks
+//! the principal's permission here (not only in HTTP) and writes its activity in the
+//! same unit of work as the change.
+
+use std::sync::Arc;
+
+use fluxolab_kernel::{
+    Actor, Forbidden, Page, PageRequest, Permission, Principal, StorageError, UnitOfWorkFactory,
+    UserId, ValidationErrors, WorkspaceId,
+};
+use serde_json::json;
+
+use crate::Role;
+use crate::model::{
+    Activity, ActivityFilter, ActorRef, Member, NewActivity, NewWorkspace, Workspace, WorkspaceName,
+};
+use crate::ports::{ActivityRepository, AddMemberError, MemberRepository, WorkspaceRepository};
+
+/// Why a workspace operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("the request has invalid fields: {0}")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("the plan allows {limit} {what}; the workspace has {current}")]
+    PlanLimit {
+        what: &'static str,
+        limit: u32,
+        current: u32,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> WorkspaceError {
+    let mut errors = ValidationErrors::new();
+    errors.add(field, message);
+    WorkspaceError::Invalid(errors)
+}
+
+fn actor_of(principal: &Principal) -> ActorRef {
+    match principal.actor() {
+        Actor::User(user) => ActorRef::User(user),
+        Actor::ApiKey(key) => ActorRef::ApiKey(key),
+    }
+}
+
+/// Storage the use cases work through.
+pub struct WorkspacePorts {
+    pub units: Arc<dyn UnitOfWorkFactory>,
+    pub workspaces: Arc<dyn WorkspaceRepository>,
+    pub members: Arc<dyn MemberRepository>,
+    pub activities: Arc<dyn ActivityRepository>,
+}
+
+impl std::fmt::Debug for WorkspacePorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkspacePorts").finish_non_exhaustive()
+    }
+}
+
+/// The workspace use cases.
+#[derive(Debug)]
+pub struct WorkspaceService {
+    ports: WorkspacePorts,
+}
+
+impl WorkspaceService {
+    pub fn new(ports: WorkspacePorts) -> Self {
+        Self { ports }
+    }
+
+    /// The role and permissions of `user` in `workspace`, or `None` for a non-member.
+    pub async fn principal_for(
+        &self,
+        user: UserId,
+        workspace: WorkspaceId,
+    ) -> Result<Option<Principal>, StorageError> {
+        Ok(self
+            .ports
+            .members
+            .access(workspace, user)
+            .await?
+            .map(|(_, permissions)| Principal::new(Actor::User(user), workspace, permissions)))
+    }
+
+    pub async fn list(&self, user: UserId) -> Result<Vec<Workspace>, WorkspaceError> {
+        Ok(self.ports.workspaces.list_for_user(user).await?)
+    }
+
+    /// A workspace the user belongs to; others are "not found", never "forbidden".
+    pub async fn get(
+        &self,
+        user: UserId,
+        workspace: WorkspaceId,
+    ) -> Result<Workspace, WorkspaceError> {
+        self.ports
+            .workspaces
+            .find_for_member(workspace, user)
+            .await?
+            .ok_or(WorkspaceError::NotFound("workspace"))
+    }
+
+    /// Creates a workspace owned by `user`, provisioned like a personal one.
+    pub async fn create(&self, user: UserId, name: &str) -> Result<Workspace, WorkspaceError> {
+        let name = WorkspaceName::parse(name).map_err(|message| invalid("name", message))?;
+        let workspace = NewWorkspace {
+            id: WorkspaceId::new(),
+            name,
+            owner: user,
+        };
+        let mut unit = self.ports.units.begin().await?;
+        self.ports
+            .workspaces
+            .provision(unit.as_mut(), &workspace)
+            .await?;
+        self.ports
+            .activities
+            .record(
+                unit.as_mut(),
+                &NewActivity {
+                    workspace_id: workspace.id,
+                    actor: ActorRef::User(user),
+                    action: "workspace.created",
+                    target_type: "workspace",
+                    target_id: workspace.id.to_string(),
+                    metadata: json!({ "name": workspace.name.as_str() }),
+                },
+            )
+            .await?;
+        unit.commit().await?;
+        self.get(user, workspace.id).await
+    }
+
+    pub async fn rename(&self, principal: &Principal, name: &str) -> Result<(), WorkspaceError> {
+        principal.require(Permission::SettingsManage)?;
+        let name = WorkspaceName::parse(name).map_err(|message| invalid("name", message))?;
+        let mut unit = self.ports.units.begin().await?;
+        self.ports
+            .workspaces
+            .rename(unit.as_mut(), principal.workspace_id(), name.as_str())
+            .await?;
+        self.ports
+            .activities
+            .record(
+                unit.as_mut(),
+                &NewActivity {
+                    workspace_id: principal.workspace_id(),
+                    actor: actor_of(principal),
+                    action: "workspace.renamed",
+                    target_type: "workspace",
+                    target_id: principal.workspace_id().to_string(),
+                    metadata: json!({ "name": name.as_str() }),
+                },
+            )
+            .await?;
+        unit.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_default(
+        &self,
+        user: UserId,
+        workspace: WorkspaceId,
+    ) -> Result<(), WorkspaceError> {
+        self.get(user, workspace).await?;
+        Ok(self.ports.workspaces.set_default(user, workspace).await?)
+    }
+
+    pub async fn members(
+        &self,
+        principal: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<Member>, WorkspaceError> {
+        principal.require(Permission::MembersRead)?;
+        Ok(self
+            .ports
+            .members
+            .list(principal.workspace_id(), page)
+            .await?)
+    }
+
+    /// Adds an existing user, by e-mail, with `role`; enforces the plan's member limit.
+    pub async fn add_member(
+        &self,
+        principal: &Principal,
+        email: &str,
+        role: Role,
+    ) -> Result<Member, WorkspaceError> {
+        principal.require(Permission::MembersManage)?;
+        let Actor::User(inviter) = principal.actor() else {
+            return Err(Forbidden(Permission::MembersManage).into());
+        };
+        if role == Role::Owner && !principal.has(Permission::BillingManage) {
+            return Err(Forbidden(Permission::BillingManage).into());
+        }
+        let workspace = principal.workspace_id();
+        let user = self
+            .ports
+            .members
+            .user_by_email(email.trim())
+            .await?
+            .ok_or_else(|| invalid("email", "no FluxoLab account has this e-mail address"))?;
+        let limits = self.ports.workspaces.plan_limits(workspace).await?;
+        let mut unit = self.ports.units.begin().await?;
+        self.ports.members.lock(unit.as_mut(), workspace).await?;
+        let current = self.ports.members.count(unit.as_mut(), workspace).await?;
+        if let Some(limit) = limits.max_members
+            && current >= limit
+        {
+            return Err(WorkspaceError::PlanLimit {
+                what: "max_members",
+                limit,
+                current,
+            });
+        }
+        self.ports
+            .members
+            .add(unit.as_mut(), workspace, user, role, inviter)
+            .await
+            .map_err(|error| match error {
+                AddMemberError::AlreadyMember => {
+                    WorkspaceError::Conflict("that user is already a member")
+                }
+                AddMemberError::Storage(error) => WorkspaceError::Storage(error),
+            })?;
+        self.record_member_change(
+            unit.as_mut(),
+            principal,
+            "member.added",
+            user,
+            json!({ "role": role.code() }),
+        )
+        .await?;
+        unit.commit().await?;
+        self.ports
+            .members
+            .find(workspace, user)
+            .await?
+            .ok_or(WorkspaceError::NotFound("member"))
+    }
+
+    pub async fn change_role(
+        &self,
+        principal: &Principal,
+        user: UserId,
+        role: Role,
+    ) -> Result<Member, WorkspaceError> {
+        principal.require(Permission::MembersManage)?;
+        let workspace = principal.workspace_id();
+        let member = self
+            .ports
+            .members
+            .find(workspace, user)
+            .await?
+            .ok_or(WorkspaceError::NotFound("member"))?;
+        if (member.role == Role::Owner || role == Role::Owner)
+            && !principal.has(Permission::BillingManage)
+        {
+            return Err(Forbidden(Permission::BillingManage).into());
+        }
+        let mut unit = self.ports.units.begin().await?;
+        self.ports.members.lock(unit.as_mut(), workspace).await?;
+        if member.role == Role::Owner
+            && role != Role::Owner
+            && self
+                .ports
+                .members
+                .count_owners(unit.as_mut(), workspace)
+                .await?
+                <= 1
+        {
+            return Err(WorkspaceError::Conflict("the last owner cannot be demoted"));
+        }
+        self.ports
+            .members
+            .set_role(unit.as_mut(), workspace, user, role)
+            .await?;
+        self.record_member_change(
+            unit.as_mut(),
+            principal,
+            "member.role_changed",
+            user,
+            json!({ "from": member.role.code(), "to": role.code() }),
+        )
+        .await?;
+        unit.commit().await?;
+        Ok(Member { role, ..member })
+    }
+
+    /// Removes a member; removing oneself is leaving and needs no permission.
+    pub async fn remove_member(
+        &self,
+        principal: &Principal,
+        user: UserId,
+    ) -> Result<(), WorkspaceError> {
+        let leaving = principal.actor() == Actor::User(user);
+        if !leaving {
+            principal.require(Permission::MembersManage)?;
+        }
+        let workspace = principal.workspace_id();
+        let member = self
+            .ports
+            .members
+            .find(workspace, user)
+            .await?
+            .ok_or(WorkspaceError::NotFound("member"))?;
+        if member.role == Role::Owner && !leaving && !principal.has(Permission::BillingManage) {
+            return Err(Forbidden(Permission::BillingManage).into());
+        }
+        let mut unit = self.ports.units.begin().await?;
+        self.ports.members.lock(unit.as_mut(), workspace).await?;
+        if member.role == Role::Owner
+            && self
+                .ports
+                .members
+                .count_owners(unit.as_mut(), workspace)
+                .await?
+                <= 1
+        {
+            return Err(WorkspaceError::Conflict(
+                "the last owner cannot leave or be removed",
+            ));
+        }
+        self.ports
+            .members
+            .remove(unit.as_mut(), workspace, user)
+            .await?;
+        let action = if leaving {
+            "member.left"
+        } else {
+            "member.removed"
+        };
+        self.record_member_change(
+            unit.as_mut(),
+            principal,
+            action,
+            user,
+            json!({ "role": member.role.code() }),
+        )
+        .await?;
+        unit.commit().await?;
+        Ok(())
+    }
+
+    pub async fn activities(
+        &self,
+        principal: &Principal,
+        filter: &ActivityFilter,
+        page: PageRequest,
+    ) -> Result<Page<Activity>, WorkspaceError> {
+        principal.require(Permission::ActivitiesRead)?;
+        Ok(self
+            .ports
+            .activities
+            .list(principal.workspace_id(), filter, page)
+            .await?)
+    }
+
+    async fn record_member_change(
+        &self,
+        unit: &mut fluxolab_kernel::Uow,
+        principal: &Principal,
+        action: &'static str,
+        user: UserId,
+        metadata: serde_json::Value,
+    ) -> Result<(), StorageError> {
+        self.ports
+            .activities
+            .record(
+                unit,
+                &NewActivity {
+                    workspace_id: principal.workspace_id(),
+                    actor: actor_of(principal),
+                    action,
+                    target_type: "user",
+                    target_id: user.to_string(),
+                    metadata,
+                },
+            )
+            .await
+    }
+}
