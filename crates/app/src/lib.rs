@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod hasher;
 pub mod probe;
 pub mod startup;
 

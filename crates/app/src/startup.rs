@@ -4,11 +4,20 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use fluxolab_http::{ApiState, ServerSettings, build_server};
+use fluxolab_http::{ApiState, ServerSettings, Services, build_server};
+use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
+use fluxolab_kernel::{Clock, SystemClock};
+use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::pool::PoolBuildError;
+use fluxolab_postgres::unit_of_work::PgUnits;
+use fluxolab_postgres::workspaces::PgWorkspaces;
 use fluxolab_postgres::{DbPool, PoolSettings, StoreError, connect_pool, migrations};
+use fluxolab_workspace::{WorkspacePorts, WorkspaceService};
+use secrecy::SecretString;
+use uuid::Uuid;
 
 use crate::config::{DatabaseSettings, Settings};
+use crate::hasher::BlockingArgon2;
 use crate::probe::PostgresProbe;
 
 /// Why the application could not start.
@@ -28,6 +37,8 @@ pub enum StartupError {
     Server(#[source] std::io::Error),
     #[error("could not render the OpenAPI document")]
     OpenApi(#[from] serde_json::Error),
+    #[error("could not prepare the login decoy hash: {0}")]
+    Decoy(String),
 }
 
 /// Builds the connection pool described by `settings`.
@@ -39,6 +50,48 @@ pub fn pool(settings: &DatabaseSettings) -> Result<DbPool, PoolBuildError> {
             acquire_timeout: settings.acquire_timeout,
         },
     )
+}
+
+/// Wires the use cases to their Postgres adapters.
+fn services(
+    pool: &DbPool,
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> Result<Services, StartupError> {
+    let units = Arc::new(PgUnits::new(pool.clone()));
+    let accounts = Arc::new(PgAccounts::new(pool.clone()));
+    let workspaces = Arc::new(PgWorkspaces::new(pool.clone()));
+    let tokens = Arc::new(TokenIssuer::new(
+        settings.jwt_key(),
+        TokenSettings::default(),
+        clock.clone(),
+    ));
+    // A hash of a random password: verified against when an e-mail is unknown, so that
+    // answer costs what a wrong password costs.
+    let decoy = PasswordHash::create(&SecretString::from(Uuid::new_v4().to_string()))
+        .map_err(|error| StartupError::Decoy(error.to_string()))?;
+    let account_service = AccountService::new(
+        AccountPorts {
+            units: units.clone(),
+            users: accounts.clone(),
+            sessions: accounts,
+            provisioner: workspaces.clone(),
+            hasher: Arc::new(BlockingArgon2),
+            tokens,
+            clock,
+        },
+        decoy,
+    );
+    let workspace_service = WorkspaceService::new(WorkspacePorts {
+        units,
+        workspaces: workspaces.clone(),
+        members: workspaces.clone(),
+        activities: workspaces,
+    });
+    Ok(Services {
+        accounts: Arc::new(account_service),
+        workspaces: Arc::new(workspace_service),
+    })
 }
 
 /// A bound, not yet running, FluxoLab API server.
@@ -59,9 +112,18 @@ impl Application {
     /// Connects the pool (lazily), binds the listener (port 0 picks a free one) and
     /// builds the server.
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock))
+    }
+
+    /// Like [`Application::build`], telling time by `clock` (tests move it).
+    pub fn build_with_clock(
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let pool = pool(&settings.database)?;
+        let services = services(&pool, settings, clock)?;
         let probe = PostgresProbe::new(pool, migrations::embedded_versions()?);
-        let state = ApiState::new(Arc::new(probe))?;
+        let state = ApiState::new(Arc::new(probe))?.with_services(services);
         let listener =
             TcpListener::bind(settings.bind_addr).map_err(|source| StartupError::Bind {
                 addr: settings.bind_addr,

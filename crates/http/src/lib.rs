@@ -1,5 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+pub mod auth;
+pub mod errors;
+pub mod extract;
+pub mod json;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
@@ -7,7 +11,9 @@ pub mod ops;
 pub mod probe;
 pub mod problem;
 pub mod server;
+pub mod workspaces;
 
+pub use extract::Services;
 pub use metrics::HttpMetrics;
 pub use probe::{DatabaseProbe, PoolStatus};
 pub use problem::{ApiError, Problem};

@@ -7,7 +7,28 @@ use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::{ops, problem};
+use utoipa::Modify;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::{auth, ops, problem, workspaces};
+
+/// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,9 +36,14 @@ use crate::{ops, problem};
         title = "FluxoLab API",
         description = "Multi-tenant workflow automation. Errors are RFC 9457 problem+json.",
     ),
-    components(schemas(problem::Problem, problem::ProblemFieldError)),
+    components(schemas(problem::Problem, problem::ProblemFieldError, problem::PlanLimitDetail)),
+    modifiers(&BearerScheme),
     tags(
         (name = "ops", description = "Liveness, readiness, metrics and this document"),
+        (name = "auth", description = "Accounts, tokens and sessions"),
+        (name = "workspaces", description = "The caller's workspaces"),
+        (name = "members", description = "Members of the active workspace (`X-Workspace-Id`)"),
+        (name = "activities", description = "The activity log of the active workspace"),
     )
 )]
 struct ApiDoc;
@@ -32,7 +58,24 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(ops::healthz)
         .service(ops::readyz)
         .service(ops::metrics)
-        .service(openapi_json);
+        .service(openapi_json)
+        .service(auth::register)
+        .service(auth::login)
+        .service(auth::refresh)
+        .service(auth::logout)
+        .service(auth::me)
+        .service(auth::change_password)
+        .service(workspaces::list_workspaces)
+        .service(workspaces::create_workspace)
+        .service(workspaces::get_workspace)
+        .service(workspaces::update_workspace)
+        .service(workspaces::set_default_workspace)
+        .service(workspaces::list_members)
+        .service(workspaces::add_member)
+        .service(workspaces::leave_workspace)
+        .service(workspaces::change_member_role)
+        .service(workspaces::remove_member)
+        .service(workspaces::list_activities);
 }
 
 /// The OpenAPI document of every route in [`routes`].

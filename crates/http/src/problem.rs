@@ -40,6 +40,20 @@ pub struct Problem {
     /// Field-level errors, for `validation_failed`.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub errors: Vec<ProblemFieldError>,
+    /// The limit that was hit, for `plan_limit`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub limit: Option<PlanLimitDetail>,
+}
+
+/// Which plan limit a `plan_limit` problem is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PlanLimitDetail {
+    /// The limit's name, e.g. `max_members`.
+    pub name: String,
+    /// What the plan allows.
+    pub value: u32,
+    /// What the workspace has now.
+    pub current: u32,
 }
 
 /// One invalid field in a `validation_failed` problem.
@@ -60,6 +74,7 @@ impl Problem {
             code: code.to_owned(),
             request_id: None,
             errors: Vec::new(),
+            limit: None,
         }
     }
 
@@ -120,6 +135,25 @@ pub enum ApiError {
     Validation(ValidationErrors),
     #[error("no route matches this path")]
     RouteNotFound,
+    #[error("a valid bearer access token is required")]
+    Unauthorized,
+    #[error("{detail}")]
+    Unauthenticated {
+        code: &'static str,
+        detail: &'static str,
+    },
+    #[error("missing permission `{0}`")]
+    Forbidden(fluxolab_kernel::Permission),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("plan limit reached: {limit} allows {value}, the workspace has {current}")]
+    PlanLimit {
+        limit: &'static str,
+        value: u32,
+        current: u32,
+    },
     #[error("not ready: {0}")]
     NotReady(String),
     #[error("internal error")]
@@ -137,7 +171,11 @@ impl ApiError {
             ApiError::InvalidPath(_) => "invalid_path",
             ApiError::Payload(_) => "invalid_body",
             ApiError::Validation(_) => "validation_failed",
-            ApiError::RouteNotFound => "not_found",
+            ApiError::RouteNotFound | ApiError::NotFound(_) => "not_found",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthenticated { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::PlanLimit { .. } => "plan_limit",
             ApiError::NotReady(_) => "not_ready",
             ApiError::Internal(_) => "internal_error",
         }
@@ -187,7 +225,10 @@ impl ResponseError for ApiError {
             ApiError::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::RouteNotFound | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized | ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict { .. } | ApiError::PlanLimit { .. } => StatusCode::CONFLICT,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -195,6 +236,18 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut problem = Problem::new(self.status_code(), self.code(), self.detail());
+        if let ApiError::PlanLimit {
+            limit,
+            value,
+            current,
+        } = self
+        {
+            problem.limit = Some(PlanLimitDetail {
+                name: (*limit).to_owned(),
+                value: *value,
+                current: *current,
+            });
+        }
         if let ApiError::Validation(errors) = self {
             problem.errors = errors
                 .errors()
@@ -205,7 +258,16 @@ impl ResponseError for ApiError {
                 })
                 .collect();
         }
-        problem.into_response()
+        let mut response = problem.into_response();
+        if matches!(
+            self,
+            ApiError::Unauthorized | ApiError::Unauthenticated { .. }
+        ) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 

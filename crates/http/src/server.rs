@@ -12,6 +12,8 @@ use actix_web::{App, HttpServer};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::extract::Services;
+use crate::json::BodyLimit;
 use crate::openapi::{self, OpenApiJson};
 use crate::{ApiError, DatabaseProbe, HttpMetrics, observe};
 
@@ -32,6 +34,7 @@ pub struct ApiState {
     pub probe: Arc<dyn DatabaseProbe>,
     pub metrics: Data<HttpMetrics>,
     openapi: Data<OpenApiJson>,
+    services: Option<Data<Services>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -48,7 +51,14 @@ impl ApiState {
             probe,
             metrics: Data::new(HttpMetrics::new()),
             openapi: Data::new(OpenApiJson(serde_json::to_string(&document)?)),
+            services: None,
         })
+    }
+
+    /// Adds the use cases the API routes call.
+    pub fn with_services(mut self, services: Services) -> Self {
+        self.services = Some(Data::new(services));
+        self
     }
 }
 
@@ -67,6 +77,7 @@ pub fn configure_app(
     >,
 > {
     let limit = body_limit;
+    let services = state.services.clone();
     let (app, _document) = App::new()
         .app_data(
             JsonConfig::default()
@@ -80,12 +91,17 @@ pub fn configure_app(
         .app_data(
             PathConfig::default().error_handler(|error, _| ApiError::InvalidPath(error).into()),
         )
+        .app_data(BodyLimit(limit))
         .app_data(state.metrics.clone())
         .app_data(state.openapi.clone())
         .app_data(Data::new(state))
         .into_utoipa_app()
         .configure(openapi::routes)
         .split_for_parts();
+    let app = match services {
+        Some(services) => app.app_data(services),
+        None => app,
+    };
     app.service(SwaggerUi::new("/api/docs/{_:.*}").config(Config::from("/api/openapi.json")))
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound)

@@ -38,7 +38,14 @@ pub struct PasswordHash(String);
 /// Hashing failed (only on resource exhaustion; never for a given password).
 #[derive(Debug, thiserror::Error)]
 #[error("password hashing failed: {0}")]
-pub struct HashingFailed(argon2::password_hash::Error);
+pub struct HashingFailed(String);
+
+impl HashingFailed {
+    /// The task that was hashing stopped before it finished.
+    pub fn aborted(cause: &dyn std::fmt::Display) -> Self {
+        Self(format!("the hashing task stopped: {cause}"))
+    }
+}
 
 fn hasher() -> Argon2<'static> {
     // OWASP Password Storage Cheat Sheet: argon2id, m=19456 KiB, t=2, p=1.
@@ -52,7 +59,7 @@ impl PasswordHash {
         hasher()
             .hash_password(password.expose_secret().as_bytes())
             .map(|hash| Self(hash.to_string()))
-            .map_err(HashingFailed)
+            .map_err(|error| HashingFailed(error.to_string()))
     }
 
     /// Wraps a hash read from storage.

@@ -1,9 +1,15 @@
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use fluxolab_app::{Application, Settings};
+use fluxolab_kernel::{Clock, SystemClock};
 use fluxolab_postgres::TestDb;
+use fluxolab_postgres::seed::seed_reference_data;
+use serde_json::{Value, json};
 
-/// A running application on its own database.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// A running application on its own, seeded database.
 pub struct TestApp {
     pub address: String,
     pub db: TestDb,
@@ -13,17 +19,37 @@ pub struct TestApp {
 /// A valid `APP_SECRET` for tests.
 pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
 
+/// A password that passes the policy.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A signed-in test user.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub workspace_id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
 impl TestApp {
     /// Starts the application as `fluxolab serve` does, on a free port.
-    pub async fn spawn() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Self::spawn_with(&[]).await
+    pub async fn spawn() -> Result<Self, Error> {
+        Self::start(&[], Arc::new(SystemClock)).await
     }
 
     /// Like [`TestApp::spawn`], with extra environment variables.
-    pub async fn spawn_with(
-        extra: &[(&str, &str)],
-    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> Result<Self, Error> {
+        Self::start(extra, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`TestApp::spawn`], telling time by `clock`.
+    pub async fn spawn_with_clock(clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Self::start(&[], clock).await
+    }
+
+    async fn start(extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> Result<Self, Error> {
         let db = TestDb::new().await?;
+        seed_reference_data(&mut *db.pool().get().await?).await?;
         let mut environment: HashMap<String, String> = [
             ("DATABASE_URL", db.url()),
             ("APP_SECRET", TEST_SECRET),
@@ -38,7 +64,7 @@ impl TestApp {
             environment.insert((*key).to_owned(), (*value).to_owned());
         }
         let settings = Settings::from_lookup(|name| environment.get(name).cloned())?;
-        let application = Application::build(&settings)?;
+        let application = Application::build_with_clock(&settings, clock)?;
         let address = format!("http://127.0.0.1:{}", application.port());
         tokio::spawn(application.run_until_stopped());
         Ok(Self {
@@ -48,10 +74,97 @@ impl TestApp {
         })
     }
 
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
-        self.client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
+        self.client.get(self.url(path)).send().await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Result<reqwest::Response> {
+        self.client.post(self.url(path)).json(body).send().await
+    }
+
+    /// A GET with a bearer token (and an optional active workspace).
+    pub async fn get_as(
+        &self,
+        token: &str,
+        path: &str,
+        workspace: Option<&str>,
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut request = self.client.get(self.url(path)).bearer_auth(token);
+        if let Some(workspace) = workspace {
+            request = request.header("x-workspace-id", workspace);
+        }
+        request.send().await
+    }
+
+    /// A request with a JSON body and a bearer token.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        workspace: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .json(body);
+        if let Some(workspace) = workspace {
+            request = request.header("x-workspace-id", workspace);
+        }
+        request.send().await
+    }
+
+    pub async fn register(&self, email: &str) -> Result<Value, Error> {
+        let response = self
+            .post_json(
+                "/api/auth/register",
+                &json!({"email": email, "password": PASSWORD, "display_name": "Test User"}),
+            )
+            .await?;
+        assert_eq!(response.status(), 201, "register {email}");
+        Ok(response.json().await?)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Result<reqwest::Response> {
+        self.post_json(
+            "/api/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers and logs in a new user.
+    pub async fn signed_up(&self, email: &str) -> Result<Account, Error> {
+        let user = self.register(email).await?;
+        let tokens: Value = self.login(email, PASSWORD).await?.json().await?;
+        let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+        Ok(Account {
+            id: text(&user["id"]),
+            workspace_id: text(&user["default_workspace_id"]),
+            access_token: text(&tokens["access_token"]),
+            refresh_token: text(&tokens["refresh_token"]),
+        })
+    }
+
+    /// Counts rows of `table` (a test's own database only).
+    pub async fn count(&self, table: &str) -> Result<i64, Error> {
+        use diesel::QueryableByName;
+        use diesel_async::RunQueryDsl;
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            count: i64,
+        }
+        let mut connection = self.db.pool().get().await?;
+        let row: Count = diesel::sql_query(format!("SELECT count(*) AS count FROM {table}"))
+            .get_result(&mut connection)
+            .await?;
+        Ok(row.count)
     }
 }

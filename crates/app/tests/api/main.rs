@@ -2,6 +2,7 @@
 //! spoken to over HTTP as a client would.
 
 mod architecture;
+mod auth;
 mod binary;
 mod helpers;
 mod ops;

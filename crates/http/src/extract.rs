@@ -1,0 +1,128 @@
+//! Who is calling: the signed-in user from the bearer token, and the principal in the
+//! active workspace (`X-Workspace-Id`, else the token's workspace), checked against
+//! membership on every request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::web::Data;
+use actix_web::{FromRequest, HttpRequest};
+use fluxolab_identity::{AccessClaims, AccountService};
+use fluxolab_kernel::{Principal, UserId, WorkspaceId};
+use fluxolab_workspace::WorkspaceService;
+use uuid::Uuid;
+
+use crate::ApiError;
+
+/// The header that picks the active workspace.
+pub const WORKSPACE_HEADER: &str = "x-workspace-id";
+
+/// The use cases handlers call.
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub accounts: Arc<AccountService>,
+    pub workspaces: Arc<WorkspaceService>,
+}
+
+fn services(request: &HttpRequest) -> Result<Data<Services>, ApiError> {
+    request
+        .app_data::<Data<Services>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal("services are not configured".into()))
+}
+
+/// The signed-in user, from a valid bearer access token.
+#[derive(Clone, Debug)]
+pub struct CurrentUser {
+    pub claims: AccessClaims,
+}
+
+impl CurrentUser {
+    pub fn id(&self) -> UserId {
+        self.claims.user_id()
+    }
+
+    /// The session family the token belongs to.
+    pub fn session_family(&self) -> Uuid {
+        self.claims.sid
+    }
+}
+
+fn authenticate(request: &HttpRequest, services: &Services) -> Result<CurrentUser, ApiError> {
+    let token = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .ok_or(ApiError::Unauthorized)?;
+    let claims = services
+        .accounts
+        .tokens()
+        .verify(token)
+        .map_err(|_| ApiError::Unauthorized)?;
+    Ok(CurrentUser { claims })
+}
+
+impl FromRequest for CurrentUser {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(services(request).and_then(|services| authenticate(request, &services)))
+    }
+}
+
+/// The caller as a principal of the active workspace.
+#[derive(Clone, Debug)]
+pub struct ActiveWorkspace {
+    pub user: CurrentUser,
+    pub principal: Principal,
+}
+
+fn active_workspace_id(request: &HttpRequest, user: &CurrentUser) -> Result<WorkspaceId, ApiError> {
+    match request.headers().get(WORKSPACE_HEADER) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|text| text.trim().parse::<WorkspaceId>().ok())
+            .ok_or_else(|| {
+                let mut errors = fluxolab_kernel::ValidationErrors::new();
+                errors.add("X-Workspace-Id", "must be a workspace id (UUID)");
+                ApiError::Validation(errors)
+            }),
+        None => user.claims.workspace_id().ok_or_else(|| {
+            let mut errors = fluxolab_kernel::ValidationErrors::new();
+            errors.add("X-Workspace-Id", "no active workspace: send this header");
+            ApiError::Validation(errors)
+        }),
+    }
+}
+
+impl FromRequest for ActiveWorkspace {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let resolved = services(request).and_then(|services| {
+            let user = authenticate(request, &services)?;
+            let workspace = active_workspace_id(request, &user)?;
+            Ok((services, user, workspace))
+        });
+        Box::pin(async move {
+            let (services, user, workspace) = resolved?;
+            // A workspace the caller does not belong to does not exist for them.
+            let principal = services
+                .workspaces
+                .principal_for(user.id(), workspace)
+                .await?
+                .ok_or(ApiError::NotFound("workspace"))?;
+            Ok(ActiveWorkspace { user, principal })
+        })
+    }
+}
