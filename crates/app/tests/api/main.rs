@@ -7,5 +7,6 @@ mod binary;
 mod helpers;
 mod ops;
 mod otlp;
+mod workspaces;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
