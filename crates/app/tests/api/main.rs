@@ -7,6 +7,7 @@ mod binary;
 mod helpers;
 mod ops;
 mod otlp;
+mod provisioning;
 mod workspaces;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
