@@ -11,6 +11,7 @@ pub mod ops;
 pub mod probe;
 pub mod problem;
 pub mod server;
+pub mod users;
 pub mod workspaces;
 
 pub use extract::Services;

@@ -10,7 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{auth, ops, problem, workspaces};
+use crate::{auth, ops, problem, users, workspaces};
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
 struct BearerScheme;
@@ -41,6 +41,7 @@ impl Modify for BearerScheme {
     tags(
         (name = "ops", description = "Liveness, readiness, metrics and this document"),
         (name = "auth", description = "Accounts, tokens and sessions"),
+        (name = "users", description = "The signed-in user's preferences and sessions"),
         (name = "workspaces", description = "The caller's workspaces"),
         (name = "members", description = "Members of the active workspace (`X-Workspace-Id`)"),
         (name = "activities", description = "The activity log of the active workspace"),
@@ -65,6 +66,10 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(auth::logout)
         .service(auth::me)
         .service(auth::change_password)
+        .service(users::get_settings)
+        .service(users::put_settings)
+        .service(users::security)
+        .service(users::revoke_session)
         .service(workspaces::list_workspaces)
         .service(workspaces::create_workspace)
         .service(workspaces::get_workspace)

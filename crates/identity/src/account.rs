@@ -94,3 +94,67 @@ pub struct Session {
 pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
+
+/// A user's preferences.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserSettings {
+    pub locale: String,
+    pub timezone: String,
+    /// `light`, `dark` or `system`.
+    pub theme: String,
+    /// Notification switches by name, e.g. `{"execution_failed": true}`.
+    pub notifications: serde_json::Map<String, serde_json::Value>,
+}
+
+impl UserSettings {
+    /// Checks every field; all problems at once.
+    pub fn validate(&self) -> Result<(), fluxolab_kernel::ValidationErrors> {
+        let mut errors = fluxolab_kernel::ValidationErrors::new();
+        let locale_ok = {
+            let mut parts = self.locale.split('-');
+            let language = parts.next().unwrap_or_default();
+            (2..=3).contains(&language.len())
+                && language.chars().all(|c| c.is_ascii_lowercase())
+                && parts.all(|part| {
+                    (2..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric())
+                })
+        };
+        if !locale_ok {
+            errors.add("locale", "must be a language tag such as en or pt-BR");
+        }
+        let timezone_ok = (1..=64).contains(&self.timezone.len())
+            && self
+                .timezone
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'));
+        if !timezone_ok {
+            errors.add(
+                "timezone",
+                "must be an IANA time zone such as Europe/Lisbon or UTC",
+            );
+        }
+        if !matches!(self.theme.as_str(), "light" | "dark" | "system") {
+            errors.add("theme", "must be light, dark or system");
+        }
+        if self.notifications.len() > 50 {
+            errors.add("notifications", "must have at most 50 entries");
+        }
+        for (name, value) in &self.notifications {
+            if !value.is_boolean() || name.is_empty() || name.len() > 64 {
+                errors.add(
+                    format!("notifications.{name}"),
+                    "must be true or false, under a name of at most 64 characters",
+                );
+            }
+        }
+        errors.into_result(())
+    }
+}
+
+/// What `GET /api/users/me/security` shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurityOverview {
+    pub password_changed_at: OffsetDateTime,
+    /// The live session of each family.
+    pub sessions: Vec<Session>,
+}

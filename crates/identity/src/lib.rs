@@ -8,7 +8,10 @@ pub mod service;
 pub mod session_token;
 pub mod tokens;
 
-pub use account::{ClientInfo, DisplayName, Membership, NewSession, NewUser, Session, User};
+pub use account::{
+    ClientInfo, DisplayName, Membership, NewSession, NewUser, SecurityOverview, Session, User,
+    UserSettings,
+};
 pub use email::{EmailAddress, InvalidEmail};
 pub use password::{PasswordHash, PasswordPolicyError};
 pub use service::{AccountError, AccountPorts, AccountService, Registration, TokenPair};

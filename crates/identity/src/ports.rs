@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::account::{LoginRecord, Membership, NewSession, NewUser, Session, User};
+use crate::account::{LoginRecord, Membership, NewSession, NewUser, Session, User, UserSettings};
 use crate::password::HashingFailed;
 use crate::{EmailAddress, PasswordHash};
 
@@ -59,6 +59,16 @@ pub trait UserRepository: Send + Sync {
     ) -> Result<(), StorageError>;
     async fn find(&self, user: UserId) -> Result<Option<User>, StorageError>;
     async fn memberships(&self, user: UserId) -> Result<Vec<Membership>, StorageError>;
+    async fn settings(&self, user: UserId) -> Result<Option<UserSettings>, StorageError>;
+    async fn save_settings(
+        &self,
+        user: UserId,
+        settings: &UserSettings,
+    ) -> Result<(), StorageError>;
+    async fn password_changed_at(
+        &self,
+        user: UserId,
+    ) -> Result<Option<OffsetDateTime>, StorageError>;
 }
 
 /// Refresh-token sessions.
@@ -81,6 +91,13 @@ pub trait SessionRepository: Send + Sync {
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<(), StorageError>;
+    /// The live (neither rotated nor revoked nor expired) session of each of the user's
+    /// families, newest first.
+    async fn list_live(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StorageError>;
     /// Revokes every live session of `user` outside `keep_family`.
     async fn revoke_all_but(
         &self,

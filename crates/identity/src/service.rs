@@ -9,7 +9,10 @@ use secrecy::SecretString;
 use time::Duration;
 use uuid::Uuid;
 
-use crate::account::{ClientInfo, DisplayName, Membership, NewSession, NewUser, Session, User};
+use crate::account::{
+    ClientInfo, DisplayName, Membership, NewSession, NewUser, SecurityOverview, Session, User,
+    UserSettings,
+};
 use crate::password::{HashingFailed, check_policy};
 use crate::ports::{
     InsertUserError, PasswordHasher, SessionRepository, UserRepository, WorkspaceProvisioner,
@@ -329,6 +332,57 @@ impl AccountService {
         Ok(())
     }
 
+    pub async fn settings(&self, user: UserId) -> Result<UserSettings, AccountError> {
+        self.ports
+            .users
+            .settings(user)
+            .await?
+            .ok_or(AccountError::UnknownUser)
+    }
+
+    pub async fn update_settings(
+        &self,
+        user: UserId,
+        settings: UserSettings,
+    ) -> Result<UserSettings, AccountError> {
+        settings.validate().map_err(AccountError::Invalid)?;
+        self.ports.users.save_settings(user, &settings).await?;
+        Ok(settings)
+    }
+
+    pub async fn security(&self, user: UserId) -> Result<SecurityOverview, AccountError> {
+        let password_changed_at = self
+            .ports
+            .users
+            .password_changed_at(user)
+            .await?
+            .ok_or(AccountError::UnknownUser)?;
+        let sessions = self
+            .ports
+            .sessions
+            .list_live(user, self.ports.clock.now())
+            .await?;
+        Ok(SecurityOverview {
+            password_changed_at,
+            sessions,
+        })
+    }
+
+    /// Revokes one of the user's sessions (its whole family); `false` when the user has
+    /// no live session with that id.
+    pub async fn revoke_session(&self, user: UserId, session: Uuid) -> Result<bool, AccountError> {
+        let now = self.ports.clock.now();
+        let live = self.ports.sessions.list_live(user, now).await?;
+        let Some(found) = live.iter().find(|candidate| candidate.id == session) else {
+            return Ok(false);
+        };
+        self.ports
+            .sessions
+            .revoke_family(found.family_id, now, "revoked by the user")
+            .await?;
+        Ok(true)
+    }
+
     async fn revoke_family_for_reuse(&self, session: &Session) -> Result<(), AccountError> {
         self.ports
             .sessions
@@ -385,7 +439,7 @@ impl AccountService {
         let access = self.ports.tokens.issue(user, workspace, family)?;
         Ok(TokenPair {
             access_token: access.token,
-            refresh_token: SecretString::from(refresh.expose().to_owned()),
+            refresh_token: refresh.secret,
             expires_in: access.expires_in,
         })
     }

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Interval, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, RunQueryDsl};
+use fluxolab_identity::UserSettings;
 use fluxolab_identity::account::LoginRecord;
 use fluxolab_identity::ports::{InsertUserError, SessionRepository, UserRepository};
 use fluxolab_identity::{
@@ -341,6 +342,68 @@ impl UserRepository for PgAccounts {
             })
             .collect())
     }
+
+    async fn settings(&self, user: UserId) -> Result<Option<UserSettings>, StorageError> {
+        let mut connection = self.connection().await?;
+        let row: Option<(String, String, String, serde_json::Value)> = user_settings::table
+            .find(user.as_uuid())
+            .select((
+                user_settings::locale,
+                user_settings::timezone,
+                user_settings::theme,
+                user_settings::notifications,
+            ))
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(StorageError::new)?;
+        Ok(
+            row.map(|(locale, timezone, theme, notifications)| UserSettings {
+                locale,
+                timezone,
+                theme,
+                notifications: match notifications {
+                    serde_json::Value::Object(map) => map,
+                    _ => serde_json::Map::new(),
+                },
+            }),
+        )
+    }
+
+    async fn save_settings(
+        &self,
+        user: UserId,
+        settings: &UserSettings,
+    ) -> Result<(), StorageError> {
+        let mut connection = self.connection().await?;
+        diesel::update(user_settings::table.find(user.as_uuid()))
+            .set((
+                user_settings::locale.eq(&settings.locale),
+                user_settings::timezone.eq(&settings.timezone),
+                user_settings::theme.eq(&settings.theme),
+                user_settings::notifications
+                    .eq(serde_json::Value::Object(settings.notifications.clone())),
+                user_settings::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(&mut connection)
+            .await
+            .map_err(StorageError::new)?;
+        Ok(())
+    }
+
+    async fn password_changed_at(
+        &self,
+        user: UserId,
+    ) -> Result<Option<OffsetDateTime>, StorageError> {
+        let mut connection = self.connection().await?;
+        user_security_settings::table
+            .find(user.as_uuid())
+            .select(user_security_settings::password_changed_at)
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(StorageError::new)
+    }
 }
 
 const SESSION_COLUMNS: (
@@ -442,6 +505,25 @@ impl SessionRepository for PgAccounts {
         .await
         .map_err(StorageError::new)?;
         Ok(())
+    }
+
+    async fn list_live(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StorageError> {
+        let mut connection = self.connection().await?;
+        let rows: Vec<SessionRow> = sessions::table
+            .filter(sessions::user_id.eq(user.as_uuid()))
+            .filter(sessions::rotated_at.is_null())
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now))
+            .order(sessions::created_at.desc())
+            .select(SESSION_COLUMNS)
+            .load(&mut connection)
+            .await
+            .map_err(StorageError::new)?;
+        Ok(rows.into_iter().map(session).collect())
     }
 
     async fn revoke_all_but(

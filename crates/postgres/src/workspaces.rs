@@ -461,7 +461,8 @@ impl MemberRepository for PgWorkspaces {
             .load(&mut connection)
             .await
             .map_err(storage)?;
-        let Some((role, _)) = rows.iter().next() else {
+        // Spelled out: diesel's blanket `RunQueryDsl::first` would shadow the slice method.
+        let Some((role, _)) = <[_]>::first(&rows) else {
             return Ok(None);
         };
         let role = role_of(role)?;

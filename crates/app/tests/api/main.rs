@@ -8,6 +8,7 @@ mod helpers;
 mod ops;
 mod otlp;
 mod provisioning;
+mod users;
 mod workspaces;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

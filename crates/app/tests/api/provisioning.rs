@@ -5,7 +5,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fluxolab_app::hasher::BlockingArgon2;
 use fluxolab_identity::ports::WorkspaceProvisioner;
-use fluxolab_identity::{AccountError, AccountPorts, AccountService, PasswordHash, Registration, TokenIssuer, TokenSettings};
+use fluxolab_identity::{
+    AccountError, AccountPorts, AccountService, PasswordHash, Registration, TokenIssuer,
+    TokenSettings,
+};
 use fluxolab_kernel::{StorageError, SystemClock, Uow, UserId, WorkspaceId};
 use fluxolab_postgres::TestDb;
 use fluxolab_postgres::accounts::PgAccounts;
@@ -22,7 +25,12 @@ struct FailsAfterProvisioning(PgWorkspaces);
 
 #[async_trait]
 impl WorkspaceProvisioner for FailsAfterProvisioning {
-    async fn provision_personal(&self, uow: &mut Uow, owner: UserId, name: &str) -> Result<WorkspaceId, StorageError> {
+    async fn provision_personal(
+        &self,
+        uow: &mut Uow,
+        owner: UserId,
+        name: &str,
+    ) -> Result<WorkspaceId, StorageError> {
         self.0.provision_personal(uow, owner, name).await?;
         Err(StorageError::new(std::io::Error::other("injected failure")))
     }
@@ -39,7 +47,11 @@ fn service(db: &TestDb, provisioner: Arc<dyn WorkspaceProvisioner>) -> AccountSe
             sessions: accounts,
             provisioner,
             hasher: Arc::new(BlockingArgon2),
-            tokens: Arc::new(TokenIssuer::new(&[9; 32], TokenSettings::default(), clock.clone())),
+            tokens: Arc::new(TokenIssuer::new(
+                &[9; 32],
+                TokenSettings::default(),
+                clock.clone(),
+            )),
             clock,
         },
         PasswordHash::from_stored("$argon2id$decoy".into()),
@@ -90,16 +102,28 @@ async fn a_failed_registration_leaves_no_row_behind_and_the_pool_healthy() -> Te
     let failed = service(&db, Arc::new(FailsAfterProvisioning(workspaces.clone())))
         .register(registration())
         .await;
-    assert!(matches!(failed, Err(AccountError::Storage(_))), "{failed:?}");
+    assert!(
+        matches!(failed, Err(AccountError::Storage(_))),
+        "{failed:?}"
+    );
     for table in PROVISIONED_TABLES {
-        assert_eq!(count(&db, table).await?, 0, "{table} kept a row of the failed registration");
+        assert_eq!(
+            count(&db, table).await?,
+            0,
+            "{table} kept a row of the failed registration"
+        );
     }
 
     // The same registration then succeeds: nothing half-written blocks it.
-    let user = service(&db, Arc::new(workspaces)).register(registration()).await?;
+    let user = service(&db, Arc::new(workspaces))
+        .register(registration())
+        .await?;
     assert!(user.default_workspace_id.is_some());
     for table in PROVISIONED_TABLES {
-        assert!(count(&db, table).await? >= 1, "{table} is empty after a good registration");
+        assert!(
+            count(&db, table).await? >= 1,
+            "{table} is empty after a good registration"
+        );
     }
     assert_eq!(count(&db, "workspace_environments").await?, 3);
     Ok(())
