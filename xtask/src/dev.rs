@@ -143,6 +143,8 @@ fn print_banner(bind: &str) {
 
   try:
     curl -s {url}/readyz
+    curl -s -X POST {url}/api/auth/login -H 'content-type: application/json' \\
+      -d '{{"email":"{DEMO_EMAIL}","password":"{DEMO_PASSWORD}"}}'
 
   Ctrl-C stops the server; `cargo xtask db stop` stops a private database.
 "

@@ -99,6 +99,36 @@ async fn the_openapi_document_is_served() -> TestResult {
     let app = TestApp::spawn().await?;
     let document: Value = app.get("/api/openapi.json").await?.json().await?;
     assert_eq!(document["info"]["title"], "FluxoLab API");
-    assert!(document["paths"]["/readyz"]["get"].is_object());
+    let expected = [
+        ("get", "/readyz"),
+        ("post", "/api/auth/register"),
+        ("post", "/api/auth/login"),
+        ("post", "/api/auth/refresh"),
+        ("post", "/api/auth/logout"),
+        ("get", "/api/auth/me"),
+        ("post", "/api/auth/password"),
+        ("get", "/api/users/me/settings"),
+        ("put", "/api/users/me/settings"),
+        ("get", "/api/users/me/security"),
+        ("delete", "/api/users/me/sessions/{id}"),
+        ("get", "/api/workspaces"),
+        ("post", "/api/workspaces"),
+        ("get", "/api/workspaces/{id}"),
+        ("patch", "/api/workspaces/{id}"),
+        ("post", "/api/workspaces/{id}/default"),
+        ("get", "/api/workspace/members"),
+        ("post", "/api/workspace/members"),
+        ("patch", "/api/workspace/members/{user_id}"),
+        ("delete", "/api/workspace/members/{user_id}"),
+        ("post", "/api/workspace/members/leave"),
+        ("get", "/api/workspace/activities"),
+    ];
+    for (method, path) in expected {
+        assert!(
+            document["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+    }
+    assert!(document["components"]["securitySchemes"]["bearer"].is_object());
     Ok(())
 }
