@@ -130,6 +130,7 @@ fn readyz_status(bind: &str) -> Option<u16> {
 
 fn print_banner(bind: &str) {
     let url = format!("http://{bind}");
+    let login_body = format!(r#"{{"email":"{DEMO_EMAIL}","password":"{DEMO_PASSWORD}"}}"#);
     println!(
         "
   FluxoLab is running at {url}
@@ -144,7 +145,7 @@ fn print_banner(bind: &str) {
   try:
     curl -s {url}/readyz
     curl -s -X POST {url}/api/auth/login -H 'content-type: application/json' \\
-      -d '{{"email":"{DEMO_EMAIL}","password":"{DEMO_PASSWORD}"}}'
+      -d '{login_body}'
 
   Ctrl-C stops the server; `cargo xtask db stop` stops a private database.
 "
