@@ -12,12 +12,7 @@ pub struct DisplayName(String);
 
 impl DisplayName {
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let name = raw.trim();
-        match name.chars().count() {
-            0 => Err("must not be empty"),
-            1..=120 => Ok(Self(name.to_owned())),
-            _ => Err("must be at most 120 characters"),
-        }
+        fluxolab_kernel::validation::bounded_name(raw).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

@@ -61,6 +61,16 @@ impl fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
+/// The rule for human-given names (people, workspaces): trimmed, 1–120 characters.
+pub fn bounded_name(raw: &str) -> Result<String, &'static str> {
+    let name = raw.trim();
+    match name.chars().count() {
+        0 => Err("must not be empty"),
+        1..=120 => Ok(name.to_owned()),
+        _ => Err("must be at most 120 characters"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +85,14 @@ mod tests {
             "email: must contain @; password: must be at least 12 characters"
         );
         assert_eq!(errors.clone().into_result(()), Err(errors));
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(bounded_name("  Ada  "), Ok("Ada".to_owned()));
+        assert!(bounded_name("   ").is_err());
+        assert!(bounded_name(&"é".repeat(120)).is_ok());
+        assert!(bounded_name(&"é".repeat(121)).is_err());
     }
 
     #[test]

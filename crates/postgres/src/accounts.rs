@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::DbPool;
 use crate::error::is_unique_violation;
+use crate::pool::pooled;
 use crate::schema::{
     profiles, sessions, user_security_settings, user_settings, users, workspace_members, workspaces,
 };
@@ -37,18 +38,40 @@ impl PgAccounts {
     pub fn new(pool: DbPool) -> Self {
         Self { pool }
     }
-
-    async fn connection(
-        &self,
-    ) -> Result<
-        diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>,
-        StorageError,
-    > {
-        self.pool.get().await.map_err(StorageError::new)
-    }
 }
 
 type LoginRow = (Uuid, String, Option<Uuid>, Option<OffsetDateTime>);
+
+/// How login finds its user.
+enum LoginKey<'a> {
+    Email(&'a str),
+    Id(Uuid),
+}
+
+impl PgAccounts {
+    async fn login_record(&self, key: LoginKey<'_>) -> Result<Option<LoginRecord>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let mut query = users::table
+            .inner_join(user_security_settings::table)
+            .select((
+                users::id,
+                users::password_hash,
+                users::default_workspace_id,
+                user_security_settings::locked_until,
+            ))
+            .into_boxed();
+        query = match key {
+            LoginKey::Email(email) => query.filter(users::email.eq(email)),
+            LoginKey::Id(id) => query.filter(users::id.eq(id)),
+        };
+        let row: Option<LoginRow> = query
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(StorageError::new)?;
+        Ok(row.map(login_record))
+    }
+}
 
 fn login_record((id, hash, workspace, locked_until): LoginRow) -> LoginRecord {
     LoginRecord {
@@ -171,42 +194,14 @@ impl UserRepository for PgAccounts {
         &self,
         email: &EmailAddress,
     ) -> Result<Option<LoginRecord>, StorageError> {
-        let mut connection = self.connection().await?;
-        let row: Option<LoginRow> = users::table
-            .inner_join(user_security_settings::table)
-            .filter(users::email.eq(email.as_str()))
-            .select((
-                users::id,
-                users::password_hash,
-                users::default_workspace_id,
-                user_security_settings::locked_until,
-            ))
-            .first(&mut connection)
-            .await
-            .optional()
-            .map_err(StorageError::new)?;
-        Ok(row.map(login_record))
+        self.login_record(LoginKey::Email(email.as_str())).await
     }
 
     async fn find_for_login_by_id(
         &self,
         user: UserId,
     ) -> Result<Option<LoginRecord>, StorageError> {
-        let mut connection = self.connection().await?;
-        let row: Option<LoginRow> = users::table
-            .inner_join(user_security_settings::table)
-            .filter(users::id.eq(user.as_uuid()))
-            .select((
-                users::id,
-                users::password_hash,
-                users::default_workspace_id,
-                user_security_settings::locked_until,
-            ))
-            .first(&mut connection)
-            .await
-            .optional()
-            .map_err(StorageError::new)?;
-        Ok(row.map(login_record))
+        self.login_record(LoginKey::Id(user.as_uuid())).await
     }
 
     async fn record_failed_login(
@@ -216,7 +211,7 @@ impl UserRepository for PgAccounts {
         max_attempts: u32,
         lock: time::Duration,
     ) -> Result<(), StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         // A lock that has run out starts the count afresh.
         diesel::sql_query(
             "UPDATE user_security_settings SET \
@@ -247,7 +242,7 @@ impl UserRepository for PgAccounts {
         user: UserId,
         now: OffsetDateTime,
     ) -> Result<(), StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         connection
             .transaction(async |connection| {
                 diesel::update(user_security_settings::table.find(user.as_uuid()))
@@ -296,7 +291,7 @@ impl UserRepository for PgAccounts {
     }
 
     async fn find(&self, user: UserId) -> Result<Option<User>, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         let row: Option<(Uuid, String, String, Option<Uuid>, OffsetDateTime)> = users::table
             .find(user.as_uuid())
             .select((
@@ -322,7 +317,7 @@ impl UserRepository for PgAccounts {
     }
 
     async fn memberships(&self, user: UserId) -> Result<Vec<Membership>, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         let rows: Vec<(Uuid, String, String)> = workspace_members::table
             .inner_join(workspaces::table)
             .inner_join(profiles::table)
@@ -344,7 +339,7 @@ impl UserRepository for PgAccounts {
     }
 
     async fn settings(&self, user: UserId) -> Result<Option<UserSettings>, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         let row: Option<(String, String, String, serde_json::Value)> = user_settings::table
             .find(user.as_uuid())
             .select((
@@ -375,7 +370,7 @@ impl UserRepository for PgAccounts {
         user: UserId,
         settings: &UserSettings,
     ) -> Result<(), StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         diesel::update(user_settings::table.find(user.as_uuid()))
             .set((
                 user_settings::locale.eq(&settings.locale),
@@ -395,7 +390,7 @@ impl UserRepository for PgAccounts {
         &self,
         user: UserId,
     ) -> Result<Option<OffsetDateTime>, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         user_security_settings::table
             .find(user.as_uuid())
             .select(user_security_settings::password_changed_at)
@@ -433,7 +428,7 @@ const SESSION_COLUMNS: (
 #[async_trait]
 impl SessionRepository for PgAccounts {
     async fn create(&self, new: &NewSession) -> Result<(), StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         diesel::insert_into(sessions::table)
             .values(insert_session_values(new))
             .execute(&mut connection)
@@ -443,7 +438,7 @@ impl SessionRepository for PgAccounts {
     }
 
     async fn find_by_digest(&self, digest: &[u8; 32]) -> Result<Option<Session>, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         let row: Option<SessionRow> = sessions::table
             .filter(sessions::token_hash.eq(&digest[..]))
             .select(SESSION_COLUMNS)
@@ -460,7 +455,7 @@ impl SessionRepository for PgAccounts {
         new: &NewSession,
         now: OffsetDateTime,
     ) -> Result<bool, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         connection
             .transaction(async |connection| {
                 let claimed = diesel::update(
@@ -491,7 +486,7 @@ impl SessionRepository for PgAccounts {
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<(), StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         diesel::update(
             sessions::table
                 .filter(sessions::family_id.eq(family))
@@ -512,7 +507,7 @@ impl SessionRepository for PgAccounts {
         user: UserId,
         now: OffsetDateTime,
     ) -> Result<Vec<Session>, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         let rows: Vec<SessionRow> = sessions::table
             .filter(sessions::user_id.eq(user.as_uuid()))
             .filter(sessions::rotated_at.is_null())

@@ -31,3 +31,13 @@ pub fn connect_pool(database_url: &str, settings: &PoolSettings) -> Result<DbPoo
         .runtime(deadpool::Runtime::Tokio1)
         .build()?)
 }
+
+/// A pooled connection, or the domain's storage error.
+pub async fn pooled(
+    pool: &DbPool,
+) -> Result<
+    diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>,
+    fluxolab_kernel::StorageError,
+> {
+    pool.get().await.map_err(fluxolab_kernel::StorageError::new)
+}

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::DbPool;
 use crate::error::is_unique_violation;
+use crate::pool::pooled;
 use crate::schema::{
     activities, permissions, plans, profile_permissions, profiles, subscriptions, users,
     workspace_environments, workspace_members, workspace_settings, workspaces,
@@ -53,21 +54,12 @@ impl PgWorkspaces {
         Self { pool }
     }
 
-    async fn connection(
-        &self,
-    ) -> Result<
-        diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>,
-        StorageError,
-    > {
-        self.pool.get().await.map_err(storage)
-    }
-
     async fn workspaces_of(
         &self,
         user: UserId,
         only: Option<WorkspaceId>,
     ) -> Result<Vec<Workspace>, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         let mut query = workspace_members::table
             .inner_join(workspaces::table)
             .inner_join(profiles::table)
@@ -215,7 +207,7 @@ impl WorkspaceRepository for PgWorkspaces {
     }
 
     async fn set_default(&self, user: UserId, workspace: WorkspaceId) -> Result<(), StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         diesel::update(users::table.find(user.as_uuid()))
             .set((
                 users::default_workspace_id.eq(workspace.as_uuid()),
@@ -228,7 +220,7 @@ impl WorkspaceRepository for PgWorkspaces {
     }
 
     async fn plan_limits(&self, workspace: WorkspaceId) -> Result<PlanLimits, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         let limits: serde_json::Value = subscriptions::table
             .inner_join(plans::table)
             .filter(subscriptions::workspace_id.eq(workspace.as_uuid()))
@@ -279,7 +271,7 @@ impl MemberRepository for PgWorkspaces {
         workspace: WorkspaceId,
         page: PageRequest,
     ) -> Result<Page<Member>, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         let mut query = workspace_members::table
             .inner_join(users::table)
             .inner_join(profiles::table)
@@ -316,7 +308,7 @@ impl MemberRepository for PgWorkspaces {
         workspace: WorkspaceId,
         user: UserId,
     ) -> Result<Option<Member>, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         let row: Option<MemberRow> = workspace_members::table
             .inner_join(users::table)
             .inner_join(profiles::table)
@@ -337,7 +329,7 @@ impl MemberRepository for PgWorkspaces {
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         let id: Option<Uuid> = users::table
             .filter(users::email.eq(email.to_lowercase()))
             .select(users::id)
@@ -444,7 +436,7 @@ impl MemberRepository for PgWorkspaces {
         workspace: WorkspaceId,
         user: UserId,
     ) -> Result<Option<(Role, Vec<Permission>)>, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         let rows: Vec<(String, Option<String>)> = workspace_members::table
             .inner_join(workspaces::table)
             .inner_join(profiles::table)
@@ -505,7 +497,7 @@ impl ActivityRepository for PgWorkspaces {
         filter: &ActivityFilter,
         page: PageRequest,
     ) -> Result<Page<Activity>, StorageError> {
-        let mut connection = self.connection().await?;
+        let mut connection = pooled(&self.pool).await?;
         let mut query = activities::table
             .filter(activities::workspace_id.eq(workspace.as_uuid()))
             .select((
