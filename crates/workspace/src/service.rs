@@ -386,3 +386,84 @@ impl WorkspaceService {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use fluxolab_kernel::unit_of_work::{MockUnitOfWorkFactory, RecordingUnitOfWork};
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::ports::{MockActivityRepository, MockMemberRepository, MockWorkspaceRepository};
+
+    fn service(units: MockUnitOfWorkFactory, members: MockMemberRepository) -> WorkspaceService {
+        WorkspaceService::new(WorkspacePorts {
+            units: Arc::new(units),
+            workspaces: Arc::new(MockWorkspaceRepository::new()),
+            members: Arc::new(members),
+            activities: Arc::new(MockActivityRepository::new()),
+        })
+    }
+
+    fn principal(role: Role) -> Principal {
+        Principal::new(
+            Actor::User(UserId::new()),
+            WorkspaceId::new(),
+            role.grants(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_service_refuses_a_viewer_before_touching_storage() {
+        let result = service(MockUnitOfWorkFactory::new(), MockMemberRepository::new())
+            .add_member(
+                &principal(Role::Viewer),
+                "someone@example.com",
+                Role::Editor,
+            )
+            .await;
+        assert!(matches!(
+            result,
+            Err(WorkspaceError::Forbidden(Forbidden(
+                Permission::MembersManage
+            )))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_last_owner_is_not_demoted_and_nothing_is_committed() {
+        let caller = principal(Role::Owner);
+        let Actor::User(owner) = caller.actor() else {
+            return;
+        };
+        let unit = RecordingUnitOfWork::default();
+        let committed = unit.committed.clone();
+        let mut units = MockUnitOfWorkFactory::new();
+        units
+            .expect_begin()
+            .returning(move || Ok(Box::new(unit.clone())));
+        let mut members = MockMemberRepository::new();
+        members.expect_find().returning(move |_, user| {
+            Ok(Some(Member {
+                user_id: user,
+                email: "owner@example.com".into(),
+                display_name: "Owner".into(),
+                role: Role::Owner,
+                joined_at: OffsetDateTime::UNIX_EPOCH,
+            }))
+        });
+        members.expect_lock().returning(|_, _| Ok(()));
+        members.expect_count_owners().returning(|_, _| Ok(1));
+        members.expect_set_role().never();
+
+        let result = service(units, members)
+            .change_role(&caller, owner, Role::Admin)
+            .await;
+        assert!(
+            matches!(result, Err(WorkspaceError::Conflict(_))),
+            "{result:?}"
+        );
+        assert!(!committed.load(Ordering::SeqCst));
+    }
+}
