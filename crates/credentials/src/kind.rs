@@ -1,6 +1,9 @@
-//! Credential kinds and their secret fields.
+//! Credential kinds: their fields, which are secret, and validation of submitted data.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use fluxolab_kernel::ValidationErrors;
 
 /// What a credential is for; each kind has its own fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -14,24 +17,232 @@ pub enum CredentialKind {
     Generic,
 }
 
+/// The type of one field's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    Text,
+    Port,
+    OneOf(&'static [&'static str]),
+}
+
+/// One field of a kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldSpec {
+    pub name: &'static str,
+    pub field_type: FieldType,
+    pub required: bool,
+    /// Sealed at rest and masked on the way out.
+    pub secret: bool,
+}
+
+const fn text(name: &'static str, required: bool, secret: bool) -> FieldSpec {
+    FieldSpec {
+        name,
+        field_type: FieldType::Text,
+        required,
+        secret,
+    }
+}
+
+const SMTP: &[FieldSpec] = &[
+    text("host", true, false),
+    FieldSpec {
+        name: "port",
+        field_type: FieldType::Port,
+        required: true,
+        secret: false,
+    },
+    text("username", false, false),
+    text("password", false, true),
+    FieldSpec {
+        name: "tls_mode",
+        field_type: FieldType::OneOf(&["none", "starttls", "tls"]),
+        required: true,
+        secret: false,
+    },
+];
+const HTTP_BASIC: &[FieldSpec] = &[text("username", true, false), text("password", true, true)];
+const HTTP_HEADER: &[FieldSpec] = &[text("name", true, false), text("value", true, true)];
+const BEARER_TOKEN: &[FieldSpec] = &[text("token", true, true)];
+const META_APP: &[FieldSpec] = &[
+    text("app_secret", true, true),
+    text("access_token", true, true),
+    text("verify_token", true, true),
+];
+
+/// The longest value any field may hold.
+pub const MAX_VALUE_CHARS: usize = 8192;
+
+/// Submitted data split into what is stored plainly and what is sealed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SplitData {
+    pub public: Map<String, Value>,
+    pub secrets: Map<String, Value>,
+}
+
 impl CredentialKind {
-    /// The fields of this kind that are secret: sealed at rest, masked on the way out.
-    /// `Generic` credentials treat every value as secret and return `None`.
-    pub const fn secret_fields(self) -> Option<&'static [&'static str]> {
+    pub const ALL: [CredentialKind; 6] = [
+        CredentialKind::Smtp,
+        CredentialKind::HttpBasic,
+        CredentialKind::HttpHeader,
+        CredentialKind::BearerToken,
+        CredentialKind::MetaApp,
+        CredentialKind::Generic,
+    ];
+
+    pub const fn code(self) -> &'static str {
         match self {
-            CredentialKind::Smtp => Some(&["password"]),
-            CredentialKind::HttpBasic => Some(&["password"]),
-            CredentialKind::HttpHeader => Some(&["value"]),
-            CredentialKind::BearerToken => Some(&["token"]),
-            CredentialKind::MetaApp => Some(&["app_secret", "access_token", "verify_token"]),
-            CredentialKind::Generic => None,
+            CredentialKind::Smtp => "smtp",
+            CredentialKind::HttpBasic => "http_basic",
+            CredentialKind::HttpHeader => "http_header",
+            CredentialKind::BearerToken => "bearer_token",
+            CredentialKind::MetaApp => "meta_app",
+            CredentialKind::Generic => "generic",
+        }
+    }
+
+    /// Parses a stored or submitted code.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.code() == code)
+    }
+
+    /// The declared fields; `Generic` declares none (any string key, all secret).
+    pub const fn fields(self) -> &'static [FieldSpec] {
+        match self {
+            CredentialKind::Smtp => SMTP,
+            CredentialKind::HttpBasic => HTTP_BASIC,
+            CredentialKind::HttpHeader => HTTP_HEADER,
+            CredentialKind::BearerToken => BEARER_TOKEN,
+            CredentialKind::MetaApp => META_APP,
+            CredentialKind::Generic => &[],
         }
     }
 
     /// Whether `field` of this kind is secret.
     pub fn is_secret(self, field: &str) -> bool {
-        self.secret_fields()
-            .is_none_or(|fields| fields.contains(&field))
+        self == CredentialKind::Generic
+            || self
+                .fields()
+                .iter()
+                .any(|spec| spec.name == field && spec.secret)
+    }
+
+    /// A JSON Schema of the kind's `data`; secret fields are `writeOnly` and `x-secret`.
+    pub fn json_schema(self) -> Value {
+        if self == CredentialKind::Generic {
+            return json!({
+                "type": "object",
+                "additionalProperties": {"type": "string", "writeOnly": true, "x-secret": true},
+            });
+        }
+        let mut properties = Map::new();
+        for spec in self.fields() {
+            let mut schema = match spec.field_type {
+                FieldType::Text => json!({"type": "string", "maxLength": MAX_VALUE_CHARS}),
+                FieldType::Port => json!({"type": "integer", "minimum": 1, "maximum": 65535}),
+                FieldType::OneOf(values) => json!({"type": "string", "enum": values}),
+            };
+            if spec.secret {
+                schema["writeOnly"] = Value::Bool(true);
+                schema["x-secret"] = Value::Bool(true);
+            }
+            properties.insert(spec.name.to_owned(), schema);
+        }
+        let required: Vec<&str> = self
+            .fields()
+            .iter()
+            .filter(|spec| spec.required)
+            .map(|spec| spec.name)
+            .collect();
+        json!({
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false,
+        })
+    }
+
+    /// Validates submitted `data` and splits it. With `keep_secrets` (a PATCH), an
+    /// absent secret field keeps its stored value, so it is not required here; the
+    /// caller merges. Every problem is reported at once, as `data.<field>`.
+    pub fn validate(
+        self,
+        data: &Map<String, Value>,
+        keep_secrets: &[String],
+    ) -> Result<SplitData, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let mut split = SplitData::default();
+        let too_long = |value: &str| value.chars().count() > MAX_VALUE_CHARS;
+        if self == CredentialKind::Generic {
+            if data.is_empty() && keep_secrets.is_empty() {
+                errors.add("data", "must have at least one key");
+            }
+            for (key, value) in data {
+                match value.as_str() {
+                    _ if key.is_empty() || key.len() > 128 => {
+                        errors.add(format!("data.{key}"), "keys must be 1–128 characters")
+                    }
+                    Some(text) if too_long(text) => errors.add(
+                        format!("data.{key}"),
+                        format!("must be at most {MAX_VALUE_CHARS} characters"),
+                    ),
+                    Some(_) => {
+                        split.secrets.insert(key.clone(), value.clone());
+                    }
+                    None => errors.add(format!("data.{key}"), "must be a string"),
+                }
+            }
+            return errors.into_result(split);
+        }
+        for key in data.keys() {
+            if !self.fields().iter().any(|spec| spec.name == key) {
+                errors.add(
+                    format!("data.{key}"),
+                    format!("is not a field of {} credentials", self.code()),
+                );
+            }
+        }
+        for spec in self.fields() {
+            let field = format!("data.{}", spec.name);
+            let Some(value) = data.get(spec.name).filter(|value| !value.is_null()) else {
+                if spec.required
+                    && !(spec.secret && keep_secrets.iter().any(|kept| kept == spec.name))
+                {
+                    errors.add(field, "is required");
+                }
+                continue;
+            };
+            let valid = match spec.field_type {
+                FieldType::Text => match value.as_str() {
+                    Some(text) if spec.required && text.trim().is_empty() => {
+                        Err("must not be empty".to_owned())
+                    }
+                    Some(text) if too_long(text) => {
+                        Err(format!("must be at most {MAX_VALUE_CHARS} characters"))
+                    }
+                    Some(_) => Ok(()),
+                    None => Err("must be a string".to_owned()),
+                },
+                FieldType::Port => match value.as_u64() {
+                    Some(1..=65535) => Ok(()),
+                    _ => Err("must be a whole number from 1 to 65535".to_owned()),
+                },
+                FieldType::OneOf(values) => match value.as_str() {
+                    Some(text) if values.contains(&text) => Ok(()),
+                    _ => Err(format!("must be one of {}", values.join(", "))),
+                },
+            };
+            match valid {
+                Err(message) => errors.add(field, message),
+                Ok(()) if spec.secret => {
+                    split.secrets.insert(spec.name.to_owned(), value.clone());
+                }
+                Ok(()) => {
+                    split.public.insert(spec.name.to_owned(), value.clone());
+                }
+            }
+        }
+        errors.into_result(split)
     }
 }
 
@@ -39,11 +250,69 @@ impl CredentialKind {
 mod tests {
     use super::*;
 
+    fn data(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
     #[test]
-    fn only_declared_fields_are_secret_except_for_generic() {
-        assert!(CredentialKind::Smtp.is_secret("password"));
-        assert!(!CredentialKind::Smtp.is_secret("host"));
-        assert!(CredentialKind::MetaApp.is_secret("app_secret"));
-        assert!(CredentialKind::Generic.is_secret("anything"));
+    fn smtp_data_is_split_into_public_fields_and_sealed_secrets() -> Result<(), ValidationErrors> {
+        let split = CredentialKind::Smtp.validate(
+            &data(json!({"host": "smtp.example.com", "port": 587, "username": "ada", "password": "s3cret", "tls_mode": "starttls"})),
+            &[],
+        )?;
+        assert_eq!(split.secrets, data(json!({"password": "s3cret"})));
+        assert_eq!(split.public["port"], 587);
+        assert!(!split.public.contains_key("password"));
+        Ok(())
+    }
+
+    #[test]
+    fn every_problem_names_its_field() {
+        let errors = CredentialKind::Smtp
+            .validate(
+                &data(json!({"port": "587", "tls_mode": "ssl", "colour": "red"})),
+                &[],
+            )
+            .err()
+            .unwrap_or_default();
+        let fields: Vec<_> = errors.errors().iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["data.colour", "data.host", "data.port", "data.tls_mode"]
+        );
+    }
+
+    #[test]
+    fn a_kept_secret_is_not_required_again() {
+        let patch = data(json!({"name": "X-Api-Key"}));
+        assert!(CredentialKind::HttpHeader.validate(&patch, &[]).is_err());
+        assert!(
+            CredentialKind::HttpHeader
+                .validate(&patch, &["value".to_owned()])
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn generic_values_are_all_secret_strings() {
+        assert!(
+            CredentialKind::Generic
+                .validate(&data(json!({"a": 1})), &[])
+                .is_err()
+        );
+        let split = CredentialKind::Generic.validate(&data(json!({"a": "1"})), &[]);
+        assert!(split.is_ok_and(|split| split.public.is_empty() && split.secrets.len() == 1));
+    }
+
+    #[test]
+    fn schemas_mark_secret_fields() {
+        let schema = CredentialKind::MetaApp.json_schema();
+        assert_eq!(schema["properties"]["app_secret"]["x-secret"], true);
+        assert_eq!(schema["required"].as_array().map(Vec::len), Some(3));
+        assert_eq!(
+            CredentialKind::from_code("smtp"),
+            Some(CredentialKind::Smtp)
+        );
+        assert_eq!(CredentialKind::from_code("ftp"), None);
     }
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod envelope;
 pub mod kind;
 pub mod masking;
 
