@@ -1,7 +1,9 @@
 //! What each `fluxolab` subcommand does.
 
+use fluxolab_credentials::service::rewrap_all_data_keys;
 use fluxolab_identity::{DisplayName, EmailAddress, PasswordHash};
 use fluxolab_postgres::seed::{self, DemoAccount};
+use fluxolab_postgres::vault::PgVault;
 use fluxolab_postgres::{StoreError, migrations};
 use fluxolab_workspace::model::WorkspaceName;
 use secrecy::SecretString;
@@ -27,6 +29,8 @@ pub enum CommandError {
     Hash(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("could not wait for a shutdown signal")]
     Signal(#[source] std::io::Error),
+    #[error("key rotation failed")]
+    Keys(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// `fluxolab serve`: the API (and, with the job queue, the workers) until a signal.
@@ -164,4 +168,19 @@ pub async fn seed(settings: &DatabaseSettings, demo: bool) -> Result<Vec<String>
         ));
     }
     Ok(lines)
+}
+
+/// `fluxolab keys rotate`: re-wraps every data key under the current master secret.
+pub async fn rotate_master_keys(settings: &Settings) -> Result<Vec<String>, CommandError> {
+    let pool = startup::pool(&settings.database).map_err(StartupError::from)?;
+    let master = settings
+        .master_keys()
+        .map_err(|error| CommandError::Keys(Box::new(error)))?;
+    let report = rewrap_all_data_keys(&PgVault::new(pool), &master)
+        .await
+        .map_err(|error| CommandError::Keys(Box::new(error)))?;
+    Ok(vec![format!(
+        "re-wrapped {} data key(s) under the current APP_SECRET; {} were already current",
+        report.rewrapped, report.already_current
+    )])
 }

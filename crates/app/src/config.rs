@@ -18,6 +18,8 @@ pub const MIN_SECRET_BYTES: usize = 32;
 pub struct Settings {
     pub database: DatabaseSettings,
     pub app_secret: SecretString,
+    /// The master secret being rotated away from; still accepted for unwrapping keys.
+    pub app_secret_previous: Option<SecretString>,
     /// The JWT signing key: `JWT_SECRET`, or derived from `APP_SECRET` with HKDF-SHA256.
     pub jwt_secret: SecretBox<[u8]>,
     pub bind_addr: SocketAddr,
@@ -258,6 +260,8 @@ impl Settings {
         let database = reader.database();
         let app_secret = reader.required("APP_SECRET", "at least 32 random bytes");
         let app_secret = reader.secret("APP_SECRET", app_secret);
+        let previous = reader.optional("APP_SECRET_PREVIOUS");
+        let previous = reader.secret("APP_SECRET_PREVIOUS", previous);
         let jwt_secret = reader.optional("JWT_SECRET");
         let jwt_secret = reader.secret("JWT_SECRET", jwt_secret);
         let bind_addr = reader.parsed(
@@ -286,6 +290,7 @@ impl Settings {
                 Some(Settings {
                     database,
                     app_secret: SecretString::from(app_secret),
+                    app_secret_previous: previous.map(SecretString::from),
                     jwt_secret: SecretBox::new(jwt_key.into_boxed_slice()),
                     bind_addr,
                     http_workers: usize::try_from(http_workers).unwrap_or(2),
@@ -297,6 +302,21 @@ impl Settings {
             _ => None,
         };
         reader.finish(settings)
+    }
+
+    /// The master keys of the credentials vault.
+    pub fn master_keys(
+        &self,
+    ) -> Result<
+        fluxolab_credentials::envelope::MasterKeys,
+        fluxolab_credentials::envelope::EnvelopeError,
+    > {
+        fluxolab_credentials::envelope::MasterKeys::new(
+            self.app_secret.expose_secret().as_bytes(),
+            self.app_secret_previous
+                .as_ref()
+                .map(|secret| secret.expose_secret().as_bytes()),
+        )
     }
 
     /// The JWT signing key's bytes.

@@ -32,12 +32,25 @@ enum Command {
         #[arg(long, value_name = "N")]
         down: Option<usize>,
     },
+    /// Manage the master secret's keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Insert the reference data (permissions, roles, plans); idempotent.
     Seed {
         /// Also create the demo user and workspace.
         #[arg(long)]
         demo: bool,
     },
+}
+
+#[allow(clippy::print_stderr)]
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Re-wrap every workspace data key under the current APP_SECRET (run with the old
+    /// one in APP_SECRET_PREVIOUS); touches no credential row; idempotent.
+    Rotate,
 }
 
 #[allow(clippy::print_stderr)]
@@ -87,6 +100,16 @@ fn main() -> ExitCode {
                     .map(|lines| print_lines(&lines))
             })
         }
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => match Settings::from_lookup(&environment) {
+            Ok(settings) => run(&quiet_telemetry(), async {
+                commands::rotate_master_keys(&settings)
+                    .await
+                    .map(|lines| print_lines(&lines))
+            }),
+            Err(errors) => report_config(&errors),
+        },
         Command::Seed { demo } => database_command(&environment, |database| async move {
             commands::seed(&database, demo)
                 .await
@@ -102,16 +125,18 @@ where
     Fut: Future<Output = Result<(), commands::CommandError>>,
 {
     match DatabaseSettings::from_lookup(environment) {
-        Ok(database) => {
-            let telemetry = fluxolab_telemetry::TelemetrySettings {
-                log_format: fluxolab_telemetry::LogFormat::Pretty,
-                log_filter: "warn".to_owned(),
-                otlp_endpoint: None,
-                service_name: "fluxolab".to_owned(),
-            };
-            run(&telemetry, command(database))
-        }
+        Ok(database) => run(&quiet_telemetry(), command(database)),
         Err(errors) => report_config(&errors),
+    }
+}
+
+/// Plain warnings-only logs for one-shot commands.
+fn quiet_telemetry() -> fluxolab_telemetry::TelemetrySettings {
+    fluxolab_telemetry::TelemetrySettings {
+        log_format: fluxolab_telemetry::LogFormat::Pretty,
+        log_filter: "warn".to_owned(),
+        otlp_endpoint: None,
+        service_name: "fluxolab".to_owned(),
     }
 }
 

@@ -4,12 +4,14 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
+use fluxolab_credentials::{VaultPorts, VaultService};
 use fluxolab_http::{ApiState, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
 use fluxolab_kernel::{Clock, SystemClock};
 use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::pool::PoolBuildError;
 use fluxolab_postgres::unit_of_work::PgUnits;
+use fluxolab_postgres::vault::PgVault;
 use fluxolab_postgres::workspaces::PgWorkspaces;
 use fluxolab_postgres::{DbPool, PoolSettings, StoreError, connect_pool, migrations};
 use fluxolab_workspace::{WorkspacePorts, WorkspaceService};
@@ -37,8 +39,8 @@ pub enum StartupError {
     Server(#[source] std::io::Error),
     #[error("could not render the OpenAPI document")]
     OpenApi(#[from] serde_json::Error),
-    #[error("could not prepare the login decoy hash: {0}")]
-    Decoy(String),
+    #[error("could not prepare the keys: {0}")]
+    Keys(String),
 }
 
 /// Builds the connection pool described by `settings`.
@@ -69,7 +71,7 @@ fn services(
     // A hash of a random password: verified against when an e-mail is unknown, so that
     // answer costs what a wrong password costs.
     let decoy = PasswordHash::create(&SecretString::from(Uuid::new_v4().to_string()))
-        .map_err(|error| StartupError::Decoy(error.to_string()))?;
+        .map_err(|error| StartupError::Keys(error.to_string()))?;
     let account_service = AccountService::new(
         AccountPorts {
             units: units.clone(),
@@ -78,10 +80,23 @@ fn services(
             provisioner: workspaces.clone(),
             hasher: Arc::new(BlockingArgon2),
             tokens,
-            clock,
+            clock: clock.clone(),
         },
         decoy,
     );
+    let vault = PgVault::new(pool.clone());
+    let vault_service = VaultService::new(VaultPorts {
+        units: units.clone(),
+        keys: Arc::new(vault.clone()),
+        credentials: Arc::new(vault.clone()),
+        audit: Arc::new(vault),
+        master: Arc::new(
+            settings
+                .master_keys()
+                .map_err(|error| StartupError::Keys(error.to_string()))?,
+        ),
+        clock,
+    });
     let workspace_service = WorkspaceService::new(WorkspacePorts {
         units,
         workspaces: workspaces.clone(),
@@ -91,6 +106,7 @@ fn services(
     Ok(Services {
         accounts: Arc::new(account_service),
         workspaces: Arc::new(workspace_service),
+        vault: Arc::new(vault_service),
     })
 }
 

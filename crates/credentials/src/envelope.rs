@@ -300,7 +300,7 @@ mod tests {
             dek.open(WorkspaceId::new(), credential, &sealed).err(),
             Some(EnvelopeError::Tampered)
         );
-        let mut flipped = sealed.clone();
+        let mut flipped = sealed;
         flipped.ciphertext[0] ^= 1;
         assert_eq!(
             dek.open(workspace, credential, &flipped).err(),

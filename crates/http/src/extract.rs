@@ -10,6 +10,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest};
+use fluxolab_credentials::VaultService;
 use fluxolab_identity::{AccessClaims, AccountService};
 use fluxolab_kernel::{Principal, UserId, WorkspaceId};
 use fluxolab_workspace::WorkspaceService;
@@ -25,6 +26,7 @@ pub const WORKSPACE_HEADER: &str = "x-workspace-id";
 pub struct Services {
     pub accounts: Arc<AccountService>,
     pub workspaces: Arc<WorkspaceService>,
+    pub vault: Arc<VaultService>,
 }
 
 fn services(request: &HttpRequest) -> Result<Data<Services>, ApiError> {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+pub mod credentials;
 pub mod errors;
 pub mod extract;
 pub mod json;

@@ -10,7 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{auth, ops, problem, users, workspaces};
+use crate::{auth, credentials, ops, problem, users, workspaces};
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
 struct BearerScheme;
@@ -45,6 +45,7 @@ impl Modify for BearerScheme {
         (name = "workspaces", description = "The caller's workspaces"),
         (name = "members", description = "Members of the active workspace (`X-Workspace-Id`)"),
         (name = "activities", description = "The activity log of the active workspace"),
+        (name = "credentials", description = "The encrypted credentials vault of the active workspace"),
     )
 )]
 struct ApiDoc;
@@ -80,7 +81,14 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(workspaces::leave_workspace)
         .service(workspaces::change_member_role)
         .service(workspaces::remove_member)
-        .service(workspaces::list_activities);
+        .service(workspaces::list_activities)
+        .service(credentials::credential_types)
+        .service(credentials::list_credentials)
+        .service(credentials::create_credential)
+        .service(credentials::get_credential)
+        .service(credentials::update_credential)
+        .service(credentials::delete_credential)
+        .service(credentials::rotate_data_key);
 }
 
 /// The OpenAPI document of every route in [`routes`].

@@ -78,7 +78,7 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
-fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
+pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
     PageRequest::new(limit, cursor).map_err(|error| {
         let mut errors = fluxolab_kernel::ValidationErrors::new();
         errors.add("cursor", error.to_string());

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod accounts;
+pub mod activity_log;
 pub mod error;
 pub mod migrations;
 pub mod pool;
@@ -10,6 +11,7 @@ pub mod seed;
 #[cfg(feature = "testing")]
 pub mod test_db;
 pub mod unit_of_work;
+pub mod vault;
 pub mod workspaces;
 
 pub use error::StoreError;

@@ -166,7 +166,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    workspace_data_keys (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        version -> Int4,
+        wrapped_key -> Bytea,
+        kek_id -> Text,
+        active -> Bool,
+        created_at -> Timestamptz,
+        retired_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    credentials (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        kind -> Text,
+        public_data -> Jsonb,
+        secret_nonce -> Bytea,
+        secret_ciphertext -> Bytea,
+        data_key_id -> Uuid,
+        masked_hints -> Jsonb,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(activities -> workspaces (workspace_id));
+diesel::joinable!(credentials -> workspace_data_keys (data_key_id));
 diesel::joinable!(user_settings -> users (user_id));
 diesel::joinable!(user_security_settings -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -182,6 +213,7 @@ diesel::joinable!(workspace_members -> workspaces (workspace_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     activities,
+    credentials,
     permissions,
     plans,
     profile_permissions,
@@ -191,6 +223,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_security_settings,
     user_settings,
     users,
+    workspace_data_keys,
     workspace_environments,
     workspace_members,
     workspace_settings,

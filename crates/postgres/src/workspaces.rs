@@ -6,7 +6,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use fluxolab_identity::ports::WorkspaceProvisioner;
-use fluxolab_kernel::{Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId};
+use fluxolab_kernel::{
+    Actor, Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId,
+};
 use fluxolab_workspace::model::{
     Activity, ActivityFilter, ActorRef, Member, NewActivity, NewWorkspace, Workspace, WorkspaceName,
 };
@@ -18,6 +20,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbPool;
+use crate::activity_log::ActivityRow;
 use crate::error::is_unique_violation;
 use crate::pool::pooled;
 use crate::schema::{
@@ -470,25 +473,19 @@ impl MemberRepository for PgWorkspaces {
 #[async_trait]
 impl ActivityRepository for PgWorkspaces {
     async fn record(&self, uow: &mut Uow, activity: &NewActivity) -> Result<(), StorageError> {
-        let (user, key) = match activity.actor {
-            ActorRef::User(user) => (Some(user.as_uuid()), None),
-            ActorRef::ApiKey(key) => (None, Some(key.as_uuid())),
+        let actor = match activity.actor {
+            ActorRef::User(user) => Actor::User(user),
+            ActorRef::ApiKey(key) => Actor::ApiKey(key),
         };
-        diesel::insert_into(activities::table)
-            .values((
-                activities::id.eq(Uuid::now_v7()),
-                activities::workspace_id.eq(activity.workspace_id.as_uuid()),
-                activities::actor_user_id.eq(user),
-                activities::actor_api_key_id.eq(key),
-                activities::action.eq(activity.action),
-                activities::target_type.eq(activity.target_type),
-                activities::target_id.eq(&activity.target_id),
-                activities::metadata.eq(&activity.metadata),
-            ))
-            .execute(connection_of(uow)?)
-            .await
-            .map_err(storage)?;
-        Ok(())
+        ActivityRow::new(
+            activity.workspace_id,
+            Some(actor),
+            activity.action,
+            Some((activity.target_type, activity.target_id.clone())),
+            &activity.metadata,
+        )
+        .insert(connection_of(uow)?)
+        .await
     }
 
     async fn list(

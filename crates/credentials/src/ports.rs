@@ -1,0 +1,144 @@
+//! What the vault needs from storage.
+
+use async_trait::async_trait;
+use fluxolab_kernel::{Actor, ExecutionId, Page, PageRequest, StorageError, Uow, WorkspaceId};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::CredentialKind;
+use crate::envelope::WrappedKey;
+use crate::model::{CredentialRecord, ResolvedCredential, StoredDataKey};
+
+/// Why a credential could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteCredentialError {
+    #[error("a credential with this name already exists in the workspace")]
+    NameTaken,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Workspace data keys.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait DataKeyRepository: Send + Sync {
+    async fn active(&self, workspace: WorkspaceId) -> Result<Option<StoredDataKey>, StorageError>;
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<Option<StoredDataKey>, StorageError>;
+    /// Makes `key` the workspace's only active key; `false` when another writer made a
+    /// key active first (at `key.version`).
+    async fn activate(&self, key: &StoredDataKey) -> Result<bool, StorageError>;
+    /// How many keys (of every workspace) are wrapped by KEK `kek_id`.
+    async fn count_wrapped_by(&self, kek_id: &str) -> Result<u64, StorageError>;
+    /// Up to `limit` keys (of every workspace) wrapped by another KEK than `kek_id`.
+    async fn wrapped_by_others(
+        &self,
+        kek_id: &str,
+        limit: i64,
+    ) -> Result<Vec<StoredDataKey>, StorageError>;
+    /// Replaces a key's wrapping, only if it is still wrapped by `old_kek_id`.
+    async fn rewrap(
+        &self,
+        id: Uuid,
+        old_kek_id: &str,
+        wrapped: &WrappedKey,
+    ) -> Result<bool, StorageError>;
+}
+
+/// Credential rows.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CredentialRepository: Send + Sync {
+    async fn insert(
+        &self,
+        uow: &mut Uow,
+        record: &CredentialRecord,
+        created_by: Option<Uuid>,
+    ) -> Result<(), WriteCredentialError>;
+    async fn update(
+        &self,
+        uow: &mut Uow,
+        record: &CredentialRecord,
+    ) -> Result<(), WriteCredentialError>;
+    /// Re-seals a row under another key, only if it is still sealed under `from_key`.
+    async fn reseal(&self, record: &CredentialRecord, from_key: Uuid)
+    -> Result<bool, StorageError>;
+    async fn delete(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<bool, StorageError>;
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<Option<CredentialRecord>, StorageError>;
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest,
+    ) -> Result<Page<CredentialRecord>, StorageError>;
+    /// Up to `limit` rows of the workspace not sealed under `key`.
+    async fn sealed_under_other_keys(
+        &self,
+        workspace: WorkspaceId,
+        key: Uuid,
+        limit: i64,
+    ) -> Result<Vec<CredentialRecord>, StorageError>;
+}
+
+/// One audited event about a credential.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CredentialEvent {
+    pub workspace_id: WorkspaceId,
+    pub actor: Option<Actor>,
+    /// `credential.created`, `credential.updated`, `credential.deleted`, `credential.used`,
+    /// `workspace.data_key_rotated`.
+    pub action: &'static str,
+    pub credential_id: Option<Uuid>,
+    pub metadata: Value,
+}
+
+/// The audit trail of the vault (written to the activity log).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CredentialAudit: Send + Sync {
+    /// Records inside a unit of work (with the change it describes).
+    async fn record_in(&self, uow: &mut Uow, event: &CredentialEvent) -> Result<(), StorageError>;
+    /// Records on its own (uses of a credential change nothing else).
+    async fn record(&self, event: &CredentialEvent) -> Result<(), StorageError>;
+}
+
+/// Why a credential could not be resolved for use.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("credential {0} not found in this workspace")]
+    NotFound(Uuid),
+    #[error("credential {id} is a {actual} credential, not {expected}")]
+    WrongKind {
+        id: Uuid,
+        expected: &'static str,
+        actual: &'static str,
+    },
+    #[error("credential {id} cannot be decrypted: {reason}")]
+    Unreadable { id: Uuid, reason: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What nodes and integrations call to use a credential server-side.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CredentialResolver: Send + Sync {
+    async fn resolve(
+        &self,
+        workspace: WorkspaceId,
+        credential: Uuid,
+        expected: CredentialKind,
+        execution: Option<ExecutionId>,
+    ) -> Result<ResolvedCredential, ResolveError>;
+}

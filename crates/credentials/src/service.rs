@@ -1,0 +1,527 @@
+//! The vault's use cases: manage credentials (masked), resolve them server-side (audited),
+//! and rotate a workspace's data key online.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fluxolab_kernel::{
+    Actor, Clock, ExecutionId, Forbidden, Page, PageRequest, Permission, Principal, StorageError,
+    UnitOfWorkFactory, ValidationErrors, WorkspaceId,
+};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::envelope::{DataKey, EnvelopeError, MasterKeys, Sealed};
+use crate::kind::CredentialKind;
+use crate::masking::mask_hint;
+use crate::model::{CredentialRecord, ResolvedCredential, StoredDataKey};
+use crate::ports::{
+    CredentialAudit, CredentialEvent, CredentialRepository, CredentialResolver, DataKeyRepository,
+    ResolveError, WriteCredentialError,
+};
+
+/// Why a vault operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("the request has invalid fields: {0}")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("credential not found")]
+    NotFound,
+    #[error("a credential with this name already exists in the workspace")]
+    NameTaken,
+    #[error("a stored secret cannot be opened")]
+    Envelope(#[from] EnvelopeError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<WriteCredentialError> for VaultError {
+    fn from(error: WriteCredentialError) -> Self {
+        match error {
+            WriteCredentialError::NameTaken => VaultError::NameTaken,
+            WriteCredentialError::Storage(error) => VaultError::Storage(error),
+        }
+    }
+}
+
+/// A credential to create.
+#[derive(Debug)]
+pub struct NewCredential {
+    pub name: String,
+    pub kind: String,
+    pub data: Map<String, Value>,
+}
+
+/// A change to a credential; absent parts stay as they are, absent secret fields too.
+#[derive(Debug, Default)]
+pub struct CredentialPatch {
+    pub name: Option<String>,
+    pub data: Option<Map<String, Value>>,
+}
+
+/// What a data-key rotation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RotationReport {
+    /// The version of the key now active.
+    pub key_version: i32,
+    /// Whether this run created the key (false: it finished an interrupted rotation).
+    pub new_key: bool,
+    pub resealed: u64,
+}
+
+/// Storage and keys the vault works with.
+pub struct VaultPorts {
+    pub units: Arc<dyn UnitOfWorkFactory>,
+    pub keys: Arc<dyn DataKeyRepository>,
+    pub credentials: Arc<dyn CredentialRepository>,
+    pub audit: Arc<dyn CredentialAudit>,
+    pub master: Arc<MasterKeys>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for VaultPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultPorts").finish_non_exhaustive()
+    }
+}
+
+/// The vault.
+#[derive(Debug)]
+pub struct VaultService {
+    ports: VaultPorts,
+}
+
+/// Rows re-sealed per batch during a data-key rotation.
+pub const ROTATION_BATCH: i64 = 100;
+
+fn invalid(field: &str, message: impl Into<String>) -> VaultError {
+    let mut errors = ValidationErrors::new();
+    errors.add(field, message);
+    VaultError::Invalid(errors)
+}
+
+fn hints_of(secrets: &Map<String, Value>) -> Map<String, Value> {
+    secrets
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.clone(),
+                Value::String(mask_hint(value.as_str().unwrap_or_default())),
+            )
+        })
+        .collect()
+}
+
+impl VaultService {
+    pub fn new(ports: VaultPorts) -> Self {
+        Self { ports }
+    }
+
+    /// The active data key of `workspace`, created on first use.
+    async fn active_key(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<(StoredDataKey, DataKey), VaultError> {
+        loop {
+            if let Some(stored) = self.ports.keys.active(workspace).await? {
+                let key = DataKey::unwrap(&self.ports.master, workspace, &stored.wrapped)?;
+                return Ok((stored, key));
+            }
+            self.create_key(workspace, 1).await?;
+        }
+    }
+
+    /// Creates and activates a key at `version`; `false` when another writer won.
+    async fn create_key(&self, workspace: WorkspaceId, version: i32) -> Result<bool, VaultError> {
+        let key = DataKey::generate()?;
+        let stored = StoredDataKey {
+            id: Uuid::now_v7(),
+            workspace_id: workspace,
+            version,
+            wrapped: key.wrap(&self.ports.master, workspace)?,
+        };
+        Ok(self.ports.keys.activate(&stored).await?)
+    }
+
+    async fn key_of(&self, record: &CredentialRecord) -> Result<DataKey, VaultError> {
+        let stored = self
+            .ports
+            .keys
+            .find(record.workspace_id, record.data_key_id)
+            .await?
+            .ok_or(VaultError::Envelope(EnvelopeError::Tampered))?;
+        Ok(DataKey::unwrap(
+            &self.ports.master,
+            record.workspace_id,
+            &stored.wrapped,
+        )?)
+    }
+
+    fn seal(
+        key: &DataKey,
+        workspace: WorkspaceId,
+        id: Uuid,
+        secrets: &Map<String, Value>,
+    ) -> Result<Sealed, VaultError> {
+        let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(secrets).unwrap_or_default());
+        Ok(key.seal(workspace, id, &plaintext)?)
+    }
+
+    async fn open(&self, record: &CredentialRecord) -> Result<Map<String, Value>, VaultError> {
+        let key = self.key_of(record).await?;
+        let plaintext = key.open(record.workspace_id, record.id, &record.sealed)?;
+        Ok(serde_json::from_slice(&plaintext).unwrap_or_default())
+    }
+
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<CredentialRecord>, VaultError> {
+        principal.require(Permission::CredentialsRead)?;
+        Ok(self
+            .ports
+            .credentials
+            .list(principal.workspace_id(), page)
+            .await?)
+    }
+
+    pub async fn get(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<CredentialRecord, VaultError> {
+        principal.require(Permission::CredentialsRead)?;
+        self.ports
+            .credentials
+            .find(principal.workspace_id(), id)
+            .await?
+            .ok_or(VaultError::NotFound)
+    }
+
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        input: NewCredential,
+    ) -> Result<CredentialRecord, VaultError> {
+        principal.require(Permission::CredentialsWrite)?;
+        let mut errors = ValidationErrors::new();
+        let name = fluxolab_kernel::validation::bounded_name(&input.name)
+            .map_err(|message| errors.add("name", message))
+            .ok();
+        let kind = CredentialKind::from_code(&input.kind);
+        let split = match kind {
+            None => {
+                errors.add(
+                    "kind",
+                    "must be one of smtp, http_basic, http_header, bearer_token, meta_app, generic",
+                );
+                None
+            }
+            Some(kind) => match kind.validate(&input.data, &[]) {
+                Ok(split) => Some(split),
+                Err(problems) => {
+                    for problem in problems.errors() {
+                        errors.add(problem.field.clone(), problem.message.clone());
+                    }
+                    None
+                }
+            },
+        };
+        let (Some(name), Some(kind), Some(split)) = (name, kind, split) else {
+            return Err(VaultError::Invalid(errors));
+        };
+        if !errors.is_empty() {
+            return Err(VaultError::Invalid(errors));
+        }
+        let workspace = principal.workspace_id();
+        let (stored_key, key) = self.active_key(workspace).await?;
+        let id = Uuid::now_v7();
+        let now = self.ports.clock.now();
+        let record = CredentialRecord {
+            id,
+            workspace_id: workspace,
+            name,
+            kind,
+            public: split.public,
+            sealed: Self::seal(&key, workspace, id, &split.secrets)?,
+            data_key_id: stored_key.id,
+            key_version: stored_key.version,
+            hints: hints_of(&split.secrets),
+            created_at: now,
+            updated_at: now,
+        };
+        let created_by = match principal.actor() {
+            Actor::User(user) => Some(user.as_uuid()),
+            Actor::ApiKey(_) => None,
+        };
+        let mut unit = self.ports.units.begin().await?;
+        self.ports
+            .credentials
+            .insert(unit.as_mut(), &record, created_by)
+            .await?;
+        self.ports
+            .audit
+            .record_in(
+                unit.as_mut(),
+                &CredentialEvent {
+                    workspace_id: workspace,
+                    actor: Some(principal.actor()),
+                    action: "credential.created",
+                    credential_id: Some(id),
+                    metadata: json!({"name": record.name, "kind": kind.code()}),
+                },
+            )
+            .await?;
+        unit.commit().await?;
+        Ok(record)
+    }
+
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        patch: CredentialPatch,
+    ) -> Result<CredentialRecord, VaultError> {
+        principal.require(Permission::CredentialsWrite)?;
+        let current = self.get(principal, id).await?;
+        let name = match &patch.name {
+            Some(name) => fluxolab_kernel::validation::bounded_name(name)
+                .map_err(|message| invalid("name", message))?,
+            None => current.name.clone(),
+        };
+        let mut record = CredentialRecord {
+            name,
+            updated_at: self.ports.clock.now(),
+            ..current.clone()
+        };
+        let mut changed: Vec<&str> = patch.name.iter().map(|_| "name").collect();
+        if let Some(data) = &patch.data {
+            // What is stored, overlaid with what was sent, validated as a whole.
+            let mut merged = current.public.clone();
+            merged.extend(self.open(&current).await?);
+            merged.extend(data.iter().map(|(key, value)| (key.clone(), value.clone())));
+            let split = current
+                .kind
+                .validate(&merged, &[])
+                .map_err(VaultError::Invalid)?;
+            let (stored_key, key) = self.active_key(current.workspace_id).await?;
+            record.public = split.public;
+            record.sealed = Self::seal(&key, current.workspace_id, id, &split.secrets)?;
+            record.hints = hints_of(&split.secrets);
+            record.data_key_id = stored_key.id;
+            record.key_version = stored_key.version;
+            changed.extend(data.keys().map(String::as_str));
+        }
+        let mut unit = self.ports.units.begin().await?;
+        self.ports
+            .credentials
+            .update(unit.as_mut(), &record)
+            .await?;
+        self.ports
+            .audit
+            .record_in(
+                unit.as_mut(),
+                &CredentialEvent {
+                    workspace_id: record.workspace_id,
+                    actor: Some(principal.actor()),
+                    action: "credential.updated",
+                    credential_id: Some(id),
+                    metadata: json!({"fields": changed}),
+                },
+            )
+            .await?;
+        unit.commit().await?;
+        Ok(record)
+    }
+
+    pub async fn delete(&self, principal: &Principal, id: Uuid) -> Result<(), VaultError> {
+        principal.require(Permission::CredentialsWrite)?;
+        let workspace = principal.workspace_id();
+        let mut unit = self.ports.units.begin().await?;
+        if !self
+            .ports
+            .credentials
+            .delete(unit.as_mut(), workspace, id)
+            .await?
+        {
+            return Err(VaultError::NotFound);
+        }
+        self.ports
+            .audit
+            .record_in(
+                unit.as_mut(),
+                &CredentialEvent {
+                    workspace_id: workspace,
+                    actor: Some(principal.actor()),
+                    action: "credential.deleted",
+                    credential_id: Some(id),
+                    metadata: json!({}),
+                },
+            )
+            .await?;
+        unit.commit().await?;
+        Ok(())
+    }
+
+    /// Gives the workspace a new data key and re-seals every credential under it, in
+    /// batches. Each row is re-sealed atomically and stays readable under its old key
+    /// until then, so the server keeps serving; an interrupted rotation is finished by
+    /// the next call instead of starting another.
+    pub async fn rotate_data_key(
+        &self,
+        principal: &Principal,
+    ) -> Result<RotationReport, VaultError> {
+        // Owners only: the permission no other role holds.
+        principal.require(Permission::BillingManage)?;
+        let workspace = principal.workspace_id();
+        let (mut active, _) = self.active_key(workspace).await?;
+        let leftovers = self
+            .ports
+            .credentials
+            .sealed_under_other_keys(workspace, active.id, 1)
+            .await?;
+        let new_key = leftovers.is_empty();
+        if new_key {
+            self.create_key(workspace, active.version + 1).await?;
+            active = self.active_key(workspace).await?.0;
+        }
+        let key = DataKey::unwrap(&self.ports.master, workspace, &active.wrapped)?;
+        let mut resealed = 0;
+        loop {
+            let batch = self
+                .ports
+                .credentials
+                .sealed_under_other_keys(workspace, active.id, ROTATION_BATCH)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            for record in batch {
+                let secrets = self.open(&record).await?;
+                let from_key = record.data_key_id;
+                let resealed_record = CredentialRecord {
+                    sealed: Self::seal(&key, workspace, record.id, &secrets)?,
+                    data_key_id: active.id,
+                    key_version: active.version,
+                    ..record
+                };
+                if self
+                    .ports
+                    .credentials
+                    .reseal(&resealed_record, from_key)
+                    .await?
+                {
+                    resealed += 1;
+                }
+            }
+        }
+        self.ports
+            .audit
+            .record(&CredentialEvent {
+                workspace_id: workspace,
+                actor: Some(principal.actor()),
+                action: "workspace.data_key_rotated",
+                credential_id: None,
+                metadata: json!({"key_version": active.version, "resealed": resealed}),
+            })
+            .await?;
+        Ok(RotationReport {
+            key_version: active.version,
+            new_key,
+            resealed,
+        })
+    }
+}
+
+/// What `fluxolab keys rotate` did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RewrapReport {
+    /// Data keys re-wrapped under the current master secret by this run.
+    pub rewrapped: u64,
+    /// Data keys that were already under it.
+    pub already_current: u64,
+}
+
+/// Re-wraps every workspace data key under the current master secret. No credential row
+/// is touched; running it again re-wraps nothing.
+pub async fn rewrap_all_data_keys(
+    keys: &dyn DataKeyRepository,
+    master: &MasterKeys,
+) -> Result<RewrapReport, VaultError> {
+    let current = master.current().id().to_owned();
+    let mut report = RewrapReport {
+        already_current: keys.count_wrapped_by(&current).await?,
+        ..RewrapReport::default()
+    };
+    loop {
+        let batch = keys.wrapped_by_others(&current, ROTATION_BATCH).await?;
+        if batch.is_empty() {
+            return Ok(report);
+        }
+        for stored in batch {
+            let key = DataKey::unwrap(master, stored.workspace_id, &stored.wrapped)?;
+            let wrapped = key.wrap(master, stored.workspace_id)?;
+            if keys
+                .rewrap(stored.id, &stored.wrapped.kek_id, &wrapped)
+                .await?
+            {
+                report.rewrapped += 1;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl CredentialResolver for VaultService {
+    async fn resolve(
+        &self,
+        workspace: WorkspaceId,
+        credential: Uuid,
+        expected: CredentialKind,
+        execution: Option<ExecutionId>,
+    ) -> Result<ResolvedCredential, ResolveError> {
+        let record = self
+            .ports
+            .credentials
+            .find(workspace, credential)
+            .await?
+            .ok_or(ResolveError::NotFound(credential))?;
+        if record.kind != expected {
+            return Err(ResolveError::WrongKind {
+                id: credential,
+                expected: expected.code(),
+                actual: record.kind.code(),
+            });
+        }
+        let unreadable = |reason: String| ResolveError::Unreadable {
+            id: credential,
+            reason,
+        };
+        let key = self
+            .key_of(&record)
+            .await
+            .map_err(|error| unreadable(error.to_string()))?;
+        let secrets = key
+            .open(workspace, credential, &record.sealed)
+            .map_err(|error| unreadable(error.to_string()))?;
+        self.ports
+            .audit
+            .record(&CredentialEvent {
+                workspace_id: workspace,
+                actor: None,
+                action: "credential.used",
+                credential_id: Some(credential),
+                metadata: json!({"execution_id": execution.map(|id| id.to_string())}),
+            })
+            .await?;
+        Ok(ResolvedCredential {
+            id: credential,
+            kind: record.kind,
+            public: record.public,
+            secrets,
+        })
+    }
+}

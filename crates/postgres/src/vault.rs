@@ -1,0 +1,458 @@
+//! The credentials vault's storage: data keys, sealed credential rows and their audit
+//! entries (in the activity log).
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use fluxolab_credentials::CredentialKind;
+use fluxolab_credentials::envelope::{Sealed, WrappedKey};
+use fluxolab_credentials::model::{CredentialRecord, StoredDataKey};
+use fluxolab_credentials::ports::{
+    CredentialAudit, CredentialEvent, CredentialRepository, DataKeyRepository, WriteCredentialError,
+};
+use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, WorkspaceId};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::DbPool;
+use crate::activity_log::ActivityRow;
+use crate::error::is_unique_violation;
+use crate::pool::pooled;
+use crate::schema::{credentials, workspace_data_keys};
+use crate::unit_of_work::connection_of;
+
+/// The vault's storage over the pool.
+#[derive(Clone)]
+pub struct PgVault {
+    pool: DbPool,
+}
+
+impl std::fmt::Debug for PgVault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgVault").finish_non_exhaustive()
+    }
+}
+
+impl PgVault {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn storage(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::new(error)
+}
+
+type KeyRow = (Uuid, Uuid, i32, Vec<u8>, String);
+
+const KEY_COLUMNS: (
+    workspace_data_keys::id,
+    workspace_data_keys::workspace_id,
+    workspace_data_keys::version,
+    workspace_data_keys::wrapped_key,
+    workspace_data_keys::kek_id,
+) = (
+    workspace_data_keys::id,
+    workspace_data_keys::workspace_id,
+    workspace_data_keys::version,
+    workspace_data_keys::wrapped_key,
+    workspace_data_keys::kek_id,
+);
+
+fn stored_key((id, workspace, version, bytes, kek_id): KeyRow) -> StoredDataKey {
+    StoredDataKey {
+        id,
+        workspace_id: WorkspaceId::from_uuid(workspace),
+        version,
+        wrapped: WrappedKey { bytes, kek_id },
+    }
+}
+
+#[async_trait]
+impl DataKeyRepository for PgVault {
+    async fn active(&self, workspace: WorkspaceId) -> Result<Option<StoredDataKey>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let row: Option<KeyRow> = workspace_data_keys::table
+            .filter(workspace_data_keys::workspace_id.eq(workspace.as_uuid()))
+            .filter(workspace_data_keys::active)
+            .select(KEY_COLUMNS)
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(storage)?;
+        Ok(row.map(stored_key))
+    }
+
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<Option<StoredDataKey>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let row: Option<KeyRow> = workspace_data_keys::table
+            .filter(workspace_data_keys::workspace_id.eq(workspace.as_uuid()))
+            .filter(workspace_data_keys::id.eq(id))
+            .select(KEY_COLUMNS)
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(storage)?;
+        Ok(row.map(stored_key))
+    }
+
+    async fn activate(&self, key: &StoredDataKey) -> Result<bool, StorageError> {
+        use diesel_async::AsyncConnection;
+        let mut connection = pooled(&self.pool).await?;
+        let outcome = connection
+            .transaction(async |connection| {
+                diesel::update(
+                    workspace_data_keys::table
+                        .filter(workspace_data_keys::workspace_id.eq(key.workspace_id.as_uuid()))
+                        .filter(workspace_data_keys::active),
+                )
+                .set((
+                    workspace_data_keys::active.eq(false),
+                    workspace_data_keys::retired_at.eq(diesel::dsl::now),
+                ))
+                .execute(connection)
+                .await?;
+                diesel::insert_into(workspace_data_keys::table)
+                    .values((
+                        workspace_data_keys::id.eq(key.id),
+                        workspace_data_keys::workspace_id.eq(key.workspace_id.as_uuid()),
+                        workspace_data_keys::version.eq(key.version),
+                        workspace_data_keys::wrapped_key.eq(&key.wrapped.bytes),
+                        workspace_data_keys::kek_id.eq(&key.wrapped.kek_id),
+                    ))
+                    .execute(connection)
+                    .await
+            })
+            .await;
+        match outcome {
+            Ok(_) => Ok(true),
+            // Another writer created this version (or an active key) first.
+            Err(error)
+                if is_unique_violation(&error, "workspace_data_keys_version_key")
+                    || is_unique_violation(&error, "workspace_data_keys_active_key") =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(storage(error)),
+        }
+    }
+
+    async fn count_wrapped_by(&self, kek_id: &str) -> Result<u64, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let count: i64 = workspace_data_keys::table
+            .filter(workspace_data_keys::kek_id.eq(kek_id))
+            .count()
+            .get_result(&mut connection)
+            .await
+            .map_err(storage)?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    async fn wrapped_by_others(
+        &self,
+        kek_id: &str,
+        limit: i64,
+    ) -> Result<Vec<StoredDataKey>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let rows: Vec<KeyRow> = workspace_data_keys::table
+            .filter(workspace_data_keys::kek_id.ne(kek_id))
+            .order(workspace_data_keys::id)
+            .limit(limit)
+            .select(KEY_COLUMNS)
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        Ok(rows.into_iter().map(stored_key).collect())
+    }
+
+    async fn rewrap(
+        &self,
+        id: Uuid,
+        old_kek_id: &str,
+        wrapped: &WrappedKey,
+    ) -> Result<bool, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let updated = diesel::update(
+            workspace_data_keys::table
+                .filter(workspace_data_keys::id.eq(id))
+                .filter(workspace_data_keys::kek_id.eq(old_kek_id)),
+        )
+        .set((
+            workspace_data_keys::wrapped_key.eq(&wrapped.bytes),
+            workspace_data_keys::kek_id.eq(&wrapped.kek_id),
+        ))
+        .execute(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(updated == 1)
+    }
+}
+
+type CredentialRow = (
+    Uuid,
+    Uuid,
+    String,
+    String,
+    Value,
+    Vec<u8>,
+    Vec<u8>,
+    Uuid,
+    i32,
+    Value,
+    OffsetDateTime,
+    OffsetDateTime,
+);
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+fn record(row: CredentialRow) -> Result<CredentialRecord, StorageError> {
+    let (
+        id,
+        workspace,
+        name,
+        kind,
+        public,
+        nonce,
+        ciphertext,
+        key,
+        version,
+        hints,
+        created_at,
+        updated_at,
+    ) = row;
+    Ok(CredentialRecord {
+        id,
+        workspace_id: WorkspaceId::from_uuid(workspace),
+        name,
+        kind: CredentialKind::from_code(&kind).ok_or_else(|| {
+            storage(std::io::Error::other(format!(
+                "unknown credential kind `{kind}`"
+            )))
+        })?,
+        public: object(public),
+        sealed: Sealed { nonce, ciphertext },
+        data_key_id: key,
+        key_version: version,
+        hints: object(hints),
+        created_at,
+        updated_at,
+    })
+}
+
+macro_rules! credential_select {
+    () => {
+        credentials::table
+            .inner_join(workspace_data_keys::table)
+            .select((
+                credentials::id,
+                credentials::workspace_id,
+                credentials::name,
+                credentials::kind,
+                credentials::public_data,
+                credentials::secret_nonce,
+                credentials::secret_ciphertext,
+                credentials::data_key_id,
+                workspace_data_keys::version,
+                credentials::masked_hints,
+                credentials::created_at,
+                credentials::updated_at,
+            ))
+    };
+}
+
+fn name_taken(error: diesel::result::Error) -> WriteCredentialError {
+    if is_unique_violation(&error, "credentials_name_key") {
+        WriteCredentialError::NameTaken
+    } else {
+        WriteCredentialError::Storage(storage(error))
+    }
+}
+
+#[async_trait]
+impl CredentialRepository for PgVault {
+    async fn insert(
+        &self,
+        uow: &mut Uow,
+        record: &CredentialRecord,
+        created_by: Option<Uuid>,
+    ) -> Result<(), WriteCredentialError> {
+        diesel::insert_into(credentials::table)
+            .values((
+                credentials::id.eq(record.id),
+                credentials::workspace_id.eq(record.workspace_id.as_uuid()),
+                credentials::name.eq(&record.name),
+                credentials::kind.eq(record.kind.code()),
+                credentials::public_data.eq(Value::Object(record.public.clone())),
+                credentials::secret_nonce.eq(&record.sealed.nonce),
+                credentials::secret_ciphertext.eq(&record.sealed.ciphertext),
+                credentials::data_key_id.eq(record.data_key_id),
+                credentials::masked_hints.eq(Value::Object(record.hints.clone())),
+                credentials::created_by.eq(created_by),
+                credentials::created_at.eq(record.created_at),
+                credentials::updated_at.eq(record.updated_at),
+            ))
+            .execute(connection_of(uow)?)
+            .await
+            .map_err(name_taken)?;
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        uow: &mut Uow,
+        record: &CredentialRecord,
+    ) -> Result<(), WriteCredentialError> {
+        diesel::update(
+            credentials::table
+                .filter(credentials::id.eq(record.id))
+                .filter(credentials::workspace_id.eq(record.workspace_id.as_uuid())),
+        )
+        .set((
+            credentials::name.eq(&record.name),
+            credentials::public_data.eq(Value::Object(record.public.clone())),
+            credentials::secret_nonce.eq(&record.sealed.nonce),
+            credentials::secret_ciphertext.eq(&record.sealed.ciphertext),
+            credentials::data_key_id.eq(record.data_key_id),
+            credentials::masked_hints.eq(Value::Object(record.hints.clone())),
+            credentials::updated_at.eq(record.updated_at),
+        ))
+        .execute(connection_of(uow)?)
+        .await
+        .map_err(name_taken)?;
+        Ok(())
+    }
+
+    async fn reseal(
+        &self,
+        record: &CredentialRecord,
+        from_key: Uuid,
+    ) -> Result<bool, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let updated = diesel::update(
+            credentials::table
+                .filter(credentials::id.eq(record.id))
+                .filter(credentials::data_key_id.eq(from_key)),
+        )
+        .set((
+            credentials::secret_nonce.eq(&record.sealed.nonce),
+            credentials::secret_ciphertext.eq(&record.sealed.ciphertext),
+            credentials::data_key_id.eq(record.data_key_id),
+        ))
+        .execute(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(updated == 1)
+    }
+
+    async fn delete(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<bool, StorageError> {
+        let deleted = diesel::delete(
+            credentials::table
+                .filter(credentials::id.eq(id))
+                .filter(credentials::workspace_id.eq(workspace.as_uuid())),
+        )
+        .execute(connection_of(uow)?)
+        .await
+        .map_err(storage)?;
+        Ok(deleted == 1)
+    }
+
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<Option<CredentialRecord>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let row: Option<CredentialRow> = credential_select!()
+            .filter(credentials::workspace_id.eq(workspace.as_uuid()))
+            .filter(credentials::id.eq(id))
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(storage)?;
+        row.map(record).transpose()
+    }
+
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest,
+    ) -> Result<Page<CredentialRecord>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let mut query = credential_select!()
+            .filter(credentials::workspace_id.eq(workspace.as_uuid()))
+            .order((credentials::created_at.asc(), credentials::id.asc()))
+            .limit(page.fetch_limit())
+            .into_boxed();
+        if let Some(after) = page.after() {
+            query = query.filter(
+                credentials::created_at
+                    .gt(after.created_at)
+                    .or(credentials::created_at
+                        .eq(after.created_at)
+                        .and(credentials::id.gt(after.id))),
+            );
+        }
+        let rows: Vec<CredentialRow> = query.load(&mut connection).await.map_err(storage)?;
+        let records = rows
+            .into_iter()
+            .map(record)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(records, page, CredentialRecord::cursor))
+    }
+
+    async fn sealed_under_other_keys(
+        &self,
+        workspace: WorkspaceId,
+        key: Uuid,
+        limit: i64,
+    ) -> Result<Vec<CredentialRecord>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let rows: Vec<CredentialRow> = credential_select!()
+            .filter(credentials::workspace_id.eq(workspace.as_uuid()))
+            .filter(credentials::data_key_id.ne(key))
+            .order(credentials::id)
+            .limit(limit)
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        rows.into_iter().map(record).collect()
+    }
+}
+
+fn activity(event: &CredentialEvent) -> ActivityRow<'_> {
+    ActivityRow::new(
+        event.workspace_id,
+        event.actor,
+        event.action,
+        event.credential_id.map(|id| ("credential", id.to_string())),
+        &event.metadata,
+    )
+}
+
+#[async_trait]
+impl CredentialAudit for PgVault {
+    async fn record_in(&self, uow: &mut Uow, event: &CredentialEvent) -> Result<(), StorageError> {
+        activity(event).insert(connection_of(uow)?).await
+    }
+
+    async fn record(&self, event: &CredentialEvent) -> Result<(), StorageError> {
+        activity(event)
+            .insert(&mut *pooled(&self.pool).await?)
+            .await
+    }
+}
