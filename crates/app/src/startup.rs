@@ -8,6 +8,7 @@ use fluxolab_credentials::{VaultPorts, VaultService};
 use fluxolab_http::{ApiState, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
 use fluxolab_kernel::{Clock, SystemClock};
+use fluxolab_outbound::OutboundTester;
 use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::pool::PoolBuildError;
 use fluxolab_postgres::unit_of_work::PgUnits;
@@ -89,7 +90,9 @@ fn services(
         units: units.clone(),
         keys: Arc::new(vault.clone()),
         credentials: Arc::new(vault.clone()),
-        audit: Arc::new(vault),
+        audit: Arc::new(vault.clone()),
+        tester: Arc::new(OutboundTester),
+        network: Arc::new(vault),
         master: Arc::new(
             settings
                 .master_keys()

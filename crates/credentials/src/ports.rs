@@ -142,3 +142,68 @@ pub trait CredentialResolver: Send + Sync {
         execution: Option<ExecutionId>,
     ) -> Result<ResolvedCredential, ResolveError>;
 }
+
+/// How an SMTP connection is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMode {
+    None,
+    StartTls,
+    Tls,
+}
+
+/// An SMTP server to try: connect, secure as configured, authenticate.
+#[derive(Debug)]
+pub struct SmtpProbe {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub password: Option<secrecy::SecretString>,
+    /// Whether the workspace allows loopback/private/link-local targets.
+    pub allow_internal: bool,
+}
+
+/// How an HTTP probe authenticates.
+#[derive(Debug)]
+pub enum HttpAuth {
+    Basic {
+        username: String,
+        password: secrecy::SecretString,
+    },
+    Header {
+        name: String,
+        value: secrecy::SecretString,
+    },
+    Bearer(secrecy::SecretString),
+}
+
+/// An HTTP endpoint to try with a credential.
+#[derive(Debug)]
+pub struct HttpProbe {
+    pub url: url::Url,
+    pub auth: HttpAuth,
+    pub allow_internal: bool,
+}
+
+/// What a connection test found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeOutcome {
+    pub ok: bool,
+    /// For people, e.g. `HTTP 401 Unauthorized` or `authenticated`.
+    pub message: String,
+}
+
+/// Reaches out to check a credential (implemented in `outbound`, behind the SSRF guard).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ConnectionTester: Send + Sync {
+    async fn smtp(&self, probe: SmtpProbe) -> ProbeOutcome;
+    async fn http(&self, probe: HttpProbe) -> ProbeOutcome;
+}
+
+/// Whether a workspace lets outbound connections reach internal networks.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait NetworkPolicy: Send + Sync {
+    async fn allows_internal(&self, workspace: WorkspaceId) -> Result<bool, StorageError>;
+}

@@ -16,8 +16,9 @@ use crate::kind::CredentialKind;
 use crate::masking::mask_hint;
 use crate::model::{CredentialRecord, ResolvedCredential, StoredDataKey};
 use crate::ports::{
-    CredentialAudit, CredentialEvent, CredentialRepository, CredentialResolver, DataKeyRepository,
-    ResolveError, WriteCredentialError,
+    ConnectionTester, CredentialAudit, CredentialEvent, CredentialRepository, CredentialResolver,
+    DataKeyRepository, HttpAuth, HttpProbe, NetworkPolicy, ProbeOutcome, ResolveError, SmtpProbe,
+    TlsMode, WriteCredentialError,
 };
 
 /// Why a vault operation failed.
@@ -79,6 +80,8 @@ pub struct VaultPorts {
     pub audit: Arc<dyn CredentialAudit>,
     pub master: Arc<MasterKeys>,
     pub clock: Arc<dyn Clock>,
+    pub tester: Arc<dyn ConnectionTester>,
+    pub network: Arc<dyn NetworkPolicy>,
 }
 
 impl std::fmt::Debug for VaultPorts {
@@ -364,6 +367,114 @@ impl VaultService {
             .await?;
         unit.commit().await?;
         Ok(())
+    }
+
+    /// Tries the credential against its service: SMTP connects, secures and logs in; HTTP
+    /// kinds request `url` with the credential applied. Outbound connections pass the
+    /// SSRF guard. A failed connection is an outcome (`ok: false`), not an error.
+    pub async fn test(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        url: Option<&str>,
+    ) -> Result<ProbeOutcome, VaultError> {
+        principal.require(Permission::CredentialsWrite)?;
+        let workspace = principal.workspace_id();
+        let record = self.get(principal, id).await?;
+        let target = match (record.kind, url) {
+            (CredentialKind::Smtp, _) => None,
+            (
+                CredentialKind::HttpBasic
+                | CredentialKind::HttpHeader
+                | CredentialKind::BearerToken,
+                Some(raw),
+            ) => {
+                let parsed = url::Url::parse(raw)
+                    .map_err(|error| invalid("url", format!("is not a valid URL ({error})")))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(invalid("url", "must be an http:// or https:// URL"));
+                }
+                Some(parsed)
+            }
+            (
+                CredentialKind::HttpBasic
+                | CredentialKind::HttpHeader
+                | CredentialKind::BearerToken,
+                None,
+            ) => {
+                return Err(invalid("url", "is required to test an HTTP credential"));
+            }
+            (kind, _) => {
+                return Err(invalid(
+                    "kind",
+                    format!("{} credentials cannot be tested", kind.code()),
+                ));
+            }
+        };
+        let allow_internal = self.ports.network.allows_internal(workspace).await?;
+        let secrets = self.open(&record).await?;
+        self.ports
+            .audit
+            .record(&CredentialEvent {
+                workspace_id: workspace,
+                actor: Some(principal.actor()),
+                action: "credential.used",
+                credential_id: Some(id),
+                metadata: json!({"test": true}),
+            })
+            .await?;
+        let text = |map: &Map<String, Value>, name: &str| {
+            map.get(name).and_then(Value::as_str).map(str::to_owned)
+        };
+        let secret =
+            |name: &str| secrecy::SecretString::from(text(&secrets, name).unwrap_or_default());
+        Ok(match (record.kind, target) {
+            (CredentialKind::Smtp, _) => {
+                let tls = match text(&record.public, "tls_mode").as_deref() {
+                    Some("tls") => TlsMode::Tls,
+                    Some("starttls") => TlsMode::StartTls,
+                    _ => TlsMode::None,
+                };
+                self.ports
+                    .tester
+                    .smtp(SmtpProbe {
+                        host: text(&record.public, "host").unwrap_or_default(),
+                        port: record
+                            .public
+                            .get("port")
+                            .and_then(Value::as_u64)
+                            .and_then(|port| u16::try_from(port).ok())
+                            .unwrap_or(25),
+                        tls,
+                        username: text(&record.public, "username").filter(|name| !name.is_empty()),
+                        password: text(&secrets, "password").map(secrecy::SecretString::from),
+                        allow_internal,
+                    })
+                    .await
+            }
+            (kind, Some(url)) => {
+                let auth = match kind {
+                    CredentialKind::HttpBasic => HttpAuth::Basic {
+                        username: text(&record.public, "username").unwrap_or_default(),
+                        password: secret("password"),
+                    },
+                    CredentialKind::HttpHeader => HttpAuth::Header {
+                        name: text(&record.public, "name").unwrap_or_default(),
+                        value: secret("value"),
+                    },
+                    _ => HttpAuth::Bearer(secret("token")),
+                };
+                self.ports
+                    .tester
+                    .http(HttpProbe {
+                        url,
+                        auth,
+                        allow_internal,
+                    })
+                    .await
+            }
+            (_, None) => return Err(invalid("url", "is required to test an HTTP credential")),
+        })
     }
 
     /// Gives the workspace a new data key and re-seals every credential under it, in

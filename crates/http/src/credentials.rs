@@ -245,6 +245,51 @@ pub async fn delete_credential(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// `POST /api/workflows/credentials/{id}/test`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestCredentialRequest {
+    /// For HTTP kinds: the URL to request with the credential applied.
+    pub url: Option<String>,
+}
+
+/// What a credential test found.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TestCredentialResponse {
+    pub ok: bool,
+    pub message: String,
+}
+
+/// Tries a credential: SMTP connects, secures and logs in; HTTP kinds request `url` with
+/// it. Outbound connections pass the SSRF guard (internal targets only when the workspace
+/// allows them). A failed connection answers 200 with `ok: false`.
+#[utoipa::path(tag = "credentials", security(("bearer" = [])), request_body = TestCredentialRequest, params(("id" = Uuid, Path, description = "Credential id")), responses(
+    (status = 200, description = "The outcome", body = TestCredentialResponse),
+    (status = 403, description = "Not allowed (`credentials.write`)", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such credential in the active workspace", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "A missing or bad `url`, or a kind that cannot be tested", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/api/workflows/credentials/{id}/test")]
+pub async fn test_credential(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    id: Path<String>,
+    body: Json<TestCredentialRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let outcome = services
+        .vault
+        .test(
+            &caller.principal,
+            credential_id(&id)?,
+            body.0.url.as_deref(),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(TestCredentialResponse {
+        ok: outcome.ok,
+        message: outcome.message,
+    }))
+}
+
 /// Gives the active workspace a new data key and re-seals its credentials (owners only).
 /// An interrupted rotation is finished by calling this again.
 #[utoipa::path(tag = "credentials", security(("bearer" = [])), responses(

@@ -88,6 +88,7 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(credentials::get_credential)
         .service(credentials::update_credential)
         .service(credentials::delete_credential)
+        .service(credentials::test_credential)
         .service(credentials::rotate_data_key);
 }
 

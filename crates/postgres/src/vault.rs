@@ -456,3 +456,19 @@ impl CredentialAudit for PgVault {
             .await
     }
 }
+
+#[async_trait]
+impl fluxolab_credentials::ports::NetworkPolicy for PgVault {
+    async fn allows_internal(&self, workspace: WorkspaceId) -> Result<bool, StorageError> {
+        use crate::schema::workspace_settings;
+        let mut connection = pooled(&self.pool).await?;
+        let allowed: Option<bool> = workspace_settings::table
+            .find(workspace.as_uuid())
+            .select(workspace_settings::allow_internal_network)
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(storage)?;
+        Ok(allowed.unwrap_or(false))
+    }
+}

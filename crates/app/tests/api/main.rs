@@ -4,6 +4,7 @@
 mod architecture;
 mod auth;
 mod binary;
+mod credential_tests;
 mod credentials;
 mod helpers;
 mod ops;
