@@ -4,6 +4,7 @@
 //! - `test [ARGS…]`: find or start Postgres, export `TEST_DATABASE_URL`, run every test
 //! - `migrate [--status | --down N]`, `seed [--demo]`: the binary's commands, on the
 //!   discovered database
+//! - `bench [credentials]`: performance figures (release build)
 //! - `db start | stop | remove | status | url`: manage the private cluster under `.fluxolab/pg`
 
 // A command-line tool: printing is its job.
@@ -24,6 +25,7 @@ commands:
   migrate [--status | --down N]
                             apply pending migrations, list them, or revert the last N
   seed [--demo]             insert reference data (and the demo user and workspace)
+  bench [credentials]       print performance figures (release build)
   db start|stop|remove|status|url
                             manage the private PostgreSQL cluster under .fluxolab/pg";
 
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         "test" => run_tests(rest),
         "migrate" | "seed" => database_command(command, rest),
         "db" => cluster_command(rest),
+        "bench" => bench(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)
@@ -77,6 +80,27 @@ fn database_command(command: &str, extra: &[String]) -> Result<u8, String> {
         .args(extra)
         .env("DATABASE_URL", &database.url);
     process::status_code(&mut run)
+}
+
+/// `cargo xtask bench [NAME]`: the benchmarks, in release mode; they print figures.
+fn bench(args: &[String]) -> Result<u8, String> {
+    let wanted = args.first().map_or("all", String::as_str);
+    if !matches!(wanted, "all" | "credentials") {
+        return Err(format!(
+            "unknown benchmark `{wanted}`; available: credentials"
+        ));
+    }
+    let mut command = process::cargo();
+    command.args([
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        "fluxolab-credentials",
+        "--example",
+        "seal_bench",
+    ]);
+    process::status_code(&mut command)
 }
 
 fn cluster_command(args: &[String]) -> Result<u8, String> {

@@ -104,3 +104,100 @@ async fn serve_stops_cleanly_on_sigterm() -> TestResult {
     );
     Ok(())
 }
+
+/// Starts `fluxolab serve` on `db` with every log line at TRACE going to `log`.
+fn serve_logging_to(
+    db: &TestDb,
+    log: &std::path::Path,
+) -> Result<(std::process::Child, u16), Box<dyn std::error::Error + Send + Sync>> {
+    let port = free_port()?;
+    let child = fluxolab()
+        .args(["serve", "--no-workers"])
+        .env("DATABASE_URL", db.url())
+        .env("APP_SECRET", TEST_SECRET)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("HTTP_WORKERS", "1")
+        .env("LOG_FORMAT", "json")
+        .env("LOG_LEVEL", "trace")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log)?)
+        .spawn()?;
+    Ok((child, port))
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_log_line_even_at_trace_level() -> TestResult {
+    use serde_json::{Value, json};
+
+    let db = TestDb::new().await?;
+    fluxolab_postgres::seed::seed_reference_data(&mut *db.pool().get().await?).await?;
+    let log = std::env::temp_dir().join(format!("fluxolab-log-{}.jsonl", uuid::Uuid::new_v4()));
+    let (mut child, port) = serve_logging_to(&db, &log)?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let password = "LOGCHECK-login-password-0001";
+    let secrets = ["LOGCHECK-smtp-secret-2222", "LOGCHECK-bearer-secret-3333"];
+    client
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"email": "logs@example.com", "password": password, "display_name": "Logs"}))
+        .send()
+        .await?;
+    let tokens: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": "logs@example.com", "password": password}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let access = tokens["access_token"].as_str().unwrap_or_default();
+    for body in [
+        json!({"name": "Mail", "kind": "smtp", "data": {"host": "mail.example.com", "port": 25, "password": secrets[0], "tls_mode": "none"}}),
+        json!({"name": "Token", "kind": "bearer_token", "data": {"token": secrets[1]}}),
+    ] {
+        let created: Value = client
+            .post(format!("{base}/api/workflows/credentials"))
+            .bearer_auth(access)
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        // Opening the secret server-side (a test against a refused internal target).
+        client
+            .post(format!(
+                "{base}/api/workflows/credentials/{}/test",
+                created["id"].as_str().unwrap_or_default()
+            ))
+            .bearer_auth(access)
+            .json(&json!({"url": "http://127.0.0.1:9/"}))
+            .send()
+            .await?;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait()?.is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let logged = std::fs::read_to_string(&log)?;
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        logged.contains("/api/workflows/credentials"),
+        "the requests were logged"
+    );
+    for secret in secrets.iter().chain([&password]) {
+        assert!(!logged.contains(secret), "{secret} reached the log");
+    }
+    Ok(())
+}
