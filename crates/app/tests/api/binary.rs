@@ -201,3 +201,59 @@ async fn no_secret_reaches_a_log_line_even_at_trace_level() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn keys_rotate_rewraps_under_the_new_secret_once() -> TestResult {
+    use fluxolab_credentials::envelope::{DataKey, MasterKeys};
+    use fluxolab_credentials::model::StoredDataKey;
+    use fluxolab_credentials::ports::DataKeyRepository;
+
+    let db = TestDb::new().await?;
+    fluxolab_postgres::seed::seed_reference_data(&mut *db.pool().get().await?).await?;
+    // A workspace whose data key is wrapped by the old master secret.
+    let old_secret = "the-previous-master-secret-0123456789";
+    let workspace = fluxolab_kernel::WorkspaceId::new();
+    {
+        use diesel_async::RunQueryDsl;
+        diesel::sql_query("INSERT INTO workspaces (id, name, slug) VALUES ($1, 'Old', 'old')")
+            .bind::<diesel::sql_types::Uuid, _>(workspace.as_uuid())
+            .execute(&mut *db.pool().get().await?)
+            .await?;
+    }
+    let old = MasterKeys::new(old_secret.as_bytes(), None)?;
+    let stored = StoredDataKey {
+        id: uuid::Uuid::now_v7(),
+        workspace_id: workspace,
+        version: 1,
+        wrapped: DataKey::generate()?.wrap(&old, workspace)?,
+    };
+    let vault = fluxolab_postgres::vault::PgVault::new(db.pool().clone());
+    assert!(vault.activate(&stored).await?);
+
+    let rotate = || {
+        fluxolab()
+            .args(["keys", "rotate"])
+            .env("DATABASE_URL", db.url())
+            .env("APP_SECRET", TEST_SECRET)
+            .env("APP_SECRET_PREVIOUS", old_secret)
+            .output()
+    };
+    let first = rotate()?;
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("re-wrapped 1 data key(s)"));
+    let second = rotate()?;
+    assert!(String::from_utf8_lossy(&second.stdout).contains("re-wrapped 0 data key(s)"));
+
+    let current = MasterKeys::new(TEST_SECRET.as_bytes(), None)?;
+    let rewrapped = vault
+        .find(workspace, stored.id)
+        .await?
+        .ok_or("the key is gone")?;
+    assert_eq!(rewrapped.wrapped.kek_id, current.current().id());
+    assert!(DataKey::unwrap(&current, workspace, &rewrapped.wrapped).is_ok());
+    Ok(())
+}

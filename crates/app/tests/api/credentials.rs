@@ -502,6 +502,16 @@ async fn other_workspaces_credentials_do_not_exist_and_viewers_only_read() -> Te
         );
     }
 
+    // Server-side, too: resolving it in another workspace finds nothing.
+    let id: Uuid = created["id"].as_str().unwrap_or_default().parse()?;
+    let server = vault(&app.db, TEST_SECRET, None)?;
+    assert!(matches!(
+        server
+            .resolve(workspace_of(&outsider)?, id, CredentialKind::Smtp, None)
+            .await,
+        Err(ResolveError::NotFound(_))
+    ));
+
     app.send_as(
         Method::POST,
         &owner.access_token,
