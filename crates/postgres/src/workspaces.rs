@@ -10,7 +10,7 @@ use fluxolab_kernel::{
     Actor, Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId,
 };
 use fluxolab_workspace::model::{
-    Activity, ActivityFilter, ActorRef, Member, NewActivity, NewWorkspace, Workspace, WorkspaceName,
+    Activity, ActivityFilter, Member, NewActivity, NewWorkspace, Workspace, WorkspaceName,
 };
 use fluxolab_workspace::ports::{
     ActivityRepository, AddMemberError, MemberRepository, WorkspaceRepository,
@@ -473,13 +473,9 @@ impl MemberRepository for PgWorkspaces {
 #[async_trait]
 impl ActivityRepository for PgWorkspaces {
     async fn record(&self, uow: &mut Uow, activity: &NewActivity) -> Result<(), StorageError> {
-        let actor = match activity.actor {
-            ActorRef::User(user) => Actor::User(user),
-            ActorRef::ApiKey(key) => Actor::ApiKey(key),
-        };
         ActivityRow::new(
             activity.workspace_id,
-            Some(actor),
+            Some(activity.actor),
             activity.action,
             Some((activity.target_type, activity.target_id.clone())),
             &activity.metadata,
@@ -583,7 +579,7 @@ impl WorkspaceProvisioner for PgWorkspaces {
             uow,
             &NewActivity {
                 workspace_id: workspace.id,
-                actor: ActorRef::User(owner),
+                actor: Actor::User(owner),
                 action: "workspace.created",
                 target_type: "workspace",
                 target_id: workspace.id.to_string(),

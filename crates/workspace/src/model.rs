@@ -1,6 +1,6 @@
 //! Workspaces, members and activities as the domain sees them.
 
-use fluxolab_kernel::{ApiKeyId, Cursor, UserId, WorkspaceId};
+use fluxolab_kernel::{Actor, ApiKeyId, Cursor, UserId, WorkspaceId};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -78,18 +78,11 @@ impl Member {
     }
 }
 
-/// Who did something.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ActorRef {
-    User(UserId),
-    ApiKey(ApiKeyId),
-}
-
 /// An audit entry to write.
 #[derive(Clone, Debug)]
 pub struct NewActivity {
     pub workspace_id: WorkspaceId,
-    pub actor: ActorRef,
+    pub actor: Actor,
     /// `noun.verb`, e.g. `member.added`.
     pub action: &'static str,
     pub target_type: &'static str,

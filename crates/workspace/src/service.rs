@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::Role;
 use crate::model::{
-    Activity, ActivityFilter, ActorRef, Member, NewActivity, NewWorkspace, Workspace, WorkspaceName,
+    Activity, ActivityFilter, Member, NewActivity, NewWorkspace, Workspace, WorkspaceName,
 };
 use crate::ports::{ActivityRepository, AddMemberError, MemberRepository, WorkspaceRepository};
 
@@ -41,13 +41,6 @@ fn invalid(field: &str, message: impl Into<String>) -> WorkspaceError {
     let mut errors = ValidationErrors::new();
     errors.add(field, message);
     WorkspaceError::Invalid(errors)
-}
-
-fn actor_of(principal: &Principal) -> ActorRef {
-    match principal.actor() {
-        Actor::User(user) => ActorRef::User(user),
-        Actor::ApiKey(key) => ActorRef::ApiKey(key),
-    }
 }
 
 /// Storage the use cases work through.
@@ -125,7 +118,7 @@ impl WorkspaceService {
                 unit.as_mut(),
                 &NewActivity {
                     workspace_id: workspace.id,
-                    actor: ActorRef::User(user),
+                    actor: Actor::User(user),
                     action: "workspace.created",
                     target_type: "workspace",
                     target_id: workspace.id.to_string(),
@@ -151,7 +144,7 @@ impl WorkspaceService {
                 unit.as_mut(),
                 &NewActivity {
                     workspace_id: principal.workspace_id(),
-                    actor: actor_of(principal),
+                    actor: principal.actor(),
                     action: "workspace.renamed",
                     target_type: "workspace",
                     target_id: principal.workspace_id().to_string(),
@@ -376,7 +369,7 @@ impl WorkspaceService {
                 unit,
                 &NewActivity {
                     workspace_id: principal.workspace_id(),
-                    actor: actor_of(principal),
+                    actor: principal.actor(),
                     action,
                     target_type: "user",
                     target_id: user.to_string(),
