@@ -10,6 +10,7 @@ use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer,
 use fluxolab_kernel::{Clock, SystemClock};
 use fluxolab_outbound::OutboundTester;
 use fluxolab_postgres::accounts::PgAccounts;
+use fluxolab_postgres::activity_log::PgAudit;
 use fluxolab_postgres::pool::PoolBuildError;
 use fluxolab_postgres::unit_of_work::PgUnits;
 use fluxolab_postgres::vault::PgVault;
@@ -90,7 +91,7 @@ fn services(
         units: units.clone(),
         keys: Arc::new(vault.clone()),
         credentials: Arc::new(vault.clone()),
-        audit: Arc::new(vault.clone()),
+        audit: Arc::new(PgAudit::new(pool.clone())),
         tester: Arc::new(OutboundTester),
         network: Arc::new(vault),
         master: Arc::new(

@@ -1,8 +1,7 @@
 //! What the vault needs from storage.
 
 use async_trait::async_trait;
-use fluxolab_kernel::{Actor, ExecutionId, Page, PageRequest, StorageError, Uow, WorkspaceId};
-use serde_json::Value;
+use fluxolab_kernel::{ExecutionId, Page, PageRequest, StorageError, Uow, WorkspaceId};
 use uuid::Uuid;
 
 use crate::CredentialKind;
@@ -89,28 +88,6 @@ pub trait CredentialRepository: Send + Sync {
         key: Uuid,
         limit: i64,
     ) -> Result<Vec<CredentialRecord>, StorageError>;
-}
-
-/// One audited event about a credential.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CredentialEvent {
-    pub workspace_id: WorkspaceId,
-    pub actor: Option<Actor>,
-    /// `credential.created`, `credential.updated`, `credential.deleted`, `credential.used`,
-    /// `workspace.data_key_rotated`.
-    pub action: &'static str,
-    pub credential_id: Option<Uuid>,
-    pub metadata: Value,
-}
-
-/// The audit trail of the vault (written to the activity log).
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
-#[async_trait]
-pub trait CredentialAudit: Send + Sync {
-    /// Records inside a unit of work (with the change it describes).
-    async fn record_in(&self, uow: &mut Uow, event: &CredentialEvent) -> Result<(), StorageError>;
-    /// Records on its own (uses of a credential change nothing else).
-    async fn record(&self, event: &CredentialEvent) -> Result<(), StorageError>;
 }
 
 /// Why a credential could not be resolved for use.

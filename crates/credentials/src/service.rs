@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    Actor, Clock, ExecutionId, Forbidden, Page, PageRequest, Permission, Principal, StorageError,
-    UnitOfWorkFactory, ValidationErrors, WorkspaceId,
+    Actor, AuditEvent, AuditLog, Clock, ExecutionId, Forbidden, Page, PageRequest, Permission,
+    Principal, StorageError, UnitOfWorkFactory, ValidationErrors, WorkspaceId,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -16,9 +16,8 @@ use crate::kind::CredentialKind;
 use crate::masking::mask_hint;
 use crate::model::{CredentialRecord, ResolvedCredential, StoredDataKey};
 use crate::ports::{
-    ConnectionTester, CredentialAudit, CredentialEvent, CredentialRepository, CredentialResolver,
-    DataKeyRepository, HttpAuth, HttpProbe, NetworkPolicy, ProbeOutcome, ResolveError, SmtpProbe,
-    TlsMode, WriteCredentialError,
+    ConnectionTester, CredentialRepository, CredentialResolver, DataKeyRepository, HttpAuth,
+    HttpProbe, NetworkPolicy, ProbeOutcome, ResolveError, SmtpProbe, TlsMode, WriteCredentialError,
 };
 
 /// Why a vault operation failed.
@@ -77,7 +76,7 @@ pub struct VaultPorts {
     pub units: Arc<dyn UnitOfWorkFactory>,
     pub keys: Arc<dyn DataKeyRepository>,
     pub credentials: Arc<dyn CredentialRepository>,
-    pub audit: Arc<dyn CredentialAudit>,
+    pub audit: Arc<dyn AuditLog>,
     pub master: Arc<MasterKeys>,
     pub clock: Arc<dyn Clock>,
     pub tester: Arc<dyn ConnectionTester>,
@@ -269,11 +268,11 @@ impl VaultService {
             .audit
             .record_in(
                 unit.as_mut(),
-                &CredentialEvent {
+                &AuditEvent {
                     workspace_id: workspace,
                     actor: Some(principal.actor()),
                     action: "credential.created",
-                    credential_id: Some(id),
+                    target: Some(("credential", id.to_string())),
                     metadata: json!({"name": record.name, "kind": kind.code()}),
                 },
             )
@@ -327,11 +326,11 @@ impl VaultService {
             .audit
             .record_in(
                 unit.as_mut(),
-                &CredentialEvent {
+                &AuditEvent {
                     workspace_id: record.workspace_id,
                     actor: Some(principal.actor()),
                     action: "credential.updated",
-                    credential_id: Some(id),
+                    target: Some(("credential", id.to_string())),
                     metadata: json!({"fields": changed}),
                 },
             )
@@ -356,11 +355,11 @@ impl VaultService {
             .audit
             .record_in(
                 unit.as_mut(),
-                &CredentialEvent {
+                &AuditEvent {
                     workspace_id: workspace,
                     actor: Some(principal.actor()),
                     action: "credential.deleted",
-                    credential_id: Some(id),
+                    target: Some(("credential", id.to_string())),
                     metadata: json!({}),
                 },
             )
@@ -415,11 +414,11 @@ impl VaultService {
         let secrets = self.open(&record).await?;
         self.ports
             .audit
-            .record(&CredentialEvent {
+            .record(&AuditEvent {
                 workspace_id: workspace,
                 actor: Some(principal.actor()),
                 action: "credential.used",
-                credential_id: Some(id),
+                target: Some(("credential", id.to_string())),
                 metadata: json!({"test": true}),
             })
             .await?;
@@ -531,11 +530,11 @@ impl VaultService {
         }
         self.ports
             .audit
-            .record(&CredentialEvent {
+            .record(&AuditEvent {
                 workspace_id: workspace,
                 actor: Some(principal.actor()),
                 action: "workspace.data_key_rotated",
-                credential_id: None,
+                target: None,
                 metadata: json!({"key_version": active.version, "resealed": resealed}),
             })
             .await?;
@@ -620,11 +619,11 @@ impl CredentialResolver for VaultService {
             .map_err(|error| unreadable(error.to_string()))?;
         self.ports
             .audit
-            .record(&CredentialEvent {
+            .record(&AuditEvent {
                 workspace_id: workspace,
                 actor: None,
                 action: "credential.used",
-                credential_id: Some(credential),
+                target: Some(("credential", credential.to_string())),
                 metadata: json!({"execution_id": execution.map(|id| id.to_string())}),
             })
             .await?;

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod audit;
 pub mod clock;
 pub mod ids;
 pub mod pagination;
@@ -8,6 +9,7 @@ pub mod principal;
 pub mod unit_of_work;
 pub mod validation;
 
+pub use audit::{AuditEvent, AuditLog};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{ApiKeyId, ExecutionId, UserId, WorkflowId, WorkspaceId};
 pub use pagination::{Cursor, Page, PageRequest};

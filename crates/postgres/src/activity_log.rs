@@ -59,3 +59,50 @@ impl<'a> ActivityRow<'a> {
         Ok(())
     }
 }
+
+/// The activity log over the pool.
+#[derive(Clone)]
+pub struct PgAudit {
+    pool: crate::DbPool,
+}
+
+impl std::fmt::Debug for PgAudit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgAudit").finish_non_exhaustive()
+    }
+}
+
+impl PgAudit {
+    pub fn new(pool: crate::DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn row(event: &fluxolab_kernel::AuditEvent) -> ActivityRow<'_> {
+    ActivityRow::new(
+        event.workspace_id,
+        event.actor,
+        event.action,
+        event.target.as_ref().map(|(kind, id)| (*kind, id.clone())),
+        &event.metadata,
+    )
+}
+
+#[async_trait::async_trait]
+impl fluxolab_kernel::AuditLog for PgAudit {
+    async fn record_in(
+        &self,
+        uow: &mut fluxolab_kernel::Uow,
+        event: &fluxolab_kernel::AuditEvent,
+    ) -> Result<(), StorageError> {
+        row(event)
+            .insert(crate::unit_of_work::connection_of(uow)?)
+            .await
+    }
+
+    async fn record(&self, event: &fluxolab_kernel::AuditEvent) -> Result<(), StorageError> {
+        row(event)
+            .insert(&mut *crate::pool::pooled(&self.pool).await?)
+            .await
+    }
+}

@@ -7,16 +7,13 @@ use diesel_async::RunQueryDsl;
 use fluxolab_credentials::CredentialKind;
 use fluxolab_credentials::envelope::{Sealed, WrappedKey};
 use fluxolab_credentials::model::{CredentialRecord, StoredDataKey};
-use fluxolab_credentials::ports::{
-    CredentialAudit, CredentialEvent, CredentialRepository, DataKeyRepository, WriteCredentialError,
-};
+use fluxolab_credentials::ports::{CredentialRepository, DataKeyRepository, WriteCredentialError};
 use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, WorkspaceId};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbPool;
-use crate::activity_log::ActivityRow;
 use crate::error::is_unique_violation;
 use crate::pool::pooled;
 use crate::schema::{credentials, workspace_data_keys};
@@ -431,29 +428,6 @@ impl CredentialRepository for PgVault {
             .await
             .map_err(storage)?;
         rows.into_iter().map(record).collect()
-    }
-}
-
-fn activity(event: &CredentialEvent) -> ActivityRow<'_> {
-    ActivityRow::new(
-        event.workspace_id,
-        event.actor,
-        event.action,
-        event.credential_id.map(|id| ("credential", id.to_string())),
-        &event.metadata,
-    )
-}
-
-#[async_trait]
-impl CredentialAudit for PgVault {
-    async fn record_in(&self, uow: &mut Uow, event: &CredentialEvent) -> Result<(), StorageError> {
-        activity(event).insert(connection_of(uow)?).await
-    }
-
-    async fn record(&self, event: &CredentialEvent) -> Result<(), StorageError> {
-        activity(event)
-            .insert(&mut *pooled(&self.pool).await?)
-            .await
     }
 }
 

@@ -29,7 +29,9 @@ fn vault(db: &TestDb, current: &str, previous: Option<&str>) -> Result<VaultServ
         units: Arc::new(PgUnits::new(db.pool().clone())),
         keys: Arc::new(store.clone()),
         credentials: Arc::new(store.clone()),
-        audit: Arc::new(store.clone()),
+        audit: Arc::new(fluxolab_postgres::activity_log::PgAudit::new(
+            db.pool().clone(),
+        )),
         tester: Arc::new(fluxolab_outbound::OutboundTester),
         network: Arc::new(store),
         master: Arc::new(MasterKeys::new(
