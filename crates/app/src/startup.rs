@@ -14,8 +14,10 @@ use fluxolab_postgres::activity_log::PgAudit;
 use fluxolab_postgres::pool::PoolBuildError;
 use fluxolab_postgres::unit_of_work::PgUnits;
 use fluxolab_postgres::vault::PgVault;
+use fluxolab_postgres::workflows::PgWorkflows;
 use fluxolab_postgres::workspaces::PgWorkspaces;
 use fluxolab_postgres::{DbPool, PoolSettings, StoreError, connect_pool, migrations};
+use fluxolab_workflows::{WorkflowPorts, WorkflowService};
 use fluxolab_workspace::{WorkspacePorts, WorkspaceService};
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -87,19 +89,28 @@ fn services(
         decoy,
     );
     let vault = PgVault::new(pool.clone());
+    let workflows = PgWorkflows::new(pool.clone());
+    let audit = Arc::new(PgAudit::new(pool.clone()));
     let vault_service = VaultService::new(VaultPorts {
         units: units.clone(),
         keys: Arc::new(vault.clone()),
         credentials: Arc::new(vault.clone()),
-        audit: Arc::new(PgAudit::new(pool.clone())),
+        audit: audit.clone(),
         tester: Arc::new(OutboundTester),
         network: Arc::new(vault),
+        usage: Arc::new(workflows.clone()),
         master: Arc::new(
             settings
                 .master_keys()
                 .map_err(|error| StartupError::Keys(error.to_string()))?,
         ),
         clock,
+    });
+    let workflow_service = WorkflowService::new(WorkflowPorts {
+        units: units.clone(),
+        workflows: Arc::new(workflows.clone()),
+        credentials: Arc::new(workflows),
+        audit,
     });
     let workspace_service = WorkspaceService::new(WorkspacePorts {
         units,
@@ -111,6 +122,7 @@ fn services(
         accounts: Arc::new(account_service),
         workspaces: Arc::new(workspace_service),
         vault: Arc::new(vault_service),
+        workflows: Arc::new(workflow_service),
     })
 }
 

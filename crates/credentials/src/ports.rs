@@ -184,3 +184,17 @@ pub trait ConnectionTester: Send + Sync {
 pub trait NetworkPolicy: Send + Sync {
     async fn allows_internal(&self, workspace: WorkspaceId) -> Result<bool, StorageError>;
 }
+
+/// Which active workflows use a credential (implemented beside the workflows' storage).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CredentialUsage: Send + Sync {
+    /// Names of the workflows whose active version references `credential`; the rows are
+    /// locked for the rest of the unit so no activation slips in before a delete.
+    async fn active_workflows_using(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        credential: Uuid,
+    ) -> Result<Vec<String>, StorageError>;
+}

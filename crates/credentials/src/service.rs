@@ -16,8 +16,9 @@ use crate::kind::CredentialKind;
 use crate::masking::mask_hint;
 use crate::model::{CredentialRecord, ResolvedCredential, StoredDataKey};
 use crate::ports::{
-    ConnectionTester, CredentialRepository, CredentialResolver, DataKeyRepository, HttpAuth,
-    HttpProbe, NetworkPolicy, ProbeOutcome, ResolveError, SmtpProbe, TlsMode, WriteCredentialError,
+    ConnectionTester, CredentialRepository, CredentialResolver, CredentialUsage, DataKeyRepository,
+    HttpAuth, HttpProbe, NetworkPolicy, ProbeOutcome, ResolveError, SmtpProbe, TlsMode,
+    WriteCredentialError,
 };
 
 /// Why a vault operation failed.
@@ -31,6 +32,8 @@ pub enum VaultError {
     NotFound,
     #[error("a credential with this name already exists in the workspace")]
     NameTaken,
+    #[error("the credential is used by active workflows: {}", .0.join(", "))]
+    InUse(Vec<String>),
     #[error("a stored secret cannot be opened")]
     Envelope(#[from] EnvelopeError),
     #[error(transparent)]
@@ -81,6 +84,7 @@ pub struct VaultPorts {
     pub clock: Arc<dyn Clock>,
     pub tester: Arc<dyn ConnectionTester>,
     pub network: Arc<dyn NetworkPolicy>,
+    pub usage: Arc<dyn CredentialUsage>,
 }
 
 impl std::fmt::Debug for VaultPorts {
@@ -343,6 +347,14 @@ impl VaultService {
         principal.require(Permission::CredentialsWrite)?;
         let workspace = principal.workspace_id();
         let mut unit = self.ports.units.begin().await?;
+        let users = self
+            .ports
+            .usage
+            .active_workflows_using(unit.as_mut(), workspace, id)
+            .await?;
+        if !users.is_empty() {
+            return Err(VaultError::InUse(users));
+        }
         if !self
             .ports
             .credentials

@@ -25,6 +25,13 @@ impl From<VaultError> for ApiError {
             VaultError::Invalid(errors) => ApiError::Validation(errors),
             VaultError::Forbidden(forbidden) => ApiError::Forbidden(forbidden.0),
             VaultError::NotFound => ApiError::NotFound("credential"),
+            VaultError::InUse(workflows) => ApiError::Conflict {
+                code: "credential_in_use",
+                detail: format!(
+                    "the credential is used by active workflows: {}",
+                    workflows.join(", ")
+                ),
+            },
             VaultError::NameTaken => ApiError::Conflict {
                 code: "name_taken",
                 detail: "a credential with this name already exists in the workspace".to_owned(),

@@ -13,6 +13,7 @@ use actix_web::{FromRequest, HttpRequest};
 use fluxolab_credentials::VaultService;
 use fluxolab_identity::{AccessClaims, AccountService};
 use fluxolab_kernel::{Principal, UserId, WorkspaceId};
+use fluxolab_workflows::WorkflowService;
 use fluxolab_workspace::WorkspaceService;
 use uuid::Uuid;
 
@@ -27,6 +28,7 @@ pub struct Services {
     pub accounts: Arc<AccountService>,
     pub workspaces: Arc<WorkspaceService>,
     pub vault: Arc<VaultService>,
+    pub workflows: Arc<WorkflowService>,
 }
 
 fn services(request: &HttpRequest) -> Result<Data<Services>, ApiError> {

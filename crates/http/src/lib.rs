@@ -13,6 +13,7 @@ pub mod probe;
 pub mod problem;
 pub mod server;
 pub mod users;
+pub mod workflows;
 pub mod workspaces;
 
 pub use extract::Services;

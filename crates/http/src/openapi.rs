@@ -10,7 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{auth, credentials, ops, problem, users, workspaces};
+use crate::{auth, credentials, ops, problem, users, workflows, workspaces};
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
 struct BearerScheme;
@@ -45,6 +45,7 @@ impl Modify for BearerScheme {
         (name = "workspaces", description = "The caller's workspaces"),
         (name = "members", description = "Members of the active workspace (`X-Workspace-Id`)"),
         (name = "activities", description = "The activity log of the active workspace"),
+        (name = "workflows", description = "Workflows, versions and the node registry"),
         (name = "credentials", description = "The encrypted credentials vault of the active workspace"),
     )
 )]
@@ -89,7 +90,18 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(credentials::update_credential)
         .service(credentials::delete_credential)
         .service(credentials::test_credential)
-        .service(credentials::rotate_data_key);
+        .service(credentials::rotate_data_key)
+        // After the credential routes: `/api/workflows/{id}` would match `credentials`.
+        .service(workflows::node_types)
+        .service(workflows::list_workflows)
+        .service(workflows::create_workflow)
+        .service(workflows::get_workflow)
+        .service(workflows::update_workflow)
+        .service(workflows::archive_workflow)
+        .service(workflows::list_versions)
+        .service(workflows::create_version)
+        .service(workflows::activate_workflow)
+        .service(workflows::deactivate_workflow);
 }
 
 /// The OpenAPI document of every route in [`routes`].

@@ -12,6 +12,7 @@ pub mod seed;
 pub mod test_db;
 pub mod unit_of_work;
 pub mod vault;
+pub mod workflows;
 pub mod workspaces;
 
 pub use error::StoreError;

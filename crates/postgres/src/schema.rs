@@ -196,7 +196,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    workflows (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        description -> Text,
+        active_version -> Nullable<Int4>,
+        archived_at -> Nullable<Timestamptz>,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workflow_versions (workflow_id, version) {
+        workflow_id -> Uuid,
+        workspace_id -> Uuid,
+        version -> Int4,
+        definition -> Jsonb,
+        checksum -> Text,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(activities -> workspaces (workspace_id));
+diesel::joinable!(workflow_versions -> workflows (workflow_id));
 diesel::joinable!(credentials -> workspace_data_keys (data_key_id));
 diesel::joinable!(user_settings -> users (user_id));
 diesel::joinable!(user_security_settings -> users (user_id));
@@ -223,6 +250,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_security_settings,
     user_settings,
     users,
+    workflow_versions,
+    workflows,
     workspace_data_keys,
     workspace_environments,
     workspace_members,

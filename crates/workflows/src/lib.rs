@@ -1,7 +1,11 @@
 #![doc = include_str!("../README.md")]
 
 pub mod definition;
+pub mod model;
+pub mod ports;
 pub mod registry;
+pub mod service;
 pub mod validate;
 
 pub use definition::{Connection, Definition, Node};
+pub use service::{WorkflowError, WorkflowPorts, WorkflowService};

@@ -34,6 +34,9 @@ fn vault(db: &TestDb, current: &str, previous: Option<&str>) -> Result<VaultServ
         )),
         tester: Arc::new(fluxolab_outbound::OutboundTester),
         network: Arc::new(store),
+        usage: Arc::new(fluxolab_postgres::workflows::PgWorkflows::new(
+            db.pool().clone(),
+        )),
         master: Arc::new(MasterKeys::new(
             current.as_bytes(),
             previous.map(str::as_bytes),

@@ -11,6 +11,7 @@ mod ops;
 mod otlp;
 mod provisioning;
 mod users;
+mod workflows;
 mod workspaces;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

@@ -1,0 +1,353 @@
+//! `/api/workflows*`: workflows, their immutable versions, activation, and the node
+//! registry.
+
+use actix_web::web::{Data, Path, Query};
+use actix_web::{HttpResponse, delete, get, patch, post};
+use fluxolab_kernel::WorkflowId;
+use fluxolab_workflows::model::{Version, Workflow};
+use fluxolab_workflows::registry::{CredentialUse, NODE_TYPES};
+use fluxolab_workflows::service::CreateWorkflow;
+use fluxolab_workflows::{Definition, WorkflowError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::ApiError;
+use crate::extract::{ActiveWorkspace, Services};
+use crate::json::Json;
+use crate::problem::Problem;
+use crate::workspaces::{PageQuery, PageResponse, page_request};
+
+impl From<WorkflowError> for ApiError {
+    fn from(error: WorkflowError) -> Self {
+        match error {
+            WorkflowError::Invalid(errors) => ApiError::Validation(errors),
+            WorkflowError::Forbidden(forbidden) => ApiError::Forbidden(forbidden.0),
+            WorkflowError::NotFound(what) => ApiError::NotFound(what),
+            WorkflowError::Storage(error) => ApiError::Internal(Box::new(error)),
+        }
+    }
+}
+
+/// A workflow.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowResponse {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub active_version: Option<i32>,
+    pub latest_version: Option<i32>,
+    pub archived: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<Workflow> for WorkflowResponse {
+    fn from(workflow: Workflow) -> Self {
+        Self {
+            id: workflow.id.as_uuid(),
+            name: workflow.name,
+            description: workflow.description,
+            active_version: workflow.active_version,
+            latest_version: workflow.latest_version,
+            archived: workflow.archived_at.is_some(),
+            created_at: workflow.created_at,
+            updated_at: workflow.updated_at,
+        }
+    }
+}
+
+/// An immutable version of a workflow.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VersionResponse {
+    pub workflow_id: Uuid,
+    pub version: i32,
+    #[schema(value_type = Object)]
+    pub definition: Value,
+    /// SHA-256 of the definition's JSON.
+    pub checksum: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<Version> for VersionResponse {
+    fn from(version: Version) -> Self {
+        Self {
+            workflow_id: version.workflow_id.as_uuid(),
+            version: version.version,
+            definition: serde_json::to_value(&version.definition).unwrap_or(Value::Null),
+            checksum: version.checksum,
+            created_at: version.created_at,
+        }
+    }
+}
+
+/// A node type of the registry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NodeTypeResponse {
+    #[serde(rename = "type")]
+    pub node_type: String,
+    pub description: String,
+    pub trigger: bool,
+    /// JSON Schema of `params`.
+    #[schema(value_type = Object)]
+    pub params_schema: Value,
+    /// Output names; `flow.switch` has one per case plus `default`.
+    pub outputs: Vec<String>,
+    /// Credential kinds it takes (empty: none).
+    pub credential_kinds: Vec<String>,
+    pub credential_required: bool,
+}
+
+/// `POST /api/workflows`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkflowRequest {
+    pub name: String,
+    pub description: Option<String>,
+    /// Becomes version 1 when given.
+    #[schema(value_type = Option<Object>)]
+    pub definition: Option<Definition>,
+}
+
+/// `PATCH /api/workflows/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWorkflowRequest {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// `POST /api/workflows/{id}/versions`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VersionRequest {
+    #[schema(value_type = Object)]
+    pub definition: Definition,
+}
+
+/// `POST /api/workflows/{id}/activate`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateRequest {
+    pub version: i32,
+}
+
+fn workflow_id(raw: &str) -> Result<WorkflowId, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound("workflow"))
+}
+
+/// Every node type, with its params schema, outputs and credential kinds.
+#[utoipa::path(tag = "workflows", security(("bearer" = [])), responses(
+    (status = 200, description = "The node registry", body = Vec<NodeTypeResponse>),
+))]
+#[get("/api/workflows/nodes")]
+pub async fn node_types(_caller: ActiveWorkspace) -> HttpResponse {
+    let nodes: Vec<NodeTypeResponse> = NODE_TYPES
+        .iter()
+        .map(|node| {
+            let (kinds, required) = match node.credential {
+                CredentialUse::None => (&[][..], false),
+                CredentialUse::Optional(kinds) => (kinds, false),
+                CredentialUse::Required(kinds) => (kinds, true),
+            };
+            NodeTypeResponse {
+                node_type: node.code.to_owned(),
+                description: node.description.to_owned(),
+                trigger: node.trigger,
+                params_schema: node.params_schema(),
+                outputs: node.outputs_for(&Value::Null),
+                credential_kinds: kinds.iter().map(|kind| kind.code().to_owned()).collect(),
+                credential_required: required,
+            }
+        })
+        .collect();
+    HttpResponse::Ok().json(nodes)
+}
+
+/// Workflows of the active workspace.
+#[utoipa::path(tag = "workflows", security(("bearer" = [])), params(PageQuery), responses(
+    (status = 200, description = "A page of workflows", body = PageResponse<WorkflowResponse>),
+))]
+#[get("/api/workflows")]
+pub async fn list_workflows(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    query: Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = page_request(query.limit, query.cursor.as_deref())?;
+    let workflows = services.workflows.list(&caller.principal, page).await?;
+    Ok(HttpResponse::Ok().json(PageResponse::<WorkflowResponse>::from(workflows)))
+}
+
+/// Creates a workflow; a definition given here is validated and becomes version 1.
+#[utoipa::path(tag = "workflows", security(("bearer" = [])), request_body = CreateWorkflowRequest, responses(
+    (status = 201, description = "The workflow", body = WorkflowResponse),
+    (status = 403, description = "Not allowed (`workflows.write`)", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid fields; definition problems name the node", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/api/workflows")]
+pub async fn create_workflow(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    body: Json<CreateWorkflowRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let workflow = services
+        .workflows
+        .create(
+            &caller.principal,
+            CreateWorkflow {
+                name: body.name,
+                description: body.description,
+                definition: body.definition,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(WorkflowResponse::from(workflow)))
+}
+
+/// One workflow.
+#[utoipa::path(tag = "workflows", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Workflow id")), responses(
+    (status = 200, description = "The workflow", body = WorkflowResponse),
+    (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/api/workflows/{id}")]
+pub async fn get_workflow(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let workflow = services
+        .workflows
+        .get(&caller.principal, workflow_id(&id)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(WorkflowResponse::from(workflow)))
+}
+
+/// Renames or re-describes a workflow.
+#[utoipa::path(tag = "workflows", security(("bearer" = [])), request_body = UpdateWorkflowRequest, params(("id" = Uuid, Path, description = "Workflow id")), responses(
+    (status = 200, description = "The workflow", body = WorkflowResponse),
+    (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
+))]
+#[patch("/api/workflows/{id}")]
+pub async fn update_workflow(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    id: Path<String>,
+    body: Json<UpdateWorkflowRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let workflow = services
+        .workflows
+        .update(
+            &caller.principal,
+            workflow_id(&id)?,
+            body.0.name.as_deref(),
+            body.0.description.as_deref(),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(WorkflowResponse::from(workflow)))
+}
+
+/// Archives a workflow (deactivating it); it stays readable.
+#[utoipa::path(tag = "workflows", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Workflow id")), responses(
+    (status = 204, description = "Archived"),
+    (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
+))]
+#[delete("/api/workflows/{id}")]
+pub async fn archive_workflow(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    services
+        .workflows
+        .archive(&caller.principal, workflow_id(&id)?)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Every version of a workflow, oldest first.
+#[utoipa::path(tag = "workflows", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Workflow id")), responses(
+    (status = 200, description = "The versions", body = Vec<VersionResponse>),
+    (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/api/workflows/{id}/versions")]
+pub async fn list_versions(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let versions = services
+        .workflows
+        .versions(&caller.principal, workflow_id(&id)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(
+        versions
+            .into_iter()
+            .map(VersionResponse::from)
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Saves a new, immutable version (numbered 1, 2, 3…) after validating it.
+#[utoipa::path(tag = "workflows", security(("bearer" = [])), request_body = VersionRequest, params(("id" = Uuid, Path, description = "Workflow id")), responses(
+    (status = 201, description = "The version", body = VersionResponse),
+    (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Definition problems, each naming the node and field", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/api/workflows/{id}/versions")]
+pub async fn create_version(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    id: Path<String>,
+    body: Json<VersionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let version = services
+        .workflows
+        .add_version(&caller.principal, workflow_id(&id)?, body.0.definition)
+        .await?;
+    Ok(HttpResponse::Created().json(VersionResponse::from(version)))
+}
+
+/// Points the workflow at a version.
+#[utoipa::path(tag = "workflows", security(("bearer" = [])), request_body = ActivateRequest, params(("id" = Uuid, Path, description = "Workflow id")), responses(
+    (status = 200, description = "The workflow", body = WorkflowResponse),
+    (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "No such version, or it no longer validates", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/api/workflows/{id}/activate")]
+pub async fn activate_workflow(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    id: Path<String>,
+    body: Json<ActivateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let workflow = services
+        .workflows
+        .set_active(&caller.principal, workflow_id(&id)?, Some(body.0.version))
+        .await?;
+    Ok(HttpResponse::Ok().json(WorkflowResponse::from(workflow)))
+}
+
+/// Deactivates the workflow.
+#[utoipa::path(tag = "workflows", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Workflow id")), responses(
+    (status = 200, description = "The workflow", body = WorkflowResponse),
+    (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/api/workflows/{id}/deactivate")]
+pub async fn deactivate_workflow(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let workflow = services
+        .workflows
+        .set_active(&caller.principal, workflow_id(&id)?, None)
+        .await?;
+    Ok(HttpResponse::Ok().json(WorkflowResponse::from(workflow)))
+}

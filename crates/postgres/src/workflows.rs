@@ -1,0 +1,376 @@
+//! Workflows and versions (the workflows domain's port), and which active workflows use
+//! a credential (the vault's port).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::sql_types::{Jsonb, Text, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use fluxolab_credentials::CredentialKind;
+use fluxolab_credentials::ports::CredentialUsage;
+use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, UserId, WorkflowId, WorkspaceId};
+use fluxolab_workflows::Definition;
+use fluxolab_workflows::model::{NewWorkflow, Version, Workflow};
+use fluxolab_workflows::ports::{CredentialCatalog, WorkflowRepository};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::DbPool;
+use crate::pool::pooled;
+use crate::schema::{credentials, workflow_versions, workflows};
+use crate::unit_of_work::connection_of;
+
+/// Workflows over the pool.
+#[derive(Clone)]
+pub struct PgWorkflows {
+    pool: DbPool,
+}
+
+impl std::fmt::Debug for PgWorkflows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgWorkflows").finish_non_exhaustive()
+    }
+}
+
+impl PgWorkflows {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn storage(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::new(error)
+}
+
+#[derive(QueryableByName)]
+struct WorkflowRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    workspace_id: Uuid,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    description: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Int4>)]
+    active_version: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Int4>)]
+    latest_version: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    archived_at: Option<OffsetDateTime>,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    created_at: OffsetDateTime,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    updated_at: OffsetDateTime,
+}
+
+impl From<WorkflowRow> for Workflow {
+    fn from(row: WorkflowRow) -> Self {
+        Workflow {
+            id: WorkflowId::from_uuid(row.id),
+            workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+            name: row.name,
+            description: row.description,
+            active_version: row.active_version,
+            latest_version: row.latest_version,
+            archived_at: row.archived_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// Workflows of a workspace with their latest version number.
+const WORKFLOW_SELECT: &str = "SELECT w.id, w.workspace_id, w.name, w.description, w.active_version, \
+     (SELECT max(v.version) FROM workflow_versions v WHERE v.workflow_id = w.id) AS latest_version, \
+     w.archived_at, w.created_at, w.updated_at FROM workflows w WHERE w.workspace_id = $1";
+
+type VersionRow = (Uuid, i32, serde_json::Value, String, OffsetDateTime);
+
+fn version(
+    (workflow, number, definition, checksum, created_at): VersionRow,
+) -> Result<Version, StorageError> {
+    Ok(Version {
+        workflow_id: WorkflowId::from_uuid(workflow),
+        version: number,
+        definition: serde_json::from_value::<Definition>(definition).map_err(storage)?,
+        checksum,
+        created_at,
+    })
+}
+
+#[async_trait]
+impl WorkflowRepository for PgWorkflows {
+    async fn insert(&self, uow: &mut Uow, workflow: &NewWorkflow) -> Result<(), StorageError> {
+        diesel::insert_into(workflows::table)
+            .values((
+                workflows::id.eq(workflow.id.as_uuid()),
+                workflows::workspace_id.eq(workflow.workspace_id.as_uuid()),
+                workflows::name.eq(&workflow.name),
+                workflows::description.eq(&workflow.description),
+                workflows::created_by.eq(workflow.created_by.map(|id| id.as_uuid())),
+            ))
+            .execute(connection_of(uow)?)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn next_version(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        workflow: WorkflowId,
+    ) -> Result<i32, StorageError> {
+        let connection = connection_of(uow)?;
+        diesel::sql_query("SELECT 1 FROM workflows WHERE id = $1 AND workspace_id = $2 FOR UPDATE")
+            .bind::<SqlUuid, _>(workflow.as_uuid())
+            .bind::<SqlUuid, _>(workspace.as_uuid())
+            .execute(&mut *connection)
+            .await
+            .map_err(storage)?;
+        let latest: Option<i32> = workflow_versions::table
+            .filter(workflow_versions::workflow_id.eq(workflow.as_uuid()))
+            .select(diesel::dsl::max(workflow_versions::version))
+            .first(connection)
+            .await
+            .map_err(storage)?;
+        Ok(latest.unwrap_or(0) + 1)
+    }
+
+    async fn insert_version(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        version: &Version,
+        created_by: Option<UserId>,
+    ) -> Result<(), StorageError> {
+        let definition = serde_json::to_value(&version.definition).map_err(storage)?;
+        diesel::insert_into(workflow_versions::table)
+            .values((
+                workflow_versions::workflow_id.eq(version.workflow_id.as_uuid()),
+                workflow_versions::workspace_id.eq(workspace.as_uuid()),
+                workflow_versions::version.eq(version.version),
+                workflow_versions::definition.eq(&definition),
+                workflow_versions::checksum.eq(&version.checksum),
+                workflow_versions::created_by.eq(created_by.map(|id| id.as_uuid())),
+            ))
+            .execute(connection_of(uow)?)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+    ) -> Result<Option<Workflow>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let row: Option<WorkflowRow> =
+            diesel::sql_query(format!("{WORKFLOW_SELECT} AND w.id = $2"))
+                .bind::<SqlUuid, _>(workspace.as_uuid())
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .get_result(&mut connection)
+                .await
+                .optional()
+                .map_err(storage)?;
+        Ok(row.map(Workflow::from))
+    }
+
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest,
+    ) -> Result<Page<Workflow>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let after = page.after();
+        let rows: Vec<WorkflowRow> = diesel::sql_query(format!(
+            "{WORKFLOW_SELECT} AND ($2::timestamptz IS NULL OR (w.created_at, w.id) > ($2, $3)) \
+             ORDER BY w.created_at, w.id LIMIT $4"
+        ))
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(
+            after.map(|cursor| cursor.created_at),
+        )
+        .bind::<SqlUuid, _>(after.map_or(Uuid::nil(), |cursor| cursor.id))
+        .bind::<diesel::sql_types::BigInt, _>(page.fetch_limit())
+        .load(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(Page::from_rows(
+            rows.into_iter().map(Workflow::from).collect(),
+            page,
+            Workflow::cursor,
+        ))
+    }
+
+    async fn update(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+        name: &str,
+        description: &str,
+    ) -> Result<(), StorageError> {
+        diesel::update(
+            workflows::table
+                .filter(workflows::id.eq(id.as_uuid()))
+                .filter(workflows::workspace_id.eq(workspace.as_uuid())),
+        )
+        .set((
+            workflows::name.eq(name),
+            workflows::description.eq(description),
+            workflows::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(connection_of(uow)?)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn archive(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+    ) -> Result<(), StorageError> {
+        diesel::update(
+            workflows::table
+                .filter(workflows::id.eq(id.as_uuid()))
+                .filter(workflows::workspace_id.eq(workspace.as_uuid())),
+        )
+        .set((
+            workflows::archived_at.eq(diesel::dsl::now),
+            workflows::active_version.eq(None::<i32>),
+            workflows::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(connection_of(uow)?)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn set_active(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+        version: Option<i32>,
+    ) -> Result<(), StorageError> {
+        diesel::update(
+            workflows::table
+                .filter(workflows::id.eq(id.as_uuid()))
+                .filter(workflows::workspace_id.eq(workspace.as_uuid())),
+        )
+        .set((
+            workflows::active_version.eq(version),
+            workflows::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(connection_of(uow)?)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn versions(
+        &self,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+    ) -> Result<Vec<Version>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let rows: Vec<VersionRow> = workflow_versions::table
+            .filter(workflow_versions::workspace_id.eq(workspace.as_uuid()))
+            .filter(workflow_versions::workflow_id.eq(id.as_uuid()))
+            .order(workflow_versions::version.asc())
+            .select((
+                workflow_versions::workflow_id,
+                workflow_versions::version,
+                workflow_versions::definition,
+                workflow_versions::checksum,
+                workflow_versions::created_at,
+            ))
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        rows.into_iter().map(version).collect()
+    }
+
+    async fn version(
+        &self,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+        number: i32,
+    ) -> Result<Option<Version>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let row: Option<VersionRow> = workflow_versions::table
+            .filter(workflow_versions::workspace_id.eq(workspace.as_uuid()))
+            .filter(workflow_versions::workflow_id.eq(id.as_uuid()))
+            .filter(workflow_versions::version.eq(number))
+            .select((
+                workflow_versions::workflow_id,
+                workflow_versions::version,
+                workflow_versions::definition,
+                workflow_versions::checksum,
+                workflow_versions::created_at,
+            ))
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(storage)?;
+        row.map(version).transpose()
+    }
+}
+
+#[async_trait]
+impl CredentialCatalog for PgWorkflows {
+    async fn kinds(
+        &self,
+        workspace: WorkspaceId,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, CredentialKind>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let rows: Vec<(Uuid, String)> = credentials::table
+            .filter(credentials::workspace_id.eq(workspace.as_uuid()))
+            .filter(credentials::id.eq_any(ids))
+            .select((credentials::id, credentials::kind))
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, kind)| CredentialKind::from_code(&kind).map(|kind| (id, kind)))
+            .collect())
+    }
+}
+
+#[derive(QueryableByName)]
+struct UsingWorkflow {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[async_trait]
+impl CredentialUsage for PgWorkflows {
+    async fn active_workflows_using(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        credential: Uuid,
+    ) -> Result<Vec<String>, StorageError> {
+        let needle = serde_json::json!({"nodes": [{"credential_id": credential}]});
+        let rows: Vec<UsingWorkflow> = diesel::sql_query(
+            "SELECT w.name FROM workflows w \
+             JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.active_version \
+             WHERE w.workspace_id = $1 AND w.archived_at IS NULL AND v.definition @> $2 \
+             ORDER BY w.name FOR SHARE OF w",
+        )
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .bind::<Jsonb, _>(needle)
+        .load(connection_of(uow)?)
+        .await
+        .map_err(storage)?;
+        Ok(rows.into_iter().map(|row| row.name).collect())
+    }
+}

@@ -1,0 +1,85 @@
+//! What the workflow use cases need from storage and from the vault.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use fluxolab_credentials::CredentialKind;
+use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, UserId, WorkflowId, WorkspaceId};
+use uuid::Uuid;
+
+use crate::model::{NewWorkflow, Version, Workflow};
+
+/// Workflows and their versions.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WorkflowRepository: Send + Sync {
+    async fn insert(&self, uow: &mut Uow, workflow: &NewWorkflow) -> Result<(), StorageError>;
+    /// Locks the workflow for the rest of the unit and returns the next version number.
+    async fn next_version(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        workflow: WorkflowId,
+    ) -> Result<i32, StorageError>;
+    async fn insert_version(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        version: &Version,
+        created_by: Option<UserId>,
+    ) -> Result<(), StorageError>;
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+    ) -> Result<Option<Workflow>, StorageError>;
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest,
+    ) -> Result<Page<Workflow>, StorageError>;
+    async fn update(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+        name: &str,
+        description: &str,
+    ) -> Result<(), StorageError>;
+    async fn archive(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+    ) -> Result<(), StorageError>;
+    async fn set_active(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+        version: Option<i32>,
+    ) -> Result<(), StorageError>;
+    async fn versions(
+        &self,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+    ) -> Result<Vec<Version>, StorageError>;
+    async fn version(
+        &self,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+        version: i32,
+    ) -> Result<Option<Version>, StorageError>;
+}
+
+/// The kinds of credentials of a workspace (the vault's side of validation).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CredentialCatalog: Send + Sync {
+    /// The kind of each of `ids` that exists in `workspace`; others are left out.
+    async fn kinds(
+        &self,
+        workspace: WorkspaceId,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, CredentialKind>, StorageError>;
+}

@@ -1,0 +1,375 @@
+//! The workflow use cases: workflows, immutable versions, activation.
+
+use std::sync::Arc;
+
+use fluxolab_kernel::{
+    Actor, AuditEvent, AuditLog, Forbidden, Page, PageRequest, Permission, Principal, StorageError,
+    UnitOfWorkFactory, ValidationErrors, WorkflowId,
+};
+use ring::digest::{SHA256, digest};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::Definition;
+use crate::model::{NewWorkflow, Version, Workflow};
+use crate::ports::{CredentialCatalog, WorkflowRepository};
+use crate::validate::validate;
+
+/// Why a workflow operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("the request has invalid fields: {0}")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> WorkflowError {
+    let mut errors = ValidationErrors::new();
+    errors.add(field, message);
+    WorkflowError::Invalid(errors)
+}
+
+/// Storage the use cases work through.
+pub struct WorkflowPorts {
+    pub units: Arc<dyn UnitOfWorkFactory>,
+    pub workflows: Arc<dyn WorkflowRepository>,
+    pub credentials: Arc<dyn CredentialCatalog>,
+    pub audit: Arc<dyn AuditLog>,
+}
+
+impl std::fmt::Debug for WorkflowPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowPorts").finish_non_exhaustive()
+    }
+}
+
+/// A workflow to create; a definition given here becomes version 1.
+#[derive(Debug)]
+pub struct CreateWorkflow {
+    pub name: String,
+    pub description: Option<String>,
+    pub definition: Option<Definition>,
+}
+
+/// The workflow use cases.
+#[derive(Debug)]
+pub struct WorkflowService {
+    ports: WorkflowPorts,
+}
+
+/// SHA-256 (hex) of the definition's JSON.
+pub fn checksum(definition: &Definition) -> String {
+    let bytes = serde_json::to_vec(definition).unwrap_or_default();
+    hex::encode(digest(&SHA256, &bytes).as_ref())
+}
+
+fn user_of(principal: &Principal) -> Option<fluxolab_kernel::UserId> {
+    match principal.actor() {
+        Actor::User(user) => Some(user),
+        Actor::ApiKey(_) => None,
+    }
+}
+
+impl WorkflowService {
+    pub fn new(ports: WorkflowPorts) -> Self {
+        Self { ports }
+    }
+
+    /// Validates a definition against the registry and the workspace's credentials.
+    async fn check(
+        &self,
+        principal: &Principal,
+        definition: &Definition,
+    ) -> Result<(), WorkflowError> {
+        let ids: Vec<uuid::Uuid> = definition
+            .nodes
+            .iter()
+            .filter_map(|node| node.credential_id)
+            .collect();
+        let kinds = if ids.is_empty() {
+            Default::default()
+        } else {
+            self.ports
+                .credentials
+                .kinds(principal.workspace_id(), &ids)
+                .await?
+        };
+        validate(definition, &kinds).map_err(WorkflowError::Invalid)
+    }
+
+    fn version_of(workflow: WorkflowId, number: i32, definition: Definition) -> Version {
+        Version {
+            workflow_id: workflow,
+            version: number,
+            checksum: checksum(&definition),
+            definition,
+            created_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    fn event(
+        principal: &Principal,
+        action: &'static str,
+        workflow: WorkflowId,
+        metadata: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            workspace_id: principal.workspace_id(),
+            actor: Some(principal.actor()),
+            action,
+            target: Some(("workflow", workflow.to_string())),
+            metadata,
+        }
+    }
+
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<Workflow>, WorkflowError> {
+        principal.require(Permission::WorkflowsRead)?;
+        Ok(self
+            .ports
+            .workflows
+            .list(principal.workspace_id(), page)
+            .await?)
+    }
+
+    pub async fn get(
+        &self,
+        principal: &Principal,
+        id: WorkflowId,
+    ) -> Result<Workflow, WorkflowError> {
+        principal.require(Permission::WorkflowsRead)?;
+        self.ports
+            .workflows
+            .find(principal.workspace_id(), id)
+            .await?
+            .ok_or(WorkflowError::NotFound("workflow"))
+    }
+
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        input: CreateWorkflow,
+    ) -> Result<Workflow, WorkflowError> {
+        principal.require(Permission::WorkflowsWrite)?;
+        let name = fluxolab_kernel::validation::bounded_name(&input.name)
+            .map_err(|message| invalid("name", message))?;
+        let description = input.description.unwrap_or_default();
+        if description.chars().count() > 2000 {
+            return Err(invalid("description", "must be at most 2000 characters"));
+        }
+        if let Some(definition) = &input.definition {
+            self.check(principal, definition).await?;
+        }
+        let workflow = NewWorkflow {
+            id: WorkflowId::new(),
+            workspace_id: principal.workspace_id(),
+            name,
+            description,
+            created_by: user_of(principal),
+        };
+        let mut unit = self.ports.units.begin().await?;
+        self.ports
+            .workflows
+            .insert(unit.as_mut(), &workflow)
+            .await?;
+        if let Some(definition) = input.definition {
+            let version = Self::version_of(workflow.id, 1, definition);
+            self.ports
+                .workflows
+                .insert_version(
+                    unit.as_mut(),
+                    workflow.workspace_id,
+                    &version,
+                    workflow.created_by,
+                )
+                .await?;
+        }
+        self.ports
+            .audit
+            .record_in(
+                unit.as_mut(),
+                &Self::event(
+                    principal,
+                    "workflow.created",
+                    workflow.id,
+                    json!({"name": workflow.name}),
+                ),
+            )
+            .await?;
+        unit.commit().await?;
+        self.get(principal, workflow.id).await
+    }
+
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        id: WorkflowId,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Workflow, WorkflowError> {
+        principal.require(Permission::WorkflowsWrite)?;
+        let current = self.get(principal, id).await?;
+        let name = match name {
+            Some(name) => fluxolab_kernel::validation::bounded_name(name)
+                .map_err(|message| invalid("name", message))?,
+            None => current.name,
+        };
+        let description = description.map_or(current.description, str::to_owned);
+        if description.chars().count() > 2000 {
+            return Err(invalid("description", "must be at most 2000 characters"));
+        }
+        let mut unit = self.ports.units.begin().await?;
+        self.ports
+            .workflows
+            .update(
+                unit.as_mut(),
+                principal.workspace_id(),
+                id,
+                &name,
+                &description,
+            )
+            .await?;
+        self.ports
+            .audit
+            .record_in(
+                unit.as_mut(),
+                &Self::event(principal, "workflow.updated", id, json!({"name": name})),
+            )
+            .await?;
+        unit.commit().await?;
+        self.get(principal, id).await
+    }
+
+    /// Archives the workflow (it stays readable; it no longer runs).
+    pub async fn archive(
+        &self,
+        principal: &Principal,
+        id: WorkflowId,
+    ) -> Result<(), WorkflowError> {
+        principal.require(Permission::WorkflowsWrite)?;
+        self.get(principal, id).await?;
+        let mut unit = self.ports.units.begin().await?;
+        self.ports
+            .workflows
+            .archive(unit.as_mut(), principal.workspace_id(), id)
+            .await?;
+        self.ports
+            .audit
+            .record_in(
+                unit.as_mut(),
+                &Self::event(principal, "workflow.archived", id, json!({})),
+            )
+            .await?;
+        unit.commit().await?;
+        Ok(())
+    }
+
+    pub async fn versions(
+        &self,
+        principal: &Principal,
+        id: WorkflowId,
+    ) -> Result<Vec<Version>, WorkflowError> {
+        self.get(principal, id).await?;
+        Ok(self
+            .ports
+            .workflows
+            .versions(principal.workspace_id(), id)
+            .await?)
+    }
+
+    /// Saves `definition` as the next version (1, 2, 3…), validated first.
+    pub async fn add_version(
+        &self,
+        principal: &Principal,
+        id: WorkflowId,
+        definition: Definition,
+    ) -> Result<Version, WorkflowError> {
+        principal.require(Permission::WorkflowsWrite)?;
+        let workflow = self.get(principal, id).await?;
+        if workflow.archived_at.is_some() {
+            return Err(invalid("workflow", "is archived"));
+        }
+        self.check(principal, &definition).await?;
+        let mut unit = self.ports.units.begin().await?;
+        let number = self
+            .ports
+            .workflows
+            .next_version(unit.as_mut(), principal.workspace_id(), id)
+            .await?;
+        let version = Self::version_of(id, number, definition);
+        self.ports
+            .workflows
+            .insert_version(
+                unit.as_mut(),
+                principal.workspace_id(),
+                &version,
+                user_of(principal),
+            )
+            .await?;
+        self.ports
+            .audit
+            .record_in(
+                unit.as_mut(),
+                &Self::event(
+                    principal,
+                    "workflow.version_created",
+                    id,
+                    json!({"version": number}),
+                ),
+            )
+            .await?;
+        unit.commit().await?;
+        Ok(version)
+    }
+
+    /// Points the workflow at `version` (or at none).
+    pub async fn set_active(
+        &self,
+        principal: &Principal,
+        id: WorkflowId,
+        version: Option<i32>,
+    ) -> Result<Workflow, WorkflowError> {
+        principal.require(Permission::WorkflowsWrite)?;
+        let workflow = self.get(principal, id).await?;
+        if let Some(number) = version {
+            if workflow.archived_at.is_some() {
+                return Err(invalid("workflow", "is archived"));
+            }
+            let stored = self
+                .ports
+                .workflows
+                .version(principal.workspace_id(), id, number)
+                .await?
+                .ok_or_else(|| invalid("version", format!("version {number} does not exist")))?;
+            // Credentials may have changed since the version was saved.
+            self.check(principal, &stored.definition).await?;
+        }
+        let mut unit = self.ports.units.begin().await?;
+        self.ports
+            .workflows
+            .set_active(unit.as_mut(), principal.workspace_id(), id, version)
+            .await?;
+        let action = if version.is_some() {
+            "workflow.activated"
+        } else {
+            "workflow.deactivated"
+        };
+        self.ports
+            .audit
+            .record_in(
+                unit.as_mut(),
+                &Self::event(principal, action, id, json!({"version": version})),
+            )
+            .await?;
+        unit.commit().await?;
+        self.get(principal, id).await
+    }
+}
