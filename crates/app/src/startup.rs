@@ -66,7 +66,12 @@ fn services(
 ) -> Result<Services, StartupError> {
     let units = Arc::new(PgUnits::new(pool.clone()));
     let accounts = Arc::new(PgAccounts::new(pool.clone()));
-    let workspaces = Arc::new(PgWorkspaces::new(pool.clone()));
+    let master = Arc::new(
+        settings
+            .master_keys()
+            .map_err(|error| StartupError::Keys(error.to_string()))?,
+    );
+    let workspaces = Arc::new(PgWorkspaces::with_master_keys(pool.clone(), master.clone()));
     let tokens = Arc::new(TokenIssuer::new(
         settings.jwt_key(),
         TokenSettings::default(),
@@ -99,11 +104,7 @@ fn services(
         tester: Arc::new(OutboundTester),
         network: Arc::new(vault),
         usage: Arc::new(workflows.clone()),
-        master: Arc::new(
-            settings
-                .master_keys()
-                .map_err(|error| StartupError::Keys(error.to_string()))?,
-        ),
+        master,
         clock,
     });
     let workflow_service = WorkflowService::new(WorkflowPorts {

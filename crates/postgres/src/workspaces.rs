@@ -19,13 +19,17 @@ use fluxolab_workspace::{PlanLimits, Role};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
+use fluxolab_credentials::envelope::{DataKey, MasterKeys};
+
 use crate::DbPool;
 use crate::activity_log::ActivityRow;
 use crate::error::is_unique_violation;
 use crate::pool::pooled;
 use crate::schema::{
     activities, permissions, plans, profile_permissions, profiles, subscriptions, users,
-    workspace_environments, workspace_members, workspace_settings, workspaces,
+    workspace_data_keys, workspace_environments, workspace_members, workspace_settings, workspaces,
 };
 use crate::unit_of_work::connection_of;
 
@@ -36,6 +40,10 @@ pub const DEFAULT_ENVIRONMENTS: [&str; 3] = ["development", "staging", "producti
 #[derive(Clone)]
 pub struct PgWorkspaces {
     pool: DbPool,
+    /// With the vault's master keys, provisioning also creates the workspace's first data
+    /// key; without (e.g. `fluxolab seed`, which needs no `APP_SECRET`) the vault creates
+    /// it on first use.
+    master: Option<Arc<MasterKeys>>,
 }
 
 impl std::fmt::Debug for PgWorkspaces {
@@ -54,7 +62,15 @@ fn role_of(code: &str) -> Result<Role, StorageError> {
 
 impl PgWorkspaces {
     pub fn new(pool: DbPool) -> Self {
-        Self { pool }
+        Self { pool, master: None }
+    }
+
+    /// Provisioning will give each new workspace its data key.
+    pub fn with_master_keys(pool: DbPool, master: Arc<MasterKeys>) -> Self {
+        Self {
+            pool,
+            master: Some(master),
+        }
     }
 
     async fn workspaces_of(
@@ -173,6 +189,22 @@ impl WorkspaceRepository for PgWorkspaces {
         insert_member(connection, workspace.id, workspace.owner, Role::Owner, None)
             .await
             .map_err(storage)?;
+        if let Some(master) = &self.master {
+            let wrapped = DataKey::generate()
+                .and_then(|key| key.wrap(master, workspace.id))
+                .map_err(storage)?;
+            diesel::insert_into(workspace_data_keys::table)
+                .values((
+                    workspace_data_keys::id.eq(Uuid::now_v7()),
+                    workspace_data_keys::workspace_id.eq(id),
+                    workspace_data_keys::version.eq(1),
+                    workspace_data_keys::wrapped_key.eq(&wrapped.bytes),
+                    workspace_data_keys::kek_id.eq(&wrapped.kek_id),
+                ))
+                .execute(connection)
+                .await
+                .map_err(storage)?;
+        }
         Ok(())
     }
 

@@ -192,6 +192,11 @@ async fn registering_provisions_the_personal_workspace() -> TestResult {
     assert_eq!(app.count("workspace_settings").await?, 1);
     assert_eq!(app.count("workspace_environments").await?, 3);
     assert_eq!(app.count("subscriptions").await?, 1);
+    assert_eq!(
+        app.count("workspace_data_keys").await?,
+        1,
+        "the vault key comes with the workspace"
+    );
     let workspace: Value = app
         .get_as(
             &account.access_token,

@@ -316,7 +316,14 @@ async fn the_master_secret_rotates_without_a_secret_becoming_unreadable() -> Tes
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("rotate@example.com").await?;
     let workspace = workspace_of(&owner)?;
-    // A credential sealed while OLD_SECRET was the master secret.
+    // The world before the rotation: the workspace's key wrapped by OLD_SECRET, and a
+    // credential sealed under it.
+    {
+        use diesel_async::RunQueryDsl;
+        diesel::sql_query("DELETE FROM workspace_data_keys")
+            .execute(&mut app.db.pool().get().await?)
+            .await?;
+    }
     let old = vault(&app.db, OLD_SECRET, None)?;
     let principal = fluxolab_kernel::Principal::new(
         fluxolab_kernel::Actor::User(fluxolab_kernel::UserId::from_uuid(owner.id.parse()?)),
