@@ -103,9 +103,7 @@ pub struct VaultService {
 pub const ROTATION_BATCH: i64 = 100;
 
 fn invalid(field: &str, message: impl Into<String>) -> VaultError {
-    let mut errors = ValidationErrors::new();
-    errors.add(field, message);
-    VaultError::Invalid(errors)
+    VaultError::Invalid(ValidationErrors::single(field, message))
 }
 
 fn hints_of(secrets: &Map<String, Value>) -> Map<String, Value> {

@@ -6,7 +6,6 @@ use actix_web::{HttpResponse, delete, get, patch, post};
 use fluxolab_credentials::model::CredentialRecord;
 use fluxolab_credentials::service::{CredentialPatch, NewCredential};
 use fluxolab_credentials::{CredentialKind, VaultError};
-use fluxolab_kernel::ValidationErrors;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -215,9 +214,7 @@ pub async fn update_credential(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     if body.name.is_none() && body.data.is_none() {
-        let mut errors = ValidationErrors::new();
-        errors.add("body", "send `name`, `data` or both");
-        return Err(ApiError::Validation(errors));
+        return Err(ApiError::invalid("body", "send `name`, `data` or both"));
     }
     let record = services
         .vault

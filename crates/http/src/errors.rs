@@ -1,7 +1,6 @@
 //! Domain errors become `ApiError`s here.
 
 use fluxolab_identity::AccountError;
-use fluxolab_kernel::ValidationErrors;
 use fluxolab_workspace::WorkspaceError;
 
 use crate::ApiError;
@@ -22,11 +21,7 @@ impl From<AccountError> for ApiError {
                 code: "invalid_refresh_token",
                 detail: "the refresh token is invalid, expired or revoked",
             },
-            AccountError::WrongPassword => {
-                let mut errors = ValidationErrors::new();
-                errors.add("current_password", "is wrong");
-                ApiError::Validation(errors)
-            }
+            AccountError::WrongPassword => ApiError::invalid("current_password", "is wrong"),
             AccountError::UnknownUser => ApiError::Unauthorized,
             other => ApiError::Internal(Box::new(other)),
         }

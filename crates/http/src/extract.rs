@@ -95,15 +95,9 @@ fn active_workspace_id(request: &HttpRequest, user: &CurrentUser) -> Result<Work
             .to_str()
             .ok()
             .and_then(|text| text.trim().parse::<WorkspaceId>().ok())
-            .ok_or_else(|| {
-                let mut errors = fluxolab_kernel::ValidationErrors::new();
-                errors.add("X-Workspace-Id", "must be a workspace id (UUID)");
-                ApiError::Validation(errors)
-            }),
+            .ok_or_else(|| ApiError::invalid("X-Workspace-Id", "must be a workspace id (UUID)")),
         None => user.claims.workspace_id().ok_or_else(|| {
-            let mut errors = fluxolab_kernel::ValidationErrors::new();
-            errors.add("X-Workspace-Id", "no active workspace: send this header");
-            ApiError::Validation(errors)
+            ApiError::invalid("X-Workspace-Id", "no active workspace: send this header")
         }),
     }
 }

@@ -13,7 +13,6 @@ use actix_web::error::PayloadError;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest};
-use fluxolab_kernel::ValidationErrors;
 use serde::de::DeserializeOwned;
 
 use crate::ApiError;
@@ -59,9 +58,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 (".", None) => "body".to_owned(),
                 (path, None) => path.to_owned(),
             };
-            let mut errors = ValidationErrors::new();
-            errors.add(field, message);
-            ApiError::Validation(errors)
+            ApiError::invalid(field, message)
         } else {
             ApiError::InvalidJson(actix_web::error::JsonPayloadError::Deserialize(inner))
         }

@@ -161,6 +161,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A `validation_failed` error about one field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(ValidationErrors::single(field, message))
+    }
+
     /// The stable code of this error.
     pub fn code(&self) -> &'static str {
         match self {

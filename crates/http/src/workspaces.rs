@@ -79,11 +79,7 @@ pub struct PageQuery {
 }
 
 pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
-    PageRequest::new(limit, cursor).map_err(|error| {
-        let mut errors = fluxolab_kernel::ValidationErrors::new();
-        errors.add("cursor", error.to_string());
-        ApiError::Validation(errors)
-    })
+    PageRequest::new(limit, cursor).map_err(|error| ApiError::invalid("cursor", error.to_string()))
 }
 
 /// The caller's workspaces.
@@ -380,12 +376,10 @@ pub async fn list_activities(
         .map(|text| OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339))
         .transpose()
         .map_err(|_| {
-            let mut errors = fluxolab_kernel::ValidationErrors::new();
-            errors.add(
+            ApiError::invalid(
                 "since",
                 "must be an RFC 3339 time such as 2026-11-25T00:00:00Z",
-            );
-            ApiError::Validation(errors)
+            )
         })?;
     let filter = ActivityFilter {
         action: query.action,

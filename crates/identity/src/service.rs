@@ -305,9 +305,10 @@ impl AccountService {
             .ok_or(AccountError::UnknownUser)?
             .email;
         if let Err(error) = check_policy(&new, &email) {
-            let mut errors = ValidationErrors::new();
-            errors.add("new_password", error.to_string());
-            return Err(AccountError::Invalid(errors));
+            return Err(AccountError::Invalid(ValidationErrors::single(
+                "new_password",
+                error.to_string(),
+            )));
         }
         if !self
             .ports

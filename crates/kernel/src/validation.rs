@@ -21,6 +21,13 @@ impl ValidationErrors {
         Self::default()
     }
 
+    /// Errors holding one problem.
+    pub fn single(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut errors = Self::new();
+        errors.add(field, message);
+        errors
+    }
+
     /// Records a problem with `field`.
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError {

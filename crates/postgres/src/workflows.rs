@@ -88,6 +88,20 @@ const WORKFLOW_SELECT: &str = "SELECT w.id, w.workspace_id, w.name, w.descriptio
 
 type VersionRow = (Uuid, i32, serde_json::Value, String, OffsetDateTime);
 
+const VERSION_COLUMNS: (
+    workflow_versions::workflow_id,
+    workflow_versions::version,
+    workflow_versions::definition,
+    workflow_versions::checksum,
+    workflow_versions::created_at,
+) = (
+    workflow_versions::workflow_id,
+    workflow_versions::version,
+    workflow_versions::definition,
+    workflow_versions::checksum,
+    workflow_versions::created_at,
+);
+
 fn version(
     (workflow, number, definition, checksum, created_at): VersionRow,
 ) -> Result<Version, StorageError> {
@@ -284,13 +298,7 @@ impl WorkflowRepository for PgWorkflows {
             .filter(workflow_versions::workspace_id.eq(workspace.as_uuid()))
             .filter(workflow_versions::workflow_id.eq(id.as_uuid()))
             .order(workflow_versions::version.asc())
-            .select((
-                workflow_versions::workflow_id,
-                workflow_versions::version,
-                workflow_versions::definition,
-                workflow_versions::checksum,
-                workflow_versions::created_at,
-            ))
+            .select(VERSION_COLUMNS)
             .load(&mut connection)
             .await
             .map_err(storage)?;
@@ -308,13 +316,7 @@ impl WorkflowRepository for PgWorkflows {
             .filter(workflow_versions::workspace_id.eq(workspace.as_uuid()))
             .filter(workflow_versions::workflow_id.eq(id.as_uuid()))
             .filter(workflow_versions::version.eq(number))
-            .select((
-                workflow_versions::workflow_id,
-                workflow_versions::version,
-                workflow_versions::definition,
-                workflow_versions::checksum,
-                workflow_versions::created_at,
-            ))
+            .select(VERSION_COLUMNS)
             .first(&mut connection)
             .await
             .optional()

@@ -29,9 +29,7 @@ pub enum WorkflowError {
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> WorkflowError {
-    let mut errors = ValidationErrors::new();
-    errors.add(field, message);
-    WorkflowError::Invalid(errors)
+    WorkflowError::Invalid(ValidationErrors::single(field, message))
 }
 
 /// Storage the use cases work through.

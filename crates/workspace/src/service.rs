@@ -38,9 +38,7 @@ pub enum WorkspaceError {
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> WorkspaceError {
-    let mut errors = ValidationErrors::new();
-    errors.add(field, message);
-    WorkspaceError::Invalid(errors)
+    WorkspaceError::Invalid(ValidationErrors::single(field, message))
 }
 
 /// Storage the use cases work through.
