@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
 pub mod definition;
+pub mod engine;
 pub mod model;
 pub mod ports;
 pub mod registry;
 pub mod service;
+pub mod template;
 pub mod validate;
 
 pub use definition::{Connection, Definition, Node};

@@ -1,0 +1,401 @@
+//! The engine: runs a definition from its trigger, node by node, recording a step for
+//! each. Pure nodes run here; nodes with side effects (HTTP, e-mail, waiting) go through
+//! the [`NodeEffects`] port, which adapters implement behind the SSRF guard.
+//!
+//! Traversal is breadth-first from the trigger along the connections of the output each
+//! node took; a node reached by several paths runs once, when first reached.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fluxolab_kernel::{Clock, ExecutionId, WorkspaceId};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::Definition;
+use crate::definition::Node;
+use crate::template::Templates;
+
+/// What an effectful node is run for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EffectContext {
+    pub workspace_id: WorkspaceId,
+    pub execution_id: ExecutionId,
+}
+
+/// Side effects of nodes, implemented by adapters.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait NodeEffects: Send + Sync {
+    /// `http.request` with rendered params; the output, or a message for the step error.
+    async fn http_request(
+        &self,
+        context: EffectContext,
+        params: Value,
+        credential: Option<Uuid>,
+    ) -> Result<Value, String>;
+    /// `email.send` with rendered params and its SMTP credential.
+    async fn send_email(
+        &self,
+        context: EffectContext,
+        params: Value,
+        credential: Uuid,
+    ) -> Result<Value, String>;
+    /// `flow.delay`.
+    async fn delay(&self, milliseconds: u64);
+}
+
+/// One node run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepRecord {
+    pub node_id: String,
+    pub node_type: String,
+    /// The rendered params.
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    /// The output the run continued on (`main`, `true`, a case…).
+    pub route: Option<String>,
+    pub started_at: OffsetDateTime,
+    pub finished_at: OffsetDateTime,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunOutcome {
+    /// The output of the last node that ran.
+    Succeeded(Value),
+    Failed {
+        node_id: String,
+        error: String,
+    },
+}
+
+/// A finished run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunResult {
+    pub outcome: RunOutcome,
+    pub steps: Vec<StepRecord>,
+}
+
+/// Runs definitions.
+pub struct Engine {
+    templates: Templates,
+    effects: Arc<dyn NodeEffects>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+/// A node's result: its output and the output name it continues on (`None`: stop).
+type NodeResult = Result<(Value, Option<String>), String>;
+
+impl Engine {
+    pub fn new(effects: Arc<dyn NodeEffects>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            templates: Templates::new(),
+            effects,
+            clock,
+        }
+    }
+
+    /// Runs `definition` with `payload` as the trigger's body.
+    pub async fn run(
+        &self,
+        definition: &Definition,
+        payload: Value,
+        context: EffectContext,
+    ) -> RunResult {
+        let mut steps = Vec::new();
+        let Some(trigger) = definition.nodes.iter().find(|node| {
+            crate::registry::node_type(&node.node_type).is_some_and(|kind| kind.trigger)
+        }) else {
+            return RunResult {
+                outcome: RunOutcome::Failed {
+                    node_id: String::new(),
+                    error: "the definition has no trigger".to_owned(),
+                },
+                steps,
+            };
+        };
+        let mut data = json!({
+            "trigger": {"body": payload, "headers": {}, "query": {}},
+            "nodes": {},
+            "execution": {"id": context.execution_id.to_string()},
+        });
+        let mut queue = VecDeque::from([trigger]);
+        let mut ran = HashSet::new();
+        let mut last_output = Value::Null;
+        while let Some(node) = queue.pop_front() {
+            if !ran.insert(node.id.as_str()) {
+                continue;
+            }
+            let started_at = self.clock.now();
+            let input = self.templates.render(&node.params, &data);
+            let (input, result) = match input {
+                Ok(input) => {
+                    let result = self.run_node(node, &input, &data, context).await;
+                    (input, result)
+                }
+                Err(error) => (node.params.clone(), Err(error.to_string())),
+            };
+            let finished_at = self.clock.now();
+            match result {
+                Ok((output, route)) => {
+                    data["nodes"][node.id.as_str()] = json!({"output": output});
+                    last_output = output.clone();
+                    steps.push(StepRecord {
+                        node_id: node.id.clone(),
+                        node_type: node.node_type.clone(),
+                        input,
+                        output: Some(output),
+                        error: None,
+                        route: route.clone(),
+                        started_at,
+                        finished_at,
+                    });
+                    if let Some(route) = route {
+                        let next = definition
+                            .connections
+                            .iter()
+                            .filter(|connection| {
+                                connection.from == node.id && connection.output == route
+                            })
+                            .filter_map(|connection| definition.node(&connection.to));
+                        queue.extend(next);
+                    }
+                }
+                Err(error) => {
+                    let error = format!("node `{}`: {error}", node.id);
+                    steps.push(StepRecord {
+                        node_id: node.id.clone(),
+                        node_type: node.node_type.clone(),
+                        input,
+                        output: None,
+                        error: Some(error.clone()),
+                        route: None,
+                        started_at,
+                        finished_at,
+                    });
+                    return RunResult {
+                        outcome: RunOutcome::Failed {
+                            node_id: node.id.clone(),
+                            error,
+                        },
+                        steps,
+                    };
+                }
+            }
+        }
+        RunResult {
+            outcome: RunOutcome::Succeeded(last_output),
+            steps,
+        }
+    }
+
+    async fn run_node(
+        &self,
+        node: &Node,
+        input: &Value,
+        data: &Value,
+        context: EffectContext,
+    ) -> NodeResult {
+        let main = Some("main".to_owned());
+        match node.node_type.as_str() {
+            "trigger.manual" | "trigger.webhook" => Ok((data["trigger"]["body"].clone(), main)),
+            "data.set" => Ok((input["values"].clone(), main)),
+            "flow.if" => {
+                let result = Templates::truthy(&input["condition"]);
+                Ok((json!({"result": result}), Some(result.to_string())))
+            }
+            "flow.switch" => {
+                let value = match &input["value"] {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                let cases = input["cases"].as_array().cloned().unwrap_or_default();
+                let case = if cases
+                    .iter()
+                    .any(|case| case.as_str() == Some(value.as_str()))
+                {
+                    value.clone()
+                } else {
+                    "default".to_owned()
+                };
+                Ok((json!({"value": value, "case": case}), Some(case)))
+            }
+            "flow.delay" => {
+                let milliseconds = input["milliseconds"]
+                    .as_u64()
+                    .or_else(|| {
+                        input["milliseconds"]
+                            .as_str()
+                            .and_then(|text| text.trim().parse().ok())
+                    })
+                    .ok_or_else(|| "params.milliseconds must be a whole number".to_owned())?;
+                self.effects.delay(milliseconds).await;
+                Ok((json!({"waited_ms": milliseconds}), main))
+            }
+            "http.request" => {
+                let output = self
+                    .effects
+                    .http_request(context, input.clone(), node.credential_id)
+                    .await?;
+                Ok((output, main))
+            }
+            "email.send" => {
+                let credential = node
+                    .credential_id
+                    .ok_or_else(|| "email.send needs an smtp credential".to_owned())?;
+                let output = self
+                    .effects
+                    .send_email(context, input.clone(), credential)
+                    .await?;
+                Ok((output, main))
+            }
+            "webhook.respond" => Ok((
+                json!({
+                    "status": input.get("status").cloned().unwrap_or(json!(200)),
+                    "headers": input.get("headers").cloned().unwrap_or(json!({})),
+                    "body": input.get("body").cloned().unwrap_or(Value::Null),
+                }),
+                None,
+            )),
+            other => Err(format!("unknown node type `{other}`")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fluxolab_kernel::SystemClock;
+
+    use super::*;
+
+    fn definition(value: Value) -> Definition {
+        serde_json::from_value(value).unwrap_or_default()
+    }
+
+    fn context() -> EffectContext {
+        EffectContext {
+            workspace_id: WorkspaceId::new(),
+            execution_id: ExecutionId::new(),
+        }
+    }
+
+    fn engine(effects: MockNodeEffects) -> Engine {
+        Engine::new(Arc::new(effects), Arc::new(SystemClock))
+    }
+
+    fn three_nodes(threshold: u32) -> Definition {
+        definition(json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual", "name": "Start"},
+                {"id": "shape", "type": "data.set", "name": "Shape", "params": {"values": {"total": "{{ trigger.body.a + trigger.body.b }}", "who": "{{ trigger.body.name }}"}}},
+                {"id": "check", "type": "flow.if", "name": "Big?", "params": {"condition": format!("{{{{ nodes.shape.output.total > {threshold} }}}}")}},
+                {"id": "yes", "type": "data.set", "name": "Yes", "params": {"values": {"verdict": "big for {{ nodes.shape.output.who }}"}}},
+                {"id": "no", "type": "data.set", "name": "No", "params": {"values": {"verdict": "small"}}}
+            ],
+            "connections": [
+                {"from": "start", "to": "shape"}, {"from": "shape", "to": "check"},
+                {"from": "check", "output": "true", "to": "yes"}, {"from": "check", "output": "false", "to": "no"}
+            ]
+        }))
+    }
+
+    #[tokio::test]
+    async fn templates_flow_through_nodes_and_if_picks_a_branch() {
+        let result = engine(MockNodeEffects::new())
+            .run(
+                &three_nodes(10),
+                json!({"a": 4, "b": 8, "name": "Ada"}),
+                context(),
+            )
+            .await;
+        assert_eq!(
+            result.outcome,
+            RunOutcome::Succeeded(json!({"verdict": "big for Ada"}))
+        );
+        let ran: Vec<&str> = result
+            .steps
+            .iter()
+            .map(|step| step.node_id.as_str())
+            .collect();
+        assert_eq!(ran, ["start", "shape", "check", "yes"]);
+        assert_eq!(
+            result.steps[1].output,
+            Some(json!({"total": 12, "who": "Ada"}))
+        );
+        assert_eq!(result.steps[2].route.as_deref(), Some("true"));
+
+        let small = engine(MockNodeEffects::new())
+            .run(
+                &three_nodes(100),
+                json!({"a": 4, "b": 8, "name": "Ada"}),
+                context(),
+            )
+            .await;
+        assert_eq!(
+            small.outcome,
+            RunOutcome::Succeeded(json!({"verdict": "small"}))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_template_error_fails_the_step_naming_node_and_message() {
+        let result = engine(MockNodeEffects::new())
+            .run(&three_nodes(10), json!({"a": 4}), context())
+            .await;
+        let RunOutcome::Failed { node_id, error } = &result.outcome else {
+            panic!("expected a failure, got {:?}", result.outcome);
+        };
+        assert_eq!(node_id, "shape");
+        assert!(
+            error.starts_with("node `shape`: template at `params.values.total`"),
+            "{error}"
+        );
+        assert_eq!(result.steps.len(), 2);
+        assert_eq!(result.steps[1].error.as_deref(), Some(error.as_str()));
+    }
+
+    #[tokio::test]
+    async fn effectful_nodes_go_through_the_port_with_rendered_params() {
+        let mut effects = MockNodeEffects::new();
+        effects
+            .expect_http_request()
+            .withf(|_, params, credential| {
+                params["url"] == "https://api.example.com/users/7" && credential.is_none()
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(json!({"status": 200, "body": {"ok": true}})));
+        effects
+            .expect_delay()
+            .withf(|ms| *ms == 5)
+            .times(1)
+            .return_const(());
+        let flow = definition(json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual", "name": "Start"},
+                {"id": "wait", "type": "flow.delay", "name": "Wait", "params": {"milliseconds": 5}},
+                {"id": "call", "type": "http.request", "name": "Call", "params": {"method": "GET", "url": "https://api.example.com/users/{{ trigger.body.id }}"}},
+                {"id": "route", "type": "flow.switch", "name": "Route", "params": {"value": "{{ nodes.call.output.status }}", "cases": ["200", "404"]}},
+                {"id": "done", "type": "data.set", "name": "Done", "params": {"values": {"ok": "{{ nodes.call.output.body.ok }}"}}}
+            ],
+            "connections": [
+                {"from": "start", "to": "wait"}, {"from": "wait", "to": "call"}, {"from": "call", "to": "route"},
+                {"from": "route", "output": "200", "to": "done"}
+            ]
+        }));
+        let result = engine(effects)
+            .run(&flow, json!({"id": 7}), context())
+            .await;
+        assert_eq!(result.outcome, RunOutcome::Succeeded(json!({"ok": true})));
+        assert_eq!(result.steps[3].route.as_deref(), Some("200"));
+    }
+}
