@@ -47,6 +47,25 @@ pub trait NodeEffects: Send + Sync {
     async fn delay(&self, milliseconds: u64);
 }
 
+/// Where finished steps go as they complete (they are the run's checkpoints).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait StepSink: Send + Sync {
+    /// Persists step number `position` of the run.
+    async fn record(&self, position: usize, step: &StepRecord) -> Result<(), String>;
+}
+
+/// A sink that keeps nothing (for runs whose steps are stored at the end).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoSink;
+
+#[async_trait]
+impl StepSink for NoSink {
+    async fn record(&self, _position: usize, _step: &StepRecord) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// One node run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepRecord {
@@ -105,12 +124,16 @@ impl Engine {
         }
     }
 
-    /// Runs `definition` with `payload` as the trigger's body.
+    /// Runs `definition` with `payload` as the trigger's body. Steps in `completed` (from
+    /// an earlier, interrupted attempt) are not run again: their recorded output is used.
+    /// Each new step goes to `sink` as it finishes.
     pub async fn run(
         &self,
         definition: &Definition,
         payload: Value,
         context: EffectContext,
+        completed: &[StepRecord],
+        sink: &dyn StepSink,
     ) -> RunResult {
         let mut steps = Vec::new();
         let Some(trigger) = definition.nodes.iter().find(|node| {
@@ -136,6 +159,19 @@ impl Engine {
             if !ran.insert(node.id.as_str()) {
                 continue;
             }
+            if let Some(done) = completed
+                .iter()
+                .find(|step| step.node_id == node.id && step.error.is_none())
+            {
+                let output = done.output.clone().unwrap_or(Value::Null);
+                data["nodes"][node.id.as_str()] = json!({"output": output});
+                last_output = output;
+                if let Some(route) = &done.route {
+                    queue.extend(Self::next_nodes(definition, node, route));
+                }
+                steps.push(done.clone());
+                continue;
+            }
             let started_at = self.clock.now();
             let input = self.templates.render(&node.params, &data);
             let (input, result) = match input {
@@ -150,7 +186,7 @@ impl Engine {
                 Ok((output, route)) => {
                     data["nodes"][node.id.as_str()] = json!({"output": output});
                     last_output = output.clone();
-                    steps.push(StepRecord {
+                    let step = StepRecord {
                         node_id: node.id.clone(),
                         node_type: node.node_type.clone(),
                         input,
@@ -159,21 +195,27 @@ impl Engine {
                         route: route.clone(),
                         started_at,
                         finished_at,
-                    });
+                    };
+                    if let Err(error) = sink.record(steps.len(), &step).await {
+                        return RunResult {
+                            outcome: RunOutcome::Failed {
+                                node_id: node.id.clone(),
+                                error: format!(
+                                    "node `{}`: the step could not be recorded: {error}",
+                                    node.id
+                                ),
+                            },
+                            steps,
+                        };
+                    }
+                    steps.push(step);
                     if let Some(route) = route {
-                        let next = definition
-                            .connections
-                            .iter()
-                            .filter(|connection| {
-                                connection.from == node.id && connection.output == route
-                            })
-                            .filter_map(|connection| definition.node(&connection.to));
-                        queue.extend(next);
+                        queue.extend(Self::next_nodes(definition, node, &route));
                     }
                 }
                 Err(error) => {
                     let error = format!("node `{}`: {error}", node.id);
-                    steps.push(StepRecord {
+                    let step = StepRecord {
                         node_id: node.id.clone(),
                         node_type: node.node_type.clone(),
                         input,
@@ -182,7 +224,10 @@ impl Engine {
                         route: None,
                         started_at,
                         finished_at,
-                    });
+                    };
+                    // The failure is reported either way; a sink error adds nothing to it.
+                    let _ = sink.record(steps.len(), &step).await;
+                    steps.push(step);
                     return RunResult {
                         outcome: RunOutcome::Failed {
                             node_id: node.id.clone(),
@@ -197,6 +242,16 @@ impl Engine {
             outcome: RunOutcome::Succeeded(last_output),
             steps,
         }
+    }
+
+    /// The nodes that `node`'s output `route` leads to.
+    fn next_nodes<'a>(definition: &'a Definition, node: &Node, route: &str) -> Vec<&'a Node> {
+        definition
+            .connections
+            .iter()
+            .filter(|connection| connection.from == node.id && connection.output == route)
+            .filter_map(|connection| definition.node(&connection.to))
+            .collect()
     }
 
     async fn run_node(
@@ -274,6 +329,8 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use fluxolab_kernel::SystemClock;
 
     use super::*;
@@ -316,6 +373,8 @@ mod tests {
                 &three_nodes(10),
                 json!({"a": 4, "b": 8, "name": "Ada"}),
                 context(),
+                &[],
+                &NoSink,
             )
             .await;
         assert_eq!(
@@ -339,6 +398,8 @@ mod tests {
                 &three_nodes(100),
                 json!({"a": 4, "b": 8, "name": "Ada"}),
                 context(),
+                &[],
+                &NoSink,
             )
             .await;
         assert_eq!(
@@ -350,7 +411,7 @@ mod tests {
     #[tokio::test]
     async fn a_template_error_fails_the_step_naming_node_and_message() {
         let result = engine(MockNodeEffects::new())
-            .run(&three_nodes(10), json!({"a": 4}), context())
+            .run(&three_nodes(10), json!({"a": 4}), context(), &[], &NoSink)
             .await;
         let RunOutcome::Failed { node_id, error } = &result.outcome else {
             panic!("expected a failure, got {:?}", result.outcome);
@@ -393,9 +454,51 @@ mod tests {
             ]
         }));
         let result = engine(effects)
-            .run(&flow, json!({"id": 7}), context())
+            .run(&flow, json!({"id": 7}), context(), &[], &NoSink)
             .await;
         assert_eq!(result.outcome, RunOutcome::Succeeded(json!({"ok": true})));
         assert_eq!(result.steps[3].route.as_deref(), Some("200"));
+    }
+
+    /// Keeps what it is given.
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<(usize, String)>>);
+
+    #[async_trait]
+    impl StepSink for Recorded {
+        async fn record(&self, position: usize, step: &StepRecord) -> Result<(), String> {
+            self.0
+                .lock()
+                .map_err(|e| e.to_string())?
+                .push((position, step.node_id.clone()));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resumed_run_skips_its_completed_steps() {
+        let payload = json!({"a": 4, "b": 8, "name": "Ada"});
+        let first = engine(MockNodeEffects::new())
+            .run(&three_nodes(10), payload.clone(), context(), &[], &NoSink)
+            .await;
+        // The process died after two steps: resume from them.
+        let sink = Recorded::default();
+        let resumed = engine(MockNodeEffects::new())
+            .run(
+                &three_nodes(10),
+                payload,
+                context(),
+                &first.steps[..2],
+                &sink,
+            )
+            .await;
+        assert_eq!(resumed.outcome, first.outcome);
+        assert_eq!(resumed.steps.len(), 4);
+        let recorded = sink.0.lock().map(|r| r.clone()).unwrap_or_default();
+        assert_eq!(
+            recorded,
+            [(2, "check".to_owned()), (3, "yes".to_owned())],
+            "only new steps are recorded"
+        );
     }
 }

@@ -1,0 +1,2 @@
+DROP TABLE execution_steps;
+DROP TABLE executions;
