@@ -10,6 +10,7 @@ use secrecy::SecretString;
 
 use crate::config::{DatabaseSettings, Settings};
 use crate::startup::{self, Application, StartupError};
+use crate::workers::WorkerPool;
 
 /// The demo login that `seed --demo` creates and `cargo xtask dev` prints.
 pub const DEMO_EMAIL: &str = "demo@fluxolab.dev";
@@ -35,7 +36,10 @@ pub enum CommandError {
 
 /// `fluxolab serve`: the API (and, with the job queue, the workers) until a signal.
 pub async fn serve(settings: &Settings, with_workers: bool) -> Result<(), CommandError> {
-    let application = Application::build(settings)?;
+    let mut application = Application::build(settings)?;
+    if !with_workers {
+        application = application.without_workers();
+    }
     tracing::info!(
         address = %settings.bind_addr,
         port = application.port(),
@@ -50,17 +54,21 @@ pub async fn serve(settings: &Settings, with_workers: bool) -> Result<(), Comman
     Ok(())
 }
 
-/// `fluxolab worker`: a process that only runs background jobs. The job queue arrives
-/// with the workflows issue; until then the worker checks that the database is current
-/// and waits for a shutdown signal.
-pub async fn worker(settings: &DatabaseSettings) -> Result<(), CommandError> {
-    let pool = startup::pool(settings).map_err(StartupError::from)?;
+/// `fluxolab worker`: runs executions from the queue, without the API, until a signal.
+pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
+    let pool = startup::pool(&settings.database).map_err(StartupError::from)?;
     let embedded = migrations::embedded_versions()?;
     if let Err(reason) = fluxolab_postgres::readiness::check(&pool, &embedded).await {
-        tracing::warn!(%reason, "the database is not ready; jobs will wait for it");
+        tracing::warn!(%reason, "the database is not ready; claims will fail until it is");
     }
-    tracing::info!("worker started; no job kinds are registered yet");
+    let services = startup::services(
+        &pool,
+        settings,
+        std::sync::Arc::new(fluxolab_kernel::SystemClock),
+    )?;
+    let workers = WorkerPool::start(services.executions, services.queue, settings.workers);
     shutdown_signal().await.map_err(CommandError::Signal)?;
+    workers.shutdown().await;
     tracing::info!("worker stopped");
     Ok(())
 }

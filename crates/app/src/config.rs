@@ -24,6 +24,8 @@ pub struct Settings {
     pub jwt_secret: SecretBox<[u8]>,
     pub bind_addr: SocketAddr,
     pub http_workers: usize,
+    /// Executions run at once by this process's workers.
+    pub workers: usize,
     pub body_limit_bytes: usize,
     pub shutdown_timeout: Duration,
     pub telemetry: fluxolab_telemetry::TelemetrySettings,
@@ -274,6 +276,7 @@ impl Settings {
         );
         let default_workers = std::thread::available_parallelism().map_or(2, usize::from) as u64;
         let http_workers = reader.number("HTTP_WORKERS", default_workers, 1..=256);
+        let workers = reader.number("WORKERS", default_workers, 1..=1024);
         let body_limit = reader.number(
             "HTTP_BODY_LIMIT_BYTES",
             1024 * 1024,
@@ -294,6 +297,7 @@ impl Settings {
                     jwt_secret: SecretBox::new(jwt_key.into_boxed_slice()),
                     bind_addr,
                     http_workers: usize::try_from(http_workers).unwrap_or(2),
+                    workers: usize::try_from(workers).unwrap_or(2),
                     body_limit_bytes: usize::try_from(body_limit).unwrap_or(1024 * 1024),
                     shutdown_timeout: Duration::from_secs(shutdown),
                     telemetry,

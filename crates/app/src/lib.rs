@@ -6,6 +6,7 @@ pub mod config;
 pub mod hasher;
 pub mod probe;
 pub mod startup;
+pub mod workers;
 
 pub use config::{DatabaseSettings, Settings};
 pub use startup::Application;

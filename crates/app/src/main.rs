@@ -81,12 +81,9 @@ fn main() -> ExitCode {
             ),
             Err(errors) => report_config(&errors),
         },
-        Command::Worker => match (
-            DatabaseSettings::from_lookup(&environment),
-            Settings::from_lookup(&environment),
-        ) {
-            (Ok(database), Ok(settings)) => run(&settings.telemetry, commands::worker(&database)),
-            (_, Err(errors)) | (Err(errors), _) => report_config(&errors),
+        Command::Worker => match Settings::from_lookup(&environment) {
+            Ok(settings) => run(&settings.telemetry.clone(), commands::worker(&settings)),
+            Err(errors) => report_config(&errors),
         },
         Command::Migrate { status, down } => {
             let action = match (status, down) {

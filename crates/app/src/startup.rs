@@ -8,15 +8,19 @@ use fluxolab_credentials::{VaultPorts, VaultService};
 use fluxolab_http::{ApiState, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
 use fluxolab_kernel::{Clock, SystemClock};
-use fluxolab_outbound::OutboundTester;
+use fluxolab_outbound::{OutboundEffects, OutboundTester};
 use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::activity_log::PgAudit;
+use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::pool::PoolBuildError;
 use fluxolab_postgres::unit_of_work::PgUnits;
 use fluxolab_postgres::vault::PgVault;
 use fluxolab_postgres::workflows::PgWorkflows;
 use fluxolab_postgres::workspaces::PgWorkspaces;
 use fluxolab_postgres::{DbPool, PoolSettings, StoreError, connect_pool, migrations};
+use fluxolab_workflows::engine::Engine;
+use fluxolab_workflows::execution::ExecutionRepository;
+use fluxolab_workflows::execution_service::{ExecutionPorts, ExecutionService};
 use fluxolab_workflows::{WorkflowPorts, WorkflowService};
 use fluxolab_workspace::{WorkspacePorts, WorkspaceService};
 use secrecy::SecretString;
@@ -25,6 +29,7 @@ use uuid::Uuid;
 use crate::config::{DatabaseSettings, Settings};
 use crate::hasher::BlockingArgon2;
 use crate::probe::PostgresProbe;
+use crate::workers::WorkerPool;
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +64,7 @@ pub fn pool(settings: &DatabaseSettings) -> Result<DbPool, PoolBuildError> {
 }
 
 /// Wires the use cases to their Postgres adapters.
-fn services(
+pub fn services(
     pool: &DbPool,
     settings: &Settings,
     clock: Arc<dyn Clock>,
@@ -96,7 +101,7 @@ fn services(
     let vault = PgVault::new(pool.clone());
     let workflows = PgWorkflows::new(pool.clone());
     let audit = Arc::new(PgAudit::new(pool.clone()));
-    let vault_service = VaultService::new(VaultPorts {
+    let vault_service = Arc::new(VaultService::new(VaultPorts {
         units: units.clone(),
         keys: Arc::new(vault.clone()),
         credentials: Arc::new(vault.clone()),
@@ -105,7 +110,20 @@ fn services(
         network: Arc::new(vault),
         usage: Arc::new(workflows.clone()),
         master,
+        clock: clock.clone(),
+    }));
+    let executions: Arc<dyn ExecutionRepository> = Arc::new(PgExecutions::new(pool.clone()));
+    let engine = Engine::new(
+        Arc::new(OutboundEffects {
+            credentials: vault_service.clone(),
+            network: Arc::new(PgVault::new(pool.clone())),
+        }),
         clock,
+    );
+    let execution_service = ExecutionService::new(ExecutionPorts {
+        workflows: Arc::new(workflows.clone()),
+        executions: executions.clone(),
+        engine: Arc::new(engine),
     });
     let workflow_service = WorkflowService::new(WorkflowPorts {
         units: units.clone(),
@@ -122,8 +140,10 @@ fn services(
     Ok(Services {
         accounts: Arc::new(account_service),
         workspaces: Arc::new(workspace_service),
-        vault: Arc::new(vault_service),
+        vault: vault_service,
         workflows: Arc::new(workflow_service),
+        executions: Arc::new(execution_service),
+        queue: executions,
     })
 }
 
@@ -131,6 +151,8 @@ fn services(
 pub struct Application {
     port: u16,
     server: Server,
+    services: Services,
+    workers: usize,
 }
 
 impl std::fmt::Debug for Application {
@@ -156,7 +178,7 @@ impl Application {
         let pool = pool(&settings.database)?;
         let services = services(&pool, settings, clock)?;
         let probe = PostgresProbe::new(pool, migrations::embedded_versions()?);
-        let state = ApiState::new(Arc::new(probe))?.with_services(services);
+        let state = ApiState::new(Arc::new(probe))?.with_services(services.clone());
         let listener =
             TcpListener::bind(settings.bind_addr).map_err(|source| StartupError::Bind {
                 addr: settings.bind_addr,
@@ -173,7 +195,18 @@ impl Application {
             },
         )
         .map_err(StartupError::Server)?;
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            services,
+            workers: settings.workers,
+        })
+    }
+
+    /// Serves the API only; executions are run by `fluxolab worker` processes.
+    pub fn without_workers(mut self) -> Self {
+        self.workers = 0;
+        self
     }
 
     /// The port the server listens on.
@@ -181,8 +214,20 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM/SIGINT, then lets in-flight requests finish.
+    /// Serves (and runs workers) until SIGTERM/SIGINT, then lets in-flight requests and
+    /// running executions finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let workers = (self.workers > 0).then(|| {
+            WorkerPool::start(
+                self.services.executions.clone(),
+                self.services.queue.clone(),
+                self.workers,
+            )
+        });
+        let served = self.server.await;
+        if let Some(workers) = workers {
+            workers.shutdown().await;
+        }
+        served
     }
 }

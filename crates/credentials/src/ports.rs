@@ -98,7 +98,8 @@ pub enum ResolveError {
     #[error("credential {id} is a {actual} credential, not {expected}")]
     WrongKind {
         id: Uuid,
-        expected: &'static str,
+        /// The kinds asked for, e.g. `http_basic or bearer_token`.
+        expected: String,
         actual: &'static str,
     },
     #[error("credential {id} cannot be decrypted: {reason}")]
@@ -115,7 +116,7 @@ pub trait CredentialResolver: Send + Sync {
         &self,
         workspace: WorkspaceId,
         credential: Uuid,
-        expected: CredentialKind,
+        expected: &[CredentialKind],
         execution: Option<ExecutionId>,
     ) -> Result<ResolvedCredential, ResolveError>;
 }

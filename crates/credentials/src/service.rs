@@ -600,7 +600,7 @@ impl CredentialResolver for VaultService {
         &self,
         workspace: WorkspaceId,
         credential: Uuid,
-        expected: CredentialKind,
+        expected: &[CredentialKind],
         execution: Option<ExecutionId>,
     ) -> Result<ResolvedCredential, ResolveError> {
         let record = self
@@ -609,10 +609,11 @@ impl CredentialResolver for VaultService {
             .find(workspace, credential)
             .await?
             .ok_or(ResolveError::NotFound(credential))?;
-        if record.kind != expected {
+        if !expected.contains(&record.kind) {
+            let wanted: Vec<&str> = expected.iter().map(|kind| kind.code()).collect();
             return Err(ResolveError::WrongKind {
                 id: credential,
-                expected: expected.code(),
+                expected: wanted.join(" or "),
                 actual: record.kind.code(),
             });
         }

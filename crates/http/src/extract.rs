@@ -14,6 +14,8 @@ use fluxolab_credentials::VaultService;
 use fluxolab_identity::{AccessClaims, AccountService};
 use fluxolab_kernel::{Principal, UserId, WorkspaceId};
 use fluxolab_workflows::WorkflowService;
+use fluxolab_workflows::execution::ExecutionRepository;
+use fluxolab_workflows::execution_service::ExecutionService;
 use fluxolab_workspace::WorkspaceService;
 use uuid::Uuid;
 
@@ -23,12 +25,21 @@ use crate::ApiError;
 pub const WORKSPACE_HEADER: &str = "x-workspace-id";
 
 /// The use cases handlers call.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Services {
     pub accounts: Arc<AccountService>,
     pub workspaces: Arc<WorkspaceService>,
     pub vault: Arc<VaultService>,
     pub workflows: Arc<WorkflowService>,
+    pub executions: Arc<ExecutionService>,
+    /// The queue, for the workers that run beside the API.
+    pub queue: Arc<dyn ExecutionRepository>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
 }
 
 fn services(request: &HttpRequest) -> Result<Data<Services>, ApiError> {

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod credentials;
 pub mod errors;
+pub mod executions;
 pub mod extract;
 pub mod json;
 pub mod metrics;

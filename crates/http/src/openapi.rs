@@ -10,7 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{auth, credentials, ops, problem, users, workflows, workspaces};
+use crate::{auth, credentials, executions, ops, problem, users, workflows, workspaces};
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
 struct BearerScheme;
@@ -46,6 +46,7 @@ impl Modify for BearerScheme {
         (name = "members", description = "Members of the active workspace (`X-Workspace-Id`)"),
         (name = "activities", description = "The activity log of the active workspace"),
         (name = "workflows", description = "Workflows, versions and the node registry"),
+        (name = "executions", description = "Running workflows: inline tests, the queue, executions and their steps"),
         (name = "credentials", description = "The encrypted credentials vault of the active workspace"),
     )
 )]
@@ -101,7 +102,13 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(workflows::list_versions)
         .service(workflows::create_version)
         .service(workflows::activate_workflow)
-        .service(workflows::deactivate_workflow);
+        .service(workflows::deactivate_workflow)
+        .service(executions::test_workflow)
+        .service(executions::run_workflow)
+        .service(executions::list_executions)
+        .service(executions::get_execution)
+        .service(executions::retry_execution)
+        .service(executions::cancel_execution);
 }
 
 /// The OpenAPI document of every route in [`routes`].

@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 
 pub mod address_policy;
+pub mod effects;
 pub mod guard;
 pub mod tester;
 
 pub use address_policy::{AddressClass, classify};
+pub use effects::OutboundEffects;
 pub use tester::OutboundTester;

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod activity_log;
 pub mod error;
+pub mod executions;
 pub mod migrations;
 pub mod pool;
 pub mod readiness;

@@ -222,7 +222,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    executions (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        workflow_id -> Uuid,
+        version -> Int4,
+        status -> Text,
+        trigger_kind -> Text,
+        input -> Jsonb,
+        output -> Nullable<Jsonb>,
+        error -> Nullable<Text>,
+        attempt -> Int4,
+        max_attempts -> Int4,
+        retry_of -> Nullable<Uuid>,
+        due_at -> Timestamptz,
+        locked_by -> Nullable<Text>,
+        locked_until -> Nullable<Timestamptz>,
+        cancel_requested -> Bool,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    execution_steps (id) {
+        id -> Uuid,
+        execution_id -> Uuid,
+        workspace_id -> Uuid,
+        position -> Int4,
+        node_id -> Text,
+        node_type -> Text,
+        input -> Nullable<Jsonb>,
+        output -> Nullable<Jsonb>,
+        error -> Nullable<Text>,
+        route -> Nullable<Text>,
+        started_at -> Timestamptz,
+        finished_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(activities -> workspaces (workspace_id));
+diesel::joinable!(execution_steps -> executions (execution_id));
 diesel::joinable!(workflow_versions -> workflows (workflow_id));
 diesel::joinable!(credentials -> workspace_data_keys (data_key_id));
 diesel::joinable!(user_settings -> users (user_id));
@@ -241,6 +283,8 @@ diesel::joinable!(workspace_members -> workspaces (workspace_id));
 diesel::allow_tables_to_appear_in_same_query!(
     activities,
     credentials,
+    execution_steps,
+    executions,
     permissions,
     plans,
     profile_permissions,

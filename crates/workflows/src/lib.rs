@@ -2,6 +2,8 @@
 
 pub mod definition;
 pub mod engine;
+pub mod execution;
+pub mod execution_service;
 pub mod model;
 pub mod ports;
 pub mod registry;

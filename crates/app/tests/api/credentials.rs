@@ -75,7 +75,7 @@ async fn resolve_password(
     id: Uuid,
 ) -> Result<Option<String>, Error> {
     let resolved = vault
-        .resolve(workspace_of(account)?, id, CredentialKind::Smtp, None)
+        .resolve(workspace_of(account)?, id, &[CredentialKind::Smtp], None)
         .await?;
     Ok(resolved.field("password"))
 }
@@ -116,7 +116,12 @@ async fn a_credential_round_trips_masked_outside_and_whole_inside() -> TestResul
     );
     assert!(matches!(
         server
-            .resolve(workspace_of(&owner)?, id, CredentialKind::HttpBasic, None)
+            .resolve(
+                workspace_of(&owner)?,
+                id,
+                &[CredentialKind::HttpBasic],
+                None
+            )
             .await,
         Err(ResolveError::WrongKind { .. })
     ));
@@ -170,7 +175,7 @@ async fn a_credential_round_trips_masked_outside_and_whole_inside() -> TestResul
     assert_eq!(deleted.status(), 204);
     assert!(matches!(
         server
-            .resolve(workspace_of(&owner)?, id, CredentialKind::Smtp, None)
+            .resolve(workspace_of(&owner)?, id, &[CredentialKind::Smtp], None)
             .await,
         Err(ResolveError::NotFound(_))
     ));
@@ -298,7 +303,7 @@ async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_open() -> TestR
     );
     for (account, id) in [(&alice, second), (&bob, foreign)] {
         let outcome = server
-            .resolve(workspace_of(account)?, id, CredentialKind::Smtp, None)
+            .resolve(workspace_of(account)?, id, &[CredentialKind::Smtp], None)
             .await;
         let Err(ResolveError::Unreadable { reason, .. }) = outcome else {
             panic!("a moved ciphertext opened: {outcome:?}");
@@ -345,7 +350,7 @@ async fn the_master_secret_rotates_without_a_secret_becoming_unreadable() -> Tes
         .await?;
     let resolve = |vault: VaultService| async move {
         vault
-            .resolve(workspace, record.id, CredentialKind::BearerToken, None)
+            .resolve(workspace, record.id, &[CredentialKind::BearerToken], None)
             .await
             .map(|resolved| resolved.field("token"))
     };
@@ -519,7 +524,7 @@ async fn other_workspaces_credentials_do_not_exist_and_viewers_only_read() -> Te
     let server = vault(&app.db, TEST_SECRET, None)?;
     assert!(matches!(
         server
-            .resolve(workspace_of(&outsider)?, id, CredentialKind::Smtp, None)
+            .resolve(workspace_of(&outsider)?, id, &[CredentialKind::Smtp], None)
             .await,
         Err(ResolveError::NotFound(_))
     ));

@@ -6,6 +6,7 @@ mod auth;
 mod binary;
 mod credential_tests;
 mod credentials;
+mod executions;
 mod helpers;
 mod ops;
 mod otlp;

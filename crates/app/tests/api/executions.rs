@@ -1,0 +1,470 @@
+//! Running workflows end to end: inline tests, the queue and its workers, and nodes that
+//! reach out (HTTP behind the SSRF guard, e-mail through a real SMTP exchange).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::TestResult;
+use crate::helpers::{Account, Error, TestApp};
+
+fn three_nodes() -> Value {
+    json!({
+        "nodes": [
+            {"id": "start", "type": "trigger.manual", "name": "Start"},
+            {"id": "shape", "type": "data.set", "name": "Shape", "params": {"values": {"total": "{{ trigger.body.a + trigger.body.b }}"}}},
+            {"id": "check", "type": "flow.if", "name": "Big?", "params": {"condition": "{{ nodes.shape.output.total > 10 }}"}}
+        ],
+        "connections": [{"from": "start", "to": "shape"}, {"from": "shape", "to": "check"}]
+    })
+}
+
+async fn call(
+    app: &TestApp,
+    who: &Account,
+    method: Method,
+    path: &str,
+    body: &Value,
+) -> Result<(u16, Value), Error> {
+    let response = app
+        .send_as(
+            method,
+            &who.access_token,
+            path,
+            Some(&who.workspace_id),
+            body,
+        )
+        .await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+async fn workflow(app: &TestApp, who: &Account, definition: Value) -> Result<String, Error> {
+    let (status, created) = call(
+        app,
+        who,
+        Method::POST,
+        "/api/workflows",
+        &json!({"name": "Flow", "definition": definition}),
+    )
+    .await?;
+    assert_eq!(status, 201, "{created}");
+    Ok(created["id"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn wait_finished(app: &TestApp, who: &Account, execution: &str) -> Result<Value, Error> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, found) = call(
+            app,
+            who,
+            Method::GET,
+            &format!("/api/executions/{execution}"),
+            &json!({}),
+        )
+        .await?;
+        if matches!(
+            found["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            return Ok(found);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "execution {execution} never finished: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn allow_internal_targets(app: &TestApp) -> Result<(), Error> {
+    use diesel_async::RunQueryDsl;
+    diesel::sql_query("UPDATE workspace_settings SET allow_internal_network = true")
+        .execute(&mut app.db.pool().get().await?)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn three_nodes_run_inline_and_through_the_queue() -> TestResult {
+    let app = TestApp::spawn().await?;
+    let owner = app.signed_up("runner@example.com").await?;
+    let id = workflow(&app, &owner, three_nodes()).await?;
+
+    let (status, tested) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{id}/test"),
+        &json!({"payload": {"a": 4, "b": 8}}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{tested}");
+    assert_eq!(tested["status"], "succeeded");
+    assert_eq!(tested["output"], json!({"result": true}));
+    let steps: Vec<&str> = tested["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["node_id"].as_str())
+        .collect();
+    assert_eq!(steps, ["start", "shape", "check"]);
+    assert_eq!(tested["steps"][1]["output"], json!({"total": 12}));
+
+    let (status, _) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{id}/run"),
+        &json!({"payload": {}}),
+    )
+    .await?;
+    assert_eq!(status, 422, "not active yet");
+    call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{id}/activate"),
+        &json!({"version": 1}),
+    )
+    .await?;
+    let (status, queued) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{id}/run"),
+        &json!({"payload": {"a": 1, "b": 2}}),
+    )
+    .await?;
+    assert_eq!(status, 202);
+    let execution = queued["execution_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let finished = wait_finished(&app, &owner, &execution).await?;
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    assert_eq!(finished["output"], json!({"result": false}));
+    assert_eq!(finished["trigger_kind"], "run");
+    assert_eq!(finished["attempt"], 1);
+    assert_eq!(app.count("execution_steps").await?, 6);
+
+    let (status, retried) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/executions/{execution}/retry"),
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(status, 202);
+    let retry = wait_finished(
+        &app,
+        &owner,
+        retried["execution_id"].as_str().unwrap_or_default(),
+    )
+    .await?;
+    assert_eq!(retry["retry_of"], execution.as_str());
+
+    let (_, listed) = call(
+        &app,
+        &owner,
+        Method::GET,
+        &format!("/api/executions?workflow_id={id}&status=succeeded"),
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(3));
+    let (status, _) = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/executions?status=stuck",
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(status, 422);
+
+    let outsider = app.signed_up("peeker@example.com").await?;
+    for (method, path) in [
+        (Method::GET, format!("/api/executions/{execution}")),
+        (Method::POST, format!("/api/executions/{execution}/retry")),
+        (Method::POST, format!("/api/executions/{execution}/cancel")),
+        (Method::POST, format!("/api/workflows/{id}/test")),
+        (Method::POST, format!("/api/workflows/{id}/run")),
+    ] {
+        let (status, _) = call(&app, &outsider, method.clone(), &path, &json!({})).await?;
+        assert_eq!(status, 404, "{method} {path}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_template_error_fails_the_step_with_node_and_message() -> TestResult {
+    let app = TestApp::spawn().await?;
+    let owner = app.signed_up("typo@example.com").await?;
+    let id = workflow(&app, &owner, three_nodes()).await?;
+    let (_, tested) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{id}/test"),
+        &json!({"payload": {"a": 1}}),
+    )
+    .await?;
+    assert_eq!(tested["status"], "failed");
+    let error = tested["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("node `shape`: template at `params.values.total`"),
+        "{error}"
+    );
+    assert_eq!(tested["steps"].as_array().map(Vec::len), Some(2));
+    Ok(())
+}
+
+type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+
+async fn echo(request: HttpRequest, body: web::Bytes, seen: web::Data<Seen>) -> HttpResponse {
+    if let Ok(mut seen) = seen.lock() {
+        seen.push((
+            request.uri().to_string(),
+            request
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            String::from_utf8_lossy(&body).into_owned(),
+        ));
+    }
+    HttpResponse::Ok().json(json!({"received": true}))
+}
+
+#[tokio::test]
+async fn http_requests_carry_templates_and_credentials_and_respect_the_guard() -> TestResult {
+    let app = TestApp::spawn().await?;
+    let owner = app.signed_up("caller@example.com").await?;
+    let seen: Seen = Arc::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let data = web::Data::new(seen.clone());
+    tokio::spawn(
+        HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(echo))
+        })
+        .workers(1)
+        .listen(listener)?
+        .run(),
+    );
+    let (_, token) = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/api/workflows/credentials",
+        &json!({"name": "API", "kind": "bearer_token", "data": {"token": "node-bearer-token"}}),
+    )
+    .await?;
+    let flow = |url: String| {
+        json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual", "name": "Start"},
+                {"id": "call", "type": "http.request", "name": "Call", "credential_id": token["id"],
+                 "params": {"method": "POST", "url": url, "query": {"q": "{{ trigger.body.q }}"},
+                            "body": {"user": "{{ trigger.body.user }}", "n": "{{ trigger.body.n }}"}}}
+            ],
+            "connections": [{"from": "start", "to": "call"}]
+        })
+    };
+
+    let local = workflow(
+        &app,
+        &owner,
+        flow(format!("{base}/users/{{{{ trigger.body.user }}}}")),
+    )
+    .await?;
+    let payload = json!({"payload": {"user": "ada", "n": 3, "q": "x y"}});
+    let (_, refused) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{local}/test"),
+        &payload,
+    )
+    .await?;
+    assert_eq!(refused["status"], "failed");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused"),
+        "{refused}"
+    );
+
+    let metadata = workflow(
+        &app,
+        &owner,
+        flow("http://169.254.169.254/latest/meta-data".to_owned()),
+    )
+    .await?;
+    let (_, blocked) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{metadata}/test"),
+        &payload,
+    )
+    .await?;
+    assert!(
+        blocked["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("CloudMetadata"),
+        "{blocked}"
+    );
+    let named = workflow(&app, &owner, flow("http://localhost:9/".to_owned())).await?;
+    let (_, private_name) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{named}/test"),
+        &payload,
+    )
+    .await?;
+    assert!(
+        private_name["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("internal"),
+        "{private_name}"
+    );
+    assert!(
+        seen.lock().map(|s| s.is_empty()).unwrap_or(false),
+        "nothing reached the server"
+    );
+
+    allow_internal_targets(&app).await?;
+    let (_, passed) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{local}/test"),
+        &payload,
+    )
+    .await?;
+    assert_eq!(passed["status"], "succeeded", "{passed}");
+    assert_eq!(passed["output"]["body"], json!({"received": true}));
+    let requests = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].0, "/users/ada?q=x+y");
+    assert_eq!(requests[0].1, "Bearer node-bearer-token");
+    assert_eq!(
+        serde_json::from_str::<Value>(&requests[0].2)?,
+        json!({"user": "ada", "n": 3})
+    );
+    Ok(())
+}
+
+/// An SMTP server that accepts `mailer` / `smtp-password` and keeps the messages.
+async fn capturing_smtp(messages: Arc<Mutex<Vec<String>>>) -> Result<u16, Error> {
+    use base64::Engine as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let messages = messages.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 fake ESMTP\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let reply: &[u8] = if line.starts_with("EHLO") {
+                        b"250-fake\r\n250 AUTH PLAIN\r\n"
+                    } else if let Some(token) = line.strip_prefix("AUTH PLAIN ") {
+                        let ok = base64::engine::general_purpose::STANDARD
+                            .decode(token.trim())
+                            .ok()
+                            .as_deref()
+                            == Some(&b"\0mailer\0smtp-password"[..]);
+                        if ok { b"235 ok\r\n" } else { b"535 no\r\n" }
+                    } else if line == "DATA" {
+                        let _ = write.write_all(b"354 go on\r\n").await;
+                        let mut message = String::new();
+                        while let Ok(Some(data)) = lines.next_line().await {
+                            if data == "." {
+                                break;
+                            }
+                            message.push_str(&data);
+                            message.push('\n');
+                        }
+                        if let Ok(mut messages) = messages.lock() {
+                            messages.push(message);
+                        }
+                        b"250 queued\r\n"
+                    } else if line.starts_with("QUIT") {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        break;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    if write.write_all(reply).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Ok(port)
+}
+
+#[tokio::test]
+async fn email_send_delivers_the_templated_message() -> TestResult {
+    let app = TestApp::spawn().await?;
+    let owner = app.signed_up("newsletter@example.com").await?;
+    allow_internal_targets(&app).await?;
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    let port = capturing_smtp(messages.clone()).await?;
+    let (_, smtp) = call(&app, &owner, Method::POST, "/api/workflows/credentials", &json!({"name": "Mail", "kind": "smtp",
+        "data": {"host": "127.0.0.1", "port": port, "username": "mailer", "password": "smtp-password", "tls_mode": "none"}})).await?;
+    let id = workflow(&app, &owner, json!({
+        "nodes": [
+            {"id": "start", "type": "trigger.manual", "name": "Start"},
+            {"id": "mail", "type": "email.send", "name": "Mail", "credential_id": smtp["id"],
+             "params": {"from": "robot@example.com", "to": "{{ trigger.body.to }}",
+                        "subject": "Hello {{ trigger.body.name }}", "body": "Your total is {{ trigger.body.total }}."}}
+        ],
+        "connections": [{"from": "start", "to": "mail"}]
+    })).await?;
+    let (_, tested) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{id}/test"),
+        &json!({"payload": {"to": "ada@example.com", "name": "Ada", "total": 42}}),
+    )
+    .await?;
+    assert_eq!(tested["status"], "succeeded", "{tested}");
+    let delivered = messages.lock().map(|m| m.clone()).unwrap_or_default();
+    assert_eq!(delivered.len(), 1);
+    assert!(
+        delivered[0].contains("Subject: Hello Ada"),
+        "{}",
+        delivered[0]
+    );
+    assert!(
+        delivered[0].contains("To: ada@example.com"),
+        "{}",
+        delivered[0]
+    );
+    assert!(
+        delivered[0].contains("Your total is 42."),
+        "{}",
+        delivered[0]
+    );
+    Ok(())
+}

@@ -1,0 +1,440 @@
+//! Executions, their steps, and the queue (DESIGN §5): claims with `FOR UPDATE SKIP
+//! LOCKED`, leases, re-claim of expired leases, and a cap on attempts.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use fluxolab_kernel::{ExecutionId, Page, PageRequest, StorageError, WorkflowId, WorkspaceId};
+use fluxolab_workflows::Definition;
+use fluxolab_workflows::engine::StepRecord;
+use fluxolab_workflows::execution::{
+    ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus,
+    NewExecution,
+};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::DbPool;
+use crate::pool::pooled;
+use crate::schema::{execution_steps, executions, workflow_versions};
+
+/// Executions over the pool.
+#[derive(Clone)]
+pub struct PgExecutions {
+    pool: DbPool,
+}
+
+impl std::fmt::Debug for PgExecutions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgExecutions").finish_non_exhaustive()
+    }
+}
+
+impl PgExecutions {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn storage(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::new(error)
+}
+
+type ExecutionRow = (
+    Uuid,
+    Uuid,
+    Uuid,
+    i32,
+    String,
+    String,
+    Value,
+    Option<Value>,
+    Option<String>,
+    i32,
+    Option<Uuid>,
+    OffsetDateTime,
+    Option<OffsetDateTime>,
+    Option<OffsetDateTime>,
+);
+
+macro_rules! execution_columns {
+    () => {
+        (
+            executions::id,
+            executions::workspace_id,
+            executions::workflow_id,
+            executions::version,
+            executions::status,
+            executions::trigger_kind,
+            executions::input,
+            executions::output,
+            executions::error,
+            executions::attempt,
+            executions::retry_of,
+            executions::created_at,
+            executions::started_at,
+            executions::finished_at,
+        )
+    };
+}
+
+fn execution(row: ExecutionRow) -> Result<Execution, StorageError> {
+    let (
+        id,
+        workspace,
+        workflow,
+        version,
+        status,
+        trigger_kind,
+        input,
+        output,
+        error,
+        attempt,
+        retry_of,
+        created_at,
+        started_at,
+        finished_at,
+    ) = row;
+    Ok(Execution {
+        id: ExecutionId::from_uuid(id),
+        workspace_id: WorkspaceId::from_uuid(workspace),
+        workflow_id: WorkflowId::from_uuid(workflow),
+        version,
+        status: status
+            .parse()
+            .map_err(|message: String| storage(std::io::Error::other(message)))?,
+        trigger_kind,
+        input,
+        output,
+        error,
+        attempt,
+        retry_of: retry_of.map(ExecutionId::from_uuid),
+        created_at,
+        started_at,
+        finished_at,
+        steps: Vec::new(),
+    })
+}
+
+type StepRow = (
+    String,
+    String,
+    Option<Value>,
+    Option<Value>,
+    Option<String>,
+    Option<String>,
+    OffsetDateTime,
+    OffsetDateTime,
+);
+
+fn step(
+    (node_id, node_type, input, output, error, route, started_at, finished_at): StepRow,
+) -> StepRecord {
+    StepRecord {
+        node_id,
+        node_type,
+        input: input.unwrap_or(Value::Null),
+        output,
+        error,
+        route,
+        started_at,
+        finished_at,
+    }
+}
+
+impl PgExecutions {
+    async fn steps_of(&self, execution: Uuid) -> Result<Vec<StepRecord>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let rows: Vec<StepRow> = execution_steps::table
+            .filter(execution_steps::execution_id.eq(execution))
+            .order(execution_steps::position.asc())
+            .select((
+                execution_steps::node_id,
+                execution_steps::node_type,
+                execution_steps::input,
+                execution_steps::output,
+                execution_steps::error,
+                execution_steps::route,
+                execution_steps::started_at,
+                execution_steps::finished_at,
+            ))
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        Ok(rows.into_iter().map(step).collect())
+    }
+}
+
+#[derive(QueryableByName)]
+struct ClaimedId {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+#[async_trait]
+impl ExecutionRepository for PgExecutions {
+    async fn create(&self, new: &NewExecution) -> Result<(), StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let running = new.status == ExecutionStatus::Running;
+        diesel::insert_into(executions::table)
+            .values((
+                executions::id.eq(new.id.as_uuid()),
+                executions::workspace_id.eq(new.workspace_id.as_uuid()),
+                executions::workflow_id.eq(new.workflow_id.as_uuid()),
+                executions::version.eq(new.version),
+                executions::status.eq(new.status.code()),
+                executions::trigger_kind.eq(new.trigger_kind.code()),
+                executions::input.eq(&new.input),
+                executions::retry_of.eq(new.retry_of.map(|id| id.as_uuid())),
+                executions::attempt.eq(i32::from(running)),
+                executions::started_at.eq(running.then(OffsetDateTime::now_utc)),
+            ))
+            .execute(&mut connection)
+            .await
+            .map_err(storage)?;
+        if new.status == ExecutionStatus::Queued {
+            diesel::sql_query("SELECT pg_notify('fluxolab_executions', '')")
+                .execute(&mut connection)
+                .await
+                .map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    async fn record_step(
+        &self,
+        workspace: WorkspaceId,
+        execution: ExecutionId,
+        position: i32,
+        record: &StepRecord,
+    ) -> Result<(), StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        diesel::insert_into(execution_steps::table)
+            .values((
+                execution_steps::id.eq(Uuid::now_v7()),
+                execution_steps::execution_id.eq(execution.as_uuid()),
+                execution_steps::workspace_id.eq(workspace.as_uuid()),
+                execution_steps::position.eq(position),
+                execution_steps::node_id.eq(&record.node_id),
+                execution_steps::node_type.eq(&record.node_type),
+                execution_steps::input.eq(&record.input),
+                execution_steps::output.eq(record.output.as_ref()),
+                execution_steps::error.eq(record.error.as_deref()),
+                execution_steps::route.eq(record.route.as_deref()),
+                execution_steps::started_at.eq(record.started_at),
+                execution_steps::finished_at.eq(record.finished_at),
+            ))
+            .execute(&mut connection)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        execution: ExecutionId,
+        status: ExecutionStatus,
+        output: Option<Value>,
+        error: Option<String>,
+    ) -> Result<(), StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        diesel::update(
+            executions::table
+                .find(execution.as_uuid())
+                .filter(executions::status.eq_any(["queued", "running"])),
+        )
+        .set((
+            executions::status.eq(status.code()),
+            executions::output.eq(output),
+            executions::error.eq(error),
+            executions::finished_at.eq(diesel::dsl::now),
+            executions::locked_by.eq(None::<String>),
+            executions::locked_until.eq(None::<OffsetDateTime>),
+        ))
+        .execute(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: ExecutionId,
+    ) -> Result<Option<Execution>, StorageError> {
+        let row: Option<ExecutionRow> = {
+            let mut connection = pooled(&self.pool).await?;
+            executions::table
+                .filter(executions::workspace_id.eq(workspace.as_uuid()))
+                .filter(executions::id.eq(id.as_uuid()))
+                .select(execution_columns!())
+                .first(&mut connection)
+                .await
+                .optional()
+                .map_err(storage)?
+        };
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut found = execution(row)?;
+        found.steps = self.steps_of(id.as_uuid()).await?;
+        Ok(Some(found))
+    }
+
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        filter: &ExecutionFilter,
+        page: PageRequest,
+    ) -> Result<Page<Execution>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let mut query = executions::table
+            .filter(executions::workspace_id.eq(workspace.as_uuid()))
+            .select(execution_columns!())
+            .order((executions::created_at.desc(), executions::id.desc()))
+            .limit(page.fetch_limit())
+            .into_boxed();
+        if let Some(workflow) = filter.workflow_id {
+            query = query.filter(executions::workflow_id.eq(workflow.as_uuid()));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(executions::status.eq(status.code()));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(executions::created_at.ge(since));
+        }
+        if let Some(after) = page.after() {
+            query = query.filter(
+                executions::created_at
+                    .lt(after.created_at)
+                    .or(executions::created_at
+                        .eq(after.created_at)
+                        .and(executions::id.lt(after.id))),
+            );
+        }
+        let rows: Vec<ExecutionRow> = query.load(&mut connection).await.map_err(storage)?;
+        let items = rows
+            .into_iter()
+            .map(execution)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(items, page, Execution::cursor))
+    }
+
+    async fn cancel(&self, workspace: WorkspaceId, id: ExecutionId) -> Result<bool, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let cancelled = diesel::update(
+            executions::table
+                .filter(executions::workspace_id.eq(workspace.as_uuid()))
+                .filter(executions::id.eq(id.as_uuid()))
+                .filter(executions::status.eq("queued")),
+        )
+        .set((
+            executions::status.eq("cancelled"),
+            executions::finished_at.eq(diesel::dsl::now),
+        ))
+        .execute(&mut connection)
+        .await
+        .map_err(storage)?;
+        if cancelled == 1 {
+            return Ok(true);
+        }
+        diesel::update(
+            executions::table
+                .filter(executions::workspace_id.eq(workspace.as_uuid()))
+                .filter(executions::id.eq(id.as_uuid()))
+                .filter(executions::status.eq("running")),
+        )
+        .set(executions::cancel_requested.eq(true))
+        .execute(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(false)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: i64,
+        lease_seconds: i64,
+    ) -> Result<Vec<ClaimedExecution>, StorageError> {
+        let ids: Vec<ClaimedId> = {
+            let mut connection = pooled(&self.pool).await?;
+            // Nothing stays running forever: a run whose worker died too often fails.
+            diesel::sql_query(
+                "UPDATE executions SET status = 'failed', finished_at = now(), locked_by = NULL, locked_until = NULL, \
+                   error = format('abandoned after %s attempts (its worker stopped each time)', attempt) \
+                 WHERE status = 'running' AND locked_until < now() AND attempt >= max_attempts",
+            )
+            .execute(&mut connection)
+            .await
+            .map_err(storage)?;
+            diesel::sql_query(
+                "WITH due AS ( \
+                   SELECT id FROM executions \
+                   WHERE (status = 'queued' AND due_at <= now()) OR (status = 'running' AND locked_until < now()) \
+                   ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 UPDATE executions e SET status = 'running', locked_by = $1, \
+                   locked_until = now() + make_interval(secs => $3), attempt = e.attempt + 1, \
+                   started_at = coalesce(e.started_at, now()) \
+                 FROM due WHERE e.id = due.id RETURNING e.id",
+            )
+            .bind::<Text, _>(worker)
+            .bind::<BigInt, _>(limit)
+            .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
+            .load(&mut connection)
+            .await
+            .map_err(storage)?
+        };
+        let mut claimed = Vec::with_capacity(ids.len());
+        for ClaimedId { id } in ids {
+            let row: ExecutionRow = {
+                let mut connection = pooled(&self.pool).await?;
+                executions::table
+                    .find(id)
+                    .select(execution_columns!())
+                    .first(&mut connection)
+                    .await
+                    .map_err(storage)?
+            };
+            let execution = execution(row)?;
+            let definition: Value = {
+                let mut connection = pooled(&self.pool).await?;
+                workflow_versions::table
+                    .filter(workflow_versions::workflow_id.eq(execution.workflow_id.as_uuid()))
+                    .filter(workflow_versions::version.eq(execution.version))
+                    .select(workflow_versions::definition)
+                    .first(&mut connection)
+                    .await
+                    .map_err(storage)?
+            };
+            claimed.push(ClaimedExecution {
+                definition: serde_json::from_value::<Definition>(definition).map_err(storage)?,
+                completed: self.steps_of(id).await?,
+                execution,
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn renew(
+        &self,
+        execution: ExecutionId,
+        worker: &str,
+        lease_seconds: i64,
+    ) -> Result<bool, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let renewed = diesel::sql_query(
+            "UPDATE executions SET locked_until = now() + make_interval(secs => $3) \
+             WHERE id = $1 AND locked_by = $2 AND status = 'running'",
+        )
+        .bind::<SqlUuid, _>(execution.as_uuid())
+        .bind::<Text, _>(worker)
+        .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
+        .execute(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(renewed == 1)
+    }
+}

@@ -1,0 +1,220 @@
+//! Executions: one run of a workflow version, its steps, and the queue they wait in.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fluxolab_kernel::{
+    Cursor, ExecutionId, Page, PageRequest, StorageError, WorkflowId, WorkspaceId,
+};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::Definition;
+use crate::engine::{StepRecord, StepSink};
+
+/// Where an execution stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExecutionStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl ExecutionStatus {
+    pub const fn code(self) -> &'static str {
+        match self {
+            ExecutionStatus::Queued => "queued",
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Succeeded => "succeeded",
+            ExecutionStatus::Failed => "failed",
+            ExecutionStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl FromStr for ExecutionStatus {
+    type Err = String;
+
+    fn from_str(code: &str) -> Result<Self, Self::Err> {
+        [
+            ExecutionStatus::Queued,
+            ExecutionStatus::Running,
+            ExecutionStatus::Succeeded,
+            ExecutionStatus::Failed,
+            ExecutionStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.code() == code)
+        .ok_or_else(|| {
+            format!("must be one of queued, running, succeeded, failed, cancelled, not `{code}`")
+        })
+    }
+}
+
+/// What started an execution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerKind {
+    /// `POST /api/workflows/{id}/test`, run inline.
+    Test,
+    /// `POST /api/workflows/{id}/run`, through the queue.
+    Run,
+    /// `POST /api/executions/{id}/retry`.
+    Retry,
+}
+
+impl TriggerKind {
+    pub const fn code(self) -> &'static str {
+        match self {
+            TriggerKind::Test => "test",
+            TriggerKind::Run => "run",
+            TriggerKind::Retry => "retry",
+        }
+    }
+}
+
+/// An execution as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Execution {
+    pub id: ExecutionId,
+    pub workspace_id: WorkspaceId,
+    pub workflow_id: WorkflowId,
+    pub version: i32,
+    pub status: ExecutionStatus,
+    pub trigger_kind: String,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub attempt: i32,
+    pub retry_of: Option<ExecutionId>,
+    pub created_at: OffsetDateTime,
+    pub started_at: Option<OffsetDateTime>,
+    pub finished_at: Option<OffsetDateTime>,
+    /// Filled when one execution is read; empty in lists.
+    pub steps: Vec<StepRecord>,
+}
+
+impl Execution {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id.as_uuid(),
+        }
+    }
+}
+
+/// An execution to create.
+#[derive(Clone, Debug)]
+pub struct NewExecution {
+    pub id: ExecutionId,
+    pub workspace_id: WorkspaceId,
+    pub workflow_id: WorkflowId,
+    pub version: i32,
+    pub status: ExecutionStatus,
+    pub trigger_kind: TriggerKind,
+    pub input: Value,
+    pub retry_of: Option<ExecutionId>,
+}
+
+/// Filters of `GET /api/executions`.
+#[derive(Clone, Debug, Default)]
+pub struct ExecutionFilter {
+    pub workflow_id: Option<WorkflowId>,
+    pub status: Option<ExecutionStatus>,
+    pub since: Option<OffsetDateTime>,
+}
+
+/// A queued execution a worker has claimed, with what it needs to run.
+#[derive(Clone, Debug)]
+pub struct ClaimedExecution {
+    pub execution: Execution,
+    pub definition: Definition,
+    /// Steps completed by an earlier attempt (checkpoints to resume after).
+    pub completed: Vec<StepRecord>,
+}
+
+/// Executions and the queue.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ExecutionRepository: Send + Sync {
+    /// Stores a new execution; a queued one wakes the workers.
+    async fn create(&self, execution: &NewExecution) -> Result<(), StorageError>;
+    async fn record_step(
+        &self,
+        workspace: WorkspaceId,
+        execution: ExecutionId,
+        position: i32,
+        step: &StepRecord,
+    ) -> Result<(), StorageError>;
+    /// Ends an execution (only if it is not already finished).
+    async fn finish(
+        &self,
+        execution: ExecutionId,
+        status: ExecutionStatus,
+        output: Option<Value>,
+        error: Option<String>,
+    ) -> Result<(), StorageError>;
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: ExecutionId,
+    ) -> Result<Option<Execution>, StorageError>;
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        filter: &ExecutionFilter,
+        page: PageRequest,
+    ) -> Result<Page<Execution>, StorageError>;
+    /// Cancels a queued execution (`true`), or asks a running one to stop.
+    async fn cancel(&self, workspace: WorkspaceId, id: ExecutionId) -> Result<bool, StorageError>;
+    /// Claims up to `limit` due executions for `worker` for `lease_seconds`: queued
+    /// ones, and running ones whose lease ran out (their worker died).
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: i64,
+        lease_seconds: i64,
+    ) -> Result<Vec<ClaimedExecution>, StorageError>;
+    /// Extends the lease while the worker still holds it; `false` when it lost it.
+    async fn renew(
+        &self,
+        execution: ExecutionId,
+        worker: &str,
+        lease_seconds: i64,
+    ) -> Result<bool, StorageError>;
+}
+
+/// Records steps of one execution through the repository, as they finish.
+pub struct RepositorySink {
+    pub executions: Arc<dyn ExecutionRepository>,
+    pub workspace_id: WorkspaceId,
+    pub execution_id: ExecutionId,
+}
+
+impl fmt::Debug for RepositorySink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RepositorySink")
+            .field("execution_id", &self.execution_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl StepSink for RepositorySink {
+    async fn record(&self, position: usize, step: &StepRecord) -> Result<(), String> {
+        let position = i32::try_from(position).map_err(|error| error.to_string())?;
+        self.executions
+            .record_step(self.workspace_id, self.execution_id, position, step)
+            .await
+            .map_err(|error| format!("{error}: {:?}", std::error::Error::source(&error)))
+    }
+}

@@ -1,0 +1,248 @@
+//! The execution use cases: test inline, enqueue, read, retry, cancel, and the worker's
+//! processing of a claimed execution.
+
+use std::sync::Arc;
+
+use fluxolab_kernel::{
+    ExecutionId, Page, PageRequest, Permission, Principal, ValidationErrors, WorkflowId,
+};
+use serde_json::Value;
+
+use crate::WorkflowError;
+use crate::engine::{EffectContext, Engine, RunOutcome};
+use crate::execution::{
+    ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus,
+    NewExecution, RepositorySink, TriggerKind,
+};
+use crate::ports::WorkflowRepository;
+
+/// What the execution use cases work with.
+pub struct ExecutionPorts {
+    pub workflows: Arc<dyn WorkflowRepository>,
+    pub executions: Arc<dyn ExecutionRepository>,
+    pub engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for ExecutionPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutionPorts").finish_non_exhaustive()
+    }
+}
+
+/// The execution use cases.
+#[derive(Debug)]
+pub struct ExecutionService {
+    ports: ExecutionPorts,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> WorkflowError {
+    WorkflowError::Invalid(ValidationErrors::single(field, message))
+}
+
+impl ExecutionService {
+    pub fn new(ports: ExecutionPorts) -> Self {
+        Self { ports }
+    }
+
+    /// Runs a version (default: the latest) inline and returns the execution with its
+    /// steps. The caller bounds it with a timeout.
+    pub async fn test(
+        &self,
+        principal: &Principal,
+        workflow: WorkflowId,
+        version: Option<i32>,
+        payload: Value,
+    ) -> Result<Execution, WorkflowError> {
+        principal.require(Permission::WorkflowsRun)?;
+        let workspace = principal.workspace_id();
+        let found = self
+            .ports
+            .workflows
+            .find(workspace, workflow)
+            .await?
+            .ok_or(WorkflowError::NotFound("workflow"))?;
+        let number = version
+            .or(found.latest_version)
+            .ok_or_else(|| invalid("version", "the workflow has no version yet"))?;
+        let stored = self
+            .ports
+            .workflows
+            .version(workspace, workflow, number)
+            .await?
+            .ok_or_else(|| invalid("version", format!("version {number} does not exist")))?;
+        let id = ExecutionId::new();
+        self.ports
+            .executions
+            .create(&NewExecution {
+                id,
+                workspace_id: workspace,
+                workflow_id: workflow,
+                version: number,
+                status: ExecutionStatus::Running,
+                trigger_kind: TriggerKind::Test,
+                input: payload.clone(),
+                retry_of: None,
+            })
+            .await?;
+        self.execute(id, workspace, &stored.definition, payload, &[])
+            .await?;
+        self.get(principal, id).await
+    }
+
+    /// Queues a run of the active version; returns its id.
+    pub async fn enqueue(
+        &self,
+        principal: &Principal,
+        workflow: WorkflowId,
+        payload: Value,
+    ) -> Result<ExecutionId, WorkflowError> {
+        principal.require(Permission::WorkflowsRun)?;
+        let workspace = principal.workspace_id();
+        let found = self
+            .ports
+            .workflows
+            .find(workspace, workflow)
+            .await?
+            .ok_or(WorkflowError::NotFound("workflow"))?;
+        let version = found
+            .active_version
+            .ok_or_else(|| invalid("workflow", "has no active version; activate one first"))?;
+        let id = ExecutionId::new();
+        self.ports
+            .executions
+            .create(&NewExecution {
+                id,
+                workspace_id: workspace,
+                workflow_id: workflow,
+                version,
+                status: ExecutionStatus::Queued,
+                trigger_kind: TriggerKind::Run,
+                input: payload,
+                retry_of: None,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn get(
+        &self,
+        principal: &Principal,
+        id: ExecutionId,
+    ) -> Result<Execution, WorkflowError> {
+        principal.require(Permission::ExecutionsRead)?;
+        self.ports
+            .executions
+            .find(principal.workspace_id(), id)
+            .await?
+            .ok_or(WorkflowError::NotFound("execution"))
+    }
+
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        filter: &ExecutionFilter,
+        page: PageRequest,
+    ) -> Result<Page<Execution>, WorkflowError> {
+        principal.require(Permission::ExecutionsRead)?;
+        Ok(self
+            .ports
+            .executions
+            .list(principal.workspace_id(), filter, page)
+            .await?)
+    }
+
+    /// Queues a new execution of the same version and input, linked to the old one.
+    pub async fn retry(
+        &self,
+        principal: &Principal,
+        id: ExecutionId,
+    ) -> Result<ExecutionId, WorkflowError> {
+        principal.require(Permission::WorkflowsRun)?;
+        let previous = self.get(principal, id).await?;
+        let new_id = ExecutionId::new();
+        self.ports
+            .executions
+            .create(&NewExecution {
+                id: new_id,
+                workspace_id: previous.workspace_id,
+                workflow_id: previous.workflow_id,
+                version: previous.version,
+                status: ExecutionStatus::Queued,
+                trigger_kind: TriggerKind::Retry,
+                input: previous.input,
+                retry_of: Some(previous.id),
+            })
+            .await?;
+        Ok(new_id)
+    }
+
+    /// Cancels a queued execution, or asks a running one to stop after its current step.
+    pub async fn cancel(
+        &self,
+        principal: &Principal,
+        id: ExecutionId,
+    ) -> Result<Execution, WorkflowError> {
+        principal.require(Permission::WorkflowsRun)?;
+        let execution = self.get(principal, id).await?;
+        if matches!(
+            execution.status,
+            ExecutionStatus::Queued | ExecutionStatus::Running
+        ) {
+            self.ports
+                .executions
+                .cancel(principal.workspace_id(), id)
+                .await?;
+        }
+        self.get(principal, id).await
+    }
+
+    /// Runs a claimed execution to its end (the worker's job), resuming after the steps
+    /// an earlier attempt completed.
+    pub async fn process(
+        &self,
+        claimed: ClaimedExecution,
+    ) -> Result<ExecutionStatus, WorkflowError> {
+        let execution = claimed.execution;
+        self.execute(
+            execution.id,
+            execution.workspace_id,
+            &claimed.definition,
+            execution.input,
+            &claimed.completed,
+        )
+        .await
+    }
+
+    async fn execute(
+        &self,
+        id: ExecutionId,
+        workspace: fluxolab_kernel::WorkspaceId,
+        definition: &crate::Definition,
+        payload: Value,
+        completed: &[crate::engine::StepRecord],
+    ) -> Result<ExecutionStatus, WorkflowError> {
+        let sink = RepositorySink {
+            executions: self.ports.executions.clone(),
+            workspace_id: workspace,
+            execution_id: id,
+        };
+        let context = EffectContext {
+            workspace_id: workspace,
+            execution_id: id,
+        };
+        let result = self
+            .ports
+            .engine
+            .run(definition, payload, context, completed, &sink)
+            .await;
+        let (status, output, error) = match result.outcome {
+            RunOutcome::Succeeded(output) => (ExecutionStatus::Succeeded, Some(output), None),
+            RunOutcome::Failed { error, .. } => (ExecutionStatus::Failed, None, Some(error)),
+        };
+        self.ports
+            .executions
+            .finish(id, status, output, error)
+            .await?;
+        Ok(status)
+    }
+}
