@@ -24,8 +24,8 @@ pub struct Settings {
     pub jwt_secret: SecretBox<[u8]>,
     pub bind_addr: SocketAddr,
     pub http_workers: usize,
-    /// Executions run at once by this process's workers.
-    pub workers: usize,
+    /// How this process's workers run executions.
+    pub workers: crate::workers::WorkerSettings,
     pub body_limit_bytes: usize,
     pub shutdown_timeout: Duration,
     pub telemetry: fluxolab_telemetry::TelemetrySettings,
@@ -277,6 +277,8 @@ impl Settings {
         let default_workers = std::thread::available_parallelism().map_or(2, usize::from) as u64;
         let http_workers = reader.number("HTTP_WORKERS", default_workers, 1..=256);
         let workers = reader.number("WORKERS", default_workers, 1..=1024);
+        let lease = reader.number("EXECUTION_LEASE_SECONDS", 30, 3..=3600);
+        let execution_timeout = reader.number("EXECUTION_TIMEOUT_SECONDS", 300, 1..=86_400);
         let body_limit = reader.number(
             "HTTP_BODY_LIMIT_BYTES",
             1024 * 1024,
@@ -297,7 +299,11 @@ impl Settings {
                     jwt_secret: SecretBox::new(jwt_key.into_boxed_slice()),
                     bind_addr,
                     http_workers: usize::try_from(http_workers).unwrap_or(2),
-                    workers: usize::try_from(workers).unwrap_or(2),
+                    workers: crate::workers::WorkerSettings {
+                        concurrency: usize::try_from(workers).unwrap_or(2),
+                        lease_seconds: i64::try_from(lease).unwrap_or(30),
+                        timeout: Duration::from_secs(execution_timeout),
+                    },
                     body_limit_bytes: usize::try_from(body_limit).unwrap_or(1024 * 1024),
                     shutdown_timeout: Duration::from_secs(shutdown),
                     telemetry,

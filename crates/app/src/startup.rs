@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::config::{DatabaseSettings, Settings};
 use crate::hasher::BlockingArgon2;
 use crate::probe::PostgresProbe;
-use crate::workers::WorkerPool;
+use crate::workers::{WorkerPool, WorkerSettings};
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +152,7 @@ pub struct Application {
     port: u16,
     server: Server,
     services: Services,
-    workers: usize,
+    workers: Option<WorkerSettings>,
 }
 
 impl std::fmt::Debug for Application {
@@ -199,13 +199,13 @@ impl Application {
             port,
             server,
             services,
-            workers: settings.workers,
+            workers: Some(settings.workers),
         })
     }
 
     /// Serves the API only; executions are run by `fluxolab worker` processes.
     pub fn without_workers(mut self) -> Self {
-        self.workers = 0;
+        self.workers = None;
         self
     }
 
@@ -217,11 +217,11 @@ impl Application {
     /// Serves (and runs workers) until SIGTERM/SIGINT, then lets in-flight requests and
     /// running executions finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let workers = (self.workers > 0).then(|| {
+        let workers = self.workers.map(|settings| {
             WorkerPool::start(
                 self.services.executions.clone(),
                 self.services.queue.clone(),
-                self.workers,
+                settings,
             )
         });
         let served = self.server.await;

@@ -1,23 +1,31 @@
-//! The workers: claim due executions from the queue, run them with a lease that is
-//! renewed while they run, and stop claiming on shutdown while letting running ones
-//! finish (bounded); what is left is re-claimed when its lease runs out.
+//! The workers: claim due executions from the queue, run them under a lease renewed while
+//! they run and a timeout per attempt, and on shutdown stop claiming while letting
+//! running executions finish (bounded); what is left is re-claimed when its lease ends.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use fluxolab_workflows::execution::ExecutionRepository;
+use fluxolab_workflows::execution::{ClaimedExecution, ExecutionRepository, ExecutionStatus};
 use fluxolab_workflows::execution_service::ExecutionService;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
-/// How long a claim holds an execution before another worker may take it over.
-pub const LEASE_SECONDS: i64 = 30;
-/// How often a running execution's lease is renewed.
-const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// How often an idle worker looks for due executions.
 const POLL_EVERY: Duration = Duration::from_millis(100);
 /// How long shutdown waits for running executions.
 const DRAIN_FOR: Duration = Duration::from_secs(30);
+
+/// How the workers behave.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerSettings {
+    /// Executions run at once.
+    pub concurrency: usize,
+    /// How long a claim holds an execution before another worker may take it over;
+    /// renewed every third of it while the execution runs.
+    pub lease_seconds: i64,
+    /// How long one attempt of an execution may run before it ends `failed`.
+    pub timeout: Duration,
+}
 
 /// Running workers; [`WorkerPool::shutdown`] stops them.
 #[derive(Debug)]
@@ -27,15 +35,20 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
-    /// Starts `concurrency` execution slots claiming from `queue`.
+    /// Starts the execution slots claiming from `queue`.
     pub fn start(
         service: Arc<ExecutionService>,
         queue: Arc<dyn ExecutionRepository>,
-        concurrency: usize,
+        settings: WorkerSettings,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let worker = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        let task = tokio::spawn(run(service, queue, concurrency.max(1), worker, stopped));
+        let worker = Worker {
+            id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            service,
+            queue,
+            settings,
+        };
+        let task = tokio::spawn(worker.run(stopped));
         Self { stop, task }
     }
 
@@ -46,82 +59,103 @@ impl WorkerPool {
     }
 }
 
-async fn run(
+#[derive(Clone)]
+struct Worker {
+    id: String,
     service: Arc<ExecutionService>,
     queue: Arc<dyn ExecutionRepository>,
-    concurrency: usize,
-    worker: String,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let slots = Arc::new(Semaphore::new(concurrency));
-    let mut running = JoinSet::new();
-    tracing::info!(%worker, concurrency, "workers started");
-    while !*stopped.borrow() {
-        while running.try_join_next().is_some() {}
-        let free = slots.available_permits();
-        let claimed = if free == 0 {
-            Vec::new()
-        } else {
-            match queue
-                .claim(&worker, i64::try_from(free).unwrap_or(1), LEASE_SECONDS)
-                .await
-            {
-                Ok(claimed) => claimed,
-                Err(error) => {
-                    tracing::warn!(error = %error, "could not claim executions");
-                    Vec::new()
+    settings: WorkerSettings,
+}
+
+impl Worker {
+    fn lease(&self) -> i64 {
+        self.settings.lease_seconds.max(3)
+    }
+
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let mut running = JoinSet::new();
+        tracing::info!(worker = %self.id, concurrency = self.settings.concurrency, "workers started");
+        while !*stopped.borrow() {
+            while running.try_join_next().is_some() {}
+            let free = slots.available_permits();
+            let claimed = if free == 0 {
+                Vec::new()
+            } else {
+                self.queue
+                    .claim(&self.id, i64::try_from(free).unwrap_or(1), self.lease())
+                    .await
+                    .unwrap_or_else(|error| {
+                        tracing::warn!(error = %error, "could not claim executions");
+                        Vec::new()
+                    })
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL_EVERY) => {}
+                    _ = stopped.changed() => {}
+                }
+                continue;
+            }
+            for execution in claimed {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                running.spawn(self.clone().process(execution, permit));
+            }
+        }
+        tracing::info!(
+            running = running.len(),
+            "workers stopping; letting running executions finish"
+        );
+        let drained = tokio::time::timeout(DRAIN_FOR, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "executions still running at shutdown go to other workers when their lease ends"
+            );
+            running.abort_all();
+        }
+    }
+
+    async fn process(self, execution: ClaimedExecution, permit: OwnedSemaphorePermit) {
+        let id = execution.execution.id;
+        let span = tracing::info_span!(
+            "execution",
+            execution_id = %id,
+            workflow_id = %execution.execution.workflow_id,
+            workspace_id = %execution.execution.workspace_id,
+        );
+        let lease = self.lease();
+        let renew_every = Duration::from_secs(u64::try_from(lease / 3).unwrap_or(1).max(1));
+        let renewing = async {
+            loop {
+                tokio::time::sleep(renew_every).await;
+                if !matches!(self.queue.renew(id, &self.id, lease).await, Ok(true)) {
+                    tracing::warn!(execution_id = %id, "lost the lease");
                 }
             }
         };
-        if claimed.is_empty() {
-            tokio::select! {
-                _ = tokio::time::sleep(POLL_EVERY) => {}
-                _ = stopped.changed() => {}
-            }
-            continue;
-        }
-        for execution in claimed {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                break;
-            };
-            let service = service.clone();
-            let queue = queue.clone();
-            let worker = worker.clone();
-            running.spawn(async move {
-                let id = execution.execution.id;
-                let span = tracing::info_span!("execution", execution_id = %id, workflow_id = %execution.execution.workflow_id);
-                let renewing = async {
-                    loop {
-                        tokio::time::sleep(RENEW_EVERY).await;
-                        if !matches!(queue.renew(id, &worker, LEASE_SECONDS).await, Ok(true)) {
-                            tracing::warn!(execution_id = %id, "lost the lease");
-                        }
-                    }
-                };
-                let processing = tracing::Instrument::instrument(service.process(execution), span);
-                tokio::select! {
-                    outcome = processing => match outcome {
-                        Ok(status) => tracing::info!(execution_id = %id, %status, "execution finished"),
-                        Err(error) => tracing::error!(execution_id = %id, error = %error, "execution could not be recorded"),
-                    },
-                    () = renewing => {}
-                }
-                drop(permit);
-            });
-        }
-    }
-    tracing::info!(
-        running = running.len(),
-        "workers stopping; letting running executions finish"
-    );
-    let drained = tokio::time::timeout(DRAIN_FOR, async {
-        while running.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            "executions still running at shutdown are released to other workers when their lease ends"
+        let processing = tokio::time::timeout(
+            self.settings.timeout,
+            tracing::Instrument::instrument(self.service.process(execution), span),
         );
-        running.abort_all();
+        tokio::select! {
+            outcome = processing => match outcome {
+                Ok(Ok(status)) => tracing::debug!(execution_id = %id, %status, "execution processed"),
+                Ok(Err(error)) => tracing::error!(execution_id = %id, error = %error, "execution could not be recorded"),
+                Err(_) => {
+                    let reason = format!("timed out after {} seconds", self.settings.timeout.as_secs());
+                    tracing::warn!(execution_id = %id, %reason, "execution timed out");
+                    if let Err(error) = self.queue.finish(id, ExecutionStatus::Failed, None, Some(reason)).await {
+                        tracing::error!(execution_id = %id, error = %error, "could not record the timeout");
+                    }
+                }
+            },
+            () = renewing => {}
+        }
+        drop(permit);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fluxolab_credentials::CredentialKind;
 use fluxolab_credentials::ports::{CredentialResolver, NetworkPolicy};
-use fluxolab_workflows::engine::{EffectContext, NodeEffects};
+use fluxolab_workflows::engine::{EffectContext, NodeEffects, NodeFailure};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -52,11 +52,11 @@ fn object(value: &Value) -> Map<String, Value> {
 }
 
 impl OutboundEffects {
-    async fn allow_internal(&self, context: EffectContext) -> Result<bool, String> {
+    async fn allow_internal(&self, context: EffectContext) -> Result<bool, NodeFailure> {
         self.network
             .allows_internal(context.workspace_id)
             .await
-            .map_err(|error| error.to_string())
+            .map_err(|error| NodeFailure::transient(error.to_string()))
     }
 }
 
@@ -67,12 +67,14 @@ impl NodeEffects for OutboundEffects {
         context: EffectContext,
         params: Value,
         credential: Option<Uuid>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, NodeFailure> {
         let allow_internal = self.allow_internal(context).await?;
         let mut url = url::Url::parse(&text_of(&params["url"]))
-            .map_err(|error| format!("params.url is not a URL: {error}"))?;
+            .map_err(|error| NodeFailure::permanent(format!("params.url is not a URL: {error}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err("params.url must be http:// or https://".to_owned());
+            return Err(NodeFailure::permanent(
+                "params.url must be http:// or https://",
+            ));
         }
         let host = url.host_str().unwrap_or_default().to_owned();
         allowed_addresses(
@@ -151,7 +153,12 @@ impl NodeEffects for OutboundEffects {
                 message.push_str(&format!(": {cause}"));
                 source = cause.source();
             }
-            message
+            // A refused target stays refused; a network hiccup may pass.
+            if message.contains("internal addresses") {
+                NodeFailure::permanent(message)
+            } else {
+                NodeFailure::transient(message)
+            }
         })?;
         let status = response.status().as_u16();
         let headers: Map<String, Value> = response
@@ -165,11 +172,15 @@ impl NodeEffects for OutboundEffects {
             })
             .collect();
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|error| error.to_string())? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| NodeFailure::transient(error.to_string()))?
+        {
             if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(format!(
+                return Err(NodeFailure::permanent(format!(
                     "the response is larger than {MAX_RESPONSE_BYTES} bytes"
-                ));
+                )));
             }
             body.extend_from_slice(&chunk);
         }
@@ -183,7 +194,7 @@ impl NodeEffects for OutboundEffects {
         context: EffectContext,
         params: Value,
         credential: Uuid,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, NodeFailure> {
         let smtp = self
             .credentials
             .resolve(
@@ -203,10 +214,10 @@ impl NodeEffects for OutboundEffects {
             .unwrap_or(25);
         let address = allowed_addresses(&host, port, self.allow_internal(context).await?)
             .await
-            .map_err(|error| format!("refused: {error}"))?
+            .map_err(|error| NodeFailure::permanent(format!("refused: {error}")))?
             .into_iter()
             .next()
-            .ok_or_else(|| format!("{host} has no address"))?;
+            .ok_or_else(|| NodeFailure::transient(format!("{host} has no address")))?;
         let username = smtp.field("username").filter(|name| !name.is_empty());
         let from = params["from"]
             .as_str()
@@ -224,13 +235,13 @@ impl NodeEffects for OutboundEffects {
             .to(parse("to", &text_of(&params["to"]))?)
             .subject(text_of(&params["subject"]))
             .body(text_of(&params["body"]))
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| NodeFailure::permanent(error.to_string()))?;
         let tls = match smtp.field("tls_mode").as_deref() {
             Some("tls") => TlsParameters::new(host.clone()).map(Tls::Wrapper),
             Some("starttls") => TlsParameters::new(host.clone()).map(Tls::Required),
             _ => Ok(Tls::None),
         }
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| NodeFailure::permanent(error.to_string()))?;
         let mut transport =
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(address.ip().to_string())
                 .port(address.port())
@@ -246,7 +257,14 @@ impl NodeEffects for OutboundEffects {
             .build::<Tokio1Executor>()
             .send(message)
             .await
-            .map_err(|error| format!("SMTP failed: {error}"))?;
+            .map_err(|error| {
+                let message = format!("SMTP failed: {error}");
+                if error.is_permanent() {
+                    NodeFailure::permanent(message)
+                } else {
+                    NodeFailure::transient(message)
+                }
+            })?;
         Ok(json!({"accepted": response.is_positive(), "code": response.code().to_string()}))
     }
 

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use fluxolab_kernel::{ExecutionId, Page, PageRequest, StorageError, WorkflowId, WorkspaceId};
 use fluxolab_workflows::Definition;
@@ -53,6 +53,7 @@ type ExecutionRow = (
     Option<Value>,
     Option<String>,
     i32,
+    i32,
     Option<Uuid>,
     OffsetDateTime,
     Option<OffsetDateTime>,
@@ -72,6 +73,7 @@ macro_rules! execution_columns {
             executions::output,
             executions::error,
             executions::attempt,
+            executions::max_attempts,
             executions::retry_of,
             executions::created_at,
             executions::started_at,
@@ -92,6 +94,7 @@ fn execution(row: ExecutionRow) -> Result<Execution, StorageError> {
         output,
         error,
         attempt,
+        max_attempts,
         retry_of,
         created_at,
         started_at,
@@ -110,6 +113,7 @@ fn execution(row: ExecutionRow) -> Result<Execution, StorageError> {
         output,
         error,
         attempt,
+        max_attempts,
         retry_of: retry_of.map(ExecutionId::from_uuid),
         created_at,
         started_at,
@@ -207,28 +211,50 @@ impl ExecutionRepository for PgExecutions {
         &self,
         workspace: WorkspaceId,
         execution: ExecutionId,
-        position: i32,
         record: &StepRecord,
     ) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        diesel::insert_into(execution_steps::table)
-            .values((
-                execution_steps::id.eq(Uuid::now_v7()),
-                execution_steps::execution_id.eq(execution.as_uuid()),
-                execution_steps::workspace_id.eq(workspace.as_uuid()),
-                execution_steps::position.eq(position),
-                execution_steps::node_id.eq(&record.node_id),
-                execution_steps::node_type.eq(&record.node_type),
-                execution_steps::input.eq(&record.input),
-                execution_steps::output.eq(record.output.as_ref()),
-                execution_steps::error.eq(record.error.as_deref()),
-                execution_steps::route.eq(record.route.as_deref()),
-                execution_steps::started_at.eq(record.started_at),
-                execution_steps::finished_at.eq(record.finished_at),
-            ))
-            .execute(&mut connection)
-            .await
-            .map_err(storage)?;
+        diesel::sql_query(
+            "INSERT INTO execution_steps \
+               (id, execution_id, workspace_id, position, node_id, node_type, input, output, error, route, started_at, finished_at) \
+             SELECT $1, $2, $3, coalesce(max(position) + 1, 0), $4, $5, $6, $7, $8, $9, $10, $11 \
+             FROM execution_steps WHERE execution_id = $2",
+        )
+        .bind::<SqlUuid, _>(Uuid::now_v7())
+        .bind::<SqlUuid, _>(execution.as_uuid())
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .bind::<Text, _>(&record.node_id)
+        .bind::<Text, _>(&record.node_type)
+        .bind::<Nullable<Jsonb>, _>(Some(&record.input))
+        .bind::<Nullable<Jsonb>, _>(record.output.as_ref())
+        .bind::<Nullable<Text>, _>(record.error.as_deref())
+        .bind::<Nullable<Text>, _>(record.route.as_deref())
+        .bind::<Timestamptz, _>(record.started_at)
+        .bind::<Timestamptz, _>(record.finished_at)
+        .execute(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn requeue(
+        &self,
+        execution: ExecutionId,
+        delay_seconds: i64,
+        error: &str,
+    ) -> Result<(), StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        diesel::sql_query(
+            "UPDATE executions SET status = 'queued', due_at = now() + make_interval(secs => $2), \
+               error = $3, locked_by = NULL, locked_until = NULL \
+             WHERE id = $1 AND status = 'running'",
+        )
+        .bind::<SqlUuid, _>(execution.as_uuid())
+        .bind::<diesel::sql_types::Double, _>(delay_seconds as f64)
+        .bind::<Text, _>(error)
+        .execute(&mut connection)
+        .await
+        .map_err(storage)?;
         Ok(())
     }
 

@@ -25,6 +25,39 @@ pub struct EffectContext {
     pub execution_id: ExecutionId,
 }
 
+/// Why an effectful node failed, and whether trying again later may help (a network
+/// error may pass; a bad param will not).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeFailure {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl NodeFailure {
+    /// A failure that another attempt would repeat.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// A failure that may pass on a later attempt.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+}
+
+/// A plain message is a permanent failure: retrying would repeat it.
+impl From<String> for NodeFailure {
+    fn from(message: String) -> Self {
+        Self::permanent(message)
+    }
+}
+
 /// Side effects of nodes, implemented by adapters.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -35,14 +68,14 @@ pub trait NodeEffects: Send + Sync {
         context: EffectContext,
         params: Value,
         credential: Option<Uuid>,
-    ) -> Result<Value, String>;
+    ) -> Result<Value, NodeFailure>;
     /// `email.send` with rendered params and its SMTP credential.
     async fn send_email(
         &self,
         context: EffectContext,
         params: Value,
         credential: Uuid,
-    ) -> Result<Value, String>;
+    ) -> Result<Value, NodeFailure>;
     /// `flow.delay`.
     async fn delay(&self, milliseconds: u64);
 }
@@ -89,6 +122,8 @@ pub enum RunOutcome {
     Failed {
         node_id: String,
         error: String,
+        /// Whether a later attempt may succeed.
+        retryable: bool,
     },
 }
 
@@ -113,7 +148,7 @@ impl std::fmt::Debug for Engine {
 }
 
 /// A node's result: its output and the output name it continues on (`None`: stop).
-type NodeResult = Result<(Value, Option<String>), String>;
+type NodeResult = Result<(Value, Option<String>), NodeFailure>;
 
 impl Engine {
     pub fn new(effects: Arc<dyn NodeEffects>, clock: Arc<dyn Clock>) -> Self {
@@ -143,6 +178,7 @@ impl Engine {
                 outcome: RunOutcome::Failed {
                     node_id: String::new(),
                     error: "the definition has no trigger".to_owned(),
+                    retryable: false,
                 },
                 steps,
             };
@@ -179,7 +215,10 @@ impl Engine {
                     let result = self.run_node(node, &input, &data, context).await;
                     (input, result)
                 }
-                Err(error) => (node.params.clone(), Err(error.to_string())),
+                Err(error) => (
+                    node.params.clone(),
+                    Err(NodeFailure::permanent(error.to_string())),
+                ),
             };
             let finished_at = self.clock.now();
             match result {
@@ -204,6 +243,7 @@ impl Engine {
                                     "node `{}`: the step could not be recorded: {error}",
                                     node.id
                                 ),
+                                retryable: true,
                             },
                             steps,
                         };
@@ -213,8 +253,8 @@ impl Engine {
                         queue.extend(Self::next_nodes(definition, node, &route));
                     }
                 }
-                Err(error) => {
-                    let error = format!("node `{}`: {error}", node.id);
+                Err(failure) => {
+                    let error = format!("node `{}`: {}", node.id, failure.message);
                     let step = StepRecord {
                         node_id: node.id.clone(),
                         node_type: node.node_type.clone(),
@@ -232,6 +272,7 @@ impl Engine {
                         outcome: RunOutcome::Failed {
                             node_id: node.id.clone(),
                             error,
+                            retryable: failure.retryable,
                         },
                         steps,
                     };
@@ -293,7 +334,9 @@ impl Engine {
                             .as_str()
                             .and_then(|text| text.trim().parse().ok())
                     })
-                    .ok_or_else(|| "params.milliseconds must be a whole number".to_owned())?;
+                    .ok_or_else(|| {
+                        NodeFailure::permanent("params.milliseconds must be a whole number")
+                    })?;
                 self.effects.delay(milliseconds).await;
                 Ok((json!({"waited_ms": milliseconds}), main))
             }
@@ -307,7 +350,7 @@ impl Engine {
             "email.send" => {
                 let credential = node
                     .credential_id
-                    .ok_or_else(|| "email.send needs an smtp credential".to_owned())?;
+                    .ok_or_else(|| NodeFailure::permanent("email.send needs an smtp credential"))?;
                 let output = self
                     .effects
                     .send_email(context, input.clone(), credential)
@@ -322,7 +365,9 @@ impl Engine {
                 }),
                 None,
             )),
-            other => Err(format!("unknown node type `{other}`")),
+            other => Err(NodeFailure::permanent(format!(
+                "unknown node type `{other}`"
+            ))),
         }
     }
 }
@@ -413,7 +458,7 @@ mod tests {
         let result = engine(MockNodeEffects::new())
             .run(&three_nodes(10), json!({"a": 4}), context(), &[], &NoSink)
             .await;
-        let RunOutcome::Failed { node_id, error } = &result.outcome else {
+        let RunOutcome::Failed { node_id, error, .. } = &result.outcome else {
             panic!("expected a failure, got {:?}", result.outcome);
         };
         assert_eq!(node_id, "shape");

@@ -95,6 +95,7 @@ pub struct Execution {
     pub output: Option<Value>,
     pub error: Option<String>,
     pub attempt: i32,
+    pub max_attempts: i32,
     pub retry_of: Option<ExecutionId>,
     pub created_at: OffsetDateTime,
     pub started_at: Option<OffsetDateTime>,
@@ -148,12 +149,19 @@ pub struct ClaimedExecution {
 pub trait ExecutionRepository: Send + Sync {
     /// Stores a new execution; a queued one wakes the workers.
     async fn create(&self, execution: &NewExecution) -> Result<(), StorageError>;
+    /// Appends a step (after every step already stored for the execution).
     async fn record_step(
         &self,
         workspace: WorkspaceId,
         execution: ExecutionId,
-        position: i32,
         step: &StepRecord,
+    ) -> Result<(), StorageError>;
+    /// Puts a running execution back in the queue, due in `delay_seconds`.
+    async fn requeue(
+        &self,
+        execution: ExecutionId,
+        delay_seconds: i64,
+        error: &str,
     ) -> Result<(), StorageError>;
     /// Ends an execution (only if it is not already finished).
     async fn finish(
@@ -210,10 +218,9 @@ impl fmt::Debug for RepositorySink {
 
 #[async_trait]
 impl StepSink for RepositorySink {
-    async fn record(&self, position: usize, step: &StepRecord) -> Result<(), String> {
-        let position = i32::try_from(position).map_err(|error| error.to_string())?;
+    async fn record(&self, _position: usize, step: &StepRecord) -> Result<(), String> {
         self.executions
-            .record_step(self.workspace_id, self.execution_id, position, step)
+            .record_step(self.workspace_id, self.execution_id, step)
             .await
             .map_err(|error| format!("{error}: {:?}", std::error::Error::source(&error)))
     }

@@ -196,21 +196,38 @@ impl ExecutionService {
         self.get(principal, id).await
     }
 
-    /// Runs a claimed execution to its end (the worker's job), resuming after the steps
-    /// an earlier attempt completed.
+    /// Runs a claimed execution (the worker's job), resuming after the steps an earlier
+    /// attempt completed. A retryable failure goes back to the queue with exponential
+    /// backoff until `max_attempts`; then it ends `failed`.
     pub async fn process(
         &self,
         claimed: ClaimedExecution,
     ) -> Result<ExecutionStatus, WorkflowError> {
         let execution = claimed.execution;
-        self.execute(
-            execution.id,
-            execution.workspace_id,
-            &claimed.definition,
-            execution.input,
-            &claimed.completed,
-        )
-        .await
+        let result = self
+            .run(
+                execution.id,
+                execution.workspace_id,
+                &claimed.definition,
+                execution.input,
+                &claimed.completed,
+            )
+            .await;
+        match result.outcome {
+            RunOutcome::Failed {
+                error,
+                retryable: true,
+                ..
+            } if execution.attempt < execution.max_attempts => {
+                let delay = 1_i64 << execution.attempt.clamp(0, 16);
+                self.ports
+                    .executions
+                    .requeue(execution.id, delay, &error)
+                    .await?;
+                Ok(ExecutionStatus::Queued)
+            }
+            outcome => self.finish(execution.id, outcome).await,
+        }
     }
 
     async fn execute(
@@ -221,6 +238,36 @@ impl ExecutionService {
         payload: Value,
         completed: &[crate::engine::StepRecord],
     ) -> Result<ExecutionStatus, WorkflowError> {
+        let result = self
+            .run(id, workspace, definition, payload, completed)
+            .await;
+        self.finish(id, result.outcome).await
+    }
+
+    async fn finish(
+        &self,
+        id: ExecutionId,
+        outcome: RunOutcome,
+    ) -> Result<ExecutionStatus, WorkflowError> {
+        let (status, output, error) = match outcome {
+            RunOutcome::Succeeded(output) => (ExecutionStatus::Succeeded, Some(output), None),
+            RunOutcome::Failed { error, .. } => (ExecutionStatus::Failed, None, Some(error)),
+        };
+        self.ports
+            .executions
+            .finish(id, status, output, error)
+            .await?;
+        Ok(status)
+    }
+
+    async fn run(
+        &self,
+        id: ExecutionId,
+        workspace: fluxolab_kernel::WorkspaceId,
+        definition: &crate::Definition,
+        payload: Value,
+        completed: &[crate::engine::StepRecord],
+    ) -> crate::engine::RunResult {
         let sink = RepositorySink {
             executions: self.ports.executions.clone(),
             workspace_id: workspace,
@@ -230,19 +277,9 @@ impl ExecutionService {
             workspace_id: workspace,
             execution_id: id,
         };
-        let result = self
-            .ports
+        self.ports
             .engine
             .run(definition, payload, context, completed, &sink)
-            .await;
-        let (status, output, error) = match result.outcome {
-            RunOutcome::Succeeded(output) => (ExecutionStatus::Succeeded, Some(output), None),
-            RunOutcome::Failed { error, .. } => (ExecutionStatus::Failed, None, Some(error)),
-        };
-        self.ports
-            .executions
-            .finish(id, status, output, error)
-            .await?;
-        Ok(status)
+            .await
     }
 }
