@@ -47,6 +47,11 @@ impl TestApp {
         Self::start(&[], clock).await
     }
 
+    /// The API without in-process workers (executions wait for other workers).
+    pub async fn spawn_api_only() -> Result<Self, Error> {
+        Self::start(&[("FLUXOLAB_TEST_NO_WORKERS", "1")], Arc::new(SystemClock)).await
+    }
+
     async fn start(extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> Result<Self, Error> {
         let db = TestDb::new().await?;
         seed_reference_data(&mut *db.pool().get().await?).await?;
@@ -64,7 +69,10 @@ impl TestApp {
             environment.insert((*key).to_owned(), (*value).to_owned());
         }
         let settings = Settings::from_lookup(|name| environment.get(name).cloned())?;
-        let application = Application::build_with_clock(&settings, clock)?;
+        let mut application = Application::build_with_clock(&settings, clock)?;
+        if environment.contains_key("FLUXOLAB_TEST_NO_WORKERS") {
+            application = application.without_workers();
+        }
         let address = format!("http://127.0.0.1:{}", application.port());
         tokio::spawn(application.run_until_stopped());
         Ok(Self {

@@ -11,6 +11,7 @@ mod helpers;
 mod ops;
 mod otlp;
 mod provisioning;
+mod queue;
 mod users;
 mod workflows;
 mod workspaces;

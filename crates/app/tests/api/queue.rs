@@ -1,0 +1,214 @@
+//! The queue under stress: worker processes killed mid-run, and several workers racing
+//! for the same executions. Every execution must end `succeeded` exactly once.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+use fluxolab_app::DatabaseSettings;
+use fluxolab_app::workers::{WorkerPool, WorkerSettings};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::TestResult;
+use crate::helpers::{Account, Error, TEST_SECRET, TestApp};
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
+async fn scalar(app: &TestApp, sql: &str) -> Result<i64, Error> {
+    let row: Count = diesel::sql_query(sql)
+        .get_result(&mut app.db.pool().get().await?)
+        .await?;
+    Ok(row.count)
+}
+
+/// An active workflow: manual trigger → optional delay → data.set.
+async fn active_workflow(
+    app: &TestApp,
+    owner: &Account,
+    delay_ms: Option<u64>,
+) -> Result<String, Error> {
+    let mut nodes = vec![json!({"id": "start", "type": "trigger.manual", "name": "Start"})];
+    let mut connections = Vec::new();
+    let mut previous = "start";
+    if let Some(ms) = delay_ms {
+        nodes.push(json!({"id": "wait", "type": "flow.delay", "name": "Wait", "params": {"milliseconds": ms}}));
+        connections.push(json!({"from": "start", "to": "wait"}));
+        previous = "wait";
+    }
+    nodes.push(json!({"id": "shape", "type": "data.set", "name": "Shape", "params": {"values": {"n": "{{ trigger.body.n }}"}}}));
+    connections.push(json!({"from": previous, "to": "shape"}));
+    let created: Value = app
+        .send_as(
+            Method::POST,
+            &owner.access_token,
+            "/api/workflows",
+            Some(&owner.workspace_id),
+            &json!({"name": "Load", "definition": {"nodes": nodes, "connections": connections}}),
+        )
+        .await?
+        .json()
+        .await?;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    app.send_as(
+        Method::POST,
+        &owner.access_token,
+        &format!("/api/workflows/{id}/activate"),
+        Some(&owner.workspace_id),
+        &json!({"version": 1}),
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Queues `count` executions directly (as `/run` would, without the HTTP round trips).
+async fn enqueue(app: &TestApp, owner: &Account, workflow: &str, count: i64) -> Result<(), Error> {
+    diesel::sql_query(
+        "INSERT INTO executions (id, workspace_id, workflow_id, version, status, trigger_kind, input) \
+         SELECT gen_random_uuid(), $1, $2, 1, 'queued', 'run', jsonb_build_object('n', n) \
+         FROM generate_series(1, $3) AS n",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(owner.workspace_id.parse::<uuid::Uuid>()?)
+    .bind::<diesel::sql_types::Uuid, _>(workflow.parse::<uuid::Uuid>()?)
+    .bind::<diesel::sql_types::BigInt, _>(count)
+    .execute(&mut app.db.pool().get().await?)
+    .await?;
+    Ok(())
+}
+
+async fn wait_until(app: &TestApp, sql: &str, target: i64, within: Duration) -> Result<i64, Error> {
+    let deadline = Instant::now() + within;
+    loop {
+        let value = scalar(app, sql).await?;
+        if value >= target || Instant::now() > deadline {
+            return Ok(value);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn worker_process(app: &TestApp) -> std::io::Result<Child> {
+    Command::new(env!("CARGO_BIN_EXE_fluxolab"))
+        .arg("worker")
+        .current_dir(std::env::temp_dir())
+        .env("DATABASE_URL", app.db.url())
+        .env("APP_SECRET", TEST_SECRET)
+        .env("WORKERS", "4")
+        .env("DATABASE_POOL_SIZE", "8")
+        .env("EXECUTION_LEASE_SECONDS", "3")
+        .env("LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
+const SUCCEEDED: &str = "SELECT count(*) AS count FROM executions WHERE status = 'succeeded'";
+const DUPLICATE_STEPS: &str = "SELECT count(*) AS count FROM \
+    (SELECT execution_id, node_id FROM execution_steps GROUP BY 1, 2 HAVING count(*) > 1) AS twice";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_worker_mid_run_loses_nothing_and_repeats_no_completed_step() -> TestResult {
+    let app = TestApp::spawn_api_only().await?;
+    let owner = app.signed_up("crash@example.com").await?;
+    let workflow = active_workflow(&app, &owner, Some(20)).await?;
+    enqueue(&app, &owner, &workflow, 500).await?;
+
+    let mut doomed = worker_process(&app)?;
+    let mut survivor = worker_process(&app)?;
+    let started = wait_until(&app, SUCCEEDED, 100, Duration::from_secs(60)).await?;
+    assert!(
+        started >= 100,
+        "the workers did not get going ({started} done)"
+    );
+    Command::new("kill")
+        .args(["-9", &doomed.id().to_string()])
+        .status()?;
+    let _ = doomed.wait();
+
+    let done = wait_until(&app, SUCCEEDED, 500, Duration::from_secs(120)).await?;
+    let _ = Command::new("kill")
+        .args(["-TERM", &survivor.id().to_string()])
+        .status();
+    let _ = survivor.wait();
+    assert_eq!(done, 500, "every execution ends succeeded");
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS count FROM executions WHERE status <> 'succeeded'"
+        )
+        .await?,
+        0,
+        "none stuck or failed"
+    );
+    assert_eq!(
+        scalar(&app, DUPLICATE_STEPS).await?,
+        0,
+        "no completed step ran twice"
+    );
+    assert_eq!(
+        scalar(&app, "SELECT count(*) AS count FROM execution_steps").await?,
+        1500,
+        "three steps each"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_never_run_the_same_execution_twice() -> TestResult {
+    let app = TestApp::spawn_api_only().await?;
+    let owner = app.signed_up("race@example.com").await?;
+    let workflow = active_workflow(&app, &owner, None).await?;
+    enqueue(&app, &owner, &workflow, 2000).await?;
+
+    let settings = fluxolab_app::Settings::from_lookup(|name| match name {
+        "DATABASE_URL" => Some(app.db.url().to_owned()),
+        "APP_SECRET" => Some(TEST_SECRET.to_owned()),
+        _ => None,
+    })?;
+    let pool = fluxolab_app::startup::pool(&DatabaseSettings {
+        pool_size: 24,
+        ..settings.database.clone()
+    })?;
+    let services =
+        fluxolab_app::startup::services(&pool, &settings, Arc::new(fluxolab_kernel::SystemClock))?;
+    let workers: Vec<WorkerPool> = (0..4)
+        .map(|_| {
+            WorkerPool::start(
+                services.executions.clone(),
+                services.queue.clone(),
+                WorkerSettings {
+                    concurrency: 4,
+                    lease_seconds: 30,
+                    timeout: Duration::from_secs(60),
+                },
+            )
+        })
+        .collect();
+    let done = wait_until(&app, SUCCEEDED, 2000, Duration::from_secs(180)).await?;
+    for pool in workers {
+        pool.shutdown().await;
+    }
+    assert_eq!(done, 2000);
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS count FROM executions WHERE attempt <> 1"
+        )
+        .await?,
+        0,
+        "each claimed once"
+    );
+    assert_eq!(scalar(&app, DUPLICATE_STEPS).await?, 0);
+    assert_eq!(
+        scalar(&app, "SELECT count(*) AS count FROM execution_steps").await?,
+        4000,
+        "two steps each"
+    );
+    Ok(())
+}
