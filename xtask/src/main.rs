@@ -4,7 +4,7 @@
 //! - `test [ARGS…]`: find or start Postgres, export `TEST_DATABASE_URL`, run every test
 //! - `migrate [--status | --down N]`, `seed [--demo]`: the binary's commands, on the
 //!   discovered database
-//! - `bench [credentials]`: performance figures (release build)
+//! - `bench [credentials | executions]`: performance figures (release build)
 //! - `db start | stop | remove | status | url`: manage the private cluster under `.fluxolab/pg`
 
 // A command-line tool: printing is its job.
@@ -25,7 +25,8 @@ commands:
   migrate [--status | --down N]
                             apply pending migrations, list them, or revert the last N
   seed [--demo]             insert reference data (and the demo user and workspace)
-  bench [credentials]       print performance figures (release build)
+  bench [credentials|executions]
+                            print performance figures (release build)
   db start|stop|remove|status|url
                             manage the private PostgreSQL cluster under .fluxolab/pg";
 
