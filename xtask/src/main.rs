@@ -86,22 +86,41 @@ fn database_command(command: &str, extra: &[String]) -> Result<u8, String> {
 /// `cargo xtask bench [NAME]`: the benchmarks, in release mode; they print figures.
 fn bench(args: &[String]) -> Result<u8, String> {
     let wanted = args.first().map_or("all", String::as_str);
-    if !matches!(wanted, "all" | "credentials") {
+    let benches: &[(&str, &str, &str)] = &[
+        ("credentials", "fluxolab-credentials", "seal_bench"),
+        ("executions", "fluxolab-app", "bench_executions"),
+    ];
+    let selected: Vec<_> = benches
+        .iter()
+        .filter(|(name, _, _)| wanted == "all" || wanted == *name)
+        .collect();
+    if selected.is_empty() {
         return Err(format!(
-            "unknown benchmark `{wanted}`; available: credentials"
+            "unknown benchmark `{wanted}`; available: credentials, executions"
         ));
     }
-    let mut command = process::cargo();
-    command.args([
-        "run",
-        "--quiet",
-        "--release",
-        "--package",
-        "fluxolab-credentials",
-        "--example",
-        "seal_bench",
-    ]);
-    process::status_code(&mut command)
+    for (name, package, example) in selected {
+        let mut command = process::cargo();
+        command.args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            package,
+            "--example",
+            example,
+        ]);
+        if *name == "executions" {
+            let server = discovery::test_server()?;
+            eprintln!("xtask: benchmarking against {}", server.description);
+            command.env("DATABASE_URL", &server.url);
+        }
+        let code = process::status_code(&mut command)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    Ok(0)
 }
 
 fn cluster_command(args: &[String]) -> Result<u8, String> {
