@@ -78,18 +78,23 @@ impl Worker {
         tracing::info!(worker = %self.id, concurrency = self.settings.concurrency, "workers started");
         while !*stopped.borrow() {
             while running.try_join_next().is_some() {}
+            if slots.available_permits() == 0 {
+                // Every slot is busy: wait for one to free up rather than polling.
+                tokio::select! {
+                    permit = slots.clone().acquire_owned() => drop(permit),
+                    _ = stopped.changed() => {}
+                }
+                continue;
+            }
             let free = slots.available_permits();
-            let claimed = if free == 0 {
-                Vec::new()
-            } else {
-                self.queue
-                    .claim(&self.id, i64::try_from(free).unwrap_or(1), self.lease())
-                    .await
-                    .unwrap_or_else(|error| {
-                        tracing::warn!(error = %error, "could not claim executions");
-                        Vec::new()
-                    })
-            };
+            let claimed = self
+                .queue
+                .claim(&self.id, i64::try_from(free).unwrap_or(1), self.lease())
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::warn!(error = %error, "could not claim executions");
+                    Vec::new()
+                });
             if claimed.is_empty() {
                 tokio::select! {
                     _ = tokio::time::sleep(POLL_EVERY) => {}

@@ -413,31 +413,69 @@ impl ExecutionRepository for PgExecutions {
             .await
             .map_err(storage)?
         };
-        let mut claimed = Vec::with_capacity(ids.len());
-        for ClaimedId { id } in ids {
-            let row: ExecutionRow = {
-                let mut connection = pooled(&self.pool).await?;
-                executions::table
-                    .find(id)
-                    .select(execution_columns!())
-                    .first(&mut connection)
-                    .await
-                    .map_err(storage)?
-            };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Three queries for the whole batch: the rows, their definitions, their steps.
+        let ids: Vec<Uuid> = ids.into_iter().map(|claimed| claimed.id).collect();
+        let mut connection = pooled(&self.pool).await?;
+        let rows: Vec<ExecutionRow> = executions::table
+            .filter(executions::id.eq_any(&ids))
+            .select(execution_columns!())
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        let workflows: Vec<Uuid> = rows.iter().map(|row| row.2).collect();
+        let definitions: Vec<(Uuid, i32, Value)> = workflow_versions::table
+            .filter(workflow_versions::workflow_id.eq_any(&workflows))
+            .select((
+                workflow_versions::workflow_id,
+                workflow_versions::version,
+                workflow_versions::definition,
+            ))
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        let steps: Vec<(Uuid, StepRow)> = execution_steps::table
+            .filter(execution_steps::execution_id.eq_any(&ids))
+            .order((
+                execution_steps::execution_id,
+                execution_steps::position.asc(),
+            ))
+            .select((
+                execution_steps::execution_id,
+                (
+                    execution_steps::node_id,
+                    execution_steps::node_type,
+                    execution_steps::input,
+                    execution_steps::output,
+                    execution_steps::error,
+                    execution_steps::route,
+                    execution_steps::started_at,
+                    execution_steps::finished_at,
+                ),
+            ))
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
             let execution = execution(row)?;
-            let definition: Value = {
-                let mut connection = pooled(&self.pool).await?;
-                workflow_versions::table
-                    .filter(workflow_versions::workflow_id.eq(execution.workflow_id.as_uuid()))
-                    .filter(workflow_versions::version.eq(execution.version))
-                    .select(workflow_versions::definition)
-                    .first(&mut connection)
-                    .await
-                    .map_err(storage)?
-            };
+            let definition = definitions
+                .iter()
+                .find(|(workflow, version, _)| {
+                    *workflow == execution.workflow_id.as_uuid() && *version == execution.version
+                })
+                .map(|(_, _, definition)| definition.clone())
+                .ok_or_else(|| storage(std::io::Error::other("the execution's version is gone")))?;
+            let completed = steps
+                .iter()
+                .filter(|(id, _)| *id == execution.id.as_uuid())
+                .map(|(_, row)| step(row.clone()))
+                .collect();
             claimed.push(ClaimedExecution {
                 definition: serde_json::from_value::<Definition>(definition).map_err(storage)?,
-                completed: self.steps_of(id).await?,
+                completed,
                 execution,
             });
         }
