@@ -14,6 +14,10 @@ use tokio::task::JoinSet;
 const POLL_EVERY: Duration = Duration::from_millis(100);
 /// How long shutdown waits for running executions.
 const DRAIN_FOR: Duration = Duration::from_secs(30);
+/// How often finished executions past their plan's retention are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Executions deleted per pruning statement.
+const PRUNE_BATCH: i64 = 1000;
 
 /// How the workers behave.
 #[derive(Clone, Copy, Debug)]
@@ -75,6 +79,7 @@ impl Worker {
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let mut running = JoinSet::new();
+        let pruning = tokio::spawn(prune_periodically(self.queue.clone(), stopped.clone()));
         tracing::info!(worker = %self.id, concurrency = self.settings.concurrency, "workers started");
         while !*stopped.borrow() {
             while running.try_join_next().is_some() {}
@@ -123,6 +128,7 @@ impl Worker {
             );
             running.abort_all();
         }
+        let _ = pruning.await;
     }
 
     async fn process(self, execution: ClaimedExecution, permit: OwnedSemaphorePermit) {
@@ -162,5 +168,36 @@ impl Worker {
             () = renewing => {}
         }
         drop(permit);
+    }
+}
+
+/// Deletes expired executions now and every [`PRUNE_EVERY`], in batches, until stopped.
+async fn prune_periodically(
+    queue: Arc<dyn ExecutionRepository>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    while !*stopped.borrow() {
+        let mut pruned = 0;
+        loop {
+            match queue.prune_expired(PRUNE_BATCH).await {
+                Ok(deleted) => {
+                    pruned += deleted;
+                    if deleted < u64::try_from(PRUNE_BATCH).unwrap_or(u64::MAX) {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not prune expired executions");
+                    break;
+                }
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(pruned, "pruned executions past their retention");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stopped.changed() => {}
+        }
     }
 }

@@ -482,6 +482,25 @@ impl ExecutionRepository for PgExecutions {
         Ok(claimed)
     }
 
+    async fn prune_expired(&self, batch: i64) -> Result<u64, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let deleted = diesel::sql_query(
+            "DELETE FROM executions WHERE id IN ( \
+               SELECT e.id FROM executions e \
+               JOIN subscriptions s ON s.workspace_id = e.workspace_id \
+               JOIN plans p ON p.id = s.plan_id \
+               WHERE e.status IN ('succeeded', 'failed', 'cancelled') \
+                 AND p.limits ->> 'execution_retention_days' IS NOT NULL \
+                 AND e.created_at < now() - make_interval(days => (p.limits ->> 'execution_retention_days')::int) \
+               LIMIT $1 FOR UPDATE OF e SKIP LOCKED)",
+        )
+        .bind::<BigInt, _>(batch)
+        .execute(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(u64::try_from(deleted).unwrap_or_default())
+    }
+
     async fn renew(
         &self,
         execution: ExecutionId,

@@ -192,6 +192,9 @@ pub trait ExecutionRepository: Send + Sync {
         limit: i64,
         lease_seconds: i64,
     ) -> Result<Vec<ClaimedExecution>, StorageError>;
+    /// Deletes up to `batch` finished executions older than their workspace plan's
+    /// `execution_retention_days`; returns how many went.
+    async fn prune_expired(&self, batch: i64) -> Result<u64, StorageError>;
     /// Extends the lease while the worker still holds it; `false` when it lost it.
     async fn renew(
         &self,

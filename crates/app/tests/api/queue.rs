@@ -212,3 +212,37 @@ async fn four_workers_never_run_the_same_execution_twice() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn executions_past_the_plan_retention_are_pruned() -> TestResult {
+    use fluxolab_workflows::execution::ExecutionRepository;
+
+    let app = TestApp::spawn_api_only().await?;
+    let owner = app.signed_up("retention@example.com").await?;
+    let workflow = active_workflow(&app, &owner, None).await?;
+    enqueue(&app, &owner, &workflow, 5).await?;
+    // Free keeps executions 7 days: age three finished ones past it, leave one queued.
+    diesel::sql_query(
+        "UPDATE executions SET status = 'succeeded', created_at = now() - interval '8 days' \
+         WHERE id IN (SELECT id FROM executions ORDER BY id LIMIT 3)",
+    )
+    .execute(&mut app.db.pool().get().await?)
+    .await?;
+    diesel::sql_query(
+        "UPDATE executions SET created_at = now() - interval '8 days' \
+         WHERE status = 'queued' AND id = (SELECT id FROM executions WHERE status = 'queued' ORDER BY id LIMIT 1)",
+    )
+    .execute(&mut app.db.pool().get().await?)
+    .await?;
+
+    let queue = fluxolab_postgres::executions::PgExecutions::new(app.db.pool().clone());
+    assert_eq!(queue.prune_expired(2).await?, 2, "in batches");
+    assert_eq!(queue.prune_expired(2).await?, 1);
+    assert_eq!(queue.prune_expired(2).await?, 0);
+    assert_eq!(
+        scalar(&app, "SELECT count(*) AS count FROM executions").await?,
+        2,
+        "recent and unfinished ones stay"
+    );
+    Ok(())
+}
