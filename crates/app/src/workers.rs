@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fluxolab_workflows::execution::{ClaimedExecution, ExecutionRepository, ExecutionStatus};
+use fluxolab_workflows::execution::{
+    ClaimedExecution, ExecutionRepository, ExecutionStatus, Lease,
+};
 use fluxolab_workflows::execution_service::ExecutionService;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -141,11 +143,17 @@ impl Worker {
         );
         let lease = self.lease();
         let renew_every = Duration::from_secs(u64::try_from(lease / 3).unwrap_or(1).max(1));
+        // Renews the lease; ends only when the execution is to be cancelled.
         let renewing = async {
             loop {
                 tokio::time::sleep(renew_every).await;
-                if !matches!(self.queue.renew(id, &self.id, lease).await, Ok(true)) {
-                    tracing::warn!(execution_id = %id, "lost the lease");
+                match self.queue.renew(id, &self.id, lease).await {
+                    Ok(Lease::Held) => {}
+                    Ok(Lease::CancelRequested) => return,
+                    Ok(Lease::Lost) => tracing::warn!(execution_id = %id, "lost the lease"),
+                    Err(error) => {
+                        tracing::warn!(execution_id = %id, error = %error, "could not renew the lease")
+                    }
                 }
             }
         };
@@ -165,7 +173,17 @@ impl Worker {
                     }
                 }
             },
-            () = renewing => {}
+            () = renewing => {
+                // Dropping the run stops it between (or inside) steps.
+                tracing::info!(execution_id = %id, "execution cancelled while running");
+                if let Err(error) = self
+                    .queue
+                    .finish(id, ExecutionStatus::Cancelled, None, Some("cancelled while running".to_owned()))
+                    .await
+                {
+                    tracing::error!(execution_id = %id, error = %error, "could not record the cancellation");
+                }
+            }
         }
         drop(permit);
     }

@@ -9,7 +9,7 @@ use fluxolab_kernel::{ExecutionId, Page, PageRequest, StorageError, WorkflowId, 
 use fluxolab_workflows::Definition;
 use fluxolab_workflows::engine::StepRecord;
 use fluxolab_workflows::execution::{
-    ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus,
+    ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus, Lease,
     NewExecution,
 };
 use serde_json::Value;
@@ -506,18 +506,30 @@ impl ExecutionRepository for PgExecutions {
         execution: ExecutionId,
         worker: &str,
         lease_seconds: i64,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<Lease, StorageError> {
+        #[derive(QueryableByName)]
+        struct Renewed {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            cancel_requested: bool,
+        }
         let mut connection = pooled(&self.pool).await?;
-        let renewed = diesel::sql_query(
+        let renewed: Option<Renewed> = diesel::sql_query(
             "UPDATE executions SET locked_until = now() + make_interval(secs => $3) \
-             WHERE id = $1 AND locked_by = $2 AND status = 'running'",
+             WHERE id = $1 AND locked_by = $2 AND status = 'running' RETURNING cancel_requested",
         )
         .bind::<SqlUuid, _>(execution.as_uuid())
         .bind::<Text, _>(worker)
         .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
-        .execute(&mut connection)
+        .get_result(&mut connection)
         .await
+        .optional()
         .map_err(storage)?;
-        Ok(renewed == 1)
+        Ok(match renewed {
+            None => Lease::Lost,
+            Some(Renewed {
+                cancel_requested: true,
+            }) => Lease::CancelRequested,
+            Some(_) => Lease::Held,
+        })
     }
 }

@@ -143,6 +143,17 @@ pub struct ClaimedExecution {
     pub completed: Vec<StepRecord>,
 }
 
+/// What renewing a lease found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lease {
+    /// Still ours; carry on.
+    Held,
+    /// Someone asked to cancel the execution.
+    CancelRequested,
+    /// Another worker holds it now (ours expired).
+    Lost,
+}
+
 /// Executions and the queue.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -195,13 +206,13 @@ pub trait ExecutionRepository: Send + Sync {
     /// Deletes up to `batch` finished executions older than their workspace plan's
     /// `execution_retention_days`; returns how many went.
     async fn prune_expired(&self, batch: i64) -> Result<u64, StorageError>;
-    /// Extends the lease while the worker still holds it; `false` when it lost it.
+    /// Extends the lease while the worker still holds it, and reports a cancellation.
     async fn renew(
         &self,
         execution: ExecutionId,
         worker: &str,
         lease_seconds: i64,
-    ) -> Result<bool, StorageError>;
+    ) -> Result<Lease, StorageError>;
 }
 
 /// Records steps of one execution through the repository, as they finish.

@@ -468,3 +468,71 @@ async fn email_send_delivers_the_templated_message() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_running_execution_is_cancelled_on_request() -> TestResult {
+    let app = TestApp::spawn_with(&[("EXECUTION_LEASE_SECONDS", "3")]).await?;
+    let owner = app.signed_up("stopper@example.com").await?;
+    let id = workflow(&app, &owner, json!({
+        "nodes": [
+            {"id": "start", "type": "trigger.manual", "name": "Start"},
+            {"id": "wait", "type": "flow.delay", "name": "Wait", "params": {"milliseconds": 60000}},
+            {"id": "after", "type": "data.set", "name": "After", "params": {"values": {"ran": true}}}
+        ],
+        "connections": [{"from": "start", "to": "wait"}, {"from": "wait", "to": "after"}]
+    })).await?;
+    call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{id}/activate"),
+        &json!({"version": 1}),
+    )
+    .await?;
+    let (_, queued) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{id}/run"),
+        &json!({}),
+    )
+    .await?;
+    let execution = queued["execution_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, found) = call(
+            &app,
+            &owner,
+            Method::GET,
+            &format!("/api/executions/{execution}"),
+            &json!({}),
+        )
+        .await?;
+        if found["status"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never started: {found}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/executions/{execution}/cancel"),
+        &json!({}),
+    )
+    .await?;
+    let finished = wait_finished(&app, &owner, &execution).await?;
+    assert_eq!(finished["status"], "cancelled", "{finished}");
+    let ran: Vec<&str> = finished["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["node_id"].as_str())
+        .collect();
+    assert_eq!(ran, ["start"], "nothing after the cancellation ran");
+    Ok(())
+}
