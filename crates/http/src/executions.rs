@@ -18,7 +18,7 @@ use crate::ApiError;
 use crate::extract::{ActiveWorkspace, Services};
 use crate::json::Json;
 use crate::problem::Problem;
-use crate::workspaces::{PageResponse, page_request};
+use crate::workspaces::{PageResponse, page_request, parse_since};
 
 /// How long `/test` waits for an inline run.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -224,17 +224,7 @@ pub async fn list_executions(
         .map(str::parse)
         .transpose()
         .map_err(|message: String| ApiError::invalid("status", message))?;
-    let since = query
-        .since
-        .as_deref()
-        .map(|text| OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339))
-        .transpose()
-        .map_err(|_| {
-            ApiError::invalid(
-                "since",
-                "must be an RFC 3339 time such as 2026-11-25T00:00:00Z",
-            )
-        })?;
+    let since = parse_since(query.since.as_deref())?;
     let filter = ExecutionFilter {
         workflow_id: query.workflow_id.map(WorkflowId::from_uuid),
         status,

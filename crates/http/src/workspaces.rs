@@ -78,6 +78,18 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
+/// Parses a `since` filter (RFC 3339).
+pub fn parse_since(raw: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+    raw.map(|text| OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339))
+        .transpose()
+        .map_err(|_| {
+            ApiError::invalid(
+                "since",
+                "must be an RFC 3339 time such as 2026-11-25T00:00:00Z",
+            )
+        })
+}
+
 pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
     PageRequest::new(limit, cursor).map_err(|error| ApiError::invalid("cursor", error.to_string()))
 }
@@ -370,17 +382,7 @@ pub async fn list_activities(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let page = page_request(query.limit, query.cursor.as_deref())?;
-    let since = query
-        .since
-        .as_deref()
-        .map(|text| OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339))
-        .transpose()
-        .map_err(|_| {
-            ApiError::invalid(
-                "since",
-                "must be an RFC 3339 time such as 2026-11-25T00:00:00Z",
-            )
-        })?;
+    let since = parse_since(query.since.as_deref())?;
     let filter = ActivityFilter {
         action: query.action,
         actor_user_id: query.actor.map(UserId::from_uuid),

@@ -6,7 +6,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::TestResult;
 use crate::helpers::{Account, Error, TestApp};
@@ -34,43 +33,6 @@ fn protected_server() -> Result<String, Error> {
         .run();
     tokio::spawn(server);
     Ok(url)
-}
-
-/// A minimal SMTP server on loopback that accepts `mailer` / `smtp-password`.
-async fn fake_smtp() -> Result<u16, Error> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (read, mut write) = socket.into_split();
-                let mut lines = BufReader::new(read).lines();
-                let _ = write.write_all(b"220 fake ESMTP\r\n").await;
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let reply: &[u8] = if line.starts_with("EHLO") {
-                        b"250-fake\r\n250 AUTH PLAIN\r\n"
-                    } else if let Some(token) = line.strip_prefix("AUTH PLAIN ") {
-                        if STANDARD.decode(token.trim()).ok().as_deref()
-                            == Some(&b"\0mailer\0smtp-password"[..])
-                        {
-                            b"235 2.7.0 Authentication successful\r\n"
-                        } else {
-                            b"535 5.7.8 Authentication failed\r\n"
-                        }
-                    } else if line.starts_with("QUIT") {
-                        let _ = write.write_all(b"221 bye\r\n").await;
-                        break;
-                    } else {
-                        b"250 ok\r\n"
-                    };
-                    if write.write_all(reply).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    Ok(port)
 }
 
 async fn create(app: &TestApp, owner: &Account, body: Value) -> Result<String, Error> {
@@ -184,7 +146,7 @@ async fn smtp_credentials_log_in_to_the_server() -> TestResult {
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("mailer@example.com").await?;
     allow_internal_targets(&app).await?;
-    let port = fake_smtp().await?;
+    let port = crate::helpers::fake_smtp(std::sync::Arc::default()).await?;
     let smtp = |password: &str| {
         json!({"name": format!("SMTP {password}"), "kind": "smtp", "data": {
             "host": "127.0.0.1", "port": port, "username": "mailer", "password": password, "tls_mode": "none"}})

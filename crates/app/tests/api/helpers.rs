@@ -176,3 +176,95 @@ impl TestApp {
         Ok(row.count)
     }
 }
+
+/// trigger.manual → data.set (sums `a` and `b`) → flow.if (total > 10).
+pub fn three_nodes() -> Value {
+    json!({
+        "nodes": [
+            {"id": "start", "type": "trigger.manual", "name": "Start"},
+            {"id": "shape", "type": "data.set", "name": "Shape", "params": {"values": {"total": "{{ trigger.body.a + trigger.body.b }}"}}},
+            {"id": "check", "type": "flow.if", "name": "Big?", "params": {"condition": "{{ nodes.shape.output.total > 10 }}"}}
+        ],
+        "connections": [{"from": "start", "to": "shape"}, {"from": "shape", "to": "check"}]
+    })
+}
+
+/// A request in `who`'s workspace; the status and the JSON body (null when none).
+pub async fn call(
+    app: &TestApp,
+    who: &Account,
+    method: reqwest::Method,
+    path: &str,
+    body: &Value,
+) -> Result<(u16, Value), Error> {
+    let response = app
+        .send_as(
+            method,
+            &who.access_token,
+            path,
+            Some(&who.workspace_id),
+            body,
+        )
+        .await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+/// A minimal SMTP server on loopback that accepts `mailer` / `smtp-password` and keeps
+/// the messages it receives.
+pub async fn fake_smtp(messages: Arc<std::sync::Mutex<Vec<String>>>) -> Result<u16, Error> {
+    use base64::Engine as _;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let messages = messages.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 fake ESMTP\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let reply: &[u8] = if line.starts_with("EHLO") {
+                        b"250-fake\r\n250 AUTH PLAIN\r\n"
+                    } else if let Some(token) = line.strip_prefix("AUTH PLAIN ") {
+                        let ok = base64::engine::general_purpose::STANDARD
+                            .decode(token.trim())
+                            .ok()
+                            .as_deref()
+                            == Some(&b"\0mailer\0smtp-password"[..]);
+                        if ok {
+                            b"235 2.7.0 Authentication successful\r\n"
+                        } else {
+                            b"535 5.7.8 Authentication failed\r\n"
+                        }
+                    } else if line == "DATA" {
+                        let _ = write.write_all(b"354 go on\r\n").await;
+                        let mut message = String::new();
+                        while let Ok(Some(data)) = lines.next_line().await {
+                            if data == "." {
+                                break;
+                            }
+                            message.push_str(&data);
+                            message.push('\n');
+                        }
+                        if let Ok(mut messages) = messages.lock() {
+                            messages.push(message);
+                        }
+                        b"250 queued\r\n"
+                    } else if line.starts_with("QUIT") {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        break;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    if write.write_all(reply).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Ok(port)
+}

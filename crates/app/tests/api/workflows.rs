@@ -4,39 +4,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TestApp};
-
-fn three_nodes() -> Value {
-    json!({
-        "nodes": [
-            {"id": "start", "type": "trigger.manual", "name": "Start"},
-            {"id": "shape", "type": "data.set", "name": "Shape", "params": {"values": {"total": "{{ trigger.body.a + trigger.body.b }}"}}},
-            {"id": "check", "type": "flow.if", "name": "Big?", "params": {"condition": "{{ nodes.shape.output.total > 10 }}"}}
-        ],
-        "connections": [{"from": "start", "to": "shape"}, {"from": "shape", "to": "check"}]
-    })
-}
-
-async fn call(
-    app: &TestApp,
-    who: &Account,
-    method: Method,
-    path: &str,
-    body: &Value,
-) -> Result<(u16, Value), Error> {
-    let response = app
-        .send_as(
-            method,
-            &who.access_token,
-            path,
-            Some(&who.workspace_id),
-            body,
-        )
-        .await?;
-    let status = response.status().as_u16();
-    let text = response.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-}
+use crate::helpers::{Account, TestApp, call, three_nodes};
 
 #[tokio::test]
 async fn versions_are_numbered_immutable_and_activated() -> TestResult {
