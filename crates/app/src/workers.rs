@@ -12,8 +12,9 @@ use fluxolab_workflows::execution_service::ExecutionService;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
-/// How often an idle worker looks for due executions.
-const POLL_EVERY: Duration = Duration::from_millis(100);
+/// How long an idle worker waits for a `NOTIFY` before looking anyway (retries and
+/// expired leases come due without one).
+const POLL_EVERY: Duration = Duration::from_secs(1);
 /// How long shutdown waits for running executions.
 const DRAIN_FOR: Duration = Duration::from_secs(30);
 /// How often finished executions past their plan's retention are pruned.
@@ -104,7 +105,12 @@ impl Worker {
                 });
             if claimed.is_empty() {
                 tokio::select! {
-                    _ = tokio::time::sleep(POLL_EVERY) => {}
+                    woken = self.queue.wait_for_work(POLL_EVERY) => {
+                        if let Err(error) = woken {
+                            tracing::warn!(error = %error, "could not listen for queued executions");
+                            tokio::time::sleep(POLL_EVERY).await;
+                        }
+                    }
                     _ = stopped.changed() => {}
                 }
                 continue;

@@ -24,6 +24,8 @@ use crate::schema::{execution_steps, executions, workflow_versions};
 #[derive(Clone)]
 pub struct PgExecutions {
     pool: DbPool,
+    /// A connection taken out of the pool that `LISTEN`s for queued executions.
+    listener: std::sync::Arc<tokio::sync::Mutex<Option<diesel_async::AsyncPgConnection>>>,
 }
 
 impl std::fmt::Debug for PgExecutions {
@@ -34,7 +36,44 @@ impl std::fmt::Debug for PgExecutions {
 
 impl PgExecutions {
     pub fn new(pool: DbPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            listener: std::sync::Arc::default(),
+        }
+    }
+
+    async fn wait_for_notification(&self) -> Result<(), StorageError> {
+        use futures_util::StreamExt;
+        let mut listener = self.listener.lock().await;
+        if listener.is_none() {
+            let object = pooled(&self.pool).await?;
+            let mut connection = diesel_async::pooled_connection::deadpool::Object::take(object);
+            diesel::sql_query("LISTEN fluxolab_executions")
+                .execute(&mut connection)
+                .await
+                .map_err(storage)?;
+            *listener = Some(connection);
+        }
+        let Some(connection) = listener.as_mut() else {
+            return Ok(());
+        };
+        let notification = std::pin::pin!(connection.notifications_stream())
+            .next()
+            .await;
+        match notification {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(error)) => {
+                // A broken listener is replaced on the next wait.
+                *listener = None;
+                Err(storage(error))
+            }
+            None => {
+                *listener = None;
+                Err(storage(std::io::Error::other(
+                    "the notification stream ended",
+                )))
+            }
+        }
     }
 }
 
@@ -480,6 +519,14 @@ impl ExecutionRepository for PgExecutions {
             });
         }
         Ok(claimed)
+    }
+
+    async fn wait_for_work(&self, max_wait: std::time::Duration) -> Result<(), StorageError> {
+        match tokio::time::timeout(max_wait, self.wait_for_notification()).await {
+            Ok(outcome) => outcome,
+            // No notification in time: look anyway (leases expire without one).
+            Err(_) => Ok(()),
+        }
     }
 
     async fn prune_expired(&self, batch: i64) -> Result<u64, StorageError> {

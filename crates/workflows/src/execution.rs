@@ -203,6 +203,9 @@ pub trait ExecutionRepository: Send + Sync {
         limit: i64,
         lease_seconds: i64,
     ) -> Result<Vec<ClaimedExecution>, StorageError>;
+    /// Waits until an execution may be due (a `NOTIFY` from whoever queued one) or
+    /// `max_wait` passes, whichever comes first.
+    async fn wait_for_work(&self, max_wait: std::time::Duration) -> Result<(), StorageError>;
     /// Deletes up to `batch` finished executions older than their workspace plan's
     /// `execution_retention_days`; returns how many went.
     async fn prune_expired(&self, batch: i64) -> Result<u64, StorageError>;
