@@ -1,7 +1,7 @@
 //! The Postgres implementation of the HTTP layer's database probe.
 
 use async_trait::async_trait;
-use fluxolab_http::{DatabaseProbe, PoolStatus};
+use fluxolab_http::{DatabaseProbe, PoolStatus, QueueStatus};
 use fluxolab_postgres::{DbPool, readiness};
 
 /// Readiness and pool state from the real pool.
@@ -33,6 +33,17 @@ impl DatabaseProbe for PostgresProbe {
         readiness::check(&self.pool, &self.embedded_versions)
             .await
             .map_err(|error| error.to_string())
+    }
+
+    async fn queue_status(&self) -> Option<QueueStatus> {
+        readiness::queue_status(&self.pool)
+            .await
+            .map(|(queued, running, lag_seconds)| QueueStatus {
+                queued,
+                running,
+                lag_seconds,
+            })
+            .ok()
     }
 
     fn pool_status(&self) -> PoolStatus {

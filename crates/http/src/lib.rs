@@ -19,6 +19,6 @@ pub mod workspaces;
 
 pub use extract::Services;
 pub use metrics::HttpMetrics;
-pub use probe::{DatabaseProbe, PoolStatus};
+pub use probe::{DatabaseProbe, PoolStatus, QueueStatus};
 pub use problem::{ApiError, Problem};
 pub use server::{ApiState, ServerSettings, build_server, configure_app};

@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::PoolStatus;
+use crate::{PoolStatus, QueueStatus};
 
 /// The labels of request metrics. `route` is the route template, never the raw path,
 /// so cardinality stays bounded.
@@ -34,6 +34,9 @@ pub struct HttpMetrics {
     pool_connections: Family<PoolLabels, Gauge>,
     pool_max: Gauge,
     pool_waiting: Gauge,
+    queued: Gauge,
+    running: Gauge,
+    lag: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -78,6 +81,24 @@ impl HttpMetrics {
             "Callers waiting for a database connection",
             pool_waiting.clone(),
         );
+        let queued = Gauge::default();
+        let running = Gauge::default();
+        let lag = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "executions_queued",
+            "Executions waiting in the queue",
+            queued.clone(),
+        );
+        registry.register(
+            "executions_running",
+            "Executions being run by a worker",
+            running.clone(),
+        );
+        registry.register(
+            "queue_lag_seconds",
+            "How long the oldest due execution has waited to be claimed",
+            lag.clone(),
+        );
         Self {
             registry,
             requests,
@@ -85,6 +106,9 @@ impl HttpMetrics {
             pool_connections,
             pool_max,
             pool_waiting,
+            queued,
+            running,
+            lag,
         }
     }
 
@@ -94,8 +118,18 @@ impl HttpMetrics {
         self.requests.get_or_create(labels).inc();
     }
 
-    /// Renders every metric in the text exposition format, with the pool sampled now.
-    pub fn render(&self, pool: PoolStatus) -> Result<String, std::fmt::Error> {
+    /// Renders every metric in the text exposition format, with the pool and the queue
+    /// sampled now.
+    pub fn render(
+        &self,
+        pool: PoolStatus,
+        queue: Option<QueueStatus>,
+    ) -> Result<String, std::fmt::Error> {
+        if let Some(queue) = queue {
+            self.queued.set(queue.queued);
+            self.running.set(queue.running);
+            self.lag.set(queue.lag_seconds);
+        }
         let in_use = pool.size.saturating_sub(pool.available);
         let gauge = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
         self.pool_connections
@@ -126,18 +160,27 @@ mod tests {
         };
         metrics.observe_request(&labels, 0.003);
         metrics.observe_request(&labels, 0.004);
-        let text = metrics.render(PoolStatus {
-            max_size: 10,
-            size: 3,
-            available: 1,
-            waiting: 0,
-        })?;
+        let text = metrics.render(
+            PoolStatus {
+                max_size: 10,
+                size: 3,
+                available: 1,
+                waiting: 0,
+            },
+            Some(QueueStatus {
+                queued: 7,
+                running: 2,
+                lag_seconds: 1.5,
+            }),
+        )?;
         assert!(text.contains(
             r#"http_requests_total{method="GET",route="/api/workflows/{id}",status="200"} 2"#
         ));
         assert!(text.contains(r#"http_request_duration_seconds_count{method="GET",route="/api/workflows/{id}",status="200"} 2"#));
         assert!(text.contains(r#"db_pool_connections{state="in_use"} 2"#));
         assert!(text.contains("db_pool_max_connections 10"));
+        assert!(text.contains("executions_queued 7"));
+        assert!(text.contains("queue_lag_seconds 1.5"));
         Ok(())
     }
 }

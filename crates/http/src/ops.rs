@@ -41,9 +41,10 @@ pub async fn readyz(state: Data<ApiState>) -> Result<HttpResponse, ApiError> {
 ))]
 #[get("/metrics")]
 pub async fn metrics(state: Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let queue = state.probe.queue_status().await;
     let text = state
         .metrics
-        .render(state.probe.pool_status())
+        .render(state.probe.pool_status(), queue)
         .map_err(|error| ApiError::Internal(Box::new(error)))?;
     Ok(HttpResponse::Ok()
         .insert_header(ContentType(

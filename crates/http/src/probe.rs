@@ -11,6 +11,15 @@ pub struct PoolStatus {
     pub waiting: usize,
 }
 
+/// The queue right now.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct QueueStatus {
+    pub queued: i64,
+    pub running: i64,
+    /// How long the oldest due, unclaimed execution has waited, in seconds.
+    pub lag_seconds: f64,
+}
+
 /// Readiness and pool state of the database, implemented by the Postgres adapter's wiring.
 #[async_trait]
 pub trait DatabaseProbe: Send + Sync {
@@ -19,4 +28,7 @@ pub trait DatabaseProbe: Send + Sync {
 
     /// The pool right now.
     fn pool_status(&self) -> PoolStatus;
+
+    /// The execution queue right now (`None` when it cannot be read).
+    async fn queue_status(&self) -> Option<QueueStatus>;
 }

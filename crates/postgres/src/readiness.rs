@@ -52,3 +52,28 @@ pub async fn check(pool: &DbPool, embedded_versions: &[String]) -> Result<(), No
         }),
     }
 }
+
+#[derive(QueryableByName)]
+struct QueueRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    queued: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    running: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    lag: f64,
+}
+
+/// Queued and running executions, and the age of the oldest due one (seconds); reads
+/// only the queue's partial indexes' rows.
+pub async fn queue_status(pool: &DbPool) -> Result<(i64, i64, f64), crate::StoreError> {
+    let mut connection = pool.get().await?;
+    let row: QueueRow = diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE status = 'queued') AS queued, \
+                count(*) FILTER (WHERE status = 'running') AS running, \
+                coalesce(extract(epoch FROM now() - min(due_at) FILTER (WHERE status = 'queued' AND due_at <= now())), 0)::float8 AS lag \
+         FROM executions WHERE status IN ('queued', 'running')",
+    )
+    .get_result(&mut connection)
+    .await?;
+    Ok((row.queued, row.running, row.lag))
+}

@@ -33,6 +33,10 @@ impl DatabaseProbe for StubProbe {
         }
     }
 
+    async fn queue_status(&self) -> Option<fluxolab_http::QueueStatus> {
+        None
+    }
+
     fn pool_status(&self) -> PoolStatus {
         PoolStatus {
             max_size: 8,
