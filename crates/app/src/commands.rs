@@ -34,7 +34,7 @@ pub enum CommandError {
     Keys(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// `fluxolab serve`: the API (and, with the job queue, the workers) until a signal.
+/// `fluxolab serve`: the API and (unless `with_workers` is false) the workers, until a signal.
 pub async fn serve(settings: &Settings, with_workers: bool) -> Result<(), CommandError> {
     let mut application = Application::build(settings)?;
     if !with_workers {

@@ -15,7 +15,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the HTTP API (and, with the job queue, run workers in the same process).
+    /// Serve the HTTP API and run workers in the same process.
     Serve {
         /// Serve the API only; run workers with `fluxolab worker` elsewhere.
         #[arg(long)]
