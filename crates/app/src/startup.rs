@@ -129,13 +129,14 @@ pub fn services(
         units: units.clone(),
         workflows: Arc::new(workflows.clone()),
         credentials: Arc::new(workflows),
-        audit,
+        audit: audit.clone(),
     });
     let workspace_service = WorkspaceService::new(WorkspacePorts {
         units,
         workspaces: workspaces.clone(),
         members: workspaces.clone(),
         activities: workspaces,
+        audit,
     });
     Ok(Services {
         accounts: Arc::new(account_service),

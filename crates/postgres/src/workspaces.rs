@@ -10,7 +10,7 @@ use fluxolab_kernel::{
     Actor, Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId,
 };
 use fluxolab_workspace::model::{
-    Activity, ActivityFilter, Member, NewActivity, NewWorkspace, Workspace, WorkspaceName,
+    Activity, ActivityFilter, Member, NewWorkspace, Workspace, WorkspaceName,
 };
 use fluxolab_workspace::ports::{
     ActivityRepository, AddMemberError, MemberRepository, WorkspaceRepository,
@@ -504,18 +504,6 @@ impl MemberRepository for PgWorkspaces {
 
 #[async_trait]
 impl ActivityRepository for PgWorkspaces {
-    async fn record(&self, uow: &mut Uow, activity: &NewActivity) -> Result<(), StorageError> {
-        ActivityRow::new(
-            activity.workspace_id,
-            Some(activity.actor),
-            activity.action,
-            Some((activity.target_type, activity.target_id.clone())),
-            &activity.metadata,
-        )
-        .insert(connection_of(uow)?)
-        .await
-    }
-
     async fn list(
         &self,
         workspace: WorkspaceId,
@@ -607,17 +595,15 @@ impl WorkspaceProvisioner for PgWorkspaces {
             owner,
         };
         self.provision(uow, &workspace).await?;
-        self.record(
-            uow,
-            &NewActivity {
-                workspace_id: workspace.id,
-                actor: Actor::User(owner),
-                action: "workspace.created",
-                target_type: "workspace",
-                target_id: workspace.id.to_string(),
-                metadata: serde_json::json!({ "name": workspace.name.as_str(), "personal": true }),
-            },
+        let metadata = serde_json::json!({ "name": workspace.name.as_str(), "personal": true });
+        ActivityRow::new(
+            workspace.id,
+            Some(Actor::User(owner)),
+            "workspace.created",
+            Some(("workspace", workspace.id.to_string())),
+            &metadata,
         )
+        .insert(connection_of(uow)?)
         .await?;
         Ok(workspace.id)
     }

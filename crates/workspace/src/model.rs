@@ -1,6 +1,6 @@
 //! Workspaces, members and activities as the domain sees them.
 
-use fluxolab_kernel::{Actor, ApiKeyId, Cursor, UserId, WorkspaceId};
+use fluxolab_kernel::{ApiKeyId, Cursor, UserId, WorkspaceId};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -76,18 +76,6 @@ impl Member {
             id: self.user_id.as_uuid(),
         }
     }
-}
-
-/// An audit entry to write.
-#[derive(Clone, Debug)]
-pub struct NewActivity {
-    pub workspace_id: WorkspaceId,
-    pub actor: Actor,
-    /// `noun.verb`, e.g. `member.added`.
-    pub action: &'static str,
-    pub target_type: &'static str,
-    pub target_id: String,
-    pub metadata: Value,
 }
 
 /// A stored audit entry.

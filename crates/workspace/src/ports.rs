@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use fluxolab_kernel::{Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId};
 
-use crate::model::{Activity, ActivityFilter, Member, NewActivity, NewWorkspace, Workspace};
+use crate::model::{Activity, ActivityFilter, Member, NewWorkspace, Workspace};
 use crate::{PlanLimits, Role};
 
 /// Workspaces and their provisioning.
@@ -91,11 +91,10 @@ pub trait MemberRepository: Send + Sync {
     ) -> Result<Option<(Role, Vec<Permission>)>, StorageError>;
 }
 
-/// The activity log.
+/// Reading the activity log (every domain writes it through `kernel::AuditLog`).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ActivityRepository: Send + Sync {
-    async fn record(&self, uow: &mut Uow, activity: &NewActivity) -> Result<(), StorageError>;
     async fn list(
         &self,
         workspace: WorkspaceId,

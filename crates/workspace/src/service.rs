@@ -5,15 +5,13 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    Actor, Forbidden, Page, PageRequest, Permission, Principal, StorageError, UnitOfWorkFactory,
-    UserId, ValidationErrors, WorkspaceId,
+    Actor, AuditEvent, AuditLog, Forbidden, Page, PageRequest, Permission, Principal, StorageError,
+    UnitOfWorkFactory, UserId, ValidationErrors, WorkspaceId,
 };
 use serde_json::json;
 
 use crate::Role;
-use crate::model::{
-    Activity, ActivityFilter, Member, NewActivity, NewWorkspace, Workspace, WorkspaceName,
-};
+use crate::model::{Activity, ActivityFilter, Member, NewWorkspace, Workspace, WorkspaceName};
 use crate::ports::{ActivityRepository, AddMemberError, MemberRepository, WorkspaceRepository};
 
 /// Why a workspace operation failed.
@@ -47,6 +45,7 @@ pub struct WorkspacePorts {
     pub workspaces: Arc<dyn WorkspaceRepository>,
     pub members: Arc<dyn MemberRepository>,
     pub activities: Arc<dyn ActivityRepository>,
+    pub audit: Arc<dyn AuditLog>,
 }
 
 impl std::fmt::Debug for WorkspacePorts {
@@ -111,15 +110,14 @@ impl WorkspaceService {
             .provision(unit.as_mut(), &workspace)
             .await?;
         self.ports
-            .activities
-            .record(
+            .audit
+            .record_in(
                 unit.as_mut(),
-                &NewActivity {
+                &AuditEvent {
                     workspace_id: workspace.id,
-                    actor: Actor::User(user),
+                    actor: Some(Actor::User(user)),
                     action: "workspace.created",
-                    target_type: "workspace",
-                    target_id: workspace.id.to_string(),
+                    target: Some(("workspace", workspace.id.to_string())),
                     metadata: json!({ "name": workspace.name.as_str() }),
                 },
             )
@@ -137,15 +135,14 @@ impl WorkspaceService {
             .rename(unit.as_mut(), principal.workspace_id(), name.as_str())
             .await?;
         self.ports
-            .activities
-            .record(
+            .audit
+            .record_in(
                 unit.as_mut(),
-                &NewActivity {
+                &AuditEvent {
                     workspace_id: principal.workspace_id(),
-                    actor: principal.actor(),
+                    actor: Some(principal.actor()),
                     action: "workspace.renamed",
-                    target_type: "workspace",
-                    target_id: principal.workspace_id().to_string(),
+                    target: Some(("workspace", principal.workspace_id().to_string())),
                     metadata: json!({ "name": name.as_str() }),
                 },
             )
@@ -362,15 +359,14 @@ impl WorkspaceService {
         metadata: serde_json::Value,
     ) -> Result<(), StorageError> {
         self.ports
-            .activities
-            .record(
+            .audit
+            .record_in(
                 unit,
-                &NewActivity {
+                &AuditEvent {
                     workspace_id: principal.workspace_id(),
-                    actor: principal.actor(),
+                    actor: Some(principal.actor()),
                     action,
-                    target_type: "user",
-                    target_id: user.to_string(),
+                    target: Some(("user", user.to_string())),
                     metadata,
                 },
             )
@@ -394,6 +390,7 @@ mod tests {
             workspaces: Arc::new(MockWorkspaceRepository::new()),
             members: Arc::new(members),
             activities: Arc::new(MockActivityRepository::new()),
+            audit: Arc::new(fluxolab_kernel::audit::MockAuditLog::new()),
         })
     }
 
