@@ -69,7 +69,10 @@ async fn run(url: &str) -> Result<(), Error> {
         ..settings.database.clone()
     })?;
     fluxolab_postgres::seed::seed_reference_data(&mut *pool.get().await?).await?;
-    let services = fluxolab_app::startup::services(&pool, &settings, Arc::new(SystemClock))?;
+    // Observed as `fluxolab serve` observes its workers, so the figure includes metrics.
+    let metrics = Arc::new(fluxolab_http::HttpMetrics::new());
+    let services =
+        fluxolab_app::startup::services(&pool, &settings, Arc::new(SystemClock), metrics)?;
 
     // A user and workspace as registration makes them, and the three-node workflow.
     let user = services

@@ -5,6 +5,7 @@ use fluxolab_identity::{DisplayName, EmailAddress, PasswordHash};
 use fluxolab_postgres::seed::{self, DemoAccount};
 use fluxolab_postgres::vault::PgVault;
 use fluxolab_postgres::{StoreError, migrations};
+use fluxolab_workflows::execution_service::Unobserved;
 use fluxolab_workspace::model::WorkspaceName;
 use secrecy::SecretString;
 
@@ -65,6 +66,9 @@ pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
         &pool,
         settings,
         std::sync::Arc::new(fluxolab_kernel::SystemClock),
+        // A worker process serves no /metrics; its executions are seen in the queue
+        // gauges of the API processes.
+        std::sync::Arc::new(Unobserved),
     )?;
     let workers = WorkerPool::start(services.executions, services.queue, settings.workers);
     shutdown_signal().await.map_err(CommandError::Signal)?;

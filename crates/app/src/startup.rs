@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use fluxolab_credentials::{VaultPorts, VaultService};
-use fluxolab_http::{ApiState, ServerSettings, Services, build_server};
+use fluxolab_http::{ApiState, HttpMetrics, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
 use fluxolab_kernel::{Clock, SystemClock};
 use fluxolab_outbound::{OutboundEffects, OutboundTester};
@@ -20,7 +20,7 @@ use fluxolab_postgres::workspaces::PgWorkspaces;
 use fluxolab_postgres::{DbPool, PoolSettings, StoreError, connect_pool, migrations};
 use fluxolab_workflows::engine::Engine;
 use fluxolab_workflows::execution::ExecutionRepository;
-use fluxolab_workflows::execution_service::{ExecutionPorts, ExecutionService};
+use fluxolab_workflows::execution_service::{ExecutionObserver, ExecutionPorts, ExecutionService};
 use fluxolab_workflows::{WorkflowPorts, WorkflowService};
 use fluxolab_workspace::{WorkspacePorts, WorkspaceService};
 use secrecy::SecretString;
@@ -68,6 +68,7 @@ pub fn services(
     pool: &DbPool,
     settings: &Settings,
     clock: Arc<dyn Clock>,
+    observer: Arc<dyn ExecutionObserver>,
 ) -> Result<Services, StartupError> {
     let units = Arc::new(PgUnits::new(pool.clone()));
     let accounts = Arc::new(PgAccounts::new(pool.clone()));
@@ -124,6 +125,7 @@ pub fn services(
         workflows: Arc::new(workflows.clone()),
         executions: executions.clone(),
         engine: Arc::new(engine),
+        observer,
     });
     let workflow_service = WorkflowService::new(WorkflowPorts {
         units: units.clone(),
@@ -177,9 +179,12 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let pool = pool(&settings.database)?;
-        let services = services(&pool, settings, clock)?;
+        let metrics = Arc::new(HttpMetrics::new());
+        let services = services(&pool, settings, clock, metrics.clone())?;
         let probe = PostgresProbe::new(pool, migrations::embedded_versions()?);
-        let state = ApiState::new(Arc::new(probe))?.with_services(services.clone());
+        let state = ApiState::new(Arc::new(probe))?
+            .with_metrics(metrics)
+            .with_services(services.clone());
         let listener =
             TcpListener::bind(settings.bind_addr).map_err(|source| StartupError::Bind {
                 addr: settings.bind_addr,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fluxolab_workflows::execution::{
-    ClaimedExecution, ExecutionRepository, ExecutionStatus, Lease,
+    ClaimedExecution, ExecutionRepository, ExecutionStatus, Finished, Lease,
 };
 use fluxolab_workflows::execution_service::ExecutionService;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -174,7 +174,7 @@ impl Worker {
                 Err(_) => {
                     let reason = format!("timed out after {} seconds", self.settings.timeout.as_secs());
                     tracing::warn!(execution_id = %id, %reason, "execution timed out");
-                    if let Err(error) = self.queue.finish(id, ExecutionStatus::Failed, None, Some(reason)).await {
+                    if let Err(error) = self.queue.finish(id, Finished::with_error(ExecutionStatus::Failed, reason), &[]).await {
                         tracing::error!(execution_id = %id, error = %error, "could not record the timeout");
                     }
                 }
@@ -184,7 +184,7 @@ impl Worker {
                 tracing::info!(execution_id = %id, "execution cancelled while running");
                 if let Err(error) = self
                     .queue
-                    .finish(id, ExecutionStatus::Cancelled, None, Some("cancelled while running".to_owned()))
+                    .finish(id, Finished::with_error(ExecutionStatus::Cancelled, "cancelled while running"), &[])
                     .await
                 {
                     tracing::error!(execution_id = %id, error = %error, "could not record the cancellation");

@@ -9,6 +9,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use fluxolab_workflows::execution::ExecutionStatus;
+use fluxolab_workflows::execution_service::ExecutionObserver;
+
 use crate::{PoolStatus, QueueStatus};
 
 /// The labels of request metrics. `route` is the route template, never the raw path,
@@ -21,11 +24,23 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExecutionLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    node_type: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     state: &'static str,
 }
 
-/// The metrics the HTTP layer records, and their registry.
+/// The metrics of the process (HTTP layer, pool, queue, executions), and their
+/// registry.
 #[derive(Debug)]
 pub struct HttpMetrics {
     registry: Registry,
@@ -37,6 +52,8 @@ pub struct HttpMetrics {
     queued: Gauge,
     running: Gauge,
     lag: Gauge<f64, std::sync::atomic::AtomicU64>,
+    executions: Family<ExecutionLabels, Counter>,
+    steps: Family<StepLabels, Histogram>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -99,8 +116,24 @@ impl HttpMetrics {
             "How long the oldest due execution has waited to be claimed",
             lag.clone(),
         );
+        let executions = Family::<ExecutionLabels, Counter>::default();
+        let steps = Family::<StepLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "executions_settled",
+            "Runs settled by this process, by the status they reached (queued: retried later or suspended by a delay)",
+            executions.clone(),
+        );
+        registry.register(
+            "execution_step_duration_seconds",
+            "Time nodes took to run, by node type and outcome",
+            steps.clone(),
+        );
         Self {
             registry,
+            executions,
+            steps,
             requests,
             durations,
             pool_connections,
@@ -146,6 +179,24 @@ impl HttpMetrics {
     }
 }
 
+impl ExecutionObserver for HttpMetrics {
+    fn step_finished(&self, node_type: &str, seconds: f64, failed: bool) {
+        let labels = StepLabels {
+            node_type: node_type.to_owned(),
+            outcome: if failed { "failed" } else { "succeeded" },
+        };
+        self.steps.get_or_create(&labels).observe(seconds);
+    }
+
+    fn execution_settled(&self, status: ExecutionStatus) {
+        self.executions
+            .get_or_create(&ExecutionLabels {
+                status: status.code(),
+            })
+            .inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +211,8 @@ mod tests {
         };
         metrics.observe_request(&labels, 0.003);
         metrics.observe_request(&labels, 0.004);
+        metrics.step_finished("data.set", 0.0004, false);
+        metrics.execution_settled(ExecutionStatus::Succeeded);
         let text = metrics.render(
             PoolStatus {
                 max_size: 10,
@@ -181,6 +234,10 @@ mod tests {
         assert!(text.contains("db_pool_max_connections 10"));
         assert!(text.contains("executions_queued 7"));
         assert!(text.contains("queue_lag_seconds 1.5"));
+        assert!(text.contains(r#"executions_settled_total{status="succeeded"} 1"#));
+        assert!(text.contains(
+            r#"execution_step_duration_seconds_count{node_type="data.set",outcome="succeeded"} 1"#
+        ));
         Ok(())
     }
 }

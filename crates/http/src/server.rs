@@ -55,6 +55,12 @@ impl ApiState {
         })
     }
 
+    /// Records into `metrics` (shared with the workers) instead of a registry of its own.
+    pub fn with_metrics(mut self, metrics: Arc<HttpMetrics>) -> Self {
+        self.metrics = Data::from(metrics);
+        self
+    }
+
     /// Adds the use cases the API routes call.
     pub fn with_services(mut self, services: Services) -> Self {
         self.services = Some(Data::new(services));

@@ -9,8 +9,8 @@ use fluxolab_kernel::{ExecutionId, Page, PageRequest, StorageError, WorkflowId, 
 use fluxolab_workflows::Definition;
 use fluxolab_workflows::engine::StepRecord;
 use fluxolab_workflows::execution::{
-    ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus, Lease,
-    NewExecution,
+    ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus, Finished,
+    Lease, NewExecution,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -210,6 +210,47 @@ impl PgExecutions {
     }
 }
 
+/// A CTE (`steps AS (…)`) appending the steps in `$2` (see [`steps_json`]) to execution
+/// `$1`, after the steps it has, while the execution is unfinished. Statements put it in
+/// front of their own update so steps and status land in one write.
+const INSERT_STEPS: &str = "steps AS ( \
+    INSERT INTO execution_steps \
+      (id, execution_id, workspace_id, position, node_id, node_type, input, output, error, route, started_at, finished_at) \
+    SELECT s.id, e.id, e.workspace_id, \
+      coalesce((SELECT max(position) + 1 FROM execution_steps WHERE execution_id = $1), 0) + s.seq, \
+      s.node_id, s.node_type, s.input, s.output, s.error, s.route, s.started_at, s.finished_at \
+    FROM executions e, jsonb_to_recordset($2) AS s( \
+      id uuid, seq int, node_id text, node_type text, input jsonb, output jsonb, error text, \
+      route text, started_at timestamptz, finished_at timestamptz) \
+    WHERE e.id = $1 AND e.status IN ('queued', 'running'))";
+
+/// The steps as the JSON array [`INSERT_STEPS`] reads.
+fn steps_json(steps: &[StepRecord]) -> Result<Value, StorageError> {
+    let timestamp = |at: OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .map_err(storage)
+    };
+    steps
+        .iter()
+        .enumerate()
+        .map(|(offset, step)| {
+            Ok(serde_json::json!({
+                "id": Uuid::now_v7(),
+                "seq": offset,
+                "node_id": step.node_id,
+                "node_type": step.node_type,
+                "input": step.input,
+                "output": step.output,
+                "error": step.error,
+                "route": step.route,
+                "started_at": timestamp(step.started_at)?,
+                "finished_at": timestamp(step.finished_at)?,
+            }))
+        })
+        .collect::<Result<Vec<_>, StorageError>>()
+        .map(Value::Array)
+}
+
 #[derive(QueryableByName)]
 struct ClaimedId {
     #[diesel(sql_type = SqlUuid)]
@@ -246,33 +287,21 @@ impl ExecutionRepository for PgExecutions {
         Ok(())
     }
 
-    async fn record_step(
+    async fn record_steps(
         &self,
-        workspace: WorkspaceId,
         execution: ExecutionId,
-        record: &StepRecord,
+        steps: &[StepRecord],
     ) -> Result<(), StorageError> {
+        if steps.is_empty() {
+            return Ok(());
+        }
         let mut connection = pooled(&self.pool).await?;
-        diesel::sql_query(
-            "INSERT INTO execution_steps \
-               (id, execution_id, workspace_id, position, node_id, node_type, input, output, error, route, started_at, finished_at) \
-             SELECT $1, $2, $3, coalesce(max(position) + 1, 0), $4, $5, $6, $7, $8, $9, $10, $11 \
-             FROM execution_steps WHERE execution_id = $2",
-        )
-        .bind::<SqlUuid, _>(Uuid::now_v7())
-        .bind::<SqlUuid, _>(execution.as_uuid())
-        .bind::<SqlUuid, _>(workspace.as_uuid())
-        .bind::<Text, _>(&record.node_id)
-        .bind::<Text, _>(&record.node_type)
-        .bind::<Nullable<Jsonb>, _>(Some(&record.input))
-        .bind::<Nullable<Jsonb>, _>(record.output.as_ref())
-        .bind::<Nullable<Text>, _>(record.error.as_deref())
-        .bind::<Nullable<Text>, _>(record.route.as_deref())
-        .bind::<Timestamptz, _>(record.started_at)
-        .bind::<Timestamptz, _>(record.finished_at)
-        .execute(&mut connection)
-        .await
-        .map_err(storage)?;
+        diesel::sql_query(format!("WITH {INSERT_STEPS} SELECT 1"))
+            .bind::<SqlUuid, _>(execution.as_uuid())
+            .bind::<Jsonb, _>(steps_json(steps)?)
+            .execute(&mut connection)
+            .await
+            .map_err(storage)?;
         Ok(())
     }
 
@@ -281,16 +310,41 @@ impl ExecutionRepository for PgExecutions {
         execution: ExecutionId,
         delay_seconds: i64,
         error: &str,
+        steps: &[StepRecord],
     ) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        diesel::sql_query(
-            "UPDATE executions SET status = 'queued', due_at = now() + make_interval(secs => $2), \
-               error = $3, locked_by = NULL, locked_until = NULL \
-             WHERE id = $1 AND status = 'running'",
-        )
+        diesel::sql_query(format!(
+            "WITH {INSERT_STEPS} \
+             UPDATE executions SET status = 'queued', due_at = now() + make_interval(secs => $3), \
+               error = $4, locked_by = NULL, locked_until = NULL \
+             WHERE id = $1 AND status = 'running'"
+        ))
         .bind::<SqlUuid, _>(execution.as_uuid())
+        .bind::<Jsonb, _>(steps_json(steps)?)
         .bind::<diesel::sql_types::Double, _>(delay_seconds as f64)
         .bind::<Text, _>(error)
+        .execute(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn suspend(
+        &self,
+        execution: ExecutionId,
+        until: OffsetDateTime,
+        steps: &[StepRecord],
+    ) -> Result<(), StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        diesel::sql_query(format!(
+            "WITH {INSERT_STEPS} \
+             UPDATE executions SET status = 'queued', due_at = $3, attempt = greatest(attempt - 1, 0), \
+               locked_by = NULL, locked_until = NULL \
+             WHERE id = $1 AND status = 'running'"
+        ))
+        .bind::<SqlUuid, _>(execution.as_uuid())
+        .bind::<Jsonb, _>(steps_json(steps)?)
+        .bind::<Timestamptz, _>(until)
         .execute(&mut connection)
         .await
         .map_err(storage)?;
@@ -300,24 +354,21 @@ impl ExecutionRepository for PgExecutions {
     async fn finish(
         &self,
         execution: ExecutionId,
-        status: ExecutionStatus,
-        output: Option<Value>,
-        error: Option<String>,
+        outcome: Finished,
+        steps: &[StepRecord],
     ) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        diesel::update(
-            executions::table
-                .find(execution.as_uuid())
-                .filter(executions::status.eq_any(["queued", "running"])),
-        )
-        .set((
-            executions::status.eq(status.code()),
-            executions::output.eq(output),
-            executions::error.eq(error),
-            executions::finished_at.eq(diesel::dsl::now),
-            executions::locked_by.eq(None::<String>),
-            executions::locked_until.eq(None::<OffsetDateTime>),
+        diesel::sql_query(format!(
+            "WITH {INSERT_STEPS} \
+             UPDATE executions SET status = $3, output = $4, error = $5, finished_at = now(), \
+               locked_by = NULL, locked_until = NULL \
+             WHERE id = $1 AND status IN ('queued', 'running')"
         ))
+        .bind::<SqlUuid, _>(execution.as_uuid())
+        .bind::<Jsonb, _>(steps_json(steps)?)
+        .bind::<Text, _>(outcome.status.code())
+        .bind::<Nullable<Jsonb>, _>(outcome.output)
+        .bind::<Nullable<Text>, _>(outcome.error)
         .execute(&mut connection)
         .await
         .map_err(storage)?;

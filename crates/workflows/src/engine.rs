@@ -4,6 +4,12 @@
 //!
 //! Traversal is breadth-first from the trigger along the connections of the output each
 //! node took; a node reached by several paths runs once, when first reached.
+//!
+//! Steps are checkpoints, written in batches: pure steps (triggers, `data.set`, `flow.*`)
+//! wait in memory and go to the [`StepSink`] just before a node with a side effect runs
+//! and right after it succeeds, so a crash can repeat pure work (which stored nothing)
+//! but never an effect that was recorded. What is still unsaved when the run ends is
+//! returned for the caller to store together with the outcome, in one write.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -12,17 +18,32 @@ use async_trait::async_trait;
 use fluxolab_kernel::{Clock, ExecutionId, WorkspaceId};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::Definition;
 use crate::definition::Node;
 use crate::template::Templates;
 
+/// `flow.delay`s at least this long suspend a queued run (it goes back to the queue,
+/// due when the wait ends) instead of holding a worker; shorter ones wait in place.
+pub const SUSPEND_FROM_MS: u64 = 1000;
+
+/// How a run is being carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunMode {
+    /// Inline for a caller waiting on the answer (`/test`): delays wait in place.
+    Inline,
+    /// By a worker from the queue: long delays suspend the run.
+    Queued,
+}
+
 /// What an effectful node is run for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EffectContext {
     pub workspace_id: WorkspaceId,
     pub execution_id: ExecutionId,
+    pub mode: RunMode,
 }
 
 /// Why an effectful node failed, and whether trying again later may help (a network
@@ -76,16 +97,16 @@ pub trait NodeEffects: Send + Sync {
         params: Value,
         credential: Uuid,
     ) -> Result<Value, NodeFailure>;
-    /// `flow.delay`.
+    /// `flow.delay`, waited in place.
     async fn delay(&self, milliseconds: u64);
 }
 
-/// Where finished steps go as they complete (they are the run's checkpoints).
+/// Where finished steps go as checkpoints, before and after each side effect.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait StepSink: Send + Sync {
-    /// Persists step number `position` of the run.
-    async fn record(&self, position: usize, step: &StepRecord) -> Result<(), String>;
+    /// Persists `steps`, which follow every step persisted before them.
+    async fn record(&self, steps: &[StepRecord]) -> Result<(), String>;
 }
 
 /// A sink that keeps nothing (for runs whose steps are stored at the end).
@@ -94,7 +115,7 @@ pub struct NoSink;
 
 #[async_trait]
 impl StepSink for NoSink {
-    async fn record(&self, _position: usize, _step: &StepRecord) -> Result<(), String> {
+    async fn record(&self, _steps: &[StepRecord]) -> Result<(), String> {
         Ok(())
     }
 }
@@ -125,13 +146,27 @@ pub enum RunOutcome {
         /// Whether a later attempt may succeed.
         retryable: bool,
     },
+    /// A long `flow.delay` was reached in a queued run: it resumes at `until`, after
+    /// the steps recorded so far.
+    Suspended { until: OffsetDateTime },
 }
 
-/// A finished run.
+/// A finished (or suspended) run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunResult {
     pub outcome: RunOutcome,
+    /// Every step of the run, resumed ones included.
     pub steps: Vec<StepRecord>,
+    /// How many of `steps` are already stored; the rest are for the caller to store
+    /// with the outcome.
+    pub saved: usize,
+}
+
+impl RunResult {
+    /// The steps the sink has not stored yet.
+    pub fn unsaved(&self) -> &[StepRecord] {
+        self.steps.get(self.saved..).unwrap_or_default()
+    }
 }
 
 /// Runs definitions.
@@ -147,8 +182,60 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// A node's result: its output and the output name it continues on (`None`: stop).
-type NodeResult = Result<(Value, Option<String>), NodeFailure>;
+/// What running one node led to.
+enum NodeRun {
+    /// Its output and the output name the run continues on (`None`: stop there).
+    Done(Value, Option<String>),
+    /// A long delay in a queued run: the step is complete, the run resumes at `until`.
+    Suspend {
+        output: Value,
+        until: OffsetDateTime,
+    },
+}
+
+type NodeResult = Result<NodeRun, NodeFailure>;
+
+/// Whether a node type acts on the world (its step is checkpointed around it).
+fn has_side_effect(node_type: &str) -> bool {
+    matches!(node_type, "http.request" | "email.send")
+}
+
+/// The steps of a run in progress, and how many of them are stored.
+struct Progress<'a> {
+    steps: Vec<StepRecord>,
+    saved: usize,
+    sink: &'a dyn StepSink,
+}
+
+impl Progress<'_> {
+    /// Stores the unsaved steps.
+    async fn checkpoint(&mut self) -> Result<(), String> {
+        if self.saved < self.steps.len() {
+            self.sink.record(&self.steps[self.saved..]).await?;
+            self.saved = self.steps.len();
+        }
+        Ok(())
+    }
+
+    fn end(self, outcome: RunOutcome) -> RunResult {
+        RunResult {
+            outcome,
+            steps: self.steps,
+            saved: self.saved,
+        }
+    }
+
+    fn unrecorded(self, node: &Node, error: &str) -> RunResult {
+        self.end(RunOutcome::Failed {
+            node_id: node.id.clone(),
+            error: format!(
+                "node `{}`: the step could not be recorded: {error}",
+                node.id
+            ),
+            retryable: true,
+        })
+    }
+}
 
 impl Engine {
     pub fn new(effects: Arc<dyn NodeEffects>, clock: Arc<dyn Clock>) -> Self {
@@ -161,7 +248,7 @@ impl Engine {
 
     /// Runs `definition` with `payload` as the trigger's body. Steps in `completed` (from
     /// an earlier, interrupted attempt) are not run again: their recorded output is used.
-    /// Each new step goes to `sink` as it finishes.
+    /// New steps go to `sink` around side effects (see the module documentation).
     pub async fn run(
         &self,
         definition: &Definition,
@@ -170,18 +257,19 @@ impl Engine {
         completed: &[StepRecord],
         sink: &dyn StepSink,
     ) -> RunResult {
-        let mut steps = Vec::new();
+        let mut progress = Progress {
+            steps: Vec::new(),
+            saved: 0,
+            sink,
+        };
         let Some(trigger) = definition.nodes.iter().find(|node| {
             crate::registry::node_type(&node.node_type).is_some_and(|kind| kind.trigger)
         }) else {
-            return RunResult {
-                outcome: RunOutcome::Failed {
-                    node_id: String::new(),
-                    error: "the definition has no trigger".to_owned(),
-                    retryable: false,
-                },
-                steps,
-            };
+            return progress.end(RunOutcome::Failed {
+                node_id: String::new(),
+                error: "the definition has no trigger".to_owned(),
+                retryable: false,
+            });
         };
         let mut data = json!({
             "trigger": {"body": payload, "headers": {}, "query": {}},
@@ -205,14 +293,28 @@ impl Engine {
                 if let Some(route) = &done.route {
                     queue.extend(Self::next_nodes(definition, node, route));
                 }
-                steps.push(done.clone());
+                progress.steps.push(done.clone());
+                progress.saved = progress.steps.len();
                 continue;
             }
+            let effectful = has_side_effect(&node.node_type);
+            if effectful && let Err(error) = progress.checkpoint().await {
+                return progress.unrecorded(node, &error);
+            }
+            let span = tracing::info_span!(
+                "step",
+                node_id = %node.id,
+                node_type = %node.node_type,
+                execution_id = %context.execution_id,
+                workspace_id = %context.workspace_id,
+            );
             let started_at = self.clock.now();
-            let input = self.templates.render(&node.params, &data);
-            let (input, result) = match input {
+            let (input, result) = match self.templates.render(&node.params, &data) {
                 Ok(input) => {
-                    let result = self.run_node(node, &input, &data, context).await;
+                    let result = self
+                        .run_node(node, &input, &data, context, started_at)
+                        .instrument(span)
+                        .await;
                     (input, result)
                 }
                 Err(error) => (
@@ -221,68 +323,51 @@ impl Engine {
                 ),
             };
             let finished_at = self.clock.now();
+            let mut step = StepRecord {
+                node_id: node.id.clone(),
+                node_type: node.node_type.clone(),
+                input,
+                output: None,
+                error: None,
+                route: None,
+                started_at,
+                finished_at,
+            };
             match result {
-                Ok((output, route)) => {
+                Ok(NodeRun::Done(output, route)) => {
                     data["nodes"][node.id.as_str()] = json!({"output": output});
                     last_output = output.clone();
-                    let step = StepRecord {
-                        node_id: node.id.clone(),
-                        node_type: node.node_type.clone(),
-                        input,
-                        output: Some(output),
-                        error: None,
-                        route: route.clone(),
-                        started_at,
-                        finished_at,
-                    };
-                    if let Err(error) = sink.record(steps.len(), &step).await {
-                        return RunResult {
-                            outcome: RunOutcome::Failed {
-                                node_id: node.id.clone(),
-                                error: format!(
-                                    "node `{}`: the step could not be recorded: {error}",
-                                    node.id
-                                ),
-                                retryable: true,
-                            },
-                            steps,
-                        };
+                    step.output = Some(output);
+                    step.route = route.clone();
+                    progress.steps.push(step);
+                    if effectful && let Err(error) = progress.checkpoint().await {
+                        return progress.unrecorded(node, &error);
                     }
-                    steps.push(step);
                     if let Some(route) = route {
                         queue.extend(Self::next_nodes(definition, node, &route));
                     }
                 }
+                Ok(NodeRun::Suspend { output, until }) => {
+                    step.output = Some(output);
+                    step.route = Some("main".to_owned());
+                    step.finished_at = until;
+                    progress.steps.push(step);
+                    return progress.end(RunOutcome::Suspended { until });
+                }
                 Err(failure) => {
                     let error = format!("node `{}`: {}", node.id, failure.message);
-                    let step = StepRecord {
+                    tracing::debug!(node_id = %node.id, %error, "step failed");
+                    step.error = Some(error.clone());
+                    progress.steps.push(step);
+                    return progress.end(RunOutcome::Failed {
                         node_id: node.id.clone(),
-                        node_type: node.node_type.clone(),
-                        input,
-                        output: None,
-                        error: Some(error.clone()),
-                        route: None,
-                        started_at,
-                        finished_at,
-                    };
-                    // The failure is reported either way; a sink error adds nothing to it.
-                    let _ = sink.record(steps.len(), &step).await;
-                    steps.push(step);
-                    return RunResult {
-                        outcome: RunOutcome::Failed {
-                            node_id: node.id.clone(),
-                            error,
-                            retryable: failure.retryable,
-                        },
-                        steps,
-                    };
+                        error,
+                        retryable: failure.retryable,
+                    });
                 }
             }
         }
-        RunResult {
-            outcome: RunOutcome::Succeeded(last_output),
-            steps,
-        }
+        progress.end(RunOutcome::Succeeded(last_output))
     }
 
     /// The nodes that `node`'s output `route` leads to.
@@ -301,14 +386,20 @@ impl Engine {
         input: &Value,
         data: &Value,
         context: EffectContext,
+        started_at: OffsetDateTime,
     ) -> NodeResult {
         let main = Some("main".to_owned());
         match node.node_type.as_str() {
-            "trigger.manual" | "trigger.webhook" => Ok((data["trigger"]["body"].clone(), main)),
-            "data.set" => Ok((input["values"].clone(), main)),
+            "trigger.manual" | "trigger.webhook" => {
+                Ok(NodeRun::Done(data["trigger"]["body"].clone(), main))
+            }
+            "data.set" => Ok(NodeRun::Done(input["values"].clone(), main)),
             "flow.if" => {
                 let result = Templates::truthy(&input["condition"]);
-                Ok((json!({"result": result}), Some(result.to_string())))
+                Ok(NodeRun::Done(
+                    json!({"result": result}),
+                    Some(result.to_string()),
+                ))
             }
             "flow.switch" => {
                 let value = match &input["value"] {
@@ -324,7 +415,10 @@ impl Engine {
                 } else {
                     "default".to_owned()
                 };
-                Ok((json!({"value": value, "case": case}), Some(case)))
+                Ok(NodeRun::Done(
+                    json!({"value": value, "case": case}),
+                    Some(case),
+                ))
             }
             "flow.delay" => {
                 let milliseconds = input["milliseconds"]
@@ -337,15 +431,25 @@ impl Engine {
                     .ok_or_else(|| {
                         NodeFailure::permanent("params.milliseconds must be a whole number")
                     })?;
+                let output = json!({"waited_ms": milliseconds});
+                if context.mode == RunMode::Queued && milliseconds >= SUSPEND_FROM_MS {
+                    let wait = time::Duration::milliseconds(
+                        i64::try_from(milliseconds).unwrap_or(i64::MAX),
+                    );
+                    return Ok(NodeRun::Suspend {
+                        output,
+                        until: started_at.saturating_add(wait),
+                    });
+                }
                 self.effects.delay(milliseconds).await;
-                Ok((json!({"waited_ms": milliseconds}), main))
+                Ok(NodeRun::Done(output, main))
             }
             "http.request" => {
                 let output = self
                     .effects
                     .http_request(context, input.clone(), node.credential_id)
                     .await?;
-                Ok((output, main))
+                Ok(NodeRun::Done(output, main))
             }
             "email.send" => {
                 let credential = node
@@ -355,9 +459,9 @@ impl Engine {
                     .effects
                     .send_email(context, input.clone(), credential)
                     .await?;
-                Ok((output, main))
+                Ok(NodeRun::Done(output, main))
             }
-            "webhook.respond" => Ok((
+            "webhook.respond" => Ok(NodeRun::Done(
                 json!({
                     "status": input.get("status").cloned().unwrap_or(json!(200)),
                     "headers": input.get("headers").cloned().unwrap_or(json!({})),
@@ -388,6 +492,7 @@ mod tests {
         EffectContext {
             workspace_id: WorkspaceId::new(),
             execution_id: ExecutionId::new(),
+            mode: RunMode::Queued,
         }
     }
 
@@ -505,19 +610,29 @@ mod tests {
         assert_eq!(result.steps[3].route.as_deref(), Some("200"));
     }
 
-    /// Keeps what it is given.
+    /// Keeps the batches it is given, as node ids.
     #[derive(Default)]
-    struct Recorded(Mutex<Vec<(usize, String)>>);
+    struct Recorded(Mutex<Vec<Vec<String>>>);
+
+    impl Recorded {
+        fn batches(&self) -> Vec<Vec<String>> {
+            self.0.lock().map(|r| r.clone()).unwrap_or_default()
+        }
+    }
 
     #[async_trait]
     impl StepSink for Recorded {
-        async fn record(&self, position: usize, step: &StepRecord) -> Result<(), String> {
+        async fn record(&self, steps: &[StepRecord]) -> Result<(), String> {
             self.0
                 .lock()
                 .map_err(|e| e.to_string())?
-                .push((position, step.node_id.clone()));
+                .push(steps.iter().map(|step| step.node_id.clone()).collect());
             Ok(())
         }
+    }
+
+    fn ids(steps: &[StepRecord]) -> Vec<&str> {
+        steps.iter().map(|step| step.node_id.as_str()).collect()
     }
 
     #[tokio::test]
@@ -539,11 +654,83 @@ mod tests {
             .await;
         assert_eq!(resumed.outcome, first.outcome);
         assert_eq!(resumed.steps.len(), 4);
-        let recorded = sink.0.lock().map(|r| r.clone()).unwrap_or_default();
-        assert_eq!(
-            recorded,
-            [(2, "check".to_owned()), (3, "yes".to_owned())],
-            "only new steps are recorded"
+        assert_eq!(ids(resumed.unsaved()), ["check", "yes"], "only new steps");
+        assert!(
+            sink.batches().is_empty(),
+            "pure steps wait for the caller's final write"
         );
+    }
+
+    #[tokio::test]
+    async fn side_effects_are_checkpointed_before_and_after() {
+        let mut effects = MockNodeEffects::new();
+        effects
+            .expect_http_request()
+            .times(1)
+            .returning(|_, _, _| Ok(json!({"status": 200})));
+        let flow = definition(json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual", "name": "Start"},
+                {"id": "shape", "type": "data.set", "name": "Shape", "params": {"values": {"x": 1}}},
+                {"id": "call", "type": "http.request", "name": "Call", "params": {"method": "GET", "url": "https://example.com"}},
+                {"id": "done", "type": "data.set", "name": "Done", "params": {"values": {"y": 2}}}
+            ],
+            "connections": [{"from": "start", "to": "shape"}, {"from": "shape", "to": "call"}, {"from": "call", "to": "done"}]
+        }));
+        let sink = Recorded::default();
+        let result = engine(effects)
+            .run(&flow, json!({}), context(), &[], &sink)
+            .await;
+        assert_eq!(result.outcome, RunOutcome::Succeeded(json!({"y": 2})));
+        assert_eq!(
+            sink.batches(),
+            [vec!["start", "shape"], vec!["call"]],
+            "pure steps before the call, then the call itself"
+        );
+        assert_eq!(ids(result.unsaved()), ["done"]);
+    }
+
+    #[tokio::test]
+    async fn a_long_delay_suspends_a_queued_run_and_waits_inline_otherwise() {
+        let flow = definition(json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual", "name": "Start"},
+                {"id": "wait", "type": "flow.delay", "name": "Wait", "params": {"milliseconds": 60000}},
+                {"id": "after", "type": "data.set", "name": "After", "params": {"values": {"ok": true}}}
+            ],
+            "connections": [{"from": "start", "to": "wait"}, {"from": "wait", "to": "after"}]
+        }));
+        let suspended = engine(MockNodeEffects::new())
+            .run(&flow, json!({}), context(), &[], &NoSink)
+            .await;
+        let RunOutcome::Suspended { until } = suspended.outcome else {
+            panic!("expected a suspension, got {:?}", suspended.outcome);
+        };
+        let wait = &suspended.steps[1];
+        assert_eq!(until - wait.started_at, time::Duration::seconds(60));
+        assert_eq!(wait.finished_at, until);
+        assert_eq!(ids(suspended.unsaved()), ["start", "wait"]);
+
+        // Resumed after the wait: the delay is a completed step and is not waited again.
+        let resumed = engine(MockNodeEffects::new())
+            .run(&flow, json!({}), context(), &suspended.steps, &NoSink)
+            .await;
+        assert_eq!(resumed.outcome, RunOutcome::Succeeded(json!({"ok": true})));
+        assert_eq!(ids(resumed.unsaved()), ["after"]);
+
+        let mut effects = MockNodeEffects::new();
+        effects
+            .expect_delay()
+            .withf(|ms| *ms == 60000)
+            .times(1)
+            .return_const(());
+        let inline = EffectContext {
+            mode: RunMode::Inline,
+            ..context()
+        };
+        let waited = engine(effects)
+            .run(&flow, json!({}), inline, &[], &NoSink)
+            .await;
+        assert_eq!(waited.outcome, RunOutcome::Succeeded(json!({"ok": true})));
     }
 }

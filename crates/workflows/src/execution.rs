@@ -154,33 +154,61 @@ pub enum Lease {
     Lost,
 }
 
+/// How an execution ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finished {
+    pub status: ExecutionStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+}
+
+impl Finished {
+    /// Ended `status` for `reason`, with no output.
+    pub fn with_error(status: ExecutionStatus, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            output: None,
+            error: Some(reason.into()),
+        }
+    }
+}
+
 /// Executions and the queue.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ExecutionRepository: Send + Sync {
     /// Stores a new execution; a queued one wakes the workers.
     async fn create(&self, execution: &NewExecution) -> Result<(), StorageError>;
-    /// Appends a step (after every step already stored for the execution).
-    async fn record_step(
+    /// Appends steps (after every step already stored for the execution).
+    async fn record_steps(
         &self,
-        workspace: WorkspaceId,
         execution: ExecutionId,
-        step: &StepRecord,
+        steps: &[StepRecord],
     ) -> Result<(), StorageError>;
-    /// Puts a running execution back in the queue, due in `delay_seconds`.
+    /// Puts a running execution back in the queue, due in `delay_seconds`, storing
+    /// `steps` with it.
     async fn requeue(
         &self,
         execution: ExecutionId,
         delay_seconds: i64,
         error: &str,
+        steps: &[StepRecord],
     ) -> Result<(), StorageError>;
-    /// Ends an execution (only if it is not already finished).
+    /// Puts a running execution back in the queue until `until` (a long `flow.delay`),
+    /// storing `steps` with it; the wait does not count as an attempt.
+    async fn suspend(
+        &self,
+        execution: ExecutionId,
+        until: OffsetDateTime,
+        steps: &[StepRecord],
+    ) -> Result<(), StorageError>;
+    /// Ends an execution (only if it is not already finished), storing `steps` with it
+    /// in the same write.
     async fn finish(
         &self,
         execution: ExecutionId,
-        status: ExecutionStatus,
-        output: Option<Value>,
-        error: Option<String>,
+        outcome: Finished,
+        steps: &[StepRecord],
     ) -> Result<(), StorageError>;
     async fn find(
         &self,
@@ -218,10 +246,9 @@ pub trait ExecutionRepository: Send + Sync {
     ) -> Result<Lease, StorageError>;
 }
 
-/// Records steps of one execution through the repository, as they finish.
+/// Records checkpoints of one execution through the repository.
 pub struct RepositorySink {
     pub executions: Arc<dyn ExecutionRepository>,
-    pub workspace_id: WorkspaceId,
     pub execution_id: ExecutionId,
 }
 
@@ -235,9 +262,9 @@ impl fmt::Debug for RepositorySink {
 
 #[async_trait]
 impl StepSink for RepositorySink {
-    async fn record(&self, _position: usize, step: &StepRecord) -> Result<(), String> {
+    async fn record(&self, steps: &[StepRecord]) -> Result<(), String> {
         self.executions
-            .record_step(self.workspace_id, self.execution_id, step)
+            .record_steps(self.execution_id, steps)
             .await
             .map_err(|error| format!("{error}: {:?}", std::error::Error::source(&error)))
     }

@@ -9,9 +9,9 @@ use fluxolab_kernel::{
 use serde_json::Value;
 
 use crate::WorkflowError;
-use crate::engine::{EffectContext, Engine, RunOutcome};
+use crate::engine::{EffectContext, Engine, RunMode, RunOutcome, RunResult, StepRecord};
 use crate::execution::{
-    ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus,
+    ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus, Finished,
     NewExecution, RepositorySink, TriggerKind,
 };
 use crate::ports::WorkflowRepository;
@@ -21,6 +21,25 @@ pub struct ExecutionPorts {
     pub workflows: Arc<dyn WorkflowRepository>,
     pub executions: Arc<dyn ExecutionRepository>,
     pub engine: Arc<Engine>,
+    pub observer: Arc<dyn ExecutionObserver>,
+}
+
+/// Told what runs did, for metrics.
+pub trait ExecutionObserver: Send + Sync {
+    /// A node ran (resumed steps are not reported again).
+    fn step_finished(&self, node_type: &str, seconds: f64, failed: bool);
+    /// An execution reached `status` (`queued` again when it was retried later or
+    /// suspended by a delay).
+    fn execution_settled(&self, status: ExecutionStatus);
+}
+
+/// An observer that ignores everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Unobserved;
+
+impl ExecutionObserver for Unobserved {
+    fn step_finished(&self, _node_type: &str, _seconds: f64, _failed: bool) {}
+    fn execution_settled(&self, _status: ExecutionStatus) {}
 }
 
 impl std::fmt::Debug for ExecutionPorts {
@@ -84,8 +103,17 @@ impl ExecutionService {
                 retry_of: None,
             })
             .await?;
-        self.execute(id, workspace, &stored.definition, payload, &[])
-            .await?;
+        let result = self
+            .run(
+                id,
+                workspace,
+                RunMode::Inline,
+                &stored.definition,
+                payload,
+                &[],
+            )
+            .await;
+        self.settle(id, None, result).await?;
         self.get(principal, id).await
     }
 
@@ -198,7 +226,7 @@ impl ExecutionService {
 
     /// Runs a claimed execution (the worker's job), resuming after the steps an earlier
     /// attempt completed. A retryable failure goes back to the queue with exponential
-    /// backoff until `max_attempts`; then it ends `failed`.
+    /// backoff until `max_attempts`, then it ends `failed`; a long delay suspends it.
     pub async fn process(
         &self,
         claimed: ClaimedExecution,
@@ -208,55 +236,60 @@ impl ExecutionService {
             .run(
                 execution.id,
                 execution.workspace_id,
+                RunMode::Queued,
                 &claimed.definition,
                 execution.input,
                 &claimed.completed,
             )
             .await;
-        match result.outcome {
-            RunOutcome::Failed {
-                error,
-                retryable: true,
-                ..
-            } if execution.attempt < execution.max_attempts => {
-                let delay = 1_i64 << execution.attempt.clamp(0, 16);
-                self.ports
-                    .executions
-                    .requeue(execution.id, delay, &error)
-                    .await?;
-                Ok(ExecutionStatus::Queued)
+        let retry = (execution.attempt < execution.max_attempts).then_some(execution.attempt);
+        self.settle(execution.id, retry, result).await
+    }
+
+    /// Stores how a run ended together with its unsaved steps, in one write. A
+    /// retryable failure of attempt `retry` (when another is allowed) goes back to the
+    /// queue, due after 2^attempt seconds.
+    async fn settle(
+        &self,
+        id: ExecutionId,
+        retry: Option<i32>,
+        result: RunResult,
+    ) -> Result<ExecutionStatus, WorkflowError> {
+        let executions = &self.ports.executions;
+        let unsaved = result.unsaved();
+        let status = match (&result.outcome, retry) {
+            (RunOutcome::Suspended { until }, _) => {
+                executions.suspend(id, *until, unsaved).await?;
+                ExecutionStatus::Queued
             }
-            outcome => self.finish(execution.id, outcome).await,
-        }
-    }
-
-    async fn execute(
-        &self,
-        id: ExecutionId,
-        workspace: fluxolab_kernel::WorkspaceId,
-        definition: &crate::Definition,
-        payload: Value,
-        completed: &[crate::engine::StepRecord],
-    ) -> Result<ExecutionStatus, WorkflowError> {
-        let result = self
-            .run(id, workspace, definition, payload, completed)
-            .await;
-        self.finish(id, result.outcome).await
-    }
-
-    async fn finish(
-        &self,
-        id: ExecutionId,
-        outcome: RunOutcome,
-    ) -> Result<ExecutionStatus, WorkflowError> {
-        let (status, output, error) = match outcome {
-            RunOutcome::Succeeded(output) => (ExecutionStatus::Succeeded, Some(output), None),
-            RunOutcome::Failed { error, .. } => (ExecutionStatus::Failed, None, Some(error)),
+            (
+                RunOutcome::Failed {
+                    error,
+                    retryable: true,
+                    ..
+                },
+                Some(attempt),
+            ) => {
+                let delay = 1_i64 << attempt.clamp(0, 16);
+                executions.requeue(id, delay, error, unsaved).await?;
+                ExecutionStatus::Queued
+            }
+            (RunOutcome::Failed { error, .. }, _) => {
+                let finished = Finished::with_error(ExecutionStatus::Failed, error.clone());
+                executions.finish(id, finished, unsaved).await?;
+                ExecutionStatus::Failed
+            }
+            (RunOutcome::Succeeded(output), _) => {
+                let finished = Finished {
+                    status: ExecutionStatus::Succeeded,
+                    output: Some(output.clone()),
+                    error: None,
+                };
+                executions.finish(id, finished, unsaved).await?;
+                ExecutionStatus::Succeeded
+            }
         };
-        self.ports
-            .executions
-            .finish(id, status, output, error)
-            .await?;
+        self.ports.observer.execution_settled(status);
         Ok(status)
     }
 
@@ -264,22 +297,36 @@ impl ExecutionService {
         &self,
         id: ExecutionId,
         workspace: fluxolab_kernel::WorkspaceId,
+        mode: RunMode,
         definition: &crate::Definition,
         payload: Value,
-        completed: &[crate::engine::StepRecord],
-    ) -> crate::engine::RunResult {
+        completed: &[StepRecord],
+    ) -> RunResult {
         let sink = RepositorySink {
             executions: self.ports.executions.clone(),
-            workspace_id: workspace,
             execution_id: id,
         };
         let context = EffectContext {
             workspace_id: workspace,
             execution_id: id,
+            mode,
         };
-        self.ports
+        let result = self
+            .ports
             .engine
             .run(definition, payload, context, completed, &sink)
-            .await
+            .await;
+        let resumed = |step: &StepRecord| {
+            completed
+                .iter()
+                .any(|done| done.node_id == step.node_id && done.error.is_none())
+        };
+        for step in result.steps.iter().filter(|step| !resumed(step)) {
+            let seconds = (step.finished_at - step.started_at).as_seconds_f64();
+            self.ports
+                .observer
+                .step_finished(&step.node_type, seconds, step.error.is_some());
+        }
+        result
     }
 }

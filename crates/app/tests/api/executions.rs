@@ -156,6 +156,19 @@ async fn three_nodes_run_inline_and_through_the_queue() -> TestResult {
     .await?;
     assert_eq!(status, 422);
 
+    // Every run settled through this process is counted, and its steps timed.
+    let metrics = app.get("/metrics").await?.text().await?;
+    assert!(
+        metrics.contains(r#"executions_settled_total{status="succeeded"} 3"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"execution_step_duration_seconds_count{node_type="data.set",outcome="succeeded"} 3"#
+        ),
+        "{metrics}"
+    );
+
     let outsider = app.signed_up("peeker@example.com").await?;
     for (method, path) in [
         (Method::GET, format!("/api/executions/{execution}")),
@@ -384,17 +397,33 @@ async fn email_send_delivers_the_templated_message() -> TestResult {
     Ok(())
 }
 
+/// A TCP server that accepts connections and never answers: a node calling it stays
+/// running until its own timeout.
+async fn silent_server() -> Result<String, Error> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/slow", listener.local_addr()?);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    Ok(url)
+}
+
 #[tokio::test]
 async fn a_running_execution_is_cancelled_on_request() -> TestResult {
     let app = TestApp::spawn_with(&[("EXECUTION_LEASE_SECONDS", "3")]).await?;
     let owner = app.signed_up("stopper@example.com").await?;
+    allow_internal_targets(&app).await?;
+    let slow = silent_server().await?;
     let id = workflow(&app, &owner, json!({
         "nodes": [
             {"id": "start", "type": "trigger.manual", "name": "Start"},
-            {"id": "wait", "type": "flow.delay", "name": "Wait", "params": {"milliseconds": 60000}},
+            {"id": "call", "type": "http.request", "name": "Call", "params": {"method": "GET", "url": slow, "timeout_ms": 60000}},
             {"id": "after", "type": "data.set", "name": "After", "params": {"values": {"ran": true}}}
         ],
-        "connections": [{"from": "start", "to": "wait"}, {"from": "wait", "to": "after"}]
+        "connections": [{"from": "start", "to": "call"}, {"from": "call", "to": "after"}]
     })).await?;
     call(
         &app,
@@ -449,5 +478,93 @@ async fn a_running_execution_is_cancelled_on_request() -> TestResult {
         .filter_map(|s| s["node_id"].as_str())
         .collect();
     assert_eq!(ran, ["start"], "nothing after the cancellation ran");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_long_delay_frees_its_worker_and_resumes_after_the_wait() -> TestResult {
+    // One execution slot: a run waiting in a delay must not block the next one.
+    let app = TestApp::spawn_with(&[("WORKERS", "1")]).await?;
+    let owner = app.signed_up("patient@example.com").await?;
+    let waiting = workflow(&app, &owner, json!({
+        "nodes": [
+            {"id": "start", "type": "trigger.manual", "name": "Start"},
+            {"id": "wait", "type": "flow.delay", "name": "Wait", "params": {"milliseconds": 3000}},
+            {"id": "after", "type": "data.set", "name": "After", "params": {"values": {"waited": "{{ nodes.wait.output.waited_ms }}"}}}
+        ],
+        "connections": [{"from": "start", "to": "wait"}, {"from": "wait", "to": "after"}]
+    })).await?;
+    let quick = workflow(&app, &owner, three_nodes()).await?;
+    let mut executions = Vec::new();
+    for id in [&waiting, &quick] {
+        call(
+            &app,
+            &owner,
+            Method::POST,
+            &format!("/api/workflows/{id}/activate"),
+            &json!({"version": 1}),
+        )
+        .await?;
+        let (status, queued) = call(
+            &app,
+            &owner,
+            Method::POST,
+            &format!("/api/workflows/{id}/run"),
+            &json!({"payload": {"a": 1, "b": 2, "name": "Q"}}),
+        )
+        .await?;
+        assert_eq!(status, 202, "{queued}");
+        executions.push(
+            queued["execution_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    let quick_done = wait_finished(&app, &owner, &executions[1]).await?;
+    assert_eq!(quick_done["status"], "succeeded", "{quick_done}");
+    let (_, paused) = call(
+        &app,
+        &owner,
+        Method::GET,
+        &format!("/api/executions/{}", executions[0]),
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(
+        paused["status"], "queued",
+        "the delayed run waits in the queue, not in a worker: {paused}"
+    );
+
+    let resumed = wait_finished(&app, &owner, &executions[0]).await?;
+    assert_eq!(resumed["status"], "succeeded", "{resumed}");
+    assert_eq!(resumed["output"], json!({"waited": 3000}));
+    assert_eq!(
+        resumed["attempt"], 1,
+        "the wait is not an attempt: {resumed}"
+    );
+    let ran: Vec<&str> = resumed["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|step| step["node_id"].as_str())
+        .collect();
+    assert_eq!(ran, ["start", "wait", "after"], "each node once");
+    let started = time::OffsetDateTime::parse(
+        resumed["steps"][1]["started_at"]
+            .as_str()
+            .unwrap_or_default(),
+        &time::format_description::well_known::Rfc3339,
+    )?;
+    let after = time::OffsetDateTime::parse(
+        resumed["steps"][2]["started_at"]
+            .as_str()
+            .unwrap_or_default(),
+        &time::format_description::well_known::Rfc3339,
+    )?;
+    assert!(
+        after - started >= time::Duration::seconds(3),
+        "the next node ran only after the wait"
+    );
     Ok(())
 }

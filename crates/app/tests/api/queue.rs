@@ -175,8 +175,12 @@ async fn four_workers_never_run_the_same_execution_twice() -> TestResult {
         pool_size: 24,
         ..settings.database.clone()
     })?;
-    let services =
-        fluxolab_app::startup::services(&pool, &settings, Arc::new(fluxolab_kernel::SystemClock))?;
+    let services = fluxolab_app::startup::services(
+        &pool,
+        &settings,
+        Arc::new(fluxolab_kernel::SystemClock),
+        Arc::new(fluxolab_workflows::execution_service::Unobserved),
+    )?;
     let workers: Vec<WorkerPool> = (0..4)
         .map(|_| {
             WorkerPool::start(
