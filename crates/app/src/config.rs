@@ -29,6 +29,22 @@ pub struct Settings {
     pub body_limit_bytes: usize,
     pub shutdown_timeout: Duration,
     pub telemetry: fluxolab_telemetry::TelemetrySettings,
+    pub webhooks: WebhookSettings,
+}
+
+/// How the webhook intake behaves.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    /// `WEBHOOK_MAX_BODY_BYTES`: the largest delivery accepted (413 above it).
+    pub max_body_bytes: usize,
+    /// `WEBHOOK_REJECTED_PER_MINUTE`: rejected deliveries stored per registration per
+    /// minute (the rest are only counted in metrics).
+    pub rejected_per_minute: u32,
+    /// `WEBHOOK_RESPONSE_TIMEOUT_SECONDS`: how long a `respond_node` registration waits.
+    pub response_timeout: Duration,
+    /// `PUBLIC_BASE_URL`: the base of intake URLs shown in responses; when unset, the
+    /// scheme and host each request came in on.
+    pub public_base_url: Option<String>,
 }
 
 /// What the database-only commands (`migrate`, `seed`) need.
@@ -255,6 +271,32 @@ impl DatabaseSettings {
     }
 }
 
+impl<F: Fn(&str) -> Option<String>> Reader<F> {
+    fn webhooks(&mut self) -> WebhookSettings {
+        let max_body = self.number(
+            "WEBHOOK_MAX_BODY_BYTES",
+            1024 * 1024,
+            1024..=64 * 1024 * 1024,
+        );
+        let rejected = self.number("WEBHOOK_REJECTED_PER_MINUTE", 60, 0..=100_000);
+        let timeout = self.number("WEBHOOK_RESPONSE_TIMEOUT_SECONDS", 10, 1..=300);
+        let public_base_url = self.parsed("PUBLIC_BASE_URL", None, |raw| match Url::parse(raw) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Ok(Some(raw.trim_end_matches('/').to_owned()))
+            }
+            _ => Err(format!(
+                "must be an http(s) URL such as https://hooks.example.com, not `{raw}`"
+            )),
+        });
+        WebhookSettings {
+            max_body_bytes: usize::try_from(max_body).unwrap_or(1024 * 1024),
+            rejected_per_minute: u32::try_from(rejected).unwrap_or(60),
+            response_timeout: Duration::from_secs(timeout),
+            public_base_url,
+        }
+    }
+}
+
 impl Settings {
     /// Reads and validates every variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
@@ -286,6 +328,7 @@ impl Settings {
         );
         let shutdown = reader.number("SHUTDOWN_TIMEOUT_SECONDS", 30, 1..=600);
         let telemetry = reader.telemetry();
+        let webhooks = reader.webhooks();
 
         let settings = match (database, app_secret) {
             (Some(database), Some(app_secret)) => {
@@ -307,6 +350,7 @@ impl Settings {
                     body_limit_bytes: usize::try_from(body_limit).unwrap_or(1024 * 1024),
                     shutdown_timeout: Duration::from_secs(shutdown),
                     telemetry,
+                    webhooks,
                 })
             }
             _ => None,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use fluxolab_credentials::{VaultPorts, VaultService};
+use fluxolab_http::intake::IntakeLimits;
 use fluxolab_http::{ApiState, HttpMetrics, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
 use fluxolab_kernel::{Clock, SystemClock};
@@ -15,9 +16,11 @@ use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::pool::PoolBuildError;
 use fluxolab_postgres::unit_of_work::PgUnits;
 use fluxolab_postgres::vault::PgVault;
+use fluxolab_postgres::webhooks::PgWebhooks;
 use fluxolab_postgres::workflows::PgWorkflows;
 use fluxolab_postgres::workspaces::PgWorkspaces;
 use fluxolab_postgres::{DbPool, PoolSettings, StoreError, connect_pool, migrations};
+use fluxolab_webhooks::{Intake, IntakeSettings, WebhookPorts, WebhookService};
 use fluxolab_workflows::engine::Engine;
 use fluxolab_workflows::execution::ExecutionRepository;
 use fluxolab_workflows::execution_service::{ExecutionObserver, ExecutionPorts, ExecutionService};
@@ -119,7 +122,7 @@ pub fn services(
             credentials: vault_service.clone(),
             network: Arc::new(PgVault::new(pool.clone())),
         }),
-        clock,
+        clock.clone(),
     );
     let execution_service = ExecutionService::new(ExecutionPorts {
         workflows: Arc::new(workflows.clone()),
@@ -127,12 +130,35 @@ pub fn services(
         engine: Arc::new(engine),
         observer,
     });
+    let webhooks = Arc::new(PgWebhooks::new(pool.clone()));
     let workflow_service = WorkflowService::new(WorkflowPorts {
         units: units.clone(),
         workflows: Arc::new(workflows.clone()),
         credentials: Arc::new(workflows),
+        webhooks: webhooks.clone(),
         audit: audit.clone(),
     });
+    let intake = Arc::new(Intake::new(
+        webhooks.clone(),
+        webhooks.clone(),
+        vault_service.clone(),
+        clock.clone(),
+        IntakeSettings {
+            rejected_per_minute: settings.webhooks.rejected_per_minute,
+        },
+    ));
+    let webhook_service = WebhookService::new(
+        WebhookPorts {
+            units: units.clone(),
+            registrations: webhooks.clone(),
+            events: webhooks.clone(),
+            conversations: webhooks.clone(),
+            secrets: vault_service.clone(),
+            audit: audit.clone(),
+            clock,
+        },
+        intake.clone(),
+    );
     let workspace_service = WorkspaceService::new(WorkspacePorts {
         units,
         workspaces: workspaces.clone(),
@@ -147,6 +173,14 @@ pub fn services(
         workflows: Arc::new(workflow_service),
         executions: Arc::new(execution_service),
         queue: executions,
+        webhooks: Arc::new(webhook_service),
+        intake,
+        intake_limits: IntakeLimits {
+            max_body_bytes: settings.webhooks.max_body_bytes,
+            respond_timeout: settings.webhooks.response_timeout,
+        },
+        overview: webhooks,
+        public_base_url: settings.webhooks.public_base_url.clone(),
     })
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fluxolab_kernel::{
     Actor, AuditEvent, AuditLog, Clock, ExecutionId, Forbidden, Page, PageRequest, Permission,
-    Principal, StorageError, UnitOfWorkFactory, ValidationErrors, WorkspaceId,
+    Principal, StorageError, UnitOfWorkFactory, Uow, ValidationErrors, WorkspaceId,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -280,6 +280,41 @@ impl VaultService {
             )
             .await?;
         unit.commit().await?;
+        Ok(record)
+    }
+
+    /// Seals `secrets` as a new credential of `kind` inside `unit` (the caller commits),
+    /// for secrets other features own, such as webhook signing secrets. No permission
+    /// check: the calling use case has made its own.
+    pub async fn create_in(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        name: &str,
+        kind: CredentialKind,
+        secrets: Map<String, Value>,
+        created_by: Option<Uuid>,
+    ) -> Result<CredentialRecord, VaultError> {
+        let (stored_key, key) = self.active_key(workspace).await?;
+        let id = Uuid::now_v7();
+        let now = self.ports.clock.now();
+        let record = CredentialRecord {
+            id,
+            workspace_id: workspace,
+            name: name.to_owned(),
+            kind,
+            public: Map::new(),
+            sealed: Self::seal(&key, workspace, id, &secrets)?,
+            data_key_id: stored_key.id,
+            key_version: stored_key.version,
+            hints: hints_of(&secrets),
+            created_at: now,
+            updated_at: now,
+        };
+        self.ports
+            .credentials
+            .insert(unit, &record, created_by)
+            .await?;
         Ok(record)
     }
 

@@ -34,6 +34,14 @@ pub struct Services {
     pub executions: Arc<ExecutionService>,
     /// The queue, for the workers that run beside the API.
     pub queue: Arc<dyn ExecutionRepository>,
+    pub webhooks: Arc<fluxolab_webhooks::WebhookService>,
+    /// The public webhook intake's hot path.
+    pub intake: Arc<fluxolab_webhooks::Intake>,
+    pub intake_limits: crate::intake::IntakeLimits,
+    pub overview: Arc<dyn fluxolab_webhooks::overview::OverviewSource>,
+    /// The base of intake URLs in responses (`PUBLIC_BASE_URL`); `None`: the scheme
+    /// and host of each request.
+    pub public_base_url: Option<String>,
 }
 
 impl std::fmt::Debug for Services {

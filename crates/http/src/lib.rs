@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+pub mod conversations;
 pub mod credentials;
 pub mod errors;
 pub mod executions;
 pub mod extract;
+pub mod intake;
 pub mod json;
 pub mod metrics;
 pub mod observe;
@@ -14,6 +16,7 @@ pub mod probe;
 pub mod problem;
 pub mod server;
 pub mod users;
+pub mod webhooks;
 pub mod workflows;
 pub mod workspaces;
 

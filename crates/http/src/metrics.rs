@@ -29,6 +29,12 @@ struct ExecutionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    verdict: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StepLabels {
     node_type: String,
     outcome: &'static str,
@@ -54,6 +60,7 @@ pub struct HttpMetrics {
     lag: Gauge<f64, std::sync::atomic::AtomicU64>,
     executions: Family<ExecutionLabels, Counter>,
     steps: Family<StepLabels, Histogram>,
+    webhook_events: Family<WebhookLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -130,8 +137,15 @@ impl HttpMetrics {
             "Time nodes took to run, by node type and outcome",
             steps.clone(),
         );
+        let webhook_events = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhook_events",
+            "Webhook deliveries, by verdict and (for rejections) reason, including rejections not stored",
+            webhook_events.clone(),
+        );
         Self {
             registry,
+            webhook_events,
             executions,
             steps,
             requests,
@@ -149,6 +163,16 @@ impl HttpMetrics {
     pub fn observe_request(&self, labels: &RequestLabels, seconds: f64) {
         self.durations.get_or_create(labels).observe(seconds);
         self.requests.get_or_create(labels).inc();
+    }
+
+    /// Counts one webhook delivery.
+    pub fn observe_webhook(&self, verdict: &str, reason: Option<&str>) {
+        self.webhook_events
+            .get_or_create(&WebhookLabels {
+                verdict: verdict.to_owned(),
+                reason: reason.unwrap_or_default().to_owned(),
+            })
+            .inc();
     }
 
     /// Renders every metric in the text exposition format, with the pool and the queue

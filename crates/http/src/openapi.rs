@@ -10,7 +10,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{auth, credentials, executions, ops, problem, users, workflows, workspaces};
+use crate::{
+    auth, conversations, credentials, executions, intake, ops, problem, users, webhooks, workflows,
+    workspaces,
+};
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
 struct BearerScheme;
@@ -48,6 +51,9 @@ impl Modify for BearerScheme {
         (name = "workflows", description = "Workflows, versions and the node registry"),
         (name = "executions", description = "Running workflows: inline tests, the queue, executions and their steps"),
         (name = "credentials", description = "The encrypted credentials vault of the active workspace"),
+        (name = "webhooks", description = "Webhook registrations, their events and replays"),
+        (name = "webhook intake", description = "The public intake senders call (no bearer token: the URL and the signature authenticate)"),
+        (name = "conversations", description = "WhatsApp conversations and the workspace overview"),
     )
 )]
 struct ApiDoc;
@@ -108,7 +114,23 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(executions::list_executions)
         .service(executions::get_execution)
         .service(executions::retry_execution)
-        .service(executions::cancel_execution);
+        .service(executions::cancel_execution)
+        .service(intake::handshake)
+        .service(intake::deliver)
+        .service(webhooks::list_webhooks)
+        .service(webhooks::create_webhook)
+        .service(webhooks::get_webhook)
+        .service(webhooks::update_webhook)
+        .service(webhooks::delete_webhook)
+        .service(webhooks::list_webhook_events)
+        .service(webhooks::get_webhook_event)
+        .service(webhooks::replay_webhook_event)
+        .service(webhooks::list_workspace_events)
+        .service(webhooks::get_workspace_event)
+        .service(webhooks::replay_workspace_event)
+        .service(conversations::list_conversations)
+        .service(conversations::list_messages)
+        .service(conversations::workspace_overview);
 }
 
 /// The OpenAPI document of every route in [`routes`].

@@ -26,3 +26,10 @@ pub fn is_unique_violation(error: &diesel::result::Error, constraint: &str) -> b
             if info.constraint_name() == Some(constraint)
     )
 }
+
+/// Any adapter error as the domain's storage error.
+pub(crate) fn storage(
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> fluxolab_kernel::StorageError {
+    fluxolab_kernel::StorageError::new(error)
+}

@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbPool;
+use crate::error::storage;
 use crate::pool::pooled;
 use crate::schema::{execution_steps, executions, workflow_versions};
 
@@ -75,10 +76,6 @@ impl PgExecutions {
             }
         }
     }
-}
-
-fn storage(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
-    StorageError::new(error)
 }
 
 type ExecutionRow = (

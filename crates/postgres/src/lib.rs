@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod activity_log;
+pub mod conversations;
 pub mod error;
 pub mod executions;
 pub mod migrations;
@@ -13,6 +14,7 @@ pub mod seed;
 pub mod test_db;
 pub mod unit_of_work;
 pub mod vault;
+pub mod webhooks;
 pub mod workflows;
 pub mod workspaces;
 

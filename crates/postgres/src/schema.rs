@@ -263,6 +263,75 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_registrations (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        provider -> Text,
+        public_id -> Text,
+        verify_token_hash -> Nullable<Text>,
+        signing_credential_id -> Nullable<Uuid>,
+        workflow_id -> Nullable<Uuid>,
+        last_workflow_id -> Nullable<Uuid>,
+        response_mode -> Text,
+        enabled -> Bool,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        registration_id -> Uuid,
+        verdict -> Text,
+        reason -> Nullable<Text>,
+        body_digest -> Text,
+        headers -> Jsonb,
+        body -> Bytea,
+        payload -> Nullable<Jsonb>,
+        execution_id -> Nullable<Uuid>,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        wa_id -> Text,
+        name -> Nullable<Text>,
+        phone_number_id -> Nullable<Text>,
+        status -> Text,
+        message_count -> Int4,
+        unread_count -> Int4,
+        last_message_at -> Nullable<Timestamptz>,
+        last_message_preview -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        conversation_id -> Uuid,
+        message_id -> Text,
+        direction -> Text,
+        message_type -> Text,
+        body -> Nullable<Text>,
+        payload -> Jsonb,
+        status -> Nullable<Text>,
+        sent_at -> Timestamptz,
+        event_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(activities -> workspaces (workspace_id));
 diesel::joinable!(execution_steps -> executions (execution_id));
 diesel::joinable!(workflow_versions -> workflows (workflow_id));
@@ -282,6 +351,10 @@ diesel::joinable!(workspace_members -> workspaces (workspace_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     activities,
+    conversations,
+    messages,
+    webhook_events,
+    webhook_registrations,
     credentials,
     execution_steps,
     executions,

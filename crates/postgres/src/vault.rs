@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::DbPool;
 use crate::error::is_unique_violation;
+use crate::error::storage;
 use crate::pool::pooled;
 use crate::schema::{credentials, workspace_data_keys};
 use crate::unit_of_work::connection_of;
@@ -35,10 +36,6 @@ impl PgVault {
     pub fn new(pool: DbPool) -> Self {
         Self { pool }
     }
-}
-
-fn storage(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
-    StorageError::new(error)
 }
 
 type KeyRow = (Uuid, Uuid, i32, Vec<u8>, String);

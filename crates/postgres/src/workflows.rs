@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbPool;
+use crate::error::storage;
 use crate::pool::pooled;
 use crate::schema::{credentials, workflow_versions, workflows};
 use crate::unit_of_work::connection_of;
@@ -37,10 +38,6 @@ impl PgWorkflows {
     pub fn new(pool: DbPool) -> Self {
         Self { pool }
     }
-}
-
-fn storage(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
-    StorageError::new(error)
 }
 
 #[derive(QueryableByName)]

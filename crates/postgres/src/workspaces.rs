@@ -26,6 +26,7 @@ use fluxolab_credentials::envelope::{DataKey, MasterKeys};
 use crate::DbPool;
 use crate::activity_log::ActivityRow;
 use crate::error::is_unique_violation;
+use crate::error::storage;
 use crate::pool::pooled;
 use crate::schema::{
     activities, permissions, plans, profile_permissions, profiles, subscriptions, users,
@@ -50,10 +51,6 @@ impl std::fmt::Debug for PgWorkspaces {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgWorkspaces").finish_non_exhaustive()
     }
-}
-
-fn storage(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
-    StorageError::new(error)
 }
 
 fn role_of(code: &str) -> Result<Role, StorageError> {

@@ -1,5 +1,14 @@
 #![doc = include_str!("../README.md")]
 
+pub mod intake;
+pub mod model;
+pub mod overview;
+pub mod ports;
+pub mod secrets;
+pub mod service;
 pub mod signature;
+pub mod whatsapp;
 
+pub use intake::{Delivery, Intake, IntakeError, IntakeSettings, Received};
+pub use service::{WebhookError, WebhookPorts, WebhookService};
 pub use signature::{SignatureVerdict, verify_hub_signature};

@@ -195,9 +195,10 @@ enum NodeRun {
 
 type NodeResult = Result<NodeRun, NodeFailure>;
 
-/// Whether a node type acts on the world (its step is checkpointed around it).
+/// Whether a node type acts on the world (its step is checkpointed around it). A
+/// `webhook.respond` counts: its step is the answer a waiting sender is given.
 fn has_side_effect(node_type: &str) -> bool {
-    matches!(node_type, "http.request" | "email.send")
+    matches!(node_type, "http.request" | "email.send" | "webhook.respond")
 }
 
 /// The steps of a run in progress, and how many of them are stored.

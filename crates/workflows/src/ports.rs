@@ -83,3 +83,26 @@ pub trait CredentialCatalog: Send + Sync {
         ids: &[Uuid],
     ) -> Result<HashMap<Uuid, CredentialKind>, StorageError>;
 }
+
+/// Webhook registrations as workflow activation sees them: a workflow started by
+/// `trigger.webhook` gets one bound when activated, and loses it when deactivated.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WebhookBindings: Send + Sync {
+    /// Makes sure a registration is bound to `workflow`: one already bound stays, one
+    /// unbound at its last deactivation is bound again, else a new one is created.
+    async fn bind(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        workflow: WorkflowId,
+        created_by: Option<UserId>,
+    ) -> Result<(), StorageError>;
+    /// Unbinds every registration bound to `workflow` (each remembers it).
+    async fn unbind(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        workflow: WorkflowId,
+    ) -> Result<(), StorageError>;
+}

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::Definition;
 use crate::model::{NewWorkflow, Version, Workflow};
-use crate::ports::{CredentialCatalog, WorkflowRepository};
+use crate::ports::{CredentialCatalog, WebhookBindings, WorkflowRepository};
 use crate::validate::validate;
 
 /// Why a workflow operation failed.
@@ -37,6 +37,7 @@ pub struct WorkflowPorts {
     pub units: Arc<dyn UnitOfWorkFactory>,
     pub workflows: Arc<dyn WorkflowRepository>,
     pub credentials: Arc<dyn CredentialCatalog>,
+    pub webhooks: Arc<dyn WebhookBindings>,
     pub audit: Arc<dyn AuditLog>,
 }
 
@@ -337,6 +338,7 @@ impl WorkflowService {
     ) -> Result<Workflow, WorkflowError> {
         principal.require(Permission::WorkflowsWrite)?;
         let workflow = self.get(principal, id).await?;
+        let mut webhook_triggered = false;
         if let Some(number) = version {
             if workflow.archived_at.is_some() {
                 return Err(invalid("workflow", "is archived"));
@@ -349,12 +351,29 @@ impl WorkflowService {
                 .ok_or_else(|| invalid("version", format!("version {number} does not exist")))?;
             // Credentials may have changed since the version was saved.
             self.check(principal, &stored.definition).await?;
+            webhook_triggered = stored
+                .definition
+                .nodes
+                .iter()
+                .any(|node| node.node_type == "trigger.webhook");
         }
+        let workspace = principal.workspace_id();
         let mut unit = self.ports.units.begin().await?;
         self.ports
             .workflows
-            .set_active(unit.as_mut(), principal.workspace_id(), id, version)
+            .set_active(unit.as_mut(), workspace, id, version)
             .await?;
+        if webhook_triggered {
+            self.ports
+                .webhooks
+                .bind(unit.as_mut(), workspace, id, user_of(principal))
+                .await?;
+        } else if version.is_none() {
+            self.ports
+                .webhooks
+                .unbind(unit.as_mut(), workspace, id)
+                .await?;
+        }
         let action = if version.is_some() {
             "workflow.activated"
         } else {

@@ -13,6 +13,7 @@ mod otlp;
 mod provisioning;
 mod queue;
 mod users;
+mod webhooks;
 mod workflows;
 mod workspaces;
 

@@ -1,0 +1,366 @@
+//! WhatsApp conversations and messages (written by the intake's statement), and the
+//! workspace overview, read in one pipelined round trip.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use fluxolab_kernel::{Page, PageRequest, StorageError, WorkspaceId};
+use fluxolab_webhooks::model::{Conversation, Message};
+use fluxolab_webhooks::overview::{
+    ActivityLine, LATEST_ACTIVITIES, LATEST_EVENTS, Overview, OverviewCounts, OverviewSource,
+    RECENT_CONVERSATIONS,
+};
+use fluxolab_webhooks::ports::ConversationRepository;
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::storage;
+use crate::pool::pooled;
+use crate::schema::{
+    activities, conversations, credentials, executions, messages, webhook_events, workflows,
+    workspace_members,
+};
+use crate::webhooks::{PgWebhooks, event, event_columns};
+
+type ConversationRow = (
+    Uuid,
+    Uuid,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i32,
+    i32,
+    Option<OffsetDateTime>,
+    Option<String>,
+    OffsetDateTime,
+    OffsetDateTime,
+);
+
+macro_rules! conversation_columns {
+    () => {
+        (
+            conversations::id,
+            conversations::workspace_id,
+            conversations::wa_id,
+            conversations::name,
+            conversations::phone_number_id,
+            conversations::status,
+            conversations::message_count,
+            conversations::unread_count,
+            conversations::last_message_at,
+            conversations::last_message_preview,
+            conversations::created_at,
+            conversations::updated_at,
+        )
+    };
+}
+
+fn conversation(row: ConversationRow) -> Conversation {
+    let (
+        id,
+        workspace,
+        wa_id,
+        name,
+        phone_number_id,
+        status,
+        message_count,
+        unread_count,
+        last_message_at,
+        last_message_preview,
+        created_at,
+        updated_at,
+    ) = row;
+    Conversation {
+        id,
+        workspace_id: WorkspaceId::from_uuid(workspace),
+        wa_id,
+        name,
+        phone_number_id,
+        status,
+        message_count,
+        unread_count,
+        last_message_at,
+        last_message_preview,
+        created_at,
+        updated_at,
+    }
+}
+
+/// The conversation list's order: most recent message first, never-messaged last.
+fn conversation_cursor(conversation: &Conversation) -> fluxolab_kernel::Cursor {
+    fluxolab_kernel::Cursor {
+        created_at: conversation
+            .last_message_at
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        id: conversation.id,
+    }
+}
+
+type MessageRow = (
+    Uuid,
+    Uuid,
+    String,
+    String,
+    String,
+    Option<String>,
+    Value,
+    Option<String>,
+    OffsetDateTime,
+    OffsetDateTime,
+);
+
+#[async_trait]
+impl ConversationRepository for PgWebhooks {
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>, StorageError> {
+        let mut connection = pooled(self.pool()).await?;
+        let last = diesel::dsl::sql::<diesel::sql_types::Timestamptz>(
+            "coalesce(conversations.last_message_at, 'epoch'::timestamptz)",
+        );
+        let mut query = conversations::table
+            .filter(conversations::workspace_id.eq(workspace.as_uuid()))
+            .select(conversation_columns!())
+            .order((last.clone().desc(), conversations::id.desc()))
+            .limit(page.fetch_limit())
+            .into_boxed();
+        if let Some(after) = page.after() {
+            query = query.filter(
+                last.clone().lt(after.created_at).or(last
+                    .eq(after.created_at)
+                    .and(conversations::id.lt(after.id))),
+            );
+        }
+        let rows: Vec<ConversationRow> = query.load(&mut connection).await.map_err(storage)?;
+        Ok(Page::from_rows(
+            rows.into_iter().map(conversation).collect(),
+            page,
+            conversation_cursor,
+        ))
+    }
+
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<Option<Conversation>, StorageError> {
+        let mut connection = pooled(self.pool()).await?;
+        let row: Option<ConversationRow> = conversations::table
+            .filter(conversations::workspace_id.eq(workspace.as_uuid()))
+            .filter(conversations::id.eq(id))
+            .select(conversation_columns!())
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(storage)?;
+        Ok(row.map(conversation))
+    }
+
+    async fn messages(
+        &self,
+        workspace: WorkspaceId,
+        conversation: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<Message>, StorageError> {
+        let mut connection = pooled(self.pool()).await?;
+        let mut query = messages::table
+            .filter(messages::workspace_id.eq(workspace.as_uuid()))
+            .filter(messages::conversation_id.eq(conversation))
+            .select((
+                messages::id,
+                messages::conversation_id,
+                messages::message_id,
+                messages::direction,
+                messages::message_type,
+                messages::body,
+                messages::payload,
+                messages::status,
+                messages::sent_at,
+                messages::created_at,
+            ))
+            .order((messages::sent_at.desc(), messages::id.desc()))
+            .limit(page.fetch_limit())
+            .into_boxed();
+        if let Some(after) = page.after() {
+            query = query.filter(
+                messages::sent_at.lt(after.created_at).or(messages::sent_at
+                    .eq(after.created_at)
+                    .and(messages::id.lt(after.id))),
+            );
+        }
+        let rows: Vec<MessageRow> = query.load(&mut connection).await.map_err(storage)?;
+        let items = rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    conversation_id,
+                    message_id,
+                    direction,
+                    message_type,
+                    body,
+                    payload,
+                    status,
+                    sent_at,
+                    created_at,
+                )| Message {
+                    id,
+                    conversation_id,
+                    message_id,
+                    direction,
+                    message_type,
+                    body,
+                    payload,
+                    status,
+                    sent_at,
+                    created_at,
+                },
+            )
+            .collect();
+        Ok(Page::from_rows(items, page, Message::cursor))
+    }
+}
+
+type ActivityRow = (
+    Uuid,
+    String,
+    Option<Uuid>,
+    Option<String>,
+    Option<String>,
+    Value,
+    OffsetDateTime,
+);
+
+#[async_trait]
+impl OverviewSource for PgWebhooks {
+    async fn overview(
+        &self,
+        workspace: WorkspaceId,
+        now: OffsetDateTime,
+    ) -> Result<Overview, StorageError> {
+        let id = workspace.as_uuid();
+        let since = now - time::Duration::hours(24);
+        let connection = pooled(self.pool()).await?;
+        // Pipelined: `&AsyncPgConnection` runs queries concurrently on one connection.
+        let shared: &diesel_async::AsyncPgConnection = &connection;
+        // Every query is sent before any answer is awaited: one round trip's worth.
+        let workflow_counts = workflows::table
+            .filter(workflows::workspace_id.eq(id))
+            .filter(workflows::archived_at.is_null())
+            .select((
+                diesel::dsl::count_star(),
+                diesel::dsl::count(workflows::active_version),
+            ))
+            .get_result::<(i64, i64)>(&mut { shared });
+        let execution_counts = executions::table
+            .filter(executions::workspace_id.eq(id))
+            .filter(executions::created_at.ge(since))
+            .group_by(executions::status)
+            .select((executions::status, diesel::dsl::count_star()))
+            .load::<(String, i64)>(&mut { shared });
+        let event_counts = webhook_events::table
+            .filter(webhook_events::workspace_id.eq(id))
+            .filter(webhook_events::received_at.ge(since))
+            .group_by(webhook_events::verdict)
+            .select((webhook_events::verdict, diesel::dsl::count_star()))
+            .load::<(String, i64)>(&mut { shared });
+        let members = workspace_members::table
+            .filter(workspace_members::workspace_id.eq(id))
+            .count()
+            .get_result::<i64>(&mut { shared });
+        let credential_count = credentials::table
+            .filter(credentials::workspace_id.eq(id))
+            .count()
+            .get_result::<i64>(&mut { shared });
+        let latest_activities = activities::table
+            .filter(activities::workspace_id.eq(id))
+            .order((activities::created_at.desc(), activities::id.desc()))
+            .limit(LATEST_ACTIVITIES)
+            .select((
+                activities::id,
+                activities::action,
+                activities::actor_user_id,
+                activities::target_type,
+                activities::target_id,
+                activities::metadata,
+                activities::created_at,
+            ))
+            .load::<ActivityRow>(&mut { shared });
+        let latest_events = webhook_events::table
+            .filter(webhook_events::workspace_id.eq(id))
+            .order((
+                webhook_events::received_at.desc(),
+                webhook_events::id.desc(),
+            ))
+            .limit(LATEST_EVENTS)
+            .select(event_columns!())
+            .load(&mut { shared });
+        let recent_conversations = conversations::table
+            .filter(conversations::workspace_id.eq(id))
+            .order((
+                conversations::last_message_at.desc().nulls_last(),
+                conversations::id.desc(),
+            ))
+            .limit(RECENT_CONVERSATIONS)
+            .select(conversation_columns!())
+            .load::<ConversationRow>(&mut { shared });
+        let (
+            (workflow_total, active),
+            executions_24h,
+            events_24h,
+            members,
+            credential_count,
+            activity_rows,
+            event_rows,
+            conversation_rows,
+        ) = tokio::try_join!(
+            workflow_counts,
+            execution_counts,
+            event_counts,
+            members,
+            credential_count,
+            latest_activities,
+            latest_events,
+            recent_conversations,
+        )
+        .map_err(storage)?;
+        let by_key = |rows: Vec<(String, i64)>| rows.into_iter().collect::<BTreeMap<_, _>>();
+        Ok(Overview {
+            counts: OverviewCounts {
+                workflows: workflow_total,
+                active_workflows: active,
+                executions_24h: by_key(executions_24h),
+                webhook_events_24h: by_key(events_24h),
+                members,
+                credentials: credential_count,
+            },
+            latest_activities: activity_rows
+                .into_iter()
+                .map(
+                    |(id, action, actor_user_id, target_type, target_id, metadata, created_at)| {
+                        ActivityLine {
+                            id,
+                            action,
+                            actor_user_id,
+                            target_type,
+                            target_id,
+                            metadata,
+                            created_at,
+                        }
+                    },
+                )
+                .collect(),
+            latest_webhook_events: event_rows
+                .into_iter()
+                .map(event)
+                .collect::<Result<Vec<_>, _>>()?,
+            recent_conversations: conversation_rows.into_iter().map(conversation).collect(),
+        })
+    }
+}

@@ -1,0 +1,437 @@
+//! The intake's hot path: find the registration (cached), check the handshake or the
+//! signature over the raw bytes, and store the event with its execution in one write.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fluxolab_kernel::{Clock, ExecutionId, StorageError};
+use ring::digest::{SHA256, digest};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::model::{Provider, Registration, RejectReason, ResponseMode, Verdict};
+use crate::ports::{EventStore, NewEvent, RegistrationRepository, SigningSecrets};
+use crate::service::token_hash;
+use crate::signature::{SignatureVerdict, verify_hub_signature};
+use crate::whatsapp;
+
+/// How long a registration (and its secret) is trusted from the cache: other
+/// processes see a change within this.
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Why a delivery or handshake was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("no webhook at this address")]
+    NotFound,
+    #[error("this webhook is disabled")]
+    Disabled,
+    #[error("the verify token does not match")]
+    HandshakeRefused,
+    #[error("{}", describe(*.0))]
+    Rejected(RejectReason),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+fn describe(reason: RejectReason) -> &'static str {
+    match reason {
+        RejectReason::MissingSignature => "the X-Hub-Signature-256 header is missing",
+        RejectReason::BadSignature => "the X-Hub-Signature-256 signature does not match the body",
+        RejectReason::InvalidJson => "the body is not valid JSON",
+    }
+}
+
+/// A delivery as received.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The raw body, exactly as received.
+    pub body: Vec<u8>,
+    /// `X-Hub-Signature-256`.
+    pub signature: Option<String>,
+    /// The headers worth keeping (never authorisation).
+    pub headers: Value,
+}
+
+/// What the intake did with a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub event_id: Uuid,
+    pub verdict: Verdict,
+    pub execution_id: Option<ExecutionId>,
+    pub response_mode: ResponseMode,
+    /// The workspace the delivery belongs to.
+    pub workspace_id: fluxolab_kernel::WorkspaceId,
+}
+
+/// A registration as the intake needs it.
+#[derive(Clone)]
+struct Target {
+    registration: Registration,
+    secret: Option<String>,
+}
+
+/// The intake settings.
+#[derive(Clone, Copy, Debug)]
+pub struct IntakeSettings {
+    /// Rejected deliveries stored per registration per minute (the rest are counted
+    /// in metrics only).
+    pub rejected_per_minute: u32,
+}
+
+/// Receives deliveries.
+pub struct Intake {
+    registrations: Arc<dyn RegistrationRepository>,
+    events: Arc<dyn EventStore>,
+    secrets: Arc<dyn SigningSecrets>,
+    clock: Arc<dyn Clock>,
+    settings: IntakeSettings,
+    cache: moka::sync::Cache<String, Option<Arc<Target>>>,
+    /// Per registration: the minute (unix) and the rejections stored in it.
+    rejections: Mutex<HashMap<Uuid, (i64, u32)>>,
+}
+
+impl std::fmt::Debug for Intake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intake")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Compares two digests without stopping at the first difference.
+fn same_digest(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0_u8, |differences, (a, b)| differences | (a ^ b))
+            == 0
+}
+
+/// What a run started by a delivery gets as its trigger body: the JSON payload, or the
+/// raw body as text when it is not JSON.
+pub fn run_input(payload: Option<&Value>, body: &[u8]) -> Value {
+    match payload {
+        Some(payload) => payload.clone(),
+        None => Value::String(String::from_utf8_lossy(body).into_owned()),
+    }
+}
+
+/// SHA-256 (hex) of a body.
+pub fn body_digest(body: &[u8]) -> String {
+    hex::encode(digest(&SHA256, body).as_ref())
+}
+
+impl Intake {
+    pub fn new(
+        registrations: Arc<dyn RegistrationRepository>,
+        events: Arc<dyn EventStore>,
+        secrets: Arc<dyn SigningSecrets>,
+        clock: Arc<dyn Clock>,
+        settings: IntakeSettings,
+    ) -> Self {
+        Self {
+            registrations,
+            events,
+            secrets,
+            clock,
+            settings,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
+            rejections: Mutex::default(),
+        }
+    }
+
+    /// Drops a registration from this process's cache (after a change).
+    pub fn forget(&self, public_id: &str) {
+        self.cache.invalidate(public_id);
+    }
+
+    /// The registration behind `public_id`, from the cache or (at most once a
+    /// minute) the database; unknown ids are cached too, so probing costs no queries.
+    async fn target(&self, public_id: &str) -> Result<Arc<Target>, IntakeError> {
+        if let Some(cached) = self.cache.get(public_id) {
+            return cached.ok_or(IntakeError::NotFound);
+        }
+        let found = match self.registrations.find_public(public_id).await? {
+            None => None,
+            Some(registration) => {
+                let secret = match (
+                    registration.provider.signed(),
+                    registration.signing_credential_id,
+                ) {
+                    (true, Some(credential)) => Some(
+                        self.secrets
+                            .open(registration.workspace_id, credential)
+                            .await?,
+                    ),
+                    _ => None,
+                };
+                Some(Arc::new(Target {
+                    registration,
+                    secret,
+                }))
+            }
+        };
+        self.cache.insert(public_id.to_owned(), found.clone());
+        found.ok_or(IntakeError::NotFound)
+    }
+
+    /// The subscription handshake: the challenge when `mode` is `subscribe` and the
+    /// token matches the registration's.
+    pub async fn handshake(
+        &self,
+        public_id: &str,
+        mode: Option<&str>,
+        token: Option<&str>,
+        challenge: Option<&str>,
+    ) -> Result<String, IntakeError> {
+        let target = self.target(public_id).await?;
+        if !target.registration.enabled {
+            return Err(IntakeError::Disabled);
+        }
+        let (Some("subscribe"), Some(token), Some(challenge), Some(expected)) = (
+            mode,
+            token,
+            challenge,
+            target.registration.verify_token_hash.as_deref(),
+        ) else {
+            return Err(IntakeError::HandshakeRefused);
+        };
+        let given = token_hash(token);
+        if !same_digest(given.as_bytes(), expected.as_bytes()) {
+            return Err(IntakeError::HandshakeRefused);
+        }
+        Ok(challenge.to_owned())
+    }
+
+    /// Whether another rejection of `registration` may be stored this minute.
+    fn may_store_rejection(&self, registration: Uuid) -> bool {
+        let minute = self.clock.now().unix_timestamp() / 60;
+        let Ok(mut counts) = self.rejections.lock() else {
+            return false;
+        };
+        if counts.len() > 10_000 {
+            counts.retain(|_, (seen, _)| *seen == minute);
+        }
+        let entry = counts.entry(registration).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        if entry.1 >= self.settings.rejected_per_minute {
+            return false;
+        }
+        entry.1 += 1;
+        true
+    }
+
+    async fn reject(
+        &self,
+        event: &NewEvent,
+        reason: RejectReason,
+    ) -> Result<Received, IntakeError> {
+        if self.may_store_rejection(event.registration_id) {
+            self.events.record_rejected(event, reason.code()).await?;
+        } else {
+            tracing::debug!(registration_id = %event.registration_id, reason = reason.code(), "rejected delivery not stored (over the per-minute allowance)");
+        }
+        Err(IntakeError::Rejected(reason))
+    }
+
+    /// Judges and stores a delivery; a new, valid one queues the bound workflow.
+    pub async fn receive(
+        &self,
+        public_id: &str,
+        delivery: Delivery,
+    ) -> Result<Received, IntakeError> {
+        let target = self.target(public_id).await?;
+        let registration = &target.registration;
+        if !registration.enabled {
+            return Err(IntakeError::Disabled);
+        }
+        let digest = body_digest(&delivery.body);
+        let parsed: Option<Value> = serde_json::from_slice(&delivery.body).ok();
+        let event = NewEvent {
+            id: Uuid::now_v7(),
+            workspace_id: registration.workspace_id,
+            registration_id: registration.id,
+            body_digest: digest,
+            headers: delivery.headers,
+            body: delivery.body,
+            payload: parsed,
+        };
+        if registration.provider.signed() {
+            let verdict = match &target.secret {
+                Some(secret) => verify_hub_signature(
+                    secret.as_bytes(),
+                    &event.body,
+                    delivery.signature.as_deref(),
+                ),
+                // A signed provider without a secret can verify nothing.
+                None => SignatureVerdict::Mismatch,
+            };
+            match verdict {
+                SignatureVerdict::Valid => {}
+                SignatureVerdict::Missing => {
+                    return self.reject(&event, RejectReason::MissingSignature).await;
+                }
+                SignatureVerdict::Malformed | SignatureVerdict::Mismatch => {
+                    return self.reject(&event, RejectReason::BadSignature).await;
+                }
+            }
+        }
+        if registration.provider == Provider::Meta && event.payload.is_none() {
+            return self.reject(&event, RejectReason::InvalidJson).await;
+        }
+        let extracted = event
+            .payload
+            .as_ref()
+            .filter(|_| registration.provider == Provider::Meta)
+            .map(whatsapp::extract)
+            .unwrap_or_default();
+        let mut keys = vec![format!("body:{}", event.body_digest)];
+        keys.extend(extracted.message_ids().map(|id| format!("message:{id}")));
+        let recorded = self
+            .events
+            .record(&event, &keys, ExecutionId::new(), &extracted)
+            .await?;
+        Ok(Received {
+            event_id: event.id,
+            verdict: recorded.verdict,
+            execution_id: recorded.execution_id,
+            response_mode: registration.response_mode,
+            workspace_id: registration.workspace_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fluxolab_kernel::{ManualClock, WorkspaceId};
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::ports::{MockEventStore, MockRegistrationRepository, MockSigningSecrets, Recorded};
+
+    fn registration(provider: Provider) -> Registration {
+        Registration {
+            id: Uuid::now_v7(),
+            workspace_id: WorkspaceId::new(),
+            name: "Meta".into(),
+            provider,
+            public_id: "pub".into(),
+            verify_token_hash: Some(token_hash("let-me-in")),
+            signing_credential_id: Some(Uuid::now_v7()),
+            workflow_id: None,
+            response_mode: ResponseMode::Immediate,
+            enabled: true,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn intake(events: MockEventStore, allowance: u32) -> Intake {
+        let mut registrations = MockRegistrationRepository::new();
+        let found = registration(Provider::Meta);
+        registrations
+            .expect_find_public()
+            .times(1)
+            .returning(move |_| Ok(Some(found.clone())));
+        let mut secrets = MockSigningSecrets::new();
+        secrets
+            .expect_open()
+            .times(1)
+            .returning(|_, _| Ok("app-secret".to_owned()));
+        Intake::new(
+            Arc::new(registrations),
+            Arc::new(events),
+            Arc::new(secrets),
+            Arc::new(ManualClock::new(OffsetDateTime::UNIX_EPOCH)),
+            IntakeSettings {
+                rejected_per_minute: allowance,
+            },
+        )
+    }
+
+    fn signed(body: &[u8]) -> Delivery {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"app-secret");
+        Delivery {
+            body: body.to_vec(),
+            signature: Some(format!(
+                "sha256={}",
+                hex::encode(ring::hmac::sign(&key, body).as_ref())
+            )),
+            headers: Value::Null,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_registration_is_read_once_and_keys_cover_body_and_message_ids() {
+        let mut events = MockEventStore::new();
+        events
+            .expect_record()
+            .withf(|_, keys, _, _| keys.len() == 2 && keys[1] == "message:wamid.X")
+            .times(3)
+            .returning(|_, _, _, _| {
+                Ok(Recorded {
+                    verdict: Verdict::Accepted,
+                    execution_id: None,
+                })
+            });
+        let intake = intake(events, 10);
+        let body = br#"{"entry":[{"changes":[{"value":{"messages":[{"from":"1","id":"wamid.X","timestamp":"1","type":"text","text":{"body":"hi"}}]}}]}]}"#;
+        for _ in 0..3 {
+            let received = intake.receive("pub", signed(body)).await;
+            assert!(matches!(
+                received,
+                Ok(Received {
+                    verdict: Verdict::Accepted,
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_signatures_are_refused_and_stored_only_up_to_the_allowance() {
+        let mut events = MockEventStore::new();
+        events
+            .expect_record_rejected()
+            .withf(|_, reason| reason == "bad_signature")
+            .times(2)
+            .returning(|_, _| Ok(()));
+        let intake = intake(events, 2);
+        for _ in 0..5 {
+            let mut delivery = signed(b"{}");
+            delivery.body = b"{\"changed\":true}".to_vec();
+            assert!(matches!(
+                intake.receive("pub", delivery).await,
+                Err(IntakeError::Rejected(RejectReason::BadSignature))
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_handshake_answers_the_challenge_only_for_the_right_token() {
+        let intake = intake(MockEventStore::new(), 1);
+        let answer = intake
+            .handshake(
+                "pub",
+                Some("subscribe"),
+                Some("let-me-in"),
+                Some("1158201444"),
+            )
+            .await;
+        assert_eq!(answer.ok().as_deref(), Some("1158201444"));
+        assert!(matches!(
+            intake
+                .handshake("pub", Some("subscribe"), Some("guess"), Some("1"))
+                .await,
+            Err(IntakeError::HandshakeRefused)
+        ));
+    }
+}

@@ -1,0 +1,150 @@
+//! What the webhook use cases need from storage and the vault.
+
+use async_trait::async_trait;
+use fluxolab_kernel::{
+    ExecutionId, Page, PageRequest, StorageError, Uow, UserId, WorkflowId, WorkspaceId,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::model::{Conversation, EventFilter, Message, Registration, Verdict, WebhookEvent};
+use crate::whatsapp::Extracted;
+
+/// Webhook registrations.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RegistrationRepository: Send + Sync {
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest,
+    ) -> Result<Page<Registration>, StorageError>;
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<Option<Registration>, StorageError>;
+    /// The registration behind an intake URL (any workspace).
+    async fn find_public(&self, public_id: &str) -> Result<Option<Registration>, StorageError>;
+    async fn insert(
+        &self,
+        unit: &mut Uow,
+        registration: &Registration,
+        created_by: Option<UserId>,
+    ) -> Result<(), StorageError>;
+    async fn update(&self, unit: &mut Uow, registration: &Registration)
+    -> Result<(), StorageError>;
+    /// Deletes it with its events; `false` when there was none.
+    async fn delete(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<bool, StorageError>;
+    /// Whether `workflow` exists (not archived) in `workspace`.
+    async fn workflow_exists(
+        &self,
+        workspace: WorkspaceId,
+        workflow: WorkflowId,
+    ) -> Result<bool, StorageError>;
+}
+
+/// A delivery to store.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub id: Uuid,
+    pub workspace_id: WorkspaceId,
+    pub registration_id: Uuid,
+    pub body_digest: String,
+    pub headers: Value,
+    pub body: Vec<u8>,
+    pub payload: Option<Value>,
+}
+
+/// What storing an accepted-looking delivery found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub verdict: Verdict,
+    /// The execution queued for it (a bound, active workflow and a new delivery).
+    pub execution_id: Option<ExecutionId>,
+}
+
+/// Webhook events, written by the intake and read by the API.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// In one transaction: the event (a duplicate when any of `dedupe_keys` was seen
+    /// before for the registration), and for a new one the execution of the bound
+    /// active workflow (`execution` is its id, the payload its input) and the
+    /// conversations and messages `extracted` describes.
+    async fn record(
+        &self,
+        event: &NewEvent,
+        dedupe_keys: &[String],
+        execution: ExecutionId,
+        extracted: &Extracted,
+    ) -> Result<Recorded, StorageError>;
+    /// Stores a delivery that was refused, with the reason.
+    async fn record_rejected(&self, event: &NewEvent, reason: &str) -> Result<(), StorageError>;
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        filter: &EventFilter,
+        page: PageRequest,
+    ) -> Result<Page<WebhookEvent>, StorageError>;
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<Option<WebhookEvent>, StorageError>;
+    /// Queues a new execution of the registration's active workflow with the event's
+    /// stored body; `None` when no active workflow is bound.
+    async fn replay(
+        &self,
+        workspace: WorkspaceId,
+        event: Uuid,
+        execution: ExecutionId,
+        input: &Value,
+    ) -> Result<Option<ExecutionId>, StorageError>;
+}
+
+/// Conversations and their messages.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ConversationRepository: Send + Sync {
+    /// Most recent first.
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>, StorageError>;
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<Option<Conversation>, StorageError>;
+    /// Newest first.
+    async fn messages(
+        &self,
+        workspace: WorkspaceId,
+        conversation: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<Message>, StorageError>;
+}
+
+/// Where signing secrets are kept: sealed in the credentials vault.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SigningSecrets: Send + Sync {
+    /// Seals `secret` as a credential named `name` inside `unit`; returns its id.
+    async fn store(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        name: &str,
+        secret: &str,
+        created_by: Option<UserId>,
+    ) -> Result<Uuid, StorageError>;
+    /// Opens a stored secret.
+    async fn open(&self, workspace: WorkspaceId, credential: Uuid) -> Result<String, StorageError>;
+}

@@ -1,0 +1,514 @@
+//! The webhook management use cases: registrations, their events and replays, and the
+//! conversations the intake fills.
+
+use std::sync::Arc;
+
+use fluxolab_kernel::{
+    Actor, AuditEvent, AuditLog, Clock, ExecutionId, Forbidden, Page, PageRequest, Permission,
+    Principal, StorageError, UnitOfWorkFactory, UserId, ValidationErrors, WorkflowId,
+};
+use ring::digest::{SHA256, digest};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::intake::{Intake, run_input};
+use crate::model::{
+    Conversation, CreatedRegistration, EventFilter, Message, NewRegistration, Provider,
+    Registration, RegistrationPatch, ResponseMode, WebhookEvent,
+};
+use crate::ports::{ConversationRepository, EventStore, RegistrationRepository, SigningSecrets};
+
+/// Why a webhook operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the request has invalid fields: {0}")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request is valid but the state does not allow it (`code` names why).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Bytes of randomness in a generated public id (base62-encoded in the URL).
+const PUBLIC_ID_BYTES: usize = 24;
+/// Bytes of randomness in a generated signing secret (hex-encoded).
+const SECRET_BYTES: usize = 32;
+/// The shortest signing secret or verify token accepted.
+const MIN_SECRET_CHARS: usize = 8;
+/// The longest signing secret or verify token accepted.
+const MAX_SECRET_CHARS: usize = 512;
+
+/// What the webhook use cases work with.
+pub struct WebhookPorts {
+    pub units: Arc<dyn UnitOfWorkFactory>,
+    pub registrations: Arc<dyn RegistrationRepository>,
+    pub events: Arc<dyn EventStore>,
+    pub conversations: Arc<dyn ConversationRepository>,
+    pub secrets: Arc<dyn SigningSecrets>,
+    pub audit: Arc<dyn AuditLog>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for WebhookPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookPorts").finish_non_exhaustive()
+    }
+}
+
+/// The webhook management use cases.
+#[derive(Debug)]
+pub struct WebhookService {
+    ports: WebhookPorts,
+    intake: Arc<Intake>,
+}
+
+/// Random bytes as base62 (URL-safe, no padding).
+fn base62(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    bytes
+        .iter()
+        .map(|byte| char::from(ALPHABET[usize::from(*byte) % ALPHABET.len()]))
+        .collect()
+}
+
+fn random(length: usize) -> Result<Vec<u8>, WebhookError> {
+    let mut bytes = vec![0_u8; length];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| {
+        WebhookError::Storage(StorageError::new(std::io::Error::other("no randomness")))
+    })?;
+    Ok(bytes)
+}
+
+/// SHA-256 (hex) of a verify token, as stored.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(digest(&SHA256, token.as_bytes()).as_ref())
+}
+
+fn secret_field(field: &str, value: Option<&str>, errors: &mut ValidationErrors) -> Option<String> {
+    let value = value?;
+    let length = value.chars().count();
+    if !(MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&length) {
+        errors.add(
+            field,
+            format!("must be {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters"),
+        );
+        return None;
+    }
+    Some(value.to_owned())
+}
+
+fn user_of(principal: &Principal) -> Option<UserId> {
+    match principal.actor() {
+        Actor::User(user) => Some(user),
+        Actor::ApiKey(_) => None,
+    }
+}
+
+impl WebhookService {
+    pub fn new(ports: WebhookPorts, intake: Arc<Intake>) -> Self {
+        Self { ports, intake }
+    }
+
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<Registration>, WebhookError> {
+        principal.require(Permission::WebhooksRead)?;
+        Ok(self
+            .ports
+            .registrations
+            .list(principal.workspace_id(), page)
+            .await?)
+    }
+
+    pub async fn get(&self, principal: &Principal, id: Uuid) -> Result<Registration, WebhookError> {
+        principal.require(Permission::WebhooksRead)?;
+        self.ports
+            .registrations
+            .find(principal.workspace_id(), id)
+            .await?
+            .ok_or(WebhookError::NotFound("webhook"))
+    }
+
+    async fn check_workflow(
+        &self,
+        principal: &Principal,
+        workflow: Option<Uuid>,
+        errors: &mut ValidationErrors,
+    ) -> Result<Option<WorkflowId>, WebhookError> {
+        let Some(workflow) = workflow.map(WorkflowId::from_uuid) else {
+            return Ok(None);
+        };
+        if self
+            .ports
+            .registrations
+            .workflow_exists(principal.workspace_id(), workflow)
+            .await?
+        {
+            Ok(Some(workflow))
+        } else {
+            errors.add("workflow_id", "no such workflow in this workspace");
+            Ok(None)
+        }
+    }
+
+    /// Creates a registration; a signing secret left out of a signed provider is
+    /// generated and returned this once.
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        input: NewRegistration,
+    ) -> Result<CreatedRegistration, WebhookError> {
+        principal.require(Permission::WebhooksWrite)?;
+        let mut errors = ValidationErrors::new();
+        let name = fluxolab_kernel::validation::bounded_name(&input.name)
+            .map_err(|message| errors.add("name", message))
+            .ok();
+        let provider = Provider::from_code(&input.provider);
+        if provider.is_none() {
+            errors.add("provider", "must be one of meta, hmac_sha256, none");
+        }
+        let response_mode = match input.response_mode.as_deref() {
+            None => Some(ResponseMode::Immediate),
+            Some(code) => ResponseMode::from_code(code).or_else(|| {
+                errors.add("response_mode", "must be immediate or respond_node");
+                None
+            }),
+        };
+        let verify_token = secret_field("verify_token", input.verify_token.as_deref(), &mut errors);
+        let supplied = secret_field(
+            "signing_secret",
+            input.signing_secret.as_deref(),
+            &mut errors,
+        );
+        if provider == Some(Provider::None) && input.signing_secret.is_some() {
+            errors.add("signing_secret", "a `none` provider checks no signature");
+        }
+        let workflow = self
+            .check_workflow(principal, input.workflow_id, &mut errors)
+            .await?;
+        let (Some(name), Some(provider), Some(response_mode), true) =
+            (name, provider, response_mode, errors.is_empty())
+        else {
+            return Err(WebhookError::Invalid(errors));
+        };
+        let generated_secret = match (provider.signed(), &supplied) {
+            (true, None) => Some(hex::encode(random(SECRET_BYTES)?)),
+            _ => None,
+        };
+        let now = self.ports.clock.now();
+        let mut registration = Registration {
+            id: Uuid::now_v7(),
+            workspace_id: principal.workspace_id(),
+            name,
+            provider,
+            public_id: base62(&random(PUBLIC_ID_BYTES)?),
+            verify_token_hash: verify_token.as_deref().map(token_hash),
+            signing_credential_id: None,
+            workflow_id: workflow,
+            response_mode,
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut unit = self.ports.units.begin().await?;
+        if let Some(secret) = supplied.as_ref().or(generated_secret.as_ref()) {
+            registration.signing_credential_id = Some(
+                self.ports
+                    .secrets
+                    .store(
+                        unit.as_mut(),
+                        registration.workspace_id,
+                        &format!("Webhook {} signing secret", registration.public_id),
+                        secret,
+                        user_of(principal),
+                    )
+                    .await?,
+            );
+        }
+        self.ports
+            .registrations
+            .insert(unit.as_mut(), &registration, user_of(principal))
+            .await?;
+        self.audit(unit.as_mut(), principal, "webhook.created", &registration)
+            .await?;
+        unit.commit().await?;
+        Ok(CreatedRegistration {
+            registration,
+            generated_secret,
+        })
+    }
+
+    async fn audit(
+        &self,
+        unit: &mut fluxolab_kernel::Uow,
+        principal: &Principal,
+        action: &'static str,
+        registration: &Registration,
+    ) -> Result<(), StorageError> {
+        self.ports
+            .audit
+            .record_in(
+                unit,
+                &AuditEvent {
+                    workspace_id: registration.workspace_id,
+                    actor: Some(principal.actor()),
+                    action,
+                    target: Some(("webhook", registration.id.to_string())),
+                    metadata: json!({
+                        "name": registration.name,
+                        "provider": registration.provider.code(),
+                        "workflow_id": registration.workflow_id.map(|id| id.to_string()),
+                        "enabled": registration.enabled,
+                    }),
+                },
+            )
+            .await
+    }
+
+    /// Changes a registration; the intake sees it at once in this process and within
+    /// a minute in others (its cache).
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        patch: RegistrationPatch,
+    ) -> Result<Registration, WebhookError> {
+        principal.require(Permission::WebhooksWrite)?;
+        let mut registration = self.get(principal, id).await?;
+        let mut errors = ValidationErrors::new();
+        if let Some(name) = &patch.name {
+            match fluxolab_kernel::validation::bounded_name(name) {
+                Ok(name) => registration.name = name,
+                Err(message) => errors.add("name", message),
+            }
+        }
+        if let Some(code) = &patch.provider {
+            match Provider::from_code(code) {
+                Some(provider) => registration.provider = provider,
+                None => errors.add("provider", "must be one of meta, hmac_sha256, none"),
+            }
+        }
+        if let Some(code) = &patch.response_mode {
+            match ResponseMode::from_code(code) {
+                Some(mode) => registration.response_mode = mode,
+                None => errors.add("response_mode", "must be immediate or respond_node"),
+            }
+        }
+        if let Some(token) = &patch.verify_token {
+            registration.verify_token_hash = match token {
+                None => None,
+                Some(token) => {
+                    secret_field("verify_token", Some(token), &mut errors).map(|t| token_hash(&t))
+                }
+            };
+        }
+        let secret = secret_field(
+            "signing_secret",
+            patch.signing_secret.as_deref(),
+            &mut errors,
+        );
+        if secret.is_some() && !registration.provider.signed() {
+            errors.add("signing_secret", "a `none` provider checks no signature");
+        }
+        if registration.provider.signed()
+            && registration.signing_credential_id.is_none()
+            && patch.signing_secret.is_none()
+        {
+            errors.add(
+                "signing_secret",
+                "is required: a signed provider needs a secret to check deliveries with",
+            );
+        }
+        if let Some(workflow) = patch.workflow_id {
+            registration.workflow_id = self
+                .check_workflow(principal, workflow, &mut errors)
+                .await?;
+        }
+        if let Some(enabled) = patch.enabled {
+            registration.enabled = enabled;
+        }
+        if !errors.is_empty() {
+            return Err(WebhookError::Invalid(errors));
+        }
+        registration.updated_at = self.ports.clock.now();
+        let mut unit = self.ports.units.begin().await?;
+        if let Some(secret) = secret {
+            registration.signing_credential_id = Some(
+                self.ports
+                    .secrets
+                    .store(
+                        unit.as_mut(),
+                        registration.workspace_id,
+                        &format!(
+                            "Webhook {} signing secret {}",
+                            registration.public_id,
+                            registration.updated_at.unix_timestamp_nanos()
+                        ),
+                        &secret,
+                        user_of(principal),
+                    )
+                    .await?,
+            );
+        }
+        self.ports
+            .registrations
+            .update(unit.as_mut(), &registration)
+            .await?;
+        self.audit(unit.as_mut(), principal, "webhook.updated", &registration)
+            .await?;
+        unit.commit().await?;
+        self.intake.forget(&registration.public_id);
+        Ok(registration)
+    }
+
+    /// Deletes a registration and its events; its URL answers 404 from then on.
+    pub async fn delete(&self, principal: &Principal, id: Uuid) -> Result<(), WebhookError> {
+        principal.require(Permission::WebhooksWrite)?;
+        let registration = self.get(principal, id).await?;
+        let mut unit = self.ports.units.begin().await?;
+        if !self
+            .ports
+            .registrations
+            .delete(unit.as_mut(), registration.workspace_id, id)
+            .await?
+        {
+            return Err(WebhookError::NotFound("webhook"));
+        }
+        self.audit(unit.as_mut(), principal, "webhook.deleted", &registration)
+            .await?;
+        unit.commit().await?;
+        self.intake.forget(&registration.public_id);
+        Ok(())
+    }
+
+    /// Events of the workspace, or of one registration of it.
+    pub async fn events(
+        &self,
+        principal: &Principal,
+        filter: &EventFilter,
+        page: PageRequest,
+    ) -> Result<Page<WebhookEvent>, WebhookError> {
+        principal.require(Permission::WebhooksRead)?;
+        if let Some(registration) = filter.registration_id {
+            self.get(principal, registration).await?;
+        }
+        Ok(self
+            .ports
+            .events
+            .list(principal.workspace_id(), filter, page)
+            .await?)
+    }
+
+    /// One event with its headers and body; `registration` (when the path names one)
+    /// must be the event's.
+    pub async fn event(
+        &self,
+        principal: &Principal,
+        registration: Option<Uuid>,
+        id: Uuid,
+    ) -> Result<WebhookEvent, WebhookError> {
+        principal.require(Permission::WebhooksRead)?;
+        self.ports
+            .events
+            .find(principal.workspace_id(), id)
+            .await?
+            .filter(|event| registration.is_none_or(|wanted| wanted == event.registration_id))
+            .ok_or(WebhookError::NotFound("webhook event"))
+    }
+
+    /// Runs the registration's active workflow again with the event's stored body.
+    pub async fn replay(
+        &self,
+        principal: &Principal,
+        registration: Option<Uuid>,
+        id: Uuid,
+    ) -> Result<ExecutionId, WebhookError> {
+        principal.require(Permission::WebhooksWrite)?;
+        principal.require(Permission::WorkflowsRun)?;
+        let event = self.event(principal, registration, id).await?;
+        let execution = self
+            .ports
+            .events
+            .replay(
+                event.workspace_id,
+                event.id,
+                ExecutionId::new(),
+                &run_input(event.payload.as_ref(), &event.body),
+            )
+            .await?
+            .ok_or_else(|| WebhookError::Conflict {
+                code: "no_active_workflow",
+                message: "the webhook has no active workflow bound to run".to_owned(),
+            })?;
+        self.ports
+            .audit
+            .record(&AuditEvent {
+                workspace_id: event.workspace_id,
+                actor: Some(principal.actor()),
+                action: "webhook.event_replayed",
+                target: Some(("webhook_event", event.id.to_string())),
+                metadata: json!({"execution_id": execution.to_string()}),
+            })
+            .await?;
+        Ok(execution)
+    }
+
+    pub async fn conversations(
+        &self,
+        principal: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>, WebhookError> {
+        principal.require(Permission::WebhooksRead)?;
+        Ok(self
+            .ports
+            .conversations
+            .list(principal.workspace_id(), page)
+            .await?)
+    }
+
+    pub async fn messages(
+        &self,
+        principal: &Principal,
+        conversation: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<Message>, WebhookError> {
+        principal.require(Permission::WebhooksRead)?;
+        let workspace = principal.workspace_id();
+        self.ports
+            .conversations
+            .find(workspace, conversation)
+            .await?
+            .ok_or(WebhookError::NotFound("conversation"))?;
+        Ok(self
+            .ports
+            .conversations
+            .messages(workspace, conversation, page)
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_ids_are_long_and_url_safe() {
+        let id = base62(&[0, 61, 62, 255]);
+        assert_eq!(id, "0z07");
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn tokens_are_stored_as_their_digest() {
+        assert_eq!(token_hash("abc").len(), 64);
+        assert_ne!(token_hash("abc"), token_hash("abd"));
+    }
+}
