@@ -4,7 +4,7 @@
 //! - `test [ARGS…]`: find or start Postgres, export `TEST_DATABASE_URL`, run every test
 //! - `migrate [--status | --down N]`, `seed [--demo]`: the binary's commands, on the
 //!   discovered database
-//! - `bench [credentials | executions]`: performance figures (release build)
+//! - `bench [credentials | executions | webhooks]`: performance figures (release build)
 //! - `db start | stop | remove | status | url`: manage the private cluster under `.fluxolab/pg`
 
 // A command-line tool: printing is its job.
@@ -25,7 +25,7 @@ commands:
   migrate [--status | --down N]
                             apply pending migrations, list them, or revert the last N
   seed [--demo]             insert reference data (and the demo user and workspace)
-  bench [credentials|executions]
+  bench [credentials|executions|webhooks]
                             print performance figures (release build)
   db start|stop|remove|status|url
                             manage the private PostgreSQL cluster under .fluxolab/pg";
@@ -89,6 +89,7 @@ fn bench(args: &[String]) -> Result<u8, String> {
     let benches: &[(&str, &str, &str)] = &[
         ("credentials", "fluxolab-credentials", "seal_bench"),
         ("executions", "fluxolab-app", "bench_executions"),
+        ("webhooks", "fluxolab-app", "bench_webhooks"),
     ];
     let selected: Vec<_> = benches
         .iter()
@@ -96,7 +97,7 @@ fn bench(args: &[String]) -> Result<u8, String> {
         .collect();
     if selected.is_empty() {
         return Err(format!(
-            "unknown benchmark `{wanted}`; available: credentials, executions"
+            "unknown benchmark `{wanted}`; available: credentials, executions, webhooks"
         ));
     }
     for (name, package, example) in selected {
@@ -110,7 +111,7 @@ fn bench(args: &[String]) -> Result<u8, String> {
             "--example",
             example,
         ]);
-        if *name == "executions" {
+        if matches!(*name, "executions" | "webhooks") {
             let server = discovery::test_server()?;
             eprintln!("xtask: benchmarking against {}", server.description);
             command.env("DATABASE_URL", &server.url);

@@ -318,6 +318,17 @@ impl VaultService {
         Ok(record)
     }
 
+    /// Deletes a credential another feature owns inside `unit` (the caller commits and
+    /// has checked permissions); `false` when there was none.
+    pub async fn delete_in(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<bool, VaultError> {
+        Ok(self.ports.credentials.delete(unit, workspace, id).await?)
+    }
+
     pub async fn update(
         &self,
         principal: &Principal,

@@ -2,6 +2,10 @@
 //! the conversation updates it carries in one statement (so in one transaction and one
 //! round trip), with dedupe decided by unique keys inside that statement.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bytea, Jsonb, Nullable, Text, Uuid as SqlUuid};
@@ -30,7 +34,12 @@ use crate::unit_of_work::connection_of;
 #[derive(Clone)]
 pub struct PgWebhooks {
     pool: DbPool,
+    /// Whether a wake-up of the workers is already on its way.
+    wake_pending: Arc<AtomicBool>,
 }
+
+/// How long a wake-up waits to gather the executions queued meanwhile.
+const WAKE_AFTER: Duration = Duration::from_millis(2);
 
 impl std::fmt::Debug for PgWebhooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,7 +49,37 @@ impl std::fmt::Debug for PgWebhooks {
 
 impl PgWebhooks {
     pub fn new(pool: DbPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            wake_pending: Arc::default(),
+        }
+    }
+
+    /// Tells idle workers (in any process) that executions were queued, after the
+    /// commit and at most once per [`WAKE_AFTER`]: a burst of deliveries costs one
+    /// `NOTIFY`, not one each. A lost wake-up costs at most the workers' poll interval.
+    fn wake_workers(&self) {
+        if self.wake_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (pool, pending) = (self.pool.clone(), self.wake_pending.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(WAKE_AFTER).await;
+            pending.store(false, Ordering::Release);
+            let notified = match pooled(&pool).await {
+                Ok(mut connection) => {
+                    diesel::sql_query("SELECT pg_notify('fluxolab_executions', '')")
+                        .execute(&mut connection)
+                        .await
+                        .map(drop)
+                        .map_err(storage)
+                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = notified {
+                tracing::debug!(%error, "could not wake the workers; they poll anyway");
+            }
+        });
     }
 
     pub(crate) fn pool(&self) -> &DbPool {
@@ -392,16 +431,20 @@ impl WebhookBindings for PgWebhooks {
     }
 }
 
-/// The intake's one statement (see [`EventStore::record`]). Parameters: $1 event id,
+/// The intake's one statement (see [`EventStore::record`]). The first dedupe key is the
+/// body digest's, the others the message ids'. A delivery is new when its body was not
+/// seen and (if it carries messages) at least one message id was not; only the unseen
+/// messages are stored and counted. Parameters: $1 event id,
 /// $2 workspace, $3 registration, $4 body digest, $5 headers, $6 body, $7 payload,
 /// $8 dedupe keys, $9 execution id, $10 execution input, $11 messages, $12 statuses.
 const RECORD_DELIVERY: &str = "\
 WITH keys AS ( \
   INSERT INTO webhook_dedupe_keys (registration_id, key, event_id) \
   SELECT $3, k, $1 FROM unnest($8::text[]) AS k \
-  ON CONFLICT DO NOTHING RETURNING 1 \
+  ON CONFLICT DO NOTHING RETURNING key \
 ), judged AS ( \
-  SELECT CASE WHEN (SELECT count(*) FROM keys) = cardinality($8::text[]) \
+  SELECT CASE WHEN $8[1] IN (SELECT key FROM keys) \
+      AND (cardinality($8::text[]) = 1 OR EXISTS (SELECT 1 FROM keys WHERE key <> $8[1])) \
     THEN 'accepted' ELSE 'duplicate' END AS verdict \
 ), target AS ( \
   SELECT w.id, w.active_version FROM webhook_registrations r JOIN workflows w ON w.id = r.workflow_id \
@@ -420,6 +463,7 @@ WITH keys AS ( \
     id uuid, conversation_id uuid, wa_id text, name text, phone_number_id text, message_id text, \
     message_type text, body text, preview text, sent_at bigint, payload jsonb) \
   WHERE (SELECT verdict FROM judged) = 'accepted' \
+    AND 'message:' || m.message_id IN (SELECT key FROM keys) \
 ), contacts AS ( \
   SELECT DISTINCT ON (wa_id) wa_id, conversation_id, name, phone_number_id, \
     to_timestamp(sent_at) AS last_at, preview, count(*) OVER (PARTITION BY wa_id) AS n \
@@ -448,11 +492,8 @@ WITH keys AS ( \
   FROM jsonb_to_recordset($12) AS s(message_id text, status text) \
   WHERE m.workspace_id = $2 AND m.message_id = s.message_id AND (SELECT verdict FROM judged) = 'accepted' \
   RETURNING 1 \
-), notified AS ( \
-  SELECT pg_notify('fluxolab_executions', '') FROM run \
 ) \
-SELECT (SELECT verdict FROM judged) AS verdict, (SELECT id FROM run) AS execution_id, \
-  (SELECT count(*) FROM notified) AS notified";
+SELECT (SELECT verdict FROM judged) AS verdict, (SELECT id FROM run) AS execution_id";
 
 #[derive(QueryableByName)]
 struct RecordedRow {
@@ -488,6 +529,9 @@ impl EventStore for PgWebhooks {
             .get_result(&mut connection)
             .await
             .map_err(storage)?;
+        if row.execution_id.is_some() {
+            self.wake_workers();
+        }
         Ok(Recorded {
             verdict: Verdict::from_code(&row.verdict).ok_or_else(|| corrupt("verdict"))?,
             execution_id: row.execution_id.map(ExecutionId::from_uuid),

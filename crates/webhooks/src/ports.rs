@@ -73,8 +73,9 @@ pub struct Recorded {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// In one transaction: the event (a duplicate when any of `dedupe_keys` was seen
-    /// before for the registration), and for a new one the execution of the bound
+    /// In one transaction: the event (a duplicate when the first of `dedupe_keys`, the
+    /// body digest's, was seen before for the registration, or when every other one,
+    /// the message ids', was), and for a new one the execution of the bound
     /// active workflow (`execution` is its id, the payload its input) and the
     /// conversations and messages `extracted` describes.
     async fn record(
@@ -145,6 +146,13 @@ pub trait SigningSecrets: Send + Sync {
         secret: &str,
         created_by: Option<UserId>,
     ) -> Result<Uuid, StorageError>;
+    /// Deletes a secret that was replaced or whose registration is gone.
+    async fn discard(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        credential: Uuid,
+    ) -> Result<(), StorageError>;
     /// Opens a stored secret.
     async fn open(&self, workspace: WorkspaceId, credential: Uuid) -> Result<String, StorageError>;
 }

@@ -43,6 +43,18 @@ impl SigningSecrets for VaultService {
         Ok(record.id)
     }
 
+    async fn discard(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        credential: Uuid,
+    ) -> Result<(), StorageError> {
+        self.delete_in(unit, workspace, credential)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
     async fn open(&self, workspace: WorkspaceId, credential: Uuid) -> Result<String, StorageError> {
         let resolved = self
             .resolve(workspace, credential, &[CredentialKind::Generic], None)

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::intake::{Intake, run_input};
 use crate::model::{
     Conversation, CreatedRegistration, EventFilter, Message, NewRegistration, Provider,
-    Registration, RegistrationPatch, ResponseMode, WebhookEvent,
+    Registration, RegistrationPatch, ResponseMode, Verdict, WebhookEvent,
 };
 use crate::ports::{ConversationRepository, EventStore, RegistrationRepository, SigningSecrets};
 
@@ -341,6 +341,12 @@ impl WebhookService {
         registration.updated_at = self.ports.clock.now();
         let mut unit = self.ports.units.begin().await?;
         if let Some(secret) = secret {
+            if let Some(replaced) = registration.signing_credential_id {
+                self.ports
+                    .secrets
+                    .discard(unit.as_mut(), registration.workspace_id, replaced)
+                    .await?;
+            }
             registration.signing_credential_id = Some(
                 self.ports
                     .secrets
@@ -381,6 +387,12 @@ impl WebhookService {
             .await?
         {
             return Err(WebhookError::NotFound("webhook"));
+        }
+        if let Some(secret) = registration.signing_credential_id {
+            self.ports
+                .secrets
+                .discard(unit.as_mut(), registration.workspace_id, secret)
+                .await?;
         }
         self.audit(unit.as_mut(), principal, "webhook.deleted", &registration)
             .await?;
@@ -434,6 +446,15 @@ impl WebhookService {
         principal.require(Permission::WebhooksWrite)?;
         principal.require(Permission::WorkflowsRun)?;
         let event = self.event(principal, registration, id).await?;
+        if event.verdict == Verdict::Rejected {
+            return Err(WebhookError::Conflict {
+                code: "event_rejected",
+                message: format!(
+                    "a rejected event ({}) is never run: its sender was not verified",
+                    event.reason.as_deref().unwrap_or("rejected")
+                ),
+            });
+        }
         let execution = self
             .ports
             .events

@@ -740,3 +740,97 @@ async fn deactivation_unbinds_the_registration_and_activation_binds_it_again() -
     assert_eq!(fields, ["name", "provider", "workflow_id"], "{problem}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_redelivery_with_one_new_message_stores_and_counts_only_that_one() -> TestResult {
+    let app = TestApp::spawn().await?;
+    let owner = app.signed_up("batch@example.com").await?;
+    let workflow = webhook_workflow(&app, &owner).await?;
+    let created = meta_registration(&app, &owner, Some(&workflow)).await?;
+    let url = created["url"].as_str().unwrap_or_default().to_owned();
+    let message = |id: &str, text: &str| json!({"from": "5511900000001", "id": id, "timestamp": "1764072000", "type": "text", "text": {"body": text}});
+    let delivery = |messages: Vec<Value>| {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "contacts": [{"wa_id": "5511900000001", "profile": {"name": "Bia"}}],
+            "messages": messages
+        }}]}]})
+        .to_string()
+    };
+    let first = delivery(vec![message("wamid.one", "first")]);
+    let (status, answer) = deliver(
+        &app,
+        &url,
+        first.as_bytes(),
+        Some(&sign(APP_SECRET, first.as_bytes())),
+    )
+    .await?;
+    assert_eq!(status, 200, "{answer}");
+    // Meta batches the old message with a new one: the new one is not lost.
+    let second = delivery(vec![
+        message("wamid.one", "first"),
+        message("wamid.two", "second"),
+    ]);
+    let (_, answer) = deliver(
+        &app,
+        &url,
+        second.as_bytes(),
+        Some(&sign(APP_SECRET, second.as_bytes())),
+    )
+    .await?;
+    assert!(answer.contains("\"accepted\""), "{answer}");
+    // Both already seen: a duplicate.
+    let third = delivery(vec![
+        message("wamid.two", "second"),
+        message("wamid.one", "first"),
+    ]);
+    let (_, answer) = deliver(
+        &app,
+        &url,
+        third.as_bytes(),
+        Some(&sign(APP_SECRET, third.as_bytes())),
+    )
+    .await?;
+    assert!(answer.contains("\"duplicate\""), "{answer}");
+
+    assert_eq!(app.count("messages").await?, 2);
+    assert_eq!(app.count("executions").await?, 2);
+    let (_, conversations) = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/workspace/conversations",
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(
+        conversations["items"][0]["message_count"], 2,
+        "{conversations}"
+    );
+
+    // A rejected event is never replayed.
+    let (status, _) = deliver(&app, &url, first.as_bytes(), Some("sha256=00")).await?;
+    assert_eq!(status, 401);
+    let (_, rejected) = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/workspace/webhook-events?verdict=rejected",
+        &json!({}),
+    )
+    .await?;
+    let event = rejected["items"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (status, problem) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workspace/webhook-events/{event}/replay"),
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "event_rejected");
+    Ok(())
+}

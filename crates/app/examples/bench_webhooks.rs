@@ -1,0 +1,337 @@
+//! `cargo xtask bench webhooks`: fires signed ~1 KB WhatsApp deliveries at the intake
+//! over 64 connections, first with the API alone (`serve --no-workers`), then with
+//! workers on. Prints requests/s and p50/p99 latency, the rate of the same statement
+//! run directly against the pool (the ceiling), their ratio, and with workers on the
+//! executions finished per second and whether any accepted event lacks its execution.
+//! Asserts nothing. Needs `DATABASE_URL` naming a server where it may create a database.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use fluxolab_app::{Application, DatabaseSettings, Settings};
+use fluxolab_kernel::{Actor, ExecutionId, Principal, SystemClock, UserId, WorkspaceId};
+use fluxolab_webhooks::intake::body_digest;
+use fluxolab_webhooks::model::NewRegistration;
+use fluxolab_webhooks::ports::{EventStore, NewEvent};
+use fluxolab_workflows::service::CreateWorkflow;
+use fluxolab_workspace::Role;
+
+/// Deliveries per measured run.
+const DELIVERIES: usize = 20_000;
+/// Concurrent connections firing them.
+const CONNECTIONS: usize = 64;
+/// Distinct WhatsApp contacts the messages come from.
+const CONTACTS: usize = 1_000;
+const SECRET: &str = "bench-meta-app-secret";
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
+fn with_database(url: &str, name: &str) -> Result<String, Error> {
+    let mut parsed = url::Url::parse(url)?;
+    parsed.set_path(&format!("/{name}"));
+    Ok(parsed.into())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let server = std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is required")?;
+    let name = format!("fluxolab_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = AsyncPgConnection::establish(&server).await?;
+    diesel::sql_query(format!(r#"CREATE DATABASE "{name}""#))
+        .execute(&mut admin)
+        .await?;
+    let url = with_database(&server, &name)?;
+    let outcome = run(&url).await;
+    diesel::sql_query(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#))
+        .execute(&mut admin)
+        .await?;
+    outcome
+}
+
+/// A ~1 KB WhatsApp text-message delivery with a unique message id, and its signature.
+fn delivery(run: &str, index: usize) -> (Vec<u8>, String) {
+    let padding = "x".repeat(560);
+    let body = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"106540352242922"}},"contacts":[{{"profile":{{"name":"Contact {contact}"}},"wa_id":"55119{contact:08}"}}],"messages":[{{"from":"55119{contact:08}","id":"wamid.{run}.{index}","timestamp":"1764072000","type":"text","text":{{"body":"Pedido {index}: {padding}"}}}}]}}}}]}}]}}"#,
+        contact = index % CONTACTS,
+    );
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+    let signature = format!(
+        "sha256={}",
+        hex::encode(ring::hmac::sign(&key, body.as_bytes()).as_ref())
+    );
+    (body.into_bytes(), signature)
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+/// Fires every delivery at `url` over [`CONNECTIONS`] connections; the rate, the
+/// sorted latencies and how many were not answered 200.
+async fn fire(
+    url: &str,
+    deliveries: Vec<(Vec<u8>, String)>,
+) -> Result<(f64, Vec<Duration>, usize), Error> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONNECTIONS)
+        .build()?;
+    let deliveries = Arc::new(deliveries);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (client, deliveries, next, url) = (
+            client.clone(),
+            deliveries.clone(),
+            next.clone(),
+            url.to_owned(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0;
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some((body, signature)) = deliveries.get(index) else {
+                    break;
+                };
+                let sent = Instant::now();
+                let answer = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-hub-signature-256", signature)
+                    .body(body.clone())
+                    .send()
+                    .await;
+                latencies.push(sent.elapsed());
+                if !matches!(answer, Ok(ref response) if response.status() == 200) {
+                    failures += 1;
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(DELIVERIES);
+    let mut failures = 0;
+    for task in tasks {
+        let (mut some, failed) = task.await?;
+        latencies.append(&mut some);
+        failures += failed;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    Ok((latencies.len() as f64 / elapsed, latencies, failures))
+}
+
+async fn count(pool: &fluxolab_postgres::DbPool, sql: &str) -> Result<i64, Error> {
+    let row: Count = diesel::sql_query(sql)
+        .get_result(&mut pool.get().await?)
+        .await?;
+    Ok(row.count)
+}
+
+async fn run(url: &str) -> Result<(), Error> {
+    let migrate_url = url.to_owned();
+    fluxolab_postgres::migrations::run_off_runtime(move || {
+        fluxolab_postgres::migrations::run_pending(&migrate_url)
+    })
+    .await?;
+    let settings = |workers: bool| {
+        let url = url.to_owned();
+        Settings::from_lookup(move |variable| match variable {
+            "DATABASE_URL" => Some(url.clone()),
+            "APP_SECRET" => Some("bench-secret-bench-secret-bench-secret".to_owned()),
+            "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
+            "DATABASE_POOL_SIZE" => Some("48".to_owned()),
+            "WORKERS" => workers.then(|| "16".to_owned()),
+            _ => None,
+        })
+    };
+    let setup = settings(false)?;
+    let pool = fluxolab_app::startup::pool(&DatabaseSettings {
+        pool_size: 64,
+        ..setup.database.clone()
+    })?;
+    fluxolab_postgres::seed::seed_reference_data(&mut *pool.get().await?).await?;
+    let services = fluxolab_app::startup::services(
+        &pool,
+        &setup,
+        Arc::new(SystemClock),
+        Arc::new(fluxolab_workflows::execution_service::Unobserved),
+    )?;
+    let user = services
+        .accounts
+        .register(fluxolab_identity::Registration {
+            email: "bench@example.com".into(),
+            password: secrecy::SecretString::from("bench-password-123".to_owned()),
+            display_name: "Bench".into(),
+        })
+        .await?;
+    let workspace = user.default_workspace_id.ok_or("no workspace")?;
+    let owner = Principal::new(
+        Actor::User(UserId::from_uuid(user.id.as_uuid())),
+        WorkspaceId::from_uuid(workspace.as_uuid()),
+        Role::Owner.grants(),
+    );
+    let definition = serde_json::from_value(serde_json::json!({
+        "nodes": [
+            {"id": "in", "type": "trigger.webhook", "name": "In"},
+            {"id": "read", "type": "data.set", "name": "Read", "params": {"values": {
+                "text": "{{ trigger.body.entry[0].changes[0].value.messages[0].text.body }}"
+            }}}
+        ],
+        "connections": [{"from": "in", "to": "read"}]
+    }))?;
+    let workflow = services
+        .workflows
+        .create(
+            &owner,
+            CreateWorkflow {
+                name: "Inbox".into(),
+                description: None,
+                definition: Some(definition),
+            },
+        )
+        .await?;
+    services
+        .workflows
+        .set_active(&owner, workflow.id, Some(1))
+        .await?;
+    let registration = services
+        .webhooks
+        .create(
+            &owner,
+            NewRegistration {
+                name: "Bench".into(),
+                provider: "meta".into(),
+                workflow_id: Some(workflow.id.as_uuid()),
+                signing_secret: Some(SECRET.into()),
+                ..NewRegistration::default()
+            },
+        )
+        .await?
+        .registration;
+    println!(
+        "webhooks bench: {DELIVERIES} signed ~1 KB WhatsApp deliveries per run, {CONNECTIONS} connections, {CONTACTS} contacts"
+    );
+
+    // The ceiling: the intake's statement run straight against the pool.
+    let store = Arc::new(fluxolab_postgres::webhooks::PgWebhooks::new(pool.clone()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (store, next, registration) = (store.clone(), next.clone(), registration.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= DELIVERIES {
+                    break Ok::<(), Error>(());
+                }
+                let (body, _) = delivery("direct", index);
+                let payload: serde_json::Value = serde_json::from_slice(&body)?;
+                let extracted = fluxolab_webhooks::whatsapp::extract(&payload);
+                let keys = vec![
+                    format!("body:{}", body_digest(&body)),
+                    format!("message:wamid.direct.{index}"),
+                ];
+                let event = NewEvent {
+                    id: uuid::Uuid::now_v7(),
+                    workspace_id: registration.workspace_id,
+                    registration_id: registration.id,
+                    body_digest: body_digest(&body),
+                    headers: serde_json::json!({"content-type": "application/json"}),
+                    body,
+                    payload: Some(payload),
+                };
+                store
+                    .record(&event, &keys, ExecutionId::new(), &extracted)
+                    .await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let direct_rate = DELIVERIES as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "  direct statement        {direct_rate:>10.0} deliveries/s (event + execution + conversation, one statement)"
+    );
+    diesel::sql_query(
+        "TRUNCATE executions, webhook_events, webhook_dedupe_keys, messages, conversations CASCADE",
+    )
+    .execute(&mut pool.get().await?)
+    .await?;
+
+    for (label, workers) in [
+        ("intake alone (--no-workers)", false),
+        ("with workers on", true),
+    ] {
+        let app = Application::build(&settings(workers)?)?;
+        let app = if workers { app } else { app.without_workers() };
+        let intake = format!(
+            "http://127.0.0.1:{}/api/webhooks/in/{}",
+            app.port(),
+            registration.public_id
+        );
+        let server = tokio::spawn(app.run_until_stopped());
+        let run_id = if workers { "workers" } else { "alone" };
+        let deliveries: Vec<_> = (0..DELIVERIES).map(|i| delivery(run_id, i)).collect();
+        let started = Instant::now();
+        let (rate, latencies, failures) = fire(&intake, deliveries).await?;
+        println!("  {label}");
+        println!(
+            "    intake                {rate:>10.0} requests/s   p50 {:>6.2} ms   p99 {:>6.2} ms   non-200: {failures}",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        );
+        println!("    vs direct statement   {:>10.2} ×", rate / direct_rate);
+        if workers {
+            let deadline = Instant::now() + Duration::from_secs(300);
+            let unfinished = loop {
+                let unfinished = count(
+                    &pool,
+                    "SELECT count(*) AS count FROM executions WHERE status IN ('queued', 'running')",
+                )
+                .await?;
+                if unfinished == 0 || Instant::now() > deadline {
+                    break unfinished;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            let finished = count(
+                &pool,
+                "SELECT count(*) AS count FROM executions WHERE status = 'succeeded'",
+            )
+            .await?;
+            let orphans = count(
+                &pool,
+                "SELECT count(*) AS count FROM webhook_events WHERE verdict = 'accepted' AND execution_id IS NULL",
+            )
+            .await?;
+            println!(
+                "    executions finished   {:>10.0} /s ({finished} in {:.1} s; {unfinished} unfinished)",
+                finished as f64 / started.elapsed().as_secs_f64(),
+                started.elapsed().as_secs_f64()
+            );
+            println!("    accepted events without their execution: {orphans}");
+        }
+        server.abort();
+    }
+    Ok(())
+}
