@@ -484,10 +484,15 @@ impl ExecutionRepository for PgExecutions {
             .await
             .map_err(storage)?;
             diesel::sql_query(
-                "WITH due AS ( \
-                   SELECT id FROM executions \
-                   WHERE (status = 'queued' AND due_at <= now()) OR (status = 'running' AND locked_until < now()) \
-                   ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                // Two index scans (expired leases first, then the longest-due queued
+                // rows), so a claim costs the same with ten or a million rows waiting.
+                "WITH expired AS ( \
+                   SELECT id FROM executions WHERE status = 'running' AND locked_until < now() \
+                   ORDER BY locked_until LIMIT $2 FOR UPDATE SKIP LOCKED \
+                 ), queued AS ( \
+                   SELECT id FROM executions WHERE status = 'queued' AND due_at <= now() \
+                   ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED \
+                 ), due AS ((SELECT id FROM expired) UNION ALL (SELECT id FROM queued) LIMIT $2) \
                  UPDATE executions e SET status = 'running', locked_by = $1, \
                    locked_until = now() + make_interval(secs => $3), attempt = e.attempt + 1, \
                    started_at = coalesce(e.started_at, now()) \
