@@ -12,7 +12,9 @@ use fluxolab_kernel::{Clock, SystemClock};
 use fluxolab_outbound::{OutboundEffects, OutboundTester};
 use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::activity_log::PgAudit;
+use fluxolab_postgres::billing::PgBilling;
 use fluxolab_postgres::executions::PgExecutions;
+use fluxolab_postgres::plans::PgPlanGuard;
 use fluxolab_postgres::pool::PoolBuildError;
 use fluxolab_postgres::unit_of_work::PgUnits;
 use fluxolab_postgres::vault::PgVault;
@@ -25,7 +27,7 @@ use fluxolab_workflows::engine::Engine;
 use fluxolab_workflows::execution::ExecutionRepository;
 use fluxolab_workflows::execution_service::{ExecutionObserver, ExecutionPorts, ExecutionService};
 use fluxolab_workflows::{WorkflowPorts, WorkflowService};
-use fluxolab_workspace::{WorkspacePorts, WorkspaceService};
+use fluxolab_workspace::{BillingPorts, BillingService, WorkspacePorts, WorkspaceService};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -113,6 +115,7 @@ pub fn services(
         tester: Arc::new(OutboundTester),
         network: Arc::new(vault),
         usage: Arc::new(workflows.clone()),
+        plans: Arc::new(PgPlanGuard),
         master,
         clock: clock.clone(),
     }));
@@ -136,6 +139,7 @@ pub fn services(
         workflows: Arc::new(workflows.clone()),
         credentials: Arc::new(workflows),
         webhooks: webhooks.clone(),
+        plans: Arc::new(PgPlanGuard),
         audit: audit.clone(),
     });
     let intake = Arc::new(Intake::new(
@@ -155,10 +159,16 @@ pub fn services(
             conversations: webhooks.clone(),
             secrets: vault_service.clone(),
             audit: audit.clone(),
-            clock,
+            clock: clock.clone(),
         },
         intake.clone(),
     );
+    let billing_service = BillingService::new(BillingPorts {
+        units: units.clone(),
+        billing: Arc::new(PgBilling::new(pool.clone())),
+        audit: audit.clone(),
+        clock,
+    });
     let workspace_service = WorkspaceService::new(WorkspacePorts {
         units,
         workspaces: workspaces.clone(),
@@ -174,6 +184,7 @@ pub fn services(
         executions: Arc::new(execution_service),
         queue: executions,
         webhooks: Arc::new(webhook_service),
+        billing: Arc::new(billing_service),
         intake,
         intake_limits: IntakeLimits {
             max_body_bytes: settings.webhooks.max_body_bytes,

@@ -37,6 +37,8 @@ pub enum VaultError {
     #[error("a stored secret cannot be opened")]
     Envelope(#[from] EnvelopeError),
     #[error(transparent)]
+    PlanLimit(#[from] fluxolab_kernel::PlanLimitReached),
+    #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
@@ -85,6 +87,7 @@ pub struct VaultPorts {
     pub tester: Arc<dyn ConnectionTester>,
     pub network: Arc<dyn NetworkPolicy>,
     pub usage: Arc<dyn CredentialUsage>,
+    pub plans: Arc<dyn fluxolab_kernel::PlanGuard>,
 }
 
 impl std::fmt::Debug for VaultPorts {
@@ -262,6 +265,18 @@ impl VaultService {
             Actor::ApiKey(_) => None,
         };
         let mut unit = self.ports.units.begin().await?;
+        if let Some(reached) = self
+            .ports
+            .plans
+            .admit(
+                unit.as_mut(),
+                workspace,
+                fluxolab_kernel::LimitedResource::Credentials,
+            )
+            .await?
+        {
+            return Err(reached.into());
+        }
         self.ports
             .credentials
             .insert(unit.as_mut(), &record, created_by)

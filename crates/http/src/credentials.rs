@@ -35,6 +35,7 @@ impl From<VaultError> for ApiError {
                 code: "name_taken",
                 detail: "a credential with this name already exists in the workspace".to_owned(),
             },
+            VaultError::PlanLimit(reached) => reached.into(),
             other => ApiError::Internal(Box::new(other)),
         }
     }

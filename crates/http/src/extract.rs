@@ -35,6 +35,7 @@ pub struct Services {
     /// The queue, for the workers that run beside the API.
     pub queue: Arc<dyn ExecutionRepository>,
     pub webhooks: Arc<fluxolab_webhooks::WebhookService>,
+    pub billing: Arc<fluxolab_workspace::BillingService>,
     /// The public webhook intake's hot path.
     pub intake: Arc<fluxolab_webhooks::Intake>,
     pub intake_limits: crate::intake::IntakeLimits,

@@ -15,6 +15,7 @@ pub mod ops;
 pub mod probe;
 pub mod problem;
 pub mod server;
+pub mod settings;
 pub mod users;
 pub mod webhooks;
 pub mod workflows;

@@ -11,8 +11,8 @@ use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
-    auth, conversations, credentials, executions, intake, ops, problem, users, webhooks, workflows,
-    workspaces,
+    auth, conversations, credentials, executions, intake, ops, problem, settings, users, webhooks,
+    workflows, workspaces,
 };
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
@@ -54,6 +54,7 @@ impl Modify for BearerScheme {
         (name = "webhooks", description = "Webhook registrations, their events and replays"),
         (name = "webhook intake", description = "The public intake senders call (no bearer token: the URL and the signature authenticate)"),
         (name = "conversations", description = "WhatsApp conversations and the workspace overview"),
+        (name = "plans", description = "The workspace's plan, billing history and usage against limits"),
     )
 )]
 struct ApiDoc;
@@ -130,7 +131,11 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(webhooks::replay_workspace_event)
         .service(conversations::list_conversations)
         .service(conversations::list_messages)
-        .service(conversations::workspace_overview);
+        .service(conversations::workspace_overview)
+        .service(settings::get_plan)
+        .service(settings::change_plan)
+        .service(settings::billing_history)
+        .service(settings::get_usage);
 }
 
 /// The OpenAPI document of every route in [`routes`].

@@ -43,6 +43,9 @@ pub struct Problem {
     /// The limit that was hit, for `plan_limit`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub limit: Option<PlanLimitDetail>,
+    /// Every limit a refused plan change would break, for `plan_limit` on a downgrade.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub limits: Vec<PlanLimitDetail>,
 }
 
 /// Which plan limit a `plan_limit` problem is about.
@@ -75,6 +78,7 @@ impl Problem {
             request_id: None,
             errors: Vec::new(),
             limit: None,
+            limits: Vec::new(),
         }
     }
 
@@ -156,6 +160,9 @@ pub enum ApiError {
     },
     #[error("not ready: {0}")]
     NotReady(String),
+    /// A plan change refused because current usage exceeds these limits of the plan.
+    #[error("current usage exceeds the plan's limits: {}", .0.iter().map(|limit| format!("{} allows {}, the workspace has {}", limit.name, limit.value, limit.current)).collect::<Vec<_>>().join("; "))]
+    PlanDowngrade(Vec<PlanLimitDetail>),
     /// Any other refusal with its own status and stable code (webhook intake: 403
     /// handshake, 410 disabled, 401 signatures, 503 storage).
     #[error("{detail}")]
@@ -166,6 +173,26 @@ pub enum ApiError {
     },
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<fluxolab_kernel::PlanLimitReached> for ApiError {
+    fn from(reached: fluxolab_kernel::PlanLimitReached) -> Self {
+        ApiError::PlanLimit {
+            limit: reached.name,
+            value: reached.value,
+            current: reached.current,
+        }
+    }
+}
+
+impl From<&fluxolab_kernel::PlanLimitReached> for PlanLimitDetail {
+    fn from(reached: &fluxolab_kernel::PlanLimitReached) -> Self {
+        Self {
+            name: reached.name.to_owned(),
+            value: reached.value,
+            current: reached.current,
+        }
+    }
 }
 
 impl ApiError {
@@ -190,7 +217,7 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::Refused { code, .. } => code,
             ApiError::Forbidden(_) => "forbidden",
-            ApiError::PlanLimit { .. } => "plan_limit",
+            ApiError::PlanLimit { .. } | ApiError::PlanDowngrade(_) => "plan_limit",
             ApiError::NotReady(_) => "not_ready",
             ApiError::Internal(_) => "internal_error",
         }
@@ -243,7 +270,9 @@ impl ResponseError for ApiError {
             ApiError::RouteNotFound | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized | ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Conflict { .. } | ApiError::PlanLimit { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::PlanLimit { .. } | ApiError::PlanDowngrade(_) => {
+                StatusCode::CONFLICT
+            }
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Refused { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -263,6 +292,9 @@ impl ResponseError for ApiError {
                 value: *value,
                 current: *current,
             });
+        }
+        if let ApiError::PlanDowngrade(limits) = self {
+            problem.limits.clone_from(limits);
         }
         if let ApiError::Validation(errors) = self {
             problem.errors = errors

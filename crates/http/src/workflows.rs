@@ -26,6 +26,7 @@ impl From<WorkflowError> for ApiError {
             WorkflowError::Invalid(errors) => ApiError::Validation(errors),
             WorkflowError::Forbidden(forbidden) => ApiError::Forbidden(forbidden.0),
             WorkflowError::NotFound(what) => ApiError::NotFound(what),
+            WorkflowError::PlanLimit(reached) => reached.into(),
             WorkflowError::Storage(error) => ApiError::Internal(Box::new(error)),
         }
     }

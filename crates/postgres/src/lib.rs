@@ -2,10 +2,12 @@
 
 pub mod accounts;
 pub mod activity_log;
+pub mod billing;
 pub mod conversations;
 pub mod error;
 pub mod executions;
 pub mod migrations;
+pub mod plans;
 pub mod pool;
 pub mod readiness;
 pub mod schema;

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Forbidden, Page, PageRequest, Permission, Principal, StorageError,
-    UnitOfWorkFactory, ValidationErrors, WorkflowId,
+    Actor, AuditEvent, AuditLog, Forbidden, LimitedResource, Page, PageRequest, Permission,
+    PlanGuard, PlanLimitReached, Principal, StorageError, UnitOfWorkFactory, ValidationErrors,
+    WorkflowId,
 };
 use ring::digest::{SHA256, digest};
 use serde_json::json;
@@ -25,6 +26,8 @@ pub enum WorkflowError {
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error(transparent)]
+    PlanLimit(#[from] PlanLimitReached),
+    #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
@@ -38,6 +41,7 @@ pub struct WorkflowPorts {
     pub workflows: Arc<dyn WorkflowRepository>,
     pub credentials: Arc<dyn CredentialCatalog>,
     pub webhooks: Arc<dyn WebhookBindings>,
+    pub plans: Arc<dyn PlanGuard>,
     pub audit: Arc<dyn AuditLog>,
 }
 
@@ -77,6 +81,19 @@ fn user_of(principal: &Principal) -> Option<fluxolab_kernel::UserId> {
 impl WorkflowService {
     pub fn new(ports: WorkflowPorts) -> Self {
         Self { ports }
+    }
+
+    /// Refuses one more `resource` when the workspace's plan is at its limit.
+    async fn admit(
+        &self,
+        unit: &mut fluxolab_kernel::Uow,
+        workspace: fluxolab_kernel::WorkspaceId,
+        resource: LimitedResource,
+    ) -> Result<(), WorkflowError> {
+        match self.ports.plans.admit(unit, workspace, resource).await? {
+            Some(reached) => Err(reached.into()),
+            None => Ok(()),
+        }
     }
 
     /// Validates a definition against the registry and the workspace's credentials.
@@ -175,6 +192,12 @@ impl WorkflowService {
             created_by: user_of(principal),
         };
         let mut unit = self.ports.units.begin().await?;
+        self.admit(
+            unit.as_mut(),
+            workflow.workspace_id,
+            LimitedResource::Workflows,
+        )
+        .await?;
         self.ports
             .workflows
             .insert(unit.as_mut(), &workflow)
@@ -359,6 +382,10 @@ impl WorkflowService {
         }
         let workspace = principal.workspace_id();
         let mut unit = self.ports.units.begin().await?;
+        if version.is_some() && workflow.active_version.is_none() {
+            self.admit(unit.as_mut(), workspace, LimitedResource::ActiveWorkflows)
+                .await?;
+        }
         self.ports
             .workflows
             .set_active(unit.as_mut(), workspace, id, version)

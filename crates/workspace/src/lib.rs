@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 
+pub mod billing;
 pub mod model;
 pub mod plan;
 pub mod ports;
 pub mod role;
 pub mod service;
 
+pub use billing::{BillingError, BillingPorts, BillingService};
 pub use plan::{PlanCode, PlanLimits};
 pub use role::Role;
 pub use service::{WorkspaceError, WorkspacePorts, WorkspaceService};

@@ -37,6 +37,7 @@ fn vault(db: &TestDb, current: &str, previous: Option<&str>) -> Result<VaultServ
         usage: Arc::new(fluxolab_postgres::workflows::PgWorkflows::new(
             db.pool().clone(),
         )),
+        plans: Arc::new(fluxolab_postgres::plans::PgPlanGuard),
         master: Arc::new(MasterKeys::new(
             current.as_bytes(),
             previous.map(str::as_bytes),

@@ -10,6 +10,7 @@ mod executions;
 mod helpers;
 mod ops;
 mod otlp;
+mod plans;
 mod provisioning;
 mod queue;
 mod users;

@@ -1,0 +1,274 @@
+//! Plans and limits: each limit refuses the first request over it with a `plan_limit`
+//! problem and allows it again after an upgrade; a downgrade the usage would break is
+//! refused and changes nothing; usage counts what the database holds.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::TestResult;
+use crate::helpers::{Account, Error, TestApp, call, three_nodes};
+
+async fn create_workflow(app: &TestApp, owner: &Account, n: usize) -> Result<(u16, Value), Error> {
+    call(
+        app,
+        owner,
+        Method::POST,
+        "/api/workflows",
+        &json!({"name": format!("Flow {n}"), "definition": three_nodes()}),
+    )
+    .await
+}
+
+async fn create_credential(
+    app: &TestApp,
+    owner: &Account,
+    n: usize,
+) -> Result<(u16, Value), Error> {
+    call(
+        app,
+        owner,
+        Method::POST,
+        "/api/workflows/credentials",
+        &json!({"name": format!("Token {n}"), "kind": "bearer_token", "data": {"token": "t0k3n-value"}}),
+    )
+    .await
+}
+
+async fn activate(app: &TestApp, owner: &Account, id: &str) -> Result<(u16, Value), Error> {
+    call(
+        app,
+        owner,
+        Method::POST,
+        &format!("/api/workflows/{id}/activate"),
+        &json!({"version": 1}),
+    )
+    .await
+}
+
+fn assert_limit(status: u16, problem: &Value, name: &str, value: u64) {
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "plan_limit", "{problem}");
+    assert_eq!(problem["limit"]["name"], name, "{problem}");
+    assert_eq!(problem["limit"]["value"], value, "{problem}");
+    assert_eq!(problem["limit"]["current"], value, "{problem}");
+}
+
+async fn change_plan(app: &TestApp, who: &Account, plan: &str) -> Result<(u16, Value), Error> {
+    call(
+        app,
+        who,
+        Method::POST,
+        "/api/settings/plan",
+        &json!({"plan": plan}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn each_limit_refuses_the_first_request_over_it_until_an_upgrade() -> TestResult {
+    let app = TestApp::spawn().await?;
+    let owner = app.signed_up("limits@example.com").await?;
+    let (status, plan) = call(&app, &owner, Method::GET, "/api/settings/plan", &json!({})).await?;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["plan"]["code"], "free");
+    assert_eq!(plan["plan"]["limits"]["max_workflows"], 10);
+    assert_eq!(plan["available_plans"].as_array().map(Vec::len), Some(4));
+
+    // Workflows: 10 fit the free plan, the 11th does not.
+    let mut workflows = Vec::new();
+    for n in 0..10 {
+        let (status, created) = create_workflow(&app, &owner, n).await?;
+        assert_eq!(status, 201, "{created}");
+        workflows.push(created["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let (status, problem) = create_workflow(&app, &owner, 10).await?;
+    assert_limit(status, &problem, "max_workflows", 10);
+    assert_eq!(app.count("workflows").await?, 10, "nothing was written");
+
+    // Active workflows: 5 fit.
+    for id in &workflows[..5] {
+        let (status, body) = activate(&app, &owner, id).await?;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, problem) = activate(&app, &owner, &workflows[5]).await?;
+    assert_limit(status, &problem, "max_active_workflows", 5);
+    let (status, _) = activate(&app, &owner, &workflows[0]).await?;
+    assert_eq!(status, 200, "re-activating an active workflow adds nothing");
+
+    // Credentials: 10 fit; a webhook's signing secret is not counted.
+    call(
+        &app,
+        &owner,
+        Method::POST,
+        "/api/webhooks",
+        &json!({"name": "Hook", "provider": "hmac_sha256"}),
+    )
+    .await?;
+    for n in 0..10 {
+        let (status, created) = create_credential(&app, &owner, n).await?;
+        assert_eq!(status, 201, "{created}");
+    }
+    let (status, problem) = create_credential(&app, &owner, 10).await?;
+    assert_limit(status, &problem, "max_credentials", 10);
+
+    // Members: the owner and two more fit.
+    for email in ["m1@example.com", "m2@example.com", "m3@example.com"] {
+        app.signed_up(email).await?;
+    }
+    for email in ["m1@example.com", "m2@example.com"] {
+        let (status, body) = call(
+            &app,
+            &owner,
+            Method::POST,
+            "/api/workspace/members",
+            &json!({"email": email, "role": "viewer"}),
+        )
+        .await?;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, problem) = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/api/workspace/members",
+        &json!({"email": "m3@example.com", "role": "viewer"}),
+    )
+    .await?;
+    assert_limit(status, &problem, "max_members", 3);
+
+    // Upgrade: every one of them goes through now.
+    let (status, upgraded) = change_plan(&app, &owner, "pro").await?;
+    assert_eq!(status, 200, "{upgraded}");
+    assert_eq!(upgraded["plan"]["code"], "pro");
+    assert_eq!(create_workflow(&app, &owner, 10).await?.0, 201);
+    assert_eq!(activate(&app, &owner, &workflows[5]).await?.0, 200);
+    assert_eq!(create_credential(&app, &owner, 10).await?.0, 201);
+    let (status, _) = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/api/workspace/members",
+        &json!({"email": "m3@example.com", "role": "viewer"}),
+    )
+    .await?;
+    assert_eq!(status, 201);
+
+    // Usage equals what the database holds.
+    let (status, usage) =
+        call(&app, &owner, Method::GET, "/api/settings/usage", &json!({})).await?;
+    assert_eq!(status, 200, "{usage}");
+    assert_eq!(usage["plan"], "pro");
+    assert_eq!(
+        usage["workflows"],
+        json!({"used": 11, "limit": 100, "percent": 11.0})
+    );
+    assert_eq!(usage["active_workflows"]["used"], 6);
+    assert_eq!(usage["credentials"]["used"], 11);
+    assert_eq!(usage["members"]["used"], 4);
+    assert_eq!(usage["executions"]["used"], 0);
+    assert_eq!(usage["executions_by_status"]["succeeded"], 0);
+    assert_eq!(usage["webhook_events_by_verdict"]["accepted"], 0);
+
+    // A downgrade the usage would break is refused, naming every limit; nothing changes.
+    let (status, problem) = change_plan(&app, &owner, "free").await?;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "plan_limit");
+    let names: Vec<&str> = problem["limits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "max_members",
+            "max_workflows",
+            "max_active_workflows",
+            "max_credentials"
+        ],
+        "{problem}"
+    );
+    let (_, plan) = call(&app, &owner, Method::GET, "/api/settings/plan", &json!({})).await?;
+    assert_eq!(plan["plan"]["code"], "pro");
+
+    // One billing event and one activity for the one change that happened.
+    let (status, history) = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/settings/billing/history",
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{history}");
+    let items = history["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "{history}");
+    assert_eq!(items[0]["kind"], "plan_changed");
+    assert_eq!(items[0]["from_plan"], "free");
+    assert_eq!(items[0]["to_plan"], "pro");
+    assert_eq!(items[0]["actor_user_id"], owner.id.as_str());
+    let (_, activities) = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/workspace/activities?action=plan.changed",
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(
+        activities["items"].as_array().map(Vec::len),
+        Some(1),
+        "{activities}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn plans_are_changed_by_owners_only_and_named_exactly() -> TestResult {
+    let app = TestApp::spawn().await?;
+    let owner = app.signed_up("boss@example.com").await?;
+    let viewer = app.signed_up("looker@example.com").await?;
+    call(
+        &app,
+        &owner,
+        Method::POST,
+        "/api/workspace/members",
+        &json!({"email": "looker@example.com", "role": "viewer"}),
+    )
+    .await?;
+    let as_viewer = Account {
+        workspace_id: owner.workspace_id.clone(),
+        ..viewer
+    };
+    let (status, plan) = call(
+        &app,
+        &as_viewer,
+        Method::GET,
+        "/api/settings/plan",
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(status, 200, "viewers may look: {plan}");
+    let (status, problem) = change_plan(&app, &as_viewer, "pro").await?;
+    assert_eq!(status, 403, "{problem}");
+    let (status, problem) = change_plan(&app, &owner, "platinum").await?;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "plan");
+    let (status, same) = change_plan(&app, &owner, "free").await?;
+    assert_eq!(status, 200, "{same}");
+    let (_, history) = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/settings/billing/history",
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(
+        history["items"],
+        json!([]),
+        "staying on a plan is no change"
+    );
+    Ok(())
+}

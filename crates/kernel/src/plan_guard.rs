@@ -1,0 +1,51 @@
+//! Plan limits where they bite: before a use case adds a counted thing (a workflow, an
+//! active workflow, a credential…), it asks the [`PlanGuard`] inside its unit of work.
+
+use async_trait::async_trait;
+
+use crate::{StorageError, Uow, WorkspaceId};
+
+/// Something a plan counts and caps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitedResource {
+    Members,
+    Workflows,
+    ActiveWorkflows,
+    Credentials,
+}
+
+impl LimitedResource {
+    /// The name of the limit in the plan (`plans.limits` key).
+    pub const fn limit_name(self) -> &'static str {
+        match self {
+            LimitedResource::Members => "max_members",
+            LimitedResource::Workflows => "max_workflows",
+            LimitedResource::ActiveWorkflows => "max_active_workflows",
+            LimitedResource::Credentials => "max_credentials",
+        }
+    }
+}
+
+/// The plan allows no more of something.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("plan limit reached: {name} allows {value}, the workspace has {current}")]
+pub struct PlanLimitReached {
+    /// The limit's name (`max_workflows`…).
+    pub name: &'static str,
+    pub value: u32,
+    pub current: u32,
+}
+
+/// Checks plan limits.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait PlanGuard: Send + Sync {
+    /// Whether one more `resource` fits the workspace's plan. Checked inside `unit`,
+    /// which it locks against concurrent checks of the same workspace until it ends.
+    async fn admit(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        resource: LimitedResource,
+    ) -> Result<Option<PlanLimitReached>, StorageError>;
+}
