@@ -27,6 +27,7 @@ use fluxolab_workflows::engine::Engine;
 use fluxolab_workflows::execution::ExecutionRepository;
 use fluxolab_workflows::execution_service::{ExecutionObserver, ExecutionPorts, ExecutionService};
 use fluxolab_workflows::{WorkflowPorts, WorkflowService};
+use fluxolab_workspace::quota::Quotas;
 use fluxolab_workspace::{BillingPorts, BillingService, WorkspacePorts, WorkspaceService};
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -127,11 +128,16 @@ pub fn services(
         }),
         clock.clone(),
     );
+    let quotas = Arc::new(Quotas::new(
+        Arc::new(PgBilling::new(pool.clone())),
+        clock.clone(),
+    ));
     let execution_service = ExecutionService::new(ExecutionPorts {
         workflows: Arc::new(workflows.clone()),
         executions: executions.clone(),
         engine: Arc::new(engine),
         observer,
+        gate: quotas.clone(),
     });
     let webhooks = Arc::new(PgWebhooks::new(pool.clone()));
     let workflow_service = WorkflowService::new(WorkflowPorts {
@@ -146,6 +152,7 @@ pub fn services(
         webhooks.clone(),
         webhooks.clone(),
         vault_service.clone(),
+        quotas,
         clock.clone(),
         IntakeSettings {
             rejected_per_minute: settings.webhooks.rejected_per_minute,

@@ -66,6 +66,16 @@ impl From<IntakeError> for ApiError {
             IntakeError::Rejected(reason) => {
                 refused(StatusCode::UNAUTHORIZED, reason.code(), error.to_string())
             }
+            IntakeError::RateLimited(retry_after_seconds) => ApiError::TooManyRequests {
+                code: "rate_limited",
+                detail: error.to_string(),
+                retry_after_seconds,
+            },
+            IntakeError::QuotaExceeded(retry_after_seconds) => ApiError::TooManyRequests {
+                code: "quota_exceeded",
+                detail: error.to_string(),
+                retry_after_seconds,
+            },
             IntakeError::Storage(source) => {
                 tracing::error!(error = %source, cause = ?std::error::Error::source(&source), "webhook delivery could not be stored");
                 refused(
@@ -180,8 +190,15 @@ pub async fn deliver(
     let received = match services.intake.receive(&public_id, delivery).await {
         Ok(received) => received,
         Err(error) => {
-            if let IntakeError::Rejected(reason) = &error {
-                metrics.observe_webhook(Verdict::Rejected.code(), Some(reason.code()));
+            match &error {
+                IntakeError::Rejected(reason) => {
+                    metrics.observe_webhook(Verdict::Rejected.code(), Some(reason.code()));
+                }
+                IntakeError::QuotaExceeded(_) => {
+                    metrics.observe_webhook(Verdict::QuotaExceeded.code(), None);
+                }
+                IntakeError::RateLimited(_) => metrics.observe_webhook("rate_limited", None),
+                _ => {}
             }
             return Err(error.into());
         }

@@ -160,6 +160,14 @@ pub enum ApiError {
     },
     #[error("not ready: {0}")]
     NotReady(String),
+    /// Back-pressure: `quota_exceeded` (the period's quota) or `rate_limited` (a
+    /// per-minute rate), with the seconds to wait.
+    #[error("{detail}")]
+    TooManyRequests {
+        code: &'static str,
+        detail: String,
+        retry_after_seconds: u64,
+    },
     /// A plan change refused because current usage exceeds these limits of the plan.
     #[error("current usage exceeds the plan's limits: {}", .0.iter().map(|limit| format!("{} allows {}, the workspace has {}", limit.name, limit.value, limit.current)).collect::<Vec<_>>().join("; "))]
     PlanDowngrade(Vec<PlanLimitDetail>),
@@ -215,7 +223,8 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Unauthenticated { code, .. }
             | ApiError::Conflict { code, .. }
-            | ApiError::Refused { code, .. } => code,
+            | ApiError::Refused { code, .. }
+            | ApiError::TooManyRequests { code, .. } => code,
             ApiError::Forbidden(_) => "forbidden",
             ApiError::PlanLimit { .. } | ApiError::PlanDowngrade(_) => "plan_limit",
             ApiError::NotReady(_) => "not_ready",
@@ -275,6 +284,7 @@ impl ResponseError for ApiError {
             }
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Refused { status, .. } => *status,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -314,6 +324,14 @@ impl ResponseError for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::TooManyRequests {
+            retry_after_seconds,
+            ..
+        } = self
+            && let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
             response

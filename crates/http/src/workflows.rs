@@ -27,6 +27,13 @@ impl From<WorkflowError> for ApiError {
             WorkflowError::Forbidden(forbidden) => ApiError::Forbidden(forbidden.0),
             WorkflowError::NotFound(what) => ApiError::NotFound(what),
             WorkflowError::PlanLimit(reached) => reached.into(),
+            WorkflowError::QuotaExceeded {
+                retry_after_seconds,
+            } => ApiError::TooManyRequests {
+                code: "quota_exceeded",
+                detail: "the workspace's executions for this period are used up; upgrade the plan or wait for the next period".to_owned(),
+                retry_after_seconds,
+            },
             WorkflowError::Storage(error) => ApiError::Internal(Box::new(error)),
         }
     }

@@ -15,7 +15,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{ApiKeyId, ExecutionId, UserId, WorkflowId, WorkspaceId};
 pub use pagination::{Cursor, Page, PageRequest};
 pub use permission::Permission;
-pub use plan_guard::{LimitedResource, PlanGuard, PlanLimitReached};
+pub use plan_guard::{Admission, LimitedResource, PlanGuard, PlanLimitReached, UsageGate};
 pub use principal::{Actor, Forbidden, Principal};
 pub use unit_of_work::{StorageError, UnitOfWork, UnitOfWorkFactory, Uow};
 pub use validation::{FieldError, ValidationErrors};

@@ -49,3 +49,29 @@ pub trait PlanGuard: Send + Sync {
         resource: LimitedResource,
     ) -> Result<Option<PlanLimitReached>, StorageError>;
 }
+
+/// Whether new work may start now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// Over the workspace's per-minute rate: back off briefly.
+    RateLimited {
+        retry_after_seconds: u64,
+    },
+    /// The period's quota is used up: nothing more until the period ends.
+    QuotaExceeded {
+        retry_after_seconds: u64,
+    },
+}
+
+/// Quotas and rates of the plan, told apart: `executions_per_month` (the period's
+/// quota) and `webhook_events_per_minute` (a rate).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UsageGate: Send + Sync {
+    /// A run asked for through the API (`/run`, retries, replays): counted exactly.
+    async fn admit_run(&self, workspace: WorkspaceId) -> Result<Admission, StorageError>;
+    /// A webhook delivery: the workspace's rate, then its quota (which may be up to a
+    /// second stale on this hot path).
+    async fn admit_delivery(&self, workspace: WorkspaceId) -> Result<Admission, StorageError>;
+}

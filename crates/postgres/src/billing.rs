@@ -9,6 +9,7 @@ use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlU
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, UserId, WorkspaceId};
 use fluxolab_workspace::billing::{BillingEvent, BillingRepository, Subscription, Usage};
+use fluxolab_workspace::quota::{QuotaSource, QuotaStatus};
 use fluxolab_workspace::{PlanCode, PlanLimits};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -274,5 +275,43 @@ impl BillingRepository for PgBilling {
             .map(billing_event)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(items, page, BillingEvent::cursor))
+    }
+}
+
+#[derive(QueryableByName)]
+struct QuotaRow {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    executions_limit: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    events_limit: Option<i64>,
+    #[diesel(sql_type = Timestamptz)]
+    current_period_end: OffsetDateTime,
+    #[diesel(sql_type = BigInt)]
+    used: i64,
+}
+
+#[async_trait]
+impl QuotaSource for PgBilling {
+    async fn status(&self, workspace: WorkspaceId) -> Result<QuotaStatus, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let row: QuotaRow = diesel::sql_query(
+            "SELECT (p.limits ->> 'executions_per_month')::bigint AS executions_limit, \
+               (p.limits ->> 'webhook_events_per_minute')::bigint AS events_limit, \
+               s.current_period_end, \
+               (SELECT count(*) FROM executions e \
+                 WHERE e.workspace_id = $1 AND e.created_at >= s.current_period_start) AS used \
+             FROM subscriptions s JOIN plans p ON p.id = s.plan_id WHERE s.workspace_id = $1",
+        )
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .get_result(&mut connection)
+        .await
+        .map_err(storage)?;
+        let small = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+        Ok(QuotaStatus {
+            executions_per_month: row.executions_limit.map(small),
+            executions_used: small(row.used),
+            period_end: row.current_period_end,
+            webhook_events_per_minute: row.events_limit.map(small),
+        })
     }
 }

@@ -538,14 +538,19 @@ impl EventStore for PgWebhooks {
         })
     }
 
-    async fn record_rejected(&self, event: &NewEvent, reason: &str) -> Result<(), StorageError> {
+    async fn record_unrun<'a>(
+        &self,
+        event: &NewEvent,
+        verdict: Verdict,
+        reason: Option<&'a str>,
+    ) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
         diesel::insert_into(webhook_events::table)
             .values((
                 webhook_events::id.eq(event.id),
                 webhook_events::workspace_id.eq(event.workspace_id.as_uuid()),
                 webhook_events::registration_id.eq(event.registration_id),
-                webhook_events::verdict.eq(Verdict::Rejected.code()),
+                webhook_events::verdict.eq(verdict.code()),
                 webhook_events::reason.eq(reason),
                 webhook_events::body_digest.eq(&event.body_digest),
                 webhook_events::headers.eq(&event.headers),

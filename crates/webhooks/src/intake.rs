@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fluxolab_kernel::{Clock, ExecutionId, StorageError};
+use fluxolab_kernel::{Admission, Clock, ExecutionId, StorageError, UsageGate};
 use ring::digest::{SHA256, digest};
 use serde_json::Value;
 use uuid::Uuid;
@@ -31,6 +31,14 @@ pub enum IntakeError {
     HandshakeRefused,
     #[error("{}", describe(*.0))]
     Rejected(RejectReason),
+    /// Over the workspace's per-minute webhook rate; not stored.
+    #[error("over the workspace's webhook rate; retry in {0} s")]
+    RateLimited(u64),
+    /// The period's execution quota is used up; stored with verdict `quota_exceeded`.
+    #[error(
+        "the workspace's executions for this period are used up; the event is stored but not run"
+    )]
+    QuotaExceeded(u64),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -85,6 +93,7 @@ pub struct Intake {
     registrations: Arc<dyn RegistrationRepository>,
     events: Arc<dyn EventStore>,
     secrets: Arc<dyn SigningSecrets>,
+    gate: Arc<dyn UsageGate>,
     clock: Arc<dyn Clock>,
     settings: IntakeSettings,
     cache: moka::sync::Cache<String, Option<Arc<Target>>>,
@@ -129,6 +138,7 @@ impl Intake {
         registrations: Arc<dyn RegistrationRepository>,
         events: Arc<dyn EventStore>,
         secrets: Arc<dyn SigningSecrets>,
+        gate: Arc<dyn UsageGate>,
         clock: Arc<dyn Clock>,
         settings: IntakeSettings,
     ) -> Self {
@@ -136,6 +146,7 @@ impl Intake {
             registrations,
             events,
             secrets,
+            gate,
             clock,
             settings,
             cache: moka::sync::Cache::builder()
@@ -235,7 +246,9 @@ impl Intake {
         reason: RejectReason,
     ) -> Result<Received, IntakeError> {
         if self.may_store_rejection(event.registration_id) {
-            self.events.record_rejected(event, reason.code()).await?;
+            self.events
+                .record_unrun(event, Verdict::Rejected, Some(reason.code()))
+                .await?;
         } else {
             tracing::debug!(registration_id = %event.registration_id, reason = reason.code(), "rejected delivery not stored (over the per-minute allowance)");
         }
@@ -286,6 +299,21 @@ impl Intake {
         }
         if registration.provider == Provider::Meta && event.payload.is_none() {
             return self.reject(&event, RejectReason::InvalidJson).await;
+        }
+        match self.gate.admit_delivery(registration.workspace_id).await? {
+            Admission::Admitted => {}
+            Admission::RateLimited {
+                retry_after_seconds,
+            } => return Err(IntakeError::RateLimited(retry_after_seconds)),
+            Admission::QuotaExceeded {
+                retry_after_seconds,
+            } => {
+                // Kept, so nothing the sender delivered is lost; not run.
+                self.events
+                    .record_unrun(&event, Verdict::QuotaExceeded, None)
+                    .await?;
+                return Err(IntakeError::QuotaExceeded(retry_after_seconds));
+            }
         }
         let extracted = event
             .payload
@@ -346,10 +374,14 @@ mod tests {
             .expect_open()
             .times(1)
             .returning(|_, _| Ok("app-secret".to_owned()));
+        let mut gate = fluxolab_kernel::plan_guard::MockUsageGate::new();
+        gate.expect_admit_delivery()
+            .returning(|_| Ok(Admission::Admitted));
         Intake::new(
             Arc::new(registrations),
             Arc::new(events),
             Arc::new(secrets),
+            Arc::new(gate),
             Arc::new(ManualClock::new(OffsetDateTime::UNIX_EPOCH)),
             IntakeSettings {
                 rejected_per_minute: allowance,
@@ -400,10 +432,12 @@ mod tests {
     async fn bad_signatures_are_refused_and_stored_only_up_to_the_allowance() {
         let mut events = MockEventStore::new();
         events
-            .expect_record_rejected()
-            .withf(|_, reason| reason == "bad_signature")
+            .expect_record_unrun()
+            .withf(|_, verdict, reason| {
+                *verdict == Verdict::Rejected && *reason == Some("bad_signature")
+            })
             .times(2)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(()));
         let intake = intake(events, 2);
         for _ in 0..5 {
             let mut delivery = signed(b"{}");

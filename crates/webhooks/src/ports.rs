@@ -85,8 +85,14 @@ pub trait EventStore: Send + Sync {
         execution: ExecutionId,
         extracted: &Extracted,
     ) -> Result<Recorded, StorageError>;
-    /// Stores a delivery that was refused, with the reason.
-    async fn record_rejected(&self, event: &NewEvent, reason: &str) -> Result<(), StorageError>;
+    /// Stores a delivery that is not run: `rejected` (with the reason) or
+    /// `quota_exceeded`.
+    async fn record_unrun<'a>(
+        &self,
+        event: &NewEvent,
+        verdict: Verdict,
+        reason: Option<&'a str>,
+    ) -> Result<(), StorageError>;
     async fn list(
         &self,
         workspace: WorkspaceId,

@@ -22,6 +22,7 @@ pub struct ExecutionPorts {
     pub executions: Arc<dyn ExecutionRepository>,
     pub engine: Arc<Engine>,
     pub observer: Arc<dyn ExecutionObserver>,
+    pub gate: Arc<dyn fluxolab_kernel::UsageGate>,
 }
 
 /// Told what runs did, for metrics.
@@ -61,6 +62,21 @@ fn invalid(field: &str, message: impl Into<String>) -> WorkflowError {
 impl ExecutionService {
     pub fn new(ports: ExecutionPorts) -> Self {
         Self { ports }
+    }
+
+    /// Refuses a queued run when the workspace's quota for the period is used up.
+    async fn admit(&self, workspace: fluxolab_kernel::WorkspaceId) -> Result<(), WorkflowError> {
+        match self.ports.gate.admit_run(workspace).await? {
+            fluxolab_kernel::Admission::QuotaExceeded {
+                retry_after_seconds,
+            }
+            | fluxolab_kernel::Admission::RateLimited {
+                retry_after_seconds,
+            } => Err(WorkflowError::QuotaExceeded {
+                retry_after_seconds,
+            }),
+            fluxolab_kernel::Admission::Admitted => Ok(()),
+        }
     }
 
     /// Runs a version (default: the latest) inline and returns the execution with its
@@ -135,6 +151,7 @@ impl ExecutionService {
         let version = found
             .active_version
             .ok_or_else(|| invalid("workflow", "has no active version; activate one first"))?;
+        self.admit(workspace).await?;
         let id = ExecutionId::new();
         self.ports
             .executions
@@ -187,6 +204,7 @@ impl ExecutionService {
     ) -> Result<ExecutionId, WorkflowError> {
         principal.require(Permission::WorkflowsRun)?;
         let previous = self.get(principal, id).await?;
+        self.admit(previous.workspace_id).await?;
         let new_id = ExecutionId::new();
         self.ports
             .executions

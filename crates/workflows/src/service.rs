@@ -27,6 +27,9 @@ pub enum WorkflowError {
     NotFound(&'static str),
     #[error(transparent)]
     PlanLimit(#[from] PlanLimitReached),
+    /// The period's execution quota is used up.
+    #[error("the workspace's executions for this period are used up")]
+    QuotaExceeded { retry_after_seconds: u64 },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

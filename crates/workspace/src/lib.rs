@@ -4,6 +4,7 @@ pub mod billing;
 pub mod model;
 pub mod plan;
 pub mod ports;
+pub mod quota;
 pub mod role;
 pub mod service;
 

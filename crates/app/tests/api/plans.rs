@@ -272,3 +272,124 @@ async fn plans_are_changed_by_owners_only_and_named_exactly() -> TestResult {
     );
     Ok(())
 }
+
+async fn set_free_limit(app: &TestApp, name: &str, value: u32) -> Result<(), Error> {
+    use diesel_async::RunQueryDsl;
+    diesel::sql_query(format!(
+        "UPDATE plans SET limits = jsonb_set(limits, '{{{name}}}', '{value}') WHERE code = 'free'"
+    ))
+    .execute(&mut app.db.pool().get().await?)
+    .await?;
+    Ok(())
+}
+
+/// An active workflow with a bound, unsigned webhook; its intake URL.
+async fn hooked_workflow(app: &TestApp, owner: &Account) -> Result<(String, String), Error> {
+    let (_, created) = call(app, owner, Method::POST, "/api/workflows", &json!({
+        "name": "Hooked",
+        "definition": {"nodes": [{"id": "in", "type": "trigger.webhook", "name": "In"}], "connections": []}
+    }))
+    .await?;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let (status, body) = activate(app, owner, &id).await?;
+    assert_eq!(status, 200, "{body}");
+    let (_, hooks) = call(app, owner, Method::GET, "/api/webhooks", &json!({})).await?;
+    Ok((
+        id,
+        hooks["items"][0]["url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    ))
+}
+
+fn retry_after(response: &reqwest::Response) -> u64 {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_used_up_quota_and_an_exceeded_rate_are_told_apart() -> TestResult {
+    let app = TestApp::spawn().await?;
+    set_free_limit(&app, "executions_per_month", 2).await?;
+    let owner = app.signed_up("quota@example.com").await?;
+    let (workflow, url) = hooked_workflow(&app, &owner).await?;
+    for _ in 0..2 {
+        let (status, body) = call(
+            &app,
+            &owner,
+            Method::POST,
+            &format!("/api/workflows/{workflow}/run"),
+            &json!({}),
+        )
+        .await?;
+        assert_eq!(status, 202, "{body}");
+    }
+    let response = app
+        .send_as(
+            Method::POST,
+            &owner.access_token,
+            &format!("/api/workflows/{workflow}/run"),
+            Some(&owner.workspace_id),
+            &json!({}),
+        )
+        .await?;
+    assert_eq!(response.status(), 429);
+    let wait = retry_after(&response);
+    let problem: Value = response.json().await?;
+    assert_eq!(problem["code"], "quota_exceeded", "{problem}");
+    assert!(
+        wait > 86_400 && wait <= 31 * 86_400,
+        "Retry-After is the time to the period's end: {wait}"
+    );
+
+    // A webhook delivery over quota is kept (nothing the sender delivered is lost) but not run.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = app.client.post(&url).body("{\"n\":1}").send().await?;
+    assert_eq!(response.status(), 429);
+    assert!(retry_after(&response) > 86_400);
+    let problem: Value = response.json().await?;
+    assert_eq!(problem["code"], "quota_exceeded");
+    let (_, events) = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/workspace/webhook-events?verdict=quota_exceeded",
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(
+        events["items"].as_array().map(Vec::len),
+        Some(1),
+        "{events}"
+    );
+    assert_eq!(events["items"][0]["execution_id"], Value::Null);
+    assert_eq!(app.count("executions").await?, 2);
+
+    // The rate is another matter: a short wait, a different code, nothing stored.
+    let app = TestApp::spawn().await?;
+    set_free_limit(&app, "webhook_events_per_minute", 2).await?;
+    let owner = app.signed_up("rate@example.com").await?;
+    let (_, url) = hooked_workflow(&app, &owner).await?;
+    for n in 0..2 {
+        let response = app
+            .client
+            .post(&url)
+            .body(format!("{{\"n\":{n}}}"))
+            .send()
+            .await?;
+        assert_eq!(response.status(), 200);
+    }
+    let response = app.client.post(&url).body("{\"n\":3}").send().await?;
+    assert_eq!(response.status(), 429);
+    let wait = retry_after(&response);
+    assert!((1..=60).contains(&wait), "{wait}");
+    let problem: Value = response.json().await?;
+    assert_eq!(problem["code"], "rate_limited", "{problem}");
+    assert_eq!(app.count("webhook_events").await?, 2);
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! The [`UsageGate`]: the period's execution quota (counted from the executions table)
+//! and the per-workspace webhook rate (a token bucket in this process's memory, so N
+//! API processes together allow up to N times the rate).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fluxolab_kernel::{Admission, Clock, StorageError, UsageGate, WorkspaceId};
+use time::OffsetDateTime;
+
+/// How long the webhook hot path trusts a quota reading.
+pub const DELIVERY_QUOTA_TTL: Duration = Duration::from_secs(1);
+
+/// Where a workspace stands against its quota and rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaStatus {
+    pub executions_per_month: Option<u32>,
+    /// Executions created since the period started.
+    pub executions_used: u32,
+    pub period_end: OffsetDateTime,
+    pub webhook_events_per_minute: Option<u32>,
+}
+
+/// Reads quota status.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait QuotaSource: Send + Sync {
+    async fn status(&self, workspace: WorkspaceId) -> Result<QuotaStatus, StorageError>;
+}
+
+/// A token bucket: `capacity` tokens, refilled at `capacity` per minute.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    refilled_at: OffsetDateTime,
+}
+
+/// The production [`UsageGate`].
+pub struct Quotas {
+    source: Arc<dyn QuotaSource>,
+    clock: Arc<dyn Clock>,
+    cache: moka::sync::Cache<WorkspaceId, QuotaStatus>,
+    buckets: Mutex<HashMap<WorkspaceId, Bucket>>,
+}
+
+impl std::fmt::Debug for Quotas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quotas").finish_non_exhaustive()
+    }
+}
+
+impl Quotas {
+    pub fn new(source: Arc<dyn QuotaSource>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            source,
+            clock,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(DELIVERY_QUOTA_TTL)
+                .build(),
+            buckets: Mutex::default(),
+        }
+    }
+
+    fn quota(&self, status: &QuotaStatus, now: OffsetDateTime) -> Admission {
+        match status.executions_per_month {
+            Some(limit) if status.executions_used >= limit => Admission::QuotaExceeded {
+                retry_after_seconds: u64::try_from((status.period_end - now).whole_seconds())
+                    .unwrap_or(0)
+                    .max(1),
+            },
+            _ => Admission::Admitted,
+        }
+    }
+
+    /// Takes a token from the workspace's bucket, or says when the next one comes.
+    fn take_token(
+        &self,
+        workspace: WorkspaceId,
+        per_minute: u32,
+        now: OffsetDateTime,
+    ) -> Admission {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Admission::Admitted;
+        };
+        let capacity = f64::from(per_minute.max(1));
+        let rate = capacity / 60.0;
+        let bucket = buckets.entry(workspace).or_insert(Bucket {
+            tokens: capacity,
+            refilled_at: now,
+        });
+        let elapsed = (now - bucket.refilled_at).as_seconds_f64().max(0.0);
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
+        bucket.refilled_at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Admission::Admitted
+        } else {
+            let wait = ((1.0 - bucket.tokens) / rate).ceil();
+            Admission::RateLimited {
+                retry_after_seconds: (wait as u64).max(1),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl UsageGate for Quotas {
+    async fn admit_run(&self, workspace: WorkspaceId) -> Result<Admission, StorageError> {
+        let status = self.source.status(workspace).await?;
+        self.cache.insert(workspace, status);
+        Ok(self.quota(&status, self.clock.now()))
+    }
+
+    async fn admit_delivery(&self, workspace: WorkspaceId) -> Result<Admission, StorageError> {
+        let status = match self.cache.get(&workspace) {
+            Some(status) => status,
+            None => {
+                let status = self.source.status(workspace).await?;
+                self.cache.insert(workspace, status);
+                status
+            }
+        };
+        let now = self.clock.now();
+        if let Some(per_minute) = status.webhook_events_per_minute {
+            let rate = self.take_token(workspace, per_minute, now);
+            if rate != Admission::Admitted {
+                return Ok(rate);
+            }
+        }
+        Ok(self.quota(&status, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fluxolab_kernel::ManualClock;
+
+    use super::*;
+
+    fn gate(status: QuotaStatus, clock: Arc<ManualClock>) -> Quotas {
+        let mut source = MockQuotaSource::new();
+        source.expect_status().returning(move |_| Ok(status));
+        Quotas::new(Arc::new(source), clock)
+    }
+
+    #[tokio::test]
+    async fn the_rate_refills_over_the_minute_and_the_quota_waits_for_the_period_end() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let clock = Arc::new(ManualClock::new(start));
+        let workspace = WorkspaceId::new();
+        let limited = gate(
+            QuotaStatus {
+                executions_per_month: None,
+                executions_used: 0,
+                period_end: start + time::Duration::days(30),
+                webhook_events_per_minute: Some(2),
+            },
+            clock.clone(),
+        );
+        assert_eq!(
+            limited.admit_delivery(workspace).await.ok(),
+            Some(Admission::Admitted)
+        );
+        assert_eq!(
+            limited.admit_delivery(workspace).await.ok(),
+            Some(Admission::Admitted)
+        );
+        assert_eq!(
+            limited.admit_delivery(workspace).await.ok(),
+            Some(Admission::RateLimited {
+                retry_after_seconds: 30
+            })
+        );
+        clock.advance(time::Duration::seconds(30));
+        assert_eq!(
+            limited.admit_delivery(workspace).await.ok(),
+            Some(Admission::Admitted)
+        );
+
+        let used_up = gate(
+            QuotaStatus {
+                executions_per_month: Some(5),
+                executions_used: 5,
+                period_end: start + time::Duration::days(2),
+                webhook_events_per_minute: None,
+            },
+            clock.clone(),
+        );
+        assert_eq!(
+            used_up.admit_run(workspace).await.ok(),
+            Some(Admission::QuotaExceeded {
+                retry_after_seconds: 2 * 86_400 - 30
+            })
+        );
+    }
+}
