@@ -1,1 +1,2 @@
+DROP TABLE workspace_usage_snapshots;
 DROP TABLE billing_events;

@@ -70,7 +70,8 @@ pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
         // gauges of the API processes.
         std::sync::Arc::new(Unobserved),
     )?;
-    let workers = WorkerPool::start(services.executions, services.queue, settings.workers);
+    let workers = WorkerPool::start(services.executions, services.queue, settings.workers)
+        .with_usage_snapshots(services.billing);
     shutdown_signal().await.map_err(CommandError::Signal)?;
     workers.shutdown().await;
     tracing::info!("worker stopped");

@@ -281,6 +281,7 @@ impl Application {
                 self.services.queue.clone(),
                 settings,
             )
+            .with_usage_snapshots(self.services.billing.clone())
         });
         let served = self.server.await;
         if let Some(workers) = workers {

@@ -9,6 +9,7 @@ use fluxolab_workflows::execution::{
     ClaimedExecution, ExecutionRepository, ExecutionStatus, Finished, Lease,
 };
 use fluxolab_workflows::execution_service::ExecutionService;
+use fluxolab_workspace::BillingService;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -34,11 +35,15 @@ pub struct WorkerSettings {
     pub timeout: Duration,
 }
 
+/// How often the usage snapshot job runs (it upserts today's rows and fills missed days).
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(3600);
+
 /// Running workers; [`WorkerPool::shutdown`] stops them.
 #[derive(Debug)]
 pub struct WorkerPool {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    jobs: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl WorkerPool {
@@ -56,13 +61,39 @@ impl WorkerPool {
             settings,
         };
         let task = tokio::spawn(worker.run(stopped));
-        Self { stop, task }
+        Self {
+            stop,
+            task,
+            jobs: Vec::new(),
+        }
+    }
+
+    /// Also runs the daily usage snapshot job now and every [`SNAPSHOT_EVERY`] (each run
+    /// is idempotent, so several worker processes may run it).
+    pub fn with_usage_snapshots(mut self, billing: Arc<BillingService>) -> Self {
+        let mut stopped = self.stop.subscribe();
+        self.jobs.push(tokio::spawn(async move {
+            while !*stopped.borrow() {
+                match billing.snapshot_usage().await {
+                    Ok(rows) => tracing::debug!(rows, "usage snapshots written"),
+                    Err(error) => tracing::warn!(error = %error, "could not write usage snapshots"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(SNAPSHOT_EVERY) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        }));
+        self
     }
 
     /// Stops claiming and waits for running executions (bounded).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        for job in self.jobs {
+            let _ = job.await;
+        }
     }
 }
 

@@ -151,6 +151,7 @@ pub async fn list_credentials(
 /// Stores a credential; its secret fields are sealed and never shown again.
 #[utoipa::path(tag = "credentials", security(("bearer" = [])), request_body = CreateCredentialRequest, responses(
     (status = 201, description = "The credential, masked", body = CredentialResponse),
+    (status = 409, description = "A plan limit is reached (`plan_limit`, with `limit`)", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "Not allowed (`credentials.write`)", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "Unknown kind or invalid `data`, each field named", body = Problem, content_type = "application/problem+json"),

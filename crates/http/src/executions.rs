@@ -186,6 +186,7 @@ pub async fn test_workflow(
 /// Queues a run of the active version.
 #[utoipa::path(tag = "executions", security(("bearer" = [])), request_body = RunRequest, params(("id" = Uuid, Path, description = "Workflow id")), responses(
     (status = 202, description = "Queued", body = QueuedResponse),
+    (status = 429, description = "The period's execution quota is used up (`quota_exceeded`; `Retry-After`)", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "The workflow has no active version", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -258,6 +259,7 @@ pub async fn get_execution(
 /// Queues a new execution with the same version and input, linked to this one.
 #[utoipa::path(tag = "executions", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Execution id")), responses(
     (status = 202, description = "Queued", body = QueuedResponse),
+    (status = 429, description = "The period's execution quota is used up (`quota_exceeded`; `Retry-After`)", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "No such execution in the active workspace", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/api/executions/{id}/retry")]

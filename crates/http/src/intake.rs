@@ -166,6 +166,7 @@ fn kept_headers(request: &HttpRequest) -> Value {
     (status = 404, description = "No webhook at this address", body = Problem, content_type = "application/problem+json"),
     (status = 410, description = "The webhook is disabled", body = Problem, content_type = "application/problem+json"),
     (status = 413, description = "Body over WEBHOOK_MAX_BODY_BYTES", body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the workspace's webhook rate (`rate_limited`, not stored) or its execution quota (`quota_exceeded`, stored, not run); `Retry-After`", body = Problem, content_type = "application/problem+json"),
     (status = 503, description = "Could not be stored; nothing was kept, retry (`storage_unavailable`)", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/api/webhooks/in/{public_id}")]

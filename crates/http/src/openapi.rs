@@ -135,7 +135,9 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(settings::get_plan)
         .service(settings::change_plan)
         .service(settings::billing_history)
-        .service(settings::get_usage);
+        .service(settings::usage_history)
+        .service(settings::get_usage)
+        .service(settings::summary);
 }
 
 /// The OpenAPI document of every route in [`routes`].

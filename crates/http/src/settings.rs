@@ -287,3 +287,122 @@ pub async fn get_usage(
     let (subscription, usage) = services.billing.usage(&caller.principal).await?;
     Ok(HttpResponse::Ok().json(UsageResponse::new(&subscription, usage)))
 }
+
+/// An environment, as the summary lists it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SummaryEnvironment {
+    pub id: Uuid,
+    pub name: String,
+    /// How many variables it defines.
+    pub variables: u32,
+}
+
+/// What is configured, by kind.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SummaryIntegrations {
+    /// Webhook registrations.
+    pub webhooks: u32,
+}
+
+/// `GET /api/settings/summary`: the settings page's first paint.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SummaryResponse {
+    pub subscription: SubscriptionResponse,
+    pub usage: UsageResponse,
+    pub environments: Vec<SummaryEnvironment>,
+    pub integrations: SummaryIntegrations,
+}
+
+/// Plan and limits, usage against them, environments and integrations, assembled in one
+/// round of queries.
+#[utoipa::path(tag = "plans", security(("bearer" = [])), responses(
+    (status = 200, description = "The summary", body = SummaryResponse),
+))]
+#[get("/api/settings/summary")]
+pub async fn summary(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+) -> Result<HttpResponse, ApiError> {
+    let summary = services.billing.summary(&caller.principal).await?;
+    Ok(HttpResponse::Ok().json(SummaryResponse {
+        usage: UsageResponse::new(&summary.subscription, summary.usage),
+        subscription: SubscriptionResponse::from(summary.subscription),
+        environments: summary
+            .environments
+            .into_iter()
+            .map(|environment| SummaryEnvironment {
+                id: environment.id,
+                name: environment.name,
+                variables: environment.variables,
+            })
+            .collect(),
+        integrations: SummaryIntegrations {
+            webhooks: summary.webhooks,
+        },
+    }))
+}
+
+/// `GET /api/settings/usage/history` filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageHistoryQuery {
+    /// First day (`YYYY-MM-DD`, UTC); default 29 days before `to`.
+    pub from: Option<String>,
+    /// Last day, inclusive; default today.
+    pub to: Option<String>,
+    /// `executions` (default), `executions_succeeded`, `executions_failed`,
+    /// `webhook_events`, `members`, `workflows`, `active_workflows` or `credentials`.
+    pub metric: Option<String>,
+}
+
+/// One day of a usage series.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UsagePoint {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub value: i64,
+}
+
+/// A daily usage series.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UsageHistoryResponse {
+    pub metric: String,
+    /// Days with a snapshot, oldest first.
+    pub points: Vec<UsagePoint>,
+}
+
+fn parse_day(field: &str, raw: Option<&str>) -> Result<Option<time::Date>, ApiError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    raw.map(|text| time::Date::parse(text, &format))
+        .transpose()
+        .map_err(|_| ApiError::invalid(field, "must be a day such as 2026-11-25"))
+}
+
+/// The daily snapshots of one usage metric.
+#[utoipa::path(tag = "plans", security(("bearer" = [])), params(UsageHistoryQuery), responses(
+    (status = 200, description = "The daily series", body = UsageHistoryResponse),
+    (status = 422, description = "Unknown metric or bad range", body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/api/settings/usage/history")]
+pub async fn usage_history(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    query: Query<UsageHistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let from = parse_day("from", query.from.as_deref())?;
+    let to = parse_day("to", query.to.as_deref())?;
+    let (metric, series) = services
+        .billing
+        .usage_history(&caller.principal, query.metric.as_deref(), from, to)
+        .await?;
+    Ok(HttpResponse::Ok().json(UsageHistoryResponse {
+        metric: metric.code().to_owned(),
+        points: series
+            .into_iter()
+            .map(|(day, value)| UsagePoint {
+                day: day.to_string(),
+                value,
+            })
+            .collect(),
+    }))
+}

@@ -195,6 +195,7 @@ pub async fn list_workflows(
 /// Creates a workflow; a definition given here is validated and becomes version 1.
 #[utoipa::path(tag = "workflows", security(("bearer" = [])), request_body = CreateWorkflowRequest, responses(
     (status = 201, description = "The workflow", body = WorkflowResponse),
+    (status = 409, description = "A plan limit is reached (`plan_limit`, with `limit`)", body = Problem, content_type = "application/problem+json"),
     (status = 403, description = "Not allowed (`workflows.write`)", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "Invalid fields; definition problems name the node", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -327,6 +328,7 @@ pub async fn create_version(
     (status = 200, description = "The workflow", body = WorkflowResponse),
     (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "No such version, or it no longer validates", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "A plan limit is reached (`plan_limit`, with `limit`)", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/api/workflows/{id}/activate")]
 pub async fn activate_workflow(

@@ -69,7 +69,7 @@ pub enum Admission {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UsageGate: Send + Sync {
-    /// A run asked for through the API (`/run`, retries, replays): counted exactly.
+    /// A run asked for through the API (`/run`, retries): counted exactly.
     async fn admit_run(&self, workspace: WorkspaceId) -> Result<Admission, StorageError>;
     /// A webhook delivery: the workspace's rate, then its quota (which may be up to a
     /// second stale on this hot path).

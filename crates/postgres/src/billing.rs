@@ -8,7 +8,10 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, UserId, WorkspaceId};
-use fluxolab_workspace::billing::{BillingEvent, BillingRepository, Subscription, Usage};
+use fluxolab_workspace::billing::{
+    BillingEvent, BillingRepository, EnvironmentLine, SettingsSummary, Subscription, Usage,
+    UsageMetric,
+};
 use fluxolab_workspace::quota::{QuotaSource, QuotaStatus};
 use fluxolab_workspace::{PlanCode, PlanLimits};
 use serde_json::Value;
@@ -70,6 +73,12 @@ fn subscription(row: SubscriptionRow) -> Result<Subscription, StorageError> {
 }
 
 #[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+#[derive(QueryableByName)]
 struct UsageRow {
     #[diesel(sql_type = BigInt)]
     members: i64,
@@ -121,15 +130,19 @@ async fn usage_on(
         .get_result(connection)
         .await
         .map_err(storage)?;
+    Ok(usage(&row))
+}
+
+fn usage(row: &UsageRow) -> Usage {
     let small = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
-    Ok(Usage {
+    Usage {
         members: small(row.members),
         workflows: small(row.workflows),
         active_workflows: small(row.active_workflows),
         credentials: small(row.credentials),
         executions: counts(&row.executions),
         webhook_events: counts(&row.webhook_events),
-    })
+    }
 }
 
 #[derive(QueryableByName)]
@@ -250,6 +263,164 @@ impl BillingRepository for PgBilling {
         Ok(())
     }
 
+    async fn renew_periods(&self, now: OffsetDateTime) -> Result<u64, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let mut renewed = 0;
+        // One month per pass; a subscription several periods behind takes several.
+        for _ in 0..120 {
+            let rows = diesel::sql_query(
+                "WITH renewed AS ( \
+                   UPDATE subscriptions s SET current_period_start = s.current_period_end, \
+                     current_period_end = s.current_period_end + interval '1 month', updated_at = now() \
+                   FROM plans p WHERE p.id = s.plan_id AND s.current_period_end <= $1 \
+                   RETURNING s.workspace_id, p.code, s.current_period_start, s.current_period_end \
+                 ) \
+                 INSERT INTO billing_events (id, workspace_id, kind, from_plan, to_plan, period_start, period_end, created_at) \
+                 SELECT gen_random_uuid(), workspace_id, 'period_renewed', code, code, \
+                   current_period_start, current_period_end, $1 FROM renewed",
+            )
+            .bind::<Timestamptz, _>(now)
+            .execute(&mut connection)
+            .await
+            .map_err(storage)?;
+            if rows == 0 {
+                break;
+            }
+            renewed += u64::try_from(rows).unwrap_or_default();
+        }
+        Ok(renewed)
+    }
+
+    async fn limits_of(&self, plan: PlanCode) -> Result<PlanLimits, StorageError> {
+        #[derive(QueryableByName)]
+        struct Limits {
+            #[diesel(sql_type = Jsonb)]
+            limits: Value,
+        }
+        let mut connection = pooled(&self.pool).await?;
+        let row: Limits = diesel::sql_query("SELECT limits FROM plans WHERE code = $1")
+            .bind::<Text, _>(plan.code())
+            .get_result(&mut connection)
+            .await
+            .map_err(storage)?;
+        serde_json::from_value(row.limits).map_err(storage)
+    }
+
+    async fn snapshot_through(&self, today: time::Date) -> Result<u64, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        // From each workspace's latest snapshot day (refreshed) or its creation day,
+        // through today: a run after downtime fills the days it missed.
+        let written = diesel::sql_query(
+            "INSERT INTO workspace_usage_snapshots (workspace_id, day, metrics) \
+             SELECT w.id, d.day::date, jsonb_build_object( \
+               'executions', (SELECT count(*) FROM executions e WHERE e.workspace_id = w.id \
+                  AND e.created_at >= d.start AND e.created_at < d.start + interval '1 day'), \
+               'executions_succeeded', (SELECT count(*) FROM executions e WHERE e.workspace_id = w.id \
+                  AND e.created_at >= d.start AND e.created_at < d.start + interval '1 day' AND e.status = 'succeeded'), \
+               'executions_failed', (SELECT count(*) FROM executions e WHERE e.workspace_id = w.id \
+                  AND e.created_at >= d.start AND e.created_at < d.start + interval '1 day' AND e.status = 'failed'), \
+               'webhook_events', (SELECT count(*) FROM webhook_events v WHERE v.workspace_id = w.id \
+                  AND v.received_at >= d.start AND v.received_at < d.start + interval '1 day'), \
+               'members', (SELECT count(*) FROM workspace_members m WHERE m.workspace_id = w.id), \
+               'workflows', (SELECT count(*) FROM workflows f WHERE f.workspace_id = w.id AND f.archived_at IS NULL), \
+               'active_workflows', (SELECT count(*) FROM workflows f WHERE f.workspace_id = w.id \
+                  AND f.archived_at IS NULL AND f.active_version IS NOT NULL), \
+               'credentials', (SELECT count(*) FROM credentials c WHERE c.workspace_id = w.id \
+                  AND NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credential_id = c.id))) \
+             FROM workspaces w \
+             CROSS JOIN LATERAL generate_series( \
+               coalesce((SELECT max(s.day) FROM workspace_usage_snapshots s WHERE s.workspace_id = w.id), \
+                        (w.created_at AT TIME ZONE 'UTC')::date)::timestamp, \
+               $1::timestamp, interval '1 day') AS g(day) \
+             CROSS JOIN LATERAL (SELECT g.day, g.day AT TIME ZONE 'UTC' AS start) AS d \
+             ON CONFLICT (workspace_id, day) DO UPDATE SET metrics = EXCLUDED.metrics, updated_at = now()",
+        )
+        .bind::<diesel::sql_types::Date, _>(today)
+        .execute(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(u64::try_from(written).unwrap_or_default())
+    }
+
+    async fn daily(
+        &self,
+        workspace: WorkspaceId,
+        metric: UsageMetric,
+        from: time::Date,
+        to: time::Date,
+    ) -> Result<Vec<(time::Date, i64)>, StorageError> {
+        #[derive(QueryableByName)]
+        struct Point {
+            #[diesel(sql_type = diesel::sql_types::Date)]
+            day: time::Date,
+            #[diesel(sql_type = BigInt)]
+            value: i64,
+        }
+        let mut connection = pooled(&self.pool).await?;
+        let points: Vec<Point> = diesel::sql_query(
+            "SELECT day, coalesce((metrics ->> $2)::bigint, 0) AS value FROM workspace_usage_snapshots \
+             WHERE workspace_id = $1 AND day BETWEEN $3 AND $4 ORDER BY day",
+        )
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .bind::<Text, _>(metric.code())
+        .bind::<diesel::sql_types::Date, _>(from)
+        .bind::<diesel::sql_types::Date, _>(to)
+        .load(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(points
+            .into_iter()
+            .map(|point| (point.day, point.value))
+            .collect())
+    }
+
+    async fn summary(&self, workspace: WorkspaceId) -> Result<SettingsSummary, StorageError> {
+        let connection = pooled(&self.pool).await?;
+        // Pipelined on one connection: one round trip for the three queries.
+        let shared: &AsyncPgConnection = &connection;
+        let subscription_query = diesel::sql_query(SUBSCRIPTION)
+            .bind::<SqlUuid, _>(workspace.as_uuid())
+            .get_result::<SubscriptionRow>(&mut { shared });
+        let environments = diesel::sql_query(
+            "SELECT id, name, \
+               (SELECT count(*) FROM jsonb_object_keys(CASE WHEN jsonb_typeof(variables) = 'object' \
+                  THEN variables ELSE '{}'::jsonb END)) AS variables \
+             FROM workspace_environments WHERE workspace_id = $1 ORDER BY created_at, name",
+        )
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .load::<EnvironmentRow>(&mut { shared });
+        let webhooks = diesel::sql_query(
+            "SELECT count(*) AS count FROM webhook_registrations WHERE workspace_id = $1",
+        )
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .get_result::<CountRow>(&mut { shared });
+        let usage_query = diesel::sql_query(USAGE.replace(
+            "$2",
+            "(SELECT current_period_start FROM subscriptions WHERE workspace_id = $1)",
+        ))
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .get_result::<UsageRow>(&mut { shared });
+        let (subscription_row, usage_row, environment_rows, webhook_count) =
+            tokio::try_join!(subscription_query, usage_query, environments, webhooks)
+                .map_err(storage)?;
+        let subscription = subscription(subscription_row)?;
+        let usage = usage(&usage_row);
+        let small = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+        Ok(SettingsSummary {
+            subscription,
+            usage,
+            environments: environment_rows
+                .into_iter()
+                .map(|row| EnvironmentLine {
+                    id: row.id,
+                    name: row.name,
+                    variables: small(row.variables),
+                })
+                .collect(),
+            webhooks: small(webhook_count.count),
+        })
+    }
+
     async fn history(
         &self,
         workspace: WorkspaceId,
@@ -279,6 +450,16 @@ impl BillingRepository for PgBilling {
 }
 
 #[derive(QueryableByName)]
+struct EnvironmentRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = BigInt)]
+    variables: i64,
+}
+
+#[derive(QueryableByName)]
 struct QuotaRow {
     #[diesel(sql_type = Nullable<BigInt>)]
     executions_limit: Option<i64>,
@@ -298,8 +479,9 @@ impl QuotaSource for PgBilling {
             "SELECT (p.limits ->> 'executions_per_month')::bigint AS executions_limit, \
                (p.limits ->> 'webhook_events_per_minute')::bigint AS events_limit, \
                s.current_period_end, \
-               (SELECT count(*) FROM executions e \
-                 WHERE e.workspace_id = $1 AND e.created_at >= s.current_period_start) AS used \
+               CASE WHEN p.limits ->> 'executions_per_month' IS NULL THEN 0 ELSE \
+                 (SELECT count(*) FROM executions e \
+                   WHERE e.workspace_id = $1 AND e.created_at >= s.current_period_start) END AS used \
              FROM subscriptions s JOIN plans p ON p.id = s.plan_id WHERE s.workspace_id = $1",
         )
         .bind::<SqlUuid, _>(workspace.as_uuid())

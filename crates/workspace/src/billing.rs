@@ -77,6 +77,71 @@ impl Usage {
     }
 }
 
+/// An environment of the workspace, as the summary lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnvironmentLine {
+    pub id: Uuid,
+    pub name: String,
+    pub variables: u32,
+}
+
+/// Everything the settings page shows first, read in one round of queries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SettingsSummary {
+    pub subscription: Subscription,
+    pub usage: Usage,
+    pub environments: Vec<EnvironmentLine>,
+    /// Webhook registrations (the integrations configured so far).
+    pub webhooks: u32,
+}
+
+/// A metric kept in the daily usage snapshots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsageMetric {
+    Executions,
+    ExecutionsSucceeded,
+    ExecutionsFailed,
+    WebhookEvents,
+    Members,
+    Workflows,
+    ActiveWorkflows,
+    Credentials,
+}
+
+impl UsageMetric {
+    pub const ALL: [UsageMetric; 8] = [
+        UsageMetric::Executions,
+        UsageMetric::ExecutionsSucceeded,
+        UsageMetric::ExecutionsFailed,
+        UsageMetric::WebhookEvents,
+        UsageMetric::Members,
+        UsageMetric::Workflows,
+        UsageMetric::ActiveWorkflows,
+        UsageMetric::Credentials,
+    ];
+
+    /// Its key in a snapshot's `metrics`.
+    pub const fn code(self) -> &'static str {
+        match self {
+            UsageMetric::Executions => "executions",
+            UsageMetric::ExecutionsSucceeded => "executions_succeeded",
+            UsageMetric::ExecutionsFailed => "executions_failed",
+            UsageMetric::WebhookEvents => "webhook_events",
+            UsageMetric::Members => "members",
+            UsageMetric::Workflows => "workflows",
+            UsageMetric::ActiveWorkflows => "active_workflows",
+            UsageMetric::Credentials => "credentials",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|metric| metric.code() == code)
+    }
+}
+
+/// The longest usage history one request may ask for.
+pub const MAX_HISTORY_DAYS: i64 = 366;
+
 /// One entry of the billing history.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BillingEvent {
@@ -139,6 +204,25 @@ pub trait BillingRepository: Send + Sync {
         workspace: WorkspaceId,
         page: PageRequest,
     ) -> Result<Page<BillingEvent>, StorageError>;
+    /// Starts the next period of every subscription whose period ended by `now`, each
+    /// renewal a `period_renewed` billing event; returns how many.
+    async fn renew_periods(&self, now: OffsetDateTime) -> Result<u64, StorageError>;
+    /// The limits a plan has in the database.
+    async fn limits_of(&self, plan: PlanCode) -> Result<PlanLimits, StorageError>;
+    /// Upserts a usage snapshot for every workspace and every day from its latest
+    /// snapshot (or its creation) through `today`; returns the rows written.
+    async fn snapshot_through(&self, today: time::Date) -> Result<u64, StorageError>;
+    /// The daily series of `metric` between `from` and `to` (inclusive), days without a
+    /// snapshot left out.
+    async fn daily(
+        &self,
+        workspace: WorkspaceId,
+        metric: UsageMetric,
+        from: time::Date,
+        to: time::Date,
+    ) -> Result<Vec<(time::Date, i64)>, StorageError>;
+    /// The subscription, the period's usage, environments and integrations, together.
+    async fn summary(&self, workspace: WorkspaceId) -> Result<SettingsSummary, StorageError>;
 }
 
 /// Why a billing operation failed.
@@ -232,7 +316,8 @@ impl BillingService {
             .billing
             .usage_in(unit.as_mut(), workspace, current.current_period_start)
             .await?;
-        let exceeded = usage.exceeded(&plan.default_limits());
+        let limits = self.ports.billing.limits_of(plan).await?;
+        let exceeded = usage.exceeded(&limits);
         if !exceeded.is_empty() {
             return Err(BillingError::Downgrade(exceeded));
         }
@@ -276,6 +361,63 @@ impl BillingService {
             .await?;
         unit.commit().await?;
         Ok(self.ports.billing.subscription(workspace).await?)
+    }
+
+    /// The settings page's first paint: plan, usage against limits, environments and
+    /// integrations.
+    pub async fn summary(&self, principal: &Principal) -> Result<SettingsSummary, BillingError> {
+        principal.require(Permission::SettingsRead)?;
+        Ok(self.ports.billing.summary(principal.workspace_id()).await?)
+    }
+
+    /// The daily usage job: renews subscriptions whose period ended, then upserts
+    /// today's snapshot for every workspace and fills any day missed since its last run
+    /// (idempotent; safe to run from several workers). Returns the snapshot rows written.
+    pub async fn snapshot_usage(&self) -> Result<u64, BillingError> {
+        let now = self.ports.clock.now();
+        let renewed = self.ports.billing.renew_periods(now).await?;
+        if renewed > 0 {
+            tracing::info!(renewed, "billing periods renewed");
+        }
+        Ok(self.ports.billing.snapshot_through(now.date()).await?)
+    }
+
+    /// The daily series of one metric (default `executions`, last 30 days).
+    pub async fn usage_history(
+        &self,
+        principal: &Principal,
+        metric: Option<&str>,
+        from: Option<time::Date>,
+        to: Option<time::Date>,
+    ) -> Result<(UsageMetric, Vec<(time::Date, i64)>), BillingError> {
+        principal.require(Permission::SettingsRead)?;
+        let invalid = |field: &str, message: String| {
+            BillingError::Invalid(ValidationErrors::single(field, message))
+        };
+        let metric = match metric {
+            None => UsageMetric::Executions,
+            Some(code) => UsageMetric::from_code(code).ok_or_else(|| {
+                let known: Vec<&str> = UsageMetric::ALL.iter().map(|m| m.code()).collect();
+                invalid("metric", format!("must be one of {}", known.join(", ")))
+            })?,
+        };
+        let to = to.unwrap_or_else(|| self.ports.clock.now().date());
+        let from = from.unwrap_or(to - time::Duration::days(29));
+        if from > to {
+            return Err(invalid("from", "must not be after `to`".to_owned()));
+        }
+        if (to - from).whole_days() >= MAX_HISTORY_DAYS {
+            return Err(invalid(
+                "from",
+                format!("the range may cover at most {MAX_HISTORY_DAYS} days"),
+            ));
+        }
+        let series = self
+            .ports
+            .billing
+            .daily(principal.workspace_id(), metric, from, to)
+            .await?;
+        Ok((metric, series))
     }
 
     /// The billing history, newest first.

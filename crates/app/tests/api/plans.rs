@@ -2,6 +2,9 @@
 //! problem and allows it again after an upgrade; a downgrade the usage would break is
 //! refused and changes nothing; usage counts what the database holds.
 
+use std::sync::Arc;
+
+use fluxolab_kernel::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -168,6 +171,27 @@ async fn each_limit_refuses_the_first_request_over_it_until_an_upgrade() -> Test
     assert_eq!(usage["executions"]["used"], 0);
     assert_eq!(usage["executions_by_status"]["succeeded"], 0);
     assert_eq!(usage["webhook_events_by_verdict"]["accepted"], 0);
+
+    // The summary says the same, with environments and integrations.
+    let (status, summary) = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/settings/summary",
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["subscription"]["plan"]["code"], "pro");
+    assert_eq!(summary["usage"], usage);
+    let environments: Vec<&str> = summary["environments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(environments.len(), 3, "{summary}");
+    assert_eq!(summary["integrations"]["webhooks"], 1);
 
     // A downgrade the usage would break is refused, naming every limit; nothing changes.
     let (status, problem) = change_plan(&app, &owner, "free").await?;
@@ -391,5 +415,145 @@ async fn a_used_up_quota_and_an_exceeded_rate_are_told_apart() -> TestResult {
     let problem: Value = response.json().await?;
     assert_eq!(problem["code"], "rate_limited", "{problem}");
     assert_eq!(app.count("webhook_events").await?, 2);
+    Ok(())
+}
+
+/// A new access token (the clock moved past the old one's expiry).
+async fn fresh_token(app: &TestApp, email: &str) -> Result<String, Error> {
+    let tokens: Value = app
+        .login(email, crate::helpers::PASSWORD)
+        .await?
+        .json()
+        .await?;
+    Ok(tokens["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+#[tokio::test]
+async fn the_snapshot_job_is_idempotent_and_fills_the_days_it_missed() -> TestResult {
+    use diesel_async::RunQueryDsl;
+    use fluxolab_kernel::ManualClock;
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let app = TestApp::spawn_with_clock(clock.clone()).await?;
+    let mut owner = app.signed_up("snapshots@example.com").await?;
+    let (_, created) = create_workflow(&app, &owner, 1).await?;
+    let workflow = created["id"].as_str().unwrap_or_default().to_owned();
+    activate(&app, &owner, &workflow).await?;
+    let (status, _) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{workflow}/run"),
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(status, 202);
+
+    // The job as the workers run it, on the same database and clock.
+    let url = app.db.url().to_owned();
+    let settings = fluxolab_app::Settings::from_lookup(|variable| match variable {
+        "DATABASE_URL" => Some(url.clone()),
+        "APP_SECRET" => Some(crate::helpers::TEST_SECRET.to_owned()),
+        _ => None,
+    })?;
+    let pool = fluxolab_app::startup::pool(&settings.database)?;
+    let services = fluxolab_app::startup::services(
+        &pool,
+        &settings,
+        clock.clone(),
+        Arc::new(fluxolab_workflows::execution_service::Unobserved),
+    )?;
+    let rows = |workspace: String| {
+        let pool = pool.clone();
+        async move {
+            #[derive(diesel::QueryableByName)]
+            struct Count {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                count: i64,
+            }
+            let row: Count = diesel::sql_query(
+                "SELECT count(*) AS count FROM workspace_usage_snapshots WHERE workspace_id = $1",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(workspace.parse::<uuid::Uuid>()?)
+            .get_result(&mut pool.get().await?)
+            .await?;
+            Ok::<i64, Error>(row.count)
+        }
+    };
+    services.billing.snapshot_usage().await?;
+    services.billing.snapshot_usage().await?;
+    assert_eq!(
+        rows(owner.workspace_id.clone()).await?,
+        1,
+        "twice the same day: one row"
+    );
+
+    // Two days of downtime: the next run fills both.
+    let today = clock.now().date();
+    clock.advance(time::Duration::days(2));
+    owner.access_token = fresh_token(&app, "snapshots@example.com").await?;
+    services.billing.snapshot_usage().await?;
+    assert_eq!(rows(owner.workspace_id.clone()).await?, 3);
+
+    let to = today + time::Duration::days(2);
+    let (status, history) = call(
+        &app,
+        &owner,
+        Method::GET,
+        &format!("/api/settings/usage/history?metric=executions&from={today}&to={to}"),
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["metric"], "executions");
+    let values: Vec<i64> = history["points"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["value"].as_i64())
+        .collect();
+    assert_eq!(values, [1, 0, 0], "{history}");
+    assert_eq!(history["points"][0]["day"], today.to_string());
+    let (status, problem) = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/settings/usage/history?metric=vibes",
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(status, 422, "{problem}");
+    let (status, _) = call(
+        &app,
+        &owner,
+        Method::GET,
+        &format!("/api/settings/usage/history?from={to}&to={today}"),
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(status, 422);
+
+    // A month later the job also starts the next billing period, once.
+    clock.advance(time::Duration::days(33));
+    owner.access_token = fresh_token(&app, "snapshots@example.com").await?;
+    services.billing.snapshot_usage().await?;
+    services.billing.snapshot_usage().await?;
+    let (_, history) = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/settings/billing/history",
+        &json!({}),
+    )
+    .await?;
+    let kinds: Vec<&str> = history["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["period_renewed"], "{history}");
     Ok(())
 }
