@@ -157,7 +157,11 @@ async fn run(url: &str) -> Result<(), Error> {
             "DATABASE_URL" => Some(url.clone()),
             "APP_SECRET" => Some("bench-secret-bench-secret-bench-secret".to_owned()),
             "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
-            "DATABASE_POOL_SIZE" => Some("48".to_owned()),
+            // BENCH_POOL_SIZE tries other pool sizes (fewer backends can beat more on
+            // few cores).
+            "DATABASE_POOL_SIZE" => {
+                Some(std::env::var("BENCH_POOL_SIZE").unwrap_or_else(|_| "48".to_owned()))
+            }
             "WORKERS" => workers.then(|| "16".to_owned()),
             _ => None,
         })

@@ -20,8 +20,8 @@ use uuid::Uuid;
 use crate::error::storage;
 use crate::pool::pooled;
 use crate::schema::{
-    activities, conversations, credentials, executions, messages, webhook_events, workflows,
-    workspace_members,
+    activities, conversations, credentials, executions, messages, webhook_events,
+    webhook_registrations, workflows, workspace_members,
 };
 use crate::webhooks::{PgWebhooks, event, event_columns};
 
@@ -274,8 +274,14 @@ impl OverviewSource for PgWebhooks {
             .filter(workspace_members::workspace_id.eq(id))
             .count()
             .get_result::<i64>(&mut { shared });
+        // Webhook signing secrets live in the vault but are not the user's credentials.
         let credential_count = credentials::table
             .filter(credentials::workspace_id.eq(id))
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                webhook_registrations::table.filter(
+                    webhook_registrations::signing_credential_id.eq(credentials::id.nullable()),
+                ),
+            )))
             .count()
             .get_result::<i64>(&mut { shared });
         let latest_activities = activities::table

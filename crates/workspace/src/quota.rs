@@ -87,6 +87,10 @@ impl Quotas {
         };
         let capacity = f64::from(per_minute.max(1));
         let rate = capacity / 60.0;
+        if buckets.len() > 100_000 {
+            // Buckets idle for a minute are full again: forgetting them changes nothing.
+            buckets.retain(|_, bucket| (now - bucket.refilled_at) < time::Duration::minutes(1));
+        }
         let bucket = buckets.entry(workspace).or_insert(Bucket {
             tokens: capacity,
             refilled_at: now,

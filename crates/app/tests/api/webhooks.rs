@@ -349,8 +349,8 @@ async fn a_signed_whatsapp_message_runs_once_and_fills_the_conversation() -> Tes
     assert_eq!(overview["counts"]["webhook_events_24h"]["duplicate"], 1);
     assert_eq!(overview["counts"]["members"], 1);
     assert_eq!(
-        overview["counts"]["credentials"], 1,
-        "the signing secret lives in the vault"
+        overview["counts"]["credentials"], 0,
+        "the signing secret lives in the vault but is not a user credential"
     );
     assert_eq!(
         overview["latest_webhook_events"].as_array().map(Vec::len),
