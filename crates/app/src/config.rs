@@ -453,6 +453,52 @@ mod tests {
     }
 
     #[test]
+    fn webhook_settings_have_defaults_and_are_checked() -> Result<(), ConfigErrors> {
+        let base = [
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1/fluxolab"),
+            ("APP_SECRET", SECRET),
+        ];
+        let settings = Settings::from_lookup(lookup(&base))?;
+        assert_eq!(settings.webhooks.max_body_bytes, 1024 * 1024);
+        assert_eq!(settings.webhooks.rejected_per_minute, 60);
+        assert_eq!(settings.webhooks.response_timeout, Duration::from_secs(10));
+        assert_eq!(settings.webhooks.public_base_url, None);
+
+        let set = Settings::from_lookup(lookup(&[
+            base[0],
+            base[1],
+            ("PUBLIC_BASE_URL", "https://hooks.example.com/"),
+            ("WEBHOOK_MAX_BODY_BYTES", "4096"),
+        ]))?;
+        assert_eq!(
+            set.webhooks.public_base_url.as_deref(),
+            Some("https://hooks.example.com")
+        );
+        assert_eq!(set.webhooks.max_body_bytes, 4096);
+
+        let errors = Settings::from_lookup(lookup(&[
+            base[0],
+            base[1],
+            ("PUBLIC_BASE_URL", "hooks.example.com"),
+            ("WEBHOOK_MAX_BODY_BYTES", "12"),
+            ("WEBHOOK_RESPONSE_TIMEOUT_SECONDS", "0"),
+        ]))
+        .err()
+        .map(|errors| errors.0)
+        .unwrap_or_default();
+        let variables: Vec<_> = errors.iter().map(|problem| problem.variable).collect();
+        assert_eq!(
+            variables,
+            [
+                "WEBHOOK_MAX_BODY_BYTES",
+                "WEBHOOK_RESPONSE_TIMEOUT_SECONDS",
+                "PUBLIC_BASE_URL"
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
     fn missing_required_variables_are_named() {
         let errors = Settings::from_lookup(lookup(&[]))
             .err()

@@ -23,7 +23,8 @@ use crate::schema::{
     activities, conversations, credentials, executions, messages, webhook_events,
     webhook_registrations, workflows, workspace_members,
 };
-use crate::webhooks::{PgWebhooks, event, event_columns};
+use crate::webhook_events::{event, event_columns};
+use crate::webhooks::PgWebhooks;
 
 type ConversationRow = (
     Uuid,

@@ -16,6 +16,7 @@ pub mod seed;
 pub mod test_db;
 pub mod unit_of_work;
 pub mod vault;
+pub mod webhook_events;
 pub mod webhooks;
 pub mod workflows;
 pub mod workspaces;
