@@ -71,7 +71,8 @@ pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
         std::sync::Arc::new(Unobserved),
     )?;
     let workers = WorkerPool::start(services.executions, services.queue, settings.workers)
-        .with_usage_snapshots(services.billing);
+        .with_usage_snapshots(services.billing)
+        .with_usage_alerts(services.alerts);
     shutdown_signal().await.map_err(CommandError::Signal)?;
     workers.shutdown().await;
     tracing::info!("worker stopped");

@@ -30,6 +30,7 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub telemetry: fluxolab_telemetry::TelemetrySettings,
     pub webhooks: WebhookSettings,
+    pub alerts: AlertSettings,
 }
 
 /// How the webhook intake behaves.
@@ -45,6 +46,16 @@ pub struct WebhookSettings {
     /// `PUBLIC_BASE_URL`: the base of intake URLs shown in responses; when unset, the
     /// scheme and host each request came in on.
     pub public_base_url: Option<String>,
+}
+
+/// How usage alerts are sent.
+#[derive(Clone, Debug)]
+pub struct AlertSettings {
+    /// `SMTP_URL`: where e-mail alerts go (`smtp://user:pass@host:587`, `smtps://…`);
+    /// unset, e-mail alerts fail their delivery with a clear error.
+    pub smtp_url: Option<String>,
+    /// `ALERT_EMAIL_FROM`: the sender of alert e-mails.
+    pub email_from: String,
 }
 
 /// What the database-only commands (`migrate`, `seed`) need.
@@ -297,6 +308,36 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
     }
 }
 
+impl<F: Fn(&str) -> Option<String>> Reader<F> {
+    fn alerts(&mut self) -> AlertSettings {
+        let smtp_url = self.parsed("SMTP_URL", None, |raw| match Url::parse(raw) {
+            Ok(url) if matches!(url.scheme(), "smtp" | "smtps") && url.host().is_some() => {
+                Ok(Some(raw.to_owned()))
+            }
+            _ => Err(
+                "must be an smtp:// or smtps:// URL such as smtp://user:pass@mail.example.com:587"
+                    .to_owned(),
+            ),
+        });
+        let alert_email_from = self.parsed(
+            "ALERT_EMAIL_FROM",
+            "FluxoLab <alerts@fluxolab.localhost>".to_owned(),
+            |raw| {
+                let address = raw.rsplit('<').next().unwrap_or(raw).trim_end_matches('>');
+                if address.contains('@') && !address.contains(char::is_whitespace) {
+                    Ok(raw.to_owned())
+                } else {
+                    Err(format!("must be an e-mail address such as `FluxoLab <alerts@example.com>`, not `{raw}`"))
+                }
+            },
+        );
+        AlertSettings {
+            smtp_url,
+            email_from: alert_email_from,
+        }
+    }
+}
+
 impl Settings {
     /// Reads and validates every variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
@@ -329,6 +370,7 @@ impl Settings {
         let shutdown = reader.number("SHUTDOWN_TIMEOUT_SECONDS", 30, 1..=600);
         let telemetry = reader.telemetry();
         let webhooks = reader.webhooks();
+        let alerts = reader.alerts();
 
         let settings = match (database, app_secret) {
             (Some(database), Some(app_secret)) => {
@@ -351,6 +393,7 @@ impl Settings {
                     shutdown_timeout: Duration::from_secs(shutdown),
                     telemetry,
                     webhooks,
+                    alerts,
                 })
             }
             _ => None,

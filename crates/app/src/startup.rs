@@ -9,9 +9,10 @@ use fluxolab_http::intake::IntakeLimits;
 use fluxolab_http::{ApiState, HttpMetrics, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
 use fluxolab_kernel::{Clock, SystemClock};
-use fluxolab_outbound::{OutboundEffects, OutboundTester};
+use fluxolab_outbound::{OutboundAlerts, OutboundEffects, OutboundTester};
 use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::activity_log::PgAudit;
+use fluxolab_postgres::alerts::PgAlerts;
 use fluxolab_postgres::billing::PgBilling;
 use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::plans::PgPlanGuard;
@@ -27,6 +28,7 @@ use fluxolab_workflows::engine::Engine;
 use fluxolab_workflows::execution::ExecutionRepository;
 use fluxolab_workflows::execution_service::{ExecutionObserver, ExecutionPorts, ExecutionService};
 use fluxolab_workflows::{WorkflowPorts, WorkflowService};
+use fluxolab_workspace::alerts::{AlertPorts, AlertService};
 use fluxolab_workspace::quota::Quotas;
 use fluxolab_workspace::{BillingPorts, BillingService, WorkspacePorts, WorkspaceService};
 use secrecy::SecretString;
@@ -170,6 +172,18 @@ pub fn services(
         },
         intake.clone(),
     );
+    let alert_service = AlertService::new(AlertPorts {
+        units: units.clone(),
+        alerts: Arc::new(PgAlerts::new(pool.clone())),
+        secrets: vault_service.clone(),
+        notifier: Arc::new(OutboundAlerts {
+            smtp_url: settings.alerts.smtp_url.clone(),
+            from: settings.alerts.email_from.clone(),
+            network: Arc::new(PgVault::new(pool.clone())),
+        }),
+        audit: audit.clone(),
+        clock: clock.clone(),
+    });
     let billing_service = BillingService::new(BillingPorts {
         units: units.clone(),
         billing: Arc::new(PgBilling::new(pool.clone())),
@@ -192,6 +206,7 @@ pub fn services(
         queue: executions,
         webhooks: Arc::new(webhook_service),
         billing: Arc::new(billing_service),
+        alerts: Arc::new(alert_service),
         intake,
         intake_limits: IntakeLimits {
             max_body_bytes: settings.webhooks.max_body_bytes,
@@ -282,6 +297,7 @@ impl Application {
                 settings,
             )
             .with_usage_snapshots(self.services.billing.clone())
+            .with_usage_alerts(self.services.alerts.clone())
         });
         let served = self.server.await;
         if let Some(workers) = workers {

@@ -10,6 +10,7 @@ use fluxolab_workflows::execution::{
 };
 use fluxolab_workflows::execution_service::ExecutionService;
 use fluxolab_workspace::BillingService;
+use fluxolab_workspace::alerts::AlertService;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -37,6 +38,9 @@ pub struct WorkerSettings {
 
 /// How often the usage snapshot job runs (it upserts today's rows and fills missed days).
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often usage alerts are evaluated and due deliveries sent.
+const ALERTS_EVERY: Duration = Duration::from_secs(2);
 
 /// Running workers; [`WorkerPool::shutdown`] stops them.
 #[derive(Debug)]
@@ -80,6 +84,25 @@ impl WorkerPool {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(SNAPSHOT_EVERY) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        }));
+        self
+    }
+
+    /// Also evaluates usage alerts and delivers their firings every [`ALERTS_EVERY`]
+    /// (several processes may: firings are unique per period and threshold, and
+    /// deliveries are claimed with `SKIP LOCKED`).
+    pub fn with_usage_alerts(mut self, alerts: Arc<AlertService>) -> Self {
+        let mut stopped = self.stop.subscribe();
+        self.jobs.push(tokio::spawn(async move {
+            while !*stopped.borrow() {
+                if let Err(error) = alerts.run_due().await {
+                    tracing::warn!(error = %error, "could not run usage alerts");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(ALERTS_EVERY) => {}
                     _ = stopped.changed() => {}
                 }
             }

@@ -36,6 +36,7 @@ pub struct Services {
     pub queue: Arc<dyn ExecutionRepository>,
     pub webhooks: Arc<fluxolab_webhooks::WebhookService>,
     pub billing: Arc<fluxolab_workspace::BillingService>,
+    pub alerts: Arc<fluxolab_workspace::alerts::AlertService>,
     /// The public webhook intake's hot path.
     pub intake: Arc<fluxolab_webhooks::Intake>,
     pub intake_limits: crate::intake::IntakeLimits,

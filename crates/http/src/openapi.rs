@@ -11,8 +11,8 @@ use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
-    auth, conversations, credentials, executions, intake, ops, problem, settings, users, webhooks,
-    workflows, workspaces,
+    alerts, auth, conversations, credentials, executions, intake, ops, problem, settings, users,
+    webhooks, workflows, workspaces,
 };
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
@@ -135,6 +135,11 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(settings::get_plan)
         .service(settings::change_plan)
         .service(settings::billing_history)
+        .service(alerts::list_alerts)
+        .service(alerts::create_alert)
+        .service(alerts::update_alert)
+        .service(alerts::delete_alert)
+        .service(alerts::list_alert_events)
         .service(settings::usage_history)
         .service(settings::get_usage)
         .service(settings::summary);

@@ -101,7 +101,8 @@ const USAGE: &str = "SELECT \
     (SELECT count(*) FROM workflows WHERE workspace_id = $1 AND archived_at IS NULL) AS workflows, \
     (SELECT count(*) FROM workflows WHERE workspace_id = $1 AND archived_at IS NULL AND active_version IS NOT NULL) AS active_workflows, \
     (SELECT count(*) FROM credentials c WHERE c.workspace_id = $1 \
-       AND NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credential_id = c.id)) AS credentials, \
+       AND NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credential_id = c.id) \
+       AND NOT EXISTS (SELECT 1 FROM workspace_usage_alerts u WHERE u.secret_credential_id = c.id)) AS credentials, \
     (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb) FROM \
        (SELECT status, count(*) AS n FROM executions WHERE workspace_id = $1 AND created_at >= $2 GROUP BY status) e) AS executions, \
     (SELECT coalesce(jsonb_object_agg(verdict, n), '{}'::jsonb) FROM \
@@ -326,7 +327,8 @@ impl BillingRepository for PgBilling {
                'active_workflows', (SELECT count(*) FROM workflows f WHERE f.workspace_id = w.id \
                   AND f.archived_at IS NULL AND f.active_version IS NOT NULL), \
                'credentials', (SELECT count(*) FROM credentials c WHERE c.workspace_id = w.id \
-                  AND NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credential_id = c.id))) \
+                  AND NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credential_id = c.id) \
+       AND NOT EXISTS (SELECT 1 FROM workspace_usage_alerts u WHERE u.secret_credential_id = c.id))) \
              FROM workspaces w \
              CROSS JOIN LATERAL generate_series( \
                coalesce((SELECT max(s.day) FROM workspace_usage_snapshots s WHERE s.workspace_id = w.id), \

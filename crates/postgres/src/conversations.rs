@@ -283,6 +283,9 @@ impl OverviewSource for PgWebhooks {
                     webhook_registrations::signing_credential_id.eq(credentials::id.nullable()),
                 ),
             )))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "NOT EXISTS (SELECT 1 FROM workspace_usage_alerts u WHERE u.secret_credential_id = credentials.id)",
+            ))
             .count()
             .get_result::<i64>(&mut { shared });
         let latest_activities = activities::table

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod activity_log;
+pub mod alerts;
 pub mod billing;
 pub mod conversations;
 pub mod error;

@@ -43,7 +43,8 @@ pub(crate) const fn count_sql(resource: LimitedResource) -> &'static str {
         // Signing secrets of webhooks live in the vault but are not the user's credentials.
         LimitedResource::Credentials => {
             "SELECT count(*) AS count FROM credentials c WHERE c.workspace_id = $1 \
-             AND NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credential_id = c.id)"
+             AND NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credential_id = c.id) \
+       AND NOT EXISTS (SELECT 1 FROM workspace_usage_alerts u WHERE u.secret_credential_id = c.id)"
         }
     }
 }

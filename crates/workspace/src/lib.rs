@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod alert_secrets;
+pub mod alerts;
 pub mod billing;
 pub mod model;
 pub mod plan;

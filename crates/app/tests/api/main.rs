@@ -1,6 +1,7 @@
 //! End-to-end tests: the real application on a free port, against a real Postgres,
 //! spoken to over HTTP as a client would.
 
+mod alerts;
 mod architecture;
 mod auth;
 mod binary;

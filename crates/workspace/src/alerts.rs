@@ -1,0 +1,547 @@
+//! Usage alerts: "tell me when executions reach 80 % of the plan". Evaluated by the
+//! workers' periodic job; each alert fires at most once per period per threshold (a
+//! unique row, however many workers race), and the firing is delivered after commit by
+//! e-mail or by a webhook signed with the alert's own secret, retried with backoff.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fluxolab_kernel::{
+    Actor, AuditEvent, AuditLog, Clock, Cursor, Forbidden, Page, PageRequest, Permission,
+    Principal, StorageError, UnitOfWorkFactory, Uow, UserId, ValidationErrors, WorkspaceId,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Metrics an alert may watch, with the plan limit each is measured against.
+pub const METRICS: [(&str, &str); 5] = [
+    ("executions", "executions_per_month"),
+    ("members", "max_members"),
+    ("workflows", "max_workflows"),
+    ("active_workflows", "max_active_workflows"),
+    ("credentials", "max_credentials"),
+];
+
+/// Deliveries tried before an alert event is given up as `failed`.
+pub const MAX_ATTEMPTS: i32 = 6;
+
+/// How an alert is delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertChannel {
+    Email,
+    Webhook,
+}
+
+impl AlertChannel {
+    pub const fn code(self) -> &'static str {
+        match self {
+            AlertChannel::Email => "email",
+            AlertChannel::Webhook => "webhook",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        [AlertChannel::Email, AlertChannel::Webhook]
+            .into_iter()
+            .find(|channel| channel.code() == code)
+    }
+}
+
+/// A usage alert.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageAlert {
+    pub id: Uuid,
+    pub workspace_id: WorkspaceId,
+    pub metric: String,
+    pub threshold_percent: i32,
+    pub channel: AlertChannel,
+    /// An e-mail address or an http(s) URL.
+    pub target: String,
+    pub secret_credential_id: Option<Uuid>,
+    pub enabled: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl UsageAlert {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id,
+        }
+    }
+}
+
+/// One firing of an alert, and its delivery.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertEvent {
+    pub id: Uuid,
+    pub alert_id: Uuid,
+    pub workspace_id: WorkspaceId,
+    pub period_start: OffsetDateTime,
+    pub threshold_percent: i32,
+    pub used: i64,
+    pub limit: i64,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+impl AlertEvent {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id,
+        }
+    }
+}
+
+/// A claimed delivery: the event and how to deliver it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    pub event: AlertEvent,
+    pub alert: UsageAlert,
+}
+
+/// Usage alerts and their events.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AlertRepository: Send + Sync {
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest,
+    ) -> Result<Page<UsageAlert>, StorageError>;
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<Option<UsageAlert>, StorageError>;
+    async fn insert(
+        &self,
+        unit: &mut Uow,
+        alert: &UsageAlert,
+        created_by: Option<UserId>,
+    ) -> Result<(), StorageError>;
+    async fn update(&self, unit: &mut Uow, alert: &UsageAlert) -> Result<(), StorageError>;
+    async fn delete(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<bool, StorageError>;
+    async fn events(
+        &self,
+        workspace: WorkspaceId,
+        alert: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<AlertEvent>, StorageError>;
+    /// Records a firing for every enabled alert whose threshold the current period's
+    /// usage has reached (once per period and threshold); returns how many fired.
+    async fn evaluate(&self) -> Result<u64, StorageError>;
+    /// Claims up to `limit` due deliveries (each held for a minute).
+    async fn claim_due(&self, limit: i64) -> Result<Vec<Delivery>, StorageError>;
+    async fn delivered(&self, event: Uuid) -> Result<(), StorageError>;
+    /// A failed attempt: tried again in `retry_in_seconds`, or `failed` for good.
+    async fn attempt_failed(
+        &self,
+        event: Uuid,
+        error: &str,
+        retry_in_seconds: Option<i64>,
+    ) -> Result<(), StorageError>;
+}
+
+/// Where alert webhook secrets are kept (the vault).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AlertSecrets: Send + Sync {
+    async fn store(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        name: &str,
+        secret: &str,
+        created_by: Option<UserId>,
+    ) -> Result<Uuid, StorageError>;
+    async fn open(&self, workspace: WorkspaceId, credential: Uuid) -> Result<String, StorageError>;
+}
+
+/// Sends alerts out.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AlertNotifier: Send + Sync {
+    async fn email(&self, to: &str, subject: &str, body: &str) -> Result<(), String>;
+    /// POSTs `body` (JSON) to `url` with `X-FluxoLab-Signature: sha256=<hex HMAC>`.
+    async fn webhook(
+        &self,
+        workspace: WorkspaceId,
+        url: &str,
+        body: &[u8],
+        secret: &str,
+    ) -> Result<(), String>;
+}
+
+/// Why an alert operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("the request has invalid fields: {0}")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("usage alert not found")]
+    NotFound,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What the alert use cases work with.
+pub struct AlertPorts {
+    pub units: Arc<dyn UnitOfWorkFactory>,
+    pub alerts: Arc<dyn AlertRepository>,
+    pub secrets: Arc<dyn AlertSecrets>,
+    pub notifier: Arc<dyn AlertNotifier>,
+    pub audit: Arc<dyn AuditLog>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AlertPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertPorts").finish_non_exhaustive()
+    }
+}
+
+/// An alert to create, as submitted.
+#[derive(Clone, Debug, Default)]
+pub struct NewAlert {
+    pub metric: String,
+    pub threshold_percent: i32,
+    pub channel: String,
+    pub target: String,
+}
+
+/// Changes to an alert.
+#[derive(Clone, Debug, Default)]
+pub struct AlertPatch {
+    pub threshold_percent: Option<i32>,
+    pub target: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// The usage alert use cases.
+#[derive(Debug)]
+pub struct AlertService {
+    ports: AlertPorts,
+}
+
+fn check_target(channel: AlertChannel, target: &str, errors: &mut ValidationErrors) {
+    let target = target.trim();
+    let fine = match channel {
+        AlertChannel::Email => {
+            let mut parts = target.split('@');
+            matches!((parts.next(), parts.next(), parts.next()), (Some(user), Some(domain), None)
+                if !user.is_empty() && domain.contains('.') && !target.contains(char::is_whitespace))
+        }
+        AlertChannel::Webhook => {
+            (target.starts_with("https://") || target.starts_with("http://"))
+                && target.len() <= 2048
+                && !target.contains(char::is_whitespace)
+        }
+    };
+    if !fine {
+        errors.add(
+            "target",
+            match channel {
+                AlertChannel::Email => "must be an e-mail address",
+                AlertChannel::Webhook => "must be an http(s) URL",
+            },
+        );
+    }
+}
+
+fn check_threshold(threshold: i32, errors: &mut ValidationErrors) {
+    if !(1..=1000).contains(&threshold) {
+        errors.add("threshold_percent", "must be between 1 and 1000");
+    }
+}
+
+fn user_of(principal: &Principal) -> Option<UserId> {
+    match principal.actor() {
+        Actor::User(user) => Some(user),
+        Actor::ApiKey(_) => None,
+    }
+}
+
+/// The JSON an alert sends.
+pub fn alert_payload(delivery: &Delivery) -> serde_json::Value {
+    json!({
+        "alert_id": delivery.alert.id.to_string(),
+        "workspace_id": delivery.alert.workspace_id.to_string(),
+        "metric": delivery.alert.metric,
+        "threshold_percent": delivery.event.threshold_percent,
+        "used": delivery.event.used,
+        "limit": delivery.event.limit,
+        "period_start": delivery.event.period_start.unix_timestamp(),
+        "event_id": delivery.event.id.to_string(),
+    })
+}
+
+impl AlertService {
+    pub fn new(ports: AlertPorts) -> Self {
+        Self { ports }
+    }
+
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<UsageAlert>, AlertError> {
+        principal.require(Permission::SettingsRead)?;
+        Ok(self
+            .ports
+            .alerts
+            .list(principal.workspace_id(), page)
+            .await?)
+    }
+
+    async fn get(&self, principal: &Principal, id: Uuid) -> Result<UsageAlert, AlertError> {
+        self.ports
+            .alerts
+            .find(principal.workspace_id(), id)
+            .await?
+            .ok_or(AlertError::NotFound)
+    }
+
+    /// Creates an alert; a webhook alert's signing secret is returned this once.
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        input: NewAlert,
+    ) -> Result<(UsageAlert, Option<String>), AlertError> {
+        principal.require(Permission::SettingsManage)?;
+        let mut errors = ValidationErrors::new();
+        if !METRICS.iter().any(|(metric, _)| *metric == input.metric) {
+            let known: Vec<&str> = METRICS.iter().map(|(metric, _)| *metric).collect();
+            errors.add("metric", format!("must be one of {}", known.join(", ")));
+        }
+        check_threshold(input.threshold_percent, &mut errors);
+        let channel = AlertChannel::from_code(&input.channel);
+        match channel {
+            Some(channel) => check_target(channel, &input.target, &mut errors),
+            None => errors.add("channel", "must be email or webhook"),
+        }
+        let (Some(channel), true) = (channel, errors.is_empty()) else {
+            return Err(AlertError::Invalid(errors));
+        };
+        let now = self.ports.clock.now();
+        let mut alert = UsageAlert {
+            id: Uuid::now_v7(),
+            workspace_id: principal.workspace_id(),
+            metric: input.metric,
+            threshold_percent: input.threshold_percent,
+            channel,
+            target: input.target.trim().to_owned(),
+            secret_credential_id: None,
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut unit = self.ports.units.begin().await?;
+        let secret = if channel == AlertChannel::Webhook {
+            let mut bytes = [0_u8; 32];
+            SystemRandom::new().fill(&mut bytes).map_err(|_| {
+                StorageError::new(std::io::Error::other("no randomness for the alert secret"))
+            })?;
+            let secret = hex::encode(bytes);
+            alert.secret_credential_id = Some(
+                self.ports
+                    .secrets
+                    .store(
+                        unit.as_mut(),
+                        alert.workspace_id,
+                        &format!("Usage alert {} signing secret", alert.id),
+                        &secret,
+                        user_of(principal),
+                    )
+                    .await?,
+            );
+            Some(secret)
+        } else {
+            None
+        };
+        self.ports
+            .alerts
+            .insert(unit.as_mut(), &alert, user_of(principal))
+            .await?;
+        self.audit(unit.as_mut(), principal, "usage_alert.created", &alert)
+            .await?;
+        unit.commit().await?;
+        Ok((alert, secret))
+    }
+
+    async fn audit(
+        &self,
+        unit: &mut Uow,
+        principal: &Principal,
+        action: &'static str,
+        alert: &UsageAlert,
+    ) -> Result<(), StorageError> {
+        self.ports
+            .audit
+            .record_in(
+                unit,
+                &AuditEvent {
+                    workspace_id: alert.workspace_id,
+                    actor: Some(principal.actor()),
+                    action,
+                    target: Some(("usage_alert", alert.id.to_string())),
+                    metadata: json!({
+                        "metric": alert.metric,
+                        "threshold_percent": alert.threshold_percent,
+                        "channel": alert.channel.code(),
+                        "enabled": alert.enabled,
+                    }),
+                },
+            )
+            .await
+    }
+
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        patch: AlertPatch,
+    ) -> Result<UsageAlert, AlertError> {
+        principal.require(Permission::SettingsManage)?;
+        let mut alert = self.get(principal, id).await?;
+        let mut errors = ValidationErrors::new();
+        if let Some(threshold) = patch.threshold_percent {
+            check_threshold(threshold, &mut errors);
+            alert.threshold_percent = threshold;
+        }
+        if let Some(target) = patch.target {
+            check_target(alert.channel, &target, &mut errors);
+            alert.target = target.trim().to_owned();
+        }
+        if let Some(enabled) = patch.enabled {
+            alert.enabled = enabled;
+        }
+        if !errors.is_empty() {
+            return Err(AlertError::Invalid(errors));
+        }
+        alert.updated_at = self.ports.clock.now();
+        let mut unit = self.ports.units.begin().await?;
+        self.ports.alerts.update(unit.as_mut(), &alert).await?;
+        self.audit(unit.as_mut(), principal, "usage_alert.updated", &alert)
+            .await?;
+        unit.commit().await?;
+        Ok(alert)
+    }
+
+    pub async fn delete(&self, principal: &Principal, id: Uuid) -> Result<(), AlertError> {
+        principal.require(Permission::SettingsManage)?;
+        let alert = self.get(principal, id).await?;
+        let mut unit = self.ports.units.begin().await?;
+        if !self
+            .ports
+            .alerts
+            .delete(unit.as_mut(), alert.workspace_id, id)
+            .await?
+        {
+            return Err(AlertError::NotFound);
+        }
+        self.audit(unit.as_mut(), principal, "usage_alert.deleted", &alert)
+            .await?;
+        unit.commit().await?;
+        Ok(())
+    }
+
+    pub async fn events(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<AlertEvent>, AlertError> {
+        principal.require(Permission::SettingsRead)?;
+        self.get(principal, id).await?;
+        Ok(self
+            .ports
+            .alerts
+            .events(principal.workspace_id(), id, page)
+            .await?)
+    }
+
+    /// The workers' job: fires alerts whose threshold was reached, then delivers what
+    /// is due. Returns the deliveries made.
+    pub async fn run_due(&self) -> Result<usize, AlertError> {
+        let fired = self.ports.alerts.evaluate().await?;
+        if fired > 0 {
+            tracing::info!(fired, "usage alerts fired");
+        }
+        let due = self.ports.alerts.claim_due(20).await?;
+        let mut delivered = 0;
+        for delivery in due {
+            match self.deliver(&delivery).await {
+                Ok(()) => {
+                    self.ports.alerts.delivered(delivery.event.id).await?;
+                    delivered += 1;
+                }
+                Err(error) => {
+                    let retry = (delivery.event.attempts < MAX_ATTEMPTS)
+                        .then(|| 1_i64 << delivery.event.attempts.clamp(0, 16));
+                    tracing::warn!(event_id = %delivery.event.id, %error, ?retry, "usage alert delivery failed");
+                    self.ports
+                        .alerts
+                        .attempt_failed(delivery.event.id, &error, retry)
+                        .await?;
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    async fn deliver(&self, delivery: &Delivery) -> Result<(), String> {
+        let alert = &delivery.alert;
+        let event = &delivery.event;
+        match alert.channel {
+            AlertChannel::Email => {
+                let subject = format!(
+                    "FluxoLab: {} at {} % of your plan",
+                    alert.metric.replace('_', " "),
+                    event.threshold_percent
+                );
+                let body = format!(
+                    "Your workspace has used {} of its {} {} this period ({} % alert).\n",
+                    event.used,
+                    event.limit,
+                    alert.metric.replace('_', " "),
+                    event.threshold_percent
+                );
+                self.ports
+                    .notifier
+                    .email(&alert.target, &subject, &body)
+                    .await
+            }
+            AlertChannel::Webhook => {
+                let credential = alert
+                    .secret_credential_id
+                    .ok_or("the alert's signing secret is gone")?;
+                let secret = self
+                    .ports
+                    .secrets
+                    .open(alert.workspace_id, credential)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                let body = alert_payload(delivery).to_string();
+                self.ports
+                    .notifier
+                    .webhook(alert.workspace_id, &alert.target, body.as_bytes(), &secret)
+                    .await
+            }
+        }
+    }
+}
