@@ -326,5 +326,27 @@ async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> Te
         assert_eq!(payload["used"], 1);
         assert_eq!(payload["limit"], 10);
     }
+
+    // Deleting the alert deletes its secret from the vault too.
+    let secrets = app.count("credentials").await?;
+    let (status, _) = call(
+        &app,
+        &owner,
+        Method::DELETE,
+        &format!("/api/settings/usage/alerts/{id}"),
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(status, 204);
+    assert_eq!(app.count("credentials").await?, secrets - 1);
+    let (status, _) = call(
+        &app,
+        &owner,
+        Method::GET,
+        &format!("/api/settings/usage/alerts/{id}/events"),
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(status, 404);
     Ok(())
 }
