@@ -13,6 +13,7 @@ use fluxolab_outbound::{OutboundAlerts, OutboundEffects, OutboundTester};
 use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::activity_log::PgAudit;
 use fluxolab_postgres::alerts::PgAlerts;
+use fluxolab_postgres::api_keys::PgApiKeys;
 use fluxolab_postgres::billing::PgBilling;
 use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::plans::PgPlanGuard;
@@ -29,6 +30,7 @@ use fluxolab_workflows::execution::ExecutionRepository;
 use fluxolab_workflows::execution_service::{ExecutionObserver, ExecutionPorts, ExecutionService};
 use fluxolab_workflows::{WorkflowPorts, WorkflowService};
 use fluxolab_workspace::alerts::{AlertPorts, AlertService};
+use fluxolab_workspace::api_keys::{ApiKeyPorts, ApiKeyService};
 use fluxolab_workspace::quota::Quotas;
 use fluxolab_workspace::{BillingPorts, BillingService, WorkspacePorts, WorkspaceService};
 use secrecy::SecretString;
@@ -172,6 +174,13 @@ pub fn services(
         },
         intake.clone(),
     );
+    let api_key_service = ApiKeyService::new(ApiKeyPorts {
+        units: units.clone(),
+        keys: Arc::new(PgApiKeys::new(pool.clone())),
+        plans: Arc::new(PgPlanGuard),
+        audit: audit.clone(),
+        clock: clock.clone(),
+    });
     let alert_service = AlertService::new(AlertPorts {
         units: units.clone(),
         alerts: Arc::new(PgAlerts::new(pool.clone())),
@@ -207,6 +216,7 @@ pub fn services(
         webhooks: Arc::new(webhook_service),
         billing: Arc::new(billing_service),
         alerts: Arc::new(alert_service),
+        api_keys: Arc::new(api_key_service),
         intake,
         intake_limits: IntakeLimits {
             max_body_bytes: settings.webhooks.max_body_bytes,

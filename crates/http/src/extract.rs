@@ -37,6 +37,7 @@ pub struct Services {
     pub webhooks: Arc<fluxolab_webhooks::WebhookService>,
     pub billing: Arc<fluxolab_workspace::BillingService>,
     pub alerts: Arc<fluxolab_workspace::alerts::AlertService>,
+    pub api_keys: Arc<fluxolab_workspace::api_keys::ApiKeyService>,
     /// The public webhook intake's hot path.
     pub intake: Arc<fluxolab_webhooks::Intake>,
     pub intake_limits: crate::intake::IntakeLimits,

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod alerts;
+pub mod api_keys;
 pub mod auth;
 pub mod conversations;
 pub mod credentials;

@@ -11,8 +11,8 @@ use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
-    alerts, auth, conversations, credentials, executions, intake, ops, problem, settings, users,
-    webhooks, workflows, workspaces,
+    alerts, api_keys, auth, conversations, credentials, executions, intake, ops, problem, settings,
+    users, webhooks, workflows, workspaces,
 };
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
@@ -54,6 +54,7 @@ impl Modify for BearerScheme {
         (name = "webhooks", description = "Webhook registrations, their events and replays"),
         (name = "webhook intake", description = "The public intake senders call (no bearer token: the URL and the signature authenticate)"),
         (name = "conversations", description = "WhatsApp conversations and the workspace overview"),
+        (name = "api keys", description = "Scoped, rotatable, audited API keys"),
         (name = "plans", description = "The workspace's plan, billing history and usage against limits"),
     )
 )]
@@ -135,6 +136,11 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(settings::get_plan)
         .service(settings::change_plan)
         .service(settings::billing_history)
+        .service(api_keys::list_keys)
+        .service(api_keys::create_key)
+        .service(api_keys::revoke_key)
+        .service(api_keys::rotate_key)
+        .service(api_keys::key_audit)
         .service(alerts::list_alerts)
         .service(alerts::create_alert)
         .service(alerts::update_alert)

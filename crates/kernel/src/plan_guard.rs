@@ -12,6 +12,7 @@ pub enum LimitedResource {
     Workflows,
     ActiveWorkflows,
     Credentials,
+    ApiKeys,
 }
 
 impl LimitedResource {
@@ -22,6 +23,7 @@ impl LimitedResource {
             LimitedResource::Workflows => "max_workflows",
             LimitedResource::ActiveWorkflows => "max_active_workflows",
             LimitedResource::Credentials => "max_credentials",
+            LimitedResource::ApiKeys => "api_keys",
         }
     }
 }

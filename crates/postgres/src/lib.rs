@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod activity_log;
 pub mod alerts;
+pub mod api_keys;
 pub mod billing;
 pub mod conversations;
 pub mod error;

@@ -40,6 +40,10 @@ pub(crate) const fn count_sql(resource: LimitedResource) -> &'static str {
             "SELECT count(*) AS count FROM workflows \
              WHERE workspace_id = $1 AND archived_at IS NULL AND active_version IS NOT NULL"
         }
+        LimitedResource::ApiKeys => {
+            "SELECT count(*) AS count FROM workspace_api_keys \
+             WHERE workspace_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
+        }
         // Signing secrets of webhooks live in the vault but are not the user's credentials.
         LimitedResource::Credentials => {
             "SELECT count(*) AS count FROM credentials c WHERE c.workspace_id = $1 \

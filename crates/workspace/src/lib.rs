@@ -2,6 +2,7 @@
 
 pub mod alert_secrets;
 pub mod alerts;
+pub mod api_keys;
 pub mod billing;
 pub mod model;
 pub mod plan;

@@ -2,6 +2,7 @@
 //! spoken to over HTTP as a client would.
 
 mod alerts;
+mod api_keys;
 mod architecture;
 mod auth;
 mod binary;

@@ -1,0 +1,481 @@
+//! API keys: `flx_` secrets shown once, stored as SHA-256 with a lookup prefix, scoped to
+//! a subset of their creator's permissions, revocable and rotatable (the old secret
+//! stays valid for a grace period). Every change is audited with actor, IP and user
+//! agent, and is an activity.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fluxolab_kernel::{
+    Actor, AuditEvent, AuditLog, Clock, Cursor, Forbidden, LimitedResource, Page, PageRequest,
+    Permission, PlanGuard, PlanLimitReached, Principal, StorageError, UnitOfWorkFactory, Uow,
+    UserId, ValidationErrors, WorkspaceId,
+};
+use ring::digest::{SHA256, digest};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// What every key starts with.
+pub const KEY_PREFIX: &str = "flx_";
+/// Random characters after `flx_` (base62, from as many random bytes).
+const SECRET_CHARS: usize = 48;
+/// Characters of the key (with `flx_`) stored in clear for lookup.
+const LOOKUP_CHARS: usize = 12;
+/// The default and longest grace period of a rotation.
+pub const DEFAULT_GRACE_SECONDS: i64 = 24 * 60 * 60;
+pub const MAX_GRACE_SECONDS: i64 = 30 * 24 * 60 * 60;
+/// The environments a key may be bound to.
+pub const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
+
+/// An API key as stored (never its secret).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub prefix: String,
+    pub last_four: String,
+    pub scopes: Vec<Permission>,
+    pub environment: Option<String>,
+    pub created_by: Option<UserId>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub previous_valid_until: Option<OffsetDateTime>,
+}
+
+impl ApiKey {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id,
+        }
+    }
+
+    /// `active`, `revoked` or `expired`, as of `now`.
+    pub fn status(&self, now: OffsetDateTime) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.expires_at.is_some_and(|expires| expires <= now) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+}
+
+/// A new secret: the key shown once, and what is stored of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Secret {
+    pub key: String,
+    pub prefix: String,
+    pub last_four: String,
+    pub hash: Vec<u8>,
+}
+
+/// SHA-256 of a presented key, as stored.
+pub fn key_hash(key: &str) -> Vec<u8> {
+    digest(&SHA256, key.as_bytes()).as_ref().to_vec()
+}
+
+/// The lookup prefix of a presented key.
+pub fn lookup_prefix(key: &str) -> Option<&str> {
+    key.get(..LOOKUP_CHARS)
+        .filter(|_| key.starts_with(KEY_PREFIX))
+}
+
+fn new_secret() -> Result<Secret, StorageError> {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut bytes = [0_u8; SECRET_CHARS];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| StorageError::new(std::io::Error::other("no randomness for the key")))?;
+    let random: String = bytes
+        .iter()
+        .map(|byte| char::from(ALPHABET[usize::from(*byte) % ALPHABET.len()]))
+        .collect();
+    let key = format!("{KEY_PREFIX}{random}");
+    Ok(Secret {
+        prefix: key[..LOOKUP_CHARS].to_owned(),
+        last_four: key[key.len() - 4..].to_owned(),
+        hash: key_hash(&key),
+        key,
+    })
+}
+
+/// Where a request came from, for the audit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// One line of a key's audit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyAuditEntry {
+    pub id: Uuid,
+    pub key_id: Uuid,
+    pub workspace_id: WorkspaceId,
+    /// `created`, `rotated`, `revoked`…
+    pub action: String,
+    pub actor_user_id: Option<UserId>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: Value,
+    pub created_at: OffsetDateTime,
+}
+
+impl KeyAuditEntry {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            created_at: self.created_at,
+            id: self.id,
+        }
+    }
+}
+
+/// API keys and their audit.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ApiKeyRepository: Send + Sync {
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest,
+    ) -> Result<Page<ApiKey>, StorageError>;
+    async fn find(&self, workspace: WorkspaceId, id: Uuid) -> Result<Option<ApiKey>, StorageError>;
+    async fn insert(&self, unit: &mut Uow, key: &ApiKey, hash: &[u8]) -> Result<(), StorageError>;
+    async fn revoke(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<(), StorageError>;
+    /// Replaces the secret; the current one stays valid until `previous_valid_until`.
+    async fn rotate(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        id: Uuid,
+        secret: &Secret,
+        previous_valid_until: OffsetDateTime,
+    ) -> Result<(), StorageError>;
+    async fn audit(&self, unit: &mut Uow, entry: &KeyAuditEntry) -> Result<(), StorageError>;
+    async fn audit_log(
+        &self,
+        workspace: WorkspaceId,
+        key: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<KeyAuditEntry>, StorageError>;
+}
+
+/// Why an API key operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiKeyError {
+    #[error("the request has invalid fields: {0}")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("API key not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error(transparent)]
+    PlanLimit(#[from] PlanLimitReached),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What the API key use cases work with.
+pub struct ApiKeyPorts {
+    pub units: Arc<dyn UnitOfWorkFactory>,
+    pub keys: Arc<dyn ApiKeyRepository>,
+    pub plans: Arc<dyn PlanGuard>,
+    pub audit: Arc<dyn AuditLog>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ApiKeyPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyPorts").finish_non_exhaustive()
+    }
+}
+
+/// A key to create, as submitted.
+#[derive(Clone, Debug, Default)]
+pub struct NewApiKey {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub environment: Option<String>,
+}
+
+/// The API key use cases.
+#[derive(Debug)]
+pub struct ApiKeyService {
+    ports: ApiKeyPorts,
+}
+
+fn user_of(principal: &Principal) -> Option<UserId> {
+    match principal.actor() {
+        Actor::User(user) => Some(user),
+        Actor::ApiKey(_) => None,
+    }
+}
+
+impl ApiKeyService {
+    pub fn new(ports: ApiKeyPorts) -> Self {
+        Self { ports }
+    }
+
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<ApiKey>, ApiKeyError> {
+        principal.require(Permission::ApiKeysManage)?;
+        Ok(self.ports.keys.list(principal.workspace_id(), page).await?)
+    }
+
+    async fn get(&self, principal: &Principal, id: Uuid) -> Result<ApiKey, ApiKeyError> {
+        self.ports
+            .keys
+            .find(principal.workspace_id(), id)
+            .await?
+            .ok_or(ApiKeyError::NotFound)
+    }
+
+    /// Creates a key; the returned secret is shown this once.
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        origin: &Origin,
+        input: NewApiKey,
+    ) -> Result<(ApiKey, String), ApiKeyError> {
+        principal.require(Permission::ApiKeysManage)?;
+        let now = self.ports.clock.now();
+        let mut errors = ValidationErrors::new();
+        let name = fluxolab_kernel::validation::bounded_name(&input.name)
+            .map_err(|message| errors.add("name", message))
+            .ok();
+        let mut scopes = Vec::new();
+        if input.scopes.is_empty() {
+            errors.add("scopes", "must name at least one permission");
+        }
+        for code in &input.scopes {
+            match code.parse::<Permission>() {
+                Ok(scope) if !principal.has(scope) => errors.add(
+                    "scopes",
+                    format!(
+                        "`{code}` is more than you may do yourself; a key never exceeds its creator"
+                    ),
+                ),
+                Ok(scope) if !scopes.contains(&scope) => scopes.push(scope),
+                Ok(_) => {}
+                Err(error) => errors.add("scopes", error.to_string()),
+            }
+        }
+        if input.expires_at.is_some_and(|expires| expires <= now) {
+            errors.add("expires_at", "must be in the future");
+        }
+        if let Some(environment) = &input.environment
+            && !ENVIRONMENTS.contains(&environment.as_str())
+        {
+            errors.add("environment", "must be development, staging or production");
+        }
+        let (Some(name), true) = (name, errors.is_empty()) else {
+            return Err(ApiKeyError::Invalid(errors));
+        };
+        let secret = new_secret()?;
+        let key = ApiKey {
+            id: Uuid::now_v7(),
+            workspace_id: principal.workspace_id(),
+            name,
+            prefix: secret.prefix.clone(),
+            last_four: secret.last_four.clone(),
+            scopes,
+            environment: input.environment,
+            created_by: user_of(principal),
+            created_at: now,
+            expires_at: input.expires_at,
+            last_used_at: None,
+            revoked_at: None,
+            previous_valid_until: None,
+        };
+        let mut unit = self.ports.units.begin().await?;
+        if let Some(reached) = self
+            .ports
+            .plans
+            .admit(unit.as_mut(), key.workspace_id, LimitedResource::ApiKeys)
+            .await?
+        {
+            return Err(reached.into());
+        }
+        self.ports
+            .keys
+            .insert(unit.as_mut(), &key, &secret.hash)
+            .await?;
+        let scopes: Vec<&str> = key.scopes.iter().map(|scope| scope.code()).collect();
+        self.record(
+            unit.as_mut(),
+            principal,
+            origin,
+            &key,
+            "created",
+            json!({"name": key.name, "scopes": scopes, "expires_at": key.expires_at.map(|at| at.unix_timestamp())}),
+        )
+        .await?;
+        unit.commit().await?;
+        Ok((key, secret.key))
+    }
+
+    /// The key's audit row and the activity, in `unit`.
+    async fn record(
+        &self,
+        unit: &mut Uow,
+        principal: &Principal,
+        origin: &Origin,
+        key: &ApiKey,
+        action: &'static str,
+        details: Value,
+    ) -> Result<(), StorageError> {
+        self.ports
+            .keys
+            .audit(
+                unit,
+                &KeyAuditEntry {
+                    id: Uuid::now_v7(),
+                    key_id: key.id,
+                    workspace_id: key.workspace_id,
+                    action: action.to_owned(),
+                    actor_user_id: user_of(principal),
+                    ip: origin.ip.clone(),
+                    user_agent: origin.user_agent.clone(),
+                    details: details.clone(),
+                    created_at: self.ports.clock.now(),
+                },
+            )
+            .await?;
+        let activity = match action {
+            "created" => "api_key.created",
+            "rotated" => "api_key.rotated",
+            _ => "api_key.revoked",
+        };
+        self.ports
+            .audit
+            .record_in(
+                unit,
+                &AuditEvent {
+                    workspace_id: key.workspace_id,
+                    actor: Some(principal.actor()),
+                    action: activity,
+                    target: Some(("api_key", key.id.to_string())),
+                    metadata: json!({"name": key.name, "prefix": key.prefix, "details": details}),
+                },
+            )
+            .await
+    }
+
+    /// Revokes a key at once (its rotated-away secret too).
+    pub async fn revoke(
+        &self,
+        principal: &Principal,
+        origin: &Origin,
+        id: Uuid,
+    ) -> Result<ApiKey, ApiKeyError> {
+        principal.require(Permission::ApiKeysManage)?;
+        let key = self.get(principal, id).await?;
+        if key.revoked_at.is_some() {
+            return Ok(key);
+        }
+        let mut unit = self.ports.units.begin().await?;
+        self.ports
+            .keys
+            .revoke(unit.as_mut(), key.workspace_id, id, self.ports.clock.now())
+            .await?;
+        self.record(unit.as_mut(), principal, origin, &key, "revoked", json!({}))
+            .await?;
+        unit.commit().await?;
+        self.get(principal, id).await
+    }
+
+    /// A new secret for the key; the old one works for `grace_seconds` more (default a
+    /// day; 0 stops it at once).
+    pub async fn rotate(
+        &self,
+        principal: &Principal,
+        origin: &Origin,
+        id: Uuid,
+        grace_seconds: Option<i64>,
+    ) -> Result<(ApiKey, String), ApiKeyError> {
+        principal.require(Permission::ApiKeysManage)?;
+        let grace = grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+        if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
+            return Err(ApiKeyError::Invalid(ValidationErrors::single(
+                "grace_seconds",
+                format!("must be between 0 and {MAX_GRACE_SECONDS}"),
+            )));
+        }
+        let key = self.get(principal, id).await?;
+        if key.status(self.ports.clock.now()) != "active" {
+            return Err(ApiKeyError::Conflict(
+                "only an active key can be rotated; create a new one",
+            ));
+        }
+        let secret = new_secret()?;
+        let valid_until = self.ports.clock.now() + time::Duration::seconds(grace);
+        let mut unit = self.ports.units.begin().await?;
+        self.ports
+            .keys
+            .rotate(unit.as_mut(), key.workspace_id, id, &secret, valid_until)
+            .await?;
+        self.record(
+            unit.as_mut(),
+            principal,
+            origin,
+            &key,
+            "rotated",
+            json!({"grace_seconds": grace, "new_prefix": secret.prefix}),
+        )
+        .await?;
+        unit.commit().await?;
+        Ok((self.get(principal, id).await?, secret.key))
+    }
+
+    pub async fn audit_log(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<KeyAuditEntry>, ApiKeyError> {
+        principal.require(Permission::ApiKeysManage)?;
+        self.get(principal, id).await?;
+        Ok(self
+            .ports
+            .keys
+            .audit_log(principal.workspace_id(), id, page)
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_long_prefixed_and_stored_as_their_digest() -> Result<(), StorageError> {
+        let secret = new_secret()?;
+        assert!(secret.key.starts_with("flx_"));
+        assert_eq!(secret.key.len(), 4 + SECRET_CHARS);
+        assert!(secret.key[4..].chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(lookup_prefix(&secret.key), Some(secret.prefix.as_str()));
+        assert_eq!(secret.hash, key_hash(&secret.key));
+        assert_ne!(new_secret()?.key, secret.key);
+        assert_eq!(lookup_prefix("bearer-token"), None);
+        Ok(())
+    }
+}
