@@ -187,6 +187,8 @@ pub struct UsageResponse {
     pub workflows: UsageMetric,
     pub active_workflows: UsageMetric,
     pub credentials: UsageMetric,
+    /// Active API keys against `api_keys`.
+    pub api_keys: UsageMetric,
     /// Executions created this period against `executions_per_month`.
     pub executions: UsageMetric,
     /// This period's executions by status (every status present).
@@ -213,6 +215,7 @@ impl UsageResponse {
             workflows: UsageMetric::new(usage.workflows, limits.max_workflows),
             active_workflows: UsageMetric::new(usage.active_workflows, limits.max_active_workflows),
             credentials: UsageMetric::new(usage.credentials, limits.max_credentials),
+            api_keys: UsageMetric::new(usage.api_keys, limits.api_keys),
             executions: UsageMetric::new(usage.executions_total(), limits.executions_per_month),
             executions_by_status: complete(
                 usage.executions,

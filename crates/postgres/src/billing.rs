@@ -88,6 +88,8 @@ struct UsageRow {
     active_workflows: i64,
     #[diesel(sql_type = BigInt)]
     credentials: i64,
+    #[diesel(sql_type = BigInt)]
+    api_keys: i64,
     #[diesel(sql_type = Jsonb)]
     executions: Value,
     #[diesel(sql_type = Jsonb)]
@@ -103,6 +105,8 @@ const USAGE: &str = "SELECT \
     (SELECT count(*) FROM credentials c WHERE c.workspace_id = $1 \
        AND NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credential_id = c.id) \
        AND NOT EXISTS (SELECT 1 FROM workspace_usage_alerts u WHERE u.secret_credential_id = c.id)) AS credentials, \
+    (SELECT count(*) FROM workspace_api_keys k WHERE k.workspace_id = $1 AND k.revoked_at IS NULL \
+       AND (k.expires_at IS NULL OR k.expires_at > now())) AS api_keys, \
     (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb) FROM \
        (SELECT status, count(*) AS n FROM executions WHERE workspace_id = $1 AND created_at >= $2 GROUP BY status) e) AS executions, \
     (SELECT coalesce(jsonb_object_agg(verdict, n), '{}'::jsonb) FROM \
@@ -141,6 +145,7 @@ fn usage(row: &UsageRow) -> Usage {
         workflows: small(row.workflows),
         active_workflows: small(row.active_workflows),
         credentials: small(row.credentials),
+        api_keys: small(row.api_keys),
         executions: counts(&row.executions),
         webhook_events: counts(&row.webhook_events),
     }

@@ -34,6 +34,8 @@ pub struct Usage {
     pub workflows: u32,
     pub active_workflows: u32,
     pub credentials: u32,
+    /// Active (not revoked, not expired) API keys.
+    pub api_keys: u32,
     /// Executions created in the period, by status.
     pub executions: BTreeMap<String, u32>,
     /// Webhook events received in the period, by verdict.
@@ -57,6 +59,7 @@ impl Usage {
                 self.active_workflows,
             ),
             ("max_credentials", limits.max_credentials, self.credentials),
+            ("api_keys", limits.api_keys, self.api_keys),
             (
                 "executions_per_month",
                 limits.executions_per_month,
@@ -446,6 +449,7 @@ mod tests {
             workflows: 10,
             active_workflows: 6,
             credentials: 1,
+            api_keys: 0,
             executions: BTreeMap::from([("succeeded".to_owned(), 3000)]),
             webhook_events: BTreeMap::new(),
         };

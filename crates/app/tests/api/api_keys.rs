@@ -82,6 +82,24 @@ async fn keys_are_shown_once_capped_by_the_plan_rotated_revoked_and_audited() ->
     .await?;
     assert_eq!(status, 200);
     assert_eq!(create(&app, &owner, "Third").await?.0, 201);
+    let (_, usage) = call(&app, &owner, Method::GET, "/api/settings/usage", &json!({})).await?;
+    assert_eq!(
+        usage["api_keys"],
+        json!({"used": 3, "limit": 10, "percent": 30.0})
+    );
+    let (status, problem) = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/api/settings/plan",
+        &json!({"plan": "free"}),
+    )
+    .await?;
+    assert_eq!(
+        status, 409,
+        "three keys do not fit the free plan: {problem}"
+    );
+    assert_eq!(problem["limits"][0]["name"], "api_keys", "{problem}");
 
     // A key never exceeds its creator: a viewer cannot even manage keys, and unknown or
     // oversized scopes are named.
