@@ -2,6 +2,7 @@
 //! active workspace (`X-Workspace-Id`, else the token's workspace), checked against
 //! membership on every request.
 
+use fluxolab_workspace::api_keys::KEY_PREFIX;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -78,15 +79,7 @@ impl CurrentUser {
 }
 
 fn authenticate(request: &HttpRequest, services: &Services) -> Result<CurrentUser, ApiError> {
-    let token = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            let (scheme, token) = value.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .ok_or(ApiError::Unauthorized)?;
+    let token = bearer(request).ok_or(ApiError::Unauthorized)?;
     let claims = services
         .accounts
         .tokens()
@@ -104,11 +97,26 @@ impl FromRequest for CurrentUser {
     }
 }
 
-/// The caller as a principal of the active workspace.
+/// The caller as a principal of the active workspace: a signed-in user (any workspace
+/// they belong to, by `X-Workspace-Id` or the token's), or an API key (its own workspace
+/// only, with its scopes).
 #[derive(Clone, Debug)]
 pub struct ActiveWorkspace {
-    pub user: CurrentUser,
+    /// `None` when an API key made the request.
+    pub user: Option<CurrentUser>,
     pub principal: Principal,
+}
+
+/// The bearer token of the request, if any.
+fn bearer(request: &HttpRequest) -> Option<&str> {
+    request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
 }
 
 fn active_workspace_id(request: &HttpRequest, user: &CurrentUser) -> Result<WorkspaceId, ApiError> {
@@ -129,6 +137,34 @@ impl FromRequest for ActiveWorkspace {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(key) = bearer(request).filter(|token| token.starts_with(KEY_PREFIX)) {
+            let key = key.to_owned();
+            let named = request.headers().get(WORKSPACE_HEADER).map(|value| {
+                value
+                    .to_str()
+                    .ok()
+                    .and_then(|text| text.trim().parse::<WorkspaceId>().ok())
+            });
+            let services = services(request);
+            return Box::pin(async move {
+                let services = services?;
+                let principal = services
+                    .api_keys
+                    .authenticate(&key)
+                    .await
+                    .map_err(|_| ApiError::Unauthorized)?;
+                // A key is bound to its workspace: naming another finds nothing there.
+                if let Some(named) = named
+                    && named != Some(principal.workspace_id())
+                {
+                    return Err(ApiError::NotFound("workspace"));
+                }
+                Ok(ActiveWorkspace {
+                    user: None,
+                    principal,
+                })
+            });
+        }
         let resolved = services(request).and_then(|services| {
             let user = authenticate(request, &services)?;
             let workspace = active_workspace_id(request, &user)?;
@@ -142,7 +178,10 @@ impl FromRequest for ActiveWorkspace {
                 .principal_for(user.id(), workspace)
                 .await?
                 .ok_or(ApiError::NotFound("workspace"))?;
-            Ok(ActiveWorkspace { user, principal })
+            Ok(ActiveWorkspace {
+                user: Some(user),
+                principal,
+            })
         })
     }
 }

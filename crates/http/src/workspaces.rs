@@ -320,7 +320,17 @@ pub async fn leave_workspace(
 ) -> Result<HttpResponse, ApiError> {
     services
         .workspaces
-        .remove_member(&caller.principal, caller.user.id())
+        .remove_member(
+            &caller.principal,
+            caller
+                .user
+                .as_ref()
+                .map(CurrentUser::id)
+                .ok_or(ApiError::Unauthenticated {
+                    code: "user_token_required",
+                    detail: "leaving a workspace needs a user's token, not an API key",
+                })?,
+        )
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

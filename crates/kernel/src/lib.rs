@@ -10,6 +10,17 @@ pub mod principal;
 pub mod unit_of_work;
 pub mod validation;
 
+/// Whether two byte strings (digests, tokens) are equal, without stopping at the first
+/// difference.
+pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0_u8, |differences, (a, b)| differences | (a ^ b))
+            == 0
+}
+
 pub use audit::{AuditEvent, AuditLog};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{ApiKeyId, ExecutionId, UserId, WorkflowId, WorkspaceId};

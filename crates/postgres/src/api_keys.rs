@@ -7,7 +7,7 @@ use diesel::sql_types::{
 };
 use diesel_async::RunQueryDsl;
 use fluxolab_kernel::{Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId};
-use fluxolab_workspace::api_keys::{ApiKey, ApiKeyRepository, KeyAuditEntry, Secret};
+use fluxolab_workspace::api_keys::{ApiKey, ApiKeyRepository, KeyAuditEntry, Secret, StoredKey};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -113,8 +113,69 @@ struct AuditRow {
     created_at: OffsetDateTime,
 }
 
+#[derive(QueryableByName)]
+struct StoredRow {
+    #[diesel(embed)]
+    key: KeyRow,
+    #[diesel(sql_type = Bytea)]
+    secret_hash: Vec<u8>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    previous_hash: Option<Vec<u8>>,
+}
+
 #[async_trait]
 impl ApiKeyRepository for PgApiKeys {
+    async fn find_by_prefix(&self, prefix: &str) -> Result<Option<StoredKey>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let rows: Vec<StoredRow> = diesel::sql_query(format!(
+            "SELECT {KEY_COLUMNS}, secret_hash, previous_hash FROM workspace_api_keys \
+             WHERE prefix = $1 OR previous_prefix = $1"
+        ))
+        .bind::<Text, _>(prefix)
+        .load(&mut connection)
+        .await
+        .map_err(storage)?;
+        rows.into_iter()
+            .next()
+            .map(|row| {
+                Ok(StoredKey {
+                    key: key(row.key)?,
+                    hash: row.secret_hash,
+                    previous_hash: row.previous_hash,
+                })
+            })
+            .transpose()
+    }
+
+    async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        diesel::sql_query("UPDATE workspace_api_keys SET last_used_at = $2 WHERE id = $1")
+            .bind::<SqlUuid, _>(id)
+            .bind::<Timestamptz, _>(at)
+            .execute(&mut connection)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn audit_refusal(&self, entry: &KeyAuditEntry) -> Result<(), StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        diesel::sql_query(
+            "INSERT INTO workspace_api_key_audit (id, key_id, workspace_id, action, details, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind::<SqlUuid, _>(entry.id)
+        .bind::<SqlUuid, _>(entry.key_id)
+        .bind::<SqlUuid, _>(entry.workspace_id.as_uuid())
+        .bind::<Text, _>(&entry.action)
+        .bind::<Jsonb, _>(&entry.details)
+        .bind::<Timestamptz, _>(entry.created_at)
+        .execute(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
     async fn list(
         &self,
         workspace: WorkspaceId,

@@ -109,16 +109,6 @@ impl std::fmt::Debug for Intake {
     }
 }
 
-/// Compares two digests without stopping at the first difference.
-fn same_digest(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0_u8, |differences, (a, b)| differences | (a ^ b))
-            == 0
-}
-
 /// What a run started by a delivery gets as its trigger body: the JSON payload, or the
 /// raw body as text when it is not JSON.
 pub fn run_input(payload: Option<&Value>, body: &[u8]) -> Value {
@@ -214,7 +204,7 @@ impl Intake {
             return Err(IntakeError::HandshakeRefused);
         };
         let given = token_hash(token);
-        if !same_digest(given.as_bytes(), expected.as_bytes()) {
+        if !fluxolab_kernel::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
             return Err(IntakeError::HandshakeRefused);
         }
         Ok(challenge.to_owned())

@@ -137,10 +137,25 @@ impl KeyAuditEntry {
     }
 }
 
+/// A key as authentication finds it by a presented prefix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredKey {
+    pub key: ApiKey,
+    pub hash: Vec<u8>,
+    /// The secret a rotation replaced, while it may still be valid.
+    pub previous_hash: Option<Vec<u8>>,
+}
+
 /// API keys and their audit.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ApiKeyRepository: Send + Sync {
+    /// The key whose current or previous secret starts with `prefix`.
+    async fn find_by_prefix(&self, prefix: &str) -> Result<Option<StoredKey>, StorageError>;
+    /// Records a use (callers throttle it).
+    async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StorageError>;
+    /// Records a refusal in the key's audit (outside any unit of work).
+    async fn audit_refusal(&self, entry: &KeyAuditEntry) -> Result<(), StorageError>;
     async fn list(
         &self,
         workspace: WorkspaceId,
@@ -215,9 +230,32 @@ pub struct NewApiKey {
 }
 
 /// The API key use cases.
-#[derive(Debug)]
 pub struct ApiKeyService {
     ports: ApiKeyPorts,
+    /// Keys by lookup prefix, briefly, so most requests cost no query.
+    cache: moka::sync::Cache<String, Option<Arc<StoredKey>>>,
+    /// When each key's `last_used_at` or refusal was last written.
+    written: moka::sync::Cache<(Uuid, &'static str), ()>,
+}
+
+impl std::fmt::Debug for ApiKeyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyService").finish_non_exhaustive()
+    }
+}
+
+/// How long a looked-up key is trusted in this process (revocations and rotations in
+/// this process drop it at once).
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// `last_used_at` and sampled refusals are written at most this often per key.
+pub const USE_WRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Why a presented key was refused (every case answers the same 401).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyRefusal {
+    Unknown,
+    Revoked,
+    Expired,
 }
 
 fn user_of(principal: &Principal) -> Option<UserId> {
@@ -229,7 +267,105 @@ fn user_of(principal: &Principal) -> Option<UserId> {
 
 impl ApiKeyService {
     pub fn new(ports: ApiKeyPorts) -> Self {
-        Self { ports }
+        Self {
+            ports,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(KEY_CACHE_TTL)
+                .build(),
+            written: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(USE_WRITE_EVERY)
+                .build(),
+        }
+    }
+
+    fn forget(&self, key: &ApiKey) {
+        self.cache.invalidate_all();
+        tracing::debug!(key_id = %key.id, "API key cache cleared");
+    }
+
+    /// The principal a presented `flx_…` key stands for: bound to its workspace, with
+    /// its scopes. Unknown, revoked and expired keys (and a rotated-away secret past
+    /// its grace) are refused alike; expired ones leave a (sampled) audit line.
+    pub async fn authenticate(&self, presented: &str) -> Result<Principal, KeyRefusal> {
+        let Some(prefix) = lookup_prefix(presented) else {
+            return Err(KeyRefusal::Unknown);
+        };
+        let stored = match self.cache.get(prefix) {
+            Some(found) => found,
+            None => {
+                let found = self
+                    .ports
+                    .keys
+                    .find_by_prefix(prefix)
+                    .await
+                    .map_err(|error| {
+                        tracing::warn!(%error, "could not look up an API key");
+                        KeyRefusal::Unknown
+                    })?
+                    .map(Arc::new);
+                self.cache.insert(prefix.to_owned(), found.clone());
+                found
+            }
+        };
+        let Some(stored) = stored else {
+            return Err(KeyRefusal::Unknown);
+        };
+        let now = self.ports.clock.now();
+        let presented_hash = key_hash(presented);
+        let current = fluxolab_kernel::constant_time_eq(&presented_hash, &stored.hash);
+        let previous = stored.previous_hash.as_deref().is_some_and(|hash| {
+            fluxolab_kernel::constant_time_eq(&presented_hash, hash)
+                && stored
+                    .key
+                    .previous_valid_until
+                    .is_some_and(|until| until > now)
+        });
+        if !current && !previous {
+            return Err(KeyRefusal::Unknown);
+        }
+        match stored.key.status(now) {
+            "revoked" => return Err(KeyRefusal::Revoked),
+            "expired" => {
+                self.sampled(&stored.key, "expired_refused", now).await;
+                return Err(KeyRefusal::Expired);
+            }
+            _ => {}
+        }
+        if self.written.get(&(stored.key.id, "used")).is_none() {
+            self.written.insert((stored.key.id, "used"), ());
+            if let Err(error) = self.ports.keys.touch(stored.key.id, now).await {
+                tracing::warn!(%error, "could not record an API key's use");
+            }
+        }
+        Ok(Principal::new(
+            Actor::ApiKey(fluxolab_kernel::ApiKeyId::from_uuid(stored.key.id)),
+            stored.key.workspace_id,
+            stored.key.scopes.iter().copied(),
+        ))
+    }
+
+    /// Writes a refusal to the key's audit, at most once a minute per key and kind.
+    async fn sampled(&self, key: &ApiKey, action: &'static str, now: OffsetDateTime) {
+        if self.written.get(&(key.id, action)).is_some() {
+            return;
+        }
+        self.written.insert((key.id, action), ());
+        let entry = KeyAuditEntry {
+            id: Uuid::now_v7(),
+            key_id: key.id,
+            workspace_id: key.workspace_id,
+            action: action.to_owned(),
+            actor_user_id: None,
+            ip: None,
+            user_agent: None,
+            details: json!({}),
+            created_at: now,
+        };
+        if let Err(error) = self.ports.keys.audit_refusal(&entry).await {
+            tracing::warn!(%error, "could not audit an API key refusal");
+        }
     }
 
     pub async fn list(
@@ -400,6 +536,7 @@ impl ApiKeyService {
         self.record(unit.as_mut(), principal, origin, &key, "revoked", json!({}))
             .await?;
         unit.commit().await?;
+        self.forget(&key);
         self.get(principal, id).await
     }
 
@@ -443,6 +580,7 @@ impl ApiKeyService {
         )
         .await?;
         unit.commit().await?;
+        self.forget(&key);
         Ok((self.get(principal, id).await?, secret.key))
     }
 

@@ -235,3 +235,232 @@ async fn keys_are_shown_once_capped_by_the_plan_rotated_revoked_and_audited() ->
     }
     Ok(())
 }
+
+async fn with_key(
+    app: &TestApp,
+    key: &str,
+    method: Method,
+    path: &str,
+    workspace: Option<&str>,
+) -> Result<u16, Error> {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(key);
+    if let Some(workspace) = workspace {
+        request = request.header("x-workspace-id", workspace);
+    }
+    if matches!(path, "/api/workflows") {
+        request = request.json(&json!({"name": "By key"}));
+    }
+    Ok(request.send().await?.status().as_u16())
+}
+
+#[tokio::test]
+async fn a_key_authenticates_within_its_scopes_and_its_workspace_only() -> TestResult {
+    use fluxolab_kernel::ManualClock;
+    use std::sync::Arc;
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let app = TestApp::spawn_with_clock(clock.clone()).await?;
+    let mut owner = app.signed_up("keyed@example.com").await?;
+    let (_, created) = call(&app, &owner, Method::POST, "/api/settings/api/keys", &json!({
+        "name": "Reader", "scopes": ["workflows.read"], "expires_at": (time::OffsetDateTime::now_utc() + time::Duration::days(10)).format(&time::format_description::well_known::Rfc3339)?
+    }))
+    .await?;
+    let key = created["key"].as_str().unwrap_or_default().to_owned();
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+
+    // Reads, but cannot write.
+    assert_eq!(
+        with_key(&app, &key, Method::GET, "/api/workflows", None).await?,
+        200
+    );
+    let denied = app
+        .client
+        .post(app.url("/api/workflows"))
+        .bearer_auth(&key)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await?;
+    assert_eq!(denied.status(), 403);
+    assert_eq!(denied.headers()["content-type"], "application/problem+json");
+    // Not on account routes, and not as someone else's key.
+    assert_eq!(
+        with_key(&app, &key, Method::GET, "/api/auth/me", None).await?,
+        401
+    );
+    assert_eq!(
+        with_key(
+            &app,
+            "flx_madeUpmadeUpmadeUpmadeUpmadeUpmadeUpmadeUpmadeUp",
+            Method::GET,
+            "/api/workflows",
+            None
+        )
+        .await?,
+        401
+    );
+
+    // Bound to its workspace: another's ids are 404 even when named.
+    let other = app.signed_up("neighbour@example.com").await?;
+    let (_, theirs) = call(
+        &app,
+        &other,
+        Method::POST,
+        "/api/workflows",
+        &json!({"name": "Theirs"}),
+    )
+    .await?;
+    let theirs = theirs["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        with_key(
+            &app,
+            &key,
+            Method::GET,
+            &format!("/api/workflows/{theirs}"),
+            Some(&other.workspace_id)
+        )
+        .await?,
+        404
+    );
+    assert_eq!(
+        with_key(
+            &app,
+            &key,
+            Method::GET,
+            &format!("/api/workflows/{theirs}"),
+            None
+        )
+        .await?,
+        404
+    );
+    assert_eq!(
+        with_key(
+            &app,
+            &key,
+            Method::GET,
+            "/api/workflows",
+            Some(&owner.workspace_id)
+        )
+        .await?,
+        200
+    );
+
+    // Rotation: the old secret works through the grace period, then stops.
+    let (_, rotated) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/settings/api/keys/{id}/rotate"),
+        &json!({"grace_seconds": 600}),
+    )
+    .await?;
+    let new_key = rotated["key"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        with_key(&app, &key, Method::GET, "/api/workflows", None).await?,
+        200,
+        "old secret in its grace"
+    );
+    assert_eq!(
+        with_key(&app, &new_key, Method::GET, "/api/workflows", None).await?,
+        200
+    );
+    clock.advance(time::Duration::seconds(601));
+    assert_eq!(
+        with_key(&app, &key, Method::GET, "/api/workflows", None).await?,
+        401,
+        "grace over"
+    );
+    assert_eq!(
+        with_key(&app, &new_key, Method::GET, "/api/workflows", None).await?,
+        200
+    );
+    let login: Value = app
+        .login("keyed@example.com", crate::helpers::PASSWORD)
+        .await?
+        .json()
+        .await?;
+    owner.access_token = login["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (_, listed) = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/settings/api/keys",
+        &json!({}),
+    )
+    .await?;
+    assert!(listed["items"][0]["last_used_at"].is_string(), "{listed}");
+
+    // Grace 0 stops the old secret at once.
+    let (_, again) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/settings/api/keys/{id}/rotate"),
+        &json!({"grace_seconds": 0}),
+    )
+    .await?;
+    assert_eq!(
+        with_key(&app, &new_key, Method::GET, "/api/workflows", None).await?,
+        401
+    );
+    let newest = again["key"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        with_key(&app, &newest, Method::GET, "/api/workflows", None).await?,
+        200
+    );
+
+    // Revoked: refused at once (this process drops its cached copy).
+    let (_, second) = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/api/settings/api/keys",
+        &json!({"name": "Short-lived", "scopes": ["workflows.read"]}),
+    )
+    .await?;
+    let second_key = second["key"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        with_key(&app, &second_key, Method::GET, "/api/workflows", None).await?,
+        200
+    );
+    let second_id = second["id"].as_str().unwrap_or_default();
+    call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/settings/api/keys/{second_id}/revoke"),
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(
+        with_key(&app, &second_key, Method::GET, "/api/workflows", None).await?,
+        401
+    );
+
+    // Expired: 401, and the refusal is in the audit.
+    clock.advance(time::Duration::days(11));
+    assert_eq!(
+        with_key(&app, &newest, Method::GET, "/api/workflows", None).await?,
+        401
+    );
+    let login: Value = app
+        .login("keyed@example.com", crate::helpers::PASSWORD)
+        .await?
+        .json()
+        .await?;
+    owner.access_token = login["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (_, audit) = call(
+        &app,
+        &owner,
+        Method::GET,
+        &format!("/api/settings/api/keys/{id}/audit"),
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(audit["items"][0]["action"], "expired_refused", "{audit}");
+    Ok(())
+}
