@@ -102,6 +102,9 @@ pub struct VaultService {
     ports: VaultPorts,
 }
 
+/// The one field of a credential holding a secret another feature owns.
+const OWNED_SECRET_FIELD: &str = "signing_secret";
+
 /// Rows re-sealed per batch during a data-key rotation.
 pub const ROTATION_BATCH: i64 = 100;
 
@@ -331,6 +334,54 @@ impl VaultService {
             .insert(unit, &record, created_by)
             .await?;
         Ok(record)
+    }
+
+    /// Seals one secret string another feature owns (a webhook signing secret, an alert
+    /// secret) as a `generic` credential inside `unit`; returns its id.
+    pub async fn store_owned_secret(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        name: &str,
+        secret: &str,
+        created_by: Option<Uuid>,
+    ) -> Result<Uuid, VaultError> {
+        let secrets = Map::from_iter([(
+            OWNED_SECRET_FIELD.to_owned(),
+            Value::String(secret.to_owned()),
+        )]);
+        let record = self
+            .create_in(
+                unit,
+                workspace,
+                name,
+                CredentialKind::Generic,
+                secrets,
+                created_by,
+            )
+            .await?;
+        Ok(record.id)
+    }
+
+    /// Opens a secret stored by [`VaultService::store_owned_secret`].
+    pub async fn open_owned_secret(
+        &self,
+        workspace: WorkspaceId,
+        credential: Uuid,
+    ) -> Result<String, ResolveError> {
+        let resolved = self
+            .resolve(workspace, credential, &[CredentialKind::Generic], None)
+            .await?;
+        let secrets: Map<String, Value> =
+            serde_json::from_slice(&resolved.secrets).unwrap_or_default();
+        secrets
+            .get(OWNED_SECRET_FIELD)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(ResolveError::Unreadable {
+                id: credential,
+                reason: "the credential holds no owned secret".to_owned(),
+            })
     }
 
     /// Deletes a credential another feature owns inside `unit` (the caller commits and

@@ -138,9 +138,7 @@ WITH measured AS ( \
         WHERE f.workspace_id = a.workspace_id AND f.archived_at IS NULL) \
       WHEN 'active_workflows' THEN (SELECT count(*) FROM workflows f \
         WHERE f.workspace_id = a.workspace_id AND f.archived_at IS NULL AND f.active_version IS NOT NULL) \
-      ELSE (SELECT count(*) FROM credentials c WHERE c.workspace_id = a.workspace_id \
-        AND NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credential_id = c.id) \
-        AND NOT EXISTS (SELECT 1 FROM workspace_usage_alerts u WHERE u.secret_credential_id = c.id)) \
+      ELSE (SELECT count(*) FROM user_credentials c WHERE c.workspace_id = a.workspace_id) \
     END AS used \
   FROM workspace_usage_alerts a \
   JOIN subscriptions s ON s.workspace_id = a.workspace_id \

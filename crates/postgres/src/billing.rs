@@ -102,9 +102,7 @@ const USAGE: &str = "SELECT \
     (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS members, \
     (SELECT count(*) FROM workflows WHERE workspace_id = $1 AND archived_at IS NULL) AS workflows, \
     (SELECT count(*) FROM workflows WHERE workspace_id = $1 AND archived_at IS NULL AND active_version IS NOT NULL) AS active_workflows, \
-    (SELECT count(*) FROM credentials c WHERE c.workspace_id = $1 \
-       AND NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credential_id = c.id) \
-       AND NOT EXISTS (SELECT 1 FROM workspace_usage_alerts u WHERE u.secret_credential_id = c.id)) AS credentials, \
+    (SELECT count(*) FROM user_credentials c WHERE c.workspace_id = $1) AS credentials, \
     (SELECT count(*) FROM workspace_api_keys k WHERE k.workspace_id = $1 AND k.revoked_at IS NULL \
        AND (k.expires_at IS NULL OR k.expires_at > now())) AS api_keys, \
     (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb) FROM \
@@ -331,9 +329,7 @@ impl BillingRepository for PgBilling {
                'workflows', (SELECT count(*) FROM workflows f WHERE f.workspace_id = w.id AND f.archived_at IS NULL), \
                'active_workflows', (SELECT count(*) FROM workflows f WHERE f.workspace_id = w.id \
                   AND f.archived_at IS NULL AND f.active_version IS NOT NULL), \
-               'credentials', (SELECT count(*) FROM credentials c WHERE c.workspace_id = w.id \
-                  AND NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credential_id = c.id) \
-       AND NOT EXISTS (SELECT 1 FROM workspace_usage_alerts u WHERE u.secret_credential_id = c.id))) \
+               'credentials', (SELECT count(*) FROM user_credentials c WHERE c.workspace_id = w.id)) \
              FROM workspaces w \
              CROSS JOIN LATERAL generate_series( \
                coalesce((SELECT max(s.day) FROM workspace_usage_snapshots s WHERE s.workspace_id = w.id), \

@@ -20,8 +20,7 @@ use uuid::Uuid;
 use crate::error::storage;
 use crate::pool::pooled;
 use crate::schema::{
-    activities, conversations, credentials, executions, messages, webhook_events,
-    webhook_registrations, workflows, workspace_members,
+    activities, conversations, executions, messages, webhook_events, workflows, workspace_members,
 };
 use crate::webhook_events::{event, event_columns};
 use crate::webhooks::PgWebhooks;
@@ -228,6 +227,12 @@ impl ConversationRepository for PgWebhooks {
     }
 }
 
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
 type ActivityRow = (
     Uuid,
     String,
@@ -275,19 +280,12 @@ impl OverviewSource for PgWebhooks {
             .filter(workspace_members::workspace_id.eq(id))
             .count()
             .get_result::<i64>(&mut { shared });
-        // Webhook signing secrets live in the vault but are not the user's credentials.
-        let credential_count = credentials::table
-            .filter(credentials::workspace_id.eq(id))
-            .filter(diesel::dsl::not(diesel::dsl::exists(
-                webhook_registrations::table.filter(
-                    webhook_registrations::signing_credential_id.eq(credentials::id.nullable()),
-                ),
-            )))
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "NOT EXISTS (SELECT 1 FROM workspace_usage_alerts u WHERE u.secret_credential_id = credentials.id)",
-            ))
-            .count()
-            .get_result::<i64>(&mut { shared });
+        // Secrets other features keep in the vault are not the user's credentials.
+        let credential_count = diesel::sql_query(
+            "SELECT count(*) AS count FROM user_credentials WHERE workspace_id = $1",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .get_result::<CountRow>(&mut { shared });
         let latest_activities = activities::table
             .filter(activities::workspace_id.eq(id))
             .order((activities::created_at.desc(), activities::id.desc()))
@@ -348,7 +346,7 @@ impl OverviewSource for PgWebhooks {
                 executions_24h: by_key(executions_24h),
                 webhook_events_24h: by_key(events_24h),
                 members,
-                credentials: credential_count,
+                credentials: credential_count.count,
             },
             latest_activities: activity_rows
                 .into_iter()

@@ -30,9 +30,6 @@ struct Count {
 /// How many of `resource` the workspace `$1` has now.
 pub(crate) const fn count_sql(resource: LimitedResource) -> &'static str {
     match resource {
-        LimitedResource::Members => {
-            "SELECT count(*) AS count FROM workspace_members WHERE workspace_id = $1"
-        }
         LimitedResource::Workflows => {
             "SELECT count(*) AS count FROM workflows WHERE workspace_id = $1 AND archived_at IS NULL"
         }
@@ -44,11 +41,9 @@ pub(crate) const fn count_sql(resource: LimitedResource) -> &'static str {
             "SELECT count(*) AS count FROM workspace_api_keys \
              WHERE workspace_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
         }
-        // Signing secrets of webhooks live in the vault but are not the user's credentials.
+        // The `user_credentials` view leaves out secrets other features keep in the vault.
         LimitedResource::Credentials => {
-            "SELECT count(*) AS count FROM credentials c WHERE c.workspace_id = $1 \
-             AND NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credential_id = c.id) \
-       AND NOT EXISTS (SELECT 1 FROM workspace_usage_alerts u WHERE u.secret_credential_id = c.id)"
+            "SELECT count(*) AS count FROM user_credentials c WHERE c.workspace_id = $1"
         }
     }
 }

@@ -11,16 +11,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TEST_SECRET, TestApp, call, fake_smtp, three_nodes};
-
-async fn set_free_limit(app: &TestApp, name: &str, value: u32) -> Result<(), Error> {
-    diesel::sql_query(format!(
-        "UPDATE plans SET limits = jsonb_set(limits, '{{{name}}}', '{value}') WHERE code = 'free'"
-    ))
-    .execute(&mut app.db.pool().get().await?)
-    .await?;
-    Ok(())
-}
+use crate::helpers::{
+    Account, Error, TEST_SECRET, TestApp, call, fake_smtp, set_free_limit, three_nodes,
+};
 
 async fn events_of(app: &TestApp, owner: &Account, alert: &str) -> Result<Vec<Value>, Error> {
     let (status, events) = call(

@@ -268,3 +268,14 @@ pub async fn fake_smtp(messages: Arc<std::sync::Mutex<Vec<String>>>) -> Result<u
     });
     Ok(port)
 }
+
+/// Sets one limit of the free plan in this test's database.
+pub async fn set_free_limit(app: &TestApp, name: &str, value: u32) -> Result<(), Error> {
+    use diesel_async::RunQueryDsl;
+    diesel::sql_query(format!(
+        "UPDATE plans SET limits = jsonb_set(limits, '{{{name}}}', '{value}') WHERE code = 'free'"
+    ))
+    .execute(&mut app.db.pool().get().await?)
+    .await?;
+    Ok(())
+}

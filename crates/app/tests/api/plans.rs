@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TestApp, call, three_nodes};
+use crate::helpers::{Account, Error, TestApp, call, set_free_limit, three_nodes};
 
 async fn create_workflow(app: &TestApp, owner: &Account, n: usize) -> Result<(u16, Value), Error> {
     call(
@@ -294,16 +294,6 @@ async fn plans_are_changed_by_owners_only_and_named_exactly() -> TestResult {
         json!([]),
         "staying on a plan is no change"
     );
-    Ok(())
-}
-
-async fn set_free_limit(app: &TestApp, name: &str, value: u32) -> Result<(), Error> {
-    use diesel_async::RunQueryDsl;
-    diesel::sql_query(format!(
-        "UPDATE plans SET limits = jsonb_set(limits, '{{{name}}}', '{value}') WHERE code = 'free'"
-    ))
-    .execute(&mut app.db.pool().get().await?)
-    .await?;
     Ok(())
 }
 
