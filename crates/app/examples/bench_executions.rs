@@ -111,9 +111,10 @@ async fn run(url: &str) -> Result<(), Error> {
 
     let mut connection = pool.get().await?;
     diesel::sql_query(
-        "INSERT INTO executions (id, workspace_id, workflow_id, version, status, trigger_kind, input) \
-         SELECT gen_random_uuid(), $1, $2, 1, 'queued', 'run', jsonb_build_object('a', n % 7, 'b', n % 11) \
-         FROM generate_series(1, $3) AS n",
+        "INSERT INTO executions (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input) \
+         SELECT gen_random_uuid(), $1, $2, 1, e.id, 'queued', 'run', jsonb_build_object('a', n % 7, 'b', n % 11) \
+         FROM generate_series(1, $3) AS n \
+         JOIN workspace_environments e ON e.workspace_id = $1 AND e.is_default",
     )
     .bind::<diesel::sql_types::Uuid, _>(workspace.as_uuid())
     .bind::<diesel::sql_types::Uuid, _>(workflow.id.as_uuid())

@@ -216,7 +216,7 @@ async fn run(url: &str) -> Result<(), Error> {
         .await?;
     services
         .workflows
-        .set_active(&owner, workflow.id, Some(1))
+        .set_active(&owner, workflow.id, None, Some(1))
         .await?;
     let registration = services
         .webhooks

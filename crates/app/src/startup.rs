@@ -15,6 +15,7 @@ use fluxolab_postgres::activity_log::PgAudit;
 use fluxolab_postgres::alerts::PgAlerts;
 use fluxolab_postgres::api_keys::PgApiKeys;
 use fluxolab_postgres::billing::PgBilling;
+use fluxolab_postgres::environments::PgEnvironments;
 use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::plans::PgPlanGuard;
 use fluxolab_postgres::pool::PoolBuildError;
@@ -31,6 +32,7 @@ use fluxolab_workflows::execution_service::{ExecutionObserver, ExecutionPorts, E
 use fluxolab_workflows::{WorkflowPorts, WorkflowService};
 use fluxolab_workspace::alerts::{AlertPorts, AlertService};
 use fluxolab_workspace::api_keys::{ApiKeyPorts, ApiKeyService};
+use fluxolab_workspace::environments::{EnvironmentPorts, EnvironmentService};
 use fluxolab_workspace::quota::Quotas;
 use fluxolab_workspace::{BillingPorts, BillingService, WorkspacePorts, WorkspaceService};
 use secrecy::SecretString;
@@ -136,12 +138,22 @@ pub fn services(
         Arc::new(PgBilling::new(pool.clone())),
         clock.clone(),
     ));
+    let environments = Arc::new(PgEnvironments::new(pool.clone()));
+    let environment_service = Arc::new(EnvironmentService::new(EnvironmentPorts {
+        units: units.clone(),
+        environments: environments.clone(),
+        secrets: vault_service.clone(),
+        audit: audit.clone(),
+        clock: clock.clone(),
+    }));
     let execution_service = ExecutionService::new(ExecutionPorts {
         workflows: Arc::new(workflows.clone()),
         executions: executions.clone(),
         engine: Arc::new(engine),
         observer,
         gate: quotas.clone(),
+        environments: environments.clone(),
+        variables: environment_service.clone(),
     });
     let webhooks = Arc::new(PgWebhooks::new(pool.clone()));
     let workflow_service = WorkflowService::new(WorkflowPorts {
@@ -151,6 +163,7 @@ pub fn services(
         webhooks: webhooks.clone(),
         plans: Arc::new(PgPlanGuard),
         audit: audit.clone(),
+        environments: environments.clone(),
     });
     let intake = Arc::new(Intake::new(
         webhooks.clone(),
@@ -171,6 +184,7 @@ pub fn services(
             secrets: vault_service.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
+            environments,
         },
         intake.clone(),
     );
@@ -217,6 +231,7 @@ pub fn services(
         billing: Arc::new(billing_service),
         alerts: Arc::new(alert_service),
         api_keys: Arc::new(api_key_service),
+        environments: environment_service,
         intake,
         intake_limits: IntakeLimits {
             max_body_bytes: settings.webhooks.max_body_bytes,

@@ -4,6 +4,7 @@ pub mod envelope;
 pub mod kind;
 pub mod masking;
 pub mod model;
+pub mod owned;
 pub mod ports;
 pub mod service;
 

@@ -62,6 +62,9 @@ pub struct ExecutionResponse {
     pub id: Uuid,
     pub workflow_id: Uuid,
     pub version: i32,
+    pub environment_id: Uuid,
+    /// The environment's name (`production`…).
+    pub environment: String,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
     /// `test`, `run` or `retry`.
@@ -89,6 +92,8 @@ impl From<Execution> for ExecutionResponse {
             id: execution.id.as_uuid(),
             workflow_id: execution.workflow_id.as_uuid(),
             version: execution.version,
+            environment_id: execution.environment.id.as_uuid(),
+            environment: execution.environment.name,
             status: execution.status.code().to_owned(),
             trigger_kind: execution.trigger_kind,
             input: execution.input,
@@ -114,6 +119,9 @@ pub struct TestRunRequest {
     pub payload: Value,
     /// Default: the latest version.
     pub version: Option<i32>,
+    /// The environment (name or id) whose variables the run sees; default
+    /// `production`.
+    pub environment: Option<String>,
 }
 
 /// `POST /api/workflows/{id}/run`.
@@ -123,6 +131,8 @@ pub struct RunRequest {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub payload: Value,
+    /// The environment (name or id) whose active version runs; default `production`.
+    pub environment: Option<String>,
 }
 
 /// A queued execution.
@@ -155,7 +165,7 @@ fn execution_id(raw: &str) -> Result<ExecutionId, ApiError> {
 #[utoipa::path(tag = "executions", security(("bearer" = [])), request_body = TestRunRequest, params(("id" = Uuid, Path, description = "Workflow id")), responses(
     (status = 200, description = "The finished execution with its steps", body = ExecutionResponse),
     (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "No such version", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "No such version or environment", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/api/workflows/{id}/test")]
 pub async fn test_workflow(
@@ -169,6 +179,7 @@ pub async fn test_workflow(
         &caller.principal,
         workflow_id(&id)?,
         body.version,
+        body.environment.as_deref(),
         body.payload,
     );
     let execution = actix_web::rt::time::timeout(TEST_TIMEOUT, run)
@@ -183,12 +194,12 @@ pub async fn test_workflow(
     Ok(HttpResponse::Ok().json(ExecutionResponse::from(execution)))
 }
 
-/// Queues a run of the active version.
+/// Queues a run of the version active in an environment (default `production`).
 #[utoipa::path(tag = "executions", security(("bearer" = [])), request_body = RunRequest, params(("id" = Uuid, Path, description = "Workflow id")), responses(
     (status = 202, description = "Queued", body = QueuedResponse),
     (status = 429, description = "The period's execution quota is used up (`quota_exceeded`; `Retry-After`)", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "The workflow has no active version", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "No such environment, or the workflow is not active in it", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/api/workflows/{id}/run")]
 pub async fn run_workflow(
@@ -197,9 +208,15 @@ pub async fn run_workflow(
     id: Path<String>,
     body: Json<RunRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
     let execution = services
         .executions
-        .enqueue(&caller.principal, workflow_id(&id)?, body.0.payload)
+        .enqueue(
+            &caller.principal,
+            workflow_id(&id)?,
+            body.environment.as_deref(),
+            body.payload,
+        )
         .await?;
     Ok(HttpResponse::Accepted().json(QueuedResponse {
         execution_id: execution.as_uuid(),

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod conversations;
 pub mod credentials;
+pub mod environments;
 pub mod errors;
 pub mod executions;
 pub mod extract;

@@ -11,8 +11,8 @@ use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
-    alerts, api_keys, auth, conversations, credentials, executions, intake, ops, problem, settings,
-    users, webhooks, workflows, workspaces,
+    alerts, api_keys, auth, conversations, credentials, environments, executions, intake, ops,
+    problem, settings, users, webhooks, workflows, workspaces,
 };
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
@@ -55,6 +55,7 @@ impl Modify for BearerScheme {
         (name = "webhook intake", description = "The public intake senders call (no bearer token: the URL and the signature authenticate)"),
         (name = "conversations", description = "WhatsApp conversations and the workspace overview"),
         (name = "api keys", description = "Scoped, rotatable, audited API keys"),
+        (name = "environments", description = "Environments, their variables (secrets masked) and status"),
         (name = "plans", description = "The workspace's plan, billing history and usage against limits"),
     )
 )]
@@ -107,6 +108,7 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(workflows::get_workflow)
         .service(workflows::update_workflow)
         .service(workflows::archive_workflow)
+        .service(workflows::promote_workflow)
         .service(workflows::list_versions)
         .service(workflows::create_version)
         .service(workflows::activate_workflow)
@@ -141,6 +143,10 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(api_keys::revoke_key)
         .service(api_keys::rotate_key)
         .service(api_keys::key_audit)
+        .service(environments::list_environments)
+        .service(environments::get_environment)
+        .service(environments::update_environment)
+        .service(environments::environment_status)
         .service(alerts::list_alerts)
         .service(alerts::create_alert)
         .service(alerts::update_alert)

@@ -58,6 +58,9 @@ pub struct WebhookResponse {
     /// The full intake URL to give the sender.
     pub url: String,
     pub workflow_id: Option<Uuid>,
+    pub environment_id: Uuid,
+    /// The environment deliveries run in (its active version of the workflow).
+    pub environment: String,
     /// `immediate` or `respond_node`.
     pub response_mode: String,
     pub enabled: bool,
@@ -81,6 +84,8 @@ impl WebhookResponse {
             provider: registration.provider.code().to_owned(),
             public_id: registration.public_id,
             workflow_id: registration.workflow_id.map(|id| id.as_uuid()),
+            environment_id: registration.environment.id.as_uuid(),
+            environment: registration.environment.name,
             response_mode: registration.response_mode.code().to_owned(),
             enabled: registration.enabled,
             has_verify_token: registration.verify_token_hash.is_some(),
@@ -106,6 +111,8 @@ pub struct CreateWebhookRequest {
     pub signing_secret: Option<String>,
     /// `immediate` (default) or `respond_node`.
     pub response_mode: Option<String>,
+    /// The environment (name or id) deliveries run in; default `production`.
+    pub environment: Option<String>,
 }
 
 /// Distinguishes a field set to `null` from one left out.
@@ -135,6 +142,8 @@ pub struct UpdateWebhookRequest {
     pub response_mode: Option<String>,
     /// A disabled webhook answers 410.
     pub enabled: Option<bool>,
+    /// Another environment (name or id) for deliveries to run in.
+    pub environment: Option<String>,
 }
 
 /// A webhook event in lists.
@@ -295,6 +304,7 @@ pub async fn create_webhook(
                 verify_token: body.verify_token,
                 signing_secret: body.signing_secret,
                 response_mode: body.response_mode,
+                environment: body.environment,
             },
         )
         .await?;
@@ -350,6 +360,7 @@ pub async fn update_webhook(
                 signing_secret: body.signing_secret,
                 response_mode: body.response_mode,
                 enabled: body.enabled,
+                environment: body.environment,
             },
         )
         .await?;

@@ -45,7 +45,10 @@ pub struct WorkflowResponse {
     pub id: Uuid,
     pub name: String,
     pub description: String,
+    /// The version active in the default environment (`production`).
     pub active_version: Option<i32>,
+    /// The version active in each environment the workflow is active in.
+    pub deployments: Vec<DeploymentResponse>,
     pub latest_version: Option<i32>,
     pub archived: bool,
     #[serde(with = "time::serde::rfc3339")]
@@ -57,16 +60,37 @@ pub struct WorkflowResponse {
 impl From<Workflow> for WorkflowResponse {
     fn from(workflow: Workflow) -> Self {
         Self {
+            active_version: workflow.active_version(),
             id: workflow.id.as_uuid(),
             name: workflow.name,
             description: workflow.description,
-            active_version: workflow.active_version,
+            deployments: workflow
+                .deployments
+                .into_iter()
+                .map(|deployment| DeploymentResponse {
+                    environment_id: deployment.environment.id.as_uuid(),
+                    environment: deployment.environment.name,
+                    version: deployment.version,
+                    activated_at: deployment.activated_at,
+                })
+                .collect(),
             latest_version: workflow.latest_version,
             archived: workflow.archived_at.is_some(),
             created_at: workflow.created_at,
             updated_at: workflow.updated_at,
         }
     }
+}
+
+/// A workflow's version active in one environment.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentResponse {
+    pub environment_id: Uuid,
+    /// The environment's name (`production`…).
+    pub environment: String,
+    pub version: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub activated_at: OffsetDateTime,
 }
 
 /// An immutable version of a workflow.
@@ -143,6 +167,26 @@ pub struct VersionRequest {
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
     pub version: i32,
+    /// The environment's name or id; default `production`.
+    pub environment: Option<String>,
+}
+
+/// `POST /api/workflows/{id}/deactivate` (the body is optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeactivateRequest {
+    /// The environment's name or id; default `production`.
+    pub environment: Option<String>,
+}
+
+/// `POST /api/workflows/{id}/promote`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    /// The environment whose active version is promoted (`staging`).
+    pub from: String,
+    /// The environment it becomes active in (`production`).
+    pub to: String,
 }
 
 fn workflow_id(raw: &str) -> Result<WorkflowId, ApiError> {
@@ -323,11 +367,11 @@ pub async fn create_version(
     Ok(HttpResponse::Created().json(VersionResponse::from(version)))
 }
 
-/// Points the workflow at a version.
+/// Makes a version the one active in an environment (default `production`).
 #[utoipa::path(tag = "workflows", security(("bearer" = [])), request_body = ActivateRequest, params(("id" = Uuid, Path, description = "Workflow id")), responses(
     (status = 200, description = "The workflow", body = WorkflowResponse),
     (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "No such version, or it no longer validates", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "No such version or environment, or the version no longer validates", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "A plan limit is reached (`plan_limit`, with `limit`)", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/api/workflows/{id}/activate")]
@@ -337,27 +381,69 @@ pub async fn activate_workflow(
     id: Path<String>,
     body: Json<ActivateRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
     let workflow = services
         .workflows
-        .set_active(&caller.principal, workflow_id(&id)?, Some(body.0.version))
+        .set_active(
+            &caller.principal,
+            workflow_id(&id)?,
+            body.environment.as_deref(),
+            Some(body.version),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(WorkflowResponse::from(workflow)))
 }
 
-/// Deactivates the workflow.
-#[utoipa::path(tag = "workflows", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Workflow id")), responses(
+/// Deactivates the workflow in an environment (default `production`); it stays
+/// active in the others.
+#[utoipa::path(tag = "workflows", security(("bearer" = [])), request_body(content = DeactivateRequest, description = "Optional"), params(("id" = Uuid, Path, description = "Workflow id")), responses(
     (status = 200, description = "The workflow", body = WorkflowResponse),
     (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "No such environment", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/api/workflows/{id}/deactivate")]
 pub async fn deactivate_workflow(
     services: Data<Services>,
     caller: ActiveWorkspace,
     id: Path<String>,
+    body: actix_web::web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let body: DeactivateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        DeactivateRequest::default()
+    } else {
+        crate::json::parse(&body)?
+    };
     let workflow = services
         .workflows
-        .set_active(&caller.principal, workflow_id(&id)?, None)
+        .set_active(
+            &caller.principal,
+            workflow_id(&id)?,
+            body.environment.as_deref(),
+            None,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(WorkflowResponse::from(workflow)))
+}
+
+/// Activates in `to` the version active in `from`; the workflow stays active in
+/// `from`. Recorded as a `workflow.promoted` activity.
+#[utoipa::path(tag = "workflows", security(("bearer" = [])), request_body = PromoteRequest, params(("id" = Uuid, Path, description = "Workflow id")), responses(
+    (status = 200, description = "The workflow with its deployments", body = WorkflowResponse),
+    (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "No such environment, the same one twice, or the workflow is not active in `from`", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "A plan limit is reached (`plan_limit`, with `limit`)", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/api/workflows/{id}/promote")]
+pub async fn promote_workflow(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    id: Path<String>,
+    body: Json<PromoteRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let workflow = services
+        .workflows
+        .promote(&caller.principal, workflow_id(&id)?, &body.from, &body.to)
         .await?;
     Ok(HttpResponse::Ok().json(WorkflowResponse::from(workflow)))
 }

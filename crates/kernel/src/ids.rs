@@ -100,3 +100,7 @@ mod tests {
         Ok(())
     }
 }
+define_id!(
+    /// One of a workspace's environments (development, staging, production…).
+    EnvironmentId
+);

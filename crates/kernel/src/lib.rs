@@ -2,7 +2,9 @@
 
 pub mod audit;
 pub mod clock;
+pub mod environment;
 pub mod ids;
+pub mod owned_secrets;
 pub mod pagination;
 pub mod permission;
 pub mod plan_guard;
@@ -23,7 +25,9 @@ pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
 
 pub use audit::{AuditEvent, AuditLog};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use ids::{ApiKeyId, ExecutionId, UserId, WorkflowId, WorkspaceId};
+pub use environment::{EnvironmentDirectory, EnvironmentRef, EnvironmentVariables, RunEnvironment};
+pub use ids::{ApiKeyId, EnvironmentId, ExecutionId, UserId, WorkflowId, WorkspaceId};
+pub use owned_secrets::OwnedSecrets;
 pub use pagination::{Cursor, Page, PageRequest};
 pub use permission::Permission;
 pub use plan_guard::{Admission, LimitedResource, PlanGuard, PlanLimitReached, UsageGate};

@@ -136,8 +136,8 @@ WITH measured AS ( \
       WHEN 'members' THEN (SELECT count(*) FROM workspace_members m WHERE m.workspace_id = a.workspace_id) \
       WHEN 'workflows' THEN (SELECT count(*) FROM workflows f \
         WHERE f.workspace_id = a.workspace_id AND f.archived_at IS NULL) \
-      WHEN 'active_workflows' THEN (SELECT count(*) FROM workflows f \
-        WHERE f.workspace_id = a.workspace_id AND f.archived_at IS NULL AND f.active_version IS NOT NULL) \
+      WHEN 'active_workflows' THEN (SELECT count(DISTINCT d.workflow_id) FROM workflow_deployments d \
+        WHERE d.workspace_id = a.workspace_id) \
       ELSE (SELECT count(*) FROM user_credentials c WHERE c.workspace_id = a.workspace_id) \
     END AS used \
   FROM workspace_usage_alerts a \

@@ -101,7 +101,7 @@ struct UsageRow {
 const USAGE: &str = "SELECT \
     (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS members, \
     (SELECT count(*) FROM workflows WHERE workspace_id = $1 AND archived_at IS NULL) AS workflows, \
-    (SELECT count(*) FROM workflows WHERE workspace_id = $1 AND archived_at IS NULL AND active_version IS NOT NULL) AS active_workflows, \
+    (SELECT count(DISTINCT workflow_id) FROM workflow_deployments WHERE workspace_id = $1) AS active_workflows, \
     (SELECT count(*) FROM user_credentials c WHERE c.workspace_id = $1) AS credentials, \
     (SELECT count(*) FROM workspace_api_keys k WHERE k.workspace_id = $1 AND k.revoked_at IS NULL \
        AND (k.expires_at IS NULL OR k.expires_at > now())) AS api_keys, \
@@ -327,8 +327,8 @@ impl BillingRepository for PgBilling {
                   AND v.received_at >= d.start AND v.received_at < d.start + interval '1 day'), \
                'members', (SELECT count(*) FROM workspace_members m WHERE m.workspace_id = w.id), \
                'workflows', (SELECT count(*) FROM workflows f WHERE f.workspace_id = w.id AND f.archived_at IS NULL), \
-               'active_workflows', (SELECT count(*) FROM workflows f WHERE f.workspace_id = w.id \
-                  AND f.archived_at IS NULL AND f.active_version IS NOT NULL), \
+               'active_workflows', (SELECT count(DISTINCT d.workflow_id) FROM workflow_deployments d \
+                  WHERE d.workspace_id = w.id), \
                'credentials', (SELECT count(*) FROM user_credentials c WHERE c.workspace_id = w.id)) \
              FROM workspaces w \
              CROSS JOIN LATERAL generate_series( \
@@ -385,10 +385,9 @@ impl BillingRepository for PgBilling {
             .bind::<SqlUuid, _>(workspace.as_uuid())
             .get_result::<SubscriptionRow>(&mut { shared });
         let environments = diesel::sql_query(
-            "SELECT id, name, \
-               (SELECT count(*) FROM jsonb_object_keys(CASE WHEN jsonb_typeof(variables) = 'object' \
-                  THEN variables ELSE '{}'::jsonb END)) AS variables \
-             FROM workspace_environments WHERE workspace_id = $1 ORDER BY created_at, name",
+            "SELECT e.id, e.name, \
+               (SELECT count(*) FROM environment_variables v WHERE v.environment_id = e.id) AS variables \
+             FROM workspace_environments e WHERE e.workspace_id = $1 ORDER BY e.created_at, e.id",
         )
         .bind::<SqlUuid, _>(workspace.as_uuid())
         .load::<EnvironmentRow>(&mut { shared });

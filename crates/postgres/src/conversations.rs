@@ -261,7 +261,11 @@ impl OverviewSource for PgWebhooks {
             .filter(workflows::archived_at.is_null())
             .select((
                 diesel::dsl::count_star(),
-                diesel::dsl::count(workflows::active_version),
+                // Active in at least one environment.
+                diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "count(*) FILTER (WHERE EXISTS (SELECT 1 FROM workflow_deployments d \
+                     WHERE d.workflow_id = workflows.id))",
+                ),
             ))
             .get_result::<(i64, i64)>(&mut { shared });
         let execution_counts = executions::table

@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
-use fluxolab_kernel::{ExecutionId, Page, PageRequest, StorageError, WorkflowId, WorkspaceId};
+use fluxolab_kernel::{
+    EnvironmentId, EnvironmentRef, ExecutionId, Page, PageRequest, StorageError, WorkflowId,
+    WorkspaceId,
+};
 use fluxolab_workflows::Definition;
 use fluxolab_workflows::engine::StepRecord;
 use fluxolab_workflows::execution::{
@@ -19,7 +22,7 @@ use uuid::Uuid;
 use crate::DbPool;
 use crate::error::storage;
 use crate::pool::pooled;
-use crate::schema::{execution_steps, executions, workflow_versions};
+use crate::schema::{execution_steps, executions, workflow_versions, workspace_environments};
 
 /// Executions over the pool.
 #[derive(Clone)]
@@ -94,8 +97,11 @@ type ExecutionRow = (
     OffsetDateTime,
     Option<OffsetDateTime>,
     Option<OffsetDateTime>,
+    Uuid,
+    String,
 );
 
+/// The columns of an [`ExecutionRow`], from `executions` joined to its environment.
 macro_rules! execution_columns {
     () => {
         (
@@ -114,6 +120,8 @@ macro_rules! execution_columns {
             executions::created_at,
             executions::started_at,
             executions::finished_at,
+            executions::environment_id,
+            workspace_environments::name,
         )
     };
 }
@@ -135,12 +143,18 @@ fn execution(row: ExecutionRow) -> Result<Execution, StorageError> {
         created_at,
         started_at,
         finished_at,
+        environment_id,
+        environment_name,
     ) = row;
     Ok(Execution {
         id: ExecutionId::from_uuid(id),
         workspace_id: WorkspaceId::from_uuid(workspace),
         workflow_id: WorkflowId::from_uuid(workflow),
         version,
+        environment: EnvironmentRef {
+            id: EnvironmentId::from_uuid(environment_id),
+            name: environment_name,
+        },
         status: status
             .parse()
             .map_err(|message: String| storage(std::io::Error::other(message)))?,
@@ -265,6 +279,7 @@ impl ExecutionRepository for PgExecutions {
                 executions::workspace_id.eq(new.workspace_id.as_uuid()),
                 executions::workflow_id.eq(new.workflow_id.as_uuid()),
                 executions::version.eq(new.version),
+                executions::environment_id.eq(new.environment_id.as_uuid()),
                 executions::status.eq(new.status.code()),
                 executions::trigger_kind.eq(new.trigger_kind.code()),
                 executions::input.eq(&new.input),
@@ -380,6 +395,7 @@ impl ExecutionRepository for PgExecutions {
         let row: Option<ExecutionRow> = {
             let mut connection = pooled(&self.pool).await?;
             executions::table
+                .inner_join(workspace_environments::table)
                 .filter(executions::workspace_id.eq(workspace.as_uuid()))
                 .filter(executions::id.eq(id.as_uuid()))
                 .select(execution_columns!())
@@ -404,6 +420,7 @@ impl ExecutionRepository for PgExecutions {
     ) -> Result<Page<Execution>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let mut query = executions::table
+            .inner_join(workspace_environments::table)
             .filter(executions::workspace_id.eq(workspace.as_uuid()))
             .select(execution_columns!())
             .order((executions::created_at.desc(), executions::id.desc()))
@@ -512,6 +529,7 @@ impl ExecutionRepository for PgExecutions {
         let ids: Vec<Uuid> = ids.into_iter().map(|claimed| claimed.id).collect();
         let mut connection = pooled(&self.pool).await?;
         let rows: Vec<ExecutionRow> = executions::table
+            .inner_join(workspace_environments::table)
             .filter(executions::id.eq_any(&ids))
             .select(execution_columns!())
             .load(&mut connection)

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod api_keys;
 pub mod billing;
 pub mod conversations;
+pub mod environments;
 pub mod error;
 pub mod executions;
 pub mod migrations;

@@ -34,8 +34,7 @@ pub(crate) const fn count_sql(resource: LimitedResource) -> &'static str {
             "SELECT count(*) AS count FROM workflows WHERE workspace_id = $1 AND archived_at IS NULL"
         }
         LimitedResource::ActiveWorkflows => {
-            "SELECT count(*) AS count FROM workflows \
-             WHERE workspace_id = $1 AND archived_at IS NULL AND active_version IS NOT NULL"
+            "SELECT count(DISTINCT workflow_id) AS count FROM workflow_deployments WHERE workspace_id = $1"
         }
         LimitedResource::ApiKeys => {
             "SELECT count(*) AS count FROM workspace_api_keys \

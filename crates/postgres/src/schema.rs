@@ -160,9 +160,32 @@ diesel::table! {
         workspace_id -> Uuid,
         name -> Text,
         description -> Text,
-        variables -> Jsonb,
+        is_default -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    environment_variables (environment_id, name) {
+        environment_id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        value -> Nullable<Text>,
+        secret_credential_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workflow_deployments (workflow_id, environment_id) {
+        workflow_id -> Uuid,
+        environment_id -> Uuid,
+        workspace_id -> Uuid,
+        version -> Int4,
+        activated_by -> Nullable<Uuid>,
+        activated_at -> Timestamptz,
     }
 }
 
@@ -202,7 +225,6 @@ diesel::table! {
         workspace_id -> Uuid,
         name -> Text,
         description -> Text,
-        active_version -> Nullable<Int4>,
         archived_at -> Nullable<Timestamptz>,
         created_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
@@ -243,6 +265,7 @@ diesel::table! {
         created_at -> Timestamptz,
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        environment_id -> Uuid,
     }
 }
 
@@ -279,6 +302,7 @@ diesel::table! {
         created_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        environment_id -> Uuid,
     }
 }
 
@@ -343,6 +367,8 @@ diesel::joinable!(subscriptions -> workspaces (workspace_id));
 diesel::joinable!(subscriptions -> plans (plan_id));
 diesel::joinable!(workspace_settings -> workspaces (workspace_id));
 diesel::joinable!(workspace_environments -> workspaces (workspace_id));
+diesel::joinable!(executions -> workspace_environments (environment_id));
+diesel::joinable!(webhook_registrations -> workspace_environments (environment_id));
 diesel::joinable!(workspace_members -> users (user_id));
 diesel::joinable!(profile_permissions -> permissions (permission_id));
 diesel::joinable!(profile_permissions -> profiles (profile_id));
@@ -371,6 +397,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     workflows,
     workspace_data_keys,
     workspace_environments,
+    environment_variables,
+    workflow_deployments,
     workspace_members,
     workspace_settings,
     workspaces,

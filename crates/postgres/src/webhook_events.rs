@@ -98,12 +98,12 @@ WITH keys AS ( \
       AND (cardinality($8::text[]) = 1 OR EXISTS (SELECT 1 FROM keys WHERE key <> $8[1])) \
     THEN 'accepted' ELSE 'duplicate' END AS verdict \
 ), target AS ( \
-  SELECT w.id, w.active_version FROM webhook_registrations r JOIN workflows w ON w.id = r.workflow_id \
-  WHERE r.id = $3 AND w.active_version IS NOT NULL AND w.archived_at IS NULL \
-    AND (SELECT verdict FROM judged) = 'accepted' \
+  SELECT d.workflow_id, d.version, d.environment_id FROM webhook_registrations r \
+  JOIN workflow_deployments d ON d.workflow_id = r.workflow_id AND d.environment_id = r.environment_id \
+  WHERE r.id = $3 AND (SELECT verdict FROM judged) = 'accepted' \
 ), run AS ( \
-  INSERT INTO executions (id, workspace_id, workflow_id, version, status, trigger_kind, input) \
-  SELECT $9, $2, target.id, target.active_version, 'queued', 'webhook', $10 FROM target \
+  INSERT INTO executions (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input) \
+  SELECT $9, $2, target.workflow_id, target.version, target.environment_id, 'queued', 'webhook', $10 FROM target \
   RETURNING id \
 ), event AS ( \
   INSERT INTO webhook_events (id, workspace_id, registration_id, verdict, body_digest, headers, body, payload, execution_id) \
@@ -285,13 +285,12 @@ impl EventStore for PgWebhooks {
         let mut connection = pooled(self.pool()).await?;
         let queued: Option<Queued> = diesel::sql_query(
             "WITH run AS ( \
-               INSERT INTO executions (id, workspace_id, workflow_id, version, status, trigger_kind, input) \
-               SELECT $3, e.workspace_id, w.id, w.active_version, 'queued', 'webhook', $4 \
+               INSERT INTO executions (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input) \
+               SELECT $3, e.workspace_id, d.workflow_id, d.version, d.environment_id, 'queued', 'webhook', $4 \
                FROM webhook_events e \
                JOIN webhook_registrations r ON r.id = e.registration_id \
-               JOIN workflows w ON w.id = r.workflow_id \
+               JOIN workflow_deployments d ON d.workflow_id = r.workflow_id AND d.environment_id = r.environment_id \
                WHERE e.workspace_id = $1 AND e.id = $2 \
-                 AND w.active_version IS NOT NULL AND w.archived_at IS NULL \
                RETURNING id \
              ), notified AS (SELECT pg_notify('fluxolab_executions', '') FROM run) \
              SELECT id FROM run WHERE (SELECT count(*) FROM notified) >= 0",

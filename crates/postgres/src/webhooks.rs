@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
-use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, UserId, WorkflowId, WorkspaceId};
+use fluxolab_kernel::{
+    EnvironmentId, EnvironmentRef, Page, PageRequest, StorageError, Uow, UserId, WorkflowId,
+    WorkspaceId,
+};
 use fluxolab_webhooks::model::{Provider, Registration, ResponseMode};
 use fluxolab_webhooks::ports::RegistrationRepository;
 use fluxolab_workflows::ports::WebhookBindings;
@@ -19,7 +22,7 @@ use uuid::Uuid;
 use crate::DbPool;
 use crate::error::storage;
 use crate::pool::pooled;
-use crate::schema::{webhook_registrations, workflows};
+use crate::schema::{webhook_registrations, workflows, workspace_environments};
 use crate::unit_of_work::connection_of;
 
 /// Webhook registrations and events over the pool.
@@ -96,8 +99,11 @@ type RegistrationRow = (
     bool,
     OffsetDateTime,
     OffsetDateTime,
+    Uuid,
+    String,
 );
 
+/// The columns of a [`RegistrationRow`], from the registration joined to its environment.
 macro_rules! registration_columns {
     () => {
         (
@@ -113,6 +119,8 @@ macro_rules! registration_columns {
             webhook_registrations::enabled,
             webhook_registrations::created_at,
             webhook_registrations::updated_at,
+            webhook_registrations::environment_id,
+            workspace_environments::name,
         )
     };
 }
@@ -131,6 +139,8 @@ fn registration(row: RegistrationRow) -> Result<Registration, StorageError> {
         enabled,
         created_at,
         updated_at,
+        environment_id,
+        environment_name,
     ) = row;
     Ok(Registration {
         id,
@@ -141,6 +151,10 @@ fn registration(row: RegistrationRow) -> Result<Registration, StorageError> {
         verify_token_hash,
         signing_credential_id,
         workflow_id: workflow.map(WorkflowId::from_uuid),
+        environment: EnvironmentRef {
+            id: EnvironmentId::from_uuid(environment_id),
+            name: environment_name,
+        },
         response_mode: ResponseMode::from_code(&response_mode)
             .ok_or_else(|| corrupt("response mode"))?,
         enabled,
@@ -158,6 +172,7 @@ impl RegistrationRepository for PgWebhooks {
     ) -> Result<Page<Registration>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let mut query = webhook_registrations::table
+            .inner_join(workspace_environments::table)
             .filter(webhook_registrations::workspace_id.eq(workspace.as_uuid()))
             .select(registration_columns!())
             .order((
@@ -190,6 +205,7 @@ impl RegistrationRepository for PgWebhooks {
     ) -> Result<Option<Registration>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<RegistrationRow> = webhook_registrations::table
+            .inner_join(workspace_environments::table)
             .filter(webhook_registrations::workspace_id.eq(workspace.as_uuid()))
             .filter(webhook_registrations::id.eq(id))
             .select(registration_columns!())
@@ -203,6 +219,7 @@ impl RegistrationRepository for PgWebhooks {
     async fn find_public(&self, public_id: &str) -> Result<Option<Registration>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<RegistrationRow> = webhook_registrations::table
+            .inner_join(workspace_environments::table)
             .filter(webhook_registrations::public_id.eq(public_id))
             .select(registration_columns!())
             .first(&mut connection)
@@ -230,6 +247,7 @@ impl RegistrationRepository for PgWebhooks {
                 webhook_registrations::workflow_id
                     .eq(registration.workflow_id.map(|id| id.as_uuid())),
                 webhook_registrations::response_mode.eq(registration.response_mode.code()),
+                webhook_registrations::environment_id.eq(registration.environment.id.as_uuid()),
                 webhook_registrations::enabled.eq(registration.enabled),
                 webhook_registrations::created_by.eq(created_by.map(|user| user.as_uuid())),
                 webhook_registrations::created_at.eq(registration.created_at),
@@ -258,6 +276,7 @@ impl RegistrationRepository for PgWebhooks {
             webhook_registrations::signing_credential_id.eq(registration.signing_credential_id),
             webhook_registrations::workflow_id.eq(registration.workflow_id.map(|id| id.as_uuid())),
             webhook_registrations::response_mode.eq(registration.response_mode.code()),
+            webhook_registrations::environment_id.eq(registration.environment.id.as_uuid()),
             webhook_registrations::enabled.eq(registration.enabled),
             webhook_registrations::updated_at.eq(registration.updated_at),
         ))
@@ -309,6 +328,7 @@ impl WebhookBindings for PgWebhooks {
         unit: &mut Uow,
         workspace: WorkspaceId,
         workflow: WorkflowId,
+        environment: EnvironmentId,
         created_by: Option<UserId>,
     ) -> Result<(), StorageError> {
         // Bound already, or rebound to what its deactivation left; else a new
@@ -318,20 +338,24 @@ impl WebhookBindings for PgWebhooks {
             "WITH rebound AS ( \
                UPDATE webhook_registrations SET workflow_id = $2, updated_at = now() \
                WHERE workspace_id = $1 AND last_workflow_id = $2 AND workflow_id IS NULL \
+                 AND environment_id = $5 \
                RETURNING id \
              ) \
-             INSERT INTO webhook_registrations (id, workspace_id, name, provider, public_id, workflow_id, last_workflow_id, created_by) \
-             SELECT $4, w.workspace_id, left(w.name, 111) || ' webhook', 'none', \
-               replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), w.id, w.id, $3 \
-             FROM workflows w \
+             INSERT INTO webhook_registrations (id, workspace_id, name, provider, public_id, workflow_id, \
+               last_workflow_id, environment_id, created_by) \
+             SELECT $4, w.workspace_id, left(w.name || ' webhook (' || e.name || ')', 120), 'none', \
+               replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), w.id, w.id, e.id, $3 \
+             FROM workflows w JOIN workspace_environments e ON e.workspace_id = w.workspace_id AND e.id = $5 \
              WHERE w.workspace_id = $1 AND w.id = $2 \
                AND NOT EXISTS (SELECT 1 FROM rebound) \
-               AND NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.workflow_id = $2)",
+               AND NOT EXISTS (SELECT 1 FROM webhook_registrations r \
+                 WHERE r.workflow_id = $2 AND r.environment_id = $5)",
         )
         .bind::<SqlUuid, _>(workspace.as_uuid())
         .bind::<SqlUuid, _>(workflow.as_uuid())
         .bind::<Nullable<SqlUuid>, _>(created_by.map(|user| user.as_uuid()))
         .bind::<SqlUuid, _>(Uuid::now_v7())
+        .bind::<SqlUuid, _>(environment.as_uuid())
         .execute(connection_of(unit)?)
         .await
         .map_err(storage)?;
@@ -343,20 +367,25 @@ impl WebhookBindings for PgWebhooks {
         unit: &mut Uow,
         workspace: WorkspaceId,
         workflow: WorkflowId,
+        environment: Option<EnvironmentId>,
     ) -> Result<(), StorageError> {
-        diesel::update(
-            webhook_registrations::table
-                .filter(webhook_registrations::workspace_id.eq(workspace.as_uuid()))
-                .filter(webhook_registrations::workflow_id.eq(workflow.as_uuid())),
-        )
-        .set((
-            webhook_registrations::workflow_id.eq(None::<Uuid>),
-            webhook_registrations::last_workflow_id.eq(workflow.as_uuid()),
-            webhook_registrations::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(connection_of(unit)?)
-        .await
-        .map_err(storage)?;
+        let mut bound = webhook_registrations::table
+            .filter(webhook_registrations::workspace_id.eq(workspace.as_uuid()))
+            .filter(webhook_registrations::workflow_id.eq(workflow.as_uuid()))
+            .into_boxed();
+        if let Some(environment) = environment {
+            bound = bound.filter(webhook_registrations::environment_id.eq(environment.as_uuid()));
+        }
+        diesel::update(webhook_registrations::table)
+            .filter(webhook_registrations::id.eq_any(bound.select(webhook_registrations::id)))
+            .set((
+                webhook_registrations::workflow_id.eq(None::<Uuid>),
+                webhook_registrations::last_workflow_id.eq(workflow.as_uuid()),
+                webhook_registrations::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(connection_of(unit)?)
+            .await
+            .map_err(storage)?;
         Ok(())
     }
 }

@@ -9,9 +9,12 @@ use diesel::sql_types::{Jsonb, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use fluxolab_credentials::CredentialKind;
 use fluxolab_credentials::ports::CredentialUsage;
-use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, UserId, WorkflowId, WorkspaceId};
+use fluxolab_kernel::{
+    EnvironmentId, EnvironmentRef, Page, PageRequest, StorageError, Uow, UserId, WorkflowId,
+    WorkspaceId,
+};
 use fluxolab_workflows::Definition;
-use fluxolab_workflows::model::{NewWorkflow, Version, Workflow};
+use fluxolab_workflows::model::{Deployment, NewWorkflow, Version, Workflow};
 use fluxolab_workflows::ports::{CredentialCatalog, WorkflowRepository};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -19,7 +22,7 @@ use uuid::Uuid;
 use crate::DbPool;
 use crate::error::storage;
 use crate::pool::pooled;
-use crate::schema::{credentials, workflow_versions, workflows};
+use crate::schema::{credentials, workflow_deployments, workflow_versions, workflows};
 use crate::unit_of_work::connection_of;
 
 /// Workflows over the pool.
@@ -50,8 +53,8 @@ struct WorkflowRow {
     name: String,
     #[diesel(sql_type = Text)]
     description: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Int4>)]
-    active_version: Option<i32>,
+    #[diesel(sql_type = Jsonb)]
+    deployments: serde_json::Value,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Int4>)]
     latest_version: Option<i32>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
@@ -62,24 +65,57 @@ struct WorkflowRow {
     updated_at: OffsetDateTime,
 }
 
-impl From<WorkflowRow> for Workflow {
-    fn from(row: WorkflowRow) -> Self {
-        Workflow {
+/// One element of [`WORKFLOW_SELECT`]'s `deployments`.
+#[derive(serde::Deserialize)]
+struct DeploymentJson {
+    environment_id: Uuid,
+    environment: String,
+    is_default: bool,
+    version: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    activated_at: OffsetDateTime,
+}
+
+impl TryFrom<WorkflowRow> for Workflow {
+    type Error = StorageError;
+
+    fn try_from(row: WorkflowRow) -> Result<Self, StorageError> {
+        let deployments: Vec<DeploymentJson> =
+            serde_json::from_value(row.deployments).map_err(storage)?;
+        Ok(Workflow {
             id: WorkflowId::from_uuid(row.id),
             workspace_id: WorkspaceId::from_uuid(row.workspace_id),
             name: row.name,
             description: row.description,
-            active_version: row.active_version,
+            deployments: deployments
+                .into_iter()
+                .map(|deployment| Deployment {
+                    environment: EnvironmentRef {
+                        id: EnvironmentId::from_uuid(deployment.environment_id),
+                        name: deployment.environment,
+                    },
+                    is_default: deployment.is_default,
+                    version: deployment.version,
+                    activated_at: deployment.activated_at,
+                })
+                .collect(),
             latest_version: row.latest_version,
             archived_at: row.archived_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
-        }
+        })
     }
 }
 
-/// Workflows of a workspace with their latest version number.
-const WORKFLOW_SELECT: &str = "SELECT w.id, w.workspace_id, w.name, w.description, w.active_version, \
+/// Workflows of a workspace with their deployments (oldest environment first) and
+/// latest version number.
+const WORKFLOW_SELECT: &str = "SELECT w.id, w.workspace_id, w.name, w.description, \
+     (SELECT coalesce(jsonb_agg(jsonb_build_object('environment_id', e.id, 'environment', e.name, \
+        'is_default', e.is_default, 'version', d.version, \
+        'activated_at', to_char(d.activated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')) \
+        ORDER BY e.created_at, e.id), '[]'::jsonb) \
+      FROM workflow_deployments d JOIN workspace_environments e ON e.id = d.environment_id \
+      WHERE d.workflow_id = w.id) AS deployments, \
      (SELECT max(v.version) FROM workflow_versions v WHERE v.workflow_id = w.id) AS latest_version, \
      w.archived_at, w.created_at, w.updated_at FROM workflows w WHERE w.workspace_id = $1";
 
@@ -187,7 +223,7 @@ impl WorkflowRepository for PgWorkflows {
                 .await
                 .optional()
                 .map_err(storage)?;
-        Ok(row.map(Workflow::from))
+        row.map(Workflow::try_from).transpose()
     }
 
     async fn list(
@@ -211,7 +247,9 @@ impl WorkflowRepository for PgWorkflows {
         .await
         .map_err(storage)?;
         Ok(Page::from_rows(
-            rows.into_iter().map(Workflow::from).collect(),
+            rows.into_iter()
+                .map(Workflow::try_from)
+                .collect::<Result<_, _>>()?,
             page,
             Workflow::cursor,
         ))
@@ -254,9 +292,16 @@ impl WorkflowRepository for PgWorkflows {
         )
         .set((
             workflows::archived_at.eq(diesel::dsl::now),
-            workflows::active_version.eq(None::<i32>),
             workflows::updated_at.eq(diesel::dsl::now),
         ))
+        .execute(connection_of(uow)?)
+        .await
+        .map_err(storage)?;
+        diesel::delete(
+            workflow_deployments::table
+                .filter(workflow_deployments::workflow_id.eq(id.as_uuid()))
+                .filter(workflow_deployments::workspace_id.eq(workspace.as_uuid())),
+        )
         .execute(connection_of(uow)?)
         .await
         .map_err(storage)?;
@@ -268,18 +313,54 @@ impl WorkflowRepository for PgWorkflows {
         uow: &mut Uow,
         workspace: WorkspaceId,
         id: WorkflowId,
+        environment: EnvironmentId,
         version: Option<i32>,
+        by: Option<UserId>,
     ) -> Result<(), StorageError> {
+        let connection = connection_of(uow)?;
+        match version {
+            Some(version) => {
+                diesel::insert_into(workflow_deployments::table)
+                    .values((
+                        workflow_deployments::workflow_id.eq(id.as_uuid()),
+                        workflow_deployments::environment_id.eq(environment.as_uuid()),
+                        workflow_deployments::workspace_id.eq(workspace.as_uuid()),
+                        workflow_deployments::version.eq(version),
+                        workflow_deployments::activated_by.eq(by.map(|user| user.as_uuid())),
+                    ))
+                    .on_conflict((
+                        workflow_deployments::workflow_id,
+                        workflow_deployments::environment_id,
+                    ))
+                    .do_update()
+                    .set((
+                        workflow_deployments::version.eq(version),
+                        workflow_deployments::activated_by.eq(by.map(|user| user.as_uuid())),
+                        workflow_deployments::activated_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(connection)
+                    .await
+                    .map_err(storage)?;
+            }
+            None => {
+                diesel::delete(
+                    workflow_deployments::table
+                        .filter(workflow_deployments::workflow_id.eq(id.as_uuid()))
+                        .filter(workflow_deployments::environment_id.eq(environment.as_uuid()))
+                        .filter(workflow_deployments::workspace_id.eq(workspace.as_uuid())),
+                )
+                .execute(connection)
+                .await
+                .map_err(storage)?;
+            }
+        }
         diesel::update(
             workflows::table
                 .filter(workflows::id.eq(id.as_uuid()))
                 .filter(workflows::workspace_id.eq(workspace.as_uuid())),
         )
-        .set((
-            workflows::active_version.eq(version),
-            workflows::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(connection_of(uow)?)
+        .set(workflows::updated_at.eq(diesel::dsl::now))
+        .execute(connection)
         .await
         .map_err(storage)?;
         Ok(())
@@ -361,7 +442,8 @@ impl CredentialUsage for PgWorkflows {
         let needle = serde_json::json!({"nodes": [{"credential_id": credential}]});
         let rows: Vec<UsingWorkflow> = diesel::sql_query(
             "SELECT w.name FROM workflows w \
-             JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.active_version \
+             JOIN workflow_deployments d ON d.workflow_id = w.id \
+             JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = d.version \
              WHERE w.workspace_id = $1 AND w.archived_at IS NULL AND v.definition @> $2 \
              ORDER BY w.name FOR SHARE OF w",
         )
@@ -370,6 +452,9 @@ impl CredentialUsage for PgWorkflows {
         .load(connection_of(uow)?)
         .await
         .map_err(storage)?;
-        Ok(rows.into_iter().map(|row| row.name).collect())
+        let mut names: Vec<String> = rows.into_iter().map(|row| row.name).collect();
+        // Active in several environments: named once.
+        names.dedup();
+        Ok(names)
     }
 }

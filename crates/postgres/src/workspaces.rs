@@ -36,6 +36,8 @@ use crate::unit_of_work::connection_of;
 
 /// The environments every workspace starts with.
 pub const DEFAULT_ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
+/// The one runs use when they name no environment.
+pub const DEFAULT_ENVIRONMENT: &str = "production";
 
 /// The workspace domain's storage over the pool.
 #[derive(Clone)]
@@ -158,6 +160,7 @@ impl WorkspaceRepository for PgWorkspaces {
                     workspace_environments::id.eq(Uuid::now_v7()),
                     workspace_environments::workspace_id.eq(id),
                     workspace_environments::name.eq(*name),
+                    workspace_environments::is_default.eq(*name == DEFAULT_ENVIRONMENT),
                 )
             })
             .collect();

@@ -11,7 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::model::{Provider, Registration, RejectReason, ResponseMode, Verdict};
-use crate::ports::{EventStore, NewEvent, RegistrationRepository, SigningSecrets};
+use crate::ports::{EventStore, NewEvent, RegistrationRepository};
 use crate::service::token_hash;
 use crate::signature::{SignatureVerdict, verify_hub_signature};
 use crate::whatsapp;
@@ -92,7 +92,7 @@ pub struct IntakeSettings {
 pub struct Intake {
     registrations: Arc<dyn RegistrationRepository>,
     events: Arc<dyn EventStore>,
-    secrets: Arc<dyn SigningSecrets>,
+    secrets: Arc<dyn fluxolab_kernel::OwnedSecrets>,
     gate: Arc<dyn UsageGate>,
     clock: Arc<dyn Clock>,
     settings: IntakeSettings,
@@ -127,7 +127,7 @@ impl Intake {
     pub fn new(
         registrations: Arc<dyn RegistrationRepository>,
         events: Arc<dyn EventStore>,
-        secrets: Arc<dyn SigningSecrets>,
+        secrets: Arc<dyn fluxolab_kernel::OwnedSecrets>,
         gate: Arc<dyn UsageGate>,
         clock: Arc<dyn Clock>,
         settings: IntakeSettings,
@@ -333,7 +333,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::ports::{MockEventStore, MockRegistrationRepository, MockSigningSecrets, Recorded};
+    use crate::ports::{MockEventStore, MockRegistrationRepository, Recorded};
 
     fn registration(provider: Provider) -> Registration {
         Registration {
@@ -345,6 +345,10 @@ mod tests {
             verify_token_hash: Some(token_hash("let-me-in")),
             signing_credential_id: Some(Uuid::now_v7()),
             workflow_id: None,
+            environment: fluxolab_kernel::EnvironmentRef {
+                id: fluxolab_kernel::EnvironmentId::new(),
+                name: "production".into(),
+            },
             response_mode: ResponseMode::Immediate,
             enabled: true,
             created_at: OffsetDateTime::UNIX_EPOCH,
@@ -359,7 +363,7 @@ mod tests {
             .expect_find_public()
             .times(1)
             .returning(move |_| Ok(Some(found.clone())));
-        let mut secrets = MockSigningSecrets::new();
+        let mut secrets = fluxolab_kernel::owned_secrets::MockOwnedSecrets::new();
         secrets
             .expect_open()
             .times(1)

@@ -4,7 +4,6 @@ pub mod intake;
 pub mod model;
 pub mod overview;
 pub mod ports;
-pub mod secrets;
 pub mod service;
 pub mod signature;
 pub mod whatsapp;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use fluxolab_kernel::{Cursor, ExecutionId, WorkflowId, WorkspaceId};
+use fluxolab_kernel::{Cursor, EnvironmentRef, ExecutionId, WorkflowId, WorkspaceId};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -136,6 +136,8 @@ pub struct Registration {
     pub verify_token_hash: Option<String>,
     pub signing_credential_id: Option<Uuid>,
     pub workflow_id: Option<WorkflowId>,
+    /// The environment its deliveries run in (the version active there).
+    pub environment: EnvironmentRef,
     pub response_mode: ResponseMode,
     pub enabled: bool,
     pub created_at: OffsetDateTime,
@@ -160,6 +162,8 @@ pub struct NewRegistration {
     pub verify_token: Option<String>,
     pub signing_secret: Option<String>,
     pub response_mode: Option<String>,
+    /// An environment's name or id (default: `production`).
+    pub environment: Option<String>,
 }
 
 /// Changes to a registration; `None` leaves a field as it is.
@@ -176,6 +180,8 @@ pub struct RegistrationPatch {
     pub signing_secret: Option<String>,
     pub response_mode: Option<String>,
     pub enabled: Option<bool>,
+    /// Another environment, by name or id.
+    pub environment: Option<String>,
 }
 
 /// A created registration with the secret it was given, shown this once.

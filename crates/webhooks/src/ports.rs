@@ -138,27 +138,3 @@ pub trait ConversationRepository: Send + Sync {
         page: PageRequest,
     ) -> Result<Page<Message>, StorageError>;
 }
-
-/// Where signing secrets are kept: sealed in the credentials vault.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
-#[async_trait]
-pub trait SigningSecrets: Send + Sync {
-    /// Seals `secret` as a credential named `name` inside `unit`; returns its id.
-    async fn store(
-        &self,
-        unit: &mut Uow,
-        workspace: WorkspaceId,
-        name: &str,
-        secret: &str,
-        created_by: Option<UserId>,
-    ) -> Result<Uuid, StorageError>;
-    /// Deletes a secret that was replaced or whose registration is gone.
-    async fn discard(
-        &self,
-        unit: &mut Uow,
-        workspace: WorkspaceId,
-        credential: Uuid,
-    ) -> Result<(), StorageError>;
-    /// Opens a stored secret.
-    async fn open(&self, workspace: WorkspaceId, credential: Uuid) -> Result<String, StorageError>;
-}

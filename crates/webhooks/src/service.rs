@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Clock, ExecutionId, Forbidden, Page, PageRequest, Permission,
-    Principal, StorageError, UnitOfWorkFactory, UserId, ValidationErrors, WorkflowId,
+    Actor, AuditEvent, AuditLog, Clock, EnvironmentDirectory, EnvironmentRef, ExecutionId,
+    Forbidden, Page, PageRequest, Permission, Principal, StorageError, UnitOfWorkFactory, UserId,
+    ValidationErrors, WorkflowId,
 };
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -17,7 +18,7 @@ use crate::model::{
     Conversation, CreatedRegistration, EventFilter, Message, NewRegistration, Provider,
     Registration, RegistrationPatch, ResponseMode, Verdict, WebhookEvent,
 };
-use crate::ports::{ConversationRepository, EventStore, RegistrationRepository, SigningSecrets};
+use crate::ports::{ConversationRepository, EventStore, RegistrationRepository};
 
 /// Why a webhook operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +51,10 @@ pub struct WebhookPorts {
     pub registrations: Arc<dyn RegistrationRepository>,
     pub events: Arc<dyn EventStore>,
     pub conversations: Arc<dyn ConversationRepository>,
-    pub secrets: Arc<dyn SigningSecrets>,
+    pub secrets: Arc<dyn fluxolab_kernel::OwnedSecrets>,
     pub audit: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,
+    pub environments: Arc<dyn EnvironmentDirectory>,
 }
 
 impl std::fmt::Debug for WebhookPorts {
@@ -159,6 +161,31 @@ impl WebhookService {
         }
     }
 
+    /// The environment `reference` names (default: `production`), or an error on
+    /// `environment` in `errors`.
+    async fn check_environment(
+        &self,
+        principal: &Principal,
+        reference: Option<&str>,
+        errors: &mut ValidationErrors,
+    ) -> Result<Option<EnvironmentRef>, WebhookError> {
+        let found = self
+            .ports
+            .environments
+            .resolve(principal.workspace_id(), reference)
+            .await?;
+        if found.is_none() {
+            errors.add(
+                "environment",
+                format!(
+                    "no environment `{}` in this workspace",
+                    reference.unwrap_or_default()
+                ),
+            );
+        }
+        Ok(found)
+    }
+
     /// Creates a registration; a signing secret left out of a signed provider is
     /// generated and returned this once.
     pub async fn create(
@@ -194,9 +221,16 @@ impl WebhookService {
         let workflow = self
             .check_workflow(principal, input.workflow_id, &mut errors)
             .await?;
-        let (Some(name), Some(provider), Some(response_mode), true) =
-            (name, provider, response_mode, errors.is_empty())
-        else {
+        let environment = self
+            .check_environment(principal, input.environment.as_deref(), &mut errors)
+            .await?;
+        let (Some(name), Some(provider), Some(response_mode), Some(environment), true) = (
+            name,
+            provider,
+            response_mode,
+            environment,
+            errors.is_empty(),
+        ) else {
             return Err(WebhookError::Invalid(errors));
         };
         let generated_secret = match (provider.signed(), &supplied) {
@@ -213,6 +247,7 @@ impl WebhookService {
             verify_token_hash: verify_token.as_deref().map(token_hash),
             signing_credential_id: None,
             workflow_id: workflow,
+            environment,
             response_mode,
             enabled: true,
             created_at: now,
@@ -266,6 +301,7 @@ impl WebhookService {
                         "name": registration.name,
                         "provider": registration.provider.code(),
                         "workflow_id": registration.workflow_id.map(|id| id.to_string()),
+                        "environment": registration.environment.name,
                         "enabled": registration.enabled,
                     }),
                 },
@@ -334,6 +370,13 @@ impl WebhookService {
         }
         if let Some(enabled) = patch.enabled {
             registration.enabled = enabled;
+        }
+        if let Some(reference) = patch.environment.as_deref()
+            && let Some(environment) = self
+                .check_environment(principal, Some(reference), &mut errors)
+                .await?
+        {
+            registration.environment = environment;
         }
         if !errors.is_empty() {
             return Err(WebhookError::Invalid(errors));

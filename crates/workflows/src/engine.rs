@@ -15,7 +15,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use fluxolab_kernel::{Clock, ExecutionId, WorkspaceId};
+use fluxolab_kernel::{Clock, ExecutionId, RunEnvironment, WorkspaceId};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -163,6 +163,20 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// A run that could not start (its environment's variables could not be read); a
+    /// later attempt may succeed.
+    pub fn failed_before_start(error: String) -> Self {
+        RunResult {
+            outcome: RunOutcome::Failed {
+                node_id: String::new(),
+                error,
+                retryable: true,
+            },
+            steps: Vec::new(),
+            saved: 0,
+        }
+    }
+
     /// The steps the sink has not stored yet.
     pub fn unsaved(&self) -> &[StepRecord] {
         self.steps.get(self.saved..).unwrap_or_default()
@@ -247,13 +261,15 @@ impl Engine {
         }
     }
 
-    /// Runs `definition` with `payload` as the trigger's body. Steps in `completed` (from
+    /// Runs `definition` with `payload` as the trigger's body and `env` as the
+    /// environment's variables (`env.NAME` in templates). Steps in `completed` (from
     /// an earlier, interrupted attempt) are not run again: their recorded output is used.
     /// New steps go to `sink` around side effects (see the module documentation).
     pub async fn run(
         &self,
         definition: &Definition,
         payload: Value,
+        env: &RunEnvironment,
         context: EffectContext,
         completed: &[StepRecord],
         sink: &dyn StepSink,
@@ -276,6 +292,7 @@ impl Engine {
             "trigger": {"body": payload, "headers": {}, "query": {}},
             "nodes": {},
             "execution": {"id": context.execution_id.to_string()},
+            "env": env.variables,
         });
         let mut queue = VecDeque::from([trigger]);
         let mut ran = HashSet::new();
@@ -324,10 +341,12 @@ impl Engine {
                 ),
             };
             let finished_at = self.clock.now();
+            let mut recorded_input = input;
+            env.redact(&mut recorded_input);
             let mut step = StepRecord {
                 node_id: node.id.clone(),
                 node_type: node.node_type.clone(),
-                input,
+                input: recorded_input,
                 output: None,
                 error: None,
                 route: None,
@@ -338,7 +357,9 @@ impl Engine {
                 Ok(NodeRun::Done(output, route)) => {
                     data["nodes"][node.id.as_str()] = json!({"output": output});
                     last_output = output.clone();
-                    step.output = Some(output);
+                    let mut recorded_output = output;
+                    env.redact(&mut recorded_output);
+                    step.output = Some(recorded_output);
                     step.route = route.clone();
                     progress.steps.push(step);
                     if effectful && let Err(error) = progress.checkpoint().await {
@@ -356,7 +377,9 @@ impl Engine {
                     return progress.end(RunOutcome::Suspended { until });
                 }
                 Err(failure) => {
-                    let error = format!("node `{}`: {}", node.id, failure.message);
+                    let mut message = Value::String(failure.message);
+                    env.redact(&mut message);
+                    let error = format!("node `{}`: {}", node.id, message.as_str().unwrap_or(""));
                     tracing::debug!(node_id = %node.id, %error, "step failed");
                     step.error = Some(error.clone());
                     progress.steps.push(step);
@@ -368,6 +391,7 @@ impl Engine {
                 }
             }
         }
+        env.redact(&mut last_output);
         progress.end(RunOutcome::Succeeded(last_output))
     }
 
@@ -523,6 +547,7 @@ mod tests {
             .run(
                 &three_nodes(10),
                 json!({"a": 4, "b": 8, "name": "Ada"}),
+                &RunEnvironment::default(),
                 context(),
                 &[],
                 &NoSink,
@@ -548,6 +573,7 @@ mod tests {
             .run(
                 &three_nodes(100),
                 json!({"a": 4, "b": 8, "name": "Ada"}),
+                &RunEnvironment::default(),
                 context(),
                 &[],
                 &NoSink,
@@ -560,9 +586,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn templates_see_env_variables_and_records_redact_secrets() {
+        let flow = definition(json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual", "name": "Start"},
+                {"id": "shape", "type": "data.set", "name": "Shape", "params": {"values": {
+                    "url": "{{ env.API_URL }}/v1", "auth": "Bearer {{ env.TOKEN }}"}}}
+            ],
+            "connections": [{"from": "start", "to": "shape"}]
+        }));
+        let env = RunEnvironment {
+            variables: serde_json::Map::from_iter([
+                ("API_URL".to_owned(), json!("https://api.test")),
+                ("TOKEN".to_owned(), json!("tok-123456")),
+            ]),
+            secrets: vec!["tok-123456".to_owned()],
+        };
+        let result = engine(MockNodeEffects::new())
+            .run(&flow, json!({}), &env, context(), &[], &NoSink)
+            .await;
+        // The run saw the secret; what it records does not.
+        assert_eq!(
+            result.outcome,
+            RunOutcome::Succeeded(
+                json!({"url": "https://api.test/v1", "auth": "Bearer [redacted]"})
+            )
+        );
+        assert_eq!(
+            result.steps[1].output,
+            Some(json!({"url": "https://api.test/v1", "auth": "Bearer [redacted]"}))
+        );
+        let recorded = serde_json::to_string(&result.steps[1].input).unwrap_or_default();
+        assert!(recorded.contains("Bearer [redacted]"), "{recorded}");
+        assert!(!recorded.contains("tok-123456"), "{recorded}");
+    }
+
+    #[tokio::test]
     async fn a_template_error_fails_the_step_naming_node_and_message() {
         let result = engine(MockNodeEffects::new())
-            .run(&three_nodes(10), json!({"a": 4}), context(), &[], &NoSink)
+            .run(
+                &three_nodes(10),
+                json!({"a": 4}),
+                &RunEnvironment::default(),
+                context(),
+                &[],
+                &NoSink,
+            )
             .await;
         let RunOutcome::Failed { node_id, error, .. } = &result.outcome else {
             panic!("expected a failure, got {:?}", result.outcome);
@@ -605,7 +674,14 @@ mod tests {
             ]
         }));
         let result = engine(effects)
-            .run(&flow, json!({"id": 7}), context(), &[], &NoSink)
+            .run(
+                &flow,
+                json!({"id": 7}),
+                &RunEnvironment::default(),
+                context(),
+                &[],
+                &NoSink,
+            )
             .await;
         assert_eq!(result.outcome, RunOutcome::Succeeded(json!({"ok": true})));
         assert_eq!(result.steps[3].route.as_deref(), Some("200"));
@@ -640,7 +716,14 @@ mod tests {
     async fn a_resumed_run_skips_its_completed_steps() {
         let payload = json!({"a": 4, "b": 8, "name": "Ada"});
         let first = engine(MockNodeEffects::new())
-            .run(&three_nodes(10), payload.clone(), context(), &[], &NoSink)
+            .run(
+                &three_nodes(10),
+                payload.clone(),
+                &RunEnvironment::default(),
+                context(),
+                &[],
+                &NoSink,
+            )
             .await;
         // The process died after two steps: resume from them.
         let sink = Recorded::default();
@@ -648,6 +731,7 @@ mod tests {
             .run(
                 &three_nodes(10),
                 payload,
+                &RunEnvironment::default(),
                 context(),
                 &first.steps[..2],
                 &sink,
@@ -680,7 +764,14 @@ mod tests {
         }));
         let sink = Recorded::default();
         let result = engine(effects)
-            .run(&flow, json!({}), context(), &[], &sink)
+            .run(
+                &flow,
+                json!({}),
+                &RunEnvironment::default(),
+                context(),
+                &[],
+                &sink,
+            )
             .await;
         assert_eq!(result.outcome, RunOutcome::Succeeded(json!({"y": 2})));
         assert_eq!(
@@ -702,7 +793,14 @@ mod tests {
             "connections": [{"from": "start", "to": "wait"}, {"from": "wait", "to": "after"}]
         }));
         let suspended = engine(MockNodeEffects::new())
-            .run(&flow, json!({}), context(), &[], &NoSink)
+            .run(
+                &flow,
+                json!({}),
+                &RunEnvironment::default(),
+                context(),
+                &[],
+                &NoSink,
+            )
             .await;
         let RunOutcome::Suspended { until } = suspended.outcome else {
             panic!("expected a suspension, got {:?}", suspended.outcome);
@@ -714,7 +812,14 @@ mod tests {
 
         // Resumed after the wait: the delay is a completed step and is not waited again.
         let resumed = engine(MockNodeEffects::new())
-            .run(&flow, json!({}), context(), &suspended.steps, &NoSink)
+            .run(
+                &flow,
+                json!({}),
+                &RunEnvironment::default(),
+                context(),
+                &suspended.steps,
+                &NoSink,
+            )
             .await;
         assert_eq!(resumed.outcome, RunOutcome::Succeeded(json!({"ok": true})));
         assert_eq!(ids(resumed.unsaved()), ["after"]);
@@ -730,7 +835,14 @@ mod tests {
             ..context()
         };
         let waited = engine(effects)
-            .run(&flow, json!({}), inline, &[], &NoSink)
+            .run(
+                &flow,
+                json!({}),
+                &RunEnvironment::default(),
+                inline,
+                &[],
+                &NoSink,
+            )
             .await;
         assert_eq!(waited.outcome, RunOutcome::Succeeded(json!({"ok": true})));
     }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    Cursor, ExecutionId, Page, PageRequest, StorageError, WorkflowId, WorkspaceId,
+    Cursor, EnvironmentId, EnvironmentRef, ExecutionId, Page, PageRequest, StorageError,
+    WorkflowId, WorkspaceId,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -89,6 +90,8 @@ pub struct Execution {
     pub workspace_id: WorkspaceId,
     pub workflow_id: WorkflowId,
     pub version: i32,
+    /// The environment it runs in (its variables are `env.NAME`).
+    pub environment: EnvironmentRef,
     pub status: ExecutionStatus,
     pub trigger_kind: String,
     pub input: Value,
@@ -120,6 +123,7 @@ pub struct NewExecution {
     pub workspace_id: WorkspaceId,
     pub workflow_id: WorkflowId,
     pub version: i32,
+    pub environment_id: EnvironmentId,
     pub status: ExecutionStatus,
     pub trigger_kind: TriggerKind,
     pub input: Value,

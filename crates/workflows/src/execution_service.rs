@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    ExecutionId, Page, PageRequest, Permission, Principal, ValidationErrors, WorkflowId,
+    EnvironmentDirectory, EnvironmentId, EnvironmentRef, EnvironmentVariables, ExecutionId, Page,
+    PageRequest, Permission, Principal, ValidationErrors, WorkflowId, WorkspaceId,
 };
 use serde_json::Value;
 
@@ -23,6 +24,8 @@ pub struct ExecutionPorts {
     pub engine: Arc<Engine>,
     pub observer: Arc<dyn ExecutionObserver>,
     pub gate: Arc<dyn fluxolab_kernel::UsageGate>,
+    pub environments: Arc<dyn EnvironmentDirectory>,
+    pub variables: Arc<dyn EnvironmentVariables>,
 }
 
 /// Told what runs did, for metrics.
@@ -65,7 +68,7 @@ impl ExecutionService {
     }
 
     /// Refuses a queued run when the workspace's quota for the period is used up.
-    async fn admit(&self, workspace: fluxolab_kernel::WorkspaceId) -> Result<(), WorkflowError> {
+    async fn admit(&self, workspace: WorkspaceId) -> Result<(), WorkflowError> {
         match self.ports.gate.admit_run(workspace).await? {
             fluxolab_kernel::Admission::QuotaExceeded {
                 retry_after_seconds,
@@ -79,17 +82,41 @@ impl ExecutionService {
         }
     }
 
-    /// Runs a version (default: the latest) inline and returns the execution with its
-    /// steps. The caller bounds it with a timeout.
+    /// The environment `reference` names (default: the workspace's default one).
+    async fn environment(
+        &self,
+        workspace: WorkspaceId,
+        reference: Option<&str>,
+    ) -> Result<EnvironmentRef, WorkflowError> {
+        self.ports
+            .environments
+            .resolve(workspace, reference)
+            .await?
+            .ok_or_else(|| {
+                invalid(
+                    "environment",
+                    format!(
+                        "no environment `{}` in this workspace",
+                        reference.unwrap_or_default()
+                    ),
+                )
+            })
+    }
+
+    /// Runs a version (default: the latest) inline in `environment` (default:
+    /// `production`) and returns the execution with its steps. The caller bounds it
+    /// with a timeout.
     pub async fn test(
         &self,
         principal: &Principal,
         workflow: WorkflowId,
         version: Option<i32>,
+        environment: Option<&str>,
         payload: Value,
     ) -> Result<Execution, WorkflowError> {
         principal.require(Permission::WorkflowsRun)?;
         let workspace = principal.workspace_id();
+        let environment = self.environment(workspace, environment).await?;
         let found = self
             .ports
             .workflows
@@ -113,6 +140,7 @@ impl ExecutionService {
                 workspace_id: workspace,
                 workflow_id: workflow,
                 version: number,
+                environment_id: environment.id,
                 status: ExecutionStatus::Running,
                 trigger_kind: TriggerKind::Test,
                 input: payload.clone(),
@@ -122,7 +150,7 @@ impl ExecutionService {
         let result = self
             .run(
                 id,
-                workspace,
+                (workspace, environment.id),
                 RunMode::Inline,
                 &stored.definition,
                 payload,
@@ -133,24 +161,33 @@ impl ExecutionService {
         self.get(principal, id).await
     }
 
-    /// Queues a run of the active version; returns its id.
+    /// Queues a run of the version active in `environment` (default: `production`);
+    /// returns its id.
     pub async fn enqueue(
         &self,
         principal: &Principal,
         workflow: WorkflowId,
+        environment: Option<&str>,
         payload: Value,
     ) -> Result<ExecutionId, WorkflowError> {
         principal.require(Permission::WorkflowsRun)?;
         let workspace = principal.workspace_id();
+        let environment = self.environment(workspace, environment).await?;
         let found = self
             .ports
             .workflows
             .find(workspace, workflow)
             .await?
             .ok_or(WorkflowError::NotFound("workflow"))?;
-        let version = found
-            .active_version
-            .ok_or_else(|| invalid("workflow", "has no active version; activate one first"))?;
+        let version = found.version_in(environment.id).ok_or_else(|| {
+            invalid(
+                "workflow",
+                format!(
+                    "is not active in `{}`; activate a version there first",
+                    environment.name
+                ),
+            )
+        })?;
         self.admit(workspace).await?;
         let id = ExecutionId::new();
         self.ports
@@ -160,6 +197,7 @@ impl ExecutionService {
                 workspace_id: workspace,
                 workflow_id: workflow,
                 version,
+                environment_id: environment.id,
                 status: ExecutionStatus::Queued,
                 trigger_kind: TriggerKind::Run,
                 input: payload,
@@ -213,6 +251,7 @@ impl ExecutionService {
                 workspace_id: previous.workspace_id,
                 workflow_id: previous.workflow_id,
                 version: previous.version,
+                environment_id: previous.environment.id,
                 status: ExecutionStatus::Queued,
                 trigger_kind: TriggerKind::Retry,
                 input: previous.input,
@@ -253,7 +292,7 @@ impl ExecutionService {
         let result = self
             .run(
                 execution.id,
-                execution.workspace_id,
+                (execution.workspace_id, execution.environment.id),
                 RunMode::Queued,
                 &claimed.definition,
                 execution.input,
@@ -314,12 +353,20 @@ impl ExecutionService {
     async fn run(
         &self,
         id: ExecutionId,
-        workspace: fluxolab_kernel::WorkspaceId,
+        (workspace, environment): (WorkspaceId, EnvironmentId),
         mode: RunMode,
         definition: &crate::Definition,
         payload: Value,
         completed: &[StepRecord],
     ) -> RunResult {
+        let env = match self.ports.variables.load(workspace, environment).await {
+            Ok(env) => env,
+            Err(error) => {
+                return RunResult::failed_before_start(format!(
+                    "could not load the environment's variables: {error}"
+                ));
+            }
+        };
         let sink = RepositorySink {
             executions: self.ports.executions.clone(),
             execution_id: id,
@@ -332,7 +379,7 @@ impl ExecutionService {
         let result = self
             .ports
             .engine
-            .run(definition, payload, context, completed, &sink)
+            .run(definition, payload, &env, context, completed, &sink)
             .await;
         let resumed = |step: &StepRecord| {
             completed

@@ -1,6 +1,6 @@
 //! Workflows and versions as the domain sees them.
 
-use fluxolab_kernel::{Cursor, UserId, WorkflowId, WorkspaceId};
+use fluxolab_kernel::{Cursor, EnvironmentId, EnvironmentRef, UserId, WorkflowId, WorkspaceId};
 use time::OffsetDateTime;
 
 use crate::Definition;
@@ -12,14 +12,41 @@ pub struct Workflow {
     pub workspace_id: WorkspaceId,
     pub name: String,
     pub description: String,
-    pub active_version: Option<i32>,
+    /// Where the workflow is active, and at which version (one per environment).
+    pub deployments: Vec<Deployment>,
     pub latest_version: Option<i32>,
     pub archived_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
 
+/// A workflow's version active in one environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deployment {
+    pub environment: EnvironmentRef,
+    /// Whether `environment` is the workspace's default one.
+    pub is_default: bool,
+    pub version: i32,
+    pub activated_at: OffsetDateTime,
+}
+
 impl Workflow {
+    /// The version active in `environment`, if any.
+    pub fn version_in(&self, environment: EnvironmentId) -> Option<i32> {
+        self.deployments
+            .iter()
+            .find(|deployment| deployment.environment.id == environment)
+            .map(|deployment| deployment.version)
+    }
+
+    /// The version active in the workspace's default environment (`production`).
+    pub fn active_version(&self) -> Option<i32> {
+        self.deployments
+            .iter()
+            .find(|deployment| deployment.is_default)
+            .map(|deployment| deployment.version)
+    }
+
     pub fn cursor(&self) -> Cursor {
         Cursor {
             created_at: self.created_at,

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use fluxolab_credentials::CredentialKind;
-use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, UserId, WorkflowId, WorkspaceId};
+use fluxolab_kernel::{
+    EnvironmentId, Page, PageRequest, StorageError, Uow, UserId, WorkflowId, WorkspaceId,
+};
 use uuid::Uuid;
 
 use crate::model::{NewWorkflow, Version, Workflow};
@@ -52,12 +54,16 @@ pub trait WorkflowRepository: Send + Sync {
         workspace: WorkspaceId,
         id: WorkflowId,
     ) -> Result<(), StorageError>;
+    /// Makes `version` the one active in `environment`, or (`None`) the workflow
+    /// inactive there.
     async fn set_active(
         &self,
         uow: &mut Uow,
         workspace: WorkspaceId,
         id: WorkflowId,
+        environment: EnvironmentId,
         version: Option<i32>,
+        by: Option<UserId>,
     ) -> Result<(), StorageError>;
     async fn versions(
         &self,
@@ -85,24 +91,29 @@ pub trait CredentialCatalog: Send + Sync {
 }
 
 /// Webhook registrations as workflow activation sees them: a workflow started by
-/// `trigger.webhook` gets one bound when activated, and loses it when deactivated.
+/// `trigger.webhook` gets one bound in each environment it is activated in, and loses
+/// it when deactivated there.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait WebhookBindings: Send + Sync {
-    /// Makes sure a registration is bound to `workflow`: one already bound stays, one
-    /// unbound at its last deactivation is bound again, else a new one is created.
+    /// Makes sure a registration of `environment` is bound to `workflow`: one already
+    /// bound stays, one unbound at its last deactivation is bound again, else a new
+    /// one is created.
     async fn bind(
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
         workflow: WorkflowId,
+        environment: EnvironmentId,
         created_by: Option<UserId>,
     ) -> Result<(), StorageError>;
-    /// Unbinds every registration bound to `workflow` (each remembers it).
+    /// Unbinds the registrations of `environment` bound to `workflow` (each remembers
+    /// it), or of every environment when `environment` is `None`.
     async fn unbind(
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
         workflow: WorkflowId,
+        environment: Option<EnvironmentId>,
     ) -> Result<(), StorageError>;
 }

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Forbidden, LimitedResource, Page, PageRequest, Permission,
-    PlanGuard, PlanLimitReached, Principal, StorageError, UnitOfWorkFactory, ValidationErrors,
-    WorkflowId,
+    Actor, AuditEvent, AuditLog, EnvironmentDirectory, EnvironmentRef, Forbidden, LimitedResource,
+    Page, PageRequest, Permission, PlanGuard, PlanLimitReached, Principal, StorageError,
+    UnitOfWorkFactory, ValidationErrors, WorkflowId,
 };
 use ring::digest::{SHA256, digest};
 use serde_json::json;
@@ -46,6 +46,7 @@ pub struct WorkflowPorts {
     pub webhooks: Arc<dyn WebhookBindings>,
     pub plans: Arc<dyn PlanGuard>,
     pub audit: Arc<dyn AuditLog>,
+    pub environments: Arc<dyn EnvironmentDirectory>,
 }
 
 impl std::fmt::Debug for WorkflowPorts {
@@ -287,6 +288,10 @@ impl WorkflowService {
             .archive(unit.as_mut(), principal.workspace_id(), id)
             .await?;
         self.ports
+            .webhooks
+            .unbind(unit.as_mut(), principal.workspace_id(), id, None)
+            .await?;
+        self.ports
             .audit
             .record_in(
                 unit.as_mut(),
@@ -355,15 +360,110 @@ impl WorkflowService {
         Ok(version)
     }
 
-    /// Points the workflow at `version` (or at none).
+    /// The environment `reference` names (default: the workspace's default one).
+    async fn environment(
+        &self,
+        principal: &Principal,
+        field: &str,
+        reference: Option<&str>,
+    ) -> Result<EnvironmentRef, WorkflowError> {
+        self.ports
+            .environments
+            .resolve(principal.workspace_id(), reference)
+            .await?
+            .ok_or_else(|| {
+                invalid(
+                    field,
+                    format!(
+                        "no environment `{}` in this workspace",
+                        reference.unwrap_or_default()
+                    ),
+                )
+            })
+    }
+
+    /// Makes `version` the one active in `environment` (default: `production`), or
+    /// (`None`) the workflow inactive there.
     pub async fn set_active(
         &self,
         principal: &Principal,
         id: WorkflowId,
+        environment: Option<&str>,
         version: Option<i32>,
     ) -> Result<Workflow, WorkflowError> {
         principal.require(Permission::WorkflowsWrite)?;
         let workflow = self.get(principal, id).await?;
+        let environment = self
+            .environment(principal, "environment", environment)
+            .await?;
+        let action = if version.is_some() {
+            "workflow.activated"
+        } else {
+            "workflow.deactivated"
+        };
+        let metadata = json!({"version": version, "environment": environment.name});
+        self.deploy(
+            principal,
+            &workflow,
+            &environment,
+            version,
+            action,
+            metadata,
+        )
+        .await
+    }
+
+    /// Activates in `to` the version active in `from`; the workflow stays active in
+    /// `from` (a workflow may be active in several environments at different versions).
+    pub async fn promote(
+        &self,
+        principal: &Principal,
+        id: WorkflowId,
+        from: &str,
+        to: &str,
+    ) -> Result<Workflow, WorkflowError> {
+        principal.require(Permission::WorkflowsWrite)?;
+        let workflow = self.get(principal, id).await?;
+        let source = self.environment(principal, "from", Some(from)).await?;
+        let target = self.environment(principal, "to", Some(to)).await?;
+        if source.id == target.id {
+            return Err(invalid("to", "must be another environment than `from`"));
+        }
+        let version = workflow.version_in(source.id).ok_or_else(|| {
+            invalid(
+                "from",
+                format!("the workflow is not active in `{}`", source.name),
+            )
+        })?;
+        let metadata = json!({
+            "version": version,
+            "from": source.name,
+            "to": target.name,
+            "replaced_version": workflow.version_in(target.id),
+        });
+        self.deploy(
+            principal,
+            &workflow,
+            &target,
+            Some(version),
+            "workflow.promoted",
+            metadata,
+        )
+        .await
+    }
+
+    /// Points `environment` at `version` (or at none), binds or unbinds the webhook
+    /// registration of a `trigger.webhook` workflow there, and records `action`.
+    async fn deploy(
+        &self,
+        principal: &Principal,
+        workflow: &Workflow,
+        environment: &EnvironmentRef,
+        version: Option<i32>,
+        action: &'static str,
+        metadata: serde_json::Value,
+    ) -> Result<Workflow, WorkflowError> {
+        let id = workflow.id;
         let mut webhook_triggered = false;
         if let Some(number) = version {
             if workflow.archived_at.is_some() {
@@ -385,36 +485,42 @@ impl WorkflowService {
         }
         let workspace = principal.workspace_id();
         let mut unit = self.ports.units.begin().await?;
-        if version.is_some() && workflow.active_version.is_none() {
+        // A workflow counts once against the plan, however many environments run it.
+        if version.is_some() && workflow.deployments.is_empty() {
             self.admit(unit.as_mut(), workspace, LimitedResource::ActiveWorkflows)
                 .await?;
         }
         self.ports
             .workflows
-            .set_active(unit.as_mut(), workspace, id, version)
+            .set_active(
+                unit.as_mut(),
+                workspace,
+                id,
+                environment.id,
+                version,
+                user_of(principal),
+            )
             .await?;
         if webhook_triggered {
             self.ports
                 .webhooks
-                .bind(unit.as_mut(), workspace, id, user_of(principal))
+                .bind(
+                    unit.as_mut(),
+                    workspace,
+                    id,
+                    environment.id,
+                    user_of(principal),
+                )
                 .await?;
-        } else if version.is_none() {
+        } else {
             self.ports
                 .webhooks
-                .unbind(unit.as_mut(), workspace, id)
+                .unbind(unit.as_mut(), workspace, id, Some(environment.id))
                 .await?;
         }
-        let action = if version.is_some() {
-            "workflow.activated"
-        } else {
-            "workflow.deactivated"
-        };
         self.ports
             .audit
-            .record_in(
-                unit.as_mut(),
-                &Self::event(principal, action, id, json!({"version": version})),
-            )
+            .record_in(unit.as_mut(), &Self::event(principal, action, id, metadata))
             .await?;
         unit.commit().await?;
         self.get(principal, id).await

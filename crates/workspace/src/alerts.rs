@@ -156,21 +156,6 @@ pub trait AlertRepository: Send + Sync {
     ) -> Result<(), StorageError>;
 }
 
-/// Where alert webhook secrets are kept (the vault).
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
-#[async_trait]
-pub trait AlertSecrets: Send + Sync {
-    async fn store(
-        &self,
-        unit: &mut Uow,
-        workspace: WorkspaceId,
-        name: &str,
-        secret: &str,
-        created_by: Option<UserId>,
-    ) -> Result<Uuid, StorageError>;
-    async fn open(&self, workspace: WorkspaceId, credential: Uuid) -> Result<String, StorageError>;
-}
-
 /// Sends alerts out.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -203,7 +188,7 @@ pub enum AlertError {
 pub struct AlertPorts {
     pub units: Arc<dyn UnitOfWorkFactory>,
     pub alerts: Arc<dyn AlertRepository>,
-    pub secrets: Arc<dyn AlertSecrets>,
+    pub secrets: Arc<dyn fluxolab_kernel::OwnedSecrets>,
     pub notifier: Arc<dyn AlertNotifier>,
     pub audit: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,

@@ -1,9 +1,9 @@
 #![doc = include_str!("../README.md")]
 
-pub mod alert_secrets;
 pub mod alerts;
 pub mod api_keys;
 pub mod billing;
+pub mod environments;
 pub mod model;
 pub mod plan;
 pub mod ports;

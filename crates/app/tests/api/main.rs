@@ -8,6 +8,7 @@ mod auth;
 mod binary;
 mod credential_tests;
 mod credentials;
+mod environments;
 mod executions;
 mod helpers;
 mod ops;

@@ -70,9 +70,10 @@ async fn active_workflow(
 /// Queues `count` executions directly (as `/run` would, without the HTTP round trips).
 async fn enqueue(app: &TestApp, owner: &Account, workflow: &str, count: i64) -> Result<(), Error> {
     diesel::sql_query(
-        "INSERT INTO executions (id, workspace_id, workflow_id, version, status, trigger_kind, input) \
-         SELECT gen_random_uuid(), $1, $2, 1, 'queued', 'run', jsonb_build_object('n', n) \
-         FROM generate_series(1, $3) AS n",
+        "INSERT INTO executions (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input) \
+         SELECT gen_random_uuid(), $1, $2, 1, e.id, 'queued', 'run', jsonb_build_object('n', n) \
+         FROM generate_series(1, $3) AS n \
+         JOIN workspace_environments e ON e.workspace_id = $1 AND e.is_default",
     )
     .bind::<diesel::sql_types::Uuid, _>(owner.workspace_id.parse::<uuid::Uuid>()?)
     .bind::<diesel::sql_types::Uuid, _>(workflow.parse::<uuid::Uuid>()?)

@@ -1,19 +1,18 @@
-//! Alert webhook secrets kept in the credentials vault (as secrets the vault's owner
-//! feature seals and opens; see [`VaultService::store_owned_secret`]).
+//! The vault as the [`OwnedSecrets`] other features keep their secrets in (webhook
+//! signing secrets, alert secrets, secret environment variables).
 
 use async_trait::async_trait;
-use fluxolab_credentials::VaultService;
-use fluxolab_kernel::{StorageError, Uow, UserId, WorkspaceId};
+use fluxolab_kernel::{OwnedSecrets, StorageError, Uow, UserId, WorkspaceId};
 use uuid::Uuid;
 
-use crate::alerts::AlertSecrets;
+use crate::VaultService;
 
 fn storage(error: impl std::fmt::Display) -> StorageError {
     StorageError::new(std::io::Error::other(error.to_string()))
 }
 
 #[async_trait]
-impl AlertSecrets for VaultService {
+impl OwnedSecrets for VaultService {
     async fn store(
         &self,
         unit: &mut Uow,
@@ -27,10 +26,22 @@ impl AlertSecrets for VaultService {
             workspace,
             name,
             secret,
-            created_by.map(|u| u.as_uuid()),
+            created_by.map(|user| user.as_uuid()),
         )
         .await
         .map_err(storage)
+    }
+
+    async fn discard(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        credential: Uuid,
+    ) -> Result<(), StorageError> {
+        self.delete_in(unit, workspace, credential)
+            .await
+            .map(drop)
+            .map_err(storage)
     }
 
     async fn open(&self, workspace: WorkspaceId, credential: Uuid) -> Result<String, StorageError> {

@@ -1,0 +1,101 @@
+//! Environments as the other features see them: workflows are activated in one,
+//! executions run in one (its variables are `env.NAME` in templates), webhook
+//! registrations name one.
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::{EnvironmentId, StorageError, WorkspaceId};
+
+/// An environment named by a request, resolved in its workspace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvironmentRef {
+    pub id: EnvironmentId,
+    pub name: String,
+}
+
+/// Finds a workspace's environments by name or id.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EnvironmentDirectory: Send + Sync {
+    /// The environment `reference` (its name, or its id as text) names in `workspace`,
+    /// or the workspace's default one (`production`) when `reference` is `None`;
+    /// `None` when there is no such environment.
+    async fn resolve<'a>(
+        &self,
+        workspace: WorkspaceId,
+        reference: Option<&'a str>,
+    ) -> Result<Option<EnvironmentRef>, StorageError>;
+}
+
+/// What a run sees of its environment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunEnvironment {
+    /// Every variable by name, secret values in clear: for the engine only, never for
+    /// a response or a log.
+    pub variables: Map<String, Value>,
+    /// The secret values among them, to redact from what a run records.
+    pub secrets: Vec<String>,
+}
+
+impl RunEnvironment {
+    /// Replaces every secret value inside the strings of `value` with `[redacted]`.
+    pub fn redact(&self, value: &mut Value) {
+        if self.secrets.is_empty() {
+            return;
+        }
+        match value {
+            Value::String(text) => {
+                for secret in self.secrets.iter().filter(|secret| !secret.is_empty()) {
+                    if text.contains(secret.as_str()) {
+                        *text = text.replace(secret.as_str(), "[redacted]");
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| self.redact(item)),
+            Value::Object(members) => members.values_mut().for_each(|item| self.redact(item)),
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+}
+
+/// The variables a run sees as `env.NAME`.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EnvironmentVariables: Send + Sync {
+    /// The variables of `environment`, secrets opened.
+    async fn load(
+        &self,
+        workspace: WorkspaceId,
+        environment: EnvironmentId,
+    ) -> Result<RunEnvironment, StorageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn redaction_replaces_secrets_inside_nested_strings_only() {
+        let env = RunEnvironment {
+            variables: Map::new(),
+            secrets: vec!["s3cr3t".to_owned(), String::new()],
+        };
+        let mut value = json!({
+            "url": "https://x.test/?token=s3cr3t",
+            "list": ["s3cr3t", 7, null],
+            "plain": "nothing here",
+        });
+        env.redact(&mut value);
+        assert_eq!(
+            value,
+            json!({
+                "url": "https://x.test/?token=[redacted]",
+                "list": ["[redacted]", 7, null],
+                "plain": "nothing here",
+            })
+        );
+    }
+}

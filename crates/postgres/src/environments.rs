@@ -1,0 +1,316 @@
+//! Environments: found by name or id for the features that run in one (the kernel's
+//! directory), and kept with their variables for the settings use cases.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use fluxolab_kernel::{
+    EnvironmentDirectory, EnvironmentId, EnvironmentRef, StorageError, Uow, WorkspaceId,
+};
+use fluxolab_workspace::environments::{
+    Environment, EnvironmentRepository, LastFailure, StatusCounts, StoredValue, Variable,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::DbPool;
+use crate::error::storage;
+use crate::pool::pooled;
+use crate::schema::{environment_variables, executions, workspace_environments};
+use crate::unit_of_work::connection_of;
+
+/// Environments over the pool.
+#[derive(Clone)]
+pub struct PgEnvironments {
+    pool: DbPool,
+}
+
+impl std::fmt::Debug for PgEnvironments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgEnvironments").finish_non_exhaustive()
+    }
+}
+
+impl PgEnvironments {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+type EnvironmentRow = (
+    Uuid,
+    Uuid,
+    String,
+    String,
+    bool,
+    OffsetDateTime,
+    OffsetDateTime,
+);
+
+const ENVIRONMENT_COLUMNS: (
+    workspace_environments::id,
+    workspace_environments::workspace_id,
+    workspace_environments::name,
+    workspace_environments::description,
+    workspace_environments::is_default,
+    workspace_environments::created_at,
+    workspace_environments::updated_at,
+) = (
+    workspace_environments::id,
+    workspace_environments::workspace_id,
+    workspace_environments::name,
+    workspace_environments::description,
+    workspace_environments::is_default,
+    workspace_environments::created_at,
+    workspace_environments::updated_at,
+);
+
+type VariableRow = (Uuid, String, Option<String>, Option<Uuid>, OffsetDateTime);
+
+fn variable((_, name, value, secret, updated_at): VariableRow) -> Result<Variable, StorageError> {
+    let value = match (value, secret) {
+        (Some(value), None) => StoredValue::Plain(value),
+        (None, Some(credential)) => StoredValue::Secret(credential),
+        _ => {
+            return Err(storage(std::io::Error::other(format!(
+                "variable `{name}` holds neither or both of a value and a secret"
+            ))));
+        }
+    };
+    Ok(Variable {
+        name,
+        value,
+        updated_at,
+    })
+}
+
+/// The environments of `rows` with their variables, read on `connection`.
+async fn with_variables(
+    connection: &mut AsyncPgConnection,
+    rows: Vec<EnvironmentRow>,
+) -> Result<Vec<Environment>, StorageError> {
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.0).collect();
+    let variables: Vec<VariableRow> = environment_variables::table
+        .filter(environment_variables::environment_id.eq_any(&ids))
+        .order((
+            environment_variables::environment_id,
+            environment_variables::name,
+        ))
+        .select((
+            environment_variables::environment_id,
+            environment_variables::name,
+            environment_variables::value,
+            environment_variables::secret_credential_id,
+            environment_variables::updated_at,
+        ))
+        .load(connection)
+        .await
+        .map_err(storage)?;
+    rows.into_iter()
+        .map(
+            |(id, workspace, name, description, is_default, created_at, updated_at)| {
+                Ok(Environment {
+                    id: EnvironmentId::from_uuid(id),
+                    workspace_id: WorkspaceId::from_uuid(workspace),
+                    name,
+                    description,
+                    is_default,
+                    variables: variables
+                        .iter()
+                        .filter(|row| row.0 == id)
+                        .cloned()
+                        .map(variable)
+                        .collect::<Result<_, _>>()?,
+                    created_at,
+                    updated_at,
+                })
+            },
+        )
+        .collect()
+}
+
+#[async_trait]
+impl EnvironmentDirectory for PgEnvironments {
+    async fn resolve<'a>(
+        &self,
+        workspace: WorkspaceId,
+        reference: Option<&'a str>,
+    ) -> Result<Option<EnvironmentRef>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let mut query = workspace_environments::table
+            .filter(workspace_environments::workspace_id.eq(workspace.as_uuid()))
+            .select((workspace_environments::id, workspace_environments::name))
+            .into_boxed();
+        query = match reference.map(str::trim) {
+            None => query.filter(workspace_environments::is_default),
+            Some(reference) => match reference.parse::<Uuid>() {
+                Ok(id) => query.filter(workspace_environments::id.eq(id)),
+                Err(_) => query.filter(workspace_environments::name.eq(reference.to_owned())),
+            },
+        };
+        let found: Option<(Uuid, String)> = query
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(storage)?;
+        Ok(found.map(|(id, name)| EnvironmentRef {
+            id: EnvironmentId::from_uuid(id),
+            name,
+        }))
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
+#[async_trait]
+impl EnvironmentRepository for PgEnvironments {
+    async fn list(&self, workspace: WorkspaceId) -> Result<Vec<Environment>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let rows: Vec<EnvironmentRow> = workspace_environments::table
+            .filter(workspace_environments::workspace_id.eq(workspace.as_uuid()))
+            // Creation order (ids are time-ordered): development, staging, production.
+            .order((
+                workspace_environments::created_at,
+                workspace_environments::id,
+            ))
+            .select(ENVIRONMENT_COLUMNS)
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        with_variables(&mut connection, rows).await
+    }
+
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: EnvironmentId,
+    ) -> Result<Option<Environment>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let rows: Vec<EnvironmentRow> = workspace_environments::table
+            .filter(workspace_environments::workspace_id.eq(workspace.as_uuid()))
+            .filter(workspace_environments::id.eq(id.as_uuid()))
+            .select(ENVIRONMENT_COLUMNS)
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        Ok(with_variables(&mut connection, rows).await?.pop())
+    }
+
+    async fn save(&self, unit: &mut Uow, environment: &Environment) -> Result<(), StorageError> {
+        let connection = connection_of(unit)?;
+        let id = environment.id.as_uuid();
+        let workspace = environment.workspace_id.as_uuid();
+        diesel::update(
+            workspace_environments::table
+                .filter(workspace_environments::workspace_id.eq(workspace))
+                .filter(workspace_environments::id.eq(id)),
+        )
+        .set((
+            workspace_environments::name.eq(&environment.name),
+            workspace_environments::description.eq(&environment.description),
+            workspace_environments::updated_at.eq(environment.updated_at),
+        ))
+        .execute(connection)
+        .await
+        .map_err(storage)?;
+        // The set is replaced whole: few rows, one transaction.
+        diesel::delete(
+            environment_variables::table.filter(environment_variables::environment_id.eq(id)),
+        )
+        .execute(connection)
+        .await
+        .map_err(storage)?;
+        let rows: Vec<_> = environment
+            .variables
+            .iter()
+            .map(|variable| {
+                let (value, secret) = match &variable.value {
+                    StoredValue::Plain(value) => (Some(value.as_str()), None),
+                    StoredValue::Secret(credential) => (None, Some(*credential)),
+                };
+                (
+                    environment_variables::environment_id.eq(id),
+                    environment_variables::workspace_id.eq(workspace),
+                    environment_variables::name.eq(variable.name.as_str()),
+                    environment_variables::value.eq(value),
+                    environment_variables::secret_credential_id.eq(secret),
+                    environment_variables::updated_at.eq(variable.updated_at),
+                )
+            })
+            .collect();
+        if !rows.is_empty() {
+            diesel::insert_into(environment_variables::table)
+                .values(&rows)
+                .execute(connection)
+                .await
+                .map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    async fn status(
+        &self,
+        workspace: WorkspaceId,
+        id: EnvironmentId,
+        since: OffsetDateTime,
+    ) -> Result<StatusCounts, StorageError> {
+        let connection = pooled(&self.pool).await?;
+        // Pipelined on one connection: one round trip for the three queries.
+        let shared: &AsyncPgConnection = &connection;
+        let active = diesel::sql_query(
+            "SELECT count(*) AS count FROM workflow_deployments \
+             WHERE workspace_id = $1 AND environment_id = $2",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(workspace.as_uuid())
+        .bind::<diesel::sql_types::Uuid, _>(id.as_uuid())
+        .get_result::<Count>(&mut { shared });
+        let by_status = executions::table
+            .filter(executions::workspace_id.eq(workspace.as_uuid()))
+            .filter(executions::environment_id.eq(id.as_uuid()))
+            .filter(executions::created_at.ge(since))
+            .group_by(executions::status)
+            .select((executions::status, diesel::dsl::count_star()))
+            .load::<(String, i64)>(&mut { shared });
+        let last_failure = executions::table
+            .filter(executions::workspace_id.eq(workspace.as_uuid()))
+            .filter(executions::environment_id.eq(id.as_uuid()))
+            .filter(executions::status.eq("failed"))
+            .order((executions::created_at.desc(), executions::id.desc()))
+            .select((
+                executions::id,
+                executions::workflow_id,
+                executions::error,
+                executions::finished_at,
+                executions::created_at,
+            ))
+            .first::<(
+                Uuid,
+                Uuid,
+                Option<String>,
+                Option<OffsetDateTime>,
+                OffsetDateTime,
+            )>(&mut { shared });
+        let (active, by_status, last_failure) = tokio::join!(active, by_status, last_failure);
+        let small = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+        Ok(StatusCounts {
+            active_workflows: small(active.map_err(storage)?.count),
+            executions_by_status: by_status
+                .map_err(storage)?
+                .into_iter()
+                .map(|(status, count)| (status, small(count)))
+                .collect(),
+            last_failure: last_failure.optional().map_err(storage)?.map(
+                |(execution_id, workflow_id, error, finished_at, created_at)| LastFailure {
+                    execution_id,
+                    workflow_id,
+                    error,
+                    at: finished_at.unwrap_or(created_at),
+                },
+            ),
+        })
+    }
+}

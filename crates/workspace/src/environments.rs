@@ -1,0 +1,616 @@
+//! Environments (`development`, `staging`, `production`, created with the workspace):
+//! their names, descriptions and variables (plain values, or secrets sealed in the
+//! vault and masked on the way out), and a status of what runs in each. Runs read the
+//! variables through [`EnvironmentVariables`], secrets opened, cached briefly.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fluxolab_kernel::{
+    Actor, AuditEvent, AuditLog, EnvironmentId, EnvironmentVariables, Forbidden, OwnedSecrets,
+    Permission, Principal, RunEnvironment, StorageError, UnitOfWorkFactory, Uow, ValidationErrors,
+    WorkspaceId,
+};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The most variables one environment holds.
+pub const MAX_VARIABLES: usize = 100;
+/// The longest variable value, in characters.
+pub const MAX_VALUE_CHARS: usize = 8192;
+/// How long a process trusts the variables it loaded for runs.
+const VARIABLES_TTL: Duration = Duration::from_secs(5);
+
+/// A variable's value as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredValue {
+    Plain(String),
+    /// Sealed in the vault: the credential holding it.
+    Secret(Uuid),
+}
+
+/// One variable of an environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variable {
+    pub name: String,
+    pub value: StoredValue,
+    pub updated_at: OffsetDateTime,
+}
+
+/// An environment with its variables.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Environment {
+    pub id: EnvironmentId,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub description: String,
+    /// Runs that name no environment run in this one.
+    pub is_default: bool,
+    pub variables: Vec<Variable>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A variable as submitted: a plain value, or a secret (its value left out keeps the
+/// secret stored before).
+#[derive(Clone, Debug, Default)]
+pub struct VariableInput {
+    pub name: String,
+    pub value: Option<String>,
+    pub secret: bool,
+}
+
+/// Changes to an environment; `None` leaves a field as it is. `variables` replaces the
+/// whole set.
+#[derive(Clone, Debug, Default)]
+pub struct EnvironmentPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub variables: Option<Vec<VariableInput>>,
+}
+
+/// The latest failed execution of an environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LastFailure {
+    pub execution_id: Uuid,
+    pub workflow_id: Uuid,
+    pub error: Option<String>,
+    pub at: OffsetDateTime,
+}
+
+/// What runs in an environment, counted now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnvironmentStatus {
+    pub environment: Environment,
+    /// Workflows with a version active in this environment.
+    pub active_workflows: u32,
+    /// Executions created in the last 24 hours, by status (every status, zeros too).
+    pub executions_24h: BTreeMap<String, u32>,
+    pub last_failure: Option<LastFailure>,
+}
+
+/// The counts behind an [`EnvironmentStatus`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatusCounts {
+    pub active_workflows: u32,
+    pub executions_by_status: Vec<(String, u32)>,
+    pub last_failure: Option<LastFailure>,
+}
+
+/// Why an environment operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvironmentError {
+    #[error("the request has invalid fields: {0}")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("environment not found")]
+    NotFound,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Environments in storage.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EnvironmentRepository: Send + Sync {
+    /// The workspace's environments, oldest first, with their variables.
+    async fn list(&self, workspace: WorkspaceId) -> Result<Vec<Environment>, StorageError>;
+    /// One environment by id, with its variables.
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: EnvironmentId,
+    ) -> Result<Option<Environment>, StorageError>;
+    /// Writes name, description and the whole set of variables.
+    async fn save(&self, unit: &mut Uow, environment: &Environment) -> Result<(), StorageError>;
+    /// Active workflows, executions since `since` by status, and the last failure.
+    async fn status(
+        &self,
+        workspace: WorkspaceId,
+        id: EnvironmentId,
+        since: OffsetDateTime,
+    ) -> Result<StatusCounts, StorageError>;
+}
+
+/// What the environment use cases work with.
+pub struct EnvironmentPorts {
+    pub units: Arc<dyn UnitOfWorkFactory>,
+    pub environments: Arc<dyn EnvironmentRepository>,
+    /// Secret values, sealed in the credentials vault.
+    pub secrets: Arc<dyn OwnedSecrets>,
+    pub audit: Arc<dyn AuditLog>,
+    pub clock: Arc<dyn fluxolab_kernel::Clock>,
+}
+
+impl std::fmt::Debug for EnvironmentPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvironmentPorts").finish_non_exhaustive()
+    }
+}
+
+/// The environment use cases.
+pub struct EnvironmentService {
+    ports: EnvironmentPorts,
+    /// Variables loaded for runs, by environment (secrets opened).
+    loaded: moka::sync::Cache<EnvironmentId, Arc<RunEnvironment>>,
+}
+
+impl std::fmt::Debug for EnvironmentService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvironmentService").finish_non_exhaustive()
+    }
+}
+
+/// Whether `name` is a valid environment name (`staging`, `qa-2`…).
+fn valid_environment_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|first| first.is_ascii_lowercase())
+        && name.len() <= 40
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// Whether `name` is a valid variable name (`API_URL`, `_token`…): `env.NAME` in a
+/// template.
+fn valid_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl EnvironmentService {
+    pub fn new(ports: EnvironmentPorts) -> Self {
+        Self {
+            ports,
+            loaded: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(VARIABLES_TTL)
+                .build(),
+        }
+    }
+
+    pub async fn list(&self, principal: &Principal) -> Result<Vec<Environment>, EnvironmentError> {
+        principal.require(Permission::SettingsRead)?;
+        Ok(self
+            .ports
+            .environments
+            .list(principal.workspace_id())
+            .await?)
+    }
+
+    /// The environment `reference` names: its id, or its name.
+    pub async fn get(
+        &self,
+        principal: &Principal,
+        reference: &str,
+    ) -> Result<Environment, EnvironmentError> {
+        principal.require(Permission::SettingsRead)?;
+        let workspace = principal.workspace_id();
+        if let Ok(id) = reference.parse::<EnvironmentId>() {
+            return self
+                .ports
+                .environments
+                .find(workspace, id)
+                .await?
+                .ok_or(EnvironmentError::NotFound);
+        }
+        self.ports
+            .environments
+            .list(workspace)
+            .await?
+            .into_iter()
+            .find(|environment| environment.name == reference)
+            .ok_or(EnvironmentError::NotFound)
+    }
+
+    /// Renames, describes, or replaces the variables of an environment. A secret given
+    /// a value is sealed anew (the old one is discarded); a secret without a value
+    /// keeps the one stored; secrets left out are discarded.
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        reference: &str,
+        patch: EnvironmentPatch,
+    ) -> Result<Environment, EnvironmentError> {
+        principal.require(Permission::SettingsManage)?;
+        let current = self.get(principal, reference).await?;
+        let mut errors = ValidationErrors::new();
+        let mut updated = current.clone();
+        if let Some(name) = &patch.name {
+            let name = name.trim();
+            if !valid_environment_name(name) {
+                errors.add(
+                    "name",
+                    "must be 1 to 40 lowercase letters, digits, `-` or `_`, starting with a letter",
+                );
+            } else if name != current.name
+                && self
+                    .ports
+                    .environments
+                    .list(principal.workspace_id())
+                    .await?
+                    .iter()
+                    .any(|other| other.name == name)
+            {
+                errors.add("name", format!("another environment is called `{name}`"));
+            }
+            updated.name = name.to_owned();
+        }
+        if let Some(description) = &patch.description {
+            if description.chars().count() > 500 {
+                errors.add("description", "must be at most 500 characters");
+            }
+            description.clone_into(&mut updated.description);
+        }
+        let now = self.ports.clock.now();
+        // Secrets to seal (variable index, value) once the unit is open.
+        let mut to_seal: Vec<(usize, String)> = Vec::new();
+        if let Some(inputs) = &patch.variables {
+            updated.variables =
+                Self::check_variables(&current, inputs, now, &mut errors, &mut to_seal);
+        }
+        if !errors.is_empty() {
+            return Err(EnvironmentError::Invalid(errors));
+        }
+        let workspace = principal.workspace_id();
+        let user = match principal.actor() {
+            Actor::User(user) => Some(user),
+            Actor::ApiKey(_) => None,
+        };
+        let mut unit = self.ports.units.begin().await?;
+        for (index, secret) in &to_seal {
+            let Some(variable) = updated.variables.get_mut(*index) else {
+                continue;
+            };
+            let credential = self
+                .ports
+                .secrets
+                .store(
+                    unit.as_mut(),
+                    workspace,
+                    &format!("Environment {} variable {}", updated.name, variable.name),
+                    secret,
+                    user,
+                )
+                .await?;
+            variable.value = StoredValue::Secret(credential);
+        }
+        updated.updated_at = now;
+        self.ports
+            .environments
+            .save(unit.as_mut(), &updated)
+            .await?;
+        // Sealed values no variable holds any more go (after the rows that held them).
+        let kept: HashSet<Uuid> = updated.variables.iter().filter_map(secret_of).collect();
+        for replaced in current.variables.iter().filter_map(secret_of) {
+            if !kept.contains(&replaced) {
+                self.ports
+                    .secrets
+                    .discard(unit.as_mut(), workspace, replaced)
+                    .await?;
+            }
+        }
+        let names: Vec<&str> = updated.variables.iter().map(|v| v.name.as_str()).collect();
+        self.ports
+            .audit
+            .record_in(
+                unit.as_mut(),
+                &AuditEvent {
+                    workspace_id: workspace,
+                    actor: Some(principal.actor()),
+                    action: "environment.updated",
+                    target: Some(("environment", updated.id.to_string())),
+                    // Names only: values (secret or not) stay out of the activity log.
+                    metadata: json!({
+                        "name": updated.name,
+                        "renamed_from": (updated.name != current.name).then_some(&current.name),
+                        "variables": names,
+                    }),
+                },
+            )
+            .await?;
+        unit.commit().await?;
+        self.loaded.invalidate(&updated.id);
+        Ok(updated)
+    }
+
+    /// Validates the submitted variables against the current ones; secrets with a new
+    /// value are listed in `to_seal` (their index in the result) for the caller.
+    fn check_variables(
+        current: &Environment,
+        inputs: &[VariableInput],
+        now: OffsetDateTime,
+        errors: &mut ValidationErrors,
+        to_seal: &mut Vec<(usize, String)>,
+    ) -> Vec<Variable> {
+        if inputs.len() > MAX_VARIABLES {
+            errors.add(
+                "variables",
+                format!("at most {MAX_VARIABLES} variables per environment"),
+            );
+            return current.variables.clone();
+        }
+        let mut seen = HashSet::new();
+        let mut variables = Vec::with_capacity(inputs.len());
+        for (index, input) in inputs.iter().enumerate() {
+            let field = format!("variables[{index}]");
+            let name = input.name.trim();
+            if !valid_variable_name(name) {
+                errors.add(
+                    format!("{field}.name"),
+                    "must be 1 to 64 letters, digits or `_`, not starting with a digit",
+                );
+                continue;
+            }
+            if !seen.insert(name.to_owned()) {
+                errors.add(format!("{field}.name"), format!("`{name}` is given twice"));
+                continue;
+            }
+            if input
+                .value
+                .as_ref()
+                .is_some_and(|value| value.chars().count() > MAX_VALUE_CHARS)
+            {
+                errors.add(
+                    format!("{field}.value"),
+                    format!("must be at most {MAX_VALUE_CHARS} characters"),
+                );
+                continue;
+            }
+            let before = current.variables.iter().find(|v| v.name == name);
+            let value = match (&input.value, input.secret) {
+                (Some(value), false) => StoredValue::Plain(value.clone()),
+                (None, false) => {
+                    errors.add(format!("{field}.value"), "is required for a plain variable");
+                    continue;
+                }
+                (Some(value), true) => {
+                    if value.is_empty() {
+                        errors.add(format!("{field}.value"), "a secret cannot be empty");
+                        continue;
+                    }
+                    to_seal.push((variables.len(), value.clone()));
+                    // Replaced by the sealed credential before saving.
+                    StoredValue::Secret(Uuid::nil())
+                }
+                (None, true) => match before.map(|v| &v.value) {
+                    Some(StoredValue::Secret(credential)) => StoredValue::Secret(*credential),
+                    _ => {
+                        errors.add(
+                            format!("{field}.value"),
+                            format!("is required: `{name}` has no secret stored yet"),
+                        );
+                        continue;
+                    }
+                },
+            };
+            let updated_at = match before {
+                Some(previous) if previous.value == value => previous.updated_at,
+                _ => now,
+            };
+            variables.push(Variable {
+                name: name.to_owned(),
+                value,
+                updated_at,
+            });
+        }
+        variables
+    }
+
+    /// What runs in an environment: active workflows, executions of the last 24 hours
+    /// by status, the last failure, and its variables.
+    pub async fn status(
+        &self,
+        principal: &Principal,
+        reference: &str,
+    ) -> Result<EnvironmentStatus, EnvironmentError> {
+        let environment = self.get(principal, reference).await?;
+        let since = self.ports.clock.now() - time::Duration::hours(24);
+        let counts = self
+            .ports
+            .environments
+            .status(principal.workspace_id(), environment.id, since)
+            .await?;
+        let mut executions_24h: BTreeMap<String, u32> =
+            ["queued", "running", "succeeded", "failed", "cancelled"]
+                .into_iter()
+                .map(|status| (status.to_owned(), 0))
+                .collect();
+        for (status, count) in counts.executions_by_status {
+            executions_24h.insert(status, count);
+        }
+        Ok(EnvironmentStatus {
+            environment,
+            active_workflows: counts.active_workflows,
+            executions_24h,
+            last_failure: counts.last_failure,
+        })
+    }
+
+    async fn open_all(
+        &self,
+        workspace: WorkspaceId,
+        environment: EnvironmentId,
+    ) -> Result<RunEnvironment, StorageError> {
+        let Some(found) = self.ports.environments.find(workspace, environment).await? else {
+            return Ok(RunEnvironment::default());
+        };
+        let mut run = RunEnvironment::default();
+        for variable in found.variables {
+            let value = match variable.value {
+                StoredValue::Plain(value) => value,
+                StoredValue::Secret(credential) => {
+                    let secret = self.ports.secrets.open(workspace, credential).await?;
+                    run.secrets.push(secret.clone());
+                    secret
+                }
+            };
+            run.variables.insert(variable.name, Value::String(value));
+        }
+        Ok(run)
+    }
+}
+
+fn secret_of(variable: &Variable) -> Option<Uuid> {
+    match variable.value {
+        StoredValue::Secret(credential) => Some(credential),
+        StoredValue::Plain(_) => None,
+    }
+}
+
+#[async_trait]
+impl EnvironmentVariables for EnvironmentService {
+    async fn load(
+        &self,
+        workspace: WorkspaceId,
+        environment: EnvironmentId,
+    ) -> Result<RunEnvironment, StorageError> {
+        if let Some(loaded) = self.loaded.get(&environment) {
+            return Ok(loaded.as_ref().clone());
+        }
+        let loaded = Arc::new(self.open_all(workspace, environment).await?);
+        self.loaded.insert(environment, loaded.clone());
+        Ok(loaded.as_ref().clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_their_rules() {
+        assert!(valid_environment_name("staging"));
+        assert!(valid_environment_name("qa-2"));
+        assert!(!valid_environment_name("Staging"));
+        assert!(!valid_environment_name("2nd"));
+        assert!(!valid_environment_name(""));
+        assert!(valid_variable_name("API_URL"));
+        assert!(valid_variable_name("_token"));
+        assert!(!valid_variable_name("9LIVES"));
+        assert!(!valid_variable_name("has-dash"));
+        assert!(!valid_variable_name(&"A".repeat(65)));
+    }
+
+    fn environment_with(variables: Vec<Variable>) -> Environment {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        Environment {
+            id: EnvironmentId::new(),
+            workspace_id: WorkspaceId::new(),
+            name: "staging".to_owned(),
+            description: String::new(),
+            is_default: false,
+            variables,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn a_secret_without_value_keeps_the_stored_one_and_needs_one() {
+        let sealed = Uuid::now_v7();
+        let current = environment_with(vec![Variable {
+            name: "TOKEN".to_owned(),
+            value: StoredValue::Secret(sealed),
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }]);
+        let mut errors = ValidationErrors::new();
+        let mut to_seal = Vec::new();
+        let inputs = [
+            VariableInput {
+                name: "TOKEN".to_owned(),
+                value: None,
+                secret: true,
+            },
+            VariableInput {
+                name: "NEW_SECRET".to_owned(),
+                value: Some("s3cr3t".to_owned()),
+                secret: true,
+            },
+            VariableInput {
+                name: "URL".to_owned(),
+                value: Some("https://x.test".to_owned()),
+                secret: false,
+            },
+        ];
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(1);
+        let variables =
+            EnvironmentService::check_variables(&current, &inputs, now, &mut errors, &mut to_seal);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(variables[0].value, StoredValue::Secret(sealed));
+        assert_eq!(variables[0].updated_at, OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(to_seal, vec![(1, "s3cr3t".to_owned())]);
+        assert_eq!(
+            variables[2].value,
+            StoredValue::Plain("https://x.test".to_owned())
+        );
+
+        let mut errors = ValidationErrors::new();
+        let missing = [VariableInput {
+            name: "OTHER".to_owned(),
+            value: None,
+            secret: true,
+        }];
+        EnvironmentService::check_variables(&current, &missing, now, &mut errors, &mut to_seal);
+        assert!(!errors.is_empty());
+    }
+
+    #[test]
+    fn bad_and_repeated_variable_names_are_named() {
+        let current = environment_with(Vec::new());
+        let mut errors = ValidationErrors::new();
+        let inputs = [
+            VariableInput {
+                name: "9X".to_owned(),
+                value: Some("a".to_owned()),
+                secret: false,
+            },
+            VariableInput {
+                name: "A".to_owned(),
+                value: Some("a".to_owned()),
+                secret: false,
+            },
+            VariableInput {
+                name: "A".to_owned(),
+                value: Some("b".to_owned()),
+                secret: false,
+            },
+        ];
+        EnvironmentService::check_variables(
+            &current,
+            &inputs,
+            OffsetDateTime::UNIX_EPOCH,
+            &mut errors,
+            &mut Vec::new(),
+        );
+        let rendered = format!("{errors:?}");
+        assert!(rendered.contains("variables[0].name"), "{rendered}");
+        assert!(rendered.contains("variables[2].name"), "{rendered}");
+    }
+}
