@@ -625,3 +625,114 @@ async fn refused_uses_of_a_key_are_audited_once_with_ip_and_user_agent() -> Test
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_key_secret_reaches_no_log_line_and_no_dump_only_its_digest() -> TestResult {
+    use crate::binary::LoggedServer;
+    use fluxolab_postgres::TestDb;
+
+    let db = TestDb::new().await?;
+    fluxolab_postgres::seed::seed_reference_data(&mut *db.pool().get().await?).await?;
+    let server = LoggedServer::start(&db).await?;
+    let base = server.base.clone();
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"email": "dump@example.com", "password": crate::helpers::PASSWORD, "display_name": "Dump"}))
+        .send()
+        .await?;
+    let tokens: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": "dump@example.com", "password": crate::helpers::PASSWORD}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let access = tokens["access_token"].as_str().unwrap_or_default();
+    let created: Value = client
+        .post(format!("{base}/api/settings/api/keys"))
+        .bearer_auth(access)
+        .json(&json!({"name": "Dumped", "scopes": ["workflows.read"]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let old = created["key"].as_str().unwrap_or_default().to_owned();
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    assert!(old.starts_with("flx_"), "{created}");
+    let key_status = |key: &str, method: Method| {
+        let request = client
+            .request(method.clone(), format!("{base}/api/workflows"))
+            .bearer_auth(key);
+        let request = if method == Method::POST {
+            request.json(&json!({"name": "By key"}))
+        } else {
+            request
+        };
+        async move { Ok::<u16, Error>(request.send().await?.status().as_u16()) }
+    };
+    assert_eq!(key_status(&old, Method::GET).await?, 200);
+    assert_eq!(key_status(&old, Method::POST).await?, 403);
+    let rotated: Value = client
+        .post(format!("{base}/api/settings/api/keys/{id}/rotate"))
+        .bearer_auth(access)
+        .json(&json!({"grace_seconds": 0}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let new = rotated["key"].as_str().unwrap_or_default().to_owned();
+    assert!(new.starts_with("flx_") && new != old, "{rotated}");
+    assert_eq!(key_status(&old, Method::GET).await?, 401, "grace 0");
+    assert_eq!(key_status(&new, Method::GET).await?, 200);
+    let listed = client
+        .get(format!("{base}/api/settings/api/keys"))
+        .bearer_auth(access)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(!listed.contains(&old) && !listed.contains(&new), "{listed}");
+    let logged = server.stop().await?;
+
+    // The log knows the key by its prefix only (which shows it was captured at all).
+    assert!(
+        logged.contains(&old[..12]),
+        "the refusal is logged by prefix"
+    );
+    for secret in [&old, &new] {
+        assert!(
+            !logged.contains(secret.as_str()),
+            "a secret reached the log"
+        );
+        assert!(
+            !logged.contains(&secret[12..]),
+            "the secret part of a key reached the log"
+        );
+    }
+
+    // The database holds digests, never secrets.
+    let Ok(dump) = std::process::Command::new("pg_dump")
+        .args(["--data-only", "--dbname", db.url()])
+        .output()
+    else {
+        eprintln!("SKIPPED the pg_dump half: no pg_dump on PATH");
+        return Ok(());
+    };
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(dump.contains("workspace_api_keys"), "the keys were dumped");
+    for secret in [&old, &new] {
+        assert!(!dump.contains(&secret[12..]), "a secret is in the dump");
+        assert!(
+            dump.contains(&hex::encode(fluxolab_workspace::api_keys::key_hash(secret))),
+            "its SHA-256 is"
+        );
+    }
+    assert!(dump.contains(&new[..12]), "and its lookup prefix");
+    Ok(())
+}
