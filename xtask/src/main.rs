@@ -4,7 +4,7 @@
 //! - `test [ARGS…]`: find or start Postgres, export `TEST_DATABASE_URL`, run every test
 //! - `migrate [--status | --down N]`, `seed [--demo]`: the binary's commands, on the
 //!   discovered database
-//! - `bench [credentials | executions | webhooks]`: performance figures (release build)
+//! - `bench [credentials | executions | webhooks | api-keys]`: performance figures (release build)
 //! - `db start | stop | remove | status | url`: manage the private cluster under `.fluxolab/pg`
 
 // A command-line tool: printing is its job.
@@ -25,7 +25,7 @@ commands:
   migrate [--status | --down N]
                             apply pending migrations, list them, or revert the last N
   seed [--demo]             insert reference data (and the demo user and workspace)
-  bench [credentials|executions|webhooks]
+  bench [credentials|executions|webhooks|api-keys]
                             print performance figures (release build)
   db start|stop|remove|status|url
                             manage the private PostgreSQL cluster under .fluxolab/pg";
@@ -90,6 +90,7 @@ fn bench(args: &[String]) -> Result<u8, String> {
         ("credentials", "fluxolab-credentials", "seal_bench"),
         ("executions", "fluxolab-app", "bench_executions"),
         ("webhooks", "fluxolab-app", "bench_webhooks"),
+        ("api-keys", "fluxolab-app", "bench_api_keys"),
     ];
     let selected: Vec<_> = benches
         .iter()
@@ -97,7 +98,7 @@ fn bench(args: &[String]) -> Result<u8, String> {
         .collect();
     if selected.is_empty() {
         return Err(format!(
-            "unknown benchmark `{wanted}`; available: credentials, executions, webhooks"
+            "unknown benchmark `{wanted}`; available: credentials, executions, webhooks, api-keys"
         ));
     }
     for (name, package, example) in selected {
@@ -111,7 +112,7 @@ fn bench(args: &[String]) -> Result<u8, String> {
             "--example",
             example,
         ]);
-        if matches!(*name, "executions" | "webhooks") {
+        if matches!(*name, "executions" | "webhooks" | "api-keys") {
             let server = discovery::test_server()?;
             eprintln!("xtask: benchmarking against {}", server.description);
             command.env("DATABASE_URL", &server.url);

@@ -1,7 +1,12 @@
 //! `/api/settings/api/keys*`: API keys, shown once, revocable, rotatable, audited.
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
 use actix_web::web::{Data, Path, Query};
-use actix_web::{HttpRequest, HttpResponse, get, post};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post};
+use fluxolab_kernel::Principal;
 use fluxolab_workspace::api_keys::{ApiKey, ApiKeyError, KeyAuditEntry, NewApiKey, Origin};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,11 +14,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::ApiError;
 use crate::extract::{ActiveWorkspace, Services};
 use crate::json::Json;
 use crate::problem::Problem;
 use crate::workspaces::{PageQuery, PageResponse, page_request};
+use crate::{ApiError, HttpMetrics};
 
 impl From<ApiKeyError> for ApiError {
     fn from(error: ApiKeyError) -> Self {
@@ -135,7 +140,9 @@ impl From<KeyAuditEntry> for KeyAuditResponse {
     }
 }
 
-fn origin(request: &HttpRequest) -> Origin {
+/// Where the request came from: the client address (the first `X-Forwarded-For` /
+/// `Forwarded` hop, else the peer) and the user agent (at most 512 characters).
+pub(crate) fn origin(request: &HttpRequest) -> Origin {
     Origin {
         ip: request
             .connection_info()
@@ -147,6 +154,51 @@ fn origin(request: &HttpRequest) -> Origin {
             .and_then(|value| value.to_str().ok())
             .map(|agent| agent.chars().take(512).collect()),
     }
+}
+
+/// The principal of a request an API key authenticated, in the request's extensions.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyCaller(pub(crate) Principal);
+
+/// Middleware: when a request an API key authenticated is answered 403 because the key
+/// lacks a permission, the key's audit gets a (sampled) `scope_denied` line with the
+/// permission, method, path, IP and user agent. Wrap it inside `observe`.
+pub async fn audit_scope_denials(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let response = next.call(request).await?;
+    if response.status() != StatusCode::FORBIDDEN {
+        return Ok(response);
+    }
+    let needed = match response
+        .response()
+        .error()
+        .and_then(|error| error.as_error::<ApiError>())
+    {
+        Some(ApiError::Forbidden(needed)) => *needed,
+        _ => return Ok(response),
+    };
+    let http = response.request();
+    let caller = http.extensions().get::<KeyCaller>().cloned();
+    if let (Some(KeyCaller(principal)), Some(services)) =
+        (caller, http.app_data::<Data<Services>>())
+    {
+        if let Some(metrics) = http.app_data::<Data<HttpMetrics>>() {
+            metrics.observe_key_refusal("scope_denied");
+        }
+        services
+            .api_keys
+            .scope_denied(
+                &principal,
+                needed,
+                http.method().as_str(),
+                http.path(),
+                &origin(http),
+            )
+            .await;
+    }
+    Ok(response)
 }
 
 fn key_id(raw: &str) -> Result<Uuid, ApiError> {

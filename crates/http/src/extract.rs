@@ -10,7 +10,7 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::web::Data;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use fluxolab_credentials::VaultService;
 use fluxolab_identity::{AccessClaims, AccountService};
 use fluxolab_kernel::{Principal, UserId, WorkspaceId};
@@ -147,13 +147,23 @@ impl FromRequest for ActiveWorkspace {
                     .and_then(|text| text.trim().parse::<WorkspaceId>().ok())
             });
             let services = services(request);
+            let origin = crate::api_keys::origin(request);
+            let request = request.clone();
             return Box::pin(async move {
                 let services = services?;
-                let principal = services
-                    .api_keys
-                    .authenticate(&key)
-                    .await
-                    .map_err(|_| ApiError::Unauthorized)?;
+                let principal = match services.api_keys.authenticate(&key, &origin).await {
+                    Ok(principal) => principal,
+                    Err(refusal) => {
+                        if let Some(metrics) = request.app_data::<Data<crate::HttpMetrics>>() {
+                            metrics.observe_key_refusal(refusal.code());
+                        }
+                        return Err(ApiError::Unauthorized);
+                    }
+                };
+                // For the audit of a 403 this key may earn (`api_keys::audit_scope_denials`).
+                request
+                    .extensions_mut()
+                    .insert(crate::api_keys::KeyCaller(principal.clone()));
                 // A key is bound to its workspace: naming another finds nothing there.
                 if let Some(named) = named
                     && named != Some(principal.workspace_id())

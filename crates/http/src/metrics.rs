@@ -35,6 +35,11 @@ struct WebhookLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyRefusalLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StepLabels {
     node_type: String,
     outcome: &'static str,
@@ -61,6 +66,7 @@ pub struct HttpMetrics {
     executions: Family<ExecutionLabels, Counter>,
     steps: Family<StepLabels, Histogram>,
     webhook_events: Family<WebhookLabels, Counter>,
+    key_refusals: Family<KeyRefusalLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -143,8 +149,15 @@ impl HttpMetrics {
             "Webhook deliveries, by verdict and (for rejections) reason, including rejections not stored",
             webhook_events.clone(),
         );
+        let key_refusals = Family::<KeyRefusalLabels, Counter>::default();
+        registry.register(
+            "api_key_refusals",
+            "Requests refused an API key, by reason (unknown, revoked, expired, grace_ended, scope_denied)",
+            key_refusals.clone(),
+        );
         Self {
             registry,
+            key_refusals,
             webhook_events,
             executions,
             steps,
@@ -172,6 +185,14 @@ impl HttpMetrics {
                 verdict: verdict.to_owned(),
                 reason: reason.unwrap_or_default().to_owned(),
             })
+            .inc();
+    }
+
+    /// Counts one request refused because of its API key (`reason` as in
+    /// `KeyRefusal::code`, or `scope_denied`).
+    pub fn observe_key_refusal(&self, reason: &'static str) {
+        self.key_refusals
+            .get_or_create(&KeyRefusalLabels { reason })
             .inc();
     }
 

@@ -112,6 +112,9 @@ pub fn configure_app(
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound)
         }))
+        // Inside `observe`: its 403s still carry the handler's error, and its audit
+        // writes happen in the request's span.
+        .wrap(from_fn(crate::api_keys::audit_scope_denials))
         .wrap(from_fn(observe::observe))
 }
 

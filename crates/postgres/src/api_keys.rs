@@ -161,13 +161,15 @@ impl ApiKeyRepository for PgApiKeys {
     async fn audit_refusal(&self, entry: &KeyAuditEntry) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
         diesel::sql_query(
-            "INSERT INTO workspace_api_key_audit (id, key_id, workspace_id, action, details, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO workspace_api_key_audit (id, key_id, workspace_id, action, ip_address, \
+               user_agent, details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind::<SqlUuid, _>(entry.id)
         .bind::<SqlUuid, _>(entry.key_id)
         .bind::<SqlUuid, _>(entry.workspace_id.as_uuid())
         .bind::<Text, _>(&entry.action)
+        .bind::<Nullable<Text>, _>(entry.ip.as_deref())
+        .bind::<Nullable<Text>, _>(entry.user_agent.as_deref())
         .bind::<Jsonb, _>(&entry.details)
         .bind::<Timestamptz, _>(entry.created_at)
         .execute(&mut connection)

@@ -253,10 +253,46 @@ pub const USE_WRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(
 /// Why a presented key was refused (every case answers the same 401).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyRefusal {
+    /// No key has this secret (made up, mistyped, or replaced twice since).
     Unknown,
     Revoked,
     Expired,
+    /// A rotated-away secret presented after its grace period.
+    GraceEnded,
 }
+
+impl KeyRefusal {
+    /// A stable name for logs and metrics: `unknown`, `revoked`, `expired`,
+    /// `grace_ended`.
+    pub fn code(self) -> &'static str {
+        match self {
+            KeyRefusal::Unknown => "unknown",
+            KeyRefusal::Revoked => "revoked",
+            KeyRefusal::Expired => "expired",
+            KeyRefusal::GraceEnded => "grace_ended",
+        }
+    }
+
+    /// The action of the key's audit row that records this refusal (none for an
+    /// unknown key: there is no row to attach it to).
+    pub fn audit_action(self) -> Option<&'static str> {
+        match self {
+            KeyRefusal::Unknown => None,
+            KeyRefusal::Revoked => Some("revoked_refused"),
+            KeyRefusal::Expired => Some("expired_refused"),
+            KeyRefusal::GraceEnded => Some("grace_ended_refused"),
+        }
+    }
+}
+
+/// The audit actions of refused uses, sampled at most once per [`USE_WRITE_EVERY`] per key
+/// and action: the three refusals of [`KeyRefusal::audit_action`] and `scope_denied`.
+pub const REFUSAL_ACTIONS: [&str; 4] = [
+    "revoked_refused",
+    "expired_refused",
+    "grace_ended_refused",
+    "scope_denied",
+];
 
 fn user_of(principal: &Principal) -> Option<UserId> {
     match principal.actor() {
@@ -287,9 +323,15 @@ impl ApiKeyService {
 
     /// The principal a presented `flx_…` key stands for: bound to its workspace, with
     /// its scopes. Unknown, revoked and expired keys (and a rotated-away secret past
-    /// its grace) are refused alike; expired ones leave a (sampled) audit line.
-    pub async fn authenticate(&self, presented: &str) -> Result<Principal, KeyRefusal> {
+    /// its grace) are refused alike; a refused known key leaves a (sampled) audit line
+    /// with `origin`. An unknown key is only logged, by its lookup prefix.
+    pub async fn authenticate(
+        &self,
+        presented: &str,
+        origin: &Origin,
+    ) -> Result<Principal, KeyRefusal> {
         let Some(prefix) = lookup_prefix(presented) else {
+            tracing::info!("malformed API key refused");
             return Err(KeyRefusal::Unknown);
         };
         let stored = match self.cache.get(prefix) {
@@ -310,28 +352,47 @@ impl ApiKeyService {
             }
         };
         let Some(stored) = stored else {
+            tracing::info!(prefix, "unknown API key refused");
             return Err(KeyRefusal::Unknown);
         };
         let now = self.ports.clock.now();
         let presented_hash = key_hash(presented);
         let current = fluxolab_kernel::constant_time_eq(&presented_hash, &stored.hash);
-        let previous = stored.previous_hash.as_deref().is_some_and(|hash| {
-            fluxolab_kernel::constant_time_eq(&presented_hash, hash)
-                && stored
-                    .key
-                    .previous_valid_until
-                    .is_some_and(|until| until > now)
-        });
+        let previous = !current
+            && stored
+                .previous_hash
+                .as_deref()
+                .is_some_and(|hash| fluxolab_kernel::constant_time_eq(&presented_hash, hash));
         if !current && !previous {
+            tracing::info!(prefix, "unknown API key refused");
             return Err(KeyRefusal::Unknown);
         }
-        match stored.key.status(now) {
-            "revoked" => return Err(KeyRefusal::Revoked),
-            "expired" => {
-                self.sampled(&stored.key, "expired_refused", now).await;
-                return Err(KeyRefusal::Expired);
+        let in_grace = || {
+            stored
+                .key
+                .previous_valid_until
+                .is_some_and(|until| until > now)
+        };
+        let refusal = match stored.key.status(now) {
+            "revoked" => Some(KeyRefusal::Revoked),
+            "expired" => Some(KeyRefusal::Expired),
+            _ if previous && !in_grace() => Some(KeyRefusal::GraceEnded),
+            _ => None,
+        };
+        if let Some(refusal) = refusal {
+            tracing::info!(prefix, key_id = %stored.key.id, reason = refusal.code(), "API key refused");
+            if let Some(action) = refusal.audit_action() {
+                self.sampled(
+                    &stored.key.id,
+                    stored.key.workspace_id,
+                    action,
+                    origin,
+                    json!({}),
+                    now,
+                )
+                .await;
             }
-            _ => {}
+            return Err(refusal);
         }
         if self.written.get(&(stored.key.id, "used")).is_none() {
             self.written.insert((stored.key.id, "used"), ());
@@ -346,21 +407,61 @@ impl ApiKeyService {
         ))
     }
 
-    /// Writes a refusal to the key's audit, at most once a minute per key and kind.
-    async fn sampled(&self, key: &ApiKey, action: &'static str, now: OffsetDateTime) {
-        if self.written.get(&(key.id, action)).is_some() {
+    /// Records that a request authenticated by a key was refused because the key lacks
+    /// `needed` (a 403): a sampled `scope_denied` line in the key's audit with the
+    /// permission, method and path. Does nothing for a principal that is not a key.
+    pub async fn scope_denied(
+        &self,
+        principal: &Principal,
+        needed: Permission,
+        method: &str,
+        path: &str,
+        origin: &Origin,
+    ) {
+        let Actor::ApiKey(key) = principal.actor() else {
+            return;
+        };
+        tracing::info!(key_id = %key, permission = needed.code(), "API key lacks a scope");
+        self.sampled(
+            &key.as_uuid(),
+            principal.workspace_id(),
+            "scope_denied",
+            origin,
+            json!({"permission": needed.code(), "method": method, "path": path}),
+            self.ports.clock.now(),
+        )
+        .await;
+    }
+
+    /// Writes a refusal to the key's audit, at most once per [`USE_WRITE_EVERY`] per key
+    /// and action.
+    async fn sampled(
+        &self,
+        key_id: &Uuid,
+        workspace_id: WorkspaceId,
+        action: &'static str,
+        origin: &Origin,
+        details: Value,
+        now: OffsetDateTime,
+    ) {
+        // One writer per window even when requests race: only the one that inserts.
+        if !self
+            .written
+            .entry((*key_id, action))
+            .or_insert(())
+            .is_fresh()
+        {
             return;
         }
-        self.written.insert((key.id, action), ());
         let entry = KeyAuditEntry {
             id: Uuid::now_v7(),
-            key_id: key.id,
-            workspace_id: key.workspace_id,
+            key_id: *key_id,
+            workspace_id,
             action: action.to_owned(),
             actor_user_id: None,
-            ip: None,
-            user_agent: None,
-            details: json!({}),
+            ip: origin.ip.clone(),
+            user_agent: origin.user_agent.clone(),
+            details,
             created_at: now,
         };
         if let Err(error) = self.ports.keys.audit_refusal(&entry).await {

@@ -125,24 +125,69 @@ fn serve_logging_to(
     Ok((child, port))
 }
 
+/// The real binary serving `db` with every log line at TRACE going to a file.
+pub(crate) struct LoggedServer {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    /// `http://127.0.0.1:{port}`.
+    pub base: String,
+}
+
+impl LoggedServer {
+    /// Starts `fluxolab serve --no-workers` on `db` and waits until it answers.
+    pub(crate) async fn start(
+        db: &TestDb,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let log = std::env::temp_dir().join(format!("fluxolab-log-{}.jsonl", uuid::Uuid::new_v4()));
+        let (child, port) = serve_logging_to(db, &log)?;
+        let server = Self {
+            child,
+            log,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        while client
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the server never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(server)
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 20 s) and returns everything it
+    /// logged.
+    pub(crate) async fn stop(mut self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait()?.is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.child.kill();
+        let logged = std::fs::read_to_string(&self.log)?;
+        let _ = std::fs::remove_file(&self.log);
+        Ok(logged)
+    }
+}
+
 #[tokio::test]
 async fn no_secret_reaches_a_log_line_even_at_trace_level() -> TestResult {
     use serde_json::{Value, json};
 
     let db = TestDb::new().await?;
     fluxolab_postgres::seed::seed_reference_data(&mut *db.pool().get().await?).await?;
-    let log = std::env::temp_dir().join(format!("fluxolab-log-{}.jsonl", uuid::Uuid::new_v4()));
-    let (mut child, port) = serve_logging_to(&db, &log)?;
-    let base = format!("http://127.0.0.1:{port}");
+    let server = LoggedServer::start(&db).await?;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     let password = "LOGCHECK-login-password-0001";
     let secrets = ["LOGCHECK-smtp-secret-2222", "LOGCHECK-bearer-secret-3333"];
@@ -182,16 +227,7 @@ async fn no_secret_reaches_a_log_line_even_at_trace_level() -> TestResult {
             .send()
             .await?;
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait()?.is_none() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let logged = std::fs::read_to_string(&log)?;
-    let _ = std::fs::remove_file(&log);
+    let logged = server.stop().await?;
     assert!(
         logged.contains("/api/workflows/credentials"),
         "the requests were logged"
