@@ -76,11 +76,16 @@ pub trait CredentialRepository: Send + Sync {
         workspace: WorkspaceId,
         id: Uuid,
     ) -> Result<Option<CredentialRecord>, StorageError>;
+    /// The workspace's own credentials: every entry but the secrets other features own
+    /// (webhook signing secrets, alert secrets, secret environment variables).
     async fn list(
         &self,
         workspace: WorkspaceId,
         page: PageRequest,
     ) -> Result<Page<CredentialRecord>, StorageError>;
+    /// Whether `id` is a secret another feature owns (managed there, not through the
+    /// credentials API).
+    async fn is_owned(&self, workspace: WorkspaceId, id: Uuid) -> Result<bool, StorageError>;
     /// Up to `limit` rows of the workspace not sealed under `key`.
     async fn sealed_under_other_keys(
         &self,

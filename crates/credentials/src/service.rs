@@ -198,15 +198,21 @@ impl VaultService {
             .await?)
     }
 
+    /// One of the workspace's own credentials (a secret another feature owns is not
+    /// found here: it is managed there).
     pub async fn get(
         &self,
         principal: &Principal,
         id: Uuid,
     ) -> Result<CredentialRecord, VaultError> {
         principal.require(Permission::CredentialsRead)?;
+        let workspace = principal.workspace_id();
+        if self.ports.credentials.is_owned(workspace, id).await? {
+            return Err(VaultError::NotFound);
+        }
         self.ports
             .credentials
-            .find(principal.workspace_id(), id)
+            .find(workspace, id)
             .await?
             .ok_or(VaultError::NotFound)
     }
@@ -456,6 +462,9 @@ impl VaultService {
     pub async fn delete(&self, principal: &Principal, id: Uuid) -> Result<(), VaultError> {
         principal.require(Permission::CredentialsWrite)?;
         let workspace = principal.workspace_id();
+        if self.ports.credentials.is_owned(workspace, id).await? {
+            return Err(VaultError::NotFound);
+        }
         let mut unit = self.ports.units.begin().await?;
         let users = self
             .ports

@@ -389,6 +389,9 @@ impl CredentialRepository for PgVault {
         let mut connection = pooled(&self.pool).await?;
         let mut query = credential_select!()
             .filter(credentials::workspace_id.eq(workspace.as_uuid()))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "EXISTS (SELECT 1 FROM user_credentials u WHERE u.id = credentials.id)",
+            ))
             .order((credentials::created_at.asc(), credentials::id.asc()))
             .limit(page.fetch_limit())
             .into_boxed();
@@ -407,6 +410,25 @@ impl CredentialRepository for PgVault {
             .map(record)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(records, page, CredentialRecord::cursor))
+    }
+
+    async fn is_owned(&self, workspace: WorkspaceId, id: Uuid) -> Result<bool, StorageError> {
+        #[derive(QueryableByName)]
+        struct Owned {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            owned: bool,
+        }
+        let mut connection = pooled(&self.pool).await?;
+        let found: Owned = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM credentials c WHERE c.workspace_id = $1 AND c.id = $2) \
+               AND NOT EXISTS (SELECT 1 FROM user_credentials u WHERE u.id = $2) AS owned",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(workspace.as_uuid())
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .get_result(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(found.owned)
     }
 
     async fn sealed_under_other_keys(

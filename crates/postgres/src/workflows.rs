@@ -414,6 +414,10 @@ impl CredentialCatalog for PgWorkflows {
         let rows: Vec<(Uuid, String)> = credentials::table
             .filter(credentials::workspace_id.eq(workspace.as_uuid()))
             .filter(credentials::id.eq_any(ids))
+            // Secrets other features own are not for nodes.
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "EXISTS (SELECT 1 FROM user_credentials u WHERE u.id = credentials.id)",
+            ))
             .select((credentials::id, credentials::kind))
             .load(&mut connection)
             .await

@@ -91,17 +91,40 @@ async fn variables_keep_secrets_sealed_masked_and_resolved_only_inside_runs() ->
         struct Stored {
             #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
             value: Option<String>,
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            sealed: bool,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            sealed_in: String,
         }
         let stored: Stored = diesel::sql_query(
-            "SELECT value, secret_credential_id IS NOT NULL AS sealed \
+            "SELECT value, secret_credential_id::text AS sealed_in \
              FROM environment_variables WHERE name = 'TOKEN'",
         )
         .get_result(&mut app.db.pool().get().await?)
         .await?;
         assert_eq!(stored.value, None);
-        assert!(stored.sealed);
+        // The vault entry is the environment's: not listed, read or deleted as a credential.
+        let (_, credentials) = call(
+            &app,
+            &owner,
+            Method::GET,
+            "/api/workflows/credentials",
+            &json!({}),
+        )
+        .await?;
+        assert!(
+            !credentials.to_string().contains(&stored.sealed_in),
+            "{credentials}"
+        );
+        for method in [Method::GET, Method::DELETE] {
+            let (status, _) = call(
+                &app,
+                &owner,
+                method,
+                &format!("/api/workflows/credentials/{}", stored.sealed_in),
+                &json!({}),
+            )
+            .await?;
+            assert_eq!(status, 404);
+        }
     }
     let staging_id = staging["id"].as_str().unwrap_or_default().to_owned();
     let (status, by_id) = call(
