@@ -18,6 +18,8 @@ pub struct Principal {
     actor: Actor,
     workspace_id: WorkspaceId,
     permissions: BTreeSet<Permission>,
+    /// The environment an API key is bound to: its runs and activations happen there.
+    environment: Option<String>,
 }
 
 /// The principal lacks a permission.
@@ -35,7 +37,20 @@ impl Principal {
             actor,
             workspace_id,
             permissions: permissions.into_iter().collect(),
+            environment: None,
         }
+    }
+
+    /// The same principal, bound to the environment `name` (an API key's).
+    #[must_use]
+    pub fn bound_to(mut self, environment: Option<String>) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    /// The environment the principal is bound to, if any.
+    pub fn environment(&self) -> Option<&str> {
+        self.environment.as_deref()
     }
 
     pub fn actor(&self) -> Actor {

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    EnvironmentDirectory, EnvironmentId, EnvironmentRef, EnvironmentVariables, ExecutionId, Page,
-    PageRequest, Permission, Principal, ValidationErrors, WorkflowId, WorkspaceId,
+    EnvironmentDirectory, EnvironmentId, EnvironmentVariables, ExecutionId, Page, PageRequest,
+    Permission, Principal, ValidationErrors, WorkflowId, WorkspaceId,
 };
 use serde_json::Value;
 
 use crate::WorkflowError;
 use crate::engine::{EffectContext, Engine, RunMode, RunOutcome, RunResult, StepRecord};
+use crate::environments;
 use crate::execution::{
     ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus, Finished,
     NewExecution, RepositorySink, TriggerKind,
@@ -82,27 +83,6 @@ impl ExecutionService {
         }
     }
 
-    /// The environment `reference` names (default: the workspace's default one).
-    async fn environment(
-        &self,
-        workspace: WorkspaceId,
-        reference: Option<&str>,
-    ) -> Result<EnvironmentRef, WorkflowError> {
-        self.ports
-            .environments
-            .resolve(workspace, reference)
-            .await?
-            .ok_or_else(|| {
-                invalid(
-                    "environment",
-                    format!(
-                        "no environment `{}` in this workspace",
-                        reference.unwrap_or_default()
-                    ),
-                )
-            })
-    }
-
     /// Runs a version (default: the latest) inline in `environment` (default:
     /// `production`) and returns the execution with its steps. The caller bounds it
     /// with a timeout.
@@ -116,7 +96,13 @@ impl ExecutionService {
     ) -> Result<Execution, WorkflowError> {
         principal.require(Permission::WorkflowsRun)?;
         let workspace = principal.workspace_id();
-        let environment = self.environment(workspace, environment).await?;
+        let environment = environments::resolve_acting(
+            self.ports.environments.as_ref(),
+            principal,
+            "environment",
+            environment,
+        )
+        .await?;
         let found = self
             .ports
             .workflows
@@ -172,7 +158,13 @@ impl ExecutionService {
     ) -> Result<ExecutionId, WorkflowError> {
         principal.require(Permission::WorkflowsRun)?;
         let workspace = principal.workspace_id();
-        let environment = self.environment(workspace, environment).await?;
+        let environment = environments::resolve_acting(
+            self.ports.environments.as_ref(),
+            principal,
+            "environment",
+            environment,
+        )
+        .await?;
         let found = self
             .ports
             .workflows

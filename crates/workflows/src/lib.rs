@@ -2,6 +2,7 @@
 
 pub mod definition;
 pub mod engine;
+mod environments;
 pub mod execution;
 pub mod execution_service;
 pub mod model;

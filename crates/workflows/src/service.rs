@@ -12,6 +12,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::Definition;
+use crate::environments;
 use crate::model::{NewWorkflow, Version, Workflow};
 use crate::ports::{CredentialCatalog, WebhookBindings, WorkflowRepository};
 use crate::validate::validate;
@@ -360,28 +361,6 @@ impl WorkflowService {
         Ok(version)
     }
 
-    /// The environment `reference` names (default: the workspace's default one).
-    async fn environment(
-        &self,
-        principal: &Principal,
-        field: &str,
-        reference: Option<&str>,
-    ) -> Result<EnvironmentRef, WorkflowError> {
-        self.ports
-            .environments
-            .resolve(principal.workspace_id(), reference)
-            .await?
-            .ok_or_else(|| {
-                invalid(
-                    field,
-                    format!(
-                        "no environment `{}` in this workspace",
-                        reference.unwrap_or_default()
-                    ),
-                )
-            })
-    }
-
     /// Makes `version` the one active in `environment` (default: `production`), or
     /// (`None`) the workflow inactive there.
     pub async fn set_active(
@@ -393,9 +372,13 @@ impl WorkflowService {
     ) -> Result<Workflow, WorkflowError> {
         principal.require(Permission::WorkflowsWrite)?;
         let workflow = self.get(principal, id).await?;
-        let environment = self
-            .environment(principal, "environment", environment)
-            .await?;
+        let environment = environments::resolve_acting(
+            self.ports.environments.as_ref(),
+            principal,
+            "environment",
+            environment,
+        )
+        .await?;
         let action = if version.is_some() {
             "workflow.activated"
         } else {
@@ -424,8 +407,9 @@ impl WorkflowService {
     ) -> Result<Workflow, WorkflowError> {
         principal.require(Permission::WorkflowsWrite)?;
         let workflow = self.get(principal, id).await?;
-        let source = self.environment(principal, "from", Some(from)).await?;
-        let target = self.environment(principal, "to", Some(to)).await?;
+        let directory = self.ports.environments.as_ref();
+        let source = environments::resolve(directory, principal, "from", Some(from)).await?;
+        let target = environments::resolve_acting(directory, principal, "to", Some(to)).await?;
         if source.id == target.id {
             return Err(invalid("to", "must be another environment than `from`"));
         }

@@ -404,7 +404,8 @@ impl ApiKeyService {
             Actor::ApiKey(fluxolab_kernel::ApiKeyId::from_uuid(stored.key.id)),
             stored.key.workspace_id,
             stored.key.scopes.iter().copied(),
-        ))
+        )
+        .bound_to(stored.key.environment.clone()))
     }
 
     /// Records that a request authenticated by a key was refused because the key lacks

@@ -365,6 +365,43 @@ async fn promotion_runs_and_status_are_per_environment() -> TestResult {
     assert_eq!(execution["environment"], "staging");
     assert_eq!(execution["version"], 1);
 
+    // A key bound to staging runs there by default, and only there.
+    let (status, key) = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/api/settings/api/keys",
+        &json!({"name": "Staging CI", "scopes": ["workflows.run", "executions.read"], "environment": "staging"}),
+    )
+    .await?;
+    assert_eq!(status, 201, "{key}");
+    let key = key["key"].as_str().unwrap_or_default().to_owned();
+    let by_key = |body: Value| {
+        app.client
+            .post(app.url(&format!("/api/workflows/{flow}/run")))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+    };
+    let queued_by_key = by_key(json!({"payload": {"a": 1, "b": 2}})).await?;
+    assert_eq!(queued_by_key.status().as_u16(), 202);
+    let queued_by_key: Value = queued_by_key.json().await?;
+    let (_, keyed) = call(
+        &app,
+        &owner,
+        Method::GET,
+        &format!(
+            "/api/executions/{}",
+            queued_by_key["execution_id"].as_str().unwrap_or_default()
+        ),
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(keyed["environment"], "staging");
+    let elsewhere = by_key(json!({"environment": "production"})).await?;
+    assert_eq!(elsewhere.status().as_u16(), 422);
+    assert!(elsewhere.text().await?.contains("bound to the `staging`"));
+
     // Promote staging's v1 to production, then move staging on to v2.
     let (status, promoted) = call(
         &app,
@@ -420,7 +457,7 @@ async fn promotion_runs_and_status_are_per_environment() -> TestResult {
         assert!(problem.to_string().contains(field), "{problem}");
     }
 
-    // Known state in staging: one queued run (above), one success, one failure.
+    // Known state in staging: two queued runs (above), one success, one failure.
     let (_, succeeded) = call(
         &app,
         &owner,
@@ -451,7 +488,7 @@ async fn promotion_runs_and_status_are_per_environment() -> TestResult {
     assert_eq!(staging["active_workflows"], 1);
     assert_eq!(
         staging["executions_24h"],
-        json!({"queued": 1, "running": 0, "succeeded": 1, "failed": 1, "cancelled": 0})
+        json!({"queued": 2, "running": 0, "succeeded": 1, "failed": 1, "cancelled": 0})
     );
     assert_eq!(staging["last_failure"]["execution_id"], failed["id"]);
     assert_eq!(staging["variables_count"], 0);

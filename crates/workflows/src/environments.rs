@@ -1,0 +1,50 @@
+//! Resolving the environment a request names, for activation and runs.
+
+use fluxolab_kernel::{EnvironmentDirectory, EnvironmentRef, Principal, ValidationErrors};
+
+use crate::WorkflowError;
+
+fn invalid(field: &str, message: String) -> WorkflowError {
+    WorkflowError::Invalid(ValidationErrors::single(field, message))
+}
+
+/// The environment `reference` (a name or an id) names in the principal's workspace;
+/// `None` names the workspace's default one.
+pub(crate) async fn resolve(
+    directory: &dyn EnvironmentDirectory,
+    principal: &Principal,
+    field: &str,
+    reference: Option<&str>,
+) -> Result<EnvironmentRef, WorkflowError> {
+    directory
+        .resolve(principal.workspace_id(), reference)
+        .await?
+        .ok_or_else(|| {
+            invalid(
+                field,
+                format!(
+                    "no environment `{}` in this workspace",
+                    reference.unwrap_or_default()
+                ),
+            )
+        })
+}
+
+/// Like [`resolve`], for something the principal does in the environment (run,
+/// activate): an API key bound to an environment acts there by default, and only there.
+pub(crate) async fn resolve_acting(
+    directory: &dyn EnvironmentDirectory,
+    principal: &Principal,
+    field: &str,
+    reference: Option<&str>,
+) -> Result<EnvironmentRef, WorkflowError> {
+    let bound = principal.environment();
+    let found = resolve(directory, principal, field, reference.or(bound)).await?;
+    match bound {
+        Some(bound) if found.name != bound => Err(invalid(
+            field,
+            format!("this API key is bound to the `{bound}` environment"),
+        )),
+        _ => Ok(found),
+    }
+}
