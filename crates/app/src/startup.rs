@@ -184,7 +184,7 @@ pub fn services(
             secrets: vault_service.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
-            environments,
+            environments: environments.clone(),
         },
         intake.clone(),
     );
@@ -194,6 +194,7 @@ pub fn services(
         plans: Arc::new(PgPlanGuard),
         audit: audit.clone(),
         clock: clock.clone(),
+        environments,
     });
     let alert_service = AlertService::new(AlertPorts {
         units: units.clone(),

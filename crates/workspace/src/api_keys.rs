@@ -26,8 +26,6 @@ const LOOKUP_CHARS: usize = 12;
 /// The default and longest grace period of a rotation.
 pub const DEFAULT_GRACE_SECONDS: i64 = 24 * 60 * 60;
 pub const MAX_GRACE_SECONDS: i64 = 30 * 24 * 60 * 60;
-/// The environments a key may be bound to.
-pub const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
 
 /// An API key as stored (never its secret).
 #[derive(Clone, Debug, PartialEq)]
@@ -212,6 +210,8 @@ pub struct ApiKeyPorts {
     pub plans: Arc<dyn PlanGuard>,
     pub audit: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,
+    /// Where a key's `environment` is looked up.
+    pub environments: Arc<dyn fluxolab_kernel::EnvironmentDirectory>,
 }
 
 impl std::fmt::Debug for ApiKeyPorts {
@@ -520,11 +520,23 @@ impl ApiKeyService {
         if input.expires_at.is_some_and(|expires| expires <= now) {
             errors.add("expires_at", "must be in the future");
         }
-        if let Some(environment) = &input.environment
-            && !ENVIRONMENTS.contains(&environment.as_str())
-        {
-            errors.add("environment", "must be development, staging or production");
-        }
+        let environment = match input.environment.as_deref() {
+            None => None,
+            Some(named) => {
+                let found = self
+                    .ports
+                    .environments
+                    .resolve(principal.workspace_id(), Some(named))
+                    .await?;
+                if found.is_none() {
+                    errors.add(
+                        "environment",
+                        format!("no environment `{named}` in this workspace"),
+                    );
+                }
+                found.map(|environment| environment.name)
+            }
+        };
         let (Some(name), true) = (name, errors.is_empty()) else {
             return Err(ApiKeyError::Invalid(errors));
         };
@@ -536,7 +548,7 @@ impl ApiKeyService {
             prefix: secret.prefix.clone(),
             last_four: secret.last_four.clone(),
             scopes,
-            environment: input.environment,
+            environment,
             created_by: user_of(principal),
             created_at: now,
             expires_at: input.expires_at,
