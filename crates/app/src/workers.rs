@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fluxolab_workflows::execution::{
-    ClaimedExecution, ExecutionRepository, ExecutionStatus, Finished, Lease,
+    ClaimedExecution, ExecutionRepository, ExecutionStatus, Lease,
 };
 use fluxolab_workflows::execution_service::ExecutionService;
 use fluxolab_workspace::BillingService;
@@ -228,7 +228,7 @@ impl Worker {
                 Err(_) => {
                     let reason = format!("timed out after {} seconds", self.settings.timeout.as_secs());
                     tracing::warn!(execution_id = %id, %reason, "execution timed out");
-                    if let Err(error) = self.queue.finish(id, Finished::with_error(ExecutionStatus::Failed, reason), &[]).await {
+                    if let Err(error) = self.service.abandon(id, ExecutionStatus::Failed, &reason).await {
                         tracing::error!(execution_id = %id, error = %error, "could not record the timeout");
                     }
                 }
@@ -237,8 +237,8 @@ impl Worker {
                 // Dropping the run stops it between (or inside) steps.
                 tracing::info!(execution_id = %id, "execution cancelled while running");
                 if let Err(error) = self
-                    .queue
-                    .finish(id, Finished::with_error(ExecutionStatus::Cancelled, "cancelled while running"), &[])
+                    .service
+                    .abandon(id, ExecutionStatus::Cancelled, "cancelled while running")
                     .await
                 {
                     tracing::error!(execution_id = %id, error = %error, "could not record the cancellation");

@@ -264,11 +264,16 @@ impl ExecutionService {
         if matches!(
             execution.status,
             ExecutionStatus::Queued | ExecutionStatus::Running
-        ) {
+        ) && self
+            .ports
+            .executions
+            .cancel(principal.workspace_id(), id)
+            .await?
+        {
+            // A queued run ends here; a running one when its worker sees the request.
             self.ports
-                .executions
-                .cancel(principal.workspace_id(), id)
-                .await?;
+                .observer
+                .execution_settled(ExecutionStatus::Cancelled);
         }
         self.get(principal, id).await
     }
@@ -293,6 +298,22 @@ impl ExecutionService {
             .await;
         let retry = (execution.attempt < execution.max_attempts).then_some(execution.attempt);
         self.settle(execution.id, retry, result).await
+    }
+
+    /// Ends a claimed execution its worker stopped: `failed` with `reason` when it ran
+    /// out of time, `cancelled` when a cancel was asked for while it ran.
+    pub async fn abandon(
+        &self,
+        id: ExecutionId,
+        status: ExecutionStatus,
+        reason: &str,
+    ) -> Result<(), WorkflowError> {
+        self.ports
+            .executions
+            .finish(id, Finished::with_error(status, reason), &[])
+            .await?;
+        self.ports.observer.execution_settled(status);
+        Ok(())
     }
 
     /// Stores how a run ended together with its unsaved steps, in one write. A

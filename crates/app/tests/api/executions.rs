@@ -478,6 +478,11 @@ async fn a_running_execution_is_cancelled_on_request() -> TestResult {
         .filter_map(|s| s["node_id"].as_str())
         .collect();
     assert_eq!(ran, ["start"], "nothing after the cancellation ran");
+    let metrics = app.get("/metrics").await?.text().await?;
+    assert!(
+        metrics.contains(r#"executions_settled_total{status="cancelled"} 1"#),
+        "{metrics}"
+    );
     Ok(())
 }
 
