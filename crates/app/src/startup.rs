@@ -220,6 +220,7 @@ pub fn services(
         members: workspaces.clone(),
         activities: workspaces,
         audit,
+        plans: Arc::new(PgPlanGuard),
     });
     Ok(Services {
         accounts: Arc::new(account_service),

@@ -38,15 +38,7 @@ impl From<WorkspaceError> for ApiError {
                 code: "conflict",
                 detail: detail.to_owned(),
             },
-            WorkspaceError::PlanLimit {
-                what,
-                limit,
-                current,
-            } => ApiError::PlanLimit {
-                limit: what,
-                value: limit,
-                current,
-            },
+            WorkspaceError::PlanLimit(reached) => reached.into(),
             WorkspaceError::Storage(error) => ApiError::Internal(Box::new(error)),
         }
     }

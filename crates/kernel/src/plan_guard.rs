@@ -8,6 +8,7 @@ use crate::{StorageError, Uow, WorkspaceId};
 /// Something a plan counts and caps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitedResource {
+    Members,
     Workflows,
     ActiveWorkflows,
     Credentials,
@@ -18,6 +19,7 @@ impl LimitedResource {
     /// The name of the limit in the plan (`plans.limits` key).
     pub const fn limit_name(self) -> &'static str {
         match self {
+            LimitedResource::Members => "max_members",
             LimitedResource::Workflows => "max_workflows",
             LimitedResource::ActiveWorkflows => "max_active_workflows",
             LimitedResource::Credentials => "max_credentials",

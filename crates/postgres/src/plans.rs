@@ -30,6 +30,9 @@ struct Count {
 /// How many of `resource` the workspace `$1` has now.
 pub(crate) const fn count_sql(resource: LimitedResource) -> &'static str {
     match resource {
+        LimitedResource::Members => {
+            "SELECT count(*) AS count FROM workspace_members WHERE workspace_id = $1"
+        }
         LimitedResource::Workflows => {
             "SELECT count(*) AS count FROM workflows WHERE workspace_id = $1 AND archived_at IS NULL"
         }

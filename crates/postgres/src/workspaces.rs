@@ -9,13 +9,13 @@ use fluxolab_identity::ports::WorkspaceProvisioner;
 use fluxolab_kernel::{
     Actor, Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId,
 };
+use fluxolab_workspace::Role;
 use fluxolab_workspace::model::{
     Activity, ActivityFilter, Member, NewWorkspace, Workspace, WorkspaceName,
 };
 use fluxolab_workspace::ports::{
     ActivityRepository, AddMemberError, MemberRepository, WorkspaceRepository,
 };
-use fluxolab_workspace::{PlanLimits, Role};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -253,18 +253,6 @@ impl WorkspaceRepository for PgWorkspaces {
             .map_err(storage)?;
         Ok(())
     }
-
-    async fn plan_limits(&self, workspace: WorkspaceId) -> Result<PlanLimits, StorageError> {
-        let mut connection = pooled(&self.pool).await?;
-        let limits: serde_json::Value = subscriptions::table
-            .inner_join(plans::table)
-            .filter(subscriptions::workspace_id.eq(workspace.as_uuid()))
-            .select(plans::limits)
-            .first(&mut connection)
-            .await
-            .map_err(storage)?;
-        serde_json::from_value(limits).map_err(storage)
-    }
 }
 
 async fn insert_member(
@@ -382,16 +370,6 @@ impl MemberRepository for PgWorkspaces {
             .await
             .map_err(storage)?;
         Ok(())
-    }
-
-    async fn count(&self, uow: &mut Uow, workspace: WorkspaceId) -> Result<u32, StorageError> {
-        let count: i64 = workspace_members::table
-            .filter(workspace_members::workspace_id.eq(workspace.as_uuid()))
-            .count()
-            .get_result(connection_of(uow)?)
-            .await
-            .map_err(storage)?;
-        Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
     async fn count_owners(

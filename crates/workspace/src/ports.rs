@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use fluxolab_kernel::{Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId};
 
+use crate::Role;
 use crate::model::{Activity, ActivityFilter, Member, NewWorkspace, Workspace};
-use crate::{PlanLimits, Role};
 
 /// Workspaces and their provisioning.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -27,7 +27,6 @@ pub trait WorkspaceRepository: Send + Sync {
         name: &str,
     ) -> Result<(), StorageError>;
     async fn set_default(&self, user: UserId, workspace: WorkspaceId) -> Result<(), StorageError>;
-    async fn plan_limits(&self, workspace: WorkspaceId) -> Result<PlanLimits, StorageError>;
 }
 
 /// Why a member could not be added.
@@ -56,7 +55,6 @@ pub trait MemberRepository: Send + Sync {
     async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, StorageError>;
     /// Locks the workspace's membership for the rest of the unit (so counts stay true).
     async fn lock(&self, uow: &mut Uow, workspace: WorkspaceId) -> Result<(), StorageError>;
-    async fn count(&self, uow: &mut Uow, workspace: WorkspaceId) -> Result<u32, StorageError>;
     async fn count_owners(
         &self,
         uow: &mut Uow,

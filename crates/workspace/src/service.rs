@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Forbidden, Page, PageRequest, Permission, Principal, StorageError,
-    UnitOfWorkFactory, UserId, ValidationErrors, WorkspaceId,
+    Actor, AuditEvent, AuditLog, Forbidden, LimitedResource, Page, PageRequest, Permission,
+    PlanGuard, PlanLimitReached, Principal, StorageError, UnitOfWorkFactory, UserId,
+    ValidationErrors, WorkspaceId,
 };
 use serde_json::json;
 
@@ -25,12 +26,8 @@ pub enum WorkspaceError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(&'static str),
-    #[error("the plan allows {limit} {what}; the workspace has {current}")]
-    PlanLimit {
-        what: &'static str,
-        limit: u32,
-        current: u32,
-    },
+    #[error(transparent)]
+    PlanLimit(#[from] PlanLimitReached),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -46,6 +43,8 @@ pub struct WorkspacePorts {
     pub members: Arc<dyn MemberRepository>,
     pub activities: Arc<dyn ActivityRepository>,
     pub audit: Arc<dyn AuditLog>,
+    /// The plan's limits, checked where members are added.
+    pub plans: Arc<dyn PlanGuard>,
 }
 
 impl std::fmt::Debug for WorkspacePorts {
@@ -194,18 +193,14 @@ impl WorkspaceService {
             .user_by_email(email.trim())
             .await?
             .ok_or_else(|| invalid("email", "no FluxoLab account has this e-mail address"))?;
-        let limits = self.ports.workspaces.plan_limits(workspace).await?;
         let mut unit = self.ports.units.begin().await?;
-        self.ports.members.lock(unit.as_mut(), workspace).await?;
-        let current = self.ports.members.count(unit.as_mut(), workspace).await?;
-        if let Some(limit) = limits.max_members
-            && current >= limit
+        if let Some(reached) = self
+            .ports
+            .plans
+            .admit(unit.as_mut(), workspace, LimitedResource::Members)
+            .await?
         {
-            return Err(WorkspaceError::PlanLimit {
-                what: "max_members",
-                limit,
-                current,
-            });
+            return Err(reached.into());
         }
         self.ports
             .members
@@ -391,6 +386,7 @@ mod tests {
             members: Arc::new(members),
             activities: Arc::new(MockActivityRepository::new()),
             audit: Arc::new(fluxolab_kernel::audit::MockAuditLog::new()),
+            plans: Arc::new(fluxolab_kernel::plan_guard::MockPlanGuard::new()),
         })
     }
 
