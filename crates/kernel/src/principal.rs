@@ -57,6 +57,14 @@ impl Principal {
         self.actor
     }
 
+    /// The user acting, when it is a user (not an API key).
+    pub fn user(&self) -> Option<UserId> {
+        match self.actor {
+            Actor::User(user) => Some(user),
+            Actor::ApiKey(_) => None,
+        }
+    }
+
     pub fn workspace_id(&self) -> WorkspaceId {
         self.workspace_id
     }

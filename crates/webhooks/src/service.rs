@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Clock, EnvironmentDirectory, EnvironmentRef, ExecutionId,
-    Forbidden, Page, PageRequest, Permission, Principal, StorageError, UnitOfWorkFactory, UserId,
-    ValidationErrors, WorkflowId,
+    AuditEvent, AuditLog, Clock, EnvironmentDirectory, EnvironmentRef, ExecutionId, Forbidden,
+    Page, PageRequest, Permission, Principal, StorageError, UnitOfWorkFactory, ValidationErrors,
+    WorkflowId,
 };
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -103,13 +103,6 @@ fn secret_field(field: &str, value: Option<&str>, errors: &mut ValidationErrors)
         return None;
     }
     Some(value.to_owned())
-}
-
-fn user_of(principal: &Principal) -> Option<UserId> {
-    match principal.actor() {
-        Actor::User(user) => Some(user),
-        Actor::ApiKey(_) => None,
-    }
 }
 
 impl WebhookService {
@@ -263,14 +256,14 @@ impl WebhookService {
                         registration.workspace_id,
                         &format!("Webhook {} signing secret", registration.public_id),
                         secret,
-                        user_of(principal),
+                        principal.user(),
                     )
                     .await?,
             );
         }
         self.ports
             .registrations
-            .insert(unit.as_mut(), &registration, user_of(principal))
+            .insert(unit.as_mut(), &registration, principal.user())
             .await?;
         self.audit(unit.as_mut(), principal, "webhook.created", &registration)
             .await?;
@@ -402,7 +395,7 @@ impl WebhookService {
                             registration.updated_at.unix_timestamp_nanos()
                         ),
                         &secret,
-                        user_of(principal),
+                        principal.user(),
                     )
                     .await?,
             );

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, EnvironmentDirectory, EnvironmentRef, Forbidden, LimitedResource,
-    Page, PageRequest, Permission, PlanGuard, PlanLimitReached, Principal, StorageError,
+    AuditEvent, AuditLog, EnvironmentDirectory, EnvironmentRef, Forbidden, LimitedResource, Page,
+    PageRequest, Permission, PlanGuard, PlanLimitReached, Principal, StorageError,
     UnitOfWorkFactory, ValidationErrors, WorkflowId,
 };
 use ring::digest::{SHA256, digest};
@@ -74,13 +74,6 @@ pub struct WorkflowService {
 pub fn checksum(definition: &Definition) -> String {
     let bytes = serde_json::to_vec(definition).unwrap_or_default();
     hex::encode(digest(&SHA256, &bytes).as_ref())
-}
-
-fn user_of(principal: &Principal) -> Option<fluxolab_kernel::UserId> {
-    match principal.actor() {
-        Actor::User(user) => Some(user),
-        Actor::ApiKey(_) => None,
-    }
 }
 
 impl WorkflowService {
@@ -194,7 +187,7 @@ impl WorkflowService {
             workspace_id: principal.workspace_id(),
             name,
             description,
-            created_by: user_of(principal),
+            created_by: principal.user(),
         };
         let mut unit = self.ports.units.begin().await?;
         self.admit(
@@ -342,7 +335,7 @@ impl WorkflowService {
                 unit.as_mut(),
                 principal.workspace_id(),
                 &version,
-                user_of(principal),
+                principal.user(),
             )
             .await?;
         self.ports
@@ -482,7 +475,7 @@ impl WorkflowService {
                 id,
                 environment.id,
                 version,
-                user_of(principal),
+                principal.user(),
             )
             .await?;
         if webhook_triggered {
@@ -493,7 +486,7 @@ impl WorkflowService {
                     workspace,
                     id,
                     environment.id,
-                    user_of(principal),
+                    principal.user(),
                 )
                 .await?;
         } else {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Clock, Cursor, Forbidden, Page, PageRequest, Permission,
-    Principal, StorageError, UnitOfWorkFactory, Uow, UserId, ValidationErrors, WorkspaceId,
+    AuditEvent, AuditLog, Clock, Cursor, Forbidden, Page, PageRequest, Permission, Principal,
+    StorageError, UnitOfWorkFactory, Uow, UserId, ValidationErrors, WorkspaceId,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
@@ -254,13 +254,6 @@ fn check_threshold(threshold: i32, errors: &mut ValidationErrors) {
     }
 }
 
-fn user_of(principal: &Principal) -> Option<UserId> {
-    match principal.actor() {
-        Actor::User(user) => Some(user),
-        Actor::ApiKey(_) => None,
-    }
-}
-
 /// The JSON an alert sends.
 pub fn alert_payload(delivery: &Delivery) -> serde_json::Value {
     json!({
@@ -350,7 +343,7 @@ impl AlertService {
                         alert.workspace_id,
                         &format!("Usage alert {} signing secret", alert.id),
                         &secret,
-                        user_of(principal),
+                        principal.user(),
                     )
                     .await?,
             );
@@ -360,7 +353,7 @@ impl AlertService {
         };
         self.ports
             .alerts
-            .insert(unit.as_mut(), &alert, user_of(principal))
+            .insert(unit.as_mut(), &alert, principal.user())
             .await?;
         self.audit(unit.as_mut(), principal, "usage_alert.created", &alert)
             .await?;

@@ -294,13 +294,6 @@ pub const REFUSAL_ACTIONS: [&str; 4] = [
     "scope_denied",
 ];
 
-fn user_of(principal: &Principal) -> Option<UserId> {
-    match principal.actor() {
-        Actor::User(user) => Some(user),
-        Actor::ApiKey(_) => None,
-    }
-}
-
 impl ApiKeyService {
     pub fn new(ports: ApiKeyPorts) -> Self {
         Self {
@@ -549,7 +542,7 @@ impl ApiKeyService {
             last_four: secret.last_four.clone(),
             scopes,
             environment,
-            created_by: user_of(principal),
+            created_by: principal.user(),
             created_at: now,
             expires_at: input.expires_at,
             last_used_at: None,
@@ -602,7 +595,7 @@ impl ApiKeyService {
                     key_id: key.id,
                     workspace_id: key.workspace_id,
                     action: action.to_owned(),
-                    actor_user_id: user_of(principal),
+                    actor_user_id: principal.user(),
                     ip: origin.ip.clone(),
                     user_agent: origin.user_agent.clone(),
                     details: details.clone(),

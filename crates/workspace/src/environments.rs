@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, EnvironmentId, EnvironmentVariables, Forbidden, OwnedSecrets,
-    Permission, Principal, RunEnvironment, StorageError, UnitOfWorkFactory, Uow, ValidationErrors,
-    WorkspaceId,
+    AuditEvent, AuditLog, EnvironmentId, EnvironmentVariables, Forbidden, OwnedSecrets, Permission,
+    Principal, RunEnvironment, StorageError, UnitOfWorkFactory, Uow, ValidationErrors, WorkspaceId,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -279,10 +278,7 @@ impl EnvironmentService {
             return Err(EnvironmentError::Invalid(errors));
         }
         let workspace = principal.workspace_id();
-        let user = match principal.actor() {
-            Actor::User(user) => Some(user),
-            Actor::ApiKey(_) => None,
-        };
+        let user = principal.user();
         let mut unit = self.ports.units.begin().await?;
         for (index, secret) in &to_seal {
             let Some(variable) = updated.variables.get_mut(*index) else {
