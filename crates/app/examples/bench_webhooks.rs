@@ -1,8 +1,10 @@
 //! `cargo xtask bench webhooks`: fires signed ~1 KB WhatsApp deliveries at the intake
 //! over 64 connections, first with the API alone (`serve --no-workers`), then with
-//! workers on. Prints requests/s and p50/p99 latency, the rate of the same statement
-//! run directly against the pool (the ceiling), their ratio, and with workers on the
-//! executions finished per second and whether any accepted event lacks its execution.
+//! workers on. Prints requests/s, p50/p99 latency and where the CPU went; beside them the
+//! rate of the intake's statement run directly against the pool, one delivery per
+//! statement (as pgbench would), and grouped as the intake's writer groups them, with
+//! the ratios; with workers on, the executions finished per second and whether any
+//! accepted event lacks its execution.
 //! Asserts nothing. Needs `DATABASE_URL` naming a server where it may create a database.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -17,7 +19,7 @@ use fluxolab_app::{Application, DatabaseSettings, Settings};
 use fluxolab_kernel::{Actor, ExecutionId, Principal, SystemClock, UserId, WorkspaceId};
 use fluxolab_webhooks::intake::body_digest;
 use fluxolab_webhooks::model::NewRegistration;
-use fluxolab_webhooks::ports::{EventStore, NewEvent};
+use fluxolab_webhooks::ports::{DedupeKeys, EventStore, NewEvent, Recording};
 use fluxolab_workflows::service::CreateWorkflow;
 use fluxolab_workspace::Role;
 
@@ -59,6 +61,38 @@ async fn main() -> Result<(), Error> {
     outcome
 }
 
+/// What the intake would store for delivery `index` of `run_id`.
+fn recording(
+    registration: &fluxolab_webhooks::model::Registration,
+    run_id: &str,
+    index: usize,
+) -> Result<Recording, Error> {
+    let (body, _) = delivery(run_id, index);
+    let payload: serde_json::Value = serde_json::from_slice(&body)?;
+    let extracted = fluxolab_webhooks::whatsapp::extract(&payload);
+    let digest = body_digest(&body);
+    Ok(Recording {
+        event: NewEvent {
+            id: uuid::Uuid::now_v7(),
+            workspace_id: registration.workspace_id,
+            registration_id: registration.id,
+            body_digest: digest.clone(),
+            headers: serde_json::json!({"content-type": "application/json"}),
+            body,
+            payload: Some(payload),
+        },
+        dedupe_keys: DedupeKeys {
+            body: format!("body:{digest}"),
+            messages: extracted
+                .message_ids()
+                .map(|id| format!("message:{id}"))
+                .collect(),
+        },
+        execution: ExecutionId::new(),
+        extracted,
+    })
+}
+
 /// A ~1 KB WhatsApp text-message delivery with a unique message id, and its signature.
 fn delivery(run: &str, index: usize) -> (Vec<u8>, String) {
     let padding = "x".repeat(560);
@@ -72,6 +106,44 @@ fn delivery(run: &str, index: usize) -> (Vec<u8>, String) {
         hex::encode(ring::hmac::sign(&key, body.as_bytes()).as_ref())
     );
     (body.into_bytes(), signature)
+}
+
+/// CPU time so far (in clock ticks, Linux only): this process's, and the whole machine's
+/// busy time; `None` where `/proc` cannot tell.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which may hold spaces) start with the state;
+    // utime and stime are the 12th and 13th of them.
+    let fields: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
+    let own = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let machine = std::fs::read_to_string("/proc/stat").ok()?;
+    let totals: Vec<u64> = machine
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    let busy = totals.iter().sum::<u64>() - totals.get(3)? - totals.get(4)?;
+    Some((own, busy))
+}
+
+/// Where the CPU went between two [`cpu_ticks`] readings, as cores busy on average.
+fn cpu_split(before: Option<(u64, u64)>, after: Option<(u64, u64)>, seconds: f64) -> String {
+    match (before, after) {
+        (Some((own_before, busy_before)), Some((own_after, busy_after))) => {
+            // Clock ticks are 100 a second on Linux.
+            let cores = |ticks: u64| ticks as f64 / 100.0 / seconds;
+            let own = cores(own_after - own_before);
+            let busy = cores(busy_after - busy_before);
+            format!(
+                "cores busy {busy:.2}: this process (load generator + server) {own:.2}, the rest (PostgreSQL) {:.2}",
+                busy - own
+            )
+        }
+        _ => "cores busy: unknown".to_owned(),
+    }
 }
 
 fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
@@ -158,7 +230,7 @@ async fn run(url: &str) -> Result<(), Error> {
             "APP_SECRET" => Some("bench-secret-bench-secret-bench-secret".to_owned()),
             "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
             // BENCH_POOL_SIZE tries other pool sizes (fewer backends can beat more on
-            // few cores).
+            // few cores); BENCH_PHASES (direct,grouped,alone,workers) runs some phases.
             "DATABASE_POOL_SIZE" => {
                 Some(std::env::var("BENCH_POOL_SIZE").unwrap_or_else(|_| "48".to_owned()))
             }
@@ -236,58 +308,69 @@ async fn run(url: &str) -> Result<(), Error> {
         "webhooks bench: {DELIVERIES} signed ~1 KB WhatsApp deliveries per run, {CONNECTIONS} connections, {CONTACTS} contacts"
     );
 
-    // The ceiling: the intake's statement run straight against the pool.
+    // The baselines: the intake's statement run straight against the pool, first one
+    // delivery per statement (as pgbench would drive it), then through the intake's
+    // group-commit writer.
     let store = Arc::new(fluxolab_postgres::webhooks::PgWebhooks::new(pool.clone()));
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let (store, next, registration) = (store.clone(), next.clone(), registration.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= DELIVERIES {
-                    break Ok::<(), Error>(());
+    let phases = std::env::var("BENCH_PHASES").unwrap_or_default();
+    let wanted = |phase: &str| phases.is_empty() || phases.split(',').any(|p| p == phase);
+    let mut direct_rates = Vec::new();
+    for (run_id, grouped) in [("direct", false), ("grouped", true)] {
+        if !wanted(run_id) {
+            direct_rates.push(f64::NAN);
+            continue;
+        }
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let (store, pool, next, registration) = (
+                store.clone(),
+                pool.clone(),
+                next.clone(),
+                registration.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= DELIVERIES {
+                        break Ok::<(), Error>(());
+                    }
+                    let recording = recording(&registration, run_id, index)?;
+                    if grouped {
+                        store.record(recording).await?;
+                    } else {
+                        fluxolab_postgres::intake_batch::write_directly(&pool, &[recording])
+                            .await?;
+                    }
                 }
-                let (body, _) = delivery("direct", index);
-                let payload: serde_json::Value = serde_json::from_slice(&body)?;
-                let extracted = fluxolab_webhooks::whatsapp::extract(&payload);
-                let keys = vec![
-                    format!("body:{}", body_digest(&body)),
-                    format!("message:wamid.direct.{index}"),
-                ];
-                let event = NewEvent {
-                    id: uuid::Uuid::now_v7(),
-                    workspace_id: registration.workspace_id,
-                    registration_id: registration.id,
-                    body_digest: body_digest(&body),
-                    headers: serde_json::json!({"content-type": "application/json"}),
-                    body,
-                    payload: Some(payload),
-                };
-                store
-                    .record(&event, &keys, ExecutionId::new(), &extracted)
-                    .await?;
-            }
-        }));
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        direct_rates.push(DELIVERIES as f64 / started.elapsed().as_secs_f64());
     }
-    for task in tasks {
-        task.await??;
-    }
-    let direct_rate = DELIVERIES as f64 / started.elapsed().as_secs_f64();
+    let (direct_rate, grouped_rate) = (direct_rates[0], direct_rates[1]);
     println!(
-        "  direct statement        {direct_rate:>10.0} deliveries/s (event + execution + conversation, one statement)"
+        "  direct statement        {direct_rate:>10.0} deliveries/s (event + execution + conversation + message, one statement per delivery)"
     );
-    diesel::sql_query(
-        "TRUNCATE executions, webhook_events, webhook_dedupe_keys, messages, conversations CASCADE",
-    )
-    .execute(&mut pool.get().await?)
-    .await?;
-
+    println!(
+        "  direct, grouped         {grouped_rate:>10.0} deliveries/s (the same through the intake's group-commit writer, no HTTP)"
+    );
     for (label, workers) in [
         ("intake alone (--no-workers)", false),
         ("with workers on", true),
     ] {
+        if !wanted(if workers { "workers" } else { "alone" }) {
+            continue;
+        }
+        // Each phase starts empty: no backlog of queued executions from the last one.
+        diesel::sql_query(
+            "TRUNCATE executions, webhook_events, webhook_dedupe_keys, messages, conversations CASCADE",
+        )
+        .execute(&mut pool.get().await?)
+        .await?;
         let app = Application::build(&settings(workers)?)?;
         let app = if workers { app } else { app.without_workers() };
         let intake = format!(
@@ -299,14 +382,21 @@ async fn run(url: &str) -> Result<(), Error> {
         let run_id = if workers { "workers" } else { "alone" };
         let deliveries: Vec<_> = (0..DELIVERIES).map(|i| delivery(run_id, i)).collect();
         let started = Instant::now();
+        let cpu_before = cpu_ticks();
         let (rate, latencies, failures) = fire(&intake, deliveries).await?;
+        let cpu = cpu_split(cpu_before, cpu_ticks(), started.elapsed().as_secs_f64());
         println!("  {label}");
         println!(
             "    intake                {rate:>10.0} requests/s   p50 {:>6.2} ms   p99 {:>6.2} ms   non-200: {failures}",
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99)
         );
-        println!("    vs direct statement   {:>10.2} ×", rate / direct_rate);
+        println!(
+            "    vs direct statement   {:>10.2} ×   vs direct, grouped {:>5.2} ×",
+            rate / direct_rate,
+            rate / grouped_rate
+        );
+        println!("    {cpu}");
         if workers {
             let deadline = Instant::now() + Duration::from_secs(300);
             let unfinished = loop {

@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod environments;
 pub mod error;
 pub mod executions;
+pub mod intake_batch;
 pub mod migrations;
 pub mod plans;
 pub mod pool;

@@ -1,8 +1,8 @@
 //! Webhook registrations, their binding to workflows on activation, and the workers'
 //! wake-up after deliveries (the events themselves are in [`crate::webhook_events`]).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::DbPool;
 use crate::error::storage;
+use crate::intake_batch::IntakeWriter;
 use crate::pool::pooled;
 use crate::schema::{webhook_registrations, workflows, workspace_environments};
 use crate::unit_of_work::connection_of;
@@ -29,8 +30,11 @@ use crate::unit_of_work::connection_of;
 #[derive(Clone)]
 pub struct PgWebhooks {
     pool: DbPool,
-    /// Whether a wake-up of the workers is already on its way.
-    wake_pending: Arc<AtomicBool>,
+    wake: WorkerWake,
+    /// Where the intake's writer runs: the runtime this was built on, if any, else the
+    /// one of the first delivery.
+    runtime: Option<tokio::runtime::Handle>,
+    writer: Arc<OnceLock<IntakeWriter>>,
 }
 
 /// How long a wake-up waits to gather the executions queued meanwhile.
@@ -45,19 +49,50 @@ impl std::fmt::Debug for PgWebhooks {
 impl PgWebhooks {
     pub fn new(pool: DbPool) -> Self {
         Self {
+            wake: WorkerWake {
+                pool: pool.clone(),
+                pending: Arc::default(),
+            },
             pool,
-            wake_pending: Arc::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            writer: Arc::default(),
         }
     }
 
+    pub(crate) fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// The group-commit writer of the intake, started on first use.
+    pub(crate) fn writer(&self) -> &IntakeWriter {
+        self.writer.get_or_init(|| {
+            let runtime = self
+                .runtime
+                .clone()
+                .unwrap_or_else(tokio::runtime::Handle::current);
+            let wake = self.wake.clone();
+            IntakeWriter::start(self.pool.clone(), &runtime, Arc::new(move || wake.wake()))
+        })
+    }
+}
+
+/// Wakes idle workers after executions were queued.
+#[derive(Clone)]
+struct WorkerWake {
+    pool: DbPool,
+    /// Whether a wake-up is already on its way.
+    pending: Arc<AtomicBool>,
+}
+
+impl WorkerWake {
     /// Tells idle workers (in any process) that executions were queued, after the
     /// commit and at most once per [`WAKE_AFTER`]: a burst of deliveries costs one
     /// `NOTIFY`, not one each. A lost wake-up costs at most the workers' poll interval.
-    pub(crate) fn wake_workers(&self) {
-        if self.wake_pending.swap(true, Ordering::AcqRel) {
+    fn wake(&self) {
+        if self.pending.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (pool, pending) = (self.pool.clone(), self.wake_pending.clone());
+        let (pool, pending) = (self.pool.clone(), self.pending.clone());
         tokio::spawn(async move {
             tokio::time::sleep(WAKE_AFTER).await;
             pending.store(false, Ordering::Release);
@@ -75,10 +110,6 @@ impl PgWebhooks {
                 tracing::debug!(%error, "could not wake the workers; they poll anyway");
             }
         });
-    }
-
-    pub(crate) fn pool(&self) -> &DbPool {
-        &self.pool
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::model::{Provider, Registration, RejectReason, ResponseMode, Verdict};
-use crate::ports::{EventStore, NewEvent, RegistrationRepository};
+use crate::ports::{DedupeKeys, EventStore, NewEvent, Recording, RegistrationRepository};
 use crate::service::token_hash;
 use crate::signature::{SignatureVerdict, verify_hub_signature};
 use crate::whatsapp;
@@ -311,14 +311,25 @@ impl Intake {
             .filter(|_| registration.provider == Provider::Meta)
             .map(whatsapp::extract)
             .unwrap_or_default();
-        let mut keys = vec![format!("body:{}", event.body_digest)];
-        keys.extend(extracted.message_ids().map(|id| format!("message:{id}")));
+        let dedupe_keys = DedupeKeys {
+            body: format!("body:{}", event.body_digest),
+            messages: extracted
+                .message_ids()
+                .map(|id| format!("message:{id}"))
+                .collect(),
+        };
+        let event_id = event.id;
         let recorded = self
             .events
-            .record(&event, &keys, ExecutionId::new(), &extracted)
+            .record(Recording {
+                event,
+                dedupe_keys,
+                execution: ExecutionId::new(),
+                extracted,
+            })
             .await?;
         Ok(Received {
-            event_id: event.id,
+            event_id,
             verdict: recorded.verdict,
             execution_id: recorded.execution_id,
             response_mode: registration.response_mode,
@@ -400,9 +411,12 @@ mod tests {
         let mut events = MockEventStore::new();
         events
             .expect_record()
-            .withf(|_, keys, _, _| keys.len() == 2 && keys[1] == "message:wamid.X")
+            .withf(|recording| {
+                recording.dedupe_keys.body.starts_with("body:")
+                    && recording.dedupe_keys.messages == ["message:wamid.X"]
+            })
             .times(3)
-            .returning(|_, _, _, _| {
+            .returning(|_| {
                 Ok(Recorded {
                     verdict: Verdict::Accepted,
                     execution_id: None,

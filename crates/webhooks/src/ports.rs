@@ -61,6 +61,27 @@ pub struct NewEvent {
     pub payload: Option<Value>,
 }
 
+/// What makes a delivery a repeat of one seen before for its registration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DedupeKeys {
+    /// The body digest's key: a delivery whose body was seen is a duplicate.
+    pub body: String,
+    /// One per WhatsApp message id: a delivery whose every message was seen is a
+    /// duplicate too (Meta may resend a message in a new body).
+    pub messages: Vec<String>,
+}
+
+/// An accepted-looking delivery to store with what it starts.
+#[derive(Clone, Debug)]
+pub struct Recording {
+    pub event: NewEvent,
+    pub dedupe_keys: DedupeKeys,
+    /// The id the execution of the bound, active workflow takes, if one is queued.
+    pub execution: ExecutionId,
+    /// The conversations, messages and statuses the payload carries.
+    pub extracted: Extracted,
+}
+
 /// What storing an accepted-looking delivery found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Recorded {
@@ -73,18 +94,12 @@ pub struct Recorded {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// In one transaction: the event (a duplicate when the first of `dedupe_keys`, the
-    /// body digest's, was seen before for the registration, or when every other one,
-    /// the message ids', was), and for a new one the execution of the bound
-    /// active workflow (`execution` is its id, the payload its input) and the
-    /// conversations and messages `extracted` describes.
-    async fn record(
-        &self,
-        event: &NewEvent,
-        dedupe_keys: &[String],
-        execution: ExecutionId,
-        extracted: &Extracted,
-    ) -> Result<Recorded, StorageError>;
+    /// In one transaction: the event (a duplicate when its body key, or every one of
+    /// its message keys, was seen before for the registration), and for a new one the
+    /// execution of the bound active workflow (its input the payload) and the
+    /// conversations and messages the payload describes. Stores may write deliveries
+    /// that arrive together in one transaction; each is judged as if alone.
+    async fn record(&self, recording: Recording) -> Result<Recorded, StorageError>;
     /// Stores a delivery that is not run: `rejected` (with the reason) or
     /// `quota_exceeded`.
     async fn record_unrun<'a>(

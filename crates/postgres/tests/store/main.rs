@@ -1,5 +1,6 @@
 //! Integration tests of the Postgres adapter against a real server (see `TestDb`).
 
+mod intake_batch;
 mod migrations;
 mod seed;
 mod test_db;

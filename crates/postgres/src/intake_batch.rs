@@ -1,0 +1,431 @@
+//! Group commit for the webhook intake. Deliveries that arrive while earlier ones are
+//! being written wait in a queue; each write takes everything queued (up to
+//! [`MAX_BATCH`]) and stores it with one statement in one transaction. Every delivery
+//! is judged as if it were alone (its own dedupe keys, execution, messages), and each
+//! caller is answered only once its delivery is committed. A quiet intake writes each
+//! delivery at once (a batch of one); a busy one amortises the statement, its plan and
+//! its commit over many.
+//!
+//! When a batch fails (a constraint, a deadlock, an injected fault), its deliveries are
+//! written again one by one, so one bad delivery fails alone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::Untyped;
+use diesel::sql_types::{Array, Bytea, Jsonb, Nullable, Text, Uuid as SqlUuid};
+use diesel::{QueryResult, QueryableByName};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use fluxolab_kernel::{ExecutionId, StorageError};
+use fluxolab_webhooks::intake::run_input;
+use fluxolab_webhooks::model::Verdict;
+use fluxolab_webhooks::ports::{Recorded, Recording};
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::DbPool;
+use crate::error::storage;
+use crate::pool::pooled;
+use crate::webhooks::corrupt;
+
+/// The most deliveries one statement writes.
+pub const MAX_BATCH: usize = 256;
+/// Batches written at the same time (each holds one pooled connection).
+pub const IN_FLIGHT: usize = 2;
+/// Deliveries that may wait for a write before callers wait to queue.
+const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
+
+/// The intake's one statement, for a batch of deliveries given as parallel arrays.
+/// Events: $1 ids, $2 workspaces, $3 registrations, $4 body digests, $5 headers,
+/// $6 bodies, $7 payloads, $8 execution ids, $9 execution inputs (null: the payload),
+/// $10 body keys. Message keys: $11 event ids, $12 keys. $13 messages and $14 statuses
+/// (records naming their event).
+///
+/// A delivery is new when its body key was not seen and (if it carries messages) at
+/// least one message key was not; only its unseen messages are stored and counted.
+/// Keys are inserted in key order (ties by event), so the same keys in two deliveries
+/// of one batch go to one of them, and conversations and messages in key order, so
+/// two concurrent batches lock rows in the same order.
+const RECORD_BATCH: &str = "\
+WITH batch AS ( \
+  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], \
+    $6::bytea[], $7::jsonb[], $8::uuid[], $9::jsonb[], $10::text[]) \
+    AS b(event_id, workspace_id, registration_id, digest, headers, body, payload, execution_id, input, body_key) \
+), wanted AS ( \
+  SELECT b.event_id, b.registration_id, b.body_key AS key FROM batch b \
+  UNION ALL \
+  SELECT k.event_id, b.registration_id, k.key FROM unnest($11::uuid[], $12::text[]) AS k(event_id, key) \
+  JOIN batch b USING (event_id) \
+), keys AS ( \
+  INSERT INTO webhook_dedupe_keys (registration_id, key, event_id) \
+  SELECT registration_id, key, event_id FROM wanted ORDER BY registration_id, key, event_id \
+  ON CONFLICT DO NOTHING RETURNING event_id, key \
+), judged AS ( \
+  SELECT b.*, CASE WHEN EXISTS (SELECT 1 FROM keys k WHERE k.event_id = b.event_id AND k.key = b.body_key) \
+      AND (NOT EXISTS (SELECT 1 FROM wanted w WHERE w.event_id = b.event_id AND w.key <> b.body_key) \
+        OR EXISTS (SELECT 1 FROM keys k WHERE k.event_id = b.event_id AND k.key <> b.body_key)) \
+    THEN 'accepted' ELSE 'duplicate' END AS verdict \
+  FROM batch b \
+), run AS ( \
+  INSERT INTO executions (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input) \
+  SELECT j.execution_id, j.workspace_id, d.workflow_id, d.version, d.environment_id, 'queued', 'webhook', \
+    coalesce(j.input, j.payload) \
+  FROM judged j \
+  JOIN webhook_registrations r ON r.id = j.registration_id \
+  JOIN workflow_deployments d ON d.workflow_id = r.workflow_id AND d.environment_id = r.environment_id \
+  WHERE j.verdict = 'accepted' \
+  RETURNING id \
+), event AS ( \
+  INSERT INTO webhook_events (id, workspace_id, registration_id, verdict, body_digest, headers, body, payload, execution_id) \
+  SELECT j.event_id, j.workspace_id, j.registration_id, j.verdict, j.digest, j.headers, j.body, j.payload, run.id \
+  FROM judged j LEFT JOIN run ON run.id = j.execution_id \
+  RETURNING id \
+), incoming AS ( \
+  SELECT m.*, j.workspace_id FROM jsonb_to_recordset($13) AS m( \
+    event_id uuid, id uuid, conversation_id uuid, wa_id text, name text, phone_number_id text, \
+    message_id text, message_type text, body text, preview text, sent_at bigint, payload jsonb) \
+  JOIN judged j ON j.event_id = m.event_id AND j.verdict = 'accepted' \
+  WHERE EXISTS (SELECT 1 FROM keys k WHERE k.event_id = m.event_id AND k.key = 'message:' || m.message_id) \
+), contacts AS ( \
+  SELECT DISTINCT ON (workspace_id, wa_id) workspace_id, wa_id, conversation_id, name, phone_number_id, \
+    to_timestamp(sent_at) AS last_at, preview, count(*) OVER (PARTITION BY workspace_id, wa_id) AS n \
+  FROM incoming ORDER BY workspace_id, wa_id, sent_at DESC \
+), conversation AS ( \
+  INSERT INTO conversations AS c (id, workspace_id, wa_id, name, phone_number_id, \
+    message_count, unread_count, last_message_at, last_message_preview) \
+  SELECT conversation_id, workspace_id, wa_id, name, phone_number_id, n, n, last_at, preview FROM contacts \
+  ON CONFLICT (workspace_id, wa_id) DO UPDATE SET \
+    name = coalesce(EXCLUDED.name, c.name), \
+    phone_number_id = coalesce(EXCLUDED.phone_number_id, c.phone_number_id), \
+    message_count = c.message_count + EXCLUDED.message_count, \
+    unread_count = c.unread_count + EXCLUDED.unread_count, \
+    last_message_at = greatest(c.last_message_at, EXCLUDED.last_message_at), \
+    last_message_preview = CASE WHEN c.last_message_at IS NULL OR EXCLUDED.last_message_at >= c.last_message_at \
+      THEN EXCLUDED.last_message_preview ELSE c.last_message_preview END, \
+    status = 'open', updated_at = now() \
+  RETURNING c.id, c.workspace_id, c.wa_id \
+), stored AS ( \
+  INSERT INTO messages (id, workspace_id, conversation_id, message_id, message_type, body, payload, sent_at, event_id) \
+  SELECT i.id, i.workspace_id, conversation.id, i.message_id, i.message_type, i.body, i.payload, \
+    to_timestamp(i.sent_at), i.event_id \
+  FROM incoming i JOIN conversation ON conversation.workspace_id = i.workspace_id AND conversation.wa_id = i.wa_id \
+  ORDER BY i.workspace_id, i.message_id \
+  ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING 1 \
+), statuses AS ( \
+  UPDATE messages m SET status = s.status \
+  FROM jsonb_to_recordset($14) AS s(event_id uuid, message_id text, status text) \
+  JOIN judged j ON j.event_id = s.event_id AND j.verdict = 'accepted' \
+  WHERE m.workspace_id = j.workspace_id AND m.message_id = s.message_id \
+  RETURNING 1 \
+) \
+SELECT j.event_id, j.verdict, run.id AS execution_id FROM judged j LEFT JOIN run ON run.id = j.execution_id";
+
+#[derive(QueryableByName)]
+struct RecordedRow {
+    #[diesel(sql_type = SqlUuid)]
+    event_id: Uuid,
+    #[diesel(sql_type = Text)]
+    verdict: String,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    execution_id: Option<Uuid>,
+}
+
+/// A delivery waiting for its write, and who to tell.
+struct Pending {
+    recording: Recording,
+    answer: oneshot::Sender<Result<Recorded, StorageError>>,
+}
+
+/// The queue in front of the intake's writes; see the module documentation.
+#[derive(Clone)]
+pub(crate) struct IntakeWriter {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl IntakeWriter {
+    /// Starts the writer on the runtime of `runtime`; `written` is called after each
+    /// commit that queued executions.
+    pub(crate) fn start(
+        pool: DbPool,
+        runtime: &tokio::runtime::Handle,
+        written: Arc<dyn Fn() + Send + Sync>,
+    ) -> Self {
+        let (queue, waiting) = mpsc::channel(QUEUE_DEPTH);
+        runtime.spawn(dispatch(pool, waiting, written));
+        Self { queue }
+    }
+
+    /// Queues `recording` and waits until it is committed (or failed).
+    pub(crate) async fn record(&self, recording: Recording) -> Result<Recorded, StorageError> {
+        let (answer, answered) = oneshot::channel();
+        self.queue
+            .send(Pending { recording, answer })
+            .await
+            .map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> StorageError {
+    storage(std::io::Error::other("the intake's writer has stopped"))
+}
+
+/// Takes what is queued whenever a write slot is free, and writes it.
+async fn dispatch(
+    pool: DbPool,
+    mut waiting: mpsc::Receiver<Pending>,
+    written: Arc<dyn Fn() + Send + Sync>,
+) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::new();
+        if waiting.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let (pool, written) = (pool.clone(), written.clone());
+        tokio::spawn(async move {
+            if write(&pool, batch).await {
+                written();
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Writes a batch and answers each delivery in it; whether any execution was queued.
+async fn write(pool: &DbPool, batch: Vec<Pending>) -> bool {
+    let mut connection = match pooled(pool).await {
+        Ok(connection) => connection,
+        Err(error) => {
+            let reason = error.to_string();
+            for pending in batch {
+                let _ = pending
+                    .answer
+                    .send(Err(storage(std::io::Error::other(reason.clone()))));
+            }
+            return false;
+        }
+    };
+    let recordings: Vec<&Recording> = batch.iter().map(|pending| &pending.recording).collect();
+    let outcomes: Vec<Result<Recorded, StorageError>> = match record_batch(
+        &mut connection,
+        &recordings,
+    )
+    .await
+    {
+        Ok(mut found) => recordings
+            .iter()
+            .map(|recording| outcome(&mut found, recording))
+            .collect(),
+        Err(error) if recordings.len() == 1 => vec![Err(error)],
+        Err(error) => {
+            tracing::warn!(%error, deliveries = recordings.len(), "a batch of deliveries failed; writing them one by one");
+            let mut outcomes = Vec::with_capacity(recordings.len());
+            for recording in &recordings {
+                outcomes.push(
+                    record_batch(&mut connection, &[recording])
+                        .await
+                        .and_then(|mut found| outcome(&mut found, recording)),
+                );
+            }
+            outcomes
+        }
+    };
+    let mut queued = false;
+    for (pending, outcome) in batch.into_iter().zip(outcomes) {
+        queued |= matches!(
+            &outcome,
+            Ok(Recorded {
+                execution_id: Some(_),
+                ..
+            })
+        );
+        let _ = pending.answer.send(outcome);
+    }
+    queued
+}
+
+/// Writes `recordings` with one statement, bypassing the queue (the benchmark's
+/// baseline: one delivery per statement, as a load generator driving SQL would).
+pub async fn write_directly(
+    pool: &DbPool,
+    recordings: &[Recording],
+) -> Result<Vec<Recorded>, StorageError> {
+    let mut connection = pooled(pool).await?;
+    let recordings: Vec<&Recording> = recordings.iter().collect();
+    let mut found = record_batch(&mut connection, &recordings).await?;
+    recordings
+        .iter()
+        .map(|recording| outcome(&mut found, recording))
+        .collect()
+}
+
+/// What the batch's statement found for `recording`.
+fn outcome(
+    found: &mut HashMap<Uuid, RecordedRow>,
+    recording: &Recording,
+) -> Result<Recorded, StorageError> {
+    let row = found
+        .remove(&recording.event.id)
+        .ok_or_else(|| corrupt("batch outcome"))?;
+    Ok(Recorded {
+        verdict: Verdict::from_code(&row.verdict).ok_or_else(|| corrupt("verdict"))?,
+        execution_id: row.execution_id.map(ExecutionId::from_uuid),
+    })
+}
+
+/// [`RECORD_BATCH`] with its parameters. Unlike `sql_query`, it is a query type of its
+/// own, so each connection prepares it once and reuses the plan.
+struct RecordBatchQuery<'a> {
+    event_ids: Vec<Uuid>,
+    workspaces: Vec<Uuid>,
+    registrations: Vec<Uuid>,
+    digests: Vec<&'a str>,
+    headers: Vec<&'a Value>,
+    bodies: Vec<&'a [u8]>,
+    payloads: Vec<Option<&'a Value>>,
+    executions: Vec<Uuid>,
+    /// The run's input when it is not the payload (a body that is not JSON runs with
+    /// its text); the payload is sent once.
+    inputs: Vec<Option<Value>>,
+    body_keys: Vec<&'a str>,
+    key_events: Vec<Uuid>,
+    keys: Vec<&'a str>,
+    messages: Value,
+    statuses: Value,
+}
+
+impl<'a> RecordBatchQuery<'a> {
+    fn new(recordings: &[&'a Recording]) -> Self {
+        fn column<'a, T>(
+            recordings: &[&'a Recording],
+            value: impl Fn(&'a Recording) -> T,
+        ) -> Vec<T> {
+            recordings
+                .iter()
+                .map(|recording| value(recording))
+                .collect()
+        }
+        let (mut key_events, mut keys) = (Vec::new(), Vec::new());
+        let (mut messages, mut statuses) = (Vec::new(), Vec::new());
+        for recording in recordings {
+            let event = recording.event.id;
+            for key in &recording.dedupe_keys.messages {
+                key_events.push(event);
+                keys.push(key.as_str());
+            }
+            messages.extend(tagged(recording.extracted.message_records(), event));
+            statuses.extend(tagged(recording.extracted.status_records(), event));
+        }
+        Self {
+            event_ids: column(recordings, |r| r.event.id),
+            workspaces: column(recordings, |r| r.event.workspace_id.as_uuid()),
+            registrations: column(recordings, |r| r.event.registration_id),
+            digests: column(recordings, |r| r.event.body_digest.as_str()),
+            headers: column(recordings, |r| &r.event.headers),
+            bodies: column(recordings, |r| r.event.body.as_slice()),
+            payloads: column(recordings, |r| r.event.payload.as_ref()),
+            executions: column(recordings, |r| r.execution.as_uuid()),
+            inputs: column(recordings, |r| {
+                r.event
+                    .payload
+                    .is_none()
+                    .then(|| run_input(None, &r.event.body))
+            }),
+            body_keys: column(recordings, |r| r.dedupe_keys.body.as_str()),
+            key_events,
+            keys,
+            messages: Value::Array(messages),
+            statuses: Value::Array(statuses),
+        }
+    }
+
+    /// Binds parameter `index` (0-based) of [`RECORD_BATCH`].
+    fn bind<'b>(&'b self, index: usize, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        match index {
+            0 => out.push_bind_param::<Array<SqlUuid>, _>(&self.event_ids),
+            1 => out.push_bind_param::<Array<SqlUuid>, _>(&self.workspaces),
+            2 => out.push_bind_param::<Array<SqlUuid>, _>(&self.registrations),
+            3 => out.push_bind_param::<Array<Text>, _>(&self.digests),
+            4 => out.push_bind_param::<Array<Jsonb>, _>(&self.headers),
+            5 => out.push_bind_param::<Array<Bytea>, _>(&self.bodies),
+            6 => out.push_bind_param::<Array<Nullable<Jsonb>>, _>(&self.payloads),
+            7 => out.push_bind_param::<Array<SqlUuid>, _>(&self.executions),
+            8 => out.push_bind_param::<Array<Nullable<Jsonb>>, _>(&self.inputs),
+            9 => out.push_bind_param::<Array<Text>, _>(&self.body_keys),
+            10 => out.push_bind_param::<Array<SqlUuid>, _>(&self.key_events),
+            11 => out.push_bind_param::<Array<Text>, _>(&self.keys),
+            12 => out.push_bind_param::<Jsonb, _>(&self.messages),
+            13 => out.push_bind_param::<Jsonb, _>(&self.statuses),
+            _ => Err(diesel::result::Error::QueryBuilderError(
+                format!("the intake statement has no parameter ${}", index + 1).into(),
+            )),
+        }
+    }
+}
+
+impl QueryFragment<Pg> for RecordBatchQuery<'_> {
+    /// The statement's text with each `$n` replaced by the bind of parameter n (they
+    /// appear once each, in order).
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let mut pieces = RECORD_BATCH.split('$');
+        out.push_sql(pieces.next().unwrap_or_default());
+        for (index, piece) in pieces.enumerate() {
+            let digits = piece
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(piece.len());
+            if piece[..digits].parse::<usize>().ok() != Some(index + 1) {
+                return Err(diesel::result::Error::QueryBuilderError(
+                    format!(
+                        "the intake statement's parameter {} is out of order",
+                        index + 1
+                    )
+                    .into(),
+                ));
+            }
+            self.bind(index, &mut out)?;
+            out.push_sql(&piece[digits..]);
+        }
+        Ok(())
+    }
+}
+
+impl QueryId for RecordBatchQuery<'_> {
+    type QueryId = RecordBatchQuery<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for RecordBatchQuery<'_> {
+    type SqlType = Untyped;
+}
+
+/// Runs [`RECORD_BATCH`] for `recordings`: each event's outcome by its id.
+async fn record_batch(
+    connection: &mut AsyncPgConnection,
+    recordings: &[&Recording],
+) -> Result<HashMap<Uuid, RecordedRow>, StorageError> {
+    let rows: Vec<RecordedRow> = RecordBatchQuery::new(recordings)
+        .load(connection)
+        .await
+        .map_err(storage)?;
+    Ok(rows.into_iter().map(|row| (row.event_id, row)).collect())
+}
+
+/// The records of a JSON array, each given `event_id`.
+fn tagged(records: Value, event: Uuid) -> Vec<Value> {
+    let Value::Array(mut records) = records else {
+        return Vec::new();
+    };
+    for record in &mut records {
+        if let Value::Object(fields) = record {
+            fields.insert("event_id".to_owned(), Value::String(event.to_string()));
+        }
+    }
+    records
+}

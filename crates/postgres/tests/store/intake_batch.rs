@@ -1,0 +1,225 @@
+//! The intake's group-commit writer: deliveries written together are each judged as if
+//! alone, and a delivery that cannot be stored fails alone.
+
+use diesel::QueryableByName;
+use diesel::sql_types::BigInt;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use fluxolab_kernel::{ExecutionId, WorkspaceId};
+use fluxolab_postgres::TestDb;
+use fluxolab_postgres::intake_batch::write_directly;
+use fluxolab_postgres::webhooks::PgWebhooks;
+use fluxolab_webhooks::intake::body_digest;
+use fluxolab_webhooks::model::Verdict;
+use fluxolab_webhooks::ports::{DedupeKeys, EventStore, NewEvent, Recording};
+use fluxolab_webhooks::whatsapp;
+use uuid::Uuid;
+
+use crate::TestResult;
+
+const WORKSPACE: &str = "00000000-0000-7000-8000-000000000001";
+const REGISTRATION: &str = "00000000-0000-7000-8000-000000000004";
+
+/// A workspace with a workflow active in production, bound to a `meta` registration.
+async fn bound_registration(db: &TestDb) -> TestResult {
+    let mut connection = db.pool().get().await?;
+    connection
+        .batch_execute(&format!(
+            "INSERT INTO workspaces (id, name, slug) VALUES ('{WORKSPACE}', 'Batch', 'batch');
+             INSERT INTO workspace_environments (id, workspace_id, name, is_default)
+               VALUES ('00000000-0000-7000-8000-000000000002', '{WORKSPACE}', 'production', true);
+             INSERT INTO workflows (id, workspace_id, name)
+               VALUES ('00000000-0000-7000-8000-000000000003', '{WORKSPACE}', 'Inbox');
+             INSERT INTO workflow_versions (workflow_id, workspace_id, version, definition, checksum)
+               VALUES ('00000000-0000-7000-8000-000000000003', '{WORKSPACE}', 1, '{{}}', 'x');
+             INSERT INTO workflow_deployments (workflow_id, environment_id, workspace_id, version)
+               VALUES ('00000000-0000-7000-8000-000000000003', '00000000-0000-7000-8000-000000000002',
+                       '{WORKSPACE}', 1);
+             INSERT INTO webhook_registrations (id, workspace_id, name, provider, public_id,
+                 workflow_id, environment_id)
+               VALUES ('{REGISTRATION}', '{WORKSPACE}', 'Meta', 'meta', 'batch-public-id',
+                       '00000000-0000-7000-8000-000000000003', '00000000-0000-7000-8000-000000000002');"
+        ))
+        .await?;
+    Ok(())
+}
+
+/// A WhatsApp delivery of message `message_id` from contact `wa_id`; `variant` changes
+/// the body without changing the message.
+fn recording(registration: Uuid, message_id: &str, wa_id: &str, variant: &str) -> Recording {
+    let body = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"phone_number_id":"106540352242922"}},"contacts":[{{"profile":{{"name":"Ana"}},"wa_id":"{wa_id}"}}],"messages":[{{"from":"{wa_id}","id":"{message_id}","timestamp":"1764072000","type":"text","text":{{"body":"hello {variant}"}}}}]}}}}]}}]}}"#
+    )
+    .into_bytes();
+    let payload: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let extracted = whatsapp::extract(&payload);
+    let digest = body_digest(&body);
+    Recording {
+        event: NewEvent {
+            id: Uuid::now_v7(),
+            workspace_id: WorkspaceId::from_uuid(Uuid::parse_str(WORKSPACE).unwrap_or_default()),
+            registration_id: registration,
+            body_digest: digest.clone(),
+            headers: serde_json::json!({"content-type": "application/json"}),
+            body,
+            payload: Some(payload),
+        },
+        dedupe_keys: DedupeKeys {
+            body: format!("body:{digest}"),
+            messages: extracted
+                .message_ids()
+                .map(|id| format!("message:{id}"))
+                .collect(),
+        },
+        execution: ExecutionId::new(),
+        extracted,
+    }
+}
+
+/// The same delivery received again: a new event, the same body.
+fn resent(recording: &Recording) -> Recording {
+    Recording {
+        event: NewEvent {
+            id: Uuid::now_v7(),
+            ..recording.event.clone()
+        },
+        execution: ExecutionId::new(),
+        ..recording.clone()
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+async fn count(db: &TestDb, sql: &str) -> Result<i64, Box<dyn std::error::Error + Send + Sync>> {
+    let row: Count = diesel::sql_query(sql)
+        .get_result(&mut db.pool().get().await?)
+        .await?;
+    Ok(row.count)
+}
+
+#[tokio::test]
+async fn deliveries_in_one_statement_are_each_judged_as_if_alone() -> TestResult {
+    let db = TestDb::new().await?;
+    bound_registration(&db).await?;
+    let registration = Uuid::parse_str(REGISTRATION)?;
+    let first = recording(registration, "wamid.A", "5511900000001", "a");
+    // The same delivery twice, the same message in another body, and a new message
+    // from the same contact: one statement.
+    let batch = vec![
+        first.clone(),
+        resent(&first),
+        recording(registration, "wamid.A", "5511900000001", "resent"),
+        recording(registration, "wamid.B", "5511900000001", "b"),
+    ];
+    let outcomes = write_directly(db.pool(), &batch).await?;
+    let accepted: Vec<bool> = outcomes
+        .iter()
+        .map(|outcome| outcome.verdict == Verdict::Accepted)
+        .collect();
+    assert_eq!(
+        accepted[..3].iter().filter(|accepted| **accepted).count(),
+        1,
+        "message A is accepted once: {outcomes:?}"
+    );
+    assert!(accepted[3], "message B is new: {outcomes:?}");
+    for outcome in &outcomes {
+        assert_eq!(
+            outcome.execution_id.is_some(),
+            outcome.verdict == Verdict::Accepted,
+            "only accepted deliveries run: {outcome:?}"
+        );
+    }
+    assert_eq!(
+        count(&db, "SELECT count(*) AS count FROM webhook_events").await?,
+        4
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) AS count FROM executions").await?,
+        2
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) AS count FROM messages").await?,
+        2
+    );
+    assert_eq!(
+        count(&db, "SELECT sum(message_count) AS count FROM conversations").await?,
+        2
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) AS count FROM conversations").await?,
+        1
+    );
+
+    // Meta retries all of them later: nothing new.
+    let again = write_directly(db.pool(), &batch.iter().map(resent).collect::<Vec<_>>()).await?;
+    assert!(
+        again
+            .iter()
+            .all(|outcome| outcome.verdict == Verdict::Duplicate)
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) AS count FROM executions").await?,
+        2
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_share_writes_and_a_bad_one_fails_alone() -> TestResult {
+    let db = TestDb::new().await?;
+    bound_registration(&db).await?;
+    let registration = Uuid::parse_str(REGISTRATION)?;
+    let store = PgWebhooks::new(db.pool().clone());
+    // A delivery for a registration that does not exist breaks any statement it is in.
+    let mut recordings: Vec<Recording> = (0..40)
+        .map(|index| {
+            recording(
+                registration,
+                &format!("wamid.{index}"),
+                &format!("55119{:08}", index % 7),
+                "x",
+            )
+        })
+        .collect();
+    recordings.insert(
+        20,
+        recording(Uuid::now_v7(), "wamid.orphan", "5511900000099", "x"),
+    );
+    let outcomes =
+        futures_util::future::join_all(recordings.into_iter().map(|r| store.record(r))).await;
+    for (index, outcome) in outcomes.iter().enumerate() {
+        match (index, outcome) {
+            (20, outcome) => assert!(outcome.is_err(), "the orphan fails: {outcome:?}"),
+            (_, Ok(recorded)) => assert_eq!(recorded.verdict, Verdict::Accepted),
+            (_, Err(error)) => panic!("delivery {index} failed: {error}"),
+        }
+    }
+    assert_eq!(
+        count(&db, "SELECT count(*) AS count FROM webhook_events").await?,
+        40
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) AS count FROM executions").await?,
+        40
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) AS count FROM messages").await?,
+        40
+    );
+    assert_eq!(
+        count(&db, "SELECT sum(message_count) AS count FROM conversations").await?,
+        40
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) AS count FROM webhook_dedupe_keys WHERE key LIKE 'message:wamid.orphan'"
+        )
+        .await?,
+        0
+    );
+    Ok(())
+}
