@@ -81,13 +81,7 @@ fn recording(
             body,
             payload: Some(payload),
         },
-        dedupe_keys: DedupeKeys {
-            body: format!("body:{digest}"),
-            messages: extracted
-                .message_ids()
-                .map(|id| format!("message:{id}"))
-                .collect(),
-        },
+        dedupe_keys: DedupeKeys::of(&digest, &extracted),
         execution: ExecutionId::new(),
         extracted,
     })

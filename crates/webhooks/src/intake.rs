@@ -311,13 +311,7 @@ impl Intake {
             .filter(|_| registration.provider == Provider::Meta)
             .map(whatsapp::extract)
             .unwrap_or_default();
-        let dedupe_keys = DedupeKeys {
-            body: format!("body:{}", event.body_digest),
-            messages: extracted
-                .message_ids()
-                .map(|id| format!("message:{id}"))
-                .collect(),
-        };
+        let dedupe_keys = DedupeKeys::of(&event.body_digest, &extracted);
         let event_id = event.id;
         let recorded = self
             .events

@@ -71,6 +71,19 @@ pub struct DedupeKeys {
     pub messages: Vec<String>,
 }
 
+impl DedupeKeys {
+    /// The keys of a delivery with body digest `body_digest` carrying `extracted`.
+    pub fn of(body_digest: &str, extracted: &Extracted) -> Self {
+        Self {
+            body: format!("body:{body_digest}"),
+            messages: extracted
+                .message_ids()
+                .map(|id| format!("message:{id}"))
+                .collect(),
+        }
+    }
+}
+
 /// An accepted-looking delivery to store with what it starts.
 #[derive(Clone, Debug)]
 pub struct Recording {
