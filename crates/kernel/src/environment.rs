@@ -14,6 +14,15 @@ pub struct EnvironmentRef {
     pub name: String,
 }
 
+/// The validation message for a reference [`EnvironmentDirectory::resolve`] found
+/// nothing for (the same wherever an environment is named).
+pub fn unknown_environment(reference: Option<&str>) -> String {
+    format!(
+        "no environment `{}` in this workspace",
+        reference.unwrap_or_default()
+    )
+}
+
 /// Finds a workspace's environments by name or id.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]

@@ -170,10 +170,7 @@ impl WebhookService {
         if found.is_none() {
             errors.add(
                 "environment",
-                format!(
-                    "no environment `{}` in this workspace",
-                    reference.unwrap_or_default()
-                ),
+                fluxolab_kernel::environment::unknown_environment(reference),
             );
         }
         Ok(found)

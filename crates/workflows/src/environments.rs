@@ -22,10 +22,7 @@ pub(crate) async fn resolve(
         .ok_or_else(|| {
             invalid(
                 field,
-                format!(
-                    "no environment `{}` in this workspace",
-                    reference.unwrap_or_default()
-                ),
+                fluxolab_kernel::environment::unknown_environment(reference),
             )
         })
 }

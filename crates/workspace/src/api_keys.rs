@@ -524,7 +524,7 @@ impl ApiKeyService {
                 if found.is_none() {
                     errors.add(
                         "environment",
-                        format!("no environment `{named}` in this workspace"),
+                        fluxolab_kernel::environment::unknown_environment(Some(named)),
                     );
                 }
                 found.map(|environment| environment.name)

@@ -264,6 +264,12 @@ async fn variables_keep_secrets_sealed_masked_and_resolved_only_inside_runs() ->
     )
     .await?;
     assert_eq!(status, 422, "{unknown}");
+    assert!(
+        unknown
+            .to_string()
+            .contains("no environment `nowhere` in this workspace"),
+        "{unknown}"
+    );
 
     // Renaming keeps references by id working; the new name works too.
     let (status, renamed) =
