@@ -79,7 +79,7 @@ impl From<ApiKey> for ApiKeyResponse {
                 .iter()
                 .map(|scope| scope.code().to_owned())
                 .collect(),
-            environment: key.environment,
+            environment: key.environment.map(|environment| environment.name),
             created_by: key.created_by.map(|user| user.as_uuid()),
             created_at: key.created_at,
             expires_at: key.expires_at,

@@ -6,7 +6,10 @@ use diesel::sql_types::{
     Array, BigInt, Bytea, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use diesel_async::RunQueryDsl;
-use fluxolab_kernel::{Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId};
+use fluxolab_kernel::{
+    EnvironmentId, EnvironmentRef, Page, PageRequest, Permission, StorageError, Uow, UserId,
+    WorkspaceId,
+};
 use fluxolab_workspace::api_keys::{ApiKey, ApiKeyRepository, KeyAuditEntry, Secret, StoredKey};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -35,8 +38,13 @@ impl PgApiKeys {
     }
 }
 
-const KEY_COLUMNS: &str = "id, workspace_id, name, prefix, last_four, scopes, environment, \
-    created_by, created_at, expires_at, last_used_at, revoked_at, previous_valid_until";
+/// A key's columns, `k` being the key and `e` its environment (see [`KEYS`]).
+const KEY_COLUMNS: &str = "k.id, k.workspace_id, k.name, k.prefix, k.last_four, k.scopes, \
+    k.environment_id, e.name AS environment, k.created_by, k.created_at, k.expires_at, \
+    k.last_used_at, k.revoked_at, k.previous_valid_until";
+/// The keys with the name of the environment each is bound to.
+const KEYS: &str =
+    "workspace_api_keys k LEFT JOIN workspace_environments e ON e.id = k.environment_id";
 
 #[derive(QueryableByName)]
 struct KeyRow {
@@ -52,6 +60,8 @@ struct KeyRow {
     last_four: String,
     #[diesel(sql_type = Array<Text>)]
     scopes: Vec<String>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    environment_id: Option<Uuid>,
     #[diesel(sql_type = Nullable<Text>)]
     environment: Option<String>,
     #[diesel(sql_type = Nullable<SqlUuid>)]
@@ -81,7 +91,13 @@ fn key(row: KeyRow) -> Result<ApiKey, StorageError> {
         prefix: row.prefix,
         last_four: row.last_four,
         scopes,
-        environment: row.environment,
+        environment: row
+            .environment_id
+            .zip(row.environment)
+            .map(|(id, name)| EnvironmentRef {
+                id: EnvironmentId::from_uuid(id),
+                name,
+            }),
         created_by: row.created_by.map(UserId::from_uuid),
         created_at: row.created_at,
         expires_at: row.expires_at,
@@ -128,8 +144,8 @@ impl ApiKeyRepository for PgApiKeys {
     async fn find_by_prefix(&self, prefix: &str) -> Result<Option<StoredKey>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let rows: Vec<StoredRow> = diesel::sql_query(format!(
-            "SELECT {KEY_COLUMNS}, secret_hash, previous_hash FROM workspace_api_keys \
-             WHERE prefix = $1 OR previous_prefix = $1"
+            "SELECT {KEY_COLUMNS}, k.secret_hash, k.previous_hash FROM {KEYS} \
+             WHERE k.prefix = $1 OR k.previous_prefix = $1"
         ))
         .bind::<Text, _>(prefix)
         .load(&mut connection)
@@ -186,9 +202,9 @@ impl ApiKeyRepository for PgApiKeys {
         let mut connection = pooled(&self.pool).await?;
         let after = page.after();
         let rows: Vec<KeyRow> = diesel::sql_query(format!(
-            "SELECT {KEY_COLUMNS} FROM workspace_api_keys WHERE workspace_id = $1 \
-               AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
-             ORDER BY created_at DESC, id DESC LIMIT $4"
+            "SELECT {KEY_COLUMNS} FROM {KEYS} WHERE k.workspace_id = $1 \
+               AND ($2::timestamptz IS NULL OR (k.created_at, k.id) < ($2, $3)) \
+             ORDER BY k.created_at DESC, k.id DESC LIMIT $4"
         ))
         .bind::<SqlUuid, _>(workspace.as_uuid())
         .bind::<Nullable<Timestamptz>, _>(after.as_ref().map(|cursor| cursor.created_at))
@@ -204,7 +220,7 @@ impl ApiKeyRepository for PgApiKeys {
     async fn find(&self, workspace: WorkspaceId, id: Uuid) -> Result<Option<ApiKey>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let rows: Vec<KeyRow> = diesel::sql_query(format!(
-            "SELECT {KEY_COLUMNS} FROM workspace_api_keys WHERE workspace_id = $1 AND id = $2"
+            "SELECT {KEY_COLUMNS} FROM {KEYS} WHERE k.workspace_id = $1 AND k.id = $2"
         ))
         .bind::<SqlUuid, _>(workspace.as_uuid())
         .bind::<SqlUuid, _>(id)
@@ -218,7 +234,7 @@ impl ApiKeyRepository for PgApiKeys {
         let scopes: Vec<&str> = key.scopes.iter().map(|scope| scope.code()).collect();
         diesel::sql_query(
             "INSERT INTO workspace_api_keys (id, workspace_id, name, prefix, last_four, secret_hash, \
-               scopes, environment, created_by, created_at, expires_at) \
+               scopes, environment_id, created_by, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind::<SqlUuid, _>(key.id)
@@ -228,7 +244,11 @@ impl ApiKeyRepository for PgApiKeys {
         .bind::<Text, _>(&key.last_four)
         .bind::<Bytea, _>(hash)
         .bind::<Array<Text>, _>(&scopes)
-        .bind::<Nullable<Text>, _>(key.environment.as_deref())
+        .bind::<Nullable<SqlUuid>, _>(
+            key.environment
+                .as_ref()
+                .map(|environment| environment.id.as_uuid()),
+        )
         .bind::<Nullable<SqlUuid>, _>(key.created_by.map(|user| user.as_uuid()))
         .bind::<Timestamptz, _>(key.created_at)
         .bind::<Nullable<Timestamptz>, _>(key.expires_at)

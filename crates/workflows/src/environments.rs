@@ -35,13 +35,20 @@ pub(crate) async fn resolve_acting(
     field: &str,
     reference: Option<&str>,
 ) -> Result<EnvironmentRef, WorkflowError> {
-    let bound = principal.environment();
-    let found = resolve(directory, principal, field, reference.or(bound)).await?;
-    match bound {
-        Some(bound) if found.name != bound => Err(invalid(
+    let Some(bound) = principal.environment() else {
+        return resolve(directory, principal, field, reference).await;
+    };
+    // The key names its environment by id, so a renamed environment stays its own.
+    let bound = resolve(directory, principal, field, Some(bound)).await?;
+    let found = match reference {
+        None => return Ok(bound),
+        Some(reference) => resolve(directory, principal, field, Some(reference)).await?,
+    };
+    if found.id != bound.id {
+        return Err(invalid(
             field,
-            format!("this API key is bound to the `{bound}` environment"),
-        )),
-        _ => Ok(found),
+            format!("this API key is bound to the `{}` environment", bound.name),
+        ));
     }
+    Ok(found)
 }

@@ -36,7 +36,8 @@ pub struct ApiKey {
     pub prefix: String,
     pub last_four: String,
     pub scopes: Vec<Permission>,
-    pub environment: Option<String>,
+    /// The environment the key acts in, by default and only there.
+    pub environment: Option<fluxolab_kernel::EnvironmentRef>,
     pub created_by: Option<UserId>,
     pub created_at: OffsetDateTime,
     pub expires_at: Option<OffsetDateTime>,
@@ -398,7 +399,13 @@ impl ApiKeyService {
             stored.key.workspace_id,
             stored.key.scopes.iter().copied(),
         )
-        .bound_to(stored.key.environment.clone()))
+        .bound_to(
+            stored
+                .key
+                .environment
+                .as_ref()
+                .map(|environment| environment.id.to_string()),
+        ))
     }
 
     /// Records that a request authenticated by a key was refused because the key lacks
@@ -527,7 +534,7 @@ impl ApiKeyService {
                         fluxolab_kernel::environment::unknown_environment(Some(named)),
                     );
                 }
-                found.map(|environment| environment.name)
+                found
             }
         };
         let (Some(name), true) = (name, errors.is_empty()) else {

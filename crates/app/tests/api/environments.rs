@@ -408,6 +408,48 @@ async fn promotion_runs_and_status_are_per_environment() -> TestResult {
     assert_eq!(elsewhere.status().as_u16(), 422);
     assert!(elsewhere.text().await?.contains("bound to the `staging`"));
 
+    // The key is bound by id: renaming its environment keeps it working there.
+    let (status, renamed) =
+        patch_environment(&app, &owner, "staging", &json!({"name": "preview"})).await?;
+    assert_eq!(status, 200, "{renamed}");
+    let after_rename = by_key(json!({"payload": {"a": 1, "b": 2}})).await?;
+    assert_eq!(after_rename.status().as_u16(), 202);
+    let after_rename: Value = after_rename.json().await?;
+    let (_, keyed) = call(
+        &app,
+        &owner,
+        Method::GET,
+        &format!(
+            "/api/executions/{}",
+            after_rename["execution_id"].as_str().unwrap_or_default()
+        ),
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(keyed["environment"], "preview");
+    assert_eq!(
+        by_key(json!({"environment": "preview"}))
+            .await?
+            .status()
+            .as_u16(),
+        202
+    );
+    let elsewhere = by_key(json!({"environment": "production"})).await?;
+    assert_eq!(elsewhere.status().as_u16(), 422);
+    assert!(elsewhere.text().await?.contains("bound to the `preview`"));
+    let (_, keys) = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/api/settings/api/keys",
+        &json!({}),
+    )
+    .await?;
+    assert_eq!(keys["items"][0]["environment"], "preview", "{keys}");
+    let (status, _) =
+        patch_environment(&app, &owner, "preview", &json!({"name": "staging"})).await?;
+    assert_eq!(status, 200);
+
     // Promote staging's v1 to production, then move staging on to v2.
     let (status, promoted) = call(
         &app,
@@ -494,7 +536,7 @@ async fn promotion_runs_and_status_are_per_environment() -> TestResult {
     assert_eq!(staging["active_workflows"], 1);
     assert_eq!(
         staging["executions_24h"],
-        json!({"queued": 2, "running": 0, "succeeded": 1, "failed": 1, "cancelled": 0})
+        json!({"queued": 4, "running": 0, "succeeded": 1, "failed": 1, "cancelled": 0})
     );
     assert_eq!(staging["last_failure"]["execution_id"], failed["id"]);
     assert_eq!(staging["variables_count"], 0);
