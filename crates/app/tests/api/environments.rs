@@ -10,6 +10,20 @@ use crate::helpers::{Account, Error, TestApp, call, three_nodes};
 
 const SECRET: &str = "s3cr3t-staging-value";
 
+/// The execution a `202` answer (`{"execution_id": …}`) queued.
+async fn execution_of(app: &TestApp, owner: &Account, queued: &Value) -> Result<Value, Error> {
+    let id = queued["execution_id"].as_str().unwrap_or_default();
+    let (_, execution) = call(
+        app,
+        owner,
+        Method::GET,
+        &format!("/api/executions/{id}"),
+        &json!({}),
+    )
+    .await?;
+    Ok(execution)
+}
+
 async fn patch_environment(
     app: &TestApp,
     owner: &Account,
@@ -357,17 +371,7 @@ async fn promotion_runs_and_status_are_per_environment() -> TestResult {
     )
     .await?;
     assert_eq!(status, 202, "{queued}");
-    let (_, execution) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!(
-            "/api/executions/{}",
-            queued["execution_id"].as_str().unwrap_or_default()
-        ),
-        &json!({}),
-    )
-    .await?;
+    let execution = execution_of(&app, &owner, &queued).await?;
     assert_eq!(execution["environment"], "staging");
     assert_eq!(execution["version"], 1);
 
@@ -392,17 +396,7 @@ async fn promotion_runs_and_status_are_per_environment() -> TestResult {
     let queued_by_key = by_key(json!({"payload": {"a": 1, "b": 2}})).await?;
     assert_eq!(queued_by_key.status().as_u16(), 202);
     let queued_by_key: Value = queued_by_key.json().await?;
-    let (_, keyed) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!(
-            "/api/executions/{}",
-            queued_by_key["execution_id"].as_str().unwrap_or_default()
-        ),
-        &json!({}),
-    )
-    .await?;
+    let keyed = execution_of(&app, &owner, &queued_by_key).await?;
     assert_eq!(keyed["environment"], "staging");
     let elsewhere = by_key(json!({"environment": "production"})).await?;
     assert_eq!(elsewhere.status().as_u16(), 422);
@@ -415,17 +409,7 @@ async fn promotion_runs_and_status_are_per_environment() -> TestResult {
     let after_rename = by_key(json!({"payload": {"a": 1, "b": 2}})).await?;
     assert_eq!(after_rename.status().as_u16(), 202);
     let after_rename: Value = after_rename.json().await?;
-    let (_, keyed) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!(
-            "/api/executions/{}",
-            after_rename["execution_id"].as_str().unwrap_or_default()
-        ),
-        &json!({}),
-    )
-    .await?;
+    let keyed = execution_of(&app, &owner, &after_rename).await?;
     assert_eq!(keyed["environment"], "preview");
     assert_eq!(
         by_key(json!({"environment": "preview"}))
