@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use fluxolab_app::{Application, DatabaseSettings, Settings};
-use fluxolab_kernel::{Actor, ExecutionId, Principal, SystemClock, UserId, WorkspaceId};
-use fluxolab_webhooks::intake::body_digest;
+use fluxolab_kernel::{Actor, Principal, SystemClock, UserId, WorkspaceId};
 use fluxolab_webhooks::model::NewRegistration;
-use fluxolab_webhooks::ports::{DedupeKeys, EventStore, NewEvent, Recording};
+use fluxolab_webhooks::ports::{EventStore, NewEvent, Recording};
 use fluxolab_workflows::service::CreateWorkflow;
 use fluxolab_workspace::Role;
 
@@ -68,23 +67,18 @@ fn recording(
     index: usize,
 ) -> Result<Recording, Error> {
     let (body, _) = delivery(run_id, index);
-    let payload: serde_json::Value = serde_json::from_slice(&body)?;
-    let extracted = fluxolab_webhooks::whatsapp::extract(&payload);
-    let digest = body_digest(&body);
-    Ok(Recording {
-        event: NewEvent {
-            id: uuid::Uuid::now_v7(),
-            workspace_id: registration.workspace_id,
-            registration_id: registration.id,
-            body_digest: digest.clone(),
-            headers: serde_json::json!({"content-type": "application/json"}),
-            body,
-            payload: Some(payload),
-        },
-        dedupe_keys: DedupeKeys::of(&digest, &extracted),
-        execution: ExecutionId::new(),
-        extracted,
-    })
+    let event = NewEvent::received(
+        registration.workspace_id,
+        registration.id,
+        body,
+        serde_json::json!({"content-type": "application/json"}),
+    );
+    let extracted = event
+        .payload
+        .as_ref()
+        .map(fluxolab_webhooks::whatsapp::extract)
+        .ok_or("the delivery is not JSON")?;
+    Ok(Recording::new(event, extracted))
 }
 
 /// A ~1 KB WhatsApp text-message delivery with a unique message id, and its signature.

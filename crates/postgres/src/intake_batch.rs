@@ -140,7 +140,6 @@ struct Pending {
 }
 
 /// The queue in front of the intake's writes; see the module documentation.
-#[derive(Clone)]
 pub(crate) struct IntakeWriter {
     queue: mpsc::Sender<Pending>,
 }
@@ -219,20 +218,19 @@ async fn write(pool: &DbPool, batch: Vec<Pending>) -> bool {
     )
     .await
     {
-        Ok(mut found) => recordings
-            .iter()
-            .map(|recording| outcome(&mut found, recording))
-            .collect(),
+        Ok(recorded) => recorded.into_iter().map(Ok).collect(),
         Err(error) if recordings.len() == 1 => vec![Err(error)],
         Err(error) => {
             tracing::warn!(%error, deliveries = recordings.len(), "a batch of deliveries failed; writing them one by one");
             let mut outcomes = Vec::with_capacity(recordings.len());
             for recording in &recordings {
-                outcomes.push(
-                    record_batch(&mut connection, &[recording])
-                        .await
-                        .and_then(|mut found| outcome(&mut found, recording)),
-                );
+                let alone = record_batch(&mut connection, &[recording]).await;
+                outcomes.push(alone.and_then(|recorded| {
+                    recorded
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| corrupt("batch outcome"))
+                }));
             }
             outcomes
         }
@@ -259,25 +257,7 @@ pub async fn write_directly(
 ) -> Result<Vec<Recorded>, StorageError> {
     let mut connection = pooled(pool).await?;
     let recordings: Vec<&Recording> = recordings.iter().collect();
-    let mut found = record_batch(&mut connection, &recordings).await?;
-    recordings
-        .iter()
-        .map(|recording| outcome(&mut found, recording))
-        .collect()
-}
-
-/// What the batch's statement found for `recording`.
-fn outcome(
-    found: &mut HashMap<Uuid, RecordedRow>,
-    recording: &Recording,
-) -> Result<Recorded, StorageError> {
-    let row = found
-        .remove(&recording.event.id)
-        .ok_or_else(|| corrupt("batch outcome"))?;
-    Ok(Recorded {
-        verdict: Verdict::from_code(&row.verdict).ok_or_else(|| corrupt("verdict"))?,
-        execution_id: row.execution_id.map(ExecutionId::from_uuid),
-    })
+    record_batch(&mut connection, &recordings).await
 }
 
 /// [`RECORD_BATCH`] with its parameters. Unlike `sql_query`, it is a query type of its
@@ -405,16 +385,29 @@ impl Query for RecordBatchQuery<'_> {
     type SqlType = Untyped;
 }
 
-/// Runs [`RECORD_BATCH`] for `recordings`: each event's outcome by its id.
+/// Runs [`RECORD_BATCH`] for `recordings`: what it found for each, in their order.
 async fn record_batch(
     connection: &mut AsyncPgConnection,
     recordings: &[&Recording],
-) -> Result<HashMap<Uuid, RecordedRow>, StorageError> {
+) -> Result<Vec<Recorded>, StorageError> {
     let rows: Vec<RecordedRow> = RecordBatchQuery::new(recordings)
         .load(connection)
         .await
         .map_err(storage)?;
-    Ok(rows.into_iter().map(|row| (row.event_id, row)).collect())
+    let mut found: HashMap<Uuid, RecordedRow> =
+        rows.into_iter().map(|row| (row.event_id, row)).collect();
+    recordings
+        .iter()
+        .map(|recording| {
+            let row = found
+                .remove(&recording.event.id)
+                .ok_or_else(|| corrupt("batch outcome"))?;
+            Ok(Recorded {
+                verdict: Verdict::from_code(&row.verdict).ok_or_else(|| corrupt("verdict"))?,
+                execution_id: row.execution_id.map(ExecutionId::from_uuid),
+            })
+        })
+        .collect()
 }
 
 /// The records of a JSON array, each given `event_id`.

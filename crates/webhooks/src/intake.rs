@@ -11,7 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::model::{Provider, Registration, RejectReason, ResponseMode, Verdict};
-use crate::ports::{DedupeKeys, EventStore, NewEvent, Recording, RegistrationRepository};
+use crate::ports::{EventStore, NewEvent, Recording, RegistrationRepository};
 use crate::service::token_hash;
 use crate::signature::{SignatureVerdict, verify_hub_signature};
 use crate::whatsapp;
@@ -256,17 +256,12 @@ impl Intake {
         if !registration.enabled {
             return Err(IntakeError::Disabled);
         }
-        let digest = body_digest(&delivery.body);
-        let parsed: Option<Value> = serde_json::from_slice(&delivery.body).ok();
-        let event = NewEvent {
-            id: Uuid::now_v7(),
-            workspace_id: registration.workspace_id,
-            registration_id: registration.id,
-            body_digest: digest,
-            headers: delivery.headers,
-            body: delivery.body,
-            payload: parsed,
-        };
+        let event = NewEvent::received(
+            registration.workspace_id,
+            registration.id,
+            delivery.body,
+            delivery.headers,
+        );
         if registration.provider.signed() {
             let verdict = match &target.secret {
                 Some(secret) => verify_hub_signature(
@@ -311,17 +306,8 @@ impl Intake {
             .filter(|_| registration.provider == Provider::Meta)
             .map(whatsapp::extract)
             .unwrap_or_default();
-        let dedupe_keys = DedupeKeys::of(&event.body_digest, &extracted);
         let event_id = event.id;
-        let recorded = self
-            .events
-            .record(Recording {
-                event,
-                dedupe_keys,
-                execution: ExecutionId::new(),
-                extracted,
-            })
-            .await?;
+        let recorded = self.events.record(Recording::new(event, extracted)).await?;
         Ok(Received {
             event_id,
             verdict: recorded.verdict,

@@ -61,6 +61,27 @@ pub struct NewEvent {
     pub payload: Option<Value>,
 }
 
+impl NewEvent {
+    /// A delivery to `registration` as received: a new id, the body's digest, and its
+    /// JSON parse when it parses.
+    pub fn received(
+        workspace_id: WorkspaceId,
+        registration_id: Uuid,
+        body: Vec<u8>,
+        headers: Value,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            workspace_id,
+            registration_id,
+            body_digest: crate::intake::body_digest(&body),
+            headers,
+            payload: serde_json::from_slice(&body).ok(),
+            body,
+        }
+    }
+}
+
 /// What makes a delivery a repeat of one seen before for its registration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DedupeKeys {
@@ -93,6 +114,19 @@ pub struct Recording {
     pub execution: ExecutionId,
     /// The conversations, messages and statuses the payload carries.
     pub extracted: Extracted,
+}
+
+impl Recording {
+    /// `event` to store with the conversations `extracted` from it: its dedupe keys and
+    /// a new id for the execution it may queue.
+    pub fn new(event: NewEvent, extracted: Extracted) -> Self {
+        Self {
+            dedupe_keys: DedupeKeys::of(&event.body_digest, &extracted),
+            event,
+            execution: ExecutionId::new(),
+            extracted,
+        }
+    }
 }
 
 /// What storing an accepted-looking delivery found.

@@ -35,20 +35,17 @@ pub(crate) async fn resolve_acting(
     field: &str,
     reference: Option<&str>,
 ) -> Result<EnvironmentRef, WorkflowError> {
-    let Some(bound) = principal.environment() else {
-        return resolve(directory, principal, field, reference).await;
-    };
-    // The key names its environment by id, so a renamed environment stays its own.
-    let bound = resolve(directory, principal, field, Some(bound)).await?;
-    let found = match reference {
-        None => return Ok(bound),
-        Some(reference) => resolve(directory, principal, field, Some(reference)).await?,
-    };
-    if found.id != bound.id {
-        return Err(invalid(
-            field,
-            format!("this API key is bound to the `{}` environment", bound.name),
-        ));
+    let bound = principal.environment();
+    let found = resolve(directory, principal, field, reference.or(bound)).await?;
+    // A key holds its environment's id, so a renamed environment stays its own.
+    match bound {
+        Some(bound) if found.id.to_string() != bound => {
+            let bound = resolve(directory, principal, field, Some(bound)).await?;
+            Err(invalid(
+                field,
+                format!("this API key is bound to the `{}` environment", bound.name),
+            ))
+        }
+        _ => Ok(found),
     }
-    Ok(found)
 }

@@ -4,13 +4,12 @@
 use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
-use fluxolab_kernel::{ExecutionId, WorkspaceId};
+use fluxolab_kernel::WorkspaceId;
 use fluxolab_postgres::TestDb;
 use fluxolab_postgres::intake_batch::write_directly;
 use fluxolab_postgres::webhooks::PgWebhooks;
-use fluxolab_webhooks::intake::body_digest;
 use fluxolab_webhooks::model::Verdict;
-use fluxolab_webhooks::ports::{DedupeKeys, EventStore, NewEvent, Recording};
+use fluxolab_webhooks::ports::{EventStore, NewEvent, Recording};
 use fluxolab_webhooks::whatsapp;
 use uuid::Uuid;
 
@@ -50,35 +49,39 @@ fn recording(registration: Uuid, message_id: &str, wa_id: &str, variant: &str) -
         r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"phone_number_id":"106540352242922"}},"contacts":[{{"profile":{{"name":"Ana"}},"wa_id":"{wa_id}"}}],"messages":[{{"from":"{wa_id}","id":"{message_id}","timestamp":"1764072000","type":"text","text":{{"body":"hello {variant}"}}}}]}}}}]}}]}}"#
     )
     .into_bytes();
-    let payload: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let extracted = whatsapp::extract(&payload);
-    let digest = body_digest(&body);
-    Recording {
-        event: NewEvent {
-            id: Uuid::now_v7(),
-            workspace_id: WorkspaceId::from_uuid(Uuid::parse_str(WORKSPACE).unwrap_or_default()),
-            registration_id: registration,
-            body_digest: digest.clone(),
-            headers: serde_json::json!({"content-type": "application/json"}),
-            body,
-            payload: Some(payload),
-        },
-        dedupe_keys: DedupeKeys::of(&digest, &extracted),
-        execution: ExecutionId::new(),
-        extracted,
-    }
+    let event = NewEvent::received(
+        WorkspaceId::from_uuid(Uuid::parse_str(WORKSPACE).unwrap_or_default()),
+        registration,
+        body,
+        serde_json::json!({"content-type": "application/json"}),
+    );
+    let extracted = event
+        .payload
+        .as_ref()
+        .map(whatsapp::extract)
+        .unwrap_or_default();
+    Recording::new(event, extracted)
 }
 
 /// The same delivery received again: a new event, the same body.
 fn resent(recording: &Recording) -> Recording {
-    Recording {
-        event: NewEvent {
+    Recording::new(
+        NewEvent {
             id: Uuid::now_v7(),
             ..recording.event.clone()
         },
-        execution: ExecutionId::new(),
-        ..recording.clone()
-    }
+        recording.extracted.clone(),
+    )
+}
+
+/// Events, executions, messages, and the messages the conversations count.
+async fn stored(db: &TestDb) -> Result<[i64; 4], Box<dyn std::error::Error + Send + Sync>> {
+    Ok([
+        count(db, "SELECT count(*) AS count FROM webhook_events").await?,
+        count(db, "SELECT count(*) AS count FROM executions").await?,
+        count(db, "SELECT count(*) AS count FROM messages").await?,
+        count(db, "SELECT sum(message_count) AS count FROM conversations").await?,
+    ])
 }
 
 #[derive(QueryableByName)]
@@ -126,22 +129,7 @@ async fn deliveries_in_one_statement_are_each_judged_as_if_alone() -> TestResult
             "only accepted deliveries run: {outcome:?}"
         );
     }
-    assert_eq!(
-        count(&db, "SELECT count(*) AS count FROM webhook_events").await?,
-        4
-    );
-    assert_eq!(
-        count(&db, "SELECT count(*) AS count FROM executions").await?,
-        2
-    );
-    assert_eq!(
-        count(&db, "SELECT count(*) AS count FROM messages").await?,
-        2
-    );
-    assert_eq!(
-        count(&db, "SELECT sum(message_count) AS count FROM conversations").await?,
-        2
-    );
+    assert_eq!(stored(&db).await?, [4, 2, 2, 2]);
     assert_eq!(
         count(&db, "SELECT count(*) AS count FROM conversations").await?,
         1
@@ -154,10 +142,7 @@ async fn deliveries_in_one_statement_are_each_judged_as_if_alone() -> TestResult
             .iter()
             .all(|outcome| outcome.verdict == Verdict::Duplicate)
     );
-    assert_eq!(
-        count(&db, "SELECT count(*) AS count FROM executions").await?,
-        2
-    );
+    assert_eq!(stored(&db).await?, [8, 2, 2, 2]);
     Ok(())
 }
 
@@ -191,22 +176,7 @@ async fn concurrent_deliveries_share_writes_and_a_bad_one_fails_alone() -> TestR
             (_, Err(error)) => panic!("delivery {index} failed: {error}"),
         }
     }
-    assert_eq!(
-        count(&db, "SELECT count(*) AS count FROM webhook_events").await?,
-        40
-    );
-    assert_eq!(
-        count(&db, "SELECT count(*) AS count FROM executions").await?,
-        40
-    );
-    assert_eq!(
-        count(&db, "SELECT count(*) AS count FROM messages").await?,
-        40
-    );
-    assert_eq!(
-        count(&db, "SELECT sum(message_count) AS count FROM conversations").await?,
-        40
-    );
+    assert_eq!(stored(&db).await?, [40, 40, 40, 40]);
     assert_eq!(
         count(
             &db,
