@@ -23,7 +23,7 @@ use fluxolab_webhooks::intake::run_input;
 use fluxolab_webhooks::model::Verdict;
 use fluxolab_webhooks::ports::{Recorded, Recording};
 use serde_json::Value;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::DbPool;
@@ -33,7 +33,7 @@ use crate::webhooks::corrupt;
 
 /// The most deliveries one statement writes.
 pub const MAX_BATCH: usize = 256;
-/// Batches written at the same time (each holds one pooled connection).
+/// Batches written at the same time: the writers, each holding one pooled connection.
 pub const IN_FLIGHT: usize = 2;
 /// Deliveries that may wait for a write before callers wait to queue.
 const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
@@ -49,6 +49,11 @@ const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
 /// Keys are inserted in key order (ties by event), so the same keys in two deliveries
 /// of one batch go to one of them, and conversations and messages in key order, so
 /// two concurrent batches lock rows in the same order.
+///
+/// Every lookup between the statement's parts is by hash (equality `IN` subqueries, a
+/// JSON map from contact to conversation id): the planner estimates a handful of rows
+/// for each part and would otherwise join them with nested loops, whose cost grows
+/// with the square of the batch.
 const RECORD_BATCH: &str = "\
 WITH batch AS ( \
   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], \
@@ -64,9 +69,9 @@ WITH batch AS ( \
   SELECT registration_id, key, event_id FROM wanted ORDER BY registration_id, key, event_id \
   ON CONFLICT DO NOTHING RETURNING event_id, key \
 ), judged AS ( \
-  SELECT b.*, CASE WHEN EXISTS (SELECT 1 FROM keys k WHERE k.event_id = b.event_id AND k.key = b.body_key) \
-      AND (NOT EXISTS (SELECT 1 FROM wanted w WHERE w.event_id = b.event_id AND w.key <> b.body_key) \
-        OR EXISTS (SELECT 1 FROM keys k WHERE k.event_id = b.event_id AND k.key <> b.body_key)) \
+  SELECT b.*, CASE WHEN (b.event_id, b.body_key) IN (SELECT k.event_id, k.key FROM keys k) \
+      AND (b.event_id NOT IN (SELECT w.event_id FROM wanted w WHERE w.key LIKE 'message:%') \
+        OR b.event_id IN (SELECT k.event_id FROM keys k WHERE k.key LIKE 'message:%')) \
     THEN 'accepted' ELSE 'duplicate' END AS verdict \
   FROM batch b \
 ), run AS ( \
@@ -107,12 +112,13 @@ WITH batch AS ( \
       THEN EXCLUDED.last_message_preview ELSE c.last_message_preview END, \
     status = 'open', updated_at = now() \
   RETURNING c.id, c.workspace_id, c.wa_id \
+), conversation_ids AS ( \
+  SELECT jsonb_object_agg(c.workspace_id || ' ' || c.wa_id, c.id) AS ids FROM conversation c \
 ), stored AS ( \
   INSERT INTO messages (id, workspace_id, conversation_id, message_id, message_type, body, payload, sent_at, event_id) \
-  SELECT i.id, i.workspace_id, conversation.id, i.message_id, i.message_type, i.body, i.payload, \
-    to_timestamp(i.sent_at), i.event_id \
-  FROM incoming i JOIN conversation ON conversation.workspace_id = i.workspace_id AND conversation.wa_id = i.wa_id \
-  ORDER BY i.workspace_id, i.message_id \
+  SELECT i.id, i.workspace_id, ((SELECT ids FROM conversation_ids) ->> (i.workspace_id || ' ' || i.wa_id))::uuid, \
+    i.message_id, i.message_type, i.body, i.payload, to_timestamp(i.sent_at), i.event_id \
+  FROM incoming i ORDER BY i.workspace_id, i.message_id \
   ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING 1 \
 ), statuses AS ( \
   UPDATE messages m SET status = s.status \
@@ -172,59 +178,70 @@ fn stopped() -> StorageError {
     storage(std::io::Error::other("the intake's writer has stopped"))
 }
 
-/// Takes what is queued whenever a write slot is free, and writes it.
+/// A pooled connection a writer keeps between its batches.
+type Connection = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+
+/// Starts the [`IN_FLIGHT`] writers; they share the queue.
 async fn dispatch(
     pool: DbPool,
-    mut waiting: mpsc::Receiver<Pending>,
+    waiting: mpsc::Receiver<Pending>,
     written: Arc<dyn Fn() + Send + Sync>,
 ) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let waiting = Arc::new(Mutex::new(waiting));
+    let writers = (0..IN_FLIGHT)
+        .map(|_| tokio::spawn(writer(pool.clone(), waiting.clone(), written.clone())));
+    futures_util::future::join_all(writers).await;
+}
+
+/// One of the writes in flight: whenever it is free, takes everything queued and writes
+/// it. It keeps its connection between batches, so the statement stays prepared there
+/// with its plan, and a batch costs no pool checkout; after a failed batch it takes a
+/// fresh connection (the pool checks it), in case the old one broke.
+async fn writer(
+    pool: DbPool,
+    waiting: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    written: Arc<dyn Fn() + Send + Sync>,
+) {
+    let mut connection: Option<Connection> = None;
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let mut batch = Vec::new();
-        if waiting.recv_many(&mut batch, MAX_BATCH).await == 0 {
+        if waiting.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let (pool, written) = (pool.clone(), written.clone());
-        tokio::spawn(async move {
-            if write(&pool, batch).await {
-                written();
-            }
-            drop(slot);
-        });
+        if write(&pool, &mut connection, batch).await {
+            written();
+        }
     }
 }
 
+/// The writer's connection, taken from the pool when it has none.
+async fn connected<'c>(
+    pool: &DbPool,
+    connection: &'c mut Option<Connection>,
+) -> Result<&'c mut Connection, StorageError> {
+    if connection.is_none() {
+        *connection = Some(pooled(pool).await?);
+    }
+    connection
+        .as_mut()
+        .ok_or_else(|| corrupt("writer connection"))
+}
+
 /// Writes a batch and answers each delivery in it; whether any execution was queued.
-async fn write(pool: &DbPool, batch: Vec<Pending>) -> bool {
-    let mut connection = match pooled(pool).await {
-        Ok(connection) => connection,
-        Err(error) => {
-            let reason = error.to_string();
-            for pending in batch {
-                let _ = pending
-                    .answer
-                    .send(Err(storage(std::io::Error::other(reason.clone()))));
-            }
-            return false;
-        }
-    };
+async fn write(pool: &DbPool, connection: &mut Option<Connection>, batch: Vec<Pending>) -> bool {
     let recordings: Vec<&Recording> = batch.iter().map(|pending| &pending.recording).collect();
-    let outcomes: Vec<Result<Recorded, StorageError>> = match record_batch(
-        &mut connection,
-        &recordings,
-    )
-    .await
-    {
+    let outcomes = match write_batch(pool, connection, &recordings).await {
         Ok(recorded) => recorded.into_iter().map(Ok).collect(),
-        Err(error) if recordings.len() == 1 => vec![Err(error)],
+        Err(error) if recordings.len() == 1 => {
+            *connection = None;
+            vec![Err(error)]
+        }
         Err(error) => {
             tracing::warn!(%error, deliveries = recordings.len(), "a batch of deliveries failed; writing them one by one");
+            *connection = None;
             let mut outcomes = Vec::with_capacity(recordings.len());
             for recording in &recordings {
-                let alone = record_batch(&mut connection, &[recording]).await;
+                let alone = write_batch(pool, connection, &[recording]).await;
                 outcomes.push(alone.and_then(|recorded| {
                     recorded
                         .into_iter()
@@ -247,6 +264,15 @@ async fn write(pool: &DbPool, batch: Vec<Pending>) -> bool {
         let _ = pending.answer.send(outcome);
     }
     queued
+}
+
+/// [`record_batch`] on the writer's connection.
+async fn write_batch(
+    pool: &DbPool,
+    connection: &mut Option<Connection>,
+    recordings: &[&Recording],
+) -> Result<Vec<Recorded>, StorageError> {
+    record_batch(connected(pool, connection).await?, recordings).await
 }
 
 /// Writes `recordings` with one statement, bypassing the queue (the benchmark's

@@ -187,3 +187,43 @@ async fn concurrent_deliveries_share_writes_and_a_bad_one_fails_alone() -> TestR
     );
     Ok(())
 }
+
+/// Migration 13 dropped the foreign keys that repeat a cascade: deleting a registration
+/// still takes its events and dedupe keys, and deleting a workspace everything else.
+#[tokio::test]
+async fn deleting_a_registration_or_a_workspace_deletes_what_the_intake_wrote() -> TestResult {
+    let db = TestDb::new().await?;
+    bound_registration(&db).await?;
+    let registration = Uuid::parse_str(REGISTRATION)?;
+    let batch = vec![
+        recording(registration, "wamid.A", "5511900000001", "a"),
+        recording(registration, "wamid.B", "5511900000002", "b"),
+    ];
+    write_directly(db.pool(), &batch).await?;
+    assert_eq!(stored(&db).await?, [2, 2, 2, 2]);
+
+    let mut connection = db.pool().get().await?;
+    connection
+        .batch_execute(&format!(
+            "DELETE FROM webhook_registrations WHERE id = '{REGISTRATION}'"
+        ))
+        .await?;
+    let keys = "SELECT count(*) AS count FROM webhook_dedupe_keys";
+    assert_eq!(count(&db, keys).await?, 0);
+    // The runs and the conversation stay with the workspace.
+    assert_eq!(stored(&db).await?, [0, 2, 2, 2]);
+
+    connection
+        .batch_execute(&format!("DELETE FROM workspaces WHERE id = '{WORKSPACE}'"))
+        .await?;
+    let conversations = "SELECT count(*) AS count FROM conversations";
+    assert_eq!(count(&db, conversations).await?, 0);
+    assert_eq!(
+        [
+            count(&db, "SELECT count(*) AS count FROM executions").await?,
+            count(&db, "SELECT count(*) AS count FROM messages").await?,
+        ],
+        [0, 0]
+    );
+    Ok(())
+}
