@@ -26,6 +26,8 @@ use fluxolab_workspace::Role;
 const DELIVERIES: usize = 20_000;
 /// Concurrent connections firing them.
 const CONNECTIONS: usize = 64;
+/// Deliveries sent before each HTTP phase's measured run (not measured).
+const WARM_UP: usize = 1_000;
 /// Distinct WhatsApp contacts the messages come from.
 const CONTACTS: usize = 1_000;
 const SECRET: &str = "bench-meta-app-secret";
@@ -43,6 +45,9 @@ fn with_database(url: &str, name: &str) -> Result<String, Error> {
     parsed.set_path(&format!("/{name}"));
     Ok(parsed.into())
 }
+
+#[path = "bench_webhooks/http1.rs"]
+mod http1;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -148,20 +153,23 @@ async fn fire(
     url: &str,
     deliveries: Vec<(Vec<u8>, String)>,
 ) -> Result<(f64, Vec<Duration>, usize), Error> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONNECTIONS)
-        .build()?;
+    let url = url::Url::parse(url)?;
+    let address = url
+        .socket_addrs(|| None)?
+        .into_iter()
+        .next()
+        .ok_or("the intake URL names no address")?;
+    let path: Arc<str> = url.path().into();
     let deliveries = Arc::new(deliveries);
     let next = Arc::new(AtomicUsize::new(0));
+    let mut connections = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        connections.push(http1::Connection::open(address).await?);
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let (client, deliveries, next, url) = (
-            client.clone(),
-            deliveries.clone(),
-            next.clone(),
-            url.to_owned(),
-        );
+    for mut connection in connections {
+        let (deliveries, next, path) = (deliveries.clone(), next.clone(), path.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = 0;
@@ -171,16 +179,16 @@ async fn fire(
                     break;
                 };
                 let sent = Instant::now();
-                let answer = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-hub-signature-256", signature)
-                    .body(body.clone())
-                    .send()
-                    .await;
+                let answer = connection.post_signed(&path, body, signature).await;
                 latencies.push(sent.elapsed());
-                if !matches!(answer, Ok(ref response) if response.status() == 200) {
-                    failures += 1;
+                match answer {
+                    Ok(200) => {}
+                    Ok(_) => failures += 1,
+                    // A broken connection stops its task; the others take the rest.
+                    Err(_) => {
+                        failures += 1;
+                        break;
+                    }
                 }
             }
             (latencies, failures)
@@ -203,6 +211,33 @@ async fn count(pool: &fluxolab_postgres::DbPool, sql: &str) -> Result<i64, Error
         .get_result(&mut pool.get().await?)
         .await?;
     Ok(row.count)
+}
+
+/// Waits (up to `patience`) until no execution is queued or running; how many still are.
+async fn unfinished_executions(
+    pool: &fluxolab_postgres::DbPool,
+    patience: Duration,
+) -> Result<i64, Error> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let unfinished = count(
+            pool,
+            "SELECT count(*) AS count FROM executions WHERE status IN ('queued', 'running')",
+        )
+        .await?;
+        if unfinished == 0 || Instant::now() > deadline {
+            return Ok(unfinished);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn succeeded_executions(pool: &fluxolab_postgres::DbPool) -> Result<i64, Error> {
+    count(
+        pool,
+        "SELECT count(*) AS count FROM executions WHERE status = 'succeeded'",
+    )
+    .await
 }
 
 async fn run(url: &str) -> Result<(), Error> {
@@ -293,7 +328,7 @@ async fn run(url: &str) -> Result<(), Error> {
         .await?
         .registration;
     println!(
-        "webhooks bench: {DELIVERIES} signed ~1 KB WhatsApp deliveries per run, {CONNECTIONS} connections, {CONTACTS} contacts"
+        "webhooks bench: {DELIVERIES} signed ~1 KB WhatsApp deliveries per run ({WARM_UP} more before each HTTP run, not measured), {CONNECTIONS} connections, {CONTACTS} contacts"
     );
 
     // The baselines: the intake's statement run straight against the pool, first one
@@ -353,12 +388,18 @@ async fn run(url: &str) -> Result<(), Error> {
         if !wanted(if workers { "workers" } else { "alone" }) {
             continue;
         }
-        // Each phase starts empty: no backlog of queued executions from the last one.
+        // Each phase starts empty (no backlog of queued executions from the last one)
+        // and checkpointed (no dirty pages or WAL left to flush by the last one).
+        let mut connection = pool.get().await?;
         diesel::sql_query(
             "TRUNCATE executions, webhook_events, webhook_dedupe_keys, messages, conversations CASCADE",
         )
-        .execute(&mut pool.get().await?)
+        .execute(&mut connection)
         .await?;
+        diesel::sql_query("CHECKPOINT")
+            .execute(&mut connection)
+            .await?;
+        drop(connection);
         let app = Application::build(&settings(workers)?)?;
         let app = if workers { app } else { app.without_workers() };
         let intake = format!(
@@ -368,6 +409,18 @@ async fn run(url: &str) -> Result<(), Error> {
         );
         let server = tokio::spawn(app.run_until_stopped());
         let run_id = if workers { "workers" } else { "alone" };
+        // Not measured: a running service has its caches filled, its connections open
+        // and its statements prepared.
+        let warm_up = (0..WARM_UP)
+            .map(|i| delivery(&format!("{run_id}-warm-up"), i))
+            .collect();
+        fire(&intake, warm_up).await?;
+        let finished_before = if workers {
+            unfinished_executions(&pool, Duration::from_secs(60)).await?;
+            succeeded_executions(&pool).await?
+        } else {
+            0
+        };
         let deliveries: Vec<_> = (0..DELIVERIES).map(|i| delivery(run_id, i)).collect();
         let started = Instant::now();
         let cpu_before = cpu_ticks();
@@ -386,23 +439,8 @@ async fn run(url: &str) -> Result<(), Error> {
         );
         println!("    {cpu}");
         if workers {
-            let deadline = Instant::now() + Duration::from_secs(300);
-            let unfinished = loop {
-                let unfinished = count(
-                    &pool,
-                    "SELECT count(*) AS count FROM executions WHERE status IN ('queued', 'running')",
-                )
-                .await?;
-                if unfinished == 0 || Instant::now() > deadline {
-                    break unfinished;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            };
-            let finished = count(
-                &pool,
-                "SELECT count(*) AS count FROM executions WHERE status = 'succeeded'",
-            )
-            .await?;
+            let unfinished = unfinished_executions(&pool, Duration::from_secs(300)).await?;
+            let finished = succeeded_executions(&pool).await? - finished_before;
             let orphans = count(
                 &pool,
                 "SELECT count(*) AS count FROM webhook_events WHERE verdict = 'accepted' AND execution_id IS NULL",

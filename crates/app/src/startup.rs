@@ -317,6 +317,7 @@ impl Application {
     /// Serves (and runs workers) until SIGTERM/SIGINT, then lets in-flight requests and
     /// running executions finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.services.intake.start();
         let workers = self.workers.map(|settings| {
             WorkerPool::start(
                 self.services.executions.clone(),

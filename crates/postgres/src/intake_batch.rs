@@ -1,6 +1,7 @@
-//! Group commit for the webhook intake. Deliveries that arrive while earlier ones are
-//! being written wait in a queue; each write takes everything queued (up to
-//! [`MAX_BATCH`]) and stores it with one statement in one transaction. Every delivery
+//! Group commit for the webhook intake. [`IN_FLIGHT`] writers each own a queue (a lane:
+//! a delivery goes to the lane of its contact) and a connection. Deliveries that arrive
+//! while their writer is writing wait in its queue; each write takes everything queued
+//! (up to [`MAX_BATCH`]) and stores it with one statement in one transaction. Every delivery
 //! is judged as if it were alone (its own dedupe keys, execution, messages), and each
 //! caller is answered only once its delivery is committed. A quiet intake writes each
 //! delivery at once (a batch of one); a busy one amortises the statement, its plan and
@@ -10,6 +11,7 @@
 //! written again one by one, so one bad delivery fails alone.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use diesel::pg::Pg;
@@ -23,7 +25,7 @@ use fluxolab_webhooks::intake::run_input;
 use fluxolab_webhooks::model::Verdict;
 use fluxolab_webhooks::ports::{Recorded, Recording};
 use serde_json::Value;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::DbPool;
@@ -33,9 +35,10 @@ use crate::webhooks::corrupt;
 
 /// The most deliveries one statement writes.
 pub const MAX_BATCH: usize = 256;
-/// Batches written at the same time: the writers, each holding one pooled connection.
+/// Writers, so batches written at the same time; each has its lane and a connection of
+/// its own (taken out of the pool, so the pool keeps its size for everything else).
 pub const IN_FLIGHT: usize = 2;
-/// Deliveries that may wait for a write before callers wait to queue.
+/// Deliveries that may wait in a lane before callers wait to queue.
 const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
 
 /// The intake's one statement, for a batch of deliveries given as parallel arrays.
@@ -145,67 +148,71 @@ struct Pending {
     answer: oneshot::Sender<Result<Recorded, StorageError>>,
 }
 
-/// The queue in front of the intake's writes; see the module documentation.
+/// The queues in front of the intake's writers, one each; see the module documentation.
 pub(crate) struct IntakeWriter {
-    queue: mpsc::Sender<Pending>,
+    lanes: Vec<mpsc::Sender<Pending>>,
 }
 
 impl IntakeWriter {
-    /// Starts the writer on the runtime of `runtime`; `written` is called after each
+    /// Starts the writers on the runtime of `runtime`; `written` is called after each
     /// commit that queued executions.
     pub(crate) fn start(
-        pool: DbPool,
+        pool: &DbPool,
         runtime: &tokio::runtime::Handle,
-        written: Arc<dyn Fn() + Send + Sync>,
+        written: &Arc<dyn Fn() + Send + Sync>,
     ) -> Self {
-        let (queue, waiting) = mpsc::channel(QUEUE_DEPTH);
-        runtime.spawn(dispatch(pool, waiting, written));
-        Self { queue }
+        let lanes = (0..IN_FLIGHT)
+            .map(|_| {
+                let (lane, waiting) = mpsc::channel(QUEUE_DEPTH);
+                runtime.spawn(writer(pool.clone(), waiting, written.clone()));
+                lane
+            })
+            .collect();
+        Self { lanes }
     }
 
-    /// Queues `recording` and waits until it is committed (or failed).
+    /// Queues `recording` for its writer and waits until it is committed (or failed).
     pub(crate) async fn record(&self, recording: Recording) -> Result<Recorded, StorageError> {
         let (answer, answered) = oneshot::channel();
-        self.queue
-            .send(Pending { recording, answer })
+        let lane = &self.lanes[lane(&recording, self.lanes.len())];
+        lane.send(Pending { recording, answer })
             .await
             .map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
     }
 }
 
+/// Which writer takes a delivery: the one of its (first) contact. Two writers then never
+/// wait for each other's lock on a conversation, nor on the keys of a delivery sent
+/// again (a retry carries the same messages); one contact's deliveries are written in
+/// the order they came. A delivery without messages goes by its event id.
+fn lane(recording: &Recording, lanes: usize) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    recording.event.workspace_id.as_uuid().hash(&mut hasher);
+    match recording.extracted.messages.as_slice().first() {
+        Some(message) => message.wa_id.hash(&mut hasher),
+        None => recording.event.id.hash(&mut hasher),
+    }
+    usize::try_from(hasher.finish() % lanes.max(1) as u64).unwrap_or_default()
+}
+
 fn stopped() -> StorageError {
     storage(std::io::Error::other("the intake's writer has stopped"))
 }
 
-/// A pooled connection a writer keeps between its batches.
-type Connection = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
-
-/// Starts the [`IN_FLIGHT`] writers; they share the queue.
-async fn dispatch(
-    pool: DbPool,
-    waiting: mpsc::Receiver<Pending>,
-    written: Arc<dyn Fn() + Send + Sync>,
-) {
-    let waiting = Arc::new(Mutex::new(waiting));
-    let writers = (0..IN_FLIGHT)
-        .map(|_| tokio::spawn(writer(pool.clone(), waiting.clone(), written.clone())));
-    futures_util::future::join_all(writers).await;
-}
-
-/// One of the writes in flight: whenever it is free, takes everything queued and writes
-/// it. It keeps its connection between batches, so the statement stays prepared there
-/// with its plan, and a batch costs no pool checkout; after a failed batch it takes a
-/// fresh connection (the pool checks it), in case the old one broke.
+/// One writer: whenever it is free, takes everything queued in its lane and writes it.
+/// It keeps a connection of its own between batches (see [`connected`]); after a failed
+/// batch it takes a fresh one, in case the old one broke.
 async fn writer(
     pool: DbPool,
-    waiting: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    mut waiting: mpsc::Receiver<Pending>,
     written: Arc<dyn Fn() + Send + Sync>,
 ) {
-    let mut connection: Option<Connection> = None;
+    let mut connection: Option<AsyncPgConnection> = None;
+    warm_up(&pool, &mut connection).await;
     loop {
         let mut batch = Vec::new();
-        if waiting.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+        if waiting.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
         if write(&pool, &mut connection, batch).await {
@@ -214,21 +221,45 @@ async fn writer(
     }
 }
 
-/// The writer's connection, taken from the pool when it has none.
+/// The writer's connection; when it has none, it takes one out of the pool for good
+/// (the pool checks it first, and opens another in its place when it needs one).
+/// Keeping it spares each batch a checkout round trip, and keeps the statement prepared
+/// with its plan. The plan is always the generic one: its shape does not depend on the
+/// batch's size, and left to choose, PostgreSQL plans the first batches for their own
+/// sizes and, when those were small, goes on re-planning every batch (~5 ms each).
 async fn connected<'c>(
     pool: &DbPool,
-    connection: &'c mut Option<Connection>,
-) -> Result<&'c mut Connection, StorageError> {
+    connection: &'c mut Option<AsyncPgConnection>,
+) -> Result<&'c mut AsyncPgConnection, StorageError> {
     if connection.is_none() {
-        *connection = Some(pooled(pool).await?);
+        let mut taken = deadpool::managed::Object::take(pooled(pool).await?);
+        diesel::sql_query("SET plan_cache_mode = force_generic_plan")
+            .execute(&mut taken)
+            .await
+            .map_err(storage)?;
+        *connection = Some(taken);
     }
     connection
         .as_mut()
         .ok_or_else(|| corrupt("writer connection"))
 }
 
+/// Connects and runs the statement for no delivery, so the connection has its catalogs
+/// loaded and the statement planned before the first delivery waits for them (that
+/// takes ~100 ms on a new connection). A failure leaves it to the first batch.
+async fn warm_up(pool: &DbPool, connection: &mut Option<AsyncPgConnection>) {
+    if let Err(error) = write_batch(pool, connection, &[]).await {
+        tracing::debug!(%error, "the intake's writer could not prepare its connection");
+        *connection = None;
+    }
+}
+
 /// Writes a batch and answers each delivery in it; whether any execution was queued.
-async fn write(pool: &DbPool, connection: &mut Option<Connection>, batch: Vec<Pending>) -> bool {
+async fn write(
+    pool: &DbPool,
+    connection: &mut Option<AsyncPgConnection>,
+    batch: Vec<Pending>,
+) -> bool {
     let recordings: Vec<&Recording> = batch.iter().map(|pending| &pending.recording).collect();
     let outcomes = match write_batch(pool, connection, &recordings).await {
         Ok(recorded) => recorded.into_iter().map(Ok).collect(),
@@ -269,7 +300,7 @@ async fn write(pool: &DbPool, connection: &mut Option<Connection>, batch: Vec<Pe
 /// [`record_batch`] on the writer's connection.
 async fn write_batch(
     pool: &DbPool,
-    connection: &mut Option<Connection>,
+    connection: &mut Option<AsyncPgConnection>,
     recordings: &[&Recording],
 ) -> Result<Vec<Recorded>, StorageError> {
     record_batch(connected(pool, connection).await?, recordings).await

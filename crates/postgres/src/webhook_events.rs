@@ -86,6 +86,11 @@ impl EventStore for PgWebhooks {
         self.writer().record(recording).await
     }
 
+    /// Starts the intake's writers, which connect and prepare their statement.
+    fn start(&self) {
+        self.writer();
+    }
+
     async fn record_unrun<'a>(
         &self,
         event: &NewEvent,

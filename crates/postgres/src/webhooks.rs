@@ -71,7 +71,7 @@ impl PgWebhooks {
                 .clone()
                 .unwrap_or_else(tokio::runtime::Handle::current);
             let wake = self.wake.clone();
-            IntakeWriter::start(self.pool.clone(), &runtime, Arc::new(move || wake.wake()))
+            IntakeWriter::start(&self.pool, &runtime, &(Arc::new(move || wake.wake()) as _))
         })
     }
 }

@@ -147,6 +147,11 @@ impl Intake {
         }
     }
 
+    /// Gets the event store ready for deliveries (a server calls it as it starts).
+    pub fn start(&self) {
+        self.events.start();
+    }
+
     /// Drops a registration from this process's cache (after a change).
     pub fn forget(&self, public_id: &str) {
         self.cache.invalidate(public_id);

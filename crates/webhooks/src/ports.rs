@@ -147,6 +147,9 @@ pub trait EventStore: Send + Sync {
     /// conversations and messages the payload describes. Stores may write deliveries
     /// that arrive together in one transaction; each is judged as if alone.
     async fn record(&self, recording: Recording) -> Result<Recorded, StorageError>;
+    /// Gets ready to record, so that the first deliveries wait for nothing else (a server
+    /// calls it as it starts). Nothing to do by default.
+    fn start(&self) {}
     /// Stores a delivery that is not run: `rejected` (with the reason) or
     /// `quota_exceeded`.
     async fn record_unrun<'a>(
