@@ -49,6 +49,7 @@ const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
 ///
 /// A delivery is new when its body key was not seen and (if it carries messages) at
 /// least one message key was not; only its unseen messages are stored and counted.
+/// Message keys are the ones that start with `message:` (see `DedupeKeys::of`).
 /// Keys are inserted in key order (ties by event), so the same keys in two deliveries
 /// of one batch go to one of them, and conversations and messages in key order, so
 /// two concurrent batches lock rows in the same order.
@@ -273,6 +274,9 @@ async fn write(
             let mut outcomes = Vec::with_capacity(recordings.len());
             for recording in &recordings {
                 let alone = write_batch(pool, connection, &[recording]).await;
+                if alone.is_err() {
+                    *connection = None;
+                }
                 outcomes.push(alone.and_then(|recorded| {
                     recorded
                         .into_iter()
