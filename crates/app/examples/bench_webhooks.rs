@@ -396,9 +396,12 @@ async fn run(url: &str) -> Result<(), Error> {
         )
         .execute(&mut connection)
         .await?;
-        diesel::sql_query("CHECKPOINT")
+        if let Err(error) = diesel::sql_query("CHECKPOINT")
             .execute(&mut connection)
-            .await?;
+            .await
+        {
+            println!("  (no checkpoint before this phase: {error})");
+        }
         drop(connection);
         let app = Application::build(&settings(workers)?)?;
         let app = if workers { app } else { app.without_workers() };

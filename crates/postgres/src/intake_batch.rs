@@ -232,17 +232,18 @@ async fn connected<'c>(
     pool: &DbPool,
     connection: &'c mut Option<AsyncPgConnection>,
 ) -> Result<&'c mut AsyncPgConnection, StorageError> {
-    if connection.is_none() {
-        let mut taken = deadpool::managed::Object::take(pooled(pool).await?);
-        diesel::sql_query("SET plan_cache_mode = force_generic_plan")
-            .execute(&mut taken)
-            .await
-            .map_err(storage)?;
-        *connection = Some(taken);
-    }
-    connection
-        .as_mut()
-        .ok_or_else(|| corrupt("writer connection"))
+    let kept = match connection.take() {
+        Some(kept) => kept,
+        None => {
+            let mut taken = deadpool::managed::Object::take(pooled(pool).await?);
+            diesel::sql_query("SET plan_cache_mode = force_generic_plan")
+                .execute(&mut taken)
+                .await
+                .map_err(storage)?;
+            taken
+        }
+    };
+    Ok(connection.insert(kept))
 }
 
 /// Connects and runs the statement for no delivery, so the connection has its catalogs

@@ -71,7 +71,8 @@ impl PgWebhooks {
                 .clone()
                 .unwrap_or_else(tokio::runtime::Handle::current);
             let wake = self.wake.clone();
-            IntakeWriter::start(&self.pool, &runtime, &(Arc::new(move || wake.wake()) as _))
+            let written: Arc<dyn Fn() + Send + Sync> = Arc::new(move || wake.wake());
+            IntakeWriter::start(&self.pool, &runtime, &written)
         })
     }
 }

@@ -6,22 +6,18 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TestApp, call, three_nodes};
+use crate::helpers::{Account, Error, TestApp, call, execution, three_nodes};
 
 const SECRET: &str = "s3cr3t-staging-value";
 
 /// The execution a `202` answer (`{"execution_id": …}`) queued.
 async fn execution_of(app: &TestApp, owner: &Account, queued: &Value) -> Result<Value, Error> {
-    let id = queued["execution_id"].as_str().unwrap_or_default();
-    let (_, execution) = call(
+    execution(
         app,
         owner,
-        Method::GET,
-        &format!("/api/executions/{id}"),
-        &json!({}),
+        queued["execution_id"].as_str().unwrap_or_default(),
     )
-    .await?;
-    Ok(execution)
+    .await
 }
 
 async fn patch_environment(
@@ -187,15 +183,8 @@ async fn variables_keep_secrets_sealed_masked_and_resolved_only_inside_runs() ->
     assert_eq!(run["output"]["token_length"], SECRET.len());
     assert_eq!(run["output"]["auth"], "Bearer [redacted]");
     assert!(!run.to_string().contains(SECRET), "{run}");
-    let execution = run["id"].as_str().unwrap_or_default().to_owned();
-    let (_, read_back) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/executions/{execution}"),
-        &json!({}),
-    )
-    .await?;
+    let run_id = run["id"].as_str().unwrap_or_default().to_owned();
+    let read_back = execution(&app, &owner, &run_id).await?;
     assert!(!read_back.to_string().contains(SECRET), "{read_back}");
 
     // Production has no such variables: the strict template fails there.

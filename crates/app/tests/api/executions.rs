@@ -2,14 +2,15 @@
 //! reach out (HTTP behind the SSRF guard, e-mail through a real SMTP exchange).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TestApp, call, three_nodes};
+use crate::helpers::{
+    Account, Error, TestApp, call, execution, three_nodes, wait_finished, wait_for_execution,
+};
 
 async fn workflow(app: &TestApp, who: &Account, definition: Value) -> Result<String, Error> {
     let (status, created) = call(
@@ -22,31 +23,6 @@ async fn workflow(app: &TestApp, who: &Account, definition: Value) -> Result<Str
     .await?;
     assert_eq!(status, 201, "{created}");
     Ok(created["id"].as_str().unwrap_or_default().to_owned())
-}
-
-async fn wait_finished(app: &TestApp, who: &Account, execution: &str) -> Result<Value, Error> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, found) = call(
-            app,
-            who,
-            Method::GET,
-            &format!("/api/executions/{execution}"),
-            &json!({}),
-        )
-        .await?;
-        if matches!(
-            found["status"].as_str(),
-            Some("succeeded" | "failed" | "cancelled")
-        ) {
-            return Ok(found);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "execution {execution} never finished: {found}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn allow_internal_targets(app: &TestApp) -> Result<(), Error> {
@@ -445,22 +421,10 @@ async fn a_running_execution_is_cancelled_on_request() -> TestResult {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, found) = call(
-            &app,
-            &owner,
-            Method::GET,
-            &format!("/api/executions/{execution}"),
-            &json!({}),
-        )
-        .await?;
-        if found["status"] == "running" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never started: {found}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_execution(&app, &owner, &execution, |found| {
+        found["status"] == "running"
+    })
+    .await?;
     call(
         &app,
         &owner,
@@ -528,14 +492,7 @@ async fn a_long_delay_frees_its_worker_and_resumes_after_the_wait() -> TestResul
     }
     let quick_done = wait_finished(&app, &owner, &executions[1]).await?;
     assert_eq!(quick_done["status"], "succeeded", "{quick_done}");
-    let (_, paused) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/executions/{}", executions[0]),
-        &json!({}),
-    )
-    .await?;
+    let paused = execution(&app, &owner, &executions[0]).await?;
     assert_eq!(
         paused["status"], "queued",
         "the delayed run waits in the queue, not in a worker: {paused}"

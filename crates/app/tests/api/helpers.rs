@@ -211,6 +211,51 @@ pub async fn call(
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
+/// Execution `id` as `who` reads it.
+pub async fn execution(app: &TestApp, who: &Account, id: &str) -> Result<Value, Error> {
+    let (_, found) = call(
+        app,
+        who,
+        reqwest::Method::GET,
+        &format!("/api/executions/{id}"),
+        &json!({}),
+    )
+    .await?;
+    Ok(found)
+}
+
+/// Reads execution `id` until `reached` holds for it (failing the test after 30 s).
+pub async fn wait_for_execution(
+    app: &TestApp,
+    who: &Account,
+    id: &str,
+    reached: impl Fn(&Value) -> bool,
+) -> Result<Value, Error> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let found = execution(app, who, id).await?;
+        if reached(&found) {
+            return Ok(found);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "execution {id} never got there: {found}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Execution `id` once it has finished (succeeded, failed or cancelled).
+pub async fn wait_finished(app: &TestApp, who: &Account, id: &str) -> Result<Value, Error> {
+    wait_for_execution(app, who, id, |found| {
+        matches!(
+            found["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        )
+    })
+    .await
+}
+
 /// A minimal SMTP server on loopback that accepts `mailer` / `smtp-password` and keeps
 /// the messages it receives.
 pub async fn fake_smtp(messages: Arc<std::sync::Mutex<Vec<String>>>) -> Result<u16, Error> {

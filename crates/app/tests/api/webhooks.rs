@@ -2,13 +2,11 @@
 //! run workflows and fill conversations, duplicates, rejections, atomicity, isolation,
 //! replays, `respond_node` answers and the overview.
 
-use std::time::{Duration, Instant};
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TestApp, call};
+use crate::helpers::{Account, Error, TestApp, call, wait_finished};
 
 const TEXT_MESSAGE: &str = include_str!("../../../../fixtures/meta/text-message.json");
 const UNICODE_ESCAPED: &str = include_str!("../../../../fixtures/meta/unicode-escaped.txt");
@@ -95,25 +93,6 @@ async fn meta_registration(
     .await?;
     assert_eq!(status, 201, "{created}");
     Ok(created)
-}
-
-async fn wait_for_status(app: &TestApp, owner: &Account, execution: &str) -> Result<Value, Error> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, found) = call(
-            app,
-            owner,
-            Method::GET,
-            &format!("/api/executions/{execution}"),
-            &json!({}),
-        )
-        .await?;
-        if matches!(found["status"].as_str(), Some("succeeded" | "failed")) {
-            return Ok(found);
-        }
-        assert!(Instant::now() < deadline, "never finished: {found}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -218,7 +197,7 @@ async fn a_signed_whatsapp_message_runs_once_and_fills_the_conversation() -> Tes
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let finished = wait_for_status(&app, &owner, &execution).await?;
+    let finished = wait_finished(&app, &owner, &execution).await?;
     assert_eq!(finished["status"], "succeeded", "{finished}");
     assert_eq!(
         finished["output"]["text"],
@@ -324,7 +303,7 @@ async fn a_signed_whatsapp_message_runs_once_and_fills_the_conversation() -> Tes
     )
     .await?;
     assert_eq!(status, 202, "{replayed}");
-    let rerun = wait_for_status(
+    let rerun = wait_finished(
         &app,
         &owner,
         replayed["execution_id"].as_str().unwrap_or_default(),

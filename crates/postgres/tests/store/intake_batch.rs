@@ -18,8 +18,10 @@ use crate::TestResult;
 const WORKSPACE: &str = "00000000-0000-7000-8000-000000000001";
 const REGISTRATION: &str = "00000000-0000-7000-8000-000000000004";
 
-/// A workspace with a workflow active in production, bound to a `meta` registration.
-async fn bound_registration(db: &TestDb) -> TestResult {
+/// A test database holding a workspace with a workflow active in production, bound to
+/// a `meta` registration; and that registration's id.
+async fn bound_registration() -> Result<(TestDb, Uuid), Box<dyn std::error::Error + Send + Sync>> {
+    let db = TestDb::new().await?;
     let mut connection = db.pool().get().await?;
     connection
         .batch_execute(&format!(
@@ -39,7 +41,8 @@ async fn bound_registration(db: &TestDb) -> TestResult {
                        '00000000-0000-7000-8000-000000000003', '00000000-0000-7000-8000-000000000002');"
         ))
         .await?;
-    Ok(())
+    drop(connection);
+    Ok((db, Uuid::parse_str(REGISTRATION)?))
 }
 
 /// A WhatsApp delivery of message `message_id` from contact `wa_id`; `variant` changes
@@ -99,9 +102,7 @@ async fn count(db: &TestDb, sql: &str) -> Result<i64, Box<dyn std::error::Error 
 
 #[tokio::test]
 async fn deliveries_in_one_statement_are_each_judged_as_if_alone() -> TestResult {
-    let db = TestDb::new().await?;
-    bound_registration(&db).await?;
-    let registration = Uuid::parse_str(REGISTRATION)?;
+    let (db, registration) = bound_registration().await?;
     let first = recording(registration, "wamid.A", "5511900000001", "a");
     // The same delivery twice, the same message in another body, and a new message
     // from the same contact: one statement.
@@ -148,9 +149,7 @@ async fn deliveries_in_one_statement_are_each_judged_as_if_alone() -> TestResult
 
 #[tokio::test]
 async fn concurrent_deliveries_share_writes_and_a_bad_one_fails_alone() -> TestResult {
-    let db = TestDb::new().await?;
-    bound_registration(&db).await?;
-    let registration = Uuid::parse_str(REGISTRATION)?;
+    let (db, registration) = bound_registration().await?;
     let store = PgWebhooks::new(db.pool().clone());
     // A delivery for a registration that does not exist breaks any statement it is in.
     let mut recordings: Vec<Recording> = (0..40)
@@ -192,9 +191,7 @@ async fn concurrent_deliveries_share_writes_and_a_bad_one_fails_alone() -> TestR
 /// still takes its events and dedupe keys, and deleting a workspace everything else.
 #[tokio::test]
 async fn deleting_a_registration_or_a_workspace_deletes_what_the_intake_wrote() -> TestResult {
-    let db = TestDb::new().await?;
-    bound_registration(&db).await?;
-    let registration = Uuid::parse_str(REGISTRATION)?;
+    let (db, registration) = bound_registration().await?;
     let batch = vec![
         recording(registration, "wamid.A", "5511900000001", "a"),
         recording(registration, "wamid.B", "5511900000002", "b"),
