@@ -767,3 +767,7 @@ impl CredentialResolver for VaultService {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
