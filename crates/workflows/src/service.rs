@@ -503,3 +503,7 @@ impl WorkflowService {
         self.get(principal, id).await
     }
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
