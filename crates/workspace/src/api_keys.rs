@@ -731,3 +731,7 @@ mod tests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "api_keys_tests.rs"]
+mod service_tests;
