@@ -20,6 +20,7 @@ use fluxolab_kernel::{Actor, Principal, SystemClock, UserId, WorkspaceId};
 use fluxolab_webhooks::model::NewRegistration;
 use fluxolab_webhooks::ports::{EventStore, NewEvent, Recording};
 use fluxolab_workflows::service::CreateWorkflow;
+use fluxolab_workflows::start::DeliveryRun;
 use fluxolab_workspace::Role;
 
 /// Deliveries per measured run.
@@ -83,7 +84,7 @@ fn recording(
         .as_ref()
         .map(fluxolab_webhooks::whatsapp::extract)
         .ok_or("the delivery is not JSON")?;
-    Ok(Recording::new(event, extracted))
+    Ok(Recording::new(event, extracted, DeliveryRun::webhook()))
 }
 
 /// A ~1 KB WhatsApp text-message delivery with a unique message id, and its signature.

@@ -19,6 +19,7 @@ use fluxolab_postgres::environments::PgEnvironments;
 use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::plans::PgPlanGuard;
 use fluxolab_postgres::pool::PoolBuildError;
+use fluxolab_postgres::signals::PgRunSignals;
 use fluxolab_postgres::unit_of_work::PgUnits;
 use fluxolab_postgres::vault::PgVault;
 use fluxolab_postgres::webhooks::PgWebhooks;
@@ -29,7 +30,7 @@ use fluxolab_webhooks::{Intake, IntakeSettings, WebhookPorts, WebhookService};
 use fluxolab_workflows::engine::Engine;
 use fluxolab_workflows::execution::ExecutionRepository;
 use fluxolab_workflows::execution_service::{ExecutionObserver, ExecutionPorts, ExecutionService};
-use fluxolab_workflows::{WorkflowPorts, WorkflowService};
+use fluxolab_workflows::{RunStarter, StartPorts, WorkflowPorts, WorkflowService};
 use fluxolab_workspace::alerts::{AlertPorts, AlertService};
 use fluxolab_workspace::api_keys::{ApiKeyPorts, ApiKeyService};
 use fluxolab_workspace::environments::{EnvironmentPorts, EnvironmentService};
@@ -126,7 +127,6 @@ pub fn services(
         master,
         clock: clock.clone(),
     }));
-    let executions: Arc<dyn ExecutionRepository> = Arc::new(PgExecutions::new(pool.clone()));
     let engine = Engine::new(
         Arc::new(OutboundEffects {
             credentials: vault_service.clone(),
@@ -146,12 +146,22 @@ pub fn services(
         audit: audit.clone(),
         clock: clock.clone(),
     }));
+    let pg_executions = PgExecutions::new(pool.clone());
+    let executions: Arc<dyn ExecutionRepository> = Arc::new(pg_executions.clone());
+    let starter = Arc::new(RunStarter::new(StartPorts {
+        units: units.clone(),
+        workflows: Arc::new(workflows.clone()),
+        queue: Arc::new(pg_executions),
+        gate: quotas,
+        audit: audit.clone(),
+    }));
     let execution_service = ExecutionService::new(ExecutionPorts {
         workflows: Arc::new(workflows.clone()),
         executions: executions.clone(),
         engine: Arc::new(engine),
         observer,
-        gate: quotas.clone(),
+        starter: starter.clone(),
+        signals: Arc::new(PgRunSignals::new(pool.clone())),
         environments: environments.clone(),
         variables: environment_service.clone(),
     });
@@ -169,7 +179,7 @@ pub fn services(
         webhooks.clone(),
         webhooks.clone(),
         vault_service.clone(),
-        quotas,
+        starter.clone(),
         clock.clone(),
         IntakeSettings {
             rejected_per_minute: settings.webhooks.rejected_per_minute,
@@ -185,6 +195,7 @@ pub fn services(
             audit: audit.clone(),
             clock: clock.clone(),
             environments: environments.clone(),
+            starter,
         },
         intake.clone(),
     );

@@ -67,7 +67,7 @@ pub struct ExecutionResponse {
     pub environment: String,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
-    /// `test`, `run` or `retry`.
+    /// `test`, `run`, `retry` or `webhook` (a delivery or a replay).
     pub trigger_kind: String,
     #[schema(value_type = Object)]
     pub input: Value,

@@ -3,7 +3,7 @@
 //! are the credentials.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path, Payload, Query};
@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post};
 use fluxolab_kernel::ExecutionId;
 use fluxolab_webhooks::model::{RejectReason, ResponseMode, Verdict};
 use fluxolab_webhooks::{Delivery, IntakeError, Received};
-use fluxolab_workflows::execution::ExecutionStatus;
+use fluxolab_workflows::responses::RunResponse;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -39,9 +39,6 @@ const KEPT_HEADERS: &[&str] = &[
     "x-forwarded-for",
     "x-request-id",
 ];
-
-/// How often a `respond_node` delivery looks for its workflow's answer.
-const RESPOND_POLL: Duration = Duration::from_millis(20);
 
 impl From<IntakeError> for ApiError {
     fn from(error: IntakeError) -> Self {
@@ -156,7 +153,7 @@ fn kept_headers(request: &HttpRequest) -> Value {
 /// Receives a delivery: checks the signature over the raw bytes, stores the event and
 /// (for a new delivery to a bound, active workflow) its execution in one transaction,
 /// and answers without waiting for the run — unless the registration responds from a
-/// `webhook.respond` node.
+/// node of its workflow that answers the sender.
 #[utoipa::path(tag = "webhook intake", params(("public_id" = String, Path, description = "The registration's public id")),
     request_body(content = Object, description = "The raw delivery (JSON for `meta`)"),
     responses(
@@ -217,7 +214,7 @@ pub async fn deliver(
     }
 }
 
-/// Waits (bounded) for the run's `webhook.respond` step and answers with its status,
+/// Waits (bounded) for the run's answer to its sender and replies with its status,
 /// headers and body.
 async fn respond_from_workflow(
     services: &Services,
@@ -225,50 +222,31 @@ async fn respond_from_workflow(
     execution: ExecutionId,
     timeout: Duration,
 ) -> Result<HttpResponse, ApiError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let found = services
-            .queue
-            .find(received.workspace_id, execution)
-            .await
-            .map_err(|error| ApiError::Internal(Box::new(error)))?;
-        if let Some(found) = found {
-            if let Some(step) = found
-                .steps
-                .iter()
-                .find(|step| step.node_type == "webhook.respond" && step.error.is_none())
-            {
-                return Ok(reply(step.output.as_ref().unwrap_or(&Value::Null)));
-            }
-            if matches!(
-                found.status,
-                ExecutionStatus::Succeeded | ExecutionStatus::Failed | ExecutionStatus::Cancelled
-            ) {
-                return Err(ApiError::Refused {
-                    status: StatusCode::BAD_GATEWAY,
-                    code: "no_response",
-                    detail: format!(
-                        "execution {execution} ended `{}` without reaching a webhook.respond node",
-                        found.status
-                    ),
-                });
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(ApiError::Refused {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                code: "response_timeout",
-                detail: format!(
-                    "the workflow did not respond within {} s; execution {execution} goes on",
-                    timeout.as_secs()
-                ),
-            });
-        }
-        tokio::time::sleep(RESPOND_POLL).await;
+    let response = services
+        .executions
+        .await_response(received.workspace_id, execution, timeout)
+        .await?;
+    match response {
+        RunResponse::Answered(output) => Ok(reply(&output)),
+        RunResponse::EndedWithout(status) => Err(ApiError::Refused {
+            status: StatusCode::BAD_GATEWAY,
+            code: "no_response",
+            detail: format!(
+                "execution {execution} ended `{status}` without reaching a node that answers the sender"
+            ),
+        }),
+        RunResponse::TimedOut => Err(ApiError::Refused {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            code: "response_timeout",
+            detail: format!(
+                "the workflow did not respond within {} s; execution {execution} goes on",
+                timeout.as_secs()
+            ),
+        }),
     }
 }
 
-/// The HTTP answer a `webhook.respond` node's output describes.
+/// The HTTP answer an answering node's output describes.
 fn reply(output: &Value) -> HttpResponse {
     let status = output["status"]
         .as_u64()

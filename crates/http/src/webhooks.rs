@@ -29,6 +29,9 @@ impl From<WebhookError> for ApiError {
                 code,
                 detail: message,
             },
+            WebhookError::QuotaExceeded {
+                retry_after_seconds,
+            } => crate::workflows::quota_exceeded(retry_after_seconds),
             WebhookError::Storage(error) => ApiError::Internal(Box::new(error)),
         }
     }
@@ -463,7 +466,8 @@ pub async fn get_webhook_event(
 #[utoipa::path(tag = "webhooks", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Registration id"), ("event_id" = Uuid, Path, description = "Event id")), responses(
     (status = 202, description = "The new execution is queued", body = ReplayResponse),
     (status = 404, description = "No such event", body = Problem, content_type = "application/problem+json"),
-    (status = 409, description = "No active workflow is bound (`no_active_workflow`)", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "No active workflow is bound (`no_active_workflow`), or the event was rejected (`event_rejected`)", body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "The period's executions are used up (`quota_exceeded`); nothing is queued; `Retry-After`", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/api/webhooks/{id}/events/{event_id}/replay")]
 pub async fn replay_webhook_event(
@@ -507,7 +511,8 @@ pub async fn get_workspace_event(
 #[utoipa::path(tag = "webhooks", security(("bearer" = [])), params(("event_id" = Uuid, Path, description = "Event id")), responses(
     (status = 202, description = "The new execution is queued", body = ReplayResponse),
     (status = 404, description = "No such event", body = Problem, content_type = "application/problem+json"),
-    (status = 409, description = "No active workflow is bound (`no_active_workflow`)", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "No active workflow is bound (`no_active_workflow`), or the event was rejected (`event_rejected`)", body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "The period's executions are used up (`quota_exceeded`); nothing is queued; `Retry-After`", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/api/workspace/webhook-events/{event_id}/replay")]
 pub async fn replay_workspace_event(

@@ -12,8 +12,7 @@ use fluxolab_kernel::{
 use fluxolab_workflows::Definition;
 use fluxolab_workflows::engine::StepRecord;
 use fluxolab_workflows::execution::{
-    ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus, Finished,
-    Lease, NewExecution,
+    ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, Finished, InlineRun, Lease,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -39,6 +38,11 @@ impl std::fmt::Debug for PgExecutions {
 }
 
 impl PgExecutions {
+    /// The pool, for the other modules of this adapter.
+    pub(crate) fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
     pub fn new(pool: DbPool) -> Self {
         Self {
             pool,
@@ -270,33 +274,9 @@ struct ClaimedId {
 
 #[async_trait]
 impl ExecutionRepository for PgExecutions {
-    async fn create(&self, new: &NewExecution) -> Result<(), StorageError> {
+    async fn create_inline(&self, run: &InlineRun) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let running = new.status == ExecutionStatus::Running;
-        diesel::insert_into(executions::table)
-            .values((
-                executions::id.eq(new.id.as_uuid()),
-                executions::workspace_id.eq(new.workspace_id.as_uuid()),
-                executions::workflow_id.eq(new.workflow_id.as_uuid()),
-                executions::version.eq(new.version),
-                executions::environment_id.eq(new.environment_id.as_uuid()),
-                executions::status.eq(new.status.code()),
-                executions::trigger_kind.eq(new.trigger_kind.code()),
-                executions::input.eq(&new.input),
-                executions::retry_of.eq(new.retry_of.map(|id| id.as_uuid())),
-                executions::attempt.eq(i32::from(running)),
-                executions::started_at.eq(running.then(OffsetDateTime::now_utc)),
-            ))
-            .execute(&mut connection)
-            .await
-            .map_err(storage)?;
-        if new.status == ExecutionStatus::Queued {
-            diesel::sql_query("SELECT pg_notify('fluxolab_executions', '')")
-                .execute(&mut connection)
-                .await
-                .map_err(storage)?;
-        }
-        Ok(())
+        crate::run_queue::insert_inline(&mut connection, run).await
     }
 
     async fn record_steps(

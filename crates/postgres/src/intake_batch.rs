@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -31,6 +31,7 @@ use uuid::Uuid;
 use crate::DbPool;
 use crate::error::storage;
 use crate::pool::pooled;
+use crate::run_queue::QUEUE_DECIDED;
 use crate::webhooks::corrupt;
 
 /// The most deliveries one statement writes.
@@ -44,8 +45,13 @@ const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
 /// The intake's one statement, for a batch of deliveries given as parallel arrays.
 /// Events: $1 ids, $2 workspaces, $3 registrations, $4 body digests, $5 headers,
 /// $6 bodies, $7 payloads, $8 execution ids, $9 execution inputs (null: the payload),
-/// $10 body keys. Message keys: $11 event ids, $12 keys. $13 messages and $14 statuses
-/// (records naming their event).
+/// $10 body keys, $11 the runs' trigger kinds. Message keys: $12 event ids, $13 keys.
+/// $14 messages and $15 statuses (records naming their event).
+///
+/// The run of an accepted delivery arrives decided (`fluxolab_workflows::start::
+/// DeliveryRun`): the workflow bound to its registration at the version deployed in
+/// the registration's environment, read here so activation applies at once; it is
+/// written by the one statement part that queues runs ([`QUEUE_DECIDED`]).
 ///
 /// A delivery is new when its body key was not seen and (if it carries messages) at
 /// least one message key was not; only its unseen messages are stored and counted.
@@ -58,15 +64,30 @@ const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
 /// JSON map from contact to conversation id): the planner estimates a handful of rows
 /// for each part and would otherwise join them with nested loops, whose cost grows
 /// with the square of the batch.
-const RECORD_BATCH: &str = "\
+static RECORD_BATCH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{RECORD_BATCH_KEYS}), decided AS ( \
+  SELECT j.execution_id AS id, j.workspace_id, d.workflow_id, d.version, d.environment_id, \
+    j.trigger_kind, coalesce(j.input, j.payload) AS input, NULL::uuid AS retry_of \
+  FROM judged j \
+  JOIN webhook_registrations r ON r.id = j.registration_id \
+  JOIN workflow_deployments d ON d.workflow_id = r.workflow_id AND d.environment_id = r.environment_id \
+  WHERE j.verdict = 'accepted' \
+), run AS ({QUEUE_DECIDED}{RECORD_BATCH_REST}"
+    )
+});
+
+/// [`RECORD_BATCH`] up to the judgement of each delivery.
+const RECORD_BATCH_KEYS: &str = "\
 WITH batch AS ( \
   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], \
-    $6::bytea[], $7::jsonb[], $8::uuid[], $9::jsonb[], $10::text[]) \
-    AS b(event_id, workspace_id, registration_id, digest, headers, body, payload, execution_id, input, body_key) \
+    $6::bytea[], $7::jsonb[], $8::uuid[], $9::jsonb[], $10::text[], $11::text[]) \
+    AS b(event_id, workspace_id, registration_id, digest, headers, body, payload, execution_id, input, body_key, \
+    trigger_kind) \
 ), wanted AS ( \
   SELECT b.event_id, b.registration_id, b.body_key AS key FROM batch b \
   UNION ALL \
-  SELECT k.event_id, b.registration_id, k.key FROM unnest($11::uuid[], $12::text[]) AS k(event_id, key) \
+  SELECT k.event_id, b.registration_id, k.key FROM unnest($12::uuid[], $13::text[]) AS k(event_id, key) \
   JOIN batch b USING (event_id) \
 ), keys AS ( \
   INSERT INTO webhook_dedupe_keys (registration_id, key, event_id) \
@@ -78,22 +99,17 @@ WITH batch AS ( \
         OR b.event_id IN (SELECT k.event_id FROM keys k WHERE k.key LIKE 'message:%')) \
     THEN 'accepted' ELSE 'duplicate' END AS verdict \
   FROM batch b \
-), run AS ( \
-  INSERT INTO executions (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input) \
-  SELECT j.execution_id, j.workspace_id, d.workflow_id, d.version, d.environment_id, 'queued', 'webhook', \
-    coalesce(j.input, j.payload) \
-  FROM judged j \
-  JOIN webhook_registrations r ON r.id = j.registration_id \
-  JOIN workflow_deployments d ON d.workflow_id = r.workflow_id AND d.environment_id = r.environment_id \
-  WHERE j.verdict = 'accepted' \
-  RETURNING id \
+";
+
+/// [`RECORD_BATCH`] from the events on, after the runs are queued.
+const RECORD_BATCH_REST: &str = "\
 ), event AS ( \
   INSERT INTO webhook_events (id, workspace_id, registration_id, verdict, body_digest, headers, body, payload, execution_id) \
   SELECT j.event_id, j.workspace_id, j.registration_id, j.verdict, j.digest, j.headers, j.body, j.payload, run.id \
   FROM judged j LEFT JOIN run ON run.id = j.execution_id \
   RETURNING id \
 ), incoming AS ( \
-  SELECT m.*, j.workspace_id FROM jsonb_to_recordset($13) AS m( \
+  SELECT m.*, j.workspace_id FROM jsonb_to_recordset($14) AS m( \
     event_id uuid, id uuid, conversation_id uuid, wa_id text, name text, phone_number_id text, \
     message_id text, message_type text, body text, preview text, sent_at bigint, payload jsonb) \
   JOIN judged j ON j.event_id = m.event_id AND j.verdict = 'accepted' \
@@ -126,7 +142,7 @@ WITH batch AS ( \
   ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING 1 \
 ), statuses AS ( \
   UPDATE messages m SET status = s.status \
-  FROM jsonb_to_recordset($14) AS s(event_id uuid, message_id text, status text) \
+  FROM jsonb_to_recordset($15) AS s(event_id uuid, message_id text, status text) \
   JOIN judged j ON j.event_id = s.event_id AND j.verdict = 'accepted' \
   WHERE m.workspace_id = j.workspace_id AND m.message_id = s.message_id \
   RETURNING 1 \
@@ -333,6 +349,7 @@ struct RecordBatchQuery<'a> {
     bodies: Vec<&'a [u8]>,
     payloads: Vec<Option<&'a Value>>,
     executions: Vec<Uuid>,
+    trigger_kinds: Vec<&'static str>,
     /// The run's input when it is not the payload (a body that is not JSON runs with
     /// its text); the payload is sent once.
     inputs: Vec<Option<Value>>,
@@ -373,7 +390,8 @@ impl<'a> RecordBatchQuery<'a> {
             headers: column(recordings, |r| &r.event.headers),
             bodies: column(recordings, |r| r.event.body.as_slice()),
             payloads: column(recordings, |r| r.event.payload.as_ref()),
-            executions: column(recordings, |r| r.execution.as_uuid()),
+            executions: column(recordings, |r| r.run.id.as_uuid()),
+            trigger_kinds: column(recordings, |r| r.run.trigger_kind.code()),
             inputs: column(recordings, |r| {
                 r.event
                     .payload
@@ -401,10 +419,11 @@ impl<'a> RecordBatchQuery<'a> {
             7 => out.push_bind_param::<Array<SqlUuid>, _>(&self.executions),
             8 => out.push_bind_param::<Array<Nullable<Jsonb>>, _>(&self.inputs),
             9 => out.push_bind_param::<Array<Text>, _>(&self.body_keys),
-            10 => out.push_bind_param::<Array<SqlUuid>, _>(&self.key_events),
-            11 => out.push_bind_param::<Array<Text>, _>(&self.keys),
-            12 => out.push_bind_param::<Jsonb, _>(&self.messages),
-            13 => out.push_bind_param::<Jsonb, _>(&self.statuses),
+            10 => out.push_bind_param::<Array<Text>, _>(&self.trigger_kinds),
+            11 => out.push_bind_param::<Array<SqlUuid>, _>(&self.key_events),
+            12 => out.push_bind_param::<Array<Text>, _>(&self.keys),
+            13 => out.push_bind_param::<Jsonb, _>(&self.messages),
+            14 => out.push_bind_param::<Jsonb, _>(&self.statuses),
             _ => Err(diesel::result::Error::QueryBuilderError(
                 format!("the intake statement has no parameter ${}", index + 1).into(),
             )),

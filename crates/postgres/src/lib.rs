@@ -14,8 +14,10 @@ pub mod migrations;
 pub mod plans;
 pub mod pool;
 pub mod readiness;
+pub mod run_queue;
 pub mod schema;
 pub mod seed;
+pub mod signals;
 #[cfg(feature = "testing")]
 pub mod test_db;
 pub mod unit_of_work;

@@ -1,10 +1,9 @@
 //! Webhook events: the intake's writes (accepted-looking deliveries through the
 //! group-commit writer of [`crate::intake_batch`], rejected ones directly) and the event
-//! list, detail and replay.
+//! list and detail.
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::{Jsonb, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use fluxolab_kernel::{ExecutionId, Page, PageRequest, StorageError, WorkspaceId};
 use fluxolab_webhooks::model::{EventFilter, Verdict, WebhookEvent};
@@ -170,41 +169,5 @@ impl EventStore for PgWebhooks {
             .optional()
             .map_err(storage)?;
         row.map(event).transpose()
-    }
-
-    async fn replay(
-        &self,
-        workspace: WorkspaceId,
-        event: Uuid,
-        execution: ExecutionId,
-        input: &Value,
-    ) -> Result<Option<ExecutionId>, StorageError> {
-        #[derive(QueryableByName)]
-        struct Queued {
-            #[diesel(sql_type = SqlUuid)]
-            id: Uuid,
-        }
-        let mut connection = pooled(self.pool()).await?;
-        let queued: Option<Queued> = diesel::sql_query(
-            "WITH run AS ( \
-               INSERT INTO executions (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input) \
-               SELECT $3, e.workspace_id, d.workflow_id, d.version, d.environment_id, 'queued', 'webhook', $4 \
-               FROM webhook_events e \
-               JOIN webhook_registrations r ON r.id = e.registration_id \
-               JOIN workflow_deployments d ON d.workflow_id = r.workflow_id AND d.environment_id = r.environment_id \
-               WHERE e.workspace_id = $1 AND e.id = $2 \
-               RETURNING id \
-             ), notified AS (SELECT pg_notify('fluxolab_executions', '') FROM run) \
-             SELECT id FROM run WHERE (SELECT count(*) FROM notified) >= 0",
-        )
-        .bind::<SqlUuid, _>(workspace.as_uuid())
-        .bind::<SqlUuid, _>(event)
-        .bind::<SqlUuid, _>(execution.as_uuid())
-        .bind::<Jsonb, _>(input)
-        .get_result(&mut connection)
-        .await
-        .optional()
-        .map_err(storage)?;
-        Ok(queued.map(|row| ExecutionId::from_uuid(row.id)))
     }
 }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fluxolab_kernel::{Admission, Clock, ExecutionId, StorageError, UsageGate};
+use fluxolab_kernel::{Clock, ExecutionId, StorageError};
+use fluxolab_workflows::RunStarter;
+use fluxolab_workflows::start::DeliveryAdmission;
 use ring::digest::{SHA256, digest};
 use serde_json::Value;
 use uuid::Uuid;
@@ -93,7 +95,8 @@ pub struct Intake {
     registrations: Arc<dyn RegistrationRepository>,
     events: Arc<dyn EventStore>,
     secrets: Arc<dyn fluxolab_kernel::OwnedSecrets>,
-    gate: Arc<dyn UsageGate>,
+    /// Decides whether a delivery may start its run (rate, quota) and which run.
+    starter: Arc<RunStarter>,
     clock: Arc<dyn Clock>,
     settings: IntakeSettings,
     cache: moka::sync::Cache<String, Option<Arc<Target>>>,
@@ -128,7 +131,7 @@ impl Intake {
         registrations: Arc<dyn RegistrationRepository>,
         events: Arc<dyn EventStore>,
         secrets: Arc<dyn fluxolab_kernel::OwnedSecrets>,
-        gate: Arc<dyn UsageGate>,
+        starter: Arc<RunStarter>,
         clock: Arc<dyn Clock>,
         settings: IntakeSettings,
     ) -> Self {
@@ -136,7 +139,7 @@ impl Intake {
             registrations,
             events,
             secrets,
-            gate,
+            starter,
             clock,
             settings,
             cache: moka::sync::Cache::builder()
@@ -290,12 +293,16 @@ impl Intake {
         if registration.provider == Provider::Meta && event.payload.is_none() {
             return self.reject(&event, RejectReason::InvalidJson).await;
         }
-        match self.gate.admit_delivery(registration.workspace_id).await? {
-            Admission::Admitted => {}
-            Admission::RateLimited {
+        let run = match self
+            .starter
+            .admit_delivery(registration.workspace_id)
+            .await?
+        {
+            DeliveryAdmission::Run(run) => run,
+            DeliveryAdmission::RateLimited {
                 retry_after_seconds,
             } => return Err(IntakeError::RateLimited(retry_after_seconds)),
-            Admission::QuotaExceeded {
+            DeliveryAdmission::QuotaExceeded {
                 retry_after_seconds,
             } => {
                 // Kept, so nothing the sender delivered is lost; not run.
@@ -304,7 +311,7 @@ impl Intake {
                     .await?;
                 return Err(IntakeError::QuotaExceeded(retry_after_seconds));
             }
-        }
+        };
         let extracted = event
             .payload
             .as_ref()
@@ -312,7 +319,10 @@ impl Intake {
             .map(whatsapp::extract)
             .unwrap_or_default();
         let event_id = event.id;
-        let recorded = self.events.record(Recording::new(event, extracted)).await?;
+        let recorded = self
+            .events
+            .record(Recording::new(event, extracted, run))
+            .await?;
         Ok(Received {
             event_id,
             verdict: recorded.verdict,
@@ -366,12 +376,12 @@ mod tests {
             .returning(|_, _| Ok("app-secret".to_owned()));
         let mut gate = fluxolab_kernel::plan_guard::MockUsageGate::new();
         gate.expect_admit_delivery()
-            .returning(|_| Ok(Admission::Admitted));
+            .returning(|_| Ok(fluxolab_kernel::Admission::Admitted));
         Intake::new(
             Arc::new(registrations),
             Arc::new(events),
             Arc::new(secrets),
-            Arc::new(gate),
+            Arc::new(crate::test_support::starter(gate)),
             Arc::new(ManualClock::new(OffsetDateTime::UNIX_EPOCH)),
             IntakeSettings {
                 rejected_per_minute: allowance,

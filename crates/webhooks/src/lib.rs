@@ -8,6 +8,9 @@ pub mod service;
 pub mod signature;
 pub mod whatsapp;
 
+#[cfg(test)]
+mod test_support;
+
 pub use intake::{Delivery, Intake, IntakeError, IntakeSettings, Received};
 pub use service::{WebhookError, WebhookPorts, WebhookService};
 pub use signature::{SignatureVerdict, verify_hub_signature};

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::model::{Conversation, EventFilter, Message, Registration, Verdict, WebhookEvent};
 use crate::whatsapp::Extracted;
+use fluxolab_workflows::start::DeliveryRun;
 
 /// Webhook registrations.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -110,20 +111,20 @@ impl DedupeKeys {
 pub struct Recording {
     pub event: NewEvent,
     pub dedupe_keys: DedupeKeys,
-    /// The id the execution of the bound, active workflow takes, if one is queued.
-    pub execution: ExecutionId,
+    /// The run it queues if it is accepted, as the start use case decided it.
+    pub run: DeliveryRun,
     /// The conversations, messages and statuses the payload carries.
     pub extracted: Extracted,
 }
 
 impl Recording {
     /// `event` to store with the conversations `extracted` from it: its dedupe keys and
-    /// a new id for the execution it may queue.
-    pub fn new(event: NewEvent, extracted: Extracted) -> Self {
+    /// the run it queues when accepted.
+    pub fn new(event: NewEvent, extracted: Extracted, run: DeliveryRun) -> Self {
         Self {
             dedupe_keys: DedupeKeys::of(&event.body_digest, &extracted),
             event,
-            execution: ExecutionId::new(),
+            run,
             extracted,
         }
     }
@@ -142,8 +143,9 @@ pub struct Recorded {
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// In one transaction: the event (a duplicate when its body key, or every one of
-    /// its message keys, was seen before for the registration), and for a new one the
-    /// execution of the bound active workflow (its input the payload) and the
+    /// its message keys, was seen before for the registration), and for a new one its
+    /// decided run (see [`DeliveryRun`]: the bound workflow's deployed version, its
+    /// input the payload, or the body as text when it is not JSON) and the
     /// conversations and messages the payload describes. Stores may write deliveries
     /// that arrive together in one transaction; each is judged as if alone.
     async fn record(&self, recording: Recording) -> Result<Recorded, StorageError>;
@@ -169,15 +171,6 @@ pub trait EventStore: Send + Sync {
         workspace: WorkspaceId,
         id: Uuid,
     ) -> Result<Option<WebhookEvent>, StorageError>;
-    /// Queues a new execution of the registration's active workflow with the event's
-    /// stored body; `None` when no active workflow is bound.
-    async fn replay(
-        &self,
-        workspace: WorkspaceId,
-        event: Uuid,
-        execution: ExecutionId,
-        input: &Value,
-    ) -> Result<Option<ExecutionId>, StorageError>;
 }
 
 /// Conversations and their messages.

@@ -13,6 +13,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
 use uuid::Uuid;
 
+use fluxolab_workflows::{RunStarter, StartRequest, Trigger, WorkflowError};
+
 use crate::intake::{Intake, run_input};
 use crate::model::{
     Conversation, CreatedRegistration, EventFilter, Message, NewRegistration, Provider,
@@ -32,8 +34,35 @@ pub enum WebhookError {
     /// The request is valid but the state does not allow it (`code` names why).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The period's execution quota is used up (a replay).
+    #[error("the workspace's executions for this period are used up")]
+    QuotaExceeded { retry_after_seconds: u64 },
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl From<WorkflowError> for WebhookError {
+    fn from(error: WorkflowError) -> Self {
+        match error {
+            WorkflowError::Invalid(errors) => WebhookError::Invalid(errors),
+            WorkflowError::Forbidden(forbidden) => WebhookError::Forbidden(forbidden),
+            WorkflowError::NotFound(what) => WebhookError::NotFound(what),
+            WorkflowError::PlanLimit(reached) => WebhookError::Conflict {
+                code: "plan_limit",
+                message: reached.to_string(),
+            },
+            WorkflowError::QuotaExceeded {
+                retry_after_seconds,
+            } => WebhookError::QuotaExceeded {
+                retry_after_seconds,
+            },
+            WorkflowError::NotActive { environment } => WebhookError::Conflict {
+                code: "no_active_workflow",
+                message: format!("the bound workflow is not active in `{environment}`"),
+            },
+            WorkflowError::Storage(error) => WebhookError::Storage(error),
+        }
+    }
 }
 
 /// Bytes of randomness in a generated public id (base62-encoded in the URL).
@@ -55,6 +84,8 @@ pub struct WebhookPorts {
     pub audit: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,
     pub environments: Arc<dyn EnvironmentDirectory>,
+    /// Where a replay's run starts, like every queued run.
+    pub starter: Arc<RunStarter>,
 }
 
 impl std::fmt::Debug for WebhookPorts {
@@ -488,31 +519,36 @@ impl WebhookService {
                 ),
             });
         }
-        let execution = self
+        let no_active_workflow = || WebhookError::Conflict {
+            code: "no_active_workflow",
+            message: "the webhook has no active workflow bound to run".to_owned(),
+        };
+        let registration = self
             .ports
-            .events
-            .replay(
-                event.workspace_id,
-                event.id,
-                ExecutionId::new(),
-                &run_input(event.payload.as_ref(), &event.body),
-            )
+            .registrations
+            .find(event.workspace_id, event.registration_id)
             .await?
-            .ok_or_else(|| WebhookError::Conflict {
-                code: "no_active_workflow",
-                message: "the webhook has no active workflow bound to run".to_owned(),
-            })?;
+            .ok_or(WebhookError::NotFound("webhook"))?;
+        let workflow = registration.workflow_id.ok_or_else(no_active_workflow)?;
         self.ports
-            .audit
-            .record(&AuditEvent {
-                workspace_id: event.workspace_id,
-                actor: Some(principal.actor()),
-                action: "webhook.event_replayed",
-                target: Some(("webhook_event", event.id.to_string())),
-                metadata: json!({"execution_id": execution.to_string()}),
+            .starter
+            .start(
+                principal,
+                StartRequest {
+                    workflow,
+                    environment: registration.environment,
+                    version: None,
+                    trigger: Trigger::Replay { event: event.id },
+                    input: run_input(event.payload.as_ref(), &event.body),
+                },
+            )
+            .await
+            .map_err(|error| match error {
+                WorkflowError::NotActive { .. } | WorkflowError::NotFound(_) => {
+                    no_active_workflow()
+                }
+                other => other.into(),
             })
-            .await?;
-        Ok(execution)
     }
 
     pub async fn conversations(

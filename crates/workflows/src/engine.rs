@@ -212,7 +212,29 @@ type NodeResult = Result<NodeRun, NodeFailure>;
 /// Whether a node type acts on the world (its step is checkpointed around it). A
 /// `webhook.respond` counts: its step is the answer a waiting sender is given.
 fn has_side_effect(node_type: &str) -> bool {
-    matches!(node_type, "http.request" | "email.send" | "webhook.respond")
+    matches!(node_type, "http.request" | "email.send") || answers_sender(node_type)
+}
+
+/// Whether a node type's output is the answer to the sender of the run's webhook
+/// delivery (`webhook.respond`).
+pub fn answers_sender(node_type: &str) -> bool {
+    node_type == "webhook.respond"
+}
+
+impl StepRecord {
+    /// Whether this step is a successful answer to the run's sender.
+    pub fn is_answer(&self) -> bool {
+        self.error.is_none() && answers_sender(&self.node_type)
+    }
+}
+
+impl crate::Definition {
+    /// Whether some node of it answers the sender of its webhook delivery.
+    pub fn answers_sender(&self) -> bool {
+        self.nodes
+            .iter()
+            .any(|node| answers_sender(&node.node_type))
+    }
 }
 
 /// The steps of a run in progress, and how many of them are stored.

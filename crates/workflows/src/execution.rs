@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use crate::Definition;
 use crate::engine::{StepRecord, StepSink};
+use crate::responses::RunSignals;
 
 /// Where an execution stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,6 +72,8 @@ pub enum TriggerKind {
     Run,
     /// `POST /api/executions/{id}/retry`.
     Retry,
+    /// A webhook delivery, or the replay of one.
+    Webhook,
 }
 
 impl TriggerKind {
@@ -79,6 +82,7 @@ impl TriggerKind {
             TriggerKind::Test => "test",
             TriggerKind::Run => "run",
             TriggerKind::Retry => "retry",
+            TriggerKind::Webhook => "webhook",
         }
     }
 }
@@ -116,18 +120,16 @@ impl Execution {
     }
 }
 
-/// An execution to create.
+/// An inline run (`/test`) to store, running from the start; queued runs are
+/// [`crate::start::QueuedRun`]s.
 #[derive(Clone, Debug)]
-pub struct NewExecution {
+pub struct InlineRun {
     pub id: ExecutionId,
     pub workspace_id: WorkspaceId,
     pub workflow_id: WorkflowId,
     pub version: i32,
     pub environment_id: EnvironmentId,
-    pub status: ExecutionStatus,
-    pub trigger_kind: TriggerKind,
     pub input: Value,
-    pub retry_of: Option<ExecutionId>,
 }
 
 /// Filters of `GET /api/executions`.
@@ -181,8 +183,9 @@ impl Finished {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ExecutionRepository: Send + Sync {
-    /// Stores a new execution; a queued one wakes the workers.
-    async fn create(&self, execution: &NewExecution) -> Result<(), StorageError>;
+    /// Stores an inline run, `running` (trigger kind `test`); queued runs go through
+    /// [`crate::start::RunQueue`].
+    async fn create_inline(&self, run: &InlineRun) -> Result<(), StorageError>;
     /// Appends steps (after every step already stored for the execution).
     async fn record_steps(
         &self,
@@ -250,9 +253,11 @@ pub trait ExecutionRepository: Send + Sync {
     ) -> Result<Lease, StorageError>;
 }
 
-/// Records checkpoints of one execution through the repository.
+/// Records checkpoints of one execution through the repository, and announces a
+/// checkpoint that holds the answer to the run's sender.
 pub struct RepositorySink {
     pub executions: Arc<dyn ExecutionRepository>,
+    pub signals: Arc<dyn RunSignals>,
     pub execution_id: ExecutionId,
 }
 
@@ -267,9 +272,18 @@ impl fmt::Debug for RepositorySink {
 #[async_trait]
 impl StepSink for RepositorySink {
     async fn record(&self, steps: &[StepRecord]) -> Result<(), String> {
+        let failed =
+            |error: StorageError| format!("{error}: {:?}", std::error::Error::source(&error));
         self.executions
             .record_steps(self.execution_id, steps)
             .await
-            .map_err(|error| format!("{error}: {:?}", std::error::Error::source(&error)))
+            .map_err(failed)?;
+        if steps.iter().any(StepRecord::is_answer) {
+            self.signals
+                .announce(self.execution_id)
+                .await
+                .map_err(failed)?;
+        }
+        Ok(())
     }
 }

@@ -14,9 +14,11 @@ use crate::engine::{EffectContext, Engine, RunMode, RunOutcome, RunResult, StepR
 use crate::environments;
 use crate::execution::{
     ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus, Finished,
-    NewExecution, RepositorySink, TriggerKind,
+    InlineRun, RepositorySink,
 };
 use crate::ports::WorkflowRepository;
+use crate::responses::{self, RunResponse, RunSignals};
+use crate::start::{RunStarter, StartRequest, Trigger};
 
 /// What the execution use cases work with.
 pub struct ExecutionPorts {
@@ -24,7 +26,10 @@ pub struct ExecutionPorts {
     pub executions: Arc<dyn ExecutionRepository>,
     pub engine: Arc<Engine>,
     pub observer: Arc<dyn ExecutionObserver>,
-    pub gate: Arc<dyn fluxolab_kernel::UsageGate>,
+    /// Where every queued run starts.
+    pub starter: Arc<RunStarter>,
+    /// News of runs, for senders waiting for an answer.
+    pub signals: Arc<dyn RunSignals>,
     pub environments: Arc<dyn EnvironmentDirectory>,
     pub variables: Arc<dyn EnvironmentVariables>,
 }
@@ -68,21 +73,6 @@ impl ExecutionService {
         Self { ports }
     }
 
-    /// Refuses a queued run when the workspace's quota for the period is used up.
-    async fn admit(&self, workspace: WorkspaceId) -> Result<(), WorkflowError> {
-        match self.ports.gate.admit_run(workspace).await? {
-            fluxolab_kernel::Admission::QuotaExceeded {
-                retry_after_seconds,
-            }
-            | fluxolab_kernel::Admission::RateLimited {
-                retry_after_seconds,
-            } => Err(WorkflowError::QuotaExceeded {
-                retry_after_seconds,
-            }),
-            fluxolab_kernel::Admission::Admitted => Ok(()),
-        }
-    }
-
     /// Runs a version (default: the latest) inline in `environment` (default:
     /// `production`) and returns the execution with its steps. The caller bounds it
     /// with a timeout.
@@ -121,16 +111,13 @@ impl ExecutionService {
         let id = ExecutionId::new();
         self.ports
             .executions
-            .create(&NewExecution {
+            .create_inline(&InlineRun {
                 id,
                 workspace_id: workspace,
                 workflow_id: workflow,
                 version: number,
                 environment_id: environment.id,
-                status: ExecutionStatus::Running,
-                trigger_kind: TriggerKind::Test,
                 input: payload.clone(),
-                retry_of: None,
             })
             .await?;
         let result = self
@@ -157,7 +144,6 @@ impl ExecutionService {
         payload: Value,
     ) -> Result<ExecutionId, WorkflowError> {
         principal.require(Permission::WorkflowsRun)?;
-        let workspace = principal.workspace_id();
         let environment = environments::resolve_acting(
             self.ports.environments.as_ref(),
             principal,
@@ -165,38 +151,19 @@ impl ExecutionService {
             environment,
         )
         .await?;
-        let found = self
-            .ports
-            .workflows
-            .find(workspace, workflow)
-            .await?
-            .ok_or(WorkflowError::NotFound("workflow"))?;
-        let version = found.version_in(environment.id).ok_or_else(|| {
-            invalid(
-                "workflow",
-                format!(
-                    "is not active in `{}`; activate a version there first",
-                    environment.name
-                ),
-            )
-        })?;
-        self.admit(workspace).await?;
-        let id = ExecutionId::new();
         self.ports
-            .executions
-            .create(&NewExecution {
-                id,
-                workspace_id: workspace,
-                workflow_id: workflow,
-                version,
-                environment_id: environment.id,
-                status: ExecutionStatus::Queued,
-                trigger_kind: TriggerKind::Run,
-                input: payload,
-                retry_of: None,
-            })
-            .await?;
-        Ok(id)
+            .starter
+            .start(
+                principal,
+                StartRequest {
+                    workflow,
+                    environment,
+                    version: None,
+                    trigger: Trigger::Run,
+                    input: payload,
+                },
+            )
+            .await
     }
 
     pub async fn get(
@@ -234,23 +201,19 @@ impl ExecutionService {
     ) -> Result<ExecutionId, WorkflowError> {
         principal.require(Permission::WorkflowsRun)?;
         let previous = self.get(principal, id).await?;
-        self.admit(previous.workspace_id).await?;
-        let new_id = ExecutionId::new();
         self.ports
-            .executions
-            .create(&NewExecution {
-                id: new_id,
-                workspace_id: previous.workspace_id,
-                workflow_id: previous.workflow_id,
-                version: previous.version,
-                environment_id: previous.environment.id,
-                status: ExecutionStatus::Queued,
-                trigger_kind: TriggerKind::Retry,
-                input: previous.input,
-                retry_of: Some(previous.id),
-            })
-            .await?;
-        Ok(new_id)
+            .starter
+            .start(
+                principal,
+                StartRequest {
+                    workflow: previous.workflow_id,
+                    environment: previous.environment,
+                    version: Some(previous.version),
+                    trigger: Trigger::Retry { of: previous.id },
+                    input: previous.input,
+                },
+            )
+            .await
     }
 
     /// Cancels a queued execution, or asks a running one to stop after its current step.
@@ -274,6 +237,7 @@ impl ExecutionService {
             self.ports
                 .observer
                 .execution_settled(ExecutionStatus::Cancelled);
+            self.announce(id).await;
         }
         self.get(principal, id).await
     }
@@ -297,7 +261,42 @@ impl ExecutionService {
             )
             .await;
         let retry = (execution.attempt < execution.max_attempts).then_some(execution.attempt);
-        self.settle(execution.id, retry, result).await
+        let status = self.settle(execution.id, retry, result).await?;
+        if status != ExecutionStatus::Queued && claimed.definition.answers_sender() {
+            // A sender still waiting learns the run ended without answering.
+            self.announce(execution.id).await;
+        }
+        Ok(status)
+    }
+
+    /// Waits, at most `timeout`, for the answer execution `id` of `workspace` gives
+    /// its sender (a `respond_node` webhook delivery), or for it to end without one.
+    pub async fn await_response(
+        &self,
+        workspace: WorkspaceId,
+        id: ExecutionId,
+        timeout: std::time::Duration,
+    ) -> Result<RunResponse, WorkflowError> {
+        let mut subscription = self.ports.signals.subscribe(id).await?;
+        let executions = &self.ports.executions;
+        Ok(
+            responses::wait_for_response(subscription.as_mut(), timeout, || async move {
+                Ok(executions
+                    .find(workspace, id)
+                    .await?
+                    .as_ref()
+                    .and_then(RunResponse::of))
+            })
+            .await?,
+        )
+    }
+
+    /// Announces news of `id` to whoever waits for it; a failure only delays them
+    /// until their timeout.
+    async fn announce(&self, id: ExecutionId) {
+        if let Err(error) = self.ports.signals.announce(id).await {
+            tracing::warn!(%error, execution_id = %id, "could not announce the run's news");
+        }
     }
 
     /// Ends a claimed execution its worker stopped: `failed` with `reason` when it ran
@@ -313,6 +312,7 @@ impl ExecutionService {
             .finish(id, Finished::with_error(status, reason), &[])
             .await?;
         self.ports.observer.execution_settled(status);
+        self.announce(id).await;
         Ok(())
     }
 
@@ -382,6 +382,7 @@ impl ExecutionService {
         };
         let sink = RepositorySink {
             executions: self.ports.executions.clone(),
+            signals: self.ports.signals.clone(),
             execution_id: id,
         };
         let context = EffectContext {

@@ -8,9 +8,12 @@ pub mod execution_service;
 pub mod model;
 pub mod ports;
 pub mod registry;
+pub mod responses;
 pub mod service;
+pub mod start;
 pub mod template;
 pub mod validate;
 
 pub use definition::{Connection, Definition, Node};
 pub use service::{WorkflowError, WorkflowPorts, WorkflowService};
+pub use start::{RunStarter, StartPorts, StartRequest, Trigger};

@@ -31,6 +31,9 @@ pub enum WorkflowError {
     /// The period's execution quota is used up.
     #[error("the workspace's executions for this period are used up")]
     QuotaExceeded { retry_after_seconds: u64 },
+    /// A run of the deployed version was asked for where none is deployed.
+    #[error("the workflow is not active in `{environment}`; activate a version there first")]
+    NotActive { environment: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

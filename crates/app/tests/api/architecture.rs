@@ -1,5 +1,7 @@
 //! Domain crates stay free of framework and I/O crates (DESIGN §1), directly and
-//! transitively. Read from `cargo metadata`, so a new dependency cannot sneak in.
+//! transitively, and our own crates depend on each other only in the directions
+//! docs/architecture.md draws. Read from `cargo metadata`, so a new dependency cannot
+//! sneak in.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -33,8 +35,32 @@ fn forbidden(name: &str) -> bool {
     ) || name.starts_with("actix")
 }
 
-#[test]
-fn domain_crates_depend_on_no_framework_or_io_crate() -> TestResult {
+/// Which of our crates each of our crates may depend on (normal dependencies): domain
+/// crates inward only (`webhooks` → `workflows` → `credentials` → `kernel`), adapters on
+/// domain crates but never on each other, `app` on everything.
+fn allowed_dependencies(name: &str) -> Option<&'static [&'static str]> {
+    const DOMAIN: [&str; 6] = DOMAIN_CRATES;
+    Some(match name {
+        "fluxolab-kernel" => &[],
+        "fluxolab-identity" | "fluxolab-credentials" => &["fluxolab-kernel"],
+        "fluxolab-workspace" | "fluxolab-workflows" => &["fluxolab-kernel", "fluxolab-credentials"],
+        "fluxolab-webhooks" => &[
+            "fluxolab-kernel",
+            "fluxolab-credentials",
+            "fluxolab-workflows",
+        ],
+        "fluxolab-http" | "fluxolab-postgres" | "fluxolab-outbound" | "fluxolab-telemetry" => {
+            &DOMAIN
+        }
+        "fluxolab-app" | "xtask" => return None,
+        _ => &[],
+    })
+}
+
+/// Package names by id, and the normal (not dev, not build) dependencies of each.
+type Graph = (HashMap<String, String>, HashMap<String, Vec<String>>);
+
+fn dependency_graph() -> Result<Graph, Box<dyn std::error::Error + Send + Sync>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
@@ -48,14 +74,18 @@ fn domain_crates_depend_on_no_framework_or_io_crate() -> TestResult {
     );
     let metadata: Value = serde_json::from_slice(&output.stdout)?;
 
-    let names: HashMap<&str, &str> = metadata["packages"]
+    let names = metadata["packages"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|package| Some((package["id"].as_str()?, package["name"].as_str()?)))
+        .filter_map(|package| {
+            Some((
+                package["id"].as_str()?.to_owned(),
+                package["name"].as_str()?.to_owned(),
+            ))
+        })
         .collect();
-    // Normal (not dev, not build) dependencies of each package.
-    let edges: HashMap<&str, Vec<&str>> = metadata["resolve"]["nodes"]
+    let edges = metadata["resolve"]["nodes"]
         .as_array()
         .into_iter()
         .flatten()
@@ -68,23 +98,52 @@ fn domain_crates_depend_on_no_framework_or_io_crate() -> TestResult {
                         .as_array()
                         .is_some_and(|kinds| kinds.iter().any(|kind| kind["kind"].is_null()))
                 })
-                .filter_map(|dep| dep["pkg"].as_str())
+                .filter_map(|dep| dep["pkg"].as_str().map(str::to_owned))
                 .collect();
-            Some((node["id"].as_str()?, deps))
+            Some((node["id"].as_str()?.to_owned(), deps))
         })
         .collect();
+    Ok((names, edges))
+}
 
+#[test]
+fn our_crates_depend_on_each_other_only_in_the_drawn_directions() -> TestResult {
+    let (names, edges) = dependency_graph()?;
     let mut checked = 0;
     for (id, name) in &names {
-        if !DOMAIN_CRATES.contains(name) {
+        if !name.starts_with("fluxolab-") {
+            continue;
+        }
+        let Some(allowed) = allowed_dependencies(name) else {
+            continue;
+        };
+        checked += 1;
+        for dep in edges.get(id).into_iter().flatten() {
+            let dep_name = names.get(dep).map_or("?", String::as_str);
+            assert!(
+                !dep_name.starts_with("fluxolab-") || allowed.contains(&dep_name),
+                "{name} may not depend on {dep_name} (docs/architecture.md, dependency direction)"
+            );
+        }
+    }
+    assert!(checked >= 10, "every crate but app was checked ({checked})");
+    Ok(())
+}
+
+#[test]
+fn domain_crates_depend_on_no_framework_or_io_crate() -> TestResult {
+    let (names, edges) = dependency_graph()?;
+    let mut checked = 0;
+    for (id, name) in &names {
+        if !DOMAIN_CRATES.contains(&name.as_str()) {
             continue;
         }
         checked += 1;
         let mut seen = HashSet::new();
-        let mut stack = vec![(*id, vec![*name])];
+        let mut stack = vec![(id.as_str(), vec![name.as_str()])];
         while let Some((current, path)) = stack.pop() {
             for dep in edges.get(current).into_iter().flatten() {
-                let dep_name = names.get(dep).copied().unwrap_or("?");
+                let dep_name = names.get(dep).map_or("?", String::as_str);
                 let mut dep_path = path.clone();
                 dep_path.push(dep_name);
                 assert!(
@@ -92,8 +151,8 @@ fn domain_crates_depend_on_no_framework_or_io_crate() -> TestResult {
                     "domain crate {name} depends on {dep_name}: {}",
                     dep_path.join(" -> ")
                 );
-                if seen.insert(*dep) {
-                    stack.push((dep, dep_path));
+                if seen.insert(dep.as_str()) {
+                    stack.push((dep.as_str(), dep_path));
                 }
             }
         }

@@ -293,3 +293,38 @@ async fn keys_rotate_rewraps_under_the_new_secret_once() -> TestResult {
     assert!(DataKey::unwrap(&current, workspace, &rewrapped.wrapped).is_ok());
     Ok(())
 }
+
+/// A `fluxolab worker` process on `db`, killed when dropped.
+struct WorkerProcess(std::process::Child);
+
+impl WorkerProcess {
+    fn start(db: &TestDb) -> std::io::Result<Self> {
+        fluxolab()
+            .args(["worker"])
+            .env("DATABASE_URL", db.url())
+            .env("APP_SECRET", TEST_SECRET)
+            .env("WORKERS", "2")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(Self)
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_respond_node_webhook_is_answered_by_a_run_in_another_process() -> TestResult {
+    // The API runs no workers: the run executes in the `fluxolab worker` process, and
+    // its answer reaches the waiting request through the database.
+    let app = crate::helpers::TestApp::spawn_api_only().await?;
+    let owner = app.signed_up("far-reply@example.com").await?;
+    let (url, secret) = crate::webhooks::echo_hook(&app, &owner).await?;
+    let _worker = WorkerProcess::start(&app.db)?;
+    crate::webhooks::echo_answers(&app, &url, &secret).await
+}

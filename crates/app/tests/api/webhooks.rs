@@ -569,13 +569,13 @@ async fn another_workspace_sees_none_of_it() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_respond_node_webhook_answers_with_the_workflow_reply() -> TestResult {
-    let app = TestApp::spawn().await?;
-    let owner = app.signed_up("reply@example.com").await?;
+/// An active `Echo` workflow answering `201 {"hello": <trigger.body.name>}` with header
+/// `x-echo: yes`, behind a new signed `respond_node` registration: its intake URL and
+/// its signing secret.
+pub(crate) async fn echo_hook(app: &TestApp, owner: &Account) -> Result<(String, String), Error> {
     let (_, created) = call(
-        &app,
-        &owner,
+        app,
+        owner,
         Method::POST,
         "/api/workflows",
         &json!({
@@ -594,22 +594,22 @@ async fn a_respond_node_webhook_answers_with_the_workflow_reply() -> TestResult 
         }),
     )
     .await?;
-    let workflow = created["id"].as_str().unwrap_or_default().to_owned();
+    let workflow = created["id"].as_str().ok_or("no workflow id")?.to_owned();
     call(
-        &app,
-        &owner,
+        app,
+        owner,
         Method::POST,
         &format!("/api/workflows/{workflow}/activate"),
         &json!({"version": 1}),
     )
     .await?;
-    let (status, registration) = call(&app, &owner, Method::POST, "/api/webhooks", &json!({
+    let (status, registration) = call(app, owner, Method::POST, "/api/webhooks", &json!({
         "name": "Echo", "provider": "hmac_sha256", "workflow_id": workflow, "response_mode": "respond_node"
     })).await?;
     assert_eq!(status, 201, "{registration}");
     let secret = registration["signing_secret"]
         .as_str()
-        .unwrap_or_default()
+        .ok_or("no secret")?
         .to_owned();
     assert_eq!(
         secret.len(),
@@ -617,24 +617,29 @@ async fn a_respond_node_webhook_answers_with_the_workflow_reply() -> TestResult 
         "a generated secret is shown once: {registration}"
     );
     let (_, shown) = call(
-        &app,
-        &owner,
+        app,
+        owner,
         Method::GET,
         &format!(
             "/api/webhooks/{}",
-            registration["id"].as_str().unwrap_or_default()
+            registration["id"].as_str().ok_or("no registration id")?
         ),
         &json!({}),
     )
     .await?;
     assert!(shown.get("signing_secret").is_none());
     assert_eq!(shown["has_signing_secret"], true);
+    let url = registration["url"].as_str().ok_or("no url")?.to_owned();
+    Ok((url, secret))
+}
 
+/// Delivers `{"name":"Ada"}` to an [`echo_hook`] and checks the workflow's answer.
+pub(crate) async fn echo_answers(app: &TestApp, url: &str, secret: &str) -> TestResult {
     let body = br#"{"name":"Ada"}"#;
     let response = app
         .client
-        .post(registration["url"].as_str().unwrap_or_default())
-        .header("x-hub-signature-256", sign(&secret, body))
+        .post(url)
+        .header("x-hub-signature-256", sign(secret, body))
         .body(body.to_vec())
         .send()
         .await?;
@@ -642,6 +647,14 @@ async fn a_respond_node_webhook_answers_with_the_workflow_reply() -> TestResult 
     assert_eq!(response.headers()["x-echo"], "yes");
     assert_eq!(response.json::<Value>().await?, json!({"hello": "Ada"}));
     Ok(())
+}
+
+#[tokio::test]
+async fn a_respond_node_webhook_answers_with_the_workflow_reply() -> TestResult {
+    let app = TestApp::spawn().await?;
+    let owner = app.signed_up("reply@example.com").await?;
+    let (url, secret) = echo_hook(&app, &owner).await?;
+    echo_answers(&app, &url, &secret).await
 }
 
 #[tokio::test]

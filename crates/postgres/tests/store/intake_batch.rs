@@ -11,6 +11,7 @@ use fluxolab_postgres::webhooks::PgWebhooks;
 use fluxolab_webhooks::model::Verdict;
 use fluxolab_webhooks::ports::{EventStore, NewEvent, Recording};
 use fluxolab_webhooks::whatsapp;
+use fluxolab_workflows::start::DeliveryRun;
 use uuid::Uuid;
 
 use crate::TestResult;
@@ -20,7 +21,8 @@ const REGISTRATION: &str = "00000000-0000-7000-8000-000000000004";
 
 /// A test database holding a workspace with a workflow active in production, bound to
 /// a `meta` registration; and that registration's id.
-async fn bound_registration() -> Result<(TestDb, Uuid), Box<dyn std::error::Error + Send + Sync>> {
+pub(crate) async fn bound_registration()
+-> Result<(TestDb, Uuid), Box<dyn std::error::Error + Send + Sync>> {
     let db = TestDb::new().await?;
     let mut connection = db.pool().get().await?;
     connection
@@ -47,7 +49,12 @@ async fn bound_registration() -> Result<(TestDb, Uuid), Box<dyn std::error::Erro
 
 /// A WhatsApp delivery of message `message_id` from contact `wa_id`; `variant` changes
 /// the body without changing the message.
-fn recording(registration: Uuid, message_id: &str, wa_id: &str, variant: &str) -> Recording {
+pub(crate) fn recording(
+    registration: Uuid,
+    message_id: &str,
+    wa_id: &str,
+    variant: &str,
+) -> Recording {
     let body = format!(
         r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"phone_number_id":"106540352242922"}},"contacts":[{{"profile":{{"name":"Ana"}},"wa_id":"{wa_id}"}}],"messages":[{{"from":"{wa_id}","id":"{message_id}","timestamp":"1764072000","type":"text","text":{{"body":"hello {variant}"}}}}]}}}}]}}]}}"#
     )
@@ -63,17 +70,18 @@ fn recording(registration: Uuid, message_id: &str, wa_id: &str, variant: &str) -
         .as_ref()
         .map(whatsapp::extract)
         .unwrap_or_default();
-    Recording::new(event, extracted)
+    Recording::new(event, extracted, DeliveryRun::webhook())
 }
 
 /// The same delivery received again: a new event, the same body.
-fn resent(recording: &Recording) -> Recording {
+pub(crate) fn resent(recording: &Recording) -> Recording {
     Recording::new(
         NewEvent {
             id: Uuid::now_v7(),
             ..recording.event.clone()
         },
         recording.extracted.clone(),
+        DeliveryRun::webhook(),
     )
 }
 
@@ -93,7 +101,10 @@ struct Count {
     count: i64,
 }
 
-async fn count(db: &TestDb, sql: &str) -> Result<i64, Box<dyn std::error::Error + Send + Sync>> {
+pub(crate) async fn count(
+    db: &TestDb,
+    sql: &str,
+) -> Result<i64, Box<dyn std::error::Error + Send + Sync>> {
     let row: Count = diesel::sql_query(sql)
         .get_result(&mut db.pool().get().await?)
         .await?;

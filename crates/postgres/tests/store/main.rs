@@ -3,6 +3,7 @@
 mod intake_batch;
 mod migrations;
 mod seed;
+mod start_contract;
 mod test_db;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

@@ -1,0 +1,94 @@
+//! Every row of `executions` is inserted here: the runs the start use case decided
+//! (`RunQueue`, and the intake's batch statement, which composes [`QUEUE_DECIDED`]),
+//! and the inline runs of `/test`. The module decides nothing: versions, trigger kinds,
+//! quotas and audit entries arrive decided (`fluxolab_workflows::start`).
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use fluxolab_kernel::{StorageError, Uow};
+use fluxolab_workflows::execution::{ExecutionStatus, InlineRun, TriggerKind};
+use fluxolab_workflows::start::{QueuedRun, RunQueue};
+use time::OffsetDateTime;
+
+use crate::error::storage;
+use crate::executions::PgExecutions;
+use crate::pool::pooled;
+use crate::schema::executions;
+use crate::unit_of_work::connection_of;
+
+/// The statement part that queues decided runs: the rows of a relation `decided` with
+/// the columns `id, workspace_id, workflow_id, version, environment_id, trigger_kind,
+/// input, retry_of`. It returns the ids queued.
+pub(crate) const QUEUE_DECIDED: &str = "INSERT INTO executions \
+  (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input, retry_of) \
+  SELECT id, workspace_id, workflow_id, version, environment_id, 'queued', trigger_kind, input, retry_of \
+  FROM decided RETURNING id";
+
+/// The channel idle workers listen on; a queued run wakes them (at commit).
+pub(crate) const WAKE_WORKERS: &str = "pg_notify('fluxolab_executions', '')";
+
+/// Queues one decided run (`$1`…`$8` its columns) and wakes the workers, in one round
+/// trip; inside a transaction the notification goes out when it commits.
+fn queue_statement() -> String {
+    format!(
+        "WITH decided AS (SELECT $1::uuid AS id, $2::uuid AS workspace_id, $3::uuid AS workflow_id, \
+           $4::int AS version, $5::uuid AS environment_id, $6::text AS trigger_kind, \
+           $7::jsonb AS input, $8::uuid AS retry_of), \
+         run AS ({QUEUE_DECIDED}) \
+         SELECT {WAKE_WORKERS} FROM run"
+    )
+}
+
+async fn queue_on(connection: &mut AsyncPgConnection, run: &QueuedRun) -> Result<(), StorageError> {
+    diesel::sql_query(queue_statement())
+        .bind::<SqlUuid, _>(run.id.as_uuid())
+        .bind::<SqlUuid, _>(run.workspace_id.as_uuid())
+        .bind::<SqlUuid, _>(run.workflow_id.as_uuid())
+        .bind::<Integer, _>(run.version)
+        .bind::<SqlUuid, _>(run.environment_id.as_uuid())
+        .bind::<Text, _>(run.trigger_kind.code())
+        .bind::<Jsonb, _>(&run.input)
+        .bind::<Nullable<SqlUuid>, _>(run.retry_of.map(|id| id.as_uuid()))
+        .execute(connection)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+#[async_trait]
+impl RunQueue for PgExecutions {
+    async fn queue(&self, run: &QueuedRun) -> Result<(), StorageError> {
+        let mut connection = pooled(self.pool()).await?;
+        queue_on(&mut connection, run).await
+    }
+
+    async fn queue_in(&self, unit: &mut Uow, run: &QueuedRun) -> Result<(), StorageError> {
+        queue_on(connection_of(unit)?, run).await
+    }
+}
+
+/// Stores the inline run of `/test` (running from the start, never queued).
+pub(crate) async fn insert_inline(
+    connection: &mut AsyncPgConnection,
+    new: &InlineRun,
+) -> Result<(), StorageError> {
+    diesel::insert_into(executions::table)
+        .values((
+            executions::id.eq(new.id.as_uuid()),
+            executions::workspace_id.eq(new.workspace_id.as_uuid()),
+            executions::workflow_id.eq(new.workflow_id.as_uuid()),
+            executions::version.eq(new.version),
+            executions::environment_id.eq(new.environment_id.as_uuid()),
+            executions::status.eq(ExecutionStatus::Running.code()),
+            executions::trigger_kind.eq(TriggerKind::Test.code()),
+            executions::input.eq(&new.input),
+            executions::attempt.eq(1),
+            executions::started_at.eq(OffsetDateTime::now_utc()),
+        ))
+        .execute(connection)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
