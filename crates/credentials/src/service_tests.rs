@@ -15,71 +15,12 @@ use crate::ports::{
     MockConnectionTester, MockCredentialRepository, MockCredentialUsage, MockDataKeyRepository,
     MockNetworkPolicy,
 };
+use fluxolab_kernel::testing::{Captured, Journal, place};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const TOKEN: &str = "sk_live_0123456789ab1a2b";
 const NEW_TOKEN: &str = "sk_live_9876543210zyx9z8";
-
-/// What the ports were asked to do, in order, each write marked with where it happened.
-#[derive(Clone, Debug, Default)]
-struct Journal(Arc<Mutex<Vec<String>>>);
-
-impl Journal {
-    fn note(&self, entry: String) {
-        self.0.lock().expect("journal lock").push(entry);
-    }
-
-    fn entries(&self) -> Vec<String> {
-        self.0.lock().expect("journal lock").clone()
-    }
-}
-
-/// Values a mock received, kept for assertions.
-#[derive(Debug)]
-struct Captured<T>(Arc<Mutex<Vec<T>>>);
-
-impl<T> Clone for Captured<T> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<T> Default for Captured<T> {
-    fn default() -> Self {
-        Self(Arc::default())
-    }
-}
-
-impl<T: Clone> Captured<T> {
-    fn keep(&self, value: &T) {
-        self.0.lock().expect("capture lock").push(value.clone());
-    }
-
-    fn all(&self) -> Vec<T> {
-        self.0.lock().expect("capture lock").clone()
-    }
-
-    fn only(&self) -> Result<T, String> {
-        match self.all().as_slice() {
-            [one] => Ok(one.clone()),
-            many => Err(format!("expected one value, got {}", many.len())),
-        }
-    }
-}
-
-/// `in the unit` when `uow` is the unit the test handed out and it is still open.
-fn place(uow: &mut Uow, unit: &RecordingUnitOfWork) -> &'static str {
-    match uow.as_any().downcast_mut::<RecordingUnitOfWork>() {
-        Some(given)
-            if Arc::ptr_eq(&given.committed, &unit.committed)
-                && !given.committed.load(std::sync::atomic::Ordering::SeqCst) =>
-        {
-            "in the unit"
-        }
-        _ => "outside the unit",
-    }
-}
 
 /// A vault over mocked ports, one workspace, one member and one data key.
 struct Vault {

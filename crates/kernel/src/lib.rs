@@ -9,6 +9,8 @@ pub mod pagination;
 pub mod permission;
 pub mod plan_guard;
 pub mod principal;
+#[cfg(any(test, feature = "mocks"))]
+pub mod testing;
 pub mod unit_of_work;
 pub mod validation;
 

@@ -3,7 +3,7 @@
 //! shown once and stored as its SHA-256 only, the key's audit line and the activity
 //! written in the same unit, and which presented keys authenticate.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use fluxolab_kernel::audit::MockAuditLog;
 use fluxolab_kernel::environment::MockEnvironmentDirectory;
@@ -13,67 +13,11 @@ use fluxolab_kernel::{EnvironmentId, EnvironmentRef, ManualClock};
 use time::macros::datetime;
 
 use super::*;
+use fluxolab_kernel::testing::{Captured, Journal, place};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
-
-/// What the ports were asked to do, in order, each write marked with where it happened.
-#[derive(Clone, Debug, Default)]
-struct Journal(Arc<Mutex<Vec<String>>>);
-
-impl Journal {
-    fn note(&self, entry: String) {
-        self.0.lock().expect("journal lock").push(entry);
-    }
-
-    fn entries(&self) -> Vec<String> {
-        self.0.lock().expect("journal lock").clone()
-    }
-}
-
-/// Values a mock received, kept for assertions.
-#[derive(Debug)]
-struct Captured<T>(Arc<Mutex<Vec<T>>>);
-
-impl<T> Clone for Captured<T> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<T> Default for Captured<T> {
-    fn default() -> Self {
-        Self(Arc::default())
-    }
-}
-
-impl<T: Clone> Captured<T> {
-    fn keep(&self, value: &T) {
-        self.0.lock().expect("capture lock").push(value.clone());
-    }
-
-    fn only(&self) -> Result<T, String> {
-        let all = self.0.lock().expect("capture lock").clone();
-        match all.as_slice() {
-            [one] => Ok(one.clone()),
-            many => Err(format!("expected one value, got {}", many.len())),
-        }
-    }
-}
-
-/// `in the unit` when `uow` is the unit the test handed out and it is still open.
-fn place(uow: &mut Uow, unit: &RecordingUnitOfWork) -> &'static str {
-    match uow.as_any().downcast_mut::<RecordingUnitOfWork>() {
-        Some(given)
-            if Arc::ptr_eq(&given.committed, &unit.committed)
-                && !given.committed.load(std::sync::atomic::Ordering::SeqCst) =>
-        {
-            "in the unit"
-        }
-        _ => "outside the unit",
-    }
-}
 
 /// SHA-256 of `text`, computed here rather than through the code under test.
 fn sha256(text: &str) -> Vec<u8> {
