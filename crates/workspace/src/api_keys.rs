@@ -520,7 +520,9 @@ impl ApiKeyService {
         if input.expires_at.is_some_and(|expires| expires <= now) {
             errors.add("expires_at", "must be in the future");
         }
-        let environment = match input.environment.as_deref() {
+        // A key bound to an environment creates keys of that environment only.
+        let bound = principal.environment();
+        let environment = match input.environment.as_deref().or(bound) {
             None => None,
             Some(named) => {
                 let found = self
@@ -537,6 +539,14 @@ impl ApiKeyService {
                 found
             }
         };
+        if let (Some(bound), Some(found)) = (bound, &environment)
+            && found.id.to_string() != bound
+        {
+            errors.add(
+                "environment",
+                "an API key bound to an environment creates keys of that environment only",
+            );
+        }
         let (Some(name), true) = (name, errors.is_empty()) else {
             return Err(ApiKeyError::Invalid(errors));
         };
@@ -630,6 +640,24 @@ impl ApiKeyService {
             .await
     }
 
+    /// A key `principal` may revoke or rotate: any of the workspace's for a user; for a
+    /// key bound to an environment, only the keys of that environment (others are not
+    /// found).
+    async fn managed(&self, principal: &Principal, id: Uuid) -> Result<ApiKey, ApiKeyError> {
+        let key = self.get(principal, id).await?;
+        match principal.environment() {
+            Some(bound)
+                if key
+                    .environment
+                    .as_ref()
+                    .is_none_or(|environment| environment.id.to_string() != bound) =>
+            {
+                Err(ApiKeyError::NotFound)
+            }
+            _ => Ok(key),
+        }
+    }
+
     /// Revokes a key at once (its rotated-away secret too).
     pub async fn revoke(
         &self,
@@ -638,7 +666,7 @@ impl ApiKeyService {
         id: Uuid,
     ) -> Result<ApiKey, ApiKeyError> {
         principal.require(Permission::ApiKeysManage)?;
-        let key = self.get(principal, id).await?;
+        let key = self.managed(principal, id).await?;
         if key.revoked_at.is_some() {
             return Ok(key);
         }
@@ -671,7 +699,7 @@ impl ApiKeyService {
                 format!("must be between 0 and {MAX_GRACE_SECONDS}"),
             )));
         }
-        let key = self.get(principal, id).await?;
+        let key = self.managed(principal, id).await?;
         if key.status(self.ports.clock.now()) != "active" {
             return Err(ApiKeyError::Conflict(
                 "only an active key can be rotated; create a new one",

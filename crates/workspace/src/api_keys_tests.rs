@@ -692,3 +692,94 @@ async fn a_revoked_key_is_refused_and_its_refusal_audited_once_per_window() -> T
     }
     Ok(())
 }
+
+impl Keys {
+    /// An API key of the workspace bound to staging, allowed to manage keys.
+    fn staging_key(&self) -> Principal {
+        Principal::new(
+            Actor::ApiKey(fluxolab_kernel::ApiKeyId::new()),
+            self.workspace,
+            [Permission::ApiKeysManage, Permission::WorkflowsRead],
+        )
+        .bound_to(Some(self.staging.id.to_string()))
+    }
+
+    /// The directory knows staging by name and id, and production by name.
+    fn with_staging_and_production(mut self) -> Self {
+        let staging = self.staging.clone();
+        let production = EnvironmentRef {
+            id: EnvironmentId::new(),
+            name: "production".to_owned(),
+        };
+        self.environments
+            .expect_resolve()
+            .returning(move |_, reference| {
+                Ok(match reference {
+                    Some("production") => Some(production.clone()),
+                    Some(named) if named == "staging" || named == staging.id.to_string() => {
+                        Some(staging.clone())
+                    }
+                    _ => None,
+                })
+            });
+        self
+    }
+}
+
+#[tokio::test]
+async fn a_key_bound_to_staging_creates_staging_keys_only() -> TestResult {
+    let mut keys = Keys::new()
+        .with_staging_and_production()
+        .opening_one_unit()
+        .with_a_plan_that(None)
+        .inserting_keys()
+        .auditing_in_the_unit();
+    let creator = keys.staging_key();
+    keys.service()
+        .create(&creator, &Keys::origin(), scoped(&["workflows.read"]))
+        .await?;
+    let (stored, _) = keys.stored.only()?;
+    assert_eq!(
+        stored.environment.map(|environment| environment.name),
+        Some("staging".to_owned()),
+        "a key named no environment gets its creator's"
+    );
+
+    let mut keys = Keys::new()
+        .with_staging_and_production()
+        .opening_no_unit()
+        .writing_nothing();
+    let creator = keys.staging_key();
+    let result = keys
+        .service()
+        .create(
+            &creator,
+            &Keys::origin(),
+            NewApiKey {
+                environment: Some("production".to_owned()),
+                ..scoped(&["workflows.read"])
+            },
+        )
+        .await;
+    let fields: Vec<String> = messages_of(result)?
+        .into_iter()
+        .map(|(field, _)| field)
+        .collect();
+    assert_eq!(fields, ["environment"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_key_bound_to_staging_cannot_revoke_or_rotate_a_key_of_another_environment() {
+    let mut keys = Keys::new();
+    let unbound = keys.key();
+    keys = keys.holding(&unbound).opening_no_unit().writing_nothing();
+    let caller = keys.staging_key();
+    let service = keys.service();
+    let revoked = service.revoke(&caller, &Keys::origin(), unbound.id).await;
+    assert!(matches!(revoked, Err(ApiKeyError::NotFound)), "{revoked:?}");
+    let rotated = service
+        .rotate(&caller, &Keys::origin(), unbound.id, None)
+        .await;
+    assert!(matches!(rotated, Err(ApiKeyError::NotFound)), "{rotated:?}");
+}
