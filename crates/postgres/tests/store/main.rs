@@ -4,5 +4,6 @@ mod intake_batch;
 mod migrations;
 mod seed;
 mod test_db;
+mod units;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
