@@ -2,6 +2,8 @@
 
 mod intake_batch;
 mod migrations;
+mod plan_guard;
+mod provisioning;
 mod seed;
 mod test_db;
 mod units;
