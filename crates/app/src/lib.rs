@@ -5,6 +5,7 @@ pub mod commands;
 pub mod config;
 pub mod hasher;
 pub mod probe;
+pub mod provisioning;
 pub mod startup;
 pub mod workers;
 

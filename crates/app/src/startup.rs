@@ -35,13 +35,16 @@ use fluxolab_workspace::alerts::{AlertPorts, AlertService};
 use fluxolab_workspace::api_keys::{ApiKeyPorts, ApiKeyService};
 use fluxolab_workspace::environments::{EnvironmentPorts, EnvironmentService};
 use fluxolab_workspace::quota::Quotas;
-use fluxolab_workspace::{BillingPorts, BillingService, WorkspacePorts, WorkspaceService};
+use fluxolab_workspace::{
+    BillingPorts, BillingService, Provisioner, WorkspacePorts, WorkspaceService,
+};
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::config::{DatabaseSettings, Settings};
 use crate::hasher::BlockingArgon2;
 use crate::probe::PostgresProbe;
+use crate::provisioning::PersonalWorkspaces;
 use crate::workers::{WorkerPool, WorkerSettings};
 
 /// Why the application could not start.
@@ -90,7 +93,14 @@ pub fn services(
             .master_keys()
             .map_err(|error| StartupError::Keys(error.to_string()))?,
     );
-    let workspaces = Arc::new(PgWorkspaces::with_master_keys(pool.clone(), master.clone()));
+    let workspaces = Arc::new(PgWorkspaces::new(pool.clone()));
+    let audit = Arc::new(PgAudit::new(pool.clone()));
+    let provisioner = Arc::new(Provisioner::new(
+        workspaces.clone(),
+        audit.clone(),
+        Some(master.clone()),
+        clock.clone(),
+    ));
     let tokens = Arc::new(TokenIssuer::new(
         settings.jwt_key(),
         TokenSettings::default(),
@@ -105,7 +115,7 @@ pub fn services(
             units: units.clone(),
             users: accounts.clone(),
             sessions: accounts,
-            provisioner: workspaces.clone(),
+            provisioner: Arc::new(PersonalWorkspaces(provisioner.clone())),
             hasher: Arc::new(BlockingArgon2),
             tokens,
             clock: clock.clone(),
@@ -114,7 +124,6 @@ pub fn services(
     );
     let vault = PgVault::new(pool.clone());
     let workflows = PgWorkflows::new(pool.clone());
-    let audit = Arc::new(PgAudit::new(pool.clone()));
     let vault_service = Arc::new(VaultService::new(VaultPorts {
         units: units.clone(),
         keys: Arc::new(vault.clone()),
@@ -232,6 +241,7 @@ pub fn services(
         activities: workspaces,
         audit,
         plans: Arc::new(PgPlanGuard),
+        provisioner,
     });
     Ok(Services {
         accounts: Arc::new(account_service),

@@ -25,12 +25,6 @@ pub enum InsertUserError {
 pub trait UserRepository: Send + Sync {
     /// Inserts the user with default settings and security rows.
     async fn insert(&self, uow: &mut Uow, user: &NewUser) -> Result<(), InsertUserError>;
-    async fn set_default_workspace(
-        &self,
-        uow: &mut Uow,
-        user: UserId,
-        workspace: WorkspaceId,
-    ) -> Result<(), StorageError>;
     async fn find_for_login(
         &self,
         email: &EmailAddress,
@@ -109,9 +103,10 @@ pub trait SessionRepository: Send + Sync {
     ) -> Result<(), StorageError>;
 }
 
-/// Creates a new user's personal workspace: the workspace with its settings,
-/// environments and subscription, and the owner membership. Implemented outside this
-/// crate (it is the workspace domain's business); called inside the registration's unit.
+/// Creates a new user's personal workspace — everything the workspace domain decides a
+/// new account gets, its default workspace included — inside the registration's unit.
+/// Implemented outside this crate (`app` hands it to the workspace domain's
+/// `Provisioner`).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait WorkspaceProvisioner: Send + Sync {

@@ -144,14 +144,10 @@ impl AccountService {
                 InsertUserError::EmailTaken => AccountError::EmailTaken,
                 InsertUserError::Storage(error) => AccountError::Storage(error),
             })?;
-        let workspace = self
-            .ports
+        // The personal workspace becomes the default: the workspace domain's rule.
+        self.ports
             .provisioner
             .provision_personal(unit.as_mut(), user.id, user.display_name.as_str())
-            .await?;
-        self.ports
-            .users
-            .set_default_workspace(unit.as_mut(), user.id, workspace)
             .await?;
         unit.commit().await?;
         self.ports
@@ -506,7 +502,6 @@ mod tests {
             .returning(move || Ok(Box::new(unit.clone())));
         let mut users = MockUserRepository::new();
         users.expect_insert().times(1).returning(|_, _| Ok(()));
-        users.expect_set_default_workspace().never();
         users.expect_find().never();
         let mut provisioner = MockWorkspaceProvisioner::new();
         provisioner

@@ -173,23 +173,6 @@ impl UserRepository for PgAccounts {
         Ok(())
     }
 
-    async fn set_default_workspace(
-        &self,
-        uow: &mut Uow,
-        user: UserId,
-        workspace: WorkspaceId,
-    ) -> Result<(), StorageError> {
-        diesel::update(users::table.find(user.as_uuid()))
-            .set((
-                users::default_workspace_id.eq(workspace.as_uuid()),
-                users::updated_at.eq(diesel::dsl::now),
-            ))
-            .execute(connection_of(uow)?)
-            .await
-            .map_err(StorageError::new)?;
-        Ok(())
-    }
-
     async fn find_for_login(
         &self,
         email: &EmailAddress,

@@ -8,9 +8,11 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use fluxolab_identity::ports::{InsertUserError, UserRepository};
 use fluxolab_identity::{DisplayName, EmailAddress, NewUser, PasswordHash};
 use fluxolab_kernel::{Permission, StorageError, UnitOfWorkFactory, UserId, WorkspaceId};
-use fluxolab_workspace::model::{NewWorkspace, WorkspaceName};
+use fluxolab_workspace::model::WorkspaceName;
 use fluxolab_workspace::ports::WorkspaceRepository;
+use fluxolab_workspace::provisioning::ProvisioningPlan;
 use fluxolab_workspace::{PlanCode, Role};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::accounts::PgAccounts;
@@ -165,11 +167,14 @@ pub async fn seed_demo(pool: &DbPool, account: &DemoAccount<'_>) -> Result<DemoS
         display_name: account.display_name.clone(),
         password_hash: account.password_hash.clone(),
     };
-    let workspace = NewWorkspace {
-        id: WorkspaceId::new(),
-        name: account.workspace_name.clone(),
-        owner: user.id,
-    };
+    // What any new account's first workspace gets (the workspace domain's plan), under
+    // the demo's name. No data key: the seed runs without `APP_SECRET`; the vault makes
+    // one on first use.
+    let plan = ProvisioningPlan::for_new_account(
+        user.id,
+        account.workspace_name.clone(),
+        OffsetDateTime::now_utc(),
+    );
     let failed = |error: StorageError| StoreError::Seed(error.0);
     let mut unit = PgUnits::new(pool.clone()).begin().await.map_err(failed)?;
     accounts
@@ -182,17 +187,13 @@ pub async fn seed_demo(pool: &DbPool, account: &DemoAccount<'_>) -> Result<DemoS
             InsertUserError::Storage(error) => failed(error),
         })?;
     workspaces
-        .provision(unit.as_mut(), &workspace)
-        .await
-        .map_err(failed)?;
-    accounts
-        .set_default_workspace(unit.as_mut(), user.id, workspace.id)
+        .provision(unit.as_mut(), &plan)
         .await
         .map_err(failed)?;
     unit.commit().await.map_err(failed)?;
     Ok(DemoSeed {
         user_id: user.id,
-        workspace_id: workspace.id,
+        workspace_id: plan.workspace.id,
         created_user: true,
     })
 }

@@ -1,10 +1,26 @@
 //! The Postgres unit of work: one pooled connection with an open transaction.
 //!
-//! `commit` issues `COMMIT`. A unit dropped without committing never goes back to the
-//! pool: its connection is detached and closed, and the server rolls the transaction
-//! back — so an early return or an error can never leave half a use case written.
+//! `commit` issues `COMMIT`. A unit dropped without committing — an early return, a
+//! refused write, a cancelled request — is rolled back, so half a use case is never
+//! written, and its connection goes back to the pool rather than being reconnected.
+//!
+//! `Drop` cannot await, so it hands the connection to a task on the current tokio
+//! runtime, which issues `ROLLBACK` and only then drops the pooled object, returning it
+//! to the pool. The connection is never handed out inside the aborted transaction
+//! because of that order, not because of a check: until `ROLLBACK` has answered, the
+//! object is held by the task and counts as in use. Whenever that cannot be guaranteed,
+//! the connection is detached from the pool and closed (the server then rolls back, as
+//! it does for any lost client): when there is no runtime to run the task, when
+//! `ROLLBACK` fails or takes longer than [`ROLLBACK_TIMEOUT`], and when the task itself
+//! is dropped unfinished (a runtime shutting down) — the object is wrapped in a guard
+//! that closes it on drop unless the rollback succeeded.
+//!
+//! A deadpool recycle hook that asks each connection whether it is in a transaction
+//! was the alternative; it costs a round trip on every checkout of every request to
+//! catch a state this order of operations already rules out, so there is none.
 
 use std::any::Any;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use diesel_async::pooled_connection::deadpool::Object;
@@ -65,10 +81,58 @@ impl UnitOfWork for PgUnitOfWork {
 impl Drop for PgUnitOfWork {
     fn drop(&mut self) {
         if let Some(connection) = self.connection.take() {
-            // Uncommitted: close the connection instead of pooling it; the server rolls back.
+            roll_back_and_release(connection);
+        }
+    }
+}
+
+/// How long an uncommitted unit's `ROLLBACK` may take before its connection is closed
+/// instead (it can queue behind a statement a cancelled request left running).
+pub const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection that may still be inside a transaction: dropped, it is detached from
+/// the pool and closed, unless [`Aborted::release`] took it back after a `ROLLBACK`.
+struct Aborted(Option<Object<AsyncPgConnection>>);
+
+impl Aborted {
+    fn connection(&mut self) -> Option<&mut AsyncPgConnection> {
+        self.0.as_deref_mut()
+    }
+
+    /// Returns the connection to the pool: only after its transaction is rolled back.
+    fn release(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Aborted {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
             drop(Object::take(connection));
         }
     }
+}
+
+/// Rolls the connection's transaction back on a task, then returns it to the pool; when
+/// that cannot be done, closes it (see the module documentation).
+fn roll_back_and_release(connection: Object<AsyncPgConnection>) {
+    let mut aborted = Aborted(Some(connection));
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return; // `aborted` closes the connection.
+    };
+    runtime.spawn(async move {
+        let Some(connection) = aborted.connection() else {
+            return;
+        };
+        let rollback = diesel::sql_query("ROLLBACK").execute(connection);
+        match tokio::time::timeout(ROLLBACK_TIMEOUT, rollback).await {
+            Ok(Ok(_)) => aborted.release(),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "ROLLBACK failed: the connection is closed instead");
+            }
+            Err(_) => tracing::warn!("ROLLBACK timed out: the connection is closed instead"),
+        }
+    });
 }
 
 /// Opens units of work on the pool.

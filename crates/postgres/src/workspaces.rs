@@ -1,30 +1,22 @@
-//! Workspaces, memberships and the activity log (the workspace domain's ports), and the
-//! personal-workspace provisioning that registration calls (identity's port).
+//! Workspaces, memberships and the activity log (the workspace domain's ports).
+//! Provisioning stores the workspace domain's `ProvisioningPlan` as given.
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::{Text, Uuid as SqlUuid};
+use diesel::sql_types::{Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
-use fluxolab_identity::ports::WorkspaceProvisioner;
-use fluxolab_kernel::{
-    Actor, Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId,
-};
+use fluxolab_kernel::{Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId};
 use fluxolab_workspace::Role;
-use fluxolab_workspace::model::{
-    Activity, ActivityFilter, Member, NewWorkspace, Workspace, WorkspaceName,
-};
+use fluxolab_workspace::default_workspace::HeldMembership;
+use fluxolab_workspace::model::{Activity, ActivityFilter, Member, Workspace};
 use fluxolab_workspace::ports::{
     ActivityRepository, AddMemberError, MemberRepository, WorkspaceRepository,
 };
+use fluxolab_workspace::provisioning::ProvisioningPlan;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use std::sync::Arc;
-
-use fluxolab_credentials::envelope::{DataKey, MasterKeys};
-
 use crate::DbPool;
-use crate::activity_log::ActivityRow;
 use crate::error::is_unique_violation;
 use crate::error::storage;
 use crate::pool::pooled;
@@ -34,19 +26,10 @@ use crate::schema::{
 };
 use crate::unit_of_work::connection_of;
 
-/// The environments every workspace starts with.
-pub const DEFAULT_ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
-/// The one runs use when they name no environment.
-pub const DEFAULT_ENVIRONMENT: &str = "production";
-
 /// The workspace domain's storage over the pool.
 #[derive(Clone)]
 pub struct PgWorkspaces {
     pool: DbPool,
-    /// With the vault's master keys, provisioning also creates the workspace's first data
-    /// key; without (e.g. `fluxolab seed`, which needs no `APP_SECRET`) the vault creates
-    /// it on first use.
-    master: Option<Arc<MasterKeys>>,
 }
 
 impl std::fmt::Debug for PgWorkspaces {
@@ -61,15 +44,7 @@ fn role_of(code: &str) -> Result<Role, StorageError> {
 
 impl PgWorkspaces {
     pub fn new(pool: DbPool) -> Self {
-        Self { pool, master: None }
-    }
-
-    /// Provisioning will give each new workspace its data key.
-    pub fn with_master_keys(pool: DbPool, master: Arc<MasterKeys>) -> Self {
-        Self {
-            pool,
-            master: Some(master),
-        }
+        Self { pool }
     }
 
     async fn workspaces_of(
@@ -135,15 +110,15 @@ struct Inserted {
 
 #[async_trait]
 impl WorkspaceRepository for PgWorkspaces {
-    async fn provision(&self, uow: &mut Uow, workspace: &NewWorkspace) -> Result<(), StorageError> {
+    async fn provision(&self, uow: &mut Uow, plan: &ProvisioningPlan) -> Result<(), StorageError> {
         let connection = connection_of(uow)?;
+        let workspace = &plan.workspace;
         let id = workspace.id.as_uuid();
-        let suffix: String = id.simple().to_string().chars().rev().take(8).collect();
         diesel::insert_into(workspaces::table)
             .values((
                 workspaces::id.eq(id),
                 workspaces::name.eq(workspace.name.as_str()),
-                workspaces::slug.eq(format!("{}-{suffix}", workspace.name.slug_stem())),
+                workspaces::slug.eq(&workspace.slug),
             ))
             .execute(connection)
             .await
@@ -153,14 +128,15 @@ impl WorkspaceRepository for PgWorkspaces {
             .execute(connection)
             .await
             .map_err(storage)?;
-        let environments: Vec<_> = DEFAULT_ENVIRONMENTS
+        let environments: Vec<_> = plan
+            .environments
             .iter()
-            .map(|name| {
+            .map(|environment| {
                 (
-                    workspace_environments::id.eq(Uuid::now_v7()),
+                    workspace_environments::id.eq(environment.id.as_uuid()),
                     workspace_environments::workspace_id.eq(id),
-                    workspace_environments::name.eq(*name),
-                    workspace_environments::is_default.eq(*name == DEFAULT_ENVIRONMENT),
+                    workspace_environments::name.eq(environment.name.as_str()),
+                    workspace_environments::is_default.eq(environment.is_default),
                 )
             })
             .collect();
@@ -172,38 +148,47 @@ impl WorkspaceRepository for PgWorkspaces {
         let subscribed: Inserted = diesel::sql_query(
             "WITH inserted AS ( \
                INSERT INTO subscriptions (id, workspace_id, plan_id, current_period_start, current_period_end) \
-               SELECT $1, $2, id, date_trunc('month', now()), date_trunc('month', now()) + interval '1 month' \
-               FROM plans WHERE code = 'free' RETURNING 1) \
+               SELECT $1, $2, id, $4, $5 FROM plans WHERE code = $3 RETURNING 1) \
              SELECT count(*) AS rows FROM inserted",
         )
         .bind::<SqlUuid, _>(Uuid::now_v7())
         .bind::<SqlUuid, _>(id)
+        .bind::<Text, _>(plan.plan.code())
+        .bind::<Timestamptz, _>(plan.period.start)
+        .bind::<Timestamptz, _>(plan.period.end)
         .get_result(connection)
         .await
         .map_err(storage)?;
         if subscribed.rows != 1 {
-            return Err(storage(std::io::Error::other(
-                "the `free` plan is missing: run `fluxolab seed`",
-            )));
+            return Err(storage(std::io::Error::other(format!(
+                "the `{}` plan is missing: run `fluxolab seed`",
+                plan.plan.code()
+            ))));
         }
-        insert_member(connection, workspace.id, workspace.owner, Role::Owner, None)
-            .await
-            .map_err(storage)?;
-        if let Some(master) = &self.master {
-            let wrapped = DataKey::generate()
-                .and_then(|key| key.wrap(master, workspace.id))
-                .map_err(storage)?;
+        insert_member(
+            connection,
+            workspace.id,
+            workspace.owner,
+            plan.owner_role,
+            None,
+        )
+        .await
+        .map_err(storage)?;
+        if let Some(key) = &plan.data_key {
             diesel::insert_into(workspace_data_keys::table)
                 .values((
-                    workspace_data_keys::id.eq(Uuid::now_v7()),
-                    workspace_data_keys::workspace_id.eq(id),
-                    workspace_data_keys::version.eq(1),
-                    workspace_data_keys::wrapped_key.eq(&wrapped.bytes),
-                    workspace_data_keys::kek_id.eq(&wrapped.kek_id),
+                    workspace_data_keys::id.eq(key.id),
+                    workspace_data_keys::workspace_id.eq(key.workspace_id.as_uuid()),
+                    workspace_data_keys::version.eq(key.version),
+                    workspace_data_keys::wrapped_key.eq(&key.wrapped.bytes),
+                    workspace_data_keys::kek_id.eq(&key.wrapped.kek_id),
                 ))
                 .execute(connection)
                 .await
                 .map_err(storage)?;
+        }
+        if plan.set_as_default {
+            store_default_workspace(connection, workspace.owner, Some(workspace.id)).await?;
         }
         Ok(())
     }
@@ -243,16 +228,24 @@ impl WorkspaceRepository for PgWorkspaces {
 
     async fn set_default(&self, user: UserId, workspace: WorkspaceId) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        diesel::update(users::table.find(user.as_uuid()))
-            .set((
-                users::default_workspace_id.eq(workspace.as_uuid()),
-                users::updated_at.eq(diesel::dsl::now),
-            ))
-            .execute(&mut connection)
-            .await
-            .map_err(storage)?;
-        Ok(())
+        store_default_workspace(&mut connection, user, Some(workspace)).await
     }
+}
+
+async fn store_default_workspace(
+    connection: &mut diesel_async::AsyncPgConnection,
+    user: UserId,
+    workspace: Option<WorkspaceId>,
+) -> Result<(), StorageError> {
+    diesel::update(users::table.find(user.as_uuid()))
+        .set((
+            users::default_workspace_id.eq(workspace.map(|id| id.as_uuid())),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(connection)
+        .await
+        .map_err(storage)?;
+    Ok(())
 }
 
 async fn insert_member(
@@ -444,6 +437,60 @@ impl MemberRepository for PgWorkspaces {
         Ok(())
     }
 
+    async fn lock_default_of(
+        &self,
+        uow: &mut Uow,
+        user: UserId,
+    ) -> Result<Option<WorkspaceId>, StorageError> {
+        let default: Option<Option<Uuid>> = users::table
+            .find(user.as_uuid())
+            .select(users::default_workspace_id)
+            .for_update()
+            .first(connection_of(uow)?)
+            .await
+            .optional()
+            .map_err(storage)?;
+        Ok(default.flatten().map(WorkspaceId::from_uuid))
+    }
+
+    async fn held_by(
+        &self,
+        uow: &mut Uow,
+        user: UserId,
+    ) -> Result<Vec<HeldMembership>, StorageError> {
+        let rows: Vec<(Uuid, String, OffsetDateTime)> = workspace_members::table
+            .inner_join(workspaces::table)
+            .inner_join(profiles::table)
+            .filter(workspace_members::user_id.eq(user.as_uuid()))
+            .filter(workspaces::archived_at.is_null())
+            .select((
+                workspace_members::workspace_id,
+                profiles::code,
+                workspace_members::created_at,
+            ))
+            .load(connection_of(uow)?)
+            .await
+            .map_err(storage)?;
+        rows.into_iter()
+            .map(|(workspace, role, joined_at)| {
+                Ok(HeldMembership {
+                    workspace_id: WorkspaceId::from_uuid(workspace),
+                    role: role_of(&role)?,
+                    joined_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn store_default(
+        &self,
+        uow: &mut Uow,
+        user: UserId,
+        workspace: Option<WorkspaceId>,
+    ) -> Result<(), StorageError> {
+        store_default_workspace(connection_of(uow)?, user, workspace).await
+    }
+
     async fn access(
         &self,
         workspace: WorkspaceId,
@@ -549,40 +596,5 @@ impl ActivityRepository for PgWorkspaces {
             )
             .collect();
         Ok(Page::from_rows(items, page, Activity::cursor))
-    }
-}
-
-#[async_trait]
-impl WorkspaceProvisioner for PgWorkspaces {
-    async fn provision_personal(
-        &self,
-        uow: &mut Uow,
-        owner: UserId,
-        owner_name: &str,
-    ) -> Result<WorkspaceId, StorageError> {
-        let title: String = format!("{owner_name}'s workspace")
-            .chars()
-            .take(120)
-            .collect();
-        let name = WorkspaceName::parse(&title)
-            .or_else(|_| WorkspaceName::parse("Personal workspace"))
-            .map_err(|message| storage(std::io::Error::other(message)))?;
-        let workspace = NewWorkspace {
-            id: WorkspaceId::new(),
-            name,
-            owner,
-        };
-        self.provision(uow, &workspace).await?;
-        let metadata = serde_json::json!({ "name": workspace.name.as_str(), "personal": true });
-        ActivityRow::new(
-            workspace.id,
-            Some(Actor::User(owner)),
-            "workspace.created",
-            Some(("workspace", workspace.id.to_string())),
-            &metadata,
-        )
-        .insert(connection_of(uow)?)
-        .await?;
-        Ok(workspace.id)
     }
 }

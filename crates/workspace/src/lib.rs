@@ -3,15 +3,18 @@
 pub mod alerts;
 pub mod api_keys;
 pub mod billing;
+pub mod default_workspace;
 pub mod environments;
 pub mod model;
 pub mod plan;
 pub mod ports;
+pub mod provisioning;
 pub mod quota;
 pub mod role;
 pub mod service;
 
 pub use billing::{BillingError, BillingPorts, BillingService};
 pub use plan::{PlanCode, PlanLimits};
+pub use provisioning::{Provisioner, ProvisioningError, ProvisioningPlan};
 pub use role::Role;
 pub use service::{WorkspaceError, WorkspacePorts, WorkspaceService};

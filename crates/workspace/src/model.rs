@@ -16,6 +16,11 @@ impl WorkspaceName {
         fluxolab_kernel::validation::bounded_name(raw).map(Self)
     }
 
+    /// The name of a personal workspace whose owner's name makes no valid one.
+    pub fn fallback() -> Self {
+        Self(crate::provisioning::FALLBACK_PERSONAL_NAME.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -40,11 +45,40 @@ impl WorkspaceName {
 }
 
 /// A workspace to create, with its first owner.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewWorkspace {
     pub id: WorkspaceId,
     pub name: WorkspaceName,
+    /// Unique: the name's slug stem and a suffix taken from the id.
+    pub slug: String,
     pub owner: UserId,
+}
+
+impl NewWorkspace {
+    /// A new workspace with a fresh id and the slug that follows from name and id.
+    pub fn new(owner: UserId, name: WorkspaceName) -> Self {
+        let id = WorkspaceId::new();
+        Self {
+            id,
+            slug: slug_of(&name, id),
+            name,
+            owner,
+        }
+    }
+}
+
+/// `<slug stem>-<suffix>`, the suffix the id's last eight hex digits reversed (the
+/// first ones of a UUID v7 are its timestamp, alike for workspaces made together).
+pub fn slug_of(name: &WorkspaceName, id: WorkspaceId) -> String {
+    let suffix: String = id
+        .as_uuid()
+        .simple()
+        .to_string()
+        .chars()
+        .rev()
+        .take(8)
+        .collect();
+    format!("{}-{suffix}", name.slug_stem())
 }
 
 /// A workspace as one of its members sees it.

@@ -4,15 +4,20 @@ use async_trait::async_trait;
 use fluxolab_kernel::{Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId};
 
 use crate::Role;
-use crate::model::{Activity, ActivityFilter, Member, NewWorkspace, Workspace};
+use crate::default_workspace::HeldMembership;
+use crate::model::{Activity, ActivityFilter, Member, Workspace};
+use crate::provisioning::ProvisioningPlan;
 
 /// Workspaces and their provisioning.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait WorkspaceRepository: Send + Sync {
-    /// Writes the workspace with its settings, the three environments, a `free`
-    /// subscription and the owner's membership.
-    async fn provision(&self, uow: &mut Uow, workspace: &NewWorkspace) -> Result<(), StorageError>;
+    /// Writes exactly what `plan` says, inside `uow`: the workspace (id, name, slug)
+    /// with its settings, the planned environments, the subscription to the planned
+    /// plan for the planned period, the owner's membership with the planned role, the
+    /// data key when there is one, and the owner's default workspace when the plan sets
+    /// it. Chooses nothing itself.
+    async fn provision(&self, uow: &mut Uow, plan: &ProvisioningPlan) -> Result<(), StorageError>;
     async fn list_for_user(&self, user: UserId) -> Result<Vec<Workspace>, StorageError>;
     /// The workspace when `user` is a member of it.
     async fn find_for_member(
@@ -80,6 +85,26 @@ pub trait MemberRepository: Send + Sync {
         uow: &mut Uow,
         workspace: WorkspaceId,
         user: UserId,
+    ) -> Result<(), StorageError>;
+    /// The user's default workspace, the user's row locked for the rest of the unit (so
+    /// the default cannot change under a use case that is about to re-pick it).
+    async fn lock_default_of(
+        &self,
+        uow: &mut Uow,
+        user: UserId,
+    ) -> Result<Option<WorkspaceId>, StorageError>;
+    /// Every membership `user` holds (in workspaces not archived), as `uow` sees them.
+    async fn held_by(
+        &self,
+        uow: &mut Uow,
+        user: UserId,
+    ) -> Result<Vec<HeldMembership>, StorageError>;
+    /// Stores the user's default workspace; `None` clears it.
+    async fn store_default(
+        &self,
+        uow: &mut Uow,
+        user: UserId,
+        workspace: Option<WorkspaceId>,
     ) -> Result<(), StorageError>;
     /// The role and permissions of `user` in `workspace`; `None` when not a member.
     async fn access(

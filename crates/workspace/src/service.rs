@@ -12,8 +12,10 @@ use fluxolab_kernel::{
 use serde_json::json;
 
 use crate::Role;
-use crate::model::{Activity, ActivityFilter, Member, NewWorkspace, Workspace, WorkspaceName};
+use crate::default_workspace::pick_default;
+use crate::model::{Activity, ActivityFilter, Member, Workspace, WorkspaceName};
 use crate::ports::{ActivityRepository, AddMemberError, MemberRepository, WorkspaceRepository};
+use crate::provisioning::Provisioner;
 
 /// Why a workspace operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,8 @@ pub struct WorkspacePorts {
     pub audit: Arc<dyn AuditLog>,
     /// The plan's limits, checked where members are added.
     pub plans: Arc<dyn PlanGuard>,
+    /// What a new workspace gets (the same use case registration provisions with).
+    pub provisioner: Arc<Provisioner>,
 }
 
 impl std::fmt::Debug for WorkspacePorts {
@@ -95,34 +99,23 @@ impl WorkspaceService {
             .ok_or(WorkspaceError::NotFound("workspace"))
     }
 
-    /// Creates a workspace owned by `user`, provisioned like a personal one.
+    /// Creates a workspace owned by `user`, provisioned like a personal one (but not
+    /// made the default).
     pub async fn create(&self, user: UserId, name: &str) -> Result<Workspace, WorkspaceError> {
         let name = WorkspaceName::parse(name).map_err(|message| invalid("name", message))?;
-        let workspace = NewWorkspace {
-            id: WorkspaceId::new(),
-            name,
-            owner: user,
-        };
+        let plan = self
+            .ports
+            .provisioner
+            .additional_plan(user, name)
+            .map_err(StorageError::from)?;
         let mut unit = self.ports.units.begin().await?;
-        self.ports
-            .workspaces
-            .provision(unit.as_mut(), &workspace)
-            .await?;
-        self.ports
-            .audit
-            .record_in(
-                unit.as_mut(),
-                &AuditEvent {
-                    workspace_id: workspace.id,
-                    actor: Some(Actor::User(user)),
-                    action: "workspace.created",
-                    target: Some(("workspace", workspace.id.to_string())),
-                    metadata: json!({ "name": workspace.name.as_str() }),
-                },
-            )
+        let workspace = self
+            .ports
+            .provisioner
+            .provision(unit.as_mut(), &plan)
             .await?;
         unit.commit().await?;
-        self.get(user, workspace.id).await
+        self.get(user, workspace).await
     }
 
     pub async fn rename(&self, principal: &Principal, name: &str) -> Result<(), WorkspaceError> {
@@ -314,6 +307,7 @@ impl WorkspaceService {
             .members
             .remove(unit.as_mut(), workspace, user)
             .await?;
+        self.repick_default(unit.as_mut(), workspace, user).await?;
         let action = if leaving {
             "member.left"
         } else {
@@ -343,6 +337,22 @@ impl WorkspaceService {
             .activities
             .list(principal.workspace_id(), filter, page)
             .await?)
+    }
+
+    /// After `user` lost the membership of `workspace`: when it was their default, the
+    /// default becomes the one [`pick_default`] chooses among what they still hold.
+    async fn repick_default(
+        &self,
+        unit: &mut fluxolab_kernel::Uow,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<(), StorageError> {
+        let members = &self.ports.members;
+        if members.lock_default_of(unit, user).await? != Some(workspace) {
+            return Ok(());
+        }
+        let held = members.held_by(unit, user).await?;
+        members.store_default(unit, user, pick_default(&held)).await
     }
 
     async fn record_member_change(
@@ -377,17 +387,136 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
+    use crate::default_workspace::HeldMembership;
     use crate::ports::{MockActivityRepository, MockMemberRepository, MockWorkspaceRepository};
 
     fn service(units: MockUnitOfWorkFactory, members: MockMemberRepository) -> WorkspaceService {
+        service_with(units, members, fluxolab_kernel::audit::MockAuditLog::new())
+    }
+
+    fn service_with(
+        units: MockUnitOfWorkFactory,
+        members: MockMemberRepository,
+        audit: fluxolab_kernel::audit::MockAuditLog,
+    ) -> WorkspaceService {
+        let workspaces = Arc::new(MockWorkspaceRepository::new());
+        let audit = Arc::new(audit);
         WorkspaceService::new(WorkspacePorts {
             units: Arc::new(units),
-            workspaces: Arc::new(MockWorkspaceRepository::new()),
+            workspaces: workspaces.clone(),
             members: Arc::new(members),
             activities: Arc::new(MockActivityRepository::new()),
-            audit: Arc::new(fluxolab_kernel::audit::MockAuditLog::new()),
+            audit: audit.clone(),
             plans: Arc::new(fluxolab_kernel::plan_guard::MockPlanGuard::new()),
+            provisioner: Arc::new(Provisioner::new(
+                workspaces,
+                audit,
+                None,
+                Arc::new(fluxolab_kernel::SystemClock),
+            )),
         })
+    }
+
+    fn units_recording() -> (MockUnitOfWorkFactory, Arc<std::sync::atomic::AtomicBool>) {
+        let unit = RecordingUnitOfWork::default();
+        let committed = unit.committed.clone();
+        let mut units = MockUnitOfWorkFactory::new();
+        units
+            .expect_begin()
+            .returning(move || Ok(Box::new(unit.clone())));
+        (units, committed)
+    }
+
+    fn editor(user: UserId) -> Member {
+        Member {
+            user_id: user,
+            email: "member@example.com".into(),
+            display_name: "Member".into(),
+            role: Role::Editor,
+            joined_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn recorded() -> fluxolab_kernel::audit::MockAuditLog {
+        let mut audit = fluxolab_kernel::audit::MockAuditLog::new();
+        audit.expect_record_in().returning(|_, _| Ok(()));
+        audit
+    }
+
+    #[tokio::test]
+    async fn losing_the_default_workspace_stores_the_picked_one_in_the_same_unit()
+    -> Result<(), WorkspaceError> {
+        let caller = principal(Role::Admin);
+        let workspace = caller.workspace_id();
+        let user = UserId::new();
+        let (units, committed) = units_recording();
+        let admin_elsewhere = HeldMembership {
+            workspace_id: WorkspaceId::new(),
+            role: Role::Admin,
+            joined_at: OffsetDateTime::UNIX_EPOCH + time::Duration::days(2),
+        };
+        let older_viewer = HeldMembership {
+            workspace_id: WorkspaceId::new(),
+            role: Role::Viewer,
+            joined_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let mut members = MockMemberRepository::new();
+        members
+            .expect_find()
+            .returning(move |_, user| Ok(Some(editor(user))));
+        members.expect_lock().returning(|_, _| Ok(()));
+        let mut sequence = mockall::Sequence::new();
+        members
+            .expect_remove()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(|_, _, _| Ok(()));
+        members
+            .expect_lock_default_of()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(move |_, _| Ok(Some(workspace)));
+        members
+            .expect_held_by()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(move |_, _| Ok(vec![older_viewer, admin_elsewhere]));
+        let picked = admin_elsewhere.workspace_id;
+        members
+            .expect_store_default()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .withf(move |_, who, chosen| *who == user && *chosen == Some(picked))
+            .returning(|_, _, _| Ok(()));
+
+        service_with(units, members, recorded())
+            .remove_member(&caller, user)
+            .await?;
+        assert!(committed.load(Ordering::SeqCst));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn losing_another_workspace_leaves_the_default_alone() -> Result<(), WorkspaceError> {
+        let caller = principal(Role::Admin);
+        let user = UserId::new();
+        let (units, _) = units_recording();
+        let mut members = MockMemberRepository::new();
+        members
+            .expect_find()
+            .returning(move |_, user| Ok(Some(editor(user))));
+        members.expect_lock().returning(|_, _| Ok(()));
+        members.expect_remove().returning(|_, _, _| Ok(()));
+        let elsewhere = WorkspaceId::new();
+        members
+            .expect_lock_default_of()
+            .returning(move |_, _| Ok(Some(elsewhere)));
+        members.expect_held_by().never();
+        members.expect_store_default().never();
+
+        service_with(units, members, recorded())
+            .remove_member(&caller, user)
+            .await
     }
 
     fn principal(role: Role) -> Principal {

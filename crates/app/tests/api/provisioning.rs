@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_app::hasher::BlockingArgon2;
+use fluxolab_app::provisioning::PersonalWorkspaces;
 use fluxolab_identity::ports::WorkspaceProvisioner;
 use fluxolab_identity::{
     AccountError, AccountPorts, AccountService, PasswordHash, Registration, TokenIssuer,
@@ -12,16 +13,18 @@ use fluxolab_identity::{
 use fluxolab_kernel::{StorageError, SystemClock, Uow, UserId, WorkspaceId};
 use fluxolab_postgres::TestDb;
 use fluxolab_postgres::accounts::PgAccounts;
+use fluxolab_postgres::activity_log::PgAudit;
 use fluxolab_postgres::seed::seed_reference_data;
 use fluxolab_postgres::unit_of_work::PgUnits;
 use fluxolab_postgres::workspaces::PgWorkspaces;
+use fluxolab_workspace::Provisioner;
 use secrecy::SecretString;
 
 use crate::TestResult;
 use crate::helpers::PASSWORD;
 
 /// Provisions for real, then fails: the last step of registration never happens.
-struct FailsAfterProvisioning(PgWorkspaces);
+struct FailsAfterProvisioning(PersonalWorkspaces);
 
 #[async_trait]
 impl WorkspaceProvisioner for FailsAfterProvisioning {
@@ -97,7 +100,13 @@ const PROVISIONED_TABLES: [&str; 9] = [
 async fn a_failed_registration_leaves_no_row_behind_and_the_pool_healthy() -> TestResult {
     let db = TestDb::new().await?;
     seed_reference_data(&mut *db.pool().get().await?).await?;
-    let workspaces = PgWorkspaces::new(db.pool().clone());
+    let pool = db.pool().clone();
+    let workspaces = PersonalWorkspaces(Arc::new(Provisioner::new(
+        Arc::new(PgWorkspaces::new(pool.clone())),
+        Arc::new(PgAudit::new(pool)),
+        None,
+        Arc::new(SystemClock),
+    )));
 
     let failed = service(&db, Arc::new(FailsAfterProvisioning(workspaces.clone())))
         .register(registration())

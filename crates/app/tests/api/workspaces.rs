@@ -366,6 +366,18 @@ async fn workspaces_are_created_renamed_and_made_default() -> TestResult {
     let id = created["id"].as_str().unwrap_or_default().to_owned();
     assert_eq!(created["role"], "owner");
     assert_eq!(created["plan"], "free");
+    assert_eq!(app.count("workspace_environments").await?, 6);
+    assert_eq!(app.count("workspace_data_keys").await?, 2);
+    let me: Value = app
+        .get_as(&owner.access_token, "/api/auth/me", None)
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        me["default_workspace_id"],
+        owner.workspace_id.as_str(),
+        "creating a workspace does not change the default"
+    );
 
     let renamed = app
         .send_as(
@@ -405,5 +417,161 @@ async fn workspaces_are_created_renamed_and_made_default() -> TestResult {
         .await?;
     assert_eq!(me["default_workspace_id"], id.as_str());
     assert_eq!(me["memberships"].as_array().map(Vec::len), Some(2));
+    Ok(())
+}
+
+/// `/api/auth/me`'s `default_workspace_id` for `who`.
+async fn default_of(app: &TestApp, who: &Account) -> Result<Value, crate::helpers::Error> {
+    let me: Value = app
+        .get_as(&who.access_token, "/api/auth/me", None)
+        .await?
+        .json()
+        .await?;
+    Ok(me["default_workspace_id"].clone())
+}
+
+/// Logs in afresh and lists the members of the workspace the new token was issued for
+/// (no `X-Workspace-Id`): the default login picked.
+async fn members_after_login(
+    app: &TestApp,
+    email: &str,
+) -> Result<(u16, Value), crate::helpers::Error> {
+    let tokens: Value = app
+        .login(email, crate::helpers::PASSWORD)
+        .await?
+        .json()
+        .await?;
+    let token = tokens["access_token"].as_str().unwrap_or_default();
+    let response = app.get_as(token, "/api/workspace/members", None).await?;
+    Ok((response.status().as_u16(), response.json().await?))
+}
+
+/// `who` makes `workspace` their default.
+async fn make_default(app: &TestApp, who: &Account, workspace: &str) -> TestResult {
+    let response = app
+        .send_as(
+            Method::POST,
+            &who.access_token,
+            &format!("/api/workspaces/{workspace}/default"),
+            None,
+            &json!({}),
+        )
+        .await?;
+    assert_eq!(response.status(), 204);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_member_removed_from_their_default_workspace_gets_their_own_back() -> TestResult {
+    let app = TestApp::spawn().await?;
+    let alice = app.signed_up("alice.default@example.com").await?;
+    let bob = app.signed_up("bob.default@example.com").await?;
+    assert_eq!(
+        add_member(&app, &alice, "bob.default@example.com", "editor")
+            .await?
+            .status(),
+        201
+    );
+    make_default(&app, &bob, &alice.workspace_id).await?;
+    assert_eq!(default_of(&app, &bob).await?, alice.workspace_id.as_str());
+
+    let removed = app
+        .send_as(
+            Method::DELETE,
+            &alice.access_token,
+            &format!("/api/workspace/members/{}", bob.id),
+            Some(&alice.workspace_id),
+            &json!({}),
+        )
+        .await?;
+    assert_eq!(removed.status(), 204);
+
+    assert_eq!(default_of(&app, &bob).await?, bob.workspace_id.as_str());
+    let (status, members) = members_after_login(&app, "bob.default@example.com").await?;
+    assert_eq!(
+        status, 200,
+        "login issued a token for a workspace bob left: {members}"
+    );
+    assert_eq!(members["items"][0]["user_id"], bob.id.as_str());
+    assert_eq!(members["items"].as_array().map(Vec::len), Some(1));
+    // Alice's default never moved.
+    assert_eq!(default_of(&app, &alice).await?, alice.workspace_id.as_str());
+    Ok(())
+}
+
+#[tokio::test]
+async fn leaving_the_default_workspace_re_picks_the_default() -> TestResult {
+    let app = TestApp::spawn().await?;
+    let alice = app.signed_up("alice.leave@example.com").await?;
+    let bob = app.signed_up("bob.leave@example.com").await?;
+    assert_eq!(
+        add_member(&app, &alice, "bob.leave@example.com", "viewer")
+            .await?
+            .status(),
+        201
+    );
+    make_default(&app, &bob, &alice.workspace_id).await?;
+
+    let left = app
+        .send_as(
+            Method::POST,
+            &bob.access_token,
+            "/api/workspace/members/leave",
+            Some(&alice.workspace_id),
+            &json!({}),
+        )
+        .await?;
+    assert_eq!(left.status(), 204);
+
+    assert_eq!(default_of(&app, &bob).await?, bob.workspace_id.as_str());
+    let (status, members) = members_after_login(&app, "bob.leave@example.com").await?;
+    assert_eq!(status, 200, "{members}");
+    assert_eq!(members["items"][0]["user_id"], bob.id.as_str());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_re_picked_default_prefers_a_higher_role_then_the_oldest_and_can_be_none() -> TestResult
+{
+    let app = TestApp::spawn().await?;
+    let alice = app.signed_up("alice.rank@example.com").await?;
+    let carol = app.signed_up("carol.rank@example.com").await?;
+    let bob = app.signed_up("bob.rank@example.com").await?;
+    // Bob: viewer at Alice's first (the older membership), then admin at Carol's.
+    for (owner, role) in [(&alice, "viewer"), (&carol, "admin")] {
+        let added = add_member(&app, owner, "bob.rank@example.com", role).await?;
+        assert_eq!(added.status(), 201);
+    }
+    // Bob hands his own workspace to Alice and leaves it: it was his default.
+    let handed = add_member(&app, &bob, "alice.rank@example.com", "owner").await?;
+    assert_eq!(handed.status(), 201);
+    let leave = |workspace: String| {
+        let (app, bob) = (&app, &bob);
+        async move {
+            app.send_as(
+                Method::POST,
+                &bob.access_token,
+                "/api/workspace/members/leave",
+                Some(&workspace),
+                &json!({}),
+            )
+            .await
+            .map(|response| response.status().as_u16())
+        }
+    };
+    assert_eq!(leave(bob.workspace_id.clone()).await?, 204);
+    assert_eq!(
+        default_of(&app, &bob).await?,
+        carol.workspace_id.as_str(),
+        "admin must win over an older viewer membership"
+    );
+    let (status, members) = members_after_login(&app, "bob.rank@example.com").await?;
+    assert_eq!(status, 200, "{members}");
+    assert_eq!(members["items"][0]["user_id"], carol.id.as_str());
+
+    assert_eq!(leave(carol.workspace_id.clone()).await?, 204);
+    assert_eq!(default_of(&app, &bob).await?, alice.workspace_id.as_str());
+    assert_eq!(leave(alice.workspace_id.clone()).await?, 204);
+    assert_eq!(default_of(&app, &bob).await?, Value::Null);
     Ok(())
 }

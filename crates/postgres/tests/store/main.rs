@@ -2,8 +2,11 @@
 
 mod intake_batch;
 mod migrations;
+mod plan_guard;
+mod provisioning;
 mod seed;
 mod start_contract;
 mod test_db;
+mod units;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
