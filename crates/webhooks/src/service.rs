@@ -602,3 +602,7 @@ mod tests {
         assert_ne!(token_hash("abc"), token_hash("abd"));
     }
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod decisions;

@@ -409,3 +409,7 @@ impl ExecutionService {
         result
     }
 }
+
+#[cfg(test)]
+#[path = "execution_service_tests.rs"]
+mod tests;
