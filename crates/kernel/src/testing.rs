@@ -13,11 +13,11 @@ use crate::unit_of_work::RecordingUnitOfWork;
 pub struct Journal(Arc<Mutex<Vec<String>>>);
 
 impl Journal {
-    pub fn note(&self, entry: String) {
+    pub fn note(&self, entry: impl Into<String>) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(entry);
+            .push(entry.into());
     }
 
     pub fn entries(&self) -> Vec<String> {

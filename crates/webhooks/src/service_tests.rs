@@ -11,7 +11,7 @@ use fluxolab_kernel::environment::MockEnvironmentDirectory;
 use fluxolab_kernel::owned_secrets::MockOwnedSecrets;
 use fluxolab_kernel::plan_guard::MockUsageGate;
 use fluxolab_kernel::unit_of_work::{MockUnitOfWorkFactory, RecordingUnitOfWork};
-use fluxolab_kernel::{Actor, Admission, EnvironmentId, ManualClock, Uow, UserId, WorkspaceId};
+use fluxolab_kernel::{Actor, Admission, EnvironmentId, ManualClock, UserId, WorkspaceId};
 use fluxolab_workflows::execution::TriggerKind;
 use fluxolab_workflows::model::{Deployment, Workflow};
 use fluxolab_workflows::start::QueuedRun;
@@ -22,64 +22,9 @@ use crate::intake::IntakeSettings;
 use crate::ports::{MockConversationRepository, MockEventStore, MockRegistrationRepository};
 use crate::test_support::StartMocks;
 
+use fluxolab_kernel::testing::{Captured, Journal, place};
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// What the ports were asked to do, in order, each write marked with where it happened.
-#[derive(Clone, Debug, Default)]
-struct Journal(Arc<Mutex<Vec<String>>>);
-
-impl Journal {
-    fn note(&self, entry: impl Into<String>) {
-        self.0.lock().expect("journal lock").push(entry.into());
-    }
-
-    fn entries(&self) -> Vec<String> {
-        self.0.lock().expect("journal lock").clone()
-    }
-}
-
-/// Values a mock received, kept for assertions.
-#[derive(Debug)]
-struct Captured<T>(Arc<Mutex<Vec<T>>>);
-
-impl<T> Clone for Captured<T> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<T> Default for Captured<T> {
-    fn default() -> Self {
-        Self(Arc::default())
-    }
-}
-
-impl<T: Clone> Captured<T> {
-    fn keep(&self, value: &T) {
-        self.0.lock().expect("capture lock").push(value.clone());
-    }
-
-    fn only(&self) -> Result<T, String> {
-        let all = self.0.lock().expect("capture lock").clone();
-        match all.as_slice() {
-            [one] => Ok(one.clone()),
-            many => Err(format!("expected one value, got {}", many.len())),
-        }
-    }
-}
-
-/// `in the unit` when `uow` is `unit` and it is still open.
-fn place(uow: &mut Uow, unit: &RecordingUnitOfWork) -> &'static str {
-    match uow.as_any().downcast_mut::<RecordingUnitOfWork>() {
-        Some(given)
-            if Arc::ptr_eq(&given.committed, &unit.committed)
-                && !given.committed.load(std::sync::atomic::Ordering::SeqCst) =>
-        {
-            "in the unit"
-        }
-        _ => "outside the unit",
-    }
-}
 
 fn committed(unit: &RecordingUnitOfWork) -> bool {
     unit.committed.load(std::sync::atomic::Ordering::SeqCst)

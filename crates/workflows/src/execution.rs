@@ -278,11 +278,12 @@ impl StepSink for RepositorySink {
             .record_steps(self.execution_id, steps)
             .await
             .map_err(failed)?;
-        if steps.iter().any(StepRecord::is_answer) {
-            self.signals
-                .announce(self.execution_id)
-                .await
-                .map_err(failed)?;
+        if steps.iter().any(StepRecord::is_answer)
+            && let Err(error) = self.signals.announce(self.execution_id).await
+        {
+            // The steps are stored: a waiting sender reads them at its next look (at
+            // worst when its time is up); failing here would record them again.
+            tracing::warn!(%error, execution_id = %self.execution_id, "could not announce the run's answer");
         }
         Ok(())
     }

@@ -85,6 +85,8 @@ impl ExecutionService {
         payload: Value,
     ) -> Result<Execution, WorkflowError> {
         principal.require(Permission::WorkflowsRun)?;
+        // The answer is the execution: a caller who may not read it may not run it.
+        principal.require(Permission::ExecutionsRead)?;
         let workspace = principal.workspace_id();
         let environment = environments::resolve_acting(
             self.ports.environments.as_ref(),

@@ -31,51 +31,9 @@ use crate::ports::MockWorkflowRepository;
 use crate::responses::Subscription;
 use crate::start::{MockRunQueue, QueuedRun, StartPorts};
 
+use fluxolab_kernel::testing::{Captured, Journal};
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// What the fakes and mocks were asked to do, in order.
-#[derive(Clone, Debug, Default)]
-struct Journal(Arc<Mutex<Vec<String>>>);
-
-impl Journal {
-    fn note(&self, entry: impl Into<String>) {
-        self.0.lock().expect("journal lock").push(entry.into());
-    }
-
-    fn entries(&self) -> Vec<String> {
-        self.0.lock().expect("journal lock").clone()
-    }
-}
-
-/// Values a mock received, kept for assertions.
-#[derive(Debug)]
-struct Captured<T>(Arc<Mutex<Vec<T>>>);
-
-impl<T> Clone for Captured<T> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<T> Default for Captured<T> {
-    fn default() -> Self {
-        Self(Arc::default())
-    }
-}
-
-impl<T: Clone> Captured<T> {
-    fn keep(&self, value: &T) {
-        self.0.lock().expect("capture lock").push(value.clone());
-    }
-
-    fn only(&self) -> Result<T, String> {
-        let all = self.0.lock().expect("capture lock").clone();
-        match all.as_slice() {
-            [one] => Ok(one.clone()),
-            many => Err(format!("expected one value, got {}", many.len())),
-        }
-    }
-}
 
 /// Run news through the journal: `announce <id>` and `subscribe <id>`. Each
 /// subscription hears `announcements` announcements at once, then times out at once.
@@ -1095,5 +1053,68 @@ async fn a_test_run_runs_inline_in_its_environment_and_waits_out_long_delays_in_
     let (outcome, steps) = finished.only()?;
     assert_eq!(outcome.status, ExecutionStatus::Succeeded);
     assert_eq!(node_ids(&steps), ["start", "wait", "after"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_caller_who_may_not_read_executions_may_not_test_a_workflow() {
+    let mut fixture = Fixture::new();
+    let service = fixture.service();
+    let runner_only = fixture.member_with([Permission::WorkflowsRun]);
+    let refused = service
+        .test(&runner_only, fixture.workflow, None, None, json!({}))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(WorkflowError::Forbidden(Forbidden(
+                Permission::ExecutionsRead
+            )))
+        ),
+        "nothing runs for a caller who cannot see the result: {refused:?}"
+    );
+    assert!(fixture.journal.entries().is_empty());
+}
+
+/// Run news that cannot be sent.
+struct Unreachable;
+
+#[async_trait]
+impl RunSignals for Unreachable {
+    async fn announce(&self, _execution: ExecutionId) -> Result<(), StorageError> {
+        Err(StorageError::new(std::io::Error::other("down")))
+    }
+
+    async fn subscribe(
+        &self,
+        _execution: ExecutionId,
+    ) -> Result<Box<dyn Subscription>, StorageError> {
+        Err(StorageError::new(std::io::Error::other("down")))
+    }
+}
+
+#[tokio::test]
+async fn a_failed_announcement_does_not_fail_the_checkpoint_it_follows() -> TestResult {
+    let mut executions = MockExecutionRepository::new();
+    executions
+        .expect_record_steps()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let sink = RepositorySink {
+        executions: Arc::new(executions),
+        signals: Arc::new(Unreachable),
+        execution_id: ExecutionId::new(),
+    };
+    let answer = StepRecord {
+        node_id: "answer".to_owned(),
+        node_type: "webhook.respond".to_owned(),
+        input: json!({}),
+        output: Some(json!({"status": 200})),
+        error: None,
+        route: None,
+        started_at: OffsetDateTime::UNIX_EPOCH,
+        finished_at: OffsetDateTime::UNIX_EPOCH,
+    };
+    crate::engine::StepSink::record(&sink, &[answer]).await?;
     Ok(())
 }
