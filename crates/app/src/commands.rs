@@ -33,10 +33,36 @@ pub enum CommandError {
     Signal(#[source] std::io::Error),
     #[error("key rotation failed")]
     Keys(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database is migrated but lacks the plans, roles or permissions every
+    /// request needs.
+    #[error(
+        "the database lacks its reference data ({0}); run `fluxolab migrate`, which applies it"
+    )]
+    ReferenceDataMissing(String),
+}
+
+/// Refuses to start on a database that lacks its reference data (it would answer 500 to
+/// the first registration). A database that cannot be read yet (down, or not migrated)
+/// is left to `/readyz`.
+async fn require_reference_data(settings: &DatabaseSettings) -> Result<(), CommandError> {
+    let pool = startup::pool(settings).map_err(StartupError::from)?;
+    let checked = match pool.get().await {
+        Ok(mut connection) => seed::missing_reference_data(&mut connection).await,
+        Err(error) => Err(StoreError::from(error)),
+    };
+    match checked {
+        Ok(None) => Ok(()),
+        Ok(Some(missing)) => Err(CommandError::ReferenceDataMissing(missing)),
+        Err(error) => {
+            tracing::warn!(%error, "could not check the reference data; see /readyz");
+            Ok(())
+        }
+    }
 }
 
 /// `fluxolab serve`: the API and (unless `with_workers` is false) the workers, until a signal.
 pub async fn serve(settings: &Settings, with_workers: bool) -> Result<(), CommandError> {
+    require_reference_data(&settings.database).await?;
     let mut application = Application::build(settings)?;
     if !with_workers {
         application = application.without_workers();
@@ -57,6 +83,7 @@ pub async fn serve(settings: &Settings, with_workers: bool) -> Result<(), Comman
 
 /// `fluxolab worker`: runs executions from the queue, without the API, until a signal.
 pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
+    require_reference_data(&settings.database).await?;
     let pool = startup::pool(&settings.database).map_err(StartupError::from)?;
     let embedded = migrations::embedded_versions()?;
     if let Err(reason) = fluxolab_postgres::readiness::check(&pool, &embedded).await {
@@ -102,7 +129,7 @@ pub async fn migrate(
     action: MigrateAction,
 ) -> Result<Vec<String>, CommandError> {
     let url = settings.url.clone();
-    let lines = migrations::run_off_runtime(move || match action {
+    let mut lines = migrations::run_off_runtime(move || match action {
         MigrateAction::Up => migrations::run_pending(&url).map(|applied| {
             if applied.is_empty() {
                 vec!["database is up to date; no pending migration".to_owned()]
@@ -137,19 +164,29 @@ pub async fn migrate(
         }),
     })
     .await?;
+    if action == MigrateAction::Up {
+        // A migrated database is a working one: plans, roles and permissions too.
+        lines.push(seed_reference(settings).await?);
+    }
     Ok(lines)
+}
+
+/// Applies the reference data (idempotent); the line saying what it holds.
+async fn seed_reference(settings: &DatabaseSettings) -> Result<String, CommandError> {
+    let pool = startup::pool(settings).map_err(StartupError::from)?;
+    let mut connection = pool.get().await.map_err(StoreError::from)?;
+    let reference = seed::seed_reference_data(&mut connection).await?;
+    Ok(format!(
+        "reference data: {} permissions, {} profiles ({} grants), {} plans",
+        reference.permissions, reference.profiles, reference.grants, reference.plans
+    ))
 }
 
 /// `fluxolab seed`: reference data, and the demo account with `demo`.
 pub async fn seed(settings: &DatabaseSettings, demo: bool) -> Result<Vec<String>, CommandError> {
-    let pool = startup::pool(settings).map_err(StartupError::from)?;
-    let mut connection = pool.get().await.map_err(StoreError::from)?;
-    let reference = seed::seed_reference_data(&mut connection).await?;
-    let mut lines = vec![format!(
-        "reference data: {} permissions, {} profiles ({} grants), {} plans",
-        reference.permissions, reference.profiles, reference.grants, reference.plans
-    )];
+    let mut lines = vec![seed_reference(settings).await?];
     if demo {
+        let pool = startup::pool(settings).map_err(StartupError::from)?;
         let hash = tokio::task::spawn_blocking(|| {
             PasswordHash::create(&SecretString::from(DEMO_PASSWORD.to_owned()))
         })

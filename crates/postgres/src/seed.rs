@@ -21,6 +21,40 @@ use crate::unit_of_work::PgUnits;
 use crate::workspaces::PgWorkspaces;
 use crate::{DbPool, StoreError};
 
+/// What of the reference data is missing, in one line; `None` when every permission,
+/// role profile and plan is there (a database `fluxolab migrate` prepared).
+pub async fn missing_reference_data(
+    connection: &mut AsyncPgConnection,
+) -> Result<Option<String>, StoreError> {
+    let codes: Vec<String> = permissions::table
+        .select(permissions::code)
+        .load(connection)
+        .await?;
+    let roles: Vec<String> = profiles::table
+        .select(profiles::code)
+        .load(connection)
+        .await?;
+    let plan_codes: Vec<String> = plans::table.select(plans::code).load(connection).await?;
+    let missing: Vec<&str> = Permission::ALL
+        .iter()
+        .map(|permission| permission.code())
+        .filter(|code| !codes.iter().any(|found| found == code))
+        .chain(
+            Role::ALL
+                .iter()
+                .map(|role| role.code())
+                .filter(|code| !roles.iter().any(|found| found == code)),
+        )
+        .chain(
+            PlanCode::ALL
+                .iter()
+                .map(|plan| plan.code())
+                .filter(|code| !plan_codes.iter().any(|found| found == code)),
+        )
+        .collect();
+    Ok((!missing.is_empty()).then(|| missing.join(", ")))
+}
+
 /// What a reference seed wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReferenceSeed {

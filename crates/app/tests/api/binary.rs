@@ -56,6 +56,7 @@ fn free_port() -> std::io::Result<u16> {
 #[tokio::test]
 async fn serve_stops_cleanly_on_sigterm() -> TestResult {
     let db = TestDb::new().await?;
+    fluxolab_postgres::seed::seed_reference_data(&mut *db.pool().get().await?).await?;
     let port = free_port()?;
     let mut child = fluxolab()
         .args(["serve", "--no-workers"])
@@ -327,4 +328,66 @@ async fn a_respond_node_webhook_is_answered_by_a_run_in_another_process() -> Tes
     let (url, secret) = crate::webhooks::echo_hook(&app, &owner).await?;
     let _worker = WorkerProcess::start(&app.db)?;
     crate::webhooks::echo_answers(&app, &url, &secret).await
+}
+
+#[tokio::test]
+async fn a_migrated_database_serves_its_first_registration() -> TestResult {
+    // The test database has every migration but no reference data, as a deployment
+    // that ran the migrations some other way would.
+    let db = TestDb::new().await?;
+    let port = free_port()?;
+    let serve = |port: u16| {
+        let mut command = fluxolab();
+        command
+            .args(["serve", "--no-workers"])
+            .env("DATABASE_URL", db.url())
+            .env("APP_SECRET", TEST_SECRET)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("HTTP_WORKERS", "1");
+        command
+    };
+    let refused = serve(port).output()?;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("lacks its reference data") && stderr.contains("fluxolab migrate"),
+        "{stderr}"
+    );
+
+    let migrated = fluxolab()
+        .args(["migrate"])
+        .env("DATABASE_URL", db.url())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&migrated.stdout);
+    assert!(migrated.status.success(), "{stdout}");
+    assert!(stdout.contains("reference data: "), "{stdout}");
+
+    let mut child = serve(port)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let registered = client
+        .post(format!("{base}/api/auth/register"))
+        .json(&serde_json::json!({
+            "email": "first@example.com",
+            "password": crate::helpers::PASSWORD,
+            "display_name": "First"
+        }))
+        .send()
+        .await?;
+    let status = registered.status();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 201, "{}", registered.text().await?);
+    Ok(())
 }
