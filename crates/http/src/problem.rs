@@ -139,6 +139,9 @@ pub enum ApiError {
     Validation(ValidationErrors),
     #[error("no route matches this path")]
     RouteNotFound,
+    /// The path exists, but not with this method; `allow` lists the methods it takes.
+    #[error("this path takes {}, not this method", .allow.join(", "))]
+    MethodNotAllowed { allow: Vec<&'static str> },
     #[error("a valid bearer access token is required")]
     Unauthorized,
     #[error("{detail}")]
@@ -220,6 +223,7 @@ impl ApiError {
             ApiError::Payload(_) => "invalid_body",
             ApiError::Validation(_) => "validation_failed",
             ApiError::RouteNotFound | ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Unauthenticated { code, .. }
             | ApiError::Conflict { code, .. }
@@ -277,6 +281,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RouteNotFound | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized | ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } | ApiError::PlanLimit { .. } | ApiError::PlanDowngrade(_) => {
@@ -324,6 +329,11 @@ impl ResponseError for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self
+            && let Ok(value) = HeaderValue::from_str(&allow.join(", "))
+        {
+            response.headers_mut().insert(header::ALLOW, value);
         }
         if let ApiError::TooManyRequests {
             retry_after_seconds,
@@ -381,6 +391,13 @@ mod tests {
                 "validation_failed",
             ),
             (ApiError::RouteNotFound, 404, "not_found"),
+            (
+                ApiError::MethodNotAllowed {
+                    allow: vec!["GET", "POST"],
+                },
+                405,
+                "method_not_allowed",
+            ),
             (ApiError::NotReady("db down".into()), 503, "not_ready"),
             (ApiError::Internal("boom".into()), 500, "internal_error"),
         ];

@@ -84,7 +84,7 @@ pub fn configure_app(
 > {
     let limit = body_limit;
     let services = state.services.clone();
-    let (app, _document) = App::new()
+    let (app, document) = App::new()
         .app_data(
             JsonConfig::default()
                 .limit(limit)
@@ -108,14 +108,62 @@ pub fn configure_app(
         Some(services) => app.app_data(services),
         None => app,
     };
-    app.service(SwaggerUi::new("/api/docs/{_:.*}").config(Config::from("/api/openapi.json")))
-        .default_service(web::to(|| async {
-            Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound)
-        }))
+    app.app_data(Data::new(RouteMethods::of(&document)))
+        .service(SwaggerUi::new("/api/docs/{_:.*}").config(Config::from("/api/openapi.json")))
+        .default_service(web::to(no_route))
         // Inside `observe`: its 403s still carry the handler's error, and its audit
         // writes happen in the request's span.
         .wrap(from_fn(crate::api_keys::audit_scope_denials))
         .wrap(from_fn(observe::observe))
+}
+
+/// The methods each documented route template takes (from the OpenAPI document, which
+/// lists every route), for the `Allow` header of a 405.
+#[derive(Debug, Default)]
+struct RouteMethods(std::collections::HashMap<String, Vec<&'static str>>);
+
+impl RouteMethods {
+    fn of(document: &utoipa::openapi::OpenApi) -> Self {
+        Self(
+            document
+                .paths
+                .paths
+                .iter()
+                .map(|(template, item)| {
+                    let methods = [
+                        ("GET", item.get.is_some()),
+                        ("POST", item.post.is_some()),
+                        ("PUT", item.put.is_some()),
+                        ("PATCH", item.patch.is_some()),
+                        ("DELETE", item.delete.is_some()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(method, present)| present.then_some(method))
+                    .collect();
+                    (template.clone(), methods)
+                })
+                .collect(),
+        )
+    }
+}
+
+/// No route took the request: `405` with `Allow` when its path is a route's (another
+/// method), else `404`.
+async fn no_route(
+    request: actix_web::HttpRequest,
+    routes: Data<RouteMethods>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let allow = request
+        .resource_map()
+        .match_pattern(request.path())
+        .and_then(|template| routes.0.get(&template))
+        .filter(|methods| !methods.is_empty());
+    Err(match allow {
+        Some(methods) => ApiError::MethodNotAllowed {
+            allow: methods.clone(),
+        },
+        None => ApiError::RouteNotFound,
+    })
 }
 
 /// Binds the server to `listener`. It stops gracefully on SIGTERM/SIGINT, letting

@@ -107,7 +107,9 @@ pub fn check_filter(directives: &str) -> Result<(), String> {
 pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
     let filter = EnvFilter::try_new(&settings.log_filter)?;
     let logs = match settings.log_format {
+        // Colour codes only for a terminal, never into a file or a container's log.
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()

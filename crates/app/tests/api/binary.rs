@@ -362,9 +362,11 @@ async fn a_migrated_database_serves_its_first_registration() -> TestResult {
     assert!(migrated.status.success(), "{stdout}");
     assert!(stdout.contains("reference data: "), "{stdout}");
 
+    // Pretty logs (the default) into a pipe: no colour codes.
     let mut child = serve(port)
+        .env("LOG_FORMAT", "pretty")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()?;
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
@@ -387,7 +389,12 @@ async fn a_migrated_database_serves_its_first_registration() -> TestResult {
         .await?;
     let status = registered.status();
     let _ = child.kill();
-    let _ = child.wait();
+    let logged = String::from_utf8_lossy(&child.wait_with_output()?.stderr).into_owned();
     assert_eq!(status, 201, "{}", registered.text().await?);
+    assert!(logged.contains("FluxoLab is listening"), "{logged}");
+    assert!(
+        !logged.contains('\u{1b}'),
+        "no ANSI escapes off a terminal: {logged}"
+    );
     Ok(())
 }

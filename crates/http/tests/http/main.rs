@@ -131,6 +131,36 @@ async fn actix_own_empty_405_becomes_a_problem() -> TestResult {
 }
 
 #[actix_web::test]
+async fn a_wrong_method_on_a_route_is_a_405_problem_naming_the_allowed_ones() -> TestResult {
+    let app = app(Arc::default()).await?;
+    let response = test::call_service(
+        &app,
+        test::TestRequest::put().uri("/api/workflows").to_request(),
+    )
+    .await;
+    let allow = response
+        .headers()
+        .get("allow")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let (status, problem) = problem_of(response).await?;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(problem.code, "method_not_allowed");
+    assert_eq!(allow.as_deref(), Some("GET, POST"));
+
+    let response = test::call_service(
+        &app,
+        test::TestRequest::delete()
+            .uri("/api/workflows/0190a2e4-0000-7000-8000-000000000001/versions")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(response.headers().get("allow").is_some());
+    Ok(())
+}
+
+#[actix_web::test]
 async fn malformed_json_is_a_400_problem_that_says_where() -> TestResult {
     let app = app(Arc::default()).await?;
     let request = test::TestRequest::post()
