@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use actix_web::body::{BodySize, BoxBody, MessageBody, to_bytes};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web::Data;
 use actix_web::{Error, HttpMessage, HttpResponse};
@@ -47,16 +47,21 @@ fn request_id_of(request: &ServiceRequest) -> String {
 
 /// The middleware function; wrap the app with `from_fn(observe)`.
 pub async fn observe(
-    request: ServiceRequest,
+    mut request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = Instant::now();
+    let method = request.method().to_string();
+    if request.method() == Method::HEAD {
+        // `HEAD` works wherever `GET` does: routed as `GET`; the connection still knows
+        // it was `HEAD` and sends the headers without the body.
+        request.head_mut().method = Method::GET;
+    }
     let request_id = request_id_of(&request);
     request
         .extensions_mut()
         .insert(RequestId(request_id.clone()));
     let metrics = request.app_data::<Data<HttpMetrics>>().cloned();
-    let method = request.method().to_string();
     // The route template, resolved up front: the span's name must be known before the span
     // is first entered (OpenTelemetry fixes it then), and raw paths would explode metrics.
     let route = request

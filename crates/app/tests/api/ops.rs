@@ -150,3 +150,25 @@ async fn the_openapi_document_is_served() -> TestResult {
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
     Ok(())
 }
+
+#[tokio::test]
+async fn head_answers_where_get_does_without_a_body_and_a_wrong_method_is_405() -> TestResult {
+    let app = TestApp::spawn_api_only().await?;
+    let got = app.get("/api/openapi.json").await?;
+    let length = got.headers()["content-length"].to_str()?.to_owned();
+    let head = app.client.head(app.url("/api/openapi.json")).send().await?;
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"].to_str()?, length);
+    assert!(head.bytes().await?.is_empty());
+    assert_eq!(
+        app.client.head(app.url("/healthz")).send().await?.status(),
+        200
+    );
+
+    let wrong = app.client.put(app.url("/api/workflows")).send().await?;
+    assert_eq!(wrong.status(), 405);
+    assert_eq!(wrong.headers()["allow"].to_str()?, "GET, POST");
+    let problem: Value = wrong.json().await?;
+    assert_eq!(problem["code"], "method_not_allowed");
+    Ok(())
+}
