@@ -1,15 +1,18 @@
 //! What each `fluxolab` subcommand does.
 
+use std::sync::Arc;
+
 use fluxolab_credentials::service::rewrap_all_data_keys;
+use fluxolab_http::{ApiState, HttpMetrics, ServerSettings, build_ops_server};
 use fluxolab_identity::{DisplayName, EmailAddress, PasswordHash};
 use fluxolab_postgres::seed::{self, DemoAccount};
 use fluxolab_postgres::vault::PgVault;
 use fluxolab_postgres::{StoreError, migrations};
-use fluxolab_workflows::execution_service::Unobserved;
 use fluxolab_workspace::model::WorkspaceName;
 use secrecy::SecretString;
 
 use crate::config::{DatabaseSettings, Settings};
+use crate::probe::PostgresProbe;
 use crate::startup::{self, Application, StartupError};
 use crate::workers::WorkerPool;
 
@@ -81,7 +84,8 @@ pub async fn serve(settings: &Settings, with_workers: bool) -> Result<(), Comman
     Ok(())
 }
 
-/// `fluxolab worker`: runs executions from the queue, without the API, until a signal.
+/// `fluxolab worker`: runs executions from the queue, without the API, until a signal;
+/// serves `/healthz`, `/readyz` and `/metrics` (its executions' metrics) on `BIND_ADDR`.
 pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
     require_reference_data(&settings.database).await?;
     let pool = startup::pool(&settings.database).map_err(StartupError::from)?;
@@ -89,19 +93,42 @@ pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
     if let Err(reason) = fluxolab_postgres::readiness::check(&pool, &embedded).await {
         tracing::warn!(%reason, "the database is not ready; claims will fail until it is");
     }
+    let metrics = Arc::new(HttpMetrics::new());
     let services = startup::services(
         &pool,
         settings,
-        std::sync::Arc::new(fluxolab_kernel::SystemClock),
-        // A worker process serves no /metrics; its executions are seen in the queue
-        // gauges of the API processes.
-        std::sync::Arc::new(Unobserved),
+        Arc::new(fluxolab_kernel::SystemClock),
+        metrics.clone(),
     )?;
+    let state = ApiState::new(Arc::new(PostgresProbe::new(pool, embedded)))
+        .map_err(StartupError::from)?
+        .with_metrics(metrics);
+    let listener =
+        std::net::TcpListener::bind(settings.bind_addr).map_err(|source| StartupError::Bind {
+            addr: settings.bind_addr,
+            source,
+        })?;
+    let port = listener.local_addr().map_err(StartupError::Server)?.port();
+    let server = build_ops_server(
+        listener,
+        state,
+        &ServerSettings {
+            body_limit: settings.body_limit_bytes,
+            workers: 1,
+            shutdown_timeout: settings.shutdown_timeout,
+        },
+    )
+    .map_err(StartupError::Server)?;
+    let ops = server.handle();
+    let served = tokio::spawn(server);
+    tracing::info!(address = %settings.bind_addr, port, "worker running; /healthz, /readyz and /metrics served");
     let workers = WorkerPool::start(services.executions, services.queue, settings.workers)
         .with_usage_snapshots(services.billing)
         .with_usage_alerts(services.alerts);
     shutdown_signal().await.map_err(CommandError::Signal)?;
     workers.shutdown().await;
+    ops.stop(true).await;
+    let _ = served.await;
     tracing::info!("worker stopped");
     Ok(())
 }

@@ -28,4 +28,4 @@ pub use extract::Services;
 pub use metrics::HttpMetrics;
 pub use probe::{DatabaseProbe, PoolStatus, QueueStatus};
 pub use problem::{ApiError, Problem};
-pub use server::{ApiState, ServerSettings, build_server, configure_app};
+pub use server::{ApiState, ServerSettings, build_ops_server, build_server, configure_app};

@@ -182,3 +182,28 @@ pub fn build_server(
             .run(),
     )
 }
+
+/// The ops routes alone (`/healthz`, `/readyz`, `/metrics`), for a process that serves
+/// no API (`fluxolab worker`); everything else is a 404 problem.
+pub fn build_ops_server(
+    listener: TcpListener,
+    state: ApiState,
+    settings: &ServerSettings,
+) -> std::io::Result<Server> {
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.metrics.clone())
+            .app_data(Data::new(state.clone()))
+            .service(crate::ops::healthz)
+            .service(crate::ops::readyz)
+            .service(crate::ops::metrics)
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound)
+            }))
+            .wrap(from_fn(observe::observe))
+    })
+    .workers(1)
+    .shutdown_timeout(settings.shutdown_timeout.as_secs())
+    .listen(listener)?
+    .run())
+}

@@ -299,11 +299,13 @@ async fn keys_rotate_rewraps_under_the_new_secret_once() -> TestResult {
 struct WorkerProcess(std::process::Child);
 
 impl WorkerProcess {
-    fn start(db: &TestDb) -> std::io::Result<Self> {
+    /// Its ops routes on `port` (0: any free one).
+    fn start(db: &TestDb, port: u16) -> std::io::Result<Self> {
         fluxolab()
             .args(["worker"])
             .env("DATABASE_URL", db.url())
             .env("APP_SECRET", TEST_SECRET)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("WORKERS", "2")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -326,7 +328,7 @@ async fn a_respond_node_webhook_is_answered_by_a_run_in_another_process() -> Tes
     let app = crate::helpers::TestApp::spawn_api_only().await?;
     let owner = app.signed_up("far-reply@example.com").await?;
     let (url, secret) = crate::webhooks::echo_hook(&app, &owner).await?;
-    let _worker = WorkerProcess::start(&app.db)?;
+    let _worker = WorkerProcess::start(&app.db, 0)?;
     crate::webhooks::echo_answers(&app, &url, &secret).await
 }
 
@@ -395,6 +397,84 @@ async fn a_migrated_database_serves_its_first_registration() -> TestResult {
     assert!(
         !logged.contains('\u{1b}'),
         "no ANSI escapes off a terminal: {logged}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_worker_process_serves_health_and_the_metrics_of_its_runs() -> TestResult {
+    use reqwest::Method;
+    use serde_json::json;
+
+    use crate::helpers::{call, three_nodes, wait_finished};
+
+    let app = crate::helpers::TestApp::spawn_api_only().await?;
+    let owner = app.signed_up("worker-metrics@example.com").await?;
+    let (_, created) = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/api/workflows",
+        &json!({"name": "Counted", "definition": three_nodes()}),
+    )
+    .await?;
+    let workflow = created["id"].as_str().ok_or("no workflow id")?.to_owned();
+    call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{workflow}/activate"),
+        &json!({"version": 1}),
+    )
+    .await?;
+    let (status, queued) = call(
+        &app,
+        &owner,
+        Method::POST,
+        &format!("/api/workflows/{workflow}/run"),
+        &json!({"payload": {"a": 1, "b": 2}}),
+    )
+    .await?;
+    assert_eq!(status, 202, "{queued}");
+    let execution = queued["execution_id"].as_str().ok_or("no execution id")?;
+
+    let port = free_port()?;
+    let _worker = WorkerProcess::start(&app.db, port)?;
+    let finished = wait_finished(&app, &owner, execution).await?;
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client.get(format!("{base}/healthz")).send().await?.status(),
+        200
+    );
+    assert_eq!(
+        client.get(format!("{base}/readyz")).send().await?.status(),
+        200
+    );
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains(r#"executions_settled_total{status="succeeded"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("execution_step_duration_seconds"),
+        "{metrics}"
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/api/workflows"))
+            .send()
+            .await?
+            .status(),
+        404,
+        "a worker serves no API"
     );
     Ok(())
 }
