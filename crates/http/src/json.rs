@@ -34,8 +34,65 @@ fn is_json(request: &HttpRequest) -> bool {
         })
 }
 
-/// Deserialises `bytes`, naming the path of the first problem.
+/// Whether JSON text holds an escaped NUL character (`\u0000`), which PostgreSQL can store
+/// in neither `text` nor `jsonb`. JSON text has no raw NUL outside strings and none
+/// unescaped inside them, so this escape is the only way one arrives.
+fn has_nul(bytes: &[u8]) -> bool {
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'\\' {
+            if bytes.get(at + 1) == Some(&b'u') && bytes.get(at + 2..at + 6) == Some(b"0000") {
+                return true;
+            }
+            at += 2;
+        } else {
+            at += 1;
+        }
+    }
+    false
+}
+
+/// The path (`definition.nodes[0].name`) of the first key or string in `value` that
+/// holds a NUL character.
+fn nul_path(value: &serde_json::Value, path: &str) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(text) => text.contains('\0').then(|| path.to_owned()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_path(item, &format!("{path}[{index}]"))),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                Some(join(key))
+            } else {
+                nul_path(item, &join(key))
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// Deserialises `bytes`, naming the path of the first problem. Text holding a NUL
+/// character is refused here, naming its field, before it can reach the database.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if has_nul(bytes) {
+        let field = serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|value| nul_path(&value, ""))
+            .filter(|path| !path.is_empty())
+            .unwrap_or_else(|| "body".to_owned());
+        return Err(ApiError::invalid(
+            field,
+            "must not contain the NUL character (\\u0000)",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -128,6 +185,22 @@ mod tests {
             Some("display_name")
         );
         assert_eq!(field_of(parse(b"[]")).as_deref(), Some("body"));
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_naming_its_field_and_an_escaped_backslash_is_not_one() {
+        assert_eq!(
+            field_of(parse(br#"{"email": "a@b.co", "display_name": "A\u0000B"}"#)).as_deref(),
+            Some("display_name")
+        );
+        let nested =
+            parse::<serde_json::Value>(br#"{"definition": {"nodes": [{"name": "x\u0000"}]}}"#);
+        assert!(
+            matches!(&nested, Err(ApiError::Validation(errors))
+                if errors.errors()[0].field == "definition.nodes[0].name"),
+            "{nested:?}"
+        );
+        assert!(parse::<Body>(br#"{"email": "a@b.co", "display_name": "A\\u0000B"}"#).is_ok());
     }
 
     #[test]

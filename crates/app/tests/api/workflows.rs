@@ -342,3 +342,28 @@ async fn a_credential_used_by_an_active_workflow_cannot_be_deleted() -> TestResu
     assert_eq!(status, 422, "{problem}");
     Ok(())
 }
+
+#[tokio::test]
+async fn text_holding_a_nul_character_is_refused_before_it_reaches_the_database() -> TestResult {
+    let app = TestApp::spawn_api_only().await?;
+    let owner = app.signed_up("nul@example.com").await?;
+    for (path, body, field) in [
+        (
+            "/api/workflows",
+            json!({"name": "Flow\u{0}", "definition": three_nodes()}),
+            "name",
+        ),
+        (
+            "/api/workflows/credentials",
+            json!({"name": "Key\u{0}", "kind": "generic", "data": {"value": "x"}}),
+            "name",
+        ),
+    ] {
+        let (status, problem) = call(&app, &owner, Method::POST, path, &body).await?;
+        assert_eq!(status, 422, "{path}: {problem}");
+        assert_eq!(problem["code"], "validation_failed", "{problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    assert_eq!(app.count("workflows").await?, 0);
+    Ok(())
+}
