@@ -37,14 +37,24 @@ pub trait EnvironmentDirectory: Send + Sync {
     ) -> Result<Option<EnvironmentRef>, StorageError>;
 }
 
-/// What a run sees of its environment.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// What a run sees of its environment. Its `Debug` names the variables, never their
+/// values.
+#[derive(Clone, Default, PartialEq)]
 pub struct RunEnvironment {
     /// Every variable by name, secret values in clear: for the engine only, never for
     /// a response or a log.
     pub variables: Map<String, Value>,
     /// The secret values among them, to redact from what a run records.
     pub secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for RunEnvironment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunEnvironment")
+            .field("variables", &self.variables.keys().collect::<Vec<_>>())
+            .field("secrets", &self.secrets.len())
+            .finish()
+    }
 }
 
 impl RunEnvironment {
@@ -85,6 +95,26 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_run_environment_formatted_for_debugging_shows_names_not_values() {
+        let mut variables = Map::new();
+        variables.insert("API_TOKEN".to_owned(), json!("tok-s3cr3t"));
+        variables.insert("REGION".to_owned(), json!("eu-west-plain"));
+        let env = RunEnvironment {
+            variables,
+            secrets: vec!["tok-s3cr3t".to_owned()],
+        };
+        let shown = format!("{env:?}");
+        assert!(
+            shown.contains("API_TOKEN") && shown.contains("REGION"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("tok-s3cr3t") && !shown.contains("eu-west-plain"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn redaction_replaces_secrets_inside_nested_strings_only() {

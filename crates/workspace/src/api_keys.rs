@@ -66,13 +66,24 @@ impl ApiKey {
     }
 }
 
-/// A new secret: the key shown once, and what is stored of it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A new secret: the key shown once, and what is stored of it. Its `Debug` shows the
+/// prefix and last four characters only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret {
     pub key: String,
     pub prefix: String,
     pub last_four: String,
     pub hash: Vec<u8>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("key", &"[REDACTED]")
+            .field("prefix", &self.prefix)
+            .field("last_four", &self.last_four)
+            .finish_non_exhaustive()
+    }
 }
 
 /// SHA-256 of a presented key, as stored.
@@ -756,6 +767,18 @@ mod tests {
         assert_eq!(secret.hash, key_hash(&secret.key));
         assert_ne!(new_secret()?.key, secret.key);
         assert_eq!(lookup_prefix("bearer-token"), None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_secret_formatted_for_debugging_shows_no_key() -> Result<(), StorageError> {
+        let secret = new_secret()?;
+        let shown = format!("{secret:?}");
+        assert!(
+            !shown.contains(&secret.key[secret.prefix.len()..]),
+            "{shown}"
+        );
+        assert!(shown.contains("[REDACTED]") && shown.contains(&secret.prefix));
         Ok(())
     }
 }
