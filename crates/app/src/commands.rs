@@ -103,6 +103,37 @@ pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
     let state = ApiState::new(Arc::new(PostgresProbe::new(pool, embedded)))
         .map_err(StartupError::from)?
         .with_metrics(metrics);
+    // Without its ops routes a worker still runs executions: a taken address is logged,
+    // and its health checks then fail where they are watched.
+    let ops = match ops_server(settings, state) {
+        Ok((server, port)) => {
+            tracing::info!(address = %settings.bind_addr, port, "worker running; /healthz, /readyz and /metrics served");
+            let handle = server.handle();
+            Some((handle, tokio::spawn(server)))
+        }
+        Err(error) => {
+            tracing::error!(%error, address = %settings.bind_addr, "worker running without /healthz, /readyz and /metrics; set BIND_ADDR to a free address");
+            None
+        }
+    };
+    let workers = WorkerPool::start(services.executions, services.queue, settings.workers)
+        .with_usage_snapshots(services.billing)
+        .with_usage_alerts(services.alerts);
+    shutdown_signal().await.map_err(CommandError::Signal)?;
+    workers.shutdown().await;
+    if let Some((handle, served)) = ops {
+        handle.stop(true).await;
+        let _ = served.await;
+    }
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// The worker's ops server on `BIND_ADDR`, and the port it got.
+fn ops_server(
+    settings: &Settings,
+    state: ApiState,
+) -> Result<(actix_web::dev::Server, u16), StartupError> {
     let listener =
         std::net::TcpListener::bind(settings.bind_addr).map_err(|source| StartupError::Bind {
             addr: settings.bind_addr,
@@ -119,18 +150,7 @@ pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
         },
     )
     .map_err(StartupError::Server)?;
-    let ops = server.handle();
-    let served = tokio::spawn(server);
-    tracing::info!(address = %settings.bind_addr, port, "worker running; /healthz, /readyz and /metrics served");
-    let workers = WorkerPool::start(services.executions, services.queue, settings.workers)
-        .with_usage_snapshots(services.billing)
-        .with_usage_alerts(services.alerts);
-    shutdown_signal().await.map_err(CommandError::Signal)?;
-    workers.shutdown().await;
-    ops.stop(true).await;
-    let _ = served.await;
-    tracing::info!("worker stopped");
-    Ok(())
+    Ok((server, port))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -100,6 +100,7 @@ fn worker_process(app: &TestApp) -> std::io::Result<Child> {
         .current_dir(std::env::temp_dir())
         .env("DATABASE_URL", app.db.url())
         .env("APP_SECRET", TEST_SECRET)
+        .env("BIND_ADDR", "127.0.0.1:0")
         .env("WORKERS", "4")
         .env("DATABASE_POOL_SIZE", "8")
         .env("EXECUTION_LEASE_SECONDS", "3")
