@@ -133,6 +133,23 @@ fn active_workspace_id(request: &HttpRequest, user: &CurrentUser) -> Result<Work
     }
 }
 
+/// Names the caller on the request's span (opened by `observe`): the workspace and
+/// whether a user or an API key acts.
+fn record_caller(principal: &Principal) {
+    let span = tracing::Span::current();
+    span.record(
+        "workspace_id",
+        tracing::field::display(principal.workspace_id()),
+    );
+    span.record(
+        "principal_kind",
+        match principal.actor() {
+            fluxolab_kernel::Actor::User(_) => "user",
+            fluxolab_kernel::Actor::ApiKey(_) => "api_key",
+        },
+    );
+}
+
 impl FromRequest for ActiveWorkspace {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -170,6 +187,7 @@ impl FromRequest for ActiveWorkspace {
                 {
                     return Err(ApiError::NotFound("workspace"));
                 }
+                record_caller(&principal);
                 Ok(ActiveWorkspace {
                     user: None,
                     principal,
@@ -189,6 +207,7 @@ impl FromRequest for ActiveWorkspace {
                 .principal_for(user.id(), workspace)
                 .await?
                 .ok_or(ApiError::NotFound("workspace"))?;
+            record_caller(&principal);
             Ok(ActiveWorkspace {
                 user: Some(user),
                 principal,

@@ -78,6 +78,8 @@ pub async fn observe(
         http.response.status_code = Empty,
         request_id = %request_id,
         latency_ms = Empty,
+        workspace_id = Empty,
+        principal_kind = Empty,
     );
 
     // Handlers' errors arrive as error responses; only a middleware inside this one could

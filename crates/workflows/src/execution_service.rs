@@ -76,6 +76,7 @@ impl ExecutionService {
     /// Runs a version (default: the latest) inline in `environment` (default:
     /// `production`) and returns the execution with its steps. The caller bounds it
     /// with a timeout.
+    #[tracing::instrument(name = "executions.test", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn test(
         &self,
         principal: &Principal,
@@ -138,6 +139,7 @@ impl ExecutionService {
 
     /// Queues a run of the version active in `environment` (default: `production`);
     /// returns its id.
+    #[tracing::instrument(name = "executions.enqueue", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn enqueue(
         &self,
         principal: &Principal,
@@ -168,6 +170,7 @@ impl ExecutionService {
             .await
     }
 
+    #[tracing::instrument(name = "executions.get", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn get(
         &self,
         principal: &Principal,
@@ -181,6 +184,7 @@ impl ExecutionService {
             .ok_or(WorkflowError::NotFound("execution"))
     }
 
+    #[tracing::instrument(name = "executions.list", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn list(
         &self,
         principal: &Principal,
@@ -196,6 +200,7 @@ impl ExecutionService {
     }
 
     /// Queues a new execution of the same version and input, linked to the old one.
+    #[tracing::instrument(name = "executions.retry", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn retry(
         &self,
         principal: &Principal,
@@ -219,6 +224,7 @@ impl ExecutionService {
     }
 
     /// Cancels a queued execution, or asks a running one to stop after its current step.
+    #[tracing::instrument(name = "executions.cancel", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn cancel(
         &self,
         principal: &Principal,
@@ -247,6 +253,7 @@ impl ExecutionService {
     /// Runs a claimed execution (the worker's job), resuming after the steps an earlier
     /// attempt completed. A retryable failure goes back to the queue with exponential
     /// backoff until `max_attempts`, then it ends `failed`; a long delay suspends it.
+    #[tracing::instrument(name = "executions.process", skip_all, fields(workspace_id = %claimed.execution.workspace_id))]
     pub async fn process(
         &self,
         claimed: ClaimedExecution,
@@ -273,6 +280,7 @@ impl ExecutionService {
 
     /// Waits, at most `timeout`, for the answer execution `id` of `workspace` gives
     /// its sender (a `respond_node` webhook delivery), or for it to end without one.
+    #[tracing::instrument(name = "executions.await_response", skip_all, fields(workspace_id = %workspace))]
     pub async fn await_response(
         &self,
         workspace: WorkspaceId,

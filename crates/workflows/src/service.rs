@@ -144,6 +144,7 @@ impl WorkflowService {
         }
     }
 
+    #[tracing::instrument(name = "workflows.list", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn list(
         &self,
         principal: &Principal,
@@ -157,6 +158,7 @@ impl WorkflowService {
             .await?)
     }
 
+    #[tracing::instrument(name = "workflows.get", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn get(
         &self,
         principal: &Principal,
@@ -170,6 +172,7 @@ impl WorkflowService {
             .ok_or(WorkflowError::NotFound("workflow"))
     }
 
+    #[tracing::instrument(name = "workflows.create", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn create(
         &self,
         principal: &Principal,
@@ -231,6 +234,7 @@ impl WorkflowService {
         self.get(principal, workflow.id).await
     }
 
+    #[tracing::instrument(name = "workflows.update", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn update(
         &self,
         principal: &Principal,
@@ -272,6 +276,7 @@ impl WorkflowService {
     }
 
     /// Archives the workflow (it stays readable; it no longer runs).
+    #[tracing::instrument(name = "workflows.archive", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn archive(
         &self,
         principal: &Principal,
@@ -299,6 +304,7 @@ impl WorkflowService {
         Ok(())
     }
 
+    #[tracing::instrument(name = "workflows.versions", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn versions(
         &self,
         principal: &Principal,
@@ -313,6 +319,7 @@ impl WorkflowService {
     }
 
     /// Saves `definition` as the next version (1, 2, 3…), validated first.
+    #[tracing::instrument(name = "workflows.add_version", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn add_version(
         &self,
         principal: &Principal,
@@ -359,6 +366,7 @@ impl WorkflowService {
 
     /// Makes `version` the one active in `environment` (default: `production`), or
     /// (`None`) the workflow inactive there.
+    #[tracing::instrument(name = "workflows.set_active", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn set_active(
         &self,
         principal: &Principal,
@@ -394,6 +402,7 @@ impl WorkflowService {
 
     /// Activates in `to` the version active in `from`; the workflow stays active in
     /// `from` (a workflow may be active in several environments at different versions).
+    #[tracing::instrument(name = "workflows.promote", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn promote(
         &self,
         principal: &Principal,

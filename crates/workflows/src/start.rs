@@ -168,6 +168,7 @@ impl RunStarter {
     /// Queues a run for `principal`'s workspace: the version (the one asked for, else
     /// the one deployed in the environment), the quota, the audit entry in the same
     /// unit as the run. The caller has checked the permissions its route needs.
+    #[tracing::instrument(name = "runs.start", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn start(
         &self,
         principal: &Principal,
@@ -209,6 +210,7 @@ impl RunStarter {
 
     /// Decides whether a delivery to `workspace` may start a run: the workspace's rate,
     /// then its quota (read from a cache on this hot path, see `UsageGate`).
+    #[tracing::instrument(name = "runs.admit_delivery", level = "debug", skip_all, fields(workspace_id = %workspace))]
     pub async fn admit_delivery(
         &self,
         workspace: WorkspaceId,

@@ -132,5 +132,54 @@ async fn a_request_produces_a_server_span_at_the_collector() -> TestResult {
     );
     // SPAN_KIND_SERVER
     assert_eq!(span.kind, 2);
+
+    // A use case's span sits under its request's, both naming the workspace.
+    let owner = app.signed_up("traced@example.com").await?;
+    let listed = app
+        .get_as(
+            &owner.access_token,
+            "/api/workflows",
+            Some(&owner.workspace_id),
+        )
+        .await?;
+    assert_eq!(listed.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (request, use_case) = loop {
+        let flushing = guard.clone();
+        tokio::task::spawn_blocking(move || flushing.flush()).await?;
+        let found = received.lock().ok().and_then(|received| {
+            let named = |name: &str| {
+                received
+                    .spans
+                    .iter()
+                    .map(|(_, span)| span)
+                    .find(|span| span.name == name)
+                    .cloned()
+            };
+            Some((named("GET /api/workflows")?, named("workflows.list")?))
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the request's and the use case's spans did not both reach the collector"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(use_case.parent_span_id, request.span_id);
+    assert_eq!(use_case.trace_id, request.trace_id);
+    for span in [&request, &use_case] {
+        assert_eq!(
+            text(attribute(&span.attributes, "workspace_id")),
+            Some(owner.workspace_id.as_str()),
+            "{}",
+            span.name
+        );
+    }
+    assert_eq!(
+        text(attribute(&request.attributes, "principal_kind")),
+        Some("user")
+    );
     Ok(())
 }
