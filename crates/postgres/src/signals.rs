@@ -136,6 +136,9 @@ impl RunSignals for PgRunSignals {
         &self,
         execution: ExecutionId,
     ) -> Result<Box<dyn Subscription>, StorageError> {
+        // Listening first: whatever is announced after the entry below exists reaches
+        // it, and the caller reads the execution only after this returns.
+        self.listen().await?;
         let notify = Arc::new(Notify::new());
         if let Ok(mut waiters) = self.waiters.lock() {
             waiters
@@ -143,7 +146,6 @@ impl RunSignals for PgRunSignals {
                 .or_default()
                 .push(Arc::downgrade(&notify));
         }
-        self.listen().await?;
         Ok(Box::new(PgSubscription {
             notify,
             execution,
