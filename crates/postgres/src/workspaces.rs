@@ -225,11 +225,6 @@ impl WorkspaceRepository for PgWorkspaces {
             .map_err(storage)?;
         Ok(())
     }
-
-    async fn set_default(&self, user: UserId, workspace: WorkspaceId) -> Result<(), StorageError> {
-        let mut connection = pooled(&self.pool).await?;
-        store_default_workspace(&mut connection, user, Some(workspace)).await
-    }
 }
 
 async fn store_default_workspace(

@@ -31,7 +31,6 @@ pub trait WorkspaceRepository: Send + Sync {
         workspace: WorkspaceId,
         name: &str,
     ) -> Result<(), StorageError>;
-    async fn set_default(&self, user: UserId, workspace: WorkspaceId) -> Result<(), StorageError>;
 }
 
 /// Why a member could not be added.

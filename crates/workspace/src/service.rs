@@ -143,13 +143,29 @@ impl WorkspaceService {
         Ok(())
     }
 
+    /// Makes `workspace`, one `user` belongs to, their default (else not found).
     pub async fn set_default(
         &self,
         user: UserId,
         workspace: WorkspaceId,
     ) -> Result<(), WorkspaceError> {
-        self.get(user, workspace).await?;
-        Ok(self.ports.workspaces.set_default(user, workspace).await?)
+        // Under the same lock on the user as a removal's re-pick, so a default is never
+        // set to a membership being removed at the same time.
+        let members = &self.ports.members;
+        let mut unit = self.ports.units.begin().await?;
+        members.lock_default_of(unit.as_mut(), user).await?;
+        let held = members.held_by(unit.as_mut(), user).await?;
+        if !held
+            .iter()
+            .any(|membership| membership.workspace_id == workspace)
+        {
+            return Err(WorkspaceError::NotFound("workspace"));
+        }
+        members
+            .store_default(unit.as_mut(), user, Some(workspace))
+            .await?;
+        unit.commit().await?;
+        Ok(())
     }
 
     pub async fn members(
@@ -517,6 +533,39 @@ mod tests {
         service_with(units, members, recorded())
             .remove_member(&caller, user)
             .await
+    }
+
+    #[tokio::test]
+    async fn a_default_is_set_only_to_a_membership_held_under_the_users_lock() {
+        let user = UserId::new();
+        let held = HeldMembership {
+            workspace_id: WorkspaceId::new(),
+            role: Role::Viewer,
+            joined_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        for (wanted, stored) in [(held.workspace_id, true), (WorkspaceId::new(), false)] {
+            let (units, committed) = units_recording();
+            let mut members = MockMemberRepository::new();
+            let mut sequence = mockall::Sequence::new();
+            members
+                .expect_lock_default_of()
+                .times(1)
+                .in_sequence(&mut sequence)
+                .returning(|_, _| Ok(None));
+            members
+                .expect_held_by()
+                .times(1)
+                .in_sequence(&mut sequence)
+                .returning(move |_, _| Ok(vec![held]));
+            members
+                .expect_store_default()
+                .times(usize::from(stored))
+                .withf(move |_, who, chosen| *who == user && *chosen == Some(wanted))
+                .returning(|_, _, _| Ok(()));
+            let result = service(units, members).set_default(user, wanted).await;
+            assert_eq!(result.is_ok(), stored, "{result:?}");
+            assert_eq!(committed.load(Ordering::SeqCst), stored);
+        }
     }
 
     fn principal(role: Role) -> Principal {
