@@ -15,7 +15,7 @@ use crate::ports::{
     MockConnectionTester, MockCredentialRepository, MockCredentialUsage, MockDataKeyRepository,
     MockNetworkPolicy,
 };
-use fluxolab_kernel::testing::{Captured, Journal, place};
+use fluxolab_kernel::testing::{Captured, Journal, opens_once, place};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -165,11 +165,7 @@ impl Vault {
     }
 
     fn opening_one_unit(mut self) -> Self {
-        let unit = self.unit.clone();
-        self.units
-            .expect_begin()
-            .times(1)
-            .returning(move || Ok(Box::new(unit.clone())));
+        opens_once(&mut self.units, &self.unit);
         self
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::Uow;
-use crate::unit_of_work::RecordingUnitOfWork;
+use crate::unit_of_work::{MockUnitOfWorkFactory, RecordingUnitOfWork};
 
 /// What the ports were asked to do, in order, each write marked with where it happened.
 #[derive(Clone, Debug, Default)]
@@ -80,4 +80,13 @@ pub fn place(uow: &mut Uow, unit: &RecordingUnitOfWork) -> &'static str {
         }
         _ => "outside the unit",
     }
+}
+
+/// Makes `units` open exactly one unit of work: `unit`.
+pub fn opens_once(units: &mut MockUnitOfWorkFactory, unit: &RecordingUnitOfWork) {
+    let unit = unit.clone();
+    units
+        .expect_begin()
+        .times(1)
+        .returning(move || Ok(Box::new(unit.clone())));
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::*;
 use crate::model::Deployment;
 use crate::ports::{MockCredentialCatalog, MockWebhookBindings, MockWorkflowRepository};
-use fluxolab_kernel::testing::{Captured, Journal, place};
+use fluxolab_kernel::testing::{Captured, Journal, opens_once, place};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -155,11 +155,7 @@ impl Workflows {
     // ----- expectations, each reading as what the port does -----
 
     fn opening_one_unit(mut self) -> Self {
-        let unit = self.unit.clone();
-        self.units
-            .expect_begin()
-            .times(1)
-            .returning(move || Ok(Box::new(unit.clone())));
+        opens_once(&mut self.units, &self.unit);
         self
     }
 

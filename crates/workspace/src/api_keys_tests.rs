@@ -13,7 +13,7 @@ use fluxolab_kernel::{EnvironmentId, EnvironmentRef, ManualClock};
 use time::macros::datetime;
 
 use super::*;
-use fluxolab_kernel::testing::{Captured, Journal, place};
+use fluxolab_kernel::testing::{Captured, Journal, opens_once, place};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -126,11 +126,7 @@ impl Keys {
     // ----- expectations, each reading as what the port does -----
 
     fn opening_one_unit(mut self) -> Self {
-        let unit = self.unit.clone();
-        self.units
-            .expect_begin()
-            .times(1)
-            .returning(move || Ok(Box::new(unit.clone())));
+        opens_once(&mut self.units, &self.unit);
         self
     }
 

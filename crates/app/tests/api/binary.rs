@@ -406,33 +406,17 @@ async fn a_worker_process_serves_health_and_the_metrics_of_its_runs() -> TestRes
     use reqwest::Method;
     use serde_json::json;
 
-    use crate::helpers::{call, three_nodes, wait_finished};
+    use crate::helpers::{call, wait_finished};
 
     let app = crate::helpers::TestApp::spawn_api_only().await?;
     let owner = app.signed_up("worker-metrics@example.com").await?;
-    let (_, created) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/workflows",
-        &json!({"name": "Counted", "definition": three_nodes()}),
-    )
-    .await?;
-    let workflow = created["id"].as_str().ok_or("no workflow id")?.to_owned();
-    call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{workflow}/activate"),
-        &json!({"version": 1}),
-    )
-    .await?;
+    let workflow = crate::queue::active_workflow(&app, &owner, None).await?;
     let (status, queued) = call(
         &app,
         &owner,
         Method::POST,
         &format!("/api/workflows/{workflow}/run"),
-        &json!({"payload": {"a": 1, "b": 2}}),
+        &json!({"payload": {"n": 1}}),
     )
     .await?;
     assert_eq!(status, 202, "{queued}");

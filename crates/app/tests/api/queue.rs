@@ -29,7 +29,7 @@ async fn scalar(app: &TestApp, sql: &str) -> Result<i64, Error> {
 }
 
 /// An active workflow: manual trigger → optional delay → data.set.
-async fn active_workflow(
+pub(crate) async fn active_workflow(
     app: &TestApp,
     owner: &Account,
     delay_ms: Option<u64>,
