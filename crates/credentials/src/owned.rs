@@ -5,10 +5,23 @@ use async_trait::async_trait;
 use fluxolab_kernel::{OwnedSecrets, StorageError, Uow, UserId, WorkspaceId};
 use uuid::Uuid;
 
-use crate::VaultService;
+use crate::ports::ResolveError;
+use crate::{VaultError, VaultService};
 
-fn storage(error: impl std::fmt::Display) -> StorageError {
-    StorageError::new(std::io::Error::other(error.to_string()))
+/// A vault failure as the storage failure of the feature keeping its secret there.
+fn storage(error: VaultError) -> StorageError {
+    match error {
+        VaultError::Storage(error) => error,
+        other => StorageError::new(other),
+    }
+}
+
+/// A secret that cannot be opened: missing or unreadable data is corrupt storage.
+fn unopened(error: ResolveError) -> StorageError {
+    match error {
+        ResolveError::Storage(error) => error,
+        other => StorageError::corrupt(other.to_string()),
+    }
 }
 
 #[async_trait]
@@ -47,6 +60,6 @@ impl OwnedSecrets for VaultService {
     async fn open(&self, workspace: WorkspaceId, credential: Uuid) -> Result<String, StorageError> {
         self.open_owned_secret(workspace, credential)
             .await
-            .map_err(storage)
+            .map_err(unopened)
     }
 }

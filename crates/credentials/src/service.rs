@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Clock, ExecutionId, Forbidden, Page, PageRequest, Permission,
-    Principal, StorageError, UnitOfWorkFactory, Uow, ValidationErrors, WorkspaceId,
+    Actor, AuditEvent, AuditLog, Clock, Conflict, ConflictCode, ExecutionId, Failure, Forbidden,
+    Page, PageRequest, Permission, Principal, StorageError, UnitOfWorkFactory, Uow,
+    ValidationErrors, WorkspaceId,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -40,6 +41,27 @@ pub enum VaultError {
     PlanLimit(#[from] fluxolab_kernel::PlanLimitReached),
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl From<VaultError> for Failure {
+    fn from(error: VaultError) -> Self {
+        match error {
+            VaultError::Invalid(errors) => Failure::Invalid(errors),
+            VaultError::Forbidden(forbidden) => forbidden.into(),
+            VaultError::NotFound => Failure::NotFound("credential"),
+            VaultError::NameTaken => Failure::Conflict(Conflict::new(
+                ConflictCode::CredentialNameTaken,
+                error.to_string(),
+            )),
+            VaultError::InUse(_) => Failure::Conflict(Conflict::new(
+                ConflictCode::CredentialInUse,
+                error.to_string(),
+            )),
+            VaultError::Envelope(error) => Failure::Internal(Box::new(error)),
+            VaultError::PlanLimit(reached) => reached.into(),
+            VaultError::Storage(error) => error.into(),
+        }
+    }
 }
 
 impl From<WriteCredentialError> for VaultError {

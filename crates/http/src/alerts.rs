@@ -2,7 +2,7 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, delete, get, patch, post};
-use fluxolab_workspace::alerts::{AlertError, AlertEvent, AlertPatch, NewAlert, UsageAlert};
+use fluxolab_workspace::alerts::{AlertEvent, AlertPatch, NewAlert, UsageAlert};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -13,17 +13,6 @@ use crate::extract::{ActiveWorkspace, Services};
 use crate::json::Json;
 use crate::problem::Problem;
 use crate::workspaces::{PageQuery, PageResponse, page_request};
-
-impl From<AlertError> for ApiError {
-    fn from(error: AlertError) -> Self {
-        match error {
-            AlertError::Invalid(errors) => ApiError::Validation(errors),
-            AlertError::Forbidden(forbidden) => ApiError::Forbidden(forbidden.0),
-            AlertError::NotFound => ApiError::NotFound("usage alert"),
-            AlertError::Storage(error) => ApiError::Internal(Box::new(error)),
-        }
-    }
-}
 
 /// A usage alert.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -7,7 +7,7 @@ use actix_web::middleware::Next;
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post};
 use fluxolab_kernel::Principal;
-use fluxolab_workspace::api_keys::{ApiKey, ApiKeyError, KeyAuditEntry, NewApiKey, Origin};
+use fluxolab_workspace::api_keys::{ApiKey, KeyAuditEntry, NewApiKey, Origin};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -19,22 +19,6 @@ use crate::json::Json;
 use crate::problem::Problem;
 use crate::workspaces::{PageQuery, PageResponse, page_request};
 use crate::{ApiError, HttpMetrics};
-
-impl From<ApiKeyError> for ApiError {
-    fn from(error: ApiKeyError) -> Self {
-        match error {
-            ApiKeyError::Invalid(errors) => ApiError::Validation(errors),
-            ApiKeyError::Forbidden(forbidden) => ApiError::Forbidden(forbidden.0),
-            ApiKeyError::NotFound => ApiError::NotFound("API key"),
-            ApiKeyError::Conflict(detail) => ApiError::Conflict {
-                code: "api_key_inactive",
-                detail: detail.to_owned(),
-            },
-            ApiKeyError::PlanLimit(reached) => reached.into(),
-            ApiKeyError::Storage(error) => ApiError::Internal(Box::new(error)),
-        }
-    }
-}
 
 /// An API key (never its secret, except once in `key`).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -3,9 +3,9 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, delete, get, patch, post};
+use fluxolab_credentials::CredentialKind;
 use fluxolab_credentials::model::CredentialRecord;
 use fluxolab_credentials::service::{CredentialPatch, NewCredential};
-use fluxolab_credentials::{CredentialKind, VaultError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -17,29 +17,6 @@ use crate::extract::{ActiveWorkspace, Services};
 use crate::json::Json;
 use crate::problem::Problem;
 use crate::workspaces::{PageQuery, PageResponse, page_request};
-
-impl From<VaultError> for ApiError {
-    fn from(error: VaultError) -> Self {
-        match error {
-            VaultError::Invalid(errors) => ApiError::Validation(errors),
-            VaultError::Forbidden(forbidden) => ApiError::Forbidden(forbidden.0),
-            VaultError::NotFound => ApiError::NotFound("credential"),
-            VaultError::InUse(workflows) => ApiError::Conflict {
-                code: "credential_in_use",
-                detail: format!(
-                    "the credential is used by active workflows: {}",
-                    workflows.join(", ")
-                ),
-            },
-            VaultError::NameTaken => ApiError::Conflict {
-                code: "name_taken",
-                detail: "a credential with this name already exists in the workspace".to_owned(),
-            },
-            VaultError::PlanLimit(reached) => reached.into(),
-            other => ApiError::Internal(Box::new(other)),
-        }
-    }
-}
 
 /// A credential kind and the schema of its `data`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

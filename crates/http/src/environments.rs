@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, get, patch};
 use fluxolab_workspace::environments::{
-    Environment, EnvironmentError, EnvironmentPatch, EnvironmentStatus, StoredValue, VariableInput,
+    Environment, EnvironmentPatch, EnvironmentStatus, StoredValue, VariableInput,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -20,17 +20,6 @@ use crate::problem::Problem;
 
 /// What a secret variable's value reads as in responses.
 pub const MASK: &str = "********";
-
-impl From<EnvironmentError> for ApiError {
-    fn from(error: EnvironmentError) -> Self {
-        match error {
-            EnvironmentError::Invalid(errors) => ApiError::Validation(errors),
-            EnvironmentError::Forbidden(forbidden) => ApiError::Forbidden(forbidden.0),
-            EnvironmentError::NotFound => ApiError::NotFound("environment"),
-            EnvironmentError::Storage(error) => ApiError::Internal(Box::new(error)),
-        }
-    }
-}
 
 /// A variable; a secret's value is always masked.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

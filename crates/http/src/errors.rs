@@ -1,51 +1,65 @@
-//! Domain errors become `ApiError`s here.
+//! Domain errors become `ApiError`s here, through the kernel's one vocabulary: each
+//! domain converts its error into a [`Failure`] (exhaustively, in its own crate), and a
+//! `Failure` becomes an `ApiError` in one exhaustive match.
 
-use fluxolab_identity::AccountError;
-use fluxolab_workspace::WorkspaceError;
+use fluxolab_kernel::Failure;
 
 use crate::ApiError;
 
-impl From<AccountError> for ApiError {
-    fn from(error: AccountError) -> Self {
-        match error {
-            AccountError::Invalid(errors) => ApiError::Validation(errors),
-            AccountError::EmailTaken => ApiError::Conflict {
-                code: "email_taken",
-                detail: "an account with this e-mail address already exists".to_owned(),
+impl From<Failure> for ApiError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Invalid(errors) => ApiError::Validation(errors),
+            Failure::Unauthenticated(reason) => ApiError::Unauthenticated(reason),
+            Failure::Forbidden(permission) => ApiError::Forbidden(permission),
+            Failure::NotFound(what) => ApiError::NotFound(what),
+            Failure::Conflict(conflict) => ApiError::Conflict(conflict),
+            Failure::PlanLimit(reached) => ApiError::PlanLimit(reached),
+            Failure::PlanDowngrade(exceeded) => ApiError::PlanDowngrade(exceeded),
+            Failure::QuotaExceeded {
+                retry_after_seconds,
+            } => quota_exceeded(retry_after_seconds),
+            Failure::RateLimited {
+                retry_after_seconds,
+            } => ApiError::RateLimited {
+                detail: format!("over the workspace's rate; retry in {retry_after_seconds} s"),
+                retry_after_seconds,
             },
-            AccountError::InvalidCredentials => ApiError::Unauthenticated {
-                code: "invalid_credentials",
-                detail: "the e-mail address or password is wrong",
-            },
-            AccountError::InvalidRefreshToken => ApiError::Unauthenticated {
-                code: "invalid_refresh_token",
-                detail: "the refresh token is invalid, expired or revoked",
-            },
-            AccountError::WrongPassword => ApiError::invalid("current_password", "is wrong"),
-            AccountError::UnknownUser => ApiError::Unauthorized,
-            other => ApiError::Internal(Box::new(other)),
+            Failure::Unavailable(error) => ApiError::StorageUnavailable(error),
+            Failure::Internal(error) => ApiError::Internal(error),
         }
     }
 }
 
-impl From<WorkspaceError> for ApiError {
-    fn from(error: WorkspaceError) -> Self {
-        match error {
-            WorkspaceError::Invalid(errors) => ApiError::Validation(errors),
-            WorkspaceError::Forbidden(forbidden) => ApiError::Forbidden(forbidden.0),
-            WorkspaceError::NotFound(what) => ApiError::NotFound(what),
-            WorkspaceError::Conflict(detail) => ApiError::Conflict {
-                code: "conflict",
-                detail: detail.to_owned(),
-            },
-            WorkspaceError::PlanLimit(reached) => reached.into(),
-            WorkspaceError::Storage(error) => ApiError::Internal(Box::new(error)),
-        }
+/// `429 quota_exceeded` for a run refused by the period's execution quota.
+pub(crate) fn quota_exceeded(retry_after_seconds: u64) -> ApiError {
+    ApiError::QuotaExceeded {
+        detail: "the workspace's executions for this period are used up; upgrade the plan or wait for the next period".to_owned(),
+        retry_after_seconds,
     }
 }
 
-impl From<fluxolab_kernel::StorageError> for ApiError {
-    fn from(error: fluxolab_kernel::StorageError) -> Self {
-        ApiError::Internal(Box::new(error))
-    }
+/// `From<DomainError> for ApiError` through [`Failure`], for each domain error.
+macro_rules! through_failure {
+    ($($error:ty),+ $(,)?) => {
+        $(
+            impl From<$error> for ApiError {
+                fn from(error: $error) -> Self {
+                    Failure::from(error).into()
+                }
+            }
+        )+
+    };
 }
+
+through_failure!(
+    fluxolab_identity::AccountError,
+    fluxolab_workspace::WorkspaceError,
+    fluxolab_workspace::BillingError,
+    fluxolab_workspace::api_keys::ApiKeyError,
+    fluxolab_workspace::alerts::AlertError,
+    fluxolab_workspace::environments::EnvironmentError,
+    fluxolab_credentials::VaultError,
+    fluxolab_workflows::WorkflowError,
+    fluxolab_webhooks::WebhookError,
+);

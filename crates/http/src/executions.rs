@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, get, post};
-use fluxolab_kernel::{ExecutionId, WorkflowId};
+use fluxolab_kernel::{Conflict, ConflictCode, ExecutionId, WorkflowId};
 use fluxolab_workflows::engine::StepRecord;
 use fluxolab_workflows::execution::{Execution, ExecutionFilter};
 use serde::{Deserialize, Serialize};
@@ -184,12 +184,14 @@ pub async fn test_workflow(
     );
     let execution = actix_web::rt::time::timeout(TEST_TIMEOUT, run)
         .await
-        .map_err(|_| ApiError::Conflict {
-            code: "test_timeout",
-            detail: format!(
-                "the test run did not finish within {} seconds",
-                TEST_TIMEOUT.as_secs()
-            ),
+        .map_err(|_| {
+            ApiError::Conflict(Conflict::new(
+                ConflictCode::TestTimeout,
+                format!(
+                    "the test run did not finish within {} seconds",
+                    TEST_TIMEOUT.as_secs()
+                ),
+            ))
         })??;
     Ok(HttpResponse::Ok().json(ExecutionResponse::from(execution)))
 }

@@ -80,12 +80,12 @@ impl CurrentUser {
 }
 
 fn authenticate(request: &HttpRequest, services: &Services) -> Result<CurrentUser, ApiError> {
-    let token = bearer(request).ok_or(ApiError::Unauthorized)?;
+    let token = bearer(request).ok_or(ApiError::unauthorized())?;
     let claims = services
         .accounts
         .tokens()
         .verify(token)
-        .map_err(|_| ApiError::Unauthorized)?;
+        .map_err(|_| ApiError::unauthorized())?;
     Ok(CurrentUser { claims })
 }
 
@@ -174,7 +174,7 @@ impl FromRequest for ActiveWorkspace {
                         if let Some(metrics) = request.app_data::<Data<crate::HttpMetrics>>() {
                             metrics.observe_key_refusal(refusal.code());
                         }
-                        return Err(ApiError::Unauthorized);
+                        return Err(ApiError::unauthorized());
                     }
                 };
                 // For the audit of a 403 this key may earn (`api_keys::audit_scope_denials`).

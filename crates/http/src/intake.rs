@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::extract::Services;
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemCode};
 use crate::{ApiError, HttpMetrics};
 
 /// How the intake bounds what it accepts and how long it waits.
@@ -42,44 +42,31 @@ const KEPT_HEADERS: &[&str] = &[
 
 impl From<IntakeError> for ApiError {
     fn from(error: IntakeError) -> Self {
-        let refused = |status, code, detail: String| ApiError::Refused {
-            status,
+        let refused = |code| ApiError::Refused {
             code,
-            detail,
+            detail: error.to_string(),
         };
         match error {
             IntakeError::NotFound => ApiError::NotFound("webhook"),
-            IntakeError::Disabled => {
-                refused(StatusCode::GONE, "webhook_disabled", error.to_string())
+            IntakeError::Disabled => refused(ProblemCode::WebhookDisabled),
+            IntakeError::HandshakeRefused => refused(ProblemCode::HandshakeRefused),
+            IntakeError::Rejected(RejectReason::InvalidJson) => refused(ProblemCode::InvalidJson),
+            IntakeError::Rejected(RejectReason::MissingSignature) => {
+                refused(ProblemCode::MissingSignature)
             }
-            IntakeError::HandshakeRefused => refused(
-                StatusCode::FORBIDDEN,
-                "handshake_refused",
-                error.to_string(),
-            ),
-            IntakeError::Rejected(RejectReason::InvalidJson) => {
-                refused(StatusCode::BAD_REQUEST, "invalid_json", error.to_string())
-            }
-            IntakeError::Rejected(reason) => {
-                refused(StatusCode::UNAUTHORIZED, reason.code(), error.to_string())
-            }
-            IntakeError::RateLimited(retry_after_seconds) => ApiError::TooManyRequests {
-                code: "rate_limited",
+            IntakeError::Rejected(RejectReason::BadSignature) => refused(ProblemCode::BadSignature),
+            IntakeError::RateLimited(retry_after_seconds) => ApiError::RateLimited {
                 detail: error.to_string(),
                 retry_after_seconds,
             },
-            IntakeError::QuotaExceeded(retry_after_seconds) => ApiError::TooManyRequests {
-                code: "quota_exceeded",
+            IntakeError::QuotaExceeded(retry_after_seconds) => ApiError::QuotaExceeded {
                 detail: error.to_string(),
                 retry_after_seconds,
             },
+            // Whatever the kind: the delivery is not stored, so the sender must retry.
             IntakeError::Storage(source) => {
                 tracing::error!(error = %source, cause = ?std::error::Error::source(&source), "webhook delivery could not be stored");
-                refused(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
-                    "the delivery could not be stored; retry later".to_owned(),
-                )
+                ApiError::StorageUnavailable(source)
             }
         }
     }
@@ -229,15 +216,13 @@ async fn respond_from_workflow(
     match response {
         RunResponse::Answered(output) => Ok(reply(&output)),
         RunResponse::EndedWithout(status) => Err(ApiError::Refused {
-            status: StatusCode::BAD_GATEWAY,
-            code: "no_response",
+            code: ProblemCode::NoResponse,
             detail: format!(
                 "execution {execution} ended `{status}` without reaching a node that answers the sender"
             ),
         }),
         RunResponse::TimedOut => Err(ApiError::Refused {
-            status: StatusCode::GATEWAY_TIMEOUT,
-            code: "response_timeout",
+            code: ProblemCode::ResponseTimeout,
             detail: format!(
                 "the workflow did not respond within {} s; execution {execution} goes on",
                 timeout.as_secs()

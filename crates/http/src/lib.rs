@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod alerts;
+pub mod api_error;
 pub mod api_keys;
 pub mod auth;
 pub mod conversations;
@@ -24,8 +25,9 @@ pub mod webhooks;
 pub mod workflows;
 pub mod workspaces;
 
+pub use api_error::ApiError;
 pub use extract::Services;
 pub use metrics::HttpMetrics;
 pub use probe::{DatabaseProbe, PoolStatus, QueueStatus};
-pub use problem::{ApiError, Problem};
+pub use problem::{Problem, ProblemCode};
 pub use server::{ApiState, ServerSettings, build_ops_server, build_server, configure_app};

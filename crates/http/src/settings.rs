@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use actix_web::web::{Data, Query};
 use actix_web::{HttpResponse, get, post};
 use fluxolab_workspace::billing::{BillingEvent, Subscription, Usage};
-use fluxolab_workspace::{BillingError, PlanCode, PlanLimits};
+use fluxolab_workspace::{PlanCode, PlanLimits};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -15,21 +15,8 @@ use uuid::Uuid;
 use crate::ApiError;
 use crate::extract::{ActiveWorkspace, Services};
 use crate::json::Json;
-use crate::problem::{PlanLimitDetail, Problem};
+use crate::problem::Problem;
 use crate::workspaces::{PageQuery, PageResponse, page_request};
-
-impl From<BillingError> for ApiError {
-    fn from(error: BillingError) -> Self {
-        match error {
-            BillingError::Invalid(errors) => ApiError::Validation(errors),
-            BillingError::Forbidden(forbidden) => ApiError::Forbidden(forbidden.0),
-            BillingError::Downgrade(exceeded) => {
-                ApiError::PlanDowngrade(exceeded.iter().map(PlanLimitDetail::from).collect())
-            }
-            BillingError::Storage(error) => ApiError::Internal(Box::new(error)),
-        }
-    }
-}
 
 /// A plan's limits; `null` is unlimited.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

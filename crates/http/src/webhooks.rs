@@ -3,7 +3,6 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post};
-use fluxolab_webhooks::WebhookError;
 use fluxolab_webhooks::model::{
     EventFilter, NewRegistration, Registration, RegistrationPatch, Verdict, WebhookEvent,
 };
@@ -18,24 +17,6 @@ use crate::extract::{ActiveWorkspace, Services};
 use crate::json::Json;
 use crate::problem::Problem;
 use crate::workspaces::{PageQuery, PageResponse, page_request, parse_since};
-
-impl From<WebhookError> for ApiError {
-    fn from(error: WebhookError) -> Self {
-        match error {
-            WebhookError::Invalid(errors) => ApiError::Validation(errors),
-            WebhookError::Forbidden(forbidden) => ApiError::Forbidden(forbidden.0),
-            WebhookError::NotFound(what) => ApiError::NotFound(what),
-            WebhookError::Conflict { code, message } => ApiError::Conflict {
-                code,
-                detail: message,
-            },
-            WebhookError::QuotaExceeded {
-                retry_after_seconds,
-            } => crate::workflows::quota_exceeded(retry_after_seconds),
-            WebhookError::Storage(error) => ApiError::Internal(Box::new(error)),
-        }
-    }
-}
 
 /// The full intake URL of a registration: under `PUBLIC_BASE_URL` when set, else the
 /// scheme and host the request came in on.

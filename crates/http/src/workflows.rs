@@ -3,11 +3,11 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, delete, get, patch, post};
-use fluxolab_kernel::{ValidationErrors, WorkflowId};
+use fluxolab_kernel::WorkflowId;
+use fluxolab_workflows::Definition;
 use fluxolab_workflows::model::{Version, Workflow};
 use fluxolab_workflows::registry::{CredentialUse, NODE_TYPES};
 use fluxolab_workflows::service::CreateWorkflow;
-use fluxolab_workflows::{Definition, WorkflowError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -19,37 +19,6 @@ use crate::extract::{ActiveWorkspace, Services};
 use crate::json::Json;
 use crate::problem::Problem;
 use crate::workspaces::{PageQuery, PageResponse, page_request};
-
-impl From<WorkflowError> for ApiError {
-    fn from(error: WorkflowError) -> Self {
-        match error {
-            WorkflowError::Invalid(errors) => ApiError::Validation(errors),
-            WorkflowError::Forbidden(forbidden) => ApiError::Forbidden(forbidden.0),
-            WorkflowError::NotFound(what) => ApiError::NotFound(what),
-            WorkflowError::PlanLimit(reached) => reached.into(),
-            WorkflowError::QuotaExceeded {
-                retry_after_seconds,
-            } => quota_exceeded(retry_after_seconds),
-            WorkflowError::NotActive { environment } => {
-                ApiError::Validation(ValidationErrors::single(
-                    "workflow",
-                    format!("is not active in `{environment}`; activate a version there first"),
-                ))
-            }
-            WorkflowError::Storage(error) => ApiError::Internal(Box::new(error)),
-        }
-    }
-}
-
-/// `429 quota_exceeded`: the period's executions are used up (every way of starting a
-/// run answers it alike).
-pub(crate) fn quota_exceeded(retry_after_seconds: u64) -> ApiError {
-    ApiError::TooManyRequests {
-        code: "quota_exceeded",
-        detail: "the workspace's executions for this period are used up; upgrade the plan or wait for the next period".to_owned(),
-        retry_after_seconds,
-    }
-}
 
 /// A workflow.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

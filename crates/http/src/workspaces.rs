@@ -3,7 +3,7 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, delete, get, patch, post};
-use fluxolab_kernel::{Page, PageRequest, UserId, WorkspaceId};
+use fluxolab_kernel::{Page, PageRequest, Unauthenticated, UserId, WorkspaceId};
 use fluxolab_workspace::Role;
 use fluxolab_workspace::model::{Activity, ActivityFilter, Member, Workspace};
 use serde::{Deserialize, Serialize};
@@ -326,10 +326,9 @@ pub async fn leave_workspace(
                 .user
                 .as_ref()
                 .map(CurrentUser::id)
-                .ok_or(ApiError::Unauthenticated {
-                    code: "user_token_required",
-                    detail: "leaving a workspace needs a user's token, not an API key",
-                })?,
+                .ok_or(ApiError::Unauthenticated(
+                    Unauthenticated::UserTokenRequired,
+                ))?,
         )
         .await?;
     Ok(HttpResponse::NoContent().finish())

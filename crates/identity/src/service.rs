@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    Clock, StorageError, UnitOfWorkFactory, UserId, ValidationErrors, WorkspaceId,
+    Clock, Conflict, ConflictCode, Failure, StorageError, Unauthenticated, UnitOfWorkFactory,
+    UserId, ValidationErrors, WorkspaceId,
 };
 use secrecy::SecretString;
 use time::Duration;
@@ -50,6 +51,32 @@ pub enum AccountError {
     Token(#[from] TokenError),
     #[error(transparent)]
     Randomness(#[from] NoRandomness),
+}
+
+impl From<AccountError> for Failure {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Invalid(errors) => Failure::Invalid(errors),
+            AccountError::EmailTaken => Failure::Conflict(Conflict::new(
+                ConflictCode::EmailTaken,
+                "an account with this e-mail address already exists",
+            )),
+            AccountError::InvalidCredentials => {
+                Failure::Unauthenticated(Unauthenticated::InvalidCredentials)
+            }
+            AccountError::InvalidRefreshToken => {
+                Failure::Unauthenticated(Unauthenticated::InvalidRefreshToken)
+            }
+            AccountError::WrongPassword => {
+                Failure::Invalid(ValidationErrors::single("current_password", "is wrong"))
+            }
+            AccountError::UnknownUser => Failure::Unauthenticated(Unauthenticated::TokenRequired),
+            AccountError::Storage(error) => error.into(),
+            AccountError::Randomness(error) => error.into(),
+            AccountError::Hashing(error) => Failure::Internal(Box::new(error)),
+            AccountError::Token(error) => Failure::Internal(Box::new(error)),
+        }
+    }
 }
 
 /// What registering takes.

@@ -6,10 +6,7 @@ use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::{ExposeSecret, SecretString};
 
-/// The randomness source failed (the OS could not provide entropy).
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("no randomness available")]
-pub struct NoRandomness;
+pub use fluxolab_kernel::NoRandomness;
 
 /// A new refresh token: its text (for the client, once) and its digest (for storage).
 #[derive(Debug)]

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod clock;
 pub mod environment;
+pub mod failure;
 pub mod ids;
 pub mod owned_secrets;
 pub mod pagination;
@@ -28,11 +29,14 @@ pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
 pub use audit::{AuditEvent, AuditLog};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use environment::{EnvironmentDirectory, EnvironmentRef, EnvironmentVariables, RunEnvironment};
+pub use failure::{Conflict, ConflictCode, Failure, NoRandomness, Unauthenticated};
 pub use ids::{ApiKeyId, EnvironmentId, ExecutionId, UserId, WorkflowId, WorkspaceId};
 pub use owned_secrets::OwnedSecrets;
 pub use pagination::{Cursor, Page, PageRequest};
 pub use permission::Permission;
 pub use plan_guard::{Admission, LimitedResource, PlanGuard, PlanLimitReached, UsageGate};
 pub use principal::{Actor, Forbidden, Principal};
-pub use unit_of_work::{StorageError, UnitOfWork, UnitOfWorkFactory, Uow};
+pub use unit_of_work::{
+    CorruptData, StorageError, StorageErrorKind, UnitOfWork, UnitOfWorkFactory, Uow,
+};
 pub use validation::{FieldError, ValidationErrors};

@@ -6,14 +6,61 @@ use std::any::Any;
 
 use async_trait::async_trait;
 
-/// A storage failure the domain cannot act on; the cause is kept for the log.
+/// A storage failure the domain cannot act on; its kind says what an adapter should tell
+/// the caller, and the cause is kept for the log.
 #[derive(Debug, thiserror::Error)]
-#[error("storage failed")]
-pub struct StorageError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+#[error("storage failed ({kind:?})")]
+pub struct StorageError {
+    kind: StorageErrorKind,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// What kind of storage failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageErrorKind {
+    /// The store could not be reached, or gave no connection in time: retry later.
+    Unavailable,
+    /// Stored data does not decode into the domain's types (or reference data is missing).
+    Corrupt,
+    /// Anything else the store reported.
+    Failed,
+}
+
+/// Stored data that does not fit the domain: what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CorruptData(pub String);
 
 impl StorageError {
+    /// A failure of kind [`StorageErrorKind::Failed`].
     pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self(Box::new(error))
+        Self::of_kind(StorageErrorKind::Failed, Box::new(error))
+    }
+
+    /// The store cannot be reached now.
+    pub fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::of_kind(StorageErrorKind::Unavailable, Box::new(error))
+    }
+
+    /// Stored data that does not fit: `what` says how.
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        Self::of_kind(
+            StorageErrorKind::Corrupt,
+            Box::new(CorruptData(what.into())),
+        )
+    }
+
+    /// A failure of `kind` with its cause.
+    pub fn of_kind(
+        kind: StorageErrorKind,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    ) -> Self {
+        Self { kind, source }
+    }
+
+    pub fn kind(&self) -> StorageErrorKind {
+        self.kind
     }
 }
 

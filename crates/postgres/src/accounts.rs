@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbPool;
-use crate::error::is_unique_violation;
+use crate::error::{is_unique_violation, storage};
 use crate::pool::pooled;
 use crate::schema::{
     profiles, sessions, user_security_settings, user_settings, users, workspace_members, workspaces,
@@ -68,7 +68,7 @@ impl PgAccounts {
             .first(&mut connection)
             .await
             .optional()
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         Ok(row.map(login_record))
     }
 }
@@ -157,19 +157,19 @@ impl UserRepository for PgAccounts {
                 if is_unique_violation(&error, "users_email_key") {
                     InsertUserError::EmailTaken
                 } else {
-                    InsertUserError::Storage(StorageError::new(error))
+                    InsertUserError::Storage(storage(error))
                 }
             })?;
         diesel::insert_into(user_settings::table)
             .values(user_settings::user_id.eq(user.id.as_uuid()))
             .execute(connection)
             .await
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         diesel::insert_into(user_security_settings::table)
             .values(user_security_settings::user_id.eq(user.id.as_uuid()))
             .execute(connection)
             .await
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         Ok(())
     }
 
@@ -216,7 +216,7 @@ impl UserRepository for PgAccounts {
         ))
         .execute(&mut connection)
         .await
-        .map_err(StorageError::new)?;
+        .map_err(storage)?;
         Ok(())
     }
 
@@ -242,7 +242,7 @@ impl UserRepository for PgAccounts {
                     .await
             })
             .await
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         Ok(())
     }
 
@@ -261,7 +261,7 @@ impl UserRepository for PgAccounts {
             ))
             .execute(connection)
             .await
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         diesel::update(user_security_settings::table.find(user.as_uuid()))
             .set((
                 user_security_settings::password_changed_at.eq(now),
@@ -269,7 +269,7 @@ impl UserRepository for PgAccounts {
             ))
             .execute(connection)
             .await
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         Ok(())
     }
 
@@ -287,7 +287,7 @@ impl UserRepository for PgAccounts {
             .first(&mut connection)
             .await
             .optional()
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         Ok(
             row.map(|(id, email, display_name, workspace, created_at)| User {
                 id: UserId::from_uuid(id),
@@ -310,7 +310,7 @@ impl UserRepository for PgAccounts {
             .select((workspaces::id, workspaces::name, profiles::code))
             .load(&mut connection)
             .await
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         Ok(rows
             .into_iter()
             .map(|(id, name, role)| Membership {
@@ -334,7 +334,7 @@ impl UserRepository for PgAccounts {
             .first(&mut connection)
             .await
             .optional()
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         Ok(
             row.map(|(locale, timezone, theme, notifications)| UserSettings {
                 locale,
@@ -365,7 +365,7 @@ impl UserRepository for PgAccounts {
             ))
             .execute(&mut connection)
             .await
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         Ok(())
     }
 
@@ -380,7 +380,7 @@ impl UserRepository for PgAccounts {
             .first(&mut connection)
             .await
             .optional()
-            .map_err(StorageError::new)
+            .map_err(storage)
     }
 }
 
@@ -416,7 +416,7 @@ impl SessionRepository for PgAccounts {
             .values(insert_session_values(new))
             .execute(&mut connection)
             .await
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         Ok(())
     }
 
@@ -428,7 +428,7 @@ impl SessionRepository for PgAccounts {
             .first(&mut connection)
             .await
             .optional()
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         Ok(row.map(session))
     }
 
@@ -460,7 +460,7 @@ impl SessionRepository for PgAccounts {
                 Ok::<_, diesel::result::Error>(true)
             })
             .await
-            .map_err(StorageError::new)
+            .map_err(storage)
     }
 
     async fn revoke_family(
@@ -481,7 +481,7 @@ impl SessionRepository for PgAccounts {
         ))
         .execute(&mut connection)
         .await
-        .map_err(StorageError::new)?;
+        .map_err(storage)?;
         Ok(())
     }
 
@@ -500,7 +500,7 @@ impl SessionRepository for PgAccounts {
             .select(SESSION_COLUMNS)
             .load(&mut connection)
             .await
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         Ok(rows.into_iter().map(session).collect())
     }
 
@@ -524,7 +524,7 @@ impl SessionRepository for PgAccounts {
         ))
         .execute(connection_of(uow)?)
         .await
-        .map_err(StorageError::new)?;
+        .map_err(storage)?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use fluxolab_kernel::{Actor, StorageError, WorkspaceId};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::error::storage;
 use crate::schema::activities;
 
 /// One activity row to insert.
@@ -55,7 +56,7 @@ impl<'a> ActivityRow<'a> {
             .values(self)
             .execute(connection)
             .await
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbPool;
-use crate::error::storage;
+use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::unit_of_work::connection_of;
 
@@ -66,7 +66,7 @@ fn alert(row: AlertRow) -> Result<UsageAlert, StorageError> {
         metric: row.metric,
         threshold_percent: row.threshold_percent,
         channel: AlertChannel::from_code(&row.channel)
-            .ok_or_else(|| storage(std::io::Error::other("stored alert channel is not valid")))?,
+            .ok_or_else(|| corrupt("stored alert channel is not valid"))?,
         target: row.target,
         secret_credential_id: row.secret_credential_id,
         enabled: row.enabled,

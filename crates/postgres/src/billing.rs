@@ -42,7 +42,7 @@ impl PgBilling {
 }
 
 fn corrupt(what: &str) -> StorageError {
-    storage(std::io::Error::other(format!("stored {what} is not valid")))
+    crate::error::corrupt(format!("stored {what} is not valid"))
 }
 
 #[derive(QueryableByName)]

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbPool;
-use crate::error::storage;
+use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{environment_variables, executions, workspace_environments};
 use crate::unit_of_work::connection_of;
@@ -72,9 +72,9 @@ fn variable((_, name, value, secret, updated_at): VariableRow) -> Result<Variabl
         (Some(value), None) => StoredValue::Plain(value),
         (None, Some(credential)) => StoredValue::Secret(credential),
         _ => {
-            return Err(storage(std::io::Error::other(format!(
+            return Err(corrupt(format!(
                 "variable `{name}` holds neither or both of a value and a secret"
-            ))));
+            )));
         }
     };
     Ok(Variable {

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbPool;
-use crate::error::storage;
+use crate::error::{StoreError, corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{execution_steps, executions, workflow_versions, workspace_environments};
 
@@ -77,9 +77,7 @@ impl PgExecutions {
             }
             None => {
                 *listener = None;
-                Err(storage(std::io::Error::other(
-                    "the notification stream ended",
-                )))
+                Err(StorageError::unavailable(StoreError::ListenerEnded))
             }
         }
     }
@@ -159,9 +157,7 @@ fn execution(row: ExecutionRow) -> Result<Execution, StorageError> {
             id: EnvironmentId::from_uuid(environment_id),
             name: environment_name,
         },
-        status: status
-            .parse()
-            .map_err(|message: String| storage(std::io::Error::other(message)))?,
+        status: status.parse().map_err(|message: String| corrupt(message))?,
         trigger_kind,
         input,
         output,
@@ -557,7 +553,7 @@ impl ExecutionRepository for PgExecutions {
                     *workflow == execution.workflow_id.as_uuid() && *version == execution.version
                 })
                 .map(|(_, _, definition)| definition.clone())
-                .ok_or_else(|| storage(std::io::Error::other("the execution's version is gone")))?;
+                .ok_or_else(|| corrupt("the execution's version is gone"))?;
             let completed = steps
                 .iter()
                 .filter(|(id, _)| *id == execution.id.as_uuid())

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::DbPool;
-use crate::error::storage;
+use crate::error::{StoreError, storage};
 use crate::pool::pooled;
 use crate::run_queue::QUEUE_DECIDED;
 use crate::webhooks::corrupt;
@@ -214,7 +214,7 @@ fn lane(recording: &Recording, lanes: usize) -> usize {
 }
 
 fn stopped() -> StorageError {
-    storage(std::io::Error::other("the intake's writer has stopped"))
+    storage(StoreError::IntakeStopped)
 }
 
 /// One writer: whenever it is free, takes everything queued in its lane and writes it.

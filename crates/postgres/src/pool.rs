@@ -39,5 +39,27 @@ pub async fn pooled(
     diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>,
     fluxolab_kernel::StorageError,
 > {
-    pool.get().await.map_err(fluxolab_kernel::StorageError::new)
+    pool.get().await.map_err(crate::error::storage)
+}
+
+#[cfg(test)]
+mod tests {
+    use fluxolab_kernel::StorageErrorKind;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_unavailable_storage() -> Result<(), PoolBuildError> {
+        // Port 1 on loopback: nothing listens there, the connection is refused at once.
+        let pool = connect_pool(
+            "postgres://postgres@127.0.0.1:1/fluxolab",
+            &PoolSettings {
+                max_size: 1,
+                acquire_timeout: Duration::from_secs(2),
+            },
+        )?;
+        let error = pooled(&pool).await.err().map(|error| error.kind());
+        assert_eq!(error, Some(StorageErrorKind::Unavailable));
+        Ok(())
+    }
 }

@@ -185,7 +185,7 @@ pub async fn seed_demo(pool: &DbPool, account: &DemoAccount<'_>) -> Result<DemoS
     if let Some(existing) = accounts
         .find_for_login(account.email)
         .await
-        .map_err(|error| StoreError::Seed(error.0))?
+        .map_err(|error| StoreError::Seed(Box::new(error)))?
         && let Some(workspace_id) = existing.default_workspace_id
     {
         return Ok(DemoSeed {
@@ -209,7 +209,7 @@ pub async fn seed_demo(pool: &DbPool, account: &DemoAccount<'_>) -> Result<DemoS
         account.workspace_name.clone(),
         OffsetDateTime::now_utc(),
     );
-    let failed = |error: StorageError| StoreError::Seed(error.0);
+    let failed = |error: StorageError| StoreError::Seed(Box::new(error));
     let mut unit = PgUnits::new(pool.clone()).begin().await.map_err(failed)?;
     accounts
         .insert(unit.as_mut(), &user)

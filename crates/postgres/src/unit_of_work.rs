@@ -28,6 +28,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use fluxolab_kernel::{StorageError, UnitOfWork, UnitOfWorkFactory, Uow};
 
 use crate::DbPool;
+use crate::error::{StoreError, storage};
 
 /// A transaction on a pooled connection.
 pub struct PgUnitOfWork {
@@ -43,9 +44,9 @@ impl std::fmt::Debug for PgUnitOfWork {
 impl PgUnitOfWork {
     /// The connection, for repositories of this crate.
     pub fn connection(&mut self) -> Result<&mut AsyncPgConnection, StorageError> {
-        self.connection.as_deref_mut().ok_or_else(|| {
-            StorageError::new(std::io::Error::other("unit of work already finished"))
-        })
+        self.connection
+            .as_deref_mut()
+            .ok_or_else(|| storage(StoreError::UnitFinished))
     }
 }
 
@@ -53,7 +54,7 @@ impl PgUnitOfWork {
 pub fn connection_of(unit: &mut Uow) -> Result<&mut AsyncPgConnection, StorageError> {
     unit.as_any()
         .downcast_mut::<PgUnitOfWork>()
-        .ok_or_else(|| StorageError::new(std::io::Error::other("not a Postgres unit of work")))?
+        .ok_or_else(|| storage(StoreError::ForeignUnit))?
         .connection()
 }
 
@@ -64,15 +65,16 @@ impl UnitOfWork for PgUnitOfWork {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
-        let mut connection = self.connection.take().ok_or_else(|| {
-            StorageError::new(std::io::Error::other("unit of work already finished"))
-        })?;
+        let mut connection = self
+            .connection
+            .take()
+            .ok_or_else(|| storage(StoreError::UnitFinished))?;
         match diesel::sql_query("COMMIT").execute(&mut *connection).await {
             Ok(_) => Ok(()),
             Err(error) => {
                 // Do not return a connection in an unknown state to the pool.
                 drop(Object::take(connection));
-                Err(StorageError::new(error))
+                Err(storage(error))
             }
         }
     }
@@ -156,11 +158,11 @@ impl PgUnits {
 #[async_trait]
 impl UnitOfWorkFactory for PgUnits {
     async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StorageError> {
-        let mut connection = self.pool.get().await.map_err(StorageError::new)?;
+        let mut connection = self.pool.get().await.map_err(storage)?;
         diesel::sql_query("BEGIN")
             .execute(&mut *connection)
             .await
-            .map_err(StorageError::new)?;
+            .map_err(storage)?;
         Ok(Box::new(PgUnitOfWork {
             connection: Some(connection),
         }))

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::DbPool;
 use crate::error::is_unique_violation;
-use crate::error::storage;
+use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{credentials, workspace_data_keys};
 use crate::unit_of_work::connection_of;
@@ -228,11 +228,8 @@ fn record(row: CredentialRow) -> Result<CredentialRecord, StorageError> {
         id,
         workspace_id: WorkspaceId::from_uuid(workspace),
         name,
-        kind: CredentialKind::from_code(&kind).ok_or_else(|| {
-            storage(std::io::Error::other(format!(
-                "unknown credential kind `{kind}`"
-            )))
-        })?,
+        kind: CredentialKind::from_code(&kind)
+            .ok_or_else(|| corrupt(format!("unknown credential kind `{kind}`")))?,
         public: object(public),
         sealed: Sealed { nonce, ciphertext },
         data_key_id: key,

@@ -115,7 +115,7 @@ impl WorkerWake {
 }
 
 pub(crate) fn corrupt(what: &str) -> StorageError {
-    storage(std::io::Error::other(format!("stored {what} is not valid")))
+    crate::error::corrupt(format!("stored {what} is not valid"))
 }
 
 type RegistrationRow = (

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::DbPool;
 use crate::error::is_unique_violation;
-use crate::error::storage;
+use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{
     activities, permissions, plans, profile_permissions, profiles, subscriptions, users,
@@ -160,10 +160,10 @@ impl WorkspaceRepository for PgWorkspaces {
         .await
         .map_err(storage)?;
         if subscribed.rows != 1 {
-            return Err(storage(std::io::Error::other(format!(
-                "the `{}` plan is missing: run `fluxolab seed`",
+            return Err(corrupt(format!(
+                "the `{}` plan is missing: run `fluxolab migrate`",
                 plan.plan.code()
-            ))));
+            )));
         }
         insert_member(
             connection,

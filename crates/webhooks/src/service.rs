@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, Clock, EnvironmentDirectory, EnvironmentRef, ExecutionId, Forbidden,
-    Page, PageRequest, Permission, Principal, StorageError, UnitOfWorkFactory, ValidationErrors,
-    WorkflowId,
+    AuditEvent, AuditLog, Clock, Conflict, ConflictCode, EnvironmentDirectory, EnvironmentRef,
+    ExecutionId, Failure, Forbidden, NoRandomness, Page, PageRequest, Permission, PlanLimitReached,
+    Principal, StorageError, UnitOfWorkFactory, ValidationErrors, WorkflowId,
 };
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -31,14 +31,37 @@ pub enum WebhookError {
     Forbidden(#[from] Forbidden),
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// The request is valid but the state does not allow it (`code` names why).
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    /// The request is valid but the state does not allow it (its code names why).
+    #[error(transparent)]
+    Conflict(Conflict),
+    #[error(transparent)]
+    PlanLimit(#[from] PlanLimitReached),
     /// The period's execution quota is used up (a replay).
     #[error("the workspace's executions for this period are used up")]
     QuotaExceeded { retry_after_seconds: u64 },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Randomness(#[from] NoRandomness),
+}
+
+impl From<WebhookError> for Failure {
+    fn from(error: WebhookError) -> Self {
+        match error {
+            WebhookError::Invalid(errors) => Failure::Invalid(errors),
+            WebhookError::Forbidden(forbidden) => forbidden.into(),
+            WebhookError::NotFound(what) => Failure::NotFound(what),
+            WebhookError::Conflict(conflict) => Failure::Conflict(conflict),
+            WebhookError::PlanLimit(reached) => reached.into(),
+            WebhookError::QuotaExceeded {
+                retry_after_seconds,
+            } => Failure::QuotaExceeded {
+                retry_after_seconds,
+            },
+            WebhookError::Storage(error) => error.into(),
+            WebhookError::Randomness(error) => error.into(),
+        }
+    }
 }
 
 impl From<WorkflowError> for WebhookError {
@@ -47,19 +70,16 @@ impl From<WorkflowError> for WebhookError {
             WorkflowError::Invalid(errors) => WebhookError::Invalid(errors),
             WorkflowError::Forbidden(forbidden) => WebhookError::Forbidden(forbidden),
             WorkflowError::NotFound(what) => WebhookError::NotFound(what),
-            WorkflowError::PlanLimit(reached) => WebhookError::Conflict {
-                code: "plan_limit",
-                message: reached.to_string(),
-            },
+            WorkflowError::PlanLimit(reached) => WebhookError::PlanLimit(reached),
             WorkflowError::QuotaExceeded {
                 retry_after_seconds,
             } => WebhookError::QuotaExceeded {
                 retry_after_seconds,
             },
-            WorkflowError::NotActive { environment } => WebhookError::Conflict {
-                code: "no_active_workflow",
-                message: format!("the bound workflow is not active in `{environment}`"),
-            },
+            WorkflowError::NotActive { environment } => WebhookError::Conflict(Conflict::new(
+                ConflictCode::NoActiveWorkflow,
+                format!("the bound workflow is not active in `{environment}`"),
+            )),
             WorkflowError::Storage(error) => WebhookError::Storage(error),
         }
     }
@@ -112,9 +132,9 @@ fn base62(bytes: &[u8]) -> String {
 
 fn random(length: usize) -> Result<Vec<u8>, WebhookError> {
     let mut bytes = vec![0_u8; length];
-    SystemRandom::new().fill(&mut bytes).map_err(|_| {
-        WebhookError::Storage(StorageError::new(std::io::Error::other("no randomness")))
-    })?;
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| NoRandomness)?;
     Ok(bytes)
 }
 
@@ -511,17 +531,19 @@ impl WebhookService {
         principal.require(Permission::WorkflowsRun)?;
         let event = self.event(principal, registration, id).await?;
         if event.verdict == Verdict::Rejected {
-            return Err(WebhookError::Conflict {
-                code: "event_rejected",
-                message: format!(
+            return Err(WebhookError::Conflict(Conflict::new(
+                ConflictCode::EventRejected,
+                format!(
                     "a rejected event ({}) is never run: its sender was not verified",
                     event.reason.as_deref().unwrap_or("rejected")
                 ),
-            });
+            )));
         }
-        let no_active_workflow = || WebhookError::Conflict {
-            code: "no_active_workflow",
-            message: "the webhook has no active workflow bound to run".to_owned(),
+        let no_active_workflow = || {
+            WebhookError::Conflict(Conflict::new(
+                ConflictCode::NoActiveWorkflow,
+                "the webhook has no active workflow bound to run",
+            ))
         };
         let registration = self
             .ports

@@ -54,7 +54,7 @@ fn fields(error: &Result<impl std::fmt::Debug, WebhookError>) -> Vec<String> {
 
 fn conflict_code(error: &Result<ExecutionId, WebhookError>) -> Option<&'static str> {
     match error {
-        Err(WebhookError::Conflict { code, .. }) => Some(code),
+        Err(WebhookError::Conflict(conflict)) => Some(conflict.code.as_str()),
         _ => None,
     }
 }

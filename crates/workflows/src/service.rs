@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, EnvironmentDirectory, EnvironmentRef, Forbidden, LimitedResource, Page,
-    PageRequest, Permission, PlanGuard, PlanLimitReached, Principal, StorageError,
-    UnitOfWorkFactory, ValidationErrors, WorkflowId,
+    AuditEvent, AuditLog, EnvironmentDirectory, EnvironmentRef, Failure, Forbidden,
+    LimitedResource, Page, PageRequest, Permission, PlanGuard, PlanLimitReached, Principal,
+    StorageError, UnitOfWorkFactory, ValidationErrors, WorkflowId,
 };
 use ring::digest::{SHA256, digest};
 use serde_json::json;
@@ -36,6 +36,27 @@ pub enum WorkflowError {
     NotActive { environment: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl From<WorkflowError> for Failure {
+    fn from(error: WorkflowError) -> Self {
+        match error {
+            WorkflowError::Invalid(errors) => Failure::Invalid(errors),
+            WorkflowError::Forbidden(forbidden) => forbidden.into(),
+            WorkflowError::NotFound(what) => Failure::NotFound(what),
+            WorkflowError::PlanLimit(reached) => reached.into(),
+            WorkflowError::QuotaExceeded {
+                retry_after_seconds,
+            } => Failure::QuotaExceeded {
+                retry_after_seconds,
+            },
+            WorkflowError::NotActive { environment } => Failure::Invalid(ValidationErrors::single(
+                "workflow",
+                format!("is not active in `{environment}`; activate a version there first"),
+            )),
+            WorkflowError::Storage(error) => error.into(),
+        }
+    }
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> WorkflowError {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, Clock, Cursor, Forbidden, Page, PageRequest, Permission, Principal,
-    StorageError, UnitOfWorkFactory, Uow, UserId, ValidationErrors, WorkspaceId,
+    AuditEvent, AuditLog, Clock, Cursor, Failure, Forbidden, NoRandomness, Page, PageRequest,
+    Permission, Principal, StorageError, UnitOfWorkFactory, Uow, UserId, ValidationErrors,
+    WorkspaceId,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
@@ -182,6 +183,20 @@ pub enum AlertError {
     NotFound,
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Randomness(#[from] NoRandomness),
+}
+
+impl From<AlertError> for Failure {
+    fn from(error: AlertError) -> Self {
+        match error {
+            AlertError::Invalid(errors) => Failure::Invalid(errors),
+            AlertError::Forbidden(forbidden) => forbidden.into(),
+            AlertError::NotFound => Failure::NotFound("usage alert"),
+            AlertError::Storage(error) => error.into(),
+            AlertError::Randomness(error) => error.into(),
+        }
+    }
 }
 
 /// What the alert use cases work with.
@@ -331,9 +346,9 @@ impl AlertService {
         let mut unit = self.ports.units.begin().await?;
         let secret = if channel == AlertChannel::Webhook {
             let mut bytes = [0_u8; 32];
-            SystemRandom::new().fill(&mut bytes).map_err(|_| {
-                StorageError::new(std::io::Error::other("no randomness for the alert secret"))
-            })?;
+            SystemRandom::new()
+                .fill(&mut bytes)
+                .map_err(|_| NoRandomness)?;
             let secret = hex::encode(bytes);
             alert.secret_credential_id = Some(
                 self.ports

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Clock, Cursor, Forbidden, LimitedResource, Page, PageRequest,
-    Permission, PlanGuard, PlanLimitReached, Principal, StorageError, UnitOfWorkFactory, Uow,
-    UserId, ValidationErrors, WorkspaceId,
+    Actor, AuditEvent, AuditLog, Clock, Conflict, ConflictCode, Cursor, Failure, Forbidden,
+    LimitedResource, NoRandomness, Page, PageRequest, Permission, PlanGuard, PlanLimitReached,
+    Principal, StorageError, UnitOfWorkFactory, Uow, UserId, ValidationErrors, WorkspaceId,
 };
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -97,12 +97,12 @@ pub fn lookup_prefix(key: &str) -> Option<&str> {
         .filter(|_| key.starts_with(KEY_PREFIX))
 }
 
-fn new_secret() -> Result<Secret, StorageError> {
+fn new_secret() -> Result<Secret, NoRandomness> {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut bytes = [0_u8; SECRET_CHARS];
     SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| StorageError::new(std::io::Error::other("no randomness for the key")))?;
+        .map_err(|_| NoRandomness)?;
     let random: String = bytes
         .iter()
         .map(|byte| char::from(ALPHABET[usize::from(*byte) % ALPHABET.len()]))
@@ -207,12 +207,28 @@ pub enum ApiKeyError {
     Forbidden(#[from] Forbidden),
     #[error("API key not found")]
     NotFound,
-    #[error("{0}")]
-    Conflict(&'static str),
+    #[error(transparent)]
+    Conflict(Conflict),
     #[error(transparent)]
     PlanLimit(#[from] PlanLimitReached),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Randomness(#[from] NoRandomness),
+}
+
+impl From<ApiKeyError> for Failure {
+    fn from(error: ApiKeyError) -> Self {
+        match error {
+            ApiKeyError::Invalid(errors) => Failure::Invalid(errors),
+            ApiKeyError::Forbidden(forbidden) => forbidden.into(),
+            ApiKeyError::NotFound => Failure::NotFound("API key"),
+            ApiKeyError::Conflict(conflict) => Failure::Conflict(conflict),
+            ApiKeyError::PlanLimit(reached) => reached.into(),
+            ApiKeyError::Storage(error) => error.into(),
+            ApiKeyError::Randomness(error) => error.into(),
+        }
+    }
 }
 
 /// What the API key use cases work with.
@@ -712,9 +728,10 @@ impl ApiKeyService {
         }
         let key = self.managed(principal, id).await?;
         if key.status(self.ports.clock.now()) != "active" {
-            return Err(ApiKeyError::Conflict(
+            return Err(ApiKeyError::Conflict(Conflict::new(
+                ConflictCode::ApiKeyInactive,
                 "only an active key can be rotated; create a new one",
-            ));
+            )));
         }
         let secret = new_secret()?;
         let valid_until = self.ports.clock.now() + time::Duration::seconds(grace);
@@ -758,7 +775,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_long_prefixed_and_stored_as_their_digest() -> Result<(), StorageError> {
+    fn keys_are_long_prefixed_and_stored_as_their_digest() -> Result<(), NoRandomness> {
         let secret = new_secret()?;
         assert!(secret.key.starts_with("flx_"));
         assert_eq!(secret.key.len(), 4 + SECRET_CHARS);
@@ -771,7 +788,7 @@ mod tests {
     }
 
     #[test]
-    fn a_secret_formatted_for_debugging_shows_no_key() -> Result<(), StorageError> {
+    fn a_secret_formatted_for_debugging_shows_no_key() -> Result<(), NoRandomness> {
         let secret = new_secret()?;
         let shown = format!("{secret:?}");
         assert!(

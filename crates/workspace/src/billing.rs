@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Clock, Cursor, Forbidden, Page, PageRequest, Permission,
+    Actor, AuditEvent, AuditLog, Clock, Cursor, Failure, Forbidden, Page, PageRequest, Permission,
     PlanLimitReached, Principal, StorageError, UnitOfWorkFactory, Uow, UserId, ValidationErrors,
     WorkspaceId,
 };
@@ -240,6 +240,17 @@ pub enum BillingError {
     Downgrade(Vec<PlanLimitReached>),
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl From<BillingError> for Failure {
+    fn from(error: BillingError) -> Self {
+        match error {
+            BillingError::Invalid(errors) => Failure::Invalid(errors),
+            BillingError::Forbidden(forbidden) => forbidden.into(),
+            BillingError::Downgrade(exceeded) => Failure::PlanDowngrade(exceeded),
+            BillingError::Storage(error) => error.into(),
+        }
+    }
 }
 
 /// What the billing use cases work with.

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, EnvironmentId, EnvironmentVariables, Forbidden, OwnedSecrets, Permission,
-    Principal, RunEnvironment, StorageError, UnitOfWorkFactory, Uow, ValidationErrors, WorkspaceId,
+    AuditEvent, AuditLog, EnvironmentId, EnvironmentVariables, Failure, Forbidden, OwnedSecrets,
+    Permission, Principal, RunEnvironment, StorageError, UnitOfWorkFactory, Uow, ValidationErrors,
+    WorkspaceId,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -110,6 +111,17 @@ pub enum EnvironmentError {
     NotFound,
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl From<EnvironmentError> for Failure {
+    fn from(error: EnvironmentError) -> Self {
+        match error {
+            EnvironmentError::Invalid(errors) => Failure::Invalid(errors),
+            EnvironmentError::Forbidden(forbidden) => forbidden.into(),
+            EnvironmentError::NotFound => Failure::NotFound("environment"),
+            EnvironmentError::Storage(error) => error.into(),
+        }
+    }
 }
 
 /// Environments in storage.

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Forbidden, LimitedResource, Page, PageRequest, Permission,
-    PlanGuard, PlanLimitReached, Principal, StorageError, UnitOfWorkFactory, UserId,
-    ValidationErrors, WorkspaceId,
+    Actor, AuditEvent, AuditLog, Conflict, ConflictCode, Failure, Forbidden, LimitedResource, Page,
+    PageRequest, Permission, PlanGuard, PlanLimitReached, Principal, StorageError,
+    UnitOfWorkFactory, UserId, ValidationErrors, WorkspaceId,
 };
 use serde_json::json;
 
@@ -26,12 +26,32 @@ pub enum WorkspaceError {
     Forbidden(#[from] Forbidden),
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("{0}")]
-    Conflict(&'static str),
+    #[error(transparent)]
+    Conflict(Conflict),
     #[error(transparent)]
     PlanLimit(#[from] PlanLimitReached),
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+fn already_member() -> WorkspaceError {
+    WorkspaceError::Conflict(Conflict::new(
+        ConflictCode::AlreadyMember,
+        "that user is already a member",
+    ))
+}
+
+impl From<WorkspaceError> for Failure {
+    fn from(error: WorkspaceError) -> Self {
+        match error {
+            WorkspaceError::Invalid(errors) => Failure::Invalid(errors),
+            WorkspaceError::Forbidden(forbidden) => forbidden.into(),
+            WorkspaceError::NotFound(what) => Failure::NotFound(what),
+            WorkspaceError::Conflict(conflict) => Failure::Conflict(conflict),
+            WorkspaceError::PlanLimit(reached) => reached.into(),
+            WorkspaceError::Storage(error) => error.into(),
+        }
+    }
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> WorkspaceError {
@@ -209,6 +229,11 @@ impl WorkspaceService {
             .admit(unit.as_mut(), workspace, LimitedResource::Members)
             .await?
         {
+            // A full workspace still says so when the user is already in it: that is the
+            // cause a client can act on.
+            if self.ports.members.find(workspace, user).await?.is_some() {
+                return Err(already_member());
+            }
             return Err(reached.into());
         }
         self.ports
@@ -216,9 +241,7 @@ impl WorkspaceService {
             .add(unit.as_mut(), workspace, user, role, inviter)
             .await
             .map_err(|error| match error {
-                AddMemberError::AlreadyMember => {
-                    WorkspaceError::Conflict("that user is already a member")
-                }
+                AddMemberError::AlreadyMember => already_member(),
                 AddMemberError::Storage(error) => WorkspaceError::Storage(error),
             })?;
         self.record_member_change(
@@ -267,7 +290,10 @@ impl WorkspaceService {
                 .await?
                 <= 1
         {
-            return Err(WorkspaceError::Conflict("the last owner cannot be demoted"));
+            return Err(WorkspaceError::Conflict(Conflict::new(
+                ConflictCode::LastOwner,
+                "the last owner cannot be demoted",
+            )));
         }
         self.ports
             .members
@@ -315,9 +341,10 @@ impl WorkspaceService {
                 .await?
                 <= 1
         {
-            return Err(WorkspaceError::Conflict(
+            return Err(WorkspaceError::Conflict(Conflict::new(
+                ConflictCode::LastOwner,
                 "the last owner cannot leave or be removed",
-            ));
+            )));
         }
         self.ports
             .members

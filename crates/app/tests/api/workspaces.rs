@@ -186,6 +186,11 @@ async fn the_last_owner_can_be_neither_demoted_nor_removed_nor_leave() -> TestRe
         )
         .await?;
     assert_eq!(demote.status(), 409);
+    assert_eq!(
+        demote.json::<Value>().await?["code"],
+        "last_owner",
+        "demote"
+    );
     let remove = app
         .send_as(
             Method::DELETE,
@@ -196,6 +201,11 @@ async fn the_last_owner_can_be_neither_demoted_nor_removed_nor_leave() -> TestRe
         )
         .await?;
     assert_eq!(remove.status(), 409);
+    assert_eq!(
+        remove.json::<Value>().await?["code"],
+        "last_owner",
+        "remove"
+    );
     let leave = app
         .send_as(
             Method::POST,
@@ -206,6 +216,7 @@ async fn the_last_owner_can_be_neither_demoted_nor_removed_nor_leave() -> TestRe
         )
         .await?;
     assert_eq!(leave.status(), 409);
+    assert_eq!(leave.json::<Value>().await?["code"], "last_owner", "leave");
 
     // With a second owner, the first may step down.
     app.signed_up("second@example.com").await?;
@@ -259,6 +270,7 @@ async fn the_free_plan_member_limit_is_a_clear_problem() -> TestResult {
 
     let again = add_member(&app, &owner, "m1@example.com", "viewer").await?;
     assert_eq!(again.status(), 409, "already a member");
+    assert_eq!(again.json::<Value>().await?["code"], "already_member");
     let unknown = add_member(&app, &owner, "ghost@example.com", "viewer").await?;
     assert_eq!(unknown.status(), 422);
     let bad_role = add_member(&app, &owner, "m1@example.com", "emperor").await?;
