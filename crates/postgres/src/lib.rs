@@ -21,6 +21,7 @@ pub mod run_queue;
 pub mod schema;
 pub mod seed;
 pub mod signals;
+mod sql;
 #[cfg(feature = "testing")]
 pub mod test_db;
 pub mod unit_of_work;
