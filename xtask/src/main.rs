@@ -4,6 +4,8 @@
 //! - `test [ARGS…]`: find or start Postgres, export `TEST_DATABASE_URL`, run every test
 //! - `migrate [--status | --down N]`, `seed [--demo]`: the binary's commands, on the
 //!   discovered database
+//! - `schema [--check]`: regenerate `crates/postgres/src/schema.rs` from the migrations, or
+//!   fail when it differs from them (CI)
 //! - `bench [credentials | executions | webhooks | api-keys]`: performance figures (release build)
 //! - `db start | stop | remove | status | url`: manage the private cluster under `.fluxolab/pg`
 
@@ -14,6 +16,7 @@ mod cluster;
 mod dev;
 mod discovery;
 mod process;
+mod schema;
 
 use std::process::ExitCode;
 
@@ -25,6 +28,9 @@ commands:
   migrate [--status | --down N]
                             apply pending migrations, list them, or revert the last N
   seed [--demo]             insert reference data (and the demo user and workspace)
+  schema [--check]          regenerate crates/postgres/src/schema.rs from the migrations
+                            (diesel print-schema on a scratch database), or with
+                            --check fail when it differs
   bench [credentials|executions|webhooks|api-keys]
                             print performance figures (release build)
   db start|stop|remove|status|url
@@ -41,6 +47,7 @@ fn main() -> ExitCode {
         "test" => run_tests(rest),
         "migrate" | "seed" => database_command(command, rest),
         "db" => cluster_command(rest),
+        "schema" => schema::run(rest),
         "bench" => bench(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");

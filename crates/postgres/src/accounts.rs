@@ -196,6 +196,7 @@ impl UserRepository for PgAccounts {
     ) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // A lock that has run out starts the count afresh.
+        // Raw: nested CASE expressions over the row's own lock and count.
         diesel::sql_query(
             "UPDATE user_security_settings SET \
                failed_login_attempts = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 \

@@ -1,8 +1,9 @@
 //! Usage alerts and their events; the events table is also the deliveries' queue.
 
 use async_trait::async_trait;
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::dsl::IntervalDsl;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, UserId, WorkspaceId};
 use fluxolab_workspace::alerts::{AlertChannel, AlertEvent, AlertRepository, Delivery, UsageAlert};
@@ -12,6 +13,8 @@ use uuid::Uuid;
 use crate::DbPool;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
+use crate::schema::{credentials, workspace_usage_alert_events, workspace_usage_alerts};
+use crate::sql::now_tz;
 use crate::unit_of_work::connection_of;
 
 /// Usage alerts over the pool.
@@ -32,79 +35,122 @@ impl PgAlerts {
     }
 }
 
-const ALERT_COLUMNS: &str = "id, workspace_id, metric, threshold_percent, channel, target, \
-    secret_credential_id, enabled, created_at, updated_at";
+type AlertRow = (
+    Uuid,
+    Uuid,
+    String,
+    i32,
+    String,
+    String,
+    Option<Uuid>,
+    bool,
+    OffsetDateTime,
+    OffsetDateTime,
+);
 
-#[derive(QueryableByName)]
-struct AlertRow {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    workspace_id: Uuid,
-    #[diesel(sql_type = Text)]
-    metric: String,
-    #[diesel(sql_type = Integer)]
-    threshold_percent: i32,
-    #[diesel(sql_type = Text)]
-    channel: String,
-    #[diesel(sql_type = Text)]
-    target: String,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    secret_credential_id: Option<Uuid>,
-    #[diesel(sql_type = Bool)]
-    enabled: bool,
-    #[diesel(sql_type = Timestamptz)]
-    created_at: OffsetDateTime,
-    #[diesel(sql_type = Timestamptz)]
-    updated_at: OffsetDateTime,
-}
+/// The columns of an [`AlertRow`].
+const ALERT_COLUMNS: (
+    workspace_usage_alerts::id,
+    workspace_usage_alerts::workspace_id,
+    workspace_usage_alerts::metric,
+    workspace_usage_alerts::threshold_percent,
+    workspace_usage_alerts::channel,
+    workspace_usage_alerts::target,
+    workspace_usage_alerts::secret_credential_id,
+    workspace_usage_alerts::enabled,
+    workspace_usage_alerts::created_at,
+    workspace_usage_alerts::updated_at,
+) = (
+    workspace_usage_alerts::id,
+    workspace_usage_alerts::workspace_id,
+    workspace_usage_alerts::metric,
+    workspace_usage_alerts::threshold_percent,
+    workspace_usage_alerts::channel,
+    workspace_usage_alerts::target,
+    workspace_usage_alerts::secret_credential_id,
+    workspace_usage_alerts::enabled,
+    workspace_usage_alerts::created_at,
+    workspace_usage_alerts::updated_at,
+);
 
 fn alert(row: AlertRow) -> Result<UsageAlert, StorageError> {
+    let (
+        id,
+        workspace_id,
+        metric,
+        threshold_percent,
+        channel,
+        target,
+        secret_credential_id,
+        enabled,
+        created_at,
+        updated_at,
+    ) = row;
     Ok(UsageAlert {
-        id: row.id,
-        workspace_id: WorkspaceId::from_uuid(row.workspace_id),
-        metric: row.metric,
-        threshold_percent: row.threshold_percent,
-        channel: AlertChannel::from_code(&row.channel)
+        id,
+        workspace_id: WorkspaceId::from_uuid(workspace_id),
+        metric,
+        threshold_percent,
+        channel: AlertChannel::from_code(&channel)
             .ok_or_else(|| corrupt("stored alert channel is not valid"))?,
-        target: row.target,
-        secret_credential_id: row.secret_credential_id,
-        enabled: row.enabled,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
+        target,
+        secret_credential_id,
+        enabled,
+        created_at,
+        updated_at,
     })
 }
 
-const EVENT_COLUMNS: &str = "id, alert_id, workspace_id, period_start, threshold_percent, used, \
-    limit_value, status, attempts, last_error, delivered_at, created_at";
+/// The columns of an [`EventRow`], as the raw claim returns them.
+const EVENT_COLUMNS_SQL: &str = "id, alert_id, workspace_id, period_start, threshold_percent, \
+    used, limit_value, status, attempts, last_error, delivered_at, created_at";
 
-#[derive(QueryableByName)]
+/// An event row, read by the query builder and by the raw claim alike.
+#[derive(Queryable, QueryableByName)]
+#[diesel(table_name = workspace_usage_alert_events)]
 struct EventRow {
-    #[diesel(sql_type = SqlUuid)]
     id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
     alert_id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
     workspace_id: Uuid,
-    #[diesel(sql_type = Timestamptz)]
     period_start: OffsetDateTime,
-    #[diesel(sql_type = Integer)]
     threshold_percent: i32,
-    #[diesel(sql_type = BigInt)]
     used: i64,
-    #[diesel(sql_type = BigInt)]
     limit_value: i64,
-    #[diesel(sql_type = Text)]
     status: String,
-    #[diesel(sql_type = Integer)]
     attempts: i32,
-    #[diesel(sql_type = Nullable<Text>)]
     last_error: Option<String>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     delivered_at: Option<OffsetDateTime>,
-    #[diesel(sql_type = Timestamptz)]
     created_at: OffsetDateTime,
 }
+
+/// The columns of an [`EventRow`], in its field order.
+const EVENT_COLUMNS: (
+    workspace_usage_alert_events::id,
+    workspace_usage_alert_events::alert_id,
+    workspace_usage_alert_events::workspace_id,
+    workspace_usage_alert_events::period_start,
+    workspace_usage_alert_events::threshold_percent,
+    workspace_usage_alert_events::used,
+    workspace_usage_alert_events::limit_value,
+    workspace_usage_alert_events::status,
+    workspace_usage_alert_events::attempts,
+    workspace_usage_alert_events::last_error,
+    workspace_usage_alert_events::delivered_at,
+    workspace_usage_alert_events::created_at,
+) = (
+    workspace_usage_alert_events::id,
+    workspace_usage_alert_events::alert_id,
+    workspace_usage_alert_events::workspace_id,
+    workspace_usage_alert_events::period_start,
+    workspace_usage_alert_events::threshold_percent,
+    workspace_usage_alert_events::used,
+    workspace_usage_alert_events::limit_value,
+    workspace_usage_alert_events::status,
+    workspace_usage_alert_events::attempts,
+    workspace_usage_alert_events::last_error,
+    workspace_usage_alert_events::delivered_at,
+    workspace_usage_alert_events::created_at,
+);
 
 fn event(row: EventRow) -> AlertEvent {
     AlertEvent {
@@ -124,6 +170,7 @@ fn event(row: EventRow) -> AlertEvent {
 }
 
 /// Fires every enabled alert whose threshold the current period's usage reached.
+// Raw: per-metric CASE subqueries (one over a view) feeding INSERT … SELECT … ON CONFLICT.
 const EVALUATE: &str = "\
 WITH measured AS ( \
   SELECT a.id AS alert_id, a.workspace_id, a.threshold_percent, s.current_period_start, \
@@ -158,19 +205,25 @@ impl AlertRepository for PgAlerts {
         page: PageRequest,
     ) -> Result<Page<UsageAlert>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let after = page.after();
-        let rows: Vec<AlertRow> = diesel::sql_query(format!(
-            "SELECT {ALERT_COLUMNS} FROM workspace_usage_alerts WHERE workspace_id = $1 \
-               AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
-             ORDER BY created_at DESC, id DESC LIMIT $4"
-        ))
-        .bind::<SqlUuid, _>(workspace.as_uuid())
-        .bind::<Nullable<Timestamptz>, _>(after.as_ref().map(|cursor| cursor.created_at))
-        .bind::<SqlUuid, _>(after.as_ref().map_or(Uuid::nil(), |cursor| cursor.id))
-        .bind::<BigInt, _>(page.fetch_limit())
-        .load(&mut connection)
-        .await
-        .map_err(storage)?;
+        let mut query = workspace_usage_alerts::table
+            .filter(workspace_usage_alerts::workspace_id.eq(workspace.as_uuid()))
+            .select(ALERT_COLUMNS)
+            .order((
+                workspace_usage_alerts::created_at.desc(),
+                workspace_usage_alerts::id.desc(),
+            ))
+            .limit(page.fetch_limit())
+            .into_boxed();
+        if let Some(after) = page.after() {
+            query = query.filter(
+                workspace_usage_alerts::created_at.lt(after.created_at).or(
+                    workspace_usage_alerts::created_at
+                        .eq(after.created_at)
+                        .and(workspace_usage_alerts::id.lt(after.id)),
+                ),
+            );
+        }
+        let rows: Vec<AlertRow> = query.load(&mut connection).await.map_err(storage)?;
         let items = rows.into_iter().map(alert).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(items, page, UsageAlert::cursor))
     }
@@ -181,15 +234,15 @@ impl AlertRepository for PgAlerts {
         id: Uuid,
     ) -> Result<Option<UsageAlert>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let rows: Vec<AlertRow> = diesel::sql_query(format!(
-            "SELECT {ALERT_COLUMNS} FROM workspace_usage_alerts WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind::<SqlUuid, _>(workspace.as_uuid())
-        .bind::<SqlUuid, _>(id)
-        .load(&mut connection)
-        .await
-        .map_err(storage)?;
-        rows.into_iter().next().map(alert).transpose()
+        let row: Option<AlertRow> = workspace_usage_alerts::table
+            .filter(workspace_usage_alerts::workspace_id.eq(workspace.as_uuid()))
+            .filter(workspace_usage_alerts::id.eq(id))
+            .select(ALERT_COLUMNS)
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(storage)?;
+        row.map(alert).transpose()
     }
 
     async fn insert(
@@ -198,38 +251,38 @@ impl AlertRepository for PgAlerts {
         alert: &UsageAlert,
         created_by: Option<UserId>,
     ) -> Result<(), StorageError> {
-        diesel::sql_query(
-            "INSERT INTO workspace_usage_alerts (id, workspace_id, metric, threshold_percent, channel, \
-               target, secret_credential_id, enabled, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
-        )
-        .bind::<SqlUuid, _>(alert.id)
-        .bind::<SqlUuid, _>(alert.workspace_id.as_uuid())
-        .bind::<Text, _>(&alert.metric)
-        .bind::<Integer, _>(alert.threshold_percent)
-        .bind::<Text, _>(alert.channel.code())
-        .bind::<Text, _>(&alert.target)
-        .bind::<Nullable<SqlUuid>, _>(alert.secret_credential_id)
-        .bind::<Bool, _>(alert.enabled)
-        .bind::<Nullable<SqlUuid>, _>(created_by.map(|user| user.as_uuid()))
-        .bind::<Timestamptz, _>(alert.created_at)
-        .execute(connection_of(unit)?)
-        .await
-        .map_err(storage)?;
+        diesel::insert_into(workspace_usage_alerts::table)
+            .values((
+                workspace_usage_alerts::id.eq(alert.id),
+                workspace_usage_alerts::workspace_id.eq(alert.workspace_id.as_uuid()),
+                workspace_usage_alerts::metric.eq(&alert.metric),
+                workspace_usage_alerts::threshold_percent.eq(alert.threshold_percent),
+                workspace_usage_alerts::channel.eq(alert.channel.code()),
+                workspace_usage_alerts::target.eq(&alert.target),
+                workspace_usage_alerts::secret_credential_id.eq(alert.secret_credential_id),
+                workspace_usage_alerts::enabled.eq(alert.enabled),
+                workspace_usage_alerts::created_by.eq(created_by.map(|user| user.as_uuid())),
+                workspace_usage_alerts::created_at.eq(alert.created_at),
+                workspace_usage_alerts::updated_at.eq(alert.created_at),
+            ))
+            .execute(connection_of(unit)?)
+            .await
+            .map_err(storage)?;
         Ok(())
     }
 
     async fn update(&self, unit: &mut Uow, alert: &UsageAlert) -> Result<(), StorageError> {
-        diesel::sql_query(
-            "UPDATE workspace_usage_alerts SET threshold_percent = $3, target = $4, enabled = $5, \
-               updated_at = $6 WHERE workspace_id = $1 AND id = $2",
+        diesel::update(
+            workspace_usage_alerts::table
+                .filter(workspace_usage_alerts::workspace_id.eq(alert.workspace_id.as_uuid()))
+                .filter(workspace_usage_alerts::id.eq(alert.id)),
         )
-        .bind::<SqlUuid, _>(alert.workspace_id.as_uuid())
-        .bind::<SqlUuid, _>(alert.id)
-        .bind::<Integer, _>(alert.threshold_percent)
-        .bind::<Text, _>(&alert.target)
-        .bind::<Bool, _>(alert.enabled)
-        .bind::<Timestamptz, _>(alert.updated_at)
+        .set((
+            workspace_usage_alerts::threshold_percent.eq(alert.threshold_percent),
+            workspace_usage_alerts::target.eq(&alert.target),
+            workspace_usage_alerts::enabled.eq(alert.enabled),
+            workspace_usage_alerts::updated_at.eq(alert.updated_at),
+        ))
         .execute(connection_of(unit)?)
         .await
         .map_err(storage)?;
@@ -242,19 +295,25 @@ impl AlertRepository for PgAlerts {
         workspace: WorkspaceId,
         id: Uuid,
     ) -> Result<bool, StorageError> {
-        // Its signing secret goes with it.
-        let deleted = diesel::sql_query(
-            "WITH gone AS (DELETE FROM workspace_usage_alerts WHERE workspace_id = $1 AND id = $2 \
-               RETURNING secret_credential_id), \
-             secret AS (DELETE FROM credentials WHERE id IN (SELECT secret_credential_id FROM gone)) \
-             SELECT 1 FROM gone",
+        let connection = connection_of(unit)?;
+        let gone: Vec<Option<Uuid>> = diesel::delete(
+            workspace_usage_alerts::table
+                .filter(workspace_usage_alerts::workspace_id.eq(workspace.as_uuid()))
+                .filter(workspace_usage_alerts::id.eq(id)),
         )
-        .bind::<SqlUuid, _>(workspace.as_uuid())
-        .bind::<SqlUuid, _>(id)
-        .execute(connection_of(unit)?)
+        .returning(workspace_usage_alerts::secret_credential_id)
+        .get_results(&mut *connection)
         .await
         .map_err(storage)?;
-        Ok(deleted == 1)
+        // Its signing secret goes with it, in the same unit.
+        let secrets: Vec<Uuid> = gone.iter().copied().flatten().collect();
+        if !secrets.is_empty() {
+            diesel::delete(credentials::table.filter(credentials::id.eq_any(&secrets)))
+                .execute(&mut *connection)
+                .await
+                .map_err(storage)?;
+        }
+        Ok(gone.len() == 1)
     }
 
     async fn events(
@@ -264,21 +323,26 @@ impl AlertRepository for PgAlerts {
         page: PageRequest,
     ) -> Result<Page<AlertEvent>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let after = page.after();
-        let rows: Vec<EventRow> = diesel::sql_query(format!(
-            "SELECT {EVENT_COLUMNS} FROM workspace_usage_alert_events \
-             WHERE workspace_id = $1 AND alert_id = $2 \
-               AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4)) \
-             ORDER BY created_at DESC, id DESC LIMIT $5"
-        ))
-        .bind::<SqlUuid, _>(workspace.as_uuid())
-        .bind::<SqlUuid, _>(alert)
-        .bind::<Nullable<Timestamptz>, _>(after.as_ref().map(|cursor| cursor.created_at))
-        .bind::<SqlUuid, _>(after.as_ref().map_or(Uuid::nil(), |cursor| cursor.id))
-        .bind::<BigInt, _>(page.fetch_limit())
-        .load(&mut connection)
-        .await
-        .map_err(storage)?;
+        let mut query = workspace_usage_alert_events::table
+            .filter(workspace_usage_alert_events::workspace_id.eq(workspace.as_uuid()))
+            .filter(workspace_usage_alert_events::alert_id.eq(alert))
+            .select(EVENT_COLUMNS)
+            .order((
+                workspace_usage_alert_events::created_at.desc(),
+                workspace_usage_alert_events::id.desc(),
+            ))
+            .limit(page.fetch_limit())
+            .into_boxed();
+        if let Some(after) = page.after() {
+            query = query.filter(
+                workspace_usage_alert_events::created_at
+                    .lt(after.created_at)
+                    .or(workspace_usage_alert_events::created_at
+                        .eq(after.created_at)
+                        .and(workspace_usage_alert_events::id.lt(after.id))),
+            );
+        }
+        let rows: Vec<EventRow> = query.load(&mut connection).await.map_err(storage)?;
         Ok(Page::from_rows(
             rows.into_iter().map(event).collect(),
             page,
@@ -288,6 +352,7 @@ impl AlertRepository for PgAlerts {
 
     async fn evaluate(&self) -> Result<u64, StorageError> {
         let mut connection = pooled(&self.pool).await?;
+        // Raw: see EVALUATE (CASE subqueries over a view into an INSERT … SELECT).
         let fired = diesel::sql_query(EVALUATE)
             .execute(&mut connection)
             .await
@@ -297,13 +362,14 @@ impl AlertRepository for PgAlerts {
 
     async fn claim_due(&self, limit: i64) -> Result<Vec<Delivery>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
+        // Raw: an UPDATE of a FOR UPDATE SKIP LOCKED subselect, with a database-clock lease.
         let events: Vec<EventRow> = diesel::sql_query(format!(
             "UPDATE workspace_usage_alert_events SET attempts = attempts + 1, \
                next_attempt_at = now() + interval '1 minute' \
              WHERE id IN (SELECT id FROM workspace_usage_alert_events \
                WHERE status = 'pending' AND next_attempt_at <= now() \
                ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-             RETURNING {EVENT_COLUMNS}"
+             RETURNING {EVENT_COLUMNS_SQL}"
         ))
         .bind::<BigInt, _>(limit)
         .load(&mut connection)
@@ -313,13 +379,12 @@ impl AlertRepository for PgAlerts {
             return Ok(Vec::new());
         }
         let ids: Vec<Uuid> = events.iter().map(|row| row.alert_id).collect();
-        let alerts: Vec<AlertRow> = diesel::sql_query(format!(
-            "SELECT {ALERT_COLUMNS} FROM workspace_usage_alerts WHERE id = ANY($1)"
-        ))
-        .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
-        .load(&mut connection)
-        .await
-        .map_err(storage)?;
+        let alerts: Vec<AlertRow> = workspace_usage_alerts::table
+            .filter(workspace_usage_alerts::id.eq_any(&ids))
+            .select(ALERT_COLUMNS)
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
         let alerts = alerts
             .into_iter()
             .map(alert)
@@ -341,14 +406,15 @@ impl AlertRepository for PgAlerts {
 
     async fn delivered(&self, event: Uuid) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        diesel::sql_query(
-            "UPDATE workspace_usage_alert_events SET status = 'delivered', delivered_at = now(), \
-               last_error = NULL WHERE id = $1",
-        )
-        .bind::<SqlUuid, _>(event)
-        .execute(&mut connection)
-        .await
-        .map_err(storage)?;
+        diesel::update(workspace_usage_alert_events::table.find(event))
+            .set((
+                workspace_usage_alert_events::status.eq("delivered"),
+                workspace_usage_alert_events::delivered_at.eq(diesel::dsl::now),
+                workspace_usage_alert_events::last_error.eq(None::<String>),
+            ))
+            .execute(&mut connection)
+            .await
+            .map_err(storage)?;
         Ok(())
     }
 
@@ -359,18 +425,20 @@ impl AlertRepository for PgAlerts {
         retry_in_seconds: Option<i64>,
     ) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        diesel::sql_query(
-            "UPDATE workspace_usage_alert_events SET last_error = $2, \
-               status = CASE WHEN $3::bigint IS NULL THEN 'failed' ELSE 'pending' END, \
-               next_attempt_at = now() + make_interval(secs => coalesce($3, 0)::double precision) \
-             WHERE id = $1",
-        )
-        .bind::<SqlUuid, _>(event)
-        .bind::<Text, _>(error)
-        .bind::<Nullable<BigInt>, _>(retry_in_seconds)
-        .execute(&mut connection)
-        .await
-        .map_err(storage)?;
+        // No retry left: failed for good (its due time is now, as before).
+        let (status, retry_in) = match retry_in_seconds {
+            Some(seconds) => ("pending", seconds.seconds()),
+            None => ("failed", 0.seconds()),
+        };
+        diesel::update(workspace_usage_alert_events::table.find(event))
+            .set((
+                workspace_usage_alert_events::last_error.eq(error),
+                workspace_usage_alert_events::status.eq(status),
+                workspace_usage_alert_events::next_attempt_at.eq(now_tz() + retry_in),
+            ))
+            .execute(&mut connection)
+            .await
+            .map_err(storage)?;
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use diesel::QueryableByName;
+use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, UserId, WorkspaceId};
@@ -21,6 +21,10 @@ use uuid::Uuid;
 use crate::DbPool;
 use crate::error::storage;
 use crate::pool::pooled;
+use crate::schema::{
+    billing_events, environment_variables, plans, subscriptions, webhook_registrations,
+    workspace_environments, workspace_usage_snapshots,
+};
 use crate::unit_of_work::connection_of;
 
 /// Billing over the pool.
@@ -45,7 +49,9 @@ fn corrupt(what: &str) -> StorageError {
     crate::error::corrupt(format!("stored {what} is not valid"))
 }
 
-#[derive(QueryableByName)]
+/// A subscription with its plan's code and limits, read by the query builder and by the
+/// raw lock alike.
+#[derive(Queryable, QueryableByName)]
 struct SubscriptionRow {
     #[diesel(sql_type = Text)]
     code: String,
@@ -59,8 +65,18 @@ struct SubscriptionRow {
     current_period_end: OffsetDateTime,
 }
 
-const SUBSCRIPTION: &str = "SELECT p.code, p.limits, s.status, s.current_period_start, s.current_period_end \
-    FROM subscriptions s JOIN plans p ON p.id = s.plan_id WHERE s.workspace_id = $1";
+/// The columns of a [`SubscriptionRow`], from the subscription joined to its plan.
+macro_rules! subscription_columns {
+    () => {
+        (
+            plans::code,
+            plans::limits,
+            subscriptions::status,
+            subscriptions::current_period_start,
+            subscriptions::current_period_end,
+        )
+    };
+}
 
 fn subscription(row: SubscriptionRow) -> Result<Subscription, StorageError> {
     Ok(Subscription {
@@ -70,12 +86,6 @@ fn subscription(row: SubscriptionRow) -> Result<Subscription, StorageError> {
         current_period_start: row.current_period_start,
         current_period_end: row.current_period_end,
     })
-}
-
-#[derive(QueryableByName)]
-struct CountRow {
-    #[diesel(sql_type = BigInt)]
-    count: i64,
 }
 
 #[derive(QueryableByName)]
@@ -98,6 +108,7 @@ struct UsageRow {
 
 /// Every counter in one statement; the period's executions and events are range scans
 /// of their `(workspace_id, created_at / received_at)` indexes.
+// Raw: scalar subqueries (one over the `user_credentials` view) and jsonb_object_agg.
 const USAGE: &str = "SELECT \
     (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS members, \
     (SELECT count(*) FROM workflows WHERE workspace_id = $1 AND archived_at IS NULL) AS workflows, \
@@ -127,6 +138,7 @@ async fn usage_on(
     workspace: WorkspaceId,
     period_start: OffsetDateTime,
 ) -> Result<Usage, StorageError> {
+    // Raw: see USAGE (subqueries over a view and jsonb_object_agg, in one round trip).
     let row: UsageRow = diesel::sql_query(USAGE)
         .bind::<SqlUuid, _>(workspace.as_uuid())
         .bind::<Timestamptz, _>(period_start)
@@ -149,25 +161,17 @@ fn usage(row: &UsageRow) -> Usage {
     }
 }
 
-#[derive(QueryableByName)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = billing_events, check_for_backend(diesel::pg::Pg))]
 struct EventRow {
-    #[diesel(sql_type = SqlUuid)]
     id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
     workspace_id: Uuid,
-    #[diesel(sql_type = Text)]
     kind: String,
-    #[diesel(sql_type = Nullable<Text>)]
     from_plan: Option<String>,
-    #[diesel(sql_type = Text)]
     to_plan: String,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
     actor_user_id: Option<Uuid>,
-    #[diesel(sql_type = Timestamptz)]
     period_start: OffsetDateTime,
-    #[diesel(sql_type = Timestamptz)]
     period_end: OffsetDateTime,
-    #[diesel(sql_type = Timestamptz)]
     created_at: OffsetDateTime,
 }
 
@@ -190,8 +194,10 @@ fn billing_event(row: EventRow) -> Result<BillingEvent, StorageError> {
 impl BillingRepository for PgBilling {
     async fn subscription(&self, workspace: WorkspaceId) -> Result<Subscription, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let row: SubscriptionRow = diesel::sql_query(SUBSCRIPTION)
-            .bind::<SqlUuid, _>(workspace.as_uuid())
+        let row: SubscriptionRow = subscriptions::table
+            .inner_join(plans::table)
+            .filter(subscriptions::workspace_id.eq(workspace.as_uuid()))
+            .select(subscription_columns!())
             .get_result(&mut connection)
             .await
             .map_err(storage)?;
@@ -203,11 +209,16 @@ impl BillingRepository for PgBilling {
         unit: &mut Uow,
         workspace: WorkspaceId,
     ) -> Result<Subscription, StorageError> {
-        let row: SubscriptionRow = diesel::sql_query(format!("{SUBSCRIPTION} FOR UPDATE OF s"))
-            .bind::<SqlUuid, _>(workspace.as_uuid())
-            .get_result(connection_of(unit)?)
-            .await
-            .map_err(storage)?;
+        // Raw: `FOR UPDATE OF s`, the subscription alone (not the plan every workspace shares).
+        let row: SubscriptionRow = diesel::sql_query(
+            "SELECT p.code, p.limits, s.status, s.current_period_start, s.current_period_end \
+             FROM subscriptions s JOIN plans p ON p.id = s.plan_id WHERE s.workspace_id = $1 \
+             FOR UPDATE OF s",
+        )
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .get_result(connection_of(unit)?)
+        .await
+        .map_err(storage)?;
         subscription(row)
     }
 
@@ -235,35 +246,39 @@ impl BillingRepository for PgBilling {
         workspace: WorkspaceId,
         plan: PlanCode,
     ) -> Result<(), StorageError> {
-        diesel::sql_query(
-            "UPDATE subscriptions SET plan_id = (SELECT id FROM plans WHERE code = $2), updated_at = now() \
-             WHERE workspace_id = $1",
-        )
-        .bind::<SqlUuid, _>(workspace.as_uuid())
-        .bind::<Text, _>(plan.code())
-        .execute(connection_of(unit)?)
-        .await
-        .map_err(storage)?;
+        let plan_id = plans::table
+            .filter(plans::code.eq(plan.code()))
+            .select(plans::id)
+            .single_value()
+            .assume_not_null();
+        diesel::update(subscriptions::table)
+            .filter(subscriptions::workspace_id.eq(workspace.as_uuid()))
+            .set((
+                subscriptions::plan_id.eq(plan_id),
+                subscriptions::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(connection_of(unit)?)
+            .await
+            .map_err(storage)?;
         Ok(())
     }
 
     async fn record(&self, unit: &mut Uow, event: &BillingEvent) -> Result<(), StorageError> {
-        diesel::sql_query(
-            "INSERT INTO billing_events (id, workspace_id, kind, from_plan, to_plan, actor_user_id, period_start, period_end, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind::<SqlUuid, _>(event.id)
-        .bind::<SqlUuid, _>(event.workspace_id.as_uuid())
-        .bind::<Text, _>(&event.kind)
-        .bind::<Nullable<Text>, _>(event.from_plan.map(PlanCode::code))
-        .bind::<Text, _>(event.to_plan.code())
-        .bind::<Nullable<SqlUuid>, _>(event.actor_user_id.map(|user| user.as_uuid()))
-        .bind::<Timestamptz, _>(event.period_start)
-        .bind::<Timestamptz, _>(event.period_end)
-        .bind::<Timestamptz, _>(event.created_at)
-        .execute(connection_of(unit)?)
-        .await
-        .map_err(storage)?;
+        diesel::insert_into(billing_events::table)
+            .values((
+                billing_events::id.eq(event.id),
+                billing_events::workspace_id.eq(event.workspace_id.as_uuid()),
+                billing_events::kind.eq(&event.kind),
+                billing_events::from_plan.eq(event.from_plan.map(PlanCode::code)),
+                billing_events::to_plan.eq(event.to_plan.code()),
+                billing_events::actor_user_id.eq(event.actor_user_id.map(|user| user.as_uuid())),
+                billing_events::period_start.eq(event.period_start),
+                billing_events::period_end.eq(event.period_end),
+                billing_events::created_at.eq(event.created_at),
+            ))
+            .execute(connection_of(unit)?)
+            .await
+            .map_err(storage)?;
         Ok(())
     }
 
@@ -272,6 +287,7 @@ impl BillingRepository for PgBilling {
         let mut renewed = 0;
         // One month per pass; a subscription several periods behind takes several.
         for _ in 0..120 {
+            // Raw: an UPDATE … FROM … RETURNING in a CTE feeding the history's INSERT … SELECT.
             let rows = diesel::sql_query(
                 "WITH renewed AS ( \
                    UPDATE subscriptions s SET current_period_start = s.current_period_end, \
@@ -296,24 +312,21 @@ impl BillingRepository for PgBilling {
     }
 
     async fn limits_of(&self, plan: PlanCode) -> Result<PlanLimits, StorageError> {
-        #[derive(QueryableByName)]
-        struct Limits {
-            #[diesel(sql_type = Jsonb)]
-            limits: Value,
-        }
         let mut connection = pooled(&self.pool).await?;
-        let row: Limits = diesel::sql_query("SELECT limits FROM plans WHERE code = $1")
-            .bind::<Text, _>(plan.code())
+        let limits: Value = plans::table
+            .filter(plans::code.eq(plan.code()))
+            .select(plans::limits)
             .get_result(&mut connection)
             .await
             .map_err(storage)?;
-        serde_json::from_value(row.limits).map_err(storage)
+        serde_json::from_value(limits).map_err(storage)
     }
 
     async fn snapshot_through(&self, today: time::Date) -> Result<u64, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // From each workspace's latest snapshot day (refreshed) or its creation day,
         // through today: a run after downtime fills the days it missed.
+        // Raw: LATERAL generate_series, jsonb_build_object of subqueries and an upsert.
         let written = diesel::sql_query(
             "INSERT INTO workspace_usage_snapshots (workspace_id, day, metrics) \
              SELECT w.id, d.day::date, jsonb_build_object( \
@@ -352,50 +365,63 @@ impl BillingRepository for PgBilling {
         from: time::Date,
         to: time::Date,
     ) -> Result<Vec<(time::Date, i64)>, StorageError> {
-        #[derive(QueryableByName)]
-        struct Point {
-            #[diesel(sql_type = diesel::sql_types::Date)]
-            day: time::Date,
-            #[diesel(sql_type = BigInt)]
-            value: i64,
-        }
         let mut connection = pooled(&self.pool).await?;
-        let points: Vec<Point> = diesel::sql_query(
-            "SELECT day, coalesce((metrics ->> $2)::bigint, 0) AS value FROM workspace_usage_snapshots \
-             WHERE workspace_id = $1 AND day BETWEEN $3 AND $4 ORDER BY day",
-        )
-        .bind::<SqlUuid, _>(workspace.as_uuid())
-        .bind::<Text, _>(metric.code())
-        .bind::<diesel::sql_types::Date, _>(from)
-        .bind::<diesel::sql_types::Date, _>(to)
-        .load(&mut connection)
-        .await
-        .map_err(storage)?;
-        Ok(points
+        let points: Vec<(time::Date, Option<String>)> = workspace_usage_snapshots::table
+            .filter(workspace_usage_snapshots::workspace_id.eq(workspace.as_uuid()))
+            .filter(workspace_usage_snapshots::day.between(from, to))
+            .select((
+                workspace_usage_snapshots::day,
+                workspace_usage_snapshots::metrics
+                    .retrieve_as_text(metric.code())
+                    .nullable(),
+            ))
+            .order(workspace_usage_snapshots::day)
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        points
             .into_iter()
-            .map(|point| (point.day, point.value))
-            .collect())
+            .map(|(day, value)| {
+                // A missing metric counts zero; a stored one is a whole number.
+                let value = value
+                    .map(|text| text.parse::<i64>().map_err(|_| corrupt("usage snapshot")))
+                    .transpose()?;
+                Ok((day, value.unwrap_or_default()))
+            })
+            .collect()
     }
 
     async fn summary(&self, workspace: WorkspaceId) -> Result<SettingsSummary, StorageError> {
         let connection = pooled(&self.pool).await?;
-        // Pipelined on one connection: one round trip for the three queries.
+        // Pipelined on one connection: one round trip for the four queries.
         let shared: &AsyncPgConnection = &connection;
-        let subscription_query = diesel::sql_query(SUBSCRIPTION)
-            .bind::<SqlUuid, _>(workspace.as_uuid())
+        let subscription_query = subscriptions::table
+            .inner_join(plans::table)
+            .filter(subscriptions::workspace_id.eq(workspace.as_uuid()))
+            .select(subscription_columns!())
             .get_result::<SubscriptionRow>(&mut { shared });
-        let environments = diesel::sql_query(
-            "SELECT e.id, e.name, \
-               (SELECT count(*) FROM environment_variables v WHERE v.environment_id = e.id) AS variables \
-             FROM workspace_environments e WHERE e.workspace_id = $1 ORDER BY e.created_at, e.id",
-        )
-        .bind::<SqlUuid, _>(workspace.as_uuid())
-        .load::<EnvironmentRow>(&mut { shared });
-        let webhooks = diesel::sql_query(
-            "SELECT count(*) AS count FROM webhook_registrations WHERE workspace_id = $1",
-        )
-        .bind::<SqlUuid, _>(workspace.as_uuid())
-        .get_result::<CountRow>(&mut { shared });
+        let variables = environment_variables::table
+            .filter(environment_variables::environment_id.eq(workspace_environments::id))
+            .count()
+            .single_value()
+            .assume_not_null();
+        let environments = workspace_environments::table
+            .filter(workspace_environments::workspace_id.eq(workspace.as_uuid()))
+            .order((
+                workspace_environments::created_at,
+                workspace_environments::id,
+            ))
+            .select((
+                workspace_environments::id,
+                workspace_environments::name,
+                variables,
+            ))
+            .load::<(Uuid, String, i64)>(&mut { shared });
+        let webhooks = webhook_registrations::table
+            .filter(webhook_registrations::workspace_id.eq(workspace.as_uuid()))
+            .count()
+            .get_result::<i64>(&mut { shared });
+        // Raw: see USAGE, with the period's start looked up in the same statement.
         let usage_query = diesel::sql_query(USAGE.replace(
             "$2",
             "(SELECT current_period_start FROM subscriptions WHERE workspace_id = $1)",
@@ -413,13 +439,13 @@ impl BillingRepository for PgBilling {
             usage,
             environments: environment_rows
                 .into_iter()
-                .map(|row| EnvironmentLine {
-                    id: row.id,
-                    name: row.name,
-                    variables: small(row.variables),
+                .map(|(id, name, variables)| EnvironmentLine {
+                    id,
+                    name,
+                    variables: small(variables),
                 })
                 .collect(),
-            webhooks: small(webhook_count.count),
+            webhooks: small(webhook_count),
         })
     }
 
@@ -429,36 +455,28 @@ impl BillingRepository for PgBilling {
         page: PageRequest,
     ) -> Result<Page<BillingEvent>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let after = page.after();
-        let rows: Vec<EventRow> = diesel::sql_query(
-            "SELECT id, workspace_id, kind, from_plan, to_plan, actor_user_id, period_start, period_end, created_at \
-             FROM billing_events WHERE workspace_id = $1 \
-               AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
-             ORDER BY created_at DESC, id DESC LIMIT $4",
-        )
-        .bind::<SqlUuid, _>(workspace.as_uuid())
-        .bind::<Nullable<Timestamptz>, _>(after.as_ref().map(|cursor| cursor.created_at))
-        .bind::<SqlUuid, _>(after.as_ref().map_or(Uuid::nil(), |cursor| cursor.id))
-        .bind::<BigInt, _>(page.fetch_limit())
-        .load(&mut connection)
-        .await
-        .map_err(storage)?;
+        let mut query = billing_events::table
+            .filter(billing_events::workspace_id.eq(workspace.as_uuid()))
+            .select(EventRow::as_select())
+            .order((billing_events::created_at.desc(), billing_events::id.desc()))
+            .limit(page.fetch_limit())
+            .into_boxed();
+        if let Some(after) = page.after() {
+            query = query.filter(
+                billing_events::created_at
+                    .lt(after.created_at)
+                    .or(billing_events::created_at
+                        .eq(after.created_at)
+                        .and(billing_events::id.lt(after.id))),
+            );
+        }
+        let rows: Vec<EventRow> = query.load(&mut connection).await.map_err(storage)?;
         let items = rows
             .into_iter()
             .map(billing_event)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(items, page, BillingEvent::cursor))
     }
-}
-
-#[derive(QueryableByName)]
-struct EnvironmentRow {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = BigInt)]
-    variables: i64,
 }
 
 #[derive(QueryableByName)]
@@ -477,6 +495,7 @@ struct QuotaRow {
 impl QuotaSource for PgBilling {
     async fn status(&self, workspace: WorkspaceId) -> Result<QuotaStatus, StorageError> {
         let mut connection = pooled(&self.pool).await?;
+        // Raw: limits cast out of the plan's jsonb and a count only when one is set.
         let row: QuotaRow = diesel::sql_query(
             "SELECT (p.limits ->> 'executions_per_month')::bigint AS executions_limit, \
                (p.limits ->> 'webhook_events_per_minute')::bigint AS events_limit, \

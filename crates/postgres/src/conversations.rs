@@ -285,6 +285,7 @@ impl OverviewSource for PgWebhooks {
             .count()
             .get_result::<i64>(&mut { shared });
         // Secrets other features keep in the vault are not the user's credentials.
+        // Raw: `user_credentials` is a view, which the generated schema does not describe.
         let credential_count = diesel::sql_query(
             "SELECT count(*) AS count FROM user_credentials WHERE workspace_id = $1",
         )

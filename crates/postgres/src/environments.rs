@@ -16,7 +16,9 @@ use uuid::Uuid;
 use crate::DbPool;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
-use crate::schema::{environment_variables, executions, workspace_environments};
+use crate::schema::{
+    environment_variables, executions, workflow_deployments, workspace_environments,
+};
 use crate::unit_of_work::connection_of;
 
 /// Environments over the pool.
@@ -160,12 +162,6 @@ impl EnvironmentDirectory for PgEnvironments {
     }
 }
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    count: i64,
-}
-
 #[async_trait]
 impl EnvironmentRepository for PgEnvironments {
     async fn list(&self, workspace: WorkspaceId) -> Result<Vec<Environment>, StorageError> {
@@ -261,13 +257,11 @@ impl EnvironmentRepository for PgEnvironments {
         let connection = pooled(&self.pool).await?;
         // Pipelined on one connection: one round trip for the three queries.
         let shared: &AsyncPgConnection = &connection;
-        let active = diesel::sql_query(
-            "SELECT count(*) AS count FROM workflow_deployments \
-             WHERE workspace_id = $1 AND environment_id = $2",
-        )
-        .bind::<diesel::sql_types::Uuid, _>(workspace.as_uuid())
-        .bind::<diesel::sql_types::Uuid, _>(id.as_uuid())
-        .get_result::<Count>(&mut { shared });
+        let active = workflow_deployments::table
+            .filter(workflow_deployments::workspace_id.eq(workspace.as_uuid()))
+            .filter(workflow_deployments::environment_id.eq(id.as_uuid()))
+            .count()
+            .get_result::<i64>(&mut { shared });
         let by_status = executions::table
             .filter(executions::workspace_id.eq(workspace.as_uuid()))
             .filter(executions::environment_id.eq(id.as_uuid()))
@@ -297,7 +291,7 @@ impl EnvironmentRepository for PgEnvironments {
         let (active, by_status, last_failure) = tokio::join!(active, by_status, last_failure);
         let small = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
         Ok(StatusCounts {
-            active_workflows: small(active.map_err(storage)?.count),
+            active_workflows: small(active.map_err(storage)?),
             executions_by_status: by_status
                 .map_err(storage)?
                 .into_iter()

@@ -56,6 +56,7 @@ impl PgExecutions {
         if listener.is_none() {
             let object = pooled(&self.pool).await?;
             let mut connection = diesel_async::pooled_connection::deadpool::Object::take(object);
+            // Raw: LISTEN is a utility statement, outside the query builder.
             diesel::sql_query("LISTEN fluxolab_executions")
                 .execute(&mut connection)
                 .await
@@ -284,6 +285,7 @@ impl ExecutionRepository for PgExecutions {
             return Ok(());
         }
         let mut connection = pooled(&self.pool).await?;
+        // Raw: the steps are inserted from a jsonb array (jsonb_to_recordset) in a CTE.
         diesel::sql_query(format!("WITH {INSERT_STEPS} SELECT 1"))
             .bind::<SqlUuid, _>(execution.as_uuid())
             .bind::<Jsonb, _>(steps_json(steps)?)
@@ -301,6 +303,7 @@ impl ExecutionRepository for PgExecutions {
         steps: &[StepRecord],
     ) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
+        // Raw: the steps' CTE (jsonb_to_recordset) and the settle in one statement.
         diesel::sql_query(format!(
             "WITH {INSERT_STEPS} \
              UPDATE executions SET status = 'queued', due_at = now() + make_interval(secs => $3), \
@@ -324,6 +327,7 @@ impl ExecutionRepository for PgExecutions {
         steps: &[StepRecord],
     ) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
+        // Raw: the steps' CTE (jsonb_to_recordset) and the suspension in one statement.
         diesel::sql_query(format!(
             "WITH {INSERT_STEPS} \
              UPDATE executions SET status = 'queued', due_at = $3, attempt = greatest(attempt - 1, 0), \
@@ -346,6 +350,7 @@ impl ExecutionRepository for PgExecutions {
         steps: &[StepRecord],
     ) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
+        // Raw: the steps' CTE (jsonb_to_recordset) and the finish in one statement.
         diesel::sql_query(format!(
             "WITH {INSERT_STEPS} \
              UPDATE executions SET status = $3, output = $4, error = $5, finished_at = now(), \
@@ -468,6 +473,7 @@ impl ExecutionRepository for PgExecutions {
         let ids: Vec<ClaimedId> = {
             let mut connection = pooled(&self.pool).await?;
             // Nothing stays running forever: a run whose worker died too often fails.
+            // Raw: the error is built by format() from each row's attempt count.
             diesel::sql_query(
                 "UPDATE executions SET status = 'failed', finished_at = now(), locked_by = NULL, locked_until = NULL, \
                    error = format('abandoned after %s attempts (its worker stopped each time)', attempt) \
@@ -476,6 +482,7 @@ impl ExecutionRepository for PgExecutions {
             .execute(&mut connection)
             .await
             .map_err(storage)?;
+            // Raw: a FOR UPDATE SKIP LOCKED claim over two CTEs, leased on the database clock.
             diesel::sql_query(
                 // Two index scans (expired leases first, then the longest-due queued
                 // rows), so a claim costs the same with ten or a million rows waiting.
@@ -578,6 +585,7 @@ impl ExecutionRepository for PgExecutions {
 
     async fn prune_expired(&self, batch: i64) -> Result<u64, StorageError> {
         let mut connection = pooled(&self.pool).await?;
+        // Raw: retention per plan read from jsonb limits in a batched DELETE … IN (subselect).
         let deleted = diesel::sql_query(
             "DELETE FROM executions WHERE id IN ( \
                SELECT e.id FROM executions e \
@@ -607,6 +615,7 @@ impl ExecutionRepository for PgExecutions {
             cancel_requested: bool,
         }
         let mut connection = pooled(&self.pool).await?;
+        // Raw: the lease is renewed on the database clock by make_interval, with RETURNING.
         let renewed: Option<Renewed> = diesel::sql_query(
             "UPDATE executions SET locked_until = now() + make_interval(secs => $3) \
              WHERE id = $1 AND locked_by = $2 AND status = 'running' RETURNING cancel_requested",

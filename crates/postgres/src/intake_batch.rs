@@ -252,6 +252,7 @@ async fn connected<'c>(
         Some(kept) => kept,
         None => {
             let mut taken = deadpool::managed::Object::take(pooled(pool).await?);
+            // Raw: SET is a utility statement, outside the query builder.
             diesel::sql_query("SET plan_cache_mode = force_generic_plan")
                 .execute(&mut taken)
                 .await

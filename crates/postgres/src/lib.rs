@@ -10,14 +10,18 @@ pub mod environments;
 pub mod error;
 pub mod executions;
 pub mod intake_batch;
+mod joins;
 pub mod migrations;
 pub mod plans;
 pub mod pool;
 pub mod readiness;
 pub mod run_queue;
+/// The Diesel schema, generated from `migrations/` by `cargo xtask schema` (never edited
+/// by hand; CI's `cargo xtask schema --check` compares). Hand-written joins: `joins.rs`.
 pub mod schema;
 pub mod seed;
 pub mod signals;
+mod sql;
 #[cfg(feature = "testing")]
 pub mod test_db;
 pub mod unit_of_work;

@@ -60,6 +60,7 @@ impl PlanGuard for PgPlanGuard {
     ) -> Result<Option<PlanLimitReached>, StorageError> {
         let connection = connection_of(unit)?;
         // Locking the subscription serialises checks (and plan changes) per workspace.
+        // Raw: `FOR UPDATE OF s` (the builder cannot lock one side of a join) and a jsonb key cast.
         let limit: Option<Limit> = diesel::sql_query(
             "SELECT (p.limits ->> $2)::bigint AS value FROM subscriptions s \
              JOIN plans p ON p.id = s.plan_id WHERE s.workspace_id = $1 FOR UPDATE OF s",
@@ -73,6 +74,7 @@ impl PlanGuard for PgPlanGuard {
         let Some(value) = limit.and_then(|limit| limit.value) else {
             return Ok(None);
         };
+        // Raw: counts over the `user_credentials` view and `count(DISTINCT …)`, one per resource.
         let current: Count = diesel::sql_query(count_sql(resource))
             .bind::<SqlUuid, _>(workspace.as_uuid())
             .get_result(connection)

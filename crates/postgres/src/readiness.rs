@@ -30,6 +30,7 @@ pub async fn check(pool: &DbPool, embedded_versions: &[String]) -> Result<(), No
         .await
         .map_err(|error| NotReady::Unreachable(error.to_string()))?;
     let applied: Vec<AppliedVersion> =
+        // Raw: diesel's own bookkeeping table, kept out of the generated schema.
         diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
             .load(&mut connection)
             .await
@@ -67,6 +68,7 @@ struct QueueRow {
 /// only the queue's partial indexes' rows.
 pub async fn queue_status(pool: &DbPool) -> Result<(i64, i64, f64), crate::StoreError> {
     let mut connection = pool.get().await?;
+    // Raw: aggregates with FILTER and an epoch extraction, beyond the query builder.
     let row: QueueRow = diesel::sql_query(
         "SELECT count(*) FILTER (WHERE status = 'queued') AS queued, \
                 count(*) FILTER (WHERE status = 'running') AS running, \

@@ -1,79 +1,4 @@
-//! The Diesel schema. `migrations/` is the source of truth; this mirrors it.
-
-diesel::table! {
-    workspaces (id) {
-        id -> Uuid,
-        name -> Text,
-        slug -> Text,
-        created_at -> Timestamptz,
-        updated_at -> Timestamptz,
-        archived_at -> Nullable<Timestamptz>,
-    }
-}
-
-diesel::table! {
-    profiles (id) {
-        id -> Uuid,
-        code -> Text,
-        name -> Text,
-        description -> Text,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    permissions (id) {
-        id -> Uuid,
-        code -> Text,
-        description -> Text,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    profile_permissions (profile_id, permission_id) {
-        profile_id -> Uuid,
-        permission_id -> Uuid,
-    }
-}
-
-diesel::table! {
-    plans (id) {
-        id -> Uuid,
-        code -> Text,
-        name -> Text,
-        monthly_price_cents -> Int4,
-        limits -> Jsonb,
-        is_active -> Bool,
-        created_at -> Timestamptz,
-        updated_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    users (id) {
-        id -> Uuid,
-        email -> Text,
-        password_hash -> Text,
-        display_name -> Text,
-        default_workspace_id -> Nullable<Uuid>,
-        email_verified_at -> Nullable<Timestamptz>,
-        last_login_at -> Nullable<Timestamptz>,
-        created_at -> Timestamptz,
-        updated_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    workspace_members (workspace_id, user_id) {
-        workspace_id -> Uuid,
-        user_id -> Uuid,
-        profile_id -> Uuid,
-        invited_by -> Nullable<Uuid>,
-        created_at -> Timestamptz,
-        updated_at -> Timestamptz,
-    }
-}
+// @generated automatically by Diesel CLI.
 
 diesel::table! {
     activities (id) {
@@ -92,23 +17,160 @@ diesel::table! {
 }
 
 diesel::table! {
-    user_settings (user_id) {
-        user_id -> Uuid,
-        locale -> Text,
-        timezone -> Text,
-        theme -> Text,
-        notifications -> Jsonb,
+    billing_events (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        kind -> Text,
+        from_plan -> Nullable<Text>,
+        to_plan -> Text,
+        actor_user_id -> Nullable<Uuid>,
+        period_start -> Timestamptz,
+        period_end -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        wa_id -> Text,
+        name -> Nullable<Text>,
+        phone_number_id -> Nullable<Text>,
+        status -> Text,
+        message_count -> Int4,
+        unread_count -> Int4,
+        last_message_at -> Nullable<Timestamptz>,
+        last_message_preview -> Nullable<Text>,
+        created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }
 }
 
 diesel::table! {
-    user_security_settings (user_id) {
-        user_id -> Uuid,
-        failed_login_attempts -> Int4,
-        locked_until -> Nullable<Timestamptz>,
-        password_changed_at -> Timestamptz,
+    credentials (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        kind -> Text,
+        public_data -> Jsonb,
+        secret_nonce -> Bytea,
+        secret_ciphertext -> Bytea,
+        data_key_id -> Uuid,
+        masked_hints -> Jsonb,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    environment_variables (environment_id, name) {
+        environment_id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        value -> Nullable<Text>,
+        secret_credential_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    execution_steps (id) {
+        id -> Uuid,
+        execution_id -> Uuid,
+        workspace_id -> Uuid,
+        position -> Int4,
+        node_id -> Text,
+        node_type -> Text,
+        input -> Nullable<Jsonb>,
+        output -> Nullable<Jsonb>,
+        error -> Nullable<Text>,
+        route -> Nullable<Text>,
+        started_at -> Timestamptz,
+        finished_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    executions (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        workflow_id -> Uuid,
+        version -> Int4,
+        status -> Text,
+        trigger_kind -> Text,
+        input -> Jsonb,
+        output -> Nullable<Jsonb>,
+        error -> Nullable<Text>,
+        attempt -> Int4,
+        max_attempts -> Int4,
+        retry_of -> Nullable<Uuid>,
+        due_at -> Timestamptz,
+        locked_by -> Nullable<Text>,
+        locked_until -> Nullable<Timestamptz>,
+        cancel_requested -> Bool,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        environment_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        conversation_id -> Uuid,
+        message_id -> Text,
+        direction -> Text,
+        message_type -> Text,
+        body -> Nullable<Text>,
+        payload -> Jsonb,
+        status -> Nullable<Text>,
+        sent_at -> Timestamptz,
+        event_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    permissions (id) {
+        id -> Uuid,
+        code -> Text,
+        description -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    plans (id) {
+        id -> Uuid,
+        code -> Text,
+        name -> Text,
+        monthly_price_cents -> Int4,
+        limits -> Jsonb,
+        is_active -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    profile_permissions (profile_id, permission_id) {
+        profile_id -> Uuid,
+        permission_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    profiles (id) {
+        id -> Uuid,
+        code -> Text,
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamptz,
     }
 }
 
@@ -144,145 +206,61 @@ diesel::table! {
 }
 
 diesel::table! {
-    workspace_settings (workspace_id) {
-        workspace_id -> Uuid,
-        timezone -> Text,
-        locale -> Text,
-        allow_internal_network -> Bool,
-        settings -> Jsonb,
-        updated_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    workspace_environments (id) {
-        id -> Uuid,
-        workspace_id -> Uuid,
-        name -> Text,
-        description -> Text,
-        is_default -> Bool,
-        created_at -> Timestamptz,
-        updated_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    environment_variables (environment_id, name) {
-        environment_id -> Uuid,
-        workspace_id -> Uuid,
-        name -> Text,
-        value -> Nullable<Text>,
-        secret_credential_id -> Nullable<Uuid>,
-        created_at -> Timestamptz,
-        updated_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    workflow_deployments (workflow_id, environment_id) {
-        workflow_id -> Uuid,
-        environment_id -> Uuid,
-        workspace_id -> Uuid,
-        version -> Int4,
-        activated_by -> Nullable<Uuid>,
-        activated_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    workspace_data_keys (id) {
-        id -> Uuid,
-        workspace_id -> Uuid,
-        version -> Int4,
-        wrapped_key -> Bytea,
-        kek_id -> Text,
-        active -> Bool,
-        created_at -> Timestamptz,
-        retired_at -> Nullable<Timestamptz>,
-    }
-}
-
-diesel::table! {
-    credentials (id) {
-        id -> Uuid,
-        workspace_id -> Uuid,
-        name -> Text,
-        kind -> Text,
-        public_data -> Jsonb,
-        secret_nonce -> Bytea,
-        secret_ciphertext -> Bytea,
-        data_key_id -> Uuid,
-        masked_hints -> Jsonb,
-        created_by -> Nullable<Uuid>,
-        created_at -> Timestamptz,
-        updated_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    workflows (id) {
-        id -> Uuid,
-        workspace_id -> Uuid,
-        name -> Text,
-        description -> Text,
-        archived_at -> Nullable<Timestamptz>,
-        created_by -> Nullable<Uuid>,
-        created_at -> Timestamptz,
-        updated_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    workflow_versions (workflow_id, version) {
-        workflow_id -> Uuid,
-        workspace_id -> Uuid,
-        version -> Int4,
-        definition -> Jsonb,
-        checksum -> Text,
-        created_by -> Nullable<Uuid>,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    executions (id) {
-        id -> Uuid,
-        workspace_id -> Uuid,
-        workflow_id -> Uuid,
-        version -> Int4,
-        status -> Text,
-        trigger_kind -> Text,
-        input -> Jsonb,
-        output -> Nullable<Jsonb>,
-        error -> Nullable<Text>,
-        attempt -> Int4,
-        max_attempts -> Int4,
-        retry_of -> Nullable<Uuid>,
-        due_at -> Timestamptz,
-        locked_by -> Nullable<Text>,
+    user_security_settings (user_id) {
+        user_id -> Uuid,
+        failed_login_attempts -> Int4,
         locked_until -> Nullable<Timestamptz>,
-        cancel_requested -> Bool,
-        created_at -> Timestamptz,
-        started_at -> Nullable<Timestamptz>,
-        finished_at -> Nullable<Timestamptz>,
-        environment_id -> Uuid,
+        password_changed_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
 diesel::table! {
-    execution_steps (id) {
+    user_settings (user_id) {
+        user_id -> Uuid,
+        locale -> Text,
+        timezone -> Text,
+        theme -> Text,
+        notifications -> Jsonb,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
         id -> Uuid,
-        execution_id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        display_name -> Text,
+        default_workspace_id -> Nullable<Uuid>,
+        email_verified_at -> Nullable<Timestamptz>,
+        last_login_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_dedupe_keys (registration_id, key) {
+        registration_id -> Uuid,
+        key -> Text,
+        event_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> Uuid,
         workspace_id -> Uuid,
-        position -> Int4,
-        node_id -> Text,
-        node_type -> Text,
-        input -> Nullable<Jsonb>,
-        output -> Nullable<Jsonb>,
-        error -> Nullable<Text>,
-        route -> Nullable<Text>,
-        started_at -> Timestamptz,
-        finished_at -> Timestamptz,
+        registration_id -> Uuid,
+        verdict -> Text,
+        reason -> Nullable<Text>,
+        body_digest -> Text,
+        headers -> Jsonb,
+        body -> Bytea,
+        payload -> Nullable<Jsonb>,
+        execution_id -> Nullable<Uuid>,
+        received_at -> Timestamptz,
     }
 }
 
@@ -307,83 +285,246 @@ diesel::table! {
 }
 
 diesel::table! {
-    webhook_events (id) {
-        id -> Uuid,
+    workflow_deployments (workflow_id, environment_id) {
+        workflow_id -> Uuid,
+        environment_id -> Uuid,
         workspace_id -> Uuid,
-        registration_id -> Uuid,
-        verdict -> Text,
-        reason -> Nullable<Text>,
-        body_digest -> Text,
-        headers -> Jsonb,
-        body -> Bytea,
-        payload -> Nullable<Jsonb>,
-        execution_id -> Nullable<Uuid>,
-        received_at -> Timestamptz,
+        version -> Int4,
+        activated_by -> Nullable<Uuid>,
+        activated_at -> Timestamptz,
     }
 }
 
 diesel::table! {
-    conversations (id) {
+    workflow_versions (workflow_id, version) {
+        workflow_id -> Uuid,
+        workspace_id -> Uuid,
+        version -> Int4,
+        definition -> Jsonb,
+        checksum -> Text,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workflows (id) {
         id -> Uuid,
         workspace_id -> Uuid,
-        wa_id -> Text,
-        name -> Nullable<Text>,
-        phone_number_id -> Nullable<Text>,
-        status -> Text,
-        message_count -> Int4,
-        unread_count -> Int4,
-        last_message_at -> Nullable<Timestamptz>,
-        last_message_preview -> Nullable<Text>,
+        name -> Text,
+        description -> Text,
+        archived_at -> Nullable<Timestamptz>,
+        created_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }
 }
 
 diesel::table! {
-    messages (id) {
+    workspace_api_key_audit (id) {
         id -> Uuid,
+        key_id -> Uuid,
         workspace_id -> Uuid,
-        conversation_id -> Uuid,
-        message_id -> Text,
-        direction -> Text,
-        message_type -> Text,
-        body -> Nullable<Text>,
-        payload -> Jsonb,
-        status -> Nullable<Text>,
-        sent_at -> Timestamptz,
-        event_id -> Nullable<Uuid>,
+        action -> Text,
+        actor_user_id -> Nullable<Uuid>,
+        ip_address -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        details -> Jsonb,
         created_at -> Timestamptz,
     }
 }
 
+diesel::table! {
+    workspace_api_keys (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        prefix -> Text,
+        last_four -> Text,
+        secret_hash -> Bytea,
+        scopes -> Array<Nullable<Text>>,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        previous_prefix -> Nullable<Text>,
+        previous_hash -> Nullable<Bytea>,
+        previous_valid_until -> Nullable<Timestamptz>,
+        environment_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    workspace_data_keys (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        version -> Int4,
+        wrapped_key -> Bytea,
+        kek_id -> Text,
+        active -> Bool,
+        created_at -> Timestamptz,
+        retired_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    workspace_environments (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        is_default -> Bool,
+    }
+}
+
+diesel::table! {
+    workspace_members (workspace_id, user_id) {
+        workspace_id -> Uuid,
+        user_id -> Uuid,
+        profile_id -> Uuid,
+        invited_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workspace_settings (workspace_id) {
+        workspace_id -> Uuid,
+        timezone -> Text,
+        locale -> Text,
+        allow_internal_network -> Bool,
+        settings -> Jsonb,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workspace_usage_alert_events (id) {
+        id -> Uuid,
+        alert_id -> Uuid,
+        workspace_id -> Uuid,
+        period_start -> Timestamptz,
+        threshold_percent -> Int4,
+        used -> Int8,
+        limit_value -> Int8,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workspace_usage_alerts (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        metric -> Text,
+        threshold_percent -> Int4,
+        channel -> Text,
+        target -> Text,
+        secret_credential_id -> Nullable<Uuid>,
+        enabled -> Bool,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workspace_usage_snapshots (workspace_id, day) {
+        workspace_id -> Uuid,
+        day -> Date,
+        metrics -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workspaces (id) {
+        id -> Uuid,
+        name -> Text,
+        slug -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        archived_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(activities -> users (actor_user_id));
 diesel::joinable!(activities -> workspaces (workspace_id));
-diesel::joinable!(execution_steps -> executions (execution_id));
-diesel::joinable!(workflow_versions -> workflows (workflow_id));
+diesel::joinable!(billing_events -> users (actor_user_id));
+diesel::joinable!(billing_events -> workspaces (workspace_id));
+diesel::joinable!(conversations -> workspaces (workspace_id));
+diesel::joinable!(credentials -> users (created_by));
 diesel::joinable!(credentials -> workspace_data_keys (data_key_id));
-diesel::joinable!(user_settings -> users (user_id));
-diesel::joinable!(user_security_settings -> users (user_id));
-diesel::joinable!(sessions -> users (user_id));
-diesel::joinable!(subscriptions -> workspaces (workspace_id));
-diesel::joinable!(subscriptions -> plans (plan_id));
-diesel::joinable!(workspace_settings -> workspaces (workspace_id));
-diesel::joinable!(workspace_environments -> workspaces (workspace_id));
+diesel::joinable!(credentials -> workspaces (workspace_id));
+diesel::joinable!(environment_variables -> credentials (secret_credential_id));
+diesel::joinable!(environment_variables -> workspace_environments (environment_id));
+diesel::joinable!(environment_variables -> workspaces (workspace_id));
+diesel::joinable!(execution_steps -> executions (execution_id));
+diesel::joinable!(execution_steps -> workspaces (workspace_id));
 diesel::joinable!(executions -> workspace_environments (environment_id));
-diesel::joinable!(webhook_registrations -> workspace_environments (environment_id));
-diesel::joinable!(workspace_members -> users (user_id));
+diesel::joinable!(messages -> conversations (conversation_id));
+diesel::joinable!(messages -> webhook_events (event_id));
 diesel::joinable!(profile_permissions -> permissions (permission_id));
 diesel::joinable!(profile_permissions -> profiles (profile_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(sessions -> workspaces (workspace_id));
+diesel::joinable!(subscriptions -> plans (plan_id));
+diesel::joinable!(subscriptions -> workspaces (workspace_id));
+diesel::joinable!(user_security_settings -> users (user_id));
+diesel::joinable!(user_settings -> users (user_id));
+diesel::joinable!(users -> workspaces (default_workspace_id));
+diesel::joinable!(webhook_dedupe_keys -> webhook_events (event_id));
+diesel::joinable!(webhook_events -> executions (execution_id));
+diesel::joinable!(webhook_events -> webhook_registrations (registration_id));
+diesel::joinable!(webhook_registrations -> credentials (signing_credential_id));
+diesel::joinable!(webhook_registrations -> users (created_by));
+diesel::joinable!(webhook_registrations -> workspace_environments (environment_id));
+diesel::joinable!(webhook_registrations -> workspaces (workspace_id));
+diesel::joinable!(workflow_deployments -> users (activated_by));
+diesel::joinable!(workflow_deployments -> workflows (workflow_id));
+diesel::joinable!(workflow_deployments -> workspace_environments (environment_id));
+diesel::joinable!(workflow_deployments -> workspaces (workspace_id));
+diesel::joinable!(workflow_versions -> users (created_by));
+diesel::joinable!(workflow_versions -> workflows (workflow_id));
+diesel::joinable!(workflow_versions -> workspaces (workspace_id));
+diesel::joinable!(workflows -> users (created_by));
+diesel::joinable!(workflows -> workspaces (workspace_id));
+diesel::joinable!(workspace_api_key_audit -> users (actor_user_id));
+diesel::joinable!(workspace_api_key_audit -> workspace_api_keys (key_id));
+diesel::joinable!(workspace_api_key_audit -> workspaces (workspace_id));
+diesel::joinable!(workspace_api_keys -> users (created_by));
+diesel::joinable!(workspace_api_keys -> workspace_environments (environment_id));
+diesel::joinable!(workspace_api_keys -> workspaces (workspace_id));
+diesel::joinable!(workspace_data_keys -> workspaces (workspace_id));
+diesel::joinable!(workspace_environments -> workspaces (workspace_id));
 diesel::joinable!(workspace_members -> profiles (profile_id));
 diesel::joinable!(workspace_members -> workspaces (workspace_id));
+diesel::joinable!(workspace_settings -> workspaces (workspace_id));
+diesel::joinable!(workspace_usage_alert_events -> workspace_usage_alerts (alert_id));
+diesel::joinable!(workspace_usage_alert_events -> workspaces (workspace_id));
+diesel::joinable!(workspace_usage_alerts -> credentials (secret_credential_id));
+diesel::joinable!(workspace_usage_alerts -> users (created_by));
+diesel::joinable!(workspace_usage_alerts -> workspaces (workspace_id));
+diesel::joinable!(workspace_usage_snapshots -> workspaces (workspace_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     activities,
+    billing_events,
     conversations,
-    messages,
-    webhook_events,
-    webhook_registrations,
     credentials,
+    environment_variables,
     execution_steps,
     executions,
+    messages,
     permissions,
     plans,
     profile_permissions,
@@ -393,13 +534,20 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_security_settings,
     user_settings,
     users,
+    webhook_dedupe_keys,
+    webhook_events,
+    webhook_registrations,
+    workflow_deployments,
     workflow_versions,
     workflows,
+    workspace_api_key_audit,
+    workspace_api_keys,
     workspace_data_keys,
     workspace_environments,
-    environment_variables,
-    workflow_deployments,
     workspace_members,
     workspace_settings,
+    workspace_usage_alert_events,
+    workspace_usage_alerts,
+    workspace_usage_snapshots,
     workspaces,
 );

@@ -63,6 +63,7 @@ impl PgRunSignals {
         }
         let object = pooled(&self.pool).await?;
         let mut connection = diesel_async::pooled_connection::deadpool::Object::take(object);
+        // Raw: LISTEN is a utility statement, outside the query builder.
         diesel::sql_query(format!("LISTEN {CHANNEL}"))
             .execute(&mut connection)
             .await
@@ -124,6 +125,7 @@ impl RunSignals for PgRunSignals {
     async fn announce(&self, execution: ExecutionId) -> Result<(), StorageError> {
         wake(&self.waiters, Some(execution));
         let mut connection = pooled(&self.pool).await?;
+        // Raw: `pg_notify` is a bare function call, without a table.
         diesel::sql_query(format!("SELECT pg_notify('{CHANNEL}', $1)"))
             .bind::<Text, _>(execution.to_string())
             .execute(&mut connection)

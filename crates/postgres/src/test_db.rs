@@ -66,6 +66,7 @@ impl TestDb {
         let template = ensure_template(&admin_url).await?;
         let name = format!("fluxolab_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = AsyncPgConnection::establish(&admin_url).await?;
+        // Raw: database DDL (utility statements), outside the query builder.
         diesel::sql_query(format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#))
             .execute(&mut admin)
             .await?;
@@ -121,6 +122,7 @@ impl Drop for TestDb {
                 let mut admin = AsyncPgConnection::establish(&admin_url)
                     .await
                     .map_err(std::io::Error::other)?;
+                // Raw: database DDL (utility statements), outside the query builder.
                 diesel::sql_query(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
                     .execute(&mut admin)
                     .await
@@ -185,10 +187,12 @@ struct Exists {
 async fn ensure_template(admin_url: &str) -> Result<String, TestDbError> {
     let template = format!("fluxolab_template_{:016x}", migrations_digest()?);
     let mut admin = AsyncPgConnection::establish(admin_url).await?;
+    // Raw: an advisory-lock function call with no table.
     diesel::sql_query(format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"))
         .execute(&mut admin)
         .await?;
     let built = build_template_if_missing(&mut admin, admin_url, &template).await;
+    // Raw: an advisory-lock function call with no table.
     diesel::sql_query(format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"))
         .execute(&mut admin)
         .await?;
@@ -200,6 +204,7 @@ async fn build_template_if_missing(
     admin_url: &str,
     template: &str,
 ) -> Result<(), TestDbError> {
+    // Raw: a system catalog, not in the generated schema.
     let present: Exists =
         diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
             .bind::<diesel::sql_types::Text, _>(template)
@@ -211,21 +216,25 @@ async fn build_template_if_missing(
     // Build under a scratch name and rename when complete, so a crash never leaves a
     // half-migrated template behind.
     let building = format!("{template}_building");
+    // Raw: database DDL (utility statements), outside the query builder.
     diesel::sql_query(format!(
         r#"DROP DATABASE IF EXISTS "{building}" WITH (FORCE)"#
     ))
     .execute(admin)
     .await?;
+    // Raw: database DDL (utility statements), outside the query builder.
     diesel::sql_query(format!(r#"CREATE DATABASE "{building}""#))
         .execute(admin)
         .await?;
     let building_url = with_database(admin_url, &building)?;
     migrations::run_off_runtime(move || migrations::run_pending(&building_url)).await?;
+    // Raw: database DDL (utility statements), outside the query builder.
     diesel::sql_query(format!(
         r#"ALTER DATABASE "{building}" RENAME TO "{template}""#
     ))
     .execute(admin)
     .await?;
+    // Raw: database DDL (utility statements), outside the query builder.
     diesel::sql_query(format!(r#"ALTER DATABASE "{template}" IS_TEMPLATE true"#))
         .execute(admin)
         .await?;

@@ -416,6 +416,7 @@ impl CredentialRepository for PgVault {
             owned: bool,
         }
         let mut connection = pooled(&self.pool).await?;
+        // Raw: `user_credentials` is a view, which the generated schema does not describe.
         let found: Owned = diesel::sql_query(
             "SELECT EXISTS (SELECT 1 FROM credentials c WHERE c.workspace_id = $1 AND c.id = $2) \
                AND NOT EXISTS (SELECT 1 FROM user_credentials u WHERE u.id = $2) AS owned",

@@ -99,6 +99,7 @@ impl WorkerWake {
             pending.store(false, Ordering::Release);
             let notified = match pooled(&pool).await {
                 Ok(mut connection) => {
+                    // Raw: `pg_notify` is a bare function call, without a table.
                     diesel::sql_query("SELECT pg_notify('fluxolab_executions', '')")
                         .execute(&mut connection)
                         .await
@@ -366,6 +367,7 @@ impl WebhookBindings for PgWebhooks {
         // Bound already, or rebound to what its deactivation left; else a new
         // unsigned registration (its unguessable URL is the secret until the user
         // chooses a provider and a secret).
+        // Raw: an UPDATE … RETURNING in a CTE feeding a conditional INSERT … SELECT.
         diesel::sql_query(
             "WITH rebound AS ( \
                UPDATE webhook_registrations SET workflow_id = $2, updated_at = now() \

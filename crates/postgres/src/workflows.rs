@@ -171,9 +171,11 @@ impl WorkflowRepository for PgWorkflows {
         workflow: WorkflowId,
     ) -> Result<i32, StorageError> {
         let connection = connection_of(uow)?;
-        diesel::sql_query("SELECT 1 FROM workflows WHERE id = $1 AND workspace_id = $2 FOR UPDATE")
-            .bind::<SqlUuid, _>(workflow.as_uuid())
-            .bind::<SqlUuid, _>(workspace.as_uuid())
+        workflows::table
+            .filter(workflows::id.eq(workflow.as_uuid()))
+            .filter(workflows::workspace_id.eq(workspace.as_uuid()))
+            .select(workflows::id)
+            .for_update()
             .execute(&mut *connection)
             .await
             .map_err(storage)?;
@@ -215,6 +217,7 @@ impl WorkflowRepository for PgWorkflows {
         id: WorkflowId,
     ) -> Result<Option<Workflow>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
+        // Raw: a jsonb_agg of the deployments in a scalar subquery (WORKFLOW_SELECT).
         let row: Option<WorkflowRow> =
             diesel::sql_query(format!("{WORKFLOW_SELECT} AND w.id = $2"))
                 .bind::<SqlUuid, _>(workspace.as_uuid())
@@ -233,6 +236,7 @@ impl WorkflowRepository for PgWorkflows {
     ) -> Result<Page<Workflow>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let after = page.after();
+        // Raw: a jsonb_agg of the deployments in a scalar subquery (WORKFLOW_SELECT).
         let rows: Vec<WorkflowRow> = diesel::sql_query(format!(
             "{WORKFLOW_SELECT} AND ($2::timestamptz IS NULL OR (w.created_at, w.id) > ($2, $3)) \
              ORDER BY w.created_at, w.id LIMIT $4"
@@ -444,6 +448,7 @@ impl CredentialUsage for PgWorkflows {
         credential: Uuid,
     ) -> Result<Vec<String>, StorageError> {
         let needle = serde_json::json!({"nodes": [{"credential_id": credential}]});
+        // Raw: `FOR SHARE OF w` locks one table of a join, which the builder cannot say.
         let rows: Vec<UsingWorkflow> = diesel::sql_query(
             "SELECT w.name FROM workflows w \
              JOIN workflow_deployments d ON d.workflow_id = w.id \

@@ -145,6 +145,7 @@ impl WorkspaceRepository for PgWorkspaces {
             .execute(connection)
             .await
             .map_err(storage)?;
+        // Raw: an INSERT … SELECT in a CTE whose row count tells whether the plan exists.
         let subscribed: Inserted = diesel::sql_query(
             "WITH inserted AS ( \
                INSERT INTO subscriptions (id, workspace_id, plan_id, current_period_start, current_period_end) \
@@ -250,6 +251,7 @@ async fn insert_member(
     role: Role,
     invited_by: Option<UserId>,
 ) -> Result<(), diesel::result::Error> {
+    // Raw: INSERT … SELECT mixing bound values with the role's looked-up id.
     diesel::sql_query(
         "INSERT INTO workspace_members (workspace_id, user_id, profile_id, invited_by) \
          SELECT $1, $2, id, $4 FROM profiles WHERE code = $3",
@@ -352,8 +354,10 @@ impl MemberRepository for PgWorkspaces {
     }
 
     async fn lock(&self, uow: &mut Uow, workspace: WorkspaceId) -> Result<(), StorageError> {
-        diesel::sql_query("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE")
-            .bind::<SqlUuid, _>(workspace.as_uuid())
+        workspaces::table
+            .find(workspace.as_uuid())
+            .select(workspaces::id)
+            .for_update()
             .execute(connection_of(uow)?)
             .await
             .map_err(storage)?;
@@ -402,16 +406,21 @@ impl MemberRepository for PgWorkspaces {
         user: UserId,
         role: Role,
     ) -> Result<(), StorageError> {
-        diesel::sql_query(
-            "UPDATE workspace_members SET profile_id = (SELECT id FROM profiles WHERE code = $3), updated_at = now() \
-             WHERE workspace_id = $1 AND user_id = $2",
-        )
-        .bind::<SqlUuid, _>(workspace.as_uuid())
-        .bind::<SqlUuid, _>(user.as_uuid())
-        .bind::<Text, _>(role.code())
-        .execute(connection_of(uow)?)
-        .await
-        .map_err(storage)?;
+        let profile_id = profiles::table
+            .filter(profiles::code.eq(role.code()))
+            .select(profiles::id)
+            .single_value()
+            .assume_not_null();
+        diesel::update(workspace_members::table)
+            .filter(workspace_members::workspace_id.eq(workspace.as_uuid()))
+            .filter(workspace_members::user_id.eq(user.as_uuid()))
+            .set((
+                workspace_members::profile_id.eq(profile_id),
+                workspace_members::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(connection_of(uow)?)
+            .await
+            .map_err(storage)?;
         Ok(())
     }
 
