@@ -2,7 +2,9 @@
 //! signing secrets, alert secrets, secret environment variables).
 
 use async_trait::async_trait;
-use fluxolab_kernel::{OwnedSecrets, StorageError, Uow, UserId, WorkspaceId};
+use fluxolab_kernel::{
+    ExposeSecret, OwnedSecrets, SecretString, StorageError, Uow, UserId, WorkspaceId,
+};
 use uuid::Uuid;
 
 use crate::ports::ResolveError;
@@ -31,14 +33,14 @@ impl OwnedSecrets for VaultService {
         unit: &mut Uow,
         workspace: WorkspaceId,
         name: &str,
-        secret: &str,
+        secret: &SecretString,
         created_by: Option<UserId>,
     ) -> Result<Uuid, StorageError> {
         self.store_owned_secret(
             unit,
             workspace,
             name,
-            secret,
+            secret.expose_secret(),
             created_by.map(|user| user.as_uuid()),
         )
         .await
@@ -57,9 +59,14 @@ impl OwnedSecrets for VaultService {
             .map_err(storage)
     }
 
-    async fn open(&self, workspace: WorkspaceId, credential: Uuid) -> Result<String, StorageError> {
+    async fn open(
+        &self,
+        workspace: WorkspaceId,
+        credential: Uuid,
+    ) -> Result<SecretString, StorageError> {
         self.open_owned_secret(workspace, credential)
             .await
+            .map(SecretString::from)
             .map_err(unopened)
     }
 }

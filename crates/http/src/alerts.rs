@@ -2,6 +2,7 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, delete, get, patch, post};
+use fluxolab_kernel::ExposeSecret;
 use fluxolab_workspace::alerts::{AlertEvent, AlertPatch, NewAlert, UsageAlert};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -155,7 +156,8 @@ pub async fn create_alert(
         )
         .await?;
     let mut response = AlertResponse::from(alert);
-    response.secret = secret;
+    // Shown this once.
+    response.secret = secret.map(|secret| secret.expose_secret().to_owned());
     Ok(HttpResponse::Created().json(response))
 }
 

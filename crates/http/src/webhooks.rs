@@ -3,6 +3,7 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post};
+use fluxolab_kernel::{ExposeSecret, SecretString};
 use fluxolab_webhooks::model::{
     EventFilter, NewRegistration, Registration, RegistrationPatch, Verdict, WebhookEvent,
 };
@@ -285,15 +286,18 @@ pub async fn create_webhook(
                 name: body.name,
                 provider: body.provider,
                 workflow_id: body.workflow_id,
-                verify_token: body.verify_token,
-                signing_secret: body.signing_secret,
+                verify_token: body.verify_token.map(SecretString::from),
+                signing_secret: body.signing_secret.map(SecretString::from),
                 response_mode: body.response_mode,
                 environment: body.environment,
             },
         )
         .await?;
     let mut response = WebhookResponse::new(&request, created.registration);
-    response.signing_secret = created.generated_secret;
+    // Shown this once.
+    response.signing_secret = created
+        .generated_secret
+        .map(|secret| secret.expose_secret().to_owned());
     Ok(HttpResponse::Created().json(response))
 }
 
@@ -340,8 +344,8 @@ pub async fn update_webhook(
                 name: body.name,
                 provider: body.provider,
                 workflow_id: body.workflow_id,
-                verify_token: body.verify_token,
-                signing_secret: body.signing_secret,
+                verify_token: body.verify_token.map(|token| token.map(SecretString::from)),
+                signing_secret: body.signing_secret.map(SecretString::from),
                 response_mode: body.response_mode,
                 enabled: body.enabled,
                 environment: body.environment,

@@ -36,6 +36,8 @@ pub use pagination::{Cursor, Page, PageRequest};
 pub use permission::Permission;
 pub use plan_guard::{Admission, LimitedResource, PlanGuard, PlanLimitReached, UsageGate};
 pub use principal::{Actor, Forbidden, Principal};
+/// Secret text whose `Debug` shows `[REDACTED]`; read it with [`ExposeSecret`].
+pub use secrecy::{ExposeSecret, SecretString};
 pub use unit_of_work::{
     CorruptData, StorageError, StorageErrorKind, UnitOfWork, UnitOfWorkFactory, Uow,
 };

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::{StorageError, Uow, UserId, WorkspaceId};
+use crate::{SecretString, StorageError, Uow, UserId, WorkspaceId};
 
 /// Seals, opens and discards owned secrets.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -17,7 +17,7 @@ pub trait OwnedSecrets: Send + Sync {
         unit: &mut Uow,
         workspace: WorkspaceId,
         name: &str,
-        secret: &str,
+        secret: &SecretString,
         created_by: Option<UserId>,
     ) -> Result<Uuid, StorageError>;
     /// Deletes a vault entry inside `unit`.
@@ -27,6 +27,10 @@ pub trait OwnedSecrets: Send + Sync {
         workspace: WorkspaceId,
         credential: Uuid,
     ) -> Result<(), StorageError>;
-    /// The secret in clear.
-    async fn open(&self, workspace: WorkspaceId, credential: Uuid) -> Result<String, StorageError>;
+    /// The secret, to be exposed only where it is used.
+    async fn open(
+        &self,
+        workspace: WorkspaceId,
+        credential: Uuid,
+    ) -> Result<SecretString, StorageError>;
 }

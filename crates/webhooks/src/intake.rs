@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fluxolab_kernel::{Clock, ExecutionId, StorageError};
+use fluxolab_kernel::{Clock, ExecutionId, ExposeSecret, SecretString, StorageError};
 use fluxolab_workflows::RunStarter;
 use fluxolab_workflows::start::DeliveryAdmission;
 use ring::digest::{SHA256, digest};
@@ -79,7 +79,7 @@ pub struct Received {
 #[derive(Clone)]
 struct Target {
     registration: Registration,
-    secret: Option<String>,
+    secret: Option<SecretString>,
 }
 
 /// The intake settings.
@@ -273,7 +273,7 @@ impl Intake {
         if registration.provider.signed() {
             let verdict = match &target.secret {
                 Some(secret) => verify_hub_signature(
-                    secret.as_bytes(),
+                    secret.expose_secret().as_bytes(),
                     &event.body,
                     delivery.signature.as_deref(),
                 ),
@@ -373,7 +373,7 @@ mod tests {
         secrets
             .expect_open()
             .times(1)
-            .returning(|_, _| Ok("app-secret".to_owned()));
+            .returning(|_, _| Ok(SecretString::from("app-secret")));
         let mut gate = fluxolab_kernel::plan_guard::MockUsageGate::new();
         gate.expect_admit_delivery()
             .returning(|_| Ok(fluxolab_kernel::Admission::Admitted));

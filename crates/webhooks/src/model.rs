@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use fluxolab_kernel::{Cursor, EnvironmentRef, ExecutionId, WorkflowId, WorkspaceId};
+use fluxolab_kernel::{Cursor, EnvironmentRef, ExecutionId, SecretString, WorkflowId, WorkspaceId};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -159,8 +159,8 @@ pub struct NewRegistration {
     pub name: String,
     pub provider: String,
     pub workflow_id: Option<Uuid>,
-    pub verify_token: Option<String>,
-    pub signing_secret: Option<String>,
+    pub verify_token: Option<SecretString>,
+    pub signing_secret: Option<SecretString>,
     pub response_mode: Option<String>,
     /// An environment's name or id (default: `production`).
     pub environment: Option<String>,
@@ -175,9 +175,9 @@ pub struct RegistrationPatch {
     /// `Some(None)` unbinds the workflow.
     pub workflow_id: Option<Option<Uuid>>,
     /// `Some(None)` removes the token (the handshake then always fails).
-    pub verify_token: Option<Option<String>>,
+    pub verify_token: Option<Option<SecretString>>,
     /// A new signing secret (the old one stops verifying at once).
-    pub signing_secret: Option<String>,
+    pub signing_secret: Option<SecretString>,
     pub response_mode: Option<String>,
     pub enabled: Option<bool>,
     /// Another environment, by name or id.
@@ -189,7 +189,7 @@ pub struct RegistrationPatch {
 pub struct CreatedRegistration {
     pub registration: Registration,
     /// Set when the secret was generated rather than supplied.
-    pub generated_secret: Option<String>,
+    pub generated_secret: Option<SecretString>,
 }
 
 /// One delivery as received and judged.

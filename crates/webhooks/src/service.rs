@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use fluxolab_kernel::{
     AuditEvent, AuditLog, Clock, Conflict, ConflictCode, EnvironmentDirectory, EnvironmentRef,
-    ExecutionId, Failure, Forbidden, NoRandomness, Page, PageRequest, Permission, PlanLimitReached,
-    Principal, StorageError, UnitOfWorkFactory, ValidationErrors, WorkflowId,
+    ExecutionId, ExposeSecret, Failure, Forbidden, NoRandomness, Page, PageRequest, Permission,
+    PlanLimitReached, Principal, SecretString, StorageError, UnitOfWorkFactory, ValidationErrors,
+    WorkflowId,
 };
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -143,9 +144,13 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(digest(&SHA256, token.as_bytes()).as_ref())
 }
 
-fn secret_field(field: &str, value: Option<&str>, errors: &mut ValidationErrors) -> Option<String> {
+fn secret_field(
+    field: &str,
+    value: Option<&SecretString>,
+    errors: &mut ValidationErrors,
+) -> Option<SecretString> {
     let value = value?;
-    let length = value.chars().count();
+    let length = value.expose_secret().chars().count();
     if !(MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&length) {
         errors.add(
             field,
@@ -153,7 +158,7 @@ fn secret_field(field: &str, value: Option<&str>, errors: &mut ValidationErrors)
         );
         return None;
     }
-    Some(value.to_owned())
+    Some(value.clone())
 }
 
 impl WebhookService {
@@ -250,12 +255,8 @@ impl WebhookService {
                 None
             }),
         };
-        let verify_token = secret_field("verify_token", input.verify_token.as_deref(), &mut errors);
-        let supplied = secret_field(
-            "signing_secret",
-            input.signing_secret.as_deref(),
-            &mut errors,
-        );
+        let verify_token = secret_field("verify_token", input.verify_token.as_ref(), &mut errors);
+        let supplied = secret_field("signing_secret", input.signing_secret.as_ref(), &mut errors);
         if provider == Some(Provider::None) && input.signing_secret.is_some() {
             errors.add("signing_secret", "a `none` provider checks no signature");
         }
@@ -275,7 +276,7 @@ impl WebhookService {
             return Err(WebhookError::Invalid(errors));
         };
         let generated_secret = match (provider.signed(), &supplied) {
-            (true, None) => Some(hex::encode(random(SECRET_BYTES)?)),
+            (true, None) => Some(SecretString::from(hex::encode(random(SECRET_BYTES)?))),
             _ => None,
         };
         let now = self.ports.clock.now();
@@ -285,7 +286,9 @@ impl WebhookService {
             name,
             provider,
             public_id: base62(&random(PUBLIC_ID_BYTES)?),
-            verify_token_hash: verify_token.as_deref().map(token_hash),
+            verify_token_hash: verify_token
+                .as_ref()
+                .map(|token| token_hash(token.expose_secret())),
             signing_credential_id: None,
             workflow_id: workflow,
             environment,
@@ -382,16 +385,11 @@ impl WebhookService {
         if let Some(token) = &patch.verify_token {
             registration.verify_token_hash = match token {
                 None => None,
-                Some(token) => {
-                    secret_field("verify_token", Some(token), &mut errors).map(|t| token_hash(&t))
-                }
+                Some(token) => secret_field("verify_token", Some(token), &mut errors)
+                    .map(|token| token_hash(token.expose_secret())),
             };
         }
-        let secret = secret_field(
-            "signing_secret",
-            patch.signing_secret.as_deref(),
-            &mut errors,
-        );
+        let secret = secret_field("signing_secret", patch.signing_secret.as_ref(), &mut errors);
         if secret.is_some() && !registration.provider.signed() {
             errors.add("signing_secret", "a `none` provider checks no signature");
         }

@@ -11,7 +11,9 @@ use fluxolab_kernel::environment::MockEnvironmentDirectory;
 use fluxolab_kernel::owned_secrets::MockOwnedSecrets;
 use fluxolab_kernel::plan_guard::MockUsageGate;
 use fluxolab_kernel::unit_of_work::{MockUnitOfWorkFactory, RecordingUnitOfWork};
-use fluxolab_kernel::{Actor, Admission, EnvironmentId, ManualClock, UserId, WorkspaceId};
+use fluxolab_kernel::{
+    Actor, Admission, EnvironmentId, ExposeSecret, ManualClock, SecretString, UserId, WorkspaceId,
+};
 use fluxolab_workflows::execution::TriggerKind;
 use fluxolab_workflows::model::{Deployment, Workflow};
 use fluxolab_workflows::start::QueuedRun;
@@ -198,7 +200,7 @@ impl Webhooks {
             .times(1)
             .returning(move |uow, _, _, secret, _| {
                 journal.note(format!("seal {}", place(uow, &unit)));
-                keep.keep(&secret.to_owned());
+                keep.keep(&secret.expose_secret().to_owned());
                 Ok(credential)
             });
         sealed
@@ -373,8 +375,8 @@ async fn an_invalid_registration_is_refused_with_every_problem_and_nothing_is_wr
                 name: "   ".to_owned(),
                 provider: "carrier_pigeon".to_owned(),
                 workflow_id: Some(Uuid::now_v7()),
-                verify_token: Some("tiny".to_owned()),
-                signing_secret: Some("short".to_owned()),
+                verify_token: Some(SecretString::from("tiny")),
+                signing_secret: Some(SecretString::from("short")),
                 response_mode: Some("later".to_owned()),
                 environment: Some("moon".to_owned()),
             },
@@ -406,7 +408,7 @@ async fn a_signing_secret_for_an_unsigned_provider_is_refused_without_writing() 
             NewRegistration {
                 name: "Orders".to_owned(),
                 provider: "none".to_owned(),
-                signing_secret: Some("a-long-enough-secret".to_owned()),
+                signing_secret: Some(SecretString::from("a-long-enough-secret")),
                 ..NewRegistration::default()
             },
         )
@@ -447,7 +449,11 @@ async fn a_signed_registration_without_a_secret_gets_one_generated_sealed_in_its
             },
         )
         .await?;
-    let generated = created.generated_secret.ok_or("no secret was generated")?;
+    let generated = created
+        .generated_secret
+        .ok_or("no secret was generated")?
+        .expose_secret()
+        .to_owned();
     assert_eq!(generated.len(), 64);
     assert!(
         generated.chars().all(|c| c.is_ascii_hexdigit()),
@@ -499,14 +505,14 @@ async fn a_supplied_signing_secret_is_sealed_and_never_returned() -> TestResult 
                 name: "Orders".to_owned(),
                 provider: "hmac_sha256".to_owned(),
                 workflow_id: Some(workflow),
-                verify_token: Some("let-me-in".to_owned()),
-                signing_secret: Some("supplied-secret-1".to_owned()),
+                verify_token: Some(SecretString::from("let-me-in")),
+                signing_secret: Some(SecretString::from("supplied-secret-1")),
                 response_mode: Some("respond_node".to_owned()),
                 environment: Some("staging".to_owned()),
             },
         )
         .await?;
-    assert_eq!(created.generated_secret, None);
+    assert!(created.generated_secret.is_none());
     assert_eq!(sealed.only()?, "supplied-secret-1");
     let registration = created.registration;
     assert_eq!(registration.signing_credential_id, Some(credential));
@@ -548,7 +554,7 @@ async fn an_unsigned_registration_seals_no_secret() -> TestResult {
             },
         )
         .await?;
-    assert_eq!(created.generated_secret, None);
+    assert!(created.generated_secret.is_none());
     assert_eq!(created.registration.signing_credential_id, None);
     assert!(committed(&webhooks.unit));
     Ok(())
@@ -581,7 +587,7 @@ async fn a_new_signing_secret_replaces_the_old_one_in_the_vault_in_the_same_unit
             &webhooks.editor(),
             existing.id,
             RegistrationPatch {
-                signing_secret: Some("rotated-secret-2".to_owned()),
+                signing_secret: Some(SecretString::from("rotated-secret-2")),
                 ..RegistrationPatch::default()
             },
         )
@@ -678,7 +684,7 @@ async fn an_updated_registration_is_read_again_by_the_intake_of_this_process() -
             &webhooks.editor(),
             existing.id,
             RegistrationPatch {
-                verify_token: Some(Some("a-new-token".to_owned())),
+                verify_token: Some(Some(SecretString::from("a-new-token"))),
                 ..RegistrationPatch::default()
             },
         )

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, Clock, Cursor, Failure, Forbidden, NoRandomness, Page, PageRequest,
-    Permission, Principal, StorageError, UnitOfWorkFactory, Uow, UserId, ValidationErrors,
-    WorkspaceId,
+    AuditEvent, AuditLog, Clock, Cursor, ExposeSecret, Failure, Forbidden, NoRandomness, Page,
+    PageRequest, Permission, Principal, SecretString, StorageError, UnitOfWorkFactory, Uow, UserId,
+    ValidationErrors, WorkspaceId,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
@@ -314,7 +314,7 @@ impl AlertService {
         &self,
         principal: &Principal,
         input: NewAlert,
-    ) -> Result<(UsageAlert, Option<String>), AlertError> {
+    ) -> Result<(UsageAlert, Option<SecretString>), AlertError> {
         principal.require(Permission::SettingsManage)?;
         let mut errors = ValidationErrors::new();
         if !METRICS.iter().any(|(metric, _)| *metric == input.metric) {
@@ -349,7 +349,7 @@ impl AlertService {
             SystemRandom::new()
                 .fill(&mut bytes)
                 .map_err(|_| NoRandomness)?;
-            let secret = hex::encode(bytes);
+            let secret = SecretString::from(hex::encode(bytes));
             alert.secret_credential_id = Some(
                 self.ports
                     .secrets
@@ -532,7 +532,12 @@ impl AlertService {
                 let body = alert_payload(delivery).to_string();
                 self.ports
                     .notifier
-                    .webhook(alert.workspace_id, &alert.target, body.as_bytes(), &secret)
+                    .webhook(
+                        alert.workspace_id,
+                        &alert.target,
+                        body.as_bytes(),
+                        secret.expose_secret(),
+                    )
                     .await
             }
         }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, EnvironmentId, EnvironmentVariables, Failure, Forbidden, OwnedSecrets,
-    Permission, Principal, RunEnvironment, StorageError, UnitOfWorkFactory, Uow, ValidationErrors,
-    WorkspaceId,
+    AuditEvent, AuditLog, EnvironmentId, EnvironmentVariables, ExposeSecret, Failure, Forbidden,
+    OwnedSecrets, Permission, Principal, RunEnvironment, SecretString, StorageError,
+    UnitOfWorkFactory, Uow, ValidationErrors, WorkspaceId,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -55,12 +55,27 @@ pub struct Environment {
 }
 
 /// A variable as submitted: a plain value, or a secret (its value left out keeps the
-/// secret stored before).
-#[derive(Clone, Debug, Default)]
+/// secret stored before). Its `Debug` never shows a secret's value.
+#[derive(Clone, Default)]
 pub struct VariableInput {
     pub name: String,
     pub value: Option<String>,
     pub secret: bool,
+}
+
+impl std::fmt::Debug for VariableInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = match (&self.value, self.secret) {
+            (Some(_), true) => Some("[REDACTED]"),
+            (Some(value), false) => Some(value.as_str()),
+            (None, _) => None,
+        };
+        f.debug_struct("VariableInput")
+            .field("name", &self.name)
+            .field("value", &value)
+            .field("secret", &self.secret)
+            .finish()
+    }
 }
 
 /// Changes to an environment; `None` leaves a field as it is. `variables` replaces the
@@ -281,7 +296,7 @@ impl EnvironmentService {
         }
         let now = self.ports.clock.now();
         // Secrets to seal (variable index, value) once the unit is open.
-        let mut to_seal: Vec<(usize, String)> = Vec::new();
+        let mut to_seal: Vec<(usize, SecretString)> = Vec::new();
         if let Some(inputs) = &patch.variables {
             updated.variables =
                 Self::check_variables(&current, inputs, now, &mut errors, &mut to_seal);
@@ -355,7 +370,7 @@ impl EnvironmentService {
         inputs: &[VariableInput],
         now: OffsetDateTime,
         errors: &mut ValidationErrors,
-        to_seal: &mut Vec<(usize, String)>,
+        to_seal: &mut Vec<(usize, SecretString)>,
     ) -> Vec<Variable> {
         if inputs.len() > MAX_VARIABLES {
             errors.add(
@@ -403,7 +418,7 @@ impl EnvironmentService {
                         errors.add(format!("{field}.value"), "a secret cannot be empty");
                         continue;
                     }
-                    to_seal.push((variables.len(), value.clone()));
+                    to_seal.push((variables.len(), SecretString::from(value.clone())));
                     // Replaced by the sealed credential before saving.
                     StoredValue::Secret(Uuid::nil())
                 }
@@ -475,6 +490,7 @@ impl EnvironmentService {
                 StoredValue::Plain(value) => value,
                 StoredValue::Secret(credential) => {
                     let secret = self.ports.secrets.open(workspace, credential).await?;
+                    let secret = secret.expose_secret().to_owned();
                     run.secrets.push(secret.clone());
                     secret
                 }

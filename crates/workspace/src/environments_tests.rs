@@ -63,7 +63,11 @@ fn a_secret_without_value_keeps_the_stored_one_and_needs_one() {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(variables[0].value, StoredValue::Secret(sealed));
     assert_eq!(variables[0].updated_at, OffsetDateTime::UNIX_EPOCH);
-    assert_eq!(to_seal, vec![(1, "s3cr3t".to_owned())]);
+    let sealed: Vec<(usize, &str)> = to_seal
+        .iter()
+        .map(|(index, secret)| (*index, secret.expose_secret()))
+        .collect();
+    assert_eq!(sealed, vec![(1, "s3cr3t")]);
     assert_eq!(
         variables[2].value,
         StoredValue::Plain("https://x.test".to_owned())

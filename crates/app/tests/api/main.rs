@@ -16,6 +16,7 @@ mod otlp;
 mod plans;
 mod provisioning;
 mod queue;
+mod redaction;
 mod users;
 mod webhooks;
 mod workflows;
