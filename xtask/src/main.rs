@@ -5,11 +5,13 @@
 //! - `migrate [--status | --down N]`, `seed [--demo]`: the binary's commands, on the
 //!   discovered database
 //! - `bench [credentials | executions | webhooks | api-keys]`: performance figures (release build)
+//! - `api-check [ARGS…]`: schemathesis (pinned) against a server on a fresh test database
 //! - `db start | stop | remove | status | url`: manage the private cluster under `.fluxolab/pg`
 
 // A command-line tool: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod api_check;
 mod cluster;
 mod dev;
 mod discovery;
@@ -27,6 +29,8 @@ commands:
   seed [--demo]             insert reference data (and the demo user and workspace)
   bench [credentials|executions|webhooks|api-keys]
                             print performance figures (release build)
+  api-check [ARGS...]       check the OpenAPI document against a running server
+                            with schemathesis (ARGS go to `st run`)
   db start|stop|remove|status|url
                             manage the private PostgreSQL cluster under .fluxolab/pg";
 
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         "migrate" | "seed" => database_command(command, rest),
         "db" => cluster_command(rest),
         "bench" => bench(rest),
+        "api-check" => api_check::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)
