@@ -1,15 +1,20 @@
-//! What the `#[utoipa::path]` annotations would repeat on every route, added to the
-//! generated document in one place:
+//! The generated document, completed where the `#[utoipa::path]` and `ToSchema`
+//! annotations cannot say it (or would repeat it on every route):
 //!
+//! - request schemas: one schema per credential kind (each with the JSON Schema of its
+//!   `data`), enumerations taken from the domain's own lists (roles, plans, providers,
+//!   permissions, alert metrics), rules between fields (`if`/`then`), optional bodies,
+//!   properties that hold any JSON value;
 //! - the error responses every operation can give, each with the [`Problem`] schema:
-//!   400/413/415/422 for a JSON body, 400 for a query string, 404 for a path parameter,
-//!   401 for a bearer token, 403/404 for the active workspace (membership, permission or
-//!   an API key's scope), 500 everywhere. A status an annotation already lists keeps its
-//!   own description;
+//!   400/413/415/422 for a JSON body, 400/422 for a query string, 404 for a path
+//!   parameter, 401 for a bearer token, 403/404 for the active workspace (membership,
+//!   permission or an API key's scope), 500 everywhere, and a few of single operations
+//!   (`OWN_ERRORS`). A status an annotation already lists keeps its own description;
 //! - OpenAPI `links`: every create leads to the operations on what it created (read,
 //!   update, delete and the nested routes) and every list to those of its first item,
 //!   with the path parameters filled from the response (`$response.body#/id`) or the
-//!   request (`$request.path.id`), so a client can follow them statefully.
+//!   request (`$request.path.id`), plus the links the paths do not imply
+//!   (`explicit_links`: a version to activating it, a queued run to its execution…).
 //!
 //! [`Problem`]: crate::problem::Problem
 
@@ -35,8 +40,7 @@ fn problem(description: &str) -> Value {
     })
 }
 
-/// Adds the common error responses and the links to `document` (an OpenAPI document as
-/// JSON).
+/// Completes `document` (the generated OpenAPI document as JSON).
 pub fn complete(document: &mut Value) {
     optional_bodies(document);
     intake_body(document);
@@ -264,6 +268,66 @@ fn intake_body(document: &mut Value) {
     }
 }
 
+/// Errors of single operations that their annotations do not list: `(operation,
+/// status, description)`.
+const OWN_ERRORS: [(&str, &str, &str); 11] = [
+    (
+        "update_credential",
+        "409",
+        "Another credential has this name (`name_taken`)",
+    ),
+    (
+        "delete_credential",
+        "409",
+        "Active workflows use the credential (`credential_in_use`)",
+    ),
+    (
+        "test_workflow",
+        "409",
+        "The run did not finish in time (`test_timeout`)",
+    ),
+    (
+        "create_webhook",
+        "409",
+        "Binding the workflow would pass a plan limit (`plan_limit`)",
+    ),
+    (
+        "update_webhook",
+        "409",
+        "Binding the workflow would pass a plan limit (`plan_limit`)",
+    ),
+    (
+        "get_workspace",
+        "400",
+        "The id is not a UUID (`invalid_path`)",
+    ),
+    (
+        "update_workspace",
+        "400",
+        "The id is not a UUID (`invalid_path`)",
+    ),
+    (
+        "set_default_workspace",
+        "400",
+        "The id is not a UUID (`invalid_path`)",
+    ),
+    (
+        "change_member_role",
+        "400",
+        "The user id is not a UUID (`invalid_path`)",
+    ),
+    (
+        "remove_member",
+        "400",
+        "The user id is not a UUID (`invalid_path`)",
+    ),
+    (
+        "revoke_session",
+        "400",
+        "The id is not a UUID (`invalid_path`)",
+    ),
+];
+
 fn add_error_responses(document: &mut Value) {
     let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
@@ -273,7 +337,14 @@ fn add_error_responses(document: &mut Value) {
             let Some(operation) = item.get_mut(method) else {
                 continue;
             };
-            let errors = errors_of(path, operation);
+            let mut errors = errors_of(path, operation);
+            let id = operation.get("operationId").and_then(Value::as_str);
+            errors.extend(
+                OWN_ERRORS
+                    .iter()
+                    .filter(|(operation, _, _)| Some(*operation) == id)
+                    .map(|(_, status, description)| (*status, *description)),
+            );
             let Some(responses) = operation
                 .get_mut("responses")
                 .and_then(Value::as_object_mut)
