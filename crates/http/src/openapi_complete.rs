@@ -212,7 +212,7 @@ fn constrain_schemas(document: &mut Value) {
         json!({
             "if": {"properties": {"channel": {"const": "email"}}, "required": ["channel"]},
             "then": {"properties": {"target": {"pattern": "^\\s*[^@\\s]+@[^@\\s]*\\.[^@\\s]*\\s*$"}}},
-            "else": {"properties": {"target": {"pattern": "^\\s*https?://\\S*\\s*$", "maxLength": 2048}}},
+            "else": {"properties": {"target": {"pattern": "^\\s*https?://[^\\s/?#@\\[\\]]+([/?#]\\S*)?\\s*$", "maxLength": 2048}}},
         }),
     );
 }
