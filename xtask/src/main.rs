@@ -7,11 +7,13 @@
 //! - `schema [--check]`: regenerate `crates/postgres/src/schema.rs` from the migrations, or
 //!   fail when it differs from them (CI)
 //! - `bench [credentials | executions | webhooks | api-keys]`: performance figures (release build)
+//! - `api-check [ARGS…]`: schemathesis (pinned) against a server on a fresh test database
 //! - `db start | stop | remove | status | url`: manage the private cluster under `.fluxolab/pg`
 
 // A command-line tool: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod api_check;
 mod cluster;
 mod dev;
 mod discovery;
@@ -33,6 +35,8 @@ commands:
                             --check fail when it differs
   bench [credentials|executions|webhooks|api-keys]
                             print performance figures (release build)
+  api-check [ARGS...]       check the OpenAPI document against a running server
+                            with schemathesis (ARGS go to `st run`)
   db start|stop|remove|status|url
                             manage the private PostgreSQL cluster under .fluxolab/pg";
 
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         "db" => cluster_command(rest),
         "schema" => schema::run(rest),
         "bench" => bench(rest),
+        "api-check" => api_check::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)

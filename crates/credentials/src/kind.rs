@@ -132,15 +132,43 @@ impl CredentialKind {
         if self == CredentialKind::Generic {
             return json!({
                 "type": "object",
-                "additionalProperties": {"type": "string", "writeOnly": true, "x-secret": true},
+                "minProperties": 1,
+                "propertyNames": {"minLength": 1, "maxLength": 128},
+                "additionalProperties": {
+                    "type": "string",
+                    "maxLength": MAX_VALUE_CHARS,
+                    "writeOnly": true,
+                    "x-secret": true,
+                },
             });
         }
         let mut properties = Map::new();
         for spec in self.fields() {
             let mut schema = match spec.field_type {
-                FieldType::Text => json!({"type": "string", "maxLength": MAX_VALUE_CHARS}),
-                FieldType::Port => json!({"type": "integer", "minimum": 1, "maximum": 65535}),
-                FieldType::OneOf(values) => json!({"type": "string", "enum": values}),
+                // A required text must hold more than spaces.
+                FieldType::Text if spec.required => json!({
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_VALUE_CHARS,
+                    "pattern": "\\S",
+                }),
+                FieldType::Text => {
+                    json!({"type": ["string", "null"], "maxLength": MAX_VALUE_CHARS})
+                }
+                FieldType::Port if spec.required => {
+                    json!({"type": "integer", "minimum": 1, "maximum": 65535})
+                }
+                FieldType::Port => {
+                    json!({"type": ["integer", "null"], "minimum": 1, "maximum": 65535})
+                }
+                FieldType::OneOf(values) if spec.required => {
+                    json!({"type": "string", "enum": values})
+                }
+                FieldType::OneOf(values) => {
+                    let mut values: Vec<Value> = values.iter().map(|v| json!(v)).collect();
+                    values.push(Value::Null);
+                    json!({"type": ["string", "null"], "enum": values})
+                }
             };
             if spec.secret {
                 schema["writeOnly"] = Value::Bool(true);
@@ -179,7 +207,7 @@ impl CredentialKind {
             }
             for (key, value) in data {
                 match value.as_str() {
-                    _ if key.is_empty() || key.len() > 128 => {
+                    _ if key.is_empty() || key.chars().count() > 128 => {
                         errors.add(format!("data.{key}"), "keys must be 1–128 characters")
                     }
                     Some(text) if too_long(text) => errors.add(

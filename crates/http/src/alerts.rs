@@ -59,6 +59,8 @@ impl From<UsageAlert> for AlertResponse {
 #[serde(deny_unknown_fields)]
 pub struct CreateAlertRequest {
     pub metric: String,
+    /// The share of the plan limit that fires it.
+    #[schema(minimum = 1, maximum = 1000)]
     pub threshold_percent: i32,
     pub channel: String,
     pub target: String,
@@ -68,6 +70,7 @@ pub struct CreateAlertRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAlertRequest {
+    #[schema(minimum = 1, maximum = 1000)]
     pub threshold_percent: Option<i32>,
     pub target: Option<String>,
     pub enabled: Option<bool>,

@@ -79,10 +79,14 @@ impl From<ApiKey> for ApiKeyResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
+    /// Trimmed: 1–120 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
     pub name: String,
     /// Permission codes; never more than the creator's own.
     pub scopes: Vec<String>,
+    /// RFC 3339, in the future.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<OffsetDateTime>,
     /// `development`, `staging` or `production`.
     pub environment: Option<String>,
@@ -92,7 +96,9 @@ pub struct CreateApiKeyRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateApiKeyRequest {
-    /// How long the old secret keeps working (default 86400; 0 stops it at once).
+    /// How long the old secret keeps working (default 86400; 0 stops it at once; at
+    /// most 30 days).
+    #[schema(minimum = 0, maximum = 2592000)]
     pub grace_seconds: Option<i64>,
 }
 
@@ -258,7 +264,7 @@ pub async fn revoke_key(
 }
 
 /// A new secret for the key (shown once); the old one works for the grace period.
-#[utoipa::path(tag = "api keys", security(("bearer" = [])), request_body = RotateApiKeyRequest, params(("id" = Uuid, Path, description = "Key id")), responses(
+#[utoipa::path(tag = "api keys", security(("bearer" = [])), request_body(content = RotateApiKeyRequest, description = "Optional"), params(("id" = Uuid, Path, description = "Key id")), responses(
     (status = 200, description = "The key, with its new `key` shown once", body = ApiKeyResponse),
     (status = 404, description = "No such key in the active workspace", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "The key is revoked or expired (`api_key_inactive`)", body = Problem, content_type = "application/problem+json"),
@@ -270,9 +276,9 @@ pub async fn rotate_key(
     services: Data<Services>,
     caller: ActiveWorkspace,
     id: Path<String>,
-    body: Option<Json<RotateApiKeyRequest>>,
+    body: actix_web::web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let grace = body.and_then(|body| body.0.grace_seconds);
+    let grace = crate::json::optional::<RotateApiKeyRequest>(&body)?.grace_seconds;
     let (key, secret) = services
         .api_keys
         .rotate(&caller.principal, &origin(&request), key_id(&id)?, grace)

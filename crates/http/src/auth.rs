@@ -19,10 +19,14 @@ use crate::problem::Problem;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    /// Trimmed and lower-cased; unique.
+    #[schema(format = Email, min_length = 3, max_length = 254)]
     pub email: String,
     /// At least 12 characters, not the e-mail address.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 12)]
     pub password: String,
+    /// Trimmed: 1–120 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
     pub display_name: String,
 }
 
@@ -48,7 +52,8 @@ pub struct RefreshRequest {
 pub struct ChangePasswordRequest {
     #[schema(format = Password)]
     pub current_password: String,
-    #[schema(format = Password)]
+    /// At least 12 characters, not the e-mail address.
+    #[schema(format = Password, min_length = 12)]
     pub new_password: String,
 }
 

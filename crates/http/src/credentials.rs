@@ -73,7 +73,10 @@ pub struct CreateCredentialRequest {
 /// their values.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateCredentialRequest {
+    /// Trimmed: 1–120 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
     pub name: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub data: Option<Map<String, Value>>,

@@ -145,7 +145,10 @@ impl VariablesRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEnvironmentRequest {
+    /// 1–40 lowercase letters, digits, `-` or `_`, starting with a letter; unique.
+    #[schema(pattern = r"^\s*[a-z][a-z0-9_-]{0,39}\s*$")]
     pub name: Option<String>,
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// Replaces the whole set.
     pub variables: Option<VariablesRequest>,

@@ -144,12 +144,18 @@ pub struct QueuedResponse {
 /// `GET /api/executions` filters.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ExecutionQuery {
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
     pub workflow_id: Option<Uuid>,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    #[param(pattern = "^(queued|running|succeeded|failed|cancelled)$")]
     pub status: Option<String>,
     /// RFC 3339; only executions created at or after it.
+    #[param(format = DateTime)]
     pub since: Option<String>,
 }
 

@@ -79,6 +79,27 @@ fn nul_path(value: &serde_json::Value, path: &str) -> Option<String> {
     }
 }
 
+/// JSON Schema's `integer` is any number without a fraction, `7.0` and `7e2` included;
+/// serde reads those only into floats, so they become integers here.
+fn integral_numbers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) if number.is_f64() => {
+            if let Some(float) = number.as_f64()
+                && float.fract() == 0.0
+                && float.abs() < 9_007_199_254_740_992.0
+            {
+                // Exact: an integral float below 2^53 is the integer it prints as.
+                #[allow(clippy::cast_possible_truncation)]
+                let integer = float as i64;
+                *number = serde_json::Number::from(integer);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
+
 /// Deserialises `bytes`, naming the path of the first problem. Text holding a NUL
 /// character is refused here, naming its field, before it can reach the database.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -93,8 +114,15 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "must not contain the NUL character (\\u0000)",
         ));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| {
+        ApiError::InvalidJson(actix_web::error::JsonPayloadError::Deserialize(error))
+    })?;
+    // Every body is an object; serde would also read a struct from an array.
+    if !value.is_object() {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
+    integral_numbers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if inner.is_data() {
@@ -120,6 +148,16 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::InvalidJson(actix_web::error::JsonPayloadError::Deserialize(inner))
         }
     })
+}
+
+/// An optional body: nothing (or only whitespace) is `T::default()`, anything else must
+/// parse as [`parse`] does.
+pub fn optional<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse(bytes)
+    }
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
@@ -185,6 +223,11 @@ mod tests {
             Some("display_name")
         );
         assert_eq!(field_of(parse(b"[]")).as_deref(), Some("body"));
+        assert_eq!(
+            field_of(parse(br#"["a@b.co", "Ada"]"#)).as_deref(),
+            Some("body"),
+            "an array is not read as a struct"
+        );
     }
 
     #[test]
@@ -201,6 +244,26 @@ mod tests {
             "{nested:?}"
         );
         assert!(parse::<Body>(br#"{"email": "a@b.co", "display_name": "A\\u0000B"}"#).is_ok());
+    }
+
+    #[test]
+    fn integral_floats_are_integers() {
+        #[derive(Debug, Deserialize)]
+        struct Counted {
+            count: i32,
+        }
+        assert!(matches!(
+            parse::<Counted>(br#"{"count": 717.0}"#),
+            Ok(Counted { count: 717 })
+        ));
+        assert!(matches!(
+            parse::<Counted>(br#"{"count": 7e2}"#),
+            Ok(Counted { count: 700 })
+        ));
+        assert!(matches!(
+            parse::<Counted>(br#"{"count": 7.5}"#),
+            Err(ApiError::Validation(_))
+        ));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod json;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod openapi_complete;
 pub mod ops;
 pub mod probe;
 pub mod problem;

@@ -11,8 +11,8 @@ use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
-    alerts, api_keys, auth, conversations, credentials, environments, executions, intake, ops,
-    problem, settings, users, webhooks, workflows, workspaces,
+    alerts, api_keys, auth, conversations, credentials, environments, executions, intake,
+    openapi_complete, ops, problem, settings, users, webhooks, workflows, workspaces,
 };
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
@@ -158,14 +158,22 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(settings::summary);
 }
 
-/// The OpenAPI document of every route in [`routes`].
-pub fn document() -> utoipa::openapi::OpenApi {
-    actix_web::App::new()
+/// The OpenAPI document of every route in [`routes`], with the error responses every
+/// operation can give and the links between operations added
+/// ([`openapi_complete::complete`]).
+///
+/// JSON rather than utoipa's types: those cannot hold every JSON Schema keyword the
+/// completion adds (`if`/`then`, `propertyNames`…).
+pub fn document() -> Result<serde_json::Value, serde_json::Error> {
+    let generated = actix_web::App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(routes)
         .split_for_parts()
-        .1
+        .1;
+    let mut value = serde_json::to_value(&generated)?;
+    openapi_complete::complete(&mut value);
+    Ok(value)
 }
 
 /// This document.

@@ -46,7 +46,7 @@ impl std::fmt::Debug for ApiState {
 impl ApiState {
     /// State with a fresh metrics registry and the OpenAPI document rendered once.
     pub fn new(probe: Arc<dyn DatabaseProbe>) -> Result<Self, serde_json::Error> {
-        let document = openapi::document();
+        let document = openapi::document()?;
         Ok(Self {
             probe,
             metrics: Data::new(HttpMetrics::new()),

@@ -337,11 +337,16 @@ pub async fn summary(
 #[into_params(parameter_in = Query)]
 pub struct UsageHistoryQuery {
     /// First day (`YYYY-MM-DD`, UTC); default 29 days before `to`.
+    #[param(format = Date)]
     pub from: Option<String>,
     /// Last day, inclusive; default today.
+    #[param(format = Date)]
     pub to: Option<String>,
     /// `executions` (default), `executions_succeeded`, `executions_failed`,
     /// `webhook_events`, `members`, `workflows`, `active_workflows` or `credentials`.
+    #[param(
+        pattern = "^(executions|executions_succeeded|executions_failed|webhook_events|members|workflows|active_workflows|credentials)$"
+    )]
     pub metric: Option<String>,
 }
 

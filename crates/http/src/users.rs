@@ -18,13 +18,15 @@ use crate::problem::Problem;
 #[serde(deny_unknown_fields)]
 pub struct SettingsBody {
     /// A language tag, e.g. `en` or `pt-BR`.
+    #[schema(pattern = "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
     pub locale: String,
     /// An IANA time zone, e.g. `Europe/Lisbon`.
+    #[schema(pattern = "^[A-Za-z0-9/_+-]{1,64}$")]
     pub timezone: String,
     /// `light`, `dark` or `system`.
     pub theme: String,
-    /// Notification switches by name.
-    #[schema(value_type = Object)]
+    /// Notification switches by name (at most 50, names of 1–64 characters).
+    #[schema(value_type = HashMap<String, bool>)]
     pub notifications: serde_json::Map<String, serde_json::Value>,
 }
 

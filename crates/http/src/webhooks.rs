@@ -86,13 +86,18 @@ impl WebhookResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookRequest {
+    /// Trimmed: 1–120 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
     pub name: String,
     /// `meta`, `hmac_sha256` or `none`.
     pub provider: String,
     pub workflow_id: Option<Uuid>,
-    /// The token Meta's handshake must present (stored hashed).
+    /// The token Meta's handshake must present (stored hashed); 8–512 characters.
+    #[schema(min_length = 8, max_length = 512)]
     pub verify_token: Option<String>,
-    /// Generated (and shown once) when a signed provider is given none.
+    /// Generated (and shown once) when a signed provider is given none; 8–512
+    /// characters.
+    #[schema(min_length = 8, max_length = 512)]
     pub signing_secret: Option<String>,
     /// `immediate` (default) or `respond_node`.
     pub response_mode: Option<String>,
@@ -111,6 +116,8 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookRequest {
+    /// Trimmed: 1–120 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
     pub name: Option<String>,
     /// `meta`, `hmac_sha256` or `none`; a signed provider needs a secret.
     pub provider: Option<String>,
@@ -118,11 +125,12 @@ pub struct UpdateWebhookRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Uuid>)]
     pub workflow_id: Option<Option<Uuid>>,
-    /// `null` removes the token.
+    /// `null` removes the token; 8–512 characters.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 8, max_length = 512)]
     pub verify_token: Option<Option<String>>,
-    /// Replaces the secret; the old one stops verifying at once.
+    /// Replaces the secret; the old one stops verifying at once. 8–512 characters.
+    #[schema(min_length = 8, max_length = 512)]
     pub signing_secret: Option<String>,
     pub response_mode: Option<String>,
     /// A disabled webhook answers 410.
@@ -199,11 +207,17 @@ impl From<WebhookEvent> for WebhookEventDetail {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
     /// `accepted`, `duplicate`, `rejected` or `quota_exceeded`.
+    #[param(pattern = "^(accepted|duplicate|rejected|quota_exceeded)$")]
     pub verdict: Option<String>,
     /// RFC 3339; only events received at or after it.
+    #[param(format = DateTime)]
     pub since: Option<String>,
 }
 

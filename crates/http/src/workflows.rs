@@ -120,10 +120,13 @@ pub struct NodeTypeResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkflowRequest {
+    /// Trimmed: 1–120 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
     pub name: String,
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
-    /// Becomes version 1 when given.
-    #[schema(value_type = Option<Object>)]
+    /// Becomes version 1 when given; validated against the node registry.
+    #[schema(value_type = Option<Object>, example = json!({"nodes": [{"id": "start", "type": "trigger.manual", "name": "Start"}], "connections": []}))]
     pub definition: Option<Definition>,
 }
 
@@ -131,7 +134,10 @@ pub struct CreateWorkflowRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWorkflowRequest {
+    /// Trimmed: 1–120 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
     pub name: Option<String>,
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
 }
 
@@ -139,7 +145,9 @@ pub struct UpdateWorkflowRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VersionRequest {
-    #[schema(value_type = Object)]
+    /// The graph: `nodes` (`id`, `type`, `name`, `params`, `credential_id`) and
+    /// `connections` (`from`, `to`, `output`), validated against the node registry.
+    #[schema(value_type = Object, example = json!({"nodes": [{"id": "start", "type": "trigger.manual", "name": "Start"}], "connections": []}))]
     pub definition: Definition,
 }
 
@@ -147,6 +155,7 @@ pub struct VersionRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
+    #[schema(minimum = 1)]
     pub version: i32,
     /// The environment's name or id; default `production`.
     pub environment: Option<String>,
@@ -389,11 +398,7 @@ pub async fn deactivate_workflow(
     id: Path<String>,
     body: actix_web::web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let body: DeactivateRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        DeactivateRequest::default()
-    } else {
-        crate::json::parse(&body)?
-    };
+    let body: DeactivateRequest = crate::json::optional(&body)?;
     let workflow = services
         .workflows
         .set_active(

@@ -67,6 +67,8 @@ impl<T, U: From<T>> From<Page<T>> for PageResponse<U> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceRequest {
+    /// Trimmed: 1–120 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
     pub name: String,
 }
 
@@ -74,7 +76,10 @@ pub struct WorkspaceRequest {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PageQuery {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
 }
 
@@ -90,7 +95,20 @@ pub fn parse_since(raw: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError
         })
 }
 
+/// A page request from `?limit=&cursor=`: a limit outside 1–200 or a cursor that is
+/// not a `next_cursor` is refused (as the document says), not clamped.
 pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
+    if let Some(limit) = limit
+        && !(1..=fluxolab_kernel::pagination::MAX_LIMIT).contains(&limit)
+    {
+        return Err(ApiError::invalid(
+            "limit",
+            format!(
+                "must be between 1 and {}",
+                fluxolab_kernel::pagination::MAX_LIMIT
+            ),
+        ));
+    }
     PageRequest::new(limit, cursor).map_err(|error| ApiError::invalid("cursor", error.to_string()))
 }
 
@@ -213,6 +231,7 @@ impl From<Member> for MemberResponse {
 #[serde(deny_unknown_fields)]
 pub struct AddMemberRequest {
     /// An existing account's e-mail address.
+    #[schema(format = Email, min_length = 3, max_length = 254)]
     pub email: String,
     /// `owner`, `admin`, `editor` or `viewer`.
     #[schema(value_type = String, example = "editor")]
@@ -368,13 +387,17 @@ impl From<Activity> for ActivityResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ActivityQuery {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^([A-Za-z0-9_-]{32})?$")]
     pub cursor: Option<String>,
     /// Only this action, e.g. `member.added`.
     pub action: Option<String>,
     /// Only what this user did.
     pub actor: Option<Uuid>,
     /// Only entries at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     pub since: Option<String>,
 }
 

@@ -135,7 +135,7 @@ impl UserSettings {
             errors.add("notifications", "must have at most 50 entries");
         }
         for (name, value) in &self.notifications {
-            if !value.is_boolean() || name.is_empty() || name.len() > 64 {
+            if !value.is_boolean() || name.is_empty() || name.chars().count() > 64 {
                 errors.add(
                     format!("notifications.{name}"),
                     "must be true or false, under a name of at most 64 characters",

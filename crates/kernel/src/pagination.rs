@@ -26,23 +26,50 @@ pub struct Cursor {
 #[error("cursor is not valid; pass back the `next_cursor` of a previous page")]
 pub struct InvalidCursor;
 
+/// The length of a cursor's text: base64url of 24 bytes (8 of nanoseconds, 16 of id).
+pub const CURSOR_CHARS: usize = 32;
+
+/// A regular expression matching exactly the texts [`Cursor::decode`] accepts (every
+/// 32-character base64url text decodes to a timestamp and an id).
+pub const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]{32}$";
+
 impl Cursor {
-    /// The opaque text form handed to clients.
+    /// The opaque text form handed to clients: base64url (no padding) of the Unix time
+    /// in nanoseconds (big-endian `i64`, so 1677–2262) and the id's 16 bytes.
     pub fn encode(&self) -> String {
-        let text = format!("{}:{}", self.created_at.unix_timestamp_nanos(), self.id);
-        URL_SAFE_NO_PAD.encode(text)
+        let nanos = i64::try_from(self.created_at.unix_timestamp_nanos()).unwrap_or(
+            if self.created_at.unix_timestamp_nanos() < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            },
+        );
+        let mut bytes = [0u8; 24];
+        bytes[..8].copy_from_slice(&nanos.to_be_bytes());
+        bytes[8..].copy_from_slice(self.id.as_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    /// Parses what [`Cursor::encode`] produced.
+    /// Parses what [`Cursor::encode`] produced: any text of [`CURSOR_PATTERN`].
     pub fn decode(text: &str) -> Result<Self, InvalidCursor> {
+        if text.len() != CURSOR_CHARS {
+            return Err(InvalidCursor);
+        }
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| InvalidCursor)?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| InvalidCursor)?;
-        let (nanos, id) = text.split_once(':').ok_or(InvalidCursor)?;
-        let nanos: i128 = nanos.parse().map_err(|_| InvalidCursor)?;
+        let nanos: [u8; 8] = bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(InvalidCursor)?;
+        let id: [u8; 16] = bytes
+            .get(8..)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(InvalidCursor)?;
         Ok(Self {
-            created_at: OffsetDateTime::from_unix_timestamp_nanos(nanos)
-                .map_err(|_| InvalidCursor)?,
-            id: Uuid::parse_str(id).map_err(|_| InvalidCursor)?,
+            created_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(i64::from_be_bytes(
+                nanos,
+            )))
+            .map_err(|_| InvalidCursor)?,
+            id: Uuid::from_bytes(id),
         })
     }
 }
@@ -126,6 +153,21 @@ mod tests {
     fn cursors_round_trip() {
         let cursor = cursor();
         assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
+    }
+
+    #[test]
+    fn every_text_of_the_pattern_is_a_cursor() {
+        for text in [
+            "A".repeat(32),
+            "_".repeat(32),
+            "-".repeat(32),
+            "z9".repeat(16),
+        ] {
+            assert!(Cursor::decode(&text).is_ok(), "{text}");
+        }
+        assert_eq!(cursor().encode().len(), CURSOR_CHARS);
+        assert_eq!(Cursor::decode(&"A".repeat(31)), Err(InvalidCursor));
+        assert_eq!(Cursor::decode(&"=".repeat(32)), Err(InvalidCursor));
     }
 
     #[test]

@@ -247,8 +247,15 @@ fn check_target(channel: AlertChannel, target: &str, errors: &mut ValidationErro
                 if !user.is_empty() && domain.contains('.') && !target.contains(char::is_whitespace))
         }
         AlertChannel::Webhook => {
-            (target.starts_with("https://") || target.starts_with("http://"))
-                && target.len() <= 2048
+            // `http(s)://`, a host (and port) without user info or brackets, then a path,
+            // query or fragment; no whitespace (the document states it as a pattern).
+            let rest = target
+                .strip_prefix("https://")
+                .or_else(|| target.strip_prefix("http://"));
+            let authority = rest.map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+            authority.is_some_and(|authority| {
+                !authority.is_empty() && !authority.contains(['@', '[', ']'])
+            }) && target.len() <= 2048
                 && !target.contains(char::is_whitespace)
         }
     };
@@ -541,5 +548,37 @@ impl AlertService {
                     .await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    fn fine(channel: AlertChannel, target: &str) -> bool {
+        let mut errors = ValidationErrors::new();
+        check_target(channel, target, &mut errors);
+        errors.is_empty()
+    }
+
+    #[test]
+    fn a_webhook_target_is_an_http_url_with_a_plain_host() {
+        for target in [
+            "https://hooks.example.com/alerts?x=1",
+            "http://127.0.0.1:8080",
+            " https://a.example#top ",
+        ] {
+            assert!(fine(AlertChannel::Webhook, target), "{target}");
+        }
+        for target in [
+            "https://",
+            "http://[",
+            "http://user@host/",
+            "ftp://example.com",
+            "https://a b.example",
+        ] {
+            assert!(!fine(AlertChannel::Webhook, target), "{target}");
+        }
+        assert!(fine(AlertChannel::Email, "ops@example.com"));
     }
 }

@@ -1,0 +1,128 @@
+//! `cargo xtask api-check`: the OpenAPI document checked against the server it describes
+//! by schemathesis, a property-based API client.
+//!
+//! Starts the application as `fluxolab serve` does on a fresh `TestDb` (seeded reference
+//! data, a free port), registers a user and logs in, then runs schemathesis (the `st`
+//! executable named by `SCHEMATHESIS`, which `cargo xtask api-check` installs at a pinned
+//! version) against `/api/openapi.json` with the bearer token, the checks
+//! `not_a_server_error`, `response_schema_conformance`, `positive_data_acceptance` and
+//! `negative_data_rejection`, and every phase (examples, coverage, fuzzing and the
+//! stateful phase, which follows the document's links). Exits with schemathesis's exit
+//! code. Needs `TEST_DATABASE_URL` (as `cargo xtask test` does).
+//!
+//! `API_CHECK_MAX_EXAMPLES` (default 20) bounds the examples per operation,
+//! `API_CHECK_SEED` (default 1) fixes the random seed; extra arguments go to `st run`.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::process::ExitCode;
+
+use fluxolab_app::{Application, Settings};
+use fluxolab_postgres::TestDb;
+use fluxolab_postgres::seed::seed_reference_data;
+use serde_json::{Value, json};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const SECRET: &str = "api-check-secret-api-check-secret!!";
+const EMAIL: &str = "api-check@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Which operations may answer what beyond their schemas, each with its reason.
+const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/api_check.toml");
+
+const CHECKS: &str = "not_a_server_error,response_schema_conformance,positive_data_acceptance,negative_data_rejection";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("api-check: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<u8, Error> {
+    let schemathesis = std::env::var("SCHEMATHESIS")
+        .map_err(|_| "SCHEMATHESIS (the `st` executable) is required")?;
+    let max_examples = std::env::var("API_CHECK_MAX_EXAMPLES").unwrap_or_else(|_| "20".into());
+    let seed = std::env::var("API_CHECK_SEED").unwrap_or_else(|_| "1".into());
+
+    let db = TestDb::new().await?;
+    seed_reference_data(&mut *db.pool().get().await?).await?;
+    let environment = [
+        ("DATABASE_URL", db.url()),
+        ("APP_SECRET", SECRET),
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("HTTP_WORKERS", "2"),
+        ("WORKERS", "1"),
+        ("DATABASE_POOL_SIZE", "8"),
+        ("LOG_LEVEL", "warn"),
+    ];
+    let settings = Settings::from_lookup(|name| {
+        environment
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned())
+    })?;
+    let application = Application::build(&settings)?;
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let server = tokio::spawn(application.run_until_stopped());
+
+    let token = sign_in(&address).await?;
+    eprintln!("api-check: server at {address}, running {schemathesis}");
+    let extra: Vec<String> = std::env::args().skip(1).collect();
+    // schemathesis keeps a cache in its working directory: not in the checkout.
+    let workdir = std::env::temp_dir().join("fluxolab-api-check");
+    std::fs::create_dir_all(&workdir)?;
+    let status = tokio::process::Command::new(&schemathesis)
+        .current_dir(&workdir)
+        .args(["--config-file", CONFIG])
+        .arg("run")
+        .arg(format!("{address}/api/openapi.json"))
+        .args(["--checks", CHECKS])
+        .args(["--max-examples", &max_examples])
+        .args(["--seed", &seed])
+        // One worker: with several threads, CPython 3.11 (before 3.11.8) may fail
+        // hypothesis's `ast.parse` with "AST constructor recursion depth mismatch"
+        // (python/cpython#106905). About 80 s of checks on two cores.
+        .args(["--workers", "1"])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args(["--no-color"])
+        .args(&extra)
+        .status()
+        .await
+        .map_err(|error| format!("could not run {schemathesis}: {error}"))?;
+    server.abort();
+    drop(db);
+    Ok(status
+        .code()
+        .map_or(1, |code| u8::try_from(code).unwrap_or(1)))
+}
+
+/// Registers the checking user and returns an access token.
+async fn sign_in(address: &str) -> Result<String, Error> {
+    let client = reqwest::Client::new();
+    let registered = client
+        .post(format!("{address}/api/auth/register"))
+        .json(&json!({"email": EMAIL, "password": PASSWORD, "display_name": "API check"}))
+        .send()
+        .await?;
+    if !registered.status().is_success() {
+        return Err(format!("register answered {}", registered.status()).into());
+    }
+    let tokens: Value = client
+        .post(format!("{address}/api/auth/login"))
+        .json(&json!({"email": EMAIL, "password": PASSWORD}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    tokens["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "login gave no access token".into())
+}

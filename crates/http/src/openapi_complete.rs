@@ -1,0 +1,944 @@
+//! The generated document, completed where the `#[utoipa::path]` and `ToSchema`
+//! annotations cannot say it (or would repeat it on every route):
+//!
+//! - request schemas: one schema per credential kind (each with the JSON Schema of its
+//!   `data`), enumerations taken from the domain's own lists (roles, plans, providers,
+//!   permissions, alert metrics), rules between fields (`if`/`then`), optional bodies,
+//!   properties that hold any JSON value;
+//! - the error responses every operation can give, each with the [`Problem`] schema:
+//!   400/413/415/422 for a JSON body, 400/422 for a query string, 404 for a path
+//!   parameter, 401 for a bearer token, 403/404 for the active workspace (membership,
+//!   permission or an API key's scope), 500 everywhere, and a few of single operations
+//!   (`OWN_ERRORS`). A status an annotation already lists keeps its own description;
+//! - OpenAPI `links`: every create leads to the operations on what it created (read,
+//!   update, delete and the nested routes) and every list to those of its first item,
+//!   with the path parameters filled from the response (`$response.body#/id`) or the
+//!   request (`$request.path.id`), plus the links the paths do not imply
+//!   (`explicit_links`: a version to activating it, a queued run to its execution…).
+//!
+//! [`Problem`]: crate::problem::Problem
+
+use fluxolab_credentials::CredentialKind;
+use fluxolab_kernel::Permission;
+use fluxolab_webhooks::model::Provider;
+use fluxolab_workspace::alerts::METRICS;
+use fluxolab_workspace::{PlanCode, Role};
+use serde_json::{Map, Value, json};
+
+use crate::problem::PROBLEM_JSON;
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// Paths that act on the signed-in user rather than on an active workspace.
+const ACCOUNT_PREFIXES: [&str; 3] = ["/api/auth/", "/api/users/", "/api/workspaces"];
+
+/// A problem+json response.
+fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { PROBLEM_JSON: { "schema": { "$ref": "#/components/schemas/Problem" } } }
+    })
+}
+
+/// Completes `document` (the generated OpenAPI document as JSON).
+pub fn complete(document: &mut Value) {
+    optional_bodies(document);
+    intake_body(document);
+    credential_requests(document);
+    constrain_schemas(document);
+    add_error_responses(document);
+    add_links(document);
+}
+
+/// Operations whose body may be left out.
+const OPTIONAL_BODIES: [(&str, &str); 2] = [
+    ("/api/workflows/{id}/deactivate", "post"),
+    ("/api/settings/api/keys/{id}/rotate", "post"),
+];
+
+fn optional_bodies(document: &mut Value) {
+    for (path, method) in OPTIONAL_BODIES {
+        let pointer = format!(
+            "/paths/{}/{method}/requestBody",
+            path.replace('~', "~0").replace('/', "~1")
+        );
+        if let Some(body) = document
+            .pointer_mut(&pointer)
+            .and_then(Value::as_object_mut)
+        {
+            body.insert("required".to_owned(), Value::Bool(false));
+        }
+    }
+}
+
+/// The schema of a human-given name (`fluxolab_kernel::validation::bounded_name`):
+/// trimmed, 1–120 characters, not only spaces.
+pub fn name_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 120, "pattern": "\\S"})
+}
+
+/// The values of the code fields, from the domain's own lists.
+fn enumerations() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+    let providers: Vec<&str> = Provider::ALL.iter().map(|p| p.code()).collect();
+    let modes = vec!["immediate", "respond_node"];
+    let roles: Vec<&str> = Role::ALL.iter().map(|role| role.code()).collect();
+    let plans: Vec<&str> = PlanCode::ALL.iter().map(|plan| plan.code()).collect();
+    let metrics: Vec<&str> = METRICS.iter().map(|(metric, _)| *metric).collect();
+    vec![
+        ("SettingsBody", "theme", vec!["light", "dark", "system"]),
+        ("CreateWebhookRequest", "provider", providers.clone()),
+        ("CreateWebhookRequest", "response_mode", modes.clone()),
+        ("UpdateWebhookRequest", "provider", providers),
+        ("UpdateWebhookRequest", "response_mode", modes),
+        ("AddMemberRequest", "role", roles.clone()),
+        ("ChangeRoleRequest", "role", roles),
+        ("ChangePlanRequest", "plan", plans),
+        ("CreateAlertRequest", "metric", metrics),
+        ("CreateAlertRequest", "channel", vec!["email", "webhook"]),
+    ]
+}
+
+/// Sets `enum` on `property` of the component schema `schema`; a nullable property
+/// keeps `null` among its values.
+fn set_enum(document: &mut Value, schema: &str, property: &str, values: &[&str]) {
+    let Some(target) = document.pointer_mut(&format!(
+        "/components/schemas/{schema}/properties/{property}"
+    )) else {
+        return;
+    };
+    let nullable = match target.get("type") {
+        Some(Value::Array(types)) => types.iter().any(|t| t == "null"),
+        _ => false,
+    };
+    let mut listed: Vec<Value> = values.iter().map(|value| json!(value)).collect();
+    if nullable {
+        listed.push(Value::Null);
+    }
+    if let Some(object) = target.as_object_mut() {
+        object.insert("enum".to_owned(), Value::Array(listed));
+    }
+}
+
+/// Merges `extra` into the component schema at `pointer` (under `/components/schemas`).
+fn merge(document: &mut Value, pointer: &str, extra: Value) {
+    let (Some(target), Value::Object(extra)) = (
+        document
+            .pointer_mut(&format!("/components/schemas/{pointer}"))
+            .and_then(Value::as_object_mut),
+        extra,
+    ) else {
+        return;
+    };
+    for (key, value) in extra {
+        target.insert(key, value);
+    }
+}
+
+/// Properties that hold any JSON value (a trigger's payload, a node's output, a
+/// delivery's parsed body): utoipa can only call them objects.
+const ANY_VALUES: [(&str, &str); 9] = [
+    ("StepResponse", "input"),
+    ("StepResponse", "output"),
+    ("ExecutionResponse", "input"),
+    ("ExecutionResponse", "output"),
+    ("TestRunRequest", "payload"),
+    ("RunRequest", "payload"),
+    ("WebhookEventDetail", "payload"),
+    ("MessageResponse", "payload"),
+    ("ActivityResponse", "metadata"),
+];
+
+/// Makes `property` of `schema` (or of the object in its `allOf`) any JSON value,
+/// keeping its description.
+fn any_value(document: &mut Value, schema: &str, property: &str) {
+    let Some(root) = document.pointer_mut(&format!("/components/schemas/{schema}")) else {
+        return;
+    };
+    let mut targets = vec![root];
+    let mut found = None;
+    while let Some(node) = targets.pop() {
+        if node.pointer(&format!("/properties/{property}")).is_some() {
+            found = node.pointer_mut(&format!("/properties/{property}"));
+            break;
+        }
+        if let Some(Value::Array(parts)) = node.get_mut("allOf") {
+            targets.extend(parts.iter_mut());
+        }
+    }
+    if let Some(target) = found {
+        let description = target.get("description").cloned();
+        *target = match description {
+            Some(description) => json!({ "description": description }),
+            None => json!({}),
+        };
+    }
+}
+
+/// What the annotations cannot say: enumerations, rules between fields and item
+/// constraints.
+fn constrain_schemas(document: &mut Value) {
+    for (schema, property) in ANY_VALUES {
+        any_value(document, schema, property);
+    }
+    for (schema, property, values) in enumerations() {
+        set_enum(document, schema, property, &values);
+    }
+    merge(
+        document,
+        "SettingsBody/properties/notifications",
+        json!({"maxProperties": 50, "propertyNames": {"minLength": 1, "maxLength": 64}}),
+    );
+    let scopes: Vec<&str> = Permission::ALL.iter().map(|p| p.code()).collect();
+    merge(
+        document,
+        "CreateApiKeyRequest/properties/scopes",
+        json!({"minItems": 1, "items": {"type": "string", "enum": scopes}}),
+    );
+    // A `none` provider checks no signature, so it takes no signing secret.
+    for schema in ["CreateWebhookRequest", "UpdateWebhookRequest"] {
+        merge(
+            document,
+            schema,
+            json!({
+                "if": {"properties": {"provider": {"const": "none"}}, "required": ["provider"]},
+                "then": {"properties": {"signing_secret": {"type": "null"}}},
+            }),
+        );
+    }
+    // An alert's target is an e-mail address or an http(s) URL, by channel.
+    merge(
+        document,
+        "CreateAlertRequest",
+        json!({
+            "if": {"properties": {"channel": {"const": "email"}}, "required": ["channel"]},
+            "then": {"properties": {"target": {"pattern": "^\\s*[^@\\s]+@[^@\\s]*\\.[^@\\s]*\\s*$"}}},
+            "else": {"properties": {"target": {"pattern": "^\\s*https?://[^\\s/?#@\\[\\]]+([/?#]\\S*)?\\s*$", "maxLength": 2048}}},
+        }),
+    );
+}
+
+/// A credential's `data` depends on its `kind`: the create body is one schema per kind
+/// (`CreateCredentialRequest_smtp`…, each with the JSON Schema its `data` is validated
+/// against), told apart by `kind`.
+fn credential_requests(document: &mut Value) {
+    let mut variants = Vec::new();
+    let mut mapping = Map::new();
+    for kind in CredentialKind::ALL {
+        let name = format!("CreateCredentialRequest_{}", kind.code());
+        let reference = format!("#/components/schemas/{name}");
+        let variant = json!({
+            "type": "object",
+            "required": ["name", "kind", "data"],
+            "additionalProperties": false,
+            "properties": {
+                "name": name_schema(),
+                "kind": {"type": "string", "enum": [kind.code()]},
+                "data": kind.json_schema(),
+            }
+        });
+        if let Some(schemas) = document
+            .pointer_mut("/components/schemas")
+            .and_then(Value::as_object_mut)
+        {
+            schemas.insert(name, variant);
+        }
+        variants.push(json!({"$ref": reference}));
+        mapping.insert(kind.code().to_owned(), json!(reference));
+    }
+    if let Some(schema) = document.pointer_mut("/components/schemas/CreateCredentialRequest") {
+        *schema = json!({
+            "description": "`POST /api/workflows/credentials`: a name, a kind and the kind's `data` (see `GET /api/workflows/credentials/types`).",
+            "oneOf": variants,
+            "discriminator": {"propertyName": "kind", "mapping": mapping},
+        });
+    }
+}
+
+/// The intake takes any body: JSON for `meta`, anything for the others.
+fn intake_body(document: &mut Value) {
+    if let Some(body) = document
+        .pointer_mut("/paths/~1api~1webhooks~1in~1{public_id}/post/requestBody")
+        .and_then(Value::as_object_mut)
+    {
+        body.insert("required".to_owned(), Value::Bool(false));
+        body.insert(
+            "content".to_owned(),
+            json!({"application/json": {"schema": {}}}),
+        );
+    }
+}
+
+/// Errors of single operations that their annotations do not list: `(operation,
+/// status, description)`.
+const OWN_ERRORS: [(&str, &str, &str); 11] = [
+    (
+        "update_credential",
+        "409",
+        "Another credential has this name (`name_taken`)",
+    ),
+    (
+        "delete_credential",
+        "409",
+        "Active workflows use the credential (`credential_in_use`)",
+    ),
+    (
+        "test_workflow",
+        "409",
+        "The run did not finish in time (`test_timeout`)",
+    ),
+    (
+        "create_webhook",
+        "409",
+        "Binding the workflow would pass a plan limit (`plan_limit`)",
+    ),
+    (
+        "update_webhook",
+        "409",
+        "Binding the workflow would pass a plan limit (`plan_limit`)",
+    ),
+    (
+        "get_workspace",
+        "400",
+        "The id is not a UUID (`invalid_path`)",
+    ),
+    (
+        "update_workspace",
+        "400",
+        "The id is not a UUID (`invalid_path`)",
+    ),
+    (
+        "set_default_workspace",
+        "400",
+        "The id is not a UUID (`invalid_path`)",
+    ),
+    (
+        "change_member_role",
+        "400",
+        "The user id is not a UUID (`invalid_path`)",
+    ),
+    (
+        "remove_member",
+        "400",
+        "The user id is not a UUID (`invalid_path`)",
+    ),
+    (
+        "revoke_session",
+        "400",
+        "The id is not a UUID (`invalid_path`)",
+    ),
+];
+
+fn add_error_responses(document: &mut Value) {
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        for method in METHODS {
+            let Some(operation) = item.get_mut(method) else {
+                continue;
+            };
+            let mut errors = errors_of(path, operation);
+            let id = operation.get("operationId").and_then(Value::as_str);
+            errors.extend(
+                OWN_ERRORS
+                    .iter()
+                    .filter(|(operation, _, _)| Some(*operation) == id)
+                    .map(|(_, status, description)| (*status, *description)),
+            );
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            for (status, description) in errors {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem(description));
+            }
+        }
+    }
+}
+
+/// The statuses `operation` at `path` can answer besides its own, with a description.
+fn errors_of(path: &str, operation: &Value) -> Vec<(&'static str, &'static str)> {
+    let parameters = operation
+        .get("parameters")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let located = |place: &str| {
+        parameters
+            .iter()
+            .any(|parameter| parameter.get("in").and_then(Value::as_str) == Some(place))
+    };
+    let secured = operation
+        .get("security")
+        .and_then(Value::as_array)
+        .is_some_and(|schemes| {
+            schemes
+                .iter()
+                .any(|scheme| scheme.as_object().is_some_and(|scheme| !scheme.is_empty()))
+        });
+    let account = ACCOUNT_PREFIXES
+        .iter()
+        .any(|prefix| path.starts_with(prefix));
+
+    let mut errors = Vec::new();
+    if operation.get("requestBody").is_some() {
+        errors.extend([
+            ("400", "The body is not JSON (`invalid_json`)"),
+            (
+                "413",
+                "The body is larger than `HTTP_BODY_LIMIT_BYTES` (`payload_too_large`)",
+            ),
+            (
+                "415",
+                "The body is not `application/json` (`unsupported_media_type`)",
+            ),
+            (
+                "422",
+                "Invalid fields, each named in `errors[]` (`validation_failed`)",
+            ),
+        ]);
+    }
+    if located("query") {
+        errors.extend([
+            ("400", "The query string is not valid (`invalid_query`)"),
+            (
+                "422",
+                "An invalid query parameter, named in `errors[]` (`validation_failed`)",
+            ),
+        ]);
+    }
+    if secured {
+        errors.push(("401", "No valid access token or API key (`unauthorized`)"));
+        if !account {
+            errors.extend([
+                (
+                    "403",
+                    "The role or the API key's scopes lack the permission (`forbidden`)",
+                ),
+                (
+                    "404",
+                    "The `X-Workspace-Id` workspace is not one of the caller's (`not_found`)",
+                ),
+            ]);
+        }
+    }
+    if located("path") {
+        errors.push(("404", "No such resource for the caller (`not_found`)"));
+    }
+    errors.push((
+        "500",
+        "The server failed (`internal_error`: the request id only)",
+    ));
+    errors.push((
+        "503",
+        "The database cannot be reached now (`storage_unavailable`; `Retry-After`)",
+    ));
+    errors
+}
+
+/// One operation of the document.
+struct Operation {
+    path: String,
+    method: &'static str,
+    id: String,
+}
+
+fn operations(document: &Value) -> Vec<Operation> {
+    let Some(paths) = document.get("paths").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for (path, item) in paths {
+        for method in METHODS {
+            if let Some(id) = item
+                .get(method)
+                .and_then(|operation| operation.get("operationId"))
+                .and_then(Value::as_str)
+            {
+                found.push(Operation {
+                    path: path.clone(),
+                    method,
+                    id: id.to_owned(),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// The path parameters of a path template, in order.
+fn path_parameters(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .collect()
+}
+
+/// The schema `schema` refers to (one level of `$ref`), or itself.
+fn resolve<'a>(document: &'a Value, schema: &'a Value) -> &'a Value {
+    schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|reference| reference.strip_prefix("#/components/schemas/"))
+        .and_then(|name| document.pointer(&format!("/components/schemas/{name}")))
+        .unwrap_or(schema)
+}
+
+fn json_schema<'a>(document: &'a Value, response: &'a Value) -> Option<&'a Value> {
+    response
+        .pointer("/content/application~1json/schema")
+        .map(|schema| resolve(document, schema))
+}
+
+fn has_property(document: &Value, schema: &Value, name: &str) -> bool {
+    resolve(document, schema)
+        .get("properties")
+        .and_then(|properties| properties.get(name))
+        .is_some()
+}
+
+/// Where a new path parameter's value is in a response: the JSON pointer prefix of the
+/// created (or first listed) object.
+fn object_pointer(document: &Value, schema: &Value) -> Option<(String, Value)> {
+    let schema = resolve(document, schema);
+    if schema.get("type").and_then(Value::as_str) == Some("array") {
+        let items = schema.get("items")?;
+        return Some(("/0".to_owned(), resolve(document, items).clone()));
+    }
+    if let Some(items) = schema.pointer("/properties/items")
+        && items.get("type").and_then(Value::as_str) == Some("array")
+    {
+        let item = items.get("items")?;
+        return Some(("/items/0".to_owned(), resolve(document, item).clone()));
+    }
+    if schema.get("properties").is_some() {
+        return Some((String::new(), schema.clone()));
+    }
+    None
+}
+
+/// The links of the response of `source` (status `status`) to every operation whose
+/// path extends the source's path by a parameter.
+fn links_for(
+    document: &Value,
+    source: &Operation,
+    status: &str,
+    all: &[Operation],
+) -> Map<String, Value> {
+    let mut links = Map::new();
+    let Some(response) = document.pointer(&format!(
+        "/paths/{}/{}/responses/{status}",
+        source.path.replace('~', "~0").replace('/', "~1"),
+        source.method
+    )) else {
+        return links;
+    };
+    let Some((prefix, object)) =
+        json_schema(document, response).and_then(|schema| object_pointer(document, schema))
+    else {
+        return links;
+    };
+    let known = path_parameters(&source.path);
+    let base = format!("{}/{{", source.path);
+    for target in all {
+        if !target.path.starts_with(&base) || target.id == source.id {
+            continue;
+        }
+        let mut parameters = Map::new();
+        let mut complete = true;
+        for name in path_parameters(&target.path) {
+            if known.contains(&name) {
+                parameters.insert(name.to_owned(), json!(format!("$request.path.{name}")));
+            } else {
+                let field = if has_property(document, &object, name) {
+                    name
+                } else {
+                    "id"
+                };
+                if has_property(document, &object, field) {
+                    parameters.insert(
+                        name.to_owned(),
+                        json!(format!("$response.body#{prefix}/{field}")),
+                    );
+                } else {
+                    complete = false;
+                }
+            }
+        }
+        if complete {
+            links.insert(
+                target.id.clone(),
+                json!({ "operationId": target.id, "parameters": parameters }),
+            );
+        }
+    }
+    links
+}
+
+/// Links that do not follow from the paths: `(source, status, name, link)`.
+fn explicit_links() -> Vec<(&'static str, &'static str, &'static str, Value)> {
+    let same_workflow =
+        |body: Value| json!({"parameters": {"id": "$request.path.id"}, "requestBody": body});
+    let execution =
+        |pointer: &str| json!({"parameters": {"id": format!("$response.body#{pointer}")}});
+    let intake = |pointer: &str| json!({"parameters": {"public_id": format!("$response.body#{pointer}/public_id")}});
+    vec![
+        (
+            "create_version",
+            "201",
+            "list_versions",
+            json!({"parameters": {"id": "$request.path.id"}}),
+        ),
+        (
+            "create_version",
+            "201",
+            "activate_workflow",
+            same_workflow(json!({"version": "$response.body#/version"})),
+        ),
+        (
+            "create_version",
+            "201",
+            "test_workflow",
+            same_workflow(json!({"version": "$response.body#/version"})),
+        ),
+        (
+            "list_versions",
+            "200",
+            "activate_workflow",
+            same_workflow(json!({"version": "$response.body#/0/version"})),
+        ),
+        (
+            "list_versions",
+            "200",
+            "test_workflow",
+            same_workflow(json!({"version": "$response.body#/0/version"})),
+        ),
+        (
+            "run_workflow",
+            "202",
+            "get_execution",
+            execution("/execution_id"),
+        ),
+        (
+            "run_workflow",
+            "202",
+            "cancel_execution",
+            execution("/execution_id"),
+        ),
+        ("test_workflow", "200", "get_execution", execution("/id")),
+        ("test_workflow", "200", "retry_execution", execution("/id")),
+        (
+            "retry_execution",
+            "202",
+            "get_execution",
+            execution("/execution_id"),
+        ),
+        (
+            "replay_webhook_event",
+            "202",
+            "get_execution",
+            execution("/execution_id"),
+        ),
+        (
+            "replay_workspace_event",
+            "202",
+            "get_execution",
+            execution("/execution_id"),
+        ),
+        ("create_webhook", "201", "handshake", intake("")),
+        ("create_webhook", "201", "deliver", intake("")),
+        ("list_webhooks", "200", "deliver", intake("/items/0")),
+    ]
+}
+
+fn add_links(document: &mut Value) {
+    let all = operations(document);
+    let mut planned = Vec::new();
+    for (source, status, target, mut link) in explicit_links() {
+        let Some(source) = all.iter().find(|operation| operation.id == source) else {
+            continue;
+        };
+        if !all.iter().any(|operation| operation.id == target) {
+            continue;
+        }
+        if let Some(link) = link.as_object_mut() {
+            link.insert("operationId".to_owned(), json!(target));
+        }
+        let mut links = Map::new();
+        links.insert(target.to_owned(), link);
+        planned.push((source, status, links));
+    }
+    for source in &all {
+        let status = match source.method {
+            "post" => "201",
+            "get" => "200",
+            _ => continue,
+        };
+        let links = links_for(document, source, status, &all);
+        if !links.is_empty() {
+            planned.push((source, status, links));
+        }
+    }
+    for (source, status, links) in planned {
+        let pointer = format!(
+            "/paths/{}/{}/responses/{status}",
+            source.path.replace('~', "~0").replace('/', "~1"),
+            source.method
+        );
+        if let Some(response) = document
+            .pointer_mut(&pointer)
+            .and_then(Value::as_object_mut)
+        {
+            let existing = response
+                .entry("links")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(existing) = existing.as_object_mut() {
+                for (name, link) in links {
+                    existing.entry(name).or_insert(link);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    fn document() -> Result<Value, serde_json::Error> {
+        crate::openapi::document()
+    }
+
+    fn operation<'a>(document: &'a Value, method: &str, path: &str) -> &'a Value {
+        &document["paths"][path][method]
+    }
+
+    fn link_targets(document: &Value, method: &str, path: &str, status: &str) -> Vec<String> {
+        operation(document, method, path)["responses"][status]["links"]
+            .as_object()
+            .map(|links| {
+                links
+                    .values()
+                    .filter_map(|link| link["operationId"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_create_links_to_what_it_created_and_every_list_to_its_items()
+    -> Result<(), serde_json::Error> {
+        let document = document()?;
+        let cases: [(&str, &str, &str, &[&str]); 18] = [
+            (
+                "post",
+                "/api/workflows",
+                "201",
+                &[
+                    "get_workflow",
+                    "update_workflow",
+                    "archive_workflow",
+                    "list_versions",
+                    "create_version",
+                ],
+            ),
+            (
+                "get",
+                "/api/workflows",
+                "200",
+                &["get_workflow", "update_workflow", "archive_workflow"],
+            ),
+            (
+                "post",
+                "/api/workflows/{id}/versions",
+                "201",
+                &["list_versions", "activate_workflow"],
+            ),
+            (
+                "get",
+                "/api/workflows/{id}/versions",
+                "200",
+                &["activate_workflow"],
+            ),
+            (
+                "post",
+                "/api/workflows/credentials",
+                "201",
+                &[
+                    "get_credential",
+                    "update_credential",
+                    "delete_credential",
+                    "test_credential",
+                ],
+            ),
+            (
+                "get",
+                "/api/workflows/credentials",
+                "200",
+                &["get_credential", "update_credential", "delete_credential"],
+            ),
+            (
+                "post",
+                "/api/webhooks",
+                "201",
+                &[
+                    "get_webhook",
+                    "update_webhook",
+                    "delete_webhook",
+                    "list_webhook_events",
+                ],
+            ),
+            (
+                "get",
+                "/api/webhooks",
+                "200",
+                &["get_webhook", "update_webhook", "delete_webhook"],
+            ),
+            (
+                "get",
+                "/api/webhooks/{id}/events",
+                "200",
+                &["get_webhook_event", "replay_webhook_event"],
+            ),
+            (
+                "get",
+                "/api/workspace/webhook-events",
+                "200",
+                &["get_workspace_event", "replay_workspace_event"],
+            ),
+            (
+                "get",
+                "/api/executions",
+                "200",
+                &["get_execution", "retry_execution", "cancel_execution"],
+            ),
+            ("post", "/api/workflows/{id}/run", "202", &["get_execution"]),
+            (
+                "post",
+                "/api/settings/api/keys",
+                "201",
+                &["revoke_key", "rotate_key", "key_audit"],
+            ),
+            (
+                "get",
+                "/api/settings/api/keys",
+                "200",
+                &["revoke_key", "rotate_key", "key_audit"],
+            ),
+            (
+                "post",
+                "/api/settings/usage/alerts",
+                "201",
+                &["update_alert", "delete_alert", "list_alert_events"],
+            ),
+            (
+                "get",
+                "/api/settings/usage/alerts",
+                "200",
+                &["update_alert", "delete_alert", "list_alert_events"],
+            ),
+            (
+                "post",
+                "/api/workspace/members",
+                "201",
+                &["change_member_role", "remove_member"],
+            ),
+            (
+                "get",
+                "/api/workspace/members",
+                "200",
+                &["change_member_role", "remove_member"],
+            ),
+        ];
+        for (method, path, status, expected) in cases {
+            let targets = link_targets(&document, method, path, status);
+            for target in expected {
+                assert!(
+                    targets.iter().any(|found| found == target),
+                    "{method} {path} ({status}) does not link to {target}: {targets:?}"
+                );
+            }
+        }
+        let link = &operation(&document, "post", "/api/workflows")["responses"]["201"]["links"]["get_workflow"];
+        assert_eq!(link["parameters"]["id"], "$response.body#/id");
+        let link = &operation(&document, "get", "/api/webhooks/{id}/events")["responses"]["200"]["links"]
+            ["get_webhook_event"];
+        assert_eq!(link["parameters"]["id"], "$request.path.id");
+        assert_eq!(link["parameters"]["event_id"], "$response.body#/items/0/id");
+        Ok(())
+    }
+
+    #[test]
+    fn every_operation_lists_the_errors_it_can_give_as_problems() -> Result<(), serde_json::Error> {
+        let document = document()?;
+        let Some(paths) = document["paths"].as_object() else {
+            panic!("no paths");
+        };
+        for (path, item) in paths {
+            for method in super::METHODS {
+                let operation = &item[method];
+                if !operation.is_object() {
+                    continue;
+                }
+                let responses = &operation["responses"];
+                let mut expected = vec!["500", "503"];
+                if operation.get("requestBody").is_some() {
+                    expected.extend(["400", "413", "415", "422"]);
+                }
+                if operation["security"].is_array() {
+                    expected.push("401");
+                }
+                if path.contains('{') {
+                    expected.push("404");
+                }
+                for status in expected {
+                    let schema =
+                        &responses[status]["content"]["application/problem+json"]["schema"]["$ref"];
+                    assert_eq!(
+                        schema, "#/components/schemas/Problem",
+                        "{method} {path} does not list {status} as a problem"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn request_schemas_carry_the_rules_the_server_enforces() -> Result<(), serde_json::Error> {
+        let document = document()?;
+        let schemas = &document["components"]["schemas"];
+        let register = &schemas["RegisterRequest"]["properties"];
+        assert_eq!(register["email"]["format"], "email");
+        assert_eq!(register["password"]["minLength"], 12);
+        assert_eq!(register["display_name"]["maxLength"], 120);
+        assert_eq!(
+            schemas["AddMemberRequest"]["properties"]["role"]["enum"],
+            serde_json::json!(["owner", "admin", "editor", "viewer"])
+        );
+        assert_eq!(
+            schemas["CreateAlertRequest"]["properties"]["threshold_percent"]["maximum"],
+            1000
+        );
+        let credential_kinds = schemas["CreateCredentialRequest"]["oneOf"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or_default();
+        assert_eq!(credential_kinds, 6, "one schema per kind");
+        assert_eq!(
+            schemas["CreateCredentialRequest_smtp"]["properties"]["data"]["properties"]["port"]["maximum"],
+            65535
+        );
+        let limit = document["paths"]["/api/workflows"]["get"]["parameters"]
+            .as_array()
+            .and_then(|parameters| parameters.iter().find(|p| p["name"] == "limit"))
+            .map(|parameter| parameter["schema"].clone())
+            .unwrap_or_default();
+        assert_eq!(limit["maximum"], 200);
+        assert_eq!(limit["minimum"], 1);
+        Ok(())
+    }
+}
