@@ -269,6 +269,44 @@ struct ClaimedId {
     id: Uuid,
 }
 
+/// The claim, fair between workspaces. In priority order it takes: runs whose lease
+/// ended (their worker died); the oldest due run of each workspace with due work (a skip
+/// scan over `executions_workspace_due_idx`: one index probe per workspace, so a
+/// workspace with 50,000 queued runs costs what one with a single run does); then the
+/// oldest due runs of anyone, to fill the claim. A quiet workspace's run is thus taken by
+/// the next claim whatever another's backlog, and an idle machine still gives a busy
+/// workspace every slot. Every part is bounded by `$2`, so a claim costs the same with ten
+/// or a million rows waiting.
+const FAIR_CLAIM: &str = "WITH RECURSIVE expired AS ( \
+       SELECT id FROM executions WHERE status = 'running' AND locked_until < now() \
+       ORDER BY locked_until LIMIT $2 FOR UPDATE SKIP LOCKED \
+     ), waiting AS ( \
+       (SELECT workspace_id, id FROM executions WHERE status = 'queued' AND due_at <= now() \
+        ORDER BY workspace_id, due_at LIMIT 1) \
+       UNION ALL \
+       SELECT next.workspace_id, next.id FROM waiting w CROSS JOIN LATERAL ( \
+         SELECT e.workspace_id, e.id FROM executions e \
+         WHERE e.status = 'queued' AND e.due_at <= now() AND e.workspace_id > w.workspace_id \
+         ORDER BY e.workspace_id, e.due_at LIMIT 1) next \
+     ), fair AS ( \
+       SELECT id, due_at FROM executions \
+       WHERE id IN (SELECT id FROM waiting LIMIT $2) AND status = 'queued' \
+       FOR UPDATE SKIP LOCKED \
+     ), fill AS ( \
+       SELECT id, due_at FROM executions WHERE status = 'queued' AND due_at <= now() \
+       ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED \
+     ), due AS ( \
+       SELECT id FROM ( \
+         SELECT id, 0 AS pass, now() AS due_at FROM expired \
+         UNION ALL SELECT id, 1, due_at FROM fair \
+         UNION ALL SELECT id, 2, due_at FROM fill \
+       ) chosen GROUP BY id ORDER BY min(pass), min(due_at) LIMIT $2 \
+     ) \
+     UPDATE executions e SET status = 'running', locked_by = $1, \
+       locked_until = now() + make_interval(secs => $3), attempt = e.attempt + 1, \
+       started_at = coalesce(e.started_at, now()) \
+     FROM due WHERE e.id = due.id RETURNING e.id";
+
 #[async_trait]
 impl ExecutionRepository for PgExecutions {
     async fn create_inline(&self, run: &InlineRun) -> Result<(), StorageError> {
@@ -482,28 +520,15 @@ impl ExecutionRepository for PgExecutions {
             .execute(&mut connection)
             .await
             .map_err(storage)?;
-            // Raw: a FOR UPDATE SKIP LOCKED claim over two CTEs, leased on the database clock.
-            diesel::sql_query(
-                // Two index scans (expired leases first, then the longest-due queued
-                // rows), so a claim costs the same with ten or a million rows waiting.
-                "WITH expired AS ( \
-                   SELECT id FROM executions WHERE status = 'running' AND locked_until < now() \
-                   ORDER BY locked_until LIMIT $2 FOR UPDATE SKIP LOCKED \
-                 ), queued AS ( \
-                   SELECT id FROM executions WHERE status = 'queued' AND due_at <= now() \
-                   ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED \
-                 ), due AS ((SELECT id FROM expired) UNION ALL (SELECT id FROM queued) LIMIT $2) \
-                 UPDATE executions e SET status = 'running', locked_by = $1, \
-                   locked_until = now() + make_interval(secs => $3), attempt = e.attempt + 1, \
-                   started_at = coalesce(e.started_at, now()) \
-                 FROM due WHERE e.id = due.id RETURNING e.id",
-            )
-            .bind::<Text, _>(worker)
-            .bind::<BigInt, _>(limit)
-            .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
-            .load(&mut connection)
-            .await
-            .map_err(storage)?
+            // Raw: a FOR UPDATE SKIP LOCKED claim over recursive CTEs (a skip scan), leased
+            // on the database clock.
+            diesel::sql_query(FAIR_CLAIM)
+                .bind::<Text, _>(worker)
+                .bind::<BigInt, _>(limit)
+                .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
+                .load(&mut connection)
+                .await
+                .map_err(storage)?
         };
         if ids.is_empty() {
             return Ok(Vec::new());

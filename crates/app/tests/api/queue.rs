@@ -252,3 +252,47 @@ async fn executions_past_the_plan_retention_are_pruned() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_quiet_workspaces_run_is_claimed_before_a_busy_ones_backlog_drains() -> TestResult {
+    use fluxolab_workflows::execution::ExecutionRepository;
+
+    let app = TestApp::spawn_api_only().await?;
+    let busy = app.signed_up("busy@example.com").await?;
+    let quiet = app.signed_up("quiet@example.com").await?;
+    let busy_workflow = active_workflow(&app, &busy, None).await?;
+    let quiet_workflow = active_workflow(&app, &quiet, None).await?;
+    // The busy workspace queued far more than a claim takes, and all of it earlier.
+    enqueue(&app, &busy, &busy_workflow, 500).await?;
+    diesel::sql_query("UPDATE executions SET due_at = now() - interval '1 minute'")
+        .execute(&mut app.db.pool().get().await?)
+        .await?;
+    enqueue(&app, &quiet, &quiet_workflow, 1).await?;
+
+    let queue = fluxolab_postgres::executions::PgExecutions::new(app.db.pool().clone());
+    let claimed = queue.claim("fairness-test", 8, 30).await?;
+    assert_eq!(claimed.len(), 8, "a claim still fills every free slot");
+    let quiet_id = quiet.workspace_id.parse::<uuid::Uuid>()?;
+    let quiet_runs = claimed
+        .iter()
+        .filter(|run| run.execution.workspace_id.as_uuid() == quiet_id)
+        .count();
+    assert_eq!(
+        quiet_runs, 1,
+        "the quiet workspace's run is in the first claim"
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS count FROM executions WHERE status = 'queued'"
+        )
+        .await?,
+        493,
+        "the busy workspace's backlog is still there"
+    );
+
+    // With only the busy workspace waiting, it gets every slot.
+    let claimed = queue.claim("fairness-test", 8, 30).await?;
+    assert_eq!(claimed.len(), 8);
+    Ok(())
+}

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS executions_workspace_due_idx;
