@@ -49,29 +49,22 @@ type AlertRow = (
 );
 
 /// The columns of an [`AlertRow`].
-const ALERT_COLUMNS: (
-    workspace_usage_alerts::id,
-    workspace_usage_alerts::workspace_id,
-    workspace_usage_alerts::metric,
-    workspace_usage_alerts::threshold_percent,
-    workspace_usage_alerts::channel,
-    workspace_usage_alerts::target,
-    workspace_usage_alerts::secret_credential_id,
-    workspace_usage_alerts::enabled,
-    workspace_usage_alerts::created_at,
-    workspace_usage_alerts::updated_at,
-) = (
-    workspace_usage_alerts::id,
-    workspace_usage_alerts::workspace_id,
-    workspace_usage_alerts::metric,
-    workspace_usage_alerts::threshold_percent,
-    workspace_usage_alerts::channel,
-    workspace_usage_alerts::target,
-    workspace_usage_alerts::secret_credential_id,
-    workspace_usage_alerts::enabled,
-    workspace_usage_alerts::created_at,
-    workspace_usage_alerts::updated_at,
-);
+macro_rules! alert_columns {
+    () => {
+        (
+            workspace_usage_alerts::id,
+            workspace_usage_alerts::workspace_id,
+            workspace_usage_alerts::metric,
+            workspace_usage_alerts::threshold_percent,
+            workspace_usage_alerts::channel,
+            workspace_usage_alerts::target,
+            workspace_usage_alerts::secret_credential_id,
+            workspace_usage_alerts::enabled,
+            workspace_usage_alerts::created_at,
+            workspace_usage_alerts::updated_at,
+        )
+    };
+}
 
 fn alert(row: AlertRow) -> Result<UsageAlert, StorageError> {
     let (
@@ -124,33 +117,24 @@ struct EventRow {
 }
 
 /// The columns of an [`EventRow`], in its field order.
-const EVENT_COLUMNS: (
-    workspace_usage_alert_events::id,
-    workspace_usage_alert_events::alert_id,
-    workspace_usage_alert_events::workspace_id,
-    workspace_usage_alert_events::period_start,
-    workspace_usage_alert_events::threshold_percent,
-    workspace_usage_alert_events::used,
-    workspace_usage_alert_events::limit_value,
-    workspace_usage_alert_events::status,
-    workspace_usage_alert_events::attempts,
-    workspace_usage_alert_events::last_error,
-    workspace_usage_alert_events::delivered_at,
-    workspace_usage_alert_events::created_at,
-) = (
-    workspace_usage_alert_events::id,
-    workspace_usage_alert_events::alert_id,
-    workspace_usage_alert_events::workspace_id,
-    workspace_usage_alert_events::period_start,
-    workspace_usage_alert_events::threshold_percent,
-    workspace_usage_alert_events::used,
-    workspace_usage_alert_events::limit_value,
-    workspace_usage_alert_events::status,
-    workspace_usage_alert_events::attempts,
-    workspace_usage_alert_events::last_error,
-    workspace_usage_alert_events::delivered_at,
-    workspace_usage_alert_events::created_at,
-);
+macro_rules! event_columns {
+    () => {
+        (
+            workspace_usage_alert_events::id,
+            workspace_usage_alert_events::alert_id,
+            workspace_usage_alert_events::workspace_id,
+            workspace_usage_alert_events::period_start,
+            workspace_usage_alert_events::threshold_percent,
+            workspace_usage_alert_events::used,
+            workspace_usage_alert_events::limit_value,
+            workspace_usage_alert_events::status,
+            workspace_usage_alert_events::attempts,
+            workspace_usage_alert_events::last_error,
+            workspace_usage_alert_events::delivered_at,
+            workspace_usage_alert_events::created_at,
+        )
+    };
+}
 
 fn event(row: EventRow) -> AlertEvent {
     AlertEvent {
@@ -207,7 +191,7 @@ impl AlertRepository for PgAlerts {
         let mut connection = pooled(&self.pool).await?;
         let mut query = workspace_usage_alerts::table
             .filter(workspace_usage_alerts::workspace_id.eq(workspace.as_uuid()))
-            .select(ALERT_COLUMNS)
+            .select(alert_columns!())
             .order((
                 workspace_usage_alerts::created_at.desc(),
                 workspace_usage_alerts::id.desc(),
@@ -237,7 +221,7 @@ impl AlertRepository for PgAlerts {
         let row: Option<AlertRow> = workspace_usage_alerts::table
             .filter(workspace_usage_alerts::workspace_id.eq(workspace.as_uuid()))
             .filter(workspace_usage_alerts::id.eq(id))
-            .select(ALERT_COLUMNS)
+            .select(alert_columns!())
             .first(&mut connection)
             .await
             .optional()
@@ -326,7 +310,7 @@ impl AlertRepository for PgAlerts {
         let mut query = workspace_usage_alert_events::table
             .filter(workspace_usage_alert_events::workspace_id.eq(workspace.as_uuid()))
             .filter(workspace_usage_alert_events::alert_id.eq(alert))
-            .select(EVENT_COLUMNS)
+            .select(event_columns!())
             .order((
                 workspace_usage_alert_events::created_at.desc(),
                 workspace_usage_alert_events::id.desc(),
@@ -381,7 +365,7 @@ impl AlertRepository for PgAlerts {
         let ids: Vec<Uuid> = events.iter().map(|row| row.alert_id).collect();
         let alerts: Vec<AlertRow> = workspace_usage_alerts::table
             .filter(workspace_usage_alerts::id.eq_any(&ids))
-            .select(ALERT_COLUMNS)
+            .select(alert_columns!())
             .load(&mut connection)
             .await
             .map_err(storage)?;

@@ -1,6 +1,8 @@
 //! Executions, their steps, and the queue (DESIGN §5): claims with `FOR UPDATE SKIP
 //! LOCKED`, leases, re-claim of expired leases, and a cap on attempts.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
@@ -269,16 +271,24 @@ struct ClaimedId {
     id: Uuid,
 }
 
-/// The claim, fair between workspaces. In priority order it takes: runs whose lease
-/// ended (their worker died); the oldest due run of each workspace with due work (a skip
+/// The claim, fair between workspaces, in one statement. First, nothing stays running
+/// forever: a run whose lease ended after its last attempt fails (`abandoned`). Then, in
+/// priority order, it takes: runs whose lease ended with attempts left (their worker
+/// died); the oldest due run of each workspace with due work (a skip
 /// scan over `executions_workspace_due_idx`: one index probe per workspace, so a
 /// workspace with 50,000 queued runs costs what one with a single run does); then the
 /// oldest due runs of anyone, to fill the claim. A quiet workspace's run is thus taken by
 /// the next claim whatever another's backlog, and an idle machine still gives a busy
 /// workspace every slot. Every part is bounded by `$2`, so a claim costs the same with ten
 /// or a million rows waiting.
-const FAIR_CLAIM: &str = "WITH RECURSIVE expired AS ( \
-       SELECT id FROM executions WHERE status = 'running' AND locked_until < now() \
+const FAIR_CLAIM: &str = "WITH RECURSIVE abandoned AS ( \
+       UPDATE executions SET status = 'failed', finished_at = now(), locked_by = NULL, \
+         locked_until = NULL, \
+         error = format('abandoned after %s attempts (its worker stopped each time)', attempt) \
+       WHERE status = 'running' AND locked_until < now() AND attempt >= max_attempts \
+     ), expired AS ( \
+       SELECT id FROM executions \
+       WHERE status = 'running' AND locked_until < now() AND attempt < max_attempts \
        ORDER BY locked_until LIMIT $2 FOR UPDATE SKIP LOCKED \
      ), waiting AS ( \
        (SELECT workspace_id, id FROM executions WHERE status = 'queued' AND due_at <= now() \
@@ -510,16 +520,6 @@ impl ExecutionRepository for PgExecutions {
     ) -> Result<Vec<ClaimedExecution>, StorageError> {
         let ids: Vec<ClaimedId> = {
             let mut connection = pooled(&self.pool).await?;
-            // Nothing stays running forever: a run whose worker died too often fails.
-            // Raw: the error is built by format() from each row's attempt count.
-            diesel::sql_query(
-                "UPDATE executions SET status = 'failed', finished_at = now(), locked_by = NULL, locked_until = NULL, \
-                   error = format('abandoned after %s attempts (its worker stopped each time)', attempt) \
-                 WHERE status = 'running' AND locked_until < now() AND attempt >= max_attempts",
-            )
-            .execute(&mut connection)
-            .await
-            .map_err(storage)?;
             // Raw: a FOR UPDATE SKIP LOCKED claim over recursive CTEs (a skip scan), leased
             // on the database clock.
             diesel::sql_query(FAIR_CLAIM)
@@ -544,8 +544,11 @@ impl ExecutionRepository for PgExecutions {
             .await
             .map_err(storage)?;
         let workflows: Vec<Uuid> = rows.iter().map(|row| row.2).collect();
-        let definitions: Vec<(Uuid, i32, Value)> = workflow_versions::table
+        let versions: Vec<i32> = rows.iter().map(|row| row.3).collect();
+        // Only the versions claimed (a superset at worst), each parsed once.
+        let stored: Vec<(Uuid, i32, Value)> = workflow_versions::table
             .filter(workflow_versions::workflow_id.eq_any(&workflows))
+            .filter(workflow_versions::version.eq_any(&versions))
             .select((
                 workflow_versions::workflow_id,
                 workflow_versions::version,
@@ -554,6 +557,13 @@ impl ExecutionRepository for PgExecutions {
             .load(&mut connection)
             .await
             .map_err(storage)?;
+        let mut definitions = HashMap::with_capacity(stored.len());
+        for (workflow, version, definition) in stored {
+            definitions.insert(
+                (workflow, version),
+                serde_json::from_value::<Definition>(definition).map_err(storage)?,
+            );
+        }
         let steps: Vec<(Uuid, StepRow)> = execution_steps::table
             .filter(execution_steps::execution_id.eq_any(&ids))
             .order((
@@ -576,24 +586,22 @@ impl ExecutionRepository for PgExecutions {
             .load(&mut connection)
             .await
             .map_err(storage)?;
+        let mut completed_by_run: HashMap<Uuid, Vec<StepRecord>> = HashMap::new();
+        for (id, row) in steps {
+            completed_by_run.entry(id).or_default().push(step(row));
+        }
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
             let execution = execution(row)?;
             let definition = definitions
-                .iter()
-                .find(|(workflow, version, _)| {
-                    *workflow == execution.workflow_id.as_uuid() && *version == execution.version
-                })
-                .map(|(_, _, definition)| definition.clone())
+                .get(&(execution.workflow_id.as_uuid(), execution.version))
+                .cloned()
                 .ok_or_else(|| corrupt("the execution's version is gone"))?;
-            let completed = steps
-                .iter()
-                .filter(|(id, _)| *id == execution.id.as_uuid())
-                .map(|(_, row)| step(row.clone()))
-                .collect();
             claimed.push(ClaimedExecution {
-                definition: serde_json::from_value::<Definition>(definition).map_err(storage)?,
-                completed,
+                definition,
+                completed: completed_by_run
+                    .remove(&execution.id.as_uuid())
+                    .unwrap_or_default(),
                 execution,
             });
         }

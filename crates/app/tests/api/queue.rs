@@ -296,3 +296,36 @@ async fn a_quiet_workspaces_run_is_claimed_before_a_busy_ones_backlog_drains() -
     assert_eq!(claimed.len(), 8);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_claim_fails_runs_out_of_attempts_and_resumes_the_others() -> TestResult {
+    use fluxolab_workflows::execution::ExecutionRepository;
+
+    let app = TestApp::spawn_api_only().await?;
+    let owner = app.signed_up("leases@example.com").await?;
+    let workflow = active_workflow(&app, &owner, None).await?;
+    enqueue(&app, &owner, &workflow, 2).await?;
+    // Both were running under a worker whose lease ended: one on its last attempt.
+    diesel::sql_query(
+        "UPDATE executions SET status = 'running', locked_by = 'gone', \
+           locked_until = now() - interval '1 second', \
+           attempt = CASE WHEN id = (SELECT id FROM executions ORDER BY id LIMIT 1) THEN max_attempts ELSE 1 END",
+    )
+    .execute(&mut app.db.pool().get().await?)
+    .await?;
+
+    let queue = fluxolab_postgres::executions::PgExecutions::new(app.db.pool().clone());
+    let claimed = queue.claim("heir", 8, 30).await?;
+    assert_eq!(claimed.len(), 1, "only the run with attempts left resumes");
+    assert_eq!(claimed[0].execution.attempt, 2);
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS count FROM executions WHERE status = 'failed' \
+             AND error LIKE 'abandoned after 3 attempts%' AND locked_by IS NULL"
+        )
+        .await?,
+        1
+    );
+    Ok(())
+}
