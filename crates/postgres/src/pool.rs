@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use diesel_async::AsyncPgConnection;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::pooled_connection::deadpool::Pool;
 
 /// The pool every repository draws from.
@@ -23,7 +25,13 @@ pub struct PoolBuildError(#[from] deadpool::managed::BuildError);
 
 /// Builds a pool for `database_url`. Connections are opened lazily, on first use.
 pub fn connect_pool(database_url: &str, settings: &PoolSettings) -> Result<DbPool, PoolBuildError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    // `Fast` recycling: no `SELECT 1` round trip each time a connection leaves the pool.
+    // A connection that broke is still dropped (its failed query marks it broken and the
+    // pool discards it); a request that meets a freshly dead one answers 503 once.
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     Ok(Pool::builder(manager)
         .max_size(settings.max_size)
         .wait_timeout(Some(settings.acquire_timeout))
