@@ -199,6 +199,7 @@ ON CONFLICT ON CONSTRAINT workspace_usage_alert_events_once DO NOTHING";
 
 #[async_trait]
 impl AlertRepository for PgAlerts {
+    #[tracing::instrument(name = "db.alerts.list", level = "debug", skip_all)]
     async fn list(
         &self,
         workspace: WorkspaceId,
@@ -228,6 +229,7 @@ impl AlertRepository for PgAlerts {
         Ok(Page::from_rows(items, page, UsageAlert::cursor))
     }
 
+    #[tracing::instrument(name = "db.alerts.find", level = "debug", skip_all)]
     async fn find(
         &self,
         workspace: WorkspaceId,
@@ -245,6 +247,7 @@ impl AlertRepository for PgAlerts {
         row.map(alert).transpose()
     }
 
+    #[tracing::instrument(name = "db.alerts.insert", level = "debug", skip_all)]
     async fn insert(
         &self,
         unit: &mut Uow,
@@ -271,6 +274,7 @@ impl AlertRepository for PgAlerts {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.alerts.update", level = "debug", skip_all)]
     async fn update(&self, unit: &mut Uow, alert: &UsageAlert) -> Result<(), StorageError> {
         diesel::update(
             workspace_usage_alerts::table
@@ -289,6 +293,7 @@ impl AlertRepository for PgAlerts {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.alerts.delete", level = "debug", skip_all)]
     async fn delete(
         &self,
         unit: &mut Uow,
@@ -316,6 +321,7 @@ impl AlertRepository for PgAlerts {
         Ok(gone.len() == 1)
     }
 
+    #[tracing::instrument(name = "db.alerts.events", level = "debug", skip_all)]
     async fn events(
         &self,
         workspace: WorkspaceId,
@@ -350,6 +356,7 @@ impl AlertRepository for PgAlerts {
         ))
     }
 
+    #[tracing::instrument(name = "db.alerts.evaluate", level = "debug", skip_all)]
     async fn evaluate(&self) -> Result<u64, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // Raw: see EVALUATE (CASE subqueries over a view into an INSERT … SELECT).
@@ -360,6 +367,7 @@ impl AlertRepository for PgAlerts {
         Ok(u64::try_from(fired).unwrap_or_default())
     }
 
+    #[tracing::instrument(name = "db.alerts.claim_due", level = "debug", skip_all)]
     async fn claim_due(&self, limit: i64) -> Result<Vec<Delivery>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // Raw: an UPDATE of a FOR UPDATE SKIP LOCKED subselect, with a database-clock lease.
@@ -404,6 +412,7 @@ impl AlertRepository for PgAlerts {
             .collect())
     }
 
+    #[tracing::instrument(name = "db.alerts.delivered", level = "debug", skip_all)]
     async fn delivered(&self, event: Uuid) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
         diesel::update(workspace_usage_alert_events::table.find(event))
@@ -418,6 +427,7 @@ impl AlertRepository for PgAlerts {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.alerts.attempt_failed", level = "debug", skip_all)]
     async fn attempt_failed(
         &self,
         event: Uuid,
