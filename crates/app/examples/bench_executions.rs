@@ -70,9 +70,13 @@ async fn run(url: &str) -> Result<(), Error> {
     })?;
     fluxolab_postgres::seed::seed_reference_data(&mut *pool.get().await?).await?;
     // Observed as `fluxolab serve` observes its workers, so the figure includes metrics.
-    let metrics = Arc::new(fluxolab_http::HttpMetrics::new());
-    let services =
-        fluxolab_app::startup::services(&pool, &settings, Arc::new(SystemClock), metrics)?;
+    let metrics = fluxolab_telemetry::MetricsRegistry::new();
+    let services = fluxolab_app::startup::services(
+        &pool,
+        &settings,
+        Arc::new(SystemClock),
+        Arc::new(metrics.executions().clone()),
+    )?;
 
     // A user and workspace as registration makes them, and the three-node workflow.
     let user = services

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use fluxolab_credentials::service::rewrap_all_data_keys;
-use fluxolab_http::{ApiState, HttpMetrics, ServerSettings, build_ops_server};
+use fluxolab_http::{ApiState, ServerSettings, build_ops_server};
 use fluxolab_identity::{DisplayName, EmailAddress, PasswordHash};
 use fluxolab_postgres::seed::{self, DemoAccount};
 use fluxolab_postgres::vault::PgVault;
 use fluxolab_postgres::{StoreError, migrations};
+use fluxolab_telemetry::MetricsRegistry;
 use fluxolab_workspace::model::WorkspaceName;
 use secrecy::SecretString;
 
@@ -93,12 +94,12 @@ pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
     if let Err(reason) = fluxolab_postgres::readiness::check(&pool, &embedded).await {
         tracing::warn!(%reason, "the database is not ready; claims will fail until it is");
     }
-    let metrics = Arc::new(HttpMetrics::new());
+    let metrics = MetricsRegistry::new();
     let services = startup::services(
         &pool,
         settings,
         Arc::new(fluxolab_kernel::SystemClock),
-        metrics.clone(),
+        Arc::new(metrics.executions().clone()),
     )?;
     let state = ApiState::new(Arc::new(PostgresProbe::new(pool, embedded)))
         .map_err(StartupError::from)?

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use fluxolab_credentials::{VaultPorts, VaultService};
 use fluxolab_http::intake::IntakeLimits;
-use fluxolab_http::{ApiState, HttpMetrics, ServerSettings, Services, build_server};
+use fluxolab_http::{ApiState, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
 use fluxolab_kernel::{Clock, SystemClock};
 use fluxolab_outbound::{OutboundAlerts, OutboundEffects, OutboundTester};
@@ -26,6 +26,7 @@ use fluxolab_postgres::webhooks::PgWebhooks;
 use fluxolab_postgres::workflows::PgWorkflows;
 use fluxolab_postgres::workspaces::PgWorkspaces;
 use fluxolab_postgres::{DbPool, PoolSettings, StoreError, connect_pool, migrations};
+use fluxolab_telemetry::MetricsRegistry;
 use fluxolab_webhooks::{Intake, IntakeSettings, WebhookPorts, WebhookService};
 use fluxolab_workflows::engine::Engine;
 use fluxolab_workflows::execution::ExecutionRepository;
@@ -294,8 +295,13 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let pool = pool(&settings.database)?;
-        let metrics = Arc::new(HttpMetrics::new());
-        let services = services(&pool, settings, clock, metrics.clone())?;
+        let metrics = MetricsRegistry::new();
+        let services = services(
+            &pool,
+            settings,
+            clock,
+            Arc::new(metrics.executions().clone()),
+        )?;
         let probe = PostgresProbe::new(pool, migrations::embedded_versions()?);
         let state = ApiState::new(Arc::new(probe))?
             .with_metrics(metrics)

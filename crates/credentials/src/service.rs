@@ -207,6 +207,7 @@ impl VaultService {
         Ok(serde_json::from_slice(&plaintext).unwrap_or_default())
     }
 
+    #[tracing::instrument(name = "vault.list", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn list(
         &self,
         principal: &Principal,
@@ -222,6 +223,7 @@ impl VaultService {
 
     /// One of the workspace's own credentials (a secret another feature owns is not
     /// found here: it is managed there).
+    #[tracing::instrument(name = "vault.get", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn get(
         &self,
         principal: &Principal,
@@ -239,6 +241,7 @@ impl VaultService {
             .ok_or(VaultError::NotFound)
     }
 
+    #[tracing::instrument(name = "vault.create", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn create(
         &self,
         principal: &Principal,
@@ -332,6 +335,7 @@ impl VaultService {
     /// Seals `secrets` as a new credential of `kind` inside `unit` (the caller commits),
     /// for secrets other features own, such as webhook signing secrets. No permission
     /// check: the calling use case has made its own.
+    #[tracing::instrument(name = "vault.create_in", skip_all, fields(workspace_id = %workspace))]
     pub async fn create_in(
         &self,
         unit: &mut Uow,
@@ -366,6 +370,7 @@ impl VaultService {
 
     /// Seals one secret string another feature owns (a webhook signing secret, an alert
     /// secret) as a `generic` credential inside `unit`; returns its id.
+    #[tracing::instrument(name = "vault.store_owned_secret", skip_all, fields(workspace_id = %workspace))]
     pub async fn store_owned_secret(
         &self,
         unit: &mut Uow,
@@ -392,6 +397,7 @@ impl VaultService {
     }
 
     /// Opens a secret stored by [`VaultService::store_owned_secret`].
+    #[tracing::instrument(name = "vault.open_owned_secret", skip_all, fields(workspace_id = %workspace))]
     pub async fn open_owned_secret(
         &self,
         workspace: WorkspaceId,
@@ -414,6 +420,7 @@ impl VaultService {
 
     /// Deletes a credential another feature owns inside `unit` (the caller commits and
     /// has checked permissions); `false` when there was none.
+    #[tracing::instrument(name = "vault.delete_in", skip_all, fields(workspace_id = %workspace))]
     pub async fn delete_in(
         &self,
         unit: &mut Uow,
@@ -423,6 +430,7 @@ impl VaultService {
         Ok(self.ports.credentials.delete(unit, workspace, id).await?)
     }
 
+    #[tracing::instrument(name = "vault.update", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn update(
         &self,
         principal: &Principal,
@@ -481,6 +489,7 @@ impl VaultService {
         Ok(record)
     }
 
+    #[tracing::instrument(name = "vault.delete", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn delete(&self, principal: &Principal, id: Uuid) -> Result<(), VaultError> {
         principal.require(Permission::CredentialsWrite)?;
         let workspace = principal.workspace_id();
@@ -524,6 +533,7 @@ impl VaultService {
     /// Tries the credential against its service: SMTP connects, secures and logs in; HTTP
     /// kinds request `url` with the credential applied. Outbound connections pass the
     /// SSRF guard. A failed connection is an outcome (`ok: false`), not an error.
+    #[tracing::instrument(name = "vault.test", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn test(
         &self,
         principal: &Principal,
@@ -633,6 +643,7 @@ impl VaultService {
     /// batches. Each row is re-sealed atomically and stays readable under its old key
     /// until then, so the server keeps serving; an interrupted rotation is finished by
     /// the next call instead of starting another.
+    #[tracing::instrument(name = "vault.rotate_data_key", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn rotate_data_key(
         &self,
         principal: &Principal,
@@ -710,6 +721,7 @@ pub struct RewrapReport {
 
 /// Re-wraps every workspace data key under the current master secret. No credential row
 /// is touched; running it again re-wraps nothing.
+#[tracing::instrument(name = "vault.rewrap_all_data_keys", skip_all)]
 pub async fn rewrap_all_data_keys(
     keys: &dyn DataKeyRepository,
     master: &MasterKeys,

@@ -1,16 +1,17 @@
-//! Prometheus metrics of the HTTP layer and the database pool, in a registry per
-//! application (no global state, so tests can each read their own).
+//! Prometheus metrics of the HTTP layer and the database pool, registered into the
+//! process's registry (`fluxolab_telemetry::MetricsRegistry`), which also holds the
+//! execution metrics; `/metrics` renders them all.
+
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::histogram::Histogram;
 
-use fluxolab_workflows::execution::ExecutionStatus;
-use fluxolab_workflows::execution_service::ExecutionObserver;
+use fluxolab_telemetry::MetricsRegistry;
+use fluxolab_telemetry::metrics::latency_histogram;
 
 use crate::{PoolStatus, QueueStatus};
 
@@ -21,11 +22,6 @@ pub struct RequestLabels {
     pub method: String,
     pub route: String,
     pub status: u16,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ExecutionLabels {
-    status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,49 +36,27 @@ struct KeyRefusalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StepLabels {
-    node_type: String,
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     state: &'static str,
 }
 
-/// The metrics of the process (HTTP layer, pool, queue, executions), and their
-/// registry.
+/// The metrics of the HTTP layer (requests, the pool, webhook deliveries, API-key
+/// refusals), kept in the process's registry.
 #[derive(Debug)]
 pub struct HttpMetrics {
-    registry: Registry,
+    registry: Arc<MetricsRegistry>,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RequestLabels, Histogram>,
     pool_connections: Family<PoolLabels, Gauge>,
     pool_max: Gauge,
     pool_waiting: Gauge,
-    queued: Gauge,
-    running: Gauge,
-    lag: Gauge<f64, std::sync::atomic::AtomicU64>,
-    executions: Family<ExecutionLabels, Counter>,
-    steps: Family<StepLabels, Histogram>,
     webhook_events: Family<WebhookLabels, Counter>,
     key_refusals: Family<KeyRefusalLabels, Counter>,
 }
 
-fn latency_histogram() -> Histogram {
-    // 1 ms … ~16 s
-    Histogram::new(exponential_buckets(0.001, 2.0, 15))
-}
-
-impl Default for HttpMetrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl HttpMetrics {
-    pub fn new() -> Self {
-        let mut registry = Registry::default();
+    /// Registers the HTTP layer's metrics into `registry` (once per registry).
+    pub fn new(registry: Arc<MetricsRegistry>) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         let durations = Family::<RequestLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
@@ -111,38 +85,6 @@ impl HttpMetrics {
             "Callers waiting for a database connection",
             pool_waiting.clone(),
         );
-        let queued = Gauge::default();
-        let running = Gauge::default();
-        let lag = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register(
-            "executions_queued",
-            "Executions waiting in the queue",
-            queued.clone(),
-        );
-        registry.register(
-            "executions_running",
-            "Executions being run by a worker",
-            running.clone(),
-        );
-        registry.register(
-            "queue_lag_seconds",
-            "How long the oldest due execution has waited to be claimed",
-            lag.clone(),
-        );
-        let executions = Family::<ExecutionLabels, Counter>::default();
-        let steps = Family::<StepLabels, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        registry.register(
-            "executions_settled",
-            "Runs settled by this process, by the status they reached (queued: retried later or suspended by a delay)",
-            executions.clone(),
-        );
-        registry.register(
-            "execution_step_duration_seconds",
-            "Time nodes took to run, by node type and outcome",
-            steps.clone(),
-        );
         let webhook_events = Family::<WebhookLabels, Counter>::default();
         registry.register(
             "webhook_events",
@@ -157,19 +99,19 @@ impl HttpMetrics {
         );
         Self {
             registry,
-            key_refusals,
-            webhook_events,
-            executions,
-            steps,
             requests,
             durations,
             pool_connections,
             pool_max,
             pool_waiting,
-            queued,
-            running,
-            lag,
+            webhook_events,
+            key_refusals,
         }
+    }
+
+    /// The registry these metrics are kept in.
+    pub fn registry(&self) -> &Arc<MetricsRegistry> {
+        &self.registry
     }
 
     /// Records one answered request.
@@ -196,17 +138,17 @@ impl HttpMetrics {
             .inc();
     }
 
-    /// Renders every metric in the text exposition format, with the pool and the queue
-    /// sampled now.
+    /// Renders every metric of the registry in the text exposition format, with the
+    /// pool and the queue sampled now.
     pub fn render(
         &self,
         pool: PoolStatus,
         queue: Option<QueueStatus>,
     ) -> Result<String, std::fmt::Error> {
         if let Some(queue) = queue {
-            self.queued.set(queue.queued);
-            self.running.set(queue.running);
-            self.lag.set(queue.lag_seconds);
+            self.registry
+                .executions()
+                .set_queue(queue.queued, queue.running, queue.lag_seconds);
         }
         let in_use = pool.size.saturating_sub(pool.available);
         let gauge = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
@@ -218,37 +160,20 @@ impl HttpMetrics {
             .set(gauge(in_use));
         self.pool_max.set(gauge(pool.max_size));
         self.pool_waiting.set(gauge(pool.waiting));
-        let mut text = String::new();
-        encode(&mut text, &self.registry)?;
-        Ok(text)
-    }
-}
-
-impl ExecutionObserver for HttpMetrics {
-    fn step_finished(&self, node_type: &str, seconds: f64, failed: bool) {
-        let labels = StepLabels {
-            node_type: node_type.to_owned(),
-            outcome: if failed { "failed" } else { "succeeded" },
-        };
-        self.steps.get_or_create(&labels).observe(seconds);
-    }
-
-    fn execution_settled(&self, status: ExecutionStatus) {
-        self.executions
-            .get_or_create(&ExecutionLabels {
-                status: status.code(),
-            })
-            .inc();
+        self.registry.render()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use fluxolab_workflows::execution::ExecutionStatus;
+    use fluxolab_workflows::execution_service::ExecutionObserver;
+
     use super::*;
 
     #[test]
     fn requests_are_counted_by_route_template_and_status() -> Result<(), std::fmt::Error> {
-        let metrics = HttpMetrics::new();
+        let metrics = HttpMetrics::new(MetricsRegistry::new());
         let labels = RequestLabels {
             method: "GET".into(),
             route: "/api/workflows/{id}".into(),
@@ -256,8 +181,9 @@ mod tests {
         };
         metrics.observe_request(&labels, 0.003);
         metrics.observe_request(&labels, 0.004);
-        metrics.step_finished("data.set", 0.0004, false);
-        metrics.execution_settled(ExecutionStatus::Succeeded);
+        let executions = metrics.registry().executions();
+        executions.step_finished("data.set", 0.0004, false);
+        executions.execution_settled(ExecutionStatus::Succeeded);
         let text = metrics.render(
             PoolStatus {
                 max_size: 10,

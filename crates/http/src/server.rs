@@ -9,6 +9,7 @@ use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::web::{self, Data, JsonConfig, PathConfig, PayloadConfig, QueryConfig};
 use actix_web::{App, HttpServer};
+use fluxolab_telemetry::MetricsRegistry;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -49,15 +50,16 @@ impl ApiState {
         let document = openapi::document()?;
         Ok(Self {
             probe,
-            metrics: Data::new(HttpMetrics::new()),
+            metrics: Data::new(HttpMetrics::new(MetricsRegistry::new())),
             openapi: Data::new(OpenApiJson(serde_json::to_string(&document)?)),
             services: None,
         })
     }
 
-    /// Records into `metrics` (shared with the workers) instead of a registry of its own.
-    pub fn with_metrics(mut self, metrics: Arc<HttpMetrics>) -> Self {
-        self.metrics = Data::from(metrics);
+    /// Records into the process's `registry` (shared with the workers, whose execution
+    /// metrics it holds) instead of a registry of its own.
+    pub fn with_metrics(mut self, registry: Arc<MetricsRegistry>) -> Self {
+        self.metrics = Data::new(HttpMetrics::new(registry));
         self
     }
 

@@ -137,6 +137,7 @@ impl AccountService {
 
     /// Creates the user and, in the same unit of work, their personal workspace; either
     /// everything is written or nothing is.
+    #[tracing::instrument(name = "accounts.register", skip_all)]
     pub async fn register(&self, registration: Registration) -> Result<User, AccountError> {
         let mut errors = ValidationErrors::new();
         let email = EmailAddress::parse(&registration.email)
@@ -186,6 +187,7 @@ impl AccountService {
 
     /// Checks the password and opens a session. Unknown e-mail, wrong password and a
     /// locked account answer alike, after a password verification each.
+    #[tracing::instrument(name = "accounts.login", skip_all)]
     pub async fn login(
         &self,
         email: &str,
@@ -238,6 +240,7 @@ impl AccountService {
 
     /// Rotates a refresh token. A token that was already rotated means it was stolen or
     /// replayed: its whole family is revoked.
+    #[tracing::instrument(name = "accounts.refresh", skip_all)]
     pub async fn refresh(
         &self,
         token: &str,
@@ -279,6 +282,7 @@ impl AccountService {
 
     /// Ends the session the refresh token belongs to (its whole family). Unknown tokens
     /// are ignored: logging out twice is not an error.
+    #[tracing::instrument(name = "accounts.logout", skip_all)]
     pub async fn logout(&self, token: &str) -> Result<(), AccountError> {
         if let Some(session) = self
             .ports
@@ -295,6 +299,7 @@ impl AccountService {
     }
 
     /// The user with their memberships.
+    #[tracing::instrument(name = "accounts.me", skip_all)]
     pub async fn me(&self, user: UserId) -> Result<(User, Vec<Membership>), AccountError> {
         let found = self
             .ports
@@ -307,6 +312,7 @@ impl AccountService {
 
     /// Changes the password after checking the current one, and revokes every session
     /// except the caller's (`keep_family`).
+    #[tracing::instrument(name = "accounts.change_password", skip_all)]
     pub async fn change_password(
         &self,
         user: UserId,
@@ -356,6 +362,7 @@ impl AccountService {
         Ok(())
     }
 
+    #[tracing::instrument(name = "accounts.settings", skip_all)]
     pub async fn settings(&self, user: UserId) -> Result<UserSettings, AccountError> {
         self.ports
             .users
@@ -364,6 +371,7 @@ impl AccountService {
             .ok_or(AccountError::UnknownUser)
     }
 
+    #[tracing::instrument(name = "accounts.update_settings", skip_all)]
     pub async fn update_settings(
         &self,
         user: UserId,
@@ -374,6 +382,7 @@ impl AccountService {
         Ok(settings)
     }
 
+    #[tracing::instrument(name = "accounts.security", skip_all)]
     pub async fn security(&self, user: UserId) -> Result<SecurityOverview, AccountError> {
         let password_changed_at = self
             .ports
@@ -394,6 +403,7 @@ impl AccountService {
 
     /// Revokes one of the user's sessions (its whole family); `false` when the user has
     /// no live session with that id.
+    #[tracing::instrument(name = "accounts.revoke_session", skip_all)]
     pub async fn revoke_session(&self, user: UserId, session: Uuid) -> Result<bool, AccountError> {
         let now = self.ports.clock.now();
         let live = self.ports.sessions.list_live(user, now).await?;

@@ -142,6 +142,7 @@ fn insert_session_values(new: &NewSession) -> SessionInsert<'_> {
 
 #[async_trait]
 impl UserRepository for PgAccounts {
+    #[tracing::instrument(name = "db.users.insert", level = "debug", skip_all)]
     async fn insert(&self, uow: &mut Uow, user: &NewUser) -> Result<(), InsertUserError> {
         let connection = connection_of(uow)?;
         diesel::insert_into(users::table)
@@ -173,6 +174,7 @@ impl UserRepository for PgAccounts {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.users.find_for_login", level = "debug", skip_all)]
     async fn find_for_login(
         &self,
         email: &EmailAddress,
@@ -180,6 +182,7 @@ impl UserRepository for PgAccounts {
         self.login_record(LoginKey::Email(email.as_str())).await
     }
 
+    #[tracing::instrument(name = "db.users.find_for_login_by_id", level = "debug", skip_all)]
     async fn find_for_login_by_id(
         &self,
         user: UserId,
@@ -187,6 +190,7 @@ impl UserRepository for PgAccounts {
         self.login_record(LoginKey::Id(user.as_uuid())).await
     }
 
+    #[tracing::instrument(name = "db.users.record_failed_login", level = "debug", skip_all)]
     async fn record_failed_login(
         &self,
         user: UserId,
@@ -221,6 +225,7 @@ impl UserRepository for PgAccounts {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.users.record_successful_login", level = "debug", skip_all)]
     async fn record_successful_login(
         &self,
         user: UserId,
@@ -247,6 +252,7 @@ impl UserRepository for PgAccounts {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.users.set_password", level = "debug", skip_all)]
     async fn set_password(
         &self,
         uow: &mut Uow,
@@ -274,6 +280,7 @@ impl UserRepository for PgAccounts {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.users.find", level = "debug", skip_all)]
     async fn find(&self, user: UserId) -> Result<Option<User>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<(Uuid, String, String, Option<Uuid>, OffsetDateTime)> = users::table
@@ -300,6 +307,7 @@ impl UserRepository for PgAccounts {
         )
     }
 
+    #[tracing::instrument(name = "db.users.memberships", level = "debug", skip_all)]
     async fn memberships(&self, user: UserId) -> Result<Vec<Membership>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let rows: Vec<(Uuid, String, String)> = workspace_members::table
@@ -322,6 +330,7 @@ impl UserRepository for PgAccounts {
             .collect())
     }
 
+    #[tracing::instrument(name = "db.users.settings", level = "debug", skip_all)]
     async fn settings(&self, user: UserId) -> Result<Option<UserSettings>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<(String, String, String, serde_json::Value)> = user_settings::table
@@ -349,6 +358,7 @@ impl UserRepository for PgAccounts {
         )
     }
 
+    #[tracing::instrument(name = "db.users.save_settings", level = "debug", skip_all)]
     async fn save_settings(
         &self,
         user: UserId,
@@ -370,6 +380,7 @@ impl UserRepository for PgAccounts {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.users.password_changed_at", level = "debug", skip_all)]
     async fn password_changed_at(
         &self,
         user: UserId,
@@ -411,6 +422,7 @@ const SESSION_COLUMNS: (
 
 #[async_trait]
 impl SessionRepository for PgAccounts {
+    #[tracing::instrument(name = "db.sessions.create", level = "debug", skip_all)]
     async fn create(&self, new: &NewSession) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
         diesel::insert_into(sessions::table)
@@ -421,6 +433,7 @@ impl SessionRepository for PgAccounts {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.sessions.find_by_digest", level = "debug", skip_all)]
     async fn find_by_digest(&self, digest: &[u8; 32]) -> Result<Option<Session>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<SessionRow> = sessions::table
@@ -433,6 +446,7 @@ impl SessionRepository for PgAccounts {
         Ok(row.map(session))
     }
 
+    #[tracing::instrument(name = "db.sessions.rotate", level = "debug", skip_all)]
     async fn rotate(
         &self,
         old: Uuid,
@@ -464,6 +478,7 @@ impl SessionRepository for PgAccounts {
             .map_err(storage)
     }
 
+    #[tracing::instrument(name = "db.sessions.revoke_family", level = "debug", skip_all)]
     async fn revoke_family(
         &self,
         family: Uuid,
@@ -486,6 +501,7 @@ impl SessionRepository for PgAccounts {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.sessions.list_live", level = "debug", skip_all)]
     async fn list_live(
         &self,
         user: UserId,
@@ -505,6 +521,7 @@ impl SessionRepository for PgAccounts {
         Ok(rows.into_iter().map(session).collect())
     }
 
+    #[tracing::instrument(name = "db.sessions.revoke_all_but", level = "debug", skip_all)]
     async fn revoke_all_but(
         &self,
         uow: &mut Uow,

@@ -91,6 +91,7 @@ fn row(event: &fluxolab_kernel::AuditEvent) -> ActivityRow<'_> {
 
 #[async_trait::async_trait]
 impl fluxolab_kernel::AuditLog for PgAudit {
+    #[tracing::instrument(name = "db.activity.record_in", level = "debug", skip_all)]
     async fn record_in(
         &self,
         uow: &mut fluxolab_kernel::Uow,
@@ -101,6 +102,7 @@ impl fluxolab_kernel::AuditLog for PgAudit {
             .await
     }
 
+    #[tracing::instrument(name = "db.activity.record", level = "debug", skip_all)]
     async fn record(&self, event: &fluxolab_kernel::AuditEvent) -> Result<(), StorageError> {
         row(event)
             .insert(&mut *crate::pool::pooled(&self.pool).await?)

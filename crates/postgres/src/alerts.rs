@@ -183,6 +183,7 @@ ON CONFLICT ON CONSTRAINT workspace_usage_alert_events_once DO NOTHING";
 
 #[async_trait]
 impl AlertRepository for PgAlerts {
+    #[tracing::instrument(name = "db.alerts.list", level = "debug", skip_all)]
     async fn list(
         &self,
         workspace: WorkspaceId,
@@ -212,6 +213,7 @@ impl AlertRepository for PgAlerts {
         Ok(Page::from_rows(items, page, UsageAlert::cursor))
     }
 
+    #[tracing::instrument(name = "db.alerts.find", level = "debug", skip_all)]
     async fn find(
         &self,
         workspace: WorkspaceId,
@@ -229,6 +231,7 @@ impl AlertRepository for PgAlerts {
         row.map(alert).transpose()
     }
 
+    #[tracing::instrument(name = "db.alerts.insert", level = "debug", skip_all)]
     async fn insert(
         &self,
         unit: &mut Uow,
@@ -255,6 +258,7 @@ impl AlertRepository for PgAlerts {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.alerts.update", level = "debug", skip_all)]
     async fn update(&self, unit: &mut Uow, alert: &UsageAlert) -> Result<(), StorageError> {
         diesel::update(
             workspace_usage_alerts::table
@@ -273,6 +277,7 @@ impl AlertRepository for PgAlerts {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.alerts.delete", level = "debug", skip_all)]
     async fn delete(
         &self,
         unit: &mut Uow,
@@ -300,6 +305,7 @@ impl AlertRepository for PgAlerts {
         Ok(gone.len() == 1)
     }
 
+    #[tracing::instrument(name = "db.alerts.events", level = "debug", skip_all)]
     async fn events(
         &self,
         workspace: WorkspaceId,
@@ -334,6 +340,7 @@ impl AlertRepository for PgAlerts {
         ))
     }
 
+    #[tracing::instrument(name = "db.alerts.evaluate", level = "debug", skip_all)]
     async fn evaluate(&self) -> Result<u64, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // Raw: see EVALUATE (CASE subqueries over a view into an INSERT … SELECT).
@@ -344,6 +351,7 @@ impl AlertRepository for PgAlerts {
         Ok(u64::try_from(fired).unwrap_or_default())
     }
 
+    #[tracing::instrument(name = "db.alerts.claim_due", level = "debug", skip_all)]
     async fn claim_due(&self, limit: i64) -> Result<Vec<Delivery>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // Raw: an UPDATE of a FOR UPDATE SKIP LOCKED subselect, with a database-clock lease.
@@ -388,6 +396,7 @@ impl AlertRepository for PgAlerts {
             .collect())
     }
 
+    #[tracing::instrument(name = "db.alerts.delivered", level = "debug", skip_all)]
     async fn delivered(&self, event: Uuid) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
         diesel::update(workspace_usage_alert_events::table.find(event))
@@ -402,6 +411,7 @@ impl AlertRepository for PgAlerts {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.alerts.attempt_failed", level = "debug", skip_all)]
     async fn attempt_failed(
         &self,
         event: Uuid,

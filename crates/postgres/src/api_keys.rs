@@ -137,6 +137,7 @@ type AuditRow = (
 
 #[async_trait]
 impl ApiKeyRepository for PgApiKeys {
+    #[tracing::instrument(name = "db.api_keys.find_by_prefix", level = "debug", skip_all)]
     async fn find_by_prefix(&self, prefix: &str) -> Result<Option<StoredKey>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<(KeyRow, Vec<u8>, Option<Vec<u8>>)> = workspace_api_keys::table
@@ -165,6 +166,7 @@ impl ApiKeyRepository for PgApiKeys {
         .transpose()
     }
 
+    #[tracing::instrument(name = "db.api_keys.touch", level = "debug", skip_all)]
     async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
         diesel::update(workspace_api_keys::table.find(id))
@@ -175,6 +177,7 @@ impl ApiKeyRepository for PgApiKeys {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.api_keys.audit_refusal", level = "debug", skip_all)]
     async fn audit_refusal(&self, entry: &KeyAuditEntry) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
         diesel::insert_into(workspace_api_key_audit::table)
@@ -194,6 +197,7 @@ impl ApiKeyRepository for PgApiKeys {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.api_keys.list", level = "debug", skip_all)]
     async fn list(
         &self,
         workspace: WorkspaceId,
@@ -224,6 +228,7 @@ impl ApiKeyRepository for PgApiKeys {
         Ok(Page::from_rows(items, page, ApiKey::cursor))
     }
 
+    #[tracing::instrument(name = "db.api_keys.find", level = "debug", skip_all)]
     async fn find(&self, workspace: WorkspaceId, id: Uuid) -> Result<Option<ApiKey>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<KeyRow> = workspace_api_keys::table
@@ -238,6 +243,7 @@ impl ApiKeyRepository for PgApiKeys {
         row.map(key).transpose()
     }
 
+    #[tracing::instrument(name = "db.api_keys.insert", level = "debug", skip_all)]
     async fn insert(&self, unit: &mut Uow, key: &ApiKey, hash: &[u8]) -> Result<(), StorageError> {
         let scopes: Vec<&str> = key.scopes.iter().map(|scope| scope.code()).collect();
         diesel::insert_into(workspace_api_keys::table)
@@ -263,6 +269,7 @@ impl ApiKeyRepository for PgApiKeys {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.api_keys.revoke", level = "debug", skip_all)]
     async fn revoke(
         &self,
         unit: &mut Uow,
@@ -286,6 +293,7 @@ impl ApiKeyRepository for PgApiKeys {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.api_keys.rotate", level = "debug", skip_all)]
     async fn rotate(
         &self,
         unit: &mut Uow,
@@ -314,6 +322,7 @@ impl ApiKeyRepository for PgApiKeys {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.api_keys.audit", level = "debug", skip_all)]
     async fn audit(&self, unit: &mut Uow, entry: &KeyAuditEntry) -> Result<(), StorageError> {
         diesel::insert_into(workspace_api_key_audit::table)
             .values((
@@ -334,6 +343,7 @@ impl ApiKeyRepository for PgApiKeys {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.api_keys.audit_log", level = "debug", skip_all)]
     async fn audit_log(
         &self,
         workspace: WorkspaceId,

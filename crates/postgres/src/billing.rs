@@ -192,6 +192,7 @@ fn billing_event(row: EventRow) -> Result<BillingEvent, StorageError> {
 
 #[async_trait]
 impl BillingRepository for PgBilling {
+    #[tracing::instrument(name = "db.billing.subscription", level = "debug", skip_all)]
     async fn subscription(&self, workspace: WorkspaceId) -> Result<Subscription, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: SubscriptionRow = subscriptions::table
@@ -204,6 +205,7 @@ impl BillingRepository for PgBilling {
         subscription(row)
     }
 
+    #[tracing::instrument(name = "db.billing.lock_subscription", level = "debug", skip_all)]
     async fn lock_subscription(
         &self,
         unit: &mut Uow,
@@ -222,6 +224,7 @@ impl BillingRepository for PgBilling {
         subscription(row)
     }
 
+    #[tracing::instrument(name = "db.billing.usage", level = "debug", skip_all)]
     async fn usage(
         &self,
         workspace: WorkspaceId,
@@ -231,6 +234,7 @@ impl BillingRepository for PgBilling {
         usage_on(&mut connection, workspace, period_start).await
     }
 
+    #[tracing::instrument(name = "db.billing.usage_in", level = "debug", skip_all)]
     async fn usage_in(
         &self,
         unit: &mut Uow,
@@ -240,6 +244,7 @@ impl BillingRepository for PgBilling {
         usage_on(connection_of(unit)?, workspace, period_start).await
     }
 
+    #[tracing::instrument(name = "db.billing.set_plan", level = "debug", skip_all)]
     async fn set_plan(
         &self,
         unit: &mut Uow,
@@ -263,6 +268,7 @@ impl BillingRepository for PgBilling {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.billing.record", level = "debug", skip_all)]
     async fn record(&self, unit: &mut Uow, event: &BillingEvent) -> Result<(), StorageError> {
         diesel::insert_into(billing_events::table)
             .values((
@@ -282,6 +288,7 @@ impl BillingRepository for PgBilling {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.billing.renew_periods", level = "debug", skip_all)]
     async fn renew_periods(&self, now: OffsetDateTime) -> Result<u64, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let mut renewed = 0;
@@ -311,6 +318,7 @@ impl BillingRepository for PgBilling {
         Ok(renewed)
     }
 
+    #[tracing::instrument(name = "db.billing.limits_of", level = "debug", skip_all)]
     async fn limits_of(&self, plan: PlanCode) -> Result<PlanLimits, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let limits: Value = plans::table
@@ -322,6 +330,7 @@ impl BillingRepository for PgBilling {
         serde_json::from_value(limits).map_err(storage)
     }
 
+    #[tracing::instrument(name = "db.billing.snapshot_through", level = "debug", skip_all)]
     async fn snapshot_through(&self, today: time::Date) -> Result<u64, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // From each workspace's latest snapshot day (refreshed) or its creation day,
@@ -358,6 +367,7 @@ impl BillingRepository for PgBilling {
         Ok(u64::try_from(written).unwrap_or_default())
     }
 
+    #[tracing::instrument(name = "db.billing.daily", level = "debug", skip_all)]
     async fn daily(
         &self,
         workspace: WorkspaceId,
@@ -391,6 +401,7 @@ impl BillingRepository for PgBilling {
             .collect()
     }
 
+    #[tracing::instrument(name = "db.billing.summary", level = "debug", skip_all)]
     async fn summary(&self, workspace: WorkspaceId) -> Result<SettingsSummary, StorageError> {
         let connection = pooled(&self.pool).await?;
         // Pipelined on one connection: one round trip for the four queries.
@@ -449,6 +460,7 @@ impl BillingRepository for PgBilling {
         })
     }
 
+    #[tracing::instrument(name = "db.billing.history", level = "debug", skip_all)]
     async fn history(
         &self,
         workspace: WorkspaceId,
@@ -493,6 +505,7 @@ struct QuotaRow {
 
 #[async_trait]
 impl QuotaSource for PgBilling {
+    #[tracing::instrument(name = "db.quotas.status", level = "debug", skip_all)]
     async fn status(&self, workspace: WorkspaceId) -> Result<QuotaStatus, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // Raw: limits cast out of the plan's jsonb and a count only when one is set.

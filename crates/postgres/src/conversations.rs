@@ -115,6 +115,7 @@ type MessageRow = (
 
 #[async_trait]
 impl ConversationRepository for PgWebhooks {
+    #[tracing::instrument(name = "db.conversations.list", level = "debug", skip_all)]
     async fn list(
         &self,
         workspace: WorkspaceId,
@@ -145,6 +146,7 @@ impl ConversationRepository for PgWebhooks {
         ))
     }
 
+    #[tracing::instrument(name = "db.conversations.find", level = "debug", skip_all)]
     async fn find(
         &self,
         workspace: WorkspaceId,
@@ -162,6 +164,7 @@ impl ConversationRepository for PgWebhooks {
         Ok(row.map(conversation))
     }
 
+    #[tracing::instrument(name = "db.conversations.messages", level = "debug", skip_all)]
     async fn messages(
         &self,
         workspace: WorkspaceId,
@@ -245,6 +248,7 @@ type ActivityRow = (
 
 #[async_trait]
 impl OverviewSource for PgWebhooks {
+    #[tracing::instrument(name = "db.overview.overview", level = "debug", skip_all)]
     async fn overview(
         &self,
         workspace: WorkspaceId,

@@ -133,6 +133,7 @@ async fn with_variables(
 
 #[async_trait]
 impl EnvironmentDirectory for PgEnvironments {
+    #[tracing::instrument(name = "db.environments.resolve", level = "debug", skip_all)]
     async fn resolve<'a>(
         &self,
         workspace: WorkspaceId,
@@ -164,6 +165,7 @@ impl EnvironmentDirectory for PgEnvironments {
 
 #[async_trait]
 impl EnvironmentRepository for PgEnvironments {
+    #[tracing::instrument(name = "db.environments.list", level = "debug", skip_all)]
     async fn list(&self, workspace: WorkspaceId) -> Result<Vec<Environment>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let rows: Vec<EnvironmentRow> = workspace_environments::table
@@ -180,6 +182,7 @@ impl EnvironmentRepository for PgEnvironments {
         with_variables(&mut connection, rows).await
     }
 
+    #[tracing::instrument(name = "db.environments.find", level = "debug", skip_all)]
     async fn find(
         &self,
         workspace: WorkspaceId,
@@ -196,6 +199,7 @@ impl EnvironmentRepository for PgEnvironments {
         Ok(with_variables(&mut connection, rows).await?.pop())
     }
 
+    #[tracing::instrument(name = "db.environments.save", level = "debug", skip_all)]
     async fn save(&self, unit: &mut Uow, environment: &Environment) -> Result<(), StorageError> {
         let connection = connection_of(unit)?;
         let id = environment.id.as_uuid();
@@ -248,6 +252,7 @@ impl EnvironmentRepository for PgEnvironments {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.environments.status", level = "debug", skip_all)]
     async fn status(
         &self,
         workspace: WorkspaceId,

@@ -319,11 +319,13 @@ const FAIR_CLAIM: &str = "WITH RECURSIVE abandoned AS ( \
 
 #[async_trait]
 impl ExecutionRepository for PgExecutions {
+    #[tracing::instrument(name = "db.executions.create_inline", level = "debug", skip_all)]
     async fn create_inline(&self, run: &InlineRun) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
         crate::run_queue::insert_inline(&mut connection, run).await
     }
 
+    #[tracing::instrument(name = "db.executions.record_steps", level = "debug", skip_all)]
     async fn record_steps(
         &self,
         execution: ExecutionId,
@@ -343,6 +345,7 @@ impl ExecutionRepository for PgExecutions {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.executions.requeue", level = "debug", skip_all)]
     async fn requeue(
         &self,
         execution: ExecutionId,
@@ -368,6 +371,7 @@ impl ExecutionRepository for PgExecutions {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.executions.suspend", level = "debug", skip_all)]
     async fn suspend(
         &self,
         execution: ExecutionId,
@@ -391,6 +395,7 @@ impl ExecutionRepository for PgExecutions {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.executions.finish", level = "debug", skip_all)]
     async fn finish(
         &self,
         execution: ExecutionId,
@@ -416,6 +421,7 @@ impl ExecutionRepository for PgExecutions {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.executions.find", level = "debug", skip_all)]
     async fn find(
         &self,
         workspace: WorkspaceId,
@@ -441,6 +447,7 @@ impl ExecutionRepository for PgExecutions {
         Ok(Some(found))
     }
 
+    #[tracing::instrument(name = "db.executions.list", level = "debug", skip_all)]
     async fn list(
         &self,
         workspace: WorkspaceId,
@@ -481,6 +488,7 @@ impl ExecutionRepository for PgExecutions {
         Ok(Page::from_rows(items, page, Execution::cursor))
     }
 
+    #[tracing::instrument(name = "db.executions.cancel", level = "debug", skip_all)]
     async fn cancel(&self, workspace: WorkspaceId, id: ExecutionId) -> Result<bool, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let cancelled = diesel::update(
@@ -512,6 +520,7 @@ impl ExecutionRepository for PgExecutions {
         Ok(false)
     }
 
+    #[tracing::instrument(name = "db.executions.claim", level = "debug", skip_all)]
     async fn claim(
         &self,
         worker: &str,
@@ -608,6 +617,7 @@ impl ExecutionRepository for PgExecutions {
         Ok(claimed)
     }
 
+    #[tracing::instrument(name = "db.executions.wait_for_work", level = "debug", skip_all)]
     async fn wait_for_work(&self, max_wait: std::time::Duration) -> Result<(), StorageError> {
         match tokio::time::timeout(max_wait, self.wait_for_notification()).await {
             Ok(outcome) => outcome,
@@ -616,6 +626,7 @@ impl ExecutionRepository for PgExecutions {
         }
     }
 
+    #[tracing::instrument(name = "db.executions.prune_expired", level = "debug", skip_all)]
     async fn prune_expired(&self, batch: i64) -> Result<u64, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // Raw: retention per plan read from jsonb limits in a batched DELETE … IN (subselect).
@@ -636,6 +647,7 @@ impl ExecutionRepository for PgExecutions {
         Ok(u64::try_from(deleted).unwrap_or_default())
     }
 
+    #[tracing::instrument(name = "db.executions.renew", level = "debug", skip_all)]
     async fn renew(
         &self,
         execution: ExecutionId,

@@ -52,6 +52,7 @@ pub(crate) const fn count_sql(resource: LimitedResource) -> &'static str {
 
 #[async_trait]
 impl PlanGuard for PgPlanGuard {
+    #[tracing::instrument(name = "db.plans.admit", level = "debug", skip_all)]
     async fn admit(
         &self,
         unit: &mut Uow,

@@ -60,11 +60,13 @@ async fn queue_on(connection: &mut AsyncPgConnection, run: &QueuedRun) -> Result
 
 #[async_trait]
 impl RunQueue for PgExecutions {
+    #[tracing::instrument(name = "db.run_queue.queue", level = "debug", skip_all)]
     async fn queue(&self, run: &QueuedRun) -> Result<(), StorageError> {
         let mut connection = pooled(self.pool()).await?;
         queue_on(&mut connection, run).await
     }
 
+    #[tracing::instrument(name = "db.run_queue.queue_in", level = "debug", skip_all)]
     async fn queue_in(&self, unit: &mut Uow, run: &QueuedRun) -> Result<(), StorageError> {
         queue_on(connection_of(unit)?, run).await
     }

@@ -122,6 +122,7 @@ fn wake(waiters: &Waiters, execution: Option<ExecutionId>) {
 
 #[async_trait]
 impl RunSignals for PgRunSignals {
+    #[tracing::instrument(name = "db.signals.announce", level = "debug", skip_all)]
     async fn announce(&self, execution: ExecutionId) -> Result<(), StorageError> {
         wake(&self.waiters, Some(execution));
         let mut connection = pooled(&self.pool).await?;
@@ -134,6 +135,7 @@ impl RunSignals for PgRunSignals {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.signals.subscribe", level = "debug", skip_all)]
     async fn subscribe(
         &self,
         execution: ExecutionId,

@@ -64,6 +64,7 @@ impl UnitOfWork for PgUnitOfWork {
         self
     }
 
+    #[tracing::instrument(name = "db.unit.commit", level = "debug", skip_all)]
     async fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
         let mut connection = self
             .connection
@@ -157,6 +158,7 @@ impl PgUnits {
 
 #[async_trait]
 impl UnitOfWorkFactory for PgUnits {
+    #[tracing::instrument(name = "db.unit.begin", level = "debug", skip_all)]
     async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StorageError> {
         let mut connection = self.pool.get().await.map_err(storage)?;
         diesel::sql_query("BEGIN")

@@ -65,6 +65,7 @@ fn stored_key((id, workspace, version, bytes, kek_id): KeyRow) -> StoredDataKey 
 
 #[async_trait]
 impl DataKeyRepository for PgVault {
+    #[tracing::instrument(name = "db.data_keys.active", level = "debug", skip_all)]
     async fn active(&self, workspace: WorkspaceId) -> Result<Option<StoredDataKey>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<KeyRow> = workspace_data_keys::table
@@ -78,6 +79,7 @@ impl DataKeyRepository for PgVault {
         Ok(row.map(stored_key))
     }
 
+    #[tracing::instrument(name = "db.data_keys.find", level = "debug", skip_all)]
     async fn find(
         &self,
         workspace: WorkspaceId,
@@ -95,6 +97,7 @@ impl DataKeyRepository for PgVault {
         Ok(row.map(stored_key))
     }
 
+    #[tracing::instrument(name = "db.data_keys.activate", level = "debug", skip_all)]
     async fn activate(&self, key: &StoredDataKey) -> Result<bool, StorageError> {
         use diesel_async::AsyncConnection;
         let mut connection = pooled(&self.pool).await?;
@@ -136,6 +139,7 @@ impl DataKeyRepository for PgVault {
         }
     }
 
+    #[tracing::instrument(name = "db.data_keys.count_wrapped_by", level = "debug", skip_all)]
     async fn count_wrapped_by(&self, kek_id: &str) -> Result<u64, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let count: i64 = workspace_data_keys::table
@@ -147,6 +151,7 @@ impl DataKeyRepository for PgVault {
         Ok(u64::try_from(count).unwrap_or_default())
     }
 
+    #[tracing::instrument(name = "db.data_keys.wrapped_by_others", level = "debug", skip_all)]
     async fn wrapped_by_others(
         &self,
         kek_id: &str,
@@ -164,6 +169,7 @@ impl DataKeyRepository for PgVault {
         Ok(rows.into_iter().map(stored_key).collect())
     }
 
+    #[tracing::instrument(name = "db.data_keys.rewrap", level = "debug", skip_all)]
     async fn rewrap(
         &self,
         id: Uuid,
@@ -271,6 +277,7 @@ fn name_taken(error: diesel::result::Error) -> WriteCredentialError {
 
 #[async_trait]
 impl CredentialRepository for PgVault {
+    #[tracing::instrument(name = "db.credentials.insert", level = "debug", skip_all)]
     async fn insert(
         &self,
         uow: &mut Uow,
@@ -298,6 +305,7 @@ impl CredentialRepository for PgVault {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.credentials.update", level = "debug", skip_all)]
     async fn update(
         &self,
         uow: &mut Uow,
@@ -323,6 +331,7 @@ impl CredentialRepository for PgVault {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.credentials.reseal", level = "debug", skip_all)]
     async fn reseal(
         &self,
         record: &CredentialRecord,
@@ -345,6 +354,7 @@ impl CredentialRepository for PgVault {
         Ok(updated == 1)
     }
 
+    #[tracing::instrument(name = "db.credentials.delete", level = "debug", skip_all)]
     async fn delete(
         &self,
         uow: &mut Uow,
@@ -362,6 +372,7 @@ impl CredentialRepository for PgVault {
         Ok(deleted == 1)
     }
 
+    #[tracing::instrument(name = "db.credentials.find", level = "debug", skip_all)]
     async fn find(
         &self,
         workspace: WorkspaceId,
@@ -378,6 +389,7 @@ impl CredentialRepository for PgVault {
         row.map(record).transpose()
     }
 
+    #[tracing::instrument(name = "db.credentials.list", level = "debug", skip_all)]
     async fn list(
         &self,
         workspace: WorkspaceId,
@@ -409,6 +421,7 @@ impl CredentialRepository for PgVault {
         Ok(Page::from_rows(records, page, CredentialRecord::cursor))
     }
 
+    #[tracing::instrument(name = "db.credentials.is_owned", level = "debug", skip_all)]
     async fn is_owned(&self, workspace: WorkspaceId, id: Uuid) -> Result<bool, StorageError> {
         #[derive(QueryableByName)]
         struct Owned {
@@ -429,6 +442,11 @@ impl CredentialRepository for PgVault {
         Ok(found.owned)
     }
 
+    #[tracing::instrument(
+        name = "db.credentials.sealed_under_other_keys",
+        level = "debug",
+        skip_all
+    )]
     async fn sealed_under_other_keys(
         &self,
         workspace: WorkspaceId,
@@ -450,6 +468,7 @@ impl CredentialRepository for PgVault {
 
 #[async_trait]
 impl fluxolab_credentials::ports::NetworkPolicy for PgVault {
+    #[tracing::instrument(name = "db.network_policy.allows_internal", level = "debug", skip_all)]
     async fn allows_internal(&self, workspace: WorkspaceId) -> Result<bool, StorageError> {
         use crate::schema::workspace_settings;
         let mut connection = pooled(&self.pool).await?;

@@ -81,6 +81,7 @@ pub(crate) fn event(row: EventRow) -> Result<WebhookEvent, StorageError> {
 
 #[async_trait]
 impl EventStore for PgWebhooks {
+    #[tracing::instrument(name = "db.webhook_events.record", level = "debug", skip_all)]
     async fn record(&self, recording: Recording) -> Result<Recorded, StorageError> {
         self.writer().record(recording).await
     }
@@ -90,6 +91,7 @@ impl EventStore for PgWebhooks {
         self.writer();
     }
 
+    #[tracing::instrument(name = "db.webhook_events.record_unrun", level = "debug", skip_all)]
     async fn record_unrun<'a>(
         &self,
         event: &NewEvent,
@@ -115,6 +117,7 @@ impl EventStore for PgWebhooks {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.webhook_events.list", level = "debug", skip_all)]
     async fn list(
         &self,
         workspace: WorkspaceId,
@@ -154,6 +157,7 @@ impl EventStore for PgWebhooks {
         Ok(Page::from_rows(items, page, WebhookEvent::cursor))
     }
 
+    #[tracing::instrument(name = "db.webhook_events.find", level = "debug", skip_all)]
     async fn find(
         &self,
         workspace: WorkspaceId,

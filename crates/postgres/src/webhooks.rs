@@ -198,6 +198,7 @@ fn registration(row: RegistrationRow) -> Result<Registration, StorageError> {
 
 #[async_trait]
 impl RegistrationRepository for PgWebhooks {
+    #[tracing::instrument(name = "db.webhooks.list", level = "debug", skip_all)]
     async fn list(
         &self,
         workspace: WorkspaceId,
@@ -231,6 +232,7 @@ impl RegistrationRepository for PgWebhooks {
         Ok(Page::from_rows(items, page, Registration::cursor))
     }
 
+    #[tracing::instrument(name = "db.webhooks.find", level = "debug", skip_all)]
     async fn find(
         &self,
         workspace: WorkspaceId,
@@ -249,6 +251,7 @@ impl RegistrationRepository for PgWebhooks {
         row.map(registration).transpose()
     }
 
+    #[tracing::instrument(name = "db.webhooks.find_public", level = "debug", skip_all)]
     async fn find_public(&self, public_id: &str) -> Result<Option<Registration>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<RegistrationRow> = webhook_registrations::table
@@ -262,6 +265,7 @@ impl RegistrationRepository for PgWebhooks {
         row.map(registration).transpose()
     }
 
+    #[tracing::instrument(name = "db.webhooks.insert", level = "debug", skip_all)]
     async fn insert(
         &self,
         unit: &mut Uow,
@@ -292,6 +296,7 @@ impl RegistrationRepository for PgWebhooks {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.webhooks.update", level = "debug", skip_all)]
     async fn update(
         &self,
         unit: &mut Uow,
@@ -319,6 +324,7 @@ impl RegistrationRepository for PgWebhooks {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.webhooks.delete", level = "debug", skip_all)]
     async fn delete(
         &self,
         unit: &mut Uow,
@@ -336,6 +342,7 @@ impl RegistrationRepository for PgWebhooks {
         Ok(deleted == 1)
     }
 
+    #[tracing::instrument(name = "db.webhooks.workflow_exists", level = "debug", skip_all)]
     async fn workflow_exists(
         &self,
         workspace: WorkspaceId,
@@ -356,6 +363,7 @@ impl RegistrationRepository for PgWebhooks {
 
 #[async_trait]
 impl WebhookBindings for PgWebhooks {
+    #[tracing::instrument(name = "db.webhook_bindings.bind", level = "debug", skip_all)]
     async fn bind(
         &self,
         unit: &mut Uow,
@@ -396,6 +404,7 @@ impl WebhookBindings for PgWebhooks {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.webhook_bindings.unbind", level = "debug", skip_all)]
     async fn unbind(
         &self,
         unit: &mut Uow,

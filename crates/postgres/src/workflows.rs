@@ -149,6 +149,7 @@ fn version(
 
 #[async_trait]
 impl WorkflowRepository for PgWorkflows {
+    #[tracing::instrument(name = "db.workflows.insert", level = "debug", skip_all)]
     async fn insert(&self, uow: &mut Uow, workflow: &NewWorkflow) -> Result<(), StorageError> {
         diesel::insert_into(workflows::table)
             .values((
@@ -164,6 +165,7 @@ impl WorkflowRepository for PgWorkflows {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.workflows.next_version", level = "debug", skip_all)]
     async fn next_version(
         &self,
         uow: &mut Uow,
@@ -188,6 +190,7 @@ impl WorkflowRepository for PgWorkflows {
         Ok(latest.unwrap_or(0) + 1)
     }
 
+    #[tracing::instrument(name = "db.workflows.insert_version", level = "debug", skip_all)]
     async fn insert_version(
         &self,
         uow: &mut Uow,
@@ -211,6 +214,7 @@ impl WorkflowRepository for PgWorkflows {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.workflows.find", level = "debug", skip_all)]
     async fn find(
         &self,
         workspace: WorkspaceId,
@@ -229,6 +233,7 @@ impl WorkflowRepository for PgWorkflows {
         row.map(Workflow::try_from).transpose()
     }
 
+    #[tracing::instrument(name = "db.workflows.list", level = "debug", skip_all)]
     async fn list(
         &self,
         workspace: WorkspaceId,
@@ -259,6 +264,7 @@ impl WorkflowRepository for PgWorkflows {
         ))
     }
 
+    #[tracing::instrument(name = "db.workflows.update", level = "debug", skip_all)]
     async fn update(
         &self,
         uow: &mut Uow,
@@ -283,6 +289,7 @@ impl WorkflowRepository for PgWorkflows {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.workflows.archive", level = "debug", skip_all)]
     async fn archive(
         &self,
         uow: &mut Uow,
@@ -312,6 +319,7 @@ impl WorkflowRepository for PgWorkflows {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.workflows.set_active", level = "debug", skip_all)]
     async fn set_active(
         &self,
         uow: &mut Uow,
@@ -370,6 +378,7 @@ impl WorkflowRepository for PgWorkflows {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.workflows.versions", level = "debug", skip_all)]
     async fn versions(
         &self,
         workspace: WorkspaceId,
@@ -387,6 +396,7 @@ impl WorkflowRepository for PgWorkflows {
         rows.into_iter().map(version).collect()
     }
 
+    #[tracing::instrument(name = "db.workflows.version", level = "debug", skip_all)]
     async fn version(
         &self,
         workspace: WorkspaceId,
@@ -409,6 +419,7 @@ impl WorkflowRepository for PgWorkflows {
 
 #[async_trait]
 impl CredentialCatalog for PgWorkflows {
+    #[tracing::instrument(name = "db.credential_catalog.kinds", level = "debug", skip_all)]
     async fn kinds(
         &self,
         workspace: WorkspaceId,
@@ -441,6 +452,11 @@ struct UsingWorkflow {
 
 #[async_trait]
 impl CredentialUsage for PgWorkflows {
+    #[tracing::instrument(
+        name = "db.credential_usage.active_workflows_using",
+        level = "debug",
+        skip_all
+    )]
     async fn active_workflows_using(
         &self,
         uow: &mut Uow,

@@ -110,6 +110,7 @@ struct Inserted {
 
 #[async_trait]
 impl WorkspaceRepository for PgWorkspaces {
+    #[tracing::instrument(name = "db.workspaces.provision", level = "debug", skip_all)]
     async fn provision(&self, uow: &mut Uow, plan: &ProvisioningPlan) -> Result<(), StorageError> {
         let connection = connection_of(uow)?;
         let workspace = &plan.workspace;
@@ -194,10 +195,12 @@ impl WorkspaceRepository for PgWorkspaces {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.workspaces.list_for_user", level = "debug", skip_all)]
     async fn list_for_user(&self, user: UserId) -> Result<Vec<Workspace>, StorageError> {
         self.workspaces_of(user, None).await
     }
 
+    #[tracing::instrument(name = "db.workspaces.find_for_member", level = "debug", skip_all)]
     async fn find_for_member(
         &self,
         workspace: WorkspaceId,
@@ -210,6 +213,7 @@ impl WorkspaceRepository for PgWorkspaces {
             .next())
     }
 
+    #[tracing::instrument(name = "db.workspaces.rename", level = "debug", skip_all)]
     async fn rename(
         &self,
         uow: &mut Uow,
@@ -279,6 +283,7 @@ fn member((user, email, display_name, role, joined_at): MemberRow) -> Result<Mem
 
 #[async_trait]
 impl MemberRepository for PgWorkspaces {
+    #[tracing::instrument(name = "db.members.list", level = "debug", skip_all)]
     async fn list(
         &self,
         workspace: WorkspaceId,
@@ -316,6 +321,7 @@ impl MemberRepository for PgWorkspaces {
         Ok(Page::from_rows(members, page, Member::cursor))
     }
 
+    #[tracing::instrument(name = "db.members.find", level = "debug", skip_all)]
     async fn find(
         &self,
         workspace: WorkspaceId,
@@ -341,6 +347,7 @@ impl MemberRepository for PgWorkspaces {
         row.map(member).transpose()
     }
 
+    #[tracing::instrument(name = "db.members.user_by_email", level = "debug", skip_all)]
     async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let id: Option<Uuid> = users::table
@@ -353,6 +360,7 @@ impl MemberRepository for PgWorkspaces {
         Ok(id.map(UserId::from_uuid))
     }
 
+    #[tracing::instrument(name = "db.members.lock", level = "debug", skip_all)]
     async fn lock(&self, uow: &mut Uow, workspace: WorkspaceId) -> Result<(), StorageError> {
         workspaces::table
             .find(workspace.as_uuid())
@@ -364,6 +372,7 @@ impl MemberRepository for PgWorkspaces {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.members.count_owners", level = "debug", skip_all)]
     async fn count_owners(
         &self,
         uow: &mut Uow,
@@ -380,6 +389,7 @@ impl MemberRepository for PgWorkspaces {
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
+    #[tracing::instrument(name = "db.members.add", level = "debug", skip_all)]
     async fn add(
         &self,
         uow: &mut Uow,
@@ -399,6 +409,7 @@ impl MemberRepository for PgWorkspaces {
             })
     }
 
+    #[tracing::instrument(name = "db.members.set_role", level = "debug", skip_all)]
     async fn set_role(
         &self,
         uow: &mut Uow,
@@ -424,6 +435,7 @@ impl MemberRepository for PgWorkspaces {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.members.remove", level = "debug", skip_all)]
     async fn remove(
         &self,
         uow: &mut Uow,
@@ -441,6 +453,7 @@ impl MemberRepository for PgWorkspaces {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.members.lock_default_of", level = "debug", skip_all)]
     async fn lock_default_of(
         &self,
         uow: &mut Uow,
@@ -457,6 +470,7 @@ impl MemberRepository for PgWorkspaces {
         Ok(default.flatten().map(WorkspaceId::from_uuid))
     }
 
+    #[tracing::instrument(name = "db.members.held_by", level = "debug", skip_all)]
     async fn held_by(
         &self,
         uow: &mut Uow,
@@ -486,6 +500,7 @@ impl MemberRepository for PgWorkspaces {
             .collect()
     }
 
+    #[tracing::instrument(name = "db.members.store_default", level = "debug", skip_all)]
     async fn store_default(
         &self,
         uow: &mut Uow,
@@ -495,6 +510,7 @@ impl MemberRepository for PgWorkspaces {
         store_default_workspace(connection_of(uow)?, user, workspace).await
     }
 
+    #[tracing::instrument(name = "db.members.access", level = "debug", skip_all)]
     async fn access(
         &self,
         workspace: WorkspaceId,
@@ -533,6 +549,7 @@ impl MemberRepository for PgWorkspaces {
 
 #[async_trait]
 impl ActivityRepository for PgWorkspaces {
+    #[tracing::instrument(name = "db.activity.list", level = "debug", skip_all)]
     async fn list(
         &self,
         workspace: WorkspaceId,

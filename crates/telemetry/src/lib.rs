@@ -1,5 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+pub mod metrics;
+
+pub use metrics::{ExecutionMetrics, MetricsRegistry};
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -65,6 +65,7 @@ pub trait OverviewSource: Send + Sync {
 }
 
 /// The overview the principal's workspace shows its members.
+#[tracing::instrument(name = "webhooks.overview", skip_all, fields(workspace_id = %principal.workspace_id()))]
 pub async fn overview_for(
     source: &dyn OverviewSource,
     principal: &Principal,

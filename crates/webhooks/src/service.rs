@@ -166,6 +166,7 @@ impl WebhookService {
         Self { ports, intake }
     }
 
+    #[tracing::instrument(name = "webhooks.list", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn list(
         &self,
         principal: &Principal,
@@ -179,6 +180,7 @@ impl WebhookService {
             .await?)
     }
 
+    #[tracing::instrument(name = "webhooks.get", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn get(&self, principal: &Principal, id: Uuid) -> Result<Registration, WebhookError> {
         principal.require(Permission::WebhooksRead)?;
         self.ports
@@ -234,6 +236,7 @@ impl WebhookService {
 
     /// Creates a registration; a signing secret left out of a signed provider is
     /// generated and returned this once.
+    #[tracing::instrument(name = "webhooks.create", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn create(
         &self,
         principal: &Principal,
@@ -355,6 +358,7 @@ impl WebhookService {
 
     /// Changes a registration; the intake sees it at once in this process and within
     /// a minute in others (its cache).
+    #[tracing::instrument(name = "webhooks.update", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn update(
         &self,
         principal: &Principal,
@@ -458,6 +462,7 @@ impl WebhookService {
     }
 
     /// Deletes a registration and its events; its URL answers 404 from then on.
+    #[tracing::instrument(name = "webhooks.delete", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn delete(&self, principal: &Principal, id: Uuid) -> Result<(), WebhookError> {
         principal.require(Permission::WebhooksWrite)?;
         let registration = self.get(principal, id).await?;
@@ -484,6 +489,7 @@ impl WebhookService {
     }
 
     /// Events of the workspace, or of one registration of it.
+    #[tracing::instrument(name = "webhooks.events", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn events(
         &self,
         principal: &Principal,
@@ -503,6 +509,7 @@ impl WebhookService {
 
     /// One event with its headers and body; `registration` (when the path names one)
     /// must be the event's.
+    #[tracing::instrument(name = "webhooks.event", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn event(
         &self,
         principal: &Principal,
@@ -519,6 +526,7 @@ impl WebhookService {
     }
 
     /// Runs the registration's active workflow again with the event's stored body.
+    #[tracing::instrument(name = "webhooks.replay", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn replay(
         &self,
         principal: &Principal,
@@ -571,6 +579,7 @@ impl WebhookService {
             })
     }
 
+    #[tracing::instrument(name = "webhooks.conversations", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn conversations(
         &self,
         principal: &Principal,
@@ -584,6 +593,7 @@ impl WebhookService {
             .await?)
     }
 
+    #[tracing::instrument(name = "webhooks.messages", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn messages(
         &self,
         principal: &Principal,

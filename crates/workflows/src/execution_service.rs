@@ -311,6 +311,7 @@ impl ExecutionService {
 
     /// Ends a claimed execution its worker stopped: `failed` with `reason` when it ran
     /// out of time, `cancelled` when a cancel was asked for while it ran.
+    #[tracing::instrument(name = "executions.abandon", skip_all)]
     pub async fn abandon(
         &self,
         id: ExecutionId,

@@ -295,6 +295,7 @@ impl AlertService {
         Self { ports }
     }
 
+    #[tracing::instrument(name = "alerts.list", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn list(
         &self,
         principal: &Principal,
@@ -317,6 +318,7 @@ impl AlertService {
     }
 
     /// Creates an alert; a webhook alert's signing secret is returned this once.
+    #[tracing::instrument(name = "alerts.create", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn create(
         &self,
         principal: &Principal,
@@ -410,6 +412,7 @@ impl AlertService {
             .await
     }
 
+    #[tracing::instrument(name = "alerts.update", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn update(
         &self,
         principal: &Principal,
@@ -442,6 +445,7 @@ impl AlertService {
         Ok(alert)
     }
 
+    #[tracing::instrument(name = "alerts.delete", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn delete(&self, principal: &Principal, id: Uuid) -> Result<(), AlertError> {
         principal.require(Permission::SettingsManage)?;
         let alert = self.get(principal, id).await?;
@@ -460,6 +464,7 @@ impl AlertService {
         Ok(())
     }
 
+    #[tracing::instrument(name = "alerts.events", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn events(
         &self,
         principal: &Principal,
@@ -477,6 +482,7 @@ impl AlertService {
 
     /// The workers' job: fires alerts whose threshold was reached, then delivers what
     /// is due. Returns the deliveries made.
+    #[tracing::instrument(name = "alerts.run_due", skip_all)]
     pub async fn run_due(&self) -> Result<usize, AlertError> {
         let fired = self.ports.alerts.evaluate().await?;
         if fired > 0 {

@@ -346,6 +346,7 @@ impl ApiKeyService {
     /// its scopes. Unknown, revoked and expired keys (and a rotated-away secret past
     /// its grace) are refused alike; a refused known key leaves a (sampled) audit line
     /// with `origin`. An unknown key is only logged, by its lookup prefix.
+    #[tracing::instrument(name = "api_keys.authenticate", skip_all, fields(workspace_id = tracing::field::Empty))]
     pub async fn authenticate(
         &self,
         presented: &str,
@@ -388,6 +389,10 @@ impl ApiKeyService {
             tracing::info!(prefix, "unknown API key refused");
             return Err(KeyRefusal::Unknown);
         }
+        tracing::Span::current().record(
+            "workspace_id",
+            tracing::field::display(stored.key.workspace_id),
+        );
         let in_grace = || {
             stored
                 .key
@@ -438,6 +443,7 @@ impl ApiKeyService {
     /// Records that a request authenticated by a key was refused because the key lacks
     /// `needed` (a 403): a sampled `scope_denied` line in the key's audit with the
     /// permission, method and path. Does nothing for a principal that is not a key.
+    #[tracing::instrument(name = "api_keys.scope_denied", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn scope_denied(
         &self,
         principal: &Principal,
@@ -497,6 +503,7 @@ impl ApiKeyService {
         }
     }
 
+    #[tracing::instrument(name = "api_keys.list", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn list(
         &self,
         principal: &Principal,
@@ -515,6 +522,7 @@ impl ApiKeyService {
     }
 
     /// Creates a key; the returned secret is shown this once.
+    #[tracing::instrument(name = "api_keys.create", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn create(
         &self,
         principal: &Principal,
@@ -686,6 +694,7 @@ impl ApiKeyService {
     }
 
     /// Revokes a key at once (its rotated-away secret too).
+    #[tracing::instrument(name = "api_keys.revoke", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn revoke(
         &self,
         principal: &Principal,
@@ -711,6 +720,7 @@ impl ApiKeyService {
 
     /// A new secret for the key; the old one works for `grace_seconds` more (default a
     /// day; 0 stops it at once).
+    #[tracing::instrument(name = "api_keys.rotate", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn rotate(
         &self,
         principal: &Principal,
@@ -754,6 +764,7 @@ impl ApiKeyService {
         Ok((self.get(principal, id).await?, secret.key))
     }
 
+    #[tracing::instrument(name = "api_keys.audit_log", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn audit_log(
         &self,
         principal: &Principal,

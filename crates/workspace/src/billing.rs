@@ -279,6 +279,7 @@ impl BillingService {
     }
 
     /// The workspace's subscription.
+    #[tracing::instrument(name = "billing.plan", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn plan(&self, principal: &Principal) -> Result<Subscription, BillingError> {
         principal.require(Permission::SettingsRead)?;
         Ok(self
@@ -289,6 +290,7 @@ impl BillingService {
     }
 
     /// The subscription and the usage of its current period.
+    #[tracing::instrument(name = "billing.usage", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn usage(
         &self,
         principal: &Principal,
@@ -306,6 +308,7 @@ impl BillingService {
 
     /// Moves the workspace to `plan` (owners, or `billing.manage`). A plan whose limits
     /// the current usage exceeds is refused, naming each limit; nothing changes then.
+    #[tracing::instrument(name = "billing.change_plan", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn change_plan(
         &self,
         principal: &Principal,
@@ -379,6 +382,7 @@ impl BillingService {
 
     /// The settings page's first paint: plan, usage against limits, environments and
     /// integrations.
+    #[tracing::instrument(name = "billing.summary", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn summary(&self, principal: &Principal) -> Result<SettingsSummary, BillingError> {
         principal.require(Permission::SettingsRead)?;
         Ok(self.ports.billing.summary(principal.workspace_id()).await?)
@@ -387,6 +391,7 @@ impl BillingService {
     /// The daily usage job: renews subscriptions whose period ended, then upserts
     /// today's snapshot for every workspace and fills any day missed since its last run
     /// (idempotent; safe to run from several workers). Returns the snapshot rows written.
+    #[tracing::instrument(name = "billing.snapshot_usage", skip_all)]
     pub async fn snapshot_usage(&self) -> Result<u64, BillingError> {
         let now = self.ports.clock.now();
         let renewed = self.ports.billing.renew_periods(now).await?;
@@ -397,6 +402,7 @@ impl BillingService {
     }
 
     /// The daily series of one metric (default `executions`, last 30 days).
+    #[tracing::instrument(name = "billing.usage_history", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn usage_history(
         &self,
         principal: &Principal,
@@ -435,6 +441,7 @@ impl BillingService {
     }
 
     /// The billing history, newest first.
+    #[tracing::instrument(name = "billing.history", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn history(
         &self,
         principal: &Principal,

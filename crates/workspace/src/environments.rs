@@ -221,6 +221,7 @@ impl EnvironmentService {
         }
     }
 
+    #[tracing::instrument(name = "environments.list", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn list(&self, principal: &Principal) -> Result<Vec<Environment>, EnvironmentError> {
         principal.require(Permission::SettingsRead)?;
         Ok(self
@@ -231,6 +232,7 @@ impl EnvironmentService {
     }
 
     /// The environment `reference` names: its id, or its name.
+    #[tracing::instrument(name = "environments.get", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn get(
         &self,
         principal: &Principal,
@@ -258,6 +260,7 @@ impl EnvironmentService {
     /// Renames, describes, or replaces the variables of an environment. A secret given
     /// a value is sealed anew (the old one is discarded); a secret without a value
     /// keeps the one stored; secrets left out are discarded.
+    #[tracing::instrument(name = "environments.update", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn update(
         &self,
         principal: &Principal,
@@ -448,6 +451,7 @@ impl EnvironmentService {
 
     /// What runs in an environment: active workflows, executions of the last 24 hours
     /// by status, the last failure, and its variables.
+    #[tracing::instrument(name = "environments.status", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn status(
         &self,
         principal: &Principal,

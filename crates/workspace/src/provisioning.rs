@@ -227,6 +227,7 @@ impl Provisioner {
     }
 
     /// Stores `plan` and its `workspace.created` activity inside `uow`.
+    #[tracing::instrument(name = "workspaces.provision", skip_all, fields(workspace_id = %plan.workspace.id))]
     pub async fn provision(
         &self,
         uow: &mut Uow,
@@ -250,6 +251,7 @@ impl Provisioner {
     }
 
     /// Provisions a new account's personal workspace inside the registration's unit.
+    #[tracing::instrument(name = "workspaces.provision_personal", skip_all)]
     pub async fn provision_personal(
         &self,
         uow: &mut Uow,

@@ -89,6 +89,7 @@ impl WorkspaceService {
     }
 
     /// The role and permissions of `user` in `workspace`, or `None` for a non-member.
+    #[tracing::instrument(name = "workspaces.principal_for", skip_all, fields(workspace_id = %workspace))]
     pub async fn principal_for(
         &self,
         user: UserId,
@@ -102,11 +103,13 @@ impl WorkspaceService {
             .map(|(_, permissions)| Principal::new(Actor::User(user), workspace, permissions)))
     }
 
+    #[tracing::instrument(name = "workspaces.list", skip_all)]
     pub async fn list(&self, user: UserId) -> Result<Vec<Workspace>, WorkspaceError> {
         Ok(self.ports.workspaces.list_for_user(user).await?)
     }
 
     /// A workspace the user belongs to; others are "not found", never "forbidden".
+    #[tracing::instrument(name = "workspaces.get", skip_all, fields(workspace_id = %workspace))]
     pub async fn get(
         &self,
         user: UserId,
@@ -121,6 +124,7 @@ impl WorkspaceService {
 
     /// Creates a workspace owned by `user`, provisioned like a personal one (but not
     /// made the default).
+    #[tracing::instrument(name = "workspaces.create", skip_all)]
     pub async fn create(&self, user: UserId, name: &str) -> Result<Workspace, WorkspaceError> {
         let name = WorkspaceName::parse(name).map_err(|message| invalid("name", message))?;
         let plan = self
@@ -138,6 +142,7 @@ impl WorkspaceService {
         self.get(user, workspace).await
     }
 
+    #[tracing::instrument(name = "workspaces.rename", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn rename(&self, principal: &Principal, name: &str) -> Result<(), WorkspaceError> {
         principal.require(Permission::SettingsManage)?;
         let name = WorkspaceName::parse(name).map_err(|message| invalid("name", message))?;
@@ -164,6 +169,7 @@ impl WorkspaceService {
     }
 
     /// Makes `workspace`, one `user` belongs to, their default (else not found).
+    #[tracing::instrument(name = "workspaces.set_default", skip_all, fields(workspace_id = %workspace))]
     pub async fn set_default(
         &self,
         user: UserId,
@@ -188,6 +194,7 @@ impl WorkspaceService {
         Ok(())
     }
 
+    #[tracing::instrument(name = "workspaces.members", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn members(
         &self,
         principal: &Principal,
@@ -202,6 +209,7 @@ impl WorkspaceService {
     }
 
     /// Adds an existing user, by e-mail, with `role`; enforces the plan's member limit.
+    #[tracing::instrument(name = "workspaces.add_member", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn add_member(
         &self,
         principal: &Principal,
@@ -260,6 +268,7 @@ impl WorkspaceService {
             .ok_or(WorkspaceError::NotFound("member"))
     }
 
+    #[tracing::instrument(name = "workspaces.change_role", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn change_role(
         &self,
         principal: &Principal,
@@ -312,6 +321,7 @@ impl WorkspaceService {
     }
 
     /// Removes a member; removing oneself is leaving and needs no permission.
+    #[tracing::instrument(name = "workspaces.remove_member", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn remove_member(
         &self,
         principal: &Principal,
@@ -368,6 +378,7 @@ impl WorkspaceService {
         Ok(())
     }
 
+    #[tracing::instrument(name = "workspaces.activities", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn activities(
         &self,
         principal: &Principal,

@@ -37,7 +37,8 @@ fn forbidden(name: &str) -> bool {
 
 /// Which of our crates each of our crates may depend on (normal dependencies): domain
 /// crates inward only (`webhooks` → `workflows` → `credentials` → `kernel`), adapters on
-/// domain crates but never on each other, `app` on everything.
+/// domain crates but never on each other (but `http` on `telemetry`, for the metrics
+/// registry), `app` on everything.
 fn allowed_dependencies(name: &str) -> Option<&'static [&'static str]> {
     const DOMAIN: [&str; 6] = DOMAIN_CRATES;
     Some(match name {
@@ -49,9 +50,17 @@ fn allowed_dependencies(name: &str) -> Option<&'static [&'static str]> {
             "fluxolab-credentials",
             "fluxolab-workflows",
         ],
-        "fluxolab-http" | "fluxolab-postgres" | "fluxolab-outbound" | "fluxolab-telemetry" => {
-            &DOMAIN
-        }
+        // The HTTP layer keeps its metrics in the process's registry, which telemetry owns.
+        "fluxolab-http" => &[
+            "fluxolab-kernel",
+            "fluxolab-identity",
+            "fluxolab-workspace",
+            "fluxolab-credentials",
+            "fluxolab-workflows",
+            "fluxolab-webhooks",
+            "fluxolab-telemetry",
+        ],
+        "fluxolab-postgres" | "fluxolab-outbound" | "fluxolab-telemetry" => &DOMAIN,
         "fluxolab-app" | "xtask" => return None,
         _ => &[],
     })

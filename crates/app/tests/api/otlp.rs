@@ -143,8 +143,16 @@ async fn a_request_produces_a_server_span_at_the_collector() -> TestResult {
         )
         .await?;
     assert_eq!(listed.status(), 200);
+    let members = app
+        .get_as(
+            &owner.access_token,
+            "/api/workspace/members",
+            Some(&owner.workspace_id),
+        )
+        .await?;
+    assert_eq!(members.status(), 200);
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (request, use_case) = loop {
+    let (request, use_case, members_request, members_use_case) = loop {
         let flushing = guard.clone();
         tokio::task::spawn_blocking(move || flushing.flush()).await?;
         let found = received.lock().ok().and_then(|received| {
@@ -156,7 +164,12 @@ async fn a_request_produces_a_server_span_at_the_collector() -> TestResult {
                     .find(|span| span.name == name)
                     .cloned()
             };
-            Some((named("GET /api/workflows")?, named("workflows.list")?))
+            Some((
+                named("GET /api/workflows")?,
+                named("workflows.list")?,
+                named("GET /api/workspace/members")?,
+                named("workspaces.members")?,
+            ))
         });
         if let Some(found) = found {
             break found;
@@ -167,9 +180,15 @@ async fn a_request_produces_a_server_span_at_the_collector() -> TestResult {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(use_case.parent_span_id, request.span_id);
-    assert_eq!(use_case.trace_id, request.trace_id);
-    for span in [&request, &use_case] {
+    for (request, use_case) in [(&request, &use_case), (&members_request, &members_use_case)] {
+        assert_eq!(
+            use_case.parent_span_id, request.span_id,
+            "{}",
+            use_case.name
+        );
+        assert_eq!(use_case.trace_id, request.trace_id, "{}", use_case.name);
+    }
+    for span in [&request, &use_case, &members_request, &members_use_case] {
         assert_eq!(
             text(attribute(&span.attributes, "workspace_id")),
             Some(owner.workspace_id.as_str()),
@@ -181,5 +200,23 @@ async fn a_request_produces_a_server_span_at_the_collector() -> TestResult {
         text(attribute(&request.attributes, "principal_kind")),
         Some("user")
     );
+    let received = received
+        .lock()
+        .map_err(|_| "the collector's lock is poisoned")?;
+    // Sign-up went through its use case, which names no workspace (it has none yet).
+    assert!(
+        received
+            .spans
+            .iter()
+            .any(|(_, span)| span.name == "accounts.register")
+    );
+    // Repository spans are debug-level: the info filter keeps them from the collector.
+    let repository_spans: Vec<&str> = received
+        .spans
+        .iter()
+        .map(|(_, span)| span.name.as_str())
+        .filter(|name| name.starts_with("db."))
+        .collect();
+    assert!(repository_spans.is_empty(), "{repository_spans:?}");
     Ok(())
 }
