@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::pooled_connection::deadpool::Pool;
 
 /// The pool every repository draws from.
 pub type DbPool = Pool<AsyncPgConnection>;
