@@ -3,8 +3,9 @@
 //! by an API key with `workflows.read`, over 32 connections for a fixed time each
 //! (`BENCH_SECONDS`, default 10, split into two rounds run JWT, key, key, JWT so drift
 //! hits both alike). Prints requests/s and p50/p99 latency of each side by side and
-//! the ratio key/JWT against the target (≥ 0.90). Asserts nothing. Needs
-//! `DATABASE_URL` naming a server where it may create a database.
+//! the ratio key/JWT against the target (≥ 0.90), the rates again as `RESULT key=value`
+//! lines for `cargo xtask bench`. Asserts nothing. Needs `DATABASE_URL` naming a server
+//! where it may create a database.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -262,5 +263,8 @@ async fn run(url: &str) -> Result<(), Error> {
         "  key / JWT {ratio:>9.2} ×   target ≥ {TARGET:.2}: {}",
         if ratio >= TARGET { "met" } else { "MISSED" }
     );
+    // For `cargo xtask bench`, which prints them as ratios of its pgbench reference.
+    println!("RESULT jwt_requests_per_second={:.1}", jwt.rate());
+    println!("RESULT api_key_requests_per_second={:.1}", keyed.rate());
     Ok(())
 }

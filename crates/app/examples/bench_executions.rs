@@ -1,7 +1,8 @@
 //! `cargo xtask bench executions`: enqueues 10,000 runs of the three-node workflow into a
 //! scratch database and lets this process's workers run them, every step persisted.
-//! Prints executions per second and the p50/p99 time from due to finished. Asserts
-//! nothing. Needs `DATABASE_URL` naming a server where it may create a database.
+//! Prints executions per second and the p50/p99 time from due to finished, and the rate
+//! again as a `RESULT key=value` line for `cargo xtask bench`. Asserts nothing. Needs
+//! `DATABASE_URL` naming a server where it may create a database.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -168,10 +169,8 @@ async fn run(url: &str) -> Result<(), Error> {
         steps.done,
         elapsed.as_secs_f64()
     );
-    println!(
-        "  throughput           {:>10.0} executions/s",
-        stats.done as f64 / elapsed.as_secs_f64()
-    );
+    let rate = stats.done as f64 / elapsed.as_secs_f64();
+    println!("  throughput           {rate:>10.0} executions/s");
     println!(
         "  due → finished  p50  {:>10.1} ms",
         stats.p50.unwrap_or_default() * 1000.0
@@ -180,5 +179,6 @@ async fn run(url: &str) -> Result<(), Error> {
         "  due → finished  p99  {:>10.1} ms",
         stats.p99.unwrap_or_default() * 1000.0
     );
+    println!("RESULT executions_per_second={rate:.1}");
     Ok(())
 }

@@ -4,8 +4,9 @@
 //! rate of the intake's statement run directly against the pool, one delivery per
 //! statement (as pgbench would), and grouped as the intake's writer groups them, with
 //! the ratios; with workers on, the executions finished per second and whether any
-//! accepted event lacks its execution.
-//! Asserts nothing. Needs `DATABASE_URL` naming a server where it may create a database.
+//! accepted event lacks its execution. The rates are repeated as `RESULT key=value`
+//! lines for `cargo xtask bench`. Asserts nothing. Needs `DATABASE_URL` naming a server
+//! where it may create a database.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -382,6 +383,10 @@ async fn run(url: &str) -> Result<(), Error> {
     println!(
         "  direct, grouped         {grouped_rate:>10.0} deliveries/s (the same through the intake's group-commit writer, no HTTP)"
     );
+    let mut results = vec![
+        ("direct_deliveries_per_second", direct_rate),
+        ("grouped_deliveries_per_second", grouped_rate),
+    ];
     for (label, workers) in [
         ("intake alone (--no-workers)", false),
         ("with workers on", true),
@@ -442,6 +447,11 @@ async fn run(url: &str) -> Result<(), Error> {
             rate / grouped_rate
         );
         println!("    {cpu}");
+        results.push(if workers {
+            ("intake_with_workers_requests_per_second", rate)
+        } else {
+            ("intake_alone_requests_per_second", rate)
+        });
         if workers {
             let unfinished = unfinished_executions(&pool, Duration::from_secs(300)).await?;
             let finished = succeeded_executions(&pool).await? - finished_before;
@@ -456,8 +466,16 @@ async fn run(url: &str) -> Result<(), Error> {
                 started.elapsed().as_secs_f64()
             );
             println!("    accepted events without their execution: {orphans}");
+            results.push((
+                "executions_with_workers_per_second",
+                finished as f64 / started.elapsed().as_secs_f64(),
+            ));
         }
         server.abort();
+    }
+    // For `cargo xtask bench`, which prints them as ratios of its pgbench reference.
+    for (key, value) in results.into_iter().filter(|(_, value)| value.is_finite()) {
+        println!("RESULT {key}={value:.1}");
     }
     Ok(())
 }
