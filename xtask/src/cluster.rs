@@ -1,6 +1,8 @@
-//! A private PostgreSQL cluster for development and tests, created from the local server
-//! binaries under `.fluxolab/pg`, listening only on 127.0.0.1 at a port of its own (no
-//! Unix socket), so it never collides with a system server.
+//! Private PostgreSQL clusters, created from the local server binaries and listening only
+//! on 127.0.0.1 at a port of their own (no Unix socket), so they never collide with a
+//! system server: `.fluxolab/pg` for development and tests (fast, not durable) and
+//! `.fluxolab/pg-bench` for `cargo xtask bench` (durable: `fsync`, `synchronous_commit`
+//! and `full_page_writes` on, as a production server runs).
 //!
 //! PostgreSQL refuses to run as root. Run as root, the cluster belongs to an unprivileged
 //! system user (`postgres`, else `nobody`) and every server command runs as that user; if
@@ -16,8 +18,8 @@ use std::time::Duration;
 
 use crate::process::{checked_output, project_root};
 
-/// Settings appended to the cluster's `postgresql.conf`. Durability is traded for speed:
-/// this cluster only ever holds development and test data.
+/// Settings appended to the development cluster's `postgresql.conf`. Durability is traded
+/// for speed: this cluster only ever holds development and test data.
 const SERVER_SETTINGS: &str = "
 # --- fluxolab private cluster (cargo xtask) ---
 listen_addresses = '127.0.0.1'
@@ -28,9 +30,55 @@ synchronous_commit = off
 full_page_writes = off
 ";
 
-/// The cluster of this project.
+/// Settings appended to the bench cluster's `postgresql.conf`: durable, as a production
+/// server runs, so that figures measure what a commit really costs on this machine.
+const BENCH_SETTINGS: &str = "
+# --- fluxolab bench cluster (cargo xtask bench): durable ---
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+max_connections = 300
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+";
+
+/// Which of the project's clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `.fluxolab/pg`: development and tests, `fsync` off.
+    Development,
+    /// `.fluxolab/pg-bench`: benchmarks, durable.
+    Bench,
+}
+
+impl Purpose {
+    fn directory(self) -> &'static str {
+        match self {
+            Self::Development => "pg",
+            Self::Bench => "pg-bench",
+        }
+    }
+
+    fn settings(self) -> &'static str {
+        match self {
+            Self::Development => SERVER_SETTINGS,
+            Self::Bench => BENCH_SETTINGS,
+        }
+    }
+
+    /// How messages name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Development => "private cluster",
+            Self::Bench => "durable bench cluster",
+        }
+    }
+}
+
+/// A cluster of this project.
 #[derive(Debug)]
 pub struct Cluster {
+    purpose: Purpose,
     /// `.fluxolab/pg` (possibly a symlink).
     link: PathBuf,
     /// Where it really lives.
@@ -46,10 +94,15 @@ pub fn server_url(port: u16, database: &str) -> String {
 }
 
 impl Cluster {
-    /// Locates the server binaries and decides where the cluster lives; creates nothing.
+    /// The development and test cluster (`.fluxolab/pg`).
     pub fn for_project() -> Result<Self, String> {
+        Self::new(Purpose::Development)
+    }
+
+    /// Locates the server binaries and decides where the cluster lives; creates nothing.
+    pub fn new(purpose: Purpose) -> Result<Self, String> {
         let bin = find_server_binaries().ok_or_else(no_postgres_message)?;
-        let link = project_root().join(".fluxolab").join("pg");
+        let link = project_root().join(".fluxolab").join(purpose.directory());
         let run_as = if is_root() {
             Some(unprivileged_user())
         } else {
@@ -67,6 +120,7 @@ impl Cluster {
             }
         };
         Ok(Self {
+            purpose,
             link,
             root,
             bin,
@@ -76,6 +130,10 @@ impl Cluster {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    pub fn purpose(&self) -> Purpose {
+        self.purpose
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -129,7 +187,8 @@ impl Cluster {
         let port = self.choose_port()?;
         let log = self.root.join("postgres.log");
         eprintln!(
-            "xtask: starting the private PostgreSQL cluster on 127.0.0.1:{port} ({})",
+            "xtask: starting the {} on 127.0.0.1:{port} ({})",
+            self.purpose.name(),
             self.root.display()
         );
         checked_output(
@@ -177,7 +236,8 @@ impl Cluster {
 
     fn create(&self) -> Result<(), String> {
         eprintln!(
-            "xtask: creating a private PostgreSQL cluster in {}",
+            "xtask: creating the {} in {}",
+            self.purpose.name(),
             self.root.display()
         );
         fs::create_dir_all(&self.root)
@@ -213,7 +273,7 @@ impl Cluster {
         )?;
         let config = self.data_dir().join("postgresql.conf");
         let mut contents = fs::read_to_string(&config).map_err(|error| error.to_string())?;
-        contents.push_str(SERVER_SETTINGS);
+        contents.push_str(self.purpose.settings());
         self.write_owned(&config, &contents)
     }
 
@@ -268,14 +328,31 @@ impl Cluster {
     }
 }
 
-/// The directory holding `initdb`, `pg_ctl` and `postgres`: `pg_config --bindir`, else
-/// the newest `/usr/lib/postgresql/*/bin`, else `/usr/local/pgsql/bin`.
+/// The directory holding `initdb`, `pg_ctl` and `postgres`.
 fn find_server_binaries() -> Option<PathBuf> {
     let complete = |dir: &Path| {
         ["initdb", "pg_ctl", "postgres"]
             .iter()
             .all(|b| dir.join(b).is_file())
     };
+    binary_directories().find(|dir| complete(dir))
+}
+
+/// A PostgreSQL client program (`psql`, `pgbench`): from the directories the server
+/// binaries are looked for in, else from `PATH`.
+pub fn find_client(program: &str) -> Option<PathBuf> {
+    let path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect())
+        .unwrap_or_default();
+    binary_directories()
+        .chain(path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Where PostgreSQL's programs may be, best first: `pg_config --bindir`, the newest
+/// `/usr/lib/postgresql/*/bin`, `/usr/local/pgsql/bin`.
+fn binary_directories() -> impl Iterator<Item = PathBuf> {
     let from_pg_config = Command::new("pg_config")
         .arg("--bindir")
         .output()
@@ -296,7 +373,6 @@ fn find_server_binaries() -> Option<PathBuf> {
         .into_iter()
         .chain(debian.into_iter().rev().map(|(_, path)| path))
         .chain([PathBuf::from("/usr/local/pgsql/bin")])
-        .find(|dir| complete(dir))
 }
 
 fn no_postgres_message() -> String {
@@ -342,7 +418,7 @@ fn user_can_reach(user: &str, directory: &Path) -> bool {
 }
 
 /// A stable digest of a path (FNV-1a), to name the cluster's directory outside the project.
-fn path_digest(path: &Path) -> u64 {
+pub fn path_digest(path: &Path) -> u64 {
     path.to_string_lossy()
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {

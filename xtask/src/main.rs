@@ -6,17 +6,22 @@
 //!   discovered database
 //! - `schema [--check]`: regenerate `crates/postgres/src/schema.rs` from the migrations, or
 //!   fail when it differs from them (CI)
-//! - `bench [credentials | executions | webhooks | api-keys]`: performance figures (release build)
+//! - `bench [--unsafe-fast] [credentials | executions | webhooks | api-keys]`: performance
+//!   figures (release build) on a durable server, each with the server's settings and as a
+//!   ratio of a `pgbench` reference run in the same sitting
 //! - `api-check [ARGS…]`: schemathesis (pinned) against a server on a fresh test database
-//! - `db start | stop | remove | status | url`: manage the private cluster under `.fluxolab/pg`
+//! - `db start | stop | remove | status | url`: manage the private cluster under
+//!   `.fluxolab/pg` (stop, remove and status also the bench cluster, `.fluxolab/pg-bench`)
 
 // A command-line tool: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod api_check;
+mod bench;
 mod cluster;
 mod dev;
 mod discovery;
+mod pgbench;
 mod process;
 mod schema;
 
@@ -33,12 +38,18 @@ commands:
   schema [--check]          regenerate crates/postgres/src/schema.rs from the migrations
                             (diesel print-schema on a scratch database), or with
                             --check fail when it differs
-  bench [credentials|executions|webhooks|api-keys]
-                            print performance figures (release build)
+  bench [--unsafe-fast] [credentials|executions|webhooks|api-keys]
+                            print performance figures (release build) against a durable
+                            server (TEST_DATABASE_URL, else the bench cluster under
+                            .fluxolab/pg-bench: fsync and synchronous_commit on), with
+                            the settings read from it and each figure as a ratio of a
+                            pgbench reference run beside it; --unsafe-fast uses the
+                            test cluster (fsync off) and is labelled UNSAFE
   api-check [ARGS...]       check the OpenAPI document against a running server
                             with schemathesis (ARGS go to `st run`)
   db start|stop|remove|status|url
-                            manage the private PostgreSQL cluster under .fluxolab/pg";
+                            manage the private PostgreSQL cluster under .fluxolab/pg
+                            (stop, remove, status: also the bench cluster)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,7 +63,7 @@ fn main() -> ExitCode {
         "migrate" | "seed" => database_command(command, rest),
         "db" => cluster_command(rest),
         "schema" => schema::run(rest),
-        "bench" => bench(rest),
+        "bench" => bench::run(rest),
         "api-check" => api_check::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
@@ -95,70 +106,42 @@ fn database_command(command: &str, extra: &[String]) -> Result<u8, String> {
     process::status_code(&mut run)
 }
 
-/// `cargo xtask bench [NAME]`: the benchmarks, in release mode; they print figures.
-fn bench(args: &[String]) -> Result<u8, String> {
-    let wanted = args.first().map_or("all", String::as_str);
-    let benches: &[(&str, &str, &str)] = &[
-        ("credentials", "fluxolab-credentials", "seal_bench"),
-        ("executions", "fluxolab-app", "bench_executions"),
-        ("webhooks", "fluxolab-app", "bench_webhooks"),
-        ("api-keys", "fluxolab-app", "bench_api_keys"),
-    ];
-    let selected: Vec<_> = benches
-        .iter()
-        .filter(|(name, _, _)| wanted == "all" || wanted == *name)
-        .collect();
-    if selected.is_empty() {
-        return Err(format!(
-            "unknown benchmark `{wanted}`; available: credentials, executions, webhooks, api-keys"
-        ));
-    }
-    for (name, package, example) in selected {
-        let mut command = process::cargo();
-        command.args([
-            "run",
-            "--quiet",
-            "--release",
-            "--package",
-            package,
-            "--example",
-            example,
-        ]);
-        if matches!(*name, "executions" | "webhooks" | "api-keys") {
-            let server = discovery::test_server()?;
-            eprintln!("xtask: benchmarking against {}", server.description);
-            command.env("DATABASE_URL", &server.url);
-        }
-        let code = process::status_code(&mut command)?;
-        if code != 0 {
-            return Ok(code);
-        }
-    }
-    Ok(0)
-}
-
 fn cluster_command(args: &[String]) -> Result<u8, String> {
     let cluster = cluster::Cluster::for_project()?;
+    let bench = cluster::Cluster::new(cluster::Purpose::Bench)?;
     match args.first().map(String::as_str) {
         Some("start") => {
             let port = cluster.start()?;
             println!("{}", cluster::server_url(port, "postgres"));
         }
         Some("stop") => {
-            if cluster.stop()? {
-                eprintln!("xtask: private cluster stopped");
-            } else {
-                eprintln!("xtask: private cluster was not running");
+            for cluster in [&cluster, &bench] {
+                let name = cluster.purpose().name();
+                if cluster.stop()? {
+                    eprintln!("xtask: {name} stopped");
+                } else {
+                    eprintln!("xtask: {name} was not running");
+                }
             }
         }
         Some("remove") => {
-            cluster.remove()?;
-            eprintln!("xtask: private cluster removed");
+            for cluster in [&cluster, &bench] {
+                cluster.remove()?;
+                eprintln!("xtask: {} removed", cluster.purpose().name());
+            }
         }
-        Some("status") => match cluster.running_port() {
-            Some(port) => println!("running on 127.0.0.1:{port} ({})", cluster.root().display()),
-            None => println!("not running ({})", cluster.root().display()),
-        },
+        Some("status") => {
+            for cluster in [&cluster, &bench] {
+                let name = cluster.purpose().name();
+                match cluster.running_port() {
+                    Some(port) => println!(
+                        "{name}: running on 127.0.0.1:{port} ({})",
+                        cluster.root().display()
+                    ),
+                    None => println!("{name}: not running ({})", cluster.root().display()),
+                }
+            }
+        }
         Some("url") => match cluster.running_port() {
             Some(port) => println!("{}", cluster::server_url(port, "fluxolab")),
             None => return Err("the private cluster is not running; `cargo xtask db start`".into()),

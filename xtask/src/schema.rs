@@ -132,7 +132,7 @@ fn path_digest(text: &str) -> u64 {
 }
 
 /// `url` naming `database` instead of the database it names (its query string kept).
-fn with_database(url: &str, database: &str) -> Result<String, String> {
+pub fn with_database(url: &str, database: &str) -> Result<String, String> {
     let authority = url
         .find("://")
         .map(|scheme| scheme + 3)
