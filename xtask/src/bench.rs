@@ -305,7 +305,7 @@ fn print_summary(
     for (key, value) in results {
         match reference.filter(|_| key.ends_with("_per_second")) {
             Some(measured) => println!(
-                "  {key:<40} {:>10}   {:>5.2} × reference",
+                "  {key:<40} {:>10}   {:>6.3} × reference",
                 grouped(*value),
                 value / measured.tps
             ),
