@@ -99,15 +99,7 @@ pub fn run(args: &[String]) -> Result<u8, String> {
     }
     // Built first, so that no compile sits between a reference and its figures.
     for bench in &selected {
-        let code = process::status_code(process::cargo().args([
-            "build",
-            "--quiet",
-            "--release",
-            "--package",
-            bench.package,
-            "--example",
-            bench.example,
-        ]))?;
+        let code = process::status_code(&mut example_command("build", bench))?;
         if code != 0 {
             return Ok(code);
         }
@@ -232,21 +224,26 @@ impl Server {
     }
 }
 
+/// `cargo <verb>` of a bench's example, in release mode.
+fn example_command(verb: &str, bench: &Bench) -> std::process::Command {
+    let mut command = process::cargo();
+    command.args([
+        verb,
+        "--quiet",
+        "--release",
+        "--package",
+        bench.package,
+        "--example",
+        bench.example,
+    ]);
+    command
+}
+
 /// Runs a bench's example, its output passed through but for its `RESULT` lines, which
 /// are returned with its exit code.
 fn run_example(bench: &Bench, server: Option<&Server>) -> Result<(u8, Vec<(String, f64)>), String> {
-    let mut command = process::cargo();
-    command
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "--package",
-            bench.package,
-            "--example",
-            bench.example,
-        ])
-        .stdout(Stdio::piped());
+    let mut command = example_command("run", bench);
+    command.stdout(Stdio::piped());
     if let (Some(server), Some(_)) = (server, bench.reference) {
         command.env("DATABASE_URL", &server.database.url);
     }

@@ -200,13 +200,11 @@ impl AlertRepository for PgAlerts {
             .limit(page.fetch_limit())
             .into_boxed();
         if let Some(after) = page.after() {
-            query = query.filter(
-                workspace_usage_alerts::created_at.lt(after.created_at).or(
-                    workspace_usage_alerts::created_at
-                        .eq(after.created_at)
-                        .and(workspace_usage_alerts::id.lt(after.id)),
-                ),
-            );
+            query = query.filter(crate::keyset::before!(
+                workspace_usage_alerts::created_at,
+                workspace_usage_alerts::id,
+                after
+            ));
         }
         let rows: Vec<AlertRow> = query.load(&mut connection).await.map_err(storage)?;
         let items = rows.into_iter().map(alert).collect::<Result<Vec<_>, _>>()?;
@@ -324,13 +322,11 @@ impl AlertRepository for PgAlerts {
             .limit(page.fetch_limit())
             .into_boxed();
         if let Some(after) = page.after() {
-            query = query.filter(
-                workspace_usage_alert_events::created_at
-                    .lt(after.created_at)
-                    .or(workspace_usage_alert_events::created_at
-                        .eq(after.created_at)
-                        .and(workspace_usage_alert_events::id.lt(after.id))),
-            );
+            query = query.filter(crate::keyset::before!(
+                workspace_usage_alert_events::created_at,
+                workspace_usage_alert_events::id,
+                after
+            ));
         }
         let rows: Vec<EventRow> = query.load(&mut connection).await.map_err(storage)?;
         Ok(Page::from_rows(

@@ -215,13 +215,11 @@ impl ApiKeyRepository for PgApiKeys {
             .limit(page.fetch_limit())
             .into_boxed();
         if let Some(after) = page.after() {
-            query = query.filter(
-                workspace_api_keys::created_at.lt(after.created_at).or(
-                    workspace_api_keys::created_at
-                        .eq(after.created_at)
-                        .and(workspace_api_keys::id.lt(after.id)),
-                ),
-            );
+            query = query.filter(crate::keyset::before!(
+                workspace_api_keys::created_at,
+                workspace_api_keys::id,
+                after
+            ));
         }
         let rows: Vec<KeyRow> = query.load(&mut connection).await.map_err(storage)?;
         let items = rows.into_iter().map(key).collect::<Result<Vec<_>, _>>()?;
@@ -372,13 +370,11 @@ impl ApiKeyRepository for PgApiKeys {
             .limit(page.fetch_limit())
             .into_boxed();
         if let Some(after) = page.after() {
-            query = query.filter(
-                workspace_api_key_audit::created_at.lt(after.created_at).or(
-                    workspace_api_key_audit::created_at
-                        .eq(after.created_at)
-                        .and(workspace_api_key_audit::id.lt(after.id)),
-                ),
-            );
+            query = query.filter(crate::keyset::before!(
+                workspace_api_key_audit::created_at,
+                workspace_api_key_audit::id,
+                after
+            ));
         }
         let rows: Vec<AuditRow> = query.load(&mut connection).await.map_err(storage)?;
         let items = rows

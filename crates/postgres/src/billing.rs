@@ -474,13 +474,11 @@ impl BillingRepository for PgBilling {
             .limit(page.fetch_limit())
             .into_boxed();
         if let Some(after) = page.after() {
-            query = query.filter(
-                billing_events::created_at
-                    .lt(after.created_at)
-                    .or(billing_events::created_at
-                        .eq(after.created_at)
-                        .and(billing_events::id.lt(after.id))),
-            );
+            query = query.filter(crate::keyset::before!(
+                billing_events::created_at,
+                billing_events::id,
+                after
+            ));
         }
         let rows: Vec<EventRow> = query.load(&mut connection).await.map_err(storage)?;
         let items = rows

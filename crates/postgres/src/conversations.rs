@@ -132,11 +132,11 @@ impl ConversationRepository for PgWebhooks {
             .limit(page.fetch_limit())
             .into_boxed();
         if let Some(after) = page.after() {
-            query = query.filter(
-                last.clone().lt(after.created_at).or(last
-                    .eq(after.created_at)
-                    .and(conversations::id.lt(after.id))),
-            );
+            query = query.filter(crate::keyset::before!(
+                last.clone(),
+                conversations::id,
+                after
+            ));
         }
         let rows: Vec<ConversationRow> = query.load(&mut connection).await.map_err(storage)?;
         Ok(Page::from_rows(
@@ -191,11 +191,11 @@ impl ConversationRepository for PgWebhooks {
             .limit(page.fetch_limit())
             .into_boxed();
         if let Some(after) = page.after() {
-            query = query.filter(
-                messages::sent_at.lt(after.created_at).or(messages::sent_at
-                    .eq(after.created_at)
-                    .and(messages::id.lt(after.id))),
-            );
+            query = query.filter(crate::keyset::before!(
+                messages::sent_at,
+                messages::id,
+                after
+            ));
         }
         let rows: Vec<MessageRow> = query.load(&mut connection).await.map_err(storage)?;
         let items = rows

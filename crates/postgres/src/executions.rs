@@ -472,13 +472,11 @@ impl ExecutionRepository for PgExecutions {
             query = query.filter(executions::created_at.ge(since));
         }
         if let Some(after) = page.after() {
-            query = query.filter(
-                executions::created_at
-                    .lt(after.created_at)
-                    .or(executions::created_at
-                        .eq(after.created_at)
-                        .and(executions::id.lt(after.id))),
-            );
+            query = query.filter(crate::keyset::before!(
+                executions::created_at,
+                executions::id,
+                after
+            ));
         }
         let rows: Vec<ExecutionRow> = query.load(&mut connection).await.map_err(storage)?;
         let items = rows

@@ -11,6 +11,7 @@ pub mod error;
 pub mod executions;
 pub mod intake_batch;
 mod joins;
+mod keyset;
 pub mod migrations;
 pub mod plans;
 pub mod pool;

@@ -405,13 +405,11 @@ impl CredentialRepository for PgVault {
             .limit(page.fetch_limit())
             .into_boxed();
         if let Some(after) = page.after() {
-            query = query.filter(
-                credentials::created_at
-                    .gt(after.created_at)
-                    .or(credentials::created_at
-                        .eq(after.created_at)
-                        .and(credentials::id.gt(after.id))),
-            );
+            query = query.filter(crate::keyset::after!(
+                credentials::created_at,
+                credentials::id,
+                after
+            ));
         }
         let rows: Vec<CredentialRow> = query.load(&mut connection).await.map_err(storage)?;
         let records = rows

@@ -144,13 +144,11 @@ impl EventStore for PgWebhooks {
             query = query.filter(webhook_events::received_at.ge(since));
         }
         if let Some(after) = page.after() {
-            query = query.filter(
-                webhook_events::received_at
-                    .lt(after.created_at)
-                    .or(webhook_events::received_at
-                        .eq(after.created_at)
-                        .and(webhook_events::id.lt(after.id))),
-            );
+            query = query.filter(crate::keyset::before!(
+                webhook_events::received_at,
+                webhook_events::id,
+                after
+            ));
         }
         let rows: Vec<EventRow> = query.load(&mut connection).await.map_err(storage)?;
         let items = rows.into_iter().map(event).collect::<Result<Vec<_>, _>>()?;

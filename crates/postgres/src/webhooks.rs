@@ -216,13 +216,11 @@ impl RegistrationRepository for PgWebhooks {
             .limit(page.fetch_limit())
             .into_boxed();
         if let Some(after) = page.after() {
-            query = query.filter(
-                webhook_registrations::created_at.lt(after.created_at).or(
-                    webhook_registrations::created_at
-                        .eq(after.created_at)
-                        .and(webhook_registrations::id.lt(after.id)),
-                ),
-            );
+            query = query.filter(crate::keyset::before!(
+                webhook_registrations::created_at,
+                webhook_registrations::id,
+                after
+            ));
         }
         let rows: Vec<RegistrationRow> = query.load(&mut connection).await.map_err(storage)?;
         let items = rows

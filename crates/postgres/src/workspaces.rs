@@ -305,13 +305,11 @@ impl MemberRepository for PgWorkspaces {
             .limit(page.fetch_limit())
             .into_boxed();
         if let Some(after) = page.after() {
-            query = query.filter(
-                workspace_members::created_at.gt(after.created_at).or(
-                    workspace_members::created_at
-                        .eq(after.created_at)
-                        .and(users::id.gt(after.id)),
-                ),
-            );
+            query = query.filter(crate::keyset::after!(
+                workspace_members::created_at,
+                users::id,
+                after
+            ));
         }
         let rows: Vec<MemberRow> = query.load(&mut connection).await.map_err(storage)?;
         let members = rows
@@ -582,13 +580,11 @@ impl ActivityRepository for PgWorkspaces {
             query = query.filter(activities::created_at.ge(since));
         }
         if let Some(after) = page.after() {
-            query = query.filter(
-                activities::created_at
-                    .lt(after.created_at)
-                    .or(activities::created_at
-                        .eq(after.created_at)
-                        .and(activities::id.lt(after.id))),
-            );
+            query = query.filter(crate::keyset::before!(
+                activities::created_at,
+                activities::id,
+                after
+            ));
         }
         type Row = (
             Uuid,
