@@ -136,6 +136,7 @@ async fn run(url: &str) -> Result<(), Error> {
             concurrency: cores * 8,
             lease_seconds: 60,
             timeout: Duration::from_secs(60),
+            drain: Duration::from_secs(30),
         },
     );
     let stats = loop {

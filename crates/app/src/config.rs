@@ -368,6 +368,7 @@ impl Settings {
             1024..=64 * 1024 * 1024,
         );
         let shutdown = reader.number("SHUTDOWN_TIMEOUT_SECONDS", 30, 1..=600);
+        let drain = reader.number("SHUTDOWN_DRAIN_SECONDS", 30, 0..=3600);
         let telemetry = reader.telemetry();
         let webhooks = reader.webhooks();
         let alerts = reader.alerts();
@@ -388,6 +389,7 @@ impl Settings {
                         concurrency: usize::try_from(workers).unwrap_or(2),
                         lease_seconds: i64::try_from(lease).unwrap_or(30),
                         timeout: Duration::from_secs(execution_timeout),
+                        drain: Duration::from_secs(drain),
                     },
                     body_limit_bytes: usize::try_from(body_limit).unwrap_or(1024 * 1024),
                     shutdown_timeout: Duration::from_secs(shutdown),

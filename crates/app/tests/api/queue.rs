@@ -192,6 +192,7 @@ async fn four_workers_never_run_the_same_execution_twice() -> TestResult {
                     concurrency: 4,
                     lease_seconds: 30,
                     timeout: Duration::from_secs(60),
+                    drain: Duration::from_secs(30),
                 },
             )
         })

@@ -1,0 +1,2 @@
+ALTER TABLE execution_steps DROP COLUMN IF EXISTS effect_key;
+ALTER TABLE executions DROP COLUMN IF EXISTS lease_token;
