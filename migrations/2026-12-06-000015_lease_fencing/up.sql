@@ -4,3 +4,7 @@
 ALTER TABLE executions ADD COLUMN lease_token bigint NOT NULL DEFAULT 0;
 -- The idempotency key an effectful step was sent with (the same on every attempt).
 ALTER TABLE execution_steps ADD COLUMN effect_key text;
+-- Claims take runs started before and back in the queue (released at shutdown, resumed
+-- after a delay or a backoff) ahead of new ones: few rows, so a small partial index.
+CREATE INDEX executions_resumed_due_idx ON executions (due_at)
+  WHERE status = 'queued' AND started_at IS NOT NULL;

@@ -479,6 +479,7 @@ mod tests {
             ("BIND_ADDR", "everywhere"),
             ("LOG_FORMAT", "xml"),
             ("DATABASE_POOL_SIZE", "0"),
+            ("SHUTDOWN_DRAIN_SECONDS", "3601"),
         ]))
         .err()
         .map(|errors| errors.0)
@@ -491,6 +492,7 @@ mod tests {
                 "DATABASE_POOL_SIZE",
                 "APP_SECRET",
                 "BIND_ADDR",
+                "SHUTDOWN_DRAIN_SECONDS",
                 "LOG_FORMAT"
             ]
         );

@@ -325,7 +325,9 @@ struct ClaimedId {
 /// The claim, fair between workspaces, in one statement. First, nothing stays running
 /// forever: a run whose lease ended after its last attempt fails (`abandoned`). Then, in
 /// priority order, it takes: runs whose lease ended with attempts left (their worker
-/// died); the oldest due run of each workspace with due work (a skip
+/// died); runs started before and back in the queue (released by a worker shutting
+/// down, due again after a long delay or a retry's backoff), so work under way finishes
+/// before new work starts; the oldest due run of each workspace with due work (a skip
 /// scan over `executions_workspace_due_idx`: one index probe per workspace, so a
 /// workspace with 50,000 queued runs costs what one with a single run does); then the
 /// oldest due runs of anyone, to fill the claim. A quiet workspace's run is thus taken by
@@ -341,6 +343,10 @@ const FAIR_CLAIM: &str = "WITH RECURSIVE abandoned AS ( \
        SELECT id FROM executions \
        WHERE status = 'running' AND locked_until < now() AND attempt < max_attempts \
        ORDER BY locked_until LIMIT $2 FOR UPDATE SKIP LOCKED \
+     ), resumed AS ( \
+       SELECT id, due_at FROM executions \
+       WHERE status = 'queued' AND started_at IS NOT NULL AND due_at <= now() \
+       ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED \
      ), waiting AS ( \
        (SELECT workspace_id, id FROM executions WHERE status = 'queued' AND due_at <= now() \
         ORDER BY workspace_id, due_at LIMIT 1) \
@@ -359,8 +365,9 @@ const FAIR_CLAIM: &str = "WITH RECURSIVE abandoned AS ( \
      ), due AS ( \
        SELECT id FROM ( \
          SELECT id, 0 AS pass, now() AS due_at FROM expired \
-         UNION ALL SELECT id, 1, due_at FROM fair \
-         UNION ALL SELECT id, 2, due_at FROM fill \
+         UNION ALL SELECT id, 1, due_at FROM resumed \
+         UNION ALL SELECT id, 2, due_at FROM fair \
+         UNION ALL SELECT id, 3, due_at FROM fill \
        ) chosen GROUP BY id ORDER BY min(pass), min(due_at) LIMIT $2 \
      ) \
      UPDATE executions e SET status = 'running', locked_by = $1, \
@@ -496,7 +503,7 @@ impl ExecutionRepository for PgExecutions {
         // Raw: the release and the NOTIFY that wakes the other workers, in one statement.
         let statement = format!(
             "WITH fence AS ( \
-               UPDATE executions SET status = 'queued', due_at = now(), locked_by = NULL, \
+               UPDATE executions SET status = 'queued', due_at = least(due_at, now()), locked_by = NULL, \
                  locked_until = NULL, attempt = greatest(attempt - 1, 0) \
                WHERE id = $1 AND status = 'running' AND lease_token = $2 RETURNING id) \
              SELECT count(*) AS held, {wake} FROM fence",

@@ -227,7 +227,8 @@ pub trait ExecutionRepository: Send + Sync {
         steps: &[StepRecord],
     ) -> Result<Fenced, StorageError>;
     /// Gives a running execution back to the queue at once, while `lease` holds it: due
-    /// now, the attempt not counted (a worker shutting down before it finished).
+    /// as it was (so ahead of runs queued after it), the attempt not counted (a worker
+    /// shutting down before it finished).
     async fn release(
         &self,
         execution: ExecutionId,

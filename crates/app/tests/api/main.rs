@@ -10,6 +10,7 @@ mod credential_tests;
 mod credentials;
 mod environments;
 mod executions;
+mod faults;
 mod helpers;
 mod ops;
 mod otlp;
