@@ -211,6 +211,8 @@ async fn ids_of(pool: &DbPool, sql: &str) -> Result<Vec<String>, Error> {
 
 const SUCCEEDED: &str = "SELECT count(*) AS count FROM executions WHERE status = 'succeeded'";
 
+// The figures of the run are printed for the note (`--no-capture`).
+#[allow(clippy::print_stdout)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_frozen_killed_or_stopped_repeats_no_recorded_effect() -> TestResult {
     let app = TestApp::spawn_api_only().await?;
