@@ -1,4 +1,4 @@
-//! `cargo xtask bench executions`: enqueues 10,000 runs of the three-node workflow into a
+//! `cargo xtask bench executions`: enqueues 50,000 runs of the three-node workflow into a
 //! scratch database and lets this process's workers run them, every step persisted.
 //! Prints executions per second and the p50/p99 time from due to finished, and the rate
 //! again as a `RESULT key=value` line for `cargo xtask bench`. Asserts nothing. Needs
@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use fluxolab_app::workers::{WorkerPool, WorkerSettings};
-use fluxolab_app::{DatabaseSettings, Settings};
+use fluxolab_app::workers::WorkerPool;
+use fluxolab_app::Settings;
 use fluxolab_kernel::{Actor, Principal, SystemClock, UserId, WorkspaceId};
 use fluxolab_workflows::service::CreateWorkflow;
 use fluxolab_workspace::Role;
 
-const RUNS: i64 = 10_000;
+const RUNS: i64 = 50_000;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -59,16 +59,12 @@ async fn run(url: &str) -> Result<(), Error> {
         fluxolab_postgres::migrations::run_pending(&migrate_url)
     })
     .await?;
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
     let settings = Settings::from_lookup(|variable| match variable {
         "DATABASE_URL" => Some(url.to_owned()),
         "APP_SECRET" => Some("bench-secret-bench-secret-bench-secret".to_owned()),
         _ => None,
     })?;
-    let pool = fluxolab_app::startup::pool(&DatabaseSettings {
-        pool_size: 32,
-        ..settings.database.clone()
-    })?;
+    let pool = fluxolab_app::startup::pool(&settings.database)?;
     fluxolab_postgres::seed::seed_reference_data(&mut *pool.get().await?).await?;
     // Observed as `fluxolab serve` observes its workers, so the figure includes metrics.
     let metrics = fluxolab_telemetry::MetricsRegistry::new();
@@ -132,12 +128,7 @@ async fn run(url: &str) -> Result<(), Error> {
     let workers = WorkerPool::start(
         services.executions.clone(),
         services.queue.clone(),
-        WorkerSettings {
-            concurrency: cores * 8,
-            lease_seconds: 60,
-            timeout: Duration::from_secs(60),
-            drain: Duration::from_secs(30),
-        },
+        settings.workers,
     );
     let stats = loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -161,8 +152,8 @@ async fn run(url: &str) -> Result<(), Error> {
     .get_result(&mut pool.get().await?)
     .await?;
     println!(
-        "executions bench: {RUNS} runs of trigger.manual → data.set → flow.if, {} worker slots, every step persisted",
-        cores * 8
+        "executions bench: {RUNS} runs of trigger.manual → data.set → flow.if, {} worker slots and a pool of {} (the defaults), every step persisted",
+        settings.workers.concurrency, settings.database.pool_size
     );
     println!(
         "  finished             {:>10} executions ({} steps) in {:.2} s",

@@ -338,6 +338,9 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
     }
 }
 
+/// Executions a process runs at once unless `WORKERS` says otherwise.
+pub const DEFAULT_EXECUTION_SLOTS: u64 = 64;
+
 impl Settings {
     /// Reads and validates every variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
@@ -359,7 +362,9 @@ impl Settings {
         );
         let default_workers = std::thread::available_parallelism().map_or(2, usize::from) as u64;
         let http_workers = reader.number("HTTP_WORKERS", default_workers, 1..=256);
-        let workers = reader.number("WORKERS", default_workers, 1..=1024);
+        // A run mostly waits (on the database, on remote APIs): slots are sized for
+        // waiting, not for the CPU count; the pool's acquire timeout is the back-pressure.
+        let workers = reader.number("WORKERS", DEFAULT_EXECUTION_SLOTS, 1..=1024);
         let lease = reader.number("EXECUTION_LEASE_SECONDS", 30, 3..=3600);
         let execution_timeout = reader.number("EXECUTION_TIMEOUT_SECONDS", 300, 1..=86_400);
         let body_limit = reader.number(

@@ -24,6 +24,8 @@ pub enum StoreError {
     ForeignUnit,
     #[error("the intake's writer has stopped")]
     IntakeStopped,
+    #[error("the writer of finishing runs has stopped")]
+    CompletionsStopped,
     #[error("the notification stream ended")]
     ListenerEnded,
 }

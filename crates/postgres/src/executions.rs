@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use fluxolab_kernel::{
     EnvironmentId, EnvironmentRef, ExecutionId, Page, PageRequest, StorageError, WorkflowId,
@@ -32,6 +32,8 @@ pub struct PgExecutions {
     pool: DbPool,
     /// A connection taken out of the pool that `LISTEN`s for queued executions.
     listener: std::sync::Arc<tokio::sync::Mutex<Option<diesel_async::AsyncPgConnection>>>,
+    /// Finishing runs, written in batches.
+    completions: crate::completions::Completions,
 }
 
 impl std::fmt::Debug for PgExecutions {
@@ -50,6 +52,7 @@ impl PgExecutions {
         Self {
             pool,
             listener: std::sync::Arc::default(),
+            completions: crate::completions::Completions::default(),
         }
     }
 
@@ -287,7 +290,7 @@ fn fenced_statement(fence: &str) -> String {
 }
 
 /// The steps as the JSON array [`INSERT_STEPS`] reads.
-fn steps_json(steps: &[StepRecord]) -> Result<Value, StorageError> {
+pub(crate) fn steps_json(steps: &[StepRecord]) -> Result<Value, StorageError> {
     let timestamp = |at: OffsetDateTime| {
         at.format(&time::format_description::well_known::Rfc3339)
             .map_err(storage)
@@ -472,25 +475,9 @@ impl ExecutionRepository for PgExecutions {
         outcome: Finished,
         steps: &[StepRecord],
     ) -> Result<Fenced, StorageError> {
-        let mut connection = pooled(&self.pool).await?;
-        // Raw: the steps' CTE (jsonb_to_recordset) and the finish in one fenced statement.
-        let statement = fenced_statement(&format!(
-            "UPDATE executions SET status = $4, output = $5, error = $6, finished_at = now(), \
-               locked_by = NULL, locked_until = NULL \
-             WHERE {HELD} RETURNING id, workspace_id"
-        ));
-        fenced(
-            &mut connection,
-            diesel::sql_query(statement)
-                .into_boxed()
-                .bind::<SqlUuid, _>(execution.as_uuid())
-                .bind::<Jsonb, _>(steps_json(steps)?)
-                .bind::<BigInt, _>(lease.value())
-                .bind::<Text, _>(outcome.status.code())
-                .bind::<Nullable<Jsonb>, _>(outcome.output)
-                .bind::<Nullable<Text>, _>(outcome.error),
-        )
-        .await
+        self.completions
+            .finish(&self.pool, (execution, lease), outcome, steps)
+            .await
     }
 
     #[tracing::instrument(name = "db.executions.release", level = "debug", skip_all)]

@@ -5,6 +5,7 @@ pub mod activity_log;
 pub mod alerts;
 pub mod api_keys;
 pub mod billing;
+mod completions;
 pub mod conversations;
 pub mod environments;
 pub mod error;
