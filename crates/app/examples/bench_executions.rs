@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use fluxolab_app::workers::WorkerPool;
 use fluxolab_app::Settings;
+use fluxolab_app::workers::WorkerPool;
 use fluxolab_kernel::{Actor, Principal, SystemClock, UserId, WorkspaceId};
 use fluxolab_workflows::service::CreateWorkflow;
 use fluxolab_workspace::Role;

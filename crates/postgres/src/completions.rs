@@ -157,7 +157,11 @@ async fn write(pool: &DbPool, batch: &[Completion]) -> Result<Vec<Uuid>, Storage
     let mut rows: Vec<&Completion> = batch.iter().collect();
     // One lock order for every batch.
     rows.sort_by_key(|completion| completion.id);
-    let input = Value::Array(rows.iter().map(|completion| completion.row.clone()).collect());
+    let input = Value::Array(
+        rows.iter()
+            .map(|completion| completion.row.clone())
+            .collect(),
+    );
     let mut connection = pooled(pool).await?;
     // Raw: a multi-row fenced UPDATE … FROM jsonb_to_recordset with the steps' insert.
     let written: Vec<Written> = diesel::sql_query(FINISH_BATCH)
