@@ -26,6 +26,8 @@ use tokio::task::JoinSet;
 /// How long an idle worker waits for a `NOTIFY` before looking anyway (retries and
 /// expired leases come due without one).
 const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How long a busy worker waits for more slots to free before claiming for a few.
+const GATHER_FREE_SLOTS: Duration = Duration::from_millis(5);
 /// How often finished executions past their plan's retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Executions deleted per pruning statement.
@@ -160,6 +162,11 @@ impl Worker {
                     _ = stopped.changed() => {}
                 }
                 continue;
+            }
+            if slots.available_permits() < self.settings.concurrency / 4 && !running.is_empty() {
+                // A few slots free while runs go on: let more finish (they finish in
+                // batches) so one claim fills several, instead of one claim per slot.
+                tokio::time::sleep(GATHER_FREE_SLOTS).await;
             }
             let free = slots.available_permits();
             let sent_at = Instant::now();
