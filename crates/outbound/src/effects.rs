@@ -7,13 +7,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fluxolab_credentials::CredentialKind;
 use fluxolab_credentials::ports::{CredentialResolver, NetworkPolicy};
+use fluxolab_kernel::CredentialId;
 use fluxolab_workflows::engine::{EMAIL_TIMEOUT, EffectContext, NodeEffects, NodeFailure};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
 use crate::guard::{GuardedResolver, allowed_addresses};
 
@@ -69,7 +69,7 @@ impl NodeEffects for OutboundEffects {
         &self,
         context: EffectContext,
         params: Value,
-        credential: Option<Uuid>,
+        credential: Option<CredentialId>,
     ) -> Result<Value, NodeFailure> {
         let allow_internal = self.allow_internal(context).await?;
         let mut url = url::Url::parse(&text_of(&params["url"]))
@@ -202,7 +202,7 @@ impl NodeEffects for OutboundEffects {
         &self,
         context: EffectContext,
         params: Value,
-        credential: Uuid,
+        credential: CredentialId,
     ) -> Result<Value, NodeFailure> {
         let smtp = self
             .credentials

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fluxolab_kernel::{Clock, ExecutionId, RunEnvironment, WorkspaceId};
+use fluxolab_kernel::{Clock, CredentialId, ExecutionId, RunEnvironment, WorkspaceId};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -148,14 +148,14 @@ pub trait NodeEffects: Send + Sync {
         &self,
         context: EffectContext,
         params: Value,
-        credential: Option<Uuid>,
+        credential: Option<CredentialId>,
     ) -> Result<Value, NodeFailure>;
     /// `email.send` with rendered params and its SMTP credential.
     async fn send_email(
         &self,
         context: EffectContext,
         params: Value,
-        credential: Uuid,
+        credential: CredentialId,
     ) -> Result<Value, NodeFailure>;
     /// `flow.delay`, waited in place.
     async fn delay(&self, milliseconds: u64);

@@ -52,11 +52,31 @@ impl TestApp {
         Self::start(&[("FLUXOLAB_TEST_NO_WORKERS", "1")], Arc::new(SystemClock)).await
     }
 
+    /// Like [`TestApp::spawn_with`], the server reaching its database at the URL `route`
+    /// makes of the test database's (through a proxy, say); `route` also gives back
+    /// whatever the test keeps of it.
+    pub async fn spawn_routed<T>(
+        extra: &[(&str, &str)],
+        route: impl FnOnce(&str) -> Result<(String, T), Error>,
+    ) -> Result<(Self, T), Error> {
+        Self::start_routed(extra, Arc::new(SystemClock), route).await
+    }
+
     async fn start(extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let (app, ()) = Self::start_routed(extra, clock, |url| Ok((url.to_owned(), ()))).await?;
+        Ok(app)
+    }
+
+    async fn start_routed<T>(
+        extra: &[(&str, &str)],
+        clock: Arc<dyn Clock>,
+        route: impl FnOnce(&str) -> Result<(String, T), Error>,
+    ) -> Result<(Self, T), Error> {
         let db = TestDb::new().await?;
         seed_reference_data(&mut *db.pool().get().await?).await?;
+        let (database_url, kept) = route(db.url())?;
         let mut environment: HashMap<String, String> = [
-            ("DATABASE_URL", db.url()),
+            ("DATABASE_URL", database_url.as_str()),
             ("APP_SECRET", TEST_SECRET),
             ("BIND_ADDR", "127.0.0.1:0"),
             ("HTTP_WORKERS", "1"),
@@ -75,11 +95,12 @@ impl TestApp {
         }
         let address = format!("http://127.0.0.1:{}", application.port());
         tokio::spawn(application.run_until_stopped());
-        Ok(Self {
+        let app = Self {
             address,
             db,
             client: reqwest::Client::new(),
-        })
+        };
+        Ok((app, kept))
     }
 
     pub fn url(&self, path: &str) -> String {

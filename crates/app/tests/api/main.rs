@@ -14,6 +14,7 @@ mod faults;
 mod helpers;
 mod ops;
 mod otlp;
+mod outage;
 mod plans;
 mod provisioning;
 mod queue;
