@@ -62,6 +62,12 @@ const BENCHES: &[Bench] = &[
         example: "bench_api_keys",
         reference: Some(Reference::Select),
     },
+    Bench {
+        name: "scaleout",
+        package: "fluxolab-app",
+        example: "bench_scaleout",
+        reference: Some(Reference::Insert),
+    },
 ];
 
 /// What the command line asked for.
@@ -99,7 +105,7 @@ pub fn run(args: &[String]) -> Result<u8, String> {
         .collect();
     if selected.is_empty() {
         return Err(format!(
-            "unknown benchmark `{}`; available: credentials, executions, fairness, webhooks, api-keys",
+            "unknown benchmark `{}`; available: credentials, executions, fairness, webhooks, api-keys, scaleout",
             options.wanted
         ));
     }
@@ -110,6 +116,12 @@ pub fn run(args: &[String]) -> Result<u8, String> {
             return Ok(code);
         }
     }
+    // `scaleout` runs the release binary as its worker processes.
+    let fluxolab = if selected.iter().any(|bench| bench.name == "scaleout") {
+        Some(process::release_fluxolab()?)
+    } else {
+        None
+    };
     let server = if selected.iter().any(|bench| bench.reference.is_some()) {
         Some(Server::find(options.unsafe_fast)?)
     } else {
@@ -130,7 +142,7 @@ pub fn run(args: &[String]) -> Result<u8, String> {
             }
             _ => None,
         };
-        let (code, results) = run_example(bench, server.as_ref())?;
+        let (code, results) = run_example(bench, server.as_ref(), fluxolab.as_deref())?;
         if let Some(server) = server.as_ref().filter(|_| bench.reference.is_some()) {
             print_summary(bench, server, reference, &results);
         }
@@ -247,9 +259,16 @@ fn example_command(verb: &str, bench: &Bench) -> std::process::Command {
 
 /// Runs a bench's example, its output passed through but for its `RESULT` lines, which
 /// are returned with its exit code.
-fn run_example(bench: &Bench, server: Option<&Server>) -> Result<(u8, Vec<(String, f64)>), String> {
+fn run_example(
+    bench: &Bench,
+    server: Option<&Server>,
+    fluxolab: Option<&std::path::Path>,
+) -> Result<(u8, Vec<(String, f64)>), String> {
     let mut command = example_command("run", bench);
     command.stdout(Stdio::piped());
+    if let Some(fluxolab) = fluxolab {
+        command.env("FLUXOLAB_BIN", fluxolab);
+    }
     if let (Some(server), Some(_)) = (server, bench.reference) {
         command.env("DATABASE_URL", &server.database.url);
     }

@@ -36,6 +36,30 @@ pub fn fluxolab() -> Command {
     command
 }
 
+/// Builds the `fluxolab` binary in release mode and returns its path (as cargo reports
+/// it, whatever the target directory).
+pub fn release_fluxolab() -> Result<PathBuf, String> {
+    let output = checked_output(cargo().args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "fluxolab-app",
+        "--bin",
+        "fluxolab",
+        "--message-format",
+        "json-render-diagnostics",
+    ]))?;
+    output
+        .lines()
+        .filter(|line| line.contains(r#""reason":"compiler-artifact""#))
+        .find_map(|line| {
+            let (_, rest) = line.split_once(r#""executable":""#)?;
+            rest.split_once('"').map(|(path, _)| PathBuf::from(path))
+        })
+        .ok_or_else(|| "cargo built fluxolab but did not say where".to_owned())
+}
+
 pub fn nextest_available() -> bool {
     cargo()
         .args(["nextest", "--version"])
