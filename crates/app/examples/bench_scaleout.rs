@@ -341,11 +341,26 @@ fn report(bench: &Bench, slots: &Slots, processes: usize, drained: &Drained) {
         share(wal),
         share(locks)
     );
-    for ((event, statement), samples) in waits.into_iter().take(TOP_WAITS) {
+    let line = |(event, statement): &(String, String), samples: u64| {
         println!(
             "      {:>5.1} % {:>5.2} sessions  {event:<28} {statement}",
-            share(*samples),
-            *samples as f64 / drained.rounds.max(1) as f64
+            share(samples),
+            samples as f64 / drained.rounds.max(1) as f64
         );
+    };
+    let top: Vec<_> = waits.into_iter().take(TOP_WAITS).collect();
+    for (wait, samples) in &top {
+        line(wait, **samples);
+    }
+    // The lock wait most sampled, if the top left it out: who queues behind whom.
+    let lock = drained
+        .waits
+        .iter()
+        .filter(|((event, _), _)| event.starts_with("Lock:"))
+        .max_by_key(|(_, samples)| **samples);
+    if let Some((wait, samples)) =
+        lock.filter(|(wait, _)| top.iter().all(|(shown, _)| shown != wait))
+    {
+        line(wait, *samples);
     }
 }
