@@ -9,10 +9,11 @@ use serde_json::{Value, json};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// A running application on its own, seeded database.
+/// A running application on its own, seeded database (shared with the instances
+/// [`TestApp::spawn_beside`] starts).
 pub struct TestApp {
     pub address: String,
-    pub db: TestDb,
+    pub db: Arc<TestDb>,
     pub client: reqwest::Client,
 }
 
@@ -52,9 +53,23 @@ impl TestApp {
         Self::start(&[("FLUXOLAB_TEST_NO_WORKERS", "1")], Arc::new(SystemClock)).await
     }
 
+    /// A second, independent instance of the application (its own pool, caches and
+    /// listeners, as another server process has) on this one's database.
+    pub async fn spawn_beside(&self) -> Result<Self, Error> {
+        Self::start_on(self.db.clone(), &[], Arc::new(SystemClock)).await
+    }
+
     async fn start(extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> Result<Self, Error> {
         let db = TestDb::new().await?;
         seed_reference_data(&mut *db.pool().get().await?).await?;
+        Self::start_on(Arc::new(db), extra, clock).await
+    }
+
+    async fn start_on(
+        db: Arc<TestDb>,
+        extra: &[(&str, &str)],
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
         let mut environment: HashMap<String, String> = [
             ("DATABASE_URL", db.url()),
             ("APP_SECRET", TEST_SECRET),
