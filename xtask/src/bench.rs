@@ -45,6 +45,12 @@ const BENCHES: &[Bench] = &[
         reference: Some(Reference::Insert),
     },
     Bench {
+        name: "fairness",
+        package: "fluxolab-app",
+        example: "bench_fairness",
+        reference: Some(Reference::Insert),
+    },
+    Bench {
         name: "webhooks",
         package: "fluxolab-app",
         example: "bench_webhooks",
@@ -99,7 +105,7 @@ pub fn run(args: &[String]) -> Result<u8, String> {
         .collect();
     if selected.is_empty() {
         return Err(format!(
-            "unknown benchmark `{}`; available: credentials, executions, webhooks, api-keys, reads",
+            "unknown benchmark `{}`; available: credentials, executions, fairness, webhooks, api-keys, reads",
             options.wanted
         ));
     }

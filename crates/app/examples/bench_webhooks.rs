@@ -331,7 +331,7 @@ async fn run(url: &str) -> Result<(), Error> {
             NewRegistration {
                 name: "Bench".into(),
                 provider: "meta".into(),
-                workflow_id: Some(workflow.id.as_uuid()),
+                workflow_id: Some(workflow.id),
                 signing_secret: Some(SECRET.into()),
                 ..NewRegistration::default()
             },

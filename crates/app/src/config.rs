@@ -341,6 +341,9 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
     }
 }
 
+/// Executions a process runs at once unless `WORKERS` says otherwise.
+pub const DEFAULT_EXECUTION_SLOTS: u64 = 64;
+
 impl Settings {
     /// Reads and validates every variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
@@ -362,7 +365,9 @@ impl Settings {
         );
         let default_workers = std::thread::available_parallelism().map_or(2, usize::from) as u64;
         let http_workers = reader.number("HTTP_WORKERS", default_workers, 1..=256);
-        let workers = reader.number("WORKERS", default_workers, 1..=1024);
+        // A run mostly waits (on the database, on remote APIs): slots are sized for
+        // waiting, not for the CPU count; the pool's acquire timeout is the back-pressure.
+        let workers = reader.number("WORKERS", DEFAULT_EXECUTION_SLOTS, 1..=1024);
         let lease = reader.number("EXECUTION_LEASE_SECONDS", 30, 3..=3600);
         let execution_timeout = reader.number("EXECUTION_TIMEOUT_SECONDS", 300, 1..=86_400);
         let body_limit = reader.number(
@@ -371,6 +376,7 @@ impl Settings {
             1024..=64 * 1024 * 1024,
         );
         let shutdown = reader.number("SHUTDOWN_TIMEOUT_SECONDS", 30, 1..=600);
+        let drain = reader.number("SHUTDOWN_DRAIN_SECONDS", 30, 0..=3600);
         let telemetry = reader.telemetry();
         let webhooks = reader.webhooks();
         let alerts = reader.alerts();
@@ -393,6 +399,7 @@ impl Settings {
                         concurrency: usize::try_from(workers).unwrap_or(2),
                         lease_seconds: i64::try_from(lease).unwrap_or(30),
                         timeout: Duration::from_secs(execution_timeout),
+                        drain: Duration::from_secs(drain),
                     },
                     body_limit_bytes: usize::try_from(body_limit).unwrap_or(1024 * 1024),
                     shutdown_timeout: Duration::from_secs(shutdown),
@@ -486,6 +493,7 @@ mod tests {
             ("BIND_ADDR", "everywhere"),
             ("LOG_FORMAT", "xml"),
             ("DATABASE_POOL_SIZE", "0"),
+            ("SHUTDOWN_DRAIN_SECONDS", "3601"),
         ]))
         .err()
         .map(|errors| errors.0)
@@ -498,6 +506,7 @@ mod tests {
                 "DATABASE_POOL_SIZE",
                 "APP_SECRET",
                 "BIND_ADDR",
+                "SHUTDOWN_DRAIN_SECONDS",
                 "LOG_FORMAT"
             ]
         );

@@ -38,10 +38,20 @@ impl DatabaseProbe for PostgresProbe {
     async fn queue_status(&self) -> Option<QueueStatus> {
         readiness::queue_status(&self.pool)
             .await
-            .map(|(queued, running, lag_seconds)| QueueStatus {
+            .map(|(queued, running, lag_seconds, busiest)| QueueStatus {
                 queued,
                 running,
                 lag_seconds,
+                busiest: busiest
+                    .into_iter()
+                    .map(|(workspace, depth, oldest_due_seconds)| {
+                        fluxolab_telemetry::WorkspaceQueue {
+                            workspace_id: workspace.to_string(),
+                            depth,
+                            oldest_due_seconds,
+                        }
+                    })
+                    .collect(),
             })
             .ok()
     }

@@ -1,14 +1,23 @@
 //! The workers: claim due executions from the queue, run them under a lease renewed while
 //! they run and a timeout per attempt, and on shutdown stop claiming while letting
-//! running executions finish (bounded); what is left is re-claimed when its lease ends.
+//! running executions finish for the drain; what is still running then is stopped and
+//! released (back to the queue at once, the attempt not counted).
+//!
+//! A run stops the moment its worker no longer holds its lease: a renewal or a write
+//! refused (another claim took it), or the lease's end passing by this process's clock
+//! without a renewal (a stall, a partition). Its task is dropped; nothing more is sent
+//! or written for it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use fluxolab_kernel::ExecutionId;
 use fluxolab_workflows::execution::{
     ClaimedExecution, ExecutionRepository, ExecutionStatus, Lease,
 };
 use fluxolab_workflows::execution_service::ExecutionService;
+use fluxolab_workflows::lease::{Fenced, LeaseClock, LeaseToken};
 use fluxolab_workspace::BillingService;
 use fluxolab_workspace::alerts::AlertService;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -17,8 +26,8 @@ use tokio::task::JoinSet;
 /// How long an idle worker waits for a `NOTIFY` before looking anyway (retries and
 /// expired leases come due without one).
 const POLL_EVERY: Duration = Duration::from_secs(1);
-/// How long shutdown waits for running executions.
-const DRAIN_FOR: Duration = Duration::from_secs(30);
+/// How long a busy worker waits for more slots to free before claiming for a few.
+const GATHER_FREE_SLOTS: Duration = Duration::from_millis(5);
 /// How often finished executions past their plan's retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Executions deleted per pruning statement.
@@ -34,6 +43,8 @@ pub struct WorkerSettings {
     pub lease_seconds: i64,
     /// How long one attempt of an execution may run before it ends `failed`.
     pub timeout: Duration,
+    /// How long shutdown lets running executions finish before releasing them.
+    pub drain: Duration,
 }
 
 /// How often the usage snapshot job runs (it upserts today's rows and fills missed days).
@@ -136,10 +147,14 @@ impl Worker {
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let mut running = JoinSet::new();
+        // The claim each running task holds, to release what the drain leaves.
+        let mut held: HashMap<tokio::task::Id, (ExecutionId, LeaseToken)> = HashMap::new();
         let pruning = tokio::spawn(prune_periodically(self.queue.clone(), stopped.clone()));
         tracing::info!(worker = %self.id, concurrency = self.settings.concurrency, "workers started");
         while !*stopped.borrow() {
-            while running.try_join_next().is_some() {}
+            while let Some(ended) = running.try_join_next_with_id() {
+                held.remove(&task_id(&ended));
+            }
             if slots.available_permits() == 0 {
                 // Every slot is busy: wait for one to free up rather than polling.
                 tokio::select! {
@@ -148,7 +163,13 @@ impl Worker {
                 }
                 continue;
             }
+            if slots.available_permits() < self.settings.concurrency / 4 && !running.is_empty() {
+                // A few slots free while runs go on: let more finish (they finish in
+                // batches) so one claim fills several, instead of one claim per slot.
+                tokio::time::sleep(GATHER_FREE_SLOTS).await;
+            }
             let free = slots.available_permits();
+            let sent_at = Instant::now();
             let claimed = self
                 .queue
                 .claim(&self.id, i64::try_from(free).unwrap_or(1), self.lease())
@@ -173,28 +194,67 @@ impl Worker {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
                 };
-                running.spawn(self.clone().process(execution, permit));
+                let claim = (execution.execution.id, execution.lease);
+                let clock = Arc::new(LeaseClock::new(
+                    sent_at,
+                    Duration::from_secs(self.lease().unsigned_abs()),
+                ));
+                let task = running.spawn(self.clone().process(execution, clock, permit));
+                held.insert(task.id(), claim);
             }
         }
         tracing::info!(
             running = running.len(),
+            drain_seconds = self.settings.drain.as_secs(),
             "workers stopping; letting running executions finish"
         );
-        let drained = tokio::time::timeout(DRAIN_FOR, async {
-            while running.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                "executions still running at shutdown go to other workers when their lease ends"
-            );
+        let deadline = tokio::time::Instant::now() + self.settings.drain;
+        while let Ok(Some(ended)) =
+            tokio::time::timeout_at(deadline, running.join_next_with_id()).await
+        {
+            held.remove(&task_id(&ended));
+        }
+        if !running.is_empty() {
+            // Stop them first (no effect or write after this), then give them back.
             running.abort_all();
+            while let Some(ended) = running.join_next_with_id().await {
+                if ended.is_ok() {
+                    held.remove(&task_id(&ended));
+                }
+            }
+            self.release(held.into_values()).await;
         }
         let _ = pruning.await;
     }
 
-    async fn process(self, execution: ClaimedExecution, permit: OwnedSemaphorePermit) {
+    /// Gives the runs the drain stopped back to the queue, due at once.
+    async fn release(&self, claims: impl Iterator<Item = (ExecutionId, LeaseToken)>) {
+        let mut released = 0_u32;
+        for (id, lease) in claims {
+            match self.queue.release(id, lease).await {
+                Ok(Fenced::Written) => released += 1,
+                Ok(Fenced::LeaseLost) => {}
+                Err(error) => tracing::warn!(
+                    execution_id = %id,
+                    error = %error,
+                    "could not release a run at shutdown; another worker takes it when its lease ends"
+                ),
+            }
+        }
+        tracing::warn!(
+            released,
+            "runs still going at the end of the drain were released"
+        );
+    }
+
+    async fn process(
+        self,
+        execution: ClaimedExecution,
+        clock: Arc<LeaseClock>,
+        permit: OwnedSemaphorePermit,
+    ) {
         let id = execution.execution.id;
+        let token = execution.lease;
         let span = tracing::info_span!(
             "execution",
             execution_id = %id,
@@ -203,49 +263,117 @@ impl Worker {
         );
         let lease = self.lease();
         let renew_every = Duration::from_secs(u64::try_from(lease / 3).unwrap_or(1).max(1));
-        // Renews the lease; ends only when the execution is to be cancelled.
+        // Renews the lease; ends only when the run must stop.
         let renewing = async {
             loop {
                 tokio::time::sleep(renew_every).await;
-                match self.queue.renew(id, &self.id, lease).await {
-                    Ok(Lease::Held) => {}
-                    Ok(Lease::CancelRequested) => return,
-                    Ok(Lease::Lost) => tracing::warn!(execution_id = %id, "lost the lease"),
+                let sent_at = Instant::now();
+                match self.queue.renew(id, token, lease).await {
+                    Ok(Lease::Held) => {
+                        clock.extended(sent_at, Duration::from_secs(lease.unsigned_abs()));
+                    }
+                    Ok(Lease::CancelRequested) => return Stop::CancelRequested,
+                    Ok(Lease::Lost) => {
+                        clock.lose();
+                        return Stop::LeaseLost;
+                    }
                     Err(error) => {
                         tracing::warn!(execution_id = %id, error = %error, "could not renew the lease")
                     }
                 }
             }
         };
+        // Ends when the lease's end passes without a renewal (by this process's clock).
+        let watchdog = async {
+            loop {
+                tokio::time::sleep_until(clock.ends_at().into()).await;
+                if clock.is_over(Instant::now()) {
+                    return Stop::LeaseLost;
+                }
+            }
+        };
         let processing = tokio::time::timeout(
             self.settings.timeout,
-            tracing::Instrument::instrument(self.service.process(execution), span),
+            tracing::Instrument::instrument(self.service.process(execution, clock.clone()), span),
         );
-        tokio::select! {
+        // Whichever ends first drops the others: the run stops between (or inside) steps.
+        let stop = tokio::select! {
             outcome = processing => match outcome {
-                Ok(Ok(status)) => tracing::debug!(execution_id = %id, %status, "execution processed"),
-                Ok(Err(error)) => tracing::error!(execution_id = %id, error = %error, "execution could not be recorded"),
-                Err(_) => {
-                    let reason = format!("timed out after {} seconds", self.settings.timeout.as_secs());
-                    tracing::warn!(execution_id = %id, %reason, "execution timed out");
-                    if let Err(error) = self.service.abandon(id, ExecutionStatus::Failed, &reason).await {
-                        tracing::error!(execution_id = %id, error = %error, "could not record the timeout");
-                    }
+                Ok(Ok(Some(status))) => {
+                    tracing::debug!(execution_id = %id, %status, "execution processed");
+                    None
                 }
+                Ok(Ok(None)) => Some(Stop::LeaseLost),
+                Ok(Err(error)) => {
+                    tracing::error!(execution_id = %id, error = %error, "execution could not be recorded");
+                    None
+                }
+                Err(_) => Some(Stop::TimedOut),
             },
-            () = renewing => {
-                // Dropping the run stops it between (or inside) steps.
+            stop = renewing => Some(stop),
+            stop = watchdog => Some(stop),
+        };
+        match stop {
+            None => {}
+            Some(Stop::LeaseLost) => {
+                tracing::warn!(execution_id = %id, "lost the lease; the run stopped here and another worker carries it on");
+            }
+            Some(Stop::TimedOut) => {
+                let reason = format!(
+                    "timed out after {} seconds",
+                    self.settings.timeout.as_secs()
+                );
+                tracing::warn!(execution_id = %id, %reason, "execution timed out");
+                self.abandon((id, token), ExecutionStatus::Failed, &reason)
+                    .await;
+            }
+            Some(Stop::CancelRequested) => {
                 tracing::info!(execution_id = %id, "execution cancelled while running");
-                if let Err(error) = self
-                    .service
-                    .abandon(id, ExecutionStatus::Cancelled, "cancelled while running")
-                    .await
-                {
-                    tracing::error!(execution_id = %id, error = %error, "could not record the cancellation");
-                }
+                self.abandon(
+                    (id, token),
+                    ExecutionStatus::Cancelled,
+                    "cancelled while running",
+                )
+                .await;
             }
         }
         drop(permit);
+    }
+
+    /// Ends a run this worker stopped, if it still holds the lease.
+    async fn abandon(
+        &self,
+        claim: (ExecutionId, LeaseToken),
+        status: ExecutionStatus,
+        reason: &str,
+    ) {
+        match self.service.abandon(claim, status, reason).await {
+            Ok(Fenced::Written) => {}
+            Ok(Fenced::LeaseLost) => {
+                tracing::warn!(execution_id = %claim.0, "lost the lease before recording how the run ended");
+            }
+            Err(error) => {
+                tracing::error!(execution_id = %claim.0, error = %error, "could not record how the run ended");
+            }
+        }
+    }
+}
+
+/// Why a running execution stopped before it settled.
+enum Stop {
+    /// The lease is gone: nothing more may be written.
+    LeaseLost,
+    /// It ran past the execution timeout.
+    TimedOut,
+    /// A cancel was asked for.
+    CancelRequested,
+}
+
+/// The id of the task a `JoinSet` result comes from.
+fn task_id<T>(ended: &Result<(tokio::task::Id, T), tokio::task::JoinError>) -> tokio::task::Id {
+    match ended {
+        Ok((id, _)) => *id,
+        Err(error) => error.id(),
     }
 }
 

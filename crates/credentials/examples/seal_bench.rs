@@ -6,8 +6,7 @@
 use std::time::{Duration, Instant};
 
 use fluxolab_credentials::envelope::{DataKey, MasterKeys};
-use fluxolab_kernel::WorkspaceId;
-use uuid::Uuid;
+use fluxolab_kernel::{CredentialId, WorkspaceId};
 
 fn per_second(operations: u64, elapsed: Duration) -> f64 {
     operations as f64 / elapsed.as_secs_f64()
@@ -16,7 +15,7 @@ fn per_second(operations: u64, elapsed: Duration) -> f64 {
 fn main() {
     let master = MasterKeys::new(b"bench-master-secret-0123456789abcdef", None).unwrap();
     let workspace = WorkspaceId::new();
-    let credential = Uuid::now_v7();
+    let credential = CredentialId::new();
     let wrapped = DataKey::generate()
         .unwrap()
         .wrap(&master, workspace)

@@ -8,12 +8,11 @@
 //!   time, and the workspace id and credential id as associated data: a ciphertext moved
 //!   to another row or workspace does not open.
 
-use fluxolab_kernel::WorkspaceId;
+use fluxolab_kernel::{CredentialId, WorkspaceId};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::digest::{SHA256, digest};
 use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
-use uuid::Uuid;
 use zeroize::{Zeroize, Zeroizing};
 
 /// Why a key or secret could not be used.
@@ -174,9 +173,9 @@ fn open_with(
     Ok(buffer)
 }
 
-fn credential_aad(workspace: WorkspaceId, credential: Uuid) -> Vec<u8> {
+fn credential_aad(workspace: WorkspaceId, credential: CredentialId) -> Vec<u8> {
     let mut aad = workspace.as_uuid().as_bytes().to_vec();
-    aad.extend_from_slice(credential.as_bytes());
+    aad.extend_from_slice(credential.as_uuid().as_bytes());
     aad
 }
 
@@ -240,7 +239,7 @@ impl DataKey {
     pub fn seal(
         &self,
         workspace: WorkspaceId,
-        credential: Uuid,
+        credential: CredentialId,
         plaintext: &[u8],
     ) -> Result<Sealed, EnvelopeError> {
         let (nonce, ciphertext) = seal_with(
@@ -258,7 +257,7 @@ impl DataKey {
     pub fn open(
         &self,
         workspace: WorkspaceId,
-        credential: Uuid,
+        credential: CredentialId,
         sealed: &Sealed,
     ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
         open_with(
@@ -286,14 +285,14 @@ mod tests {
             workspace,
             &DataKey::generate()?.wrap(&keys, workspace)?,
         )?;
-        let credential = Uuid::now_v7();
+        let credential = CredentialId::new();
         let sealed = dek.seal(workspace, credential, b"hunter2-hunter2")?;
         assert_eq!(
             dek.open(workspace, credential, &sealed)?.as_slice(),
             b"hunter2-hunter2"
         );
         assert_eq!(
-            dek.open(workspace, Uuid::now_v7(), &sealed).err(),
+            dek.open(workspace, CredentialId::new(), &sealed).err(),
             Some(EnvelopeError::Tampered)
         );
         assert_eq!(
@@ -312,7 +311,7 @@ mod tests {
     #[test]
     fn nonces_are_fresh_for_every_seal() -> Result<(), EnvelopeError> {
         let dek = DataKey::generate()?;
-        let (workspace, credential) = (WorkspaceId::new(), Uuid::now_v7());
+        let (workspace, credential) = (WorkspaceId::new(), CredentialId::new());
         let first = dek.seal(workspace, credential, b"same")?;
         let second = dek.seal(workspace, credential, b"same")?;
         assert_ne!(first.nonce, second.nonce);

@@ -1,17 +1,21 @@
 //! Credentials as stored and as shown.
 
-use fluxolab_kernel::{Cursor, WorkspaceId};
+use fluxolab_kernel::{CredentialId, Cursor, WorkspaceId};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::CredentialKind;
 use crate::envelope::{Sealed, WrappedKey};
 
+fluxolab_kernel::define_id!(
+    /// A workspace data key (one per workspace and version).
+    DataKeyId
+);
+
 /// A workspace data key as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredDataKey {
-    pub id: Uuid,
+    pub id: DataKeyId,
     pub workspace_id: WorkspaceId,
     pub version: i32,
     pub wrapped: WrappedKey,
@@ -20,13 +24,13 @@ pub struct StoredDataKey {
 /// A credential row: public fields in clear, secret fields sealed, hints for display.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CredentialRecord {
-    pub id: Uuid,
+    pub id: CredentialId,
     pub workspace_id: WorkspaceId,
     pub name: String,
     pub kind: CredentialKind,
     pub public: Map<String, Value>,
     pub sealed: Sealed,
-    pub data_key_id: Uuid,
+    pub data_key_id: DataKeyId,
     /// The version of the data key that sealed it (shown as `key_version`).
     pub key_version: i32,
     /// Masked hints of the secret fields, e.g. `{"password": "••••1a2b"}`.
@@ -39,7 +43,7 @@ impl CredentialRecord {
     pub fn cursor(&self) -> Cursor {
         Cursor {
             created_at: self.created_at,
-            id: self.id,
+            id: self.id.as_uuid(),
         }
     }
 
@@ -70,7 +74,7 @@ impl CredentialRecord {
 
 /// A credential opened for server-side use. Its secrets are zeroized when dropped.
 pub struct ResolvedCredential {
-    pub id: Uuid,
+    pub id: CredentialId,
     pub kind: CredentialKind,
     pub public: Map<String, Value>,
     pub secrets: zeroize::Zeroizing<Vec<u8>>,

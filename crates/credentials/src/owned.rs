@@ -3,9 +3,8 @@
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    ExposeSecret, OwnedSecrets, SecretString, StorageError, Uow, UserId, WorkspaceId,
+    CredentialId, ExposeSecret, OwnedSecrets, SecretString, StorageError, Uow, UserId, WorkspaceId,
 };
-use uuid::Uuid;
 
 use crate::ports::ResolveError;
 use crate::{VaultError, VaultService};
@@ -35,23 +34,17 @@ impl OwnedSecrets for VaultService {
         name: &str,
         secret: &SecretString,
         created_by: Option<UserId>,
-    ) -> Result<Uuid, StorageError> {
-        self.store_owned_secret(
-            unit,
-            workspace,
-            name,
-            secret.expose_secret(),
-            created_by.map(|user| user.as_uuid()),
-        )
-        .await
-        .map_err(storage)
+    ) -> Result<CredentialId, StorageError> {
+        self.store_owned_secret(unit, workspace, name, secret.expose_secret(), created_by)
+            .await
+            .map_err(storage)
     }
 
     async fn discard(
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
-        credential: Uuid,
+        credential: CredentialId,
     ) -> Result<(), StorageError> {
         self.delete_in(unit, workspace, credential)
             .await
@@ -62,7 +55,7 @@ impl OwnedSecrets for VaultService {
     async fn open(
         &self,
         workspace: WorkspaceId,
-        credential: Uuid,
+        credential: CredentialId,
     ) -> Result<SecretString, StorageError> {
         self.open_owned_secret(workspace, credential)
             .await

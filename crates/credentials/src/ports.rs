@@ -1,12 +1,13 @@
 //! What the vault needs from storage.
 
 use async_trait::async_trait;
-use fluxolab_kernel::{ExecutionId, Page, PageRequest, StorageError, Uow, WorkspaceId};
-use uuid::Uuid;
+use fluxolab_kernel::{
+    CredentialId, ExecutionId, Page, PageRequest, StorageError, Uow, UserId, WorkspaceId,
+};
 
 use crate::CredentialKind;
 use crate::envelope::WrappedKey;
-use crate::model::{CredentialRecord, ResolvedCredential, StoredDataKey};
+use crate::model::{CredentialRecord, DataKeyId, ResolvedCredential, StoredDataKey};
 
 /// Why a credential could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +26,7 @@ pub trait DataKeyRepository: Send + Sync {
     async fn find(
         &self,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: DataKeyId,
     ) -> Result<Option<StoredDataKey>, StorageError>;
     /// Makes `key` the workspace's only active key; `false` when another writer made a
     /// key active first (at `key.version`).
@@ -41,7 +42,7 @@ pub trait DataKeyRepository: Send + Sync {
     /// Replaces a key's wrapping, only if it is still wrapped by `old_kek_id`.
     async fn rewrap(
         &self,
-        id: Uuid,
+        id: DataKeyId,
         old_kek_id: &str,
         wrapped: &WrappedKey,
     ) -> Result<bool, StorageError>;
@@ -55,7 +56,7 @@ pub trait CredentialRepository: Send + Sync {
         &self,
         uow: &mut Uow,
         record: &CredentialRecord,
-        created_by: Option<Uuid>,
+        created_by: Option<UserId>,
     ) -> Result<(), WriteCredentialError>;
     async fn update(
         &self,
@@ -63,18 +64,21 @@ pub trait CredentialRepository: Send + Sync {
         record: &CredentialRecord,
     ) -> Result<(), WriteCredentialError>;
     /// Re-seals a row under another key, only if it is still sealed under `from_key`.
-    async fn reseal(&self, record: &CredentialRecord, from_key: Uuid)
-    -> Result<bool, StorageError>;
+    async fn reseal(
+        &self,
+        record: &CredentialRecord,
+        from_key: DataKeyId,
+    ) -> Result<bool, StorageError>;
     async fn delete(
         &self,
         uow: &mut Uow,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: CredentialId,
     ) -> Result<bool, StorageError>;
     async fn find(
         &self,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: CredentialId,
     ) -> Result<Option<CredentialRecord>, StorageError>;
     /// The workspace's own credentials: every entry but the secrets other features own
     /// (webhook signing secrets, alert secrets, secret environment variables).
@@ -85,12 +89,16 @@ pub trait CredentialRepository: Send + Sync {
     ) -> Result<Page<CredentialRecord>, StorageError>;
     /// Whether `id` is a secret another feature owns (managed there, not through the
     /// credentials API).
-    async fn is_owned(&self, workspace: WorkspaceId, id: Uuid) -> Result<bool, StorageError>;
+    async fn is_owned(
+        &self,
+        workspace: WorkspaceId,
+        id: CredentialId,
+    ) -> Result<bool, StorageError>;
     /// Up to `limit` rows of the workspace not sealed under `key`.
     async fn sealed_under_other_keys(
         &self,
         workspace: WorkspaceId,
-        key: Uuid,
+        key: DataKeyId,
         limit: i64,
     ) -> Result<Vec<CredentialRecord>, StorageError>;
 }
@@ -99,16 +107,16 @@ pub trait CredentialRepository: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     #[error("credential {0} not found in this workspace")]
-    NotFound(Uuid),
+    NotFound(CredentialId),
     #[error("credential {id} is a {actual} credential, not {expected}")]
     WrongKind {
-        id: Uuid,
+        id: CredentialId,
         /// The kinds asked for, e.g. `http_basic or bearer_token`.
         expected: String,
         actual: &'static str,
     },
     #[error("credential {id} cannot be decrypted: {reason}")]
-    Unreadable { id: Uuid, reason: String },
+    Unreadable { id: CredentialId, reason: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -120,7 +128,7 @@ pub trait CredentialResolver: Send + Sync {
     async fn resolve(
         &self,
         workspace: WorkspaceId,
-        credential: Uuid,
+        credential: CredentialId,
         expected: &[CredentialKind],
         execution: Option<ExecutionId>,
     ) -> Result<ResolvedCredential, ResolveError>;
@@ -201,6 +209,6 @@ pub trait CredentialUsage: Send + Sync {
         &self,
         uow: &mut Uow,
         workspace: WorkspaceId,
-        credential: Uuid,
+        credential: CredentialId,
     ) -> Result<Vec<String>, StorageError>;
 }

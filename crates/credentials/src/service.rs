@@ -5,17 +5,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Clock, Conflict, ConflictCode, ExecutionId, Failure, Forbidden,
-    Page, PageRequest, Permission, Principal, StorageError, UnitOfWorkFactory, Uow,
-    ValidationErrors, WorkspaceId,
+    Actor, AuditEvent, AuditLog, Clock, Conflict, ConflictCode, CredentialId, ExecutionId, Failure,
+    Forbidden, Page, PageRequest, Permission, Principal, StorageError, UnitOfWorkFactory, Uow,
+    UserId, ValidationErrors, WorkspaceId,
 };
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
 use crate::envelope::{DataKey, EnvelopeError, MasterKeys, Sealed};
 use crate::kind::CredentialKind;
 use crate::masking::mask_hint;
-use crate::model::{CredentialRecord, ResolvedCredential, StoredDataKey};
+use crate::model::{CredentialRecord, DataKeyId, ResolvedCredential, StoredDataKey};
 use crate::ports::{
     ConnectionTester, CredentialRepository, CredentialResolver, CredentialUsage, DataKeyRepository,
     HttpAuth, HttpProbe, NetworkPolicy, ProbeOutcome, ResolveError, SmtpProbe, TlsMode,
@@ -169,7 +168,7 @@ impl VaultService {
     async fn create_key(&self, workspace: WorkspaceId, version: i32) -> Result<bool, VaultError> {
         let key = DataKey::generate()?;
         let stored = StoredDataKey {
-            id: Uuid::now_v7(),
+            id: DataKeyId::new(),
             workspace_id: workspace,
             version,
             wrapped: key.wrap(&self.ports.master, workspace)?,
@@ -194,7 +193,7 @@ impl VaultService {
     fn seal(
         key: &DataKey,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: CredentialId,
         secrets: &Map<String, Value>,
     ) -> Result<Sealed, VaultError> {
         let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(secrets).unwrap_or_default());
@@ -227,7 +226,7 @@ impl VaultService {
     pub async fn get(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: CredentialId,
     ) -> Result<CredentialRecord, VaultError> {
         principal.require(Permission::CredentialsRead)?;
         let workspace = principal.workspace_id();
@@ -279,7 +278,7 @@ impl VaultService {
         }
         let workspace = principal.workspace_id();
         let (stored_key, key) = self.active_key(workspace).await?;
-        let id = Uuid::now_v7();
+        let id = CredentialId::new();
         let now = self.ports.clock.now();
         let record = CredentialRecord {
             id,
@@ -295,7 +294,7 @@ impl VaultService {
             updated_at: now,
         };
         let created_by = match principal.actor() {
-            Actor::User(user) => Some(user.as_uuid()),
+            Actor::User(user) => Some(user),
             Actor::ApiKey(_) => None,
         };
         let mut unit = self.ports.units.begin().await?;
@@ -343,10 +342,10 @@ impl VaultService {
         name: &str,
         kind: CredentialKind,
         secrets: Map<String, Value>,
-        created_by: Option<Uuid>,
+        created_by: Option<UserId>,
     ) -> Result<CredentialRecord, VaultError> {
         let (stored_key, key) = self.active_key(workspace).await?;
-        let id = Uuid::now_v7();
+        let id = CredentialId::new();
         let now = self.ports.clock.now();
         let record = CredentialRecord {
             id,
@@ -377,8 +376,8 @@ impl VaultService {
         workspace: WorkspaceId,
         name: &str,
         secret: &str,
-        created_by: Option<Uuid>,
-    ) -> Result<Uuid, VaultError> {
+        created_by: Option<UserId>,
+    ) -> Result<CredentialId, VaultError> {
         let secrets = Map::from_iter([(
             OWNED_SECRET_FIELD.to_owned(),
             Value::String(secret.to_owned()),
@@ -401,7 +400,7 @@ impl VaultService {
     pub async fn open_owned_secret(
         &self,
         workspace: WorkspaceId,
-        credential: Uuid,
+        credential: CredentialId,
     ) -> Result<String, ResolveError> {
         let resolved = self
             .resolve(workspace, credential, &[CredentialKind::Generic], None)
@@ -425,7 +424,7 @@ impl VaultService {
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: CredentialId,
     ) -> Result<bool, VaultError> {
         Ok(self.ports.credentials.delete(unit, workspace, id).await?)
     }
@@ -434,7 +433,7 @@ impl VaultService {
     pub async fn update(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: CredentialId,
         patch: CredentialPatch,
     ) -> Result<CredentialRecord, VaultError> {
         principal.require(Permission::CredentialsWrite)?;
@@ -490,7 +489,7 @@ impl VaultService {
     }
 
     #[tracing::instrument(name = "vault.delete", skip_all, fields(workspace_id = %principal.workspace_id()))]
-    pub async fn delete(&self, principal: &Principal, id: Uuid) -> Result<(), VaultError> {
+    pub async fn delete(&self, principal: &Principal, id: CredentialId) -> Result<(), VaultError> {
         principal.require(Permission::CredentialsWrite)?;
         let workspace = principal.workspace_id();
         if self.ports.credentials.is_owned(workspace, id).await? {
@@ -537,7 +536,7 @@ impl VaultService {
     pub async fn test(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: CredentialId,
         url: Option<&str>,
     ) -> Result<ProbeOutcome, VaultError> {
         principal.require(Permission::CredentialsWrite)?;
@@ -754,7 +753,7 @@ impl CredentialResolver for VaultService {
     async fn resolve(
         &self,
         workspace: WorkspaceId,
-        credential: Uuid,
+        credential: CredentialId,
         expected: &[CredentialKind],
         execution: Option<ExecutionId>,
     ) -> Result<ResolvedCredential, ResolveError> {

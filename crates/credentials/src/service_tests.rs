@@ -48,7 +48,7 @@ impl Vault {
         let workspace = WorkspaceId::new();
         let master = MasterKeys::new(b"a-master-secret-for-unit-tests-0123456789", None)?;
         let key = StoredDataKey {
-            id: Uuid::now_v7(),
+            id: DataKeyId::new(),
             workspace_id: workspace,
             version: 3,
             wrapped: DataKey::generate()?.wrap(&master, workspace)?,
@@ -115,7 +115,7 @@ impl Vault {
         public: Value,
         secrets: Value,
     ) -> Result<CredentialRecord, VaultError> {
-        let id = Uuid::now_v7();
+        let id = CredentialId::new();
         let public = object(public);
         let secrets = object(secrets);
         let key = DataKey::unwrap(&self.master, self.workspace, &self.key.wrapped)?;
@@ -204,7 +204,7 @@ impl Vault {
             self.unit.clone(),
             self.inserted.clone(),
         );
-        let creator = Some(self.user.as_uuid());
+        let creator = Some(self.user);
         self.credentials
             .expect_insert()
             .withf(move |_, _, created_by| *created_by == creator)
@@ -572,7 +572,7 @@ async fn a_credential_of_another_kind_is_neither_opened_nor_recorded_as_used() -
 #[tokio::test]
 async fn a_credential_that_active_workflows_use_cannot_be_deleted() -> TestResult {
     let mut vault = Vault::new()?.opening_one_unit().writing_nothing();
-    let id = Uuid::now_v7();
+    let id = CredentialId::new();
     vault
         .credentials
         .expect_is_owned()
@@ -601,7 +601,7 @@ async fn deleting_an_unused_credential_records_it_in_the_same_unit() -> TestResu
     let mut vault = Vault::new()?
         .opening_one_unit()
         .recording_activity_in_the_unit();
-    let id = Uuid::now_v7();
+    let id = CredentialId::new();
     vault
         .credentials
         .expect_is_owned()
@@ -659,7 +659,7 @@ async fn a_secret_another_feature_owns_is_not_found_through_the_credentials_api(
     vault.credentials.expect_find().never();
     vault.usage.expect_active_workflows_using().never();
     let service = vault.service();
-    let id = Uuid::now_v7();
+    let id = CredentialId::new();
 
     let shown = service.get(&vault.editor(), id).await;
     let deleted = service.delete(&vault.editor(), id).await;

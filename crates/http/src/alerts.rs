@@ -3,7 +3,7 @@
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, delete, get, patch, post};
 use fluxolab_kernel::ExposeSecret;
-use fluxolab_workspace::alerts::{AlertEvent, AlertPatch, NewAlert, UsageAlert};
+use fluxolab_workspace::alerts::{AlertEvent, AlertId, AlertPatch, NewAlert, UsageAlert};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -41,7 +41,7 @@ pub struct AlertResponse {
 impl From<UsageAlert> for AlertResponse {
     fn from(alert: UsageAlert) -> Self {
         Self {
-            id: alert.id,
+            id: alert.id.as_uuid(),
             metric: alert.metric,
             threshold_percent: alert.threshold_percent,
             channel: alert.channel.code().to_owned(),
@@ -99,8 +99,8 @@ pub struct AlertEventResponse {
 impl From<AlertEvent> for AlertEventResponse {
     fn from(event: AlertEvent) -> Self {
         Self {
-            id: event.id,
-            alert_id: event.alert_id,
+            id: event.id.as_uuid(),
+            alert_id: event.alert_id.as_uuid(),
             period_start: event.period_start,
             threshold_percent: event.threshold_percent,
             used: event.used,
@@ -114,7 +114,7 @@ impl From<AlertEvent> for AlertEventResponse {
     }
 }
 
-fn alert_id(raw: &str) -> Result<Uuid, ApiError> {
+fn alert_id(raw: &str) -> Result<AlertId, ApiError> {
     raw.parse().map_err(|_| ApiError::NotFound("usage alert"))
 }
 

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post};
-use fluxolab_kernel::Principal;
+use fluxolab_kernel::{ApiKeyId, Principal};
 use fluxolab_workspace::api_keys::{ApiKey, KeyAuditEntry, NewApiKey, Origin};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -54,7 +54,7 @@ impl From<ApiKey> for ApiKeyResponse {
     fn from(key: ApiKey) -> Self {
         Self {
             status: key.status(OffsetDateTime::now_utc()).to_owned(),
-            id: key.id,
+            id: key.id.as_uuid(),
             name: key.name,
             prefix: key.prefix,
             last_four: key.last_four,
@@ -191,7 +191,7 @@ pub async fn audit_scope_denials(
     Ok(response)
 }
 
-fn key_id(raw: &str) -> Result<Uuid, ApiError> {
+fn key_id(raw: &str) -> Result<ApiKeyId, ApiError> {
     raw.parse().map_err(|_| ApiError::NotFound("API key"))
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, get};
-use fluxolab_webhooks::model::{Conversation, Message};
+use fluxolab_webhooks::model::{Conversation, ConversationId, Message};
 use fluxolab_webhooks::overview::{ActivityLine, Overview, overview_for};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -44,7 +44,7 @@ pub struct ConversationResponse {
 impl From<Conversation> for ConversationResponse {
     fn from(conversation: Conversation) -> Self {
         Self {
-            id: conversation.id,
+            id: conversation.id.as_uuid(),
             wa_id: conversation.wa_id,
             name: conversation.name,
             phone_number_id: conversation.phone_number_id,
@@ -87,7 +87,7 @@ impl From<Message> for MessageResponse {
     fn from(message: Message) -> Self {
         Self {
             id: message.id,
-            conversation_id: message.conversation_id,
+            conversation_id: message.conversation_id.as_uuid(),
             message_id: message.message_id,
             direction: message.direction,
             message_type: message.message_type,
@@ -119,7 +119,7 @@ impl From<ActivityLine> for OverviewActivity {
         Self {
             id: line.id,
             action: line.action,
-            actor_user_id: line.actor_user_id,
+            actor_user_id: line.actor_user_id.map(|user| user.as_uuid()),
             target_type: line.target_type,
             target_id: line.target_id,
             metadata: line.metadata,
@@ -229,7 +229,7 @@ pub async fn list_messages(
     query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation = id
-        .parse::<Uuid>()
+        .parse::<ConversationId>()
         .map_err(|_| ApiError::NotFound("conversation"))?;
     let page = page_request(query.limit, query.cursor.as_deref())?;
     let found = services

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, delete, get, patch, post};
 use fluxolab_credentials::CredentialKind;
 use fluxolab_credentials::model::CredentialRecord;
 use fluxolab_credentials::service::{CredentialPatch, NewCredential};
+use fluxolab_kernel::CredentialId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -48,7 +49,7 @@ impl From<CredentialRecord> for CredentialResponse {
     fn from(record: CredentialRecord) -> Self {
         Self {
             data: record.masked_data(),
-            id: record.id,
+            id: record.id.as_uuid(),
             name: record.name,
             kind: record.kind.code().to_owned(),
             key_version: record.key_version,
@@ -157,7 +158,7 @@ pub async fn create_credential(
     Ok(HttpResponse::Created().json(CredentialResponse::from(record)))
 }
 
-fn credential_id(raw: &str) -> Result<Uuid, ApiError> {
+fn credential_id(raw: &str) -> Result<CredentialId, ApiError> {
     // Anything that is not an id is not a credential here.
     raw.parse().map_err(|_| ApiError::NotFound("credential"))
 }

@@ -194,8 +194,8 @@ impl From<EnvironmentStatus> for EnvironmentStatusResponse {
             active_workflows: status.active_workflows,
             executions_24h: status.executions_24h,
             last_failure: status.last_failure.map(|failure| LastFailureResponse {
-                execution_id: failure.execution_id,
-                workflow_id: failure.workflow_id,
+                execution_id: failure.execution_id.as_uuid(),
+                workflow_id: failure.workflow_id.as_uuid(),
                 error: failure.error,
                 at: failure.at,
             }),

@@ -35,6 +35,9 @@ pub struct StepResponse {
     pub error: Option<String>,
     /// The output the run continued on.
     pub route: Option<String>,
+    /// The idempotency key an effectful step (`http.request`, `email.send`,
+    /// `webhook.respond`) was sent with: the same on every attempt of that step.
+    pub idempotency_key: Option<String>,
     pub duration_ms: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
@@ -51,6 +54,7 @@ impl From<StepRecord> for StepResponse {
             output: step.output,
             error: step.error,
             route: step.route,
+            idempotency_key: step.effect_key,
             started_at: step.started_at,
         }
     }

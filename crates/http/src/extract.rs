@@ -13,13 +13,12 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use fluxolab_credentials::VaultService;
-use fluxolab_identity::{AccessClaims, AccountService};
+use fluxolab_identity::{AccessClaims, AccountService, SessionFamilyId};
 use fluxolab_kernel::{Principal, UserId, WorkspaceId};
 use fluxolab_workflows::WorkflowService;
 use fluxolab_workflows::execution::ExecutionRepository;
 use fluxolab_workflows::execution_service::ExecutionService;
 use fluxolab_workspace::WorkspaceService;
-use uuid::Uuid;
 
 use crate::ApiError;
 
@@ -75,8 +74,8 @@ impl CurrentUser {
     }
 
     /// The session family the token belongs to.
-    pub fn session_family(&self) -> Uuid {
-        self.claims.sid
+    pub fn session_family(&self) -> SessionFamilyId {
+        self.claims.session_family()
     }
 }
 

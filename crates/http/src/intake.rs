@@ -194,7 +194,7 @@ pub async fn deliver(
             respond_from_workflow(&services, &received, execution, limits.respond_timeout).await
         }
         _ => Ok(HttpResponse::Ok().json(DeliveryResponse {
-            event_id: received.event_id,
+            event_id: received.event_id.as_uuid(),
             verdict: received.verdict.code().to_owned(),
             execution_id: received.execution_id.map(|id| id.as_uuid()),
         })),

@@ -146,9 +146,12 @@ impl HttpMetrics {
         queue: Option<QueueStatus>,
     ) -> Result<String, std::fmt::Error> {
         if let Some(queue) = queue {
-            self.registry
-                .executions()
-                .set_queue(queue.queued, queue.running, queue.lag_seconds);
+            self.registry.executions().set_queue(
+                queue.queued,
+                queue.running,
+                queue.lag_seconds,
+                &queue.busiest,
+            );
         }
         let in_use = pool.size.saturating_sub(pool.available);
         let gauge = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
@@ -195,6 +198,7 @@ mod tests {
                 queued: 7,
                 running: 2,
                 lag_seconds: 1.5,
+                busiest: Vec::new(),
             }),
         )?;
         assert!(text.contains(

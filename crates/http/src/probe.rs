@@ -12,12 +12,14 @@ pub struct PoolStatus {
 }
 
 /// The queue right now.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct QueueStatus {
     pub queued: i64,
     pub running: i64,
     /// How long the oldest due, unclaimed execution has waited, in seconds.
     pub lag_seconds: f64,
+    /// The workspaces with the most due runs, deepest first.
+    pub busiest: Vec<fluxolab_telemetry::WorkspaceQueue>,
 }
 
 /// Readiness and pool state of the database, implemented by the Postgres adapter's wiring.

@@ -321,7 +321,7 @@ pub async fn summary(
             .environments
             .into_iter()
             .map(|environment| SummaryEnvironment {
-                id: environment.id,
+                id: environment.id.as_uuid(),
                 name: environment.name,
                 variables: environment.variables,
             })

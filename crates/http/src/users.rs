@@ -2,7 +2,7 @@
 
 use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, put};
-use fluxolab_identity::{Session, UserSettings};
+use fluxolab_identity::{Session, SessionFamilyId, SessionId, UserSettings};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -64,9 +64,9 @@ pub struct SecurityResponse {
     pub sessions: Vec<SessionResponse>,
 }
 
-fn session_response(session: Session, current_family: Uuid) -> SessionResponse {
+fn session_response(session: Session, current_family: SessionFamilyId) -> SessionResponse {
     SessionResponse {
-        id: session.id,
+        id: session.id.as_uuid(),
         user_agent: session.user_agent,
         created_at: session.created_at,
         last_used_at: session.last_used_at,
@@ -144,7 +144,7 @@ pub async fn security(
 pub async fn revoke_session(
     services: Data<Services>,
     user: CurrentUser,
-    id: Path<Uuid>,
+    id: Path<SessionId>,
 ) -> Result<HttpResponse, ApiError> {
     if services
         .accounts

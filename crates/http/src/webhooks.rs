@@ -3,9 +3,10 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post};
-use fluxolab_kernel::{ExposeSecret, SecretString};
+use fluxolab_kernel::{ExposeSecret, SecretString, WebhookEventId, WorkflowId};
 use fluxolab_webhooks::model::{
     EventFilter, NewRegistration, Registration, RegistrationPatch, Verdict, WebhookEvent,
+    WebhookRegistrationId,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -64,7 +65,7 @@ impl WebhookResponse {
     fn new(request: &HttpRequest, registration: Registration) -> Self {
         Self {
             url: intake_url(request, &registration.public_id),
-            id: registration.id,
+            id: registration.id.as_uuid(),
             name: registration.name,
             provider: registration.provider.code().to_owned(),
             public_id: registration.public_id,
@@ -159,8 +160,8 @@ pub struct WebhookEventSummary {
 impl From<&WebhookEvent> for WebhookEventSummary {
     fn from(event: &WebhookEvent) -> Self {
         Self {
-            id: event.id,
-            registration_id: event.registration_id,
+            id: event.id.as_uuid(),
+            registration_id: event.registration_id.as_uuid(),
             verdict: event.verdict.code().to_owned(),
             reason: event.reason.clone(),
             body_digest: event.body_digest.clone(),
@@ -227,15 +228,18 @@ pub struct ReplayResponse {
     pub execution_id: Uuid,
 }
 
-fn registration_id(raw: &str) -> Result<Uuid, ApiError> {
+fn registration_id(raw: &str) -> Result<WebhookRegistrationId, ApiError> {
     raw.parse().map_err(|_| ApiError::NotFound("webhook"))
 }
 
-fn event_id(raw: &str) -> Result<Uuid, ApiError> {
+fn event_id(raw: &str) -> Result<WebhookEventId, ApiError> {
     raw.parse().map_err(|_| ApiError::NotFound("webhook event"))
 }
 
-fn event_filter(query: &EventQuery, registration: Option<Uuid>) -> Result<EventFilter, ApiError> {
+fn event_filter(
+    query: &EventQuery,
+    registration: Option<WebhookRegistrationId>,
+) -> Result<EventFilter, ApiError> {
     let verdict = query
         .verdict
         .as_deref()
@@ -299,7 +303,7 @@ pub async fn create_webhook(
             NewRegistration {
                 name: body.name,
                 provider: body.provider,
-                workflow_id: body.workflow_id,
+                workflow_id: body.workflow_id.map(WorkflowId::from_uuid),
                 verify_token: body.verify_token.map(SecretString::from),
                 signing_secret: body.signing_secret.map(SecretString::from),
                 response_mode: body.response_mode,
@@ -357,7 +361,9 @@ pub async fn update_webhook(
             RegistrationPatch {
                 name: body.name,
                 provider: body.provider,
-                workflow_id: body.workflow_id,
+                workflow_id: body
+                    .workflow_id
+                    .map(|workflow| workflow.map(WorkflowId::from_uuid)),
                 verify_token: body.verify_token.map(|token| token.map(SecretString::from)),
                 signing_secret: body.signing_secret.map(SecretString::from),
                 response_mode: body.response_mode,
@@ -391,7 +397,7 @@ async fn list_events(
     services: &Services,
     caller: &ActiveWorkspace,
     query: &EventQuery,
-    registration: Option<Uuid>,
+    registration: Option<WebhookRegistrationId>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page_request(query.limit, query.cursor.as_deref())?;
     let filter = event_filter(query, registration)?;
@@ -405,7 +411,7 @@ async fn list_events(
 async fn show_event(
     services: &Services,
     caller: &ActiveWorkspace,
-    registration: Option<Uuid>,
+    registration: Option<WebhookRegistrationId>,
     id: &str,
 ) -> Result<HttpResponse, ApiError> {
     let event = services
@@ -418,7 +424,7 @@ async fn show_event(
 async fn replay_event(
     services: &Services,
     caller: &ActiveWorkspace,
-    registration: Option<Uuid>,
+    registration: Option<WebhookRegistrationId>,
     id: &str,
 ) -> Result<HttpResponse, ApiError> {
     let execution = services

@@ -2,9 +2,18 @@
 
 use fluxolab_kernel::{UserId, WorkspaceId};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::{EmailAddress, PasswordHash};
+
+fluxolab_kernel::define_id!(
+    /// One refresh token of a session family (each rotation stores a new one).
+    SessionId
+);
+fluxolab_kernel::define_id!(
+    /// A session: the chain of refresh tokens one login started, revoked together.
+    /// Access tokens name it (`sid`).
+    SessionFamilyId
+);
 
 /// A display name: trimmed, 1–120 characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,9 +68,9 @@ pub struct LoginRecord {
 /// A refresh-token session to store.
 #[derive(Clone, Debug)]
 pub struct NewSession {
-    pub id: Uuid,
+    pub id: SessionId,
     pub user_id: UserId,
-    pub family_id: Uuid,
+    pub family_id: SessionFamilyId,
     pub token_digest: [u8; 32],
     pub workspace_id: Option<WorkspaceId>,
     pub user_agent: Option<String>,
@@ -72,9 +81,9 @@ pub struct NewSession {
 /// A stored session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
-    pub id: Uuid,
+    pub id: SessionId,
     pub user_id: UserId,
-    pub family_id: Uuid,
+    pub family_id: SessionFamilyId,
     pub workspace_id: Option<WorkspaceId>,
     pub user_agent: Option<String>,
     pub created_at: OffsetDateTime,

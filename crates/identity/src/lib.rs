@@ -9,8 +9,8 @@ pub mod session_token;
 pub mod tokens;
 
 pub use account::{
-    ClientInfo, DisplayName, Membership, NewSession, NewUser, SecurityOverview, Session, User,
-    UserSettings,
+    ClientInfo, DisplayName, Membership, NewSession, NewUser, SecurityOverview, Session,
+    SessionFamilyId, SessionId, User, UserSettings,
 };
 pub use email::{EmailAddress, InvalidEmail};
 pub use password::{PasswordHash, PasswordPolicyError};

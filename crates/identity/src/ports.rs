@@ -4,9 +4,11 @@ use async_trait::async_trait;
 use fluxolab_kernel::{StorageError, Uow, UserId, WorkspaceId};
 use secrecy::SecretString;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::account::{LoginRecord, Membership, NewSession, NewUser, Session, User, UserSettings};
+use crate::account::{
+    LoginRecord, Membership, NewSession, NewUser, Session, SessionFamilyId, SessionId, User,
+    UserSettings,
+};
 use crate::password::HashingFailed;
 use crate::{EmailAddress, PasswordHash};
 
@@ -80,13 +82,13 @@ pub trait SessionRepository: Send + Sync {
     /// rotated or revoked (a concurrent refresh won).
     async fn rotate(
         &self,
-        old: Uuid,
+        old: SessionId,
         new: &NewSession,
         now: OffsetDateTime,
     ) -> Result<bool, StorageError>;
     async fn revoke_family(
         &self,
-        family: Uuid,
+        family: SessionFamilyId,
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<(), StorageError>;
@@ -102,7 +104,7 @@ pub trait SessionRepository: Send + Sync {
         &self,
         uow: &mut Uow,
         user: UserId,
-        keep_family: Uuid,
+        keep_family: SessionFamilyId,
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<(), StorageError>;

@@ -8,11 +8,10 @@ use fluxolab_kernel::{
 };
 use secrecy::SecretString;
 use time::Duration;
-use uuid::Uuid;
 
 use crate::account::{
-    ClientInfo, DisplayName, Membership, NewSession, NewUser, SecurityOverview, Session, User,
-    UserSettings,
+    ClientInfo, DisplayName, Membership, NewSession, NewUser, SecurityOverview, Session,
+    SessionFamilyId, SessionId, User, UserSettings,
 };
 use crate::password::{HashingFailed, check_policy};
 use crate::ports::{
@@ -232,7 +231,7 @@ impl AccountService {
         self.open_session(
             record.user_id,
             record.default_workspace_id,
-            Uuid::now_v7(),
+            SessionFamilyId::new(),
             client,
         )
         .await
@@ -314,7 +313,7 @@ impl AccountService {
     pub async fn change_password(
         &self,
         user: UserId,
-        keep_family: Uuid,
+        keep_family: SessionFamilyId,
         current: SecretString,
         new: SecretString,
     ) -> Result<(), AccountError> {
@@ -402,7 +401,11 @@ impl AccountService {
     /// Revokes one of the user's sessions (its whole family); `false` when the user has
     /// no live session with that id.
     #[tracing::instrument(name = "accounts.revoke_session", skip_all)]
-    pub async fn revoke_session(&self, user: UserId, session: Uuid) -> Result<bool, AccountError> {
+    pub async fn revoke_session(
+        &self,
+        user: UserId,
+        session: SessionId,
+    ) -> Result<bool, AccountError> {
         let now = self.ports.clock.now();
         let live = self.ports.sessions.list_live(user, now).await?;
         let Some(found) = live.iter().find(|candidate| candidate.id == session) else {
@@ -431,7 +434,7 @@ impl AccountService {
         &self,
         user: UserId,
         workspace: Option<WorkspaceId>,
-        family: Uuid,
+        family: SessionFamilyId,
         client: ClientInfo,
     ) -> Result<TokenPair, AccountError> {
         let refresh = RefreshToken::generate()?;
@@ -444,13 +447,13 @@ impl AccountService {
         &self,
         user: &UserId,
         workspace: Option<WorkspaceId>,
-        family: Uuid,
+        family: SessionFamilyId,
         refresh: &RefreshToken,
         client: ClientInfo,
     ) -> NewSession {
         let now = self.ports.clock.now();
         NewSession {
-            id: Uuid::now_v7(),
+            id: SessionId::new(),
             user_id: *user,
             family_id: family,
             token_digest: refresh.digest,
@@ -465,7 +468,7 @@ impl AccountService {
         &self,
         user: UserId,
         workspace: Option<WorkspaceId>,
-        family: Uuid,
+        family: SessionFamilyId,
         refresh: RefreshToken,
     ) -> Result<TokenPair, AccountError> {
         let access = self.ports.tokens.issue(user, workspace, family)?;

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use time::Duration;
 use uuid::Uuid;
 
+use crate::account::SessionFamilyId;
+
 /// What an access token says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -32,6 +34,11 @@ impl AccessClaims {
 
     pub fn workspace_id(&self) -> Option<WorkspaceId> {
         self.wid.map(WorkspaceId::from_uuid)
+    }
+
+    /// The session the token was issued for.
+    pub fn session_family(&self) -> SessionFamilyId {
+        SessionFamilyId::from_uuid(self.sid)
     }
 }
 
@@ -108,14 +115,14 @@ impl TokenIssuer {
         &self,
         user: UserId,
         workspace: Option<WorkspaceId>,
-        family: Uuid,
+        family: SessionFamilyId,
     ) -> Result<IssuedToken, TokenError> {
         let now = self.clock.now().unix_timestamp();
         let expires_in = self.settings.access_ttl.whole_seconds();
         let claims = AccessClaims {
             sub: user.as_uuid(),
             wid: workspace.map(|id| id.as_uuid()),
-            sid: family,
+            sid: family.as_uuid(),
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
             iat: now,
@@ -168,7 +175,7 @@ mod tests {
         let clock = clock();
         let issuer = issuer(clock.clone());
         let user = UserId::new();
-        let token = issuer.issue(user, None, Uuid::now_v7())?;
+        let token = issuer.issue(user, None, SessionFamilyId::new())?;
         assert_eq!(token.expires_in, 900);
         assert_eq!(issuer.verify(&token.token)?.user_id(), user);
         clock.advance(Duration::minutes(15));
@@ -182,7 +189,7 @@ mod tests {
     #[test]
     fn tokens_of_another_key_or_audience_are_refused() -> Result<(), TokenError> {
         let clock = clock();
-        let token = issuer(clock.clone()).issue(UserId::new(), None, Uuid::now_v7())?;
+        let token = issuer(clock.clone()).issue(UserId::new(), None, SessionFamilyId::new())?;
         let other_key = TokenIssuer::new(
             b"another-key-another-key-another-k",
             TokenSettings::default(),
@@ -205,7 +212,9 @@ mod tests {
     fn unsigned_tokens_are_refused() -> Result<(), TokenError> {
         let clock = clock();
         let issuer = issuer(clock);
-        let signed = issuer.issue(UserId::new(), None, Uuid::now_v7())?.token;
+        let signed = issuer
+            .issue(UserId::new(), None, SessionFamilyId::new())?
+            .token;
         let payload = signed.split('.').nth(1).unwrap_or_default();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         assert!(issuer.verify(&format!("{header}.{payload}.")).is_err());

@@ -30,7 +30,10 @@ pub use audit::{AuditEvent, AuditLog};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use environment::{EnvironmentDirectory, EnvironmentRef, EnvironmentVariables, RunEnvironment};
 pub use failure::{Conflict, ConflictCode, Failure, NoRandomness, Unauthenticated};
-pub use ids::{ApiKeyId, EnvironmentId, ExecutionId, UserId, WorkflowId, WorkspaceId};
+pub use ids::{
+    ApiKeyId, CredentialId, EnvironmentId, ExecutionId, UserId, WebhookEventId, WorkflowId,
+    WorkspaceId,
+};
 pub use owned_secrets::OwnedSecrets;
 pub use pagination::{Cursor, Page, PageRequest};
 pub use permission::Permission;

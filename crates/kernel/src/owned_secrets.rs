@@ -2,10 +2,8 @@
 //! sealed in the credentials vault but managed by that feature, not listed as the
 //! workspace's credentials.
 
+use crate::{CredentialId, SecretString, StorageError, Uow, UserId, WorkspaceId};
 use async_trait::async_trait;
-use uuid::Uuid;
-
-use crate::{SecretString, StorageError, Uow, UserId, WorkspaceId};
 
 /// Seals, opens and discards owned secrets.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -19,18 +17,18 @@ pub trait OwnedSecrets: Send + Sync {
         name: &str,
         secret: &SecretString,
         created_by: Option<UserId>,
-    ) -> Result<Uuid, StorageError>;
+    ) -> Result<CredentialId, StorageError>;
     /// Deletes a vault entry inside `unit`.
     async fn discard(
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
-        credential: Uuid,
+        credential: CredentialId,
     ) -> Result<(), StorageError>;
     /// The secret, to be exposed only where it is used.
     async fn open(
         &self,
         workspace: WorkspaceId,
-        credential: Uuid,
+        credential: CredentialId,
     ) -> Result<SecretString, StorageError>;
 }

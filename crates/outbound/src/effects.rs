@@ -7,17 +7,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fluxolab_credentials::CredentialKind;
 use fluxolab_credentials::ports::{CredentialResolver, NetworkPolicy};
-use fluxolab_workflows::engine::{EffectContext, NodeEffects, NodeFailure};
+use fluxolab_kernel::CredentialId;
+use fluxolab_workflows::engine::{EMAIL_TIMEOUT, EffectContext, NodeEffects, NodeFailure};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
 use crate::guard::{GuardedResolver, allowed_addresses};
 
 /// The credential kinds an `http.request` node applies.
+/// The header an `http.request` carries its step's idempotency key in.
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
 const HTTP_KINDS: &[CredentialKind] = &[
     CredentialKind::HttpBasic,
     CredentialKind::HttpHeader,
@@ -66,7 +69,7 @@ impl NodeEffects for OutboundEffects {
         &self,
         context: EffectContext,
         params: Value,
-        credential: Option<Uuid>,
+        credential: Option<CredentialId>,
     ) -> Result<Value, NodeFailure> {
         let allow_internal = self.allow_internal(context).await?;
         let mut url = url::Url::parse(&text_of(&params["url"]))
@@ -84,10 +87,7 @@ impl NodeEffects for OutboundEffects {
         )
         .await
         .map_err(|error| format!("refused: {error}"))?;
-        let timeout = params["timeout_ms"]
-            .as_u64()
-            .unwrap_or(10_000)
-            .clamp(1, 300_000);
+        let timeout = fluxolab_workflows::engine::http_timeout(&params);
         let redirects = reqwest::redirect::Policy::custom(move |attempt| {
             let internal_literal = attempt
                 .url()
@@ -107,7 +107,7 @@ impl NodeEffects for OutboundEffects {
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver { allow_internal }))
             .redirect(redirects)
-            .timeout(Duration::from_millis(timeout))
+            .timeout(timeout)
             .build()
             .map_err(|error| error.to_string())?;
         let method = reqwest::Method::from_bytes(text_of(&params["method"]).as_bytes())
@@ -120,7 +120,16 @@ impl NodeEffects for OutboundEffects {
             }
         }
         let mut request = client.request(method, url);
-        for (name, value) in object(&params["headers"]) {
+        let headers = object(&params["headers"]);
+        // The same key on every attempt of this step, unless the node sets its own.
+        if let Some(key) = context.idempotency_key
+            && !headers
+                .keys()
+                .any(|name| name.eq_ignore_ascii_case(IDEMPOTENCY_KEY))
+        {
+            request = request.header(IDEMPOTENCY_KEY, key.to_string());
+        }
+        for (name, value) in headers {
             request = request.header(name.as_str(), text_of(&value));
         }
         if let Some(body) = params.get("body").filter(|body| !body.is_null()) {
@@ -193,7 +202,7 @@ impl NodeEffects for OutboundEffects {
         &self,
         context: EffectContext,
         params: Value,
-        credential: Uuid,
+        credential: CredentialId,
     ) -> Result<Value, NodeFailure> {
         let smtp = self
             .credentials
@@ -230,8 +239,14 @@ impl NodeEffects for OutboundEffects {
             text.parse::<Mailbox>()
                 .map_err(|error| format!("params.{field}: {error}"))
         };
+        let from = parse("from", &from)?;
+        // A stable Message-ID: every attempt of this step sends the same one.
+        let message_id = context
+            .idempotency_key
+            .map(|key| format!("<{key}@{}>", from.email.domain()));
         let message = Message::builder()
-            .from(parse("from", &from)?)
+            .message_id(message_id)
+            .from(from)
             .to(parse("to", &text_of(&params["to"]))?)
             .subject(text_of(&params["subject"]))
             .body(text_of(&params["body"]))
@@ -253,10 +268,15 @@ impl NodeEffects for OutboundEffects {
                 smtp.field("password").unwrap_or_default(),
             ));
         }
-        let response = transport
-            .build::<Tokio1Executor>()
-            .send(message)
+        let mailer = transport.build::<Tokio1Executor>();
+        let response = tokio::time::timeout(EMAIL_TIMEOUT, mailer.send(message))
             .await
+            .map_err(|_| {
+                NodeFailure::transient(format!(
+                    "SMTP took longer than {} seconds",
+                    EMAIL_TIMEOUT.as_secs()
+                ))
+            })?
             .map_err(|error| {
                 let message = format!("SMTP failed: {error}");
                 if error.is_permanent() {

@@ -8,7 +8,8 @@ use fluxolab_identity::UserSettings;
 use fluxolab_identity::account::LoginRecord;
 use fluxolab_identity::ports::{InsertUserError, SessionRepository, UserRepository};
 use fluxolab_identity::{
-    EmailAddress, Membership, NewSession, NewUser, PasswordHash, Session, User,
+    EmailAddress, Membership, NewSession, NewUser, PasswordHash, Session, SessionFamilyId,
+    SessionId, User,
 };
 use fluxolab_kernel::{StorageError, Uow, UserId, WorkspaceId};
 use time::OffsetDateTime;
@@ -99,9 +100,9 @@ fn session(
     (id, user, family, workspace, agent, created, used, expires, rotated, revoked): SessionRow,
 ) -> Session {
     Session {
-        id,
+        id: SessionId::from_uuid(id),
         user_id: UserId::from_uuid(user),
-        family_id: family,
+        family_id: SessionFamilyId::from_uuid(family),
         workspace_id: workspace.map(WorkspaceId::from_uuid),
         user_agent: agent,
         created_at: created,
@@ -128,9 +129,9 @@ struct SessionInsert<'a> {
 
 fn insert_session_values(new: &NewSession) -> SessionInsert<'_> {
     SessionInsert {
-        id: new.id,
+        id: new.id.as_uuid(),
         user_id: new.user_id.as_uuid(),
-        family_id: new.family_id,
+        family_id: new.family_id.as_uuid(),
         token_hash: &new.token_digest,
         workspace_id: new.workspace_id.map(|id| id.as_uuid()),
         user_agent: new.user_agent.as_deref(),
@@ -484,7 +485,7 @@ impl SessionRepository for PgAccounts {
     #[tracing::instrument(name = "db.sessions.rotate", level = "debug", skip_all)]
     async fn rotate(
         &self,
-        old: Uuid,
+        old: SessionId,
         new: &NewSession,
         now: OffsetDateTime,
     ) -> Result<bool, StorageError> {
@@ -493,7 +494,7 @@ impl SessionRepository for PgAccounts {
             .transaction(async |connection| {
                 let claimed = diesel::update(
                     sessions::table
-                        .find(old)
+                        .find(old.as_uuid())
                         .filter(sessions::rotated_at.is_null())
                         .filter(sessions::revoked_at.is_null()),
                 )
@@ -516,14 +517,14 @@ impl SessionRepository for PgAccounts {
     #[tracing::instrument(name = "db.sessions.revoke_family", level = "debug", skip_all)]
     async fn revoke_family(
         &self,
-        family: Uuid,
+        family: SessionFamilyId,
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
         diesel::update(
             sessions::table
-                .filter(sessions::family_id.eq(family))
+                .filter(sessions::family_id.eq(family.as_uuid()))
                 .filter(sessions::revoked_at.is_null()),
         )
         .set((
@@ -561,14 +562,14 @@ impl SessionRepository for PgAccounts {
         &self,
         uow: &mut Uow,
         user: UserId,
-        keep_family: Uuid,
+        keep_family: SessionFamilyId,
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<(), StorageError> {
         diesel::update(
             sessions::table
                 .filter(sessions::user_id.eq(user.as_uuid()))
-                .filter(sessions::family_id.ne(keep_family))
+                .filter(sessions::family_id.ne(keep_family.as_uuid()))
                 .filter(sessions::revoked_at.is_null()),
         )
         .set((

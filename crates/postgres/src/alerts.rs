@@ -5,8 +5,10 @@ use diesel::dsl::IntervalDsl;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
-use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, UserId, WorkspaceId};
-use fluxolab_workspace::alerts::{AlertChannel, AlertEvent, AlertRepository, Delivery, UsageAlert};
+use fluxolab_kernel::{CredentialId, Page, PageRequest, StorageError, Uow, UserId, WorkspaceId};
+use fluxolab_workspace::alerts::{
+    AlertChannel, AlertEvent, AlertEventId, AlertId, AlertRepository, Delivery, UsageAlert,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -80,14 +82,14 @@ fn alert(row: AlertRow) -> Result<UsageAlert, StorageError> {
         updated_at,
     ) = row;
     Ok(UsageAlert {
-        id,
+        id: AlertId::from_uuid(id),
         workspace_id: WorkspaceId::from_uuid(workspace_id),
         metric,
         threshold_percent,
         channel: AlertChannel::from_code(&channel)
             .ok_or_else(|| corrupt("stored alert channel is not valid"))?,
         target,
-        secret_credential_id,
+        secret_credential_id: secret_credential_id.map(CredentialId::from_uuid),
         enabled,
         created_at,
         updated_at,
@@ -138,8 +140,8 @@ macro_rules! event_columns {
 
 fn event(row: EventRow) -> AlertEvent {
     AlertEvent {
-        id: row.id,
-        alert_id: row.alert_id,
+        id: AlertEventId::from_uuid(row.id),
+        alert_id: AlertId::from_uuid(row.alert_id),
         workspace_id: WorkspaceId::from_uuid(row.workspace_id),
         period_start: row.period_start,
         threshold_percent: row.threshold_percent,
@@ -215,12 +217,12 @@ impl AlertRepository for PgAlerts {
     async fn find(
         &self,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: AlertId,
     ) -> Result<Option<UsageAlert>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<AlertRow> = workspace_usage_alerts::table
             .filter(workspace_usage_alerts::workspace_id.eq(workspace.as_uuid()))
-            .filter(workspace_usage_alerts::id.eq(id))
+            .filter(workspace_usage_alerts::id.eq(id.as_uuid()))
             .select(alert_columns!())
             .first(&mut connection)
             .await
@@ -238,13 +240,14 @@ impl AlertRepository for PgAlerts {
     ) -> Result<(), StorageError> {
         diesel::insert_into(workspace_usage_alerts::table)
             .values((
-                workspace_usage_alerts::id.eq(alert.id),
+                workspace_usage_alerts::id.eq(alert.id.as_uuid()),
                 workspace_usage_alerts::workspace_id.eq(alert.workspace_id.as_uuid()),
                 workspace_usage_alerts::metric.eq(&alert.metric),
                 workspace_usage_alerts::threshold_percent.eq(alert.threshold_percent),
                 workspace_usage_alerts::channel.eq(alert.channel.code()),
                 workspace_usage_alerts::target.eq(&alert.target),
-                workspace_usage_alerts::secret_credential_id.eq(alert.secret_credential_id),
+                workspace_usage_alerts::secret_credential_id
+                    .eq(alert.secret_credential_id.map(|id| id.as_uuid())),
                 workspace_usage_alerts::enabled.eq(alert.enabled),
                 workspace_usage_alerts::created_by.eq(created_by.map(|user| user.as_uuid())),
                 workspace_usage_alerts::created_at.eq(alert.created_at),
@@ -261,7 +264,7 @@ impl AlertRepository for PgAlerts {
         diesel::update(
             workspace_usage_alerts::table
                 .filter(workspace_usage_alerts::workspace_id.eq(alert.workspace_id.as_uuid()))
-                .filter(workspace_usage_alerts::id.eq(alert.id)),
+                .filter(workspace_usage_alerts::id.eq(alert.id.as_uuid())),
         )
         .set((
             workspace_usage_alerts::threshold_percent.eq(alert.threshold_percent),
@@ -280,13 +283,13 @@ impl AlertRepository for PgAlerts {
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: AlertId,
     ) -> Result<bool, StorageError> {
         let connection = connection_of(unit)?;
         let gone: Vec<Option<Uuid>> = diesel::delete(
             workspace_usage_alerts::table
                 .filter(workspace_usage_alerts::workspace_id.eq(workspace.as_uuid()))
-                .filter(workspace_usage_alerts::id.eq(id)),
+                .filter(workspace_usage_alerts::id.eq(id.as_uuid())),
         )
         .returning(workspace_usage_alerts::secret_credential_id)
         .get_results(&mut *connection)
@@ -307,13 +310,13 @@ impl AlertRepository for PgAlerts {
     async fn events(
         &self,
         workspace: WorkspaceId,
-        alert: Uuid,
+        alert: AlertId,
         page: PageRequest,
     ) -> Result<Page<AlertEvent>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let mut query = workspace_usage_alert_events::table
             .filter(workspace_usage_alert_events::workspace_id.eq(workspace.as_uuid()))
-            .filter(workspace_usage_alert_events::alert_id.eq(alert))
+            .filter(workspace_usage_alert_events::alert_id.eq(alert.as_uuid()))
             .select(event_columns!())
             .order((
                 workspace_usage_alert_events::created_at.desc(),
@@ -382,7 +385,7 @@ impl AlertRepository for PgAlerts {
             .filter_map(|row| {
                 let alert = alerts
                     .iter()
-                    .find(|alert| alert.id == row.alert_id)?
+                    .find(|alert| alert.id.as_uuid() == row.alert_id)?
                     .clone();
                 Some(Delivery {
                     event: event(row),
@@ -393,9 +396,9 @@ impl AlertRepository for PgAlerts {
     }
 
     #[tracing::instrument(name = "db.alerts.delivered", level = "debug", skip_all)]
-    async fn delivered(&self, event: Uuid) -> Result<(), StorageError> {
+    async fn delivered(&self, event: AlertEventId) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        diesel::update(workspace_usage_alert_events::table.find(event))
+        diesel::update(workspace_usage_alert_events::table.find(event.as_uuid()))
             .set((
                 workspace_usage_alert_events::status.eq("delivered"),
                 workspace_usage_alert_events::delivered_at.eq(diesel::dsl::now),
@@ -410,7 +413,7 @@ impl AlertRepository for PgAlerts {
     #[tracing::instrument(name = "db.alerts.attempt_failed", level = "debug", skip_all)]
     async fn attempt_failed(
         &self,
-        event: Uuid,
+        event: AlertEventId,
         error: &str,
         retry_in_seconds: Option<i64>,
     ) -> Result<(), StorageError> {
@@ -420,7 +423,7 @@ impl AlertRepository for PgAlerts {
             Some(seconds) => ("pending", seconds.seconds()),
             None => ("failed", 0.seconds()),
         };
-        diesel::update(workspace_usage_alert_events::table.find(event))
+        diesel::update(workspace_usage_alert_events::table.find(event.as_uuid()))
             .set((
                 workspace_usage_alert_events::last_error.eq(error),
                 workspace_usage_alert_events::status.eq(status),

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use fluxolab_kernel::{
-    EnvironmentId, EnvironmentRef, Page, PageRequest, Permission, StorageError, Uow, UserId,
-    WorkspaceId,
+    ApiKeyId, EnvironmentId, EnvironmentRef, Page, PageRequest, Permission, StorageError, Uow,
+    UserId, WorkspaceId,
 };
 use fluxolab_workspace::api_keys::{ApiKey, ApiKeyRepository, KeyAuditEntry, Secret, StoredKey};
 use serde_json::Value;
@@ -102,7 +102,7 @@ fn key(row: KeyRow) -> Result<ApiKey, StorageError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ApiKey {
-        id,
+        id: ApiKeyId::from_uuid(id),
         workspace_id: WorkspaceId::from_uuid(workspace_id),
         name,
         prefix,
@@ -167,9 +167,9 @@ impl ApiKeyRepository for PgApiKeys {
     }
 
     #[tracing::instrument(name = "db.api_keys.touch", level = "debug", skip_all)]
-    async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StorageError> {
+    async fn touch(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        diesel::update(workspace_api_keys::table.find(id))
+        diesel::update(workspace_api_keys::table.find(id.as_uuid()))
             .set(workspace_api_keys::last_used_at.eq(at))
             .execute(&mut connection)
             .await
@@ -183,7 +183,7 @@ impl ApiKeyRepository for PgApiKeys {
         diesel::insert_into(workspace_api_key_audit::table)
             .values((
                 workspace_api_key_audit::id.eq(entry.id),
-                workspace_api_key_audit::key_id.eq(entry.key_id),
+                workspace_api_key_audit::key_id.eq(entry.key_id.as_uuid()),
                 workspace_api_key_audit::workspace_id.eq(entry.workspace_id.as_uuid()),
                 workspace_api_key_audit::action.eq(&entry.action),
                 workspace_api_key_audit::ip_address.eq(entry.ip.as_deref()),
@@ -227,12 +227,16 @@ impl ApiKeyRepository for PgApiKeys {
     }
 
     #[tracing::instrument(name = "db.api_keys.find", level = "debug", skip_all)]
-    async fn find(&self, workspace: WorkspaceId, id: Uuid) -> Result<Option<ApiKey>, StorageError> {
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: ApiKeyId,
+    ) -> Result<Option<ApiKey>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<KeyRow> = workspace_api_keys::table
             .left_join(workspace_environments::table)
             .filter(workspace_api_keys::workspace_id.eq(workspace.as_uuid()))
-            .filter(workspace_api_keys::id.eq(id))
+            .filter(workspace_api_keys::id.eq(id.as_uuid()))
             .select(key_columns!())
             .first(&mut connection)
             .await
@@ -246,7 +250,7 @@ impl ApiKeyRepository for PgApiKeys {
         let scopes: Vec<&str> = key.scopes.iter().map(|scope| scope.code()).collect();
         diesel::insert_into(workspace_api_keys::table)
             .values((
-                workspace_api_keys::id.eq(key.id),
+                workspace_api_keys::id.eq(key.id.as_uuid()),
                 workspace_api_keys::workspace_id.eq(key.workspace_id.as_uuid()),
                 workspace_api_keys::name.eq(&key.name),
                 workspace_api_keys::prefix.eq(&key.prefix),
@@ -272,13 +276,13 @@ impl ApiKeyRepository for PgApiKeys {
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: ApiKeyId,
         at: OffsetDateTime,
     ) -> Result<(), StorageError> {
         diesel::update(
             workspace_api_keys::table
                 .filter(workspace_api_keys::workspace_id.eq(workspace.as_uuid()))
-                .filter(workspace_api_keys::id.eq(id))
+                .filter(workspace_api_keys::id.eq(id.as_uuid()))
                 .filter(workspace_api_keys::revoked_at.is_null()),
         )
         .set((
@@ -296,7 +300,7 @@ impl ApiKeyRepository for PgApiKeys {
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: ApiKeyId,
         secret: &Secret,
         previous_valid_until: OffsetDateTime,
     ) -> Result<(), StorageError> {
@@ -304,7 +308,7 @@ impl ApiKeyRepository for PgApiKeys {
         diesel::update(
             workspace_api_keys::table
                 .filter(workspace_api_keys::workspace_id.eq(workspace.as_uuid()))
-                .filter(workspace_api_keys::id.eq(id)),
+                .filter(workspace_api_keys::id.eq(id.as_uuid())),
         )
         .set((
             workspace_api_keys::previous_prefix.eq(workspace_api_keys::prefix.nullable()),
@@ -325,7 +329,7 @@ impl ApiKeyRepository for PgApiKeys {
         diesel::insert_into(workspace_api_key_audit::table)
             .values((
                 workspace_api_key_audit::id.eq(entry.id),
-                workspace_api_key_audit::key_id.eq(entry.key_id),
+                workspace_api_key_audit::key_id.eq(entry.key_id.as_uuid()),
                 workspace_api_key_audit::workspace_id.eq(entry.workspace_id.as_uuid()),
                 workspace_api_key_audit::action.eq(&entry.action),
                 workspace_api_key_audit::actor_user_id
@@ -345,13 +349,13 @@ impl ApiKeyRepository for PgApiKeys {
     async fn audit_log(
         &self,
         workspace: WorkspaceId,
-        key_id: Uuid,
+        key_id: ApiKeyId,
         page: PageRequest,
     ) -> Result<Page<KeyAuditEntry>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let mut query = workspace_api_key_audit::table
             .filter(workspace_api_key_audit::workspace_id.eq(workspace.as_uuid()))
-            .filter(workspace_api_key_audit::key_id.eq(key_id))
+            .filter(workspace_api_key_audit::key_id.eq(key_id.as_uuid()))
             .select((
                 workspace_api_key_audit::id,
                 workspace_api_key_audit::key_id,
@@ -383,7 +387,7 @@ impl ApiKeyRepository for PgApiKeys {
                 |(id, key_id, workspace_id, action, actor, ip, user_agent, details, created_at)| {
                     KeyAuditEntry {
                         id,
-                        key_id,
+                        key_id: ApiKeyId::from_uuid(key_id),
                         workspace_id: WorkspaceId::from_uuid(workspace_id),
                         action,
                         actor_user_id: actor.map(UserId::from_uuid),

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, UserId, WorkspaceId};
+use fluxolab_kernel::{EnvironmentId, Page, PageRequest, StorageError, Uow, UserId, WorkspaceId};
 use fluxolab_workspace::billing::{
     BillingEvent, BillingRepository, EnvironmentLine, SettingsSummary, Subscription, Usage,
     UsageMetric,
@@ -451,7 +451,7 @@ impl BillingRepository for PgBilling {
             environments: environment_rows
                 .into_iter()
                 .map(|(id, name, variables)| EnvironmentLine {
-                    id,
+                    id: EnvironmentId::from_uuid(id),
                     name,
                     variables: small(variables),
                 })

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use fluxolab_kernel::{Page, PageRequest, StorageError, WorkspaceId};
-use fluxolab_webhooks::model::{Conversation, Message};
+use fluxolab_kernel::{Page, PageRequest, StorageError, UserId, WorkspaceId};
+use fluxolab_webhooks::model::{Conversation, ConversationId, Message};
 use fluxolab_webhooks::overview::{
     ActivityLine, LATEST_ACTIVITIES, LATEST_EVENTS, Overview, OverviewCounts, OverviewSource,
     RECENT_CONVERSATIONS,
@@ -75,7 +75,7 @@ fn conversation(row: ConversationRow) -> Conversation {
         updated_at,
     ) = row;
     Conversation {
-        id,
+        id: ConversationId::from_uuid(id),
         workspace_id: WorkspaceId::from_uuid(workspace),
         wa_id,
         name,
@@ -96,7 +96,7 @@ fn conversation_cursor(conversation: &Conversation) -> fluxolab_kernel::Cursor {
         created_at: conversation
             .last_message_at
             .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        id: conversation.id,
+        id: conversation.id.as_uuid(),
     }
 }
 
@@ -150,12 +150,12 @@ impl ConversationRepository for PgWebhooks {
     async fn find(
         &self,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: ConversationId,
     ) -> Result<Option<Conversation>, StorageError> {
         let mut connection = pooled(self.pool()).await?;
         let row: Option<ConversationRow> = conversations::table
             .filter(conversations::workspace_id.eq(workspace.as_uuid()))
-            .filter(conversations::id.eq(id))
+            .filter(conversations::id.eq(id.as_uuid()))
             .select(conversation_columns!())
             .first(&mut connection)
             .await
@@ -168,13 +168,13 @@ impl ConversationRepository for PgWebhooks {
     async fn messages(
         &self,
         workspace: WorkspaceId,
-        conversation: Uuid,
+        conversation: ConversationId,
         page: PageRequest,
     ) -> Result<Page<Message>, StorageError> {
         let mut connection = pooled(self.pool()).await?;
         let mut query = messages::table
             .filter(messages::workspace_id.eq(workspace.as_uuid()))
-            .filter(messages::conversation_id.eq(conversation))
+            .filter(messages::conversation_id.eq(conversation.as_uuid()))
             .select((
                 messages::id,
                 messages::conversation_id,
@@ -214,7 +214,7 @@ impl ConversationRepository for PgWebhooks {
                     created_at,
                 )| Message {
                     id,
-                    conversation_id,
+                    conversation_id: ConversationId::from_uuid(conversation_id),
                     message_id,
                     direction,
                     message_type,
@@ -364,7 +364,7 @@ impl OverviewSource for PgWebhooks {
                         ActivityLine {
                             id,
                             action,
-                            actor_user_id,
+                            actor_user_id: actor_user_id.map(UserId::from_uuid),
                             target_type,
                             target_id,
                             metadata,

@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use fluxolab_kernel::{
-    EnvironmentDirectory, EnvironmentId, EnvironmentRef, StorageError, Uow, WorkspaceId,
+    CredentialId, EnvironmentDirectory, EnvironmentId, EnvironmentRef, ExecutionId, StorageError,
+    Uow, WorkflowId, WorkspaceId,
 };
 use fluxolab_workspace::environments::{
     Environment, EnvironmentRepository, LastFailure, StatusCounts, StoredValue, Variable,
@@ -72,7 +73,7 @@ type VariableRow = (Uuid, String, Option<String>, Option<Uuid>, OffsetDateTime);
 fn variable((_, name, value, secret, updated_at): VariableRow) -> Result<Variable, StorageError> {
     let value = match (value, secret) {
         (Some(value), None) => StoredValue::Plain(value),
-        (None, Some(credential)) => StoredValue::Secret(credential),
+        (None, Some(credential)) => StoredValue::Secret(CredentialId::from_uuid(credential)),
         _ => {
             return Err(corrupt(format!(
                 "variable `{name}` holds neither or both of a value and a secret"
@@ -230,7 +231,7 @@ impl EnvironmentRepository for PgEnvironments {
             .map(|variable| {
                 let (value, secret) = match &variable.value {
                     StoredValue::Plain(value) => (Some(value.as_str()), None),
-                    StoredValue::Secret(credential) => (None, Some(*credential)),
+                    StoredValue::Secret(credential) => (None, Some(credential.as_uuid())),
                 };
                 (
                     environment_variables::environment_id.eq(id),
@@ -304,8 +305,8 @@ impl EnvironmentRepository for PgEnvironments {
                 .collect(),
             last_failure: last_failure.optional().map_err(storage)?.map(
                 |(execution_id, workflow_id, error, finished_at, created_at)| LastFailure {
-                    execution_id,
-                    workflow_id,
+                    execution_id: ExecutionId::from_uuid(execution_id),
+                    workflow_id: WorkflowId::from_uuid(workflow_id),
                     error,
                     at: finished_at.unwrap_or(created_at),
                 },

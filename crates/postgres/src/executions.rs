@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use fluxolab_kernel::{
     EnvironmentId, EnvironmentRef, ExecutionId, Page, PageRequest, StorageError, WorkflowId,
@@ -16,6 +16,7 @@ use fluxolab_workflows::engine::StepRecord;
 use fluxolab_workflows::execution::{
     ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, Finished, InlineRun, Lease,
 };
+use fluxolab_workflows::lease::{Fenced, LeaseToken};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -31,6 +32,8 @@ pub struct PgExecutions {
     pool: DbPool,
     /// A connection taken out of the pool that `LISTEN`s for queued executions.
     listener: std::sync::Arc<tokio::sync::Mutex<Option<diesel_async::AsyncPgConnection>>>,
+    /// Finishing runs, written in batches.
+    completions: crate::completions::Completions,
 }
 
 impl std::fmt::Debug for PgExecutions {
@@ -49,6 +52,7 @@ impl PgExecutions {
         Self {
             pool,
             listener: std::sync::Arc::default(),
+            completions: crate::completions::Completions::default(),
         }
     }
 
@@ -184,10 +188,28 @@ type StepRow = (
     Option<String>,
     OffsetDateTime,
     OffsetDateTime,
+    Option<String>,
 );
 
+/// The columns of a [`StepRow`].
+macro_rules! step_columns {
+    () => {
+        (
+            execution_steps::node_id,
+            execution_steps::node_type,
+            execution_steps::input,
+            execution_steps::output,
+            execution_steps::error,
+            execution_steps::route,
+            execution_steps::started_at,
+            execution_steps::finished_at,
+            execution_steps::effect_key,
+        )
+    };
+}
+
 fn step(
-    (node_id, node_type, input, output, error, route, started_at, finished_at): StepRow,
+    (node_id, node_type, input, output, error, route, started_at, finished_at, effect_key): StepRow,
 ) -> StepRecord {
     StepRecord {
         node_id,
@@ -198,6 +220,7 @@ fn step(
         route,
         started_at,
         finished_at,
+        effect_key,
     }
 }
 
@@ -207,16 +230,7 @@ impl PgExecutions {
         let rows: Vec<StepRow> = execution_steps::table
             .filter(execution_steps::execution_id.eq(execution))
             .order(execution_steps::position.asc())
-            .select((
-                execution_steps::node_id,
-                execution_steps::node_type,
-                execution_steps::input,
-                execution_steps::output,
-                execution_steps::error,
-                execution_steps::route,
-                execution_steps::started_at,
-                execution_steps::finished_at,
-            ))
+            .select(step_columns!())
             .load(&mut connection)
             .await
             .map_err(storage)?;
@@ -225,21 +239,58 @@ impl PgExecutions {
 }
 
 /// A CTE (`steps AS (…)`) appending the steps in `$2` (see [`steps_json`]) to execution
-/// `$1`, after the steps it has, while the execution is unfinished. Statements put it in
-/// front of their own update so steps and status land in one write.
+/// `$1`, after the steps it has. It inserts only for the row a `fence` CTE before it
+/// returned: the statement's own update (or lock) of the execution, conditional on the
+/// lease token `$3`, so steps and status land in one write and only while the lease holds.
 const INSERT_STEPS: &str = "steps AS ( \
     INSERT INTO execution_steps \
-      (id, execution_id, workspace_id, position, node_id, node_type, input, output, error, route, started_at, finished_at) \
+      (id, execution_id, workspace_id, position, node_id, node_type, input, output, error, route, \
+       started_at, finished_at, effect_key) \
     SELECT s.id, e.id, e.workspace_id, \
       coalesce((SELECT max(position) + 1 FROM execution_steps WHERE execution_id = $1), 0) + s.seq, \
-      s.node_id, s.node_type, s.input, s.output, s.error, s.route, s.started_at, s.finished_at \
-    FROM executions e, jsonb_to_recordset($2) AS s( \
+      s.node_id, s.node_type, s.input, s.output, s.error, s.route, s.started_at, s.finished_at, \
+      s.effect_key \
+    FROM fence e, jsonb_to_recordset($2) AS s( \
       id uuid, seq int, node_id text, node_type text, input jsonb, output jsonb, error text, \
-      route text, started_at timestamptz, finished_at timestamptz) \
-    WHERE e.id = $1 AND e.status IN ('queued', 'running'))";
+      route text, started_at timestamptz, finished_at timestamptz, effect_key text))";
+
+/// The condition of every write a worker makes for a run: still running, under the
+/// lease token `$3` its claim got. Evaluated on the row as locked (READ COMMITTED
+/// re-checks it after waiting for a concurrent claim), so a write racing a takeover
+/// either lands before it or not at all.
+const HELD: &str = "id = $1 AND status = 'running' AND lease_token = $3";
+
+/// Runs a fenced statement (`WITH fence AS (…), steps AS (…) SELECT count(*) …`) and
+/// says whether the lease held.
+async fn fenced(
+    connection: &mut diesel_async::AsyncPgConnection,
+    statement: diesel::query_builder::BoxedSqlQuery<
+        '_,
+        diesel::pg::Pg,
+        diesel::query_builder::SqlQuery,
+    >,
+) -> Result<Fenced, StorageError> {
+    #[derive(QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = BigInt)]
+        held: i64,
+    }
+    let held: Held = statement.get_result(connection).await.map_err(storage)?;
+    Ok(if held.held > 0 {
+        Fenced::Written
+    } else {
+        Fenced::LeaseLost
+    })
+}
+
+/// A fenced statement: `fence` (an update of, or lock on, the execution under [`HELD`]),
+/// then [`INSERT_STEPS`], then the count of rows fenced.
+fn fenced_statement(fence: &str) -> String {
+    format!("WITH fence AS ({fence}), {INSERT_STEPS} SELECT count(*) AS held FROM fence")
+}
 
 /// The steps as the JSON array [`INSERT_STEPS`] reads.
-fn steps_json(steps: &[StepRecord]) -> Result<Value, StorageError> {
+pub(crate) fn steps_json(steps: &[StepRecord]) -> Result<Value, StorageError> {
     let timestamp = |at: OffsetDateTime| {
         at.format(&time::format_description::well_known::Rfc3339)
             .map_err(storage)
@@ -251,6 +302,7 @@ fn steps_json(steps: &[StepRecord]) -> Result<Value, StorageError> {
             Ok(serde_json::json!({
                 "id": Uuid::now_v7(),
                 "seq": offset,
+                "effect_key": step.effect_key,
                 "node_id": step.node_id,
                 "node_type": step.node_type,
                 "input": step.input,
@@ -269,12 +321,16 @@ fn steps_json(steps: &[StepRecord]) -> Result<Value, StorageError> {
 struct ClaimedId {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    lease_token: i64,
 }
 
 /// The claim, fair between workspaces, in one statement. First, nothing stays running
 /// forever: a run whose lease ended after its last attempt fails (`abandoned`). Then, in
 /// priority order, it takes: runs whose lease ended with attempts left (their worker
-/// died); the oldest due run of each workspace with due work (a skip
+/// died); runs started before and back in the queue (released by a worker shutting
+/// down, due again after a long delay or a retry's backoff), so work under way finishes
+/// before new work starts; the oldest due run of each workspace with due work (a skip
 /// scan over `executions_workspace_due_idx`: one index probe per workspace, so a
 /// workspace with 50,000 queued runs costs what one with a single run does); then the
 /// oldest due runs of anyone, to fill the claim. A quiet workspace's run is thus taken by
@@ -290,6 +346,10 @@ const FAIR_CLAIM: &str = "WITH RECURSIVE abandoned AS ( \
        SELECT id FROM executions \
        WHERE status = 'running' AND locked_until < now() AND attempt < max_attempts \
        ORDER BY locked_until LIMIT $2 FOR UPDATE SKIP LOCKED \
+     ), resumed AS ( \
+       SELECT id, due_at FROM executions \
+       WHERE status = 'queued' AND started_at IS NOT NULL AND due_at <= now() \
+       ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED \
      ), waiting AS ( \
        (SELECT workspace_id, id FROM executions WHERE status = 'queued' AND due_at <= now() \
         ORDER BY workspace_id, due_at LIMIT 1) \
@@ -308,14 +368,15 @@ const FAIR_CLAIM: &str = "WITH RECURSIVE abandoned AS ( \
      ), due AS ( \
        SELECT id FROM ( \
          SELECT id, 0 AS pass, now() AS due_at FROM expired \
-         UNION ALL SELECT id, 1, due_at FROM fair \
-         UNION ALL SELECT id, 2, due_at FROM fill \
+         UNION ALL SELECT id, 1, due_at FROM resumed \
+         UNION ALL SELECT id, 2, due_at FROM fair \
+         UNION ALL SELECT id, 3, due_at FROM fill \
        ) chosen GROUP BY id ORDER BY min(pass), min(due_at) LIMIT $2 \
      ) \
      UPDATE executions e SET status = 'running', locked_by = $1, \
        locked_until = now() + make_interval(secs => $3), attempt = e.attempt + 1, \
-       started_at = coalesce(e.started_at, now()) \
-     FROM due WHERE e.id = due.id RETURNING e.id";
+       lease_token = e.lease_token + 1, started_at = coalesce(e.started_at, now()) \
+     FROM due WHERE e.id = due.id RETURNING e.id, e.lease_token";
 
 #[async_trait]
 impl ExecutionRepository for PgExecutions {
@@ -329,96 +390,128 @@ impl ExecutionRepository for PgExecutions {
     async fn record_steps(
         &self,
         execution: ExecutionId,
+        lease: LeaseToken,
         steps: &[StepRecord],
-    ) -> Result<(), StorageError> {
-        if steps.is_empty() {
-            return Ok(());
-        }
+    ) -> Result<Fenced, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        // Raw: the steps are inserted from a jsonb array (jsonb_to_recordset) in a CTE.
-        diesel::sql_query(format!("WITH {INSERT_STEPS} SELECT 1"))
-            .bind::<SqlUuid, _>(execution.as_uuid())
-            .bind::<Jsonb, _>(steps_json(steps)?)
-            .execute(&mut connection)
-            .await
-            .map_err(storage)?;
-        Ok(())
+        // Raw: the steps' CTE (jsonb_to_recordset) behind a fence (the row locked under
+        // the lease token).
+        let statement = fenced_statement(&format!(
+            "SELECT id, workspace_id FROM executions WHERE {HELD} FOR UPDATE"
+        ));
+        fenced(
+            &mut connection,
+            diesel::sql_query(statement)
+                .into_boxed()
+                .bind::<SqlUuid, _>(execution.as_uuid())
+                .bind::<Jsonb, _>(steps_json(steps)?)
+                .bind::<BigInt, _>(lease.value()),
+        )
+        .await
     }
 
     #[tracing::instrument(name = "db.executions.requeue", level = "debug", skip_all)]
     async fn requeue(
         &self,
         execution: ExecutionId,
+        lease: LeaseToken,
         delay_seconds: i64,
         error: &str,
         steps: &[StepRecord],
-    ) -> Result<(), StorageError> {
+    ) -> Result<Fenced, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        // Raw: the steps' CTE (jsonb_to_recordset) and the settle in one statement.
-        diesel::sql_query(format!(
-            "WITH {INSERT_STEPS} \
-             UPDATE executions SET status = 'queued', due_at = now() + make_interval(secs => $3), \
-               error = $4, locked_by = NULL, locked_until = NULL \
-             WHERE id = $1 AND status = 'running'"
-        ))
-        .bind::<SqlUuid, _>(execution.as_uuid())
-        .bind::<Jsonb, _>(steps_json(steps)?)
-        .bind::<diesel::sql_types::Double, _>(delay_seconds as f64)
-        .bind::<Text, _>(error)
-        .execute(&mut connection)
+        // Raw: the steps' CTE (jsonb_to_recordset) and the settle in one fenced statement.
+        let statement = fenced_statement(&format!(
+            "UPDATE executions SET status = 'queued', due_at = now() + make_interval(secs => $4), \
+               error = $5, locked_by = NULL, locked_until = NULL \
+             WHERE {HELD} RETURNING id, workspace_id"
+        ));
+        fenced(
+            &mut connection,
+            diesel::sql_query(statement)
+                .into_boxed()
+                .bind::<SqlUuid, _>(execution.as_uuid())
+                .bind::<Jsonb, _>(steps_json(steps)?)
+                .bind::<BigInt, _>(lease.value())
+                .bind::<diesel::sql_types::Double, _>(delay_seconds as f64)
+                .bind::<Text, _>(error.to_owned()),
+        )
         .await
-        .map_err(storage)?;
-        Ok(())
     }
 
     #[tracing::instrument(name = "db.executions.suspend", level = "debug", skip_all)]
     async fn suspend(
         &self,
         execution: ExecutionId,
+        lease: LeaseToken,
         until: OffsetDateTime,
         steps: &[StepRecord],
-    ) -> Result<(), StorageError> {
+    ) -> Result<Fenced, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        // Raw: the steps' CTE (jsonb_to_recordset) and the suspension in one statement.
-        diesel::sql_query(format!(
-            "WITH {INSERT_STEPS} \
-             UPDATE executions SET status = 'queued', due_at = $3, attempt = greatest(attempt - 1, 0), \
-               locked_by = NULL, locked_until = NULL \
-             WHERE id = $1 AND status = 'running'"
-        ))
-        .bind::<SqlUuid, _>(execution.as_uuid())
-        .bind::<Jsonb, _>(steps_json(steps)?)
-        .bind::<Timestamptz, _>(until)
-        .execute(&mut connection)
+        // Raw: the steps' CTE (jsonb_to_recordset) and the suspension in one fenced
+        // statement.
+        let statement = fenced_statement(&format!(
+            "UPDATE executions SET status = 'queued', due_at = $4, \
+               attempt = greatest(attempt - 1, 0), locked_by = NULL, locked_until = NULL \
+             WHERE {HELD} RETURNING id, workspace_id"
+        ));
+        fenced(
+            &mut connection,
+            diesel::sql_query(statement)
+                .into_boxed()
+                .bind::<SqlUuid, _>(execution.as_uuid())
+                .bind::<Jsonb, _>(steps_json(steps)?)
+                .bind::<BigInt, _>(lease.value())
+                .bind::<Timestamptz, _>(until),
+        )
         .await
-        .map_err(storage)?;
-        Ok(())
     }
 
     #[tracing::instrument(name = "db.executions.finish", level = "debug", skip_all)]
     async fn finish(
         &self,
         execution: ExecutionId,
+        lease: LeaseToken,
         outcome: Finished,
         steps: &[StepRecord],
-    ) -> Result<(), StorageError> {
+    ) -> Result<Fenced, StorageError> {
+        self.completions
+            .finish(&self.pool, (execution, lease), outcome, steps)
+            .await
+    }
+
+    #[tracing::instrument(name = "db.executions.release", level = "debug", skip_all)]
+    async fn release(
+        &self,
+        execution: ExecutionId,
+        lease: LeaseToken,
+    ) -> Result<Fenced, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        // Raw: the steps' CTE (jsonb_to_recordset) and the finish in one statement.
-        diesel::sql_query(format!(
-            "WITH {INSERT_STEPS} \
-             UPDATE executions SET status = $3, output = $4, error = $5, finished_at = now(), \
-               locked_by = NULL, locked_until = NULL \
-             WHERE id = $1 AND status IN ('queued', 'running')"
-        ))
-        .bind::<SqlUuid, _>(execution.as_uuid())
-        .bind::<Jsonb, _>(steps_json(steps)?)
-        .bind::<Text, _>(outcome.status.code())
-        .bind::<Nullable<Jsonb>, _>(outcome.output)
-        .bind::<Nullable<Text>, _>(outcome.error)
-        .execute(&mut connection)
-        .await
-        .map_err(storage)?;
-        Ok(())
+        // Raw: the release and the NOTIFY that wakes the other workers, in one statement.
+        let statement = format!(
+            "WITH fence AS ( \
+               UPDATE executions SET status = 'queued', due_at = least(due_at, now()), locked_by = NULL, \
+                 locked_until = NULL, attempt = greatest(attempt - 1, 0) \
+               WHERE id = $1 AND status = 'running' AND lease_token = $2 RETURNING id) \
+             SELECT count(*) AS held, {wake} FROM fence",
+            wake = crate::run_queue::WAKE_WORKERS,
+        );
+        #[derive(QueryableByName)]
+        struct Released {
+            #[diesel(sql_type = BigInt)]
+            held: i64,
+        }
+        let released: Released = diesel::sql_query(statement)
+            .bind::<SqlUuid, _>(execution.as_uuid())
+            .bind::<BigInt, _>(lease.value())
+            .get_result(&mut connection)
+            .await
+            .map_err(storage)?;
+        Ok(if released.held > 0 {
+            Fenced::Written
+        } else {
+            Fenced::LeaseLost
+        })
     }
 
     #[tracing::instrument(name = "db.executions.find", level = "debug", skip_all)]
@@ -541,6 +634,10 @@ impl ExecutionRepository for PgExecutions {
             return Ok(Vec::new());
         }
         // Three queries for the whole batch: the rows, their definitions, their steps.
+        let tokens: HashMap<Uuid, i64> = ids
+            .iter()
+            .map(|claimed| (claimed.id, claimed.lease_token))
+            .collect();
         let ids: Vec<Uuid> = ids.into_iter().map(|claimed| claimed.id).collect();
         let mut connection = pooled(&self.pool).await?;
         let rows: Vec<ExecutionRow> = executions::table
@@ -577,19 +674,7 @@ impl ExecutionRepository for PgExecutions {
                 execution_steps::execution_id,
                 execution_steps::position.asc(),
             ))
-            .select((
-                execution_steps::execution_id,
-                (
-                    execution_steps::node_id,
-                    execution_steps::node_type,
-                    execution_steps::input,
-                    execution_steps::output,
-                    execution_steps::error,
-                    execution_steps::route,
-                    execution_steps::started_at,
-                    execution_steps::finished_at,
-                ),
-            ))
+            .select((execution_steps::execution_id, step_columns!()))
             .load(&mut connection)
             .await
             .map_err(storage)?;
@@ -604,7 +689,13 @@ impl ExecutionRepository for PgExecutions {
                 .get(&(execution.workflow_id.as_uuid(), execution.version))
                 .cloned()
                 .ok_or_else(|| corrupt("the execution's version is gone"))?;
+            let lease = tokens
+                .get(&execution.id.as_uuid())
+                .copied()
+                .map(LeaseToken::new)
+                .ok_or_else(|| corrupt("a claimed execution came back without its claim"))?;
             claimed.push(ClaimedExecution {
+                lease,
                 definition,
                 completed: completed_by_run
                     .remove(&execution.id.as_uuid())
@@ -649,7 +740,7 @@ impl ExecutionRepository for PgExecutions {
     async fn renew(
         &self,
         execution: ExecutionId,
-        worker: &str,
+        lease: LeaseToken,
         lease_seconds: i64,
     ) -> Result<Lease, StorageError> {
         #[derive(QueryableByName)]
@@ -658,13 +749,15 @@ impl ExecutionRepository for PgExecutions {
             cancel_requested: bool,
         }
         let mut connection = pooled(&self.pool).await?;
-        // Raw: the lease is renewed on the database clock by make_interval, with RETURNING.
+        // Raw: the lease is renewed on the database clock by make_interval, with RETURNING;
+        // it never shortens a lease extended for a long effect.
         let renewed: Option<Renewed> = diesel::sql_query(
-            "UPDATE executions SET locked_until = now() + make_interval(secs => $3) \
-             WHERE id = $1 AND locked_by = $2 AND status = 'running' RETURNING cancel_requested",
+            "UPDATE executions \
+             SET locked_until = greatest(locked_until, now() + make_interval(secs => $3)) \
+             WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING cancel_requested",
         )
         .bind::<SqlUuid, _>(execution.as_uuid())
-        .bind::<Text, _>(worker)
+        .bind::<BigInt, _>(lease.value())
         .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
         .get_result(&mut connection)
         .await

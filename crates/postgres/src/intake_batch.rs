@@ -375,7 +375,7 @@ impl<'a> RecordBatchQuery<'a> {
         let (mut key_events, mut keys) = (Vec::new(), Vec::new());
         let (mut messages, mut statuses) = (Vec::new(), Vec::new());
         for recording in recordings {
-            let event = recording.event.id;
+            let event = recording.event.id.as_uuid();
             for key in &recording.dedupe_keys.messages {
                 key_events.push(event);
                 keys.push(key.as_str());
@@ -384,9 +384,9 @@ impl<'a> RecordBatchQuery<'a> {
             statuses.extend(tagged(recording.extracted.status_records(), event));
         }
         Self {
-            event_ids: column(recordings, |r| r.event.id),
+            event_ids: column(recordings, |r| r.event.id.as_uuid()),
             workspaces: column(recordings, |r| r.event.workspace_id.as_uuid()),
-            registrations: column(recordings, |r| r.event.registration_id),
+            registrations: column(recordings, |r| r.event.registration_id.as_uuid()),
             digests: column(recordings, |r| r.event.body_digest.as_str()),
             headers: column(recordings, |r| &r.event.headers),
             bodies: column(recordings, |r| r.event.body.as_slice()),
@@ -482,7 +482,7 @@ async fn record_batch(
         .iter()
         .map(|recording| {
             let row = found
-                .remove(&recording.event.id)
+                .remove(&recording.event.id.as_uuid())
                 .ok_or_else(|| corrupt("batch outcome"))?;
             Ok(Recorded {
                 verdict: Verdict::from_code(&row.verdict).ok_or_else(|| corrupt("verdict"))?,

@@ -64,9 +64,22 @@ struct QueueRow {
     lag: f64,
 }
 
-/// Queued and running executions, and the age of the oldest due one (seconds); reads
-/// only the queue's partial indexes' rows.
-pub async fn queue_status(pool: &DbPool) -> Result<(i64, i64, f64), crate::StoreError> {
+#[derive(QueryableByName)]
+struct WorkspaceQueueRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    workspace_id: uuid::Uuid,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    depth: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    oldest: f64,
+}
+
+/// Queued and running executions, the age of the oldest due one (seconds), and the
+/// five workspaces with the most due runs (id, depth, age of their oldest); reads only
+/// the queue's partial indexes' rows.
+pub async fn queue_status(
+    pool: &DbPool,
+) -> Result<(i64, i64, f64, Vec<(uuid::Uuid, i64, f64)>), crate::StoreError> {
     let mut connection = pool.get().await?;
     // Raw: aggregates with FILTER and an epoch extraction, beyond the query builder.
     let row: QueueRow = diesel::sql_query(
@@ -77,5 +90,22 @@ pub async fn queue_status(pool: &DbPool) -> Result<(i64, i64, f64), crate::Store
     )
     .get_result(&mut connection)
     .await?;
-    Ok((row.queued, row.running, row.lag))
+    // Raw: a grouped top-N with an epoch extraction.
+    let busiest: Vec<WorkspaceQueueRow> = diesel::sql_query(
+        "SELECT workspace_id, count(*) AS depth, \
+                extract(epoch FROM now() - min(due_at))::float8 AS oldest \
+         FROM executions WHERE status = 'queued' AND due_at <= now() \
+         GROUP BY workspace_id ORDER BY depth DESC, workspace_id LIMIT 5",
+    )
+    .load(&mut connection)
+    .await?;
+    Ok((
+        row.queued,
+        row.running,
+        row.lag,
+        busiest
+            .into_iter()
+            .map(|row| (row.workspace_id, row.depth, row.oldest))
+            .collect(),
+    ))
 }

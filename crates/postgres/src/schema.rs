@@ -90,6 +90,7 @@ diesel::table! {
         route -> Nullable<Text>,
         started_at -> Timestamptz,
         finished_at -> Timestamptz,
+        effect_key -> Nullable<Text>,
     }
 }
 
@@ -115,6 +116,7 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
         environment_id -> Uuid,
+        lease_token -> Int8,
     }
 }
 

@@ -6,9 +6,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use fluxolab_credentials::CredentialKind;
 use fluxolab_credentials::envelope::{Sealed, WrappedKey};
-use fluxolab_credentials::model::{CredentialRecord, StoredDataKey};
+use fluxolab_credentials::model::{CredentialRecord, DataKeyId, StoredDataKey};
 use fluxolab_credentials::ports::{CredentialRepository, DataKeyRepository, WriteCredentialError};
-use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, WorkspaceId};
+use fluxolab_kernel::{CredentialId, Page, PageRequest, StorageError, Uow, UserId, WorkspaceId};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -56,7 +56,7 @@ const KEY_COLUMNS: (
 
 fn stored_key((id, workspace, version, bytes, kek_id): KeyRow) -> StoredDataKey {
     StoredDataKey {
-        id,
+        id: DataKeyId::from_uuid(id),
         workspace_id: WorkspaceId::from_uuid(workspace),
         version,
         wrapped: WrappedKey { bytes, kek_id },
@@ -83,12 +83,12 @@ impl DataKeyRepository for PgVault {
     async fn find(
         &self,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: DataKeyId,
     ) -> Result<Option<StoredDataKey>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<KeyRow> = workspace_data_keys::table
             .filter(workspace_data_keys::workspace_id.eq(workspace.as_uuid()))
-            .filter(workspace_data_keys::id.eq(id))
+            .filter(workspace_data_keys::id.eq(id.as_uuid()))
             .select(KEY_COLUMNS)
             .first(&mut connection)
             .await
@@ -116,7 +116,7 @@ impl DataKeyRepository for PgVault {
                 .await?;
                 diesel::insert_into(workspace_data_keys::table)
                     .values((
-                        workspace_data_keys::id.eq(key.id),
+                        workspace_data_keys::id.eq(key.id.as_uuid()),
                         workspace_data_keys::workspace_id.eq(key.workspace_id.as_uuid()),
                         workspace_data_keys::version.eq(key.version),
                         workspace_data_keys::wrapped_key.eq(&key.wrapped.bytes),
@@ -172,14 +172,14 @@ impl DataKeyRepository for PgVault {
     #[tracing::instrument(name = "db.data_keys.rewrap", level = "debug", skip_all)]
     async fn rewrap(
         &self,
-        id: Uuid,
+        id: DataKeyId,
         old_kek_id: &str,
         wrapped: &WrappedKey,
     ) -> Result<bool, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let updated = diesel::update(
             workspace_data_keys::table
-                .filter(workspace_data_keys::id.eq(id))
+                .filter(workspace_data_keys::id.eq(id.as_uuid()))
                 .filter(workspace_data_keys::kek_id.eq(old_kek_id)),
         )
         .set((
@@ -231,14 +231,14 @@ fn record(row: CredentialRow) -> Result<CredentialRecord, StorageError> {
         updated_at,
     ) = row;
     Ok(CredentialRecord {
-        id,
+        id: CredentialId::from_uuid(id),
         workspace_id: WorkspaceId::from_uuid(workspace),
         name,
         kind: CredentialKind::from_code(&kind)
             .ok_or_else(|| corrupt(format!("unknown credential kind `{kind}`")))?,
         public: object(public),
         sealed: Sealed { nonce, ciphertext },
-        data_key_id: key,
+        data_key_id: DataKeyId::from_uuid(key),
         key_version: version,
         hints: object(hints),
         created_at,
@@ -282,20 +282,20 @@ impl CredentialRepository for PgVault {
         &self,
         uow: &mut Uow,
         record: &CredentialRecord,
-        created_by: Option<Uuid>,
+        created_by: Option<UserId>,
     ) -> Result<(), WriteCredentialError> {
         diesel::insert_into(credentials::table)
             .values((
-                credentials::id.eq(record.id),
+                credentials::id.eq(record.id.as_uuid()),
                 credentials::workspace_id.eq(record.workspace_id.as_uuid()),
                 credentials::name.eq(&record.name),
                 credentials::kind.eq(record.kind.code()),
                 credentials::public_data.eq(Value::Object(record.public.clone())),
                 credentials::secret_nonce.eq(&record.sealed.nonce),
                 credentials::secret_ciphertext.eq(&record.sealed.ciphertext),
-                credentials::data_key_id.eq(record.data_key_id),
+                credentials::data_key_id.eq(record.data_key_id.as_uuid()),
                 credentials::masked_hints.eq(Value::Object(record.hints.clone())),
-                credentials::created_by.eq(created_by),
+                credentials::created_by.eq(created_by.map(|user| user.as_uuid())),
                 credentials::created_at.eq(record.created_at),
                 credentials::updated_at.eq(record.updated_at),
             ))
@@ -313,7 +313,7 @@ impl CredentialRepository for PgVault {
     ) -> Result<(), WriteCredentialError> {
         diesel::update(
             credentials::table
-                .filter(credentials::id.eq(record.id))
+                .filter(credentials::id.eq(record.id.as_uuid()))
                 .filter(credentials::workspace_id.eq(record.workspace_id.as_uuid())),
         )
         .set((
@@ -321,7 +321,7 @@ impl CredentialRepository for PgVault {
             credentials::public_data.eq(Value::Object(record.public.clone())),
             credentials::secret_nonce.eq(&record.sealed.nonce),
             credentials::secret_ciphertext.eq(&record.sealed.ciphertext),
-            credentials::data_key_id.eq(record.data_key_id),
+            credentials::data_key_id.eq(record.data_key_id.as_uuid()),
             credentials::masked_hints.eq(Value::Object(record.hints.clone())),
             credentials::updated_at.eq(record.updated_at),
         ))
@@ -335,18 +335,18 @@ impl CredentialRepository for PgVault {
     async fn reseal(
         &self,
         record: &CredentialRecord,
-        from_key: Uuid,
+        from_key: DataKeyId,
     ) -> Result<bool, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let updated = diesel::update(
             credentials::table
-                .filter(credentials::id.eq(record.id))
-                .filter(credentials::data_key_id.eq(from_key)),
+                .filter(credentials::id.eq(record.id.as_uuid()))
+                .filter(credentials::data_key_id.eq(from_key.as_uuid())),
         )
         .set((
             credentials::secret_nonce.eq(&record.sealed.nonce),
             credentials::secret_ciphertext.eq(&record.sealed.ciphertext),
-            credentials::data_key_id.eq(record.data_key_id),
+            credentials::data_key_id.eq(record.data_key_id.as_uuid()),
         ))
         .execute(&mut connection)
         .await
@@ -359,11 +359,11 @@ impl CredentialRepository for PgVault {
         &self,
         uow: &mut Uow,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: CredentialId,
     ) -> Result<bool, StorageError> {
         let deleted = diesel::delete(
             credentials::table
-                .filter(credentials::id.eq(id))
+                .filter(credentials::id.eq(id.as_uuid()))
                 .filter(credentials::workspace_id.eq(workspace.as_uuid())),
         )
         .execute(connection_of(uow)?)
@@ -376,12 +376,12 @@ impl CredentialRepository for PgVault {
     async fn find(
         &self,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: CredentialId,
     ) -> Result<Option<CredentialRecord>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<CredentialRow> = credential_select!()
             .filter(credentials::workspace_id.eq(workspace.as_uuid()))
-            .filter(credentials::id.eq(id))
+            .filter(credentials::id.eq(id.as_uuid()))
             .first(&mut connection)
             .await
             .optional()
@@ -420,7 +420,11 @@ impl CredentialRepository for PgVault {
     }
 
     #[tracing::instrument(name = "db.credentials.is_owned", level = "debug", skip_all)]
-    async fn is_owned(&self, workspace: WorkspaceId, id: Uuid) -> Result<bool, StorageError> {
+    async fn is_owned(
+        &self,
+        workspace: WorkspaceId,
+        id: CredentialId,
+    ) -> Result<bool, StorageError> {
         #[derive(QueryableByName)]
         struct Owned {
             #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -433,7 +437,7 @@ impl CredentialRepository for PgVault {
                AND NOT EXISTS (SELECT 1 FROM user_credentials u WHERE u.id = $2) AS owned",
         )
         .bind::<diesel::sql_types::Uuid, _>(workspace.as_uuid())
-        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<diesel::sql_types::Uuid, _>(id.as_uuid())
         .get_result(&mut connection)
         .await
         .map_err(storage)?;
@@ -448,13 +452,13 @@ impl CredentialRepository for PgVault {
     async fn sealed_under_other_keys(
         &self,
         workspace: WorkspaceId,
-        key: Uuid,
+        key: DataKeyId,
         limit: i64,
     ) -> Result<Vec<CredentialRecord>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let rows: Vec<CredentialRow> = credential_select!()
             .filter(credentials::workspace_id.eq(workspace.as_uuid()))
-            .filter(credentials::data_key_id.ne(key))
+            .filter(credentials::data_key_id.ne(key.as_uuid()))
             .order(credentials::id)
             .limit(limit)
             .load(&mut connection)

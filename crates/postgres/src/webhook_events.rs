@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use fluxolab_kernel::{ExecutionId, Page, PageRequest, StorageError, WorkspaceId};
-use fluxolab_webhooks::model::{EventFilter, Verdict, WebhookEvent};
+use fluxolab_kernel::{ExecutionId, Page, PageRequest, StorageError, WebhookEventId, WorkspaceId};
+use fluxolab_webhooks::model::{EventFilter, Verdict, WebhookEvent, WebhookRegistrationId};
 use fluxolab_webhooks::ports::{EventStore, NewEvent, Recorded, Recording};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -65,9 +65,9 @@ pub(crate) fn event(row: EventRow) -> Result<WebhookEvent, StorageError> {
         received_at,
     ) = row;
     Ok(WebhookEvent {
-        id,
+        id: WebhookEventId::from_uuid(id),
         workspace_id: WorkspaceId::from_uuid(workspace),
-        registration_id,
+        registration_id: WebhookRegistrationId::from_uuid(registration_id),
         verdict: Verdict::from_code(&verdict).ok_or_else(|| corrupt("verdict"))?,
         reason,
         body_digest,
@@ -101,9 +101,9 @@ impl EventStore for PgWebhooks {
         let mut connection = pooled(self.pool()).await?;
         diesel::insert_into(webhook_events::table)
             .values((
-                webhook_events::id.eq(event.id),
+                webhook_events::id.eq(event.id.as_uuid()),
                 webhook_events::workspace_id.eq(event.workspace_id.as_uuid()),
-                webhook_events::registration_id.eq(event.registration_id),
+                webhook_events::registration_id.eq(event.registration_id.as_uuid()),
                 webhook_events::verdict.eq(verdict.code()),
                 webhook_events::reason.eq(reason),
                 webhook_events::body_digest.eq(&event.body_digest),
@@ -135,7 +135,7 @@ impl EventStore for PgWebhooks {
             .limit(page.fetch_limit())
             .into_boxed();
         if let Some(registration) = filter.registration_id {
-            query = query.filter(webhook_events::registration_id.eq(registration));
+            query = query.filter(webhook_events::registration_id.eq(registration.as_uuid()));
         }
         if let Some(verdict) = filter.verdict {
             query = query.filter(webhook_events::verdict.eq(verdict.code()));
@@ -159,12 +159,12 @@ impl EventStore for PgWebhooks {
     async fn find(
         &self,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: WebhookEventId,
     ) -> Result<Option<WebhookEvent>, StorageError> {
         let mut connection = pooled(self.pool()).await?;
         let row: Option<EventRow> = webhook_events::table
             .filter(webhook_events::workspace_id.eq(workspace.as_uuid()))
-            .filter(webhook_events::id.eq(id))
+            .filter(webhook_events::id.eq(id.as_uuid()))
             .select(event_columns!())
             .first(&mut connection)
             .await

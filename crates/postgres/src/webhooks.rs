@@ -10,10 +10,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use fluxolab_kernel::{
-    EnvironmentId, EnvironmentRef, Page, PageRequest, StorageError, Uow, UserId, WorkflowId,
-    WorkspaceId,
+    CredentialId, EnvironmentId, EnvironmentRef, Page, PageRequest, StorageError, Uow, UserId,
+    WorkflowId, WorkspaceId,
 };
-use fluxolab_webhooks::model::{Provider, Registration, ResponseMode};
+use fluxolab_webhooks::model::{Provider, Registration, ResponseMode, WebhookRegistrationId};
 use fluxolab_webhooks::ports::RegistrationRepository;
 use fluxolab_workflows::ports::WebhookBindings;
 use time::OffsetDateTime;
@@ -176,13 +176,13 @@ fn registration(row: RegistrationRow) -> Result<Registration, StorageError> {
         environment_name,
     ) = row;
     Ok(Registration {
-        id,
+        id: WebhookRegistrationId::from_uuid(id),
         workspace_id: WorkspaceId::from_uuid(workspace),
         name,
         provider: Provider::from_code(&provider).ok_or_else(|| corrupt("provider"))?,
         public_id,
         verify_token_hash,
-        signing_credential_id,
+        signing_credential_id: signing_credential_id.map(CredentialId::from_uuid),
         workflow_id: workflow.map(WorkflowId::from_uuid),
         environment: EnvironmentRef {
             id: EnvironmentId::from_uuid(environment_id),
@@ -234,13 +234,13 @@ impl RegistrationRepository for PgWebhooks {
     async fn find(
         &self,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: WebhookRegistrationId,
     ) -> Result<Option<Registration>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<RegistrationRow> = webhook_registrations::table
             .inner_join(workspace_environments::table)
             .filter(webhook_registrations::workspace_id.eq(workspace.as_uuid()))
-            .filter(webhook_registrations::id.eq(id))
+            .filter(webhook_registrations::id.eq(id.as_uuid()))
             .select(registration_columns!())
             .first(&mut connection)
             .await
@@ -272,13 +272,14 @@ impl RegistrationRepository for PgWebhooks {
     ) -> Result<(), StorageError> {
         diesel::insert_into(webhook_registrations::table)
             .values((
-                webhook_registrations::id.eq(registration.id),
+                webhook_registrations::id.eq(registration.id.as_uuid()),
                 webhook_registrations::workspace_id.eq(registration.workspace_id.as_uuid()),
                 webhook_registrations::name.eq(&registration.name),
                 webhook_registrations::provider.eq(registration.provider.code()),
                 webhook_registrations::public_id.eq(&registration.public_id),
                 webhook_registrations::verify_token_hash.eq(&registration.verify_token_hash),
-                webhook_registrations::signing_credential_id.eq(registration.signing_credential_id),
+                webhook_registrations::signing_credential_id
+                    .eq(registration.signing_credential_id.map(|id| id.as_uuid())),
                 webhook_registrations::workflow_id
                     .eq(registration.workflow_id.map(|id| id.as_uuid())),
                 webhook_registrations::response_mode.eq(registration.response_mode.code()),
@@ -303,13 +304,14 @@ impl RegistrationRepository for PgWebhooks {
         diesel::update(
             webhook_registrations::table
                 .filter(webhook_registrations::workspace_id.eq(registration.workspace_id.as_uuid()))
-                .filter(webhook_registrations::id.eq(registration.id)),
+                .filter(webhook_registrations::id.eq(registration.id.as_uuid())),
         )
         .set((
             webhook_registrations::name.eq(&registration.name),
             webhook_registrations::provider.eq(registration.provider.code()),
             webhook_registrations::verify_token_hash.eq(&registration.verify_token_hash),
-            webhook_registrations::signing_credential_id.eq(registration.signing_credential_id),
+            webhook_registrations::signing_credential_id
+                .eq(registration.signing_credential_id.map(|id| id.as_uuid())),
             webhook_registrations::workflow_id.eq(registration.workflow_id.map(|id| id.as_uuid())),
             webhook_registrations::response_mode.eq(registration.response_mode.code()),
             webhook_registrations::environment_id.eq(registration.environment.id.as_uuid()),
@@ -327,12 +329,12 @@ impl RegistrationRepository for PgWebhooks {
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: WebhookRegistrationId,
     ) -> Result<bool, StorageError> {
         let deleted = diesel::delete(
             webhook_registrations::table
                 .filter(webhook_registrations::workspace_id.eq(workspace.as_uuid()))
-                .filter(webhook_registrations::id.eq(id)),
+                .filter(webhook_registrations::id.eq(id.as_uuid())),
         )
         .execute(connection_of(unit)?)
         .await

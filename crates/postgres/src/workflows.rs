@@ -10,8 +10,8 @@ use diesel_async::RunQueryDsl;
 use fluxolab_credentials::CredentialKind;
 use fluxolab_credentials::ports::CredentialUsage;
 use fluxolab_kernel::{
-    EnvironmentId, EnvironmentRef, Page, PageRequest, StorageError, Uow, UserId, WorkflowId,
-    WorkspaceId,
+    CredentialId, EnvironmentId, EnvironmentRef, Page, PageRequest, StorageError, Uow, UserId,
+    WorkflowId, WorkspaceId,
 };
 use fluxolab_workflows::Definition;
 use fluxolab_workflows::model::{Deployment, NewWorkflow, Version, Workflow};
@@ -428,12 +428,13 @@ impl CredentialCatalog for PgWorkflows {
     async fn kinds(
         &self,
         workspace: WorkspaceId,
-        ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, CredentialKind>, StorageError> {
+        ids: &[CredentialId],
+    ) -> Result<HashMap<CredentialId, CredentialKind>, StorageError> {
+        let ids: Vec<Uuid> = ids.iter().map(CredentialId::as_uuid).collect();
         let mut connection = pooled(&self.pool).await?;
         let rows: Vec<(Uuid, String)> = credentials::table
             .filter(credentials::workspace_id.eq(workspace.as_uuid()))
-            .filter(credentials::id.eq_any(ids))
+            .filter(credentials::id.eq_any(&ids))
             // Secrets other features own are not for nodes.
             .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
                 "EXISTS (SELECT 1 FROM user_credentials u WHERE u.id = credentials.id)",
@@ -444,7 +445,9 @@ impl CredentialCatalog for PgWorkflows {
             .map_err(storage)?;
         Ok(rows
             .into_iter()
-            .filter_map(|(id, kind)| CredentialKind::from_code(&kind).map(|kind| (id, kind)))
+            .filter_map(|(id, kind)| {
+                CredentialKind::from_code(&kind).map(|kind| (CredentialId::from_uuid(id), kind))
+            })
             .collect())
     }
 }
@@ -466,7 +469,7 @@ impl CredentialUsage for PgWorkflows {
         &self,
         uow: &mut Uow,
         workspace: WorkspaceId,
-        credential: Uuid,
+        credential: CredentialId,
     ) -> Result<Vec<String>, StorageError> {
         let needle = serde_json::json!({"nodes": [{"credential_id": credential}]});
         // Raw: `FOR SHARE OF w` locks one table of a join, which the builder cannot say.

@@ -179,7 +179,7 @@ impl WorkspaceRepository for PgWorkspaces {
         if let Some(key) = &plan.data_key {
             diesel::insert_into(workspace_data_keys::table)
                 .values((
-                    workspace_data_keys::id.eq(key.id),
+                    workspace_data_keys::id.eq(key.id.as_uuid()),
                     workspace_data_keys::workspace_id.eq(key.workspace_id.as_uuid()),
                     workspace_data_keys::version.eq(key.version),
                     workspace_data_keys::wrapped_key.eq(&key.wrapped.bytes),

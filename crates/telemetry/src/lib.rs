@@ -2,7 +2,7 @@
 
 pub mod metrics;
 
-pub use metrics::{ExecutionMetrics, MetricsRegistry};
+pub use metrics::{BUSIEST_WORKSPACES, ExecutionMetrics, MetricsRegistry, WorkspaceQueue};
 
 use std::fmt;
 use std::str::FromStr;

@@ -67,6 +67,23 @@ impl MetricsRegistry {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkspaceLabels {
+    workspace_id: String,
+}
+
+/// How many runs of one workspace are due and waiting, and how long the oldest has.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkspaceQueue {
+    pub workspace_id: String,
+    pub depth: i64,
+    pub oldest_due_seconds: f64,
+}
+
+/// How many workspaces the per-workspace queue gauges show (the deepest queues): the
+/// series stay bounded whatever the number of tenants.
+pub const BUSIEST_WORKSPACES: usize = 5;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ExecutionLabels {
     status: &'static str,
 }
@@ -84,6 +101,8 @@ pub struct ExecutionMetrics {
     queued: Gauge,
     running: Gauge,
     lag: Gauge<f64, AtomicU64>,
+    workspace_depth: Family<WorkspaceLabels, Gauge>,
+    workspace_oldest: Family<WorkspaceLabels, Gauge<f64, AtomicU64>>,
     settled: Family<ExecutionLabels, Counter>,
     steps: Family<StepLabels, Histogram>,
 }
@@ -108,6 +127,18 @@ impl ExecutionMetrics {
             "How long the oldest due execution has waited to be claimed",
             lag.clone(),
         );
+        let workspace_depth = Family::<WorkspaceLabels, Gauge>::default();
+        let workspace_oldest = Family::<WorkspaceLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "workspace_queue_depth",
+            "Due runs waiting, for the workspaces with the deepest queues only (at most 5 series)",
+            workspace_depth.clone(),
+        );
+        registry.register(
+            "workspace_queue_oldest_due_seconds",
+            "How long the oldest due run has waited, for the same workspaces as workspace_queue_depth",
+            workspace_oldest.clone(),
+        );
         let settled = Family::<ExecutionLabels, Counter>::default();
         let steps = Family::<StepLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
@@ -126,16 +157,39 @@ impl ExecutionMetrics {
             queued,
             running,
             lag,
+            workspace_depth,
+            workspace_oldest,
             settled,
             steps,
         }
     }
 
-    /// Sets the queue gauges to a sample of the shared queue (taken at scrape time).
-    pub fn set_queue(&self, queued: i64, running: i64, lag_seconds: f64) {
+    /// Sets the queue gauges to a sample of the shared queue (taken at scrape time):
+    /// totals, and the [`BUSIEST_WORKSPACES`] deepest queues of `busiest` (the series of
+    /// workspaces no longer among them go).
+    pub fn set_queue(
+        &self,
+        queued: i64,
+        running: i64,
+        lag_seconds: f64,
+        busiest: &[WorkspaceQueue],
+    ) {
         self.queued.set(queued);
         self.running.set(running);
         self.lag.set(lag_seconds);
+        self.workspace_depth.clear();
+        self.workspace_oldest.clear();
+        for workspace in busiest.iter().take(BUSIEST_WORKSPACES) {
+            let labels = WorkspaceLabels {
+                workspace_id: workspace.workspace_id.clone(),
+            };
+            self.workspace_depth
+                .get_or_create(&labels)
+                .set(workspace.depth);
+            self.workspace_oldest
+                .get_or_create(&labels)
+                .set(workspace.oldest_due_seconds);
+        }
     }
 }
 
@@ -170,8 +224,21 @@ mod tests {
         let executions = registry.executions().clone();
         executions.step_finished("data.set", 0.0004, false);
         executions.execution_settled(ExecutionStatus::Succeeded);
-        executions.set_queue(7, 2, 1.5);
+        let busy = |n: usize| WorkspaceQueue {
+            workspace_id: format!("w{n}"),
+            depth: 100 - i64::try_from(n).unwrap_or(0),
+            oldest_due_seconds: 3.0,
+        };
+        executions.set_queue(1, 2, 1.5, &(0..7).map(busy).collect::<Vec<_>>());
+        executions.set_queue(7, 2, 1.5, &(1..8).map(busy).collect::<Vec<_>>());
         let text = registry.render()?;
+        assert!(!text.contains(r#"workspace_id="w0""#), "gone from the top");
+        assert!(text.contains(r#"workspace_queue_depth{workspace_id="w1"} 99"#));
+        assert!(text.contains(r#"workspace_queue_oldest_due_seconds{workspace_id="w5"} 3.0"#));
+        assert!(
+            !text.contains(r#"workspace_id="w6""#),
+            "only the five deepest"
+        );
         assert!(text.contains("things_total 1"));
         assert!(text.contains("executions_queued 7"));
         assert!(text.contains("executions_running 2"));

@@ -5,14 +5,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fluxolab_kernel::{Clock, ExecutionId, ExposeSecret, SecretString, StorageError};
+use fluxolab_kernel::{
+    Clock, ExecutionId, ExposeSecret, SecretString, StorageError, WebhookEventId,
+};
 use fluxolab_workflows::RunStarter;
 use fluxolab_workflows::start::DeliveryAdmission;
 use ring::digest::{SHA256, digest};
 use serde_json::Value;
-use uuid::Uuid;
 
-use crate::model::{Provider, Registration, RejectReason, ResponseMode, Verdict};
+use crate::model::{
+    Provider, Registration, RejectReason, ResponseMode, Verdict, WebhookRegistrationId,
+};
 use crate::ports::{EventStore, NewEvent, Recording, RegistrationRepository};
 use crate::service::token_hash;
 use crate::signature::{SignatureVerdict, verify_hub_signature};
@@ -67,7 +70,7 @@ pub struct Delivery {
 /// What the intake did with a delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Received {
-    pub event_id: Uuid,
+    pub event_id: WebhookEventId,
     pub verdict: Verdict,
     pub execution_id: Option<ExecutionId>,
     pub response_mode: ResponseMode,
@@ -101,7 +104,7 @@ pub struct Intake {
     settings: IntakeSettings,
     cache: moka::sync::Cache<String, Option<Arc<Target>>>,
     /// Per registration: the minute (unix) and the rejections stored in it.
-    rejections: Mutex<HashMap<Uuid, (i64, u32)>>,
+    rejections: Mutex<HashMap<WebhookRegistrationId, (i64, u32)>>,
 }
 
 impl std::fmt::Debug for Intake {
@@ -224,7 +227,7 @@ impl Intake {
     }
 
     /// Whether another rejection of `registration` may be stored this minute.
-    fn may_store_rejection(&self, registration: Uuid) -> bool {
+    fn may_store_rejection(&self, registration: WebhookRegistrationId) -> bool {
         let minute = self.clock.now().unix_timestamp() / 60;
         let Ok(mut counts) = self.rejections.lock() else {
             return false;
@@ -357,13 +360,13 @@ mod tests {
 
     fn registration(provider: Provider) -> Registration {
         Registration {
-            id: Uuid::now_v7(),
+            id: WebhookRegistrationId::new(),
             workspace_id: WorkspaceId::new(),
             name: "Meta".into(),
             provider,
             public_id: "pub".into(),
             verify_token_hash: Some(token_hash("let-me-in")),
-            signing_credential_id: Some(Uuid::now_v7()),
+            signing_credential_id: Some(fluxolab_kernel::CredentialId::new()),
             workflow_id: None,
             environment: fluxolab_kernel::EnvironmentRef {
                 id: fluxolab_kernel::EnvironmentId::new(),

@@ -2,10 +2,22 @@
 
 use std::fmt;
 
-use fluxolab_kernel::{Cursor, EnvironmentRef, ExecutionId, SecretString, WorkflowId, WorkspaceId};
+use fluxolab_kernel::{
+    CredentialId, Cursor, EnvironmentRef, ExecutionId, SecretString, WebhookEventId, WorkflowId,
+    WorkspaceId,
+};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+fluxolab_kernel::define_id!(
+    /// A webhook registration (not its public intake id, which is a separate secret).
+    WebhookRegistrationId
+);
+fluxolab_kernel::define_id!(
+    /// A WhatsApp contact's conversation with a workspace.
+    ConversationId
+);
 
 /// How deliveries to a registration are authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,14 +139,14 @@ impl RejectReason {
 /// A webhook registration as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Registration {
-    pub id: Uuid,
+    pub id: WebhookRegistrationId,
     pub workspace_id: WorkspaceId,
     pub name: String,
     pub provider: Provider,
     pub public_id: String,
     /// SHA-256 (hex) of the handshake token, when one is set.
     pub verify_token_hash: Option<String>,
-    pub signing_credential_id: Option<Uuid>,
+    pub signing_credential_id: Option<CredentialId>,
     pub workflow_id: Option<WorkflowId>,
     /// The environment its deliveries run in (the version active there).
     pub environment: EnvironmentRef,
@@ -148,7 +160,7 @@ impl Registration {
     pub fn cursor(&self) -> Cursor {
         Cursor {
             created_at: self.created_at,
-            id: self.id,
+            id: self.id.as_uuid(),
         }
     }
 }
@@ -158,7 +170,7 @@ impl Registration {
 pub struct NewRegistration {
     pub name: String,
     pub provider: String,
-    pub workflow_id: Option<Uuid>,
+    pub workflow_id: Option<WorkflowId>,
     pub verify_token: Option<SecretString>,
     pub signing_secret: Option<SecretString>,
     pub response_mode: Option<String>,
@@ -173,7 +185,7 @@ pub struct RegistrationPatch {
     /// A signed provider needs a secret: one already stored or one given here.
     pub provider: Option<String>,
     /// `Some(None)` unbinds the workflow.
-    pub workflow_id: Option<Option<Uuid>>,
+    pub workflow_id: Option<Option<WorkflowId>>,
     /// `Some(None)` removes the token (the handshake then always fails).
     pub verify_token: Option<Option<SecretString>>,
     /// A new signing secret (the old one stops verifying at once).
@@ -195,9 +207,9 @@ pub struct CreatedRegistration {
 /// One delivery as received and judged.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WebhookEvent {
-    pub id: Uuid,
+    pub id: WebhookEventId,
     pub workspace_id: WorkspaceId,
-    pub registration_id: Uuid,
+    pub registration_id: WebhookRegistrationId,
     pub verdict: Verdict,
     pub reason: Option<String>,
     pub body_digest: String,
@@ -212,7 +224,7 @@ impl WebhookEvent {
     pub fn cursor(&self) -> Cursor {
         Cursor {
             created_at: self.received_at,
-            id: self.id,
+            id: self.id.as_uuid(),
         }
     }
 }
@@ -220,7 +232,7 @@ impl WebhookEvent {
 /// Filters of event lists.
 #[derive(Clone, Debug, Default)]
 pub struct EventFilter {
-    pub registration_id: Option<Uuid>,
+    pub registration_id: Option<WebhookRegistrationId>,
     pub verdict: Option<Verdict>,
     pub since: Option<OffsetDateTime>,
 }
@@ -228,7 +240,7 @@ pub struct EventFilter {
 /// A WhatsApp contact's conversation with the workspace.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conversation {
-    pub id: Uuid,
+    pub id: ConversationId,
     pub workspace_id: WorkspaceId,
     pub wa_id: String,
     pub name: Option<String>,
@@ -246,7 +258,7 @@ pub struct Conversation {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     pub id: Uuid,
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     pub message_id: String,
     pub direction: String,
     pub message_type: String,

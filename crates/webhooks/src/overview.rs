@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use fluxolab_kernel::{Permission, Principal, StorageError, WorkspaceId};
+use fluxolab_kernel::{Permission, Principal, StorageError, UserId, WorkspaceId};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -23,7 +23,7 @@ pub const RECENT_CONVERSATIONS: i64 = 5;
 pub struct ActivityLine {
     pub id: Uuid,
     pub action: String,
-    pub actor_user_id: Option<Uuid>,
+    pub actor_user_id: Option<UserId>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
     pub metadata: Value,

@@ -2,12 +2,15 @@
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    ExecutionId, Page, PageRequest, StorageError, Uow, UserId, WorkflowId, WorkspaceId,
+    ExecutionId, Page, PageRequest, StorageError, Uow, UserId, WebhookEventId, WorkflowId,
+    WorkspaceId,
 };
 use serde_json::Value;
-use uuid::Uuid;
 
-use crate::model::{Conversation, EventFilter, Message, Registration, Verdict, WebhookEvent};
+use crate::model::{
+    Conversation, ConversationId, EventFilter, Message, Registration, Verdict, WebhookEvent,
+    WebhookRegistrationId,
+};
 use crate::whatsapp::Extracted;
 use fluxolab_workflows::start::DeliveryRun;
 
@@ -23,7 +26,7 @@ pub trait RegistrationRepository: Send + Sync {
     async fn find(
         &self,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: WebhookRegistrationId,
     ) -> Result<Option<Registration>, StorageError>;
     /// The registration behind an intake URL (any workspace).
     async fn find_public(&self, public_id: &str) -> Result<Option<Registration>, StorageError>;
@@ -40,7 +43,7 @@ pub trait RegistrationRepository: Send + Sync {
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: WebhookRegistrationId,
     ) -> Result<bool, StorageError>;
     /// Whether `workflow` exists (not archived) in `workspace`.
     async fn workflow_exists(
@@ -53,9 +56,9 @@ pub trait RegistrationRepository: Send + Sync {
 /// A delivery to store.
 #[derive(Clone, Debug)]
 pub struct NewEvent {
-    pub id: Uuid,
+    pub id: WebhookEventId,
     pub workspace_id: WorkspaceId,
-    pub registration_id: Uuid,
+    pub registration_id: WebhookRegistrationId,
     pub body_digest: String,
     pub headers: Value,
     pub body: Vec<u8>,
@@ -67,12 +70,12 @@ impl NewEvent {
     /// JSON parse when it parses.
     pub fn received(
         workspace_id: WorkspaceId,
-        registration_id: Uuid,
+        registration_id: WebhookRegistrationId,
         body: Vec<u8>,
         headers: Value,
     ) -> Self {
         Self {
-            id: Uuid::now_v7(),
+            id: WebhookEventId::new(),
             workspace_id,
             registration_id,
             body_digest: crate::intake::body_digest(&body),
@@ -169,7 +172,7 @@ pub trait EventStore: Send + Sync {
     async fn find(
         &self,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: WebhookEventId,
     ) -> Result<Option<WebhookEvent>, StorageError>;
 }
 
@@ -186,13 +189,13 @@ pub trait ConversationRepository: Send + Sync {
     async fn find(
         &self,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: ConversationId,
     ) -> Result<Option<Conversation>, StorageError>;
     /// Newest first.
     async fn messages(
         &self,
         workspace: WorkspaceId,
-        conversation: Uuid,
+        conversation: ConversationId,
         page: PageRequest,
     ) -> Result<Page<Message>, StorageError>;
 }

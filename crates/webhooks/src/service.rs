@@ -7,19 +7,19 @@ use fluxolab_kernel::{
     AuditEvent, AuditLog, Clock, Conflict, ConflictCode, EnvironmentDirectory, EnvironmentRef,
     ExecutionId, ExposeSecret, Failure, Forbidden, NoRandomness, Page, PageRequest, Permission,
     PlanLimitReached, Principal, SecretString, StorageError, UnitOfWorkFactory, ValidationErrors,
-    WorkflowId,
+    WebhookEventId, WorkflowId,
 };
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
-use uuid::Uuid;
 
 use fluxolab_workflows::{RunStarter, StartRequest, Trigger, WorkflowError};
 
 use crate::intake::{Intake, run_input};
 use crate::model::{
-    Conversation, CreatedRegistration, EventFilter, Message, NewRegistration, Provider,
-    Registration, RegistrationPatch, ResponseMode, Verdict, WebhookEvent,
+    Conversation, ConversationId, CreatedRegistration, EventFilter, Message, NewRegistration,
+    Provider, Registration, RegistrationPatch, ResponseMode, Verdict, WebhookEvent,
+    WebhookRegistrationId,
 };
 use crate::ports::{ConversationRepository, EventStore, RegistrationRepository};
 
@@ -181,7 +181,11 @@ impl WebhookService {
     }
 
     #[tracing::instrument(name = "webhooks.get", skip_all, fields(workspace_id = %principal.workspace_id()))]
-    pub async fn get(&self, principal: &Principal, id: Uuid) -> Result<Registration, WebhookError> {
+    pub async fn get(
+        &self,
+        principal: &Principal,
+        id: WebhookRegistrationId,
+    ) -> Result<Registration, WebhookError> {
         principal.require(Permission::WebhooksRead)?;
         self.ports
             .registrations
@@ -193,10 +197,10 @@ impl WebhookService {
     async fn check_workflow(
         &self,
         principal: &Principal,
-        workflow: Option<Uuid>,
+        workflow: Option<WorkflowId>,
         errors: &mut ValidationErrors,
     ) -> Result<Option<WorkflowId>, WebhookError> {
-        let Some(workflow) = workflow.map(WorkflowId::from_uuid) else {
+        let Some(workflow) = workflow else {
             return Ok(None);
         };
         if self
@@ -284,7 +288,7 @@ impl WebhookService {
         };
         let now = self.ports.clock.now();
         let mut registration = Registration {
-            id: Uuid::now_v7(),
+            id: WebhookRegistrationId::new(),
             workspace_id: principal.workspace_id(),
             name,
             provider,
@@ -362,7 +366,7 @@ impl WebhookService {
     pub async fn update(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: WebhookRegistrationId,
         patch: RegistrationPatch,
     ) -> Result<Registration, WebhookError> {
         principal.require(Permission::WebhooksWrite)?;
@@ -463,7 +467,11 @@ impl WebhookService {
 
     /// Deletes a registration and its events; its URL answers 404 from then on.
     #[tracing::instrument(name = "webhooks.delete", skip_all, fields(workspace_id = %principal.workspace_id()))]
-    pub async fn delete(&self, principal: &Principal, id: Uuid) -> Result<(), WebhookError> {
+    pub async fn delete(
+        &self,
+        principal: &Principal,
+        id: WebhookRegistrationId,
+    ) -> Result<(), WebhookError> {
         principal.require(Permission::WebhooksWrite)?;
         let registration = self.get(principal, id).await?;
         let mut unit = self.ports.units.begin().await?;
@@ -513,8 +521,8 @@ impl WebhookService {
     pub async fn event(
         &self,
         principal: &Principal,
-        registration: Option<Uuid>,
-        id: Uuid,
+        registration: Option<WebhookRegistrationId>,
+        id: WebhookEventId,
     ) -> Result<WebhookEvent, WebhookError> {
         principal.require(Permission::WebhooksRead)?;
         self.ports
@@ -530,8 +538,8 @@ impl WebhookService {
     pub async fn replay(
         &self,
         principal: &Principal,
-        registration: Option<Uuid>,
-        id: Uuid,
+        registration: Option<WebhookRegistrationId>,
+        id: WebhookEventId,
     ) -> Result<ExecutionId, WebhookError> {
         principal.require(Permission::WebhooksWrite)?;
         principal.require(Permission::WorkflowsRun)?;
@@ -597,7 +605,7 @@ impl WebhookService {
     pub async fn messages(
         &self,
         principal: &Principal,
-        conversation: Uuid,
+        conversation: ConversationId,
         page: PageRequest,
     ) -> Result<Page<Message>, WebhookError> {
         principal.require(Permission::WebhooksRead)?;

@@ -12,7 +12,8 @@ use fluxolab_kernel::owned_secrets::MockOwnedSecrets;
 use fluxolab_kernel::plan_guard::MockUsageGate;
 use fluxolab_kernel::unit_of_work::{MockUnitOfWorkFactory, RecordingUnitOfWork};
 use fluxolab_kernel::{
-    Actor, Admission, EnvironmentId, ExposeSecret, ManualClock, SecretString, UserId, WorkspaceId,
+    Actor, Admission, CredentialId, EnvironmentId, ExposeSecret, ManualClock, SecretString, UserId,
+    WorkspaceId,
 };
 use fluxolab_workflows::execution::TriggerKind;
 use fluxolab_workflows::model::{Deployment, Workflow};
@@ -119,9 +120,9 @@ impl Webhooks {
     }
 
     /// A registration of the workspace in `staging`, bound to no workflow.
-    fn registration(&self, provider: Provider, secret: Option<Uuid>) -> Registration {
+    fn registration(&self, provider: Provider, secret: Option<CredentialId>) -> Registration {
         Registration {
-            id: Uuid::now_v7(),
+            id: WebhookRegistrationId::new(),
             workspace_id: self.workspace,
             name: "Orders".to_owned(),
             provider,
@@ -192,7 +193,7 @@ impl Webhooks {
 
     /// Secrets are sealed (noted with where), each given `credential`; returns what
     /// was sealed.
-    fn seals(&mut self, credential: Uuid) -> Captured<String> {
+    fn seals(&mut self, credential: CredentialId) -> Captured<String> {
         let sealed: Captured<String> = Captured::default();
         let (keep, journal, unit) = (sealed.clone(), self.journal.clone(), self.unit.clone());
         self.secrets
@@ -236,7 +237,7 @@ impl Webhooks {
     /// A replayable event of `registration`.
     fn event(&self, registration: &Registration, verdict: Verdict) -> WebhookEvent {
         WebhookEvent {
-            id: Uuid::now_v7(),
+            id: WebhookEventId::new(),
             workspace_id: self.workspace,
             registration_id: registration.id,
             verdict,
@@ -329,7 +330,7 @@ async fn a_caller_without_webhooks_write_may_not_create_update_or_delete_registr
     let mut webhooks = Webhooks::new();
     let service = webhooks.service();
     let reader = webhooks.member_with([Permission::WebhooksRead, Permission::WorkflowsRun]);
-    let id = Uuid::now_v7();
+    let id = WebhookRegistrationId::new();
     let refusals = [
         service
             .create(
@@ -374,7 +375,7 @@ async fn an_invalid_registration_is_refused_with_every_problem_and_nothing_is_wr
             NewRegistration {
                 name: "   ".to_owned(),
                 provider: "carrier_pigeon".to_owned(),
-                workflow_id: Some(Uuid::now_v7()),
+                workflow_id: Some(WorkflowId::new()),
                 verify_token: Some(SecretString::from("tiny")),
                 signing_secret: Some(SecretString::from("short")),
                 response_mode: Some("later".to_owned()),
@@ -422,7 +423,7 @@ async fn a_signed_registration_without_a_secret_gets_one_generated_sealed_in_its
     let mut webhooks = Webhooks::new();
     webhooks.knows_environments();
     webhooks.one_unit();
-    let credential = Uuid::now_v7();
+    let credential = CredentialId::new();
     let sealed = webhooks.seals(credential);
     let inserted = Captured::default();
     let (keep, journal, unit) = (
@@ -488,7 +489,7 @@ async fn a_supplied_signing_secret_is_sealed_and_never_returned() -> TestResult 
     webhooks.knows_environments();
     webhooks.workflows_exist(true);
     webhooks.one_unit();
-    let credential = Uuid::now_v7();
+    let credential = CredentialId::new();
     let sealed = webhooks.seals(credential);
     webhooks
         .registrations
@@ -497,7 +498,7 @@ async fn a_supplied_signing_secret_is_sealed_and_never_returned() -> TestResult 
         .returning(|_, _, _| Ok(()));
     webhooks.audits();
     let service = webhooks.service();
-    let workflow = Uuid::now_v7();
+    let workflow = WorkflowId::new();
     let created = service
         .create(
             &webhooks.editor(),
@@ -516,10 +517,7 @@ async fn a_supplied_signing_secret_is_sealed_and_never_returned() -> TestResult 
     assert_eq!(sealed.only()?, "supplied-secret-1");
     let registration = created.registration;
     assert_eq!(registration.signing_credential_id, Some(credential));
-    assert_eq!(
-        registration.workflow_id,
-        Some(WorkflowId::from_uuid(workflow))
-    );
+    assert_eq!(registration.workflow_id, Some(workflow));
     assert_eq!(registration.environment, webhooks.staging);
     assert_eq!(registration.response_mode, ResponseMode::RespondNode);
     assert_eq!(
@@ -563,12 +561,12 @@ async fn an_unsigned_registration_seals_no_secret() -> TestResult {
 #[tokio::test]
 async fn a_new_signing_secret_replaces_the_old_one_in_the_vault_in_the_same_unit() -> TestResult {
     let mut webhooks = Webhooks::new();
-    let old = Uuid::now_v7();
+    let old = CredentialId::new();
     let existing = webhooks.registration(Provider::HmacSha256, Some(old));
     webhooks.finds(&existing);
     webhooks.one_unit();
     webhooks.discards();
-    let new = Uuid::now_v7();
+    let new = CredentialId::new();
     let sealed = webhooks.seals(new);
     let (journal, unit) = (webhooks.journal.clone(), webhooks.unit.clone());
     webhooks
@@ -621,7 +619,7 @@ async fn an_invalid_update_is_refused_without_writing() {
         (
             "an unknown workflow and environment",
             RegistrationPatch {
-                workflow_id: Some(Some(Uuid::now_v7())),
+                workflow_id: Some(Some(WorkflowId::new())),
                 environment: Some("moon".to_owned()),
                 ..RegistrationPatch::default()
             },
@@ -696,7 +694,7 @@ async fn an_updated_registration_is_read_again_by_the_intake_of_this_process() -
 #[tokio::test]
 async fn deleting_a_registration_discards_its_secret_and_is_audited_in_its_unit() -> TestResult {
     let mut webhooks = Webhooks::new();
-    let secret = Uuid::now_v7();
+    let secret = CredentialId::new();
     let existing = webhooks.registration(Provider::Meta, Some(secret));
     webhooks.finds(&existing);
     webhooks.one_unit();
@@ -728,7 +726,7 @@ async fn deleting_a_registration_discards_its_secret_and_is_audited_in_its_unit(
 #[tokio::test]
 async fn deleting_a_registration_gone_meanwhile_is_not_found_and_commits_nothing() {
     let mut webhooks = Webhooks::new();
-    let existing = webhooks.registration(Provider::Meta, Some(Uuid::now_v7()));
+    let existing = webhooks.registration(Provider::Meta, Some(CredentialId::new()));
     webhooks.finds(&existing);
     webhooks.one_unit();
     webhooks
@@ -762,7 +760,11 @@ async fn a_replay_needs_both_webhooks_write_and_workflows_run() {
         ),
     ] {
         let refused = service
-            .replay(&webhooks.member_with(permissions), None, Uuid::now_v7())
+            .replay(
+                &webhooks.member_with(permissions),
+                None,
+                WebhookEventId::new(),
+            )
             .await;
         assert!(
             matches!(refused, Err(WebhookError::Forbidden(Forbidden(permission))) if permission == missing),
@@ -774,7 +776,7 @@ async fn a_replay_needs_both_webhooks_write_and_workflows_run() {
 #[tokio::test]
 async fn a_rejected_event_is_never_replayed() {
     let mut webhooks = Webhooks::new();
-    let mut registration = webhooks.registration(Provider::Meta, Some(Uuid::now_v7()));
+    let mut registration = webhooks.registration(Provider::Meta, Some(CredentialId::new()));
     registration.workflow_id = Some(WorkflowId::new());
     let event = webhooks.event(&registration, Verdict::Rejected);
     webhooks.stored_event(&event);
@@ -876,7 +878,7 @@ async fn an_accepted_replay_queues_the_version_deployed_in_the_registrations_env
 -> TestResult {
     let mut webhooks = Webhooks::new();
     let workflow = WorkflowId::new();
-    let mut registration = webhooks.registration(Provider::Meta, Some(Uuid::now_v7()));
+    let mut registration = webhooks.registration(Provider::Meta, Some(CredentialId::new()));
     registration.workflow_id = Some(workflow);
     let event = webhooks.event(&registration, Verdict::Accepted);
     webhooks.stored_event(&event);

@@ -5,6 +5,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::model::ConversationId;
+
 /// An inbound message, with the contact it came from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InboundMessage {
@@ -45,7 +47,7 @@ impl Extracted {
     /// Messages and contacts as the store reads them: one record per message, with the
     /// id its conversation takes if it is new (the same for every message of a contact).
     pub fn message_records(&self) -> Value {
-        let mut conversation_ids: Vec<(&str, Uuid)> = Vec::new();
+        let mut conversation_ids: Vec<(&str, ConversationId)> = Vec::new();
         let records = self
             .messages
             .iter()
@@ -56,7 +58,7 @@ impl Extracted {
                 {
                     Some((_, id)) => *id,
                     None => {
-                        let id = Uuid::now_v7();
+                        let id = ConversationId::new();
                         conversation_ids.push((message.wa_id.as_str(), id));
                         id
                     }

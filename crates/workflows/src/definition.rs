@@ -1,8 +1,8 @@
 //! The shape of a workflow definition, as stored in `workflow_versions.definition`.
 
+use fluxolab_kernel::CredentialId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
 
 /// One node of the graph.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -16,7 +16,7 @@ pub struct Node {
     #[serde(default)]
     pub params: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential_id: Option<Uuid>,
+    pub credential_id: Option<CredentialId>,
 }
 
 /// An edge: the `output` of node `from` feeds node `to`.

@@ -13,9 +13,10 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use fluxolab_kernel::{Clock, ExecutionId, RunEnvironment, WorkspaceId};
+use fluxolab_kernel::{Clock, CredentialId, ExecutionId, RunEnvironment, WorkspaceId};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -28,6 +29,38 @@ use crate::template::Templates;
 /// `flow.delay`s at least this long suspend a queued run (it goes back to the queue,
 /// due when the wait ends) instead of holding a worker; shorter ones wait in place.
 pub const SUSPEND_FROM_MS: u64 = 1000;
+
+/// `http.request`'s timeout when its params set none.
+pub const HTTP_DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// The longest timeout `http.request` may set.
+pub const HTTP_MAX_TIMEOUT_MS: u64 = 300_000;
+/// The longest an `email.send` may take, all SMTP commands together.
+pub const EMAIL_TIMEOUT: Duration = Duration::from_secs(60);
+/// What a lease must last beyond an effect's own timeout before the effect may start:
+/// time to record its step afterwards.
+pub const EFFECT_LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// The timeout of an `http.request` with rendered `params` (`timeout_ms`, default
+/// [`HTTP_DEFAULT_TIMEOUT_MS`], at most [`HTTP_MAX_TIMEOUT_MS`]).
+pub fn http_timeout(params: &Value) -> Duration {
+    Duration::from_millis(
+        params["timeout_ms"]
+            .as_u64()
+            .unwrap_or(HTTP_DEFAULT_TIMEOUT_MS)
+            .clamp(1, HTTP_MAX_TIMEOUT_MS),
+    )
+}
+
+/// How long the run's lease must still last for an effectful node with rendered
+/// `params` to start: its own timeout and [`EFFECT_LEASE_MARGIN`].
+fn lease_needed_for(node_type: &str, params: &Value) -> Duration {
+    let effect = match node_type {
+        "http.request" => http_timeout(params),
+        "email.send" => EMAIL_TIMEOUT,
+        _ => Duration::ZERO,
+    };
+    effect + EFFECT_LEASE_MARGIN
+}
 
 /// How a run is being carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +77,33 @@ pub struct EffectContext {
     pub workspace_id: WorkspaceId,
     pub execution_id: ExecutionId,
     pub mode: RunMode,
+    /// The effect's idempotency key, set by the engine for each effectful step: the same
+    /// on every attempt of that step of that run (see [`EffectContext::for_step`]).
+    pub idempotency_key: Option<Uuid>,
+}
+
+impl EffectContext {
+    /// The context of a run, before any step.
+    pub fn of_run(workspace_id: WorkspaceId, execution_id: ExecutionId, mode: RunMode) -> Self {
+        Self {
+            workspace_id,
+            execution_id,
+            mode,
+            idempotency_key: None,
+        }
+    }
+
+    /// The context of node `node_id`'s step: its idempotency key is derived from the
+    /// execution id and the node id (a UUID v5), so every attempt sends the same one.
+    pub fn for_step(self, node_id: &str) -> Self {
+        Self {
+            idempotency_key: Some(Uuid::new_v5(
+                &self.execution_id.as_uuid(),
+                node_id.as_bytes(),
+            )),
+            ..self
+        }
+    }
 }
 
 /// Why an effectful node failed, and whether trying again later may help (a network
@@ -88,25 +148,41 @@ pub trait NodeEffects: Send + Sync {
         &self,
         context: EffectContext,
         params: Value,
-        credential: Option<Uuid>,
+        credential: Option<CredentialId>,
     ) -> Result<Value, NodeFailure>;
     /// `email.send` with rendered params and its SMTP credential.
     async fn send_email(
         &self,
         context: EffectContext,
         params: Value,
-        credential: Uuid,
+        credential: CredentialId,
     ) -> Result<Value, NodeFailure>;
     /// `flow.delay`, waited in place.
     async fn delay(&self, milliseconds: u64);
 }
 
-/// Where finished steps go as checkpoints, before and after each side effect.
+/// Why a checkpoint could not be written, or an effect may not start.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// The worker no longer holds the run's lease: the run stops at once and writes
+    /// nothing more (another worker has it, or will).
+    #[error("the run's lease is lost")]
+    LeaseLost,
+    /// The write failed (a later attempt resumes from the last checkpoint).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Where finished steps go as checkpoints, before and after each side effect, and what
+/// says whether the run may still act.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait StepSink: Send + Sync {
     /// Persists `steps`, which follow every step persisted before them.
-    async fn record(&self, steps: &[StepRecord]) -> Result<(), String>;
+    async fn record(&self, steps: &[StepRecord]) -> Result<(), SinkError>;
+    /// Succeeds when the run may start an effect that takes up to `need`: its lease,
+    /// when it has one, still lasts that long (extending it if it must).
+    async fn hold_for(&self, need: Duration) -> Result<(), SinkError>;
 }
 
 /// A sink that keeps nothing (for runs whose steps are stored at the end).
@@ -115,7 +191,11 @@ pub struct NoSink;
 
 #[async_trait]
 impl StepSink for NoSink {
-    async fn record(&self, _steps: &[StepRecord]) -> Result<(), String> {
+    async fn record(&self, _steps: &[StepRecord]) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    async fn hold_for(&self, _need: Duration) -> Result<(), SinkError> {
         Ok(())
     }
 }
@@ -133,6 +213,8 @@ pub struct StepRecord {
     pub route: Option<String>,
     pub started_at: OffsetDateTime,
     pub finished_at: OffsetDateTime,
+    /// The idempotency key an effectful step was sent with (the same on every attempt).
+    pub effect_key: Option<String>,
 }
 
 /// How a run ended.
@@ -149,6 +231,9 @@ pub enum RunOutcome {
     /// A long `flow.delay` was reached in a queued run: it resumes at `until`, after
     /// the steps recorded so far.
     Suspended { until: OffsetDateTime },
+    /// The worker lost the run's lease mid-run: it stopped, and nothing more may be
+    /// written for it (the holder of the new lease carries on).
+    LeaseLost,
 }
 
 /// A finished (or suspended) run.
@@ -246,7 +331,7 @@ struct Progress<'a> {
 
 impl Progress<'_> {
     /// Stores the unsaved steps.
-    async fn checkpoint(&mut self) -> Result<(), String> {
+    async fn checkpoint(&mut self) -> Result<(), SinkError> {
         if self.saved < self.steps.len() {
             self.sink.record(&self.steps[self.saved..]).await?;
             self.saved = self.steps.len();
@@ -262,15 +347,20 @@ impl Progress<'_> {
         }
     }
 
-    fn unrecorded(self, node: &Node, error: &str) -> RunResult {
-        self.end(RunOutcome::Failed {
-            node_id: node.id.clone(),
-            error: format!(
-                "node `{}`: the step could not be recorded: {error}",
-                node.id
-            ),
-            retryable: true,
-        })
+    /// The run stops before (or right after) `node` because the sink refused: the
+    /// lease is lost, or a checkpoint failed (retryable).
+    fn interrupted(self, node: &Node, error: SinkError) -> RunResult {
+        match error {
+            SinkError::LeaseLost => self.end(RunOutcome::LeaseLost),
+            SinkError::Failed(error) => self.end(RunOutcome::Failed {
+                node_id: node.id.clone(),
+                error: format!(
+                    "node `{}`: the step could not be recorded: {error}",
+                    node.id
+                ),
+                retryable: true,
+            }),
+        }
     }
 }
 
@@ -339,8 +429,13 @@ impl Engine {
             }
             let effectful = has_side_effect(&node.node_type);
             if effectful && let Err(error) = progress.checkpoint().await {
-                return progress.unrecorded(node, &error);
+                return progress.interrupted(node, error);
             }
+            let context = if effectful {
+                context.for_step(&node.id)
+            } else {
+                context
+            };
             let span = tracing::info_span!(
                 "step",
                 node_id = %node.id,
@@ -351,6 +446,13 @@ impl Engine {
             let started_at = self.clock.now();
             let (input, result) = match self.templates.render(&node.params, &data) {
                 Ok(input) => {
+                    if effectful
+                        && let Err(error) = sink
+                            .hold_for(lease_needed_for(&node.node_type, &input))
+                            .await
+                    {
+                        return progress.interrupted(node, error);
+                    }
                     let result = self
                         .run_node(node, &input, &data, context, started_at)
                         .instrument(span)
@@ -374,6 +476,7 @@ impl Engine {
                 route: None,
                 started_at,
                 finished_at,
+                effect_key: context.idempotency_key.map(|key| key.to_string()),
             };
             match result {
                 Ok(NodeRun::Done(output, route)) => {
@@ -385,7 +488,7 @@ impl Engine {
                     step.route = route.clone();
                     progress.steps.push(step);
                     if effectful && let Err(error) = progress.checkpoint().await {
-                        return progress.unrecorded(node, &error);
+                        return progress.interrupted(node, error);
                     }
                     if let Some(route) = route {
                         queue.extend(Self::next_nodes(definition, node, &route));

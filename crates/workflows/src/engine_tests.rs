@@ -11,11 +11,7 @@ fn definition(value: Value) -> Definition {
 }
 
 fn context() -> EffectContext {
-    EffectContext {
-        workspace_id: WorkspaceId::new(),
-        execution_id: ExecutionId::new(),
-        mode: RunMode::Queued,
-    }
+    EffectContext::of_run(WorkspaceId::new(), ExecutionId::new(), RunMode::Queued)
 }
 
 fn engine(effects: MockNodeEffects) -> Engine {
@@ -194,11 +190,15 @@ impl Recorded {
 
 #[async_trait]
 impl StepSink for Recorded {
-    async fn record(&self, steps: &[StepRecord]) -> Result<(), String> {
+    async fn record(&self, steps: &[StepRecord]) -> Result<(), SinkError> {
         self.0
             .lock()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| SinkError::Failed(e.to_string()))?
             .push(steps.iter().map(|step| step.node_id.clone()).collect());
+        Ok(())
+    }
+
+    async fn hold_for(&self, _need: Duration) -> Result<(), SinkError> {
         Ok(())
     }
 }
@@ -340,4 +340,103 @@ async fn a_long_delay_suspends_a_queued_run_and_waits_inline_otherwise() {
         )
         .await;
     assert_eq!(waited.outcome, RunOutcome::Succeeded(json!({"ok": true})));
+}
+
+/// `start → shape → call (http.request) → done`.
+fn calling_flow() -> Definition {
+    definition(json!({
+        "nodes": [
+            {"id": "start", "type": "trigger.manual", "name": "Start"},
+            {"id": "shape", "type": "data.set", "name": "Shape", "params": {"values": {"x": 1}}},
+            {"id": "call", "type": "http.request", "name": "Call", "params": {"method": "GET", "url": "https://example.com", "timeout_ms": 45000}},
+            {"id": "done", "type": "data.set", "name": "Done", "params": {"values": {"y": 2}}}
+        ],
+        "connections": [{"from": "start", "to": "shape"}, {"from": "shape", "to": "call"}, {"from": "call", "to": "done"}]
+    }))
+}
+
+#[tokio::test]
+async fn a_lost_lease_at_a_checkpoint_stops_the_run_before_its_effect() {
+    let mut effects = MockNodeEffects::new();
+    effects.expect_http_request().never();
+    let mut sink = MockStepSink::new();
+    sink.expect_record()
+        .times(1)
+        .returning(|_| Err(SinkError::LeaseLost));
+    sink.expect_hold_for().never();
+    let result = engine(effects)
+        .run(
+            &calling_flow(),
+            json!({}),
+            &RunEnvironment::default(),
+            context(),
+            &[],
+            &sink,
+        )
+        .await;
+    assert_eq!(result.outcome, RunOutcome::LeaseLost);
+}
+
+#[tokio::test]
+async fn an_effect_starts_only_when_the_lease_lasts_its_timeout_and_the_margin() {
+    let mut effects = MockNodeEffects::new();
+    effects.expect_http_request().never();
+    let mut sink = MockStepSink::new();
+    sink.expect_record().times(1).returning(|_| Ok(()));
+    sink.expect_hold_for()
+        .withf(|need| *need == Duration::from_secs(45) + EFFECT_LEASE_MARGIN)
+        .times(1)
+        .returning(|_| Err(SinkError::LeaseLost));
+    let result = engine(effects)
+        .run(
+            &calling_flow(),
+            json!({}),
+            &RunEnvironment::default(),
+            context(),
+            &[],
+            &sink,
+        )
+        .await;
+    assert_eq!(result.outcome, RunOutcome::LeaseLost);
+    assert_eq!(ids(&result.steps), ["start", "shape"], "nothing after");
+}
+
+#[tokio::test]
+async fn every_attempt_of_an_effect_carries_the_same_key_and_records_it() {
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let mut effects = MockNodeEffects::new();
+    let seen = keys.clone();
+    effects
+        .expect_http_request()
+        .times(2)
+        .returning(move |context, _, _| {
+            seen.lock()
+                .map_err(|error| NodeFailure::permanent(error.to_string()))?
+                .push(context.idempotency_key);
+            Ok(json!({"status": 200}))
+        });
+    let run = context();
+    let engine = engine(effects);
+    let mut recorded = Vec::new();
+    for _attempt in 0..2 {
+        let result = engine
+            .run(
+                &calling_flow(),
+                json!({}),
+                &RunEnvironment::default(),
+                run,
+                &[],
+                &NoSink,
+            )
+            .await;
+        recorded.push(result.steps[2].effect_key.clone());
+        assert_eq!(result.steps[1].effect_key, None, "a pure step has no key");
+    }
+    let keys = keys.lock().map(|keys| keys.clone()).unwrap_or_default();
+    let expected = Uuid::new_v5(&run.execution_id.as_uuid(), b"call");
+    assert_eq!(keys, [Some(expected), Some(expected)]);
+    assert_eq!(
+        recorded,
+        [Some(expected.to_string()), Some(expected.to_string())]
+    );
 }

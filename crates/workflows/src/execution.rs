@@ -13,7 +13,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::Definition;
-use crate::engine::{StepRecord, StepSink};
+use crate::engine::{SinkError, StepRecord, StepSink};
+use crate::lease::{Fenced, LeaseClock, LeaseToken};
 use crate::responses::RunSignals;
 
 /// Where an execution stands.
@@ -144,6 +145,8 @@ pub struct ExecutionFilter {
 #[derive(Clone, Debug)]
 pub struct ClaimedExecution {
     pub execution: Execution,
+    /// The claim's fencing token: every write for the run carries it.
+    pub lease: LeaseToken,
     pub definition: Definition,
     /// Steps completed by an earlier attempt (checkpoints to resume after).
     pub completed: Vec<StepRecord>,
@@ -186,37 +189,51 @@ pub trait ExecutionRepository: Send + Sync {
     /// Stores an inline run, `running` (trigger kind `test`); queued runs go through
     /// [`crate::start::RunQueue`].
     async fn create_inline(&self, run: &InlineRun) -> Result<(), StorageError>;
-    /// Appends steps (after every step already stored for the execution).
+    /// Appends steps (after every step already stored for the execution) while `lease`
+    /// holds it.
     async fn record_steps(
         &self,
         execution: ExecutionId,
+        lease: LeaseToken,
         steps: &[StepRecord],
-    ) -> Result<(), StorageError>;
+    ) -> Result<Fenced, StorageError>;
     /// Puts a running execution back in the queue, due in `delay_seconds`, storing
-    /// `steps` with it.
+    /// `steps` with it, while `lease` holds it.
     async fn requeue(
         &self,
         execution: ExecutionId,
+        lease: LeaseToken,
         delay_seconds: i64,
         error: &str,
         steps: &[StepRecord],
-    ) -> Result<(), StorageError>;
+    ) -> Result<Fenced, StorageError>;
     /// Puts a running execution back in the queue until `until` (a long `flow.delay`),
-    /// storing `steps` with it; the wait does not count as an attempt.
+    /// storing `steps` with it, while `lease` holds it; the wait does not count as an
+    /// attempt.
     async fn suspend(
         &self,
         execution: ExecutionId,
+        lease: LeaseToken,
         until: OffsetDateTime,
         steps: &[StepRecord],
-    ) -> Result<(), StorageError>;
-    /// Ends an execution (only if it is not already finished), storing `steps` with it
-    /// in the same write.
+    ) -> Result<Fenced, StorageError>;
+    /// Ends a running execution while `lease` holds it, storing `steps` with it in the
+    /// same write.
     async fn finish(
         &self,
         execution: ExecutionId,
+        lease: LeaseToken,
         outcome: Finished,
         steps: &[StepRecord],
-    ) -> Result<(), StorageError>;
+    ) -> Result<Fenced, StorageError>;
+    /// Gives a running execution back to the queue at once, while `lease` holds it: due
+    /// as it was (so ahead of runs queued after it), the attempt not counted (a worker
+    /// shutting down before it finished).
+    async fn release(
+        &self,
+        execution: ExecutionId,
+        lease: LeaseToken,
+    ) -> Result<Fenced, StorageError>;
     async fn find(
         &self,
         workspace: WorkspaceId,
@@ -244,21 +261,26 @@ pub trait ExecutionRepository: Send + Sync {
     /// Deletes up to `batch` finished executions older than their workspace plan's
     /// `execution_retention_days`; returns how many went.
     async fn prune_expired(&self, batch: i64) -> Result<u64, StorageError>;
-    /// Extends the lease while the worker still holds it, and reports a cancellation.
+    /// Extends the lease to at least `lease_seconds` from now (never shortening it)
+    /// while `lease` still holds it, and reports a cancellation.
     async fn renew(
         &self,
         execution: ExecutionId,
-        worker: &str,
+        lease: LeaseToken,
         lease_seconds: i64,
     ) -> Result<Lease, StorageError>;
 }
 
-/// Records checkpoints of one execution through the repository, and announces a
-/// checkpoint that holds the answer to the run's sender.
+/// Records checkpoints of one execution through the repository under its lease, and
+/// announces a checkpoint that holds the answer to the run's sender.
 pub struct RepositorySink {
     pub executions: Arc<dyn ExecutionRepository>,
     pub signals: Arc<dyn RunSignals>,
     pub execution_id: ExecutionId,
+    /// The claim's fencing token ([`LeaseToken::INLINE`] for inline runs).
+    pub lease: LeaseToken,
+    /// When the lease ends by this process's clock.
+    pub clock: Arc<LeaseClock>,
 }
 
 impl fmt::Debug for RepositorySink {
@@ -271,13 +293,21 @@ impl fmt::Debug for RepositorySink {
 
 #[async_trait]
 impl StepSink for RepositorySink {
-    async fn record(&self, steps: &[StepRecord]) -> Result<(), String> {
-        let failed =
-            |error: StorageError| format!("{error}: {:?}", std::error::Error::source(&error));
-        self.executions
-            .record_steps(self.execution_id, steps)
+    async fn record(&self, steps: &[StepRecord]) -> Result<(), SinkError> {
+        if self.clock.is_over(std::time::Instant::now()) {
+            return Err(SinkError::LeaseLost);
+        }
+        let written = self
+            .executions
+            .record_steps(self.execution_id, self.lease, steps)
             .await
-            .map_err(failed)?;
+            .map_err(|error| {
+                SinkError::Failed(format!("{error}: {:?}", std::error::Error::source(&error)))
+            })?;
+        if written == Fenced::LeaseLost {
+            self.clock.lose();
+            return Err(SinkError::LeaseLost);
+        }
         if steps.iter().any(StepRecord::is_answer)
             && let Err(error) = self.signals.announce(self.execution_id).await
         {
@@ -286,5 +316,34 @@ impl StepSink for RepositorySink {
             tracing::warn!(%error, execution_id = %self.execution_id, "could not announce the run's answer");
         }
         Ok(())
+    }
+
+    async fn hold_for(&self, need: std::time::Duration) -> Result<(), SinkError> {
+        let sent_at = std::time::Instant::now();
+        match self.clock.left(sent_at) {
+            None => Err(SinkError::LeaseLost),
+            Some(left) if left >= need => Ok(()),
+            Some(_) => {
+                // The effect may outlast the lease: extend it first (a round trip only
+                // before such an effect), measured from before the request was sent.
+                let seconds = need.as_secs().saturating_add(1);
+                let renewed = self
+                    .executions
+                    .renew(
+                        self.execution_id,
+                        self.lease,
+                        i64::try_from(seconds).unwrap_or(i64::MAX),
+                    )
+                    .await
+                    .map_err(|error| SinkError::Failed(error.to_string()))?;
+                if renewed == Lease::Lost {
+                    self.clock.lose();
+                    return Err(SinkError::LeaseLost);
+                }
+                self.clock
+                    .extended(sent_at, std::time::Duration::from_secs(seconds));
+                Ok(())
+            }
+        }
     }
 }

@@ -16,6 +16,7 @@ use crate::execution::{
     ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus, Finished,
     InlineRun, RepositorySink,
 };
+use crate::lease::{Fenced, LeaseClock, LeaseToken};
 use crate::ports::WorkflowRepository;
 use crate::responses::{self, RunResponse, RunSignals};
 use crate::start::{RunStarter, StartRequest, Trigger};
@@ -123,9 +124,10 @@ impl ExecutionService {
                 input: payload.clone(),
             })
             .await?;
+        let lease = (LeaseToken::INLINE, Arc::new(LeaseClock::unbounded()));
         let result = self
             .run(
-                id,
+                (id, lease.clone()),
                 (workspace, environment.id),
                 RunMode::Inline,
                 &stored.definition,
@@ -133,7 +135,7 @@ impl ExecutionService {
                 &[],
             )
             .await;
-        self.settle(id, None, result).await?;
+        self.settle((id, lease.0), None, result).await?;
         self.get(principal, id).await
     }
 
@@ -250,18 +252,21 @@ impl ExecutionService {
         self.get(principal, id).await
     }
 
-    /// Runs a claimed execution (the worker's job), resuming after the steps an earlier
-    /// attempt completed. A retryable failure goes back to the queue with exponential
-    /// backoff until `max_attempts`, then it ends `failed`; a long delay suspends it.
+    /// Runs a claimed execution (the worker's job) under its lease, whose end `clock`
+    /// tracks, resuming after the steps an earlier attempt completed. A retryable
+    /// failure goes back to the queue with exponential backoff until `max_attempts`,
+    /// then it ends `failed`; a long delay suspends it. `None`: the lease was lost, the
+    /// run stopped and nothing more was written.
     #[tracing::instrument(name = "executions.process", skip_all, fields(workspace_id = %claimed.execution.workspace_id))]
     pub async fn process(
         &self,
         claimed: ClaimedExecution,
-    ) -> Result<ExecutionStatus, WorkflowError> {
+        clock: Arc<LeaseClock>,
+    ) -> Result<Option<ExecutionStatus>, WorkflowError> {
         let execution = claimed.execution;
         let result = self
             .run(
-                execution.id,
+                (execution.id, (claimed.lease, clock)),
                 (execution.workspace_id, execution.environment.id),
                 RunMode::Queued,
                 &claimed.definition,
@@ -270,12 +275,17 @@ impl ExecutionService {
             )
             .await;
         let retry = (execution.attempt < execution.max_attempts).then_some(execution.attempt);
-        let status = self.settle(execution.id, retry, result).await?;
+        let Some(status) = self
+            .settle((execution.id, claimed.lease), retry, result)
+            .await?
+        else {
+            return Ok(None);
+        };
         if status != ExecutionStatus::Queued && claimed.definition.answers_sender() {
             // A sender still waiting learns the run ended without answering.
             self.announce(execution.id).await;
         }
-        Ok(status)
+        Ok(Some(status))
     }
 
     /// Waits, at most `timeout`, for the answer execution `id` of `workspace` gives
@@ -309,40 +319,46 @@ impl ExecutionService {
         }
     }
 
-    /// Ends a claimed execution its worker stopped: `failed` with `reason` when it ran
-    /// out of time, `cancelled` when a cancel was asked for while it ran.
+    /// Ends a claimed execution its worker stopped, while `lease` still holds it:
+    /// `failed` with `reason` when it ran out of time, `cancelled` when a cancel was
+    /// asked for while it ran.
     #[tracing::instrument(name = "executions.abandon", skip_all)]
     pub async fn abandon(
         &self,
-        id: ExecutionId,
+        (id, lease): (ExecutionId, LeaseToken),
         status: ExecutionStatus,
         reason: &str,
-    ) -> Result<(), WorkflowError> {
-        self.ports
+    ) -> Result<Fenced, WorkflowError> {
+        let written = self
+            .ports
             .executions
-            .finish(id, Finished::with_error(status, reason), &[])
+            .finish(id, lease, Finished::with_error(status, reason), &[])
             .await?;
-        self.ports.observer.execution_settled(status);
-        self.announce(id).await;
-        Ok(())
+        if written == Fenced::Written {
+            self.ports.observer.execution_settled(status);
+            self.announce(id).await;
+        }
+        Ok(written)
     }
 
-    /// Stores how a run ended together with its unsaved steps, in one write. A
-    /// retryable failure of attempt `retry` (when another is allowed) goes back to the
-    /// queue, due after 2^attempt seconds.
+    /// Stores how a run ended together with its unsaved steps, in one write under
+    /// `lease`. A retryable failure of attempt `retry` (when another is allowed) goes
+    /// back to the queue, due after 2^attempt seconds. `None`: the lease is lost and
+    /// nothing was written.
     async fn settle(
         &self,
-        id: ExecutionId,
+        (id, lease): (ExecutionId, LeaseToken),
         retry: Option<i32>,
         result: RunResult,
-    ) -> Result<ExecutionStatus, WorkflowError> {
+    ) -> Result<Option<ExecutionStatus>, WorkflowError> {
         let executions = &self.ports.executions;
         let unsaved = result.unsaved();
-        let status = match (&result.outcome, retry) {
-            (RunOutcome::Suspended { until }, _) => {
-                executions.suspend(id, *until, unsaved).await?;
-                ExecutionStatus::Queued
-            }
+        let (written, status) = match (&result.outcome, retry) {
+            (RunOutcome::LeaseLost, _) => return Ok(None),
+            (RunOutcome::Suspended { until }, _) => (
+                executions.suspend(id, lease, *until, unsaved).await?,
+                ExecutionStatus::Queued,
+            ),
             (
                 RunOutcome::Failed {
                     error,
@@ -352,13 +368,17 @@ impl ExecutionService {
                 Some(attempt),
             ) => {
                 let delay = 1_i64 << attempt.clamp(0, 16);
-                executions.requeue(id, delay, error, unsaved).await?;
-                ExecutionStatus::Queued
+                (
+                    executions.requeue(id, lease, delay, error, unsaved).await?,
+                    ExecutionStatus::Queued,
+                )
             }
             (RunOutcome::Failed { error, .. }, _) => {
                 let finished = Finished::with_error(ExecutionStatus::Failed, error.clone());
-                executions.finish(id, finished, unsaved).await?;
-                ExecutionStatus::Failed
+                (
+                    executions.finish(id, lease, finished, unsaved).await?,
+                    ExecutionStatus::Failed,
+                )
             }
             (RunOutcome::Succeeded(output), _) => {
                 let finished = Finished {
@@ -366,17 +386,22 @@ impl ExecutionService {
                     output: Some(output.clone()),
                     error: None,
                 };
-                executions.finish(id, finished, unsaved).await?;
-                ExecutionStatus::Succeeded
+                (
+                    executions.finish(id, lease, finished, unsaved).await?,
+                    ExecutionStatus::Succeeded,
+                )
             }
         };
+        if written == Fenced::LeaseLost {
+            return Ok(None);
+        }
         self.ports.observer.execution_settled(status);
-        Ok(status)
+        Ok(Some(status))
     }
 
     async fn run(
         &self,
-        id: ExecutionId,
+        (id, (lease, clock)): (ExecutionId, (LeaseToken, Arc<LeaseClock>)),
         (workspace, environment): (WorkspaceId, EnvironmentId),
         mode: RunMode,
         definition: &crate::Definition,
@@ -395,12 +420,10 @@ impl ExecutionService {
             executions: self.ports.executions.clone(),
             signals: self.ports.signals.clone(),
             execution_id: id,
+            lease,
+            clock,
         };
-        let context = EffectContext {
-            workspace_id: workspace,
-            execution_id: id,
-            mode,
-        };
+        let context = EffectContext::of_run(workspace, id, mode);
         let result = self
             .ports
             .engine

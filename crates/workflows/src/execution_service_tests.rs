@@ -33,6 +33,11 @@ use crate::start::{MockRunQueue, QueuedRun, StartPorts};
 
 use fluxolab_kernel::testing::{Captured, Journal};
 
+/// A lease that lasts the whole test.
+fn held() -> Arc<LeaseClock> {
+    Arc::new(LeaseClock::unbounded())
+}
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Run news through the journal: `announce <id>` and `subscribe <id>`. Each
@@ -347,6 +352,7 @@ impl Fixture {
                 max_attempts: max,
                 ..self.execution(ExecutionStatus::Running)
             },
+            lease: LeaseToken::new(7),
             definition,
             completed: Vec::new(),
         }
@@ -382,9 +388,9 @@ impl Fixture {
         let journal = self.journal.clone();
         self.executions
             .expect_record_steps()
-            .returning(move |_, steps| {
+            .returning(move |_, _, steps| {
                 journal.note(format!("record {}", node_ids(steps).join(",")));
-                Ok(())
+                Ok(Fenced::Written)
             });
     }
 
@@ -398,10 +404,10 @@ impl Fixture {
         self.executions
             .expect_finish()
             .times(1)
-            .returning(move |_, outcome, steps| {
+            .returning(move |_, _, outcome, steps| {
                 journal.note(format!("finish {}", outcome.status));
                 keep.keep(&(outcome, steps.to_vec()));
-                Ok(())
+                Ok(Fenced::Written)
             });
         finished
     }
@@ -694,8 +700,8 @@ async fn a_processed_run_that_succeeds_is_finished_with_its_output_and_steps() -
     let finished = fixture.finished_only();
     let claimed = fixture.claimed(manual_definition()?, 1, 3);
     let service = fixture.service();
-    let status = service.process(claimed).await?;
-    assert_eq!(status, ExecutionStatus::Succeeded);
+    let status = service.process(claimed, held()).await?;
+    assert_eq!(status, Some(ExecutionStatus::Succeeded));
     let (outcome, steps) = finished.only()?;
     assert_eq!(
         outcome,
@@ -737,15 +743,15 @@ async fn a_retryable_failure_is_requeued_with_exponential_backoff_while_attempts
         let requeued = Captured::default();
         let keep = requeued.clone();
         fixture.executions.expect_requeue().times(1).returning(
-            move |_, delay: i64, error: &str, steps: &[StepRecord]| {
+            move |_, _, delay: i64, error: &str, steps: &[StepRecord]| {
                 keep.keep(&(delay, error.to_owned(), steps.to_vec()));
-                Ok(())
+                Ok(Fenced::Written)
             },
         );
         let claimed = fixture.claimed(calling_definition()?, attempt, 5);
         let service = fixture.service();
-        let status = service.process(claimed).await?;
-        assert_eq!(status, ExecutionStatus::Queued);
+        let status = service.process(claimed, held()).await?;
+        assert_eq!(status, Some(ExecutionStatus::Queued));
         let (waited, error, steps) = requeued.only()?;
         assert_eq!(waited, delay, "attempt {attempt}");
         assert!(error.contains("connection reset"), "{error}");
@@ -778,8 +784,8 @@ async fn a_failure_ends_the_run_failed_on_its_last_attempt_or_when_retrying_cann
         let finished = fixture.finished_only();
         let claimed = fixture.claimed(calling_definition()?, attempt, 3);
         let service = fixture.service();
-        let status = service.process(claimed).await?;
-        assert_eq!(status, ExecutionStatus::Failed);
+        let status = service.process(claimed, held()).await?;
+        assert_eq!(status, Some(ExecutionStatus::Failed));
         let (outcome, _) = finished.only()?;
         assert_eq!(outcome.status, ExecutionStatus::Failed);
         assert_eq!(outcome.output, None);
@@ -807,14 +813,17 @@ async fn a_run_whose_variables_cannot_be_loaded_is_requeued_without_running_a_no
     let requeued = Captured::default();
     let keep = requeued.clone();
     fixture.executions.expect_requeue().times(1).returning(
-        move |_, delay: i64, error: &str, steps: &[StepRecord]| {
+        move |_, _, delay: i64, error: &str, steps: &[StepRecord]| {
             keep.keep(&(delay, error.to_owned(), steps.len()));
-            Ok(())
+            Ok(Fenced::Written)
         },
     );
     let claimed = fixture.claimed(calling_definition()?, 1, 3);
     let service = fixture.service();
-    assert_eq!(service.process(claimed).await?, ExecutionStatus::Queued);
+    assert_eq!(
+        service.process(claimed, held()).await?,
+        Some(ExecutionStatus::Queued)
+    );
     let (delay, error, steps) = requeued.only()?;
     assert_eq!(delay, 2);
     assert!(
@@ -835,15 +844,18 @@ async fn a_long_delay_suspends_the_run_until_the_wait_ends_without_telling_waite
     let suspended = Captured::default();
     let keep = suspended.clone();
     fixture.executions.expect_suspend().times(1).returning(
-        move |_, until: OffsetDateTime, steps: &[StepRecord]| {
+        move |_, _, until: OffsetDateTime, steps: &[StepRecord]| {
             keep.keep(&(until, steps.to_vec()));
-            Ok(())
+            Ok(Fenced::Written)
         },
     );
     // The definition could answer a sender, but has not ended yet.
     let claimed = fixture.claimed(delaying_definition("webhook.respond")?, 1, 3);
     let service = fixture.service();
-    assert_eq!(service.process(claimed).await?, ExecutionStatus::Queued);
+    assert_eq!(
+        service.process(claimed, held()).await?,
+        Some(ExecutionStatus::Queued)
+    );
     let (until, steps) = suspended.only()?;
     assert_eq!(
         until,
@@ -868,7 +880,10 @@ async fn only_a_run_that_could_answer_its_sender_is_announced_when_it_ends() -> 
         claimed.execution.input = json!({"answer": false});
         let id = claimed.execution.id;
         let service = fixture.service();
-        assert_eq!(service.process(claimed).await?, ExecutionStatus::Succeeded);
+        assert_eq!(
+            service.process(claimed, held()).await?,
+            Some(ExecutionStatus::Succeeded)
+        );
         finished.only()?;
         let expected = if announced {
             vec!["finish succeeded".to_owned(), format!("announce {id}")]
@@ -889,7 +904,10 @@ async fn a_checkpoint_holding_the_answer_is_announced_before_the_run_ends() -> T
     let claimed = fixture.claimed(answering_definition()?, 1, 3);
     let id = claimed.execution.id;
     let service = fixture.service();
-    assert_eq!(service.process(claimed).await?, ExecutionStatus::Succeeded);
+    assert_eq!(
+        service.process(claimed, held()).await?,
+        Some(ExecutionStatus::Succeeded)
+    );
     assert_eq!(
         fixture.journal.entries(),
         [
@@ -917,6 +935,7 @@ async fn a_waiter_subscribes_before_it_reads_and_is_given_the_answer() -> TestRe
         route: None,
         started_at: OffsetDateTime::UNIX_EPOCH,
         finished_at: OffsetDateTime::UNIX_EPOCH,
+        effect_key: None,
     }];
     let id = answered.id;
     fixture.reads(vec![answered]);
@@ -1099,11 +1118,13 @@ async fn a_failed_announcement_does_not_fail_the_checkpoint_it_follows() -> Test
     executions
         .expect_record_steps()
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(Fenced::Written));
     let sink = RepositorySink {
         executions: Arc::new(executions),
         signals: Arc::new(Unreachable),
         execution_id: ExecutionId::new(),
+        lease: LeaseToken::new(1),
+        clock: held(),
     };
     let answer = StepRecord {
         node_id: "answer".to_owned(),
@@ -1114,6 +1135,7 @@ async fn a_failed_announcement_does_not_fail_the_checkpoint_it_follows() -> Test
         route: None,
         started_at: OffsetDateTime::UNIX_EPOCH,
         finished_at: OffsetDateTime::UNIX_EPOCH,
+        effect_key: None,
     };
     crate::engine::StepSink::record(&sink, &[answer]).await?;
     Ok(())

@@ -5,6 +5,7 @@ pub mod engine;
 mod environments;
 pub mod execution;
 pub mod execution_service;
+pub mod lease;
 pub mod model;
 pub mod ports;
 pub mod registry;

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use fluxolab_credentials::CredentialKind;
 use fluxolab_kernel::{
-    EnvironmentId, Page, PageRequest, StorageError, Uow, UserId, WorkflowId, WorkspaceId,
+    CredentialId, EnvironmentId, Page, PageRequest, StorageError, Uow, UserId, WorkflowId,
+    WorkspaceId,
 };
-use uuid::Uuid;
 
 use crate::model::{NewWorkflow, Version, Workflow};
 
@@ -86,8 +86,8 @@ pub trait CredentialCatalog: Send + Sync {
     async fn kinds(
         &self,
         workspace: WorkspaceId,
-        ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, CredentialKind>, StorageError>;
+        ids: &[CredentialId],
+    ) -> Result<HashMap<CredentialId, CredentialKind>, StorageError>;
 }
 
 /// Webhook registrations as workflow activation sees them: a workflow started by

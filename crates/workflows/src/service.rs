@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, EnvironmentDirectory, EnvironmentRef, Failure, Forbidden,
+    AuditEvent, AuditLog, CredentialId, EnvironmentDirectory, EnvironmentRef, Failure, Forbidden,
     LimitedResource, Page, PageRequest, Permission, PlanGuard, PlanLimitReached, Principal,
     StorageError, UnitOfWorkFactory, ValidationErrors, WorkflowId,
 };
@@ -124,7 +124,7 @@ impl WorkflowService {
         principal: &Principal,
         definition: &Definition,
     ) -> Result<(), WorkflowError> {
-        let ids: Vec<uuid::Uuid> = definition
+        let ids: Vec<CredentialId> = definition
             .nodes
             .iter()
             .filter_map(|node| node.credential_id)

@@ -9,7 +9,7 @@ use fluxolab_kernel::audit::MockAuditLog;
 use fluxolab_kernel::environment::MockEnvironmentDirectory;
 use fluxolab_kernel::plan_guard::MockPlanGuard;
 use fluxolab_kernel::unit_of_work::{MockUnitOfWorkFactory, RecordingUnitOfWork};
-use fluxolab_kernel::{Actor, EnvironmentId, UserId, WorkspaceId};
+use fluxolab_kernel::{Actor, CredentialId, EnvironmentId, UserId, WorkspaceId};
 use serde_json::Value;
 
 use super::*;
@@ -438,7 +438,7 @@ async fn an_invalid_definition_is_returned_with_every_problem_and_nothing_is_wri
 {
     let mut workflows = Workflows::new().opening_no_unit().writing_nothing();
     workflows.plans.expect_admit().never();
-    let elsewhere = uuid::Uuid::now_v7();
+    let elsewhere = CredentialId::new();
     let workspace = workflows.workspace;
     workflows
         .credentials
@@ -854,7 +854,7 @@ async fn archiving_unbinds_the_webhooks_of_every_environment_in_the_same_unit() 
 async fn a_credential_of_the_right_kind_passes_validation_through_the_catalog() -> TestResult {
     let mut workflows = Workflows::new();
     let workflow = workflows.workflow();
-    let smtp = uuid::Uuid::now_v7();
+    let smtp = CredentialId::new();
     workflows = workflows
         .holding(&workflow)
         .opening_one_unit()

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fluxolab_kernel::{
     Admission, AuditEvent, AuditLog, EnvironmentId, EnvironmentRef, ExecutionId, Principal,
-    StorageError, UnitOfWorkFactory, Uow, UsageGate, WorkflowId, WorkspaceId,
+    StorageError, UnitOfWorkFactory, Uow, UsageGate, WebhookEventId, WorkflowId, WorkspaceId,
 };
 use serde_json::{Value, json};
 
@@ -33,7 +33,7 @@ pub enum Trigger {
     /// `POST /api/executions/{id}/retry`: the same version and input as `of`.
     Retry { of: ExecutionId },
     /// A stored webhook event run again (`…/events/{id}/replay`).
-    Replay { event: uuid::Uuid },
+    Replay { event: WebhookEventId },
 }
 
 impl Trigger {

@@ -9,7 +9,7 @@ use fluxolab_kernel::plan_guard::MockUsageGate;
 use fluxolab_kernel::unit_of_work::{MockUnitOfWorkFactory, RecordingUnitOfWork};
 use fluxolab_kernel::{
     Actor, Admission, EnvironmentId, EnvironmentRef, ExecutionId, Permission, Principal, UserId,
-    WorkflowId, WorkspaceId,
+    WebhookEventId, WorkflowId, WorkspaceId,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -192,7 +192,7 @@ async fn a_used_up_quota_refuses_every_trigger_alike_and_queues_nothing() {
             of: ExecutionId::new(),
         },
         Trigger::Replay {
-            event: uuid::Uuid::now_v7(),
+            event: WebhookEventId::new(),
         },
     ] {
         let mut fixture = Fixture::new();
@@ -259,7 +259,7 @@ async fn a_replay_runs_as_a_webhook_and_its_audit_names_the_run() -> TestResult 
     fixture.deployed_at(3);
     fixture.quota(Admission::Admitted);
     let committed = fixture.one_unit();
-    let event = uuid::Uuid::now_v7();
+    let event = WebhookEventId::new();
     fixture
         .queue
         .expect_queue_in()

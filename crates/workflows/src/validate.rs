@@ -5,8 +5,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use fluxolab_credentials::CredentialKind;
-use fluxolab_kernel::ValidationErrors;
-use uuid::Uuid;
+use fluxolab_kernel::{CredentialId, ValidationErrors};
 
 use crate::definition::Definition;
 use crate::registry::{CredentialUse, node_type};
@@ -25,7 +24,7 @@ fn valid_id(id: &str) -> bool {
 /// the definition mentions to its kind (absent ids are not in the workspace).
 pub fn validate(
     definition: &Definition,
-    credentials: &HashMap<Uuid, CredentialKind>,
+    credentials: &HashMap<CredentialId, CredentialKind>,
 ) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::new();
     if definition.nodes.is_empty() {
@@ -305,8 +304,8 @@ mod tests {
 
     #[test]
     fn credentials_must_exist_here_and_be_of_the_right_kind() {
-        let token = Uuid::now_v7();
-        let elsewhere = Uuid::now_v7();
+        let token = CredentialId::new();
+        let elsewhere = CredentialId::new();
         let value = json!({
             "nodes": [
                 {"id": "start", "type": "trigger.manual", "name": "Start"},

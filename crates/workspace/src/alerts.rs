@@ -7,14 +7,22 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, Clock, Cursor, ExposeSecret, Failure, Forbidden, NoRandomness, Page,
-    PageRequest, Permission, Principal, SecretString, StorageError, UnitOfWorkFactory, Uow, UserId,
-    ValidationErrors, WorkspaceId,
+    AuditEvent, AuditLog, Clock, CredentialId, Cursor, ExposeSecret, Failure, Forbidden,
+    NoRandomness, Page, PageRequest, Permission, Principal, SecretString, StorageError,
+    UnitOfWorkFactory, Uow, UserId, ValidationErrors, WorkspaceId,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
 use time::OffsetDateTime;
-use uuid::Uuid;
+
+fluxolab_kernel::define_id!(
+    /// A usage alert.
+    AlertId
+);
+fluxolab_kernel::define_id!(
+    /// One firing of a usage alert (and its delivery).
+    AlertEventId
+);
 
 /// Metrics an alert may watch, with the plan limit each is measured against.
 pub const METRICS: [(&str, &str); 5] = [
@@ -53,14 +61,14 @@ impl AlertChannel {
 /// A usage alert.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UsageAlert {
-    pub id: Uuid,
+    pub id: AlertId,
     pub workspace_id: WorkspaceId,
     pub metric: String,
     pub threshold_percent: i32,
     pub channel: AlertChannel,
     /// An e-mail address or an http(s) URL.
     pub target: String,
-    pub secret_credential_id: Option<Uuid>,
+    pub secret_credential_id: Option<CredentialId>,
     pub enabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -70,7 +78,7 @@ impl UsageAlert {
     pub fn cursor(&self) -> Cursor {
         Cursor {
             created_at: self.created_at,
-            id: self.id,
+            id: self.id.as_uuid(),
         }
     }
 }
@@ -78,8 +86,8 @@ impl UsageAlert {
 /// One firing of an alert, and its delivery.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlertEvent {
-    pub id: Uuid,
-    pub alert_id: Uuid,
+    pub id: AlertEventId,
+    pub alert_id: AlertId,
     pub workspace_id: WorkspaceId,
     pub period_start: OffsetDateTime,
     pub threshold_percent: i32,
@@ -97,7 +105,7 @@ impl AlertEvent {
     pub fn cursor(&self) -> Cursor {
         Cursor {
             created_at: self.created_at,
-            id: self.id,
+            id: self.id.as_uuid(),
         }
     }
 }
@@ -121,7 +129,7 @@ pub trait AlertRepository: Send + Sync {
     async fn find(
         &self,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: AlertId,
     ) -> Result<Option<UsageAlert>, StorageError>;
     async fn insert(
         &self,
@@ -134,12 +142,12 @@ pub trait AlertRepository: Send + Sync {
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: AlertId,
     ) -> Result<bool, StorageError>;
     async fn events(
         &self,
         workspace: WorkspaceId,
-        alert: Uuid,
+        alert: AlertId,
         page: PageRequest,
     ) -> Result<Page<AlertEvent>, StorageError>;
     /// Records a firing for every enabled alert whose threshold the current period's
@@ -147,11 +155,11 @@ pub trait AlertRepository: Send + Sync {
     async fn evaluate(&self) -> Result<u64, StorageError>;
     /// Claims up to `limit` due deliveries (each held for a minute).
     async fn claim_due(&self, limit: i64) -> Result<Vec<Delivery>, StorageError>;
-    async fn delivered(&self, event: Uuid) -> Result<(), StorageError>;
+    async fn delivered(&self, event: AlertEventId) -> Result<(), StorageError>;
     /// A failed attempt: tried again in `retry_in_seconds`, or `failed` for good.
     async fn attempt_failed(
         &self,
-        event: Uuid,
+        event: AlertEventId,
         error: &str,
         retry_in_seconds: Option<i64>,
     ) -> Result<(), StorageError>;
@@ -309,7 +317,7 @@ impl AlertService {
             .await?)
     }
 
-    async fn get(&self, principal: &Principal, id: Uuid) -> Result<UsageAlert, AlertError> {
+    async fn get(&self, principal: &Principal, id: AlertId) -> Result<UsageAlert, AlertError> {
         self.ports
             .alerts
             .find(principal.workspace_id(), id)
@@ -341,7 +349,7 @@ impl AlertService {
         };
         let now = self.ports.clock.now();
         let mut alert = UsageAlert {
-            id: Uuid::now_v7(),
+            id: AlertId::new(),
             workspace_id: principal.workspace_id(),
             metric: input.metric,
             threshold_percent: input.threshold_percent,
@@ -416,7 +424,7 @@ impl AlertService {
     pub async fn update(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: AlertId,
         patch: AlertPatch,
     ) -> Result<UsageAlert, AlertError> {
         principal.require(Permission::SettingsManage)?;
@@ -446,7 +454,7 @@ impl AlertService {
     }
 
     #[tracing::instrument(name = "alerts.delete", skip_all, fields(workspace_id = %principal.workspace_id()))]
-    pub async fn delete(&self, principal: &Principal, id: Uuid) -> Result<(), AlertError> {
+    pub async fn delete(&self, principal: &Principal, id: AlertId) -> Result<(), AlertError> {
         principal.require(Permission::SettingsManage)?;
         let alert = self.get(principal, id).await?;
         let mut unit = self.ports.units.begin().await?;
@@ -468,7 +476,7 @@ impl AlertService {
     pub async fn events(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: AlertId,
         page: PageRequest,
     ) -> Result<Page<AlertEvent>, AlertError> {
         principal.require(Permission::SettingsRead)?;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Clock, Conflict, ConflictCode, Cursor, Failure, Forbidden,
-    LimitedResource, NoRandomness, Page, PageRequest, Permission, PlanGuard, PlanLimitReached,
-    Principal, StorageError, UnitOfWorkFactory, Uow, UserId, ValidationErrors, WorkspaceId,
+    Actor, ApiKeyId, AuditEvent, AuditLog, Clock, Conflict, ConflictCode, Cursor, Failure,
+    Forbidden, LimitedResource, NoRandomness, Page, PageRequest, Permission, PlanGuard,
+    PlanLimitReached, Principal, StorageError, UnitOfWorkFactory, Uow, UserId, ValidationErrors,
+    WorkspaceId,
 };
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -30,7 +31,7 @@ pub const MAX_GRACE_SECONDS: i64 = 30 * 24 * 60 * 60;
 /// An API key as stored (never its secret).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiKey {
-    pub id: Uuid,
+    pub id: ApiKeyId,
     pub workspace_id: WorkspaceId,
     pub name: String,
     pub prefix: String,
@@ -50,7 +51,7 @@ impl ApiKey {
     pub fn cursor(&self) -> Cursor {
         Cursor {
             created_at: self.created_at,
-            id: self.id,
+            id: self.id.as_uuid(),
         }
     }
 
@@ -127,7 +128,7 @@ pub struct Origin {
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyAuditEntry {
     pub id: Uuid,
-    pub key_id: Uuid,
+    pub key_id: ApiKeyId,
     pub workspace_id: WorkspaceId,
     /// `created`, `rotated`, `revoked`…
     pub action: String,
@@ -163,7 +164,7 @@ pub trait ApiKeyRepository: Send + Sync {
     /// The key whose current or previous secret starts with `prefix`.
     async fn find_by_prefix(&self, prefix: &str) -> Result<Option<StoredKey>, StorageError>;
     /// Records a use (callers throttle it).
-    async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StorageError>;
+    async fn touch(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StorageError>;
     /// Records a refusal in the key's audit (outside any unit of work).
     async fn audit_refusal(&self, entry: &KeyAuditEntry) -> Result<(), StorageError>;
     async fn list(
@@ -171,13 +172,17 @@ pub trait ApiKeyRepository: Send + Sync {
         workspace: WorkspaceId,
         page: PageRequest,
     ) -> Result<Page<ApiKey>, StorageError>;
-    async fn find(&self, workspace: WorkspaceId, id: Uuid) -> Result<Option<ApiKey>, StorageError>;
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: ApiKeyId,
+    ) -> Result<Option<ApiKey>, StorageError>;
     async fn insert(&self, unit: &mut Uow, key: &ApiKey, hash: &[u8]) -> Result<(), StorageError>;
     async fn revoke(
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: ApiKeyId,
         at: OffsetDateTime,
     ) -> Result<(), StorageError>;
     /// Replaces the secret; the current one stays valid until `previous_valid_until`.
@@ -185,7 +190,7 @@ pub trait ApiKeyRepository: Send + Sync {
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: ApiKeyId,
         secret: &Secret,
         previous_valid_until: OffsetDateTime,
     ) -> Result<(), StorageError>;
@@ -193,7 +198,7 @@ pub trait ApiKeyRepository: Send + Sync {
     async fn audit_log(
         &self,
         workspace: WorkspaceId,
-        key: Uuid,
+        key: ApiKeyId,
         page: PageRequest,
     ) -> Result<Page<KeyAuditEntry>, StorageError>;
 }
@@ -262,7 +267,7 @@ pub struct NewApiKey {
 pub struct ApiKeyService {
     ports: ApiKeyPorts,
     /// When each key's `last_used_at` or refusal was last written.
-    written: moka::sync::Cache<(Uuid, &'static str), ()>,
+    written: moka::sync::Cache<(ApiKeyId, &'static str), ()>,
 }
 
 impl std::fmt::Debug for ApiKeyService {
@@ -406,7 +411,7 @@ impl ApiKeyService {
             }
         }
         Ok(Principal::new(
-            Actor::ApiKey(fluxolab_kernel::ApiKeyId::from_uuid(stored.key.id)),
+            Actor::ApiKey(stored.key.id),
             stored.key.workspace_id,
             stored.key.scopes.iter().copied(),
         )
@@ -436,7 +441,7 @@ impl ApiKeyService {
         };
         tracing::info!(key_id = %key, permission = needed.code(), "API key lacks a scope");
         self.sampled(
-            &key.as_uuid(),
+            &key,
             principal.workspace_id(),
             "scope_denied",
             origin,
@@ -450,7 +455,7 @@ impl ApiKeyService {
     /// and action.
     async fn sampled(
         &self,
-        key_id: &Uuid,
+        key_id: &ApiKeyId,
         workspace_id: WorkspaceId,
         action: &'static str,
         origin: &Origin,
@@ -492,7 +497,7 @@ impl ApiKeyService {
         Ok(self.ports.keys.list(principal.workspace_id(), page).await?)
     }
 
-    async fn get(&self, principal: &Principal, id: Uuid) -> Result<ApiKey, ApiKeyError> {
+    async fn get(&self, principal: &Principal, id: ApiKeyId) -> Result<ApiKey, ApiKeyError> {
         self.ports
             .keys
             .find(principal.workspace_id(), id)
@@ -566,7 +571,7 @@ impl ApiKeyService {
         };
         let secret = new_secret()?;
         let key = ApiKey {
-            id: Uuid::now_v7(),
+            id: ApiKeyId::new(),
             workspace_id: principal.workspace_id(),
             name,
             prefix: secret.prefix.clone(),
@@ -657,7 +662,7 @@ impl ApiKeyService {
     /// A key `principal` may revoke or rotate: any of the workspace's for a user; for a
     /// key bound to an environment, only the keys of that environment (others are not
     /// found).
-    async fn managed(&self, principal: &Principal, id: Uuid) -> Result<ApiKey, ApiKeyError> {
+    async fn managed(&self, principal: &Principal, id: ApiKeyId) -> Result<ApiKey, ApiKeyError> {
         let key = self.get(principal, id).await?;
         match principal.environment() {
             Some(bound)
@@ -678,7 +683,7 @@ impl ApiKeyService {
         &self,
         principal: &Principal,
         origin: &Origin,
-        id: Uuid,
+        id: ApiKeyId,
     ) -> Result<ApiKey, ApiKeyError> {
         principal.require(Permission::ApiKeysManage)?;
         let key = self.managed(principal, id).await?;
@@ -703,7 +708,7 @@ impl ApiKeyService {
         &self,
         principal: &Principal,
         origin: &Origin,
-        id: Uuid,
+        id: ApiKeyId,
         grace_seconds: Option<i64>,
     ) -> Result<(ApiKey, String), ApiKeyError> {
         principal.require(Permission::ApiKeysManage)?;
@@ -745,7 +750,7 @@ impl ApiKeyService {
     pub async fn audit_log(
         &self,
         principal: &Principal,
-        id: Uuid,
+        id: ApiKeyId,
         page: PageRequest,
     ) -> Result<Page<KeyAuditEntry>, ApiKeyError> {
         principal.require(Permission::ApiKeysManage)?;

@@ -96,7 +96,7 @@ impl Keys {
     /// An active key of the workspace.
     fn key(&self) -> ApiKey {
         ApiKey {
-            id: Uuid::now_v7(),
+            id: ApiKeyId::new(),
             workspace_id: self.workspace,
             name: "CI".to_owned(),
             prefix: "flx_abcdefgh".to_owned(),
@@ -574,7 +574,7 @@ async fn a_grace_period_beyond_thirty_days_is_refused_before_the_key_is_read() -
         .rotate(
             &keys.admin(),
             &Keys::origin(),
-            Uuid::now_v7(),
+            ApiKeyId::new(),
             Some(MAX_GRACE_SECONDS + 1),
         )
         .await;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Clock, Cursor, Failure, Forbidden, Page, PageRequest, Permission,
-    PlanLimitReached, Principal, StorageError, UnitOfWorkFactory, Uow, UserId, ValidationErrors,
-    WorkspaceId,
+    Actor, AuditEvent, AuditLog, Clock, Cursor, EnvironmentId, Failure, Forbidden, Page,
+    PageRequest, Permission, PlanLimitReached, Principal, StorageError, UnitOfWorkFactory, Uow,
+    UserId, ValidationErrors, WorkspaceId,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -83,7 +83,7 @@ impl Usage {
 /// An environment of the workspace, as the summary lists it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EnvironmentLine {
-    pub id: Uuid,
+    pub id: EnvironmentId,
     pub name: String,
     pub variables: u32,
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, EnvironmentId, EnvironmentVariables, ExposeSecret, Failure, Forbidden,
-    OwnedSecrets, Permission, Principal, RunEnvironment, SecretString, StorageError,
-    UnitOfWorkFactory, Uow, ValidationErrors, WorkspaceId,
+    AuditEvent, AuditLog, CredentialId, EnvironmentId, EnvironmentVariables, ExecutionId,
+    ExposeSecret, Failure, Forbidden, OwnedSecrets, Permission, Principal, RunEnvironment,
+    SecretString, StorageError, UnitOfWorkFactory, Uow, ValidationErrors, WorkflowId, WorkspaceId,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -29,7 +29,7 @@ const VARIABLES_TTL: Duration = Duration::from_secs(5);
 pub enum StoredValue {
     Plain(String),
     /// Sealed in the vault: the credential holding it.
-    Secret(Uuid),
+    Secret(CredentialId),
 }
 
 /// One variable of an environment.
@@ -90,8 +90,8 @@ pub struct EnvironmentPatch {
 /// The latest failed execution of an environment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LastFailure {
-    pub execution_id: Uuid,
-    pub workflow_id: Uuid,
+    pub execution_id: ExecutionId,
+    pub workflow_id: WorkflowId,
     pub error: Option<String>,
     pub at: OffsetDateTime,
 }
@@ -333,7 +333,7 @@ impl EnvironmentService {
             .save(unit.as_mut(), &updated)
             .await?;
         // Sealed values no variable holds any more go (after the rows that held them).
-        let kept: HashSet<Uuid> = updated.variables.iter().filter_map(secret_of).collect();
+        let kept: HashSet<CredentialId> = updated.variables.iter().filter_map(secret_of).collect();
         for replaced in current.variables.iter().filter_map(secret_of) {
             if !kept.contains(&replaced) {
                 self.ports
@@ -423,7 +423,7 @@ impl EnvironmentService {
                     }
                     to_seal.push((variables.len(), SecretString::from(value.clone())));
                     // Replaced by the sealed credential before saving.
-                    StoredValue::Secret(Uuid::nil())
+                    StoredValue::Secret(CredentialId::from_uuid(Uuid::nil()))
                 }
                 (None, true) => match before.map(|v| &v.value) {
                     Some(StoredValue::Secret(credential)) => StoredValue::Secret(*credential),
@@ -505,7 +505,7 @@ impl EnvironmentService {
     }
 }
 
-fn secret_of(variable: &Variable) -> Option<Uuid> {
+fn secret_of(variable: &Variable) -> Option<CredentialId> {
     match variable.value {
         StoredValue::Secret(credential) => Some(credential),
         StoredValue::Plain(_) => None,

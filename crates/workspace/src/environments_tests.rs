@@ -32,7 +32,7 @@ fn environment_with(variables: Vec<Variable>) -> Environment {
 
 #[test]
 fn a_secret_without_value_keeps_the_stored_one_and_needs_one() {
-    let sealed = Uuid::now_v7();
+    let sealed = CredentialId::new();
     let current = environment_with(vec![Variable {
         name: "TOKEN".to_owned(),
         value: StoredValue::Secret(sealed),

@@ -11,13 +11,12 @@
 use std::sync::Arc;
 
 use fluxolab_credentials::envelope::{DataKey, EnvelopeError, MasterKeys};
-use fluxolab_credentials::model::StoredDataKey;
+use fluxolab_credentials::model::{DataKeyId, StoredDataKey};
 use fluxolab_kernel::{
     Actor, AuditEvent, AuditLog, Clock, EnvironmentId, StorageError, Uow, UserId, WorkspaceId,
 };
 use serde_json::json;
 use time::{Date, Month, OffsetDateTime, Time, UtcOffset};
-use uuid::Uuid;
 
 use crate::model::{NewWorkspace, WorkspaceName};
 use crate::ports::WorkspaceRepository;
@@ -118,7 +117,7 @@ impl ProvisioningPlan {
     pub fn with_data_key(mut self, keys: &MasterKeys) -> Result<Self, EnvelopeError> {
         let workspace = self.workspace.id;
         self.data_key = Some(StoredDataKey {
-            id: Uuid::now_v7(),
+            id: DataKeyId::new(),
             workspace_id: workspace,
             version: 1,
             wrapped: DataKey::generate()?.wrap(keys, workspace)?,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use fluxolab_identity::{TokenIssuer, TokenSettings};
+use fluxolab_identity::{SessionFamilyId, TokenIssuer, TokenSettings};
 use fluxolab_kernel::{ManualClock, UserId};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
@@ -262,7 +262,7 @@ async fn forged_expired_and_foreign_tokens_are_401() -> TestResult {
         TokenSettings::default(),
         Arc::new(ManualClock::new(OffsetDateTime::now_utc())),
     )
-    .issue(user, None, uuid::Uuid::now_v7())?
+    .issue(user, None, SessionFamilyId::new())?
     .token;
     // Signed with the server's own key (derived as the server derives it) but long ago.
     let settings = fluxolab_app::Settings::from_lookup(|name| match name {
@@ -277,7 +277,7 @@ async fn forged_expired_and_foreign_tokens_are_401() -> TestResult {
             OffsetDateTime::now_utc() - Duration::hours(1),
         )),
     )
-    .issue(user, None, uuid::Uuid::now_v7())?
+    .issue(user, None, SessionFamilyId::new())?
     .token;
     let other_audience = TokenIssuer::new(
         settings.jwt_key(),
@@ -287,7 +287,7 @@ async fn forged_expired_and_foreign_tokens_are_401() -> TestResult {
         },
         Arc::new(ManualClock::new(OffsetDateTime::now_utc())),
     )
-    .issue(user, None, uuid::Uuid::now_v7())?
+    .issue(user, None, SessionFamilyId::new())?
     .token;
     let payload = account.access_token.split('.').nth(1).unwrap_or_default();
     let unsigned = format!(

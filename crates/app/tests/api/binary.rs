@@ -259,7 +259,7 @@ async fn keys_rotate_rewraps_under_the_new_secret_once() -> TestResult {
     }
     let old = MasterKeys::new(old_secret.as_bytes(), None)?;
     let stored = StoredDataKey {
-        id: uuid::Uuid::now_v7(),
+        id: fluxolab_credentials::model::DataKeyId::new(),
         workspace_id: workspace,
         version: 1,
         wrapped: DataKey::generate()?.wrap(&old, workspace)?,

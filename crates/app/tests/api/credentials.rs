@@ -5,17 +5,16 @@ use std::sync::Arc;
 
 use fluxolab_credentials::CredentialKind;
 use fluxolab_credentials::envelope::{DataKey, MasterKeys};
-use fluxolab_credentials::model::StoredDataKey;
+use fluxolab_credentials::model::{DataKeyId, StoredDataKey};
 use fluxolab_credentials::ports::{CredentialResolver, DataKeyRepository, ResolveError};
 use fluxolab_credentials::service::rewrap_all_data_keys;
 use fluxolab_credentials::{VaultPorts, VaultService};
-use fluxolab_kernel::{SystemClock, WorkspaceId};
+use fluxolab_kernel::{CredentialId, SystemClock, WorkspaceId};
 use fluxolab_postgres::TestDb;
 use fluxolab_postgres::unit_of_work::PgUnits;
 use fluxolab_postgres::vault::PgVault;
 use reqwest::Method;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::TestResult;
 use crate::helpers::{Account, Error, TEST_SECRET, TestApp};
@@ -73,7 +72,7 @@ fn workspace_of(account: &Account) -> Result<WorkspaceId, Error> {
 async fn resolve_password(
     vault: &VaultService,
     account: &Account,
-    id: Uuid,
+    id: CredentialId,
 ) -> Result<Option<String>, Error> {
     let resolved = vault
         .resolve(workspace_of(account)?, id, &[CredentialKind::Smtp], None)
@@ -97,7 +96,7 @@ async fn a_credential_round_trips_masked_outside_and_whole_inside() -> TestResul
     );
     assert_eq!(created["data"]["host"], "smtp.example.com");
     assert_eq!(created["key_version"], 1);
-    let id: Uuid = created["id"].as_str().unwrap_or_default().parse()?;
+    let id: CredentialId = created["id"].as_str().unwrap_or_default().parse()?;
 
     let fetched: Value = app
         .get_as(
@@ -261,7 +260,7 @@ async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_open() -> TestR
     let app = TestApp::spawn().await?;
     let alice = app.signed_up("tamper-a@example.com").await?;
     let bob = app.signed_up("tamper-b@example.com").await?;
-    let id_of = |value: &Value| -> Result<Uuid, Error> {
+    let id_of = |value: &Value| -> Result<CredentialId, Error> {
         Ok(value["id"].as_str().unwrap_or_default().parse()?)
     };
     let first = id_of(
@@ -290,8 +289,8 @@ async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_open() -> TestR
             "UPDATE credentials SET secret_nonce = source.secret_nonce, secret_ciphertext = source.secret_ciphertext \
              FROM credentials AS source WHERE source.id = $1 AND credentials.id = $2",
         )
-        .bind::<diesel::sql_types::Uuid, _>(first)
-        .bind::<diesel::sql_types::Uuid, _>(target)
+        .bind::<diesel::sql_types::Uuid, _>(first.as_uuid())
+        .bind::<diesel::sql_types::Uuid, _>(target.as_uuid())
         .execute(&mut connection)
         .await?;
     }
@@ -407,14 +406,19 @@ async fn an_interrupted_data_key_rotation_finishes_on_the_next_call() -> TestRes
         .await?
         .json()
         .await?;
-        ids.push(created["id"].as_str().unwrap_or_default().parse::<Uuid>()?);
+        ids.push(
+            created["id"]
+                .as_str()
+                .unwrap_or_default()
+                .parse::<CredentialId>()?,
+        );
     }
     // The first step of a rotation, then the process dies: a new key is active and no
     // row has been re-sealed yet.
     let master = MasterKeys::new(TEST_SECRET.as_bytes(), None)?;
     let store = PgVault::new(app.db.pool().clone());
     let interrupted = StoredDataKey {
-        id: Uuid::now_v7(),
+        id: DataKeyId::new(),
         workspace_id: workspace,
         version: 2,
         wrapped: DataKey::generate()?.wrap(&master, workspace)?,
@@ -521,7 +525,7 @@ async fn other_workspaces_credentials_do_not_exist_and_viewers_only_read() -> Te
     }
 
     // Server-side, too: resolving it in another workspace finds nothing.
-    let id: Uuid = created["id"].as_str().unwrap_or_default().parse()?;
+    let id: CredentialId = created["id"].as_str().unwrap_or_default().parse()?;
     let server = vault(&app.db, TEST_SECRET, None)?;
     assert!(matches!(
         server

@@ -56,22 +56,44 @@ impl TestApp {
     /// A second, independent instance of the application (its own pool, caches and
     /// listeners, as another server process has) on this one's database.
     pub async fn spawn_beside(&self) -> Result<Self, Error> {
-        Self::start_on(self.db.clone(), &[], Arc::new(SystemClock)).await
+        Self::start_on(self.db.clone(), self.db.url(), &[], Arc::new(SystemClock)).await
+    }
+
+    /// Like [`TestApp::spawn_with`], the server reaching its database at the URL `route`
+    /// makes of the test database's (through a proxy, say); `route` also gives back
+    /// whatever the test keeps of it.
+    pub async fn spawn_routed<T>(
+        extra: &[(&str, &str)],
+        route: impl FnOnce(&str) -> Result<(String, T), Error>,
+    ) -> Result<(Self, T), Error> {
+        Self::start_routed(extra, Arc::new(SystemClock), route).await
     }
 
     async fn start(extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let (app, ()) = Self::start_routed(extra, clock, |url| Ok((url.to_owned(), ()))).await?;
+        Ok(app)
+    }
+
+    async fn start_routed<T>(
+        extra: &[(&str, &str)],
+        clock: Arc<dyn Clock>,
+        route: impl FnOnce(&str) -> Result<(String, T), Error>,
+    ) -> Result<(Self, T), Error> {
         let db = TestDb::new().await?;
         seed_reference_data(&mut *db.pool().get().await?).await?;
-        Self::start_on(Arc::new(db), extra, clock).await
+        let (database_url, kept) = route(db.url())?;
+        let app = Self::start_on(Arc::new(db), &database_url, extra, clock).await?;
+        Ok((app, kept))
     }
 
     async fn start_on(
         db: Arc<TestDb>,
+        database_url: &str,
         extra: &[(&str, &str)],
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let mut environment: HashMap<String, String> = [
-            ("DATABASE_URL", db.url()),
+            ("DATABASE_URL", database_url),
             ("APP_SECRET", TEST_SECRET),
             ("BIND_ADDR", "127.0.0.1:0"),
             ("HTTP_WORKERS", "1"),

@@ -3,10 +3,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use fluxolab_kernel::{Page, PageRequest, StorageError, Uow, WorkspaceId};
+use fluxolab_kernel::{ApiKeyId, Page, PageRequest, StorageError, Uow, WorkspaceId};
 use fluxolab_workspace::api_keys::{ApiKey, ApiKeyRepository, KeyAuditEntry, Secret, StoredKey};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::{AuthCache, Change};
 use crate::unit_of_work::after_commit;
@@ -51,7 +50,7 @@ impl ApiKeyRepository for CachedApiKeys {
             .await
     }
 
-    async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StorageError> {
+    async fn touch(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StorageError> {
         self.inner.touch(id, at).await
     }
 
@@ -67,7 +66,11 @@ impl ApiKeyRepository for CachedApiKeys {
         self.inner.list(workspace, page).await
     }
 
-    async fn find(&self, workspace: WorkspaceId, id: Uuid) -> Result<Option<ApiKey>, StorageError> {
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: ApiKeyId,
+    ) -> Result<Option<ApiKey>, StorageError> {
         self.inner.find(workspace, id).await
     }
 
@@ -81,7 +84,7 @@ impl ApiKeyRepository for CachedApiKeys {
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: ApiKeyId,
         at: OffsetDateTime,
     ) -> Result<(), StorageError> {
         self.inner.revoke(unit, workspace, id, at).await?;
@@ -92,7 +95,7 @@ impl ApiKeyRepository for CachedApiKeys {
         &self,
         unit: &mut Uow,
         workspace: WorkspaceId,
-        id: Uuid,
+        id: ApiKeyId,
         secret: &Secret,
         previous_valid_until: OffsetDateTime,
     ) -> Result<(), StorageError> {
@@ -109,7 +112,7 @@ impl ApiKeyRepository for CachedApiKeys {
     async fn audit_log(
         &self,
         workspace: WorkspaceId,
-        key: Uuid,
+        key: ApiKeyId,
         page: PageRequest,
     ) -> Result<Page<KeyAuditEntry>, StorageError> {
         self.inner.audit_log(workspace, key, page).await

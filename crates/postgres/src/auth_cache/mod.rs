@@ -8,7 +8,7 @@
 //! `ApiKeyRepository` and caches `find_by_prefix`. Everything else goes straight through.
 //!
 //! **Invalidation.** Every change of what it holds announces itself in the transaction
-//! that makes it: triggers (migration 15) send `NOTIFY fluxolab_auth` with a payload
+//! that makes it: triggers (migration 16) send `NOTIFY fluxolab_auth` with a payload
 //! naming what changed ([`Change::parse`]), so an API call, a cascade from a deleted user
 //! or workspace, the seed or an operator's SQL are all announced — when they commit, and
 //! not at all when they roll back. Each process keeps one connection `LISTEN`ing

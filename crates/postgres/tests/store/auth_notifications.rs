@@ -1,4 +1,4 @@
-//! What migration 15's triggers announce on `fluxolab_auth` (read by every process's
+//! What migration 16's triggers announce on `fluxolab_auth` (read by every process's
 //! auth cache): each change of a membership, a workspace's archival, an API key (but
 //! its last use) and the roles' grants — at its commit, and nothing for a change rolled
 //! back. Notifications arrive in commit order, so a marker sent after the changes tells

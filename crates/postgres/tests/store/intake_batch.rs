@@ -4,11 +4,11 @@
 use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
-use fluxolab_kernel::WorkspaceId;
+use fluxolab_kernel::{WebhookEventId, WorkspaceId};
 use fluxolab_postgres::TestDb;
 use fluxolab_postgres::intake_batch::write_directly;
 use fluxolab_postgres::webhooks::PgWebhooks;
-use fluxolab_webhooks::model::Verdict;
+use fluxolab_webhooks::model::{Verdict, WebhookRegistrationId};
 use fluxolab_webhooks::ports::{EventStore, NewEvent, Recording};
 use fluxolab_webhooks::whatsapp;
 use fluxolab_workflows::start::DeliveryRun;
@@ -22,7 +22,7 @@ const REGISTRATION: &str = "00000000-0000-7000-8000-000000000004";
 /// A test database holding a workspace with a workflow active in production, bound to
 /// a `meta` registration; and that registration's id.
 pub(crate) async fn bound_registration()
--> Result<(TestDb, Uuid), Box<dyn std::error::Error + Send + Sync>> {
+-> Result<(TestDb, WebhookRegistrationId), Box<dyn std::error::Error + Send + Sync>> {
     let db = TestDb::new().await?;
     let mut connection = db.pool().get().await?;
     connection
@@ -44,13 +44,16 @@ pub(crate) async fn bound_registration()
         ))
         .await?;
     drop(connection);
-    Ok((db, Uuid::parse_str(REGISTRATION)?))
+    Ok((
+        db,
+        WebhookRegistrationId::from_uuid(Uuid::parse_str(REGISTRATION)?),
+    ))
 }
 
 /// A WhatsApp delivery of message `message_id` from contact `wa_id`; `variant` changes
 /// the body without changing the message.
 pub(crate) fn recording(
-    registration: Uuid,
+    registration: WebhookRegistrationId,
     message_id: &str,
     wa_id: &str,
     variant: &str,
@@ -77,7 +80,7 @@ pub(crate) fn recording(
 pub(crate) fn resent(recording: &Recording) -> Recording {
     Recording::new(
         NewEvent {
-            id: Uuid::now_v7(),
+            id: WebhookEventId::new(),
             ..recording.event.clone()
         },
         recording.extracted.clone(),
@@ -175,7 +178,12 @@ async fn concurrent_deliveries_share_writes_and_a_bad_one_fails_alone() -> TestR
         .collect();
     recordings.insert(
         20,
-        recording(Uuid::now_v7(), "wamid.orphan", "5511900000099", "x"),
+        recording(
+            WebhookRegistrationId::new(),
+            "wamid.orphan",
+            "5511900000099",
+            "x",
+        ),
     );
     let outcomes =
         futures_util::future::join_all(recordings.into_iter().map(|r| store.record(r))).await;

@@ -9,7 +9,7 @@ use fluxolab_kernel::{EnvironmentId, ExecutionId, UnitOfWorkFactory, WorkflowId,
 use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::unit_of_work::PgUnits;
 use fluxolab_postgres::webhooks::PgWebhooks;
-use fluxolab_webhooks::model::Verdict;
+use fluxolab_webhooks::model::{Verdict, WebhookRegistrationId};
 use fluxolab_webhooks::ports::EventStore;
 use fluxolab_workflows::execution::{ExecutionRepository, ExecutionStatus, TriggerKind};
 use fluxolab_workflows::start::{QueuedRun, RunQueue};
@@ -91,7 +91,7 @@ async fn run_queue_contract(
 async fn event_store_contract(
     store: &dyn EventStore,
     executions: &dyn ExecutionRepository,
-    registration: Uuid,
+    registration: WebhookRegistrationId,
     undeploy: impl AsyncFnOnce() -> TestResult,
 ) -> TestResult {
     let first = recording(registration, "wamid.C1", "5511900000001", "a");

@@ -1,0 +1,156 @@
+//! What the queue benches share: a scratch database, the services at their defaults, a
+//! workspace with the three-node workflow, and a backlog inserted in one statement.
+
+use std::sync::Arc;
+
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use fluxolab_app::Settings;
+use fluxolab_http::Services;
+use fluxolab_kernel::{Actor, Principal, SystemClock, UserId, WorkspaceId};
+use fluxolab_postgres::DbPool;
+use fluxolab_workflows::service::CreateWorkflow;
+use fluxolab_workspace::Role;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Creates a scratch database on `DATABASE_URL`'s server, runs `bench` against it, and
+/// drops it whatever the outcome.
+pub async fn in_scratch_database<F, Fut>(bench: F) -> Result<(), Error>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Error>>,
+{
+    let server = std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is required")?;
+    let name = format!("fluxolab_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = AsyncPgConnection::establish(&server).await?;
+    diesel::sql_query(format!(r#"CREATE DATABASE "{name}""#))
+        .execute(&mut admin)
+        .await?;
+    let mut url = url::Url::parse(&server)?;
+    url.set_path(&format!("/{name}"));
+    let outcome = bench(url.into()).await;
+    diesel::sql_query(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#))
+        .execute(&mut admin)
+        .await?;
+    outcome
+}
+
+/// The migrated scratch database, its pool and the services, at the default settings.
+pub struct Bench {
+    pub settings: Settings,
+    pub pool: DbPool,
+    pub services: Services,
+}
+
+impl Bench {
+    pub async fn start(url: &str) -> Result<Self, Error> {
+        let migrate_url = url.to_owned();
+        fluxolab_postgres::migrations::run_off_runtime(move || {
+            fluxolab_postgres::migrations::run_pending(&migrate_url)
+        })
+        .await?;
+        let settings = Settings::from_lookup(|variable| match variable {
+            "DATABASE_URL" => Some(url.to_owned()),
+            "APP_SECRET" => Some("bench-secret-bench-secret-bench-secret".to_owned()),
+            _ => None,
+        })?;
+        let pool = fluxolab_app::startup::pool(&settings.database)?;
+        fluxolab_postgres::seed::seed_reference_data(&mut *pool.get().await?).await?;
+        // Observed as `fluxolab serve` observes its workers, so figures include metrics.
+        let metrics = fluxolab_telemetry::MetricsRegistry::new();
+        let services = fluxolab_app::startup::services(
+            &pool,
+            &settings,
+            Arc::new(SystemClock),
+            Arc::new(metrics.executions().clone()),
+        )?;
+        Ok(Self {
+            settings,
+            pool,
+            services,
+        })
+    }
+
+    /// A user and workspace as registration makes them, with the three-node workflow
+    /// (trigger.manual → data.set → flow.if); returns the workspace and workflow ids.
+    pub async fn workspace_with_workflow(
+        &self,
+        email: &str,
+    ) -> Result<(uuid::Uuid, uuid::Uuid), Error> {
+        let user = self
+            .services
+            .accounts
+            .register(fluxolab_identity::Registration {
+                email: email.into(),
+                password: secrecy::SecretString::from("bench-password-123".to_owned()),
+                display_name: "Bench".into(),
+            })
+            .await?;
+        let workspace = user.default_workspace_id.ok_or("no workspace")?;
+        let owner = Principal::new(
+            Actor::User(UserId::from_uuid(user.id.as_uuid())),
+            WorkspaceId::from_uuid(workspace.as_uuid()),
+            Role::Owner.grants(),
+        );
+        let definition = serde_json::from_value(serde_json::json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual", "name": "Start"},
+                {"id": "shape", "type": "data.set", "name": "Shape", "params": {"values": {"total": "{{ trigger.body.a + trigger.body.b }}"}}},
+                {"id": "check", "type": "flow.if", "name": "Big?", "params": {"condition": "{{ nodes.shape.output.total > 10 }}"}}
+            ],
+            "connections": [{"from": "start", "to": "shape"}, {"from": "shape", "to": "check"}]
+        }))?;
+        let workflow = self
+            .services
+            .workflows
+            .create(
+                &owner,
+                CreateWorkflow {
+                    name: "Bench".into(),
+                    description: None,
+                    definition: Some(definition),
+                },
+            )
+            .await?;
+        Ok((workspace.as_uuid(), workflow.id.as_uuid()))
+    }
+
+    /// Queues `count` runs of `workflow` in one statement, due now.
+    pub async fn enqueue(
+        &self,
+        (workspace, workflow): (uuid::Uuid, uuid::Uuid),
+        count: i64,
+    ) -> Result<(), Error> {
+        diesel::sql_query(
+            "WITH queued AS ( \
+               INSERT INTO executions (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input) \
+               SELECT gen_random_uuid(), $1, $2, 1, e.id, 'queued', 'run', jsonb_build_object('a', n % 7, 'b', n % 11) \
+               FROM generate_series(1, $3) AS n \
+               JOIN workspace_environments e ON e.workspace_id = $1 AND e.is_default \
+               RETURNING 1) \
+             SELECT count(*), pg_notify('fluxolab_executions', '') FROM queued",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(workspace)
+        .bind::<diesel::sql_types::Uuid, _>(workflow)
+        .bind::<diesel::sql_types::BigInt, _>(count)
+        .execute(&mut self.pool.get().await?)
+        .await?;
+        Ok(())
+    }
+
+    /// Runs finished so far.
+    pub async fn finished(&self) -> Result<i64, Error> {
+        #[derive(QueryableByName)]
+        struct Done {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            done: i64,
+        }
+        let done: Done = diesel::sql_query(
+            "SELECT count(*) AS done FROM executions WHERE status IN ('succeeded', 'failed')",
+        )
+        .get_result(&mut self.pool.get().await?)
+        .await?;
+        Ok(done.done)
+    }
+}
