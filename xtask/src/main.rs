@@ -6,7 +6,7 @@
 //!   discovered database
 //! - `schema [--check]`: regenerate `crates/postgres/src/schema.rs` from the migrations, or
 //!   fail when it differs from them (CI)
-//! - `bench [--unsafe-fast] [credentials | executions | webhooks | api-keys | reads]`:
+//! - `bench [--unsafe-fast] [credentials | executions | fairness | webhooks | api-keys | reads]`:
 //!   performance figures (release build) on a durable server, each with the server's
 //!   settings and as a ratio of a `pgbench` reference run in the same sitting
 //! - `api-check [ARGS…]`: schemathesis (pinned) against a server on a fresh test database
@@ -38,7 +38,7 @@ commands:
   schema [--check]          regenerate crates/postgres/src/schema.rs from the migrations
                             (diesel print-schema on a scratch database), or with
                             --check fail when it differs
-  bench [--unsafe-fast] [credentials|executions|webhooks|api-keys|reads]
+  bench [--unsafe-fast] [credentials|executions|fairness|webhooks|api-keys|reads]
                             print performance figures (release build) against a durable
                             server (TEST_DATABASE_URL, else the bench cluster under
                             .fluxolab/pg-bench: fsync and synchronous_commit on), with
