@@ -63,6 +63,12 @@ const BENCHES: &[Bench] = &[
         reference: Some(Reference::Select),
     },
     Bench {
+        name: "reads",
+        package: "fluxolab-app",
+        example: "bench_reads",
+        reference: Some(Reference::Select),
+    },
+    Bench {
         name: "scaleout",
         package: "fluxolab-app",
         example: "bench_scaleout",
@@ -105,7 +111,7 @@ pub fn run(args: &[String]) -> Result<u8, String> {
         .collect();
     if selected.is_empty() {
         return Err(format!(
-            "unknown benchmark `{}`; available: credentials, executions, fairness, webhooks, api-keys, scaleout",
+            "unknown benchmark `{}`; available: credentials, executions, fairness, webhooks, api-keys, reads, scaleout",
             options.wanted
         ));
     }
@@ -313,8 +319,12 @@ fn print_summary(
     println!("  server settings          {}", server.describe_settings());
     match (reference, bench.reference) {
         (Some(measured), _) => println!(
-            "  reference                {:>10} tps  {}: {}",
+            "  reference                {:>10} tps  {}{}: {}",
             grouped(measured.tps),
+            measured
+                .p99_ms
+                .map(|p99| format!("p99 {p99:.2} ms  "))
+                .unwrap_or_default(),
             measured.reference.name(),
             measured.reference.command_line()
         ),
@@ -325,13 +335,25 @@ fn print_summary(
         (None, None) => {}
     }
     for (key, value) in results {
-        match reference.filter(|_| key.ends_with("_per_second")) {
-            Some(measured) => println!(
+        let rate = reference
+            .filter(|_| key.ends_with("_per_second"))
+            .map(|measured| measured.tps);
+        let p99 = reference
+            .filter(|_| key.ends_with("_p99_ms"))
+            .and_then(|measured| measured.p99_ms);
+        match (rate, p99) {
+            (Some(tps), _) => println!(
                 "  {key:<40} {:>10}   {:>6.3} × reference",
                 grouped(*value),
-                value / measured.tps
+                value / tps
             ),
-            None => println!("  {key:<40} {:>10}", grouped(*value)),
+            // Latencies keep their decimals; a ratio above 1 is slower than pgbench.
+            (None, Some(p99)) => println!(
+                "  {key:<40} {value:>10.2}   {:>6.3} × reference p99",
+                value / p99
+            ),
+            (None, None) if key.ends_with("_ms") => println!("  {key:<40} {value:>10.2}"),
+            (None, None) => println!("  {key:<40} {:>10}", grouped(*value)),
         }
     }
 }

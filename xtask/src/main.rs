@@ -6,9 +6,9 @@
 //!   discovered database
 //! - `schema [--check]`: regenerate `crates/postgres/src/schema.rs` from the migrations, or
 //!   fail when it differs from them (CI)
-//! - `bench [--unsafe-fast] [credentials | executions | webhooks | api-keys | scaleout]`:
-//!   performance figures (release build) on a durable server, each with the server's
-//!   settings and as a ratio of a `pgbench` reference run in the same sitting
+//! - `bench [--unsafe-fast] [credentials | executions | fairness | webhooks | api-keys | reads
+//!   | scaleout]`: performance figures (release build) on a durable server, each with the
+//!   server's settings and as a ratio of a `pgbench` reference run in the same sitting
 //! - `api-check [ARGS…]`: schemathesis (pinned) against a server on a fresh test database
 //! - `db start | stop | remove | status | url`: manage the private cluster under
 //!   `.fluxolab/pg` (stop, remove and status also the bench cluster, `.fluxolab/pg-bench`)
@@ -38,7 +38,7 @@ commands:
   schema [--check]          regenerate crates/postgres/src/schema.rs from the migrations
                             (diesel print-schema on a scratch database), or with
                             --check fail when it differs
-  bench [--unsafe-fast] [credentials|executions|webhooks|api-keys|scaleout]
+  bench [--unsafe-fast] [credentials|executions|fairness|webhooks|api-keys|reads|scaleout]
                             print performance figures (release build) against a durable
                             server (TEST_DATABASE_URL, else the bench cluster under
                             .fluxolab/pg-bench: fsync and synchronous_commit on), with

@@ -8,7 +8,9 @@
 //!   `pgbench_accounts` per transaction) at scale 10, 32 clients over 2 threads.
 //!
 //! Each runs in a scratch database of its own, dropped afterwards (named after the
-//! checkout: one an interrupted run left is dropped by the next).
+//! checkout: one an interrupted run left is dropped by the next). Besides its
+//! transactions per second, its p99 latency is read from a log of one transaction in
+//! ten (`--log --sampling-rate 0.1`), for the benches that report latencies.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,6 +52,7 @@ impl Reference {
             .map(String::from)
             .to_vec();
         arguments.extend(["-T".to_owned(), SECONDS.to_string()]);
+        arguments.extend(["--log", "--sampling-rate", "0.1"].map(String::from));
         match self {
             Self::Insert => {
                 arguments.extend(["-c".to_owned(), "64".to_owned(), "-f".to_owned()]);
@@ -76,6 +79,9 @@ impl Reference {
 pub struct Measured {
     pub reference: Reference,
     pub tps: f64,
+    /// The 99th percentile of the sampled transactions' latencies, in milliseconds
+    /// (`None` when pgbench's log could not be read).
+    pub p99_ms: Option<f64>,
 }
 
 /// `xtask/pgbench/NAME`.
@@ -130,15 +136,54 @@ pub fn measure(
                 )?;
             }
         }
-        let output = checked_output(Command::new(pgbench).args(reference.arguments()).arg(&url))?;
+        let logs = std::env::temp_dir().join(&scratch);
+        std::fs::create_dir_all(&logs)
+            .map_err(|error| format!("could not create {}: {error}", logs.display()))?;
+        let output = checked_output(
+            Command::new(pgbench)
+                .args(reference.arguments())
+                .arg("--log-prefix")
+                .arg(logs.join("latency"))
+                .arg(&url),
+        );
+        let p99_ms = p99_of_logs(&logs);
+        if let Err(error) = std::fs::remove_dir_all(&logs) {
+            eprintln!("xtask: could not remove {}: {error}", logs.display());
+        }
+        let output = output?;
         parse_tps(&output)
-            .map(|tps| Measured { reference, tps })
+            .map(|tps| Measured {
+                reference,
+                tps,
+                p99_ms,
+            })
             .ok_or_else(|| format!("no tps figure in pgbench's output:\n{output}"))
     });
     if let Err(error) = psql(psql_path, server_url, &["-c", &drop]) {
         eprintln!("xtask: could not drop the scratch database {scratch}: {error}");
     }
     outcome
+}
+
+/// The p99 latency (ms) of the transactions logged in the files of `directory`
+/// (pgbench writes one per thread); `None` when there are none.
+fn p99_of_logs(directory: &Path) -> Option<f64> {
+    let mut latencies = Vec::new();
+    for entry in std::fs::read_dir(directory).ok()? {
+        let text = std::fs::read_to_string(entry.ok()?.path()).ok()?;
+        latencies.extend(text.lines().filter_map(logged_latency_us));
+    }
+    latencies.sort_unstable();
+    // As the bench examples take their percentiles: the nearest rank.
+    let index = (latencies.len().checked_sub(1)? as f64 * 0.99).round() as usize;
+    latencies.get(index).map(|us| *us as f64 / 1000.0)
+}
+
+/// The latency (µs) of one line of pgbench's transaction log: `client_id
+/// transaction_no time script_no time_epoch time_us [schedule_lag]`, `time` the
+/// transaction's latency in microseconds.
+fn logged_latency_us(line: &str) -> Option<u64> {
+    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// The transactions per second `pgbench` reports: `tps = N (without initial connection
@@ -194,11 +239,31 @@ tps = 1010.25 (excluding connections establishing)
     fn the_commands_are_printed_relative_to_the_project() {
         assert_eq!(
             Reference::Insert.command_line(),
-            "pgbench -n -M prepared -j 2 -T 12 -c 64 -f xtask/pgbench/insert_1k.sql"
+            "pgbench -n -M prepared -j 2 -T 12 --log --sampling-rate 0.1 -c 64 -f xtask/pgbench/insert_1k.sql"
         );
         assert_eq!(
             Reference::Select.command_line(),
-            "pgbench -n -M prepared -j 2 -T 12 -c 32 -S"
+            "pgbench -n -M prepared -j 2 -T 12 --log --sampling-rate 0.1 -c 32 -S"
         );
+    }
+
+    #[test]
+    fn the_p99_is_read_from_the_transaction_logs() -> Result<(), std::io::Error> {
+        let directory =
+            std::env::temp_dir().join(format!("fluxolab-xtask-p99-{}", std::process::id()));
+        std::fs::create_dir_all(&directory)?;
+        // 200 transactions over two threads' files: 1..=200 ms.
+        let lines = |range: std::ops::RangeInclusive<u64>| -> String {
+            range
+                .map(|ms| format!("0 {ms} {} 0 1733500000 123456\n", ms * 1000))
+                .collect()
+        };
+        std::fs::write(directory.join("latency.1"), lines(1..=100))?;
+        std::fs::write(directory.join("latency.1.1"), lines(101..=200))?;
+        let p99 = super::p99_of_logs(&directory);
+        std::fs::remove_dir_all(&directory)?;
+        assert_eq!(p99, Some(198.0));
+        assert_eq!(super::logged_latency_us("garbage"), None);
+        Ok(())
     }
 }

@@ -181,7 +181,16 @@ async fn fire(
                     break;
                 };
                 let sent = Instant::now();
-                let answer = connection.post_signed(&path, body, signature).await;
+                let answer = connection
+                    .send(
+                        "POST",
+                        &path,
+                        &format!(
+                            "content-type: application/json\r\nx-hub-signature-256: {signature}\r\n"
+                        ),
+                        body,
+                    )
+                    .await;
                 latencies.push(sent.elapsed());
                 match answer {
                     Ok(200) => {}

@@ -31,6 +31,9 @@ pub struct Settings {
     pub telemetry: fluxolab_telemetry::TelemetrySettings,
     pub webhooks: WebhookSettings,
     pub alerts: AlertSettings,
+    /// `AUTH_CACHE_CAPACITY`, `AUTH_CACHE_TTL_SECONDS`: the per-process cache of who may
+    /// do what (memberships, API keys).
+    pub auth_cache: fluxolab_postgres::auth_cache::AuthCacheSettings,
 }
 
 /// How the webhook intake behaves.
@@ -377,6 +380,8 @@ impl Settings {
         let telemetry = reader.telemetry();
         let webhooks = reader.webhooks();
         let alerts = reader.alerts();
+        let auth_cache_capacity = reader.number("AUTH_CACHE_CAPACITY", 100_000, 100..=10_000_000);
+        let auth_cache_ttl = reader.number("AUTH_CACHE_TTL_SECONDS", 60, 1..=3600);
 
         let settings = match (database, app_secret) {
             (Some(database), Some(app_secret)) => {
@@ -401,6 +406,10 @@ impl Settings {
                     telemetry,
                     webhooks,
                     alerts,
+                    auth_cache: fluxolab_postgres::auth_cache::AuthCacheSettings {
+                        capacity: auth_cache_capacity,
+                        ttl: Duration::from_secs(auth_cache_ttl),
+                    },
                 })
             }
             _ => None,
@@ -547,6 +556,38 @@ mod tests {
                 "PUBLIC_BASE_URL"
             ]
         );
+        Ok(())
+    }
+
+    #[test]
+    fn auth_cache_settings_have_defaults_and_are_checked() -> Result<(), ConfigErrors> {
+        let base = [
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1/fluxolab"),
+            ("APP_SECRET", SECRET),
+        ];
+        let settings = Settings::from_lookup(lookup(&base))?;
+        assert_eq!(settings.auth_cache.capacity, 100_000);
+        assert_eq!(settings.auth_cache.ttl, Duration::from_secs(60));
+        let set = Settings::from_lookup(lookup(&[
+            base[0],
+            base[1],
+            ("AUTH_CACHE_CAPACITY", "5000"),
+            ("AUTH_CACHE_TTL_SECONDS", "5"),
+        ]))?;
+        assert_eq!(set.auth_cache.capacity, 5000);
+        assert_eq!(set.auth_cache.ttl, Duration::from_secs(5));
+
+        let errors = Settings::from_lookup(lookup(&[
+            base[0],
+            base[1],
+            ("AUTH_CACHE_CAPACITY", "10"),
+            ("AUTH_CACHE_TTL_SECONDS", "0"),
+        ]))
+        .err()
+        .map(|errors| errors.0)
+        .unwrap_or_default();
+        let variables: Vec<_> = errors.iter().map(|problem| problem.variable).collect();
+        assert_eq!(variables, ["AUTH_CACHE_CAPACITY", "AUTH_CACHE_TTL_SECONDS"]);
         Ok(())
     }
 

@@ -14,6 +14,7 @@ use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::activity_log::PgAudit;
 use fluxolab_postgres::alerts::PgAlerts;
 use fluxolab_postgres::api_keys::PgApiKeys;
+use fluxolab_postgres::auth_cache::{AuthCache, CachedApiKeys, CachedMembers};
 use fluxolab_postgres::billing::PgBilling;
 use fluxolab_postgres::environments::PgEnvironments;
 use fluxolab_postgres::executions::PgExecutions;
@@ -80,12 +81,27 @@ pub fn pool(settings: &DatabaseSettings) -> Result<DbPool, PoolBuildError> {
     )
 }
 
-/// Wires the use cases to their Postgres adapters.
+/// Wires the use cases to their Postgres adapters, for a process that serves no API
+/// (tools, seeding in tests and benches, `fluxolab worker`): its auth cache has no
+/// listener, so it is never used (see [`services_with`]).
 pub fn services(
     pool: &DbPool,
     settings: &Settings,
     clock: Arc<dyn Clock>,
     observer: Arc<dyn ExecutionObserver>,
+) -> Result<Services, StartupError> {
+    let auth = AuthCache::new(settings.auth_cache);
+    services_with(pool, settings, clock, observer, &auth)
+}
+
+/// Wires the use cases to their Postgres adapters; memberships and API keys are looked
+/// up through `auth` (used once its listener listens: [`AuthCache::listen`]).
+pub fn services_with(
+    pool: &DbPool,
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    observer: Arc<dyn ExecutionObserver>,
+    auth: &AuthCache,
 ) -> Result<Services, StartupError> {
     let units = Arc::new(PgUnits::new(pool.clone()));
     let accounts = Arc::new(PgAccounts::new(pool.clone()));
@@ -211,7 +227,10 @@ pub fn services(
     );
     let api_key_service = ApiKeyService::new(ApiKeyPorts {
         units: units.clone(),
-        keys: Arc::new(PgApiKeys::new(pool.clone())),
+        keys: Arc::new(CachedApiKeys::new(
+            Arc::new(PgApiKeys::new(pool.clone())),
+            auth.clone(),
+        )),
         plans: Arc::new(PgPlanGuard),
         audit: audit.clone(),
         clock: clock.clone(),
@@ -238,7 +257,7 @@ pub fn services(
     let workspace_service = WorkspaceService::new(WorkspacePorts {
         units,
         workspaces: workspaces.clone(),
-        members: workspaces.clone(),
+        members: Arc::new(CachedMembers::new(workspaces.clone(), auth.clone())),
         activities: workspaces,
         audit,
         plans: Arc::new(PgPlanGuard),
@@ -272,6 +291,9 @@ pub struct Application {
     server: Server,
     services: Services,
     workers: Option<WorkerSettings>,
+    /// Memberships and API keys, used once the listener runs on `pool`.
+    auth: AuthCache,
+    pool: DbPool,
 }
 
 impl std::fmt::Debug for Application {
@@ -296,13 +318,15 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let pool = pool(&settings.database)?;
         let metrics = MetricsRegistry::new();
-        let services = services(
+        let auth = AuthCache::new(settings.auth_cache);
+        let services = services_with(
             &pool,
             settings,
             clock,
             Arc::new(metrics.executions().clone()),
+            &auth,
         )?;
-        let probe = PostgresProbe::new(pool, migrations::embedded_versions()?);
+        let probe = PostgresProbe::new(pool.clone(), migrations::embedded_versions()?);
         let state = ApiState::new(Arc::new(probe))?
             .with_metrics(metrics)
             .with_services(services.clone());
@@ -327,6 +351,8 @@ impl Application {
             server,
             services,
             workers: Some(settings.workers),
+            auth,
+            pool,
         })
     }
 
@@ -345,6 +371,7 @@ impl Application {
     /// running executions finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.services.intake.start();
+        let listener = self.auth.listen(self.pool);
         let workers = self.workers.map(|settings| {
             WorkerPool::start(
                 self.services.executions.clone(),
@@ -358,6 +385,7 @@ impl Application {
         if let Some(workers) = workers {
             workers.shutdown().await;
         }
+        listener.abort();
         served
     }
 }

@@ -1,6 +1,7 @@
 //! Who is calling: the signed-in user from the bearer token, and the principal in the
 //! active workspace (`X-Workspace-Id`, else the token's workspace), checked against
-//! membership on every request.
+//! membership on every request (a lookup each process caches, evicted on every change:
+//! see `fluxolab_postgres::auth_cache`).
 
 use fluxolab_workspace::api_keys::KEY_PREFIX;
 use std::future::Future;

@@ -54,7 +54,12 @@ pub trait UserRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<(), StorageError>;
     async fn find(&self, user: UserId) -> Result<Option<User>, StorageError>;
-    async fn memberships(&self, user: UserId) -> Result<Vec<Membership>, StorageError>;
+    /// The user with the memberships they hold in workspaces not archived (oldest
+    /// workspace first), read together: `GET /api/auth/me` costs one round trip.
+    async fn find_with_memberships(
+        &self,
+        user: UserId,
+    ) -> Result<Option<(User, Vec<Membership>)>, StorageError>;
     async fn settings(&self, user: UserId) -> Result<Option<UserSettings>, StorageError>;
     async fn save_settings(
         &self,

@@ -300,13 +300,11 @@ impl AccountService {
     /// The user with their memberships.
     #[tracing::instrument(name = "accounts.me", skip_all)]
     pub async fn me(&self, user: UserId) -> Result<(User, Vec<Membership>), AccountError> {
-        let found = self
-            .ports
+        self.ports
             .users
-            .find(user)
+            .find_with_memberships(user)
             .await?
-            .ok_or(AccountError::UnknownUser)?;
-        Ok((found, self.ports.users.memberships(user).await?))
+            .ok_or(AccountError::UnknownUser)
     }
 
     /// Changes the password after checking the current one, and revokes every session

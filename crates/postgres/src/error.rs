@@ -28,6 +28,8 @@ pub enum StoreError {
     CompletionsStopped,
     #[error("the notification stream ended")]
     ListenerEnded,
+    #[error("the listening connection did not answer its check in time")]
+    ListenerUnresponsive,
 }
 
 /// Whether `error` is a unique violation of `constraint`.

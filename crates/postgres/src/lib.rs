@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod activity_log;
 pub mod alerts;
 pub mod api_keys;
+pub mod auth_cache;
 pub mod billing;
 mod completions;
 pub mod conversations;

@@ -33,6 +33,8 @@ use crate::error::{StoreError, storage};
 /// A transaction on a pooled connection.
 pub struct PgUnitOfWork {
     connection: Option<Object<AsyncPgConnection>>,
+    /// Awaited once `COMMIT` succeeded, in order; dropped unrun when the unit rolls back.
+    on_commit: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl std::fmt::Debug for PgUnitOfWork {
@@ -58,6 +60,21 @@ pub fn connection_of(unit: &mut Uow) -> Result<&mut AsyncPgConnection, StorageEr
         .connection()
 }
 
+/// Runs `action` right after `unit` commits, and never if it rolls back: for what this
+/// process keeps of the rows a change wrote (the auth cache evicts them), so that the
+/// caller's next request sees the change.
+pub(crate) fn after_commit(
+    unit: &mut Uow,
+    action: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StorageError> {
+    unit.as_any()
+        .downcast_mut::<PgUnitOfWork>()
+        .ok_or_else(|| storage(StoreError::ForeignUnit))?
+        .on_commit
+        .push(Box::pin(action));
+    Ok(())
+}
+
 #[async_trait]
 impl UnitOfWork for PgUnitOfWork {
     fn as_any(&mut self) -> &mut (dyn Any + Send) {
@@ -71,7 +88,13 @@ impl UnitOfWork for PgUnitOfWork {
             .take()
             .ok_or_else(|| storage(StoreError::UnitFinished))?;
         match diesel::sql_query("COMMIT").execute(&mut *connection).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                drop(connection);
+                for action in std::mem::take(&mut self.on_commit) {
+                    action.await;
+                }
+                Ok(())
+            }
             Err(error) => {
                 // Do not return a connection in an unknown state to the pool.
                 drop(Object::take(connection));
@@ -167,6 +190,7 @@ impl UnitOfWorkFactory for PgUnits {
             .map_err(storage)?;
         Ok(Box::new(PgUnitOfWork {
             connection: Some(connection),
+            on_commit: Vec::new(),
         }))
     }
 }

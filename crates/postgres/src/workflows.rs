@@ -23,6 +23,7 @@ use crate::DbPool;
 use crate::error::storage;
 use crate::pool::pooled;
 use crate::schema::{credentials, workflow_deployments, workflow_versions, workflows};
+use crate::sql::Prepared;
 use crate::unit_of_work::connection_of;
 
 /// Workflows over the pool.
@@ -221,15 +222,15 @@ impl WorkflowRepository for PgWorkflows {
         id: WorkflowId,
     ) -> Result<Option<Workflow>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        // Raw: a jsonb_agg of the deployments in a scalar subquery (WORKFLOW_SELECT).
-        let row: Option<WorkflowRow> =
-            diesel::sql_query(format!("{WORKFLOW_SELECT} AND w.id = $2"))
-                .bind::<SqlUuid, _>(workspace.as_uuid())
-                .bind::<SqlUuid, _>(id.as_uuid())
-                .get_result(&mut connection)
-                .await
-                .optional()
-                .map_err(storage)?;
+        // Raw: a jsonb_agg of the deployments in a scalar subquery (WORKFLOW_SELECT);
+        // prepared once per connection, as every authenticated read of one runs it.
+        let row: Option<WorkflowRow> = Prepared::new(format!("{WORKFLOW_SELECT} AND w.id = $2"))
+            .bind::<SqlUuid, _>(workspace.as_uuid())
+            .bind::<SqlUuid, _>(id.as_uuid())
+            .get_result(&mut connection)
+            .await
+            .optional()
+            .map_err(storage)?;
         row.map(Workflow::try_from).transpose()
     }
 
@@ -241,12 +242,16 @@ impl WorkflowRepository for PgWorkflows {
     ) -> Result<Page<Workflow>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         let after = page.after();
-        // Raw: a jsonb_agg of the deployments in a scalar subquery (WORKFLOW_SELECT).
-        let rows: Vec<WorkflowRow> = diesel::sql_query(format!(
-            "{WORKFLOW_SELECT} AND ($2::timestamptz IS NULL OR (w.created_at, w.id) > ($2, $3)) \
-             ORDER BY w.created_at, w.id LIMIT $4"
+        // Raw: a jsonb_agg of the deployments in a scalar subquery (WORKFLOW_SELECT);
+        // prepared once per connection.
+        let rows: Vec<WorkflowRow> = Prepared::new(format!(
+            "{WORKFLOW_SELECT} AND ($2::timestamptz IS NULL OR (w.created_at, w.id) > ($3, $4)) \
+             ORDER BY w.created_at, w.id LIMIT $5"
         ))
         .bind::<SqlUuid, _>(workspace.as_uuid())
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(
+            after.map(|cursor| cursor.created_at),
+        )
         .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(
             after.map(|cursor| cursor.created_at),
         )

@@ -262,11 +262,10 @@ pub struct NewApiKey {
     pub environment: Option<String>,
 }
 
-/// The API key use cases.
+/// The API key use cases. Every request a key makes looks it up by prefix
+/// (`ApiKeyRepository::find_by_prefix`); the adapter caches that lookup.
 pub struct ApiKeyService {
     ports: ApiKeyPorts,
-    /// Keys by lookup prefix, briefly, so most requests cost no query.
-    cache: moka::sync::Cache<String, Option<Arc<StoredKey>>>,
     /// When each key's `last_used_at` or refusal was last written.
     written: moka::sync::Cache<(ApiKeyId, &'static str), ()>,
 }
@@ -277,9 +276,6 @@ impl std::fmt::Debug for ApiKeyService {
     }
 }
 
-/// How long a looked-up key is trusted in this process (revocations and rotations in
-/// this process drop it at once).
-pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 /// `last_used_at` and sampled refusals are written at most this often per key.
 pub const USE_WRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -331,20 +327,11 @@ impl ApiKeyService {
     pub fn new(ports: ApiKeyPorts) -> Self {
         Self {
             ports,
-            cache: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(KEY_CACHE_TTL)
-                .build(),
             written: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(USE_WRITE_EVERY)
                 .build(),
         }
-    }
-
-    fn forget(&self, key: &ApiKey) {
-        self.cache.invalidate_all();
-        tracing::debug!(key_id = %key.id, "API key cache cleared");
     }
 
     /// The principal a presented `flx_…` key stands for: bound to its workspace, with
@@ -361,23 +348,15 @@ impl ApiKeyService {
             tracing::info!("malformed API key refused");
             return Err(KeyRefusal::Unknown);
         };
-        let stored = match self.cache.get(prefix) {
-            Some(found) => found,
-            None => {
-                let found = self
-                    .ports
-                    .keys
-                    .find_by_prefix(prefix)
-                    .await
-                    .map_err(|error| {
-                        tracing::warn!(%error, "could not look up an API key");
-                        KeyRefusal::Unknown
-                    })?
-                    .map(Arc::new);
-                self.cache.insert(prefix.to_owned(), found.clone());
-                found
-            }
-        };
+        let stored = self
+            .ports
+            .keys
+            .find_by_prefix(prefix)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "could not look up an API key");
+                KeyRefusal::Unknown
+            })?;
         let Some(stored) = stored else {
             tracing::info!(prefix, "unknown API key refused");
             return Err(KeyRefusal::Unknown);
@@ -719,7 +698,6 @@ impl ApiKeyService {
         self.record(unit.as_mut(), principal, origin, &key, "revoked", json!({}))
             .await?;
         unit.commit().await?;
-        self.forget(&key);
         self.get(principal, id).await
     }
 
@@ -765,7 +743,6 @@ impl ApiKeyService {
         )
         .await?;
         unit.commit().await?;
-        self.forget(&key);
         Ok((self.get(principal, id).await?, secret.key))
     }
 

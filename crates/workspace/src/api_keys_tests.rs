@@ -667,7 +667,7 @@ async fn a_revoked_key_is_refused_and_its_refusal_audited_once_per_window() -> T
     };
     keys.keys
         .expect_find_by_prefix()
-        .times(1)
+        .times(3)
         .returning(move |_| Ok(Some(stored.clone())));
     let id = key.id;
     keys.keys

@@ -1,8 +1,8 @@
-//! The load generator's client: one keep-alive HTTP/1.1 connection that writes a
-//! request and reads just enough of the answer (its status and its length), as `wrk`
-//! does. A full client (URL parsing, header maps, a connection pool) spends more CPU
-//! per request than the intake's own parsing, and on a 2-core machine that CPU is taken
-//! from the server and PostgreSQL under test.
+//! The load generator's client (of `bench_webhooks` and `bench_reads`): one keep-alive
+//! HTTP/1.1 connection that writes a request and reads just enough of the answer (its
+//! status and its length), as `wrk` does. A full client (URL parsing, header maps, a
+//! connection pool) spends more CPU per request than the server's own parsing, and on a
+//! 2-core machine that CPU is taken from the server and PostgreSQL under test.
 
 use std::io;
 use std::net::SocketAddr;
@@ -30,19 +30,19 @@ impl Connection {
         })
     }
 
-    /// POSTs `body` (JSON) to `path` with the `X-Hub-Signature-256` header; the answer's
-    /// status.
-    pub async fn post_signed(
+    /// Sends `method path` with `headers` (`name: value` lines, each ending `\r\n`) and
+    /// `body`; the answer's status.
+    pub async fn send(
         &mut self,
+        method: &str,
         path: &str,
+        headers: &str,
         body: &[u8],
-        signature: &str,
     ) -> io::Result<u16> {
         self.request.clear();
         self.request.extend_from_slice(
             format!(
-                "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
-                 x-hub-signature-256: {signature}\r\ncontent-length: {}\r\n\r\n",
+                "{method} {path} HTTP/1.1\r\nhost: {}\r\n{headers}content-length: {}\r\n\r\n",
                 self.host,
                 body.len()
             )

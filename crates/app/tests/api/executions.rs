@@ -370,6 +370,19 @@ async fn email_send_delivers_the_templated_message() -> TestResult {
         "{}",
         delivered[0]
     );
+    // The step's idempotency key is the message's id, the same on every attempt.
+    let execution: uuid::Uuid = tested["id"].as_str().ok_or("no id")?.parse()?;
+    let key = uuid::Uuid::new_v5(&execution, b"mail").to_string();
+    assert_eq!(
+        tested["steps"][1]["idempotency_key"],
+        key.as_str(),
+        "{tested}"
+    );
+    assert!(
+        delivered[0].contains(&format!("Message-ID: <{key}@example.com>")),
+        "{}",
+        delivered[0]
+    );
     Ok(())
 }
 

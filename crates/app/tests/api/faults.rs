@@ -4,7 +4,7 @@
 //! run's call step is already recorded.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,12 +18,13 @@ use tokio::net::TcpListener;
 use uuid::Uuid;
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TEST_SECRET, TestApp};
+use crate::helpers::{Account, Error, TestApp};
 
 /// How long the receiver takes to answer: longer than the drain, so a stopped worker
 /// has effects in flight.
 const EFFECT_TAKES: Duration = Duration::from_millis(1500);
 const RUNS: i64 = 600;
+/// The workers' lease (`crate::queue::worker_process_with` sets 3 s).
 const LEASE_SECONDS: u64 = 3;
 
 /// One effect as the receiver saw it.
@@ -147,20 +148,7 @@ async fn calling_workflow(app: &TestApp, owner: &Account, port: u16) -> Result<S
 }
 
 fn worker(app: &TestApp) -> std::io::Result<Child> {
-    Command::new(env!("CARGO_BIN_EXE_fluxolab"))
-        .arg("worker")
-        .current_dir(std::env::temp_dir())
-        .env("DATABASE_URL", app.db.url())
-        .env("APP_SECRET", TEST_SECRET)
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env("WORKERS", "16")
-        .env("DATABASE_POOL_SIZE", "8")
-        .env("EXECUTION_LEASE_SECONDS", LEASE_SECONDS.to_string())
-        .env("SHUTDOWN_DRAIN_SECONDS", "1")
-        .env("LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    crate::queue::worker_process_with(app, &[("WORKERS", "16"), ("SHUTDOWN_DRAIN_SECONDS", "1")])
 }
 
 fn signal(child: &Child, name: &str) -> std::io::Result<()> {

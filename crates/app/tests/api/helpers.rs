@@ -9,10 +9,11 @@ use serde_json::{Value, json};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// A running application on its own, seeded database.
+/// A running application on its own, seeded database (shared with the instances
+/// [`TestApp::spawn_beside`] starts).
 pub struct TestApp {
     pub address: String,
-    pub db: TestDb,
+    pub db: Arc<TestDb>,
     pub client: reqwest::Client,
 }
 
@@ -52,6 +53,12 @@ impl TestApp {
         Self::start(&[("FLUXOLAB_TEST_NO_WORKERS", "1")], Arc::new(SystemClock)).await
     }
 
+    /// A second, independent instance of the application (its own pool, caches and
+    /// listeners, as another server process has) on this one's database.
+    pub async fn spawn_beside(&self) -> Result<Self, Error> {
+        Self::start_on(self.db.clone(), self.db.url(), &[], Arc::new(SystemClock)).await
+    }
+
     /// Like [`TestApp::spawn_with`], the server reaching its database at the URL `route`
     /// makes of the test database's (through a proxy, say); `route` also gives back
     /// whatever the test keeps of it.
@@ -75,8 +82,18 @@ impl TestApp {
         let db = TestDb::new().await?;
         seed_reference_data(&mut *db.pool().get().await?).await?;
         let (database_url, kept) = route(db.url())?;
+        let app = Self::start_on(Arc::new(db), &database_url, extra, clock).await?;
+        Ok((app, kept))
+    }
+
+    async fn start_on(
+        db: Arc<TestDb>,
+        database_url: &str,
+        extra: &[(&str, &str)],
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
         let mut environment: HashMap<String, String> = [
-            ("DATABASE_URL", database_url.as_str()),
+            ("DATABASE_URL", database_url),
             ("APP_SECRET", TEST_SECRET),
             ("BIND_ADDR", "127.0.0.1:0"),
             ("HTTP_WORKERS", "1"),
@@ -95,12 +112,11 @@ impl TestApp {
         }
         let address = format!("http://127.0.0.1:{}", application.port());
         tokio::spawn(application.run_until_stopped());
-        let app = Self {
+        Ok(Self {
             address,
             db,
             client: reqwest::Client::new(),
-        };
-        Ok((app, kept))
+        })
     }
 
     pub fn url(&self, path: &str) -> String {

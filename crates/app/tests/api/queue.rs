@@ -95,16 +95,25 @@ async fn wait_until(app: &TestApp, sql: &str, target: i64, within: Duration) -> 
 }
 
 fn worker_process(app: &TestApp) -> std::io::Result<Child> {
+    worker_process_with(app, &[("WORKERS", "4")])
+}
+
+/// A `fluxolab worker` process on `app`'s database (8 connections, 3 s leases, quiet),
+/// with `settings` on top.
+pub(crate) fn worker_process_with(
+    app: &TestApp,
+    settings: &[(&str, &str)],
+) -> std::io::Result<Child> {
     Command::new(env!("CARGO_BIN_EXE_fluxolab"))
         .arg("worker")
         .current_dir(std::env::temp_dir())
         .env("DATABASE_URL", app.db.url())
         .env("APP_SECRET", TEST_SECRET)
         .env("BIND_ADDR", "127.0.0.1:0")
-        .env("WORKERS", "4")
         .env("DATABASE_POOL_SIZE", "8")
         .env("EXECUTION_LEASE_SECONDS", "3")
         .env("LOG_LEVEL", "warn")
+        .envs(settings.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -1,5 +1,7 @@
 //! Integration tests of the Postgres adapter against a real server (see `TestDb`).
 
+mod auth_cache;
+mod auth_notifications;
 mod intake_batch;
 mod migrations;
 mod plan_guard;

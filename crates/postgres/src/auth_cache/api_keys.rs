@@ -1,0 +1,120 @@
+//! API keys with `find_by_prefix` cached.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fluxolab_kernel::{ApiKeyId, Page, PageRequest, StorageError, Uow, WorkspaceId};
+use fluxolab_workspace::api_keys::{ApiKey, ApiKeyRepository, KeyAuditEntry, Secret, StoredKey};
+use time::OffsetDateTime;
+
+use super::{AuthCache, Change};
+use crate::unit_of_work::after_commit;
+
+/// An `ApiKeyRepository` whose `find_by_prefix` (asked by every request a key makes) is
+/// served from the [`AuthCache`], unknown prefixes included; a key it creates, revokes
+/// or rotates is evicted once its unit commits.
+pub struct CachedApiKeys {
+    inner: Arc<dyn ApiKeyRepository>,
+    cache: AuthCache,
+}
+
+impl std::fmt::Debug for CachedApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedApiKeys")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedApiKeys {
+    /// `inner` behind `cache`.
+    pub fn new(inner: Arc<dyn ApiKeyRepository>, cache: AuthCache) -> Self {
+        Self { inner, cache }
+    }
+
+    fn evict_after_commit(&self, uow: &mut Uow, change: Change) -> Result<(), StorageError> {
+        let cache = self.cache.clone();
+        after_commit(uow, async move { cache.evict(&change).await })
+    }
+}
+
+#[async_trait]
+impl ApiKeyRepository for CachedApiKeys {
+    async fn find_by_prefix(&self, prefix: &str) -> Result<Option<StoredKey>, StorageError> {
+        self.cache
+            .read_through(
+                &self.cache.shared.keys,
+                prefix.to_owned(),
+                self.inner.find_by_prefix(prefix),
+            )
+            .await
+    }
+
+    async fn touch(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StorageError> {
+        self.inner.touch(id, at).await
+    }
+
+    async fn audit_refusal(&self, entry: &KeyAuditEntry) -> Result<(), StorageError> {
+        self.inner.audit_refusal(entry).await
+    }
+
+    async fn list(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest,
+    ) -> Result<Page<ApiKey>, StorageError> {
+        self.inner.list(workspace, page).await
+    }
+
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        id: ApiKeyId,
+    ) -> Result<Option<ApiKey>, StorageError> {
+        self.inner.find(workspace, id).await
+    }
+
+    async fn insert(&self, unit: &mut Uow, key: &ApiKey, hash: &[u8]) -> Result<(), StorageError> {
+        self.inner.insert(unit, key, hash).await?;
+        // Its prefix may be cached as unknown.
+        self.evict_after_commit(unit, Change::ApiKey(key.prefix.clone()))
+    }
+
+    async fn revoke(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        id: ApiKeyId,
+        at: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        self.inner.revoke(unit, workspace, id, at).await?;
+        self.evict_after_commit(unit, Change::ApiKeys)
+    }
+
+    async fn rotate(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        id: ApiKeyId,
+        secret: &Secret,
+        previous_valid_until: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        self.inner
+            .rotate(unit, workspace, id, secret, previous_valid_until)
+            .await?;
+        self.evict_after_commit(unit, Change::ApiKeys)
+    }
+
+    async fn audit(&self, unit: &mut Uow, entry: &KeyAuditEntry) -> Result<(), StorageError> {
+        self.inner.audit(unit, entry).await
+    }
+
+    async fn audit_log(
+        &self,
+        workspace: WorkspaceId,
+        key: ApiKeyId,
+        page: PageRequest,
+    ) -> Result<Page<KeyAuditEntry>, StorageError> {
+        self.inner.audit_log(workspace, key, page).await
+    }
+}

@@ -1,0 +1,175 @@
+//! The cache decorators with their repositories mocked: what is read, and when again.
+
+use std::sync::Arc;
+
+use fluxolab_kernel::{Permission, StorageError, UserId, WorkspaceId};
+use fluxolab_workspace::Role;
+use fluxolab_workspace::api_keys::{ApiKeyRepository, MockApiKeyRepository};
+use fluxolab_workspace::ports::{MemberRepository, MockMemberRepository};
+
+use super::{AuthCache, AuthCacheSettings, CachedApiKeys, CachedMembers, Change};
+
+type Access = Option<(Role, Vec<Permission>)>;
+
+fn editor() -> Access {
+    Some((Role::Editor, Role::Editor.grants()))
+}
+
+fn listening() -> AuthCache {
+    let cache = AuthCache::new(AuthCacheSettings::default());
+    cache.listening_started();
+    cache
+}
+
+/// Members whose `access` answers `answer` and must be read exactly `reads` times.
+fn members(cache: &AuthCache, reads: usize, answer: Access) -> CachedMembers {
+    let mut inner = MockMemberRepository::new();
+    inner
+        .expect_access()
+        .times(reads)
+        .returning(move |_, _| Ok(answer.clone()));
+    CachedMembers::new(Arc::new(inner), cache.clone())
+}
+
+#[test]
+fn payloads_name_what_to_evict() {
+    let (workspace, user) = (WorkspaceId::new(), UserId::new());
+    assert_eq!(
+        Change::parse(&format!("member:{workspace}:{user}")),
+        Change::Member { workspace, user }
+    );
+    assert_eq!(
+        Change::parse(&format!("workspace:{workspace}")),
+        Change::Workspace(workspace)
+    );
+    assert_eq!(
+        Change::parse("api_key:flx_abcdefgh"),
+        Change::ApiKey("flx_abcdefgh".to_owned())
+    );
+    for unreadable in ["all", "", "member:nope", "workspace:", "api_key:", "news"] {
+        assert_eq!(
+            Change::parse(unreadable),
+            Change::Everything,
+            "{unreadable}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_membership_is_read_once_while_the_listener_listens() -> Result<(), StorageError> {
+    let cache = listening();
+    let members = members(&cache, 1, editor());
+    let (workspace, user) = (WorkspaceId::new(), UserId::new());
+    for _ in 0..3 {
+        assert_eq!(members.access(workspace, user).await?, editor());
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_a_listener_every_lookup_reads_the_database() -> Result<(), StorageError> {
+    let cache = AuthCache::new(AuthCacheSettings::default());
+    let members = members(&cache, 3, editor());
+    let (workspace, user) = (WorkspaceId::new(), UserId::new());
+    for _ in 0..3 {
+        members.access(workspace, user).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_announced_change_is_read_again_and_others_are_kept() -> Result<(), StorageError> {
+    let cache = listening();
+    // Not being a member is cached too; two lookups of each pair, one eviction.
+    let members = members(&cache, 3, None);
+    let workspace = WorkspaceId::new();
+    let (changed, unchanged) = (UserId::new(), UserId::new());
+    members.access(workspace, changed).await?;
+    members.access(workspace, unchanged).await?;
+    cache
+        .evict(&Change::Member {
+            workspace,
+            user: changed,
+        })
+        .await;
+    members.access(workspace, changed).await?;
+    members.access(workspace, unchanged).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_workspace_change_or_everything_drops_every_membership() -> Result<(), StorageError> {
+    let cache = listening();
+    let members = members(&cache, 3, editor());
+    let (workspace, user) = (WorkspaceId::new(), UserId::new());
+    members.access(workspace, user).await?;
+    cache.evict(&Change::Workspace(WorkspaceId::new())).await;
+    members.access(workspace, user).await?;
+    cache.evict(&Change::Everything).await;
+    members.access(workspace, user).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_lost_listener_bypasses_the_cache_and_leaves_it_empty() -> Result<(), StorageError> {
+    let cache = listening();
+    // Cached once; two lookups while not listening; read again once listening again.
+    let members = members(&cache, 4, editor());
+    let (workspace, user) = (WorkspaceId::new(), UserId::new());
+    members.access(workspace, user).await?;
+    members.access(workspace, user).await?;
+    cache.listening_stopped();
+    members.access(workspace, user).await?;
+    members.access(workspace, user).await?;
+    cache.listening_started();
+    members.access(workspace, user).await?;
+    members.access(workspace, user).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_read_while_a_change_is_evicted_is_not_kept() -> Result<(), StorageError> {
+    let cache = listening();
+    let (workspace, user) = (WorkspaceId::new(), UserId::new());
+    let mut inner = MockMemberRepository::new();
+    let evicting = cache.clone();
+    let mut first = true;
+    inner.expect_access().times(2).returning(move |_, _| {
+        if std::mem::take(&mut first) {
+            // The change commits and is announced while this (old) answer is read.
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current()
+                    .block_on(evicting.evict(&Change::Member { workspace, user }));
+            });
+            return Ok(editor());
+        }
+        Ok(None)
+    });
+    let members = CachedMembers::new(Arc::new(inner), cache.clone());
+    assert_eq!(members.access(workspace, user).await?, editor());
+    assert_eq!(members.access(workspace, user).await?, None);
+    assert_eq!(members.access(workspace, user).await?, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_key_prefixes_are_cached_until_a_key_change() -> Result<(), StorageError> {
+    let cache = listening();
+    let mut inner = MockApiKeyRepository::new();
+    inner
+        .expect_find_by_prefix()
+        .withf(|prefix| prefix == "flx_unknown1")
+        .times(3)
+        .returning(|_| Ok(None));
+    let keys = CachedApiKeys::new(Arc::new(inner), cache.clone());
+    assert_eq!(keys.find_by_prefix("flx_unknown1").await?, None);
+    assert_eq!(keys.find_by_prefix("flx_unknown1").await?, None);
+    cache
+        .evict(&Change::ApiKey("flx_unknown1".to_owned()))
+        .await;
+    keys.find_by_prefix("flx_unknown1").await?;
+    keys.find_by_prefix("flx_unknown1").await?;
+    cache.evict(&Change::ApiKeys).await;
+    keys.find_by_prefix("flx_unknown1").await?;
+    Ok(())
+}

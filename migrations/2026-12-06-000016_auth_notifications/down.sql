@@ -1,0 +1,14 @@
+DROP TRIGGER profile_permissions_auth_truncated ON profile_permissions;
+DROP TRIGGER workspace_api_keys_auth_truncated ON workspace_api_keys;
+DROP TRIGGER workspace_members_auth_truncated ON workspace_members;
+DROP TRIGGER permissions_auth_changed ON permissions;
+DROP TRIGGER profiles_auth_changed ON profiles;
+DROP TRIGGER profile_permissions_auth_changed ON profile_permissions;
+DROP FUNCTION fluxolab_auth_grants_changed();
+DROP TRIGGER workspace_api_keys_auth_changed ON workspace_api_keys;
+DROP TRIGGER workspace_api_keys_auth_created_or_deleted ON workspace_api_keys;
+DROP FUNCTION fluxolab_auth_api_key_changed();
+DROP TRIGGER workspaces_auth_changed ON workspaces;
+DROP FUNCTION fluxolab_auth_workspace_changed();
+DROP TRIGGER workspace_members_auth_changed ON workspace_members;
+DROP FUNCTION fluxolab_auth_member_changed();
