@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::DbPool;
 use crate::error::storage;
-use crate::executions::steps_json;
+use crate::executions::{insert_steps, steps_json};
 use crate::pool::pooled;
 
 /// Most runs finished by one statement.
@@ -34,29 +34,22 @@ const WRITERS: usize = 2;
 /// Finishes a batch: the rows of `$1` (`id, lease, status, output, error, steps`), each
 /// under its lease token, with their steps after the steps they have. Returns the ids
 /// written.
-const FINISH_BATCH: &str = "WITH input AS ( \
-       SELECT * FROM jsonb_to_recordset($1) AS i( \
-         id uuid, lease bigint, status text, output jsonb, error text, steps jsonb) \
-     ), fence AS ( \
-       UPDATE executions e SET status = i.status, output = i.output, error = i.error, \
-         finished_at = now(), locked_by = NULL, locked_until = NULL \
-       FROM input i \
-       WHERE e.id = i.id AND e.status = 'running' AND e.lease_token = i.lease \
-       RETURNING e.id, e.workspace_id \
-     ), steps AS ( \
-       INSERT INTO execution_steps \
-         (id, execution_id, workspace_id, position, node_id, node_type, input, output, error, \
-          route, started_at, finished_at, effect_key) \
-       SELECT s.id, f.id, f.workspace_id, \
-         coalesce((SELECT max(position) + 1 FROM execution_steps WHERE execution_id = f.id), 0) \
-           + s.seq, \
-         s.node_id, s.node_type, s.input, s.output, s.error, s.route, s.started_at, \
-         s.finished_at, s.effect_key \
-       FROM fence f JOIN input i ON i.id = f.id, jsonb_to_recordset(i.steps) AS s( \
-         id uuid, seq int, node_id text, node_type text, input jsonb, output jsonb, error text, \
-         route text, started_at timestamptz, finished_at timestamptz, effect_key text) \
-     ) \
-     SELECT id FROM fence";
+fn finish_batch() -> String {
+    format!(
+        "WITH input AS ( \
+           SELECT * FROM jsonb_to_recordset($1) AS i( \
+             id uuid, lease bigint, status text, output jsonb, error text, steps jsonb) \
+         ), fence AS ( \
+           UPDATE executions e SET status = i.status, output = i.output, error = i.error, \
+             finished_at = now(), locked_by = NULL, locked_until = NULL \
+           FROM input i \
+           WHERE e.id = i.id AND e.status = 'running' AND e.lease_token = i.lease \
+           RETURNING e.id, e.workspace_id \
+         ), steps AS ({}) \
+         SELECT id FROM fence",
+        insert_steps("fence e JOIN input i ON i.id = e.id", "i.steps")
+    )
+}
 
 /// One run to finish, and where its answer goes.
 struct Completion {
@@ -164,7 +157,7 @@ async fn write(pool: &DbPool, batch: &[Completion]) -> Result<Vec<Uuid>, Storage
     );
     let mut connection = pooled(pool).await?;
     // Raw: a multi-row fenced UPDATE … FROM jsonb_to_recordset with the steps' insert.
-    let written: Vec<Written> = diesel::sql_query(FINISH_BATCH)
+    let written: Vec<Written> = diesel::sql_query(finish_batch())
         .bind::<Jsonb, _>(input)
         .load(&mut connection)
         .await

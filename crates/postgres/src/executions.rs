@@ -238,21 +238,26 @@ impl PgExecutions {
     }
 }
 
-/// A CTE (`steps AS (…)`) appending the steps in `$2` (see [`steps_json`]) to execution
-/// `$1`, after the steps it has. It inserts only for the row a `fence` CTE before it
-/// returned: the statement's own update (or lock) of the execution, conditional on the
-/// lease token `$3`, so steps and status land in one write and only while the lease holds.
-const INSERT_STEPS: &str = "steps AS ( \
-    INSERT INTO execution_steps \
-      (id, execution_id, workspace_id, position, node_id, node_type, input, output, error, route, \
-       started_at, finished_at, effect_key) \
-    SELECT s.id, e.id, e.workspace_id, \
-      coalesce((SELECT max(position) + 1 FROM execution_steps WHERE execution_id = $1), 0) + s.seq, \
-      s.node_id, s.node_type, s.input, s.output, s.error, s.route, s.started_at, s.finished_at, \
-      s.effect_key \
-    FROM fence e, jsonb_to_recordset($2) AS s( \
-      id uuid, seq int, node_id text, node_type text, input jsonb, output jsonb, error text, \
-      route text, started_at timestamptz, finished_at timestamptz, effect_key text))";
+/// `INSERT INTO execution_steps …` of the steps in the JSON array `steps` (see
+/// [`steps_json`]) of each execution `e` that `executions` (a `FROM` list naming `e`,
+/// with `e.id` and `e.workspace_id`) yields, after the steps it has. The one place
+/// steps are written: statements put it in a CTE after their fenced update (or lock) of
+/// the execution, so steps and status land in one write and only while the lease holds.
+pub(crate) fn insert_steps(executions: &str, steps: &str) -> String {
+    format!(
+        "INSERT INTO execution_steps \
+           (id, execution_id, workspace_id, position, node_id, node_type, input, output, error, \
+            route, started_at, finished_at, effect_key) \
+         SELECT s.id, e.id, e.workspace_id, \
+           coalesce((SELECT max(position) + 1 FROM execution_steps WHERE execution_id = e.id), 0) \
+             + s.seq, \
+           s.node_id, s.node_type, s.input, s.output, s.error, s.route, s.started_at, \
+           s.finished_at, s.effect_key \
+         FROM {executions}, jsonb_to_recordset({steps}) AS s( \
+           id uuid, seq int, node_id text, node_type text, input jsonb, output jsonb, error text, \
+           route text, started_at timestamptz, finished_at timestamptz, effect_key text)"
+    )
+}
 
 /// The condition of every write a worker makes for a run: still running, under the
 /// lease token `$3` its claim got. Evaluated on the row as locked (READ COMMITTED
@@ -284,12 +289,15 @@ async fn fenced(
 }
 
 /// A fenced statement: `fence` (an update of, or lock on, the execution under [`HELD`]),
-/// then [`INSERT_STEPS`], then the count of rows fenced.
+/// then the steps in `$2` ([`insert_steps`]), then the count of rows fenced.
 fn fenced_statement(fence: &str) -> String {
-    format!("WITH fence AS ({fence}), {INSERT_STEPS} SELECT count(*) AS held FROM fence")
+    format!(
+        "WITH fence AS ({fence}), steps AS ({}) SELECT count(*) AS held FROM fence",
+        insert_steps("fence e", "$2")
+    )
 }
 
-/// The steps as the JSON array [`INSERT_STEPS`] reads.
+/// The steps as the JSON array [`insert_steps`] reads.
 pub(crate) fn steps_json(steps: &[StepRecord]) -> Result<Value, StorageError> {
     let timestamp = |at: OffsetDateTime| {
         at.format(&time::format_description::well_known::Rfc3339)
