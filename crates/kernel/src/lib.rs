@@ -10,6 +10,7 @@ pub mod pagination;
 pub mod permission;
 pub mod plan_guard;
 pub mod principal;
+pub mod secret_store;
 #[cfg(any(test, feature = "mocks"))]
 pub mod testing;
 pub mod unit_of_work;
@@ -41,6 +42,9 @@ pub use plan_guard::{Admission, LimitedResource, PlanGuard, PlanLimitReached, Us
 pub use principal::{Actor, Forbidden, Principal};
 /// Secret text whose `Debug` shows `[REDACTED]`; read it with [`ExposeSecret`].
 pub use secrecy::{ExposeSecret, SecretString};
+pub use secret_store::{
+    ProbeReport, SecretRef, SecretStoreClient, StoreConnection, StoreFailure, StoreKind, VaultAuth,
+};
 pub use unit_of_work::{
     CorruptData, StorageError, StorageErrorKind, UnitOfWork, UnitOfWorkFactory, Uow,
 };

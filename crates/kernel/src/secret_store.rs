@@ -1,0 +1,209 @@
+//! External secret stores (AWS Secrets Manager, HashiCorp Vault / OpenBao KV v2) as
+//! the domain sees them: how to reach one ([`StoreConnection`]) and the port that reads
+//! from it ([`SecretStoreClient`]). The adapter that speaks their HTTP APIs lives in
+//! `fluxolab-outbound`; which provider a reference names, caching and auditing live in
+//! the domain service that owns providers.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{ExposeSecret, SecretString};
+
+/// Where a secret value stands instead of being stored in FluxoLab:
+/// `{"provider": "aws-prod", "name": "db/password", "key": "password"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// The provider's name in the workspace.
+    pub provider: String,
+    /// The secret's name (AWS) or path under the mount (Vault).
+    pub name: String,
+    /// A field of a JSON secret; `None` takes the whole value (AWS) or the only field
+    /// (Vault; several fields without a key is an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// How a Vault client logs in.
+#[derive(Clone)]
+pub enum VaultAuth {
+    /// A token used as it is.
+    Token(SecretString),
+    /// AppRole login (`POST /v1/auth/approle/login`); the token it returns is renewed
+    /// (logged in again) before it expires.
+    AppRole {
+        role_id: String,
+        secret_id: SecretString,
+    },
+}
+
+/// One kind of store, with its configuration and credentials opened.
+#[derive(Clone)]
+pub enum StoreKind {
+    AwsSecretsManager {
+        region: String,
+        /// Any AWS-compatible endpoint; `None` is `https://secretsmanager.{region}.amazonaws.com`.
+        endpoint_url: Option<String>,
+        access_key_id: String,
+        secret_access_key: SecretString,
+        session_token: Option<SecretString>,
+    },
+    Vault {
+        /// `https://vault.example.com:8200`
+        address: String,
+        /// The KV v2 mount, `secret` by default.
+        mount: String,
+        /// Sent as `X-Vault-Namespace` when set.
+        namespace: Option<String>,
+        auth: VaultAuth,
+    },
+}
+
+/// Everything a client needs to reach one provider.
+#[derive(Clone)]
+pub struct StoreConnection {
+    /// The provider's id: clients may keep per-provider state (a Vault login token)
+    /// under it.
+    pub provider_id: Uuid,
+    /// Changes whenever the provider's configuration or credentials change, so state
+    /// kept under an older revision is not reused.
+    pub revision: i64,
+    pub kind: StoreKind,
+    /// Whether loopback and private addresses may be reached (the workspace's
+    /// `allow_internal_network`).
+    pub allow_internal_network: bool,
+}
+
+impl std::fmt::Debug for StoreConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            StoreKind::AwsSecretsManager { .. } => "aws_secrets_manager",
+            StoreKind::Vault { .. } => "vault",
+        };
+        f.debug_struct("StoreConnection")
+            .field("provider_id", &self.provider_id)
+            .field("revision", &self.revision)
+            .field("kind", &kind)
+            .field("allow_internal_network", &self.allow_internal_network)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a probe of a provider found. Never carries a secret value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProbeReport {
+    /// The endpoint answered.
+    pub reachable: bool,
+    /// The credentials were accepted.
+    pub authenticated: bool,
+    /// What was tried and what came back, for people (never a value).
+    pub detail: String,
+}
+
+/// Why a store could not give a secret. Messages name the cause, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreFailure {
+    /// The endpoint could not be reached (DNS, connect, TLS, timeout) or was refused
+    /// by the network guard.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The credentials were refused.
+    #[error("authentication failed: {0}")]
+    Unauthenticated(String),
+    /// No such secret (or key in it).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The store answered something else (an error status, an unreadable body).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Reads secrets from external stores.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SecretStoreClient: Send + Sync {
+    /// The value of secret `name` (the whole stored string; see [`select_key`]).
+    async fn read(
+        &self,
+        connection: &StoreConnection,
+        name: &str,
+    ) -> Result<SecretString, StoreFailure>;
+
+    /// Whether the store is reachable and the credentials work: reads `probe_name` when
+    /// given, else lists (at most) one secret name. Never returns a value.
+    async fn probe(
+        &self,
+        connection: &StoreConnection,
+        probe_name: Option<&str>,
+    ) -> Result<ProbeReport, StoreFailure>;
+}
+
+/// The field `key` of a JSON object secret, or the whole value when `key` is `None`.
+/// A non-string field is given as its JSON text.
+pub fn select_key(value: &SecretString, key: Option<&str>) -> Result<SecretString, StoreFailure> {
+    let Some(key) = key else {
+        return Ok(value.clone());
+    };
+    let parsed: serde_json::Value = serde_json::from_str(value.expose_secret())
+        .map_err(|_| StoreFailure::NotFound(format!("key `{key}`: the secret is not JSON")))?;
+    match parsed.get(key) {
+        Some(serde_json::Value::String(text)) => Ok(SecretString::from(text.clone())),
+        Some(other) => Ok(SecretString::from(other.to_string())),
+        None => Err(StoreFailure::NotFound(format!(
+            "key `{key}` is not in the secret"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_selects_a_field_of_a_json_secret() {
+        let value = SecretString::from(r#"{"password":"p@ss","port":5432}"#.to_owned());
+        let password = select_key(&value, Some("password")).expect("field");
+        assert_eq!(password.expose_secret(), "p@ss");
+        let port = select_key(&value, Some("port")).expect("field");
+        assert_eq!(port.expose_secret(), "5432");
+        let whole = select_key(&value, None).expect("whole");
+        assert_eq!(whole.expose_secret(), value.expose_secret());
+    }
+
+    #[test]
+    fn a_missing_key_or_a_plain_secret_names_the_key_not_the_value() {
+        let value = SecretString::from("not-json-s3cr3t".to_owned());
+        let error = select_key(&value, Some("password")).expect_err("not json");
+        assert!(!error.to_string().contains("s3cr3t"), "{error}");
+        assert!(error.to_string().contains("password"), "{error}");
+        let json = SecretString::from(r#"{"user":"u"}"#.to_owned());
+        let missing = select_key(&json, Some("password")).expect_err("missing");
+        assert_eq!(
+            missing,
+            StoreFailure::NotFound("key `password` is not in the secret".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_connection_formatted_for_debugging_shows_no_credential() {
+        let connection = StoreConnection {
+            provider_id: Uuid::nil(),
+            revision: 1,
+            kind: StoreKind::AwsSecretsManager {
+                region: "eu-west-1".to_owned(),
+                endpoint_url: None,
+                access_key_id: "AKIAEXAMPLE".to_owned(),
+                secret_access_key: SecretString::from("wJalrXUtnFEMI-s3cr3t".to_owned()),
+                session_token: None,
+            },
+            allow_internal_network: false,
+        };
+        let shown = format!("{connection:?}");
+        assert!(shown.contains("aws_secrets_manager"), "{shown}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("AKIA"),
+            "{shown}"
+        );
+    }
+}
