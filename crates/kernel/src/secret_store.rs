@@ -33,22 +33,38 @@ pub enum VaultAuth {
     /// AppRole login (`POST /v1/auth/approle/login`); the token it returns is renewed
     /// (logged in again) before it expires.
     AppRole {
+        /// The role's id (`role_id`), a credential too: never shown.
         role_id: String,
+        /// The role's `secret_id`.
         secret_id: SecretString,
     },
+}
+
+impl std::fmt::Debug for VaultAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only the method: a role id is half of a login.
+        f.write_str(match self {
+            Self::Token(_) => "Token([REDACTED])",
+            Self::AppRole { .. } => "AppRole([REDACTED])",
+        })
+    }
 }
 
 /// One kind of store, with its configuration and credentials opened.
 #[derive(Clone)]
 pub enum StoreKind {
+    /// AWS Secrets Manager, or any service speaking its API, with SigV4 credentials.
     AwsSecretsManager {
         region: String,
         /// Any AWS-compatible endpoint; `None` is `https://secretsmanager.{region}.amazonaws.com`.
         endpoint_url: Option<String>,
+        /// The access key id; not a secret to AWS, but never shown all the same.
         access_key_id: String,
         secret_access_key: SecretString,
+        /// Temporary credentials' session token.
         session_token: Option<SecretString>,
     },
+    /// HashiCorp Vault or OpenBao, KV version 2.
     Vault {
         /// `https://vault.example.com:8200`
         address: String,
@@ -58,6 +74,34 @@ pub enum StoreKind {
         namespace: Option<String>,
         auth: VaultAuth,
     },
+}
+
+impl std::fmt::Debug for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AwsSecretsManager {
+                region,
+                endpoint_url,
+                ..
+            } => f
+                .debug_struct("AwsSecretsManager")
+                .field("region", region)
+                .field("endpoint_url", endpoint_url)
+                .finish_non_exhaustive(),
+            Self::Vault {
+                address,
+                mount,
+                namespace,
+                auth,
+            } => f
+                .debug_struct("Vault")
+                .field("address", address)
+                .field("mount", mount)
+                .field("namespace", namespace)
+                .field("auth", auth)
+                .finish(),
+        }
+    }
 }
 
 /// Everything a client needs to reach one provider.
@@ -123,19 +167,44 @@ pub enum StoreFailure {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait SecretStoreClient: Send + Sync {
-    /// The value of secret `name` (the whole stored string; see [`select_key`]).
+    /// The value of secret `name`: AWS's whole stored string; for Vault the only field
+    /// of the KV entry, or all of its fields as one JSON object (see [`select_key`]).
     async fn read(
         &self,
         connection: &StoreConnection,
         name: &str,
     ) -> Result<SecretString, StoreFailure>;
 
-    /// Whether the store is reachable and the credentials work: reads `probe_name` when
-    /// given, else lists (at most) one secret name. Never returns a value.
-    async fn probe(
+    /// The value a [`SecretRef`] names: [`read`](Self::read), then field `key`.
+    ///
+    /// Prefer it to `read` + [`select_key`]: a Vault entry with a single field is read
+    /// as that field's value, so `select_key` could not find the field by name in it;
+    /// an implementation that knows the entry's fields picks the key from them (and
+    /// refuses a Vault entry of several fields without a key, as [`SecretRef::key`]
+    /// says).
+    // The named lifetimes are for mockall, which cannot elide a reference inside `Option`.
+    async fn resolve<'a>(
         &self,
         connection: &StoreConnection,
-        probe_name: Option<&str>,
+        name: &str,
+        key: Option<&'a str>,
+    ) -> Result<SecretString, StoreFailure> {
+        let value = self.read(connection, name).await?;
+        select_key(&value, key)
+    }
+
+    /// Whether the store is reachable and the credentials work: reads `probe_name` when
+    /// given, else lists (at most) one secret name. Never returns a value.
+    ///
+    /// Every answer of the store, and the lack of one, is an `Ok` report: an unreachable
+    /// store (or one the network guard refuses) is `reachable: false`, refused
+    /// credentials `authenticated: false`, a missing probe secret is reported in
+    /// `detail`. `Err` is kept for a connection that cannot be used at all (an address
+    /// that is not a URL, a region that is not one).
+    async fn probe<'a>(
+        &self,
+        connection: &StoreConnection,
+        probe_name: Option<&'a str>,
     ) -> Result<ProbeReport, StoreFailure>;
 }
 
@@ -185,9 +254,33 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_connection_formatted_for_debugging_shows_no_credential() {
-        let connection = StoreConnection {
+    /// A store that holds one JSON secret, to prove the provided `resolve`.
+    struct OneSecret;
+
+    #[async_trait]
+    impl SecretStoreClient for OneSecret {
+        async fn read(
+            &self,
+            _connection: &StoreConnection,
+            name: &str,
+        ) -> Result<SecretString, StoreFailure> {
+            match name {
+                "db" => Ok(SecretString::from(r#"{"password":"p@ss"}"#.to_owned())),
+                _ => Err(StoreFailure::NotFound(format!("secret `{name}`"))),
+            }
+        }
+
+        async fn probe<'a>(
+            &self,
+            _connection: &StoreConnection,
+            _probe_name: Option<&'a str>,
+        ) -> Result<ProbeReport, StoreFailure> {
+            Err(StoreFailure::Failed("not probed here".to_owned()))
+        }
+    }
+
+    fn aws_connection() -> StoreConnection {
+        StoreConnection {
             provider_id: Uuid::nil(),
             revision: 1,
             kind: StoreKind::AwsSecretsManager {
@@ -198,12 +291,67 @@ mod tests {
                 session_token: None,
             },
             allow_internal_network: false,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn resolve_reads_then_selects_the_key_unless_a_store_knows_better() {
+        let connection = aws_connection();
+        let password = OneSecret
+            .resolve(&connection, "db", Some("password"))
+            .await
+            .expect("field");
+        assert_eq!(password.expose_secret(), "p@ss");
+        let missing = OneSecret
+            .resolve(&connection, "db", Some("user"))
+            .await
+            .expect_err("no such key");
+        assert!(matches!(missing, StoreFailure::NotFound(_)), "{missing}");
+        let absent = OneSecret
+            .resolve(&connection, "other", None)
+            .await
+            .expect_err("no such secret");
+        assert_eq!(absent, StoreFailure::NotFound("secret `other`".to_owned()));
+    }
+
+    #[test]
+    fn a_connection_formatted_for_debugging_shows_no_credential() {
+        let connection = aws_connection();
         let shown = format!("{connection:?}");
         assert!(shown.contains("aws_secrets_manager"), "{shown}");
         assert!(
             !shown.contains("s3cr3t") && !shown.contains("AKIA"),
             "{shown}"
         );
+        let kind = format!("{:?}", connection.kind);
+        assert!(kind.contains("eu-west-1"), "{kind}");
+        assert!(!kind.contains("s3cr3t") && !kind.contains("AKIA"), "{kind}");
+    }
+
+    #[test]
+    fn vault_credentials_formatted_for_debugging_show_only_the_method() {
+        let kind = StoreKind::Vault {
+            address: "https://vault.example.com:8200".to_owned(),
+            mount: "secret".to_owned(),
+            namespace: Some("team-a".to_owned()),
+            auth: VaultAuth::AppRole {
+                role_id: "role-1d-b4d6".to_owned(),
+                secret_id: SecretString::from("s3cr3t-1d".to_owned()),
+            },
+        };
+        let shown = format!("{kind:?}");
+        assert!(
+            shown.contains("AppRole") && shown.contains("team-a"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("b4d6"),
+            "{shown}"
+        );
+        let token = format!(
+            "{:?}",
+            VaultAuth::Token(SecretString::from("hvs.t0ken".to_owned()))
+        );
+        assert!(!token.contains("t0ken"), "{token}");
     }
 }
