@@ -75,9 +75,12 @@ pub(crate) fn sign_request(
         SignableBody::Bytes(body),
     )
     .map_err(|error| unsignable(&error))?;
-    let (instructions, _signature) = sign(signable, &params)
-        .map_err(|error| unsignable(&error))?
-        .into_parts();
+    // aws-sigv4 traces its parameters, access key id included: AWS does not count the
+    // id as a secret, we do not show it either. Signing is synchronous, so muting this
+    // thread's subscriber for the call mutes nothing else.
+    let signed =
+        tracing::dispatcher::with_default(&tracing::Dispatch::none(), || sign(signable, &params));
+    let (instructions, _signature) = signed.map_err(|error| unsignable(&error))?.into_parts();
     Ok(instructions
         .headers()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
@@ -411,6 +414,35 @@ mod tests {
                 |value| value.contains("SignedHeaders=host;x-amz-date;x-amz-security-token")
             ),
             "{signed:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_endpoint_is_the_regional_one_unless_one_is_given() -> Result<(), StoreFailure> {
+        let mut connection = StoreConnection {
+            provider_id: uuid::Uuid::nil(),
+            revision: 1,
+            kind: StoreKind::AwsSecretsManager {
+                region: "eu-central-2".to_owned(),
+                endpoint_url: None,
+                access_key_id: "AKIDEXAMPLE".to_owned(),
+                secret_access_key: SecretString::from("s3cr3t".to_owned()),
+                session_token: None,
+            },
+            allow_internal_network: false,
+        };
+        let regional = Aws::of(&connection)?.endpoint;
+        assert_eq!(
+            regional.as_str(),
+            "https://secretsmanager.eu-central-2.amazonaws.com/"
+        );
+        if let StoreKind::AwsSecretsManager { endpoint_url, .. } = &mut connection.kind {
+            *endpoint_url = Some("http://127.0.0.1:4566".to_owned());
+        }
+        assert_eq!(
+            Aws::of(&connection)?.endpoint.as_str(),
+            "http://127.0.0.1:4566/"
         );
         Ok(())
     }
