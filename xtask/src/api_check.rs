@@ -7,10 +7,10 @@
 //! exit code is schemathesis's.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use crate::discovery;
-use crate::process::{self, project_root};
+use crate::process;
+use crate::venv::Tool;
 
 /// The schemathesis release the check is pinned to.
 pub const SCHEMATHESIS_VERSION: &str = "4.32.5";
@@ -38,35 +38,12 @@ pub fn run(extra: &[String]) -> Result<u8, String> {
 
 /// The `st` executable of the pinned schemathesis, installed when missing.
 fn install() -> Result<PathBuf, String> {
-    let venv = project_root().join(".fluxolab").join("schemathesis");
-    let st = venv.join("bin").join("st");
-    let python = venv.join("bin").join("python");
-    let installed = Command::new(&python)
-        .args(["-m", "pip", "show", "schemathesis"])
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-        .is_some_and(|shown| {
-            shown
-                .lines()
-                .any(|line| line.trim() == format!("Version: {SCHEMATHESIS_VERSION}"))
-        });
-    if installed && st.exists() {
-        return Ok(st);
+    Tool {
+        dir: "schemathesis",
+        package: "schemathesis",
+        extras: "",
+        version: SCHEMATHESIS_VERSION,
+        executable: "st",
     }
-    eprintln!(
-        "xtask: installing schemathesis {SCHEMATHESIS_VERSION} into {}",
-        venv.display()
-    );
-    process::checked_output(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    process::checked_output(Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        &format!("schemathesis=={SCHEMATHESIS_VERSION}"),
-    ]))?;
-    Ok(st)
+    .install()
 }

@@ -1,7 +1,8 @@
 //! `cargo xtask`: the developer commands. Plain Rust, standard library only.
 //!
 //! - `dev`: find or start Postgres, migrate, seed the demo data, serve, print how to log in
-//! - `test [ARGS…]`: find or start Postgres, export `TEST_DATABASE_URL`, run every test
+//! - `test [ARGS…]`: find or start Postgres, export `TEST_DATABASE_URL` (and moto's server
+//!   as `MOTO_SERVER`, installed when missing), run every test
 //! - `migrate [--status | --down N]`, `seed [--demo]`: the binary's commands, on the
 //!   discovered database
 //! - `schema [--check]`: regenerate `crates/postgres/src/schema.rs` from the migrations, or
@@ -10,6 +11,7 @@
 //!   | scaleout]`: performance figures (release build) on a durable server, each with the
 //!   server's settings and as a ratio of a `pgbench` reference run in the same sitting
 //! - `api-check [ARGS…]`: schemathesis (pinned) against a server on a fresh test database
+//! - `moto`: install moto's server (pinned) for the secret-store tests, print its path
 //! - `db start | stop | remove | status | url`: manage the private cluster under
 //!   `.fluxolab/pg` (stop, remove and status also the bench cluster, `.fluxolab/pg-bench`)
 
@@ -21,9 +23,11 @@ mod bench;
 mod cluster;
 mod dev;
 mod discovery;
+mod moto;
 mod pgbench;
 mod process;
 mod schema;
+mod venv;
 
 use std::process::ExitCode;
 
@@ -32,6 +36,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   dev                       find or start Postgres, migrate, seed demo data and serve
   test [ARGS...]            run the whole test suite against a discovered database
+                            (and moto's server, installed when missing)
   migrate [--status | --down N]
                             apply pending migrations, list them, or revert the last N
   seed [--demo]             insert reference data (and the demo user and workspace)
@@ -47,6 +52,8 @@ commands:
                             test cluster (fsync off) and is labelled UNSAFE
   api-check [ARGS...]       check the OpenAPI document against a running server
                             with schemathesis (ARGS go to `st run`)
+  moto                      install moto's server (pinned, .fluxolab/moto) for the
+                            AWS Secrets Manager tests and print its path
   db start|stop|remove|status|url
                             manage the private PostgreSQL cluster under .fluxolab/pg
                             (stop, remove, status: also the bench cluster)";
@@ -65,6 +72,7 @@ fn main() -> ExitCode {
         "schema" => schema::run(rest),
         "bench" => bench::run(rest),
         "api-check" => api_check::run(rest),
+        "moto" => moto::run(),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)
@@ -80,11 +88,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cargo xtask test`: exports `TEST_DATABASE_URL` and runs nextest (or `cargo test`).
+/// `cargo xtask test`: exports `TEST_DATABASE_URL` and `MOTO_SERVER`, and runs nextest
+/// (or `cargo test`).
 fn run_tests(extra: &[String]) -> Result<u8, String> {
     let server = discovery::test_server()?;
     eprintln!("xtask: testing against {}", server.description);
     let mut command = process::cargo();
+    // Without moto the AWS Secrets Manager tests skip, except under CI (they fail).
+    match moto::install() {
+        Ok(moto) => {
+            command.env("MOTO_SERVER", moto);
+        }
+        Err(error) => eprintln!("xtask: no moto server, the AWS tests will skip: {error}"),
+    }
     if process::nextest_available() {
         command.args(["nextest", "run", "--workspace"]);
     } else {
