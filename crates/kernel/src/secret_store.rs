@@ -25,8 +25,8 @@ pub struct SecretRef {
     pub key: Option<String>,
 }
 
-/// How a Vault client logs in.
-#[derive(Clone)]
+/// How a Vault client logs in. Its `Debug` redacts the secrets.
+#[derive(Clone, Debug)]
 pub enum VaultAuth {
     /// A token used as it is.
     Token(SecretString),
@@ -38,8 +38,9 @@ pub enum VaultAuth {
     },
 }
 
-/// One kind of store, with its configuration and credentials opened.
-#[derive(Clone)]
+/// One kind of store, with its configuration and credentials opened. Its `Debug`
+/// redacts the secrets.
+#[derive(Clone, Debug)]
 pub enum StoreKind {
     AwsSecretsManager {
         region: String,
@@ -132,10 +133,10 @@ pub trait SecretStoreClient: Send + Sync {
 
     /// Whether the store is reachable and the credentials work: reads `probe_name` when
     /// given, else lists (at most) one secret name. Never returns a value.
-    async fn probe(
+    async fn probe<'a>(
         &self,
         connection: &StoreConnection,
-        probe_name: Option<&str>,
+        probe_name: Option<&'a str>,
     ) -> Result<ProbeReport, StoreFailure>;
 }
 
