@@ -20,6 +20,7 @@ use fluxolab_postgres::environments::PgEnvironments;
 use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::plans::PgPlanGuard;
 use fluxolab_postgres::pool::PoolBuildError;
+use fluxolab_postgres::settings::PgSettings;
 use fluxolab_postgres::signals::PgRunSignals;
 use fluxolab_postgres::unit_of_work::PgUnits;
 use fluxolab_postgres::vault::PgVault;
@@ -37,6 +38,7 @@ use fluxolab_workspace::alerts::{AlertPorts, AlertService};
 use fluxolab_workspace::api_keys::{ApiKeyPorts, ApiKeyService};
 use fluxolab_workspace::environments::{EnvironmentPorts, EnvironmentService};
 use fluxolab_workspace::quota::Quotas;
+use fluxolab_workspace::settings::{SettingsPorts, SettingsService};
 use fluxolab_workspace::{
     BillingPorts, BillingService, Provisioner, WorkspacePorts, WorkspaceService,
 };
@@ -172,6 +174,12 @@ pub fn services_with(
         audit: audit.clone(),
         clock: clock.clone(),
     }));
+    let settings_service = Arc::new(SettingsService::new(SettingsPorts {
+        units: units.clone(),
+        settings: Arc::new(PgSettings::new(pool.clone())),
+        audit: audit.clone(),
+        clock: clock.clone(),
+    }));
     let pg_executions = PgExecutions::new(pool.clone());
     let executions: Arc<dyn ExecutionRepository> = Arc::new(pg_executions.clone());
     let starter = Arc::new(RunStarter::new(StartPorts {
@@ -275,6 +283,7 @@ pub fn services_with(
         alerts: Arc::new(alert_service),
         api_keys: Arc::new(api_key_service),
         environments: environment_service,
+        settings: settings_service,
         intake,
         intake_limits: IntakeLimits {
             max_body_bytes: settings.webhooks.max_body_bytes,

@@ -59,6 +59,7 @@ through_failure!(
     fluxolab_workspace::api_keys::ApiKeyError,
     fluxolab_workspace::alerts::AlertError,
     fluxolab_workspace::environments::EnvironmentError,
+    fluxolab_workspace::settings::SettingsError,
     fluxolab_credentials::VaultError,
     fluxolab_workflows::WorkflowError,
     fluxolab_webhooks::WebhookError,

@@ -79,6 +79,9 @@ pub struct ExecutionResponse {
     pub output: Option<Value>,
     pub error: Option<String>,
     pub attempt: i32,
+    /// Attempts before the run fails for good (the workspace's
+    /// `execution_defaults.max_attempts` when it was queued).
+    pub max_attempts: i32,
     pub retry_of: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -104,6 +107,7 @@ impl From<Execution> for ExecutionResponse {
             output: execution.output,
             error: execution.error,
             attempt: execution.attempt,
+            max_attempts: execution.max_attempts,
             retry_of: execution.retry_of.map(|id| id.as_uuid()),
             created_at: execution.created_at,
             started_at: execution.started_at,

@@ -40,6 +40,7 @@ pub struct Services {
     pub alerts: Arc<fluxolab_workspace::alerts::AlertService>,
     pub api_keys: Arc<fluxolab_workspace::api_keys::ApiKeyService>,
     pub environments: Arc<fluxolab_workspace::environments::EnvironmentService>,
+    pub settings: Arc<fluxolab_workspace::settings::SettingsService>,
     /// The public webhook intake's hot path.
     pub intake: Arc<fluxolab_webhooks::Intake>,
     pub intake_limits: crate::intake::IntakeLimits,

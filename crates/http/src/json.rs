@@ -14,8 +14,18 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
 use crate::ApiError;
+
+/// For `#[serde(default, deserialize_with = "crate::json::present")]` on an
+/// `Option<Option<T>>` PATCH field: tells a field set to `null` (`Some(None)`) from one
+/// left out (`None`).
+pub(crate) fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
 
 /// A JSON request body of type `T`.
 #[derive(Debug)]

@@ -24,6 +24,7 @@ pub mod settings;
 pub mod users;
 pub mod webhooks;
 pub mod workflows;
+pub mod workspace_settings;
 pub mod workspaces;
 
 pub use api_error::ApiError;

@@ -12,7 +12,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
     alerts, api_keys, auth, conversations, credentials, environments, executions, intake,
-    openapi_complete, ops, problem, settings, users, webhooks, workflows, workspaces,
+    openapi_complete, ops, problem, settings, users, webhooks, workflows, workspace_settings,
+    workspaces,
 };
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
@@ -56,6 +57,7 @@ impl Modify for BearerScheme {
         (name = "conversations", description = "WhatsApp conversations and the workspace overview"),
         (name = "api keys", description = "Scoped, rotatable, audited API keys"),
         (name = "environments", description = "Environments, their variables (secrets masked) and status"),
+        (name = "settings", description = "Workspace settings: time zone, locale, internal networks, run defaults, notifications, branding"),
         (name = "plans", description = "The workspace's plan, billing history and usage against limits"),
     )
 )]
@@ -155,7 +157,9 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(alerts::list_alert_events)
         .service(settings::usage_history)
         .service(settings::get_usage)
-        .service(settings::summary);
+        .service(settings::summary)
+        .service(workspace_settings::get_workspace_settings)
+        .service(workspace_settings::update_workspace_settings);
 }
 
 /// The OpenAPI document of every route in [`routes`], with the error responses every

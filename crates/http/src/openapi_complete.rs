@@ -19,7 +19,7 @@
 //! [`Problem`]: crate::problem::Problem
 
 use fluxolab_credentials::CredentialKind;
-use fluxolab_kernel::Permission;
+use fluxolab_kernel::{HTTP_URL_PATTERN, HTTPS_URL_PATTERN, PLAUSIBLE_EMAIL_PATTERN, Permission};
 use fluxolab_webhooks::model::Provider;
 use fluxolab_workspace::alerts::METRICS;
 use fluxolab_workspace::{PlanCode, Role};
@@ -203,6 +203,25 @@ fn constrain_schemas(document: &mut Value) {
                 "if": {"properties": {"provider": {"const": "none"}}, "required": ["provider"]},
                 "then": {"properties": {"signing_secret": {"type": "null"}}},
             }),
+        );
+    }
+    // Workspace settings: e-mail addresses and URLs as the domain checks them.
+    merge(
+        document,
+        "FailureNotificationsRequest/properties/emails",
+        json!({"items": {"type": "string", "maxLength": 254, "pattern": PLAUSIBLE_EMAIL_PATTERN}}),
+    );
+    for (property, pattern) in [
+        (
+            "FailureNotificationsRequest/properties/webhook_url",
+            HTTP_URL_PATTERN,
+        ),
+        ("BrandingRequest/properties/logo_url", HTTPS_URL_PATTERN),
+    ] {
+        merge(
+            document,
+            property,
+            json!({"maxLength": 2048, "pattern": pattern}),
         );
     }
     // An alert's target is an e-mail address or an http(s) URL, by channel.

@@ -301,6 +301,8 @@ pub struct SummaryResponse {
     pub usage: UsageResponse,
     pub environments: Vec<SummaryEnvironment>,
     pub integrations: SummaryIntegrations,
+    /// The workspace settings, as `GET /api/settings/workspace` gives them.
+    pub settings: crate::workspace_settings::WorkspaceSettingsResponse,
 }
 
 /// Plan and limits, usage against them, environments and integrations, assembled in one
@@ -314,6 +316,7 @@ pub async fn summary(
     caller: ActiveWorkspace,
 ) -> Result<HttpResponse, ApiError> {
     let summary = services.billing.summary(&caller.principal).await?;
+    let settings = services.settings.get(&caller.principal).await?;
     Ok(HttpResponse::Ok().json(SummaryResponse {
         usage: UsageResponse::new(&summary.subscription, summary.usage),
         subscription: SubscriptionResponse::from(summary.subscription),
@@ -329,6 +332,7 @@ pub async fn summary(
         integrations: SummaryIntegrations {
             webhooks: summary.webhooks,
         },
+        settings: settings.into(),
     }))
 }
 

@@ -8,7 +8,7 @@ use fluxolab_webhooks::model::{
     EventFilter, NewRegistration, Registration, RegistrationPatch, Verdict, WebhookEvent,
     WebhookRegistrationId,
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -106,13 +106,6 @@ pub struct CreateWebhookRequest {
     pub environment: Option<String>,
 }
 
-/// Distinguishes a field set to `null` from one left out.
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 /// `PATCH /api/webhooks/{id}`: fields left out stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -123,11 +116,11 @@ pub struct UpdateWebhookRequest {
     /// `meta`, `hmac_sha256` or `none`; a signed provider needs a secret.
     pub provider: Option<String>,
     /// `null` unbinds the workflow.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     #[schema(value_type = Option<Uuid>)]
     pub workflow_id: Option<Option<Uuid>>,
     /// `null` removes the token; 8–512 characters.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     #[schema(value_type = Option<String>, min_length = 8, max_length = 512)]
     pub verify_token: Option<Option<String>>,
     /// Replaces the secret; the old one stops verifying at once. 8–512 characters.

@@ -27,13 +27,7 @@ impl EmailAddress {
         if email.len() > 254 {
             return Err(InvalidEmail::TooLong);
         }
-        let (local, domain) = email.split_once('@').ok_or(InvalidEmail::Malformed)?;
-        let plausible = !local.is_empty()
-            && !domain.contains('@')
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && !email.chars().any(char::is_whitespace);
+        let plausible = fluxolab_kernel::plausible_email(&email);
         if plausible {
             Ok(Self(email))
         } else {

@@ -48,4 +48,7 @@ pub use secret_store::{
 pub use unit_of_work::{
     CorruptData, StorageError, StorageErrorKind, UnitOfWork, UnitOfWorkFactory, Uow,
 };
-pub use validation::{FieldError, ValidationErrors};
+pub use validation::{
+    FieldError, HTTP_URL_PATTERN, HTTPS_URL_PATTERN, PLAUSIBLE_EMAIL_PATTERN, ValidationErrors,
+    plain_http_url, plausible_email,
+};

@@ -25,6 +25,8 @@ pub enum Permission {
     BillingManage,
     ApiKeysManage,
     ActivitiesRead,
+    /// Opening runs and integrations to internal networks: owners only.
+    NetworkManage,
 }
 
 /// A permission code that FluxoLab does not know.
@@ -34,7 +36,7 @@ pub struct UnknownPermission(pub String);
 
 impl Permission {
     /// Every permission, in a stable order.
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Permission::WorkflowsRead,
         Permission::WorkflowsWrite,
         Permission::WorkflowsRun,
@@ -50,6 +52,7 @@ impl Permission {
         Permission::BillingManage,
         Permission::ApiKeysManage,
         Permission::ActivitiesRead,
+        Permission::NetworkManage,
     ];
 
     /// The stable code, e.g. `workflows.read`.
@@ -70,6 +73,7 @@ impl Permission {
             Permission::BillingManage => "billing.manage",
             Permission::ApiKeysManage => "api_keys.manage",
             Permission::ActivitiesRead => "activities.read",
+            Permission::NetworkManage => "network.manage",
         }
     }
 
@@ -91,6 +95,7 @@ impl Permission {
             Permission::BillingManage => "Change the plan and view billing history",
             Permission::ApiKeysManage => "Create, rotate and revoke API keys",
             Permission::ActivitiesRead => "View the activity log",
+            Permission::NetworkManage => "Let runs and integrations reach internal networks",
         }
     }
 }

@@ -25,7 +25,7 @@ pub struct SecretRef {
     pub key: Option<String>,
 }
 
-/// How a Vault client logs in.
+/// How a Vault client logs in. Its `Debug` shows only the method.
 #[derive(Clone)]
 pub enum VaultAuth {
     /// A token used as it is.
@@ -50,7 +50,8 @@ impl std::fmt::Debug for VaultAuth {
     }
 }
 
-/// One kind of store, with its configuration and credentials opened.
+/// One kind of store, with its configuration and credentials opened. Its `Debug` shows
+/// no credential, nor the access key id or role id.
 #[derive(Clone)]
 pub enum StoreKind {
     /// AWS Secrets Manager, or any service speaking its API, with SigV4 credentials.

@@ -4,6 +4,43 @@ use std::fmt;
 
 use serde::Serialize;
 
+/// Whether `value` is plausibly an email address: `local@domain.tld`, one `@`, no
+/// spaces, at most 254 characters. (Deliverability is for the mail server to say.)
+pub fn plausible_email(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && value.chars().count() <= 254
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !value.chars().any(char::is_whitespace)
+}
+
+/// The JSON Schema pattern [`plausible_email`] accepts exactly (with `maxLength` 254).
+pub const PLAUSIBLE_EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s.][^@\s]*\.[^@\s]*[^@\s.]$";
+
+/// Whether `value` is an `http(s)://` URL (only `https://` unless `allow_http`) whose
+/// authority (a host, maybe a port) has no user info or brackets, followed by a path,
+/// query or fragment, with no whitespace, at most 2048 characters.
+pub fn plain_http_url(value: &str, allow_http: bool) -> bool {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://").filter(|_| allow_http));
+    let authority = rest.and_then(|rest| rest.split(['/', '?', '#']).next());
+    authority.is_some_and(|authority| !authority.is_empty() && !authority.contains(['@', '[', ']']))
+        && value.chars().count() <= 2048
+        && !value.contains(char::is_whitespace)
+}
+
+/// The JSON Schema pattern [`plain_http_url`] accepts exactly with `allow_http` (with
+/// `maxLength` 2048); [`HTTPS_URL_PATTERN`] without.
+pub const HTTP_URL_PATTERN: &str = r"^https?://[^\s/?#@\[\]]+([/?#]\S*)?$";
+/// See [`HTTP_URL_PATTERN`].
+pub const HTTPS_URL_PATTERN: &str = r"^https://[^\s/?#@\[\]]+([/?#]\S*)?$";
+
 /// One invalid field: its JSON path and a message for people.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FieldError {

@@ -23,6 +23,7 @@ pub mod run_queue;
 /// by hand; CI's `cargo xtask schema --check` compares). Hand-written joins: `joins.rs`.
 pub mod schema;
 pub mod seed;
+pub mod settings;
 pub mod signals;
 mod sql;
 #[cfg(feature = "testing")]

@@ -20,11 +20,14 @@ use crate::unit_of_work::connection_of;
 
 /// The statement part that queues decided runs: the rows of a relation `decided` with
 /// the columns `id, workspace_id, workflow_id, version, environment_id, trigger_kind,
-/// input, retry_of`. It returns the ids queued.
+/// input, retry_of`. Each run gets its workspace's default `max_attempts` (the
+/// settings' `execution_defaults`, read by the same statement). It returns the ids
+/// queued.
 pub(crate) const QUEUE_DECIDED: &str = "INSERT INTO executions \
-  (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input, retry_of) \
-  SELECT id, workspace_id, workflow_id, version, environment_id, 'queued', trigger_kind, input, retry_of \
-  FROM decided RETURNING id";
+  (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input, retry_of, max_attempts) \
+  SELECT d.id, d.workspace_id, d.workflow_id, d.version, d.environment_id, 'queued', d.trigger_kind, d.input, d.retry_of, \
+    COALESCE((s.settings #>> '{execution_defaults,max_attempts}')::int, 3) \
+  FROM decided d LEFT JOIN workspace_settings s ON s.workspace_id = d.workspace_id RETURNING id";
 
 /// The channel idle workers listen on; a queued run wakes them (at commit).
 pub(crate) const WAKE_WORKERS: &str = "pg_notify('fluxolab_executions', '')";

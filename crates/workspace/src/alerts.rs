@@ -254,18 +254,7 @@ fn check_target(channel: AlertChannel, target: &str, errors: &mut ValidationErro
             matches!((parts.next(), parts.next(), parts.next()), (Some(user), Some(domain), None)
                 if !user.is_empty() && domain.contains('.') && !target.contains(char::is_whitespace))
         }
-        AlertChannel::Webhook => {
-            // `http(s)://`, a host (and port) without user info or brackets, then a path,
-            // query or fragment; no whitespace (the document states it as a pattern).
-            let rest = target
-                .strip_prefix("https://")
-                .or_else(|| target.strip_prefix("http://"));
-            let authority = rest.map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
-            authority.is_some_and(|authority| {
-                !authority.is_empty() && !authority.contains(['@', '[', ']'])
-            }) && target.len() <= 2048
-                && !target.contains(char::is_whitespace)
-        }
+        AlertChannel::Webhook => fluxolab_kernel::plain_http_url(target, true),
     };
     if !fine {
         errors.add(

@@ -12,6 +12,8 @@ pub mod provisioning;
 pub mod quota;
 pub mod role;
 pub mod service;
+pub mod settings;
+mod settings_rules;
 
 pub use billing::{BillingError, BillingPorts, BillingService};
 pub use plan::{PlanCode, PlanLimits};

@@ -24,6 +24,7 @@ mod round_trips;
 mod users;
 mod webhooks;
 mod workflows;
+mod workspace_settings;
 mod workspaces;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

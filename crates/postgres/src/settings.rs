@@ -1,0 +1,123 @@
+//! Workspace settings: the columns the database itself reads (`allow_internal_network`
+//! for the network guard) and one JSON document for the rest.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use fluxolab_kernel::{StorageError, Uow, WorkspaceId};
+use fluxolab_workspace::settings::{SettingsDocument, SettingsRepository, WorkspaceSettings};
+use time::OffsetDateTime;
+
+use crate::DbPool;
+use crate::error::{corrupt, storage};
+use crate::pool::pooled;
+use crate::schema::workspace_settings;
+use crate::unit_of_work::connection_of;
+
+/// Workspace settings over the pool.
+#[derive(Clone)]
+pub struct PgSettings {
+    pool: DbPool,
+}
+
+impl std::fmt::Debug for PgSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSettings").finish_non_exhaustive()
+    }
+}
+
+impl PgSettings {
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+type SettingsRow = (String, String, bool, serde_json::Value, OffsetDateTime);
+
+const SETTINGS_COLUMNS: (
+    workspace_settings::timezone,
+    workspace_settings::locale,
+    workspace_settings::allow_internal_network,
+    workspace_settings::settings,
+    workspace_settings::updated_at,
+) = (
+    workspace_settings::timezone,
+    workspace_settings::locale,
+    workspace_settings::allow_internal_network,
+    workspace_settings::settings,
+    workspace_settings::updated_at,
+);
+
+fn settings_of(row: SettingsRow) -> Result<WorkspaceSettings, StorageError> {
+    let (timezone, locale, allow_internal_network, document, updated_at) = row;
+    let document: SettingsDocument = serde_json::from_value(document)
+        .map_err(|error| corrupt(format!("workspace_settings.settings: {error}")))?;
+    Ok(WorkspaceSettings {
+        timezone,
+        locale,
+        allow_internal_network,
+        document,
+        updated_at,
+    })
+}
+
+#[async_trait]
+impl SettingsRepository for PgSettings {
+    #[tracing::instrument(name = "db.settings.find", level = "debug", skip_all)]
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Option<WorkspaceSettings>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        let row: Option<SettingsRow> = workspace_settings::table
+            .find(workspace.as_uuid())
+            .select(SETTINGS_COLUMNS)
+            .first(&mut connection)
+            .await
+            .optional()
+            .map_err(storage)?;
+        row.map(settings_of).transpose()
+    }
+
+    #[tracing::instrument(name = "db.settings.lock", level = "debug", skip_all)]
+    async fn lock(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+    ) -> Result<Option<WorkspaceSettings>, StorageError> {
+        let connection = connection_of(unit)?;
+        let row: Option<SettingsRow> = workspace_settings::table
+            .find(workspace.as_uuid())
+            .select(SETTINGS_COLUMNS)
+            .for_update()
+            .first(connection)
+            .await
+            .optional()
+            .map_err(storage)?;
+        row.map(settings_of).transpose()
+    }
+
+    #[tracing::instrument(name = "db.settings.save", level = "debug", skip_all)]
+    async fn save(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        settings: &WorkspaceSettings,
+    ) -> Result<(), StorageError> {
+        let connection = connection_of(unit)?;
+        let document = serde_json::to_value(&settings.document)
+            .map_err(|error| corrupt(format!("settings document: {error}")))?;
+        diesel::update(workspace_settings::table.find(workspace.as_uuid()))
+            .set((
+                workspace_settings::timezone.eq(&settings.timezone),
+                workspace_settings::locale.eq(&settings.locale),
+                workspace_settings::allow_internal_network.eq(settings.allow_internal_network),
+                workspace_settings::settings.eq(document),
+                workspace_settings::updated_at.eq(settings.updated_at),
+            ))
+            .execute(connection)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,289 @@
+//! Workspace settings: time zone and locale, whether runs may reach internal
+//! networks, the defaults of runs that set none, notification targets and branding.
+//! Reads need `settings.read`, changes `settings.manage`; opening internal networks
+//! needs `network.manage` (owners only) and is recorded as a warning.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fluxolab_kernel::{
+    AuditEvent, AuditLog, Clock, Failure, Forbidden, Permission, Principal, StorageError,
+    UnitOfWorkFactory, Uow, ValidationErrors, WorkspaceId,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::settings_rules::Checked;
+
+/// The bounds of [`ExecutionDefaults::timeout_seconds`].
+pub const TIMEOUT_SECONDS: std::ops::RangeInclusive<u32> = 1..=86_400;
+/// The bounds of [`ExecutionDefaults::max_attempts`].
+pub const MAX_ATTEMPTS: std::ops::RangeInclusive<u32> = 1..=10;
+/// The most addresses [`FailureNotifications::emails`] holds.
+pub const MAX_NOTIFICATION_EMAILS: usize = 20;
+/// The longest [`Branding::display_name`], in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 80;
+
+/// What runs that set none of their own use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecutionDefaults {
+    /// How long a run may take, in seconds.
+    pub timeout_seconds: u32,
+    /// How many times a run is tried before it fails for good.
+    pub max_attempts: u32,
+    /// Whether the steps of successful runs are kept.
+    pub save_successful_steps: bool,
+}
+
+impl Default for ExecutionDefaults {
+    fn default() -> Self {
+        Self {
+            timeout_seconds: 3_600,
+            max_attempts: 3,
+            save_successful_steps: true,
+        }
+    }
+}
+
+/// Who hears of a failed run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FailureNotifications {
+    pub emails: Vec<String>,
+    pub webhook_url: Option<String>,
+}
+
+/// Notification targets (delivered by the outbound features).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Notifications {
+    pub execution_failed: FailureNotifications,
+    pub weekly_usage_report: bool,
+}
+
+/// How the workspace presents itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Branding {
+    pub display_name: Option<String>,
+    /// An `https://` URL.
+    pub logo_url: Option<String>,
+    /// `#rrggbb`.
+    pub primary_color: Option<String>,
+}
+
+/// The settings kept in one JSON document beside the columns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SettingsDocument {
+    pub execution_defaults: ExecutionDefaults,
+    pub notifications: Notifications,
+    pub branding: Branding,
+}
+
+/// A workspace's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkspaceSettings {
+    /// An IANA time zone name.
+    pub timezone: String,
+    /// A BCP 47 language tag.
+    pub locale: String,
+    /// Whether runs and integrations may reach loopback and private addresses.
+    pub allow_internal_network: bool,
+    pub document: SettingsDocument,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A value a PATCH may set, clear (`null`) or leave out.
+pub type Nullable<T> = Option<Option<T>>;
+
+/// Changes to [`ExecutionDefaults`]; `None` keeps a field.
+#[derive(Clone, Debug, Default)]
+pub struct ExecutionDefaultsPatch {
+    pub timeout_seconds: Option<u32>,
+    pub max_attempts: Option<u32>,
+    pub save_successful_steps: Option<bool>,
+}
+
+/// Changes to [`FailureNotifications`]; `None` keeps a field.
+#[derive(Clone, Debug, Default)]
+pub struct FailureNotificationsPatch {
+    pub emails: Option<Vec<String>>,
+    pub webhook_url: Nullable<String>,
+}
+
+/// Changes to [`Notifications`]; `None` keeps a field.
+#[derive(Clone, Debug, Default)]
+pub struct NotificationsPatch {
+    pub execution_failed: Option<FailureNotificationsPatch>,
+    pub weekly_usage_report: Option<bool>,
+}
+
+/// Changes to [`Branding`]; `None` keeps a field, `Some(None)` clears it.
+#[derive(Clone, Debug, Default)]
+pub struct BrandingPatch {
+    pub display_name: Nullable<String>,
+    pub logo_url: Nullable<String>,
+    pub primary_color: Nullable<String>,
+}
+
+/// Changes to the settings; `None` keeps a field.
+#[derive(Clone, Debug, Default)]
+pub struct SettingsPatch {
+    pub timezone: Option<String>,
+    pub locale: Option<String>,
+    pub allow_internal_network: Option<bool>,
+    pub execution_defaults: Option<ExecutionDefaultsPatch>,
+    pub notifications: Option<NotificationsPatch>,
+    pub branding: Option<BrandingPatch>,
+}
+
+/// Why a settings operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("the request has invalid fields: {0}")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<SettingsError> for Failure {
+    fn from(error: SettingsError) -> Self {
+        match error {
+            SettingsError::Invalid(errors) => Failure::Invalid(errors),
+            SettingsError::Forbidden(forbidden) => forbidden.into(),
+            SettingsError::Storage(error) => error.into(),
+        }
+    }
+}
+
+/// Settings in storage.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SettingsRepository: Send + Sync {
+    /// The settings of `workspace`; `None` when it has no row (a workspace being
+    /// deleted).
+    async fn find(&self, workspace: WorkspaceId)
+    -> Result<Option<WorkspaceSettings>, StorageError>;
+    /// The settings, locked for update inside `unit`.
+    async fn lock(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+    ) -> Result<Option<WorkspaceSettings>, StorageError>;
+    /// Writes every field.
+    async fn save(
+        &self,
+        unit: &mut Uow,
+        workspace: WorkspaceId,
+        settings: &WorkspaceSettings,
+    ) -> Result<(), StorageError>;
+}
+
+/// What the settings use cases work with.
+pub struct SettingsPorts {
+    pub units: Arc<dyn UnitOfWorkFactory>,
+    pub settings: Arc<dyn SettingsRepository>,
+    pub audit: Arc<dyn AuditLog>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SettingsPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettingsPorts").finish_non_exhaustive()
+    }
+}
+
+/// The settings use cases.
+pub struct SettingsService {
+    ports: SettingsPorts,
+}
+
+impl std::fmt::Debug for SettingsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettingsService").finish_non_exhaustive()
+    }
+}
+
+impl SettingsService {
+    pub fn new(ports: SettingsPorts) -> Self {
+        Self { ports }
+    }
+
+    /// The settings of the principal's workspace.
+    #[tracing::instrument(name = "settings.get", skip_all, fields(workspace_id = %principal.workspace_id()))]
+    pub async fn get(&self, principal: &Principal) -> Result<WorkspaceSettings, SettingsError> {
+        principal.require(Permission::SettingsRead)?;
+        self.ports
+            .settings
+            .find(principal.workspace_id())
+            .await?
+            .ok_or_else(|| StorageError::corrupt("the workspace has no settings row").into())
+    }
+
+    /// Applies `patch`: every field is checked first, all problems reported at once;
+    /// one activity `workspace.settings_updated` lists the keys that changed.
+    #[tracing::instrument(name = "settings.update", skip_all, fields(workspace_id = %principal.workspace_id()))]
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        patch: SettingsPatch,
+    ) -> Result<WorkspaceSettings, SettingsError> {
+        principal.require(Permission::SettingsManage)?;
+        if patch.allow_internal_network.is_some() {
+            principal.require(Permission::NetworkManage)?;
+        }
+        let workspace = principal.workspace_id();
+        let mut unit = self.ports.units.begin().await?;
+        let current = self
+            .ports
+            .settings
+            .lock(unit.as_mut(), workspace)
+            .await?
+            .ok_or_else(|| StorageError::corrupt("the workspace has no settings row"))?;
+        let mut checked = Checked::new(current.clone());
+        checked.apply(patch);
+        let (mut updated, changed) = checked.finish().map_err(SettingsError::Invalid)?;
+        if changed.is_empty() {
+            return Ok(current);
+        }
+        // Microseconds, as the database keeps it: the answer equals a later read.
+        let now = self.ports.clock.now();
+        updated.updated_at = now
+            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now);
+        self.ports
+            .settings
+            .save(unit.as_mut(), workspace, &updated)
+            .await?;
+        let network_changed = changed.contains(&"allow_internal_network");
+        let mut metadata = json!({ "changed": changed });
+        if network_changed {
+            metadata["severity"] = json!("warning");
+            metadata["allow_internal_network"] = json!(updated.allow_internal_network);
+        }
+        self.ports
+            .audit
+            .record_in(
+                unit.as_mut(),
+                &AuditEvent {
+                    workspace_id: workspace,
+                    actor: Some(principal.actor()),
+                    action: "workspace.settings_updated",
+                    target: Some(("workspace", workspace.to_string())),
+                    metadata,
+                },
+            )
+            .await?;
+        unit.commit().await?;
+        Ok(updated)
+    }
+}
+
+/// Whether `value` is a time zone name FluxoLab knows (`Europe/Lisbon`, `UTC`). For
+/// other features that take one (schedules).
+pub use crate::settings_rules::valid_timezone;
