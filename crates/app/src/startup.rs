@@ -9,6 +9,7 @@ use fluxolab_http::intake::IntakeLimits;
 use fluxolab_http::{ApiState, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
 use fluxolab_kernel::{Clock, SystemClock};
+use fluxolab_outbound::secret_stores::SecretStores;
 use fluxolab_outbound::{OutboundAlerts, OutboundEffects, OutboundTester};
 use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::activity_log::PgAudit;
@@ -18,8 +19,10 @@ use fluxolab_postgres::auth_cache::{AuthCache, CachedApiKeys, CachedMembers};
 use fluxolab_postgres::billing::PgBilling;
 use fluxolab_postgres::environments::PgEnvironments;
 use fluxolab_postgres::executions::PgExecutions;
+use fluxolab_postgres::integrations::PgIntegrations;
 use fluxolab_postgres::plans::PgPlanGuard;
 use fluxolab_postgres::pool::PoolBuildError;
+use fluxolab_postgres::secret_providers::PgSecretProviders;
 use fluxolab_postgres::settings::PgSettings;
 use fluxolab_postgres::signals::PgRunSignals;
 use fluxolab_postgres::unit_of_work::PgUnits;
@@ -37,7 +40,10 @@ use fluxolab_workflows::{RunStarter, StartPorts, WorkflowPorts, WorkflowService}
 use fluxolab_workspace::alerts::{AlertPorts, AlertService};
 use fluxolab_workspace::api_keys::{ApiKeyPorts, ApiKeyService};
 use fluxolab_workspace::environments::{EnvironmentPorts, EnvironmentService};
+use fluxolab_workspace::integrations::{InstanceIntegrations, IntegrationService};
 use fluxolab_workspace::quota::Quotas;
+use fluxolab_workspace::secret_providers::resolver::ProviderResolver;
+use fluxolab_workspace::secret_providers::{ProviderPorts, ProviderService};
 use fluxolab_workspace::settings::{SettingsPorts, SettingsService};
 use fluxolab_workspace::{
     BillingPorts, BillingService, Provisioner, WorkspacePorts, WorkspaceService,
@@ -70,6 +76,8 @@ pub enum StartupError {
     OpenApi(#[from] serde_json::Error),
     #[error("could not prepare the keys: {0}")]
     Keys(String),
+    #[error("could not build the secret providers' HTTP client")]
+    SecretStores(#[from] fluxolab_outbound::secret_stores::ClientSetupError),
 }
 
 /// Builds the connection pool described by `settings`.
@@ -167,16 +175,29 @@ pub fn services_with(
         clock.clone(),
     ));
     let environments = Arc::new(PgEnvironments::new(pool.clone()));
+    let integrations = Arc::new(PgIntegrations::new(pool.clone()));
+    let workspace_settings = Arc::new(PgSettings::new(pool.clone()));
+    let provider_ports = Arc::new(ProviderPorts {
+        units: units.clone(),
+        providers: Arc::new(PgSecretProviders::new(pool.clone())),
+        secrets: vault_service.clone(),
+        settings: workspace_settings.clone(),
+        client: Arc::new(SecretStores::with_clock(clock.clone())?),
+        audit: audit.clone(),
+        integration_events: integrations.clone(),
+        clock: clock.clone(),
+    });
     let environment_service = Arc::new(EnvironmentService::new(EnvironmentPorts {
         units: units.clone(),
         environments: environments.clone(),
         secrets: vault_service.clone(),
         audit: audit.clone(),
         clock: clock.clone(),
+        references: Arc::new(ProviderResolver::new(provider_ports.clone())),
     }));
     let settings_service = Arc::new(SettingsService::new(SettingsPorts {
         units: units.clone(),
-        settings: Arc::new(PgSettings::new(pool.clone())),
+        settings: workspace_settings,
         audit: audit.clone(),
         clock: clock.clone(),
     }));
@@ -227,6 +248,7 @@ pub fn services_with(
             conversations: webhooks.clone(),
             secrets: vault_service.clone(),
             audit: audit.clone(),
+            integration_events: integrations.clone(),
             clock: clock.clone(),
             environments: environments.clone(),
             starter,
@@ -284,6 +306,14 @@ pub fn services_with(
         api_keys: Arc::new(api_key_service),
         environments: environment_service,
         settings: settings_service,
+        secret_providers: Arc::new(ProviderService::new(provider_ports)),
+        integrations: Arc::new(IntegrationService::new(
+            integrations,
+            InstanceIntegrations {
+                smtp: settings.alerts.smtp_url.is_some(),
+                otlp: settings.telemetry.otlp_endpoint.is_some(),
+            },
+        )),
         intake,
         intake_limits: IntakeLimits {
             max_body_bytes: settings.webhooks.max_body_bytes,

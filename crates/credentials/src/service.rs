@@ -48,10 +48,9 @@ impl From<VaultError> for Failure {
             VaultError::Invalid(errors) => Failure::Invalid(errors),
             VaultError::Forbidden(forbidden) => forbidden.into(),
             VaultError::NotFound => Failure::NotFound("credential"),
-            VaultError::NameTaken => Failure::Conflict(Conflict::new(
-                ConflictCode::CredentialNameTaken,
-                error.to_string(),
-            )),
+            VaultError::NameTaken => {
+                Failure::Conflict(Conflict::new(ConflictCode::NameTaken, error.to_string()))
+            }
             VaultError::InUse(_) => Failure::Conflict(Conflict::new(
                 ConflictCode::CredentialInUse,
                 error.to_string(),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, get, patch};
+use fluxolab_kernel::SecretRef;
 use fluxolab_workspace::environments::{
     Environment, EnvironmentPatch, EnvironmentStatus, StoredValue, VariableInput,
 };
@@ -21,13 +22,51 @@ use crate::problem::Problem;
 /// What a secret variable's value reads as in responses.
 pub const MASK: &str = "********";
 
+/// Where a value stands in an external secret provider.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRefBody {
+    /// The provider's name in the workspace.
+    #[schema(pattern = "^[a-z0-9-]{1,40}$")]
+    pub provider: String,
+    /// The secret's name (AWS) or path under the mount (Vault).
+    #[schema(min_length = 1, max_length = 512)]
+    pub name: String,
+    /// A field of a JSON secret.
+    #[schema(min_length = 1, max_length = 256)]
+    pub key: Option<String>,
+}
+
+impl From<SecretRefBody> for SecretRef {
+    fn from(body: SecretRefBody) -> Self {
+        Self {
+            provider: body.provider,
+            name: body.name,
+            key: body.key,
+        }
+    }
+}
+
+impl From<SecretRef> for SecretRefBody {
+    fn from(reference: SecretRef) -> Self {
+        Self {
+            provider: reference.provider,
+            name: reference.name,
+            key: reference.key,
+        }
+    }
+}
+
 /// A variable; a secret's value is always masked.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VariableResponse {
     pub name: String,
-    /// The value, or `********` for a secret.
+    /// The value, or `********` for a secret (sealed here or in a provider).
     pub value: String,
     pub secret: bool,
+    /// Where the value stands, for a variable resolved from a secret provider at run
+    /// time.
+    pub secret_ref: Option<SecretRefBody>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
@@ -58,14 +97,18 @@ impl From<Environment> for EnvironmentResponse {
                 .variables
                 .into_iter()
                 .map(|variable| {
-                    let (value, secret) = match variable.value {
-                        StoredValue::Plain(value) => (value, false),
-                        StoredValue::Secret(_) => (MASK.to_owned(), true),
+                    let (value, secret, secret_ref) = match variable.value {
+                        StoredValue::Plain(value) => (value, false, None),
+                        StoredValue::Secret(_) => (MASK.to_owned(), true, None),
+                        StoredValue::Reference(reference) => {
+                            (MASK.to_owned(), true, Some(reference.into()))
+                        }
                     };
                     VariableResponse {
                         name: variable.name,
                         value,
                         secret,
+                        secret_ref,
                         updated_at: variable.updated_at,
                     }
                 })
@@ -82,10 +125,14 @@ impl From<Environment> for EnvironmentResponse {
 pub struct VariableRequest {
     pub name: String,
     /// Required for a plain variable; for a secret, left out keeps the stored value.
+    /// Not with `secret_ref`.
     pub value: Option<String>,
     /// Sealed in the vault and masked in responses; default `false`.
     #[serde(default)]
     pub secret: bool,
+    /// Instead of a value: a secret in one of the workspace's providers, resolved at
+    /// run time only (and redacted from what runs record).
+    pub secret_ref: Option<SecretRefBody>,
 }
 
 /// A value in the object form of `variables`.
@@ -120,6 +167,7 @@ impl VariablesRequest {
                     name: variable.name,
                     value: variable.value,
                     secret: variable.secret,
+                    secret_ref: variable.secret_ref.map(SecretRef::from),
                 })
                 .collect(),
             VariablesRequest::Object(object) => object
@@ -129,11 +177,13 @@ impl VariablesRequest {
                         name,
                         value: Some(value),
                         secret: false,
+                        secret_ref: None,
                     },
                     VariableValueRequest::Detailed { value, secret } => VariableInput {
                         name,
                         value,
                         secret,
+                        secret_ref: None,
                     },
                 })
                 .collect(),
@@ -184,7 +234,7 @@ impl From<EnvironmentStatus> for EnvironmentStatusResponse {
         let variables = &status.environment.variables;
         let secrets = variables
             .iter()
-            .filter(|variable| matches!(variable.value, StoredValue::Secret(_)))
+            .filter(|variable| !matches!(variable.value, StoredValue::Plain(_)))
             .count();
         Self {
             environment_id: status.environment.id.as_uuid(),

@@ -60,6 +60,8 @@ through_failure!(
     fluxolab_workspace::alerts::AlertError,
     fluxolab_workspace::environments::EnvironmentError,
     fluxolab_workspace::settings::SettingsError,
+    fluxolab_workspace::integrations::IntegrationError,
+    fluxolab_workspace::secret_providers::ProviderError,
     fluxolab_credentials::VaultError,
     fluxolab_workflows::WorkflowError,
     fluxolab_webhooks::WebhookError,

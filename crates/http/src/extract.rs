@@ -41,6 +41,8 @@ pub struct Services {
     pub api_keys: Arc<fluxolab_workspace::api_keys::ApiKeyService>,
     pub environments: Arc<fluxolab_workspace::environments::EnvironmentService>,
     pub settings: Arc<fluxolab_workspace::settings::SettingsService>,
+    pub integrations: Arc<fluxolab_workspace::integrations::IntegrationService>,
+    pub secret_providers: Arc<fluxolab_workspace::secret_providers::ProviderService>,
     /// The public webhook intake's hot path.
     pub intake: Arc<fluxolab_webhooks::Intake>,
     pub intake_limits: crate::intake::IntakeLimits,

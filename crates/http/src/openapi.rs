@@ -12,8 +12,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
     alerts, api_keys, auth, conversations, credentials, environments, executions, intake,
-    openapi_complete, ops, problem, settings, users, webhooks, workflows, workspace_settings,
-    workspaces,
+    integrations, openapi_complete, ops, problem, secret_providers, settings, users, webhooks,
+    workflows, workspace_settings, workspaces,
 };
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
@@ -159,7 +159,15 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(settings::get_usage)
         .service(settings::summary)
         .service(workspace_settings::get_workspace_settings)
-        .service(workspace_settings::update_workspace_settings);
+        .service(workspace_settings::update_workspace_settings)
+        .service(integrations::integrations_status)
+        .service(integrations::integration_events)
+        .service(secret_providers::list_secret_providers)
+        .service(secret_providers::create_secret_provider)
+        .service(secret_providers::get_secret_provider)
+        .service(secret_providers::update_secret_provider)
+        .service(secret_providers::delete_secret_provider)
+        .service(secret_providers::test_secret_provider);
 }
 
 /// The OpenAPI document of every route in [`routes`], with the error responses every

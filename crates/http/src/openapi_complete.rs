@@ -51,9 +51,10 @@ pub fn complete(document: &mut Value) {
 }
 
 /// Operations whose body may be left out.
-const OPTIONAL_BODIES: [(&str, &str); 2] = [
+const OPTIONAL_BODIES: [(&str, &str); 3] = [
     ("/api/workflows/{id}/deactivate", "post"),
     ("/api/settings/api/keys/{id}/rotate", "post"),
+    ("/api/settings/secret-providers/{id}/test", "post"),
 ];
 
 fn optional_bodies(document: &mut Value) {

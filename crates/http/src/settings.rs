@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::web::{Data, Query};
 use actix_web::{HttpResponse, get, post};
+use fluxolab_kernel::IntegrationKind;
 use fluxolab_workspace::billing::{BillingEvent, Subscription, Usage};
 use fluxolab_workspace::{PlanCode, PlanLimits};
 use serde::{Deserialize, Serialize};
@@ -292,6 +293,11 @@ pub struct SummaryEnvironment {
 pub struct SummaryIntegrations {
     /// Webhook registrations.
     pub webhooks: u32,
+    pub secret_providers: u32,
+    pub sso: u32,
+    pub ldap: u32,
+    pub log_destinations: u32,
+    pub connectors: u32,
 }
 
 /// `GET /api/settings/summary`: the settings page's first paint.
@@ -317,6 +323,8 @@ pub async fn summary(
 ) -> Result<HttpResponse, ApiError> {
     let summary = services.billing.summary(&caller.principal).await?;
     let settings = services.settings.get(&caller.principal).await?;
+    let integrations = services.integrations.counts(&caller.principal).await?;
+    let configured = |kind| integrations.get(&kind).copied().unwrap_or_default();
     Ok(HttpResponse::Ok().json(SummaryResponse {
         usage: UsageResponse::new(&summary.subscription, summary.usage),
         subscription: SubscriptionResponse::from(summary.subscription),
@@ -331,6 +339,11 @@ pub async fn summary(
             .collect(),
         integrations: SummaryIntegrations {
             webhooks: summary.webhooks,
+            secret_providers: configured(IntegrationKind::SecretProviders),
+            sso: configured(IntegrationKind::Sso),
+            ldap: configured(IntegrationKind::Ldap),
+            log_destinations: configured(IntegrationKind::LogDestinations),
+            connectors: configured(IntegrationKind::Connectors),
         },
         settings: settings.into(),
     }))

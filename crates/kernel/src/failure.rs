@@ -139,8 +139,8 @@ pub enum ConflictCode {
     LastOwner,
     /// Active workflows still use the credential.
     CredentialInUse,
-    /// Another credential of the workspace has this name.
-    CredentialNameTaken,
+    /// Another credential (or secret provider) of the workspace has this name.
+    NameTaken,
     /// Only an active API key can be rotated.
     ApiKeyInactive,
     /// The webhook has no workflow active in its environment to run.
@@ -149,20 +149,23 @@ pub enum ConflictCode {
     EventRejected,
     /// A test run did not finish within the time a synchronous test may take.
     TestTimeout,
+    /// Environment variables or credentials still reference the secret provider.
+    ProviderInUse,
 }
 
 impl ConflictCode {
     /// Every conflict code, for tests and documentation.
-    pub const ALL: [ConflictCode; 9] = [
+    pub const ALL: [ConflictCode; 10] = [
         ConflictCode::EmailTaken,
         ConflictCode::AlreadyMember,
         ConflictCode::LastOwner,
         ConflictCode::CredentialInUse,
-        ConflictCode::CredentialNameTaken,
+        ConflictCode::NameTaken,
         ConflictCode::ApiKeyInactive,
         ConflictCode::NoActiveWorkflow,
         ConflictCode::EventRejected,
         ConflictCode::TestTimeout,
+        ConflictCode::ProviderInUse,
     ];
 
     /// The code as clients see it.
@@ -172,11 +175,12 @@ impl ConflictCode {
             ConflictCode::AlreadyMember => "already_member",
             ConflictCode::LastOwner => "last_owner",
             ConflictCode::CredentialInUse => "credential_in_use",
-            ConflictCode::CredentialNameTaken => "name_taken",
+            ConflictCode::NameTaken => "name_taken",
             ConflictCode::ApiKeyInactive => "api_key_inactive",
             ConflictCode::NoActiveWorkflow => "no_active_workflow",
             ConflictCode::EventRejected => "event_rejected",
             ConflictCode::TestTimeout => "test_timeout",
+            ConflictCode::ProviderInUse => "provider_in_use",
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod environment;
 pub mod failure;
 pub mod ids;
+pub mod integrations;
 pub mod owned_secrets;
 pub mod pagination;
 pub mod permission;
@@ -35,6 +36,9 @@ pub use ids::{
     ApiKeyId, CredentialId, EnvironmentId, ExecutionId, UserId, WebhookEventId, WorkflowId,
     WorkspaceId,
 };
+pub use integrations::{
+    IntegrationEvent, IntegrationEventKind, IntegrationEvents, IntegrationKind,
+};
 pub use owned_secrets::OwnedSecrets;
 pub use pagination::{Cursor, Page, PageRequest};
 pub use permission::Permission;
@@ -43,7 +47,8 @@ pub use principal::{Actor, Forbidden, Principal};
 /// Secret text whose `Debug` shows `[REDACTED]`; read it with [`ExposeSecret`].
 pub use secrecy::{ExposeSecret, SecretString};
 pub use secret_store::{
-    ProbeReport, SecretRef, SecretStoreClient, StoreConnection, StoreFailure, StoreKind, VaultAuth,
+    ProbeReport, ResolveFailure, SecretRef, SecretResolver, SecretStoreClient, StoreConnection,
+    StoreFailure, StoreKind, VaultAuth,
 };
 pub use unit_of_work::{
     CorruptData, StorageError, StorageErrorKind, UnitOfWork, UnitOfWorkFactory, Uow,

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{ExposeSecret, SecretString};
+use crate::{ExposeSecret, SecretString, StorageError, WorkspaceId};
 
 /// Where a secret value stands instead of being stored in FluxoLab:
 /// `{"provider": "aws-prod", "name": "db/password", "key": "password"}`.
@@ -207,6 +207,34 @@ pub trait SecretStoreClient: Send + Sync {
         connection: &StoreConnection,
         probe_name: Option<&'a str>,
     ) -> Result<ProbeReport, StoreFailure>;
+}
+
+/// Why a reference could not be resolved: the provider's name and the reason, never a
+/// value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("secret provider `{provider}`: {reason}")]
+pub struct ResolveFailure {
+    pub provider: String,
+    pub reason: String,
+}
+
+/// Resolves [`SecretRef`]s of a workspace at run time (and checks, when one is saved,
+/// that its provider exists).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SecretResolver: Send + Sync {
+    /// Whether `workspace` has a provider called `provider`.
+    async fn provider_exists(
+        &self,
+        workspace: WorkspaceId,
+        provider: &str,
+    ) -> Result<bool, StorageError>;
+    /// The value `reference` names, from its provider (or the provider's cache).
+    async fn resolve(
+        &self,
+        workspace: WorkspaceId,
+        reference: &SecretRef,
+    ) -> Result<SecretString, ResolveFailure>;
 }
 
 /// The field `key` of a JSON object secret, or the whole value when `key` is `None`.

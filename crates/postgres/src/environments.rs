@@ -68,15 +68,28 @@ const ENVIRONMENT_COLUMNS: (
     workspace_environments::updated_at,
 );
 
-type VariableRow = (Uuid, String, Option<String>, Option<Uuid>, OffsetDateTime);
+type VariableRow = (
+    Uuid,
+    String,
+    Option<String>,
+    Option<Uuid>,
+    Option<serde_json::Value>,
+    OffsetDateTime,
+);
 
-fn variable((_, name, value, secret, updated_at): VariableRow) -> Result<Variable, StorageError> {
-    let value = match (value, secret) {
-        (Some(value), None) => StoredValue::Plain(value),
-        (None, Some(credential)) => StoredValue::Secret(CredentialId::from_uuid(credential)),
+fn variable(
+    (_, name, value, secret, reference, updated_at): VariableRow,
+) -> Result<Variable, StorageError> {
+    let value = match (value, secret, reference) {
+        (Some(value), None, None) => StoredValue::Plain(value),
+        (None, Some(credential), None) => StoredValue::Secret(CredentialId::from_uuid(credential)),
+        (None, None, Some(reference)) => StoredValue::Reference(
+            serde_json::from_value(reference)
+                .map_err(|error| corrupt(format!("variable `{name}`: secret_ref {error}")))?,
+        ),
         _ => {
             return Err(corrupt(format!(
-                "variable `{name}` holds neither or both of a value and a secret"
+                "variable `{name}` holds not exactly one of a value, a secret and a reference"
             )));
         }
     };
@@ -104,6 +117,7 @@ async fn with_variables(
             environment_variables::name,
             environment_variables::value,
             environment_variables::secret_credential_id,
+            environment_variables::secret_ref,
             environment_variables::updated_at,
         ))
         .load(connection)
@@ -229,9 +243,12 @@ impl EnvironmentRepository for PgEnvironments {
             .variables
             .iter()
             .map(|variable| {
-                let (value, secret) = match &variable.value {
-                    StoredValue::Plain(value) => (Some(value.as_str()), None),
-                    StoredValue::Secret(credential) => (None, Some(credential.as_uuid())),
+                let (value, secret, reference) = match &variable.value {
+                    StoredValue::Plain(value) => (Some(value.as_str()), None, None),
+                    StoredValue::Secret(credential) => (None, Some(credential.as_uuid()), None),
+                    StoredValue::Reference(reference) => {
+                        (None, None, serde_json::to_value(reference).ok())
+                    }
                 };
                 (
                     environment_variables::environment_id.eq(id),
@@ -239,6 +256,7 @@ impl EnvironmentRepository for PgEnvironments {
                     environment_variables::name.eq(variable.name.as_str()),
                     environment_variables::value.eq(value),
                     environment_variables::secret_credential_id.eq(secret),
+                    environment_variables::secret_ref.eq(reference),
                     environment_variables::updated_at.eq(variable.updated_at),
                 )
             })

@@ -12,6 +12,7 @@ pub mod environments;
 pub mod error;
 pub mod executions;
 pub mod intake_batch;
+pub mod integrations;
 mod joins;
 mod keyset;
 pub mod migrations;
@@ -22,6 +23,7 @@ pub mod run_queue;
 /// The Diesel schema, generated from `migrations/` by `cargo xtask schema` (never edited
 /// by hand; CI's `cargo xtask schema --check` compares). Hand-written joins: `joins.rs`.
 pub mod schema;
+pub mod secret_providers;
 pub mod seed;
 pub mod settings;
 pub mod signals;

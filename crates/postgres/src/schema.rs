@@ -73,6 +73,7 @@ diesel::table! {
         secret_credential_id -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        secret_ref -> Nullable<Jsonb>,
     }
 }
 
@@ -383,11 +384,42 @@ diesel::table! {
 }
 
 diesel::table! {
+    workspace_integration_events (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        kind -> Text,
+        integration_id -> Nullable<Uuid>,
+        event -> Text,
+        details -> Jsonb,
+        actor_user_id -> Nullable<Uuid>,
+        actor_api_key_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     workspace_members (workspace_id, user_id) {
         workspace_id -> Uuid,
         user_id -> Uuid,
         profile_id -> Uuid,
         invited_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workspace_secret_providers (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        kind -> Text,
+        config -> Jsonb,
+        credentials_id -> Uuid,
+        enabled -> Bool,
+        cache_ttl_seconds -> Int4,
+        revision -> Int8,
+        created_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }
@@ -508,8 +540,13 @@ diesel::joinable!(workspace_api_keys -> workspace_environments (environment_id))
 diesel::joinable!(workspace_api_keys -> workspaces (workspace_id));
 diesel::joinable!(workspace_data_keys -> workspaces (workspace_id));
 diesel::joinable!(workspace_environments -> workspaces (workspace_id));
+diesel::joinable!(workspace_integration_events -> users (actor_user_id));
+diesel::joinable!(workspace_integration_events -> workspaces (workspace_id));
 diesel::joinable!(workspace_members -> profiles (profile_id));
 diesel::joinable!(workspace_members -> workspaces (workspace_id));
+diesel::joinable!(workspace_secret_providers -> credentials (credentials_id));
+diesel::joinable!(workspace_secret_providers -> users (created_by));
+diesel::joinable!(workspace_secret_providers -> workspaces (workspace_id));
 diesel::joinable!(workspace_settings -> workspaces (workspace_id));
 diesel::joinable!(workspace_usage_alert_events -> workspace_usage_alerts (alert_id));
 diesel::joinable!(workspace_usage_alert_events -> workspaces (workspace_id));
@@ -546,7 +583,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     workspace_api_keys,
     workspace_data_keys,
     workspace_environments,
+    workspace_integration_events,
     workspace_members,
+    workspace_secret_providers,
     workspace_settings,
     workspace_usage_alert_events,
     workspace_usage_alerts,

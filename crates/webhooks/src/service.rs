@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use fluxolab_kernel::{
     AuditEvent, AuditLog, Clock, Conflict, ConflictCode, EnvironmentDirectory, EnvironmentRef,
-    ExecutionId, ExposeSecret, Failure, Forbidden, NoRandomness, Page, PageRequest, Permission,
-    PlanLimitReached, Principal, SecretString, StorageError, UnitOfWorkFactory, ValidationErrors,
-    WebhookEventId, WorkflowId,
+    ExecutionId, ExposeSecret, Failure, Forbidden, IntegrationEvent, IntegrationEventKind,
+    IntegrationKind, NoRandomness, Page, PageRequest, Permission, PlanLimitReached, Principal,
+    SecretString, StorageError, UnitOfWorkFactory, ValidationErrors, WebhookEventId, WorkflowId,
 };
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -103,6 +103,8 @@ pub struct WebhookPorts {
     pub conversations: Arc<dyn ConversationRepository>,
     pub secrets: Arc<dyn fluxolab_kernel::OwnedSecrets>,
     pub audit: Arc<dyn AuditLog>,
+    /// Where each change is also recorded as an integration event.
+    pub integration_events: Arc<dyn fluxolab_kernel::IntegrationEvents>,
     pub clock: Arc<dyn Clock>,
     pub environments: Arc<dyn EnvironmentDirectory>,
     /// Where a replay's run starts, like every queued run.
@@ -323,8 +325,13 @@ impl WebhookService {
             .registrations
             .insert(unit.as_mut(), &registration, principal.user())
             .await?;
-        self.audit(unit.as_mut(), principal, "webhook.created", &registration)
-            .await?;
+        self.audit(
+            unit.as_mut(),
+            principal,
+            ("webhook.created", IntegrationEventKind::Configured),
+            &registration,
+        )
+        .await?;
         unit.commit().await?;
         Ok(CreatedRegistration {
             registration,
@@ -332,13 +339,28 @@ impl WebhookService {
         })
     }
 
+    /// Records a change in the activity log and as an integration event (`event`).
     async fn audit(
         &self,
         unit: &mut fluxolab_kernel::Uow,
         principal: &Principal,
-        action: &'static str,
+        (action, event): (&'static str, IntegrationEventKind),
         registration: &Registration,
     ) -> Result<(), StorageError> {
+        self.ports
+            .integration_events
+            .record_in(
+                unit,
+                &IntegrationEvent {
+                    workspace_id: registration.workspace_id,
+                    kind: IntegrationKind::Webhooks,
+                    integration_id: Some(registration.id.as_uuid()),
+                    event,
+                    details: json!({"name": registration.name, "provider": registration.provider.code()}),
+                    actor: Some(principal.actor()),
+                },
+            )
+            .await?;
         self.ports
             .audit
             .record_in(
@@ -371,6 +393,7 @@ impl WebhookService {
     ) -> Result<Registration, WebhookError> {
         principal.require(Permission::WebhooksWrite)?;
         let mut registration = self.get(principal, id).await?;
+        let was_enabled = registration.enabled;
         let mut errors = ValidationErrors::new();
         if let Some(name) = &patch.name {
             match fluxolab_kernel::validation::bounded_name(name) {
@@ -429,6 +452,11 @@ impl WebhookService {
             return Err(WebhookError::Invalid(errors));
         }
         registration.updated_at = self.ports.clock.now();
+        let integration_event = match (was_enabled, registration.enabled) {
+            (false, true) => IntegrationEventKind::Enabled,
+            (true, false) => IntegrationEventKind::Disabled,
+            _ => IntegrationEventKind::Updated,
+        };
         let mut unit = self.ports.units.begin().await?;
         if let Some(secret) = secret {
             if let Some(replaced) = registration.signing_credential_id {
@@ -458,8 +486,13 @@ impl WebhookService {
             .registrations
             .update(unit.as_mut(), &registration)
             .await?;
-        self.audit(unit.as_mut(), principal, "webhook.updated", &registration)
-            .await?;
+        self.audit(
+            unit.as_mut(),
+            principal,
+            ("webhook.updated", integration_event),
+            &registration,
+        )
+        .await?;
         unit.commit().await?;
         self.intake.forget(&registration.public_id);
         Ok(registration)
@@ -489,8 +522,13 @@ impl WebhookService {
                 .discard(unit.as_mut(), registration.workspace_id, secret)
                 .await?;
         }
-        self.audit(unit.as_mut(), principal, "webhook.deleted", &registration)
-            .await?;
+        self.audit(
+            unit.as_mut(),
+            principal,
+            ("webhook.deleted", IntegrationEventKind::Removed),
+            &registration,
+        )
+        .await?;
         unit.commit().await?;
         self.intake.forget(&registration.public_id);
         Ok(())

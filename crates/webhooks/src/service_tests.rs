@@ -316,6 +316,7 @@ impl Webhooks {
                 conversations: Arc::new(MockConversationRepository::new()),
                 secrets: Arc::new(std::mem::take(&mut self.secrets)),
                 audit: Arc::new(std::mem::take(&mut self.audit)),
+                integration_events: Arc::new(recorded_anything()),
                 clock: Arc::new(ManualClock::new(OffsetDateTime::UNIX_EPOCH)),
                 environments: Arc::new(std::mem::take(&mut self.environments)),
                 starter: Arc::new(std::mem::take(&mut self.start).starter()),
@@ -323,6 +324,13 @@ impl Webhooks {
             Arc::new(intake),
         )
     }
+}
+
+/// Integration events: recorded alongside the audit entries the tests check.
+fn recorded_anything() -> fluxolab_kernel::integrations::MockIntegrationEvents {
+    let mut events = fluxolab_kernel::integrations::MockIntegrationEvents::new();
+    events.expect_record_in().returning(|_, _| Ok(()));
+    events
 }
 
 #[tokio::test]

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use fluxolab_kernel::{
     AuditEvent, AuditLog, CredentialId, EnvironmentId, EnvironmentVariables, ExecutionId,
     ExposeSecret, Failure, Forbidden, OwnedSecrets, Permission, Principal, RunEnvironment,
-    SecretString, StorageError, UnitOfWorkFactory, Uow, ValidationErrors, WorkflowId, WorkspaceId,
+    SecretRef, SecretResolver, SecretString, StorageError, UnitOfWorkFactory, Uow,
+    ValidationErrors, WorkflowId, WorkspaceId,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -30,6 +31,8 @@ pub enum StoredValue {
     Plain(String),
     /// Sealed in the vault: the credential holding it.
     Secret(CredentialId),
+    /// A secret in an external provider, resolved at run time only.
+    Reference(SecretRef),
 }
 
 /// One variable of an environment.
@@ -54,13 +57,15 @@ pub struct Environment {
     pub updated_at: OffsetDateTime,
 }
 
-/// A variable as submitted: a plain value, or a secret (its value left out keeps the
-/// secret stored before). Its `Debug` never shows a secret's value.
+/// A variable as submitted: a plain value, a secret (its value left out keeps the
+/// secret stored before), or a reference to a secret provider's secret. Its `Debug`
+/// never shows a secret's value.
 #[derive(Clone, Default)]
 pub struct VariableInput {
     pub name: String,
     pub value: Option<String>,
     pub secret: bool,
+    pub secret_ref: Option<SecretRef>,
 }
 
 impl std::fmt::Debug for VariableInput {
@@ -74,6 +79,7 @@ impl std::fmt::Debug for VariableInput {
             .field("name", &self.name)
             .field("value", &value)
             .field("secret", &self.secret)
+            .field("secret_ref", &self.secret_ref)
             .finish()
     }
 }
@@ -170,6 +176,9 @@ pub struct EnvironmentPorts {
     pub secrets: Arc<dyn OwnedSecrets>,
     pub audit: Arc<dyn AuditLog>,
     pub clock: Arc<dyn fluxolab_kernel::Clock>,
+    /// Resolves variables that reference a secret provider (and checks, on save, that
+    /// the provider exists).
+    pub references: Arc<dyn SecretResolver>,
 }
 
 impl std::fmt::Debug for EnvironmentPorts {
@@ -181,14 +190,23 @@ impl std::fmt::Debug for EnvironmentPorts {
 /// The environment use cases.
 pub struct EnvironmentService {
     ports: EnvironmentPorts,
-    /// Variables loaded for runs, by environment (secrets opened).
-    loaded: moka::sync::Cache<EnvironmentId, Arc<RunEnvironment>>,
+    /// Variables loaded for runs, by environment (secrets opened; references to
+    /// resolve on each load, through the providers' own caches).
+    loaded: moka::sync::Cache<EnvironmentId, Arc<Loaded>>,
 }
 
 impl std::fmt::Debug for EnvironmentService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnvironmentService").finish_non_exhaustive()
     }
+}
+
+/// An environment's variables as loaded: values (vault secrets opened) and the
+/// references still to resolve.
+#[derive(Clone, Debug, Default)]
+struct Loaded {
+    run: RunEnvironment,
+    references: Vec<(String, SecretRef)>,
 }
 
 /// Whether `name` is a valid environment name (`staging`, `qa-2`…).
@@ -303,6 +321,8 @@ impl EnvironmentService {
         if let Some(inputs) = &patch.variables {
             updated.variables =
                 Self::check_variables(&current, inputs, now, &mut errors, &mut to_seal);
+            self.check_references(principal.workspace_id(), inputs, &mut errors)
+                .await?;
         }
         if !errors.is_empty() {
             return Err(EnvironmentError::Invalid(errors));
@@ -366,6 +386,36 @@ impl EnvironmentService {
         Ok(updated)
     }
 
+    /// Every provider a submitted reference names must exist in the workspace.
+    async fn check_references(
+        &self,
+        workspace: WorkspaceId,
+        inputs: &[VariableInput],
+        errors: &mut ValidationErrors,
+    ) -> Result<(), StorageError> {
+        for (index, input) in inputs.iter().enumerate() {
+            let Some(reference) = &input.secret_ref else {
+                continue;
+            };
+            if !reference.provider.is_empty()
+                && !self
+                    .ports
+                    .references
+                    .provider_exists(workspace, &reference.provider)
+                    .await?
+            {
+                errors.add(
+                    format!("variables[{index}].secret_ref.provider"),
+                    format!(
+                        "no secret provider `{}` in this workspace",
+                        reference.provider
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Validates the submitted variables against the current ones; secrets with a new
     /// value are listed in `to_seal` (their index in the result) for the caller.
     fn check_variables(
@@ -410,6 +460,33 @@ impl EnvironmentService {
                 continue;
             }
             let before = current.variables.iter().find(|v| v.name == name);
+            if let Some(reference) = &input.secret_ref {
+                if input.value.is_some() {
+                    errors.add(
+                        format!("{field}.value"),
+                        "give either a value or a secret_ref",
+                    );
+                    continue;
+                }
+                if !valid_reference(reference) {
+                    errors.add(
+                        format!("{field}.secret_ref"),
+                        "needs a provider name and a secret name (1 to 512 characters), and a key of at most 256",
+                    );
+                    continue;
+                }
+                let value = StoredValue::Reference(reference.clone());
+                let updated_at = match before {
+                    Some(previous) if previous.value == value => previous.updated_at,
+                    _ => now,
+                };
+                variables.push(Variable {
+                    name: name.to_owned(),
+                    value,
+                    updated_at,
+                });
+                continue;
+            }
             let value = match (&input.value, input.secret) {
                 (Some(value), false) => StoredValue::Plain(value.clone()),
                 (None, false) => {
@@ -484,32 +561,49 @@ impl EnvironmentService {
         &self,
         workspace: WorkspaceId,
         environment: EnvironmentId,
-    ) -> Result<RunEnvironment, StorageError> {
+    ) -> Result<Loaded, StorageError> {
         let Some(found) = self.ports.environments.find(workspace, environment).await? else {
-            return Ok(RunEnvironment::default());
+            return Ok(Loaded::default());
         };
-        let mut run = RunEnvironment::default();
+        let mut loaded = Loaded::default();
         for variable in found.variables {
             let value = match variable.value {
                 StoredValue::Plain(value) => value,
                 StoredValue::Secret(credential) => {
                     let secret = self.ports.secrets.open(workspace, credential).await?;
                     let secret = secret.expose_secret().to_owned();
-                    run.secrets.push(secret.clone());
+                    loaded.run.secrets.push(secret.clone());
                     secret
                 }
+                StoredValue::Reference(reference) => {
+                    loaded.references.push((variable.name, reference));
+                    continue;
+                }
             };
-            run.variables.insert(variable.name, Value::String(value));
+            loaded
+                .run
+                .variables
+                .insert(variable.name, Value::String(value));
         }
-        Ok(run)
+        Ok(loaded)
     }
 }
 
 fn secret_of(variable: &Variable) -> Option<CredentialId> {
     match variable.value {
         StoredValue::Secret(credential) => Some(credential),
-        StoredValue::Plain(_) => None,
+        StoredValue::Plain(_) | StoredValue::Reference(_) => None,
     }
+}
+
+/// Whether a submitted reference has the parts it needs, within bounds.
+fn valid_reference(reference: &SecretRef) -> bool {
+    crate::secret_providers::model::valid_provider_name(&reference.provider)
+        && (1..=512).contains(&reference.name.chars().count())
+        && reference
+            .key
+            .as_ref()
+            .is_none_or(|key| (1..=256).contains(&key.chars().count()))
 }
 
 #[async_trait]
@@ -519,12 +613,28 @@ impl EnvironmentVariables for EnvironmentService {
         workspace: WorkspaceId,
         environment: EnvironmentId,
     ) -> Result<RunEnvironment, StorageError> {
-        if let Some(loaded) = self.loaded.get(&environment) {
-            return Ok(loaded.as_ref().clone());
+        let loaded = match self.loaded.get(&environment) {
+            Some(loaded) => loaded,
+            None => {
+                let loaded = Arc::new(self.open_all(workspace, environment).await?);
+                self.loaded.insert(environment, loaded.clone());
+                loaded
+            }
+        };
+        let mut run = loaded.run.clone();
+        for (name, reference) in &loaded.references {
+            // A provider's failure names the provider and the reason, never a value.
+            let value = self
+                .ports
+                .references
+                .resolve(workspace, reference)
+                .await
+                .map_err(StorageError::new)?;
+            let value = value.expose_secret().to_owned();
+            run.secrets.push(value.clone());
+            run.variables.insert(name.clone(), Value::String(value));
         }
-        let loaded = Arc::new(self.open_all(workspace, environment).await?);
-        self.loaded.insert(environment, loaded.clone());
-        Ok(loaded.as_ref().clone())
+        Ok(run)
     }
 }
 

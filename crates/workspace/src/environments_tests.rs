@@ -45,16 +45,19 @@ fn a_secret_without_value_keeps_the_stored_one_and_needs_one() {
             name: "TOKEN".to_owned(),
             value: None,
             secret: true,
+            secret_ref: None,
         },
         VariableInput {
             name: "NEW_SECRET".to_owned(),
             value: Some("s3cr3t".to_owned()),
             secret: true,
+            secret_ref: None,
         },
         VariableInput {
             name: "URL".to_owned(),
             value: Some("https://x.test".to_owned()),
             secret: false,
+            secret_ref: None,
         },
     ];
     let now = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(1);
@@ -78,6 +81,7 @@ fn a_secret_without_value_keeps_the_stored_one_and_needs_one() {
         name: "OTHER".to_owned(),
         value: None,
         secret: true,
+        secret_ref: None,
     }];
     EnvironmentService::check_variables(&current, &missing, now, &mut errors, &mut to_seal);
     assert!(!errors.is_empty());
@@ -92,16 +96,19 @@ fn bad_and_repeated_variable_names_are_named() {
             name: "9X".to_owned(),
             value: Some("a".to_owned()),
             secret: false,
+            secret_ref: None,
         },
         VariableInput {
             name: "A".to_owned(),
             value: Some("a".to_owned()),
             secret: false,
+            secret_ref: None,
         },
         VariableInput {
             name: "A".to_owned(),
             value: Some("b".to_owned()),
             secret: false,
+            secret_ref: None,
         },
     ];
     EnvironmentService::check_variables(

@@ -138,7 +138,7 @@ impl Checked {
             );
         }
         if let Some(defaults) = patch.execution_defaults {
-            self.apply_execution_defaults(defaults);
+            self.apply_execution_defaults(&defaults);
         }
         if let Some(notifications) = patch.notifications {
             self.apply_notifications(notifications);
@@ -148,7 +148,7 @@ impl Checked {
         }
     }
 
-    fn apply_execution_defaults(&mut self, patch: ExecutionDefaultsPatch) {
+    fn apply_execution_defaults(&mut self, patch: &ExecutionDefaultsPatch) {
         let Self {
             settings,
             errors,

@@ -35,6 +35,7 @@ fn no_secret_bearing_value_shows_its_secret_in_debug() {
             "{:?}",
             EnvironmentPatch {
                 variables: Some(vec![VariableInput {
+                    secret_ref: None,
                     name: "API_TOKEN".to_owned(),
                     value: Some(SECRET.to_owned()),
                     secret: true,
@@ -62,6 +63,7 @@ fn a_plain_variable_still_shows_its_value() {
         name: "REGION".to_owned(),
         value: Some("eu-west-1".to_owned()),
         secret: false,
+        secret_ref: None,
     };
     assert!(format!("{plain:?}").contains("eu-west-1"));
 }
