@@ -171,7 +171,11 @@ async fn malformed_json_is_a_400_problem_that_says_where() -> TestResult {
     let (status, problem) = problem_of(test::call_service(&app, request).await).await?;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(problem.code, "invalid_json");
-    assert!(problem.detail.is_some_and(|detail| detail.contains("line 1")));
+    assert!(
+        problem
+            .detail
+            .is_some_and(|detail| detail.contains("line 1"))
+    );
     Ok(())
 }
 
@@ -201,7 +205,11 @@ async fn an_oversize_body_is_a_413_problem_naming_the_limit() -> TestResult {
     let (status, problem) = problem_of(test::call_service(&app, request).await).await?;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(problem.code, "payload_too_large");
-    assert!(problem.detail.is_some_and(|detail| detail.contains("1024-byte")));
+    assert!(
+        problem
+            .detail
+            .is_some_and(|detail| detail.contains("1024-byte"))
+    );
     Ok(())
 }
 
