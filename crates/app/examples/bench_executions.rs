@@ -8,30 +8,22 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use fluxolab_app::workers::WorkerPool;
 
+#[path = "bench_support/common.rs"]
+mod common;
 #[path = "bench_support/queue.rs"]
 mod queue;
 
-use queue::{Bench, Error};
+use common::{Error, RunLatency, count};
+use queue::Bench;
 
 const RUNS: i64 = 50_000;
 
-#[derive(QueryableByName)]
-struct Stats {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    steps: i64,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
-    p50: Option<f64>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
-    p99: Option<f64>,
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    queue::in_scratch_database(|url| async move { run(&url).await }).await
+    common::in_scratch_database(|url| async move { run(&url).await }).await
 }
 
 async fn run(url: &str) -> Result<(), Error> {
@@ -52,8 +44,9 @@ async fn run(url: &str) -> Result<(), Error> {
     }
     let elapsed = started.elapsed();
     workers.shutdown().await;
-    let stats: Stats = diesel::sql_query(
-        "SELECT (SELECT count(*) FROM execution_steps) AS steps, \
+    let steps = count(&bench.pool, "SELECT count(*) AS count FROM execution_steps").await?;
+    let stats: RunLatency = diesel::sql_query(
+        "SELECT count(*) AS runs, \
            percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - due_at)) AS p50, \
            percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - due_at)) AS p99 \
          FROM executions WHERE status IN ('succeeded', 'failed')",
@@ -66,19 +59,13 @@ async fn run(url: &str) -> Result<(), Error> {
     );
     println!(
         "  finished             {done:>10} executions ({} steps) in {:.2} s",
-        stats.steps,
+        steps,
         elapsed.as_secs_f64()
     );
     let rate = done as f64 / elapsed.as_secs_f64();
     println!("  throughput           {rate:>10.0} executions/s");
-    println!(
-        "  due → finished  p50  {:>10.1} ms",
-        stats.p50.unwrap_or_default() * 1000.0
-    );
-    println!(
-        "  due → finished  p99  {:>10.1} ms",
-        stats.p99.unwrap_or_default() * 1000.0
-    );
+    println!("  due → finished  p50  {:>10.1} ms", stats.p50_ms());
+    println!("  due → finished  p99  {:>10.1} ms", stats.p99_ms());
     println!("RESULT executions_per_second={rate:.1}");
     Ok(())
 }

@@ -8,31 +8,23 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use fluxolab_app::workers::WorkerPool;
 
+#[path = "bench_support/common.rs"]
+mod common;
 #[path = "bench_support/queue.rs"]
 mod queue;
 
-use queue::{Bench, Error};
+use common::{Error, RunLatency};
+use queue::Bench;
 
 const BACKLOG: i64 = 50_000;
 const QUIET_EVERY: Duration = Duration::from_millis(20);
 
-#[derive(QueryableByName)]
-struct Waits {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    runs: i64,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
-    p50: Option<f64>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
-    p99: Option<f64>,
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    queue::in_scratch_database(|url| async move { run(&url).await }).await
+    common::in_scratch_database(|url| async move { run(&url).await }).await
 }
 
 async fn run(url: &str) -> Result<(), Error> {
@@ -64,7 +56,7 @@ async fn run(url: &str) -> Result<(), Error> {
     }
     let elapsed = started.elapsed();
     workers.shutdown().await;
-    let waits: Waits = diesel::sql_query(
+    let waits: RunLatency = diesel::sql_query(
         "SELECT count(*) AS runs, \
            percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - due_at)) AS p50, \
            percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - due_at)) AS p99 \
@@ -74,7 +66,7 @@ async fn run(url: &str) -> Result<(), Error> {
     .get_result(&mut bench.pool.get().await?)
     .await?;
     let rate = done as f64 / elapsed.as_secs_f64();
-    let p99_ms = waits.p99.unwrap_or_default() * 1000.0;
+    let p99_ms = waits.p99_ms();
     println!(
         "fairness bench: workspace A queues {BACKLOG} runs, workspace B one every {} ms meanwhile; {} worker slots (the default)",
         QUIET_EVERY.as_millis(),
@@ -85,10 +77,7 @@ async fn run(url: &str) -> Result<(), Error> {
         elapsed.as_secs_f64()
     );
     println!("  B's runs claimed     {:>10} of {quiet_runs}", waits.runs);
-    println!(
-        "  B due → started p50  {:>10.1} ms",
-        waits.p50.unwrap_or_default() * 1000.0
-    );
+    println!("  B due → started p50  {:>10.1} ms", waits.p50_ms());
     println!("  B due → started p99  {p99_ms:>10.1} ms");
     println!("RESULT executions_per_second={rate:.1}");
     println!("RESULT quiet_claim_p99_ms={p99_ms:.1}");

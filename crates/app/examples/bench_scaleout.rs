@@ -21,10 +21,13 @@ use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::process::{Child, Command};
 
+#[path = "bench_support/common.rs"]
+mod common;
 #[path = "bench_support/queue.rs"]
 mod queue;
 
-use queue::{Bench, Error};
+use common::Error;
+use queue::Bench;
 
 /// The backlog each configuration drains.
 const RUNS: i64 = 20_000;
@@ -109,7 +112,7 @@ async fn main() -> Result<(), Error> {
     if !binary.is_file() {
         return Err(format!("FLUXOLAB_BIN: no file at {}", binary.display()).into());
     }
-    queue::in_scratch_database(|url| async move { run(&url, &binary).await }).await
+    common::in_scratch_database(|url| async move { run(&url, &binary).await }).await
 }
 
 async fn run(url: &str, binary: &Path) -> Result<(), Error> {

@@ -14,15 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use diesel::QueryableByName;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use fluxolab_app::{Application, DatabaseSettings, Settings};
-use fluxolab_kernel::{Actor, Principal, SystemClock, UserId, WorkspaceId};
+use diesel_async::RunQueryDsl;
+use fluxolab_app::Application;
 use fluxolab_webhooks::model::NewRegistration;
 use fluxolab_webhooks::ports::{EventStore, NewEvent, Recording};
 use fluxolab_workflows::service::CreateWorkflow;
 use fluxolab_workflows::start::DeliveryRun;
-use fluxolab_workspace::Role;
 
 /// Deliveries per measured run.
 const DELIVERIES: usize = 20_000;
@@ -34,37 +31,16 @@ const WARM_UP: usize = 1_000;
 const CONTACTS: usize = 1_000;
 const SECRET: &str = "bench-meta-app-secret";
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    count: i64,
-}
-
-fn with_database(url: &str, name: &str) -> Result<String, Error> {
-    let mut parsed = url::Url::parse(url)?;
-    parsed.set_path(&format!("/{name}"));
-    Ok(parsed.into())
-}
-
+#[path = "bench_support/common.rs"]
+mod common;
 #[path = "bench_webhooks/http1.rs"]
 mod http1;
 
+use common::{Error, Side, Tally, api_settings, count, percentile, prepare, register_owner};
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let server = std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is required")?;
-    let name = format!("fluxolab_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = AsyncPgConnection::establish(&server).await?;
-    diesel::sql_query(format!(r#"CREATE DATABASE "{name}""#))
-        .execute(&mut admin)
-        .await?;
-    let url = with_database(&server, &name)?;
-    let outcome = run(&url).await;
-    diesel::sql_query(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#))
-        .execute(&mut admin)
-        .await?;
-    outcome
+    common::in_scratch_database(|url| async move { run(&url).await }).await
 }
 
 /// What the intake would store for delivery `index` of `run_id`.
@@ -141,14 +117,6 @@ fn cpu_split(before: Option<(u64, u64)>, after: Option<(u64, u64)>, seconds: f64
     }
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted[index].as_secs_f64() * 1000.0
-}
-
 /// Fires every delivery at `url` over [`CONNECTIONS`] connections; the rate, the
 /// sorted latencies and how many were not answered 200.
 async fn fire(
@@ -173,8 +141,7 @@ async fn fire(
     for mut connection in connections {
         let (deliveries, next, path) = (deliveries.clone(), next.clone(), path.clone());
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0;
+            let mut tally = Tally::default();
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some((body, signature)) = deliveries.get(index) else {
@@ -191,37 +158,21 @@ async fn fire(
                         body,
                     )
                     .await;
-                latencies.push(sent.elapsed());
-                match answer {
-                    Ok(200) => {}
-                    Ok(_) => failures += 1,
-                    // A broken connection stops its task; the others take the rest.
-                    Err(_) => {
-                        failures += 1;
-                        break;
-                    }
+                // A broken connection stops its task; the others take the rest.
+                if !tally.record(sent, answer.ok()) {
+                    break;
                 }
             }
-            (latencies, failures)
+            tally
         }));
     }
-    let mut latencies = Vec::with_capacity(DELIVERIES);
-    let mut failures = 0;
+    let mut side = Side::default();
     for task in tasks {
-        let (mut some, failed) = task.await?;
-        latencies.append(&mut some);
-        failures += failed;
+        side.add(task.await?);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
-    Ok((latencies.len() as f64 / elapsed, latencies, failures))
-}
-
-async fn count(pool: &fluxolab_postgres::DbPool, sql: &str) -> Result<i64, Error> {
-    let row: Count = diesel::sql_query(sql)
-        .get_result(&mut pool.get().await?)
-        .await?;
-    Ok(row.count)
+    side.seconds = started.elapsed().as_secs_f64();
+    side.latencies.sort();
+    Ok((side.rate(), side.latencies, side.failures))
 }
 
 /// Waits (up to `patience`) until no execution is queued or running; how many still are.
@@ -252,52 +203,14 @@ async fn succeeded_executions(pool: &fluxolab_postgres::DbPool) -> Result<i64, E
 }
 
 async fn run(url: &str) -> Result<(), Error> {
-    let migrate_url = url.to_owned();
-    fluxolab_postgres::migrations::run_off_runtime(move || {
-        fluxolab_postgres::migrations::run_pending(&migrate_url)
-    })
-    .await?;
+    // BENCH_POOL_SIZE tries other pool sizes (fewer backends can beat more on few
+    // cores); BENCH_PHASES (direct,grouped,alone,workers) runs some phases.
     let settings = |workers: bool| {
-        let url = url.to_owned();
-        Settings::from_lookup(move |variable| match variable {
-            "DATABASE_URL" => Some(url.clone()),
-            "APP_SECRET" => Some("bench-secret-bench-secret-bench-secret".to_owned()),
-            "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
-            // BENCH_POOL_SIZE tries other pool sizes (fewer backends can beat more on
-            // few cores); BENCH_PHASES (direct,grouped,alone,workers) runs some phases.
-            "DATABASE_POOL_SIZE" => {
-                Some(std::env::var("BENCH_POOL_SIZE").unwrap_or_else(|_| "48".to_owned()))
-            }
-            "WORKERS" => workers.then(|| "16".to_owned()),
-            _ => None,
-        })
+        let extra: &[(&str, &str)] = if workers { &[("WORKERS", "16")] } else { &[] };
+        api_settings(url, "48", extra)
     };
-    let setup = settings(false)?;
-    let pool = fluxolab_app::startup::pool(&DatabaseSettings {
-        pool_size: 64,
-        ..setup.database.clone()
-    })?;
-    fluxolab_postgres::seed::seed_reference_data(&mut *pool.get().await?).await?;
-    let services = fluxolab_app::startup::services(
-        &pool,
-        &setup,
-        Arc::new(SystemClock),
-        Arc::new(fluxolab_workflows::execution_service::Unobserved),
-    )?;
-    let user = services
-        .accounts
-        .register(fluxolab_identity::Registration {
-            email: "bench@example.com".into(),
-            password: secrecy::SecretString::from("bench-password-123".to_owned()),
-            display_name: "Bench".into(),
-        })
-        .await?;
-    let workspace = user.default_workspace_id.ok_or("no workspace")?;
-    let owner = Principal::new(
-        Actor::User(UserId::from_uuid(user.id.as_uuid())),
-        WorkspaceId::from_uuid(workspace.as_uuid()),
-        Role::Owner.grants(),
-    );
+    let (pool, services) = prepare(&settings(false)?, 64).await?;
+    let (owner, _) = register_owner(&services, "bench@example.com").await?;
     // Unlimited executions and webhook rate: the bench measures the intake, not the plan.
     services.billing.change_plan(&owner, "enterprise").await?;
     let definition = serde_json::from_value(serde_json::json!({

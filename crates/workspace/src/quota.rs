@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use fluxolab_kernel::{Admission, Clock, StorageError, UsageGate, WorkspaceId};
 use time::OffsetDateTime;
 
-/// How long the webhook hot path trusts a quota reading.
+/// How long the webhook hot path trusts a quota reading (by the injected clock).
 pub const DELIVERY_QUOTA_TTL: Duration = Duration::from_secs(1);
 
 /// Where a workspace stands against its quota and rate.
@@ -41,7 +41,9 @@ struct Bucket {
 pub struct Quotas {
     source: Arc<dyn QuotaSource>,
     clock: Arc<dyn Clock>,
-    cache: moka::sync::Cache<WorkspaceId, QuotaStatus>,
+    /// Readings and when they were taken; older than [`DELIVERY_QUOTA_TTL`] by the
+    /// clock, a reading is taken again.
+    cache: moka::sync::Cache<WorkspaceId, (QuotaStatus, OffsetDateTime)>,
     buckets: Mutex<HashMap<WorkspaceId, Bucket>>,
 }
 
@@ -56,10 +58,7 @@ impl Quotas {
         Self {
             source,
             clock,
-            cache: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(DELIVERY_QUOTA_TTL)
-                .build(),
+            cache: moka::sync::Cache::builder().max_capacity(100_000).build(),
             buckets: Mutex::default(),
         }
     }
@@ -114,20 +113,21 @@ impl Quotas {
 impl UsageGate for Quotas {
     async fn admit_run(&self, workspace: WorkspaceId) -> Result<Admission, StorageError> {
         let status = self.source.status(workspace).await?;
-        self.cache.insert(workspace, status);
-        Ok(self.quota(&status, self.clock.now()))
+        let now = self.clock.now();
+        self.cache.insert(workspace, (status, now));
+        Ok(self.quota(&status, now))
     }
 
     async fn admit_delivery(&self, workspace: WorkspaceId) -> Result<Admission, StorageError> {
+        let now = self.clock.now();
         let status = match self.cache.get(&workspace) {
-            Some(status) => status,
-            None => {
+            Some((status, read_at)) if now - read_at < DELIVERY_QUOTA_TTL => status,
+            _ => {
                 let status = self.source.status(workspace).await?;
-                self.cache.insert(workspace, status);
+                self.cache.insert(workspace, (status, now));
                 status
             }
         };
-        let now = self.clock.now();
         if let Some(per_minute) = status.webhook_events_per_minute {
             let rate = self.take_token(workspace, per_minute, now);
             if rate != Admission::Admitted {
@@ -199,5 +199,42 @@ mod tests {
                 retry_after_seconds: 2 * 86_400 - 30
             })
         );
+    }
+
+    #[tokio::test]
+    async fn a_delivery_trusts_a_quota_reading_for_a_second_of_the_clock() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let clock = Arc::new(ManualClock::new(start));
+        let used = Arc::new(Mutex::new(0_u32));
+        let mut source = MockQuotaSource::new();
+        let reading = used.clone();
+        source.expect_status().returning(move |_| {
+            Ok(QuotaStatus {
+                executions_per_month: Some(1),
+                executions_used: reading.lock().map_or(0, |used| *used),
+                period_end: start + time::Duration::days(1),
+                webhook_events_per_minute: None,
+            })
+        });
+        let gate = Quotas::new(Arc::new(source), clock.clone());
+        let workspace = WorkspaceId::new();
+        assert_eq!(
+            gate.admit_delivery(workspace).await.ok(),
+            Some(Admission::Admitted)
+        );
+        if let Ok(mut used) = used.lock() {
+            *used = 1;
+        }
+        clock.advance(time::Duration::milliseconds(900));
+        assert_eq!(
+            gate.admit_delivery(workspace).await.ok(),
+            Some(Admission::Admitted),
+            "the reading is still trusted"
+        );
+        clock.advance(time::Duration::milliseconds(200));
+        assert!(matches!(
+            gate.admit_delivery(workspace).await,
+            Ok(Admission::QuotaExceeded { .. })
+        ));
     }
 }

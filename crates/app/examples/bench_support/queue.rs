@@ -1,40 +1,16 @@
-//! What the queue benches share: a scratch database, the services at their defaults, a
-//! workspace with the three-node workflow, and a backlog inserted in one statement.
+//! What the queue benches share: the services at their defaults, a workspace with the
+//! three-node workflow, and a backlog inserted in one statement.
 
 use std::sync::Arc;
 
-use diesel::QueryableByName;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use fluxolab_app::Settings;
 use fluxolab_http::Services;
-use fluxolab_kernel::{Actor, Principal, SystemClock, UserId, WorkspaceId};
+use fluxolab_kernel::SystemClock;
 use fluxolab_postgres::DbPool;
 use fluxolab_workflows::service::CreateWorkflow;
-use fluxolab_workspace::Role;
 
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
-
-/// Creates a scratch database on `DATABASE_URL`'s server, runs `bench` against it, and
-/// drops it whatever the outcome.
-pub async fn in_scratch_database<F, Fut>(bench: F) -> Result<(), Error>
-where
-    F: FnOnce(String) -> Fut,
-    Fut: std::future::Future<Output = Result<(), Error>>,
-{
-    let server = std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is required")?;
-    let name = format!("fluxolab_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = AsyncPgConnection::establish(&server).await?;
-    diesel::sql_query(format!(r#"CREATE DATABASE "{name}""#))
-        .execute(&mut admin)
-        .await?;
-    let mut url = url::Url::parse(&server)?;
-    url.set_path(&format!("/{name}"));
-    let outcome = bench(url.into()).await;
-    diesel::sql_query(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#))
-        .execute(&mut admin)
-        .await?;
-    outcome
-}
+use crate::common::{Error, count, migrate, register_owner};
 
 /// The migrated scratch database, its pool and the services, at the default settings.
 pub struct Bench {
@@ -45,11 +21,7 @@ pub struct Bench {
 
 impl Bench {
     pub async fn start(url: &str) -> Result<Self, Error> {
-        let migrate_url = url.to_owned();
-        fluxolab_postgres::migrations::run_off_runtime(move || {
-            fluxolab_postgres::migrations::run_pending(&migrate_url)
-        })
-        .await?;
+        migrate(url).await?;
         let settings = Settings::from_lookup(|variable| match variable {
             "DATABASE_URL" => Some(url.to_owned()),
             "APP_SECRET" => Some("bench-secret-bench-secret-bench-secret".to_owned()),
@@ -78,21 +50,7 @@ impl Bench {
         &self,
         email: &str,
     ) -> Result<(uuid::Uuid, uuid::Uuid), Error> {
-        let user = self
-            .services
-            .accounts
-            .register(fluxolab_identity::Registration {
-                email: email.into(),
-                password: secrecy::SecretString::from("bench-password-123".to_owned()),
-                display_name: "Bench".into(),
-            })
-            .await?;
-        let workspace = user.default_workspace_id.ok_or("no workspace")?;
-        let owner = Principal::new(
-            Actor::User(UserId::from_uuid(user.id.as_uuid())),
-            WorkspaceId::from_uuid(workspace.as_uuid()),
-            Role::Owner.grants(),
-        );
+        let (owner, workspace) = register_owner(&self.services, email).await?;
         let definition = serde_json::from_value(serde_json::json!({
             "nodes": [
                 {"id": "start", "type": "trigger.manual", "name": "Start"},
@@ -141,16 +99,10 @@ impl Bench {
 
     /// Runs finished so far.
     pub async fn finished(&self) -> Result<i64, Error> {
-        #[derive(QueryableByName)]
-        struct Done {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            done: i64,
-        }
-        let done: Done = diesel::sql_query(
-            "SELECT count(*) AS done FROM executions WHERE status IN ('succeeded', 'failed')",
+        count(
+            &self.pool,
+            "SELECT count(*) AS count FROM executions WHERE status IN ('succeeded', 'failed')",
         )
-        .get_result(&mut self.pool.get().await?)
-        .await?;
-        Ok(done.done)
+        .await
     }
 }

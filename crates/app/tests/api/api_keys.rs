@@ -5,16 +5,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TestApp, call};
+use crate::helpers::{Account, Error, Fields, TestApp, call};
 
 async fn create(app: &TestApp, owner: &Account, name: &str) -> Result<(u16, Value), Error> {
-    call(
-        app,
-        owner,
-        Method::POST,
-        "/api/settings/api/keys",
-        &json!({"name": name, "scopes": ["workflows.read", "executions.read"], "environment": "production"}),
-    )
+    app.post_in(owner, "/api/settings/api/keys", &json!({"name": name, "scopes": ["workflows.read", "executions.read"], "environment": "production"}))
     .await
 }
 
@@ -24,7 +18,7 @@ async fn keys_are_shown_once_capped_by_the_plan_rotated_revoked_and_audited() ->
     let owner = app.signed_up("keys@example.com").await?;
     let (status, first) = create(&app, &owner, "CI").await?;
     assert_eq!(status, 201, "{first}");
-    let secret = first["key"].as_str().unwrap_or_default().to_owned();
+    let secret = first.text("key")?;
     assert!(
         secret.starts_with("flx_") && secret.len() >= 4 + 43,
         "{secret}"
@@ -36,17 +30,10 @@ async fn keys_are_shown_once_capped_by_the_plan_rotated_revoked_and_audited() ->
         first["scopes"],
         json!(["workflows.read", "executions.read"])
     );
-    let id = first["id"].as_str().unwrap_or_default().to_owned();
+    let id = first.text("id")?;
 
     // Never shown again, and never stored in clear.
-    let (_, listed) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/settings/api/keys",
-        &json!({}),
-    )
-    .await?;
+    let (_, listed) = app.get_in(&owner, "/api/settings/api/keys").await?;
     assert!(!listed.to_string().contains(&secret), "{listed}");
     assert_eq!(listed["items"][0]["created_by"], owner.id.as_str());
     {
@@ -72,29 +59,19 @@ async fn keys_are_shown_once_capped_by_the_plan_rotated_revoked_and_audited() ->
         problem["limit"],
         json!({"name": "api_keys", "value": 2, "current": 2})
     );
-    let (status, _) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/settings/plan",
-        &json!({"plan": "pro"}),
-    )
-    .await?;
+    let (status, _) = app
+        .post_in(&owner, "/api/settings/plan", &json!({"plan": "pro"}))
+        .await?;
     assert_eq!(status, 200);
     assert_eq!(create(&app, &owner, "Third").await?.0, 201);
-    let (_, usage) = call(&app, &owner, Method::GET, "/api/settings/usage", &json!({})).await?;
+    let (_, usage) = app.get_in(&owner, "/api/settings/usage").await?;
     assert_eq!(
         usage["api_keys"],
         json!({"used": 3, "limit": 10, "percent": 30.0})
     );
-    let (status, problem) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/settings/plan",
-        &json!({"plan": "free"}),
-    )
-    .await?;
+    let (status, problem) = app
+        .post_in(&owner, "/api/settings/plan", &json!({"plan": "free"}))
+        .await?;
     assert_eq!(
         status, 409,
         "three keys do not fit the free plan: {problem}"
@@ -103,16 +80,15 @@ async fn keys_are_shown_once_capped_by_the_plan_rotated_revoked_and_audited() ->
 
     // A key never exceeds its creator: a viewer cannot even manage keys, and unknown or
     // oversized scopes are named.
-    let (status, problem) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/settings/api/keys",
-        &json!({
-            "name": "Bad", "scopes": ["workflows.fly"], "environment": "moon"
-        }),
-    )
-    .await?;
+    let (status, problem) = app
+        .post_in(
+            &owner,
+            "/api/settings/api/keys",
+            &json!({
+                "name": "Bad", "scopes": ["workflows.fly"], "environment": "moon"
+            }),
+        )
+        .await?;
     assert_eq!(status, 422, "{problem}");
     let fields: Vec<&str> = problem["errors"]
         .as_array()
@@ -122,10 +98,8 @@ async fn keys_are_shown_once_capped_by_the_plan_rotated_revoked_and_audited() ->
         .collect();
     assert_eq!(fields, ["scopes", "environment"]);
     app.signed_up("viewer@example.com").await?;
-    call(
-        &app,
+    app.post_in(
         &owner,
-        Method::POST,
         "/api/workspace/members",
         &json!({"email": "viewer@example.com", "role": "viewer"}),
     )
@@ -136,10 +110,7 @@ async fn keys_are_shown_once_capped_by_the_plan_rotated_revoked_and_audited() ->
         .json()
         .await?;
     let viewer = Account {
-        access_token: viewer_login["access_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        access_token: viewer_login.text("access_token")?,
         workspace_id: owner.workspace_id.clone(),
         ..owner.clone()
     };
@@ -147,58 +118,49 @@ async fn keys_are_shown_once_capped_by_the_plan_rotated_revoked_and_audited() ->
     assert_eq!(status, 403);
 
     // Rotation: a new secret, the old one valid for the grace period.
-    let (status, rotated) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/settings/api/keys/{id}/rotate"),
-        &json!({"grace_seconds": 3600}),
-    )
-    .await?;
+    let (status, rotated) = app
+        .post_in(
+            &owner,
+            &format!("/api/settings/api/keys/{id}/rotate"),
+            &json!({"grace_seconds": 3600}),
+        )
+        .await?;
     assert_eq!(status, 200, "{rotated}");
-    let new_secret = rotated["key"].as_str().unwrap_or_default();
+    let new_secret = rotated.text("key")?;
     assert!(new_secret.starts_with("flx_") && new_secret != secret);
     assert!(rotated["previous_valid_until"].is_string(), "{rotated}");
-    let (status, _) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/settings/api/keys/{id}/rotate"),
-        &json!({"grace_seconds": -1}),
-    )
-    .await?;
+    let (status, _) = app
+        .post_in(
+            &owner,
+            &format!("/api/settings/api/keys/{id}/rotate"),
+            &json!({"grace_seconds": -1}),
+        )
+        .await?;
     assert_eq!(status, 422);
 
     // Revocation, then rotating is refused.
-    let (status, revoked) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/settings/api/keys/{id}/revoke"),
-        &json!({}),
-    )
-    .await?;
+    let (status, revoked) = app
+        .post_in(
+            &owner,
+            &format!("/api/settings/api/keys/{id}/revoke"),
+            &json!({}),
+        )
+        .await?;
     assert_eq!(status, 200);
     assert_eq!(revoked["status"], "revoked");
-    let (status, problem) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/settings/api/keys/{id}/rotate"),
-        &json!({}),
-    )
-    .await?;
+    let (status, problem) = app
+        .post_in(
+            &owner,
+            &format!("/api/settings/api/keys/{id}/rotate"),
+            &json!({}),
+        )
+        .await?;
     assert_eq!(status, 409, "{problem}");
 
     // The audit says who, from where, with what, and so does the activity log.
-    let (_, audit) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/settings/api/keys/{id}/audit"),
-        &json!({}),
-    )
-    .await?;
+    let (_, audit) = app
+        .get_in(&owner, &format!("/api/settings/api/keys/{id}/audit"))
+        .await?;
     let actions: Vec<&str> = audit["items"]
         .as_array()
         .into_iter()
@@ -215,14 +177,9 @@ async fn keys_are_shown_once_capped_by_the_plan_rotated_revoked_and_audited() ->
             "{entry}"
         );
     }
-    let (_, activities) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/workspace/activities?action=api_key.rotated",
-        &json!({}),
-    )
-    .await?;
+    let (_, activities) = app
+        .get_in(&owner, "/api/workspace/activities?action=api_key.rotated")
+        .await?;
     assert_eq!(activities["items"].as_array().map(Vec::len), Some(1));
 
     // Another workspace sees none of it.
@@ -262,12 +219,12 @@ async fn a_key_authenticates_within_its_scopes_and_its_workspace_only() -> TestR
     let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
     let app = TestApp::spawn_with_clock(clock.clone()).await?;
     let mut owner = app.signed_up("keyed@example.com").await?;
-    let (_, created) = call(&app, &owner, Method::POST, "/api/settings/api/keys", &json!({
+    let (_, created) = app.post_in(&owner, "/api/settings/api/keys", &json!({
         "name": "Reader", "scopes": ["workflows.read"], "expires_at": (time::OffsetDateTime::now_utc() + time::Duration::days(10)).format(&time::format_description::well_known::Rfc3339)?
     }))
     .await?;
-    let key = created["key"].as_str().unwrap_or_default().to_owned();
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let key = created.text("key")?;
+    let id = created.text("id")?;
 
     // Reads, but cannot write.
     assert_eq!(
@@ -302,15 +259,10 @@ async fn a_key_authenticates_within_its_scopes_and_its_workspace_only() -> TestR
 
     // Bound to its workspace: another's ids are 404 even when named.
     let other = app.signed_up("neighbour@example.com").await?;
-    let (_, theirs) = call(
-        &app,
-        &other,
-        Method::POST,
-        "/api/workflows",
-        &json!({"name": "Theirs"}),
-    )
-    .await?;
-    let theirs = theirs["id"].as_str().unwrap_or_default().to_owned();
+    let (_, theirs) = app
+        .post_in(&other, "/api/workflows", &json!({"name": "Theirs"}))
+        .await?;
+    let theirs = theirs.text("id")?;
     assert_eq!(
         with_key(
             &app,
@@ -346,15 +298,14 @@ async fn a_key_authenticates_within_its_scopes_and_its_workspace_only() -> TestR
     );
 
     // Rotation: the old secret works through the grace period, then stops.
-    let (_, rotated) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/settings/api/keys/{id}/rotate"),
-        &json!({"grace_seconds": 600}),
-    )
-    .await?;
-    let new_key = rotated["key"].as_str().unwrap_or_default().to_owned();
+    let (_, rotated) = app
+        .post_in(
+            &owner,
+            &format!("/api/settings/api/keys/{id}/rotate"),
+            &json!({"grace_seconds": 600}),
+        )
+        .await?;
+    let new_key = rotated.text("key")?;
     assert_eq!(
         with_key(&app, &key, Method::GET, "/api/workflows", None).await?,
         200,
@@ -379,58 +330,44 @@ async fn a_key_authenticates_within_its_scopes_and_its_workspace_only() -> TestR
         .await?
         .json()
         .await?;
-    owner.access_token = login["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let (_, listed) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/settings/api/keys",
-        &json!({}),
-    )
-    .await?;
+    owner.access_token = login.text("access_token")?;
+    let (_, listed) = app.get_in(&owner, "/api/settings/api/keys").await?;
     assert!(listed["items"][0]["last_used_at"].is_string(), "{listed}");
 
     // Grace 0 stops the old secret at once.
-    let (_, again) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/settings/api/keys/{id}/rotate"),
-        &json!({"grace_seconds": 0}),
-    )
-    .await?;
+    let (_, again) = app
+        .post_in(
+            &owner,
+            &format!("/api/settings/api/keys/{id}/rotate"),
+            &json!({"grace_seconds": 0}),
+        )
+        .await?;
     assert_eq!(
         with_key(&app, &new_key, Method::GET, "/api/workflows", None).await?,
         401
     );
-    let newest = again["key"].as_str().unwrap_or_default().to_owned();
+    let newest = again.text("key")?;
     assert_eq!(
         with_key(&app, &newest, Method::GET, "/api/workflows", None).await?,
         200
     );
 
     // Revoked: refused at once (this process drops its cached copy).
-    let (_, second) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/settings/api/keys",
-        &json!({"name": "Short-lived", "scopes": ["workflows.read"]}),
-    )
-    .await?;
-    let second_key = second["key"].as_str().unwrap_or_default().to_owned();
+    let (_, second) = app
+        .post_in(
+            &owner,
+            "/api/settings/api/keys",
+            &json!({"name": "Short-lived", "scopes": ["workflows.read"]}),
+        )
+        .await?;
+    let second_key = second.text("key")?;
     assert_eq!(
         with_key(&app, &second_key, Method::GET, "/api/workflows", None).await?,
         200
     );
-    let second_id = second["id"].as_str().unwrap_or_default();
-    call(
-        &app,
+    let second_id = second.text("id")?;
+    app.post_in(
         &owner,
-        Method::POST,
         &format!("/api/settings/api/keys/{second_id}/revoke"),
         &json!({}),
     )
@@ -451,34 +388,21 @@ async fn a_key_authenticates_within_its_scopes_and_its_workspace_only() -> TestR
         .await?
         .json()
         .await?;
-    owner.access_token = login["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let (_, audit) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/settings/api/keys/{id}/audit"),
-        &json!({}),
-    )
-    .await?;
+    owner.access_token = login.text("access_token")?;
+    let (_, audit) = app
+        .get_in(&owner, &format!("/api/settings/api/keys/{id}/audit"))
+        .await?;
     assert_eq!(audit["items"][0]["action"], "expired_refused", "{audit}");
     Ok(())
 }
 
 /// The key's audit lines (newest first), as the owner sees them.
 async fn audit_of(app: &TestApp, owner: &Account, id: &str) -> Result<Vec<Value>, Error> {
-    let (status, audit) = call(
-        app,
-        owner,
-        Method::GET,
-        &format!("/api/settings/api/keys/{id}/audit"),
-        &json!({}),
-    )
-    .await?;
+    let (status, audit) = app
+        .get_in(owner, &format!("/api/settings/api/keys/{id}/audit"))
+        .await?;
     assert_eq!(status, 200, "{audit}");
-    Ok(audit["items"].as_array().cloned().unwrap_or_default())
+    audit.items()
 }
 
 fn with_action<'a>(audit: &'a [Value], action: &str) -> Vec<&'a Value> {
@@ -506,17 +430,16 @@ async fn as_client(app: &TestApp, key: &str, method: Method, path: &str) -> Resu
 async fn refused_uses_of_a_key_are_audited_once_with_ip_and_user_agent() -> TestResult {
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("refusals@example.com").await?;
-    let (status, created) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/settings/api/keys",
-        &json!({"name": "Reader", "scopes": ["workflows.read"]}),
-    )
-    .await?;
+    let (status, created) = app
+        .post_in(
+            &owner,
+            "/api/settings/api/keys",
+            &json!({"name": "Reader", "scopes": ["workflows.read"]}),
+        )
+        .await?;
     assert_eq!(status, 201, "{created}");
-    let key = created["key"].as_str().unwrap_or_default().to_owned();
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let key = created.text("key")?;
+    let id = created.text("id")?;
 
     // A read-only key writing: 403 each time, one sampled `scope_denied` line.
     for _ in 0..2 {
@@ -541,14 +464,13 @@ async fn refused_uses_of_a_key_are_audited_once_with_ip_and_user_agent() -> Test
     assert!(denied[0]["actor_user_id"].is_null(), "{audit:?}");
 
     // Revoked: 401 each time, one `revoked_refused` line.
-    let (status, _) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/settings/api/keys/{id}/revoke"),
-        &json!({}),
-    )
-    .await?;
+    let (status, _) = app
+        .post_in(
+            &owner,
+            &format!("/api/settings/api/keys/{id}/revoke"),
+            &json!({}),
+        )
+        .await?;
     assert_eq!(status, 200);
     for _ in 0..2 {
         assert_eq!(
@@ -568,24 +490,22 @@ async fn refused_uses_of_a_key_are_audited_once_with_ip_and_user_agent() -> Test
     assert_eq!(with_action(&audit, "revoked").len(), 1, "{audit:?}");
 
     // A rotated-away secret past its grace: 401 each time, one `grace_ended_refused`.
-    let (_, second) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/settings/api/keys",
-        &json!({"name": "Rotated", "scopes": ["workflows.read"]}),
-    )
-    .await?;
-    let old = second["key"].as_str().unwrap_or_default().to_owned();
-    let second_id = second["id"].as_str().unwrap_or_default().to_owned();
-    let (status, rotated) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/settings/api/keys/{second_id}/rotate"),
-        &json!({"grace_seconds": 0}),
-    )
-    .await?;
+    let (_, second) = app
+        .post_in(
+            &owner,
+            "/api/settings/api/keys",
+            &json!({"name": "Rotated", "scopes": ["workflows.read"]}),
+        )
+        .await?;
+    let old = second.text("key")?;
+    let second_id = second.text("id")?;
+    let (status, rotated) = app
+        .post_in(
+            &owner,
+            &format!("/api/settings/api/keys/{second_id}/rotate"),
+            &json!({"grace_seconds": 0}),
+        )
+        .await?;
     assert_eq!(status, 200, "{rotated}");
     for _ in 0..2 {
         assert_eq!(
@@ -648,7 +568,7 @@ async fn a_key_secret_reaches_no_log_line_and_no_dump_only_its_digest() -> TestR
         .await?
         .json()
         .await?;
-    let access = tokens["access_token"].as_str().unwrap_or_default();
+    let access = &tokens.text("access_token")?;
     let created: Value = client
         .post(format!("{base}/api/settings/api/keys"))
         .bearer_auth(access)
@@ -657,8 +577,8 @@ async fn a_key_secret_reaches_no_log_line_and_no_dump_only_its_digest() -> TestR
         .await?
         .json()
         .await?;
-    let old = created["key"].as_str().unwrap_or_default().to_owned();
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let old = created.text("key")?;
+    let id = created.text("id")?;
     assert!(old.starts_with("flx_"), "{created}");
     let key_status = |key: &str, method: Method| {
         let request = client
@@ -681,7 +601,7 @@ async fn a_key_secret_reaches_no_log_line_and_no_dump_only_its_digest() -> TestR
         .await?
         .json()
         .await?;
-    let new = rotated["key"].as_str().unwrap_or_default().to_owned();
+    let new = rotated.text("key")?;
     assert!(new.starts_with("flx_") && new != old, "{rotated}");
     assert_eq!(key_status(&old, Method::GET).await?, 401, "grace 0");
     assert_eq!(key_status(&new, Method::GET).await?, 200);

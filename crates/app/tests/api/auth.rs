@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 use crate::TestResult;
-use crate::helpers::{PASSWORD, TEST_SECRET, TestApp};
+use crate::helpers::{Fields, PASSWORD, TEST_SECRET, TestApp};
 
 async fn problem(response: reqwest::Response) -> Result<(u16, Value), reqwest::Error> {
     let status = response.status().as_u16();
@@ -33,11 +33,8 @@ async fn the_full_journey_register_login_me_refresh_reuse_logout() -> TestResult
     let tokens: Value = login.json().await?;
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 900);
-    let access = tokens["access_token"].as_str().unwrap_or_default();
-    let first_refresh = tokens["refresh_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let access = &tokens.text("access_token")?;
+    let first_refresh = tokens.text("refresh_token")?;
 
     let me: Value = app
         .get_as(access, "/api/auth/me", None)
@@ -60,10 +57,7 @@ async fn the_full_journey_register_login_me_refresh_reuse_logout() -> TestResult
         .await?;
     assert_eq!(refreshed.status(), 200);
     let refreshed: Value = refreshed.json().await?;
-    let second_refresh = refreshed["refresh_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let second_refresh = refreshed.text("refresh_token")?;
     assert_ne!(second_refresh, first_refresh);
 
     // The spent token again: theft is assumed and the whole family goes.
@@ -91,7 +85,7 @@ async fn the_full_journey_register_login_me_refresh_reuse_logout() -> TestResult
 
     // A new login gives a new family; logging out ends it.
     let tokens: Value = app.login("ada@example.com", PASSWORD).await?.json().await?;
-    let refresh = tokens["refresh_token"].as_str().unwrap_or_default();
+    let refresh = &tokens.text("refresh_token")?;
     let logout = app
         .post_json("/api/auth/logout", &json!({"refresh_token": refresh}))
         .await?;
@@ -289,7 +283,11 @@ async fn forged_expired_and_foreign_tokens_are_401() -> TestResult {
     )
     .issue(user, None, SessionFamilyId::new())?
     .token;
-    let payload = account.access_token.split('.').nth(1).unwrap_or_default();
+    let payload = account
+        .access_token
+        .split('.')
+        .nth(1)
+        .ok_or("an access token has three parts")?;
     let unsigned = format!(
         "{}.{payload}.",
         URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#)

@@ -7,7 +7,7 @@
 //! change made *silently* (in a session whose triggers are off, so nothing is
 //! announced) is not seen by it ([`served_from_cache`]).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use fluxolab_postgres::auth_cache::LISTENER_APPLICATION_NAME;
@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TestApp, call};
+use crate::helpers::{Account, Error, Fields, TestApp, eventually, poll, wait_for};
 
 /// The longest a change may take to reach the other instance in these tests.
 const WITHIN: Duration = Duration::from_secs(2);
@@ -41,7 +41,7 @@ async fn announced(app: &TestApp, sql: &str) -> Result<(), Error> {
 /// silently, it still answers `expected`. `undo` then puts things back, announced (so
 /// no cache keeps what the silent change left). The announcement of a change made just
 /// before (the test's setup) may still be on its way and evict the entry between the
-/// warm-up and the check, so the proof is tried again, up to 20 times.
+/// warm-up and the check, so the proof is tried again, for up to 5 s.
 async fn served_from_cache<F, Fut>(
     app: &TestApp,
     mut read: F,
@@ -53,17 +53,15 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<u16, Error>>,
 {
-    for _ in 0..20 {
+    let what = "an answer from the instance's cache";
+    eventually(what, Duration::from_secs(5), async || {
         assert_eq!(read().await?, expected, "before the silent change");
         silently(app, change).await?;
         let served = read().await? == expected;
         announced(app, undo).await?;
-        if served {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err("the instance never answered from its cache".into())
+        Ok(served)
+    })
+    .await
 }
 
 /// The auth listeners' connections on this test's database.
@@ -92,18 +90,13 @@ async fn listeners(app: &TestApp) -> Result<Vec<i32>, Error> {
 /// Waits (up to 10 s) until `wanted` connections listen for auth changes, none of them
 /// one of `gone`; returns their server processes.
 async fn await_listeners(app: &TestApp, wanted: usize, gone: &[i32]) -> Result<Vec<i32>, Error> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("{wanted} auth listeners listening");
+    wait_for(&what, Duration::from_secs(10), || async {
         let found = listeners(app).await?;
-        if found.len() == wanted && !found.iter().any(|pid| gone.contains(pid)) {
-            return Ok(found);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{wanted} auth listeners never listened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        let listening = found.len() == wanted && !found.iter().any(|pid| gone.contains(pid));
+        Ok(listening.then_some(found))
+    })
+    .await
 }
 
 /// Two instances on one database, both listening.
@@ -121,13 +114,14 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<u16, Error>>,
 {
-    let deadline = Instant::now() + WITHIN;
-    loop {
+    let answered = poll(WITHIN, async || {
         let status = request().await?;
-        if status == wanted || Instant::now() >= deadline {
-            return Ok(status);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok((status == wanted).then_some(status))
+    })
+    .await?;
+    match answered {
+        Some(status) => Ok(status),
+        None => request().await,
     }
 }
 
@@ -169,25 +163,19 @@ async fn read_workflow(
 async fn shared_workflow(app: &TestApp, role: &str) -> Result<(Account, Account, String), Error> {
     let owner = app.signed_up("owner@example.com").await?;
     let member = app.signed_up("member@example.com").await?;
-    let (added, _) = call(
-        app,
-        &owner,
-        Method::POST,
-        "/api/workspace/members",
-        &json!({"email": "member@example.com", "role": role}),
-    )
-    .await?;
+    let (added, _) = app
+        .post_in(
+            &owner,
+            "/api/workspace/members",
+            &json!({"email": "member@example.com", "role": role}),
+        )
+        .await?;
     assert_eq!(added, 201);
-    let (created, workflow) = call(
-        app,
-        &owner,
-        Method::POST,
-        "/api/workflows",
-        &json!({"name": "Shared"}),
-    )
-    .await?;
+    let (created, workflow) = app
+        .post_in(&owner, "/api/workflows", &json!({"name": "Shared"}))
+        .await?;
     assert_eq!(created, 201);
-    let id = workflow["id"].as_str().unwrap_or_default().to_owned();
+    let id = workflow.text("id")?;
     Ok((owner, member, id))
 }
 
@@ -300,19 +288,15 @@ async fn read_with_key(app: &TestApp, key: &str) -> Result<u16, Error> {
 async fn a_key_revoked_through_one_instance_is_refused_by_the_other() -> TestResult {
     let (first, second) = two_instances().await?;
     let owner = first.signed_up("keys@example.com").await?;
-    let (created, key) = call(
-        &first,
-        &owner,
-        Method::POST,
-        "/api/settings/api/keys",
-        &json!({"name": "Reader", "scopes": ["workflows.read"]}),
-    )
-    .await?;
+    let (created, key) = first
+        .post_in(
+            &owner,
+            "/api/settings/api/keys",
+            &json!({"name": "Reader", "scopes": ["workflows.read"]}),
+        )
+        .await?;
     assert_eq!(created, 201);
-    let (id, key) = (
-        key["id"].as_str().unwrap_or_default().to_owned(),
-        key["key"].as_str().unwrap_or_default().to_owned(),
-    );
+    let (id, key) = (key.text("id")?, key.text("key")?);
     assert_eq!(read_with_key(&second, &key).await?, 200);
 
     let revoked_at = |value: &str| {
@@ -327,14 +311,13 @@ async fn a_key_revoked_through_one_instance_is_refused_by_the_other() -> TestRes
     )
     .await?;
 
-    let (revoked, _) = call(
-        &first,
-        &owner,
-        Method::POST,
-        &format!("/api/settings/api/keys/{id}/revoke"),
-        &json!({}),
-    )
-    .await?;
+    let (revoked, _) = first
+        .post_in(
+            &owner,
+            &format!("/api/settings/api/keys/{id}/revoke"),
+            &json!({}),
+        )
+        .await?;
     assert_eq!(revoked, 200);
     assert_eq!(poll_until(401, || read_with_key(&second, &key)).await?, 401);
     Ok(())

@@ -1,12 +1,12 @@
 //! The `fluxolab` binary itself: configuration errors and signals.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fluxolab_postgres::TestDb;
 
 use crate::TestResult;
-use crate::helpers::TEST_SECRET;
+use crate::helpers::{Fields, TEST_SECRET, exit_of, healthz_answered};
 
 fn fluxolab() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fluxolab"));
@@ -68,37 +68,17 @@ async fn serve_stops_cleanly_on_sigterm() -> TestResult {
         .stderr(Stdio::null())
         .spawn()?;
 
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    let mut up = false;
-    while started.elapsed() < Duration::from_secs(20) {
-        if let Ok(response) = client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-        {
-            up = response.status() == 200;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "the server never answered /healthz");
+    let up = healthz_answered(&format!("http://127.0.0.1:{port}")).await?;
+    assert_eq!(up, 200, "the server never answered /healthz");
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()?;
     assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            child.kill()?;
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exit_of(&mut child, Duration::from_secs(20)).await?;
+    if status.is_none() {
+        child.kill()?;
+    }
     assert!(
         status.is_some_and(|status| status.success()),
         "exit: {status:?}"
@@ -146,20 +126,7 @@ impl LoggedServer {
             log,
             base: format!("http://127.0.0.1:{port}"),
         };
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        while client
-            .get(format!("{}/healthz", server.base))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the server never answered"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        healthz_answered(&server.base).await?;
         Ok(server)
     }
 
@@ -169,10 +136,7 @@ impl LoggedServer {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait()?.is_none() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        exit_of(&mut self.child, Duration::from_secs(20)).await?;
         let _ = self.child.kill();
         let logged = std::fs::read_to_string(&self.log)?;
         let _ = std::fs::remove_file(&self.log);
@@ -204,7 +168,7 @@ async fn no_secret_reaches_a_log_line_even_at_trace_level() -> TestResult {
         .await?
         .json()
         .await?;
-    let access = tokens["access_token"].as_str().unwrap_or_default();
+    let access = &tokens.text("access_token")?;
     for body in [
         json!({"name": "Mail", "kind": "smtp", "data": {"host": "mail.example.com", "port": 25, "password": secrets[0], "tls_mode": "none"}}),
         json!({"name": "Token", "kind": "bearer_token", "data": {"token": secrets[1]}}),
@@ -221,7 +185,7 @@ async fn no_secret_reaches_a_log_line_even_at_trace_level() -> TestResult {
         client
             .post(format!(
                 "{base}/api/workflows/credentials/{}/test",
-                created["id"].as_str().unwrap_or_default()
+                &created.text("id")?
             ))
             .bearer_auth(access)
             .json(&json!({"url": "http://127.0.0.1:9/"}))
@@ -372,14 +336,7 @@ async fn a_migrated_database_serves_its_first_registration() -> TestResult {
         .spawn()?;
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    healthz_answered(&base).await?;
     let registered = client
         .post(format!("{base}/api/auth/register"))
         .json(&serde_json::json!({
@@ -403,22 +360,20 @@ async fn a_migrated_database_serves_its_first_registration() -> TestResult {
 
 #[tokio::test]
 async fn a_worker_process_serves_health_and_the_metrics_of_its_runs() -> TestResult {
-    use reqwest::Method;
     use serde_json::json;
 
-    use crate::helpers::{call, wait_finished};
+    use crate::helpers::wait_finished;
 
     let app = crate::helpers::TestApp::spawn_api_only().await?;
     let owner = app.signed_up("worker-metrics@example.com").await?;
     let workflow = crate::queue::active_workflow(&app, &owner, None).await?;
-    let (status, queued) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{workflow}/run"),
-        &json!({"payload": {"n": 1}}),
-    )
-    .await?;
+    let (status, queued) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{workflow}/run"),
+            &json!({"payload": {"n": 1}}),
+        )
+        .await?;
     assert_eq!(status, 202, "{queued}");
     let execution = queued["execution_id"].as_str().ok_or("no execution id")?;
 

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TestApp};
+use crate::helpers::{Account, Error, Fields, TestApp};
 
 async fn protected(request: HttpRequest) -> HttpResponse {
     let expected = format!("Basic {}", STANDARD.encode("robot:right-password"));
@@ -47,7 +47,7 @@ async fn create(app: &TestApp, owner: &Account, body: Value) -> Result<String, E
         .await?
         .json()
         .await?;
-    Ok(created["id"].as_str().unwrap_or_default().to_owned())
+    created.text("id")
 }
 
 async fn test(
@@ -99,13 +99,7 @@ async fn http_credentials_are_tested_behind_the_ssrf_guard() -> TestResult {
     let (status, refused) = test(&app, &owner, &right, json!({"url": url})).await?;
     assert_eq!(status, 200);
     assert_eq!(refused["ok"], false);
-    assert!(
-        refused["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("internal"),
-        "{refused}"
-    );
+    assert!(refused.text("message")?.contains("internal"), "{refused}");
     let (_, metadata) = test(
         &app,
         &owner,
@@ -158,12 +152,6 @@ async fn smtp_credentials_log_in_to_the_server() -> TestResult {
     assert_eq!(passed["ok"], true, "{passed}");
     let (_, failed) = test(&app, &owner, &bad, json!({})).await?;
     assert_eq!(failed["ok"], false, "{failed}");
-    assert!(
-        failed["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("SMTP"),
-        "{failed}"
-    );
+    assert!(failed.text("message")?.contains("SMTP"), "{failed}");
     Ok(())
 }

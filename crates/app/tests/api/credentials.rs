@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TEST_SECRET, TestApp};
+use crate::helpers::{Account, Error, Fields, TEST_SECRET, TestApp};
 
 const OLD_SECRET: &str = "an-older-master-secret-0123456789abcdef";
 
@@ -96,7 +96,7 @@ async fn a_credential_round_trips_masked_outside_and_whole_inside() -> TestResul
     );
     assert_eq!(created["data"]["host"], "smtp.example.com");
     assert_eq!(created["key_version"], 1);
-    let id: CredentialId = created["id"].as_str().unwrap_or_default().parse()?;
+    let id: CredentialId = created.text("id")?.parse()?;
 
     let fetched: Value = app
         .get_as(
@@ -260,9 +260,7 @@ async fn a_ciphertext_moved_to_another_row_or_workspace_does_not_open() -> TestR
     let app = TestApp::spawn().await?;
     let alice = app.signed_up("tamper-a@example.com").await?;
     let bob = app.signed_up("tamper-b@example.com").await?;
-    let id_of = |value: &Value| -> Result<CredentialId, Error> {
-        Ok(value["id"].as_str().unwrap_or_default().parse()?)
-    };
+    let id_of = |value: &Value| -> Result<CredentialId, Error> { Ok(value.text("id")?.parse()?) };
     let first = id_of(
         &create(&app, &alice, &smtp("One", "first-secret-1234"))
             .await?
@@ -341,10 +339,7 @@ async fn the_master_secret_rotates_without_a_secret_becoming_unreadable() -> Tes
             fluxolab_credentials::service::NewCredential {
                 name: "Legacy".into(),
                 kind: "bearer_token".into(),
-                data: json!({"token": "legacy-token-abcdef"})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
+                data: serde_json::from_value(json!({"token": "legacy-token-abcdef"}))?,
             },
         )
         .await?;
@@ -406,12 +401,7 @@ async fn an_interrupted_data_key_rotation_finishes_on_the_next_call() -> TestRes
         .await?
         .json()
         .await?;
-        ids.push(
-            created["id"]
-                .as_str()
-                .unwrap_or_default()
-                .parse::<CredentialId>()?,
-        );
+        ids.push(created.text("id")?.parse::<CredentialId>()?);
     }
     // The first step of a rotation, then the process dies: a new key is active and no
     // row has been re-sealed yet.
@@ -488,10 +478,7 @@ async fn other_workspaces_credentials_do_not_exist_and_viewers_only_read() -> Te
         .await?
         .json()
         .await?;
-    let path = format!(
-        "/api/workflows/credentials/{}",
-        created["id"].as_str().unwrap_or_default()
-    );
+    let path = format!("/api/workflows/credentials/{}", &created.text("id")?);
 
     for method in [Method::GET, Method::PATCH, Method::DELETE] {
         let response = app
@@ -525,7 +512,7 @@ async fn other_workspaces_credentials_do_not_exist_and_viewers_only_read() -> Te
     }
 
     // Server-side, too: resolving it in another workspace finds nothing.
-    let id: CredentialId = created["id"].as_str().unwrap_or_default().parse()?;
+    let id: CredentialId = created.text("id")?.parse()?;
     let server = vault(&app.db, TEST_SECRET, None)?;
     assert!(matches!(
         server

@@ -6,18 +6,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TestApp, call, execution, three_nodes};
+use crate::helpers::{Account, Error, Fields, TestApp, call, execution, three_nodes};
 
 const SECRET: &str = "s3cr3t-staging-value";
 
 /// The execution a `202` answer (`{"execution_id": …}`) queued.
 async fn execution_of(app: &TestApp, owner: &Account, queued: &Value) -> Result<Value, Error> {
-    execution(
-        app,
-        owner,
-        queued["execution_id"].as_str().unwrap_or_default(),
-    )
-    .await
+    execution(app, owner, &queued.text("execution_id")?).await
 }
 
 async fn patch_environment(
@@ -26,10 +21,8 @@ async fn patch_environment(
     reference: &str,
     body: &Value,
 ) -> Result<(u16, Value), Error> {
-    call(
-        app,
+    app.patch_in(
         owner,
-        Method::PATCH,
         &format!("/api/settings/environments/{reference}"),
         body,
     )
@@ -37,16 +30,10 @@ async fn patch_environment(
 }
 
 async fn workflow(app: &TestApp, owner: &Account, definition: Value) -> Result<String, Error> {
-    let (status, created) = call(
-        app,
-        owner,
-        Method::POST,
-        "/api/workflows",
-        &json!({"name": "Env flow", "definition": definition}),
-    )
-    .await?;
-    assert_eq!(status, 201, "{created}");
-    Ok(created["id"].as_str().unwrap_or_default().to_owned())
+    Ok(app
+        .create_workflow(owner, "Env flow", &definition)
+        .await?
+        .id)
 }
 
 async fn vault_rows(app: &TestApp) -> Result<i64, Error> {
@@ -58,19 +45,12 @@ async fn variables_keep_secrets_sealed_masked_and_resolved_only_inside_runs() ->
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("envs@example.com").await?;
 
-    let (status, listed) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/settings/environments",
-        &json!({}),
-    )
-    .await?;
+    let (status, listed) = app.get_in(&owner, "/api/settings/environments").await?;
     assert_eq!(status, 200, "{listed}");
     let names: Vec<&str> = listed
         .as_array()
         .map(|list| list.iter().filter_map(|e| e["name"].as_str()).collect())
-        .unwrap_or_default();
+        .ok_or_else(|| format!("not a list: {listed}"))?;
     assert_eq!(names, ["development", "staging", "production"]);
     assert_eq!(listed[2]["is_default"], true);
     assert_eq!(listed[1]["is_default"], false);
@@ -112,14 +92,7 @@ async fn variables_keep_secrets_sealed_masked_and_resolved_only_inside_runs() ->
         .await?;
         assert_eq!(stored.value, None);
         // The vault entry is the environment's: not listed, read or deleted as a credential.
-        let (_, credentials) = call(
-            &app,
-            &owner,
-            Method::GET,
-            "/api/workflows/credentials",
-            &json!({}),
-        )
-        .await?;
+        let (_, credentials) = app.get_in(&owner, "/api/workflows/credentials").await?;
         assert!(
             !credentials.to_string().contains(&stored.sealed_in),
             "{credentials}"
@@ -136,15 +109,10 @@ async fn variables_keep_secrets_sealed_masked_and_resolved_only_inside_runs() ->
             assert_eq!(status, 404);
         }
     }
-    let staging_id = staging["id"].as_str().unwrap_or_default().to_owned();
-    let (status, by_id) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/settings/environments/{staging_id}"),
-        &json!({}),
-    )
-    .await?;
+    let staging_id = staging.text("id")?;
+    let (status, by_id) = app
+        .get_in(&owner, &format!("/api/settings/environments/{staging_id}"))
+        .await?;
     assert_eq!(status, 200);
     assert_eq!(by_id["variables"][1]["value"], "********");
 
@@ -166,14 +134,13 @@ async fn variables_keep_secrets_sealed_masked_and_resolved_only_inside_runs() ->
         }),
     )
     .await?;
-    let (status, run) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/test"),
-        &json!({"environment": "staging"}),
-    )
-    .await?;
+    let (status, run) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{flow}/test"),
+            &json!({"environment": "staging"}),
+        )
+        .await?;
     assert_eq!(status, 200, "{run}");
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["environment"], "staging");
@@ -183,19 +150,14 @@ async fn variables_keep_secrets_sealed_masked_and_resolved_only_inside_runs() ->
     assert_eq!(run["output"]["token_length"], SECRET.len());
     assert_eq!(run["output"]["auth"], "Bearer [redacted]");
     assert!(!run.to_string().contains(SECRET), "{run}");
-    let run_id = run["id"].as_str().unwrap_or_default().to_owned();
+    let run_id = run.text("id")?;
     let read_back = execution(&app, &owner, &run_id).await?;
     assert!(!read_back.to_string().contains(SECRET), "{read_back}");
 
     // Production has no such variables: the strict template fails there.
-    let (_, in_production) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/test"),
-        &json!({}),
-    )
-    .await?;
+    let (_, in_production) = app
+        .post_in(&owner, &format!("/api/workflows/{flow}/test"), &json!({}))
+        .await?;
     assert_eq!(in_production["environment"], "production");
     assert_eq!(in_production["status"], "failed", "{in_production}");
 
@@ -209,14 +171,13 @@ async fn variables_keep_secrets_sealed_masked_and_resolved_only_inside_runs() ->
     .await?;
     assert_eq!(status, 200, "{kept}");
     assert_eq!(vault_rows(&app).await?, vault_before + 1);
-    let (_, rerun) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/test"),
-        &json!({"environment": "staging"}),
-    )
-    .await?;
+    let (_, rerun) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{flow}/test"),
+            &json!({"environment": "staging"}),
+        )
+        .await?;
     assert_eq!(
         rerun["output"]["url"], "https://staging-2.test/v1",
         "{rerun}"
@@ -258,14 +219,13 @@ async fn variables_keep_secrets_sealed_masked_and_resolved_only_inside_runs() ->
     let (status, _) =
         patch_environment(&app, &owner, "nowhere", &json!({"description": "x"})).await?;
     assert_eq!(status, 404);
-    let (status, unknown) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/test"),
-        &json!({"environment": "nowhere"}),
-    )
-    .await?;
+    let (status, unknown) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{flow}/test"),
+            &json!({"environment": "nowhere"}),
+        )
+        .await?;
     assert_eq!(status, 422, "{unknown}");
     assert!(
         unknown
@@ -278,26 +238,17 @@ async fn variables_keep_secrets_sealed_masked_and_resolved_only_inside_runs() ->
     let (status, renamed) =
         patch_environment(&app, &owner, &staging_id, &json!({"name": "qa"})).await?;
     assert_eq!(status, 200, "{renamed}");
-    let (status, _) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/settings/environments/qa",
-        &json!({}),
-    )
-    .await?;
+    let (status, _) = app.get_in(&owner, "/api/settings/environments/qa").await?;
     assert_eq!(status, 200);
 
     // Another workspace sees none of it.
     let stranger = app.signed_up("stranger@example.com").await?;
-    let (status, _) = call(
-        &app,
-        &stranger,
-        Method::GET,
-        &format!("/api/settings/environments/{staging_id}"),
-        &json!({}),
-    )
-    .await?;
+    let (status, _) = app
+        .get_in(
+            &stranger,
+            &format!("/api/settings/environments/{staging_id}"),
+        )
+        .await?;
     assert_eq!(status, 404);
     let (status, _) =
         patch_environment(&app, &stranger, &staging_id, &json!({"description": "x"})).await?;
@@ -319,62 +270,52 @@ async fn promotion_runs_and_status_are_per_environment() -> TestResult {
     let app = TestApp::spawn_api_only().await?;
     let owner = app.signed_up("promote@example.com").await?;
     let flow = workflow(&app, &owner, three_nodes()).await?;
-    let (status, _) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/versions"),
-        &json!({"definition": three_nodes()}),
-    )
-    .await?;
+    let (status, _) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{flow}/versions"),
+            &json!({"definition": three_nodes()}),
+        )
+        .await?;
     assert_eq!(status, 201);
 
-    let (status, activated) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/activate"),
-        &json!({"version": 1, "environment": "staging"}),
-    )
-    .await?;
+    let (status, activated) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{flow}/activate"),
+            &json!({"version": 1, "environment": "staging"}),
+        )
+        .await?;
     assert_eq!(status, 200, "{activated}");
     assert_eq!(deployment(&activated, "staging"), Some(1));
     assert_eq!(activated["active_version"], Value::Null);
 
     // Not active in production: a run there is refused; in staging it queues v1.
-    let (status, refused) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/run"),
-        &json!({"payload": {"a": 1, "b": 2}}),
-    )
-    .await?;
+    let (status, refused) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{flow}/run"),
+            &json!({"payload": {"a": 1, "b": 2}}),
+        )
+        .await?;
     assert_eq!(status, 422, "{refused}");
-    let (status, queued) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/run"),
-        &json!({"payload": {"a": 1, "b": 2}, "environment": "staging"}),
-    )
-    .await?;
+    let (status, queued) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{flow}/run"),
+            &json!({"payload": {"a": 1, "b": 2}, "environment": "staging"}),
+        )
+        .await?;
     assert_eq!(status, 202, "{queued}");
     let execution = execution_of(&app, &owner, &queued).await?;
     assert_eq!(execution["environment"], "staging");
     assert_eq!(execution["version"], 1);
 
     // A key bound to staging runs there by default, and only there.
-    let (status, key) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/settings/api/keys",
-        &json!({"name": "Staging CI", "scopes": ["workflows.run", "executions.read"], "environment": "staging"}),
-    )
-    .await?;
-    assert_eq!(status, 201, "{key}");
-    let key = key["key"].as_str().unwrap_or_default().to_owned();
+    let key = app
+        .create_api_key(&owner, &json!({"name": "Staging CI", "scopes": ["workflows.run", "executions.read"], "environment": "staging"}))
+        .await?
+        .key;
     let by_key = |body: Value| {
         app.client
             .post(app.url(&format!("/api/workflows/{flow}/run")))
@@ -410,50 +351,36 @@ async fn promotion_runs_and_status_are_per_environment() -> TestResult {
     let elsewhere = by_key(json!({"environment": "production"})).await?;
     assert_eq!(elsewhere.status().as_u16(), 422);
     assert!(elsewhere.text().await?.contains("bound to the `preview`"));
-    let (_, keys) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/settings/api/keys",
-        &json!({}),
-    )
-    .await?;
+    let (_, keys) = app.get_in(&owner, "/api/settings/api/keys").await?;
     assert_eq!(keys["items"][0]["environment"], "preview", "{keys}");
     let (status, _) =
         patch_environment(&app, &owner, "preview", &json!({"name": "staging"})).await?;
     assert_eq!(status, 200);
 
     // Promote staging's v1 to production, then move staging on to v2.
-    let (status, promoted) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/promote"),
-        &json!({"from": "staging", "to": "production"}),
-    )
-    .await?;
+    let (status, promoted) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{flow}/promote"),
+            &json!({"from": "staging", "to": "production"}),
+        )
+        .await?;
     assert_eq!(status, 200, "{promoted}");
     assert_eq!(deployment(&promoted, "production"), Some(1));
     assert_eq!(promoted["active_version"], 1);
-    let (_, moved) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/activate"),
-        &json!({"version": 2, "environment": "staging"}),
-    )
-    .await?;
+    let (_, moved) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{flow}/activate"),
+            &json!({"version": 2, "environment": "staging"}),
+        )
+        .await?;
     assert_eq!(deployment(&moved, "staging"), Some(2));
     assert_eq!(deployment(&moved, "production"), Some(1));
     assert_eq!(deployment(&moved, "development"), None);
-    let (_, activities) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/workspace/activities?action=workflow.promoted",
-        &json!({}),
-    )
-    .await?;
+    let (_, activities) = app
+        .get_in(&owner, "/api/workspace/activities?action=workflow.promoted")
+        .await?;
     assert_eq!(
         activities["items"].as_array().map(Vec::len),
         Some(1),
@@ -466,45 +393,33 @@ async fn promotion_runs_and_status_are_per_environment() -> TestResult {
         (json!({"from": "staging", "to": "staging"}), "to"),
         (json!({"from": "staging", "to": "nowhere"}), "to"),
     ] {
-        let (status, problem) = call(
-            &app,
-            &owner,
-            Method::POST,
-            &format!("/api/workflows/{flow}/promote"),
-            &body,
-        )
-        .await?;
+        let (status, problem) = app
+            .post_in(&owner, &format!("/api/workflows/{flow}/promote"), &body)
+            .await?;
         assert_eq!(status, 422, "{body} → {problem}");
         assert!(problem.to_string().contains(field), "{problem}");
     }
 
     // Known state in staging: two queued runs (above), one success, one failure.
-    let (_, succeeded) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/test"),
-        &json!({"payload": {"a": 1, "b": 2}, "environment": "staging"}),
-    )
-    .await?;
+    let (_, succeeded) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{flow}/test"),
+            &json!({"payload": {"a": 1, "b": 2}, "environment": "staging"}),
+        )
+        .await?;
     assert_eq!(succeeded["status"], "succeeded", "{succeeded}");
-    let (_, failed) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/test"),
-        &json!({"payload": {"a": 1}, "environment": "staging"}),
-    )
-    .await?;
+    let (_, failed) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{flow}/test"),
+            &json!({"payload": {"a": 1}, "environment": "staging"}),
+        )
+        .await?;
     assert_eq!(failed["status"], "failed", "{failed}");
-    let (status, staging) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/settings/environments/staging/status",
-        &json!({}),
-    )
-    .await?;
+    let (status, staging) = app
+        .get_in(&owner, "/api/settings/environments/staging/status")
+        .await?;
     assert_eq!(status, 200, "{staging}");
     assert_eq!(staging["active_workflows"], 1);
     assert_eq!(
@@ -513,27 +428,21 @@ async fn promotion_runs_and_status_are_per_environment() -> TestResult {
     );
     assert_eq!(staging["last_failure"]["execution_id"], failed["id"]);
     assert_eq!(staging["variables_count"], 0);
-    let (_, production) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/settings/environments/production/status",
-        &json!({}),
-    )
-    .await?;
+    let (_, production) = app
+        .get_in(&owner, "/api/settings/environments/production/status")
+        .await?;
     assert_eq!(production["active_workflows"], 1);
     assert_eq!(production["executions_24h"]["succeeded"], 0);
     assert_eq!(production["last_failure"], Value::Null);
 
     // Deactivating in staging leaves production running v1.
-    let (status, deactivated) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/deactivate"),
-        &json!({"environment": "staging"}),
-    )
-    .await?;
+    let (status, deactivated) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{flow}/deactivate"),
+            &json!({"environment": "staging"}),
+        )
+        .await?;
     assert_eq!(status, 200, "{deactivated}");
     assert_eq!(deployment(&deactivated, "staging"), None);
     assert_eq!(deactivated["active_version"], 1);
@@ -552,16 +461,15 @@ async fn webhook_deliveries_run_the_version_active_in_their_environment() -> Tes
         "connections": [{"from": "hook", "to": "shape"}]
     });
     let flow = workflow(&app, &owner, definition).await?;
-    let (status, activated) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{flow}/activate"),
-        &json!({"version": 1, "environment": "staging"}),
-    )
-    .await?;
+    let (status, activated) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{flow}/activate"),
+            &json!({"version": 1, "environment": "staging"}),
+        )
+        .await?;
     assert_eq!(status, 200, "{activated}");
-    let (_, hooks) = call(&app, &owner, Method::GET, "/api/webhooks", &json!({})).await?;
+    let (_, hooks) = app.get_in(&owner, "/api/webhooks").await?;
     let bound: Vec<&Value> = hooks["items"]
         .as_array()
         .map(|items| {
@@ -570,13 +478,10 @@ async fn webhook_deliveries_run_the_version_active_in_their_environment() -> Tes
                 .filter(|h| h["workflow_id"] == flow.as_str())
                 .collect()
         })
-        .unwrap_or_default();
+        .ok_or_else(|| format!("no items: {hooks}"))?;
     assert_eq!(bound.len(), 1, "{hooks}");
     assert_eq!(bound[0]["environment"], "staging");
-    let public_id = bound[0]["public_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let public_id = bound[0].text("public_id")?;
 
     let delivered = app
         .client
@@ -586,14 +491,9 @@ async fn webhook_deliveries_run_the_version_active_in_their_environment() -> Tes
         .send()
         .await?;
     assert_eq!(delivered.status().as_u16(), 200);
-    let (_, executions) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/executions?workflow_id={flow}"),
-        &json!({}),
-    )
-    .await?;
+    let (_, executions) = app
+        .get_in(&owner, &format!("/api/executions?workflow_id={flow}"))
+        .await?;
     assert_eq!(
         executions["items"].as_array().map(Vec::len),
         Some(1),
@@ -603,24 +503,22 @@ async fn webhook_deliveries_run_the_version_active_in_their_environment() -> Tes
     assert_eq!(executions["items"][0]["trigger_kind"], "webhook");
 
     // A registration names its environment; an unknown one is refused.
-    let (status, created) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/webhooks",
-        &json!({"name": "Dev hook", "provider": "none", "environment": "development"}),
-    )
-    .await?;
+    let (status, created) = app
+        .post_in(
+            &owner,
+            "/api/webhooks",
+            &json!({"name": "Dev hook", "provider": "none", "environment": "development"}),
+        )
+        .await?;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["environment"], "development");
-    let (status, problem) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/webhooks",
-        &json!({"name": "Lost hook", "provider": "none", "environment": "nowhere"}),
-    )
-    .await?;
+    let (status, problem) = app
+        .post_in(
+            &owner,
+            "/api/webhooks",
+            &json!({"name": "Lost hook", "provider": "none", "environment": "nowhere"}),
+        )
+        .await?;
     assert_eq!(status, 422, "{problem}");
     assert!(problem.to_string().contains("environment"), "{problem}");
     Ok(())

@@ -11,14 +11,13 @@ use std::time::{Duration, Instant};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use fluxolab_postgres::DbPool;
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TestApp};
+use crate::helpers::{Account, Error, TestApp, poll, scalar, wait_until};
 
 /// How long the receiver takes to answer: longer than the drain, so a stopped worker
 /// has effects in flight.
@@ -40,27 +39,11 @@ struct Receiver {
     arrivals: Mutex<HashMap<Uuid, Vec<Arrival>>>,
 }
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    count: i64,
-}
-
-async fn scalar(pool: &DbPool, sql: &str) -> Result<i64, Error> {
-    let row: Count = diesel::sql_query(sql)
-        .get_result(&mut pool.get().await?)
-        .await?;
-    Ok(row.count)
-}
-
 async fn call_recorded(pool: &DbPool, execution: Uuid) -> Result<bool, Error> {
-    let row: Count = diesel::sql_query(
-        "SELECT count(*) AS count FROM execution_steps WHERE execution_id = $1 AND node_id = 'call'",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(execution)
-    .get_result(&mut pool.get().await?)
-    .await?;
-    Ok(row.count > 0)
+    let sql = format!(
+        "SELECT count(*) AS count FROM execution_steps WHERE execution_id = '{execution}' AND node_id = 'call'"
+    );
+    Ok(scalar(pool, &sql).await? > 0)
 }
 
 /// Serves `GET /effect/{execution id}`: notes the arrival (and whether its step was
@@ -97,6 +80,7 @@ async fn receive(listener: TcpListener, pool: DbPool, seen: Arc<Receiver>) {
                         .push(Arrival { key, after_record });
                 }
             }
+            // The subject of the test: an effect slower than the workers' drain.
             tokio::time::sleep(EFFECT_TAKES).await;
             let _ = socket
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}")
@@ -119,32 +103,7 @@ async fn calling_workflow(app: &TestApp, owner: &Account, port: u16) -> Result<S
             {"from": "start", "to": "wait"}, {"from": "wait", "to": "call"}, {"from": "call", "to": "done"}
         ]
     });
-    let created: Value = app
-        .send_as(
-            Method::POST,
-            &owner.access_token,
-            "/api/workflows",
-            Some(&owner.workspace_id),
-            &json!({"name": "Effects", "definition": definition}),
-        )
-        .await?
-        .json()
-        .await?;
-    let id = created["id"]
-        .as_str()
-        .ok_or("the workflow has no id")?
-        .to_owned();
-    let activated = app
-        .send_as(
-            Method::POST,
-            &owner.access_token,
-            &format!("/api/workflows/{id}/activate"),
-            Some(&owner.workspace_id),
-            &json!({"version": 1}),
-        )
-        .await?;
-    assert!(activated.status().is_success(), "{}", activated.status());
-    Ok(id)
+    Ok(app.active_workflow(owner, "Effects", &definition).await?.id)
 }
 
 fn worker(app: &TestApp) -> std::io::Result<Child> {
@@ -171,17 +130,6 @@ async fn held_by(pool: &DbPool, child: &Child) -> Result<i64, Error> {
     .await
 }
 
-async fn wait_for(pool: &DbPool, sql: &str, target: i64, within: Duration) -> Result<i64, Error> {
-    let deadline = Instant::now() + within;
-    loop {
-        let value = scalar(pool, sql).await?;
-        if value >= target || Instant::now() > deadline {
-            return Ok(value);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The ids `sql` selects, quoted for an `IN (…)` list (`'00000000-…'` when none).
 async fn ids_of(pool: &DbPool, sql: &str) -> Result<Vec<String>, Error> {
     #[derive(QueryableByName)]
@@ -205,29 +153,18 @@ const SUCCEEDED: &str = "SELECT count(*) AS count FROM executions WHERE status =
 async fn a_worker_frozen_killed_or_stopped_repeats_no_recorded_effect() -> TestResult {
     let app = TestApp::spawn_api_only().await?;
     let owner = app.signed_up("faults@example.com").await?;
-    diesel::sql_query("UPDATE workspace_settings SET allow_internal_network = true")
-        .execute(&mut app.db.pool().get().await?)
-        .await?;
+    app.allow_internal_network().await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let seen = Arc::new(Receiver::default());
     tokio::spawn(receive(listener, app.db.pool().clone(), seen.clone()));
     let workflow = calling_workflow(&app, &owner, port).await?;
-    diesel::sql_query(
-        "INSERT INTO executions (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input) \
-         SELECT gen_random_uuid(), $1, $2, 1, e.id, 'queued', 'run', '{}' \
-         FROM generate_series(1, $3) JOIN workspace_environments e ON e.workspace_id = $1 AND e.is_default",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(owner.workspace_id.parse::<Uuid>()?)
-    .bind::<diesel::sql_types::Uuid, _>(workflow.parse::<Uuid>()?)
-    .bind::<diesel::sql_types::BigInt, _>(RUNS)
-    .execute(&mut app.db.pool().get().await?)
-    .await?;
+    app.enqueue(&owner, &workflow, RUNS).await?;
     let pool = app.db.pool().clone();
 
     let [frozen, mut killed, mut stopped, mut steady] =
         [worker(&app)?, worker(&app)?, worker(&app)?, worker(&app)?];
-    wait_for(&pool, SUCCEEDED, 30, Duration::from_secs(60)).await?;
+    wait_until(&pool, SUCCEEDED, 30, Duration::from_secs(60)).await?;
 
     // A stall past the lease: the others take its runs over; on waking it must stop.
     assert!(
@@ -235,6 +172,8 @@ async fn a_worker_frozen_killed_or_stopped_repeats_no_recorded_effect() -> TestR
         "the frozen worker held no run"
     );
     signal(&frozen, "STOP")?;
+    // The subject of the test: a process frozen past its lease, in real time (another
+    // process's clock cannot be moved from here).
     tokio::time::sleep(Duration::from_secs(LEASE_SECONDS + 3)).await;
     signal(&frozen, "CONT")?;
 
@@ -243,8 +182,7 @@ async fn a_worker_frozen_killed_or_stopped_repeats_no_recorded_effect() -> TestR
     let _ = killed.wait();
 
     // Stopped with runs longer than its drain: they are released, not left to expire.
-    wait_for(
-        &pool,
+    wait_until(&pool,
         &format!(
             "SELECT count(*) AS count FROM executions WHERE status = 'running' AND locked_by LIKE '{}-%'",
             stopped.id()
@@ -270,12 +208,13 @@ async fn a_worker_frozen_killed_or_stopped_repeats_no_recorded_effect() -> TestR
         "the runs still going after the drain were released at once"
     );
     // How long the released runs wait for another worker.
-    while scalar(&pool, &draining).await? > 0 && exited.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll(Duration::from_secs(60), || async {
+        Ok((scalar(&pool, &draining).await? == 0).then_some(()))
+    })
+    .await?;
     let resumed_after = exited.elapsed();
 
-    let done = wait_for(&pool, SUCCEEDED, RUNS, Duration::from_secs(180)).await?;
+    let done = wait_until(&pool, SUCCEEDED, RUNS, Duration::from_secs(180)).await?;
     let mut frozen = frozen;
     for child in [&mut frozen, &mut steady] {
         let _ = signal(child, "TERM");

@@ -5,7 +5,16 @@ use fluxolab_app::{Application, Settings};
 use fluxolab_kernel::{Clock, SystemClock};
 use fluxolab_postgres::TestDb;
 use fluxolab_postgres::seed::seed_reference_data;
+use serde::Deserialize;
 use serde_json::{Value, json};
+
+mod api;
+mod sql;
+mod wait;
+
+pub use api::{Fields, parse};
+pub use sql::{scalar, wait_until};
+pub use wait::{eventually, exit_of, healthz_answered, poll, wait_for};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -186,31 +195,24 @@ impl TestApp {
 
     /// Registers and logs in a new user.
     pub async fn signed_up(&self, email: &str) -> Result<Account, Error> {
-        let user = self.register(email).await?;
-        let tokens: Value = self.login(email, PASSWORD).await?.json().await?;
-        let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
-        Ok(Account {
-            id: text(&user["id"]),
-            workspace_id: text(&user["default_workspace_id"]),
-            access_token: text(&tokens["access_token"]),
-            refresh_token: text(&tokens["refresh_token"]),
-        })
-    }
-
-    /// Counts rows of `table` (a test's own database only).
-    pub async fn count(&self, table: &str) -> Result<i64, Error> {
-        use diesel::QueryableByName;
-        use diesel_async::RunQueryDsl;
-        #[derive(QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            count: i64,
+        #[derive(Deserialize)]
+        struct User {
+            id: String,
+            default_workspace_id: String,
         }
-        let mut connection = self.db.pool().get().await?;
-        let row: Count = diesel::sql_query(format!("SELECT count(*) AS count FROM {table}"))
-            .get_result(&mut connection)
-            .await?;
-        Ok(row.count)
+        #[derive(Deserialize)]
+        struct Tokens {
+            access_token: String,
+            refresh_token: String,
+        }
+        let user: User = parse(&self.register(email).await?)?;
+        let tokens: Tokens = parse(&self.login(email, PASSWORD).await?.json().await?)?;
+        Ok(Account {
+            id: user.id,
+            workspace_id: user.default_workspace_id,
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+        })
     }
 }
 
@@ -250,14 +252,7 @@ pub async fn call(
 
 /// Execution `id` as `who` reads it.
 pub async fn execution(app: &TestApp, who: &Account, id: &str) -> Result<Value, Error> {
-    let (_, found) = call(
-        app,
-        who,
-        reqwest::Method::GET,
-        &format!("/api/executions/{id}"),
-        &json!({}),
-    )
-    .await?;
+    let (_, found) = app.get_in(who, &format!("/api/executions/{id}")).await?;
     Ok(found)
 }
 
@@ -268,17 +263,17 @@ pub async fn wait_for_execution(
     id: &str,
     reached: impl Fn(&Value) -> bool,
 ) -> Result<Value, Error> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    let reached = poll(std::time::Duration::from_secs(30), || async {
         let found = execution(app, who, id).await?;
-        if reached(&found) {
-            return Ok(found);
+        Ok(reached(&found).then_some(found))
+    })
+    .await?;
+    match reached {
+        Some(found) => Ok(found),
+        None => {
+            let found = execution(app, who, id).await?;
+            Err(format!("execution {id} never got there: {found}").into())
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "execution {id} never got there: {found}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
@@ -349,15 +344,4 @@ pub async fn fake_smtp(messages: Arc<std::sync::Mutex<Vec<String>>>) -> Result<u
         }
     });
     Ok(port)
-}
-
-/// Sets one limit of the free plan in this test's database.
-pub async fn set_free_limit(app: &TestApp, name: &str, value: u32) -> Result<(), Error> {
-    use diesel_async::RunQueryDsl;
-    diesel::sql_query(format!(
-        "UPDATE plans SET limits = jsonb_set(limits, '{{{name}}}', '{value}') WHERE code = 'free'"
-    ))
-    .execute(&mut app.db.pool().get().await?)
-    .await?;
-    Ok(())
 }

@@ -2,7 +2,7 @@ use fluxolab_postgres::migrations::{self, run_off_runtime};
 use serde_json::Value;
 
 use crate::TestResult;
-use crate::helpers::TestApp;
+use crate::helpers::{Fields, TestApp};
 
 #[tokio::test]
 async fn liveness_and_readiness_answer_200_on_a_migrated_database() -> TestResult {
@@ -29,7 +29,7 @@ async fn readiness_is_503_with_the_reason_while_a_migration_is_pending() -> Test
     );
     let problem: Value = response.json().await?;
     assert_eq!(problem["code"], "not_ready");
-    let detail = problem["detail"].as_str().unwrap_or_default();
+    let detail = problem.text("detail")?;
     assert!(detail.contains("1 pending migration"), "{detail}");
     Ok(())
 }
@@ -39,7 +39,7 @@ async fn readiness_is_503_when_the_database_is_gone() -> TestResult {
     let app = TestApp::spawn_with(&[("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "1")]).await?;
     let name = app.db.name().to_owned();
     // Drop the database under the running server.
-    let admin = std::env::var("TEST_DATABASE_URL").unwrap_or_default();
+    let admin = std::env::var("TEST_DATABASE_URL")?;
     if admin.is_empty() {
         return Ok(());
     }
@@ -52,10 +52,7 @@ async fn readiness_is_503_when_the_database_is_gone() -> TestResult {
     assert_eq!(response.status(), 503);
     let problem: Value = response.json().await?;
     assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("database unreachable"),
+        &problem.text("detail")?.contains("database unreachable"),
         "{problem}"
     );
     Ok(())

@@ -2,7 +2,7 @@
 //! listens in-process, the app exports to it, and the test reads the request's span.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
 use crate::TestResult;
-use crate::helpers::TestApp;
+use crate::helpers::{Error, TestApp, wait_for};
 
 #[derive(Default)]
 struct Received {
@@ -26,6 +26,8 @@ async fn receive_traces(body: web::Bytes, received: web::Data<Mutex<Received>>) 
     };
     if let Ok(mut received) = received.lock() {
         for resource_spans in request.resource_spans {
+            // Not a response field: a batch without a resource has no attributes, and
+            // the test's lookups of them fail by name.
             let resource = resource_spans
                 .resource
                 .map(|r| r.attributes)
@@ -55,6 +57,25 @@ fn text(value: Option<&any_value::Value>) -> Option<&str> {
         Some(any_value::Value::StringValue(text)) => Some(text),
         _ => None,
     }
+}
+
+/// Flushes the exporter and reads what the collector received until `find` finds
+/// something there (for up to 30 s).
+async fn collected<T>(
+    guard: &Arc<fluxolab_telemetry::TelemetryGuard>,
+    received: &Mutex<Received>,
+    what: &str,
+    find: impl Fn(&[(Vec<KeyValue>, Span)]) -> Option<T>,
+) -> Result<T, Error> {
+    wait_for(what, Duration::from_secs(30), || async {
+        let flushing = guard.clone();
+        tokio::task::spawn_blocking(move || flushing.flush()).await?;
+        Ok(received
+            .lock()
+            .ok()
+            .and_then(|received| find(&received.spans)))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,26 +110,13 @@ async fn a_request_produces_a_server_span_at_the_collector() -> TestResult {
     assert_eq!(response.status(), 200);
     let request_id = response.headers()["x-request-id"].to_str()?.to_owned();
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (resource, span) = loop {
-        let flushing = guard.clone();
-        tokio::task::spawn_blocking(move || flushing.flush()).await?;
-        let found = received.lock().ok().and_then(|received| {
-            received
-                .spans
-                .iter()
-                .find(|(_, span)| span.name == "GET /healthz")
-                .cloned()
-        });
-        if let Some(found) = found {
-            break found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `GET /healthz` span reached the collector"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (resource, span) = collected(&guard, &received, "a `GET /healthz` span", |spans| {
+        spans
+            .iter()
+            .find(|(_, span)| span.name == "GET /healthz")
+            .cloned()
+    })
+    .await?;
 
     assert_eq!(
         text(attribute(&resource, "service.name")),
@@ -151,14 +159,11 @@ async fn a_request_produces_a_server_span_at_the_collector() -> TestResult {
         )
         .await?;
     assert_eq!(members.status(), 200);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (request, use_case, members_request, members_use_case) = loop {
-        let flushing = guard.clone();
-        tokio::task::spawn_blocking(move || flushing.flush()).await?;
-        let found = received.lock().ok().and_then(|received| {
+    let what = "the request's and the use case's spans";
+    let (request, use_case, members_request, members_use_case) =
+        collected(&guard, &received, what, |spans| {
             let named = |name: &str| {
-                received
-                    .spans
+                spans
                     .iter()
                     .map(|(_, span)| span)
                     .find(|span| span.name == name)
@@ -170,16 +175,8 @@ async fn a_request_produces_a_server_span_at_the_collector() -> TestResult {
                 named("GET /api/workspace/members")?,
                 named("workspaces.members")?,
             ))
-        });
-        if let Some(found) = found {
-            break found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the request's and the use case's spans did not both reach the collector"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        })
+        .await?;
     for (request, use_case) in [(&request, &use_case), (&members_request, &members_use_case)] {
         assert_eq!(
             use_case.parent_span_id, request.span_id,

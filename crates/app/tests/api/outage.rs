@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, PASSWORD, TestApp, call, three_nodes};
+use crate::helpers::{Account, Error, Fields, PASSWORD, TestApp, eventually, three_nodes};
 
 /// A TCP proxy between the server and PostgreSQL. Cut, it closes the database's side of
 /// every connection it forwards at once and the server's side the moment the server
@@ -214,16 +214,15 @@ async fn a_lost_database_is_a_503_on_every_route_and_the_server_recovers() -> Te
     .await?;
     let email = "outage@example.com";
     let owner = app.signed_up(email).await?;
-    let (status, registration) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/webhooks",
-        &json!({"name": "Orders", "provider": "none"}),
-    )
-    .await?;
+    let (status, registration) = app
+        .post_in(
+            &owner,
+            "/api/webhooks",
+            &json!({"name": "Orders", "provider": "none"}),
+        )
+        .await?;
     assert_eq!(status, 201, "{registration}");
-    let intake = registration["url"].as_str().unwrap_or_default().to_owned();
+    let intake = registration.text("url")?;
     let target = Target {
         app: &app,
         owner: &owner,
@@ -255,14 +254,11 @@ async fn a_lost_database_is_a_503_on_every_route_and_the_server_recovers() -> Te
     assert_eq!(readiness(&app).await?, 503);
 
     proxy.restore();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while readiness(&app).await? != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "/readyz never answered 200 again"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let within = std::time::Duration::from_secs(30);
+    eventually("/readyz answering 200 again", within, || async {
+        Ok(readiness(&app).await? == 200)
+    })
+    .await?;
     for probe in PROBES {
         succeeds_again(&target, probe, 3).await?;
     }

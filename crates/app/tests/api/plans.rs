@@ -9,13 +9,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TestApp, call, set_free_limit, three_nodes};
+use crate::helpers::{Account, Error, Fields, TestApp, three_nodes};
 
 async fn create_workflow(app: &TestApp, owner: &Account, n: usize) -> Result<(u16, Value), Error> {
-    call(
-        app,
+    app.post_in(
         owner,
-        Method::POST,
         "/api/workflows",
         &json!({"name": format!("Flow {n}"), "definition": three_nodes()}),
     )
@@ -27,21 +25,13 @@ async fn create_credential(
     owner: &Account,
     n: usize,
 ) -> Result<(u16, Value), Error> {
-    call(
-        app,
-        owner,
-        Method::POST,
-        "/api/workflows/credentials",
-        &json!({"name": format!("Token {n}"), "kind": "bearer_token", "data": {"token": "t0k3n-value"}}),
-    )
+    app.post_in(owner, "/api/workflows/credentials", &json!({"name": format!("Token {n}"), "kind": "bearer_token", "data": {"token": "t0k3n-value"}}))
     .await
 }
 
 async fn activate(app: &TestApp, owner: &Account, id: &str) -> Result<(u16, Value), Error> {
-    call(
-        app,
+    app.post_in(
         owner,
-        Method::POST,
         &format!("/api/workflows/{id}/activate"),
         &json!({"version": 1}),
     )
@@ -57,21 +47,15 @@ fn assert_limit(status: u16, problem: &Value, name: &str, value: u64) {
 }
 
 async fn change_plan(app: &TestApp, who: &Account, plan: &str) -> Result<(u16, Value), Error> {
-    call(
-        app,
-        who,
-        Method::POST,
-        "/api/settings/plan",
-        &json!({"plan": plan}),
-    )
-    .await
+    app.post_in(who, "/api/settings/plan", &json!({"plan": plan}))
+        .await
 }
 
 #[tokio::test]
 async fn each_limit_refuses_the_first_request_over_it_until_an_upgrade() -> TestResult {
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("limits@example.com").await?;
-    let (status, plan) = call(&app, &owner, Method::GET, "/api/settings/plan", &json!({})).await?;
+    let (status, plan) = app.get_in(&owner, "/api/settings/plan").await?;
     assert_eq!(status, 200, "{plan}");
     assert_eq!(plan["plan"]["code"], "free");
     assert_eq!(plan["plan"]["limits"]["max_workflows"], 10);
@@ -82,7 +66,7 @@ async fn each_limit_refuses_the_first_request_over_it_until_an_upgrade() -> Test
     for n in 0..10 {
         let (status, created) = create_workflow(&app, &owner, n).await?;
         assert_eq!(status, 201, "{created}");
-        workflows.push(created["id"].as_str().unwrap_or_default().to_owned());
+        workflows.push(created.text("id")?);
     }
     let (status, problem) = create_workflow(&app, &owner, 10).await?;
     assert_limit(status, &problem, "max_workflows", 10);
@@ -99,10 +83,8 @@ async fn each_limit_refuses_the_first_request_over_it_until_an_upgrade() -> Test
     assert_eq!(status, 200, "re-activating an active workflow adds nothing");
 
     // Credentials: 10 fit; a webhook's signing secret is not counted.
-    call(
-        &app,
+    app.post_in(
         &owner,
-        Method::POST,
         "/api/webhooks",
         &json!({"name": "Hook", "provider": "hmac_sha256"}),
     )
@@ -119,24 +101,22 @@ async fn each_limit_refuses_the_first_request_over_it_until_an_upgrade() -> Test
         app.signed_up(email).await?;
     }
     for email in ["m1@example.com", "m2@example.com"] {
-        let (status, body) = call(
-            &app,
-            &owner,
-            Method::POST,
-            "/api/workspace/members",
-            &json!({"email": email, "role": "viewer"}),
-        )
-        .await?;
+        let (status, body) = app
+            .post_in(
+                &owner,
+                "/api/workspace/members",
+                &json!({"email": email, "role": "viewer"}),
+            )
+            .await?;
         assert_eq!(status, 201, "{body}");
     }
-    let (status, problem) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/workspace/members",
-        &json!({"email": "m3@example.com", "role": "viewer"}),
-    )
-    .await?;
+    let (status, problem) = app
+        .post_in(
+            &owner,
+            "/api/workspace/members",
+            &json!({"email": "m3@example.com", "role": "viewer"}),
+        )
+        .await?;
     assert_limit(status, &problem, "max_members", 3);
 
     // Upgrade: every one of them goes through now.
@@ -146,19 +126,17 @@ async fn each_limit_refuses_the_first_request_over_it_until_an_upgrade() -> Test
     assert_eq!(create_workflow(&app, &owner, 10).await?.0, 201);
     assert_eq!(activate(&app, &owner, &workflows[5]).await?.0, 200);
     assert_eq!(create_credential(&app, &owner, 10).await?.0, 201);
-    let (status, _) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/workspace/members",
-        &json!({"email": "m3@example.com", "role": "viewer"}),
-    )
-    .await?;
+    let (status, _) = app
+        .post_in(
+            &owner,
+            "/api/workspace/members",
+            &json!({"email": "m3@example.com", "role": "viewer"}),
+        )
+        .await?;
     assert_eq!(status, 201);
 
     // Usage equals what the database holds.
-    let (status, usage) =
-        call(&app, &owner, Method::GET, "/api/settings/usage", &json!({})).await?;
+    let (status, usage) = app.get_in(&owner, "/api/settings/usage").await?;
     assert_eq!(status, 200, "{usage}");
     assert_eq!(usage["plan"], "pro");
     assert_eq!(
@@ -173,14 +151,7 @@ async fn each_limit_refuses_the_first_request_over_it_until_an_upgrade() -> Test
     assert_eq!(usage["webhook_events_by_verdict"]["accepted"], 0);
 
     // The summary says the same, with environments and integrations.
-    let (status, summary) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/settings/summary",
-        &json!({}),
-    )
-    .await?;
+    let (status, summary) = app.get_in(&owner, "/api/settings/summary").await?;
     assert_eq!(status, 200, "{summary}");
     assert_eq!(summary["subscription"]["plan"]["code"], "pro");
     assert_eq!(summary["usage"], usage);
@@ -213,33 +184,21 @@ async fn each_limit_refuses_the_first_request_over_it_until_an_upgrade() -> Test
         ],
         "{problem}"
     );
-    let (_, plan) = call(&app, &owner, Method::GET, "/api/settings/plan", &json!({})).await?;
+    let (_, plan) = app.get_in(&owner, "/api/settings/plan").await?;
     assert_eq!(plan["plan"]["code"], "pro");
 
     // One billing event and one activity for the one change that happened.
-    let (status, history) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/settings/billing/history",
-        &json!({}),
-    )
-    .await?;
+    let (status, history) = app.get_in(&owner, "/api/settings/billing/history").await?;
     assert_eq!(status, 200, "{history}");
-    let items = history["items"].as_array().cloned().unwrap_or_default();
+    let items = history.items()?;
     assert_eq!(items.len(), 1, "{history}");
     assert_eq!(items[0]["kind"], "plan_changed");
     assert_eq!(items[0]["from_plan"], "free");
     assert_eq!(items[0]["to_plan"], "pro");
     assert_eq!(items[0]["actor_user_id"], owner.id.as_str());
-    let (_, activities) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/workspace/activities?action=plan.changed",
-        &json!({}),
-    )
-    .await?;
+    let (_, activities) = app
+        .get_in(&owner, "/api/workspace/activities?action=plan.changed")
+        .await?;
     assert_eq!(
         activities["items"].as_array().map(Vec::len),
         Some(1),
@@ -253,10 +212,8 @@ async fn plans_are_changed_by_owners_only_and_named_exactly() -> TestResult {
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("boss@example.com").await?;
     let viewer = app.signed_up("looker@example.com").await?;
-    call(
-        &app,
+    app.post_in(
         &owner,
-        Method::POST,
         "/api/workspace/members",
         &json!({"email": "looker@example.com", "role": "viewer"}),
     )
@@ -265,14 +222,7 @@ async fn plans_are_changed_by_owners_only_and_named_exactly() -> TestResult {
         workspace_id: owner.workspace_id.clone(),
         ..viewer
     };
-    let (status, plan) = call(
-        &app,
-        &as_viewer,
-        Method::GET,
-        "/api/settings/plan",
-        &json!({}),
-    )
-    .await?;
+    let (status, plan) = app.get_in(&as_viewer, "/api/settings/plan").await?;
     assert_eq!(status, 200, "viewers may look: {plan}");
     let (status, problem) = change_plan(&app, &as_viewer, "pro").await?;
     assert_eq!(status, 403, "{problem}");
@@ -281,14 +231,7 @@ async fn plans_are_changed_by_owners_only_and_named_exactly() -> TestResult {
     assert_eq!(problem["errors"][0]["field"], "plan");
     let (status, same) = change_plan(&app, &owner, "free").await?;
     assert_eq!(status, 200, "{same}");
-    let (_, history) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/settings/billing/history",
-        &json!({}),
-    )
-    .await?;
+    let (_, history) = app.get_in(&owner, "/api/settings/billing/history").await?;
     assert_eq!(
         history["items"],
         json!([]),
@@ -299,22 +242,16 @@ async fn plans_are_changed_by_owners_only_and_named_exactly() -> TestResult {
 
 /// An active workflow with a bound, unsigned webhook; its intake URL.
 async fn hooked_workflow(app: &TestApp, owner: &Account) -> Result<(String, String), Error> {
-    let (_, created) = call(app, owner, Method::POST, "/api/workflows", &json!({
+    let (_, created) = app.post_in(owner, "/api/workflows", &json!({
         "name": "Hooked",
         "definition": {"nodes": [{"id": "in", "type": "trigger.webhook", "name": "In"}], "connections": []}
     }))
     .await?;
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let id = created.text("id")?;
     let (status, body) = activate(app, owner, &id).await?;
     assert_eq!(status, 200, "{body}");
-    let (_, hooks) = call(app, owner, Method::GET, "/api/webhooks", &json!({})).await?;
-    Ok((
-        id,
-        hooks["items"][0]["url"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    ))
+    let (_, hooks) = app.get_in(owner, "/api/webhooks").await?;
+    Ok((id, hooks.text("/items/0/url")?))
 }
 
 fn retry_after(response: &reqwest::Response) -> u64 {
@@ -323,25 +260,20 @@ fn retry_after(response: &reqwest::Response) -> u64 {
         .get("retry-after")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse().ok())
-        .unwrap_or_default()
+        .expect("a Retry-After header in whole seconds")
 }
 
 #[tokio::test]
 async fn a_used_up_quota_and_an_exceeded_rate_are_told_apart() -> TestResult {
-    let app = TestApp::spawn().await?;
-    set_free_limit(&app, "executions_per_month", 2).await?;
+    let clock = Arc::new(fluxolab_kernel::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let app = TestApp::spawn_with_clock(clock.clone()).await?;
+    app.set_free_limit("executions_per_month", 2).await?;
     let owner = app.signed_up("quota@example.com").await?;
     let (workflow, url) = hooked_workflow(&app, &owner).await?;
     for _ in 0..2 {
-        let (status, body) = call(
-            &app,
-            &owner,
-            Method::POST,
-            &format!("/api/workflows/{workflow}/run"),
-            &json!({}),
-        )
-        .await?;
-        assert_eq!(status, 202, "{body}");
+        app.run(&owner, &workflow, &Value::Null).await?;
     }
     let response = app
         .send_as(
@@ -362,20 +294,19 @@ async fn a_used_up_quota_and_an_exceeded_rate_are_told_apart() -> TestResult {
     );
 
     // A webhook delivery over quota is kept (nothing the sender delivered is lost) but not run.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // (Once the intake's reading of the quota, trusted for a second, is out of date.)
+    clock.advance(time::Duration::milliseconds(1100));
     let response = app.client.post(&url).body("{\"n\":1}").send().await?;
     assert_eq!(response.status(), 429);
     assert!((1..=31 * 86_400).contains(&retry_after(&response)));
     let problem: Value = response.json().await?;
     assert_eq!(problem["code"], "quota_exceeded");
-    let (_, events) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/workspace/webhook-events?verdict=quota_exceeded",
-        &json!({}),
-    )
-    .await?;
+    let (_, events) = app
+        .get_in(
+            &owner,
+            "/api/workspace/webhook-events?verdict=quota_exceeded",
+        )
+        .await?;
     assert_eq!(
         events["items"].as_array().map(Vec::len),
         Some(1),
@@ -386,7 +317,7 @@ async fn a_used_up_quota_and_an_exceeded_rate_are_told_apart() -> TestResult {
 
     // The rate is another matter: a short wait, a different code, nothing stored.
     let app = TestApp::spawn().await?;
-    set_free_limit(&app, "webhook_events_per_minute", 2).await?;
+    app.set_free_limit("webhook_events_per_minute", 2).await?;
     let owner = app.signed_up("rate@example.com").await?;
     let (_, url) = hooked_workflow(&app, &owner).await?;
     for n in 0..2 {
@@ -415,10 +346,7 @@ async fn fresh_token(app: &TestApp, email: &str) -> Result<String, Error> {
         .await?
         .json()
         .await?;
-    Ok(tokens["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned())
+    tokens.text("access_token")
 }
 
 #[tokio::test]
@@ -429,16 +357,15 @@ async fn the_snapshot_job_is_idempotent_and_fills_the_days_it_missed() -> TestRe
     let app = TestApp::spawn_with_clock(clock.clone()).await?;
     let mut owner = app.signed_up("snapshots@example.com").await?;
     let (_, created) = create_workflow(&app, &owner, 1).await?;
-    let workflow = created["id"].as_str().unwrap_or_default().to_owned();
+    let workflow = created.text("id")?;
     activate(&app, &owner, &workflow).await?;
-    let (status, _) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{workflow}/run"),
-        &json!({}),
-    )
-    .await?;
+    let (status, _) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{workflow}/run"),
+            &json!({}),
+        )
+        .await?;
     assert_eq!(status, 202);
 
     // The job as the workers run it, on the same database and clock.
@@ -488,14 +415,12 @@ async fn the_snapshot_job_is_idempotent_and_fills_the_days_it_missed() -> TestRe
     assert_eq!(rows(owner.workspace_id.clone()).await?, 3);
 
     let to = today + time::Duration::days(2);
-    let (status, history) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/settings/usage/history?metric=executions&from={today}&to={to}"),
-        &json!({}),
-    )
-    .await?;
+    let (status, history) = app
+        .get_in(
+            &owner,
+            &format!("/api/settings/usage/history?metric=executions&from={today}&to={to}"),
+        )
+        .await?;
     assert_eq!(status, 200, "{history}");
     assert_eq!(history["metric"], "executions");
     let values: Vec<i64> = history["points"]
@@ -506,23 +431,16 @@ async fn the_snapshot_job_is_idempotent_and_fills_the_days_it_missed() -> TestRe
         .collect();
     assert_eq!(values, [1, 0, 0], "{history}");
     assert_eq!(history["points"][0]["day"], today.to_string());
-    let (status, problem) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/settings/usage/history?metric=vibes",
-        &json!({}),
-    )
-    .await?;
+    let (status, problem) = app
+        .get_in(&owner, "/api/settings/usage/history?metric=vibes")
+        .await?;
     assert_eq!(status, 422, "{problem}");
-    let (status, _) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/settings/usage/history?from={to}&to={today}"),
-        &json!({}),
-    )
-    .await?;
+    let (status, _) = app
+        .get_in(
+            &owner,
+            &format!("/api/settings/usage/history?from={to}&to={today}"),
+        )
+        .await?;
     assert_eq!(status, 422);
 
     // A month later the job also starts the billing periods that began meanwhile (one,
@@ -536,14 +454,7 @@ async fn the_snapshot_job_is_idempotent_and_fills_the_days_it_missed() -> TestRe
     owner.access_token = fresh_token(&app, "snapshots@example.com").await?;
     services.billing.snapshot_usage().await?;
     services.billing.snapshot_usage().await?;
-    let (_, history) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/settings/billing/history",
-        &json!({}),
-    )
-    .await?;
+    let (_, history) = app.get_in(&owner, "/api/settings/billing/history").await?;
     let kinds: Vec<&str> = history["items"]
         .as_array()
         .into_iter()
@@ -557,7 +468,7 @@ async fn the_snapshot_job_is_idempotent_and_fills_the_days_it_missed() -> TestRe
 #[tokio::test]
 async fn every_way_of_starting_a_run_refuses_alike_once_the_quota_is_used_up() -> TestResult {
     let app = TestApp::spawn_api_only().await?;
-    set_free_limit(&app, "executions_per_month", 1).await?;
+    app.set_free_limit("executions_per_month", 1).await?;
     let owner = app.signed_up("alike@example.com").await?;
     let (workflow, url) = hooked_workflow(&app, &owner).await?;
     let delivered: Value = app
@@ -571,7 +482,7 @@ async fn every_way_of_starting_a_run_refuses_alike_once_the_quota_is_used_up() -
     assert_eq!(delivered["verdict"], "accepted", "{delivered}");
     let execution = delivered["execution_id"].as_str().ok_or("no execution")?;
     let event = delivered["event_id"].as_str().ok_or("no event")?;
-    let (_, hooks) = call(&app, &owner, Method::GET, "/api/webhooks", &json!({})).await?;
+    let (_, hooks) = app.get_in(&owner, "/api/webhooks").await?;
     let hook = hooks["items"][0]["id"].as_str().ok_or("no webhook")?;
 
     for path in [

@@ -3,30 +3,15 @@
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use fluxolab_app::DatabaseSettings;
 use fluxolab_app::workers::{WorkerPool, WorkerSettings};
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::TestResult;
 use crate::helpers::{Account, Error, TEST_SECRET, TestApp};
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    count: i64,
-}
-
-async fn scalar(app: &TestApp, sql: &str) -> Result<i64, Error> {
-    let row: Count = diesel::sql_query(sql)
-        .get_result(&mut app.db.pool().get().await?)
-        .await?;
-    Ok(row.count)
-}
 
 /// An active workflow: manual trigger → optional delay → data.set.
 pub(crate) async fn active_workflow(
@@ -44,54 +29,8 @@ pub(crate) async fn active_workflow(
     }
     nodes.push(json!({"id": "shape", "type": "data.set", "name": "Shape", "params": {"values": {"n": "{{ trigger.body.n }}"}}}));
     connections.push(json!({"from": previous, "to": "shape"}));
-    let created: Value = app
-        .send_as(
-            Method::POST,
-            &owner.access_token,
-            "/api/workflows",
-            Some(&owner.workspace_id),
-            &json!({"name": "Load", "definition": {"nodes": nodes, "connections": connections}}),
-        )
-        .await?
-        .json()
-        .await?;
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
-    app.send_as(
-        Method::POST,
-        &owner.access_token,
-        &format!("/api/workflows/{id}/activate"),
-        Some(&owner.workspace_id),
-        &json!({"version": 1}),
-    )
-    .await?;
-    Ok(id)
-}
-
-/// Queues `count` executions directly (as `/run` would, without the HTTP round trips).
-async fn enqueue(app: &TestApp, owner: &Account, workflow: &str, count: i64) -> Result<(), Error> {
-    diesel::sql_query(
-        "INSERT INTO executions (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input) \
-         SELECT gen_random_uuid(), $1, $2, 1, e.id, 'queued', 'run', jsonb_build_object('n', n) \
-         FROM generate_series(1, $3) AS n \
-         JOIN workspace_environments e ON e.workspace_id = $1 AND e.is_default",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(owner.workspace_id.parse::<uuid::Uuid>()?)
-    .bind::<diesel::sql_types::Uuid, _>(workflow.parse::<uuid::Uuid>()?)
-    .bind::<diesel::sql_types::BigInt, _>(count)
-    .execute(&mut app.db.pool().get().await?)
-    .await?;
-    Ok(())
-}
-
-async fn wait_until(app: &TestApp, sql: &str, target: i64, within: Duration) -> Result<i64, Error> {
-    let deadline = Instant::now() + within;
-    loop {
-        let value = scalar(app, sql).await?;
-        if value >= target || Instant::now() > deadline {
-            return Ok(value);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let definition = json!({"nodes": nodes, "connections": connections});
+    Ok(app.active_workflow(owner, "Load", &definition).await?.id)
 }
 
 fn worker_process(app: &TestApp) -> std::io::Result<Child> {
@@ -128,11 +67,13 @@ async fn killing_a_worker_mid_run_loses_nothing_and_repeats_no_completed_step() 
     let app = TestApp::spawn_api_only().await?;
     let owner = app.signed_up("crash@example.com").await?;
     let workflow = active_workflow(&app, &owner, Some(20)).await?;
-    enqueue(&app, &owner, &workflow, 500).await?;
+    app.enqueue(&owner, &workflow, 500).await?;
 
     let mut doomed = worker_process(&app)?;
     let mut survivor = worker_process(&app)?;
-    let started = wait_until(&app, SUCCEEDED, 100, Duration::from_secs(60)).await?;
+    let started = app
+        .wait_until(SUCCEEDED, 100, Duration::from_secs(60))
+        .await?;
     assert!(
         started >= 100,
         "the workers did not get going ({started} done)"
@@ -142,28 +83,28 @@ async fn killing_a_worker_mid_run_loses_nothing_and_repeats_no_completed_step() 
         .status()?;
     let _ = doomed.wait();
 
-    let done = wait_until(&app, SUCCEEDED, 500, Duration::from_secs(120)).await?;
+    let done = app
+        .wait_until(SUCCEEDED, 500, Duration::from_secs(120))
+        .await?;
     let _ = Command::new("kill")
         .args(["-TERM", &survivor.id().to_string()])
         .status();
     let _ = survivor.wait();
     assert_eq!(done, 500, "every execution ends succeeded");
     assert_eq!(
-        scalar(
-            &app,
-            "SELECT count(*) AS count FROM executions WHERE status <> 'succeeded'"
-        )
-        .await?,
+        app.scalar("SELECT count(*) AS count FROM executions WHERE status <> 'succeeded'")
+            .await?,
         0,
         "none stuck or failed"
     );
     assert_eq!(
-        scalar(&app, DUPLICATE_STEPS).await?,
+        app.scalar(DUPLICATE_STEPS).await?,
         0,
         "no completed step ran twice"
     );
     assert_eq!(
-        scalar(&app, "SELECT count(*) AS count FROM execution_steps").await?,
+        app.scalar("SELECT count(*) AS count FROM execution_steps")
+            .await?,
         1500,
         "three steps each"
     );
@@ -175,7 +116,7 @@ async fn four_workers_never_run_the_same_execution_twice() -> TestResult {
     let app = TestApp::spawn_api_only().await?;
     let owner = app.signed_up("race@example.com").await?;
     let workflow = active_workflow(&app, &owner, None).await?;
-    enqueue(&app, &owner, &workflow, 2000).await?;
+    app.enqueue(&owner, &workflow, 2000).await?;
 
     let settings = fluxolab_app::Settings::from_lookup(|name| match name {
         "DATABASE_URL" => Some(app.db.url().to_owned()),
@@ -206,23 +147,23 @@ async fn four_workers_never_run_the_same_execution_twice() -> TestResult {
             )
         })
         .collect();
-    let done = wait_until(&app, SUCCEEDED, 2000, Duration::from_secs(180)).await?;
+    let done = app
+        .wait_until(SUCCEEDED, 2000, Duration::from_secs(180))
+        .await?;
     for pool in workers {
         pool.shutdown().await;
     }
     assert_eq!(done, 2000);
     assert_eq!(
-        scalar(
-            &app,
-            "SELECT count(*) AS count FROM executions WHERE attempt <> 1"
-        )
-        .await?,
+        app.scalar("SELECT count(*) AS count FROM executions WHERE attempt <> 1")
+            .await?,
         0,
         "each claimed once"
     );
-    assert_eq!(scalar(&app, DUPLICATE_STEPS).await?, 0);
+    assert_eq!(app.scalar(DUPLICATE_STEPS).await?, 0);
     assert_eq!(
-        scalar(&app, "SELECT count(*) AS count FROM execution_steps").await?,
+        app.scalar("SELECT count(*) AS count FROM execution_steps")
+            .await?,
         4000,
         "two steps each"
     );
@@ -236,7 +177,7 @@ async fn executions_past_the_plan_retention_are_pruned() -> TestResult {
     let app = TestApp::spawn_api_only().await?;
     let owner = app.signed_up("retention@example.com").await?;
     let workflow = active_workflow(&app, &owner, None).await?;
-    enqueue(&app, &owner, &workflow, 5).await?;
+    app.enqueue(&owner, &workflow, 5).await?;
     // Free keeps executions 7 days: age three finished ones past it, leave one queued.
     diesel::sql_query(
         "UPDATE executions SET status = 'succeeded', created_at = now() - interval '8 days' \
@@ -256,7 +197,8 @@ async fn executions_past_the_plan_retention_are_pruned() -> TestResult {
     assert_eq!(queue.prune_expired(2).await?, 1);
     assert_eq!(queue.prune_expired(2).await?, 0);
     assert_eq!(
-        scalar(&app, "SELECT count(*) AS count FROM executions").await?,
+        app.scalar("SELECT count(*) AS count FROM executions")
+            .await?,
         2,
         "recent and unfinished ones stay"
     );
@@ -273,11 +215,11 @@ async fn a_quiet_workspaces_run_is_claimed_before_a_busy_ones_backlog_drains() -
     let busy_workflow = active_workflow(&app, &busy, None).await?;
     let quiet_workflow = active_workflow(&app, &quiet, None).await?;
     // The busy workspace queued far more than a claim takes, and all of it earlier.
-    enqueue(&app, &busy, &busy_workflow, 500).await?;
+    app.enqueue(&busy, &busy_workflow, 500).await?;
     diesel::sql_query("UPDATE executions SET due_at = now() - interval '1 minute'")
         .execute(&mut app.db.pool().get().await?)
         .await?;
-    enqueue(&app, &quiet, &quiet_workflow, 1).await?;
+    app.enqueue(&quiet, &quiet_workflow, 1).await?;
 
     let queue = fluxolab_postgres::executions::PgExecutions::new(app.db.pool().clone());
     let claimed = queue.claim("fairness-test", 8, 30).await?;
@@ -292,11 +234,8 @@ async fn a_quiet_workspaces_run_is_claimed_before_a_busy_ones_backlog_drains() -
         "the quiet workspace's run is in the first claim"
     );
     assert_eq!(
-        scalar(
-            &app,
-            "SELECT count(*) AS count FROM executions WHERE status = 'queued'"
-        )
-        .await?,
+        app.scalar("SELECT count(*) AS count FROM executions WHERE status = 'queued'")
+            .await?,
         493,
         "the busy workspace's backlog is still there"
     );
@@ -314,7 +253,7 @@ async fn a_claim_fails_runs_out_of_attempts_and_resumes_the_others() -> TestResu
     let app = TestApp::spawn_api_only().await?;
     let owner = app.signed_up("leases@example.com").await?;
     let workflow = active_workflow(&app, &owner, None).await?;
-    enqueue(&app, &owner, &workflow, 2).await?;
+    app.enqueue(&owner, &workflow, 2).await?;
     // Both were running under a worker whose lease ended: one on its last attempt.
     diesel::sql_query(
         "UPDATE executions SET status = 'running', locked_by = 'gone', \
@@ -329,8 +268,7 @@ async fn a_claim_fails_runs_out_of_attempts_and_resumes_the_others() -> TestResu
     assert_eq!(claimed.len(), 1, "only the run with attempts left resumes");
     assert_eq!(claimed[0].execution.attempt, 2);
     assert_eq!(
-        scalar(
-            &app,
+        app.scalar(
             "SELECT count(*) AS count FROM executions WHERE status = 'failed' \
              AND error LIKE 'abandoned after 3 attempts%' AND locked_by IS NULL"
         )

@@ -8,11 +8,10 @@ use std::sync::Mutex;
 
 use diesel::connection::{Instrumentation, InstrumentationEvent, set_default_instrumentation};
 use fluxolab_postgres::auth_cache::LISTENER_APPLICATION_NAME;
-use reqwest::Method;
 use serde_json::json;
 
 use crate::TestResult;
-use crate::helpers::{Error, TestApp, call};
+use crate::helpers::{Error, Fields, TestApp};
 
 /// One statement a connection ran.
 #[derive(Clone, Debug)]
@@ -46,9 +45,8 @@ impl Instrumentation for Recorder {
             InstrumentationEvent::StartQuery { query, .. } => {
                 let text = query.to_string();
                 let sql = text
-                    .split(" -- binds")
-                    .next()
-                    .unwrap_or_default()
+                    .split_once(" -- binds")
+                    .map_or(text.as_str(), |(sql, _)| sql)
                     .to_owned();
                 self.listener |= sql.contains(LISTENER_APPLICATION_NAME);
                 if self.listener {
@@ -89,7 +87,7 @@ where
                 .cloned()
                 .collect()
         })
-        .unwrap_or_default())
+        .map_err(|_| "the statement log's lock is poisoned")?)
 }
 
 #[tokio::test]
@@ -97,24 +95,17 @@ async fn a_warm_authenticated_read_costs_one_prepared_statement() -> TestResult 
     set_default_instrumentation(recorder)?;
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("reader@example.com").await?;
-    let (_, workflow) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/workflows",
-        &json!({"name": "Read"}),
-    )
-    .await?;
-    let workflow = workflow["id"].as_str().unwrap_or_default().to_owned();
-    let (_, key) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/settings/api/keys",
-        &json!({"name": "Reader", "scopes": ["workflows.read"]}),
-    )
-    .await?;
-    let key = key["key"].as_str().unwrap_or_default().to_owned();
+    let (_, workflow) = app
+        .post_in(&owner, "/api/workflows", &json!({"name": "Read"}))
+        .await?;
+    let workflow = workflow.text("id")?;
+    let key = app
+        .create_api_key(
+            &owner,
+            &json!({"name": "Reader", "scopes": ["workflows.read"]}),
+        )
+        .await?
+        .key;
     let path = format!("/api/workflows/{workflow}");
     let by_token = || async {
         Ok(app

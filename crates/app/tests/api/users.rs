@@ -83,14 +83,16 @@ async fn sessions_are_listed_and_one_can_be_signed_out() -> TestResult {
         .json()
         .await?;
     assert!(overview["password_changed_at"].is_string());
-    let sessions = overview["sessions"].as_array().cloned().unwrap_or_default();
+    let sessions = overview["sessions"]
+        .as_array()
+        .ok_or_else(|| format!("no sessions: {overview}"))?;
     assert_eq!(sessions.len(), 2);
     assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
     let other_session = sessions
         .iter()
         .find(|s| s["current"] == false)
         .and_then(|s| s["id"].as_str())
-        .unwrap_or_default()
+        .ok_or("no other session with an id")?
         .to_owned();
 
     // Someone else's session id is not found for this user.

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, Error, TestApp, call, wait_finished};
+use crate::helpers::{Account, Error, Fields, TestApp, call, wait_finished};
 
 const TEXT_MESSAGE: &str = include_str!("../../../../fixtures/meta/text-message.json");
 const UNICODE_ESCAPED: &str = include_str!("../../../../fixtures/meta/unicode-escaped.txt");
@@ -41,37 +41,19 @@ async fn deliver(
 
 /// A workflow started by `trigger.webhook` that reads the message text, activated.
 async fn webhook_workflow(app: &TestApp, owner: &Account) -> Result<String, Error> {
-    let (status, created) = call(
-        app,
-        owner,
-        Method::POST,
-        "/api/workflows",
-        &json!({
-            "name": "WhatsApp inbox",
-            "definition": {
-                "nodes": [
-                    {"id": "in", "type": "trigger.webhook", "name": "In"},
-                    {"id": "read", "type": "data.set", "name": "Read", "params": {"values": {
-                        "text": "{{ trigger.body.entry[0].changes[0].value.messages[0].text.body }}"
-                    }}}
-                ],
-                "connections": [{"from": "in", "to": "read"}]
-            }
-        }),
-    )
-    .await?;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
-    let (status, activated) = call(
-        app,
-        owner,
-        Method::POST,
-        &format!("/api/workflows/{id}/activate"),
-        &json!({"version": 1}),
-    )
-    .await?;
-    assert_eq!(status, 200, "{activated}");
-    Ok(id)
+    let definition = json!({
+        "nodes": [
+            {"id": "in", "type": "trigger.webhook", "name": "In"},
+            {"id": "read", "type": "data.set", "name": "Read", "params": {"values": {
+                "text": "{{ trigger.body.entry[0].changes[0].value.messages[0].text.body }}"
+            }}}
+        ],
+        "connections": [{"from": "in", "to": "read"}]
+    });
+    let workflow = app
+        .active_workflow(owner, "WhatsApp inbox", &definition)
+        .await?;
+    Ok(workflow.id)
 }
 
 /// A `meta` registration with a known secret and verify token.
@@ -80,17 +62,16 @@ async fn meta_registration(
     owner: &Account,
     workflow: Option<&str>,
 ) -> Result<Value, Error> {
-    let (status, created) = call(
-        app,
-        owner,
-        Method::POST,
-        "/api/webhooks",
-        &json!({
-            "name": "WhatsApp", "provider": "meta", "workflow_id": workflow,
-            "verify_token": "verify-me-please", "signing_secret": APP_SECRET
-        }),
-    )
-    .await?;
+    let (status, created) = app
+        .post_in(
+            owner,
+            "/api/webhooks",
+            &json!({
+                "name": "WhatsApp", "provider": "meta", "workflow_id": workflow,
+                "verify_token": "verify-me-please", "signing_secret": APP_SECRET
+            }),
+        )
+        .await?;
     assert_eq!(status, 201, "{created}");
     Ok(created)
 }
@@ -100,12 +81,9 @@ async fn the_handshake_echoes_the_challenge_only_for_the_right_token() -> TestRe
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("meta@example.com").await?;
     let created = meta_registration(&app, &owner, None).await?;
-    let url = created["url"].as_str().unwrap_or_default().to_owned();
+    let url = created.text("url")?;
     assert!(
-        url.ends_with(&format!(
-            "/api/webhooks/in/{}",
-            created["public_id"].as_str().unwrap_or_default()
-        )),
+        url.ends_with(&format!("/api/webhooks/in/{}", &created.text("public_id")?)),
         "{url}"
     );
     assert!(
@@ -156,7 +134,7 @@ async fn a_signed_whatsapp_message_runs_once_and_fills_the_conversation() -> Tes
     let owner = app.signed_up("inbox@example.com").await?;
     let workflow = webhook_workflow(&app, &owner).await?;
     // Activation bound an unsigned registration to the workflow; make it Meta's.
-    let (_, listed) = call(&app, &owner, Method::GET, "/api/webhooks", &json!({})).await?;
+    let (_, listed) = app.get_in(&owner, "/api/webhooks").await?;
     assert_eq!(
         listed["items"].as_array().map(Vec::len),
         Some(1),
@@ -165,38 +143,33 @@ async fn a_signed_whatsapp_message_runs_once_and_fills_the_conversation() -> Tes
     let registration = &listed["items"][0];
     assert_eq!(registration["workflow_id"], workflow.as_str());
     assert_eq!(registration["provider"], "none");
-    let id = registration["id"].as_str().unwrap_or_default().to_owned();
-    let (status, refused) = call(
-        &app,
-        &owner,
-        Method::PATCH,
-        &format!("/api/webhooks/{id}"),
-        &json!({"provider": "meta"}),
-    )
-    .await?;
+    let id = registration.text("id")?;
+    let (status, refused) = app
+        .patch_in(
+            &owner,
+            &format!("/api/webhooks/{id}"),
+            &json!({"provider": "meta"}),
+        )
+        .await?;
     assert_eq!(status, 422, "a signed provider needs a secret: {refused}");
-    let (status, patched) = call(
-        &app,
-        &owner,
-        Method::PATCH,
-        &format!("/api/webhooks/{id}"),
-        &json!({
-            "provider": "meta", "signing_secret": APP_SECRET
-        }),
-    )
-    .await?;
+    let (status, patched) = app
+        .patch_in(
+            &owner,
+            &format!("/api/webhooks/{id}"),
+            &json!({
+                "provider": "meta", "signing_secret": APP_SECRET
+            }),
+        )
+        .await?;
     assert_eq!(status, 200, "{patched}");
-    let url = patched["url"].as_str().unwrap_or_default().to_owned();
+    let url = patched.text("url")?;
 
     let body = TEXT_MESSAGE.as_bytes();
     let (status, answer) = deliver(&app, &url, body, Some(&sign(APP_SECRET, body))).await?;
     assert_eq!(status, 200, "{answer}");
     let answer: Value = serde_json::from_str(&answer)?;
     assert_eq!(answer["verdict"], "accepted");
-    let execution = answer["execution_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let execution = answer.text("execution_id")?;
     let finished = wait_finished(&app, &owner, &execution).await?;
     assert_eq!(finished["status"], "succeeded", "{finished}");
     assert_eq!(
@@ -215,18 +188,8 @@ async fn a_signed_whatsapp_message_runs_once_and_fills_the_conversation() -> Tes
     assert_eq!(app.count("messages").await?, 1);
     assert_eq!(app.count("webhook_events").await?, 2);
 
-    let (_, conversations) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/workspace/conversations",
-        &json!({}),
-    )
-    .await?;
-    let items = conversations["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let (_, conversations) = app.get_in(&owner, "/api/workspace/conversations").await?;
+    let items = conversations.items()?;
     assert_eq!(items.len(), 1, "{conversations}");
     assert_eq!(items[0]["wa_id"], "5511987654321");
     assert_eq!(items[0]["name"], "Ana Souza");
@@ -235,15 +198,13 @@ async fn a_signed_whatsapp_message_runs_once_and_fills_the_conversation() -> Tes
         items[0]["last_message_preview"],
         "Oi! Quero saber o status do meu pedido 4821"
     );
-    let conversation = items[0]["id"].as_str().unwrap_or_default();
-    let (_, messages) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/workspace/conversations/{conversation}/messages"),
-        &json!({}),
-    )
-    .await?;
+    let conversation = items[0].text("id")?;
+    let (_, messages) = app
+        .get_in(
+            &owner,
+            &format!("/api/workspace/conversations/{conversation}/messages"),
+        )
+        .await?;
     assert_eq!(
         messages["items"].as_array().map(Vec::len),
         Some(1),
@@ -252,39 +213,24 @@ async fn a_signed_whatsapp_message_runs_once_and_fills_the_conversation() -> Tes
     assert_eq!(messages["items"][0]["type"], "text");
     assert_eq!(messages["items"][0]["sent_at"], "2025-11-25T12:00:00Z");
 
-    let (_, events) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/webhooks/{id}/events?verdict=duplicate"),
-        &json!({}),
-    )
-    .await?;
+    let (_, events) = app
+        .get_in(
+            &owner,
+            &format!("/api/webhooks/{id}/events?verdict=duplicate"),
+        )
+        .await?;
     assert_eq!(
         events["items"].as_array().map(Vec::len),
         Some(1),
         "{events}"
     );
-    let (_, accepted) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/workspace/webhook-events?verdict=accepted",
-        &json!({}),
-    )
-    .await?;
-    let event = accepted["items"][0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let (status, detail) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/webhooks/{id}/events/{event}"),
-        &json!({}),
-    )
-    .await?;
+    let (_, accepted) = app
+        .get_in(&owner, "/api/workspace/webhook-events?verdict=accepted")
+        .await?;
+    let event = accepted.text("/items/0/id")?;
+    let (status, detail) = app
+        .get_in(&owner, &format!("/api/webhooks/{id}/events/{event}"))
+        .await?;
     assert_eq!(status, 200, "{detail}");
     assert_eq!(
         detail["body"], TEXT_MESSAGE,
@@ -294,32 +240,19 @@ async fn a_signed_whatsapp_message_runs_once_and_fills_the_conversation() -> Tes
     assert_eq!(detail["execution_id"], execution.as_str());
 
     // A replay runs the workflow again from the stored body.
-    let (status, replayed) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workspace/webhook-events/{event}/replay"),
-        &json!({}),
-    )
-    .await?;
+    let (status, replayed) = app
+        .post_in(
+            &owner,
+            &format!("/api/workspace/webhook-events/{event}/replay"),
+            &json!({}),
+        )
+        .await?;
     assert_eq!(status, 202, "{replayed}");
-    let rerun = wait_finished(
-        &app,
-        &owner,
-        replayed["execution_id"].as_str().unwrap_or_default(),
-    )
-    .await?;
+    let rerun = wait_finished(&app, &owner, &replayed.text("execution_id")?).await?;
     assert_eq!(rerun["output"], finished["output"]);
 
     // The overview counts what happened.
-    let (status, overview) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/workspace/overview",
-        &json!({}),
-    )
-    .await?;
+    let (status, overview) = app.get_in(&owner, "/api/workspace/overview").await?;
     assert_eq!(status, 200, "{overview}");
     assert_eq!(overview["counts"]["workflows"], 1);
     assert_eq!(overview["counts"]["active_workflows"], 1);
@@ -340,11 +273,10 @@ async fn a_signed_whatsapp_message_runs_once_and_fills_the_conversation() -> Tes
         "5511987654321"
     );
     assert!(
-        !overview["latest_activities"]
+        overview["latest_activities"]
             .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .is_empty()
+            .is_some_and(|activities| !activities.is_empty()),
+        "{overview}"
     );
 
     let metrics = app.get("/metrics").await?.text().await?;
@@ -361,8 +293,8 @@ async fn bad_signatures_are_refused_recorded_and_run_nothing() -> TestResult {
     let owner = app.signed_up("guard@example.com").await?;
     let workflow = webhook_workflow(&app, &owner).await?;
     let created = meta_registration(&app, &owner, Some(&workflow)).await?;
-    let url = created["url"].as_str().unwrap_or_default().to_owned();
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let url = created.text("url")?;
+    let id = created.text("id")?;
     let body = TEXT_MESSAGE.as_bytes();
 
     let (status, problem) = deliver(&app, &url, body, Some(&sign("not-the-secret", body))).await?;
@@ -375,14 +307,12 @@ async fn bad_signatures_are_refused_recorded_and_run_nothing() -> TestResult {
     assert_eq!(status, 401, "a signature over another body");
 
     assert_eq!(app.count("executions").await?, 0);
-    let (_, events) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/webhooks/{id}/events?verdict=rejected"),
-        &json!({}),
-    )
-    .await?;
+    let (_, events) = app
+        .get_in(
+            &owner,
+            &format!("/api/webhooks/{id}/events?verdict=rejected"),
+        )
+        .await?;
     let reasons: Vec<&str> = events["items"]
         .as_array()
         .into_iter()
@@ -411,25 +341,19 @@ async fn bad_signatures_are_refused_recorded_and_run_nothing() -> TestResult {
     )
     .await?;
     assert_eq!(status, 400, "{problem}");
-    let (_, invalid) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/workspace/webhook-events?verdict=rejected",
-        &json!({}),
-    )
-    .await?;
+    let (_, invalid) = app
+        .get_in(&owner, "/api/workspace/webhook-events?verdict=rejected")
+        .await?;
     assert_eq!(invalid["items"][0]["reason"], "invalid_json");
     let (status, _) = deliver(&app, &app.url("/api/webhooks/in/unknown-id"), body, None).await?;
     assert_eq!(status, 404);
-    let (status, _) = call(
-        &app,
-        &owner,
-        Method::PATCH,
-        &format!("/api/webhooks/{id}"),
-        &json!({"enabled": false}),
-    )
-    .await?;
+    let (status, _) = app
+        .patch_in(
+            &owner,
+            &format!("/api/webhooks/{id}"),
+            &json!({"enabled": false}),
+        )
+        .await?;
     assert_eq!(status, 200);
     let (status, _) = deliver(&app, &url, body, Some(&sign(APP_SECRET, body))).await?;
     assert_eq!(
@@ -446,7 +370,7 @@ async fn a_failed_execution_insert_keeps_no_event_and_answers_503() -> TestResul
     let owner = app.signed_up("atomic@example.com").await?;
     let workflow = webhook_workflow(&app, &owner).await?;
     let created = meta_registration(&app, &owner, Some(&workflow)).await?;
-    let url = created["url"].as_str().unwrap_or_default().to_owned();
+    let url = created.text("url")?;
     let mut connection = app.db.pool().get().await?;
     diesel::sql_query(
         "CREATE FUNCTION refuse_execution() RETURNS trigger LANGUAGE plpgsql AS \
@@ -488,34 +412,14 @@ async fn another_workspace_sees_none_of_it() -> TestResult {
     let owner = app.signed_up("owner@example.com").await?;
     let workflow = webhook_workflow(&app, &owner).await?;
     let created = meta_registration(&app, &owner, Some(&workflow)).await?;
-    let url = created["url"].as_str().unwrap_or_default().to_owned();
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let url = created.text("url")?;
+    let id = created.text("id")?;
     let body = TEXT_MESSAGE.as_bytes();
     deliver(&app, &url, body, Some(&sign(APP_SECRET, body))).await?;
-    let (_, events) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/workspace/webhook-events",
-        &json!({}),
-    )
-    .await?;
-    let event = events["items"][0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let (_, conversations) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/workspace/conversations",
-        &json!({}),
-    )
-    .await?;
-    let conversation = conversations["items"][0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (_, events) = app.get_in(&owner, "/api/workspace/webhook-events").await?;
+    let event = events.text("/items/0/id")?;
+    let (_, conversations) = app.get_in(&owner, "/api/workspace/conversations").await?;
+    let conversation = conversations.text("/items/0/id")?;
 
     assert!(
         !event.is_empty() && !conversation.is_empty(),
@@ -553,17 +457,10 @@ async fn another_workspace_sees_none_of_it() -> TestResult {
         "/api/workspace/webhook-events",
         "/api/workspace/conversations",
     ] {
-        let (_, listed) = call(&app, &outsider, Method::GET, path, &json!({})).await?;
+        let (_, listed) = app.get_in(&outsider, path).await?;
         assert_eq!(listed["items"], json!([]), "{path}");
     }
-    let (_, overview) = call(
-        &app,
-        &outsider,
-        Method::GET,
-        "/api/workspace/overview",
-        &json!({}),
-    )
-    .await?;
+    let (_, overview) = app.get_in(&outsider, "/api/workspace/overview").await?;
     assert_eq!(overview["latest_webhook_events"], json!([]));
     assert_eq!(overview["recent_conversations"], json!([]));
     Ok(())
@@ -573,64 +470,31 @@ async fn another_workspace_sees_none_of_it() -> TestResult {
 /// `x-echo: yes`, behind a new signed `respond_node` registration: its intake URL and
 /// its signing secret.
 pub(crate) async fn echo_hook(app: &TestApp, owner: &Account) -> Result<(String, String), Error> {
-    let (_, created) = call(
-        app,
-        owner,
-        Method::POST,
-        "/api/workflows",
-        &json!({
-            "name": "Echo",
-            "definition": {
-                "nodes": [
-                    {"id": "in", "type": "trigger.webhook", "name": "In"},
-                    {"id": "answer", "type": "webhook.respond", "name": "Answer", "params": {
-                        "status": 201,
-                        "headers": {"x-echo": "yes"},
-                        "body": {"hello": "{{ trigger.body.name }}"}
-                    }}
-                ],
-                "connections": [{"from": "in", "to": "answer"}]
-            }
-        }),
-    )
-    .await?;
-    let workflow = created["id"].as_str().ok_or("no workflow id")?.to_owned();
-    call(
-        app,
-        owner,
-        Method::POST,
-        &format!("/api/workflows/{workflow}/activate"),
-        &json!({"version": 1}),
-    )
-    .await?;
-    let (status, registration) = call(app, owner, Method::POST, "/api/webhooks", &json!({
+    let definition = json!({
+        "nodes": [
+            {"id": "in", "type": "trigger.webhook", "name": "In"},
+            {"id": "answer", "type": "webhook.respond", "name": "Answer", "params": {
+                "status": 201,
+                "headers": {"x-echo": "yes"},
+                "body": {"hello": "{{ trigger.body.name }}"}
+            }}
+        ],
+        "connections": [{"from": "in", "to": "answer"}]
+    });
+    let workflow = app.active_workflow(owner, "Echo", &definition).await?.id;
+    let registration = app.create_webhook(owner, &json!({
         "name": "Echo", "provider": "hmac_sha256", "workflow_id": workflow, "response_mode": "respond_node"
     })).await?;
-    assert_eq!(status, 201, "{registration}");
-    let secret = registration["signing_secret"]
-        .as_str()
-        .ok_or("no secret")?
-        .to_owned();
-    assert_eq!(
-        secret.len(),
-        64,
-        "a generated secret is shown once: {registration}"
-    );
-    let (_, shown) = call(
-        app,
-        owner,
-        Method::GET,
-        &format!(
-            "/api/webhooks/{}",
-            registration["id"].as_str().ok_or("no registration id")?
-        ),
-        &json!({}),
-    )
-    .await?;
+    let secret = registration
+        .signing_secret
+        .ok_or("a generated secret is shown once")?;
+    assert_eq!(secret.len(), 64, "a generated secret is shown once");
+    let (_, shown) = app
+        .get_in(owner, &format!("/api/webhooks/{}", registration.id))
+        .await?;
     assert!(shown.get("signing_secret").is_none());
     assert_eq!(shown["has_signing_secret"], true);
-    let url = registration["url"].as_str().ok_or("no url")?.to_owned();
-    Ok((url, secret))
+    Ok((registration.url, secret))
 }
 
 /// Delivers `{"name":"Ada"}` to an [`echo_hook`] and checks the workflow's answer.
@@ -662,31 +526,16 @@ async fn deactivation_unbinds_the_registration_and_activation_binds_it_again() -
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("binder@example.com").await?;
     let workflow = webhook_workflow(&app, &owner).await?;
-    let (_, listed) = call(&app, &owner, Method::GET, "/api/webhooks", &json!({})).await?;
-    let id = listed["items"][0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let url = listed["items"][0]["url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    call(
-        &app,
+    let (_, listed) = app.get_in(&owner, "/api/webhooks").await?;
+    let id = listed.text("/items/0/id")?;
+    let url = listed.text("/items/0/url")?;
+    app.post_in(
         &owner,
-        Method::POST,
         &format!("/api/workflows/{workflow}/deactivate"),
         &json!({}),
     )
     .await?;
-    let (_, unbound) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/webhooks/{id}"),
-        &json!({}),
-    )
-    .await?;
+    let (_, unbound) = app.get_in(&owner, &format!("/api/webhooks/{id}")).await?;
     assert_eq!(unbound["workflow_id"], Value::Null, "{unbound}");
     let (status, answer) = deliver(&app, &url, b"{\"n\":1}", None).await?;
     assert_eq!(status, 200);
@@ -695,15 +544,13 @@ async fn deactivation_unbinds_the_registration_and_activation_binds_it_again() -
         "nothing bound, nothing runs: {answer}"
     );
 
-    call(
-        &app,
+    app.post_in(
         &owner,
-        Method::POST,
         &format!("/api/workflows/{workflow}/activate"),
         &json!({"version": 1}),
     )
     .await?;
-    let (_, listed) = call(&app, &owner, Method::GET, "/api/webhooks", &json!({})).await?;
+    let (_, listed) = app.get_in(&owner, "/api/webhooks").await?;
     assert_eq!(
         listed["items"].as_array().map(Vec::len),
         Some(1),
@@ -714,14 +561,13 @@ async fn deactivation_unbinds_the_registration_and_activation_binds_it_again() -
     let (_, answer) = deliver(&app, &url, b"{\"n\":2}", None).await?;
     assert!(!answer.contains("\"execution_id\":null"), "{answer}");
 
-    let (status, problem) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/webhooks",
-        &json!({"name": "", "provider": "carrier-pigeon", "workflow_id": uuid::Uuid::new_v4()}),
-    )
-    .await?;
+    let (status, problem) = app
+        .post_in(
+            &owner,
+            "/api/webhooks",
+            &json!({"name": "", "provider": "carrier-pigeon", "workflow_id": uuid::Uuid::new_v4()}),
+        )
+        .await?;
     assert_eq!(status, 422);
     let fields: Vec<&str> = problem["errors"]
         .as_array()
@@ -739,7 +585,7 @@ async fn a_redelivery_with_one_new_message_stores_and_counts_only_that_one() -> 
     let owner = app.signed_up("batch@example.com").await?;
     let workflow = webhook_workflow(&app, &owner).await?;
     let created = meta_registration(&app, &owner, Some(&workflow)).await?;
-    let url = created["url"].as_str().unwrap_or_default().to_owned();
+    let url = created.text("url")?;
     let message = |id: &str, text: &str| json!({"from": "5511900000001", "id": id, "timestamp": "1764072000", "type": "text", "text": {"body": text}});
     let delivery = |messages: Vec<Value>| {
         json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
@@ -786,14 +632,7 @@ async fn a_redelivery_with_one_new_message_stores_and_counts_only_that_one() -> 
 
     assert_eq!(app.count("messages").await?, 2);
     assert_eq!(app.count("executions").await?, 2);
-    let (_, conversations) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/workspace/conversations",
-        &json!({}),
-    )
-    .await?;
+    let (_, conversations) = app.get_in(&owner, "/api/workspace/conversations").await?;
     assert_eq!(
         conversations["items"][0]["message_count"], 2,
         "{conversations}"
@@ -802,26 +641,17 @@ async fn a_redelivery_with_one_new_message_stores_and_counts_only_that_one() -> 
     // A rejected event is never replayed.
     let (status, _) = deliver(&app, &url, first.as_bytes(), Some("sha256=00")).await?;
     assert_eq!(status, 401);
-    let (_, rejected) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/workspace/webhook-events?verdict=rejected",
-        &json!({}),
-    )
-    .await?;
-    let event = rejected["items"][0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let (status, problem) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workspace/webhook-events/{event}/replay"),
-        &json!({}),
-    )
-    .await?;
+    let (_, rejected) = app
+        .get_in(&owner, "/api/workspace/webhook-events?verdict=rejected")
+        .await?;
+    let event = rejected.text("/items/0/id")?;
+    let (status, problem) = app
+        .post_in(
+            &owner,
+            &format!("/api/workspace/webhook-events/{event}/replay"),
+            &json!({}),
+        )
+        .await?;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["code"], "event_rejected");
     Ok(())

@@ -4,107 +4,78 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, TestApp, call, three_nodes};
+use crate::helpers::{Account, Fields, TestApp, call, three_nodes};
 
 #[tokio::test]
 async fn versions_are_numbered_immutable_and_activated() -> TestResult {
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("flows@example.com").await?;
-    let (status, created) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/workflows",
-        &json!({"name": "Sum", "description": "adds", "definition": three_nodes()}),
-    )
-    .await?;
+    let (status, created) = app
+        .post_in(
+            &owner,
+            "/api/workflows",
+            &json!({"name": "Sum", "description": "adds", "definition": three_nodes()}),
+        )
+        .await?;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["latest_version"], 1);
     assert_eq!(created["active_version"], Value::Null);
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let id = created.text("id")?;
 
     let mut second = three_nodes();
     second["nodes"][2]["params"]["condition"] = json!("{{ nodes.shape.output.total > 100 }}");
-    let (status, version) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{id}/versions"),
-        &json!({"definition": second}),
-    )
-    .await?;
+    let (status, version) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{id}/versions"),
+            &json!({"definition": second}),
+        )
+        .await?;
     assert_eq!((status, version["version"].as_i64()), (201, Some(2)));
     assert_eq!(version["checksum"].as_str().map(str::len), Some(64));
 
-    let (_, versions) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/workflows/{id}/versions"),
-        &json!({}),
-    )
-    .await?;
+    let (_, versions) = app
+        .get_in(&owner, &format!("/api/workflows/{id}/versions"))
+        .await?;
     assert_eq!(versions.as_array().map(Vec::len), Some(2));
     assert_eq!(
         versions[0]["definition"]["nodes"][2]["params"]["condition"],
         "{{ nodes.shape.output.total > 10 }}"
     );
 
-    let (status, active) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{id}/activate"),
-        &json!({"version": 2}),
-    )
-    .await?;
+    let (status, active) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{id}/activate"),
+            &json!({"version": 2}),
+        )
+        .await?;
     assert_eq!((status, active["active_version"].as_i64()), (200, Some(2)));
-    let (status, _) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{id}/activate"),
-        &json!({"version": 9}),
-    )
-    .await?;
+    let (status, _) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{id}/activate"),
+            &json!({"version": 9}),
+        )
+        .await?;
     assert_eq!(status, 422);
-    let (_, inactive) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{id}/deactivate"),
-        &json!({}),
-    )
-    .await?;
+    let (_, inactive) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{id}/deactivate"),
+            &json!({}),
+        )
+        .await?;
     assert_eq!(inactive["active_version"], Value::Null);
 
-    let (status, _) = call(
-        &app,
-        &owner,
-        Method::DELETE,
-        &format!("/api/workflows/{id}"),
-        &json!({}),
-    )
-    .await?;
+    let (status, _) = app
+        .delete_in(&owner, &format!("/api/workflows/{id}"))
+        .await?;
     assert_eq!(status, 204);
-    let (_, archived) = call(
-        &app,
-        &owner,
-        Method::GET,
-        &format!("/api/workflows/{id}"),
-        &json!({}),
-    )
-    .await?;
+    let (_, archived) = app.get_in(&owner, &format!("/api/workflows/{id}")).await?;
     assert_eq!(archived["archived"], true);
 
-    let (_, nodes) = call(
-        &app,
-        &owner,
-        Method::GET,
-        "/api/workflows/nodes",
-        &json!({}),
-    )
-    .await?;
+    let (_, nodes) = app.get_in(&owner, "/api/workflows/nodes").await?;
     assert_eq!(nodes.as_array().map(Vec::len), Some(9));
     Ok(())
 }
@@ -114,16 +85,14 @@ async fn invalid_definitions_name_the_node_and_save_nothing() -> TestResult {
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("checks@example.com").await?;
     let other = app.signed_up("elsewhere@example.com").await?;
-    let (_, foreign) = call(&app, &other, Method::POST, "/api/workflows/credentials",
-        &json!({"name": "Theirs", "kind": "smtp", "data": {"host": "h.example.com", "port": 25, "tls_mode": "none"}})).await?;
-    let (_, token) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/workflows/credentials",
-        &json!({"name": "Token", "kind": "bearer_token", "data": {"token": "a-bearer-token"}}),
-    )
-    .await?;
+    let (_, foreign) = app.post_in(&other, "/api/workflows/credentials", &json!({"name": "Theirs", "kind": "smtp", "data": {"host": "h.example.com", "port": 25, "tls_mode": "none"}})).await?;
+    let (_, token) = app
+        .post_in(
+            &owner,
+            "/api/workflows/credentials",
+            &json!({"name": "Token", "kind": "bearer_token", "data": {"token": "a-bearer-token"}}),
+        )
+        .await?;
 
     let mail = |credential: &Value| {
         json!({"nodes": [
@@ -150,14 +119,13 @@ async fn invalid_definitions_name_the_node_and_save_nothing() -> TestResult {
         (mail(&token), "needs a smtp credential, not bearer_token"),
     ];
     for (definition, expected) in cases {
-        let (status, problem) = call(
-            &app,
-            &owner,
-            Method::POST,
-            "/api/workflows",
-            &json!({"name": "Bad", "definition": definition}),
-        )
-        .await?;
+        let (status, problem) = app
+            .post_in(
+                &owner,
+                "/api/workflows",
+                &json!({"name": "Bad", "definition": definition}),
+            )
+            .await?;
         assert_eq!(status, 422, "{problem}");
         let messages: Vec<&str> = problem["errors"]
             .as_array()
@@ -181,15 +149,14 @@ async fn other_workspaces_workflows_are_404_and_viewers_only_read() -> TestResul
     let owner = app.signed_up("wf-owner@example.com").await?;
     let outsider = app.signed_up("wf-outsider@example.com").await?;
     let viewer = app.signed_up("wf-viewer@example.com").await?;
-    let (_, created) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/workflows",
-        &json!({"name": "Mine", "definition": three_nodes()}),
-    )
-    .await?;
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let (_, created) = app
+        .post_in(
+            &owner,
+            "/api/workflows",
+            &json!({"name": "Mine", "definition": three_nodes()}),
+        )
+        .await?;
+    let id = created.text("id")?;
     for (method, path, body) in [
         (Method::GET, format!("/api/workflows/{id}"), json!({})),
         (
@@ -235,25 +202,19 @@ async fn other_workspaces_workflows_are_404_and_viewers_only_read() -> TestResul
         workspace_id: owner.workspace_id.clone(),
         ..viewer
     };
-    let (status, _) = call(&app, &as_viewer, Method::GET, "/api/workflows", &json!({})).await?;
+    let (status, _) = app.get_in(&as_viewer, "/api/workflows").await?;
     assert_eq!(status, 200);
-    let (status, _) = call(
-        &app,
-        &as_viewer,
-        Method::POST,
-        "/api/workflows",
-        &json!({"name": "No"}),
-    )
-    .await?;
+    let (status, _) = app
+        .post_in(&as_viewer, "/api/workflows", &json!({"name": "No"}))
+        .await?;
     assert_eq!(status, 403);
-    let (status, _) = call(
-        &app,
-        &as_viewer,
-        Method::POST,
-        &format!("/api/workflows/{id}/activate"),
-        &json!({"version": 1}),
-    )
-    .await?;
+    let (status, _) = app
+        .post_in(
+            &as_viewer,
+            &format!("/api/workflows/{id}/activate"),
+            &json!({"version": 1}),
+        )
+        .await?;
     assert_eq!(status, 403);
     Ok(())
 }
@@ -262,83 +223,61 @@ async fn other_workspaces_workflows_are_404_and_viewers_only_read() -> TestResul
 async fn a_credential_used_by_an_active_workflow_cannot_be_deleted() -> TestResult {
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("inuse@example.com").await?;
-    let (_, smtp) = call(&app, &owner, Method::POST, "/api/workflows/credentials",
-        &json!({"name": "Mailer", "kind": "smtp", "data": {"host": "mail.example.com", "port": 587, "tls_mode": "starttls"}})).await?;
-    let credential = smtp["id"].as_str().unwrap_or_default().to_owned();
+    let (_, smtp) = app.post_in(&owner, "/api/workflows/credentials", &json!({"name": "Mailer", "kind": "smtp", "data": {"host": "mail.example.com", "port": 587, "tls_mode": "starttls"}})).await?;
+    let credential = smtp.text("id")?;
     let definition = json!({"nodes": [
         {"id": "start", "type": "trigger.manual", "name": "Start"},
         {"id": "mail", "type": "email.send", "name": "Mail", "credential_id": credential,
          "params": {"to": "a@example.com", "subject": "Hi {{ trigger.body.name }}", "body": "b"}}],
       "connections": [{"from": "start", "to": "mail"}]});
-    let (_, workflow) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/workflows",
-        &json!({"name": "Newsletter", "definition": definition}),
-    )
-    .await?;
-    let id = workflow["id"].as_str().unwrap_or_default().to_owned();
-    let (status, activated) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{id}/activate"),
-        &json!({"version": 1}),
-    )
-    .await?;
+    let (_, workflow) = app
+        .post_in(
+            &owner,
+            "/api/workflows",
+            &json!({"name": "Newsletter", "definition": definition}),
+        )
+        .await?;
+    let id = workflow.text("id")?;
+    let (status, activated) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{id}/activate"),
+            &json!({"version": 1}),
+        )
+        .await?;
     assert_eq!(
         (status, activated["active_version"].as_i64()),
         (200, Some(1)),
         "{activated}"
     );
 
-    let (status, problem) = call(
-        &app,
-        &owner,
-        Method::DELETE,
-        &format!("/api/workflows/credentials/{credential}"),
-        &json!({}),
-    )
-    .await?;
+    let (status, problem) = app
+        .delete_in(&owner, &format!("/api/workflows/credentials/{credential}"))
+        .await?;
     assert_eq!(
         (status, problem["code"].as_str()),
         (409, Some("credential_in_use"))
     );
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("Newsletter"),
-        "{problem}"
-    );
+    assert!(problem.text("detail")?.contains("Newsletter"), "{problem}");
 
-    call(
-        &app,
+    app.post_in(
         &owner,
-        Method::POST,
         &format!("/api/workflows/{id}/deactivate"),
         &json!({}),
     )
     .await?;
-    let (status, _) = call(
-        &app,
-        &owner,
-        Method::DELETE,
-        &format!("/api/workflows/credentials/{credential}"),
-        &json!({}),
-    )
-    .await?;
+    let (status, _) = app
+        .delete_in(&owner, &format!("/api/workflows/credentials/{credential}"))
+        .await?;
     assert_eq!(status, 204);
     // The version that referenced it can no longer be activated.
-    let (status, problem) = call(
-        &app,
-        &owner,
-        Method::POST,
-        &format!("/api/workflows/{id}/activate"),
-        &json!({"version": 1}),
-    )
-    .await?;
+    let (status, problem) = app
+        .post_in(
+            &owner,
+            &format!("/api/workflows/{id}/activate"),
+            &json!({"version": 1}),
+        )
+        .await?;
     assert_eq!(status, 422, "{problem}");
     Ok(())
 }
@@ -359,7 +298,7 @@ async fn text_holding_a_nul_character_is_refused_before_it_reaches_the_database(
             "name",
         ),
     ] {
-        let (status, problem) = call(&app, &owner, Method::POST, path, &body).await?;
+        let (status, problem) = app.post_in(&owner, path, &body).await?;
         assert_eq!(status, 422, "{path}: {problem}");
         assert_eq!(problem["code"], "validation_failed", "{problem}");
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");

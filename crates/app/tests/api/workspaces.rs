@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
-use crate::helpers::{Account, TestApp};
+use crate::helpers::{Account, Fields, TestApp};
 
 async fn add_member(
     app: &TestApp,
@@ -325,7 +325,7 @@ async fn changes_are_in_the_activity_log_newest_first_and_paginated() -> TestRes
         .await?
         .json()
         .await?;
-    let cursor = first["next_cursor"].as_str().unwrap_or_default().to_owned();
+    let cursor = first.text("next_cursor")?;
     assert_eq!(first["items"].as_array().map(Vec::len), Some(2));
     let second: Value = app
         .get_as(
@@ -375,7 +375,7 @@ async fn workspaces_are_created_renamed_and_made_default() -> TestResult {
         .await?;
     assert_eq!(created.status(), 201);
     let created: Value = created.json().await?;
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let id = created.text("id")?;
     assert_eq!(created["role"], "owner");
     assert_eq!(created["plan"], "free");
     assert_eq!(app.count("workspace_environments").await?, 6);
@@ -453,7 +453,7 @@ async fn members_after_login(
         .await?
         .json()
         .await?;
-    let token = tokens["access_token"].as_str().unwrap_or_default();
+    let token = &tokens.text("access_token")?;
     let response = app.get_as(token, "/api/workspace/members", None).await?;
     Ok((response.status().as_u16(), response.json().await?))
 }

@@ -80,7 +80,7 @@ fn content_type(response: &ServiceResponse<impl MessageBody>) -> String {
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
+        .expect("a content-type header")
         .to_owned()
 }
 
@@ -171,7 +171,11 @@ async fn malformed_json_is_a_400_problem_that_says_where() -> TestResult {
     let (status, problem) = problem_of(test::call_service(&app, request).await).await?;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(problem.code, "invalid_json");
-    assert!(problem.detail.unwrap_or_default().contains("line 1"));
+    assert!(
+        problem
+            .detail
+            .is_some_and(|detail| detail.contains("line 1"))
+    );
     Ok(())
 }
 
@@ -201,7 +205,11 @@ async fn an_oversize_body_is_a_413_problem_naming_the_limit() -> TestResult {
     let (status, problem) = problem_of(test::call_service(&app, request).await).await?;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(problem.code, "payload_too_large");
-    assert!(problem.detail.unwrap_or_default().contains("1024-byte"));
+    assert!(
+        problem
+            .detail
+            .is_some_and(|detail| detail.contains("1024-byte"))
+    );
     Ok(())
 }
 
@@ -248,7 +256,7 @@ async fn a_well_formed_incoming_request_id_is_kept_and_a_bad_one_replaced() -> T
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+        .ok_or("no x-request-id header")?;
     assert!(
         uuid::Uuid::parse_str(id).is_ok(),
         "expected a generated id, got {id:?}"
@@ -320,8 +328,9 @@ async fn the_openapi_document_lists_every_route() -> TestResult {
     assert!(
         document["openapi"]
             .as_str()
-            .unwrap_or_default()
-            .starts_with("3.1")
+            .is_some_and(|version| version.starts_with("3.1")),
+        "{}",
+        document["openapi"]
     );
     for path in ["/healthz", "/readyz", "/metrics", "/api/openapi.json"] {
         assert!(

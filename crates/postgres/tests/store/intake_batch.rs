@@ -63,7 +63,7 @@ pub(crate) fn recording(
     )
     .into_bytes();
     let event = NewEvent::received(
-        WorkspaceId::from_uuid(Uuid::parse_str(WORKSPACE).unwrap_or_default()),
+        WorkspaceId::from_uuid(Uuid::parse_str(WORKSPACE).expect("WORKSPACE is a uuid")),
         registration,
         body,
         serde_json::json!({"content-type": "application/json"}),
@@ -72,7 +72,7 @@ pub(crate) fn recording(
         .payload
         .as_ref()
         .map(whatsapp::extract)
-        .unwrap_or_default();
+        .expect("a JSON body has a payload");
     Recording::new(event, extracted, DeliveryRun::webhook())
 }
 

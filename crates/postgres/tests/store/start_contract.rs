@@ -108,7 +108,11 @@ async fn event_store_contract(
     assert_eq!(stored.status, ExecutionStatus::Queued);
     assert_eq!(
         stored.input,
-        first.event.payload.clone().unwrap_or_default()
+        first
+            .event
+            .payload
+            .clone()
+            .ok_or("the delivery has a payload")?
     );
 
     let again = store.record(resent(&first)).await?;

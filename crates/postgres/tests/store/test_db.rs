@@ -36,7 +36,7 @@ async fn each_test_gets_its_own_database_second() -> TestResult {
 async fn a_test_database_is_dropped_with_its_handle() -> TestResult {
     let db = TestDb::new().await?;
     let name = db.name().to_owned();
-    let admin_url = std::env::var("TEST_DATABASE_URL").unwrap_or_default();
+    let admin_url = std::env::var("TEST_DATABASE_URL")?;
     drop(db);
     if admin_url.is_empty() {
         return Ok(()); // testcontainers: the server itself is private to this process
