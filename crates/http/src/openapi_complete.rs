@@ -22,6 +22,8 @@ use fluxolab_credentials::CredentialKind;
 use fluxolab_kernel::{HTTP_URL_PATTERN, HTTPS_URL_PATTERN, PLAUSIBLE_EMAIL_PATTERN, Permission};
 use fluxolab_webhooks::model::Provider;
 use fluxolab_workspace::alerts::METRICS;
+use fluxolab_workspace::secret_providers::KINDS;
+use fluxolab_workspace::settings::timezone_names;
 use fluxolab_workspace::{PlanCode, Role};
 use serde_json::{Map, Value, json};
 
@@ -96,6 +98,7 @@ fn enumerations() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
         ("ChangePlanRequest", "plan", plans),
         ("CreateAlertRequest", "metric", metrics),
         ("CreateAlertRequest", "channel", vec!["email", "webhook"]),
+        ("CreateSecretProviderRequest", "kind", KINDS.to_vec()),
     ]
 }
 
@@ -225,6 +228,14 @@ fn constrain_schemas(document: &mut Value) {
             json!({"maxLength": 2048, "pattern": pattern}),
         );
     }
+    secret_provider_requests(document);
+    let zones: Vec<&str> = timezone_names().iter().map(String::as_str).collect();
+    set_enum(
+        document,
+        "UpdateWorkspaceSettingsRequest",
+        "timezone",
+        &zones,
+    );
     // An alert's target is an e-mail address or an http(s) URL, by channel.
     merge(
         document,
@@ -233,6 +244,52 @@ fn constrain_schemas(document: &mut Value) {
             "if": {"properties": {"channel": {"const": "email"}}, "required": ["channel"]},
             "then": {"properties": {"target": {"pattern": "^\\s*[^@\\s]+@[^@\\s]*\\.[^@\\s]*\\s*$"}}},
             "else": {"properties": {"target": {"pattern": "^\\s*https?://[^\\s/?#@\\[\\]]+([/?#]\\S*)?\\s*$", "maxLength": 2048}}},
+        }),
+    );
+}
+
+/// A secret provider's `config` and `credentials` depend on its `kind`, as the domain
+/// checks them (`fluxolab_workspace::secret_providers::model`).
+fn secret_provider_requests(document: &mut Value) {
+    let text = |max: u32| json!({"type": "string", "minLength": 1, "maxLength": max});
+    let optional = |schema: Value| json!({"anyOf": [schema, {"type": "null"}]});
+    let url = json!({"type": "string", "maxLength": 2048, "pattern": HTTP_URL_PATTERN});
+    let mount = json!({"type": "string", "pattern": "^[A-Za-z0-9_/-]{1,64}$"});
+    let object = |required: &[&str], properties: Value| json!({"type": "object", "required": required, "additionalProperties": false, "properties": properties});
+    let aws = json!({
+        "properties": {
+            "config": object(&["region"], json!({
+                "region": {"type": "string", "pattern": "^[a-z0-9-]{1,32}$"},
+                "endpoint_url": optional(url.clone()),
+            })),
+            "credentials": object(&["access_key_id", "secret_access_key"], json!({
+                "access_key_id": text(4096),
+                "secret_access_key": text(4096),
+                "session_token": optional(text(4096)),
+            })),
+        }
+    });
+    let vault = json!({
+        "properties": {
+            "config": object(&["address"], json!({
+                "address": url,
+                "mount": optional(mount.clone()),
+                "namespace": optional(mount),
+            })),
+            "credentials": {"oneOf": [
+                object(&["token"], json!({"token": text(4096)})),
+                object(&["role_id", "secret_id"], json!({"role_id": text(4096), "secret_id": text(4096)})),
+            ]},
+        }
+    });
+    merge(
+        document,
+        "CreateSecretProviderRequest",
+        json!({
+            "allOf": [
+                {"if": {"properties": {"kind": {"const": "aws_secrets_manager"}}, "required": ["kind"]}, "then": aws},
+                {"if": {"properties": {"kind": {"const": "vault"}}, "required": ["kind"]}, "then": vault},
+            ]
         }),
     );
 }

@@ -286,4 +286,4 @@ impl SettingsService {
 
 /// Whether `value` is a time zone name FluxoLab knows (`Europe/Lisbon`, `UTC`). For
 /// other features that take one (schedules).
-pub use crate::settings_rules::valid_timezone;
+pub use crate::settings_rules::{timezone_names, valid_timezone};

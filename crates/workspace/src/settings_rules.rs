@@ -10,9 +10,27 @@ use crate::settings::{
     MAX_NOTIFICATION_EMAILS, NotificationsPatch, SettingsPatch, TIMEOUT_SECONDS, WorkspaceSettings,
 };
 
-/// Whether `value` is a time zone name in the IANA database (`Europe/Lisbon`, `UTC`).
+/// The IANA time zone names FluxoLab knows, sorted (its bundled database, or the
+/// system's): exactly what [`valid_timezone`] accepts, spelled as listed.
+pub fn timezone_names() -> &'static [String] {
+    static NAMES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        let mut names: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|name| name.as_str().to_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    });
+    &NAMES
+}
+
+/// Whether `value` is a time zone name in the IANA database (`Europe/Lisbon`, `UTC`),
+/// spelled as the database spells it.
 pub fn valid_timezone(value: &str) -> bool {
-    !value.is_empty() && jiff::tz::db().get(value).is_ok()
+    timezone_names()
+        .binary_search_by(|name| name.as_str().cmp(value))
+        .is_ok()
 }
 
 /// Whether `value` is a well-formed BCP 47 language tag of the usual shape:
@@ -317,7 +335,7 @@ mod tests {
         for good in ["UTC", "Europe/Lisbon", "America/Sao_Paulo", "Asia/Kolkata"] {
             assert!(valid_timezone(good), "{good}");
         }
-        for bad in ["", "Mars/Base", "Europe/Nowhere", "utc/"] {
+        for bad in ["", "Mars/Base", "Europe/Nowhere", "utc/", "europe/lisbon"] {
             assert!(!valid_timezone(bad), "{bad}");
         }
     }

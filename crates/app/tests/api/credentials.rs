@@ -230,21 +230,7 @@ async fn no_secret_is_ever_stored_or_shown_in_plaintext() -> TestResult {
         }
     }
 
-    let bindir = std::process::Command::new("pg_config")
-        .arg("--bindir")
-        .output()?;
-    let pg_dump =
-        std::path::Path::new(String::from_utf8_lossy(&bindir.stdout).trim()).join("pg_dump");
-    let dump = std::process::Command::new(pg_dump)
-        .args(["--no-owner", "--data-only", "--dbname"])
-        .arg(app.db.url())
-        .output()?;
-    assert!(
-        dump.status.success(),
-        "pg_dump failed: {}",
-        String::from_utf8_lossy(&dump.stderr)
-    );
-    let dump = String::from_utf8_lossy(&dump.stdout);
+    let dump = app.pg_dump_data().await?;
     assert!(
         dump.contains("LEAKCHECK") || dump.contains("credentials"),
         "the dump has the credential rows"

@@ -21,6 +21,7 @@ mod provisioning;
 mod queue;
 mod redaction;
 mod round_trips;
+mod secret_providers;
 mod users;
 mod webhooks;
 mod workflows;

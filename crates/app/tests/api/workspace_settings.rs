@@ -277,3 +277,96 @@ async fn viewers_read_admins_change_and_only_owners_open_internal_networks() -> 
     assert_eq!(theirs["locale"], "en");
     Ok(())
 }
+
+#[tokio::test]
+async fn webhook_changes_are_integration_events_and_the_status_counts_them() -> TestResult {
+    let app = TestApp::spawn().await?;
+    let owner = app.signed_up("integrations@example.com").await?;
+    let (status, statuses) = app
+        .get_in(&owner, "/api/settings/integrations/status")
+        .await?;
+    assert_eq!(status, 200, "{statuses}");
+    let kinds: Vec<&str> = statuses
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|entry| entry["kind"].as_str().expect("a kind"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "webhooks",
+            "secret_providers",
+            "sso",
+            "ldap",
+            "log_destinations",
+            "connectors",
+            "smtp",
+            "otlp"
+        ]
+    );
+    assert!(
+        statuses
+            .as_array()
+            .expect("a list")
+            .iter()
+            .all(|entry| entry["status"] == "not_configured" && entry["configured"] == 0),
+        "{statuses}"
+    );
+
+    let registration = app
+        .create_webhook(&owner, &json!({"name": "Inbound", "provider": "none"}))
+        .await?;
+    let path = format!("/api/webhooks/{}", registration.id);
+    let (status, _) = app
+        .patch_in(&owner, &path, &json!({"enabled": false}))
+        .await?;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .patch_in(&owner, &path, &json!({"name": "Inbound 2"}))
+        .await?;
+    assert_eq!(status, 200);
+
+    let (_, statuses) = app
+        .get_in(&owner, "/api/settings/integrations/status")
+        .await?;
+    assert_eq!(statuses[0]["kind"], "webhooks");
+    assert_eq!(statuses[0]["configured"], 1, "{statuses}");
+    assert_eq!(statuses[0]["enabled"], 0, "{statuses}");
+    assert_eq!(statuses[0]["status"], "ok", "{statuses}");
+    let (status, events) = app
+        .get_in(
+            &owner,
+            "/api/settings/integrations/events?kind=webhooks&limit=2",
+        )
+        .await?;
+    assert_eq!(status, 200, "{events}");
+    let page: Vec<&str> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|event| event["event"].as_str().expect("an event"))
+        .collect();
+    assert_eq!(page, ["updated", "disabled"]);
+    assert_eq!(events["items"][0]["integration_id"], json!(registration.id));
+    let cursor = events["next_cursor"].as_str().expect("a second page");
+    let (_, rest) = app
+        .get_in(
+            &owner,
+            &format!("/api/settings/integrations/events?kind=webhooks&cursor={cursor}"),
+        )
+        .await?;
+    assert_eq!(rest["items"][0]["event"], "configured", "{rest}");
+    assert_eq!(rest["next_cursor"], Value::Null);
+
+    let (status, problem) = app
+        .get_in(&owner, "/api/settings/integrations/events?kind=pigeons")
+        .await?;
+    assert_eq!(status, 422, "{problem}");
+    let outsider = app.signed_up("integrations-outsider@example.com").await?;
+    let (_, theirs) = app
+        .get_in(&outsider, "/api/settings/integrations/events")
+        .await?;
+    assert_eq!(theirs["items"], json!([]), "{theirs}");
+    Ok(())
+}

@@ -207,9 +207,7 @@ impl ProviderService {
             errors.add("kind", "must be `aws_secrets_manager` or `vault`");
         }
         let config = ProviderConfig::parse(&new.kind, &new.config, &mut errors);
-        let sealed = config
-            .as_ref()
-            .and_then(|config| model::check_credentials(config, &new.credentials, &mut errors));
+        let sealed = model::check_credentials(&new.kind, &new.credentials, &mut errors);
         Self::check_ttl(new.cache_ttl_seconds, &mut errors);
         let (Some(config), Some(sealed), true) = (config, sealed, errors.is_empty()) else {
             return Err(ProviderError::Invalid(errors));
@@ -285,7 +283,7 @@ impl ProviderService {
             changed.push("config");
         }
         let sealed = patch.credentials.as_ref().and_then(|credentials| {
-            model::check_credentials(&updated.config, credentials, &mut errors)
+            model::check_credentials(current.config.kind(), credentials, &mut errors)
         });
         Self::check_ttl(patch.cache_ttl_seconds, &mut errors);
         if !errors.is_empty() {

@@ -195,10 +195,10 @@ impl std::fmt::Debug for SubmittedCredentials {
     }
 }
 
-/// Credentials of the provider of `config`, checked (under `credentials.*`) and ready
-/// to seal as one JSON text.
+/// Credentials of a provider of `kind`, checked (under `credentials.*`) and ready to
+/// seal as one JSON text.
 pub fn check_credentials(
-    config: &ProviderConfig,
+    kind: &str,
     credentials: &SubmittedCredentials,
     errors: &mut ValidationErrors,
 ) -> Option<SecretString> {
@@ -209,14 +209,14 @@ pub fn check_credentials(
     let before = errors.errors().len();
     let mut fields = Fields::new("credentials", object, errors);
     let message = "must be 1 to 4096 characters";
-    match config {
-        ProviderConfig::AwsSecretsManager { .. } => {
+    match kind {
+        "aws_secrets_manager" => {
             fields.required("access_key_id", valid_secret_text, message);
             fields.required("secret_access_key", valid_secret_text, message);
             fields.optional("session_token", valid_secret_text, message);
             fields.no_others(&["access_key_id", "secret_access_key", "session_token"]);
         }
-        ProviderConfig::Vault { .. } => {
+        "vault" => {
             if object.contains_key("token") {
                 fields.required("token", valid_secret_text, message);
                 fields.no_others(&["token"]);
@@ -226,6 +226,7 @@ pub fn check_credentials(
                 fields.no_others(&["role_id", "secret_id"]);
             }
         }
+        _ => return None,
     }
     (errors.errors().len() == before).then(|| SecretString::from(credentials.0.to_string()))
 }
@@ -331,7 +332,7 @@ mod tests {
         let submitted = SubmittedCredentials(json!({"role_id": "r", "secret_id": "s3cr3t-id"}));
         assert!(!format!("{submitted:?}").contains("s3cr3t"));
         let mut errors = ValidationErrors::new();
-        let sealed = check_credentials(&config, &submitted, &mut errors).expect("valid");
+        let sealed = check_credentials("vault", &submitted, &mut errors).expect("valid");
         assert!(matches!(
             store_kind(&config, &sealed),
             Some(StoreKind::Vault {
@@ -341,7 +342,7 @@ mod tests {
         ));
         let mut errors = ValidationErrors::new();
         let missing = SubmittedCredentials(json!({"role_id": "r"}));
-        assert!(check_credentials(&config, &missing, &mut errors).is_none());
+        assert!(check_credentials("vault", &missing, &mut errors).is_none());
         assert_eq!(errors.errors()[0].field, "credentials.secret_id");
     }
 }

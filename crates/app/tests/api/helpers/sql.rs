@@ -100,4 +100,25 @@ impl TestApp {
         .await?;
         Ok(())
     }
+
+    /// The data of the test's database as `pg_dump --data-only` writes it (from the
+    /// PostgreSQL binaries `pg_config` names), to look for what must not be stored in
+    /// clear.
+    pub async fn pg_dump_data(&self) -> Result<String, Error> {
+        let bindir = std::process::Command::new("pg_config")
+            .arg("--bindir")
+            .output()?;
+        let pg_dump =
+            std::path::Path::new(String::from_utf8_lossy(&bindir.stdout).trim()).join("pg_dump");
+        let dump = std::process::Command::new(pg_dump)
+            .args(["--no-owner", "--data-only", "--dbname"])
+            .arg(self.db.url())
+            .output()?;
+        if !dump.status.success() {
+            return Err(
+                format!("pg_dump failed: {}", String::from_utf8_lossy(&dump.stderr)).into(),
+            );
+        }
+        Ok(String::from_utf8_lossy(&dump.stdout).into_owned())
+    }
 }
