@@ -30,6 +30,11 @@ const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 /// Paths that act on the signed-in user rather than on an active workspace.
 const ACCOUNT_PREFIXES: [&str; 3] = ["/api/auth/", "/api/users/", "/api/workspaces"];
 
+/// `path` as one token of a JSON pointer (`/paths/{token}`).
+fn escape(path: &str) -> String {
+    path.replace('~', "~0").replace('/', "~1")
+}
+
 /// A problem+json response.
 fn problem(description: &str) -> Value {
     json!({
@@ -56,10 +61,7 @@ const OPTIONAL_BODIES: [(&str, &str); 2] = [
 
 fn optional_bodies(document: &mut Value) {
     for (path, method) in OPTIONAL_BODIES {
-        let pointer = format!(
-            "/paths/{}/{method}/requestBody",
-            path.replace('~', "~0").replace('/', "~1")
-        );
+        let pointer = format!("/paths/{}/{method}/requestBody", escape(path));
         if let Some(body) = document
             .pointer_mut(&pointer)
             .and_then(Value::as_object_mut)

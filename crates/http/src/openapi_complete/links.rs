@@ -1,12 +1,17 @@
-//! OpenAPI `links`: every create leads to the operations on what it created (read,
-//! update, delete and the nested routes) and every list to those of its first item,
-//! with the path parameters filled from the response (`$response.body#/id`) or the
-//! request (`$request.path.id`), plus the links the paths do not imply
-//! ([`explicit_links`]: a version to activating it, a queued run to its execution…).
+//! OpenAPI `links`, derived from the paths: a create (`POST /api/webhooks`) or a list
+//! (`GET /api/webhooks`) leads to every operation on the item it answered with
+//! (`/api/webhooks/{id}`, `/api/webhooks/{id}/events`…), and a read that embeds a list
+//! named after a sibling collection (`GET /api/users/me/security`'s `sessions`,
+//! `GET /api/settings/summary`'s `environments`) to the operations on its first item
+//! (`/api/users/me/sessions/{id}`, `/api/settings/environments/{id}`…). A path parameter is
+//! filled from the request (`$request.path.id`), from the field of the same name, or —
+//! the item's own parameter — from its `id` (`$response.body#/items/0/id`). Links the
+//! paths do not imply (a version to activating it, a queued run to its execution…) are
+//! listed in [`explicit_links`].
 
 use serde_json::{Map, Value, json};
 
-use super::METHODS;
+use super::{METHODS, escape};
 
 /// One operation of the document.
 struct Operation {
@@ -68,28 +73,58 @@ fn has_property(document: &Value, schema: &Value, name: &str) -> bool {
         .is_some()
 }
 
-/// Where a new path parameter's value is in a response: the JSON pointer prefix of the
-/// created (or first listed) object.
-fn object_pointer(document: &Value, schema: &Value) -> Option<(String, Value)> {
+/// The array of objects `schema` is, or `None`.
+fn array_items<'a>(document: &'a Value, schema: &'a Value) -> Option<&'a Value> {
     let schema = resolve(document, schema);
-    if schema.get("type").and_then(Value::as_str) == Some("array") {
-        let items = schema.get("items")?;
-        return Some(("/0".to_owned(), resolve(document, items).clone()));
+    if schema.get("type").and_then(Value::as_str) != Some("array") {
+        return None;
     }
-    if let Some(items) = schema.pointer("/properties/items")
-        && items.get("type").and_then(Value::as_str) == Some("array")
-    {
-        let item = items.get("items")?;
-        return Some(("/items/0".to_owned(), resolve(document, item).clone()));
-    }
-    if schema.get("properties").is_some() {
-        return Some((String::new(), schema.clone()));
-    }
-    None
+    let items = resolve(document, schema.get("items")?);
+    items.get("properties").is_some().then_some(items)
 }
 
-/// The links of the response of `source` (status `status`) to every operation whose
-/// path extends the source's path by a parameter.
+/// Objects a response holds, each with the collection path its operations are under:
+/// `(JSON pointer prefix, object schema, collection)`.
+///
+/// - the created or read object itself, or a list's first item (`/items/0` of a page,
+///   `/0` of an array), whose operations are under the source's own path;
+/// - the first item of an array property `things` of that object, whose operations are
+///   under the sibling collection `…/things` (`/api/users/me/security`'s `sessions`:
+///   `/api/users/me/sessions/{id}`).
+fn objects<'a>(
+    document: &'a Value,
+    source: &Operation,
+    schema: &'a Value,
+) -> Vec<(String, &'a Value, String)> {
+    let schema = resolve(document, schema);
+    let mut found = Vec::new();
+    if let Some(items) = array_items(document, schema) {
+        found.push(("/0".to_owned(), items, source.path.clone()));
+        return found;
+    }
+    if let Some(items) = schema
+        .pointer("/properties/items")
+        .and_then(|items| array_items(document, items))
+    {
+        found.push(("/items/0".to_owned(), items, source.path.clone()));
+        return found;
+    }
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return found;
+    };
+    found.push((String::new(), schema, source.path.clone()));
+    if let Some((parent, _)) = source.path.rsplit_once('/') {
+        for (name, property) in properties {
+            if let Some(items) = array_items(document, property) {
+                found.push((format!("/{name}/0"), items, format!("{parent}/{name}")));
+            }
+        }
+    }
+    found
+}
+
+/// The links from the response `status` of `source` to every operation on an object
+/// that response holds (see [`objects`]).
 fn links_for(
     document: &Value,
     source: &Operation,
@@ -97,50 +132,55 @@ fn links_for(
     all: &[Operation],
 ) -> Map<String, Value> {
     let mut links = Map::new();
-    let Some(response) = document.pointer(&format!(
-        "/paths/{}/{}/responses/{status}",
-        source.path.replace('~', "~0").replace('/', "~1"),
-        source.method
-    )) else {
-        return links;
-    };
-    let Some((prefix, object)) =
-        json_schema(document, response).and_then(|schema| object_pointer(document, schema))
+    let Some(schema) = document
+        .pointer(&format!(
+            "/paths/{}/{}/responses/{status}",
+            escape(&source.path),
+            source.method
+        ))
+        .and_then(|response| json_schema(document, response))
     else {
         return links;
     };
     let known = path_parameters(&source.path);
-    let base = format!("{}/{{", source.path);
-    for target in all {
-        if !target.path.starts_with(&base) || target.id == source.id {
-            continue;
-        }
-        let mut parameters = Map::new();
-        let mut complete = true;
-        for name in path_parameters(&target.path) {
-            if known.contains(&name) {
-                parameters.insert(name.to_owned(), json!(format!("$request.path.{name}")));
-            } else {
-                let field = if has_property(document, &object, name) {
-                    name
-                } else {
-                    "id"
-                };
-                if has_property(document, &object, field) {
-                    parameters.insert(
-                        name.to_owned(),
-                        json!(format!("$response.body#{prefix}/{field}")),
-                    );
+    for (prefix, object, collection) in objects(document, source, schema) {
+        let base = format!("{collection}/");
+        for target in all {
+            let Some(rest) = target.path.strip_prefix(&base) else {
+                continue;
+            };
+            // The item's own parameter: the segment right after the collection.
+            let Some(own) = rest
+                .split('/')
+                .next()
+                .and_then(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+            else {
+                continue;
+            };
+            if target.id == source.id {
+                continue;
+            }
+            let mut parameters = Map::new();
+            let mut complete = true;
+            for name in path_parameters(&target.path) {
+                let value = if known.contains(&name) {
+                    format!("$request.path.{name}")
+                } else if has_property(document, object, name) {
+                    format!("$response.body#{prefix}/{name}")
+                } else if name == own && has_property(document, object, "id") {
+                    format!("$response.body#{prefix}/id")
                 } else {
                     complete = false;
-                }
+                    break;
+                };
+                parameters.insert(name.to_owned(), json!(value));
             }
-        }
-        if complete {
-            links.insert(
-                target.id.clone(),
-                json!({ "operationId": target.id, "parameters": parameters }),
-            );
+            if complete {
+                links.insert(
+                    target.id.clone(),
+                    json!({ "operationId": target.id, "parameters": parameters }),
+                );
+            }
         }
     }
     links
@@ -238,23 +278,23 @@ pub(super) fn add_links(document: &mut Value) {
         }
         let mut links = Map::new();
         links.insert(target.to_owned(), link);
-        planned.push((source, status, links));
+        planned.push((source, status.to_owned(), links));
     }
-    for source in &all {
-        let status = match source.method {
-            "post" => "201",
-            "get" => "200",
-            _ => continue,
-        };
-        let links = links_for(document, source, status, &all);
-        if !links.is_empty() {
-            planned.push((source, status, links));
+    for source in all
+        .iter()
+        .filter(|source| matches!(source.method, "get" | "post"))
+    {
+        for status in success_statuses(document, source) {
+            let links = links_for(document, source, &status, &all);
+            if !links.is_empty() {
+                planned.push((source, status, links));
+            }
         }
     }
     for (source, status, links) in planned {
         let pointer = format!(
             "/paths/{}/{}/responses/{status}",
-            source.path.replace('~', "~0").replace('/', "~1"),
+            escape(&source.path),
             source.method
         );
         if let Some(response) = document
@@ -273,170 +313,24 @@ pub(super) fn add_links(document: &mut Value) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::Value;
-
-    fn operation<'a>(document: &'a Value, method: &str, path: &str) -> &'a Value {
-        &document["paths"][path][method]
-    }
-
-    fn document() -> Result<Value, serde_json::Error> {
-        crate::openapi::document()
-    }
-
-    fn link_targets(document: &Value, method: &str, path: &str, status: &str) -> Vec<String> {
-        operation(document, method, path)["responses"][status]["links"]
-            .as_object()
-            .map(|links| {
-                links
-                    .values()
-                    .filter_map(|link| link["operationId"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    #[test]
-    fn every_create_links_to_what_it_created_and_every_list_to_its_items()
-    -> Result<(), serde_json::Error> {
-        let document = document()?;
-        let cases: [(&str, &str, &str, &[&str]); 18] = [
-            (
-                "post",
-                "/api/workflows",
-                "201",
-                &[
-                    "get_workflow",
-                    "update_workflow",
-                    "archive_workflow",
-                    "list_versions",
-                    "create_version",
-                ],
-            ),
-            (
-                "get",
-                "/api/workflows",
-                "200",
-                &["get_workflow", "update_workflow", "archive_workflow"],
-            ),
-            (
-                "post",
-                "/api/workflows/{id}/versions",
-                "201",
-                &["list_versions", "activate_workflow"],
-            ),
-            (
-                "get",
-                "/api/workflows/{id}/versions",
-                "200",
-                &["activate_workflow"],
-            ),
-            (
-                "post",
-                "/api/workflows/credentials",
-                "201",
-                &[
-                    "get_credential",
-                    "update_credential",
-                    "delete_credential",
-                    "test_credential",
-                ],
-            ),
-            (
-                "get",
-                "/api/workflows/credentials",
-                "200",
-                &["get_credential", "update_credential", "delete_credential"],
-            ),
-            (
-                "post",
-                "/api/webhooks",
-                "201",
-                &[
-                    "get_webhook",
-                    "update_webhook",
-                    "delete_webhook",
-                    "list_webhook_events",
-                ],
-            ),
-            (
-                "get",
-                "/api/webhooks",
-                "200",
-                &["get_webhook", "update_webhook", "delete_webhook"],
-            ),
-            (
-                "get",
-                "/api/webhooks/{id}/events",
-                "200",
-                &["get_webhook_event", "replay_webhook_event"],
-            ),
-            (
-                "get",
-                "/api/workspace/webhook-events",
-                "200",
-                &["get_workspace_event", "replay_workspace_event"],
-            ),
-            (
-                "get",
-                "/api/executions",
-                "200",
-                &["get_execution", "retry_execution", "cancel_execution"],
-            ),
-            ("post", "/api/workflows/{id}/run", "202", &["get_execution"]),
-            (
-                "post",
-                "/api/settings/api/keys",
-                "201",
-                &["revoke_key", "rotate_key", "key_audit"],
-            ),
-            (
-                "get",
-                "/api/settings/api/keys",
-                "200",
-                &["revoke_key", "rotate_key", "key_audit"],
-            ),
-            (
-                "post",
-                "/api/settings/usage/alerts",
-                "201",
-                &["update_alert", "delete_alert", "list_alert_events"],
-            ),
-            (
-                "get",
-                "/api/settings/usage/alerts",
-                "200",
-                &["update_alert", "delete_alert", "list_alert_events"],
-            ),
-            (
-                "post",
-                "/api/workspace/members",
-                "201",
-                &["change_member_role", "remove_member"],
-            ),
-            (
-                "get",
-                "/api/workspace/members",
-                "200",
-                &["change_member_role", "remove_member"],
-            ),
-        ];
-        for (method, path, status, expected) in cases {
-            let targets = link_targets(&document, method, path, status);
-            for target in expected {
-                assert!(
-                    targets.iter().any(|found| found == target),
-                    "{method} {path} ({status}) does not link to {target}: {targets:?}"
-                );
-            }
-        }
-        let link = &operation(&document, "post", "/api/workflows")["responses"]["201"]["links"]["get_workflow"];
-        assert_eq!(link["parameters"]["id"], "$response.body#/id");
-        let link = &operation(&document, "get", "/api/webhooks/{id}/events")["responses"]["200"]["links"]
-            ["get_webhook_event"];
-        assert_eq!(link["parameters"]["id"], "$request.path.id");
-        assert_eq!(link["parameters"]["event_id"], "$response.body#/items/0/id");
-        Ok(())
-    }
+/// The 2xx statuses `operation` documents.
+fn success_statuses(document: &Value, operation: &Operation) -> Vec<String> {
+    document
+        .pointer(&format!(
+            "/paths/{}/{}/responses",
+            escape(&operation.path),
+            operation.method
+        ))
+        .and_then(Value::as_object)
+        .map(|responses| {
+            responses
+                .keys()
+                .filter(|status| status.starts_with('2'))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;
