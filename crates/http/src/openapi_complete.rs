@@ -7,9 +7,11 @@
 //!   properties that hold any JSON value;
 //! - the error responses every operation can give, each with the [`Problem`] schema:
 //!   400/413/415/422 for a JSON body, 400/422 for a query string, 404 for a path
-//!   parameter, 401 for a bearer token, 403/404 for the active workspace (membership,
-//!   permission or an API key's scope), 500 everywhere, and a few of single operations
-//!   (`OWN_ERRORS`). A status an annotation already lists keeps its own description;
+//!   parameter, 401 for a bearer token, 403/404/422 for the active workspace
+//!   (membership, permission or an API key's scope, a malformed `X-Workspace-Id`), 500
+//!   everywhere, and a few of single operations (`OWN_ERRORS`). A status an annotation
+//!   already lists keeps its own description;
+//! - the `X-Workspace-Id` header of every operation in a workspace ([`workspace_header`]);
 //! - OpenAPI `links` between operations ([`links`]).
 //!
 //! [`Problem`]: crate::problem::Problem
@@ -24,6 +26,7 @@ use serde_json::{Map, Value, json};
 use crate::problem::PROBLEM_JSON;
 
 mod links;
+mod workspace_header;
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
@@ -49,6 +52,7 @@ pub fn complete(document: &mut Value) {
     intake_body(document);
     credential_requests(document);
     constrain_schemas(document);
+    workspace_header::add(document);
     add_error_responses(document);
     links::add_links(document);
 }
@@ -360,6 +364,27 @@ fn add_error_responses(document: &mut Value) {
     }
 }
 
+/// Whether `operation` takes a bearer token (an access token or an API key).
+fn secured(operation: &Value) -> bool {
+    operation
+        .get("security")
+        .and_then(Value::as_array)
+        .is_some_and(|schemes| {
+            schemes
+                .iter()
+                .any(|scheme| scheme.as_object().is_some_and(|scheme| !scheme.is_empty()))
+        })
+}
+
+/// Whether `operation` at `path` acts in the active workspace (`X-Workspace-Id`): it
+/// takes a token and is not on the caller's own account or workspaces.
+fn in_workspace(path: &str, operation: &Value) -> bool {
+    secured(operation)
+        && !ACCOUNT_PREFIXES
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+}
+
 /// The statuses `operation` at `path` can answer besides its own, with a description.
 fn errors_of(path: &str, operation: &Value) -> Vec<(&'static str, &'static str)> {
     let parameters = operation
@@ -372,17 +397,6 @@ fn errors_of(path: &str, operation: &Value) -> Vec<(&'static str, &'static str)>
             .iter()
             .any(|parameter| parameter.get("in").and_then(Value::as_str) == Some(place))
     };
-    let secured = operation
-        .get("security")
-        .and_then(Value::as_array)
-        .is_some_and(|schemes| {
-            schemes
-                .iter()
-                .any(|scheme| scheme.as_object().is_some_and(|scheme| !scheme.is_empty()))
-        });
-    let account = ACCOUNT_PREFIXES
-        .iter()
-        .any(|prefix| path.starts_with(prefix));
 
     let mut errors = Vec::new();
     if operation.get("requestBody").is_some() {
@@ -411,20 +425,24 @@ fn errors_of(path: &str, operation: &Value) -> Vec<(&'static str, &'static str)>
             ),
         ]);
     }
-    if secured {
+    if secured(operation) {
         errors.push(("401", "No valid access token or API key (`unauthorized`)"));
-        if !account {
-            errors.extend([
-                (
-                    "403",
-                    "The role or the API key's scopes lack the permission (`forbidden`)",
-                ),
-                (
-                    "404",
-                    "The `X-Workspace-Id` workspace is not one of the caller's (`not_found`)",
-                ),
-            ]);
-        }
+    }
+    if in_workspace(path, operation) {
+        errors.extend([
+            (
+                "403",
+                "The role or the API key's scopes lack the permission (`forbidden`)",
+            ),
+            (
+                "404",
+                "The `X-Workspace-Id` workspace is not one of the caller's (`not_found`)",
+            ),
+            (
+                "422",
+                "`X-Workspace-Id` is not a UUID, or it is left out and the token names no workspace (`validation_failed`)",
+            ),
+        ]);
     }
     if located("path") {
         errors.push(("404", "No such resource for the caller (`not_found`)"));
