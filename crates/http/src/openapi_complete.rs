@@ -12,7 +12,9 @@
 //!   everywhere, and a few of single operations (`OWN_ERRORS`). A status an annotation
 //!   already lists keeps its own description;
 //! - the `X-Workspace-Id` header of every operation in a workspace ([`workspace_header`]);
-//! - OpenAPI `links` between operations ([`links`]).
+//! - OpenAPI `links` between operations ([`links`]);
+//! - `\s` and `\S` in patterns spelled out as the server counts whitespace
+//!   ([`whitespace`]).
 //!
 //! [`Problem`]: crate::problem::Problem
 
@@ -26,6 +28,7 @@ use serde_json::{Map, Value, json};
 use crate::problem::PROBLEM_JSON;
 
 mod links;
+mod whitespace;
 mod workspace_header;
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
@@ -55,6 +58,7 @@ pub fn complete(document: &mut Value) {
     workspace_header::add(document);
     add_error_responses(document);
     links::add_links(document);
+    whitespace::spell_out(document);
 }
 
 /// Operations whose body may be left out.
