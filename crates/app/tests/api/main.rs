@@ -13,6 +13,7 @@ mod environments;
 mod executions;
 mod faults;
 mod helpers;
+mod openapi;
 mod ops;
 mod otlp;
 mod outage;
