@@ -72,8 +72,6 @@ pub(super) fn add(document: &mut Value) {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
-
     use super::super::METHODS;
 
     /// The operations on the signed-in user's own account and workspaces, which take a
