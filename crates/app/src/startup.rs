@@ -187,13 +187,17 @@ pub fn services_with(
         integration_events: integrations.clone(),
         clock: clock.clone(),
     });
+    let references: Arc<ProviderResolver> = Arc::new(ProviderResolver::new(provider_ports.clone()));
+    // Credentials' secret fields may reference providers, whose own credentials the
+    // vault opens: the resolver is handed to the vault once both exist.
+    vault_service.resolve_references_with(references.clone());
     let environment_service = Arc::new(EnvironmentService::new(EnvironmentPorts {
         units: units.clone(),
         environments: environments.clone(),
         secrets: vault_service.clone(),
         audit: audit.clone(),
         clock: clock.clone(),
-        references: Arc::new(ProviderResolver::new(provider_ports.clone())),
+        references,
     }));
     let settings_service = Arc::new(SettingsService::new(SettingsPorts {
         units: units.clone(),

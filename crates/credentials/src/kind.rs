@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use fluxolab_kernel::ValidationErrors;
+use fluxolab_kernel::{SecretRef, ValidationErrors};
 
 /// What a credential is for; each kind has its own fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -77,7 +77,30 @@ pub const MAX_VALUE_CHARS: usize = 8192;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SplitData {
     pub public: Map<String, Value>,
+    /// Secret values, and `{"secret_ref": …}` objects standing for values kept in a
+    /// secret provider (resolved at use).
     pub secrets: Map<String, Value>,
+    /// The references among the secrets, by field, for the caller to check that their
+    /// providers exist.
+    pub references: Vec<(String, SecretRef)>,
+}
+
+/// Checks a secret field's value when it is a `{"secret_ref": …}`: `None` when it is
+/// not one (check it as a value), else whether the reference is well formed.
+fn reference(
+    field: &str,
+    value: &Value,
+    split: &mut SplitData,
+    errors: &mut ValidationErrors,
+) -> Option<()> {
+    match SecretRef::in_value(value)? {
+        Ok(reference) => {
+            split.secrets.insert(field.to_owned(), value.clone());
+            split.references.push((field.to_owned(), reference));
+        }
+        Err(message) => errors.add(format!("data.{field}.secret_ref"), message),
+    }
+    Some(())
 }
 
 impl CredentialKind {
@@ -135,8 +158,10 @@ impl CredentialKind {
                 "minProperties": 1,
                 "propertyNames": {"minLength": 1, "maxLength": 128},
                 "additionalProperties": {
-                    "type": "string",
-                    "maxLength": MAX_VALUE_CHARS,
+                    "anyOf": [
+                        {"type": "string", "maxLength": MAX_VALUE_CHARS},
+                        SecretRef::json_schema(),
+                    ],
                     "writeOnly": true,
                     "x-secret": true,
                 },
@@ -171,6 +196,10 @@ impl CredentialKind {
                 }
             };
             if spec.secret {
+                if spec.field_type == FieldType::Text {
+                    // Or a secret provider's secret, resolved at use.
+                    schema = json!({"anyOf": [schema, SecretRef::json_schema()]});
+                }
                 schema["writeOnly"] = Value::Bool(true);
                 schema["x-secret"] = Value::Bool(true);
             }
@@ -206,6 +235,9 @@ impl CredentialKind {
                 errors.add("data", "must have at least one key");
             }
             for (key, value) in data {
+                if reference(key, value, &mut split, &mut errors).is_some() {
+                    continue;
+                }
                 match value.as_str() {
                     _ if key.is_empty() || key.chars().count() > 128 => {
                         errors.add(format!("data.{key}"), "keys must be 1–128 characters")
@@ -240,6 +272,12 @@ impl CredentialKind {
                 }
                 continue;
             };
+            if spec.secret
+                && spec.field_type == FieldType::Text
+                && reference(spec.name, value, &mut split, &mut errors).is_some()
+            {
+                continue;
+            }
             let valid = match spec.field_type {
                 FieldType::Text => match value.as_str() {
                     Some(text) if spec.required && text.trim().is_empty() => {
@@ -333,6 +371,38 @@ mod tests {
         );
         let split = CredentialKind::Generic.validate(&data(json!({"a": "1"})), &[]);
         assert!(split.is_ok_and(|split| split.public.is_empty() && split.secrets.len() == 1));
+    }
+
+    #[test]
+    fn a_secret_field_may_reference_a_secret_provider_and_a_plain_one_may_not() {
+        let reference = json!({"secret_ref": {"provider": "aws-prod", "name": "smtp/pass"}});
+        let split = CredentialKind::Smtp
+            .validate(
+                &data(
+                    json!({"host": "mail.example.com", "port": 587, "username": "u",
+                             "password": reference, "tls_mode": "starttls"}),
+                ),
+                &[],
+            )
+            .expect("a reference stands for the password");
+        assert_eq!(split.secrets["password"], reference);
+        assert_eq!(split.references[0].0, "password");
+        assert_eq!(split.references[0].1.provider, "aws-prod");
+        let refused = CredentialKind::Smtp.validate(
+            &data(
+                json!({"host": reference, "port": 587, "username": "u", "password": "p",
+                         "tls_mode": "starttls"}),
+            ),
+            &[],
+        );
+        assert!(refused.is_err(), "a public field takes no reference");
+        let malformed = CredentialKind::Generic
+            .validate(
+                &data(json!({"token": {"secret_ref": {"provider": "Bad Name", "name": "x"}}})),
+                &[],
+            )
+            .expect_err("malformed");
+        assert_eq!(malformed.errors()[0].field, "data.token.secret_ref");
     }
 
     #[test]

@@ -117,6 +117,12 @@ pub enum ResolveError {
     },
     #[error("credential {id} cannot be decrypted: {reason}")]
     Unreadable { id: CredentialId, reason: String },
+    /// A secret field names a secret provider's secret that could not be read.
+    #[error("credential {id}: {failure}")]
+    Reference {
+        id: CredentialId,
+        failure: fluxolab_kernel::ResolveFailure,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    Actor, AuditEvent, AuditLog, Clock, Conflict, ConflictCode, CredentialId, ExecutionId, Failure,
-    Forbidden, Page, PageRequest, Permission, Principal, StorageError, UnitOfWorkFactory, Uow,
-    UserId, ValidationErrors, WorkspaceId,
+    Actor, AuditEvent, AuditLog, Clock, Conflict, ConflictCode, CredentialId, ExecutionId,
+    ExposeSecret, Failure, Forbidden, Page, PageRequest, Permission, Principal, ResolveFailure,
+    SecretRef, SecretResolver, StorageError, UnitOfWorkFactory, Uow, UserId, ValidationErrors,
+    WorkspaceId,
 };
 use serde_json::{Map, Value, json};
 
@@ -117,9 +118,12 @@ impl std::fmt::Debug for VaultPorts {
 }
 
 /// The vault.
-#[derive(Debug)]
 pub struct VaultService {
     ports: VaultPorts,
+    /// Resolves secret fields that reference a secret provider. Set once after start-up
+    /// ([`VaultService::resolve_references_with`]): the resolver opens providers'
+    /// credentials through this very vault.
+    references: std::sync::OnceLock<Arc<dyn SecretResolver>>,
 }
 
 /// The one field of a credential holding a secret another feature owns.
@@ -132,21 +136,97 @@ fn invalid(field: &str, message: impl Into<String>) -> VaultError {
     VaultError::Invalid(ValidationErrors::single(field, message))
 }
 
+/// What responses show of each secret: its last characters, or for a reference to a
+/// secret provider `@provider:name` (stored in clear, so that the provider can tell
+/// what references it).
 fn hints_of(secrets: &Map<String, Value>) -> Map<String, Value> {
     secrets
         .iter()
         .map(|(name, value)| {
-            (
-                name.clone(),
-                Value::String(mask_hint(value.as_str().unwrap_or_default())),
-            )
+            let hint = match SecretRef::in_value(value) {
+                Some(Ok(reference)) => reference_hint(&reference),
+                _ => mask_hint(value.as_str().unwrap_or_default()),
+            };
+            (name.clone(), Value::String(hint))
         })
         .collect()
 }
 
+/// The masked hint of a secret field that references a provider's secret.
+pub fn reference_hint(reference: &SecretRef) -> String {
+    format!("@{}:{}", reference.provider, reference.name)
+}
+
+impl std::fmt::Debug for VaultService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultService")
+            .field("references", &self.references.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl VaultService {
     pub fn new(ports: VaultPorts) -> Self {
-        Self { ports }
+        Self {
+            ports,
+            references: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Lets secret fields be `{"secret_ref": …}`, checked and resolved by `resolver`.
+    /// Without it, such fields are refused on save and fail at use.
+    pub fn resolve_references_with(&self, resolver: Arc<dyn SecretResolver>) {
+        // Set once at start-up; a second call keeps the first resolver.
+        let _ = self.references.set(resolver);
+    }
+
+    /// Every submitted reference must name a provider of the workspace.
+    async fn check_references(
+        &self,
+        workspace: WorkspaceId,
+        references: &[(String, SecretRef)],
+    ) -> Result<(), VaultError> {
+        let mut errors = ValidationErrors::new();
+        for (field, reference) in references {
+            let exists = match self.references.get() {
+                Some(resolver) => {
+                    resolver
+                        .provider_exists(workspace, &reference.provider)
+                        .await?
+                }
+                None => false,
+            };
+            if !exists {
+                errors.add(
+                    format!("data.{field}.secret_ref.provider"),
+                    format!(
+                        "no secret provider `{}` in this workspace",
+                        reference.provider
+                    ),
+                );
+            }
+        }
+        errors.into_result(()).map_err(VaultError::Invalid)
+    }
+
+    /// Replaces every `{"secret_ref": …}` among `secrets` with the value it names.
+    async fn resolve_references(
+        &self,
+        workspace: WorkspaceId,
+        secrets: &mut Map<String, Value>,
+    ) -> Result<(), ResolveFailure> {
+        for value in secrets.values_mut() {
+            let Some(Ok(reference)) = SecretRef::in_value(value) else {
+                continue;
+            };
+            let resolver = self.references.get().ok_or_else(|| ResolveFailure {
+                provider: reference.provider.clone(),
+                reason: "secret providers are not available here".to_owned(),
+            })?;
+            let resolved = resolver.resolve(workspace, &reference).await?;
+            *value = Value::String(resolved.expose_secret().to_owned());
+        }
+        Ok(())
     }
 
     /// The active data key of `workspace`, created on first use.
@@ -276,6 +356,7 @@ impl VaultService {
             return Err(VaultError::Invalid(errors));
         }
         let workspace = principal.workspace_id();
+        self.check_references(workspace, &split.references).await?;
         let (stored_key, key) = self.active_key(workspace).await?;
         let id = CredentialId::new();
         let now = self.ports.clock.now();
@@ -457,6 +538,8 @@ impl VaultService {
                 .kind
                 .validate(&merged, &[])
                 .map_err(VaultError::Invalid)?;
+            self.check_references(current.workspace_id, &split.references)
+                .await?;
             let (stored_key, key) = self.active_key(current.workspace_id).await?;
             record.public = split.public;
             record.sealed = Self::seal(&key, current.workspace_id, id, &split.secrets)?;
@@ -572,7 +655,14 @@ impl VaultService {
             }
         };
         let allow_internal = self.ports.network.allows_internal(workspace).await?;
-        let secrets = self.open(&record).await?;
+        let mut secrets = self.open(&record).await?;
+        if let Err(failure) = self.resolve_references(workspace, &mut secrets).await {
+            // A provider that cannot give the secret fails the test, naming why.
+            return Ok(ProbeOutcome {
+                ok: false,
+                message: failure.to_string(),
+            });
+        }
         self.ports
             .audit
             .record(&AuditEvent {
@@ -778,9 +868,26 @@ impl CredentialResolver for VaultService {
             .key_of(&record)
             .await
             .map_err(|error| unreadable(error.to_string()))?;
-        let secrets = key
+        let mut secrets = key
             .open(workspace, credential, &record.sealed)
             .map_err(|error| unreadable(error.to_string()))?;
+        // Only a credential with a reference is parsed and written again.
+        if secrets
+            .windows(12)
+            .any(|window| window == b"\"secret_ref\"")
+        {
+            let mut opened: Map<String, Value> =
+                serde_json::from_slice(&secrets).map_err(|error| unreadable(error.to_string()))?;
+            self.resolve_references(workspace, &mut opened)
+                .await
+                .map_err(|failure| ResolveError::Reference {
+                    id: credential,
+                    failure,
+                })?;
+            secrets = zeroize::Zeroizing::new(
+                serde_json::to_vec(&opened).map_err(|error| unreadable(error.to_string()))?,
+            );
+        }
         self.ports
             .audit
             .record(&AuditEvent {

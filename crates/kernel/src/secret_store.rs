@@ -25,6 +25,67 @@ pub struct SecretRef {
     pub key: Option<String>,
 }
 
+impl SecretRef {
+    /// Whether the parts are within bounds: a provider name of 1–40 of `a-z`, `0-9`,
+    /// `-`; a secret name of 1–512 characters; a key, when given, of 1–256.
+    pub fn is_well_formed(&self) -> bool {
+        (1..=40).contains(&self.provider.len())
+            && self
+                .provider
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && (1..=512).contains(&self.name.chars().count())
+            && self
+                .key
+                .as_ref()
+                .is_none_or(|key| (1..=256).contains(&key.chars().count()))
+    }
+
+    /// The reference a JSON value stands for: `{"secret_ref": {...}}` and nothing else;
+    /// `None` for any other value (a plain secret). `Some(Err)` for a `secret_ref` that
+    /// is malformed.
+    pub fn in_value(value: &serde_json::Value) -> Option<Result<Self, String>> {
+        let object = value.as_object()?;
+        let reference = object.get("secret_ref")?;
+        if object.len() != 1 {
+            return Some(Err("a `secret_ref` object holds nothing else".to_owned()));
+        }
+        Some(
+            serde_json::from_value::<SecretRef>(reference.clone())
+                .map_err(|error| error.to_string())
+                .and_then(|reference| {
+                    if reference.is_well_formed() {
+                        Ok(reference)
+                    } else {
+                        Err(REF_RULE.to_owned())
+                    }
+                }),
+        )
+    }
+
+    /// The JSON Schema of `{"secret_ref": {...}}`, the bounds of [`Self::is_well_formed`].
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::json!({
+            "type": "object",
+            "required": ["secret_ref"],
+            "additionalProperties": false,
+            "properties": {"secret_ref": {
+                "type": "object",
+                "required": ["provider", "name"],
+                "additionalProperties": false,
+                "properties": {
+                    "provider": {"type": "string", "pattern": "^[a-z0-9-]{1,40}$"},
+                    "name": {"type": "string", "minLength": 1, "maxLength": 512},
+                    "key": {"type": ["string", "null"], "minLength": 1, "maxLength": 256},
+                },
+            }},
+        })
+    }
+}
+
+/// What a well-formed [`SecretRef`] needs, for validation messages.
+pub const REF_RULE: &str = "needs a provider name (1 to 40 of a-z, 0-9, -), a secret name of 1 to 512 characters and a key of at most 256";
+
 /// How a Vault client logs in. Its `Debug` shows only the method.
 #[derive(Clone)]
 pub enum VaultAuth {

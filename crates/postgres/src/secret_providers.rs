@@ -20,6 +20,13 @@ use crate::unit_of_work::connection_of;
 
 use workspace_secret_providers as providers;
 
+/// A row of `SELECT name …`.
+#[derive(QueryableByName)]
+struct NameRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
 /// Secret providers over the pool.
 #[derive(Clone)]
 pub struct PgSecretProviders {
@@ -235,9 +242,27 @@ impl ProviderRepository for PgSecretProviders {
             .load(&mut connection)
             .await
             .map_err(storage)?;
+        // Raw: the credentials whose masked hints (`@provider:name`, see
+        // `fluxolab_credentials::service::reference_hint`) name the provider; the builder
+        // has no `jsonb_each_text`.
+        let credentials: Vec<NameRow> = diesel::sql_query(
+            "SELECT name FROM credentials WHERE workspace_id = $1 AND EXISTS \
+             (SELECT 1 FROM jsonb_each_text(masked_hints) AS hint \
+              WHERE starts_with(hint.value, '@' || $2 || ':')) ORDER BY name",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(workspace.as_uuid())
+        .bind::<diesel::sql_types::Text, _>(name)
+        .load(&mut connection)
+        .await
+        .map_err(storage)?;
         Ok(variables
             .into_iter()
             .map(|(environment, variable)| format!("environment {environment} variable {variable}"))
+            .chain(
+                credentials
+                    .into_iter()
+                    .map(|credential| format!("credential {}", credential.name)),
+            )
             .collect())
     }
 }

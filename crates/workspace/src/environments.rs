@@ -468,10 +468,10 @@ impl EnvironmentService {
                     );
                     continue;
                 }
-                if !valid_reference(reference) {
+                if !reference.is_well_formed() {
                     errors.add(
                         format!("{field}.secret_ref"),
-                        "needs a provider name and a secret name (1 to 512 characters), and a key of at most 256",
+                        fluxolab_kernel::secret_store::REF_RULE,
                     );
                     continue;
                 }
@@ -594,16 +594,6 @@ fn secret_of(variable: &Variable) -> Option<CredentialId> {
         StoredValue::Secret(credential) => Some(credential),
         StoredValue::Plain(_) | StoredValue::Reference(_) => None,
     }
-}
-
-/// Whether a submitted reference has the parts it needs, within bounds.
-fn valid_reference(reference: &SecretRef) -> bool {
-    crate::secret_providers::model::valid_provider_name(&reference.provider)
-        && (1..=512).contains(&reference.name.chars().count())
-        && reference
-            .key
-            .as_ref()
-            .is_none_or(|key| (1..=256).contains(&key.chars().count()))
 }
 
 #[async_trait]

@@ -17,7 +17,8 @@ const PROVIDERS: &str = "/api/settings/secret-providers";
 const AWS_SECRET_KEY: &str = "aws-secret-key-s3cr3t-value";
 const VAULT_TOKEN: &str = "hvs.vault-token-s3cr3t";
 
-/// A loopback receiver keeping the bodies it is sent; its URL.
+/// A loopback receiver keeping what it is sent (`authorization` header, a space, the
+/// body); its URL.
 fn receiver(bodies: Arc<Mutex<Vec<String>>>) -> Result<String, Error> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}/hook", listener.local_addr()?);
@@ -25,9 +26,20 @@ fn receiver(bodies: Arc<Mutex<Vec<String>>>) -> Result<String, Error> {
     tokio::spawn(
         HttpServer::new(move || {
             App::new().app_data(data.clone()).default_service(web::to(
-                |body: web::Bytes, seen: web::Data<Arc<Mutex<Vec<String>>>>| async move {
+                |request: actix_web::HttpRequest,
+                 body: web::Bytes,
+                 seen: web::Data<Arc<Mutex<Vec<String>>>>| async move {
+                    let authorization = request
+                        .headers()
+                        .get("authorization")
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_owned);
                     if let Ok(mut seen) = seen.lock() {
-                        seen.push(String::from_utf8_lossy(&body).into_owned());
+                        seen.push(format!(
+                            "{} {}",
+                            authorization.as_deref().unwrap_or("-"),
+                            String::from_utf8_lossy(&body)
+                        ));
                     }
                     HttpResponse::Ok().json(json!({"ok": true}))
                 },
@@ -73,6 +85,8 @@ async fn an_aws_secret_reaches_a_run_redacted_and_its_rotation_after_the_ttl() -
     };
     let aws = moto.api("us-east-1", "AKIDEXAMPLE", AWS_SECRET_KEY);
     aws.create_secret("db/creds", r#"{"user":"app","password":"pw-one-s3cr3t"}"#)
+        .await?;
+    aws.create_secret("api/token", "bearer-from-aws-s3cr3t")
         .await?;
 
     let app = TestApp::spawn().await?;
@@ -130,6 +144,34 @@ async fn an_aws_secret_reaches_a_run_redacted_and_its_rotation_after_the_ttl() -
     assert_eq!(variable["value"], "********");
     assert_eq!(variable["secret_ref"]["provider"], "aws-local");
 
+    // A credential's secret field may reference the provider too.
+    let (status, problem) = app
+        .post_in(
+            &owner,
+            "/api/workflows/credentials",
+            &json!({"name": "Nowhere", "kind": "bearer_token",
+                    "data": {"token": {"secret_ref": {"provider": "missing", "name": "x"}}}}),
+        )
+        .await?;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(
+        problem["errors"][0]["field"],
+        "data.token.secret_ref.provider"
+    );
+    let (status, credential) = app
+        .post_in(
+            &owner,
+            "/api/workflows/credentials",
+            &json!({"name": "API via AWS", "kind": "bearer_token",
+                    "data": {"token": {"secret_ref": {"provider": "aws-local", "name": "api/token"}}}}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{credential}");
+    assert!(
+        !credential.to_string().contains("bearer-from-aws"),
+        "{credential}"
+    );
+
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let url = receiver(bodies.clone())?;
     let workflow = app
@@ -139,7 +181,7 @@ async fn an_aws_secret_reaches_a_run_redacted_and_its_rotation_after_the_ttl() -
             &json!({
                 "nodes": [
                     {"id": "start", "type": "trigger.manual", "name": "Start"},
-                    {"id": "call", "type": "http.request", "name": "Call",
+                    {"id": "call", "type": "http.request", "name": "Call", "credential_id": credential["id"],
                      "params": {"method": "POST", "url": url, "body": {"password": "{{ env.DB_PASSWORD }}"}}}
                 ],
                 "connections": [{"from": "start", "to": "call"}]
@@ -151,7 +193,10 @@ async fn an_aws_secret_reaches_a_run_redacted_and_its_rotation_after_the_ttl() -
     assert_eq!(run["status"], "succeeded", "{run}");
     let received = bodies.lock().map(|seen| seen.clone()).unwrap_or_default();
     assert!(
-        received.iter().any(|body| body.contains("pw-one-s3cr3t")),
+        received
+            .iter()
+            .any(|seen| seen.starts_with("Bearer bearer-from-aws-s3cr3t ")
+                && seen.contains("pw-one-s3cr3t")),
         "{received:?}"
     );
     let recorded = run["steps"].to_string();
@@ -179,9 +224,18 @@ async fn an_aws_secret_reaches_a_run_redacted_and_its_rotation_after_the_ttl() -
         .get_in(&owner, "/api/workspace/activities?action=secret.resolved")
         .await?;
     let items = resolved.items()?;
-    assert!(items.len() >= 2, "{resolved}");
-    assert_eq!(items[0]["metadata"]["provider"], "aws-local");
-    assert_eq!(items[0]["metadata"]["name"], "db/creds");
+    assert!(items.len() >= 3, "{resolved}");
+    assert!(
+        items
+            .iter()
+            .all(|item| item["metadata"]["provider"] == "aws-local")
+    );
+    for name in ["db/creds", "api/token"] {
+        assert!(
+            items.iter().any(|item| item["metadata"]["name"] == name),
+            "{name}: {resolved}"
+        );
+    }
     assert!(!resolved.to_string().contains("s3cr3t"), "{resolved}");
 
     // The integrations status and events know of it.
@@ -361,16 +415,29 @@ async fn providers_are_checked_private_to_their_workspace_and_kept_while_referen
     // Referenced, it can be neither deleted nor renamed; unreferenced, it goes.
     let (status, environment) = set_variables(&app, &owner, reference).await?;
     assert_eq!(status, 200, "{environment}");
+    let (status, credential) = app
+        .post_in(
+            &owner,
+            "/api/workflows/credentials",
+            &json!({"name": "Vault token", "kind": "generic",
+                    "data": {"token": {"secret_ref": {"provider": "vault-local", "name": "app/token"}}}}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{credential}");
+    assert_eq!(
+        credential["data"]["token"]["hint"], "@vault-local:app/token",
+        "{credential}"
+    );
     let (status, problem) = app.delete_in(&owner, &path).await?;
     assert_eq!(
         (status, problem["code"].clone()),
         (409, json!("provider_in_use")),
         "{problem}"
     );
+    let detail = problem.text("detail")?;
     assert!(
-        problem
-            .text("detail")?
-            .contains("environment production variable TOKEN"),
+        detail.contains("environment production variable TOKEN")
+            && detail.contains("credential Vault token"),
         "{problem}"
     );
     let (status, problem) = app
@@ -389,6 +456,9 @@ async fn providers_are_checked_private_to_their_workspace_and_kept_while_referen
     answers.push(updated.to_string());
     let (status, _) = set_variables(&app, &owner, json!([])).await?;
     assert_eq!(status, 200);
+    let credential_path = format!("/api/workflows/credentials/{}", credential.text("id")?);
+    let (status, _) = app.delete_in(&owner, &credential_path).await?;
+    assert_eq!(status, 204);
     let (status, _) = app.delete_in(&owner, &path).await?;
     assert_eq!(status, 204);
     let (status, _) = app.get_in(&owner, &path).await?;
