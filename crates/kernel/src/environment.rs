@@ -78,16 +78,27 @@ impl RunEnvironment {
     }
 }
 
+/// Why a run's variables could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum VariablesError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A variable references a secret provider that could not give its value (the
+    /// provider's name and the reason, never a value).
+    #[error(transparent)]
+    Reference(#[from] crate::ResolveFailure),
+}
+
 /// The variables a run sees as `env.NAME`.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait EnvironmentVariables: Send + Sync {
-    /// The variables of `environment`, secrets opened.
+    /// The variables of `environment`, secrets opened and references resolved.
     async fn load(
         &self,
         workspace: WorkspaceId,
         environment: EnvironmentId,
-    ) -> Result<RunEnvironment, StorageError>;
+    ) -> Result<RunEnvironment, VariablesError>;
 }
 
 #[cfg(test)]

@@ -30,7 +30,9 @@ pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
 
 pub use audit::{AuditEvent, AuditLog};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use environment::{EnvironmentDirectory, EnvironmentRef, EnvironmentVariables, RunEnvironment};
+pub use environment::{
+    EnvironmentDirectory, EnvironmentRef, EnvironmentVariables, RunEnvironment, VariablesError,
+};
 pub use failure::{Conflict, ConflictCode, Failure, NoRandomness, Unauthenticated};
 pub use ids::{
     ApiKeyId, CredentialId, EnvironmentId, ExecutionId, UserId, WebhookEventId, WorkflowId,

@@ -808,7 +808,7 @@ async fn a_run_whose_variables_cannot_be_loaded_is_requeued_without_running_a_no
         .variables
         .expect_load()
         .times(1)
-        .returning(|_, _| Err(StorageError::new(std::io::Error::other("vault sealed"))));
+        .returning(|_, _| Err(StorageError::new(std::io::Error::other("vault sealed")).into()));
     fixture.executions.expect_finish().never();
     let requeued = Captured::default();
     let keep = requeued.clone();

@@ -12,7 +12,7 @@ use fluxolab_kernel::{
     AuditEvent, AuditLog, CredentialId, EnvironmentId, EnvironmentVariables, ExecutionId,
     ExposeSecret, Failure, Forbidden, OwnedSecrets, Permission, Principal, RunEnvironment,
     SecretRef, SecretResolver, SecretString, StorageError, UnitOfWorkFactory, Uow,
-    ValidationErrors, WorkflowId, WorkspaceId,
+    ValidationErrors, VariablesError, WorkflowId, WorkspaceId,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -602,7 +602,7 @@ impl EnvironmentVariables for EnvironmentService {
         &self,
         workspace: WorkspaceId,
         environment: EnvironmentId,
-    ) -> Result<RunEnvironment, StorageError> {
+    ) -> Result<RunEnvironment, VariablesError> {
         let loaded = match self.loaded.get(&environment) {
             Some(loaded) => loaded,
             None => {
@@ -614,12 +614,7 @@ impl EnvironmentVariables for EnvironmentService {
         let mut run = loaded.run.clone();
         for (name, reference) in &loaded.references {
             // A provider's failure names the provider and the reason, never a value.
-            let value = self
-                .ports
-                .references
-                .resolve(workspace, reference)
-                .await
-                .map_err(StorageError::new)?;
+            let value = self.ports.references.resolve(workspace, reference).await?;
             let value = value.expose_secret().to_owned();
             run.secrets.push(value.clone());
             run.variables.insert(name.clone(), Value::String(value));

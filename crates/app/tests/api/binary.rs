@@ -155,7 +155,12 @@ async fn no_secret_reaches_a_log_line_even_at_trace_level() -> TestResult {
     let client = reqwest::Client::new();
 
     let password = "LOGCHECK-login-password-0001";
-    let secrets = ["LOGCHECK-smtp-secret-2222", "LOGCHECK-bearer-secret-3333"];
+    let secrets = [
+        "LOGCHECK-smtp-secret-2222",
+        "LOGCHECK-bearer-secret-3333",
+        "LOGCHECK-vault-token-4444",
+        "LOGCHECK-aws-secret-key-5555",
+    ];
     client
         .post(format!("{base}/api/auth/register"))
         .json(&json!({"email": "logs@example.com", "password": password, "display_name": "Logs"}))
@@ -192,9 +197,45 @@ async fn no_secret_reaches_a_log_line_even_at_trace_level() -> TestResult {
             .send()
             .await?;
     }
+    // Secret providers: their credentials sealed, opened for a test (refused internal
+    // targets), and replaced.
+    for body in [
+        json!({"name": "vault-logs", "kind": "vault", "config": {"address": "http://127.0.0.1:9"},
+               "credentials": {"token": secrets[2]}}),
+        json!({"name": "aws-logs", "kind": "aws_secrets_manager",
+               "config": {"region": "eu-west-1", "endpoint_url": "http://127.0.0.1:9"},
+               "credentials": {"access_key_id": "AKIDLOGCHECK", "secret_access_key": secrets[3]}}),
+    ] {
+        let created: Value = client
+            .post(format!("{base}/api/settings/secret-providers"))
+            .bearer_auth(access)
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let provider = format!(
+            "{base}/api/settings/secret-providers/{}",
+            created.text("id")?
+        );
+        let tested = client
+            .post(format!("{provider}/test"))
+            .bearer_auth(access)
+            .json(&json!({"probe": "app/secret"}))
+            .send()
+            .await?;
+        assert_eq!(tested.status(), 200);
+        client
+            .patch(&provider)
+            .bearer_auth(access)
+            .json(&json!({"credentials": body["credentials"]}))
+            .send()
+            .await?;
+    }
     let logged = server.stop().await?;
     assert!(
-        logged.contains("/api/workflows/credentials"),
+        logged.contains("/api/workflows/credentials")
+            && logged.contains("/api/settings/secret-providers"),
         "the requests were logged"
     );
     for secret in secrets.iter().chain([&password]) {

@@ -415,6 +415,18 @@ async fn providers_are_checked_private_to_their_workspace_and_kept_while_referen
     // Referenced, it can be neither deleted nor renamed; unreferenced, it goes.
     let (status, environment) = set_variables(&app, &owner, reference).await?;
     assert_eq!(status, 200, "{environment}");
+    // A provider that cannot give the value fails the run, naming it and why.
+    let workflow = app
+        .create_workflow(&owner, "Needs the token", &crate::helpers::three_nodes())
+        .await?
+        .id;
+    let run = test_run(&app, &owner, &workflow).await?;
+    assert_eq!(run["status"], "failed", "{run}");
+    let error = run.text("error")?;
+    assert!(
+        error.contains("secret provider `vault-local`") && error.contains("app/token"),
+        "{error}"
+    );
     let (status, credential) = app
         .post_in(
             &owner,
