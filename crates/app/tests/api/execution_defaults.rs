@@ -2,6 +2,7 @@
 //! (capped by the instance's `EXECUTION_TIMEOUT_SECONDS`) and whether a run that
 //! succeeds keeps its steps — each for that workspace's runs only.
 
+use fluxolab_workspace::settings::ExecutionDefaults;
 use serde_json::{Value, json};
 
 use crate::TestResult;
@@ -65,6 +66,20 @@ async fn an_attempt_lasts_its_workspace_timeout_capped_by_the_instance() -> Test
     assert_eq!(short_run["error"], "timed out after 1 seconds");
     // A workspace that set nothing (300 s) gets the instance's 5 s, enough here.
     assert_eq!(unset_run["status"], "succeeded", "{unset_run}");
+    let defaults = ExecutionDefaults::default();
+    let queued_with_defaults = app
+        .scalar(&format!(
+            "SELECT count(*) AS count FROM executions WHERE id = '{}' \
+             AND timeout_seconds = {} AND save_successful_steps = {}",
+            unset_run.text("id")?,
+            defaults.timeout_seconds,
+            defaults.save_successful_steps,
+        ))
+        .await?;
+    assert_eq!(
+        queued_with_defaults, 1,
+        "the run was queued with the defaults"
+    );
     // The instance's limit wins over a longer workspace one.
     assert_eq!(long_run["status"], "failed", "{long_run}");
     assert_eq!(long_run["error"], "timed out after 5 seconds");
