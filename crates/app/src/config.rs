@@ -482,6 +482,12 @@ mod tests {
         assert_eq!(settings.telemetry.otlp_endpoint, None);
         assert_eq!(settings.jwt_key().len(), 32);
         assert_ne!(settings.jwt_key(), SECRET.as_bytes());
+        // A workspace that sets no timeout reads the limit its runs get.
+        let workspace_default = fluxolab_workspace::settings::ExecutionDefaults::default();
+        assert_eq!(
+            settings.workers.timeout,
+            Duration::from_secs(u64::from(workspace_default.timeout_seconds))
+        );
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! The workers: claim due executions from the queue, run them under a lease renewed while
-//! they run and a timeout per attempt, and on shutdown stop claiming while letting
+//! they run and a timeout per attempt (the run's workspace's, capped by the instance's),
+//! and on shutdown stop claiming while letting
 //! running executions finish for the drain; what is still running then is stopped and
 //! released (back to the queue at once, the attempt not counted).
 //!
@@ -41,7 +42,9 @@ pub struct WorkerSettings {
     /// How long a claim holds an execution before another worker may take it over;
     /// renewed every third of it while the execution runs.
     pub lease_seconds: i64,
-    /// How long one attempt of an execution may run before it ends `failed`.
+    /// The longest one attempt of an execution may run before it ends `failed`
+    /// (`EXECUTION_TIMEOUT_SECONDS`); a workspace's `execution_defaults.timeout_seconds`
+    /// may shorten it for its runs, never lengthen it.
     pub timeout: Duration,
     /// How long shutdown lets running executions finish before releasing them.
     pub drain: Duration,
@@ -261,6 +264,7 @@ impl Worker {
             workflow_id = %execution.execution.workflow_id,
             workspace_id = %execution.execution.workspace_id,
         );
+        let timeout = execution.defaults.attempt_timeout(self.settings.timeout);
         let lease = self.lease();
         let renew_every = Duration::from_secs(u64::try_from(lease / 3).unwrap_or(1).max(1));
         // Renews the lease; ends only when the run must stop.
@@ -293,7 +297,7 @@ impl Worker {
             }
         };
         let processing = tokio::time::timeout(
-            self.settings.timeout,
+            timeout,
             tracing::Instrument::instrument(self.service.process(execution, clock.clone()), span),
         );
         // Whichever ends first drops the others: the run stops between (or inside) steps.
@@ -319,10 +323,7 @@ impl Worker {
                 tracing::warn!(execution_id = %id, "lost the lease; the run stopped here and another worker carries it on");
             }
             Some(Stop::TimedOut) => {
-                let reason = format!(
-                    "timed out after {} seconds",
-                    self.settings.timeout.as_secs()
-                );
+                let reason = format!("timed out after {} seconds", timeout.as_secs());
                 tracing::warn!(execution_id = %id, %reason, "execution timed out");
                 self.abandon((id, token), ExecutionStatus::Failed, &reason)
                     .await;

@@ -19,7 +19,8 @@ use crate::problem::Problem;
 /// What runs that set none of their own use.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ExecutionDefaultsBody {
-    /// How long a run may take, in seconds (1–86400; default 3600).
+    /// How long one attempt of a run may last, in seconds (1–86400; default 300); the
+    /// instance's `EXECUTION_TIMEOUT_SECONDS` caps it.
     pub timeout_seconds: u32,
     /// Attempts before a run fails for good (1–10; default 3).
     pub max_attempts: u32,

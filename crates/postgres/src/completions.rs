@@ -5,16 +5,18 @@
 //! at a time, a batch is that one run and costs what a single statement did.
 //!
 //! Every row is fenced like a single finish: written only while `status = 'running'` and
-//! its lease token holds, and its steps only for rows the update took.
+//! its lease token holds, and its steps only for rows the update took — the steps it
+//! brings inserted, and for a run that keeps only its answers
+//! ([`StepsKept::Answers`]), the other steps already stored deleted.
 
 use std::sync::{Arc, OnceLock};
 
 use diesel::QueryableByName;
-use diesel::sql_types::{Jsonb, Uuid as SqlUuid};
+use diesel::sql_types::{Jsonb, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use fluxolab_kernel::{ExecutionId, StorageError};
-use fluxolab_workflows::engine::StepRecord;
-use fluxolab_workflows::execution::Finished;
+use fluxolab_workflows::engine::{ANSWER_NODE_TYPE, StepRecord};
+use fluxolab_workflows::execution::{Finished, StepsKept};
 use fluxolab_workflows::lease::{Fenced, LeaseToken};
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -31,21 +33,30 @@ const MAX_BATCH: usize = 256;
 /// can take it.
 const WRITERS: usize = 2;
 
-/// Finishes a batch: the rows of `$1` (`id, lease, status, output, error, steps`), each
-/// under its lease token, with their steps after the steps they have. Returns the ids
-/// written.
+/// Finishes a batch: the rows of `$1` (`id, lease, status, output, error, steps,
+/// answers_only`), each under its lease token, with their steps after the steps they
+/// have; of a run with `answers_only`, the stored steps that are not a successful
+/// answer (a node of type `$2` without an error) go. Its own steps arrive filtered by
+/// the domain, and the delete sees only the rows stored before the statement, so it
+/// never takes what the statement inserts. Returns the ids written.
 fn finish_batch() -> String {
     format!(
         "WITH input AS ( \
            SELECT * FROM jsonb_to_recordset($1) AS i( \
-             id uuid, lease bigint, status text, output jsonb, error text, steps jsonb) \
+             id uuid, lease bigint, status text, output jsonb, error text, steps jsonb, \
+             answers_only boolean) \
          ), fence AS ( \
            UPDATE executions e SET status = i.status, output = i.output, error = i.error, \
              finished_at = now(), locked_by = NULL, locked_until = NULL \
            FROM input i \
            WHERE e.id = i.id AND e.status = 'running' AND e.lease_token = i.lease \
-           RETURNING e.id, e.workspace_id \
-         ), steps AS ({}) \
+           RETURNING e.id, e.workspace_id, i.answers_only \
+         ), steps AS ({}), \
+         dropped AS ( \
+           DELETE FROM execution_steps s USING fence f \
+           WHERE s.execution_id = f.id AND f.answers_only \
+             AND NOT (s.node_type = $2 AND s.error IS NULL) \
+         ) \
          SELECT id FROM fence",
         insert_steps("fence e JOIN input i ON i.id = e.id", "i.steps")
     )
@@ -87,6 +98,7 @@ impl Completions {
             "output": outcome.output,
             "error": outcome.error,
             "steps": steps_json(steps)?,
+            "answers_only": outcome.steps_kept == StepsKept::Answers,
         });
         let (reply, answer) = oneshot::channel();
         let queue = self.queue.get_or_init(|| start_writers(pool));
@@ -159,6 +171,7 @@ async fn write(pool: &DbPool, batch: &[Completion]) -> Result<Vec<Uuid>, Storage
     // Raw: a multi-row fenced UPDATE … FROM jsonb_to_recordset with the steps' insert.
     let written: Vec<Written> = diesel::sql_query(finish_batch())
         .bind::<Jsonb, _>(input)
+        .bind::<Text, _>(ANSWER_NODE_TYPE)
         .load(&mut connection)
         .await
         .map_err(storage)?;

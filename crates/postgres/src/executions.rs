@@ -15,6 +15,7 @@ use fluxolab_workflows::Definition;
 use fluxolab_workflows::engine::StepRecord;
 use fluxolab_workflows::execution::{
     ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, Finished, InlineRun, Lease,
+    RunDefaults,
 };
 use fluxolab_workflows::lease::{Fenced, LeaseToken};
 use serde_json::Value;
@@ -325,12 +326,29 @@ pub(crate) fn steps_json(steps: &[StepRecord]) -> Result<Value, StorageError> {
         .map(Value::Array)
 }
 
+/// A run the claim took: its lease token and the defaults it was queued with.
 #[derive(QueryableByName)]
 struct ClaimedId {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
     #[diesel(sql_type = BigInt)]
     lease_token: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    timeout_seconds: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    save_successful_steps: bool,
+}
+
+impl ClaimedId {
+    fn defaults(&self) -> RunDefaults {
+        RunDefaults {
+            // The column holds only positive values (a check constraint).
+            timeout_seconds: self
+                .timeout_seconds
+                .and_then(|seconds| u32::try_from(seconds).ok()),
+            save_successful_steps: self.save_successful_steps,
+        }
+    }
 }
 
 /// The claim, fair between workspaces, in one statement. First, nothing stays running
@@ -384,7 +402,8 @@ const FAIR_CLAIM: &str = "WITH RECURSIVE abandoned AS ( \
      UPDATE executions e SET status = 'running', locked_by = $1, \
        locked_until = now() + make_interval(secs => $3), attempt = e.attempt + 1, \
        lease_token = e.lease_token + 1, started_at = coalesce(e.started_at, now()) \
-     FROM due WHERE e.id = due.id RETURNING e.id, e.lease_token";
+     FROM due WHERE e.id = due.id \
+     RETURNING e.id, e.lease_token, e.timeout_seconds, e.save_successful_steps";
 
 #[async_trait]
 impl ExecutionRepository for PgExecutions {
@@ -642,9 +661,9 @@ impl ExecutionRepository for PgExecutions {
             return Ok(Vec::new());
         }
         // Three queries for the whole batch: the rows, their definitions, their steps.
-        let tokens: HashMap<Uuid, i64> = ids
+        let tokens: HashMap<Uuid, (i64, RunDefaults)> = ids
             .iter()
-            .map(|claimed| (claimed.id, claimed.lease_token))
+            .map(|claimed| (claimed.id, (claimed.lease_token, claimed.defaults())))
             .collect();
         let ids: Vec<Uuid> = ids.into_iter().map(|claimed| claimed.id).collect();
         let mut connection = pooled(&self.pool).await?;
@@ -697,13 +716,14 @@ impl ExecutionRepository for PgExecutions {
                 .get(&(execution.workflow_id.as_uuid(), execution.version))
                 .cloned()
                 .ok_or_else(|| corrupt("the execution's version is gone"))?;
-            let lease = tokens
+            let (lease, defaults) = tokens
                 .get(&execution.id.as_uuid())
                 .copied()
-                .map(LeaseToken::new)
+                .map(|(token, defaults)| (LeaseToken::new(token), defaults))
                 .ok_or_else(|| corrupt("a claimed execution came back without its claim"))?;
             claimed.push(ClaimedExecution {
                 lease,
+                defaults,
                 definition,
                 completed: completed_by_run
                     .remove(&execution.id.as_uuid())

@@ -73,7 +73,8 @@ static RECORD_BATCH: LazyLock<String> = LazyLock::new(|| {
   JOIN webhook_registrations r ON r.id = j.registration_id \
   JOIN workflow_deployments d ON d.workflow_id = r.workflow_id AND d.environment_id = r.environment_id \
   WHERE j.verdict = 'accepted' \
-), run AS ({QUEUE_DECIDED}{RECORD_BATCH_REST}"
+), run AS ({queue}{RECORD_BATCH_REST}",
+        queue = &*QUEUE_DECIDED,
     )
 });
 

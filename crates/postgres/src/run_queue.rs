@@ -3,6 +3,8 @@
 //! and the inline runs of `/test`. The module decides nothing: versions, trigger kinds,
 //! quotas and audit entries arrive decided (`fluxolab_workflows::start`).
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Uuid as SqlUuid};
@@ -10,6 +12,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use fluxolab_kernel::{StorageError, Uow};
 use fluxolab_workflows::execution::{ExecutionStatus, InlineRun, TriggerKind};
 use fluxolab_workflows::start::{QueuedRun, RunQueue};
+use fluxolab_workspace::settings::ExecutionDefaults;
 use time::OffsetDateTime;
 
 use crate::error::storage;
@@ -20,14 +23,26 @@ use crate::unit_of_work::connection_of;
 
 /// The statement part that queues decided runs: the rows of a relation `decided` with
 /// the columns `id, workspace_id, workflow_id, version, environment_id, trigger_kind,
-/// input, retry_of`. Each run gets its workspace's default `max_attempts` (the
-/// settings' `execution_defaults`, read by the same statement). It returns the ids
-/// queued.
-pub(crate) const QUEUE_DECIDED: &str = "INSERT INTO executions \
-  (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input, retry_of, max_attempts) \
+/// input, retry_of`. Each run takes its workspace's `execution_defaults` (read by the
+/// same statement; a workspace that set none gets [`ExecutionDefaults::default`]):
+/// `max_attempts`, the `timeout_seconds` of an attempt, and whether it keeps its steps
+/// when it succeeds. It returns the ids queued.
+pub(crate) static QUEUE_DECIDED: LazyLock<String> = LazyLock::new(|| {
+    let defaults = ExecutionDefaults::default();
+    format!(
+        "INSERT INTO executions \
+  (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input, retry_of, \
+   max_attempts, timeout_seconds, save_successful_steps) \
   SELECT d.id, d.workspace_id, d.workflow_id, d.version, d.environment_id, 'queued', d.trigger_kind, d.input, d.retry_of, \
-    COALESCE((s.settings #>> '{execution_defaults,max_attempts}')::int, 3) \
-  FROM decided d LEFT JOIN workspace_settings s ON s.workspace_id = d.workspace_id RETURNING id";
+    COALESCE((s.settings #>> '{{execution_defaults,max_attempts}}')::int, {max_attempts}), \
+    COALESCE((s.settings #>> '{{execution_defaults,timeout_seconds}}')::int, {timeout_seconds}), \
+    COALESCE((s.settings #>> '{{execution_defaults,save_successful_steps}}')::boolean, {save_successful_steps}) \
+  FROM decided d LEFT JOIN workspace_settings s ON s.workspace_id = d.workspace_id RETURNING id",
+        max_attempts = defaults.max_attempts,
+        timeout_seconds = defaults.timeout_seconds,
+        save_successful_steps = defaults.save_successful_steps,
+    )
+});
 
 /// The channel idle workers listen on; a queued run wakes them (at commit).
 pub(crate) const WAKE_WORKERS: &str = "pg_notify('fluxolab_executions', '')";
@@ -39,8 +54,9 @@ fn queue_statement() -> String {
         "WITH decided AS (SELECT $1::uuid AS id, $2::uuid AS workspace_id, $3::uuid AS workflow_id, \
            $4::int AS version, $5::uuid AS environment_id, $6::text AS trigger_kind, \
            $7::jsonb AS input, $8::uuid AS retry_of), \
-         run AS ({QUEUE_DECIDED}) \
-         SELECT {WAKE_WORKERS} FROM run"
+         run AS ({queue}) \
+         SELECT {WAKE_WORKERS} FROM run",
+        queue = &*QUEUE_DECIDED,
     )
 }
 

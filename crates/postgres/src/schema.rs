@@ -118,6 +118,8 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         environment_id -> Uuid,
         lease_token -> Int8,
+        timeout_seconds -> Nullable<Int4>,
+        save_successful_steps -> Bool,
     }
 }
 

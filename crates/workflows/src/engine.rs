@@ -303,8 +303,11 @@ fn has_side_effect(node_type: &str) -> bool {
 /// Whether a node type's output is the answer to the sender of the run's webhook
 /// delivery (`webhook.respond`).
 pub fn answers_sender(node_type: &str) -> bool {
-    node_type == "webhook.respond"
+    node_type == ANSWER_NODE_TYPE
 }
+
+/// The type of the node that answers the sender of a webhook delivery.
+pub const ANSWER_NODE_TYPE: &str = "webhook.respond";
 
 impl StepRecord {
     /// Whether this step is a successful answer to the run's sender.

@@ -150,6 +150,72 @@ pub struct ClaimedExecution {
     pub definition: Definition,
     /// Steps completed by an earlier attempt (checkpoints to resume after).
     pub completed: Vec<StepRecord>,
+    /// What it took from its workspace's `execution_defaults` when it was queued.
+    pub defaults: RunDefaults,
+}
+
+/// What a run took from its workspace's `execution_defaults` when it was queued (the
+/// statement that queues it reads them, the claim returns them: no round trip of its
+/// own). Runs that carry none (inline `/test` runs, runs queued before there were
+/// such defaults) get [`RunDefaults::default`]: the instance's timeout, every step kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunDefaults {
+    /// The seconds one attempt may last, if the workspace set a limit.
+    pub timeout_seconds: Option<u32>,
+    /// Whether a run that succeeds keeps its steps (`false`: only its output and status
+    /// stay, see [`StepsKept`]).
+    pub save_successful_steps: bool,
+}
+
+impl RunDefaults {
+    /// Defaults that change nothing: the instance's timeout, every step kept.
+    pub const NONE: Self = Self {
+        timeout_seconds: None,
+        save_successful_steps: true,
+    };
+
+    /// How long one attempt may run: the workspace's limit, never past the instance's
+    /// `cap` (`EXECUTION_TIMEOUT_SECONDS`), which wins.
+    pub fn attempt_timeout(&self, cap: std::time::Duration) -> std::time::Duration {
+        self.timeout_seconds
+            .map(|seconds| std::time::Duration::from_secs(u64::from(seconds)))
+            .map_or(cap, |own| own.min(cap))
+    }
+
+    /// Which steps a run that ended `status` keeps: all of them, except for a run that
+    /// succeeded in a workspace that does not save the steps of successful runs.
+    pub fn steps_kept(&self, status: ExecutionStatus) -> StepsKept {
+        if status == ExecutionStatus::Succeeded && !self.save_successful_steps {
+            StepsKept::Answers
+        } else {
+            StepsKept::All
+        }
+    }
+}
+
+/// Which of its steps a finished run keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepsKept {
+    /// Every step (checkpointed or finishing with it).
+    All,
+    /// Only the steps that answered the run's webhook sender ([`StepRecord::is_answer`]):
+    /// a sender still waiting reads its answer from them, possibly after the run ended.
+    /// A run that answers no one keeps none.
+    Answers,
+}
+
+impl StepsKept {
+    /// Of `steps`, those kept.
+    pub fn filter(self, steps: &[StepRecord]) -> Vec<StepRecord> {
+        match self {
+            StepsKept::All => steps.to_vec(),
+            StepsKept::Answers => steps
+                .iter()
+                .filter(|step| step.is_answer())
+                .cloned()
+                .collect(),
+        }
+    }
 }
 
 /// What renewing a lease found.
@@ -169,15 +235,19 @@ pub struct Finished {
     pub status: ExecutionStatus,
     pub output: Option<Value>,
     pub error: Option<String>,
+    /// Which of its steps stay: with [`StepsKept::Answers`] the steps already stored
+    /// that did not answer the sender are deleted in the same write.
+    pub steps_kept: StepsKept,
 }
 
 impl Finished {
-    /// Ended `status` for `reason`, with no output.
+    /// Ended `status` for `reason`, with no output, every step kept.
     pub fn with_error(status: ExecutionStatus, reason: impl Into<String>) -> Self {
         Self {
             status,
             output: None,
             error: Some(reason.into()),
+            steps_kept: StepsKept::All,
         }
     }
 }
@@ -218,7 +288,8 @@ pub trait ExecutionRepository: Send + Sync {
         steps: &[StepRecord],
     ) -> Result<Fenced, StorageError>;
     /// Ends a running execution while `lease` holds it, storing `steps` with it in the
-    /// same write.
+    /// same write (the caller passes only the steps [`Finished::steps_kept`] keeps; the
+    /// stored ones it does not keep go in that write too).
     async fn finish(
         &self,
         execution: ExecutionId,
@@ -345,5 +416,71 @@ impl StepSink for RepositorySink {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn step(node_type: &str, error: Option<&str>) -> StepRecord {
+        StepRecord {
+            node_id: node_type.to_owned(),
+            node_type: node_type.to_owned(),
+            input: Value::Null,
+            output: None,
+            error: error.map(str::to_owned),
+            route: None,
+            started_at: OffsetDateTime::UNIX_EPOCH,
+            finished_at: OffsetDateTime::UNIX_EPOCH,
+            effect_key: None,
+        }
+    }
+
+    #[test]
+    fn an_attempt_lasts_the_workspace_timeout_but_never_past_the_instance_cap() {
+        let cap = Duration::from_secs(300);
+        let with = |seconds| RunDefaults {
+            timeout_seconds: seconds,
+            ..RunDefaults::NONE
+        };
+        assert_eq!(with(Some(1)).attempt_timeout(cap), Duration::from_secs(1));
+        assert_eq!(with(Some(300)).attempt_timeout(cap), cap);
+        assert_eq!(with(Some(3_600)).attempt_timeout(cap), cap);
+        assert_eq!(with(None).attempt_timeout(cap), cap);
+    }
+
+    #[test]
+    fn only_a_success_in_a_workspace_that_saves_no_steps_drops_them() {
+        let saving = RunDefaults::NONE;
+        let not_saving = RunDefaults {
+            save_successful_steps: false,
+            ..RunDefaults::NONE
+        };
+        assert_eq!(
+            not_saving.steps_kept(ExecutionStatus::Succeeded),
+            StepsKept::Answers
+        );
+        for status in [ExecutionStatus::Failed, ExecutionStatus::Cancelled] {
+            assert_eq!(not_saving.steps_kept(status), StepsKept::All);
+        }
+        assert_eq!(
+            saving.steps_kept(ExecutionStatus::Succeeded),
+            StepsKept::All
+        );
+    }
+
+    #[test]
+    fn dropping_steps_keeps_only_a_successful_answer_to_the_sender() {
+        let steps = [
+            step("trigger.webhook", None),
+            step("webhook.respond", None),
+            step("webhook.respond", Some("bad status")),
+        ];
+        let kept = StepsKept::Answers.filter(&steps);
+        assert_eq!(kept, [steps[1].clone()]);
+        assert_eq!(StepsKept::All.filter(&steps), steps);
     }
 }

@@ -14,7 +14,7 @@ use crate::engine::{EffectContext, Engine, RunMode, RunOutcome, RunResult, StepR
 use crate::environments;
 use crate::execution::{
     ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus, Finished,
-    InlineRun, RepositorySink,
+    InlineRun, RepositorySink, RunDefaults,
 };
 use crate::lease::{Fenced, LeaseClock, LeaseToken};
 use crate::ports::WorkflowRepository;
@@ -135,7 +135,9 @@ impl ExecutionService {
                 &[],
             )
             .await;
-        self.settle((id, lease.0), None, result).await?;
+        // A test run is for looking at: it keeps every step, whatever the workspace saves.
+        self.settle((id, lease.0), (None, RunDefaults::NONE), result)
+            .await?;
         self.get(principal, id).await
     }
 
@@ -276,7 +278,11 @@ impl ExecutionService {
             .await;
         let retry = (execution.attempt < execution.max_attempts).then_some(execution.attempt);
         let Some(status) = self
-            .settle((execution.id, claimed.lease), retry, result)
+            .settle(
+                (execution.id, claimed.lease),
+                (retry, claimed.defaults),
+                result,
+            )
             .await?
         else {
             return Ok(None);
@@ -343,12 +349,12 @@ impl ExecutionService {
 
     /// Stores how a run ended together with its unsaved steps, in one write under
     /// `lease`. A retryable failure of attempt `retry` (when another is allowed) goes
-    /// back to the queue, due after 2^attempt seconds. `None`: the lease is lost and
-    /// nothing was written.
+    /// back to the queue, due after 2^attempt seconds; a success keeps the steps its
+    /// `defaults` say. `None`: the lease is lost and nothing was written.
     async fn settle(
         &self,
         (id, lease): (ExecutionId, LeaseToken),
-        retry: Option<i32>,
+        (retry, defaults): (Option<i32>, RunDefaults),
         result: RunResult,
     ) -> Result<Option<ExecutionStatus>, WorkflowError> {
         let executions = &self.ports.executions;
@@ -381,13 +387,17 @@ impl ExecutionService {
                 )
             }
             (RunOutcome::Succeeded(output), _) => {
+                let steps_kept = defaults.steps_kept(ExecutionStatus::Succeeded);
                 let finished = Finished {
                     status: ExecutionStatus::Succeeded,
                     output: Some(output.clone()),
                     error: None,
+                    steps_kept,
                 };
                 (
-                    executions.finish(id, lease, finished, unsaved).await?,
+                    executions
+                        .finish(id, lease, finished, &steps_kept.filter(unsaved))
+                        .await?,
                     ExecutionStatus::Succeeded,
                 )
             }

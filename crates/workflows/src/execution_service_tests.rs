@@ -25,13 +25,16 @@ use time::OffsetDateTime;
 use super::*;
 use crate::Definition;
 use crate::engine::{MockNodeEffects, NodeFailure};
-use crate::execution::{MockExecutionRepository, TriggerKind};
+use crate::execution::{MockExecutionRepository, StepsKept, TriggerKind};
 use crate::model::{Deployment, Version, Workflow};
 use crate::ports::MockWorkflowRepository;
 use crate::responses::Subscription;
 use crate::start::{MockRunQueue, QueuedRun, StartPorts};
 
 use fluxolab_kernel::testing::{Captured, Journal};
+
+#[path = "execution_service_defaults_tests.rs"]
+mod defaults;
 
 /// A lease that lasts the whole test.
 fn held() -> Arc<LeaseClock> {
@@ -355,6 +358,7 @@ impl Fixture {
             lease: LeaseToken::new(7),
             definition,
             completed: Vec::new(),
+            defaults: RunDefaults::NONE,
         }
     }
 
@@ -709,6 +713,7 @@ async fn a_processed_run_that_succeeds_is_finished_with_its_output_and_steps() -
             status: ExecutionStatus::Succeeded,
             output: Some(json!({"done": true})),
             error: None,
+            steps_kept: StepsKept::All,
         }
     );
     assert_eq!(

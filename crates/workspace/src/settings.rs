@@ -29,7 +29,8 @@ pub const MAX_DISPLAY_NAME_CHARS: usize = 80;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ExecutionDefaults {
-    /// How long a run may take, in seconds.
+    /// How long one attempt of a run may last, in seconds; the instance's
+    /// `EXECUTION_TIMEOUT_SECONDS` caps it.
     pub timeout_seconds: u32,
     /// How many times a run is tried before it fails for good.
     pub max_attempts: u32,
@@ -38,9 +39,12 @@ pub struct ExecutionDefaults {
 }
 
 impl Default for ExecutionDefaults {
+    /// The timeout is the instance's default limit, so that what a workspace reads is
+    /// what its runs get until it sets its own (and an operator raising the limit for
+    /// long runs does not lengthen every workspace's).
     fn default() -> Self {
         Self {
-            timeout_seconds: 3_600,
+            timeout_seconds: 300,
             max_attempts: 3,
             save_successful_steps: true,
         }

@@ -468,7 +468,7 @@ mod tests {
         );
         assert_eq!(settings.locale, "pt-BR");
         assert_eq!(settings.document.execution_defaults.max_attempts, 5);
-        assert_eq!(settings.document.execution_defaults.timeout_seconds, 3_600);
+        assert_eq!(settings.document.execution_defaults.timeout_seconds, 300);
         assert_eq!(settings.document.branding.primary_color, None);
     }
 }

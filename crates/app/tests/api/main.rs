@@ -10,6 +10,7 @@ mod binary;
 mod credential_tests;
 mod credentials;
 mod environments;
+mod execution_defaults;
 mod executions;
 mod faults;
 mod helpers;

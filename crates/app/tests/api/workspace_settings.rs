@@ -53,7 +53,7 @@ async fn settings_start_at_their_defaults_and_change_field_by_field() -> TestRes
     assert_eq!(settings["allow_internal_network"], false);
     assert_eq!(
         settings["execution_defaults"],
-        json!({"timeout_seconds": 3600, "max_attempts": 3, "save_successful_steps": true})
+        json!({"timeout_seconds": 300, "max_attempts": 3, "save_successful_steps": true})
     );
     assert_eq!(
         settings["notifications"],
@@ -80,7 +80,7 @@ async fn settings_start_at_their_defaults_and_change_field_by_field() -> TestRes
     assert_eq!(changed["timezone"], "Europe/Lisbon");
     assert_eq!(changed["locale"], "pt-BR");
     assert_eq!(changed["execution_defaults"]["max_attempts"], 5);
-    assert_eq!(changed["execution_defaults"]["timeout_seconds"], 3600);
+    assert_eq!(changed["execution_defaults"]["timeout_seconds"], 300);
     assert_eq!(
         changed["notifications"]["execution_failed"]["emails"],
         json!(["ops@example.com"])
