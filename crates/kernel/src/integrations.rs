@@ -159,6 +159,18 @@ pub trait IntegrationEvents: Send + Sync {
     async fn record(&self, event: &IntegrationEvent) -> Result<(), StorageError>;
 }
 
+/// Records a change of an integration inside `unit` in both places it is told: the
+/// activity log (`activity`) and the integration events (`event`).
+pub async fn record_change(
+    (audit, events): (&dyn crate::AuditLog, &dyn IntegrationEvents),
+    unit: &mut Uow,
+    activity: &crate::AuditEvent,
+    event: &IntegrationEvent,
+) -> Result<(), StorageError> {
+    events.record_in(unit, event).await?;
+    audit.record_in(unit, activity).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

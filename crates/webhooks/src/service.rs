@@ -347,39 +347,31 @@ impl WebhookService {
         (action, event): (&'static str, IntegrationEventKind),
         registration: &Registration,
     ) -> Result<(), StorageError> {
-        self.ports
-            .integration_events
-            .record_in(
-                unit,
-                &IntegrationEvent {
-                    workspace_id: registration.workspace_id,
-                    kind: IntegrationKind::Webhooks,
-                    integration_id: Some(registration.id.as_uuid()),
-                    event,
-                    details: json!({"name": registration.name, "provider": registration.provider.code()}),
-                    actor: Some(principal.actor()),
-                },
-            )
-            .await?;
-        self.ports
-            .audit
-            .record_in(
-                unit,
-                &AuditEvent {
-                    workspace_id: registration.workspace_id,
-                    actor: Some(principal.actor()),
-                    action,
-                    target: Some(("webhook", registration.id.to_string())),
-                    metadata: json!({
-                        "name": registration.name,
-                        "provider": registration.provider.code(),
-                        "workflow_id": registration.workflow_id.map(|id| id.to_string()),
-                        "environment": registration.environment.name,
-                        "enabled": registration.enabled,
-                    }),
-                },
-            )
-            .await
+        let name = &registration.name;
+        let provider = registration.provider.code();
+        let event = IntegrationEvent {
+            workspace_id: registration.workspace_id,
+            kind: IntegrationKind::Webhooks,
+            integration_id: Some(registration.id.as_uuid()),
+            event,
+            details: json!({"name": name, "provider": provider}),
+            actor: Some(principal.actor()),
+        };
+        let activity = AuditEvent {
+            workspace_id: registration.workspace_id,
+            actor: Some(principal.actor()),
+            action,
+            target: Some(("webhook", registration.id.to_string())),
+            metadata: json!({
+                "name": name,
+                "provider": provider,
+                "workflow_id": registration.workflow_id.map(|id| id.to_string()),
+                "environment": registration.environment.name,
+                "enabled": registration.enabled,
+            }),
+        };
+        let logs = (&*self.ports.audit, &*self.ports.integration_events);
+        fluxolab_kernel::integrations::record_change(logs, unit, &activity, &event).await
     }
 
     /// Changes a registration; the intake sees it at once in this process and within

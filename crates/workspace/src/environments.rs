@@ -460,40 +460,30 @@ impl EnvironmentService {
                 continue;
             }
             let before = current.variables.iter().find(|v| v.name == name);
-            if let Some(reference) = &input.secret_ref {
-                if input.value.is_some() {
+            let value = match (&input.secret_ref, &input.value, input.secret) {
+                (Some(_), Some(_), _) => {
                     errors.add(
                         format!("{field}.value"),
                         "give either a value or a secret_ref",
                     );
                     continue;
                 }
-                if !reference.is_well_formed() {
-                    errors.add(
-                        format!("{field}.secret_ref"),
-                        fluxolab_kernel::secret_store::REF_RULE,
-                    );
-                    continue;
+                (Some(reference), None, _) => {
+                    if !reference.is_well_formed() {
+                        errors.add(
+                            format!("{field}.secret_ref"),
+                            fluxolab_kernel::secret_store::REF_RULE,
+                        );
+                        continue;
+                    }
+                    StoredValue::Reference(reference.clone())
                 }
-                let value = StoredValue::Reference(reference.clone());
-                let updated_at = match before {
-                    Some(previous) if previous.value == value => previous.updated_at,
-                    _ => now,
-                };
-                variables.push(Variable {
-                    name: name.to_owned(),
-                    value,
-                    updated_at,
-                });
-                continue;
-            }
-            let value = match (&input.value, input.secret) {
-                (Some(value), false) => StoredValue::Plain(value.clone()),
-                (None, false) => {
+                (None, Some(value), false) => StoredValue::Plain(value.clone()),
+                (None, None, false) => {
                     errors.add(format!("{field}.value"), "is required for a plain variable");
                     continue;
                 }
-                (Some(value), true) => {
+                (None, Some(value), true) => {
                     if value.is_empty() {
                         errors.add(format!("{field}.value"), "a secret cannot be empty");
                         continue;
@@ -502,7 +492,7 @@ impl EnvironmentService {
                     // Replaced by the sealed credential before saving.
                     StoredValue::Secret(CredentialId::from_uuid(Uuid::nil()))
                 }
-                (None, true) => match before.map(|v| &v.value) {
+                (None, None, true) => match before.map(|v| &v.value) {
                     Some(StoredValue::Secret(credential)) => StoredValue::Secret(*credential),
                     _ => {
                         errors.add(

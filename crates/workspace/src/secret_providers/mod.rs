@@ -12,7 +12,7 @@ use fluxolab_kernel::{
     AuditEvent, AuditLog, Clock, Conflict, ConflictCode, Failure, Forbidden, IntegrationEvent,
     IntegrationEventKind, IntegrationEvents, IntegrationKind, OwnedSecrets, Permission, Principal,
     ProbeReport, SecretStoreClient, StorageError, StoreConnection, UnitOfWorkFactory, Uow,
-    ValidationErrors, WorkspaceId,
+    ValidationErrors, WorkspaceId, integrations::record_change,
 };
 use serde_json::{Value, json};
 
@@ -470,33 +470,23 @@ impl ProviderService {
         if let (Some(details), Value::Object(extra)) = (details.as_object_mut(), extra) {
             details.extend(extra);
         }
-        self.ports
-            .integration_events
-            .record_in(
-                unit,
-                &IntegrationEvent {
-                    workspace_id: provider.workspace_id,
-                    kind: IntegrationKind::SecretProviders,
-                    integration_id: Some(provider.id.as_uuid()),
-                    event,
-                    details: details.clone(),
-                    actor: Some(principal.actor()),
-                },
-            )
-            .await?;
-        self.ports
-            .audit
-            .record_in(
-                unit,
-                &AuditEvent {
-                    workspace_id: provider.workspace_id,
-                    actor: Some(principal.actor()),
-                    action,
-                    target: Some(("secret_provider", provider.id.to_string())),
-                    metadata: details,
-                },
-            )
-            .await
+        let event = IntegrationEvent {
+            workspace_id: provider.workspace_id,
+            kind: IntegrationKind::SecretProviders,
+            integration_id: Some(provider.id.as_uuid()),
+            event,
+            details: details.clone(),
+            actor: Some(principal.actor()),
+        };
+        let activity = AuditEvent {
+            workspace_id: provider.workspace_id,
+            actor: Some(principal.actor()),
+            action,
+            target: Some(("secret_provider", provider.id.to_string())),
+            metadata: details,
+        };
+        let logs = (&*self.ports.audit, &*self.ports.integration_events);
+        record_change(logs, unit, &activity, &event).await
     }
 }
 
