@@ -15,7 +15,6 @@ use fluxolab_kernel::{StorageError, Uow, UserId, WorkspaceId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::{is_unique_violation, storage};
 use crate::pool::pooled;
 use crate::schema::{
@@ -23,23 +22,10 @@ use crate::schema::{
 };
 use crate::unit_of_work::connection_of;
 
-/// Identity's storage over the pool.
-#[derive(Clone)]
-pub struct PgAccounts {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgAccounts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgAccounts").finish_non_exhaustive()
-    }
-}
-
-impl PgAccounts {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
+crate::repository::pg_repository!(
+    /// Identity's storage over the pool.
+    PgAccounts
+);
 
 type LoginRow = (Uuid, String, Option<Uuid>, Option<OffsetDateTime>);
 

@@ -125,19 +125,14 @@ impl ConversationRepository for PgWebhooks {
         let last = diesel::dsl::sql::<diesel::sql_types::Timestamptz>(
             "coalesce(conversations.last_message_at, 'epoch'::timestamptz)",
         );
-        let mut query = conversations::table
-            .filter(conversations::workspace_id.eq(workspace.as_uuid()))
-            .select(conversation_columns!())
-            .order((last.clone().desc(), conversations::id.desc()))
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::before!(
-                last.clone(),
-                conversations::id,
-                after
-            ));
-        }
+        let query = crate::keyset::newest_first!(
+            conversations::table
+                .filter(conversations::workspace_id.eq(workspace.as_uuid()))
+                .select(conversation_columns!()),
+            page,
+            last.clone(),
+            conversations::id
+        );
         let rows: Vec<ConversationRow> = query.load(&mut connection).await.map_err(storage)?;
         Ok(Page::from_rows(
             rows.into_iter().map(conversation).collect(),
@@ -172,31 +167,26 @@ impl ConversationRepository for PgWebhooks {
         page: PageRequest,
     ) -> Result<Page<Message>, StorageError> {
         let mut connection = pooled(self.pool()).await?;
-        let mut query = messages::table
-            .filter(messages::workspace_id.eq(workspace.as_uuid()))
-            .filter(messages::conversation_id.eq(conversation.as_uuid()))
-            .select((
-                messages::id,
-                messages::conversation_id,
-                messages::message_id,
-                messages::direction,
-                messages::message_type,
-                messages::body,
-                messages::payload,
-                messages::status,
-                messages::sent_at,
-                messages::created_at,
-            ))
-            .order((messages::sent_at.desc(), messages::id.desc()))
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::before!(
-                messages::sent_at,
-                messages::id,
-                after
-            ));
-        }
+        let query = crate::keyset::newest_first!(
+            messages::table
+                .filter(messages::workspace_id.eq(workspace.as_uuid()))
+                .filter(messages::conversation_id.eq(conversation.as_uuid()))
+                .select((
+                    messages::id,
+                    messages::conversation_id,
+                    messages::message_id,
+                    messages::direction,
+                    messages::message_type,
+                    messages::body,
+                    messages::payload,
+                    messages::status,
+                    messages::sent_at,
+                    messages::created_at,
+                )),
+            page,
+            messages::sent_at,
+            messages::id
+        );
         let rows: Vec<MessageRow> = query.load(&mut connection).await.map_err(storage)?;
         let items = rows
             .into_iter()

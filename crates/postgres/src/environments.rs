@@ -14,7 +14,6 @@ use fluxolab_workspace::environments::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{
@@ -22,23 +21,10 @@ use crate::schema::{
 };
 use crate::unit_of_work::connection_of;
 
-/// Environments over the pool.
-#[derive(Clone)]
-pub struct PgEnvironments {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgEnvironments {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgEnvironments").finish_non_exhaustive()
-    }
-}
-
-impl PgEnvironments {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
+crate::repository::pg_repository!(
+    /// Environments over the pool.
+    PgEnvironments
+);
 
 type EnvironmentRow = (
     Uuid,

@@ -13,30 +13,16 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::is_unique_violation;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{credentials, workspace_data_keys};
 use crate::unit_of_work::connection_of;
 
-/// The vault's storage over the pool.
-#[derive(Clone)]
-pub struct PgVault {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgVault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgVault").finish_non_exhaustive()
-    }
-}
-
-impl PgVault {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
+crate::repository::pg_repository!(
+    /// The vault's storage over the pool.
+    PgVault
+);
 
 type KeyRow = (Uuid, Uuid, i32, Vec<u8>, String);
 
@@ -396,27 +382,18 @@ impl CredentialRepository for PgVault {
         page: PageRequest,
     ) -> Result<Page<CredentialRecord>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let mut query = credential_select!()
-            .filter(credentials::workspace_id.eq(workspace.as_uuid()))
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "EXISTS (SELECT 1 FROM user_credentials u WHERE u.id = credentials.id)",
-            ))
-            .order((credentials::created_at.asc(), credentials::id.asc()))
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::after!(
-                credentials::created_at,
-                credentials::id,
-                after
-            ));
-        }
+        let query = crate::keyset::oldest_first!(
+            credential_select!()
+                .filter(credentials::workspace_id.eq(workspace.as_uuid()))
+                .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "EXISTS (SELECT 1 FROM user_credentials u WHERE u.id = credentials.id)",
+                )),
+            page,
+            credentials::created_at,
+            credentials::id
+        );
         let rows: Vec<CredentialRow> = query.load(&mut connection).await.map_err(storage)?;
-        let records = rows
-            .into_iter()
-            .map(record)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(records, page, CredentialRecord::cursor))
+        crate::keyset::page_of(rows, page, record, CredentialRecord::cursor)
     }
 
     #[tracing::instrument(name = "db.credentials.is_owned", level = "debug", skip_all)]

@@ -19,30 +19,16 @@ use fluxolab_workflows::ports::{CredentialCatalog, WorkflowRepository};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::storage;
 use crate::pool::pooled;
 use crate::schema::{credentials, workflow_deployments, workflow_versions, workflows};
 use crate::sql::Prepared;
 use crate::unit_of_work::connection_of;
 
-/// Workflows over the pool.
-#[derive(Clone)]
-pub struct PgWorkflows {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgWorkflows {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgWorkflows").finish_non_exhaustive()
-    }
-}
-
-impl PgWorkflows {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
+crate::repository::pg_repository!(
+    /// Workflows over the pool.
+    PgWorkflows
+);
 
 #[derive(QueryableByName)]
 struct WorkflowRow {
