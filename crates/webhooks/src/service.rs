@@ -365,19 +365,18 @@ impl WebhookService {
             .audit
             .record_in(
                 unit,
-                &AuditEvent {
-                    workspace_id: registration.workspace_id,
-                    actor: Some(principal.actor()),
+                &AuditEvent::by(
+                    principal,
                     action,
-                    target: Some(("webhook", registration.id.to_string())),
-                    metadata: json!({
+                    ("webhook", registration.id.to_string()),
+                    json!({
                         "name": registration.name,
                         "provider": registration.provider.code(),
                         "workflow_id": registration.workflow_id.map(|id| id.to_string()),
                         "environment": registration.environment.name,
                         "enabled": registration.enabled,
                     }),
-                },
+                ),
             )
             .await
     }

@@ -155,13 +155,12 @@ impl WorkspaceService {
             .audit
             .record_in(
                 unit.as_mut(),
-                &AuditEvent {
-                    workspace_id: principal.workspace_id(),
-                    actor: Some(principal.actor()),
-                    action: "workspace.renamed",
-                    target: Some(("workspace", principal.workspace_id().to_string())),
-                    metadata: json!({ "name": name.as_str() }),
-                },
+                &AuditEvent::by(
+                    principal,
+                    "workspace.renamed",
+                    ("workspace", principal.workspace_id().to_string()),
+                    json!({ "name": name.as_str() }),
+                ),
             )
             .await?;
         unit.commit().await?;
@@ -421,13 +420,7 @@ impl WorkspaceService {
             .audit
             .record_in(
                 unit,
-                &AuditEvent {
-                    workspace_id: principal.workspace_id(),
-                    actor: Some(principal.actor()),
-                    action,
-                    target: Some(("user", user.to_string())),
-                    metadata,
-                },
+                &AuditEvent::by(principal, action, ("user", user.to_string()), metadata),
             )
             .await
     }
