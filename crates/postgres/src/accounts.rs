@@ -69,33 +69,33 @@ fn login_record((id, hash, workspace, locked_until): LoginRow) -> LoginRecord {
     }
 }
 
-type SessionRow = (
-    Uuid,
-    Uuid,
-    Uuid,
-    Option<Uuid>,
-    Option<String>,
-    OffsetDateTime,
-    OffsetDateTime,
-    OffsetDateTime,
-    Option<OffsetDateTime>,
-    Option<OffsetDateTime>,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+struct SessionRow {
+    id: Uuid,
+    user_id: Uuid,
+    family_id: Uuid,
+    workspace_id: Option<Uuid>,
+    user_agent: Option<String>,
+    created_at: OffsetDateTime,
+    last_used_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    rotated_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
+}
 
-fn session(
-    (id, user, family, workspace, agent, created, used, expires, rotated, revoked): SessionRow,
-) -> Session {
+fn session(row: SessionRow) -> Session {
     Session {
-        id: SessionId::from_uuid(id),
-        user_id: UserId::from_uuid(user),
-        family_id: SessionFamilyId::from_uuid(family),
-        workspace_id: workspace.map(WorkspaceId::from_uuid),
-        user_agent: agent,
-        created_at: created,
-        last_used_at: used,
-        expires_at: expires,
-        rotated_at: rotated,
-        revoked_at: revoked,
+        id: SessionId::from_uuid(row.id),
+        user_id: UserId::from_uuid(row.user_id),
+        family_id: SessionFamilyId::from_uuid(row.family_id),
+        workspace_id: row.workspace_id.map(WorkspaceId::from_uuid),
+        user_agent: row.user_agent,
+        created_at: row.created_at,
+        last_used_at: row.last_used_at,
+        expires_at: row.expires_at,
+        rotated_at: row.rotated_at,
+        revoked_at: row.revoked_at,
     }
 }
 
@@ -418,30 +418,6 @@ impl UserRepository for PgAccounts {
     }
 }
 
-const SESSION_COLUMNS: (
-    sessions::id,
-    sessions::user_id,
-    sessions::family_id,
-    sessions::workspace_id,
-    sessions::user_agent,
-    sessions::created_at,
-    sessions::last_used_at,
-    sessions::expires_at,
-    sessions::rotated_at,
-    sessions::revoked_at,
-) = (
-    sessions::id,
-    sessions::user_id,
-    sessions::family_id,
-    sessions::workspace_id,
-    sessions::user_agent,
-    sessions::created_at,
-    sessions::last_used_at,
-    sessions::expires_at,
-    sessions::rotated_at,
-    sessions::revoked_at,
-);
-
 #[async_trait]
 impl SessionRepository for PgAccounts {
     #[tracing::instrument(name = "db.sessions.create", level = "debug", skip_all)]
@@ -460,7 +436,7 @@ impl SessionRepository for PgAccounts {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<SessionRow> = sessions::table
             .filter(sessions::token_hash.eq(&digest[..]))
-            .select(SESSION_COLUMNS)
+            .select(SessionRow::as_select())
             .first(&mut connection)
             .await
             .optional()
@@ -536,7 +512,7 @@ impl SessionRepository for PgAccounts {
             .filter(sessions::revoked_at.is_null())
             .filter(sessions::expires_at.gt(now))
             .order(sessions::created_at.desc())
-            .select(SESSION_COLUMNS)
+            .select(SessionRow::as_select())
             .load(&mut connection)
             .await
             .map_err(storage)?;
