@@ -24,28 +24,25 @@ crate::repository::pg_repository!(
     PgVault
 );
 
-type KeyRow = (Uuid, Uuid, i32, Vec<u8>, String);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = workspace_data_keys, check_for_backend(diesel::pg::Pg))]
+struct KeyRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    version: i32,
+    wrapped_key: Vec<u8>,
+    kek_id: String,
+}
 
-const KEY_COLUMNS: (
-    workspace_data_keys::id,
-    workspace_data_keys::workspace_id,
-    workspace_data_keys::version,
-    workspace_data_keys::wrapped_key,
-    workspace_data_keys::kek_id,
-) = (
-    workspace_data_keys::id,
-    workspace_data_keys::workspace_id,
-    workspace_data_keys::version,
-    workspace_data_keys::wrapped_key,
-    workspace_data_keys::kek_id,
-);
-
-fn stored_key((id, workspace, version, bytes, kek_id): KeyRow) -> StoredDataKey {
+fn stored_key(row: KeyRow) -> StoredDataKey {
     StoredDataKey {
-        id: DataKeyId::from_uuid(id),
-        workspace_id: WorkspaceId::from_uuid(workspace),
-        version,
-        wrapped: WrappedKey { bytes, kek_id },
+        id: DataKeyId::from_uuid(row.id),
+        workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+        version: row.version,
+        wrapped: WrappedKey {
+            bytes: row.wrapped_key,
+            kek_id: row.kek_id,
+        },
     }
 }
 
@@ -57,7 +54,7 @@ impl DataKeyRepository for PgVault {
         let row: Option<KeyRow> = workspace_data_keys::table
             .filter(workspace_data_keys::workspace_id.eq(workspace.as_uuid()))
             .filter(workspace_data_keys::active)
-            .select(KEY_COLUMNS)
+            .select(KeyRow::as_select())
             .first(&mut connection)
             .await
             .optional()
@@ -75,7 +72,7 @@ impl DataKeyRepository for PgVault {
         let row: Option<KeyRow> = workspace_data_keys::table
             .filter(workspace_data_keys::workspace_id.eq(workspace.as_uuid()))
             .filter(workspace_data_keys::id.eq(id.as_uuid()))
-            .select(KEY_COLUMNS)
+            .select(KeyRow::as_select())
             .first(&mut connection)
             .await
             .optional()
@@ -148,7 +145,7 @@ impl DataKeyRepository for PgVault {
             .filter(workspace_data_keys::kek_id.ne(kek_id))
             .order(workspace_data_keys::id)
             .limit(limit)
-            .select(KEY_COLUMNS)
+            .select(KeyRow::as_select())
             .load(&mut connection)
             .await
             .map_err(storage)?;
