@@ -15,7 +15,9 @@ use crate::ports::{
     MockConnectionTester, MockCredentialRepository, MockCredentialUsage, MockDataKeyRepository,
     MockNetworkPolicy,
 };
-use fluxolab_kernel::testing::{Captured, Journal, opens_once, place};
+use fluxolab_kernel::testing::{
+    Captured, Journal, admits_once, opens_once, place, records_once_in_the_unit,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -184,17 +186,8 @@ impl Vault {
     }
 
     fn with_a_plan_that(mut self, answer: Option<PlanLimitReached>) -> Self {
-        let (journal, unit, workspace) = (self.journal.clone(), self.unit.clone(), self.workspace);
-        self.plans
-            .expect_admit()
-            .withf(move |_, asked, resource| {
-                *asked == workspace && *resource == LimitedResource::Credentials
-            })
-            .times(1)
-            .returning(move |uow, _, _| {
-                journal.note(format!("plans.admit {}", place(uow, &unit)));
-                Ok(answer.clone())
-            });
+        let asked = (self.workspace, LimitedResource::Credentials);
+        admits_once(&mut self.plans, &self.journal, &self.unit, asked, answer);
         self
     }
 
@@ -248,21 +241,7 @@ impl Vault {
     }
 
     fn recording_activity_in_the_unit(mut self) -> Self {
-        let (journal, unit, events) =
-            (self.journal.clone(), self.unit.clone(), self.events.clone());
-        self.audit
-            .expect_record_in()
-            .times(1)
-            .returning(move |uow, event| {
-                journal.note(format!(
-                    "audit.record_in {} {}",
-                    event.action,
-                    place(uow, &unit)
-                ));
-                events.keep(event);
-                Ok(())
-            });
-        self.audit.expect_record().never();
+        records_once_in_the_unit(&mut self.audit, &self.journal, &self.unit, &self.events);
         self
     }
 

@@ -3,7 +3,7 @@
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, delete, get, patch, post};
 use fluxolab_kernel::ExposeSecret;
-use fluxolab_workspace::alerts::{AlertEvent, AlertId, AlertPatch, NewAlert, UsageAlert};
+use fluxolab_workspace::alerts::{AlertEvent, AlertPatch, NewAlert, UsageAlert};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::ApiError;
 use crate::extract::{ActiveWorkspace, Services};
 use crate::json::Json;
+use crate::path_id::path_id;
 use crate::problem::Problem;
 use crate::workspaces::{PageQuery, PageResponse, page_request};
 
@@ -114,10 +115,6 @@ impl From<AlertEvent> for AlertEventResponse {
     }
 }
 
-fn alert_id(raw: &str) -> Result<AlertId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("usage alert"))
-}
-
 /// Usage alerts of the active workspace.
 #[utoipa::path(tag = "plans", security(("bearer" = [])), params(PageQuery), responses(
     (status = 200, description = "A page of alerts", body = PageResponse<AlertResponse>),
@@ -182,7 +179,7 @@ pub async fn update_alert(
         .alerts
         .update(
             &caller.principal,
-            alert_id(&id)?,
+            path_id(&id)?,
             AlertPatch {
                 threshold_percent: body.threshold_percent,
                 target: body.target,
@@ -206,7 +203,7 @@ pub async fn delete_alert(
 ) -> Result<HttpResponse, ApiError> {
     services
         .alerts
-        .delete(&caller.principal, alert_id(&id)?)
+        .delete(&caller.principal, path_id(&id)?)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -226,7 +223,7 @@ pub async fn list_alert_events(
     let page = page_request(query.limit, query.cursor.as_deref())?;
     let events = services
         .alerts
-        .events(&caller.principal, alert_id(&id)?, page)
+        .events(&caller.principal, path_id(&id)?, page)
         .await?;
     Ok(HttpResponse::Ok().json(PageResponse::<AlertEventResponse>::from(events)))
 }

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post};
-use fluxolab_kernel::{ApiKeyId, Principal};
+use fluxolab_kernel::Principal;
 use fluxolab_workspace::api_keys::{ApiKey, KeyAuditEntry, NewApiKey, Origin};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::extract::{ActiveWorkspace, Services};
 use crate::json::Json;
+use crate::path_id::path_id;
 use crate::problem::Problem;
 use crate::workspaces::{PageQuery, PageResponse, page_request};
 use crate::{ApiError, HttpMetrics};
@@ -191,10 +192,6 @@ pub async fn audit_scope_denials(
     Ok(response)
 }
 
-fn key_id(raw: &str) -> Result<ApiKeyId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("API key"))
-}
-
 /// The workspace's API keys.
 #[utoipa::path(tag = "api keys", security(("bearer" = [])), params(PageQuery), responses(
     (status = 200, description = "A page of keys", body = PageResponse<ApiKeyResponse>),
@@ -258,7 +255,7 @@ pub async fn revoke_key(
 ) -> Result<HttpResponse, ApiError> {
     let key = services
         .api_keys
-        .revoke(&caller.principal, &origin(&request), key_id(&id)?)
+        .revoke(&caller.principal, &origin(&request), path_id(&id)?)
         .await?;
     Ok(HttpResponse::Ok().json(ApiKeyResponse::from(key)))
 }
@@ -281,7 +278,7 @@ pub async fn rotate_key(
     let grace = crate::json::optional::<RotateApiKeyRequest>(&body)?.grace_seconds;
     let (key, secret) = services
         .api_keys
-        .rotate(&caller.principal, &origin(&request), key_id(&id)?, grace)
+        .rotate(&caller.principal, &origin(&request), path_id(&id)?, grace)
         .await?;
     let mut response = ApiKeyResponse::from(key);
     response.key = Some(secret);
@@ -303,7 +300,7 @@ pub async fn key_audit(
     let page = page_request(query.limit, query.cursor.as_deref())?;
     let entries = services
         .api_keys
-        .audit_log(&caller.principal, key_id(&id)?, page)
+        .audit_log(&caller.principal, path_id(&id)?, page)
         .await?;
     Ok(HttpResponse::Ok().json(PageResponse::<KeyAuditResponse>::from(entries)))
 }

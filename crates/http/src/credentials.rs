@@ -6,7 +6,6 @@ use actix_web::{HttpResponse, delete, get, patch, post};
 use fluxolab_credentials::CredentialKind;
 use fluxolab_credentials::model::CredentialRecord;
 use fluxolab_credentials::service::{CredentialPatch, NewCredential};
-use fluxolab_kernel::CredentialId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -16,6 +15,7 @@ use uuid::Uuid;
 use crate::ApiError;
 use crate::extract::{ActiveWorkspace, Services};
 use crate::json::Json;
+use crate::path_id::path_id;
 use crate::problem::Problem;
 use crate::workspaces::{PageQuery, PageResponse, page_request};
 
@@ -158,11 +158,6 @@ pub async fn create_credential(
     Ok(HttpResponse::Created().json(CredentialResponse::from(record)))
 }
 
-fn credential_id(raw: &str) -> Result<CredentialId, ApiError> {
-    // Anything that is not an id is not a credential here.
-    raw.parse().map_err(|_| ApiError::NotFound("credential"))
-}
-
 /// One credential (masked).
 #[utoipa::path(tag = "credentials", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Credential id")), responses(
     (status = 200, description = "The credential, masked", body = CredentialResponse),
@@ -174,10 +169,7 @@ pub async fn get_credential(
     caller: ActiveWorkspace,
     id: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = services
-        .vault
-        .get(&caller.principal, credential_id(&id)?)
-        .await?;
+    let record = services.vault.get(&caller.principal, path_id(&id)?).await?;
     Ok(HttpResponse::Ok().json(CredentialResponse::from(record)))
 }
 
@@ -203,7 +195,7 @@ pub async fn update_credential(
         .vault
         .update(
             &caller.principal,
-            credential_id(&id)?,
+            path_id(&id)?,
             CredentialPatch {
                 name: body.name,
                 data: body.data,
@@ -227,7 +219,7 @@ pub async fn delete_credential(
 ) -> Result<HttpResponse, ApiError> {
     services
         .vault
-        .delete(&caller.principal, credential_id(&id)?)
+        .delete(&caller.principal, path_id(&id)?)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -265,11 +257,7 @@ pub async fn test_credential(
 ) -> Result<HttpResponse, ApiError> {
     let outcome = services
         .vault
-        .test(
-            &caller.principal,
-            credential_id(&id)?,
-            body.0.url.as_deref(),
-        )
+        .test(&caller.principal, path_id(&id)?, body.0.url.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(TestCredentialResponse {
         ok: outcome.ok,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, get, post};
-use fluxolab_kernel::{Conflict, ConflictCode, ExecutionId, WorkflowId};
+use fluxolab_kernel::{Conflict, ConflictCode, WorkflowId};
 use fluxolab_workflows::engine::StepRecord;
 use fluxolab_workflows::execution::{Execution, ExecutionFilter};
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::ApiError;
 use crate::extract::{ActiveWorkspace, Services};
 use crate::json::Json;
+use crate::path_id::path_id;
 use crate::problem::Problem;
 use crate::workspaces::{PageResponse, page_request, parse_since};
 
@@ -167,14 +168,6 @@ pub struct ExecutionQuery {
     pub since: Option<String>,
 }
 
-fn workflow_id(raw: &str) -> Result<WorkflowId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("workflow"))
-}
-
-fn execution_id(raw: &str) -> Result<ExecutionId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("execution"))
-}
-
 /// Runs a version inline with a payload and returns the execution with its steps.
 #[utoipa::path(tag = "executions", security(("bearer" = [])), request_body = TestRunRequest, params(("id" = Uuid, Path, description = "Workflow id")), responses(
     (status = 200, description = "The finished execution with its steps", body = ExecutionResponse),
@@ -191,7 +184,7 @@ pub async fn test_workflow(
     let body = body.0;
     let run = services.executions.test(
         &caller.principal,
-        workflow_id(&id)?,
+        path_id(&id)?,
         body.version,
         body.environment.as_deref(),
         body.payload,
@@ -229,7 +222,7 @@ pub async fn run_workflow(
         .executions
         .enqueue(
             &caller.principal,
-            workflow_id(&id)?,
+            path_id(&id)?,
             body.environment.as_deref(),
             body.payload,
         )
@@ -284,7 +277,7 @@ pub async fn get_execution(
 ) -> Result<HttpResponse, ApiError> {
     let execution = services
         .executions
-        .get(&caller.principal, execution_id(&id)?)
+        .get(&caller.principal, path_id(&id)?)
         .await?;
     Ok(HttpResponse::Ok().json(ExecutionResponse::from(execution)))
 }
@@ -303,7 +296,7 @@ pub async fn retry_execution(
 ) -> Result<HttpResponse, ApiError> {
     let execution = services
         .executions
-        .retry(&caller.principal, execution_id(&id)?)
+        .retry(&caller.principal, path_id(&id)?)
         .await?;
     Ok(HttpResponse::Accepted().json(QueuedResponse {
         execution_id: execution.as_uuid(),
@@ -323,7 +316,7 @@ pub async fn cancel_execution(
 ) -> Result<HttpResponse, ApiError> {
     let execution = services
         .executions
-        .cancel(&caller.principal, execution_id(&id)?)
+        .cancel(&caller.principal, path_id(&id)?)
         .await?;
     Ok(HttpResponse::Ok().json(ExecutionResponse::from(execution)))
 }

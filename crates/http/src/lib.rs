@@ -18,6 +18,7 @@ pub mod observe;
 pub mod openapi;
 pub mod openapi_complete;
 pub mod ops;
+mod path_id;
 pub mod probe;
 pub mod problem;
 pub mod secret_providers;

@@ -3,7 +3,7 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post};
-use fluxolab_kernel::{ExposeSecret, SecretString, WebhookEventId, WorkflowId};
+use fluxolab_kernel::{ExposeSecret, SecretString, WorkflowId};
 use fluxolab_webhooks::model::{
     EventFilter, NewRegistration, Registration, RegistrationPatch, Verdict, WebhookEvent,
     WebhookRegistrationId,
@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::ApiError;
 use crate::extract::{ActiveWorkspace, Services};
 use crate::json::Json;
+use crate::path_id::path_id;
 use crate::problem::Problem;
 use crate::workspaces::{PageQuery, PageResponse, page_request, parse_since};
 
@@ -221,14 +222,6 @@ pub struct ReplayResponse {
     pub execution_id: Uuid,
 }
 
-fn registration_id(raw: &str) -> Result<WebhookRegistrationId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("webhook"))
-}
-
-fn event_id(raw: &str) -> Result<WebhookEventId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("webhook event"))
-}
-
 fn event_filter(
     query: &EventQuery,
     registration: Option<WebhookRegistrationId>,
@@ -326,7 +319,7 @@ pub async fn get_webhook(
 ) -> Result<HttpResponse, ApiError> {
     let registration = services
         .webhooks
-        .get(&caller.principal, registration_id(&id)?)
+        .get(&caller.principal, path_id(&id)?)
         .await?;
     Ok(HttpResponse::Ok().json(WebhookResponse::new(&request, registration)))
 }
@@ -350,7 +343,7 @@ pub async fn update_webhook(
         .webhooks
         .update(
             &caller.principal,
-            registration_id(&id)?,
+            path_id(&id)?,
             RegistrationPatch {
                 name: body.name,
                 provider: body.provider,
@@ -381,7 +374,7 @@ pub async fn delete_webhook(
 ) -> Result<HttpResponse, ApiError> {
     services
         .webhooks
-        .delete(&caller.principal, registration_id(&id)?)
+        .delete(&caller.principal, path_id(&id)?)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -409,7 +402,7 @@ async fn show_event(
 ) -> Result<HttpResponse, ApiError> {
     let event = services
         .webhooks
-        .event(&caller.principal, registration, event_id(id)?)
+        .event(&caller.principal, registration, path_id(id)?)
         .await?;
     Ok(HttpResponse::Ok().json(WebhookEventDetail::from(event)))
 }
@@ -422,7 +415,7 @@ async fn replay_event(
 ) -> Result<HttpResponse, ApiError> {
     let execution = services
         .webhooks
-        .replay(&caller.principal, registration, event_id(id)?)
+        .replay(&caller.principal, registration, path_id(id)?)
         .await?;
     Ok(HttpResponse::Accepted().json(ReplayResponse {
         execution_id: execution.as_uuid(),
@@ -442,7 +435,7 @@ pub async fn list_webhook_events(
     id: Path<String>,
     query: Query<EventQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    list_events(&services, &caller, &query, Some(registration_id(&id)?)).await
+    list_events(&services, &caller, &query, Some(path_id(&id)?)).await
 }
 
 /// One event of a registration, with its headers and body.
@@ -457,7 +450,7 @@ pub async fn get_webhook_event(
     path: Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, event) = path.into_inner();
-    show_event(&services, &caller, Some(registration_id(&id)?), &event).await
+    show_event(&services, &caller, Some(path_id(&id)?), &event).await
 }
 
 /// Runs the registration's active workflow again with the event's stored body.
@@ -474,7 +467,7 @@ pub async fn replay_webhook_event(
     path: Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, event) = path.into_inner();
-    replay_event(&services, &caller, Some(registration_id(&id)?), &event).await
+    replay_event(&services, &caller, Some(path_id(&id)?), &event).await
 }
 
 /// Every webhook event of the active workspace, newest first.

@@ -3,7 +3,6 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, delete, get, patch, post};
-use fluxolab_kernel::WorkflowId;
 use fluxolab_workflows::Definition;
 use fluxolab_workflows::model::{Version, Workflow};
 use fluxolab_workflows::registry::{CredentialUse, NODE_TYPES};
@@ -17,6 +16,7 @@ use uuid::Uuid;
 use crate::ApiError;
 use crate::extract::{ActiveWorkspace, Services};
 use crate::json::Json;
+use crate::path_id::path_id;
 use crate::problem::Problem;
 use crate::workspaces::{PageQuery, PageResponse, page_request};
 
@@ -179,10 +179,6 @@ pub struct PromoteRequest {
     pub to: String,
 }
 
-fn workflow_id(raw: &str) -> Result<WorkflowId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("workflow"))
-}
-
 /// Every node type, with its params schema, outputs and credential kinds.
 #[utoipa::path(tag = "workflows", security(("bearer" = [])), responses(
     (status = 200, description = "The node registry", body = Vec<NodeTypeResponse>),
@@ -267,7 +263,7 @@ pub async fn get_workflow(
 ) -> Result<HttpResponse, ApiError> {
     let workflow = services
         .workflows
-        .get(&caller.principal, workflow_id(&id)?)
+        .get(&caller.principal, path_id(&id)?)
         .await?;
     Ok(HttpResponse::Ok().json(WorkflowResponse::from(workflow)))
 }
@@ -288,7 +284,7 @@ pub async fn update_workflow(
         .workflows
         .update(
             &caller.principal,
-            workflow_id(&id)?,
+            path_id(&id)?,
             body.0.name.as_deref(),
             body.0.description.as_deref(),
         )
@@ -309,7 +305,7 @@ pub async fn archive_workflow(
 ) -> Result<HttpResponse, ApiError> {
     services
         .workflows
-        .archive(&caller.principal, workflow_id(&id)?)
+        .archive(&caller.principal, path_id(&id)?)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -327,7 +323,7 @@ pub async fn list_versions(
 ) -> Result<HttpResponse, ApiError> {
     let versions = services
         .workflows
-        .versions(&caller.principal, workflow_id(&id)?)
+        .versions(&caller.principal, path_id(&id)?)
         .await?;
     Ok(HttpResponse::Ok().json(
         versions
@@ -352,7 +348,7 @@ pub async fn create_version(
 ) -> Result<HttpResponse, ApiError> {
     let version = services
         .workflows
-        .add_version(&caller.principal, workflow_id(&id)?, body.0.definition)
+        .add_version(&caller.principal, path_id(&id)?, body.0.definition)
         .await?;
     Ok(HttpResponse::Created().json(VersionResponse::from(version)))
 }
@@ -376,7 +372,7 @@ pub async fn activate_workflow(
         .workflows
         .set_active(
             &caller.principal,
-            workflow_id(&id)?,
+            path_id(&id)?,
             body.environment.as_deref(),
             Some(body.version),
         )
@@ -403,7 +399,7 @@ pub async fn deactivate_workflow(
         .workflows
         .set_active(
             &caller.principal,
-            workflow_id(&id)?,
+            path_id(&id)?,
             body.environment.as_deref(),
             None,
         )
@@ -429,7 +425,7 @@ pub async fn promote_workflow(
     let body = body.0;
     let workflow = services
         .workflows
-        .promote(&caller.principal, workflow_id(&id)?, &body.from, &body.to)
+        .promote(&caller.principal, path_id(&id)?, &body.from, &body.to)
         .await?;
     Ok(HttpResponse::Ok().json(WorkflowResponse::from(workflow)))
 }

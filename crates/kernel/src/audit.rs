@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::{Actor, StorageError, Uow, WorkspaceId};
+use crate::{Actor, Principal, StorageError, Uow, WorkspaceId};
 
 /// One entry of the activity log.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,6 +16,25 @@ pub struct AuditEvent {
     /// What was acted on: a type and an id.
     pub target: Option<(&'static str, String)>,
     pub metadata: Value,
+}
+
+impl AuditEvent {
+    /// What `principal` did in its workspace: `action` on `target` (a type and an id),
+    /// described by `metadata`.
+    pub fn by(
+        principal: &Principal,
+        action: &'static str,
+        target: (&'static str, String),
+        metadata: Value,
+    ) -> Self {
+        Self {
+            workspace_id: principal.workspace_id(),
+            actor: Some(principal.actor()),
+            action,
+            target: Some(target),
+            metadata,
+        }
+    }
 }
 
 /// Writes the activity log.

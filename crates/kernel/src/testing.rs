@@ -5,8 +5,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::Uow;
+use crate::audit::MockAuditLog;
+use crate::plan_guard::MockPlanGuard;
 use crate::unit_of_work::{MockUnitOfWorkFactory, RecordingUnitOfWork};
+use crate::{AuditEvent, LimitedResource, PlanLimitReached, Uow, WorkspaceId};
 
 /// What the ports were asked to do, in order, each write marked with where it happened.
 #[derive(Clone, Debug, Default)]
@@ -89,4 +91,49 @@ pub fn opens_once(units: &mut MockUnitOfWorkFactory, unit: &RecordingUnitOfWork)
         .expect_begin()
         .times(1)
         .returning(move || Ok(Box::new(unit.clone())));
+}
+
+/// Makes `plans` asked exactly once, for `resource` in `workspace`, answering `answer`;
+/// notes `plans.admit <place>` in `journal`, the place relative to `unit`.
+pub fn admits_once(
+    plans: &mut MockPlanGuard,
+    journal: &Journal,
+    unit: &RecordingUnitOfWork,
+    (workspace, resource): (WorkspaceId, LimitedResource),
+    answer: Option<PlanLimitReached>,
+) {
+    let (journal, unit) = (journal.clone(), unit.clone());
+    plans
+        .expect_admit()
+        .withf(move |_, asked, asked_for| *asked == workspace && *asked_for == resource)
+        .times(1)
+        .returning(move |uow, _, _| {
+            journal.note(format!("plans.admit {}", place(uow, &unit)));
+            Ok(answer.clone())
+        });
+}
+
+/// Makes `audit` record exactly one event, inside a unit of work and never outside one;
+/// notes `audit.record_in <action> <place>` in `journal`, the place relative to `unit`,
+/// and keeps the event in `events`.
+pub fn records_once_in_the_unit(
+    audit: &mut MockAuditLog,
+    journal: &Journal,
+    unit: &RecordingUnitOfWork,
+    events: &Captured<AuditEvent>,
+) {
+    let (journal, unit, events) = (journal.clone(), unit.clone(), events.clone());
+    audit
+        .expect_record_in()
+        .times(1)
+        .returning(move |uow, event| {
+            journal.note(format!(
+                "audit.record_in {} {}",
+                event.action,
+                place(uow, &unit)
+            ));
+            events.keep(event);
+            Ok(())
+        });
+    audit.expect_record().never();
 }

@@ -15,7 +15,6 @@ use fluxolab_kernel::{StorageError, Uow, UserId, WorkspaceId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::{is_unique_violation, storage};
 use crate::pool::pooled;
 use crate::schema::{
@@ -23,23 +22,10 @@ use crate::schema::{
 };
 use crate::unit_of_work::connection_of;
 
-/// Identity's storage over the pool.
-#[derive(Clone)]
-pub struct PgAccounts {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgAccounts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgAccounts").finish_non_exhaustive()
-    }
-}
-
-impl PgAccounts {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
+crate::repository::pg_repository!(
+    /// Identity's storage over the pool.
+    PgAccounts
+);
 
 type LoginRow = (Uuid, String, Option<Uuid>, Option<OffsetDateTime>);
 
@@ -83,33 +69,33 @@ fn login_record((id, hash, workspace, locked_until): LoginRow) -> LoginRecord {
     }
 }
 
-type SessionRow = (
-    Uuid,
-    Uuid,
-    Uuid,
-    Option<Uuid>,
-    Option<String>,
-    OffsetDateTime,
-    OffsetDateTime,
-    OffsetDateTime,
-    Option<OffsetDateTime>,
-    Option<OffsetDateTime>,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+struct SessionRow {
+    id: Uuid,
+    user_id: Uuid,
+    family_id: Uuid,
+    workspace_id: Option<Uuid>,
+    user_agent: Option<String>,
+    created_at: OffsetDateTime,
+    last_used_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    rotated_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
+}
 
-fn session(
-    (id, user, family, workspace, agent, created, used, expires, rotated, revoked): SessionRow,
-) -> Session {
+fn session(row: SessionRow) -> Session {
     Session {
-        id: SessionId::from_uuid(id),
-        user_id: UserId::from_uuid(user),
-        family_id: SessionFamilyId::from_uuid(family),
-        workspace_id: workspace.map(WorkspaceId::from_uuid),
-        user_agent: agent,
-        created_at: created,
-        last_used_at: used,
-        expires_at: expires,
-        rotated_at: rotated,
-        revoked_at: revoked,
+        id: SessionId::from_uuid(row.id),
+        user_id: UserId::from_uuid(row.user_id),
+        family_id: SessionFamilyId::from_uuid(row.family_id),
+        workspace_id: row.workspace_id.map(WorkspaceId::from_uuid),
+        user_agent: row.user_agent,
+        created_at: row.created_at,
+        last_used_at: row.last_used_at,
+        expires_at: row.expires_at,
+        rotated_at: row.rotated_at,
+        revoked_at: row.revoked_at,
     }
 }
 
@@ -432,30 +418,6 @@ impl UserRepository for PgAccounts {
     }
 }
 
-const SESSION_COLUMNS: (
-    sessions::id,
-    sessions::user_id,
-    sessions::family_id,
-    sessions::workspace_id,
-    sessions::user_agent,
-    sessions::created_at,
-    sessions::last_used_at,
-    sessions::expires_at,
-    sessions::rotated_at,
-    sessions::revoked_at,
-) = (
-    sessions::id,
-    sessions::user_id,
-    sessions::family_id,
-    sessions::workspace_id,
-    sessions::user_agent,
-    sessions::created_at,
-    sessions::last_used_at,
-    sessions::expires_at,
-    sessions::rotated_at,
-    sessions::revoked_at,
-);
-
 #[async_trait]
 impl SessionRepository for PgAccounts {
     #[tracing::instrument(name = "db.sessions.create", level = "debug", skip_all)]
@@ -474,7 +436,7 @@ impl SessionRepository for PgAccounts {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<SessionRow> = sessions::table
             .filter(sessions::token_hash.eq(&digest[..]))
-            .select(SESSION_COLUMNS)
+            .select(SessionRow::as_select())
             .first(&mut connection)
             .await
             .optional()
@@ -550,7 +512,7 @@ impl SessionRepository for PgAccounts {
             .filter(sessions::revoked_at.is_null())
             .filter(sessions::expires_at.gt(now))
             .order(sessions::created_at.desc())
-            .select(SESSION_COLUMNS)
+            .select(SessionRow::as_select())
             .load(&mut connection)
             .await
             .map_err(storage)?;

@@ -61,23 +61,10 @@ impl<'a> ActivityRow<'a> {
     }
 }
 
-/// The activity log over the pool.
-#[derive(Clone)]
-pub struct PgAudit {
-    pool: crate::DbPool,
-}
-
-impl std::fmt::Debug for PgAudit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgAudit").finish_non_exhaustive()
-    }
-}
-
-impl PgAudit {
-    pub fn new(pool: crate::DbPool) -> Self {
-        Self { pool }
-    }
-}
+crate::repository::pg_repository!(
+    /// The activity log over the pool.
+    PgAudit
+);
 
 fn row(event: &fluxolab_kernel::AuditEvent) -> ActivityRow<'_> {
     ActivityRow::new(

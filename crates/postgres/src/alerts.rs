@@ -12,30 +12,16 @@ use fluxolab_workspace::alerts::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{credentials, workspace_usage_alert_events, workspace_usage_alerts};
 use crate::sql::now_tz;
 use crate::unit_of_work::connection_of;
 
-/// Usage alerts over the pool.
-#[derive(Clone)]
-pub struct PgAlerts {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgAlerts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgAlerts").finish_non_exhaustive()
-    }
-}
-
-impl PgAlerts {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
+crate::repository::pg_repository!(
+    /// Usage alerts over the pool.
+    PgAlerts
+);
 
 type AlertRow = (
     Uuid,
@@ -192,25 +178,16 @@ impl AlertRepository for PgAlerts {
         page: PageRequest,
     ) -> Result<Page<UsageAlert>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let mut query = workspace_usage_alerts::table
-            .filter(workspace_usage_alerts::workspace_id.eq(workspace.as_uuid()))
-            .select(alert_columns!())
-            .order((
-                workspace_usage_alerts::created_at.desc(),
-                workspace_usage_alerts::id.desc(),
-            ))
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::before!(
-                workspace_usage_alerts::created_at,
-                workspace_usage_alerts::id,
-                after
-            ));
-        }
+        let query = crate::keyset::newest_first!(
+            workspace_usage_alerts::table
+                .filter(workspace_usage_alerts::workspace_id.eq(workspace.as_uuid()))
+                .select(alert_columns!()),
+            page,
+            workspace_usage_alerts::created_at,
+            workspace_usage_alerts::id
+        );
         let rows: Vec<AlertRow> = query.load(&mut connection).await.map_err(storage)?;
-        let items = rows.into_iter().map(alert).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(items, page, UsageAlert::cursor))
+        crate::keyset::page_of(rows, page, alert, UsageAlert::cursor)
     }
 
     #[tracing::instrument(name = "db.alerts.find", level = "debug", skip_all)]
@@ -314,23 +291,15 @@ impl AlertRepository for PgAlerts {
         page: PageRequest,
     ) -> Result<Page<AlertEvent>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let mut query = workspace_usage_alert_events::table
-            .filter(workspace_usage_alert_events::workspace_id.eq(workspace.as_uuid()))
-            .filter(workspace_usage_alert_events::alert_id.eq(alert.as_uuid()))
-            .select(event_columns!())
-            .order((
-                workspace_usage_alert_events::created_at.desc(),
-                workspace_usage_alert_events::id.desc(),
-            ))
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::before!(
-                workspace_usage_alert_events::created_at,
-                workspace_usage_alert_events::id,
-                after
-            ));
-        }
+        let query = crate::keyset::newest_first!(
+            workspace_usage_alert_events::table
+                .filter(workspace_usage_alert_events::workspace_id.eq(workspace.as_uuid()))
+                .filter(workspace_usage_alert_events::alert_id.eq(alert.as_uuid()))
+                .select(event_columns!()),
+            page,
+            workspace_usage_alert_events::created_at,
+            workspace_usage_alert_events::id
+        );
         let rows: Vec<EventRow> = query.load(&mut connection).await.map_err(storage)?;
         Ok(Page::from_rows(
             rows.into_iter().map(event).collect(),

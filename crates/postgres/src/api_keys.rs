@@ -12,29 +12,15 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::storage;
 use crate::pool::pooled;
 use crate::schema::{workspace_api_key_audit, workspace_api_keys, workspace_environments};
 use crate::unit_of_work::connection_of;
 
-/// API keys over the pool.
-#[derive(Clone)]
-pub struct PgApiKeys {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgApiKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgApiKeys").finish_non_exhaustive()
-    }
-}
-
-impl PgApiKeys {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
+crate::repository::pg_repository!(
+    /// API keys over the pool.
+    PgApiKeys
+);
 
 type KeyRow = (
     Uuid,
@@ -204,26 +190,17 @@ impl ApiKeyRepository for PgApiKeys {
         page: PageRequest,
     ) -> Result<Page<ApiKey>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let mut query = workspace_api_keys::table
-            .left_join(workspace_environments::table)
-            .filter(workspace_api_keys::workspace_id.eq(workspace.as_uuid()))
-            .select(key_columns!())
-            .order((
-                workspace_api_keys::created_at.desc(),
-                workspace_api_keys::id.desc(),
-            ))
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::before!(
-                workspace_api_keys::created_at,
-                workspace_api_keys::id,
-                after
-            ));
-        }
+        let query = crate::keyset::newest_first!(
+            workspace_api_keys::table
+                .left_join(workspace_environments::table)
+                .filter(workspace_api_keys::workspace_id.eq(workspace.as_uuid()))
+                .select(key_columns!()),
+            page,
+            workspace_api_keys::created_at,
+            workspace_api_keys::id
+        );
         let rows: Vec<KeyRow> = query.load(&mut connection).await.map_err(storage)?;
-        let items = rows.into_iter().map(key).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(items, page, ApiKey::cursor))
+        crate::keyset::page_of(rows, page, key, ApiKey::cursor)
     }
 
     #[tracing::instrument(name = "db.api_keys.find", level = "debug", skip_all)]
@@ -353,33 +330,25 @@ impl ApiKeyRepository for PgApiKeys {
         page: PageRequest,
     ) -> Result<Page<KeyAuditEntry>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let mut query = workspace_api_key_audit::table
-            .filter(workspace_api_key_audit::workspace_id.eq(workspace.as_uuid()))
-            .filter(workspace_api_key_audit::key_id.eq(key_id.as_uuid()))
-            .select((
-                workspace_api_key_audit::id,
-                workspace_api_key_audit::key_id,
-                workspace_api_key_audit::workspace_id,
-                workspace_api_key_audit::action,
-                workspace_api_key_audit::actor_user_id,
-                workspace_api_key_audit::ip_address,
-                workspace_api_key_audit::user_agent,
-                workspace_api_key_audit::details,
-                workspace_api_key_audit::created_at,
-            ))
-            .order((
-                workspace_api_key_audit::created_at.desc(),
-                workspace_api_key_audit::id.desc(),
-            ))
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::before!(
-                workspace_api_key_audit::created_at,
-                workspace_api_key_audit::id,
-                after
-            ));
-        }
+        let query = crate::keyset::newest_first!(
+            workspace_api_key_audit::table
+                .filter(workspace_api_key_audit::workspace_id.eq(workspace.as_uuid()))
+                .filter(workspace_api_key_audit::key_id.eq(key_id.as_uuid()))
+                .select((
+                    workspace_api_key_audit::id,
+                    workspace_api_key_audit::key_id,
+                    workspace_api_key_audit::workspace_id,
+                    workspace_api_key_audit::action,
+                    workspace_api_key_audit::actor_user_id,
+                    workspace_api_key_audit::ip_address,
+                    workspace_api_key_audit::user_agent,
+                    workspace_api_key_audit::details,
+                    workspace_api_key_audit::created_at,
+                )),
+            page,
+            workspace_api_key_audit::created_at,
+            workspace_api_key_audit::id
+        );
         let rows: Vec<AuditRow> = query.load(&mut connection).await.map_err(storage)?;
         let items = rows
             .into_iter()

@@ -18,7 +18,6 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::storage;
 use crate::pool::pooled;
 use crate::schema::{
@@ -27,23 +26,10 @@ use crate::schema::{
 };
 use crate::unit_of_work::connection_of;
 
-/// Billing over the pool.
-#[derive(Clone)]
-pub struct PgBilling {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgBilling {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgBilling").finish_non_exhaustive()
-    }
-}
-
-impl PgBilling {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
+crate::repository::pg_repository!(
+    /// Billing over the pool.
+    PgBilling
+);
 
 fn corrupt(what: &str) -> StorageError {
     crate::error::corrupt(format!("stored {what} is not valid"))
@@ -467,25 +453,16 @@ impl BillingRepository for PgBilling {
         page: PageRequest,
     ) -> Result<Page<BillingEvent>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let mut query = billing_events::table
-            .filter(billing_events::workspace_id.eq(workspace.as_uuid()))
-            .select(EventRow::as_select())
-            .order((billing_events::created_at.desc(), billing_events::id.desc()))
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::before!(
-                billing_events::created_at,
-                billing_events::id,
-                after
-            ));
-        }
+        let query = crate::keyset::newest_first!(
+            billing_events::table
+                .filter(billing_events::workspace_id.eq(workspace.as_uuid()))
+                .select(EventRow::as_select()),
+            page,
+            billing_events::created_at,
+            billing_events::id
+        );
         let rows: Vec<EventRow> = query.load(&mut connection).await.map_err(storage)?;
-        let items = rows
-            .into_iter()
-            .map(billing_event)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(items, page, BillingEvent::cursor))
+        crate::keyset::page_of(rows, page, billing_event, BillingEvent::cursor)
     }
 }
 

@@ -25,68 +25,37 @@ use crate::schema::{
 use crate::webhook_events::{event, event_columns};
 use crate::webhooks::PgWebhooks;
 
-type ConversationRow = (
-    Uuid,
-    Uuid,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    i32,
-    i32,
-    Option<OffsetDateTime>,
-    Option<String>,
-    OffsetDateTime,
-    OffsetDateTime,
-);
-
-macro_rules! conversation_columns {
-    () => {
-        (
-            conversations::id,
-            conversations::workspace_id,
-            conversations::wa_id,
-            conversations::name,
-            conversations::phone_number_id,
-            conversations::status,
-            conversations::message_count,
-            conversations::unread_count,
-            conversations::last_message_at,
-            conversations::last_message_preview,
-            conversations::created_at,
-            conversations::updated_at,
-        )
-    };
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = conversations, check_for_backend(diesel::pg::Pg))]
+struct ConversationRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    wa_id: String,
+    name: Option<String>,
+    phone_number_id: Option<String>,
+    status: String,
+    message_count: i32,
+    unread_count: i32,
+    last_message_at: Option<OffsetDateTime>,
+    last_message_preview: Option<String>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
 }
 
 fn conversation(row: ConversationRow) -> Conversation {
-    let (
-        id,
-        workspace,
-        wa_id,
-        name,
-        phone_number_id,
-        status,
-        message_count,
-        unread_count,
-        last_message_at,
-        last_message_preview,
-        created_at,
-        updated_at,
-    ) = row;
     Conversation {
-        id: ConversationId::from_uuid(id),
-        workspace_id: WorkspaceId::from_uuid(workspace),
-        wa_id,
-        name,
-        phone_number_id,
-        status,
-        message_count,
-        unread_count,
-        last_message_at,
-        last_message_preview,
-        created_at,
-        updated_at,
+        id: ConversationId::from_uuid(row.id),
+        workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+        wa_id: row.wa_id,
+        name: row.name,
+        phone_number_id: row.phone_number_id,
+        status: row.status,
+        message_count: row.message_count,
+        unread_count: row.unread_count,
+        last_message_at: row.last_message_at,
+        last_message_preview: row.last_message_preview,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
     }
 }
 
@@ -100,18 +69,35 @@ fn conversation_cursor(conversation: &Conversation) -> fluxolab_kernel::Cursor {
     }
 }
 
-type MessageRow = (
-    Uuid,
-    Uuid,
-    String,
-    String,
-    String,
-    Option<String>,
-    Value,
-    Option<String>,
-    OffsetDateTime,
-    OffsetDateTime,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
+struct MessageRow {
+    id: Uuid,
+    conversation_id: Uuid,
+    message_id: String,
+    direction: String,
+    message_type: String,
+    body: Option<String>,
+    payload: Value,
+    status: Option<String>,
+    sent_at: OffsetDateTime,
+    created_at: OffsetDateTime,
+}
+
+fn message(row: MessageRow) -> Message {
+    Message {
+        id: row.id,
+        conversation_id: ConversationId::from_uuid(row.conversation_id),
+        message_id: row.message_id,
+        direction: row.direction,
+        message_type: row.message_type,
+        body: row.body,
+        payload: row.payload,
+        status: row.status,
+        sent_at: row.sent_at,
+        created_at: row.created_at,
+    }
+}
 
 #[async_trait]
 impl ConversationRepository for PgWebhooks {
@@ -125,19 +111,14 @@ impl ConversationRepository for PgWebhooks {
         let last = diesel::dsl::sql::<diesel::sql_types::Timestamptz>(
             "coalesce(conversations.last_message_at, 'epoch'::timestamptz)",
         );
-        let mut query = conversations::table
-            .filter(conversations::workspace_id.eq(workspace.as_uuid()))
-            .select(conversation_columns!())
-            .order((last.clone().desc(), conversations::id.desc()))
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::before!(
-                last.clone(),
-                conversations::id,
-                after
-            ));
-        }
+        let query = crate::keyset::newest_first!(
+            conversations::table
+                .filter(conversations::workspace_id.eq(workspace.as_uuid()))
+                .select(ConversationRow::as_select()),
+            page,
+            last.clone(),
+            conversations::id
+        );
         let rows: Vec<ConversationRow> = query.load(&mut connection).await.map_err(storage)?;
         Ok(Page::from_rows(
             rows.into_iter().map(conversation).collect(),
@@ -156,7 +137,7 @@ impl ConversationRepository for PgWebhooks {
         let row: Option<ConversationRow> = conversations::table
             .filter(conversations::workspace_id.eq(workspace.as_uuid()))
             .filter(conversations::id.eq(id.as_uuid()))
-            .select(conversation_columns!())
+            .select(ConversationRow::as_select())
             .first(&mut connection)
             .await
             .optional()
@@ -172,61 +153,21 @@ impl ConversationRepository for PgWebhooks {
         page: PageRequest,
     ) -> Result<Page<Message>, StorageError> {
         let mut connection = pooled(self.pool()).await?;
-        let mut query = messages::table
-            .filter(messages::workspace_id.eq(workspace.as_uuid()))
-            .filter(messages::conversation_id.eq(conversation.as_uuid()))
-            .select((
-                messages::id,
-                messages::conversation_id,
-                messages::message_id,
-                messages::direction,
-                messages::message_type,
-                messages::body,
-                messages::payload,
-                messages::status,
-                messages::sent_at,
-                messages::created_at,
-            ))
-            .order((messages::sent_at.desc(), messages::id.desc()))
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::before!(
-                messages::sent_at,
-                messages::id,
-                after
-            ));
-        }
+        let query = crate::keyset::newest_first!(
+            messages::table
+                .filter(messages::workspace_id.eq(workspace.as_uuid()))
+                .filter(messages::conversation_id.eq(conversation.as_uuid()))
+                .select(MessageRow::as_select()),
+            page,
+            messages::sent_at,
+            messages::id
+        );
         let rows: Vec<MessageRow> = query.load(&mut connection).await.map_err(storage)?;
-        let items = rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    conversation_id,
-                    message_id,
-                    direction,
-                    message_type,
-                    body,
-                    payload,
-                    status,
-                    sent_at,
-                    created_at,
-                )| Message {
-                    id,
-                    conversation_id: ConversationId::from_uuid(conversation_id),
-                    message_id,
-                    direction,
-                    message_type,
-                    body,
-                    payload,
-                    status,
-                    sent_at,
-                    created_at,
-                },
-            )
-            .collect();
-        Ok(Page::from_rows(items, page, Message::cursor))
+        Ok(Page::from_rows(
+            rows.into_iter().map(message).collect(),
+            page,
+            Message::cursor,
+        ))
     }
 }
 
@@ -325,7 +266,7 @@ impl OverviewSource for PgWebhooks {
                 conversations::id.desc(),
             ))
             .limit(RECENT_CONVERSATIONS)
-            .select(conversation_columns!())
+            .select(ConversationRow::as_select())
             .load::<ConversationRow>(&mut { shared });
         let (
             (workflow_total, active),

@@ -14,7 +14,6 @@ use fluxolab_workspace::environments::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{
@@ -22,51 +21,22 @@ use crate::schema::{
 };
 use crate::unit_of_work::connection_of;
 
-/// Environments over the pool.
-#[derive(Clone)]
-pub struct PgEnvironments {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgEnvironments {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgEnvironments").finish_non_exhaustive()
-    }
-}
-
-impl PgEnvironments {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
-
-type EnvironmentRow = (
-    Uuid,
-    Uuid,
-    String,
-    String,
-    bool,
-    OffsetDateTime,
-    OffsetDateTime,
+crate::repository::pg_repository!(
+    /// Environments over the pool.
+    PgEnvironments
 );
 
-const ENVIRONMENT_COLUMNS: (
-    workspace_environments::id,
-    workspace_environments::workspace_id,
-    workspace_environments::name,
-    workspace_environments::description,
-    workspace_environments::is_default,
-    workspace_environments::created_at,
-    workspace_environments::updated_at,
-) = (
-    workspace_environments::id,
-    workspace_environments::workspace_id,
-    workspace_environments::name,
-    workspace_environments::description,
-    workspace_environments::is_default,
-    workspace_environments::created_at,
-    workspace_environments::updated_at,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = workspace_environments, check_for_backend(diesel::pg::Pg))]
+struct EnvironmentRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    name: String,
+    description: String,
+    is_default: bool,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
 
 type VariableRow = (
     Uuid,
@@ -105,7 +75,7 @@ async fn with_variables(
     connection: &mut AsyncPgConnection,
     rows: Vec<EnvironmentRow>,
 ) -> Result<Vec<Environment>, StorageError> {
-    let ids: Vec<Uuid> = rows.iter().map(|row| row.0).collect();
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
     let variables: Vec<VariableRow> = environment_variables::table
         .filter(environment_variables::environment_id.eq_any(&ids))
         .order((
@@ -124,25 +94,23 @@ async fn with_variables(
         .await
         .map_err(storage)?;
     rows.into_iter()
-        .map(
-            |(id, workspace, name, description, is_default, created_at, updated_at)| {
-                Ok(Environment {
-                    id: EnvironmentId::from_uuid(id),
-                    workspace_id: WorkspaceId::from_uuid(workspace),
-                    name,
-                    description,
-                    is_default,
-                    variables: variables
-                        .iter()
-                        .filter(|row| row.0 == id)
-                        .cloned()
-                        .map(variable)
-                        .collect::<Result<_, _>>()?,
-                    created_at,
-                    updated_at,
-                })
-            },
-        )
+        .map(|row| {
+            Ok(Environment {
+                id: EnvironmentId::from_uuid(row.id),
+                workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+                name: row.name,
+                description: row.description,
+                is_default: row.is_default,
+                variables: variables
+                    .iter()
+                    .filter(|stored| stored.0 == row.id)
+                    .cloned()
+                    .map(variable)
+                    .collect::<Result<_, _>>()?,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            })
+        })
         .collect()
 }
 
@@ -190,7 +158,7 @@ impl EnvironmentRepository for PgEnvironments {
                 workspace_environments::created_at,
                 workspace_environments::id,
             ))
-            .select(ENVIRONMENT_COLUMNS)
+            .select(EnvironmentRow::as_select())
             .load(&mut connection)
             .await
             .map_err(storage)?;
@@ -207,7 +175,7 @@ impl EnvironmentRepository for PgEnvironments {
         let rows: Vec<EnvironmentRow> = workspace_environments::table
             .filter(workspace_environments::workspace_id.eq(workspace.as_uuid()))
             .filter(workspace_environments::id.eq(id.as_uuid()))
-            .select(ENVIRONMENT_COLUMNS)
+            .select(EnvironmentRow::as_select())
             .load(&mut connection)
             .await
             .map_err(storage)?;

@@ -19,7 +19,6 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{
@@ -27,23 +26,10 @@ use crate::schema::{
 };
 use crate::unit_of_work::connection_of;
 
-/// Integration events and counts over the pool.
-#[derive(Clone)]
-pub struct PgIntegrations {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgIntegrations {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgIntegrations").finish_non_exhaustive()
-    }
-}
-
-impl PgIntegrations {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
+crate::repository::pg_repository!(
+    /// Integration events and counts over the pool.
+    PgIntegrations
+);
 
 async fn insert(
     connection: &mut AsyncPgConnection,

@@ -19,6 +19,7 @@ pub mod migrations;
 pub mod plans;
 pub mod pool;
 pub mod readiness;
+mod repository;
 pub mod run_queue;
 /// The Diesel schema, generated from `migrations/` by `cargo xtask schema` (never edited
 /// by hand; CI's `cargo xtask schema --check` compares). Hand-written joins: `joins.rs`.

@@ -12,7 +12,6 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{environment_variables, workspace_environments, workspace_secret_providers};
@@ -27,23 +26,10 @@ struct NameRow {
     name: String,
 }
 
-/// Secret providers over the pool.
-#[derive(Clone)]
-pub struct PgSecretProviders {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgSecretProviders {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgSecretProviders").finish_non_exhaustive()
-    }
-}
-
-impl PgSecretProviders {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
+crate::repository::pg_repository!(
+    /// Secret providers over the pool.
+    PgSecretProviders
+);
 
 type ProviderRow = (
     Uuid,

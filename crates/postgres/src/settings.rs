@@ -8,29 +8,15 @@ use fluxolab_kernel::{StorageError, Uow, WorkspaceId};
 use fluxolab_workspace::settings::{SettingsDocument, SettingsRepository, WorkspaceSettings};
 use time::OffsetDateTime;
 
-use crate::DbPool;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::workspace_settings;
 use crate::unit_of_work::connection_of;
 
-/// Workspace settings over the pool.
-#[derive(Clone)]
-pub struct PgSettings {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgSettings").finish_non_exhaustive()
-    }
-}
-
-impl PgSettings {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
+crate::repository::pg_repository!(
+    /// Workspace settings over the pool.
+    PgSettings
+);
 
 type SettingsRow = (String, String, bool, serde_json::Value, OffsetDateTime);
 

@@ -40,11 +40,7 @@ pub struct PgRunSignals {
     listening: Arc<tokio::sync::Mutex<bool>>,
 }
 
-impl std::fmt::Debug for PgRunSignals {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgRunSignals").finish_non_exhaustive()
-    }
-}
+crate::repository::opaque_debug!(PgRunSignals);
 
 impl PgRunSignals {
     pub fn new(pool: DbPool) -> Self {

@@ -37,11 +37,7 @@ pub struct PgUnitOfWork {
     on_commit: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
-impl std::fmt::Debug for PgUnitOfWork {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgUnitOfWork").finish_non_exhaustive()
-    }
-}
+crate::repository::opaque_debug!(PgUnitOfWork);
 
 impl PgUnitOfWork {
     /// The connection, for repositories of this crate.
@@ -167,11 +163,7 @@ pub struct PgUnits {
     pool: DbPool,
 }
 
-impl std::fmt::Debug for PgUnits {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgUnits").finish_non_exhaustive()
-    }
-}
+crate::repository::opaque_debug!(PgUnits);
 
 impl PgUnits {
     pub fn new(pool: DbPool) -> Self {

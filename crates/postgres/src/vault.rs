@@ -13,53 +13,36 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::is_unique_violation;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{credentials, workspace_data_keys};
 use crate::unit_of_work::connection_of;
 
-/// The vault's storage over the pool.
-#[derive(Clone)]
-pub struct PgVault {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgVault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgVault").finish_non_exhaustive()
-    }
-}
-
-impl PgVault {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
-
-type KeyRow = (Uuid, Uuid, i32, Vec<u8>, String);
-
-const KEY_COLUMNS: (
-    workspace_data_keys::id,
-    workspace_data_keys::workspace_id,
-    workspace_data_keys::version,
-    workspace_data_keys::wrapped_key,
-    workspace_data_keys::kek_id,
-) = (
-    workspace_data_keys::id,
-    workspace_data_keys::workspace_id,
-    workspace_data_keys::version,
-    workspace_data_keys::wrapped_key,
-    workspace_data_keys::kek_id,
+crate::repository::pg_repository!(
+    /// The vault's storage over the pool.
+    PgVault
 );
 
-fn stored_key((id, workspace, version, bytes, kek_id): KeyRow) -> StoredDataKey {
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = workspace_data_keys, check_for_backend(diesel::pg::Pg))]
+struct KeyRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    version: i32,
+    wrapped_key: Vec<u8>,
+    kek_id: String,
+}
+
+fn stored_key(row: KeyRow) -> StoredDataKey {
     StoredDataKey {
-        id: DataKeyId::from_uuid(id),
-        workspace_id: WorkspaceId::from_uuid(workspace),
-        version,
-        wrapped: WrappedKey { bytes, kek_id },
+        id: DataKeyId::from_uuid(row.id),
+        workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+        version: row.version,
+        wrapped: WrappedKey {
+            bytes: row.wrapped_key,
+            kek_id: row.kek_id,
+        },
     }
 }
 
@@ -71,7 +54,7 @@ impl DataKeyRepository for PgVault {
         let row: Option<KeyRow> = workspace_data_keys::table
             .filter(workspace_data_keys::workspace_id.eq(workspace.as_uuid()))
             .filter(workspace_data_keys::active)
-            .select(KEY_COLUMNS)
+            .select(KeyRow::as_select())
             .first(&mut connection)
             .await
             .optional()
@@ -89,7 +72,7 @@ impl DataKeyRepository for PgVault {
         let row: Option<KeyRow> = workspace_data_keys::table
             .filter(workspace_data_keys::workspace_id.eq(workspace.as_uuid()))
             .filter(workspace_data_keys::id.eq(id.as_uuid()))
-            .select(KEY_COLUMNS)
+            .select(KeyRow::as_select())
             .first(&mut connection)
             .await
             .optional()
@@ -162,7 +145,7 @@ impl DataKeyRepository for PgVault {
             .filter(workspace_data_keys::kek_id.ne(kek_id))
             .order(workspace_data_keys::id)
             .limit(limit)
-            .select(KEY_COLUMNS)
+            .select(KeyRow::as_select())
             .load(&mut connection)
             .await
             .map_err(storage)?;
@@ -396,27 +379,18 @@ impl CredentialRepository for PgVault {
         page: PageRequest,
     ) -> Result<Page<CredentialRecord>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let mut query = credential_select!()
-            .filter(credentials::workspace_id.eq(workspace.as_uuid()))
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "EXISTS (SELECT 1 FROM user_credentials u WHERE u.id = credentials.id)",
-            ))
-            .order((credentials::created_at.asc(), credentials::id.asc()))
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::after!(
-                credentials::created_at,
-                credentials::id,
-                after
-            ));
-        }
+        let query = crate::keyset::oldest_first!(
+            credential_select!()
+                .filter(credentials::workspace_id.eq(workspace.as_uuid()))
+                .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "EXISTS (SELECT 1 FROM user_credentials u WHERE u.id = credentials.id)",
+                )),
+            page,
+            credentials::created_at,
+            credentials::id
+        );
         let rows: Vec<CredentialRow> = query.load(&mut connection).await.map_err(storage)?;
-        let records = rows
-            .into_iter()
-            .map(record)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(records, page, CredentialRecord::cursor))
+        crate::keyset::page_of(rows, page, record, CredentialRecord::cursor)
     }
 
     #[tracing::instrument(name = "db.credentials.is_owned", level = "debug", skip_all)]

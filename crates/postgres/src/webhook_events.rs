@@ -125,15 +125,14 @@ impl EventStore for PgWebhooks {
         page: PageRequest,
     ) -> Result<Page<WebhookEvent>, StorageError> {
         let mut connection = pooled(self.pool()).await?;
-        let mut query = webhook_events::table
-            .filter(webhook_events::workspace_id.eq(workspace.as_uuid()))
-            .select(event_columns!())
-            .order((
-                webhook_events::received_at.desc(),
-                webhook_events::id.desc(),
-            ))
-            .limit(page.fetch_limit())
-            .into_boxed();
+        let mut query = crate::keyset::newest_first!(
+            webhook_events::table
+                .filter(webhook_events::workspace_id.eq(workspace.as_uuid()))
+                .select(event_columns!()),
+            page,
+            webhook_events::received_at,
+            webhook_events::id
+        );
         if let Some(registration) = filter.registration_id {
             query = query.filter(webhook_events::registration_id.eq(registration.as_uuid()));
         }
@@ -143,16 +142,8 @@ impl EventStore for PgWebhooks {
         if let Some(since) = filter.since {
             query = query.filter(webhook_events::received_at.ge(since));
         }
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::before!(
-                webhook_events::received_at,
-                webhook_events::id,
-                after
-            ));
-        }
         let rows: Vec<EventRow> = query.load(&mut connection).await.map_err(storage)?;
-        let items = rows.into_iter().map(event).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(items, page, WebhookEvent::cursor))
+        crate::keyset::page_of(rows, page, event, WebhookEvent::cursor)
     }
 
     #[tracing::instrument(name = "db.webhook_events.find", level = "debug", skip_all)]

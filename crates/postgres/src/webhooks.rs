@@ -40,11 +40,7 @@ pub struct PgWebhooks {
 /// How long a wake-up waits to gather the executions queued meanwhile.
 const WAKE_AFTER: Duration = Duration::from_millis(2);
 
-impl std::fmt::Debug for PgWebhooks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgWebhooks").finish_non_exhaustive()
-    }
-}
+crate::repository::opaque_debug!(PgWebhooks);
 
 impl PgWebhooks {
     pub fn new(pool: DbPool) -> Self {
@@ -205,29 +201,17 @@ impl RegistrationRepository for PgWebhooks {
         page: PageRequest,
     ) -> Result<Page<Registration>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let mut query = webhook_registrations::table
-            .inner_join(workspace_environments::table)
-            .filter(webhook_registrations::workspace_id.eq(workspace.as_uuid()))
-            .select(registration_columns!())
-            .order((
-                webhook_registrations::created_at.desc(),
-                webhook_registrations::id.desc(),
-            ))
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::before!(
-                webhook_registrations::created_at,
-                webhook_registrations::id,
-                after
-            ));
-        }
+        let query = crate::keyset::newest_first!(
+            webhook_registrations::table
+                .inner_join(workspace_environments::table)
+                .filter(webhook_registrations::workspace_id.eq(workspace.as_uuid()))
+                .select(registration_columns!()),
+            page,
+            webhook_registrations::created_at,
+            webhook_registrations::id
+        );
         let rows: Vec<RegistrationRow> = query.load(&mut connection).await.map_err(storage)?;
-        let items = rows
-            .into_iter()
-            .map(registration)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(items, page, Registration::cursor))
+        crate::keyset::page_of(rows, page, registration, Registration::cursor)
     }
 
     #[tracing::instrument(name = "db.webhooks.find", level = "debug", skip_all)]

@@ -19,30 +19,16 @@ use fluxolab_workflows::ports::{CredentialCatalog, WorkflowRepository};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::storage;
 use crate::pool::pooled;
 use crate::schema::{credentials, workflow_deployments, workflow_versions, workflows};
 use crate::sql::Prepared;
 use crate::unit_of_work::connection_of;
 
-/// Workflows over the pool.
-#[derive(Clone)]
-pub struct PgWorkflows {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgWorkflows {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgWorkflows").finish_non_exhaustive()
-    }
-}
-
-impl PgWorkflows {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-}
+crate::repository::pg_repository!(
+    /// Workflows over the pool.
+    PgWorkflows
+);
 
 #[derive(QueryableByName)]
 struct WorkflowRow {
@@ -120,31 +106,23 @@ const WORKFLOW_SELECT: &str = "SELECT w.id, w.workspace_id, w.name, w.descriptio
      (SELECT max(v.version) FROM workflow_versions v WHERE v.workflow_id = w.id) AS latest_version, \
      w.archived_at, w.created_at, w.updated_at FROM workflows w WHERE w.workspace_id = $1";
 
-type VersionRow = (Uuid, i32, serde_json::Value, String, OffsetDateTime);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = workflow_versions, check_for_backend(diesel::pg::Pg))]
+struct VersionRow {
+    workflow_id: Uuid,
+    version: i32,
+    definition: serde_json::Value,
+    checksum: String,
+    created_at: OffsetDateTime,
+}
 
-const VERSION_COLUMNS: (
-    workflow_versions::workflow_id,
-    workflow_versions::version,
-    workflow_versions::definition,
-    workflow_versions::checksum,
-    workflow_versions::created_at,
-) = (
-    workflow_versions::workflow_id,
-    workflow_versions::version,
-    workflow_versions::definition,
-    workflow_versions::checksum,
-    workflow_versions::created_at,
-);
-
-fn version(
-    (workflow, number, definition, checksum, created_at): VersionRow,
-) -> Result<Version, StorageError> {
+fn version(row: VersionRow) -> Result<Version, StorageError> {
     Ok(Version {
-        workflow_id: WorkflowId::from_uuid(workflow),
-        version: number,
-        definition: serde_json::from_value::<Definition>(definition).map_err(storage)?,
-        checksum,
-        created_at,
+        workflow_id: WorkflowId::from_uuid(row.workflow_id),
+        version: row.version,
+        definition: serde_json::from_value::<Definition>(row.definition).map_err(storage)?,
+        checksum: row.checksum,
+        created_at: row.created_at,
     })
 }
 
@@ -394,7 +372,7 @@ impl WorkflowRepository for PgWorkflows {
             .filter(workflow_versions::workspace_id.eq(workspace.as_uuid()))
             .filter(workflow_versions::workflow_id.eq(id.as_uuid()))
             .order(workflow_versions::version.asc())
-            .select(VERSION_COLUMNS)
+            .select(VersionRow::as_select())
             .load(&mut connection)
             .await
             .map_err(storage)?;
@@ -413,7 +391,7 @@ impl WorkflowRepository for PgWorkflows {
             .filter(workflow_versions::workspace_id.eq(workspace.as_uuid()))
             .filter(workflow_versions::workflow_id.eq(id.as_uuid()))
             .filter(workflow_versions::version.eq(number))
-            .select(VERSION_COLUMNS)
+            .select(VersionRow::as_select())
             .first(&mut connection)
             .await
             .optional()

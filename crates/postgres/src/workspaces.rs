@@ -16,7 +16,6 @@ use fluxolab_workspace::provisioning::ProvisioningPlan;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::DbPool;
 use crate::error::is_unique_violation;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
@@ -26,27 +25,16 @@ use crate::schema::{
 };
 use crate::unit_of_work::connection_of;
 
-/// The workspace domain's storage over the pool.
-#[derive(Clone)]
-pub struct PgWorkspaces {
-    pool: DbPool,
-}
-
-impl std::fmt::Debug for PgWorkspaces {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgWorkspaces").finish_non_exhaustive()
-    }
-}
+crate::repository::pg_repository!(
+    /// The workspace domain's storage over the pool.
+    PgWorkspaces
+);
 
 fn role_of(code: &str) -> Result<Role, StorageError> {
     code.parse().map_err(storage)
 }
 
 impl PgWorkspaces {
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-
     async fn workspaces_of(
         &self,
         user: UserId,
@@ -290,33 +278,24 @@ impl MemberRepository for PgWorkspaces {
         page: PageRequest,
     ) -> Result<Page<Member>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let mut query = workspace_members::table
-            .inner_join(users::table)
-            .inner_join(profiles::table)
-            .filter(workspace_members::workspace_id.eq(workspace.as_uuid()))
-            .select((
-                users::id,
-                users::email,
-                users::display_name,
-                profiles::code,
-                workspace_members::created_at,
-            ))
-            .order((workspace_members::created_at.asc(), users::id.asc()))
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::after!(
-                workspace_members::created_at,
-                users::id,
-                after
-            ));
-        }
+        let query = crate::keyset::oldest_first!(
+            workspace_members::table
+                .inner_join(users::table)
+                .inner_join(profiles::table)
+                .filter(workspace_members::workspace_id.eq(workspace.as_uuid()))
+                .select((
+                    users::id,
+                    users::email,
+                    users::display_name,
+                    profiles::code,
+                    workspace_members::created_at,
+                )),
+            page,
+            workspace_members::created_at,
+            users::id
+        );
         let rows: Vec<MemberRow> = query.load(&mut connection).await.map_err(storage)?;
-        let members = rows
-            .into_iter()
-            .map(member)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(members, page, Member::cursor))
+        crate::keyset::page_of(rows, page, member, Member::cursor)
     }
 
     #[tracing::instrument(name = "db.members.find", level = "debug", skip_all)]
@@ -555,21 +534,23 @@ impl ActivityRepository for PgWorkspaces {
         page: PageRequest,
     ) -> Result<Page<Activity>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let mut query = activities::table
-            .filter(activities::workspace_id.eq(workspace.as_uuid()))
-            .select((
-                activities::id,
-                activities::actor_user_id,
-                activities::actor_api_key_id,
-                activities::action,
-                activities::target_type,
-                activities::target_id,
-                activities::metadata,
-                activities::created_at,
-            ))
-            .order((activities::created_at.desc(), activities::id.desc()))
-            .limit(page.fetch_limit())
-            .into_boxed();
+        let mut query = crate::keyset::newest_first!(
+            activities::table
+                .filter(activities::workspace_id.eq(workspace.as_uuid()))
+                .select((
+                    activities::id,
+                    activities::actor_user_id,
+                    activities::actor_api_key_id,
+                    activities::action,
+                    activities::target_type,
+                    activities::target_id,
+                    activities::metadata,
+                    activities::created_at,
+                )),
+            page,
+            activities::created_at,
+            activities::id
+        );
         if let Some(action) = &filter.action {
             query = query.filter(activities::action.eq(action.clone()));
         }
@@ -578,13 +559,6 @@ impl ActivityRepository for PgWorkspaces {
         }
         if let Some(since) = filter.since {
             query = query.filter(activities::created_at.ge(since));
-        }
-        if let Some(after) = page.after() {
-            query = query.filter(crate::keyset::before!(
-                activities::created_at,
-                activities::id,
-                after
-            ));
         }
         type Row = (
             Uuid,

@@ -357,19 +357,18 @@ impl WebhookService {
             details: json!({"name": name, "provider": provider}),
             actor: Some(principal.actor()),
         };
-        let activity = AuditEvent {
-            workspace_id: registration.workspace_id,
-            actor: Some(principal.actor()),
+        let activity = AuditEvent::by(
+            principal,
             action,
-            target: Some(("webhook", registration.id.to_string())),
-            metadata: json!({
+            ("webhook", registration.id.to_string()),
+            json!({
                 "name": name,
                 "provider": provider,
                 "workflow_id": registration.workflow_id.map(|id| id.to_string()),
                 "environment": registration.environment.name,
                 "enabled": registration.enabled,
             }),
-        };
+        );
         let logs = (&*self.ports.audit, &*self.ports.integration_events);
         fluxolab_kernel::integrations::record_change(logs, unit, &activity, &event).await
     }

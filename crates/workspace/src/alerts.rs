@@ -393,18 +393,17 @@ impl AlertService {
             .audit
             .record_in(
                 unit,
-                &AuditEvent {
-                    workspace_id: alert.workspace_id,
-                    actor: Some(principal.actor()),
+                &AuditEvent::by(
+                    principal,
                     action,
-                    target: Some(("usage_alert", alert.id.to_string())),
-                    metadata: json!({
+                    ("usage_alert", alert.id.to_string()),
+                    json!({
                         "metric": alert.metric,
                         "threshold_percent": alert.threshold_percent,
                         "channel": alert.channel.code(),
                         "enabled": alert.enabled,
                     }),
-                },
+                ),
             )
             .await
     }

@@ -648,13 +648,12 @@ impl ApiKeyService {
             .audit
             .record_in(
                 unit,
-                &AuditEvent {
-                    workspace_id: key.workspace_id,
-                    actor: Some(principal.actor()),
-                    action: activity,
-                    target: Some(("api_key", key.id.to_string())),
-                    metadata: json!({"name": key.name, "prefix": key.prefix, "details": details}),
-                },
+                &AuditEvent::by(
+                    principal,
+                    activity,
+                    ("api_key", key.id.to_string()),
+                    json!({"name": key.name, "prefix": key.prefix, "details": details}),
+                ),
             )
             .await
     }

@@ -367,13 +367,12 @@ impl BillingService {
             .audit
             .record_in(
                 unit.as_mut(),
-                &AuditEvent {
-                    workspace_id: workspace,
-                    actor: Some(principal.actor()),
-                    action: "plan.changed",
-                    target: Some(("subscription", workspace.to_string())),
-                    metadata: json!({"from": current.plan.code(), "to": plan.code()}),
-                },
+                &AuditEvent::by(
+                    principal,
+                    "plan.changed",
+                    ("subscription", workspace.to_string()),
+                    json!({"from": current.plan.code(), "to": plan.code()}),
+                ),
             )
             .await?;
         unit.commit().await?;

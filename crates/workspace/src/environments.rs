@@ -367,18 +367,17 @@ impl EnvironmentService {
             .audit
             .record_in(
                 unit.as_mut(),
-                &AuditEvent {
-                    workspace_id: workspace,
-                    actor: Some(principal.actor()),
-                    action: "environment.updated",
-                    target: Some(("environment", updated.id.to_string())),
+                &AuditEvent::by(
+                    principal,
+                    "environment.updated",
+                    ("environment", updated.id.to_string()),
                     // Names only: values (secret or not) stay out of the activity log.
-                    metadata: json!({
+                    json!({
                         "name": updated.name,
                         "renamed_from": (updated.name != current.name).then_some(&current.name),
                         "variables": names,
                     }),
-                },
+                ),
             )
             .await?;
         unit.commit().await?;

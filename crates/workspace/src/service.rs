@@ -34,6 +34,11 @@ pub enum WorkspaceError {
     Storage(#[from] StorageError),
 }
 
+/// The refusal to leave a workspace without an owner, saying `what` was refused.
+fn last_owner(what: &'static str) -> WorkspaceError {
+    WorkspaceError::Conflict(Conflict::new(ConflictCode::LastOwner, what))
+}
+
 fn already_member() -> WorkspaceError {
     WorkspaceError::Conflict(Conflict::new(
         ConflictCode::AlreadyMember,
@@ -155,13 +160,12 @@ impl WorkspaceService {
             .audit
             .record_in(
                 unit.as_mut(),
-                &AuditEvent {
-                    workspace_id: principal.workspace_id(),
-                    actor: Some(principal.actor()),
-                    action: "workspace.renamed",
-                    target: Some(("workspace", principal.workspace_id().to_string())),
-                    metadata: json!({ "name": name.as_str() }),
-                },
+                &AuditEvent::by(
+                    principal,
+                    "workspace.renamed",
+                    ("workspace", principal.workspace_id().to_string()),
+                    json!({ "name": name.as_str() }),
+                ),
             )
             .await?;
         unit.commit().await?;
@@ -261,11 +265,7 @@ impl WorkspaceService {
         )
         .await?;
         unit.commit().await?;
-        self.ports
-            .members
-            .find(workspace, user)
-            .await?
-            .ok_or(WorkspaceError::NotFound("member"))
+        self.member(workspace, user).await
     }
 
     #[tracing::instrument(name = "workspaces.change_role", skip_all, fields(workspace_id = %principal.workspace_id()))]
@@ -277,12 +277,7 @@ impl WorkspaceService {
     ) -> Result<Member, WorkspaceError> {
         principal.require(Permission::MembersManage)?;
         let workspace = principal.workspace_id();
-        let member = self
-            .ports
-            .members
-            .find(workspace, user)
-            .await?
-            .ok_or(WorkspaceError::NotFound("member"))?;
+        let member = self.member(workspace, user).await?;
         if (member.role == Role::Owner || role == Role::Owner)
             && !principal.has(Permission::BillingManage)
         {
@@ -292,17 +287,9 @@ impl WorkspaceService {
         self.ports.members.lock(unit.as_mut(), workspace).await?;
         if member.role == Role::Owner
             && role != Role::Owner
-            && self
-                .ports
-                .members
-                .count_owners(unit.as_mut(), workspace)
-                .await?
-                <= 1
+            && self.one_owner_at_most(unit.as_mut(), workspace).await?
         {
-            return Err(WorkspaceError::Conflict(Conflict::new(
-                ConflictCode::LastOwner,
-                "the last owner cannot be demoted",
-            )));
+            return Err(last_owner("the last owner cannot be demoted"));
         }
         self.ports
             .members
@@ -332,29 +319,14 @@ impl WorkspaceService {
             principal.require(Permission::MembersManage)?;
         }
         let workspace = principal.workspace_id();
-        let member = self
-            .ports
-            .members
-            .find(workspace, user)
-            .await?
-            .ok_or(WorkspaceError::NotFound("member"))?;
+        let member = self.member(workspace, user).await?;
         if member.role == Role::Owner && !leaving && !principal.has(Permission::BillingManage) {
             return Err(Forbidden(Permission::BillingManage).into());
         }
         let mut unit = self.ports.units.begin().await?;
         self.ports.members.lock(unit.as_mut(), workspace).await?;
-        if member.role == Role::Owner
-            && self
-                .ports
-                .members
-                .count_owners(unit.as_mut(), workspace)
-                .await?
-                <= 1
-        {
-            return Err(WorkspaceError::Conflict(Conflict::new(
-                ConflictCode::LastOwner,
-                "the last owner cannot leave or be removed",
-            )));
+        if member.role == Role::Owner && self.one_owner_at_most(unit.as_mut(), workspace).await? {
+            return Err(last_owner("the last owner cannot leave or be removed"));
         }
         self.ports
             .members
@@ -409,6 +381,25 @@ impl WorkspaceService {
         members.store_default(unit, user, pick_default(&held)).await
     }
 
+    /// The member `user` of `workspace`, or not found.
+    async fn member(&self, workspace: WorkspaceId, user: UserId) -> Result<Member, WorkspaceError> {
+        self.ports
+            .members
+            .find(workspace, user)
+            .await?
+            .ok_or(WorkspaceError::NotFound("member"))
+    }
+
+    /// Whether `workspace` has one owner or none, counted inside `unit` (which should hold
+    /// the members' lock).
+    async fn one_owner_at_most(
+        &self,
+        unit: &mut fluxolab_kernel::Uow,
+        workspace: WorkspaceId,
+    ) -> Result<bool, StorageError> {
+        Ok(self.ports.members.count_owners(unit, workspace).await? <= 1)
+    }
+
     async fn record_member_change(
         &self,
         unit: &mut fluxolab_kernel::Uow,
@@ -421,13 +412,7 @@ impl WorkspaceService {
             .audit
             .record_in(
                 unit,
-                &AuditEvent {
-                    workspace_id: principal.workspace_id(),
-                    actor: Some(principal.actor()),
-                    action,
-                    target: Some(("user", user.to_string())),
-                    metadata,
-                },
+                &AuditEvent::by(principal, action, ("user", user.to_string()), metadata),
             )
             .await
     }

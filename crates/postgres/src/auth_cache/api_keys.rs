@@ -1,37 +1,21 @@
 //! API keys with `find_by_prefix` cached.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use fluxolab_kernel::{ApiKeyId, Page, PageRequest, StorageError, Uow, WorkspaceId};
 use fluxolab_workspace::api_keys::{ApiKey, ApiKeyRepository, KeyAuditEntry, Secret, StoredKey};
 use time::OffsetDateTime;
 
-use super::{AuthCache, Change};
+use super::Change;
 use crate::unit_of_work::after_commit;
 
-/// An `ApiKeyRepository` whose `find_by_prefix` (asked by every request a key makes) is
-/// served from the [`AuthCache`], unknown prefixes included; a key it creates, revokes
-/// or rotates is evicted once its unit commits.
-pub struct CachedApiKeys {
-    inner: Arc<dyn ApiKeyRepository>,
-    cache: AuthCache,
-}
-
-impl std::fmt::Debug for CachedApiKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedApiKeys")
-            .field("cache", &self.cache)
-            .finish_non_exhaustive()
-    }
-}
+super::cached_repository!(
+    /// An `ApiKeyRepository` whose `find_by_prefix` (asked by every request a key makes) is
+    /// served from the [`AuthCache`](super::AuthCache), unknown prefixes included; a key it
+    /// creates, revokes or rotates is evicted once its unit commits.
+    CachedApiKeys wraps ApiKeyRepository
+);
 
 impl CachedApiKeys {
-    /// `inner` behind `cache`.
-    pub fn new(inner: Arc<dyn ApiKeyRepository>, cache: AuthCache) -> Self {
-        Self { inner, cache }
-    }
-
     fn evict_after_commit(&self, uow: &mut Uow, change: Change) -> Result<(), StorageError> {
         let cache = self.cache.clone();
         after_commit(uow, async move { cache.evict(&change).await })

@@ -1,7 +1,5 @@
 //! Memberships with `access` cached.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use fluxolab_kernel::{Page, PageRequest, Permission, StorageError, Uow, UserId, WorkspaceId};
 use fluxolab_workspace::Role;
@@ -9,31 +7,17 @@ use fluxolab_workspace::default_workspace::HeldMembership;
 use fluxolab_workspace::model::Member;
 use fluxolab_workspace::ports::{AddMemberError, MemberRepository};
 
-use super::{AuthCache, Change};
+use super::Change;
 use crate::unit_of_work::after_commit;
 
-/// A `MemberRepository` whose `access` (asked by every request a user makes in a
-/// workspace) is served from the [`AuthCache`]; a membership it adds, changes or
-/// removes is evicted once its unit commits.
-pub struct CachedMembers {
-    inner: Arc<dyn MemberRepository>,
-    cache: AuthCache,
-}
-
-impl std::fmt::Debug for CachedMembers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedMembers")
-            .field("cache", &self.cache)
-            .finish_non_exhaustive()
-    }
-}
+super::cached_repository!(
+    /// A `MemberRepository` whose `access` (asked by every request a user makes in a
+    /// workspace) is served from the [`AuthCache`](super::AuthCache); a membership it adds,
+    /// changes or removes is evicted once its unit commits.
+    CachedMembers wraps MemberRepository
+);
 
 impl CachedMembers {
-    /// `inner` behind `cache`.
-    pub fn new(inner: Arc<dyn MemberRepository>, cache: AuthCache) -> Self {
-        Self { inner, cache }
-    }
-
     /// Evicts the membership once `uow` commits.
     fn evict_after_commit(
         &self,

@@ -27,6 +27,35 @@
 //! eviction, checked before and again after the answer is stored): an answer read just
 //! before a change committed is never left behind by the change's eviction.
 
+/// Declares a decorator of the repository port `$port`: `pub struct $name` holding the
+/// wrapped repository and the [`AuthCache`], a `Debug` that shows the cache only, and
+/// `new(inner, cache)`.
+macro_rules! cached_repository {
+    ($(#[$meta:meta])* $name:ident wraps $port:path) => {
+        $(#[$meta])*
+        pub struct $name {
+            inner: std::sync::Arc<dyn $port>,
+            cache: super::AuthCache,
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("cache", &self.cache)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl $name {
+            /// `inner` behind `cache`.
+            pub fn new(inner: std::sync::Arc<dyn $port>, cache: super::AuthCache) -> Self {
+                Self { inner, cache }
+            }
+        }
+    };
+}
+use cached_repository;
+
 mod api_keys;
 mod listener;
 mod members;
