@@ -171,7 +171,18 @@ impl IntegrationRepository for PgIntegrations {
             .load(&mut connection)
             .await
             .map_err(storage)?;
+        // The checks of integrations removed since say nothing of what is configured.
+        let removed: Vec<Option<Uuid>> = events::table
+            .filter(events::workspace_id.eq(workspace.as_uuid()))
+            .filter(events::event.eq("removed"))
+            .select(events::integration_id)
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
         rows.into_iter()
+            .filter(|(_, integration_id, ..)| {
+                integration_id.is_none() || !removed.contains(integration_id)
+            })
             .map(|(kind, integration_id, event, details, at)| {
                 Ok(LatestCheck {
                     kind: kind.parse().map_err(|error| corrupt(format!("{error}")))?,

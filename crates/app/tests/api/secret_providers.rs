@@ -471,10 +471,22 @@ async fn providers_are_checked_private_to_their_workspace_and_kept_while_referen
     let credential_path = format!("/api/workflows/credentials/{}", credential.text("id")?);
     let (status, _) = app.delete_in(&owner, &credential_path).await?;
     assert_eq!(status, 204);
+    let other = json!({"name": "vault-other", "kind": "vault",
+                       "config": {"address": "https://vault.example.com"},
+                       "credentials": {"token": "hvs.other-s3cr3t"}});
+    let (status, _) = app.post_in(&owner, PROVIDERS, &other).await?;
+    assert_eq!(status, 201);
     let (status, _) = app.delete_in(&owner, &path).await?;
     assert_eq!(status, 204);
     let (status, _) = app.get_in(&owner, &path).await?;
     assert_eq!(status, 404);
+    // The removed provider's failed test no longer colours the status.
+    let (_, statuses) = app
+        .get_in(&owner, "/api/settings/integrations/status")
+        .await?;
+    assert_eq!(statuses[1]["kind"], "secret_providers");
+    assert_eq!(statuses[1]["configured"], 1, "{statuses}");
+    assert_eq!(statuses[1]["status"], "ok", "{statuses}");
 
     let (_, events) = app
         .get_in(
@@ -490,7 +502,13 @@ async fn providers_are_checked_private_to_their_workspace_and_kept_while_referen
         .collect::<Result<_, _>>()?;
     assert_eq!(
         kinds,
-        ["removed", "updated", "test_failed", "configured"],
+        [
+            "removed",
+            "configured",
+            "updated",
+            "test_failed",
+            "configured"
+        ],
         "{events}"
     );
 
