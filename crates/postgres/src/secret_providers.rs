@@ -31,63 +31,38 @@ crate::repository::pg_repository!(
     PgSecretProviders
 );
 
-type ProviderRow = (
-    Uuid,
-    Uuid,
-    String,
-    String,
-    Value,
-    Uuid,
-    bool,
-    i32,
-    i64,
-    OffsetDateTime,
-    OffsetDateTime,
-);
-
-const PROVIDER_COLUMNS: (
-    providers::id,
-    providers::workspace_id,
-    providers::name,
-    providers::kind,
-    providers::config,
-    providers::credentials_id,
-    providers::enabled,
-    providers::cache_ttl_seconds,
-    providers::revision,
-    providers::created_at,
-    providers::updated_at,
-) = (
-    providers::id,
-    providers::workspace_id,
-    providers::name,
-    providers::kind,
-    providers::config,
-    providers::credentials_id,
-    providers::enabled,
-    providers::cache_ttl_seconds,
-    providers::revision,
-    providers::created_at,
-    providers::updated_at,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = workspace_secret_providers, check_for_backend(diesel::pg::Pg))]
+struct ProviderRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    name: String,
+    kind: String,
+    config: Value,
+    credentials_id: Uuid,
+    enabled: bool,
+    cache_ttl_seconds: i32,
+    revision: i64,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
 
 fn provider(row: ProviderRow) -> Result<SecretProvider, StorageError> {
-    let (id, workspace, name, kind, config, credentials, enabled, ttl, revision, created, updated) =
-        row;
     let mut errors = fluxolab_kernel::ValidationErrors::new();
-    let config = ProviderConfig::parse(&kind, &config, &mut errors)
-        .ok_or_else(|| corrupt(format!("secret provider {id}: config {errors}")))?;
+    let config = ProviderConfig::parse(&row.kind, &row.config, &mut errors)
+        .ok_or_else(|| corrupt(format!("secret provider {}: config {errors}", row.id)))?;
     Ok(SecretProvider {
-        id: SecretProviderId::from_uuid(id),
-        workspace_id: WorkspaceId::from_uuid(workspace),
-        name,
+        id: SecretProviderId::from_uuid(row.id),
+        workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+        name: row.name,
         config,
-        credentials: CredentialId::from_uuid(credentials),
-        enabled,
-        cache_ttl_seconds: u32::try_from(ttl).map_err(|_| corrupt("negative cache_ttl_seconds"))?,
-        revision,
-        created_at: created,
-        updated_at: updated,
+        credentials: CredentialId::from_uuid(row.credentials_id),
+        enabled: row.enabled,
+        cache_ttl_seconds: u32::try_from(row.cache_ttl_seconds)
+            .map_err(|_| corrupt("negative cache_ttl_seconds"))?,
+        revision: row.revision,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
     })
 }
 
@@ -103,7 +78,7 @@ impl ProviderRepository for PgSecretProviders {
         let rows: Vec<ProviderRow> = providers::table
             .filter(providers::workspace_id.eq(workspace.as_uuid()))
             .order((providers::created_at, providers::id))
-            .select(PROVIDER_COLUMNS)
+            .select(ProviderRow::as_select())
             .load(&mut connection)
             .await
             .map_err(storage)?;
@@ -120,7 +95,7 @@ impl ProviderRepository for PgSecretProviders {
         let row: Option<ProviderRow> = providers::table
             .filter(providers::workspace_id.eq(workspace.as_uuid()))
             .filter(providers::id.eq(id.as_uuid()))
-            .select(PROVIDER_COLUMNS)
+            .select(ProviderRow::as_select())
             .first(&mut connection)
             .await
             .optional()
@@ -138,7 +113,7 @@ impl ProviderRepository for PgSecretProviders {
         let row: Option<ProviderRow> = providers::table
             .filter(providers::workspace_id.eq(workspace.as_uuid()))
             .filter(providers::name.eq(name))
-            .select(PROVIDER_COLUMNS)
+            .select(ProviderRow::as_select())
             .first(&mut connection)
             .await
             .optional()

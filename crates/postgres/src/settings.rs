@@ -18,32 +18,25 @@ crate::repository::pg_repository!(
     PgSettings
 );
 
-type SettingsRow = (String, String, bool, serde_json::Value, OffsetDateTime);
-
-const SETTINGS_COLUMNS: (
-    workspace_settings::timezone,
-    workspace_settings::locale,
-    workspace_settings::allow_internal_network,
-    workspace_settings::settings,
-    workspace_settings::updated_at,
-) = (
-    workspace_settings::timezone,
-    workspace_settings::locale,
-    workspace_settings::allow_internal_network,
-    workspace_settings::settings,
-    workspace_settings::updated_at,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = workspace_settings, check_for_backend(diesel::pg::Pg))]
+struct SettingsRow {
+    timezone: String,
+    locale: String,
+    allow_internal_network: bool,
+    settings: serde_json::Value,
+    updated_at: OffsetDateTime,
+}
 
 fn settings_of(row: SettingsRow) -> Result<WorkspaceSettings, StorageError> {
-    let (timezone, locale, allow_internal_network, document, updated_at) = row;
-    let document: SettingsDocument = serde_json::from_value(document)
+    let document: SettingsDocument = serde_json::from_value(row.settings)
         .map_err(|error| corrupt(format!("workspace_settings.settings: {error}")))?;
     Ok(WorkspaceSettings {
-        timezone,
-        locale,
-        allow_internal_network,
+        timezone: row.timezone,
+        locale: row.locale,
+        allow_internal_network: row.allow_internal_network,
         document,
-        updated_at,
+        updated_at: row.updated_at,
     })
 }
 
@@ -57,7 +50,7 @@ impl SettingsRepository for PgSettings {
         let mut connection = pooled(&self.pool).await?;
         let row: Option<SettingsRow> = workspace_settings::table
             .find(workspace.as_uuid())
-            .select(SETTINGS_COLUMNS)
+            .select(SettingsRow::as_select())
             .first(&mut connection)
             .await
             .optional()
@@ -74,7 +67,7 @@ impl SettingsRepository for PgSettings {
         let connection = connection_of(unit)?;
         let row: Option<SettingsRow> = workspace_settings::table
             .find(workspace.as_uuid())
-            .select(SETTINGS_COLUMNS)
+            .select(SettingsRow::as_select())
             .for_update()
             .first(connection)
             .await

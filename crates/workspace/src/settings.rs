@@ -274,13 +274,12 @@ impl SettingsService {
             .audit
             .record_in(
                 unit.as_mut(),
-                &AuditEvent {
-                    workspace_id: workspace,
-                    actor: Some(principal.actor()),
-                    action: "workspace.settings_updated",
-                    target: Some(("workspace", workspace.to_string())),
+                &AuditEvent::by(
+                    principal,
+                    "workspace.settings_updated",
+                    ("workspace", workspace.to_string()),
                     metadata,
-                },
+                ),
             )
             .await?;
         unit.commit().await?;

@@ -478,13 +478,12 @@ impl ProviderService {
             details: details.clone(),
             actor: Some(principal.actor()),
         };
-        let activity = AuditEvent {
-            workspace_id: provider.workspace_id,
-            actor: Some(principal.actor()),
+        let activity = AuditEvent::by(
+            principal,
             action,
-            target: Some(("secret_provider", provider.id.to_string())),
-            metadata: details,
-        };
+            ("secret_provider", provider.id.to_string()),
+            details,
+        );
         let logs = (&*self.ports.audit, &*self.ports.integration_events);
         record_change(logs, unit, &activity, &event).await
     }
