@@ -8,6 +8,12 @@ ALTER TABLE executions
   ADD COLUMN parent_execution_id uuid
     CONSTRAINT executions_parent_execution_id_fkey REFERENCES executions (id) ON DELETE SET NULL,
   ADD COLUMN waiting_for uuid;
+-- Two trigger kinds: `sub_workflow` (a `flow.run_workflow` step started it) and
+-- `error_workflow` (a run of another workflow failed for good).
+ALTER TABLE executions
+  DROP CONSTRAINT executions_trigger_kind_check,
+  ADD CONSTRAINT executions_trigger_kind_check CHECK (trigger_kind IN
+    ('test', 'run', 'retry', 'webhook', 'sub_workflow', 'error_workflow'));
 -- The foreign key's ON DELETE (pruning) looks children up by parent; few runs have one.
 CREATE INDEX executions_parent_idx ON executions (parent_execution_id)
   WHERE parent_execution_id IS NOT NULL;
