@@ -88,6 +88,7 @@ async fn run(url: &str) -> Result<(), Error> {
                     name: format!("Workflow {index}"),
                     description: Some("Listed by the bench".into()),
                     definition: None,
+                    error_workflow_id: None,
                 },
             )
             .await?;

@@ -110,6 +110,7 @@ async fn run(url: &str) -> Result<(), Error> {
                 name: "Read by the bench".into(),
                 description: Some("GET /api/workflows/{id}".into()),
                 definition: None,
+                error_workflow_id: None,
             },
         )
         .await?;

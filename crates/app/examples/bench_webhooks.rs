@@ -230,6 +230,7 @@ async fn run(url: &str) -> Result<(), Error> {
                 name: "Inbox".into(),
                 description: None,
                 definition: Some(definition),
+                error_workflow_id: None,
             },
         )
         .await?;

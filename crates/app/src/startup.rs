@@ -34,8 +34,10 @@ use fluxolab_postgres::{DbPool, PoolSettings, StoreError, connect_pool, migratio
 use fluxolab_telemetry::MetricsRegistry;
 use fluxolab_webhooks::{Intake, IntakeSettings, WebhookPorts, WebhookService};
 use fluxolab_workflows::engine::Engine;
+use fluxolab_workflows::error_workflows::ErrorWorkflows;
 use fluxolab_workflows::execution::ExecutionRepository;
 use fluxolab_workflows::execution_service::{ExecutionObserver, ExecutionPorts, ExecutionService};
+use fluxolab_workflows::sub_workflows::{ExecutionLineage, SubWorkflows};
 use fluxolab_workflows::{RunStarter, StartPorts, WorkflowPorts, WorkflowService};
 use fluxolab_workspace::alerts::{AlertPorts, AlertService};
 use fluxolab_workspace::api_keys::{ApiKeyPorts, ApiKeyService};
@@ -207,6 +209,7 @@ pub fn services_with(
     }));
     let pg_executions = PgExecutions::new(pool.clone());
     let executions: Arc<dyn ExecutionRepository> = Arc::new(pg_executions.clone());
+    let lineage: Arc<dyn ExecutionLineage> = Arc::new(pg_executions.clone());
     let starter = Arc::new(RunStarter::new(StartPorts {
         units: units.clone(),
         workflows: Arc::new(workflows.clone()),
@@ -214,6 +217,17 @@ pub fn services_with(
         gate: quotas,
         audit: audit.clone(),
     }));
+    // Sub-workflows and error workflows start runs through the same use case.
+    let engine = engine.with_children(Arc::new(SubWorkflows::new(
+        starter.clone(),
+        executions.clone(),
+        lineage.clone(),
+    )));
+    let error_workflows = Arc::new(ErrorWorkflows::new(
+        starter.clone(),
+        Arc::new(workflows.clone()),
+        lineage,
+    ));
     let execution_service = ExecutionService::new(ExecutionPorts {
         workflows: Arc::new(workflows.clone()),
         executions: executions.clone(),
@@ -223,7 +237,8 @@ pub fn services_with(
         signals: Arc::new(PgRunSignals::new(pool.clone())),
         environments: environments.clone(),
         variables: environment_service.clone(),
-    });
+    })
+    .with_error_workflows(error_workflows);
     let webhooks = Arc::new(PgWebhooks::new(pool.clone()));
     let workflow_service = WorkflowService::new(WorkflowPorts {
         units: units.clone(),

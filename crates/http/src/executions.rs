@@ -72,7 +72,9 @@ pub struct ExecutionResponse {
     pub environment: String,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
-    /// `test`, `run`, `retry` or `webhook` (a delivery or a replay).
+    /// `test`, `run`, `retry`, `webhook` (a delivery or a replay), `sub_workflow` (a
+    /// `flow.run_workflow` step of `parent_execution_id`) or `error_workflow` (the
+    /// error workflow of a run that failed for good).
     pub trigger_kind: String,
     #[schema(value_type = Object)]
     pub input: Value,
@@ -84,6 +86,8 @@ pub struct ExecutionResponse {
     /// `execution_defaults.max_attempts` when it was queued).
     pub max_attempts: i32,
     pub retry_of: Option<Uuid>,
+    /// The run whose `flow.run_workflow` step started this one.
+    pub parent_execution_id: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -110,6 +114,7 @@ impl From<Execution> for ExecutionResponse {
             attempt: execution.attempt,
             max_attempts: execution.max_attempts,
             retry_of: execution.retry_of.map(|id| id.as_uuid()),
+            parent_execution_id: execution.parent_execution_id.map(|id| id.as_uuid()),
             created_at: execution.created_at,
             started_at: execution.started_at,
             finished_at: execution.finished_at,

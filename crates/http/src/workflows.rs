@@ -3,10 +3,11 @@
 
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, delete, get, patch, post};
+use fluxolab_kernel::WorkflowId;
 use fluxolab_workflows::Definition;
 use fluxolab_workflows::model::{Version, Workflow};
 use fluxolab_workflows::registry::{CredentialUse, NODE_TYPES};
-use fluxolab_workflows::service::CreateWorkflow;
+use fluxolab_workflows::service::{CreateWorkflow, WorkflowChanges};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -31,6 +32,9 @@ pub struct WorkflowResponse {
     /// The version active in each environment the workflow is active in.
     pub deployments: Vec<DeploymentResponse>,
     pub latest_version: Option<i32>,
+    /// The workflow started when a run of this one fails for good (its last attempt),
+    /// with `{execution_id, workflow_id, error, failed_node}` as input.
+    pub error_workflow_id: Option<Uuid>,
     pub archived: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -56,6 +60,7 @@ impl From<Workflow> for WorkflowResponse {
                 })
                 .collect(),
             latest_version: workflow.latest_version,
+            error_workflow_id: workflow.error_workflow_id.map(|id| id.as_uuid()),
             archived: workflow.archived_at.is_some(),
             created_at: workflow.created_at,
             updated_at: workflow.updated_at,
@@ -128,9 +133,11 @@ pub struct CreateWorkflowRequest {
     /// Becomes version 1 when given; validated against the node registry.
     #[schema(value_type = Option<Object>, example = json!({"nodes": [{"id": "start", "type": "trigger.manual", "name": "Start"}], "connections": []}))]
     pub definition: Option<Definition>,
+    /// Another workflow of the workspace, started when a run of this one fails for good.
+    pub error_workflow_id: Option<Uuid>,
 }
 
-/// `PATCH /api/workflows/{id}`.
+/// `PATCH /api/workflows/{id}`: fields left out stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWorkflowRequest {
@@ -139,6 +146,11 @@ pub struct UpdateWorkflowRequest {
     pub name: Option<String>,
     #[schema(max_length = 2000)]
     pub description: Option<String>,
+    /// Another workflow of the workspace, started when a run of this one fails for good;
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub error_workflow_id: Option<Option<Uuid>>,
 }
 
 /// `POST /api/workflows/{id}/versions`.
@@ -244,6 +256,7 @@ pub async fn create_workflow(
                 name: body.name,
                 description: body.description,
                 definition: body.definition,
+                error_workflow_id: body.error_workflow_id.map(WorkflowId::from_uuid),
             },
         )
         .await?;
@@ -268,10 +281,11 @@ pub async fn get_workflow(
     Ok(HttpResponse::Ok().json(WorkflowResponse::from(workflow)))
 }
 
-/// Renames or re-describes a workflow.
+/// Renames or re-describes a workflow, or sets its error workflow.
 #[utoipa::path(tag = "workflows", security(("bearer" = [])), request_body = UpdateWorkflowRequest, params(("id" = Uuid, Path, description = "Workflow id")), responses(
     (status = 200, description = "The workflow", body = WorkflowResponse),
     (status = 404, description = "No such workflow in the active workspace", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid fields (`error_workflow_id`: not another workflow of the workspace, or archived)", body = Problem, content_type = "application/problem+json"),
 ))]
 #[patch("/api/workflows/{id}")]
 pub async fn update_workflow(
@@ -280,13 +294,19 @@ pub async fn update_workflow(
     id: Path<String>,
     body: Json<UpdateWorkflowRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
     let workflow = services
         .workflows
-        .update(
+        .update_with(
             &caller.principal,
             path_id(&id)?,
-            body.0.name.as_deref(),
-            body.0.description.as_deref(),
+            WorkflowChanges {
+                name: body.name,
+                description: body.description,
+                error_workflow_id: body
+                    .error_workflow_id
+                    .map(|target| target.map(WorkflowId::from_uuid)),
+            },
         )
         .await?;
     Ok(HttpResponse::Ok().json(WorkflowResponse::from(workflow)))

@@ -38,7 +38,8 @@ const WRITERS: usize = 2;
 /// have; of a run with `answers_only`, the stored steps that are not a successful
 /// answer (a node of type `$2` without an error) go. Its own steps arrive filtered by
 /// the domain, and the delete sees only the rows stored before the statement, so it
-/// never takes what the statement inserts. Returns the ids written.
+/// never takes what the statement inserts. A parent waiting for one of the runs is made
+/// due at once ([`crate::sub_workflows::WAKE_WAITING_PARENTS`]). Returns the ids written.
 fn finish_batch() -> String {
     format!(
         "WITH input AS ( \
@@ -50,15 +51,17 @@ fn finish_batch() -> String {
              finished_at = now(), locked_by = NULL, locked_until = NULL \
            FROM input i \
            WHERE e.id = i.id AND e.status = 'running' AND e.lease_token = i.lease \
-           RETURNING e.id, e.workspace_id, i.answers_only \
+           RETURNING e.id, e.workspace_id, i.answers_only, e.parent_execution_id \
          ), steps AS ({}), \
+         ended AS (SELECT id, parent_execution_id FROM fence), {wake}, \
          dropped AS ( \
            DELETE FROM execution_steps s USING fence f \
            WHERE s.execution_id = f.id AND f.answers_only \
              AND NOT (s.node_type = $2 AND s.error IS NULL) \
          ) \
          SELECT id FROM fence",
-        insert_steps("fence e JOIN input i ON i.id = e.id", "i.steps")
+        insert_steps("fence e JOIN input i ON i.id = e.id", "i.steps"),
+        wake = crate::sub_workflows::WAKE_WAITING_PARENTS,
     )
 }
 

@@ -109,6 +109,7 @@ type ExecutionRow = (
     Option<OffsetDateTime>,
     Uuid,
     String,
+    Option<Uuid>,
 );
 
 /// The columns of an [`ExecutionRow`], from `executions` joined to its environment.
@@ -132,6 +133,7 @@ macro_rules! execution_columns {
             executions::finished_at,
             executions::environment_id,
             workspace_environments::name,
+            executions::parent_execution_id,
         )
     };
 }
@@ -155,6 +157,7 @@ fn execution(row: ExecutionRow) -> Result<Execution, StorageError> {
         finished_at,
         environment_id,
         environment_name,
+        parent_execution_id,
     ) = row;
     Ok(Execution {
         id: ExecutionId::from_uuid(id),
@@ -173,6 +176,7 @@ fn execution(row: ExecutionRow) -> Result<Execution, StorageError> {
         attempt,
         max_attempts,
         retry_of: retry_of.map(ExecutionId::from_uuid),
+        parent_execution_id: parent_execution_id.map(ExecutionId::from_uuid),
         created_at,
         started_at,
         finished_at,
@@ -264,11 +268,11 @@ pub(crate) fn insert_steps(executions: &str, steps: &str) -> String {
 /// lease token `$3` its claim got. Evaluated on the row as locked (READ COMMITTED
 /// re-checks it after waiting for a concurrent claim), so a write racing a takeover
 /// either lands before it or not at all.
-const HELD: &str = "id = $1 AND status = 'running' AND lease_token = $3";
+pub(crate) const HELD: &str = "id = $1 AND status = 'running' AND lease_token = $3";
 
 /// Runs a fenced statement (`WITH fence AS (…), steps AS (…) SELECT count(*) …`) and
 /// says whether the lease held.
-async fn fenced(
+pub(crate) async fn fenced(
     connection: &mut diesel_async::AsyncPgConnection,
     statement: diesel::query_builder::BoxedSqlQuery<
         '_,
@@ -291,7 +295,7 @@ async fn fenced(
 
 /// A fenced statement: `fence` (an update of, or lock on, the execution under [`HELD`]),
 /// then the steps in `$2` ([`insert_steps`]), then the count of rows fenced.
-fn fenced_statement(fence: &str) -> String {
+pub(crate) fn fenced_statement(fence: &str) -> String {
     format!(
         "WITH fence AS ({fence}), steps AS ({}) SELECT count(*) AS held FROM fence",
         insert_steps("fence e", "$2")
@@ -494,6 +498,18 @@ impl ExecutionRepository for PgExecutions {
         .await
     }
 
+    #[tracing::instrument(name = "db.executions.suspend_for_child", level = "debug", skip_all)]
+    async fn suspend_for_child(
+        &self,
+        execution: ExecutionId,
+        lease: LeaseToken,
+        child: ExecutionId,
+        until: OffsetDateTime,
+        steps: &[StepRecord],
+    ) -> Result<Fenced, StorageError> {
+        crate::sub_workflows::suspend_for_child(self, (execution, lease), child, until, steps).await
+    }
+
     #[tracing::instrument(name = "db.executions.finish", level = "debug", skip_all)]
     async fn finish(
         &self,
@@ -623,6 +639,8 @@ impl ExecutionRepository for PgExecutions {
         .await
         .map_err(storage)?;
         if cancelled == 1 {
+            // A parent waiting for it resumes now (and fails its step).
+            crate::sub_workflows::wake_parent(&mut connection, id).await?;
             return Ok(true);
         }
         diesel::update(

@@ -68,7 +68,8 @@ static RECORD_BATCH: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{RECORD_BATCH_KEYS}), decided AS ( \
   SELECT j.execution_id AS id, j.workspace_id, d.workflow_id, d.version, d.environment_id, \
-    j.trigger_kind, coalesce(j.input, j.payload) AS input, NULL::uuid AS retry_of \
+    j.trigger_kind, coalesce(j.input, j.payload) AS input, NULL::uuid AS retry_of, \
+    NULL::uuid AS parent_execution_id \
   FROM judged j \
   JOIN webhook_registrations r ON r.id = j.registration_id \
   JOIN workflow_deployments d ON d.workflow_id = r.workflow_id AND d.environment_id = r.environment_id \

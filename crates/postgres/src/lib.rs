@@ -29,6 +29,7 @@ pub mod seed;
 pub mod settings;
 pub mod signals;
 mod sql;
+pub mod sub_workflows;
 #[cfg(feature = "testing")]
 pub mod test_db;
 pub mod unit_of_work;

@@ -23,7 +23,8 @@ use crate::unit_of_work::connection_of;
 
 /// The statement part that queues decided runs: the rows of a relation `decided` with
 /// the columns `id, workspace_id, workflow_id, version, environment_id, trigger_kind,
-/// input, retry_of`. Each run takes its workspace's `execution_defaults` (read by the
+/// input, retry_of, parent_execution_id`. A run whose id is already stored is left as it
+/// is (the engine's runs have ids derived from what started them). Each run takes its workspace's `execution_defaults` (read by the
 /// same statement; a workspace that set none gets [`ExecutionDefaults::default`]):
 /// `max_attempts`, the `timeout_seconds` of an attempt, and whether it keeps its steps
 /// when it succeeds. It returns the ids queued.
@@ -32,12 +33,14 @@ pub(crate) static QUEUE_DECIDED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO executions \
   (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input, retry_of, \
-   max_attempts, timeout_seconds, save_successful_steps) \
+   parent_execution_id, max_attempts, timeout_seconds, save_successful_steps) \
   SELECT d.id, d.workspace_id, d.workflow_id, d.version, d.environment_id, 'queued', d.trigger_kind, d.input, d.retry_of, \
+    d.parent_execution_id, \
     COALESCE((s.settings #>> '{{execution_defaults,max_attempts}}')::int, {max_attempts}), \
     COALESCE((s.settings #>> '{{execution_defaults,timeout_seconds}}')::int, {timeout_seconds}), \
     COALESCE((s.settings #>> '{{execution_defaults,save_successful_steps}}')::boolean, {save_successful_steps}) \
-  FROM decided d LEFT JOIN workspace_settings s ON s.workspace_id = d.workspace_id RETURNING id",
+  FROM decided d LEFT JOIN workspace_settings s ON s.workspace_id = d.workspace_id \
+  ON CONFLICT (id) DO NOTHING RETURNING id",
         max_attempts = defaults.max_attempts,
         timeout_seconds = defaults.timeout_seconds,
         save_successful_steps = defaults.save_successful_steps,
@@ -47,13 +50,13 @@ pub(crate) static QUEUE_DECIDED: LazyLock<String> = LazyLock::new(|| {
 /// The channel idle workers listen on; a queued run wakes them (at commit).
 pub(crate) const WAKE_WORKERS: &str = "pg_notify('fluxolab_executions', '')";
 
-/// Queues one decided run (`$1`…`$8` its columns) and wakes the workers, in one round
+/// Queues one decided run (`$1`…`$9` its columns) and wakes the workers, in one round
 /// trip; inside a transaction the notification goes out when it commits.
 fn queue_statement() -> String {
     format!(
         "WITH decided AS (SELECT $1::uuid AS id, $2::uuid AS workspace_id, $3::uuid AS workflow_id, \
            $4::int AS version, $5::uuid AS environment_id, $6::text AS trigger_kind, \
-           $7::jsonb AS input, $8::uuid AS retry_of), \
+           $7::jsonb AS input, $8::uuid AS retry_of, $9::uuid AS parent_execution_id), \
          run AS ({queue}) \
          SELECT {WAKE_WORKERS} FROM run",
         queue = &*QUEUE_DECIDED,
@@ -71,6 +74,7 @@ async fn queue_on(connection: &mut AsyncPgConnection, run: &QueuedRun) -> Result
         .bind::<Text, _>(run.trigger_kind.code())
         .bind::<Jsonb, _>(&run.input)
         .bind::<Nullable<SqlUuid>, _>(run.retry_of.map(|id| id.as_uuid()))
+        .bind::<Nullable<SqlUuid>, _>(run.parent.map(|id| id.as_uuid()))
         .execute(connection)
         .await
         .map_err(storage)?;

@@ -120,6 +120,8 @@ diesel::table! {
         lease_token -> Int8,
         timeout_seconds -> Nullable<Int4>,
         save_successful_steps -> Bool,
+        parent_execution_id -> Nullable<Uuid>,
+        waiting_for -> Nullable<Uuid>,
     }
 }
 
@@ -322,6 +324,7 @@ diesel::table! {
         created_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        error_workflow_id -> Nullable<Uuid>,
     }
 }
 

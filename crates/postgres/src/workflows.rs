@@ -44,6 +44,8 @@ struct WorkflowRow {
     deployments: serde_json::Value,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Int4>)]
     latest_version: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<SqlUuid>)]
+    error_workflow_id: Option<Uuid>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
     archived_at: Option<OffsetDateTime>,
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
@@ -87,6 +89,7 @@ impl TryFrom<WorkflowRow> for Workflow {
                 })
                 .collect(),
             latest_version: row.latest_version,
+            error_workflow_id: row.error_workflow_id.map(WorkflowId::from_uuid),
             archived_at: row.archived_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -104,7 +107,8 @@ const WORKFLOW_SELECT: &str = "SELECT w.id, w.workspace_id, w.name, w.descriptio
       FROM workflow_deployments d JOIN workspace_environments e ON e.id = d.environment_id \
       WHERE d.workflow_id = w.id) AS deployments, \
      (SELECT max(v.version) FROM workflow_versions v WHERE v.workflow_id = w.id) AS latest_version, \
-     w.archived_at, w.created_at, w.updated_at FROM workflows w WHERE w.workspace_id = $1";
+     w.error_workflow_id, w.archived_at, w.created_at, w.updated_at \
+     FROM workflows w WHERE w.workspace_id = $1";
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = workflow_versions, check_for_backend(diesel::pg::Pg))]
@@ -264,6 +268,29 @@ impl WorkflowRepository for PgWorkflows {
         .set((
             workflows::name.eq(name),
             workflows::description.eq(description),
+            workflows::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(connection_of(uow)?)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.workflows.set_error_workflow", level = "debug", skip_all)]
+    async fn set_error_workflow(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+        error_workflow: Option<WorkflowId>,
+    ) -> Result<(), StorageError> {
+        diesel::update(
+            workflows::table
+                .filter(workflows::id.eq(id.as_uuid()))
+                .filter(workflows::workspace_id.eq(workspace.as_uuid())),
+        )
+        .set((
+            workflows::error_workflow_id.eq(error_workflow.map(|target| target.as_uuid())),
             workflows::updated_at.eq(diesel::dsl::now),
         ))
         .execute(connection_of(uow)?)

@@ -279,6 +279,7 @@ impl Webhooks {
             description: String::new(),
             deployments,
             latest_version: Some(5),
+            error_workflow_id: None,
             archived_at: None,
             created_at: at,
             updated_at: at,

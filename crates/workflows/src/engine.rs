@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::Definition;
 use crate::definition::Node;
+use crate::sub_workflows::{self, ChildRuns, ChildStep};
 use crate::template::Templates;
 
 /// `flow.delay`s at least this long suspend a queued run (it goes back to the queue,
@@ -231,6 +232,13 @@ pub enum RunOutcome {
     /// A long `flow.delay` was reached in a queued run: it resumes at `until`, after
     /// the steps recorded so far.
     Suspended { until: OffsetDateTime },
+    /// A `flow.run_workflow` step waits for its child run `child` in a queued run: the
+    /// step is not recorded (it runs again on resume and reads the child), the run is
+    /// due again when the child ends, or at `until` at the latest.
+    AwaitingChild {
+        child: ExecutionId,
+        until: OffsetDateTime,
+    },
     /// The worker lost the run's lease mid-run: it stopped, and nothing more may be
     /// written for it (the holder of the new lease carries on).
     LeaseLost,
@@ -273,6 +281,8 @@ pub struct Engine {
     templates: Templates,
     effects: Arc<dyn NodeEffects>,
     clock: Arc<dyn Clock>,
+    /// Where `flow.run_workflow` starts its runs (none: the node fails).
+    children: Option<Arc<dyn ChildRuns>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -290,6 +300,11 @@ enum NodeRun {
         output: Value,
         until: OffsetDateTime,
     },
+    /// A child run is still running in a queued run: the step is not complete.
+    Wait {
+        child: ExecutionId,
+        until: OffsetDateTime,
+    },
 }
 
 type NodeResult = Result<NodeRun, NodeFailure>;
@@ -297,7 +312,10 @@ type NodeResult = Result<NodeRun, NodeFailure>;
 /// Whether a node type acts on the world (its step is checkpointed around it). A
 /// `webhook.respond` counts: its step is the answer a waiting sender is given.
 fn has_side_effect(node_type: &str) -> bool {
-    matches!(node_type, "http.request" | "email.send") || answers_sender(node_type)
+    matches!(
+        node_type,
+        "http.request" | "email.send" | "flow.run_workflow"
+    ) || answers_sender(node_type)
 }
 
 /// Whether a node type's output is the answer to the sender of the run's webhook
@@ -373,6 +391,15 @@ impl Engine {
             templates: Templates::new(),
             effects,
             clock,
+            children: None,
+        }
+    }
+
+    /// The engine, with `flow.run_workflow` starting its runs through `children`.
+    pub fn with_children(self, children: Arc<dyn ChildRuns>) -> Self {
+        Self {
+            children: Some(children),
+            ..self
         }
     }
 
@@ -504,6 +531,9 @@ impl Engine {
                     progress.steps.push(step);
                     return progress.end(RunOutcome::Suspended { until });
                 }
+                Ok(NodeRun::Wait { child, until }) => {
+                    return progress.end(RunOutcome::AwaitingChild { child, until });
+                }
                 Err(failure) => {
                     let mut message = Value::String(failure.message);
                     env.redact(&mut message);
@@ -613,6 +643,20 @@ impl Engine {
                     .send_email(context, input.clone(), credential)
                     .await?;
                 Ok(NodeRun::Done(output, main))
+            }
+            "flow.run_workflow" => {
+                let step = sub_workflows::run_step(
+                    self.children.as_deref(),
+                    self.effects.as_ref(),
+                    input,
+                    context,
+                    started_at,
+                )
+                .await?;
+                Ok(match step {
+                    ChildStep::Done(output) => NodeRun::Done(output, main),
+                    ChildStep::Wait { child, until } => NodeRun::Wait { child, until },
+                })
             }
             "webhook.respond" => Ok(NodeRun::Done(
                 json!({

@@ -75,6 +75,10 @@ pub enum TriggerKind {
     Retry,
     /// A webhook delivery, or the replay of one.
     Webhook,
+    /// A `flow.run_workflow` step of another run (its parent).
+    SubWorkflow,
+    /// A run of another workflow that failed for good (its `error_workflow_id`).
+    ErrorWorkflow,
 }
 
 impl TriggerKind {
@@ -84,6 +88,8 @@ impl TriggerKind {
             TriggerKind::Run => "run",
             TriggerKind::Retry => "retry",
             TriggerKind::Webhook => "webhook",
+            TriggerKind::SubWorkflow => "sub_workflow",
+            TriggerKind::ErrorWorkflow => "error_workflow",
         }
     }
 }
@@ -105,6 +111,8 @@ pub struct Execution {
     pub attempt: i32,
     pub max_attempts: i32,
     pub retry_of: Option<ExecutionId>,
+    /// The run whose `flow.run_workflow` step started this one.
+    pub parent_execution_id: Option<ExecutionId>,
     pub created_at: OffsetDateTime,
     pub started_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
@@ -284,6 +292,18 @@ pub trait ExecutionRepository: Send + Sync {
         &self,
         execution: ExecutionId,
         lease: LeaseToken,
+        until: OffsetDateTime,
+        steps: &[StepRecord],
+    ) -> Result<Fenced, StorageError>;
+    /// Puts a running execution back in the queue while its step waits for the child run
+    /// `child` (`flow.run_workflow`), storing `steps` with it, while `lease` holds it: due
+    /// at `until` (a fallback), or at once when `child` has already ended; the child's
+    /// end makes it due at once otherwise. The wait does not count as an attempt.
+    async fn suspend_for_child(
+        &self,
+        execution: ExecutionId,
+        lease: LeaseToken,
+        child: ExecutionId,
         until: OffsetDateTime,
         steps: &[StepRecord],
     ) -> Result<Fenced, StorageError>;

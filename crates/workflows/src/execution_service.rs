@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::WorkflowError;
 use crate::engine::{EffectContext, Engine, RunMode, RunOutcome, RunResult, StepRecord};
 use crate::environments;
+use crate::error_workflows::ErrorWorkflows;
 use crate::execution::{
     ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus, Finished,
     InlineRun, RepositorySink, RunDefaults,
@@ -63,6 +64,8 @@ impl std::fmt::Debug for ExecutionPorts {
 #[derive(Debug)]
 pub struct ExecutionService {
     ports: ExecutionPorts,
+    /// Told of queued runs that fail for good (none: no error workflows).
+    error_workflows: Option<Arc<ErrorWorkflows>>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> WorkflowError {
@@ -71,7 +74,26 @@ fn invalid(field: &str, message: impl Into<String>) -> WorkflowError {
 
 impl ExecutionService {
     pub fn new(ports: ExecutionPorts) -> Self {
-        Self { ports }
+        Self {
+            ports,
+            error_workflows: None,
+        }
+    }
+
+    /// The service, starting error workflows for queued runs that fail for good (not
+    /// for inline `/test` runs: those are for looking at).
+    pub fn with_error_workflows(self, error_workflows: Arc<ErrorWorkflows>) -> Self {
+        Self {
+            error_workflows: Some(error_workflows),
+            ..self
+        }
+    }
+
+    /// Starts the error workflow of run `id`, which failed for good, if it has one.
+    async fn failed_for_good(&self, id: ExecutionId, failed_node: Option<&str>, error: &str) {
+        if let Some(error_workflows) = &self.error_workflows {
+            error_workflows.report(id, failed_node, error).await;
+        }
     }
 
     /// Runs a version (default: the latest) inline in `environment` (default:
@@ -277,6 +299,10 @@ impl ExecutionService {
             )
             .await;
         let retry = (execution.attempt < execution.max_attempts).then_some(execution.attempt);
+        let failure = match &result.outcome {
+            RunOutcome::Failed { node_id, error, .. } => Some((node_id.clone(), error.clone())),
+            _ => None,
+        };
         let Some(status) = self
             .settle(
                 (execution.id, claimed.lease),
@@ -287,6 +313,12 @@ impl ExecutionService {
         else {
             return Ok(None);
         };
+        if status == ExecutionStatus::Failed
+            && let Some((node_id, error)) = failure
+        {
+            self.failed_for_good(execution.id, Some(&node_id), &error)
+                .await;
+        }
         if status != ExecutionStatus::Queued && claimed.definition.answers_sender() {
             // A sender still waiting learns the run ended without answering.
             self.announce(execution.id).await;
@@ -343,6 +375,9 @@ impl ExecutionService {
         if written == Fenced::Written {
             self.ports.observer.execution_settled(status);
             self.announce(id).await;
+            if status == ExecutionStatus::Failed {
+                self.failed_for_good(id, None, reason).await;
+            }
         }
         Ok(written)
     }
@@ -363,6 +398,12 @@ impl ExecutionService {
             (RunOutcome::LeaseLost, _) => return Ok(None),
             (RunOutcome::Suspended { until }, _) => (
                 executions.suspend(id, lease, *until, unsaved).await?,
+                ExecutionStatus::Queued,
+            ),
+            (RunOutcome::AwaitingChild { child, until }, _) => (
+                executions
+                    .suspend_for_child(id, lease, *child, *until, unsaved)
+                    .await?,
                 ExecutionStatus::Queued,
             ),
             (

@@ -33,6 +33,8 @@ use crate::start::{MockRunQueue, QueuedRun, StartPorts};
 
 use fluxolab_kernel::testing::{Captured, Journal};
 
+#[path = "execution_service_children_tests.rs"]
+mod children;
 #[path = "execution_service_defaults_tests.rs"]
 mod defaults;
 
@@ -290,6 +292,7 @@ impl Fixture {
                 deployment(&self.staging, 5),
             ],
             latest_version: Some(5),
+            error_workflow_id: None,
             archived_at: None,
             created_at: at,
             updated_at: at,
@@ -339,6 +342,7 @@ impl Fixture {
             attempt: 1,
             max_attempts: 3,
             retry_of: None,
+            parent_execution_id: None,
             created_at: OffsetDateTime::UNIX_EPOCH,
             started_at: None,
             finished_at: None,
@@ -1019,6 +1023,7 @@ async fn a_test_run_runs_inline_in_its_environment_and_waits_out_long_delays_in_
         description: String::new(),
         deployments: Vec::new(),
         latest_version: Some(4),
+        error_workflow_id: None,
         archived_at: None,
         created_at: OffsetDateTime::UNIX_EPOCH,
         updated_at: OffsetDateTime::UNIX_EPOCH,

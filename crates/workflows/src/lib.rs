@@ -3,6 +3,7 @@
 pub mod definition;
 pub mod engine;
 mod environments;
+pub mod error_workflows;
 pub mod execution;
 pub mod execution_service;
 pub mod lease;
@@ -12,6 +13,7 @@ pub mod registry;
 pub mod responses;
 pub mod service;
 pub mod start;
+pub mod sub_workflows;
 pub mod template;
 pub mod validate;
 

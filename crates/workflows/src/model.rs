@@ -15,6 +15,8 @@ pub struct Workflow {
     /// Where the workflow is active, and at which version (one per environment).
     pub deployments: Vec<Deployment>,
     pub latest_version: Option<i32>,
+    /// The workflow started when a run of this one fails for good.
+    pub error_workflow_id: Option<WorkflowId>,
     pub archived_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,

@@ -48,6 +48,15 @@ pub trait WorkflowRepository: Send + Sync {
         name: &str,
         description: &str,
     ) -> Result<(), StorageError>;
+    /// Sets (or, `None`, clears) the workflow started when a run of `id` fails for
+    /// good; the caller checked it is another workflow of `workspace`.
+    async fn set_error_workflow(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        id: WorkflowId,
+        error_workflow: Option<WorkflowId>,
+    ) -> Result<(), StorageError>;
     async fn archive(
         &self,
         uow: &mut Uow,

@@ -18,6 +18,10 @@ pub enum ParamType {
     Any,
     /// One of these strings.
     OneOf(&'static [&'static str]),
+    /// `true` or `false`, or a template.
+    Boolean,
+    /// A UUID (an id), or a template.
+    Uuid,
 }
 
 /// One param of a node type.
@@ -212,6 +216,33 @@ pub const NODE_TYPES: &[NodeType] = &[
         credential: CredentialUse::None,
     },
     NodeType {
+        code: "flow.run_workflow",
+        description: "Runs another workflow's active version (same environment) as a sub-workflow; with `wait`, continues on its output.",
+        trigger: false,
+        params: &[
+            param(
+                "workflow_id",
+                ParamType::Uuid,
+                true,
+                "The workflow to run (its id, or a template)",
+            ),
+            param(
+                "payload",
+                ParamType::Any,
+                false,
+                "The sub-workflow's trigger body (templates allowed in strings)",
+            ),
+            param(
+                "wait",
+                ParamType::Boolean,
+                false,
+                "Wait for it and output its output (default true); false outputs {execution_id} at once",
+            ),
+        ],
+        outputs: MAIN,
+        credential: CredentialUse::None,
+    },
+    NodeType {
         code: "webhook.respond",
         description: "Answers the webhook that started the run.",
         trigger: false,
@@ -255,6 +286,10 @@ impl NodeType {
                 }
                 ParamType::Any => json!({}),
                 ParamType::OneOf(values) => json!({"type": "string", "enum": values}),
+                ParamType::Boolean => {
+                    json!({"type": ["boolean", "string"], "description": "true, false or a template"})
+                }
+                ParamType::Uuid => json!({"type": "string", "description": "a UUID or a template"}),
             };
             let mut schema = schema;
             schema["description"] = Value::String(spec.description.to_owned());
@@ -316,6 +351,13 @@ impl NodeType {
                 ParamType::OneOf(values) => {
                     value.as_str().is_some_and(|text| values.contains(&text))
                 }
+                ParamType::Boolean => value.is_boolean() || is_template(value),
+                ParamType::Uuid => {
+                    value
+                        .as_str()
+                        .is_some_and(|text| uuid::Uuid::parse_str(text).is_ok())
+                        || is_template(value)
+                }
             };
             if !ok {
                 let expected = match spec.param_type {
@@ -325,6 +367,8 @@ impl NodeType {
                     ParamType::TextList => "a non-empty list of strings".to_owned(),
                     ParamType::Any => "any JSON".to_owned(),
                     ParamType::OneOf(values) => format!("one of {}", values.join(", ")),
+                    ParamType::Boolean => "true, false or a template".to_owned(),
+                    ParamType::Uuid => "a UUID or a template".to_owned(),
                 };
                 problems.push((spec.name.to_owned(), format!("must be {expected}")));
             }
@@ -364,6 +408,26 @@ mod tests {
                 ("url".to_owned(), "must be a string".to_owned()),
             ])
         );
+        let run = node_type("flow.run_workflow").map(|node| {
+            node.check_params(&json!({"workflow_id": "not-an-id", "wait": "yes", "payload": [1]}))
+        });
+        assert_eq!(
+            run,
+            Some(vec![
+                (
+                    "workflow_id".to_owned(),
+                    "must be a UUID or a template".to_owned()
+                ),
+                (
+                    "wait".to_owned(),
+                    "must be true, false or a template".to_owned()
+                ),
+            ])
+        );
+        let templated = node_type("flow.run_workflow").map(|node| {
+            node.check_params(&json!({"workflow_id": "{{ trigger.body.target }}", "wait": false}))
+        });
+        assert_eq!(templated, Some(vec![]));
         let delay = node_type("flow.delay")
             .map(|node| node.check_params(&json!({"milliseconds": "{{ trigger.body.wait }}"})));
         assert_eq!(delay, Some(vec![]));

@@ -86,6 +86,17 @@ pub struct CreateWorkflow {
     pub name: String,
     pub description: Option<String>,
     pub definition: Option<Definition>,
+    /// The workflow started when a run of this one fails for good.
+    pub error_workflow_id: Option<WorkflowId>,
+}
+
+/// What `PATCH /api/workflows/{id}` changes (`None`: unchanged).
+#[derive(Debug, Default)]
+pub struct WorkflowChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// `Some(None)` clears it.
+    pub error_workflow_id: Option<Option<WorkflowId>>,
 }
 
 /// The workflow use cases.
@@ -209,6 +220,9 @@ impl WorkflowService {
         if let Some(definition) = &input.definition {
             self.check(principal, definition).await?;
         }
+        if let Some(target) = input.error_workflow_id {
+            self.check_error_workflow(principal, None, target).await?;
+        }
         let workflow = NewWorkflow {
             id: WorkflowId::new(),
             workspace_id: principal.workspace_id(),
@@ -227,6 +241,17 @@ impl WorkflowService {
             .workflows
             .insert(unit.as_mut(), &workflow)
             .await?;
+        if input.error_workflow_id.is_some() {
+            self.ports
+                .workflows
+                .set_error_workflow(
+                    unit.as_mut(),
+                    workflow.workspace_id,
+                    workflow.id,
+                    input.error_workflow_id,
+                )
+                .await?;
+        }
         if let Some(definition) = input.definition {
             let version = Self::version_of(workflow.id, 1, definition);
             self.ports
@@ -255,7 +280,7 @@ impl WorkflowService {
         self.get(principal, workflow.id).await
     }
 
-    #[tracing::instrument(name = "workflows.update", skip_all, fields(workspace_id = %principal.workspace_id()))]
+    /// Renames or re-describes a workflow.
     pub async fn update(
         &self,
         principal: &Principal,
@@ -263,18 +288,73 @@ impl WorkflowService {
         name: Option<&str>,
         description: Option<&str>,
     ) -> Result<Workflow, WorkflowError> {
+        let changes = WorkflowChanges {
+            name: name.map(str::to_owned),
+            description: description.map(str::to_owned),
+            error_workflow_id: None,
+        };
+        self.update_with(principal, id, changes).await
+    }
+
+    /// Refuses `target` as the error workflow of `own` (`None`: one being created): it
+    /// must be another, unarchived workflow of the workspace.
+    async fn check_error_workflow(
+        &self,
+        principal: &Principal,
+        own: Option<WorkflowId>,
+        target: WorkflowId,
+    ) -> Result<(), WorkflowError> {
+        const FIELD: &str = "error_workflow_id";
+        if own == Some(target) {
+            return Err(invalid(FIELD, "must be another workflow, not this one"));
+        }
+        let found = self
+            .ports
+            .workflows
+            .find(principal.workspace_id(), target)
+            .await?
+            .ok_or_else(|| {
+                invalid(
+                    FIELD,
+                    format!("workflow {target} does not exist in this workspace"),
+                )
+            })?;
+        if found.archived_at.is_some() {
+            return Err(invalid(FIELD, format!("workflow {target} is archived")));
+        }
+        Ok(())
+    }
+
+    /// Changes a workflow's name, description or error workflow.
+    #[tracing::instrument(name = "workflows.update", skip_all, fields(workspace_id = %principal.workspace_id()))]
+    pub async fn update_with(
+        &self,
+        principal: &Principal,
+        id: WorkflowId,
+        changes: WorkflowChanges,
+    ) -> Result<Workflow, WorkflowError> {
         principal.require(Permission::WorkflowsWrite)?;
         let current = self.get(principal, id).await?;
-        let name = match name {
-            Some(name) => fluxolab_kernel::validation::bounded_name(name)
+        let name = match changes.name {
+            Some(name) => fluxolab_kernel::validation::bounded_name(&name)
                 .map_err(|message| invalid("name", message))?,
             None => current.name,
         };
-        let description = description.map_or(current.description, str::to_owned);
+        let description = changes.description.unwrap_or(current.description);
         if description.chars().count() > 2000 {
             return Err(invalid("description", "must be at most 2000 characters"));
         }
+        if let Some(Some(target)) = changes.error_workflow_id {
+            self.check_error_workflow(principal, Some(id), target)
+                .await?;
+        }
         let mut unit = self.ports.units.begin().await?;
+        if let Some(error_workflow) = changes.error_workflow_id {
+            self.ports
+                .workflows
+                .set_error_workflow(unit.as_mut(), principal.workspace_id(), id, error_workflow)
+                .await?;
+        }
         self.ports
             .workflows
             .update(
@@ -289,7 +369,13 @@ impl WorkflowService {
             .audit
             .record_in(
                 unit.as_mut(),
-                &Self::event(principal, "workflow.updated", id, json!({"name": name})),
+                &Self::event(principal, "workflow.updated", id, {
+                    let mut metadata = json!({"name": name});
+                    if let Some(error_workflow) = changes.error_workflow_id {
+                        metadata["error_workflow_id"] = json!(error_workflow);
+                    }
+                    metadata
+                }),
             )
             .await?;
         unit.commit().await?;

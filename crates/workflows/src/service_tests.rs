@@ -121,6 +121,7 @@ impl Workflows {
             description: String::new(),
             deployments: Vec::new(),
             latest_version: Some(2),
+            error_workflow_id: None,
             archived_at: None,
             created_at: at,
             updated_at: at,
@@ -383,6 +384,7 @@ fn named(name: &str) -> CreateWorkflow {
         name: name.to_owned(),
         description: None,
         definition: None,
+        error_workflow_id: None,
     }
 }
 

@@ -34,6 +34,10 @@ pub enum Trigger {
     Retry { of: ExecutionId },
     /// A stored webhook event run again (`…/events/{id}/replay`).
     Replay { event: WebhookEventId },
+    /// A `flow.run_workflow` step of run `parent` (see [`RunStarter::start_for_engine`]).
+    SubWorkflow { parent: ExecutionId },
+    /// The error workflow of run `failed`, which failed for good.
+    ErrorWorkflow { failed: ExecutionId },
 }
 
 impl Trigger {
@@ -43,6 +47,16 @@ impl Trigger {
             Trigger::Run => TriggerKind::Run,
             Trigger::Retry { .. } => TriggerKind::Retry,
             Trigger::Replay { .. } => TriggerKind::Webhook,
+            Trigger::SubWorkflow { .. } => TriggerKind::SubWorkflow,
+            Trigger::ErrorWorkflow { .. } => TriggerKind::ErrorWorkflow,
+        }
+    }
+
+    /// The run that started this one through a `flow.run_workflow` step.
+    pub const fn parent(self) -> Option<ExecutionId> {
+        match self {
+            Trigger::SubWorkflow { parent } => Some(parent),
+            _ => None,
         }
     }
 
@@ -54,7 +68,10 @@ impl Trigger {
         run: ExecutionId,
     ) -> Option<AuditEvent> {
         let (action, target) = match self {
-            Trigger::Run => return None,
+            // The execution records its parent (or its input the failed run).
+            Trigger::Run | Trigger::SubWorkflow { .. } | Trigger::ErrorWorkflow { .. } => {
+                return None;
+            }
             Trigger::Retry { of } => ("execution.retried", ("execution", of.to_string())),
             Trigger::Replay { event } => (
                 "webhook.event_replayed",
@@ -94,6 +111,8 @@ pub struct QueuedRun {
     pub trigger_kind: TriggerKind,
     pub input: Value,
     pub retry_of: Option<ExecutionId>,
+    /// The run whose `flow.run_workflow` step started it.
+    pub parent: Option<ExecutionId>,
 }
 
 /// The run a webhook delivery queues when it is stored as accepted: the workflow bound
@@ -128,7 +147,9 @@ pub enum DeliveryAdmission {
     QuotaExceeded { retry_after_seconds: u64 },
 }
 
-/// Stores decided runs and wakes the workers.
+/// Stores decided runs and wakes the workers. A run whose id is already stored is not
+/// queued again (the engine starts children and error workflows under ids derived from
+/// what started them, so a repeated attempt finds the run it started, not a second one).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait RunQueue: Send + Sync {
@@ -193,8 +214,9 @@ impl RunStarter {
             input: request.input,
             retry_of: match request.trigger {
                 Trigger::Retry { of } => Some(of),
-                Trigger::Run | Trigger::Replay { .. } => None,
+                _ => None,
             },
+            parent: request.trigger.parent(),
         };
         match request.trigger.audit(workspace, principal, run.id) {
             None => self.ports.queue.queue(&run).await?,
@@ -230,8 +252,13 @@ impl RunStarter {
         })
     }
 
+    /// Queues a run decided elsewhere in this crate (the engine's own runs).
+    pub(crate) async fn queue_decided(&self, run: &QueuedRun) -> Result<(), StorageError> {
+        self.ports.queue.queue(run).await
+    }
+
     /// The version of `workflow` deployed in `environment`.
-    async fn deployed(
+    pub(crate) async fn deployed(
         &self,
         workspace: WorkspaceId,
         workflow: WorkflowId,
@@ -251,7 +278,7 @@ impl RunStarter {
     }
 
     /// Refuses a run when the period's executions are used up (counted exactly).
-    async fn admit(&self, workspace: WorkspaceId) -> Result<(), WorkflowError> {
+    pub(crate) async fn admit(&self, workspace: WorkspaceId) -> Result<(), WorkflowError> {
         match self.ports.gate.admit_run(workspace).await? {
             Admission::Admitted => Ok(()),
             Admission::QuotaExceeded {

@@ -68,6 +68,7 @@ impl Bench {
                     name: "Bench".into(),
                     description: None,
                     definition: Some(definition),
+                    error_workflow_id: None,
                 },
             )
             .await?;

@@ -24,6 +24,7 @@ mod queue;
 mod redaction;
 mod round_trips;
 mod secret_providers;
+mod sub_workflows;
 mod users;
 mod webhooks;
 mod workflows;

@@ -37,6 +37,7 @@ fn decided(
         trigger_kind,
         input: json!({"from": "contract"}),
         retry_of,
+        parent: None,
     })
 }
 
