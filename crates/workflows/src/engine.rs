@@ -23,6 +23,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::Definition;
+use crate::connectors::{ConnectorCatalog, NoConnectors};
 use crate::definition::Node;
 use crate::template::Templates;
 
@@ -57,6 +58,8 @@ fn lease_needed_for(node_type: &str, params: &Value) -> Duration {
     let effect = match node_type {
         "http.request" => http_timeout(params),
         "email.send" => EMAIL_TIMEOUT,
+        // A connector action is an `http.request` with the default timeout.
+        code if crate::connectors::action_of(code).is_some() => http_timeout(&Value::Null),
         _ => Duration::ZERO,
     };
     effect + EFFECT_LEASE_MARGIN
@@ -273,6 +276,8 @@ pub struct Engine {
     templates: Templates,
     effects: Arc<dyn NodeEffects>,
     clock: Arc<dyn Clock>,
+    /// Where connector actions' manifests are read when their steps run.
+    connectors: Arc<dyn ConnectorCatalog>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -297,7 +302,9 @@ type NodeResult = Result<NodeRun, NodeFailure>;
 /// Whether a node type acts on the world (its step is checkpointed around it). A
 /// `webhook.respond` counts: its step is the answer a waiting sender is given.
 fn has_side_effect(node_type: &str) -> bool {
-    matches!(node_type, "http.request" | "email.send") || answers_sender(node_type)
+    matches!(node_type, "http.request" | "email.send")
+        || answers_sender(node_type)
+        || crate::connectors::action_of(node_type).is_some()
 }
 
 /// Whether a node type's output is the answer to the sender of the run's webhook
@@ -373,7 +380,15 @@ impl Engine {
             templates: Templates::new(),
             effects,
             clock,
+            connectors: Arc::new(NoConnectors),
         }
+    }
+
+    /// Runs connector actions with the manifests `connectors` holds (without, every
+    /// `connector.*` step fails: none is installed).
+    pub fn with_connectors(mut self, connectors: Arc<dyn ConnectorCatalog>) -> Self {
+        self.connectors = connectors;
+        self
     }
 
     /// Runs `definition` with `payload` as the trigger's body and `env` as the
@@ -622,6 +637,18 @@ impl Engine {
                 }),
                 None,
             )),
+            code if crate::connectors::action_of(code).is_some() => {
+                let output = crate::connectors::run::run_action(
+                    self.connectors.as_ref(),
+                    self.effects.as_ref(),
+                    &self.templates,
+                    node,
+                    input,
+                    context,
+                )
+                .await?;
+                Ok(NodeRun::Done(output, main))
+            }
             other => Err(NodeFailure::permanent(format!(
                 "unknown node type `{other}`"
             ))),
