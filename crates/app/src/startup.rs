@@ -17,6 +17,7 @@ use fluxolab_postgres::alerts::PgAlerts;
 use fluxolab_postgres::api_keys::PgApiKeys;
 use fluxolab_postgres::auth_cache::{AuthCache, CachedApiKeys, CachedMembers};
 use fluxolab_postgres::billing::PgBilling;
+use fluxolab_postgres::connectors::PgConnectors;
 use fluxolab_postgres::environments::PgEnvironments;
 use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::integrations::PgIntegrations;
@@ -33,6 +34,7 @@ use fluxolab_postgres::workspaces::PgWorkspaces;
 use fluxolab_postgres::{DbPool, PoolSettings, StoreError, connect_pool, migrations};
 use fluxolab_telemetry::MetricsRegistry;
 use fluxolab_webhooks::{Intake, IntakeSettings, WebhookPorts, WebhookService};
+use fluxolab_workflows::connectors::{ConnectorPorts, ConnectorService};
 use fluxolab_workflows::engine::Engine;
 use fluxolab_workflows::error_workflows::ErrorWorkflows;
 use fluxolab_workflows::execution::ExecutionRepository;
@@ -165,13 +167,15 @@ pub fn services_with(
         master,
         clock: clock.clone(),
     }));
+    let connectors = Arc::new(PgConnectors::new(pool.clone()));
     let engine = Engine::new(
         Arc::new(OutboundEffects {
             credentials: vault_service.clone(),
             network: Arc::new(PgVault::new(pool.clone())),
         }),
         clock.clone(),
-    );
+    )
+    .with_connectors(connectors.clone());
     let quotas = Arc::new(Quotas::new(
         Arc::new(PgBilling::new(pool.clone())),
         clock.clone(),
@@ -248,6 +252,15 @@ pub fn services_with(
         plans: Arc::new(PgPlanGuard),
         audit: audit.clone(),
         environments: environments.clone(),
+    })
+    .with_connectors(connectors.clone());
+    let connector_service = ConnectorService::new(ConnectorPorts {
+        units: units.clone(),
+        connectors: connectors.clone(),
+        catalog: connectors,
+        audit: audit.clone(),
+        integration_events: integrations.clone(),
+        clock: clock.clone(),
     });
     let intake = Arc::new(Intake::new(
         webhooks.clone(),
@@ -326,6 +339,7 @@ pub fn services_with(
         environments: environment_service,
         settings: settings_service,
         secret_providers: Arc::new(ProviderService::new(provider_ports)),
+        connectors: Arc::new(connector_service),
         integrations: Arc::new(IntegrationService::new(
             integrations,
             InstanceIntegrations {

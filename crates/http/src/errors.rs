@@ -64,5 +64,6 @@ through_failure!(
     fluxolab_workspace::secret_providers::ProviderError,
     fluxolab_credentials::VaultError,
     fluxolab_workflows::WorkflowError,
+    fluxolab_workflows::connectors::ConnectorError,
     fluxolab_webhooks::WebhookError,
 );

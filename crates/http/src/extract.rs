@@ -43,6 +43,7 @@ pub struct Services {
     pub settings: Arc<fluxolab_workspace::settings::SettingsService>,
     pub integrations: Arc<fluxolab_workspace::integrations::IntegrationService>,
     pub secret_providers: Arc<fluxolab_workspace::secret_providers::ProviderService>,
+    pub connectors: Arc<fluxolab_workflows::connectors::ConnectorService>,
     /// The public webhook intake's hot path.
     pub intake: Arc<fluxolab_webhooks::Intake>,
     pub intake_limits: crate::intake::IntakeLimits,

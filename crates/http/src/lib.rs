@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod api_error;
 pub mod api_keys;
 pub mod auth;
+pub mod connectors;
 pub mod conversations;
 pub mod credentials;
 pub mod environments;

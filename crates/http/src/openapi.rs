@@ -11,9 +11,9 @@ use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
-    alerts, api_keys, auth, conversations, credentials, environments, executions, intake,
-    integrations, openapi_complete, ops, problem, secret_providers, settings, users, webhooks,
-    workflows, workspace_settings, workspaces,
+    alerts, api_keys, auth, connectors, conversations, credentials, environments, executions,
+    intake, integrations, openapi_complete, ops, problem, secret_providers, settings, users,
+    webhooks, workflows, workspace_settings, workspaces,
 };
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
@@ -167,7 +167,12 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(secret_providers::get_secret_provider)
         .service(secret_providers::update_secret_provider)
         .service(secret_providers::delete_secret_provider)
-        .service(secret_providers::test_secret_provider);
+        .service(secret_providers::test_secret_provider)
+        .service(connectors::list_connectors)
+        .service(connectors::install_connector)
+        .service(connectors::get_connector)
+        .service(connectors::update_connector)
+        .service(connectors::delete_connector);
 }
 
 /// The OpenAPI document of every route in [`routes`], with the error responses every

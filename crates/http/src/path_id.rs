@@ -3,6 +3,7 @@
 
 use fluxolab_kernel::{ApiKeyId, CredentialId, ExecutionId, WebhookEventId, WorkflowId};
 use fluxolab_webhooks::model::WebhookRegistrationId;
+use fluxolab_workflows::connectors::ConnectorId;
 use fluxolab_workspace::alerts::AlertId;
 
 use crate::ApiError;
@@ -28,6 +29,7 @@ macro_rules! path_ids {
 
 path_ids! {
     AlertId => "usage alert",
+    ConnectorId => "connector",
     ApiKeyId => "API key",
     CredentialId => "credential",
     ExecutionId => "execution",

@@ -5,6 +5,7 @@ use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpResponse, delete, get, patch, post};
 use fluxolab_kernel::WorkflowId;
 use fluxolab_workflows::Definition;
+use fluxolab_workflows::connectors::{KnownType, node_type};
 use fluxolab_workflows::model::{Version, Workflow};
 use fluxolab_workflows::registry::{CredentialUse, NODE_TYPES};
 use fluxolab_workflows::service::{CreateWorkflow, WorkflowChanges};
@@ -191,32 +192,60 @@ pub struct PromoteRequest {
     pub to: String,
 }
 
-/// Every node type, with its params schema, outputs and credential kinds.
+/// Every node type of the active workspace — the built-ins, then the actions of its
+/// enabled connectors (`connector.<name>.<action>`) — with its params schema, outputs
+/// and credential kinds.
 #[utoipa::path(tag = "workflows", security(("bearer" = [])), responses(
     (status = 200, description = "The node registry", body = Vec<NodeTypeResponse>),
 ))]
 #[get("/api/workflows/nodes")]
-pub async fn node_types(_caller: ActiveWorkspace) -> HttpResponse {
-    let nodes: Vec<NodeTypeResponse> = NODE_TYPES
+pub async fn node_types(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+) -> Result<HttpResponse, ApiError> {
+    let credential = |usage: CredentialUse| {
+        let (kinds, required) = match usage {
+            CredentialUse::None => (&[][..], false),
+            CredentialUse::Optional(kinds) => (kinds, false),
+            CredentialUse::Required(kinds) => (kinds, true),
+        };
+        (
+            kinds.iter().map(|kind| kind.code().to_owned()).collect(),
+            required,
+        )
+    };
+    let mut nodes: Vec<NodeTypeResponse> = NODE_TYPES
         .iter()
         .map(|node| {
-            let (kinds, required) = match node.credential {
-                CredentialUse::None => (&[][..], false),
-                CredentialUse::Optional(kinds) => (kinds, false),
-                CredentialUse::Required(kinds) => (kinds, true),
-            };
+            let (credential_kinds, credential_required) = credential(node.credential);
             NodeTypeResponse {
                 node_type: node.code.to_owned(),
                 description: node.description.to_owned(),
                 trigger: node.trigger,
                 params_schema: node.params_schema(),
                 outputs: node.outputs_for(&Value::Null),
-                credential_kinds: kinds.iter().map(|kind| kind.code().to_owned()).collect(),
-                credential_required: required,
+                credential_kinds,
+                credential_required,
             }
         })
         .collect();
-    HttpResponse::Ok().json(nodes)
+    let connectors = services.connectors.enabled(&caller.principal).await?;
+    for connector in &connectors {
+        for action in &connector.manifest.actions {
+            let kind = KnownType::Action { connector, action };
+            let (credential_kinds, credential_required) = credential(kind.credential());
+            nodes.push(NodeTypeResponse {
+                node_type: node_type(connector.name(), &action.name),
+                description: action.description.clone(),
+                trigger: false,
+                params_schema: action.params_schema.clone(),
+                outputs: kind.outputs_for(&Value::Null),
+                credential_kinds,
+                credential_required,
+            });
+        }
+    }
+    Ok(HttpResponse::Ok().json(nodes))
 }
 
 /// Workflows of the active workspace.

@@ -151,11 +151,15 @@ pub enum ConflictCode {
     TestTimeout,
     /// Environment variables or credentials still reference the secret provider.
     ProviderInUse,
+    /// Active workflows still use the connector (or an action an upgrade removes).
+    ConnectorInUse,
+    /// A connector upgrade must carry a higher version than the installed one.
+    VersionNotHigher,
 }
 
 impl ConflictCode {
     /// Every conflict code, for tests and documentation.
-    pub const ALL: [ConflictCode; 10] = [
+    pub const ALL: [ConflictCode; 12] = [
         ConflictCode::EmailTaken,
         ConflictCode::AlreadyMember,
         ConflictCode::LastOwner,
@@ -166,6 +170,8 @@ impl ConflictCode {
         ConflictCode::EventRejected,
         ConflictCode::TestTimeout,
         ConflictCode::ProviderInUse,
+        ConflictCode::ConnectorInUse,
+        ConflictCode::VersionNotHigher,
     ];
 
     /// The code as clients see it.
@@ -181,6 +187,8 @@ impl ConflictCode {
             ConflictCode::EventRejected => "event_rejected",
             ConflictCode::TestTimeout => "test_timeout",
             ConflictCode::ProviderInUse => "provider_in_use",
+            ConflictCode::ConnectorInUse => "connector_in_use",
+            ConflictCode::VersionNotHigher => "version_not_higher",
         }
     }
 }

@@ -22,7 +22,8 @@ use uuid::Uuid;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{
-    webhook_registrations, workspace_integration_events, workspace_secret_providers,
+    webhook_registrations, workspace_connectors, workspace_integration_events,
+    workspace_secret_providers,
 };
 use crate::unit_of_work::connection_of;
 
@@ -125,10 +126,18 @@ impl IntegrationRepository for PgIntegrations {
             .load(&mut connection)
             .await
             .map_err(storage)?;
+        let connectors: Vec<(bool, i64)> = workspace_connectors::table
+            .filter(workspace_connectors::workspace_id.eq(workspace.as_uuid()))
+            .group_by(workspace_connectors::enabled)
+            .select((workspace_connectors::enabled, count_star()))
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
         let mut counts = BTreeMap::new();
         for (kind, rows) in [
             (IntegrationKind::Webhooks, webhooks),
             (IntegrationKind::SecretProviders, providers),
+            (IntegrationKind::Connectors, connectors),
         ] {
             let mut of_kind = KindCounts::default();
             for (enabled, n) in rows {

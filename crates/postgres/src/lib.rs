@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod auth_cache;
 pub mod billing;
 mod completions;
+pub mod connectors;
 pub mod conversations;
 pub mod environments;
 pub mod error;

@@ -364,6 +364,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    workspace_connectors (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        version -> Text,
+        manifest -> Jsonb,
+        enabled -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     workspace_data_keys (id) {
         id -> Uuid,
         workspace_id -> Uuid,
@@ -543,6 +556,7 @@ diesel::joinable!(workspace_api_key_audit -> workspaces (workspace_id));
 diesel::joinable!(workspace_api_keys -> users (created_by));
 diesel::joinable!(workspace_api_keys -> workspace_environments (environment_id));
 diesel::joinable!(workspace_api_keys -> workspaces (workspace_id));
+diesel::joinable!(workspace_connectors -> workspaces (workspace_id));
 diesel::joinable!(workspace_data_keys -> workspaces (workspace_id));
 diesel::joinable!(workspace_environments -> workspaces (workspace_id));
 diesel::joinable!(workspace_integration_events -> users (actor_user_id));
@@ -586,6 +600,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     workflows,
     workspace_api_key_audit,
     workspace_api_keys,
+    workspace_connectors,
     workspace_data_keys,
     workspace_environments,
     workspace_integration_events,

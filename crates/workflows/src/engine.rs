@@ -23,6 +23,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::Definition;
+use crate::connectors::{ConnectorCatalog, NoConnectors};
 use crate::definition::Node;
 use crate::sub_workflows::{self, ChildRuns, ChildStep};
 use crate::template::Templates;
@@ -58,6 +59,8 @@ fn lease_needed_for(node_type: &str, params: &Value) -> Duration {
     let effect = match node_type {
         "http.request" => http_timeout(params),
         "email.send" => EMAIL_TIMEOUT,
+        // A connector action is an `http.request` with the default timeout.
+        code if crate::connectors::action_of(code).is_some() => http_timeout(&Value::Null),
         _ => Duration::ZERO,
     };
     effect + EFFECT_LEASE_MARGIN
@@ -283,6 +286,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     /// Where `flow.run_workflow` starts its runs (none: the node fails).
     children: Option<Arc<dyn ChildRuns>>,
+    /// Where connector actions' manifests are read when their steps run.
+    connectors: Arc<dyn ConnectorCatalog>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -316,6 +321,7 @@ fn has_side_effect(node_type: &str) -> bool {
         node_type,
         "http.request" | "email.send" | "flow.run_workflow"
     ) || answers_sender(node_type)
+        || crate::connectors::action_of(node_type).is_some()
 }
 
 /// Whether a node type's output is the answer to the sender of the run's webhook
@@ -392,6 +398,7 @@ impl Engine {
             effects,
             clock,
             children: None,
+            connectors: Arc::new(NoConnectors),
         }
     }
 
@@ -401,6 +408,13 @@ impl Engine {
             children: Some(children),
             ..self
         }
+    }
+
+    /// Runs connector actions with the manifests `connectors` holds (without, every
+    /// `connector.*` step fails: none is installed).
+    pub fn with_connectors(mut self, connectors: Arc<dyn ConnectorCatalog>) -> Self {
+        self.connectors = connectors;
+        self
     }
 
     /// Runs `definition` with `payload` as the trigger's body and `env` as the
@@ -666,6 +680,18 @@ impl Engine {
                 }),
                 None,
             )),
+            code if crate::connectors::action_of(code).is_some() => {
+                let output = crate::connectors::run::run_action(
+                    self.connectors.as_ref(),
+                    self.effects.as_ref(),
+                    &self.templates,
+                    node,
+                    input,
+                    context,
+                )
+                .await?;
+                Ok(NodeRun::Done(output, main))
+            }
             other => Err(NodeFailure::permanent(format!(
                 "unknown node type `{other}`"
             ))),

@@ -12,10 +12,11 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::Definition;
+use crate::connectors::{ConnectorCatalog, NoConnectors, NodeCatalog};
 use crate::environments;
 use crate::model::{NewWorkflow, Version, Workflow};
 use crate::ports::{CredentialCatalog, WebhookBindings, WorkflowRepository};
-use crate::validate::validate;
+use crate::validate::validate_in;
 
 /// Why a workflow operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -100,9 +101,18 @@ pub struct WorkflowChanges {
 }
 
 /// The workflow use cases.
-#[derive(Debug)]
 pub struct WorkflowService {
     ports: WorkflowPorts,
+    /// The workspace's connectors, whose actions are node types there.
+    connectors: Arc<dyn ConnectorCatalog>,
+}
+
+impl std::fmt::Debug for WorkflowService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowService")
+            .field("ports", &self.ports)
+            .finish_non_exhaustive()
+    }
 }
 
 /// SHA-256 (hex) of the definition's JSON.
@@ -113,7 +123,17 @@ pub fn checksum(definition: &Definition) -> String {
 
 impl WorkflowService {
     pub fn new(ports: WorkflowPorts) -> Self {
-        Self { ports }
+        Self {
+            ports,
+            connectors: Arc::new(NoConnectors),
+        }
+    }
+
+    /// Validates definitions against the connectors of `catalog` too (without, a
+    /// `connector.*` node is an unknown type).
+    pub fn with_connectors(mut self, catalog: Arc<dyn ConnectorCatalog>) -> Self {
+        self.connectors = catalog;
+        self
     }
 
     /// Refuses one more `resource` when the workspace's plan is at its limit.
@@ -148,7 +168,16 @@ impl WorkflowService {
                 .kinds(principal.workspace_id(), &ids)
                 .await?
         };
-        validate(definition, &kinds).map_err(WorkflowError::Invalid)
+        let catalog = if definition
+            .nodes
+            .iter()
+            .any(|node| crate::connectors::action_of(&node.node_type).is_some())
+        {
+            NodeCatalog::with(self.connectors.installed(principal.workspace_id()).await?)
+        } else {
+            NodeCatalog::default()
+        };
+        validate_in(definition, &kinds, &catalog).map_err(WorkflowError::Invalid)
     }
 
     fn version_of(workflow: WorkflowId, number: i32, definition: Definition) -> Version {

@@ -7,8 +7,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use fluxolab_credentials::CredentialKind;
 use fluxolab_kernel::{CredentialId, ValidationErrors};
 
+use crate::connectors::NodeCatalog;
 use crate::definition::Definition;
-use crate::registry::{CredentialUse, node_type};
+use crate::registry::CredentialUse;
 
 /// The most nodes a definition may hold.
 pub const MAX_NODES: usize = 200;
@@ -20,11 +21,22 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Validates `definition`; `credentials` maps every credential id of the workspace that
-/// the definition mentions to its kind (absent ids are not in the workspace).
+/// Validates `definition` against the built-in node types; `credentials` maps every
+/// credential id of the workspace that the definition mentions to its kind (absent ids
+/// are not in the workspace).
 pub fn validate(
     definition: &Definition,
     credentials: &HashMap<CredentialId, CredentialKind>,
+) -> Result<(), ValidationErrors> {
+    validate_in(definition, credentials, &NodeCatalog::default())
+}
+
+/// [`validate`] against the node types of `catalog` (the built-ins and the workspace's
+/// connector actions).
+pub fn validate_in(
+    definition: &Definition,
+    credentials: &HashMap<CredentialId, CredentialKind>,
+    catalog: &NodeCatalog,
 ) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::new();
     if definition.nodes.is_empty() {
@@ -55,14 +67,17 @@ pub fn validate(
                 format!("node `{}`: the id is used twice", node.id),
             );
         }
-        let Some(kind) = node_type(&node.node_type) else {
-            errors.add(
-                format!("{at}.type"),
-                format!("node `{}`: unknown node type `{}`", node.id, node.node_type),
-            );
-            continue;
+        let kind = match catalog.lookup(&node.node_type) {
+            Ok(kind) => kind,
+            Err(message) => {
+                errors.add(
+                    format!("{at}.type"),
+                    format!("node `{}`: {message}", node.id),
+                );
+                continue;
+            }
         };
-        if kind.trigger {
+        if kind.trigger() {
             triggers.push(node.id.as_str());
         }
         for (param, message) in kind.check_params(&node.params) {
@@ -74,17 +89,17 @@ pub fn validate(
             errors.add(field, format!("node `{}`: {message}", node.id));
         }
         let field = format!("{at}.credential_id");
-        match (kind.credential, node.credential_id) {
+        match (kind.credential(), node.credential_id) {
             (CredentialUse::None, Some(_)) => {
                 errors.add(
                     field,
-                    format!("node `{}`: {} takes no credential", node.id, kind.code),
+                    format!("node `{}`: {} takes no credential", node.id, node.node_type),
                 );
             }
             (CredentialUse::Required(_), None) => {
                 errors.add(
                     field,
-                    format!("node `{}`: {} needs a credential", node.id, kind.code),
+                    format!("node `{}`: {} needs a credential", node.id, node.node_type),
                 );
             }
             (CredentialUse::Required(kinds) | CredentialUse::Optional(kinds), Some(id)) => {
@@ -138,7 +153,7 @@ pub fn validate(
                 format!("node `{}` does not exist", connection.from),
             ),
             Some(from) => {
-                if let Some(kind) = node_type(&from.node_type) {
+                if let Ok(kind) = catalog.lookup(&from.node_type) {
                     let outputs = kind.outputs_for(&from.params);
                     if !outputs.contains(&connection.output) {
                         errors.add(
@@ -163,7 +178,11 @@ pub fn validate(
                 format!("{at}.to"),
                 format!("node `{}` does not exist", connection.to),
             ),
-            Some(to) if node_type(&to.node_type).is_some_and(|kind| kind.trigger) => {
+            Some(to)
+                if catalog
+                    .lookup(&to.node_type)
+                    .is_ok_and(|kind| kind.trigger()) =>
+            {
                 errors.add(
                     format!("{at}.to"),
                     format!("node `{}` is a trigger and cannot be a target", to.id),

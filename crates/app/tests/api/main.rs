@@ -7,6 +7,7 @@ mod architecture;
 mod auth;
 mod auth_cache;
 mod binary;
+mod connectors;
 mod credential_tests;
 mod credentials;
 mod environments;

@@ -1,0 +1,118 @@
+//! The node types of one workspace as validation sees them: the built-ins and the
+//! actions of its installed connectors (a disabled one's are named as such).
+
+use fluxolab_credentials::CredentialKind;
+use serde_json::Value;
+
+use super::{Action, Connector, action_of};
+use crate::registry::{CredentialUse, NodeType, node_type};
+
+/// The node types a definition of one workspace may use.
+#[derive(Clone, Debug, Default)]
+pub struct NodeCatalog {
+    connectors: Vec<Connector>,
+}
+
+/// A node type found in a [`NodeCatalog`].
+#[derive(Clone, Copy, Debug)]
+pub enum KnownType<'a> {
+    BuiltIn(&'static NodeType),
+    /// An action of an enabled connector.
+    Action {
+        connector: &'a Connector,
+        action: &'a Action,
+    },
+}
+
+/// A one-kind list that lives as long as the program (what [`CredentialUse`] holds).
+fn only(kind: CredentialKind) -> &'static [CredentialKind] {
+    match kind {
+        CredentialKind::Smtp => &[CredentialKind::Smtp],
+        CredentialKind::HttpBasic => &[CredentialKind::HttpBasic],
+        CredentialKind::HttpHeader => &[CredentialKind::HttpHeader],
+        CredentialKind::BearerToken => &[CredentialKind::BearerToken],
+        CredentialKind::MetaApp => &[CredentialKind::MetaApp],
+        CredentialKind::Generic => &[CredentialKind::Generic],
+    }
+}
+
+impl KnownType<'_> {
+    /// Whether nodes of this type start runs.
+    pub fn trigger(&self) -> bool {
+        match self {
+            KnownType::BuiltIn(kind) => kind.trigger,
+            KnownType::Action { .. } => false,
+        }
+    }
+
+    /// Whether it takes a credential, and of which kinds: a connector's action needs
+    /// one of the manifest's kind when it names one.
+    pub fn credential(&self) -> CredentialUse {
+        match self {
+            KnownType::BuiltIn(kind) => kind.credential,
+            KnownType::Action { connector, .. } => match connector.manifest.credential_kind {
+                Some(kind) => CredentialUse::Required(only(kind)),
+                None => CredentialUse::None,
+            },
+        }
+    }
+
+    /// The outputs of a node of this type with `params`.
+    pub fn outputs_for(&self, params: &Value) -> Vec<String> {
+        match self {
+            KnownType::BuiltIn(kind) => kind.outputs_for(params),
+            KnownType::Action { .. } => vec!["main".to_owned()],
+        }
+    }
+
+    /// Problems with `params`, as (param, message) pairs; a connector action's values
+    /// that are templates pass (they are checked once rendered, when the step runs).
+    pub fn check_params(&self, params: &Value) -> Vec<(String, String)> {
+        match self {
+            KnownType::BuiltIn(kind) => kind.check_params(params),
+            KnownType::Action { action, .. } => {
+                if !(params.is_object() || params.is_null()) {
+                    return vec![(String::new(), "params must be an object".to_owned())];
+                }
+                super::params::check(&action.params_schema, params, true)
+            }
+        }
+    }
+}
+
+impl NodeCatalog {
+    /// The built-ins and the actions of `connectors`.
+    pub fn with(connectors: Vec<Connector>) -> Self {
+        Self { connectors }
+    }
+
+    /// The enabled connectors.
+    pub fn enabled(&self) -> impl Iterator<Item = &Connector> {
+        self.connectors.iter().filter(|connector| connector.enabled)
+    }
+
+    /// The type called `code`, or why a node may not use it.
+    pub fn lookup(&self, code: &str) -> Result<KnownType<'_>, String> {
+        if let Some(kind) = node_type(code) {
+            return Ok(KnownType::BuiltIn(kind));
+        }
+        let Some((name, action)) = action_of(code) else {
+            return Err(format!("unknown node type `{code}`"));
+        };
+        let connector = self
+            .connectors
+            .iter()
+            .find(|connector| connector.name() == name)
+            .ok_or_else(|| format!("`{code}`: no connector `{name}` is installed"))?;
+        if !connector.enabled {
+            return Err(format!("`{code}`: the connector `{name}` is disabled"));
+        }
+        let action = connector.manifest.action(action).ok_or_else(|| {
+            format!(
+                "`{code}`: the connector `{name}` (version {}) has no action `{action}`",
+                connector.manifest.version
+            )
+        })?;
+        Ok(KnownType::Action { connector, action })
+    }
+}
