@@ -72,7 +72,8 @@ pub struct ExecutionResponse {
     pub environment: String,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
-    /// `test`, `run`, `retry` or `webhook` (a delivery or a replay).
+    /// `test`, `run`, `retry`, `webhook` (a delivery or a replay) or `schedule` (a
+    /// `trigger.schedule` slot).
     pub trigger_kind: String,
     #[schema(value_type = Object)]
     pub input: Value,

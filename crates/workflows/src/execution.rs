@@ -75,15 +75,27 @@ pub enum TriggerKind {
     Retry,
     /// A webhook delivery, or the replay of one.
     Webhook,
+    /// A `trigger.schedule` slot.
+    Schedule,
 }
 
 impl TriggerKind {
+    /// Every trigger kind, in the order the API documents them.
+    pub const ALL: &'static [TriggerKind] = &[
+        TriggerKind::Test,
+        TriggerKind::Run,
+        TriggerKind::Retry,
+        TriggerKind::Webhook,
+        TriggerKind::Schedule,
+    ];
+
     pub const fn code(self) -> &'static str {
         match self {
             TriggerKind::Test => "test",
             TriggerKind::Run => "run",
             TriggerKind::Retry => "retry",
             TriggerKind::Webhook => "webhook",
+            TriggerKind::Schedule => "schedule",
         }
     }
 }

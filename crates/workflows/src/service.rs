@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, CredentialId, EnvironmentDirectory, EnvironmentRef, Failure, Forbidden,
-    LimitedResource, Page, PageRequest, Permission, PlanGuard, PlanLimitReached, Principal,
-    StorageError, UnitOfWorkFactory, ValidationErrors, WorkflowId,
+    AuditEvent, AuditLog, Clock, CredentialId, EnvironmentDirectory, EnvironmentRef, Failure,
+    Forbidden, LimitedResource, Page, PageRequest, Permission, PlanGuard, PlanLimitReached,
+    Principal, StorageError, UnitOfWorkFactory, ValidationErrors, WorkflowId,
 };
 use ring::digest::{SHA256, digest};
 use serde_json::json;
@@ -15,7 +15,12 @@ use crate::Definition;
 use crate::environments;
 use crate::model::{NewWorkflow, Version, Workflow};
 use crate::ports::{CredentialCatalog, WebhookBindings, WorkflowRepository};
-use crate::validate::validate;
+use crate::scheduler::ScheduleStore;
+use crate::validate::validate_at;
+
+#[path = "service_schedules.rs"]
+mod schedules;
+pub use schedules::ScheduleView;
 
 /// Why a workflow operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +77,10 @@ pub struct WorkflowPorts {
     pub plans: Arc<dyn PlanGuard>,
     pub audit: Arc<dyn AuditLog>,
     pub environments: Arc<dyn EnvironmentDirectory>,
+    /// The schedules of `trigger.schedule` workflows, registered on activation.
+    pub schedules: Arc<dyn ScheduleStore>,
+    /// Tells validation and schedule registration the time.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for WorkflowPorts {
@@ -137,7 +146,7 @@ impl WorkflowService {
                 .kinds(principal.workspace_id(), &ids)
                 .await?
         };
-        validate(definition, &kinds).map_err(WorkflowError::Invalid)
+        validate_at(definition, &kinds, self.ports.clock.now()).map_err(WorkflowError::Invalid)
     }
 
     fn version_of(workflow: WorkflowId, number: i32, definition: Definition) -> Version {
@@ -315,6 +324,10 @@ impl WorkflowService {
             .unbind(unit.as_mut(), principal.workspace_id(), id, None)
             .await?;
         self.ports
+            .schedules
+            .unregister(unit.as_mut(), principal.workspace_id(), id, None)
+            .await?;
+        self.ports
             .audit
             .record_in(
                 unit.as_mut(),
@@ -463,7 +476,8 @@ impl WorkflowService {
     }
 
     /// Points `environment` at `version` (or at none), binds or unbinds the webhook
-    /// registration of a `trigger.webhook` workflow there, and records `action`.
+    /// registration of a `trigger.webhook` workflow there, registers or removes the
+    /// schedule of a `trigger.schedule` one, and records `action`.
     async fn deploy(
         &self,
         principal: &Principal,
@@ -475,6 +489,7 @@ impl WorkflowService {
     ) -> Result<Workflow, WorkflowError> {
         let id = workflow.id;
         let mut webhook_triggered = false;
+        let mut schedule = None;
         if let Some(number) = version {
             if workflow.archived_at.is_some() {
                 return Err(invalid("workflow", "is archived"));
@@ -492,6 +507,9 @@ impl WorkflowService {
                 .nodes
                 .iter()
                 .any(|node| node.node_type == "trigger.webhook");
+            schedule = self
+                .schedule_in(principal.workspace_id(), &stored.definition)
+                .await?;
         }
         let workspace = principal.workspace_id();
         let mut unit = self.ports.units.begin().await?;
@@ -528,6 +546,15 @@ impl WorkflowService {
                 .unbind(unit.as_mut(), workspace, id, Some(environment.id))
                 .await?;
         }
+        self.bind_schedule(
+            unit.as_mut(),
+            workspace,
+            id,
+            environment.id,
+            version,
+            schedule.as_ref(),
+        )
+        .await?;
         self.ports
             .audit
             .record_in(unit.as_mut(), &Self::event(principal, action, id, metadata))

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use fluxolab_credentials::CredentialKind;
 use fluxolab_kernel::{CredentialId, ValidationErrors};
+use time::OffsetDateTime;
 
 use crate::definition::Definition;
 use crate::registry::{CredentialUse, node_type};
@@ -20,11 +21,21 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Validates `definition`; `credentials` maps every credential id of the workspace that
-/// the definition mentions to its kind (absent ids are not in the workspace).
+/// Validates `definition` now; see [`validate_at`].
 pub fn validate(
     definition: &Definition,
     credentials: &HashMap<CredentialId, CredentialKind>,
+) -> Result<(), ValidationErrors> {
+    validate_at(definition, credentials, OffsetDateTime::now_utc())
+}
+
+/// Validates `definition` saved at `now` (a schedule's problems show its next fire
+/// times from then); `credentials` maps every credential id of the workspace that the
+/// definition mentions to its kind (absent ids are not in the workspace).
+pub fn validate_at(
+    definition: &Definition,
+    credentials: &HashMap<CredentialId, CredentialKind>,
+    now: OffsetDateTime,
 ) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::new();
     if definition.nodes.is_empty() {
@@ -65,7 +76,14 @@ pub fn validate(
         if kind.trigger {
             triggers.push(node.id.as_str());
         }
-        for (param, message) in kind.check_params(&node.params) {
+        let mut param_problems = kind.check_params(&node.params);
+        if param_problems.is_empty() && kind.code == crate::schedule::NODE_TYPE {
+            param_problems = crate::schedule::check_params(&node.params, now)
+                .into_iter()
+                .map(|(param, message)| (param.to_owned(), message))
+                .collect();
+        }
+        for (param, message) in param_problems {
             let field = if param.is_empty() {
                 format!("{at}.params")
             } else {

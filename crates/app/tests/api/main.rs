@@ -23,6 +23,7 @@ mod provisioning;
 mod queue;
 mod redaction;
 mod round_trips;
+mod schedules;
 mod secret_providers;
 mod users;
 mod webhooks;
