@@ -909,3 +909,6 @@ async fn a_credential_of_the_right_kind_passes_validation_through_the_catalog() 
     assert!(workflows.committed());
     Ok(())
 }
+
+#[path = "service_schedules_tests.rs"]
+mod schedules;
