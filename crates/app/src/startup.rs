@@ -23,6 +23,7 @@ use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::integrations::PgIntegrations;
 use fluxolab_postgres::plans::PgPlanGuard;
 use fluxolab_postgres::pool::PoolBuildError;
+use fluxolab_postgres::schedules::PgSchedules;
 use fluxolab_postgres::secret_providers::PgSecretProviders;
 use fluxolab_postgres::settings::PgSettings;
 use fluxolab_postgres::signals::PgRunSignals;
@@ -40,6 +41,7 @@ use fluxolab_workflows::error_workflows::ErrorWorkflows;
 use fluxolab_workflows::execution::ExecutionRepository;
 use fluxolab_workflows::execution_service::{ExecutionObserver, ExecutionPorts, ExecutionService};
 use fluxolab_workflows::sub_workflows::{ExecutionLineage, SubWorkflows};
+use fluxolab_workflows::scheduler::{Scheduler, SchedulerPorts};
 use fluxolab_workflows::{RunStarter, StartPorts, WorkflowPorts, WorkflowService};
 use fluxolab_workspace::alerts::{AlertPorts, AlertService};
 use fluxolab_workspace::api_keys::{ApiKeyPorts, ApiKeyService};
@@ -244,6 +246,7 @@ pub fn services_with(
     })
     .with_error_workflows(error_workflows);
     let webhooks = Arc::new(PgWebhooks::new(pool.clone()));
+    let schedules = Arc::new(PgSchedules::new(pool.clone()));
     let workflow_service = WorkflowService::new(WorkflowPorts {
         units: units.clone(),
         workflows: Arc::new(workflows.clone()),
@@ -252,8 +255,17 @@ pub fn services_with(
         plans: Arc::new(PgPlanGuard),
         audit: audit.clone(),
         environments: environments.clone(),
+        schedules: schedules.clone(),
+        clock: clock.clone(),
     })
     .with_connectors(connectors.clone());
+    let scheduler = Scheduler::new(SchedulerPorts {
+        units: units.clone(),
+        schedules,
+        starter: starter.clone(),
+        audit: audit.clone(),
+        clock: clock.clone(),
+    });
     let connector_service = ConnectorService::new(ConnectorPorts {
         units: units.clone(),
         connectors: connectors.clone(),
@@ -332,6 +344,7 @@ pub fn services_with(
         workflows: Arc::new(workflow_service),
         executions: Arc::new(execution_service),
         queue: executions,
+        scheduler: Arc::new(scheduler),
         webhooks: Arc::new(webhook_service),
         billing: Arc::new(billing_service),
         alerts: Arc::new(alert_service),
@@ -452,6 +465,7 @@ impl Application {
             )
             .with_usage_snapshots(self.services.billing.clone())
             .with_usage_alerts(self.services.alerts.clone())
+            .with_schedules(self.services.scheduler.clone())
         });
         let served = self.server.await;
         if let Some(workers) = workers {

@@ -19,6 +19,7 @@ use fluxolab_workflows::execution::{
 };
 use fluxolab_workflows::execution_service::ExecutionService;
 use fluxolab_workflows::lease::{Fenced, LeaseClock, LeaseToken};
+use fluxolab_workflows::scheduler::Scheduler;
 use fluxolab_workspace::BillingService;
 use fluxolab_workspace::alerts::AlertService;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -55,6 +56,11 @@ const SNAPSHOT_EVERY: Duration = Duration::from_secs(3600);
 
 /// How often usage alerts are evaluated and due deliveries sent.
 const ALERTS_EVERY: Duration = Duration::from_secs(2);
+
+/// How often due schedules are looked for (a slot fires within this of its time).
+const SCHEDULES_EVERY: Duration = Duration::from_secs(1);
+/// The most schedules one look fires before the next (the rest wait a moment).
+const SCHEDULES_PER_TICK: u32 = 500;
 
 /// Running workers; [`WorkerPool::shutdown`] stops them.
 #[derive(Debug)]
@@ -117,6 +123,29 @@ impl WorkerPool {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(ALERTS_EVERY) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        }));
+        self
+    }
+
+    /// Also fires due schedules every [`SCHEDULES_EVERY`] (several processes may: each
+    /// schedule is claimed with `SKIP LOCKED` and each slot is unique, so a slot starts
+    /// one run whichever process fires it).
+    pub fn with_schedules(mut self, scheduler: Arc<Scheduler>) -> Self {
+        let mut stopped = self.stop.subscribe();
+        self.jobs.push(tokio::spawn(async move {
+            while !*stopped.borrow() {
+                match scheduler.tick(SCHEDULES_PER_TICK).await {
+                    Ok(report) if report.total() > 0 => {
+                        tracing::debug!(?report, "schedules fired");
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(error = %error, "could not fire schedules"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(SCHEDULES_EVERY) => {}
                     _ = stopped.changed() => {}
                 }
             }

@@ -72,9 +72,10 @@ pub struct ExecutionResponse {
     pub environment: String,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
-    /// `test`, `run`, `retry`, `webhook` (a delivery or a replay), `sub_workflow` (a
-    /// `flow.run_workflow` step of `parent_execution_id`) or `error_workflow` (the
-    /// error workflow of a run that failed for good).
+    /// `test`, `run`, `retry`, `webhook` (a delivery or a replay), `schedule` (a
+    /// `trigger.schedule` slot), `sub_workflow` (a `flow.run_workflow` step of
+    /// `parent_execution_id`) or `error_workflow` (the error workflow of a run that failed
+    /// for good).
     pub trigger_kind: String,
     #[schema(value_type = Object)]
     pub input: Value,

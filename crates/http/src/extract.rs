@@ -35,6 +35,8 @@ pub struct Services {
     pub executions: Arc<ExecutionService>,
     /// The queue, for the workers that run beside the API.
     pub queue: Arc<dyn ExecutionRepository>,
+    /// Fires due schedules, for the workers that run beside the API.
+    pub scheduler: Arc<fluxolab_workflows::scheduler::Scheduler>,
     pub webhooks: Arc<fluxolab_webhooks::WebhookService>,
     pub billing: Arc<fluxolab_workspace::BillingService>,
     pub alerts: Arc<fluxolab_workspace::alerts::AlertService>,

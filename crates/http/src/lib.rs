@@ -22,6 +22,7 @@ pub mod ops;
 mod path_id;
 pub mod probe;
 pub mod problem;
+pub mod schedules;
 pub mod secret_providers;
 pub mod server;
 pub mod settings;

@@ -12,7 +12,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
     alerts, api_keys, auth, connectors, conversations, credentials, environments, executions,
-    intake, integrations, openapi_complete, ops, problem, secret_providers, settings, users,
+    intake, integrations, openapi_complete, ops, problem, schedules, secret_providers, settings,
+    users,
     webhooks, workflows, workspace_settings, workspaces,
 };
 
@@ -118,6 +119,7 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(workflows::create_version)
         .service(workflows::activate_workflow)
         .service(workflows::deactivate_workflow)
+        .service(schedules::workflow_schedule)
         .service(executions::test_workflow)
         .service(executions::run_workflow)
         .service(executions::list_executions)

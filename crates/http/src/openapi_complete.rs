@@ -21,6 +21,8 @@
 use fluxolab_credentials::CredentialKind;
 use fluxolab_kernel::{HTTP_URL_PATTERN, HTTPS_URL_PATTERN, PLAUSIBLE_EMAIL_PATTERN, Permission};
 use fluxolab_webhooks::model::Provider;
+use fluxolab_workflows::execution::TriggerKind;
+use fluxolab_workflows::scheduler::FireOutcome;
 use fluxolab_workspace::alerts::METRICS;
 use fluxolab_workspace::secret_providers::KINDS;
 use fluxolab_workspace::settings::timezone_names;
@@ -95,6 +97,8 @@ fn enumerations() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
     let roles: Vec<&str> = Role::ALL.iter().map(|role| role.code()).collect();
     let plans: Vec<&str> = PlanCode::ALL.iter().map(|plan| plan.code()).collect();
     let metrics: Vec<&str> = METRICS.iter().map(|(metric, _)| *metric).collect();
+    let trigger_kinds: Vec<&str> = TriggerKind::ALL.iter().map(|kind| kind.code()).collect();
+    let fire_outcomes: Vec<&str> = FireOutcome::ALL.iter().map(|o| o.code()).collect();
     vec![
         ("SettingsBody", "theme", vec!["light", "dark", "system"]),
         ("CreateWebhookRequest", "provider", providers.clone()),
@@ -107,6 +111,8 @@ fn enumerations() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
         ("CreateAlertRequest", "metric", metrics),
         ("CreateAlertRequest", "channel", vec!["email", "webhook"]),
         ("CreateSecretProviderRequest", "kind", KINDS.to_vec()),
+        ("ExecutionResponse", "trigger_kind", trigger_kinds),
+        ("LastFireResponse", "outcome", fire_outcomes),
     ]
 }
 

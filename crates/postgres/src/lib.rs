@@ -22,6 +22,7 @@ pub mod pool;
 pub mod readiness;
 mod repository;
 pub mod run_queue;
+pub mod schedules;
 /// The Diesel schema, generated from `migrations/` by `cargo xtask schema` (never edited
 /// by hand; CI's `cargo xtask schema --check` compares). Hand-written joins: `joins.rs`.
 pub mod schema;

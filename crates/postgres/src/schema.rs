@@ -303,6 +303,39 @@ diesel::table! {
 }
 
 diesel::table! {
+    workflow_schedule_fires (schedule_id, slot) {
+        schedule_id -> Uuid,
+        slot -> Timestamptz,
+        workspace_id -> Uuid,
+        outcome -> Nullable<Text>,
+        execution_id -> Nullable<Uuid>,
+        fired_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workflow_schedules (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        workflow_id -> Uuid,
+        environment_id -> Uuid,
+        version -> Int4,
+        cron -> Nullable<Text>,
+        timezone -> Nullable<Text>,
+        interval_seconds -> Nullable<Int4>,
+        next_at -> Nullable<Timestamptz>,
+        last_slot -> Nullable<Timestamptz>,
+        last_fired_at -> Nullable<Timestamptz>,
+        last_outcome -> Nullable<Text>,
+        last_execution_id -> Nullable<Uuid>,
+        last_skipped -> Int8,
+        quota_refused_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     workflow_versions (workflow_id, version) {
         workflow_id -> Uuid,
         workspace_id -> Uuid,
@@ -545,6 +578,13 @@ diesel::joinable!(workflow_deployments -> users (activated_by));
 diesel::joinable!(workflow_deployments -> workflows (workflow_id));
 diesel::joinable!(workflow_deployments -> workspace_environments (environment_id));
 diesel::joinable!(workflow_deployments -> workspaces (workspace_id));
+diesel::joinable!(workflow_schedule_fires -> executions (execution_id));
+diesel::joinable!(workflow_schedule_fires -> workflow_schedules (schedule_id));
+diesel::joinable!(workflow_schedule_fires -> workspaces (workspace_id));
+diesel::joinable!(workflow_schedules -> executions (last_execution_id));
+diesel::joinable!(workflow_schedules -> workflows (workflow_id));
+diesel::joinable!(workflow_schedules -> workspace_environments (environment_id));
+diesel::joinable!(workflow_schedules -> workspaces (workspace_id));
 diesel::joinable!(workflow_versions -> users (created_by));
 diesel::joinable!(workflow_versions -> workflows (workflow_id));
 diesel::joinable!(workflow_versions -> workspaces (workspace_id));
@@ -596,6 +636,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_events,
     webhook_registrations,
     workflow_deployments,
+    workflow_schedule_fires,
+    workflow_schedules,
     workflow_versions,
     workflows,
     workspace_api_key_audit,

@@ -79,9 +79,20 @@ pub enum TriggerKind {
     SubWorkflow,
     /// A run of another workflow that failed for good (its `error_workflow_id`).
     ErrorWorkflow,
+    /// A `trigger.schedule` slot.
+    Schedule,
 }
 
 impl TriggerKind {
+    /// Every trigger kind, in the order the API documents them.
+    pub const ALL: &'static [TriggerKind] = &[
+        TriggerKind::Test,
+        TriggerKind::Run,
+        TriggerKind::Retry,
+        TriggerKind::Webhook,
+        TriggerKind::Schedule,
+    ];
+
     pub const fn code(self) -> &'static str {
         match self {
             TriggerKind::Test => "test",
@@ -90,6 +101,7 @@ impl TriggerKind {
             TriggerKind::Webhook => "webhook",
             TriggerKind::SubWorkflow => "sub_workflow",
             TriggerKind::ErrorWorkflow => "error_workflow",
+            TriggerKind::Schedule => "schedule",
         }
     }
 }

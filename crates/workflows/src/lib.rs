@@ -12,6 +12,8 @@ pub mod model;
 pub mod ports;
 pub mod registry;
 pub mod responses;
+pub mod schedule;
+pub mod scheduler;
 pub mod service;
 pub mod start;
 pub mod sub_workflows;

@@ -22,6 +22,8 @@ pub enum ParamType {
     Boolean,
     /// A UUID (an id), or a template.
     Uuid,
+    /// A whole number (never a template) of at least this.
+    AtLeast(i64),
 }
 
 /// One param of a node type.
@@ -99,6 +101,33 @@ pub const NODE_TYPES: &[NodeType] = &[
         description: "Starts a run when the workflow's webhook receives an event.",
         trigger: true,
         params: &[],
+        outputs: MAIN,
+        credential: CredentialUse::None,
+    },
+    NodeType {
+        code: crate::schedule::NODE_TYPE,
+        description: "Starts a run on a schedule: a cron pattern in a time zone, or a fixed interval.",
+        trigger: true,
+        params: &[
+            param(
+                "cron",
+                ParamType::Text,
+                false,
+                "A cron pattern: 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first); not with interval_seconds",
+            ),
+            param(
+                "timezone",
+                ParamType::Text,
+                false,
+                "The IANA time zone the cron pattern is read in (default: the workspace's)",
+            ),
+            param(
+                "interval_seconds",
+                ParamType::AtLeast(crate::schedule::MIN_PERIOD_SECONDS),
+                false,
+                "Fire every this many seconds instead of a cron pattern",
+            ),
+        ],
         outputs: MAIN,
         credential: CredentialUse::None,
     },
@@ -290,6 +319,7 @@ impl NodeType {
                     json!({"type": ["boolean", "string"], "description": "true, false or a template"})
                 }
                 ParamType::Uuid => json!({"type": "string", "description": "a UUID or a template"}),
+                ParamType::AtLeast(min) => json!({"type": "integer", "minimum": min}),
             };
             let mut schema = schema;
             schema["description"] = Value::String(spec.description.to_owned());
@@ -358,6 +388,7 @@ impl NodeType {
                         .is_some_and(|text| uuid::Uuid::parse_str(text).is_ok())
                         || is_template(value)
                 }
+                ParamType::AtLeast(min) => value.as_i64().is_some_and(|n| n >= min),
             };
             if !ok {
                 let expected = match spec.param_type {
@@ -369,6 +400,7 @@ impl NodeType {
                     ParamType::OneOf(values) => format!("one of {}", values.join(", ")),
                     ParamType::Boolean => "true, false or a template".to_owned(),
                     ParamType::Uuid => "a UUID or a template".to_owned(),
+                    ParamType::AtLeast(min) => format!("a whole number of at least {min}"),
                 };
                 problems.push((spec.name.to_owned(), format!("must be {expected}")));
             }
@@ -386,7 +418,7 @@ mod tests {
         for node in NODE_TYPES {
             assert_eq!(node_type(node.code), Some(node));
         }
-        assert_eq!(NODE_TYPES.iter().filter(|node| node.trigger).count(), 2);
+        assert_eq!(NODE_TYPES.iter().filter(|node| node.trigger).count(), 3);
         assert!(node_type("shell.exec").is_none());
     }
 

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, CredentialId, EnvironmentDirectory, EnvironmentRef, Failure, Forbidden,
-    LimitedResource, Page, PageRequest, Permission, PlanGuard, PlanLimitReached, Principal,
-    StorageError, UnitOfWorkFactory, ValidationErrors, WorkflowId,
+    AuditEvent, AuditLog, Clock, CredentialId, EnvironmentDirectory, EnvironmentRef, Failure,
+    Forbidden, LimitedResource, Page, PageRequest, Permission, PlanGuard, PlanLimitReached,
+    Principal, StorageError, UnitOfWorkFactory, ValidationErrors, WorkflowId,
 };
 use ring::digest::{SHA256, digest};
 use serde_json::json;
@@ -16,7 +16,12 @@ use crate::connectors::{ConnectorCatalog, NoConnectors, NodeCatalog};
 use crate::environments;
 use crate::model::{NewWorkflow, Version, Workflow};
 use crate::ports::{CredentialCatalog, WebhookBindings, WorkflowRepository};
+use crate::scheduler::ScheduleStore;
 use crate::validate::validate_in;
+
+#[path = "service_schedules.rs"]
+mod schedules;
+pub use schedules::ScheduleView;
 
 /// Why a workflow operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +78,10 @@ pub struct WorkflowPorts {
     pub plans: Arc<dyn PlanGuard>,
     pub audit: Arc<dyn AuditLog>,
     pub environments: Arc<dyn EnvironmentDirectory>,
+    /// The schedules of `trigger.schedule` workflows, registered on activation.
+    pub schedules: Arc<dyn ScheduleStore>,
+    /// Tells validation and schedule registration the time.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for WorkflowPorts {
@@ -177,7 +186,8 @@ impl WorkflowService {
         } else {
             NodeCatalog::default()
         };
-        validate_in(definition, &kinds, &catalog).map_err(WorkflowError::Invalid)
+        validate_in(definition, &kinds, &catalog, self.ports.clock.now())
+            .map_err(WorkflowError::Invalid)
     }
 
     fn version_of(workflow: WorkflowId, number: i32, definition: Definition) -> Version {
@@ -430,6 +440,10 @@ impl WorkflowService {
             .unbind(unit.as_mut(), principal.workspace_id(), id, None)
             .await?;
         self.ports
+            .schedules
+            .unregister(unit.as_mut(), principal.workspace_id(), id, None)
+            .await?;
+        self.ports
             .audit
             .record_in(
                 unit.as_mut(),
@@ -578,7 +592,8 @@ impl WorkflowService {
     }
 
     /// Points `environment` at `version` (or at none), binds or unbinds the webhook
-    /// registration of a `trigger.webhook` workflow there, and records `action`.
+    /// registration of a `trigger.webhook` workflow there, registers or removes the
+    /// schedule of a `trigger.schedule` one, and records `action`.
     async fn deploy(
         &self,
         principal: &Principal,
@@ -590,6 +605,7 @@ impl WorkflowService {
     ) -> Result<Workflow, WorkflowError> {
         let id = workflow.id;
         let mut webhook_triggered = false;
+        let mut schedule = None;
         if let Some(number) = version {
             if workflow.archived_at.is_some() {
                 return Err(invalid("workflow", "is archived"));
@@ -607,6 +623,9 @@ impl WorkflowService {
                 .nodes
                 .iter()
                 .any(|node| node.node_type == "trigger.webhook");
+            schedule = self
+                .schedule_in(principal.workspace_id(), &stored.definition)
+                .await?;
         }
         let workspace = principal.workspace_id();
         let mut unit = self.ports.units.begin().await?;
@@ -643,6 +662,15 @@ impl WorkflowService {
                 .unbind(unit.as_mut(), workspace, id, Some(environment.id))
                 .await?;
         }
+        self.bind_schedule(
+            unit.as_mut(),
+            workspace,
+            id,
+            environment.id,
+            version,
+            schedule.as_ref(),
+        )
+        .await?;
         self.ports
             .audit
             .record_in(unit.as_mut(), &Self::event(principal, action, id, metadata))

@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::*;
 use crate::model::Deployment;
 use crate::ports::{MockCredentialCatalog, MockWebhookBindings, MockWorkflowRepository};
+use crate::scheduler::MockScheduleStore;
 use fluxolab_kernel::testing::{Captured, Journal, opens_once, place};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -70,6 +71,10 @@ struct Workflows {
     plans: MockPlanGuard,
     audit: MockAuditLog,
     environments: MockEnvironmentDirectory,
+    schedules: MockScheduleStore,
+    /// Whether a test set what `schedules` expects; if not, removing a schedule is
+    /// allowed (and not journaled) and registering one is not.
+    schedules_expected: bool,
 }
 
 impl Workflows {
@@ -90,6 +95,8 @@ impl Workflows {
             plans: MockPlanGuard::new(),
             audit: MockAuditLog::new(),
             environments: MockEnvironmentDirectory::new(),
+            schedules: MockScheduleStore::new(),
+            schedules_expected: false,
         }
     }
 
@@ -142,6 +149,12 @@ impl Workflows {
     }
 
     fn service(&mut self) -> WorkflowService {
+        if !self.schedules_expected {
+            self.schedules.expect_register().never();
+            self.schedules
+                .expect_unregister()
+                .returning(|_, _, _, _| Ok(()));
+        }
         WorkflowService::new(WorkflowPorts {
             units: Arc::new(std::mem::take(&mut self.units)),
             workflows: Arc::new(std::mem::take(&mut self.workflows)),
@@ -150,6 +163,10 @@ impl Workflows {
             plans: Arc::new(std::mem::take(&mut self.plans)),
             audit: Arc::new(std::mem::take(&mut self.audit)),
             environments: Arc::new(std::mem::take(&mut self.environments)),
+            schedules: Arc::new(std::mem::take(&mut self.schedules)),
+            clock: Arc::new(fluxolab_kernel::ManualClock::new(
+                OffsetDateTime::UNIX_EPOCH,
+            )),
         })
     }
 
@@ -172,6 +189,9 @@ impl Workflows {
         self.workflows.expect_set_active().never();
         self.webhooks.expect_bind().never();
         self.webhooks.expect_unbind().never();
+        self.schedules.expect_register().never();
+        self.schedules.expect_unregister().never();
+        self.schedules_expected = true;
         self.audit.expect_record_in().never();
         self
     }
@@ -891,3 +911,6 @@ async fn a_credential_of_the_right_kind_passes_validation_through_the_catalog() 
     assert!(workflows.committed());
     Ok(())
 }
+
+#[path = "service_schedules_tests.rs"]
+mod schedules;

@@ -1,6 +1,7 @@
 //! Starting a run through the queue: the one use case every queued run begins with —
-//! `/run`, retries, replays, webhook deliveries (and, later, schedules, MCP tool calls,
-//! connectors and sub-workflows).
+//! `/run`, retries, replays, webhook deliveries, schedule slots
+//! ([`RunStarter::start_scheduled`]) (and, later, MCP tool calls, connectors and
+//! sub-workflows).
 //!
 //! [`RunStarter`] decides everything about a run before anything is stored: which
 //! version runs in which environment, its trigger kind, whether the workspace's quota
@@ -97,6 +98,17 @@ pub struct StartRequest {
     /// The version to run; `None`: the one deployed in `environment`.
     pub version: Option<i32>,
     pub trigger: Trigger,
+    pub input: Value,
+}
+
+/// The run of a schedule's slot: no one asks for it in person.
+#[derive(Clone, Debug)]
+pub struct ScheduledStart {
+    pub workspace: WorkspaceId,
+    pub workflow: WorkflowId,
+    /// Where the schedule is registered; the version deployed there now runs.
+    pub environment: EnvironmentRef,
+    /// `{scheduled_for, fired_at}`.
     pub input: Value,
 }
 
@@ -227,6 +239,35 @@ impl RunStarter {
                 unit.commit().await?;
             }
         }
+        Ok(run.id)
+    }
+
+    /// Queues the run of a schedule's slot inside `unit` (with the slot's claim, so the
+    /// slot and its run are stored together or not at all): the version deployed in
+    /// the environment now, the quota (counted exactly, as for `/run`), trigger kind
+    /// `schedule`. Not audited: the execution is its own record, and the schedule keeps
+    /// the slot's outcome.
+    #[tracing::instrument(name = "runs.start_scheduled", skip_all, fields(workspace_id = %start.workspace, workflow_id = %start.workflow))]
+    pub async fn start_scheduled(
+        &self,
+        unit: &mut Uow,
+        start: ScheduledStart,
+    ) -> Result<ExecutionId, WorkflowError> {
+        let version = self
+            .deployed(start.workspace, start.workflow, &start.environment)
+            .await?;
+        self.admit(start.workspace).await?;
+        let run = QueuedRun {
+            id: ExecutionId::new(),
+            workspace_id: start.workspace,
+            workflow_id: start.workflow,
+            version,
+            environment_id: start.environment.id,
+            trigger_kind: TriggerKind::Schedule,
+            input: start.input,
+            retry_of: None,
+        };
+        self.ports.queue.queue_in(unit, &run).await?;
         Ok(run.id)
     }
 

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use fluxolab_credentials::CredentialKind;
 use fluxolab_kernel::{CredentialId, ValidationErrors};
+use time::OffsetDateTime;
 
 use crate::connectors::NodeCatalog;
 use crate::definition::Definition;
@@ -21,22 +22,29 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Validates `definition` against the built-in node types; `credentials` maps every
+/// Validates `definition` now against the built-in node types; `credentials` maps every
 /// credential id of the workspace that the definition mentions to its kind (absent ids
 /// are not in the workspace).
 pub fn validate(
     definition: &Definition,
     credentials: &HashMap<CredentialId, CredentialKind>,
 ) -> Result<(), ValidationErrors> {
-    validate_in(definition, credentials, &NodeCatalog::default())
+    validate_in(
+        definition,
+        credentials,
+        &NodeCatalog::default(),
+        OffsetDateTime::now_utc(),
+    )
 }
 
 /// [`validate`] against the node types of `catalog` (the built-ins and the workspace's
-/// connector actions).
+/// connector actions), saved at `now` (a schedule's problems show its next fire times
+/// from then).
 pub fn validate_in(
     definition: &Definition,
     credentials: &HashMap<CredentialId, CredentialKind>,
     catalog: &NodeCatalog,
+    now: OffsetDateTime,
 ) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::new();
     if definition.nodes.is_empty() {
@@ -80,7 +88,14 @@ pub fn validate_in(
         if kind.trigger() {
             triggers.push(node.id.as_str());
         }
-        for (param, message) in kind.check_params(&node.params) {
+        let mut param_problems = kind.check_params(&node.params);
+        if param_problems.is_empty() && kind.code == crate::schedule::NODE_TYPE {
+            param_problems = crate::schedule::check_params(&node.params, now)
+                .into_iter()
+                .map(|(param, message)| (param.to_owned(), message))
+                .collect();
+        }
+        for (param, message) in param_problems {
             let field = if param.is_empty() {
                 format!("{at}.params")
             } else {

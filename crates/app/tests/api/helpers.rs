@@ -62,6 +62,12 @@ impl TestApp {
         Self::start(&[("FLUXOLAB_TEST_NO_WORKERS", "1")], Arc::new(SystemClock)).await
     }
 
+    /// The API without in-process workers (nor their scheduler), telling time by
+    /// `clock`: a test drives the workers' jobs itself.
+    pub async fn spawn_api_only_with_clock(clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Self::start(&[("FLUXOLAB_TEST_NO_WORKERS", "1")], clock).await
+    }
+
     /// A second, independent instance of the application (its own pool, caches and
     /// listeners, as another server process has) on this one's database.
     pub async fn spawn_beside(&self) -> Result<Self, Error> {

@@ -24,6 +24,7 @@ mod provisioning;
 mod queue;
 mod redaction;
 mod round_trips;
+mod schedules;
 mod secret_providers;
 mod sub_workflows;
 mod users;
