@@ -116,3 +116,90 @@ impl NodeCatalog {
         Ok(KnownType::Action { connector, action })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use fluxolab_kernel::{CredentialId, ValidationErrors, WorkspaceId};
+    use serde_json::json;
+
+    use super::*;
+    use crate::connectors::{ConnectorId, manifest};
+    use crate::validate::validate_in;
+
+    fn connector(enabled: bool) -> Result<Connector, ValidationErrors> {
+        let manifest = manifest::parse(
+            &json!({
+                "name": "chat", "version": "1.0.0", "description": "Chat",
+                "credential_kind": "bearer_token", "base_url": "https://chat.example.com",
+                "actions": [{"name": "send", "description": "Sends", "method": "POST", "path": "/send",
+                             "params_schema": {"type": "object", "required": ["to"],
+                                               "properties": {"to": {"type": "string"}}}}]
+            }),
+            "",
+        )?;
+        Ok(Connector {
+            id: ConnectorId::new(),
+            workspace_id: WorkspaceId::new(),
+            manifest,
+            enabled,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+        })
+    }
+
+    fn problems(catalog: &NodeCatalog, credential: Option<CredentialId>) -> Vec<String> {
+        let definition = serde_json::from_value(json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual", "name": "Start"},
+                {"id": "send", "type": "connector.chat.send", "name": "Send",
+                 "credential_id": credential, "params": {"to": "{{ trigger.body.to }}"}}
+            ],
+            "connections": [{"from": "start", "to": "send"}]
+        }))
+        .unwrap_or_default();
+        let known = credential
+            .map(|id| HashMap::from([(id, CredentialKind::BearerToken)]))
+            .unwrap_or_default();
+        validate_in(&definition, &known, catalog)
+            .err()
+            .map(|errors| {
+                errors
+                    .errors()
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn actions_validate_like_built_ins_until_disabled() -> Result<(), ValidationErrors> {
+        let enabled = NodeCatalog::with(vec![connector(true)?]);
+        assert_eq!(
+            problems(&enabled, Some(CredentialId::new())),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            problems(&enabled, None),
+            [
+                "definition.nodes[1].credential_id: node `send`: connector.chat.send needs a credential"
+            ]
+        );
+        let disabled = NodeCatalog::with(vec![connector(false)?]);
+        assert_eq!(
+            problems(&disabled, Some(CredentialId::new())),
+            [
+                "definition.nodes[1].type: node `send`: `connector.chat.send`: the connector `chat` is disabled"
+            ]
+        );
+        assert_eq!(
+            problems(&NodeCatalog::default(), None),
+            [
+                "definition.nodes[1].type: node `send`: `connector.chat.send`: no connector `chat` is installed"
+            ]
+        );
+        Ok(())
+    }
+}
