@@ -20,6 +20,9 @@ use fluxolab_kernel::testing::{Captured, Journal, opens_once, place};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+#[path = "service_error_workflow_tests.rs"]
+mod error_workflow;
+
 fn environment(name: &str) -> EnvironmentRef {
     EnvironmentRef {
         id: EnvironmentId::new(),

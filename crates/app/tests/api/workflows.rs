@@ -76,7 +76,7 @@ async fn versions_are_numbered_immutable_and_activated() -> TestResult {
     assert_eq!(archived["archived"], true);
 
     let (_, nodes) = app.get_in(&owner, "/api/workflows/nodes").await?;
-    assert_eq!(nodes.as_array().map(Vec::len), Some(9));
+    assert_eq!(nodes.as_array().map(Vec::len), Some(10));
     Ok(())
 }
 
