@@ -13,7 +13,7 @@ ALTER TABLE executions
 ALTER TABLE executions
   DROP CONSTRAINT executions_trigger_kind_check,
   ADD CONSTRAINT executions_trigger_kind_check CHECK (trigger_kind IN
-    ('test', 'run', 'retry', 'webhook', 'sub_workflow', 'error_workflow'));
+    ('test', 'run', 'retry', 'webhook', 'schedule', 'mcp', 'sub_workflow', 'error_workflow'));
 -- The foreign key's ON DELETE (pruning) looks children up by parent; few runs have one.
 CREATE INDEX executions_parent_idx ON executions (parent_execution_id)
   WHERE parent_execution_id IS NOT NULL;

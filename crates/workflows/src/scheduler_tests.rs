@@ -134,6 +134,7 @@ impl Fixture {
                 activated_at: OffsetDateTime::UNIX_EPOCH,
             }],
             latest_version: Some(3),
+            error_workflow_id: None,
             archived_at: None,
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,

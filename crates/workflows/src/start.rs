@@ -266,6 +266,7 @@ impl RunStarter {
             trigger_kind: TriggerKind::Schedule,
             input: start.input,
             retry_of: None,
+            parent: None,
         };
         self.ports.queue.queue_in(unit, &run).await?;
         Ok(run.id)

@@ -89,7 +89,7 @@ pub fn validate_in(
             triggers.push(node.id.as_str());
         }
         let mut param_problems = kind.check_params(&node.params);
-        if param_problems.is_empty() && kind.code == crate::schedule::NODE_TYPE {
+        if param_problems.is_empty() && node.node_type == crate::schedule::NODE_TYPE {
             param_problems = crate::schedule::check_params(&node.params, now)
                 .into_iter()
                 .map(|(param, message)| (param.to_owned(), message))

@@ -162,7 +162,7 @@ mod tests {
         let known = credential
             .map(|id| HashMap::from([(id, CredentialKind::BearerToken)]))
             .unwrap_or_default();
-        validate_in(&definition, &known, catalog)
+        validate_in(&definition, &known, catalog, time::OffsetDateTime::now_utc())
             .err()
             .map(|errors| {
                 errors
