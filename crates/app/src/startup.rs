@@ -8,6 +8,7 @@ use fluxolab_credentials::{VaultPorts, VaultService};
 use fluxolab_http::intake::IntakeLimits;
 use fluxolab_http::{ApiState, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
+use fluxolab_jsruntime::JsRunner;
 use fluxolab_kernel::{Clock, SystemClock};
 use fluxolab_outbound::secret_stores::SecretStores;
 use fluxolab_outbound::{OutboundAlerts, OutboundEffects, OutboundTester};
@@ -33,6 +34,7 @@ use fluxolab_postgres::workspaces::PgWorkspaces;
 use fluxolab_postgres::{DbPool, PoolSettings, StoreError, connect_pool, migrations};
 use fluxolab_telemetry::MetricsRegistry;
 use fluxolab_webhooks::{Intake, IntakeSettings, WebhookPorts, WebhookService};
+use fluxolab_workflows::code::CodeRunner;
 use fluxolab_workflows::engine::Engine;
 use fluxolab_workflows::execution::ExecutionRepository;
 use fluxolab_workflows::execution_service::{ExecutionObserver, ExecutionPorts, ExecutionService};
@@ -163,13 +165,15 @@ pub fn services_with(
         master,
         clock: clock.clone(),
     }));
+    let code: Arc<dyn CodeRunner> = Arc::new(JsRunner::new(settings.code));
     let engine = Engine::new(
         Arc::new(OutboundEffects {
             credentials: vault_service.clone(),
             network: Arc::new(PgVault::new(pool.clone())),
         }),
         clock.clone(),
-    );
+    )
+    .with_code_runner(code.clone());
     let quotas = Arc::new(Quotas::new(
         Arc::new(PgBilling::new(pool.clone())),
         clock.clone(),
@@ -233,6 +237,7 @@ pub fn services_with(
         plans: Arc::new(PgPlanGuard),
         audit: audit.clone(),
         environments: environments.clone(),
+        code,
     });
     let intake = Arc::new(Intake::new(
         webhooks.clone(),

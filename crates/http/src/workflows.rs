@@ -179,7 +179,10 @@ pub struct PromoteRequest {
     pub to: String,
 }
 
-/// Every node type, with its params schema, outputs and credential kinds.
+/// Every node type, with its params schema, outputs and credential kinds: `trigger.manual`,
+/// `trigger.webhook`, `data.set`, `flow.if`, `flow.switch`, `http.request`, `email.send`,
+/// `flow.delay`, `webhook.respond` and `code.javascript` (params `code`, and optional
+/// `memory_limit_mb` and `timeout_ms` within the instance's maxima).
 #[utoipa::path(tag = "workflows", security(("bearer" = [])), responses(
     (status = 200, description = "The node registry", body = Vec<NodeTypeResponse>),
 ))]

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod code;
 pub mod definition;
 pub mod engine;
 mod environments;

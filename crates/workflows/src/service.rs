@@ -12,6 +12,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::Definition;
+use crate::code::{CODE_NODE_TYPE, CodeRunner, check_code_nodes};
 use crate::environments;
 use crate::model::{NewWorkflow, Version, Workflow};
 use crate::ports::{CredentialCatalog, WebhookBindings, WorkflowRepository};
@@ -72,6 +73,8 @@ pub struct WorkflowPorts {
     pub plans: Arc<dyn PlanGuard>,
     pub audit: Arc<dyn AuditLog>,
     pub environments: Arc<dyn EnvironmentDirectory>,
+    /// Compiles `code.javascript` nodes when a definition is saved.
+    pub code: Arc<dyn CodeRunner>,
 }
 
 impl std::fmt::Debug for WorkflowPorts {
@@ -118,7 +121,8 @@ impl WorkflowService {
         }
     }
 
-    /// Validates a definition against the registry and the workspace's credentials.
+    /// Validates a definition against the registry and the workspace's credentials, and
+    /// compiles its code nodes.
     async fn check(
         &self,
         principal: &Principal,
@@ -137,7 +141,15 @@ impl WorkflowService {
                 .kinds(principal.workspace_id(), &ids)
                 .await?
         };
-        validate(definition, &kinds).map_err(WorkflowError::Invalid)
+        let mut errors = validate(definition, &kinds).err().unwrap_or_default();
+        if definition
+            .nodes
+            .iter()
+            .any(|node| node.node_type == CODE_NODE_TYPE)
+        {
+            check_code_nodes(definition, self.ports.code.as_ref(), &mut errors).await;
+        }
+        errors.into_result(()).map_err(WorkflowError::Invalid)
     }
 
     fn version_of(workflow: WorkflowId, number: i32, definition: Definition) -> Version {

@@ -149,6 +149,7 @@ impl Workflows {
             plans: Arc::new(std::mem::take(&mut self.plans)),
             audit: Arc::new(std::mem::take(&mut self.audit)),
             environments: Arc::new(std::mem::take(&mut self.environments)),
+            code: Arc::new(crate::code::NoCodeRunner),
         })
     }
 

@@ -7,6 +7,7 @@ mod architecture;
 mod auth;
 mod auth_cache;
 mod binary;
+mod code_node;
 mod credential_tests;
 mod credentials;
 mod environments;
