@@ -65,7 +65,8 @@ async fn a_code_step_runs_in_a_workflow_and_its_record_keeps_no_secret() -> Test
                 return {total: a + b, ratio: a / b, label: `sum of ${a} and ${b}`,\n\
                         ok: true, missing: null, list: [a, [b], {c: 3}],\n\
                         nested: {deep: {run: execution.id.length > 0}},\n\
-                        token_length: env.TOKEN.length, echoed: 'key=' + env.TOKEN};";
+                        token_length: env.TOKEN.length, echoed: 'key=' + env.TOKEN,\n\
+                        by_key: {[env.TOKEN]: true}};";
     let workflow = app
         .create_workflow(&owner, "Sum in code", &flow(&json!({"code": body})))
         .await?;
@@ -84,7 +85,8 @@ async fn a_code_step_runs_in_a_workflow_and_its_record_keeps_no_secret() -> Test
         calc["output"],
         json!({"total": 7, "ratio": 0.75, "label": "sum of 3 and 4", "ok": true,
                "missing": null, "list": [3, [4], {"c": 3}], "nested": {"deep": {"run": true}},
-               "token_length": SECRET.len(), "echoed": "key=[redacted]"})
+               "token_length": SECRET.len(), "echoed": "key=[redacted]",
+               "by_key": {"[redacted]": true}})
     );
     assert_eq!(
         calc["logs"],
