@@ -10,6 +10,9 @@ use ring::hkdf;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use url::Url;
 
+#[path = "config_code.rs"]
+mod code;
+
 /// The shortest `APP_SECRET` / `JWT_SECRET` accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -34,6 +37,9 @@ pub struct Settings {
     /// `AUTH_CACHE_CAPACITY`, `AUTH_CACHE_TTL_SECONDS`: the per-process cache of who may
     /// do what (memberships, API keys).
     pub auth_cache: fluxolab_postgres::auth_cache::AuthCacheSettings,
+    /// `CODE_MAX_MEMORY_MB`, `CODE_MAX_TIMEOUT_MS`, `CODE_CONCURRENCY`: the bounds of
+    /// `code.javascript` steps.
+    pub code: fluxolab_jsruntime::JsSettings,
 }
 
 /// How the webhook intake behaves.
@@ -382,6 +388,7 @@ impl Settings {
         let alerts = reader.alerts();
         let auth_cache_capacity = reader.number("AUTH_CACHE_CAPACITY", 100_000, 100..=10_000_000);
         let auth_cache_ttl = reader.number("AUTH_CACHE_TTL_SECONDS", 60, 1..=3600);
+        let code = reader.code();
 
         let settings = match (database, app_secret) {
             (Some(database), Some(app_secret)) => {
@@ -410,6 +417,7 @@ impl Settings {
                         capacity: auth_cache_capacity,
                         ttl: Duration::from_secs(auth_cache_ttl),
                     },
+                    code,
                 })
             }
             _ => None,
@@ -459,7 +467,7 @@ mod tests {
 
     use super::*;
 
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    pub(super) fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
@@ -467,7 +475,7 @@ mod tests {
         move |name| map.get(name).cloned()
     }
 
-    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    pub(super) const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     #[test]
     fn two_variables_are_enough_and_the_rest_have_defaults() -> Result<(), ConfigErrors> {

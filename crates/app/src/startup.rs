@@ -8,6 +8,7 @@ use fluxolab_credentials::{VaultPorts, VaultService};
 use fluxolab_http::intake::IntakeLimits;
 use fluxolab_http::{ApiState, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
+use fluxolab_jsruntime::JsRunner;
 use fluxolab_kernel::{Clock, SystemClock};
 use fluxolab_outbound::secret_stores::SecretStores;
 use fluxolab_outbound::{OutboundAlerts, OutboundEffects, OutboundTester};
@@ -36,6 +37,7 @@ use fluxolab_postgres::{DbPool, PoolSettings, StoreError, connect_pool, migratio
 use fluxolab_telemetry::MetricsRegistry;
 use fluxolab_webhooks::{Intake, IntakeSettings, WebhookPorts, WebhookService};
 use fluxolab_workflows::connectors::{ConnectorPorts, ConnectorService};
+use fluxolab_workflows::code::CodeRunner;
 use fluxolab_workflows::engine::Engine;
 use fluxolab_workflows::error_workflows::ErrorWorkflows;
 use fluxolab_workflows::execution::ExecutionRepository;
@@ -170,6 +172,7 @@ pub fn services_with(
         clock: clock.clone(),
     }));
     let connectors = Arc::new(PgConnectors::new(pool.clone()));
+    let code: Arc<dyn CodeRunner> = Arc::new(JsRunner::new(settings.code));
     let engine = Engine::new(
         Arc::new(OutboundEffects {
             credentials: vault_service.clone(),
@@ -177,7 +180,8 @@ pub fn services_with(
         }),
         clock.clone(),
     )
-    .with_connectors(connectors.clone());
+    .with_connectors(connectors.clone())
+    .with_code_runner(code.clone());
     let quotas = Arc::new(Quotas::new(
         Arc::new(PgBilling::new(pool.clone())),
         clock.clone(),
@@ -257,6 +261,7 @@ pub fn services_with(
         environments: environments.clone(),
         schedules: schedules.clone(),
         clock: clock.clone(),
+        code,
     })
     .with_connectors(connectors.clone());
     let scheduler = Scheduler::new(SchedulerPorts {

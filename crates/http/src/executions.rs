@@ -39,6 +39,9 @@ pub struct StepResponse {
     /// The idempotency key an effectful step (`http.request`, `email.send`,
     /// `webhook.respond`) was sent with: the same on every attempt of that step.
     pub idempotency_key: Option<String>,
+    /// What a `code.javascript` step wrote to `console` (at most 100 lines and 16 KiB,
+    /// secret values redacted); empty for other steps.
+    pub logs: Vec<String>,
     pub duration_ms: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
@@ -56,6 +59,7 @@ impl From<StepRecord> for StepResponse {
             error: step.error,
             route: step.route,
             idempotency_key: step.effect_key,
+            logs: step.logs,
             started_at: step.started_at,
         }
     }

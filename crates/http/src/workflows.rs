@@ -192,9 +192,10 @@ pub struct PromoteRequest {
     pub to: String,
 }
 
-/// Every node type of the active workspace — the built-ins, then the actions of its
-/// enabled connectors (`connector.<name>.<action>`) — with its params schema, outputs
-/// and credential kinds.
+/// Every node type of the active workspace — the built-ins (among them `code.javascript`:
+/// params `code`, and optional `memory_limit_mb` and `timeout_ms` within the instance's
+/// maxima), then the actions of its enabled connectors (`connector.<name>.<action>`) —
+/// with its params schema, outputs and credential kinds.
 #[utoipa::path(tag = "workflows", security(("bearer" = [])), responses(
     (status = 200, description = "The node registry", body = Vec<NodeTypeResponse>),
 ))]

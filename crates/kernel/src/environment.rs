@@ -58,22 +58,44 @@ impl std::fmt::Debug for RunEnvironment {
 }
 
 impl RunEnvironment {
-    /// Replaces every secret value inside the strings of `value` with `[redacted]`.
+    /// Replaces every secret value inside the strings of `value` with `[redacted]`,
+    /// object keys included (a code step can make a key of anything).
     pub fn redact(&self, value: &mut Value) {
         if self.secrets.is_empty() {
             return;
         }
         match value {
-            Value::String(text) => {
-                for secret in self.secrets.iter().filter(|secret| !secret.is_empty()) {
-                    if text.contains(secret.as_str()) {
-                        *text = text.replace(secret.as_str(), "[redacted]");
-                    }
+            Value::String(text) => self.redact_text(text),
+            Value::Array(items) => items.iter_mut().for_each(|item| self.redact(item)),
+            Value::Object(members) => {
+                if members.keys().any(|key| self.holds_secret(key)) {
+                    *members = std::mem::take(members)
+                        .into_iter()
+                        .map(|(mut key, mut item)| {
+                            self.redact_text(&mut key);
+                            self.redact(&mut item);
+                            (key, item)
+                        })
+                        .collect();
+                } else {
+                    members.values_mut().for_each(|item| self.redact(item));
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|item| self.redact(item)),
-            Value::Object(members) => members.values_mut().for_each(|item| self.redact(item)),
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    fn holds_secret(&self, text: &str) -> bool {
+        self.secrets
+            .iter()
+            .any(|secret| !secret.is_empty() && text.contains(secret.as_str()))
+    }
+
+    fn redact_text(&self, text: &mut String) {
+        for secret in self.secrets.iter().filter(|secret| !secret.is_empty()) {
+            if text.contains(secret.as_str()) {
+                *text = text.replace(secret.as_str(), "[redacted]");
+            }
         }
     }
 }
@@ -128,7 +150,7 @@ mod tests {
     }
 
     #[test]
-    fn redaction_replaces_secrets_inside_nested_strings_only() {
+    fn redaction_replaces_secrets_inside_nested_strings_and_keys_only() {
         let env = RunEnvironment {
             variables: Map::new(),
             secrets: vec!["s3cr3t".to_owned(), String::new()],
@@ -137,6 +159,7 @@ mod tests {
             "url": "https://x.test/?token=s3cr3t",
             "list": ["s3cr3t", 7, null],
             "plain": "nothing here",
+            "by_key": {"s3cr3t": true, "key-s3cr3t": {"s3cr3t": "s3cr3t"}},
         });
         env.redact(&mut value);
         assert_eq!(
@@ -145,6 +168,7 @@ mod tests {
                 "url": "https://x.test/?token=[redacted]",
                 "list": ["[redacted]", 7, null],
                 "plain": "nothing here",
+                "by_key": {"[redacted]": true, "key-[redacted]": {"[redacted]": "[redacted]"}},
             })
         );
     }

@@ -194,6 +194,7 @@ type StepRow = (
     OffsetDateTime,
     OffsetDateTime,
     Option<String>,
+    Option<Value>,
 );
 
 /// The columns of a [`StepRow`].
@@ -209,12 +210,13 @@ macro_rules! step_columns {
             execution_steps::started_at,
             execution_steps::finished_at,
             execution_steps::effect_key,
+            execution_steps::logs,
         )
     };
 }
 
 fn step(
-    (node_id, node_type, input, output, error, route, started_at, finished_at, effect_key): StepRow,
+    (node_id, node_type, input, output, error, route, started_at, finished_at, effect_key, logs): StepRow,
 ) -> StepRecord {
     StepRecord {
         node_id,
@@ -226,6 +228,16 @@ fn step(
         started_at,
         finished_at,
         effect_key,
+        logs: match logs {
+            Some(Value::Array(lines)) => lines
+                .into_iter()
+                .filter_map(|line| match line {
+                    Value::String(line) => Some(line),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -252,15 +264,16 @@ pub(crate) fn insert_steps(executions: &str, steps: &str) -> String {
     format!(
         "INSERT INTO execution_steps \
            (id, execution_id, workspace_id, position, node_id, node_type, input, output, error, \
-            route, started_at, finished_at, effect_key) \
+            route, started_at, finished_at, effect_key, logs) \
          SELECT s.id, e.id, e.workspace_id, \
            coalesce((SELECT max(position) + 1 FROM execution_steps WHERE execution_id = e.id), 0) \
              + s.seq, \
            s.node_id, s.node_type, s.input, s.output, s.error, s.route, s.started_at, \
-           s.finished_at, s.effect_key \
+           s.finished_at, s.effect_key, s.logs \
          FROM {executions}, jsonb_to_recordset({steps}) AS s( \
            id uuid, seq int, node_id text, node_type text, input jsonb, output jsonb, error text, \
-           route text, started_at timestamptz, finished_at timestamptz, effect_key text)"
+           route text, started_at timestamptz, finished_at timestamptz, effect_key text, \
+           logs jsonb)"
     )
 }
 
@@ -324,6 +337,7 @@ pub(crate) fn steps_json(steps: &[StepRecord]) -> Result<Value, StorageError> {
                 "route": step.route,
                 "started_at": timestamp(step.started_at)?,
                 "finished_at": timestamp(step.finished_at)?,
+                "logs": (!step.logs.is_empty()).then_some(&step.logs),
             }))
         })
         .collect::<Result<Vec<_>, StorageError>>()

@@ -92,6 +92,7 @@ diesel::table! {
         started_at -> Timestamptz,
         finished_at -> Timestamptz,
         effect_key -> Nullable<Text>,
+        logs -> Nullable<Jsonb>,
     }
 }
 

@@ -1,6 +1,8 @@
 //! The engine: runs a definition from its trigger, node by node, recording a step for
 //! each. Pure nodes run here; nodes with side effects (HTTP, e-mail, waiting) go through
-//! the [`NodeEffects`] port, which adapters implement behind the SSRF guard.
+//! the [`NodeEffects`] port, which adapters implement behind the SSRF guard, and
+//! `code.javascript` through the [`CodeRunner`] port (an embedded engine without I/O:
+//! pure as far as checkpoints go).
 //!
 //! Traversal is breadth-first from the trigger along the connections of the output each
 //! node took; a node reached by several paths runs once, when first reached.
@@ -24,6 +26,7 @@ use uuid::Uuid;
 
 use crate::Definition;
 use crate::connectors::{ConnectorCatalog, NoConnectors};
+use crate::code::{CODE_NODE_TYPE, CodeLimits, CodeRunner, NoCodeRunner};
 use crate::definition::Node;
 use crate::sub_workflows::{self, ChildRuns, ChildStep};
 use crate::template::Templates;
@@ -219,6 +222,9 @@ pub struct StepRecord {
     pub finished_at: OffsetDateTime,
     /// The idempotency key an effectful step was sent with (the same on every attempt).
     pub effect_key: Option<String>,
+    /// What a `code.javascript` step wrote to `console` (bounded, secrets redacted);
+    /// empty for other nodes.
+    pub logs: Vec<String>,
 }
 
 /// How a run ended.
@@ -283,6 +289,7 @@ impl RunResult {
 pub struct Engine {
     templates: Templates,
     effects: Arc<dyn NodeEffects>,
+    code: Arc<dyn CodeRunner>,
     clock: Arc<dyn Clock>,
     /// Where `flow.run_workflow` starts its runs (none: the node fails).
     children: Option<Arc<dyn ChildRuns>>,
@@ -396,6 +403,7 @@ impl Engine {
         Self {
             templates: Templates::new(),
             effects,
+            code: Arc::new(NoCodeRunner),
             clock,
             children: None,
             connectors: Arc::new(NoConnectors),
@@ -414,6 +422,12 @@ impl Engine {
     /// `connector.*` step fails: none is installed).
     pub fn with_connectors(mut self, connectors: Arc<dyn ConnectorCatalog>) -> Self {
         self.connectors = connectors;
+        self
+    }
+
+    /// Runs `code.javascript` nodes with `runner` (without one, they fail).
+    pub fn with_code_runner(mut self, runner: Arc<dyn CodeRunner>) -> Self {
+        self.code = runner;
         self
     }
 
@@ -488,7 +502,15 @@ impl Engine {
                 workspace_id = %context.workspace_id,
             );
             let started_at = self.clock.now();
-            let (input, result) = match self.templates.render(&node.params, &data) {
+            let mut logs = Vec::new();
+            // A code node's params are its source and limits, never templates: its
+            // code reads the data itself.
+            let rendered = if node.node_type == CODE_NODE_TYPE {
+                Ok(node.params.clone())
+            } else {
+                self.templates.render(&node.params, &data)
+            };
+            let (input, result) = match rendered {
                 Ok(input) => {
                     if effectful
                         && let Err(error) = sink
@@ -497,10 +519,15 @@ impl Engine {
                     {
                         return progress.interrupted(node, error);
                     }
-                    let result = self
-                        .run_node(node, &input, &data, context, started_at)
-                        .instrument(span)
-                        .await;
+                    let result = if node.node_type == CODE_NODE_TYPE {
+                        let (result, written) = self.run_code(&input, &data).instrument(span).await;
+                        logs = written;
+                        result
+                    } else {
+                        self.run_node(node, &input, &data, context, started_at)
+                            .instrument(span)
+                            .await
+                    };
                     (input, result)
                 }
                 Err(error) => (
@@ -521,6 +548,7 @@ impl Engine {
                 started_at,
                 finished_at,
                 effect_key: context.idempotency_key.map(|key| key.to_string()),
+                logs: redacted_lines(env, logs),
             };
             match result {
                 Ok(NodeRun::Done(output, route)) => {
@@ -565,6 +593,25 @@ impl Engine {
         }
         env.redact(&mut last_output);
         progress.end(RunOutcome::Succeeded(last_output))
+    }
+
+    /// Runs a `code.javascript` node with `input` (its params) over the run's `data`;
+    /// its `console` lines, as written, come back beside the result.
+    async fn run_code(&self, input: &Value, data: &Value) -> (NodeResult, Vec<String>) {
+        let Some(code) = input["code"].as_str() else {
+            return (
+                Err(NodeFailure::permanent("params.code must be a string")),
+                Vec::new(),
+            );
+        };
+        let limits = CodeLimits::for_params(input, self.code.maxima());
+        match self.code.run(code, data, limits).await {
+            Ok(output) => (
+                Ok(NodeRun::Done(output.value, Some("main".to_owned()))),
+                output.logs,
+            ),
+            Err(failure) => (Err(NodeFailure::permanent(failure.message)), failure.logs),
+        }
     }
 
     /// The nodes that `node`'s output `route` leads to.
@@ -696,6 +743,25 @@ impl Engine {
                 "unknown node type `{other}`"
             ))),
         }
+    }
+}
+
+/// `lines` with the run's secret values redacted.
+fn redacted_lines(env: &RunEnvironment, lines: Vec<String>) -> Vec<String> {
+    if lines.is_empty() {
+        return lines;
+    }
+    let mut value = Value::Array(lines.into_iter().map(Value::String).collect());
+    env.redact(&mut value);
+    match value {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| match item {
+                Value::String(line) => Some(line),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

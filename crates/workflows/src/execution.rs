@@ -468,6 +468,7 @@ mod tests {
             started_at: OffsetDateTime::UNIX_EPOCH,
             finished_at: OffsetDateTime::UNIX_EPOCH,
             effect_key: None,
+            logs: Vec::new(),
         }
     }
 

@@ -945,6 +945,7 @@ async fn a_waiter_subscribes_before_it_reads_and_is_given_the_answer() -> TestRe
         started_at: OffsetDateTime::UNIX_EPOCH,
         finished_at: OffsetDateTime::UNIX_EPOCH,
         effect_key: None,
+        logs: Vec::new(),
     }];
     let id = answered.id;
     fixture.reads(vec![answered]);
@@ -1146,6 +1147,7 @@ async fn a_failed_announcement_does_not_fail_the_checkpoint_it_follows() -> Test
         started_at: OffsetDateTime::UNIX_EPOCH,
         finished_at: OffsetDateTime::UNIX_EPOCH,
         effect_key: None,
+        logs: Vec::new(),
     };
     crate::engine::StepSink::record(&sink, &[answer]).await?;
     Ok(())

@@ -3,6 +3,8 @@
 use fluxolab_credentials::CredentialKind;
 use serde_json::{Map, Value, json};
 
+use crate::code::{CEILING_MEMORY_MB, CEILING_TIMEOUT_MS, CODE_NODE_TYPE, MAX_CODE_BYTES};
+
 /// The type of one param.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamType {
@@ -24,6 +26,11 @@ pub enum ParamType {
     Uuid,
     /// A whole number (never a template) of at least this.
     AtLeast(i64),
+    /// Source code (`code.javascript`): a non-empty string of at most
+    /// [`crate::code::MAX_CODE_BYTES`], never rendered as a template.
+    Code,
+    /// A literal whole number within these bounds (inclusive), not a template.
+    Bounded(u64, u64),
 }
 
 /// One param of a node type.
@@ -288,6 +295,33 @@ pub const NODE_TYPES: &[NodeType] = &[
         outputs: Outputs::None,
         credential: CredentialUse::None,
     },
+    NodeType {
+        code: CODE_NODE_TYPE,
+        description: "Runs JavaScript: the body of a function of `trigger`, `nodes`, `env` and `execution` that returns the step's output (JSON). No filesystem, network, timers or modules; memory- and time-limited.",
+        trigger: false,
+        params: &[
+            param(
+                "code",
+                ParamType::Code,
+                true,
+                "The function body (not a template); compiled when the workflow is saved",
+            ),
+            param(
+                "memory_limit_mb",
+                ParamType::Bounded(1, CEILING_MEMORY_MB),
+                false,
+                "Memory limit in MiB (default 32, at most the instance's CODE_MAX_MEMORY_MB)",
+            ),
+            param(
+                "timeout_ms",
+                ParamType::Bounded(1, CEILING_TIMEOUT_MS),
+                false,
+                "Time limit in milliseconds (default 2000, at most the instance's CODE_MAX_TIMEOUT_MS)",
+            ),
+        ],
+        outputs: MAIN,
+        credential: CredentialUse::None,
+    },
 ];
 
 /// The node type with `code`.
@@ -320,6 +354,15 @@ impl NodeType {
                 }
                 ParamType::Uuid => json!({"type": "string", "description": "a UUID or a template"}),
                 ParamType::AtLeast(min) => json!({"type": "integer", "minimum": min}),
+                ParamType::Code => json!({
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_CODE_BYTES,
+                    "contentMediaType": "text/javascript",
+                }),
+                ParamType::Bounded(min, max) => {
+                    json!({"type": "integer", "minimum": min, "maximum": max})
+                }
             };
             let mut schema = schema;
             schema["description"] = Value::String(spec.description.to_owned());
@@ -389,6 +432,12 @@ impl NodeType {
                         || is_template(value)
                 }
                 ParamType::AtLeast(min) => value.as_i64().is_some_and(|n| n >= min),
+                ParamType::Code => value
+                    .as_str()
+                    .is_some_and(|text| !text.trim().is_empty() && text.len() <= MAX_CODE_BYTES),
+                ParamType::Bounded(min, max) => {
+                    value.as_u64().is_some_and(|n| (min..=max).contains(&n))
+                }
             };
             if !ok {
                 let expected = match spec.param_type {
@@ -401,6 +450,12 @@ impl NodeType {
                     ParamType::Boolean => "true, false or a template".to_owned(),
                     ParamType::Uuid => "a UUID or a template".to_owned(),
                     ParamType::AtLeast(min) => format!("a whole number of at least {min}"),
+                    ParamType::Code => {
+                        format!("non-empty source code of at most {MAX_CODE_BYTES} bytes")
+                    }
+                    ParamType::Bounded(min, max) => {
+                        format!("a whole number from {min} to {max}")
+                    }
                 };
                 problems.push((spec.name.to_owned(), format!("must be {expected}")));
             }

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use crate::Definition;
 use crate::connectors::{ConnectorCatalog, NoConnectors, NodeCatalog};
+use crate::code::{CODE_NODE_TYPE, CodeRunner, check_code_nodes};
 use crate::environments;
 use crate::model::{NewWorkflow, Version, Workflow};
 use crate::ports::{CredentialCatalog, WebhookBindings, WorkflowRepository};
@@ -82,6 +83,8 @@ pub struct WorkflowPorts {
     pub schedules: Arc<dyn ScheduleStore>,
     /// Tells validation and schedule registration the time.
     pub clock: Arc<dyn Clock>,
+    /// Compiles `code.javascript` nodes when a definition is saved.
+    pub code: Arc<dyn CodeRunner>,
 }
 
 impl std::fmt::Debug for WorkflowPorts {
@@ -158,7 +161,8 @@ impl WorkflowService {
         }
     }
 
-    /// Validates a definition against the registry and the workspace's credentials.
+    /// Validates a definition against the registry and the workspace's credentials, and
+    /// compiles its code nodes.
     async fn check(
         &self,
         principal: &Principal,
@@ -186,8 +190,17 @@ impl WorkflowService {
         } else {
             NodeCatalog::default()
         };
-        validate_in(definition, &kinds, &catalog, self.ports.clock.now())
-            .map_err(WorkflowError::Invalid)
+        let mut errors = validate_in(definition, &kinds, &catalog, self.ports.clock.now())
+            .err()
+            .unwrap_or_default();
+        if definition
+            .nodes
+            .iter()
+            .any(|node| node.node_type == CODE_NODE_TYPE)
+        {
+            check_code_nodes(definition, self.ports.code.as_ref(), &mut errors).await;
+        }
+        errors.into_result(()).map_err(WorkflowError::Invalid)
     }
 
     fn version_of(workflow: WorkflowId, number: i32, definition: Definition) -> Version {

@@ -170,6 +170,7 @@ impl Workflows {
             clock: Arc::new(fluxolab_kernel::ManualClock::new(
                 OffsetDateTime::UNIX_EPOCH,
             )),
+            code: Arc::new(crate::code::NoCodeRunner),
         })
     }
 

@@ -32,6 +32,10 @@ fn forbidden(name: &str) -> bool {
             | "tokio-postgres"
             | "testcontainers"
             | "testcontainers-modules"
+            // The code node's interpreter stays behind the workflows' CodeRunner port.
+            | "rquickjs"
+            | "rquickjs-core"
+            | "rquickjs-sys"
     ) || name.starts_with("actix")
 }
 
@@ -60,7 +64,9 @@ fn allowed_dependencies(name: &str) -> Option<&'static [&'static str]> {
             "fluxolab-webhooks",
             "fluxolab-telemetry",
         ],
-        "fluxolab-postgres" | "fluxolab-outbound" | "fluxolab-telemetry" => &DOMAIN,
+        "fluxolab-postgres" | "fluxolab-outbound" | "fluxolab-telemetry" | "fluxolab-jsruntime" => {
+            &DOMAIN
+        }
         "fluxolab-app" | "xtask" => return None,
         _ => &[],
     })

@@ -8,6 +8,7 @@ mod auth;
 mod auth_cache;
 mod binary;
 mod connectors;
+mod code_node;
 mod credential_tests;
 mod credentials;
 mod environments;
