@@ -10,6 +10,9 @@ use ring::hkdf;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use url::Url;
 
+mod mcp;
+pub use mcp::McpSettings;
+
 /// The shortest `APP_SECRET` / `JWT_SECRET` accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -34,6 +37,8 @@ pub struct Settings {
     /// `AUTH_CACHE_CAPACITY`, `AUTH_CACHE_TTL_SECONDS`: the per-process cache of who may
     /// do what (memberships, API keys).
     pub auth_cache: fluxolab_postgres::auth_cache::AuthCacheSettings,
+    /// `MCP_*`: the MCP server's waits and sessions.
+    pub mcp: McpSettings,
 }
 
 /// How the webhook intake behaves.
@@ -380,6 +385,7 @@ impl Settings {
         let telemetry = reader.telemetry();
         let webhooks = reader.webhooks();
         let alerts = reader.alerts();
+        let mcp = reader.mcp();
         let auth_cache_capacity = reader.number("AUTH_CACHE_CAPACITY", 100_000, 100..=10_000_000);
         let auth_cache_ttl = reader.number("AUTH_CACHE_TTL_SECONDS", 60, 1..=3600);
 
@@ -410,6 +416,7 @@ impl Settings {
                         capacity: auth_cache_capacity,
                         ttl: Duration::from_secs(auth_cache_ttl),
                     },
+                    mcp,
                 })
             }
             _ => None,

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
     alerts, api_keys, auth, conversations, credentials, environments, executions, intake,
-    integrations, openapi_complete, ops, problem, secret_providers, settings, users, webhooks,
+    integrations, mcp, openapi_complete, ops, problem, secret_providers, settings, users, webhooks,
     workflows, workspace_settings, workspaces,
 };
 
@@ -59,6 +59,7 @@ impl Modify for BearerScheme {
         (name = "environments", description = "Environments, their variables (secrets masked) and status"),
         (name = "settings", description = "Workspace settings: time zone, locale, internal networks, run defaults, notifications, branding"),
         (name = "plans", description = "The workspace's plan, billing history and usage against limits"),
+        (name = "mcp", description = "The Model Context Protocol server (Streamable HTTP, JSON-RPC 2.0) for API keys: active `trigger.mcp` workflows as tools, workflows and executions as resources"),
     )
 )]
 struct ApiDoc;
@@ -167,7 +168,10 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(secret_providers::get_secret_provider)
         .service(secret_providers::update_secret_provider)
         .service(secret_providers::delete_secret_provider)
-        .service(secret_providers::test_secret_provider);
+        .service(secret_providers::test_secret_provider)
+        .service(mcp::post_mcp)
+        .service(mcp::get_mcp)
+        .service(mcp::delete_mcp);
 }
 
 /// The OpenAPI document of every route in [`routes`], with the error responses every

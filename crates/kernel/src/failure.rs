@@ -151,11 +151,14 @@ pub enum ConflictCode {
     TestTimeout,
     /// Environment variables or credentials still reference the secret provider.
     ProviderInUse,
+    /// Another workflow active in the environment already exposes an MCP tool of this
+    /// name.
+    McpToolNameTaken,
 }
 
 impl ConflictCode {
     /// Every conflict code, for tests and documentation.
-    pub const ALL: [ConflictCode; 10] = [
+    pub const ALL: [ConflictCode; 11] = [
         ConflictCode::EmailTaken,
         ConflictCode::AlreadyMember,
         ConflictCode::LastOwner,
@@ -166,6 +169,7 @@ impl ConflictCode {
         ConflictCode::EventRejected,
         ConflictCode::TestTimeout,
         ConflictCode::ProviderInUse,
+        ConflictCode::McpToolNameTaken,
     ];
 
     /// The code as clients see it.
@@ -181,6 +185,7 @@ impl ConflictCode {
             ConflictCode::EventRejected => "event_rejected",
             ConflictCode::TestTimeout => "test_timeout",
             ConflictCode::ProviderInUse => "provider_in_use",
+            ConflictCode::McpToolNameTaken => "mcp_tool_name_taken",
         }
     }
 }

@@ -75,6 +75,8 @@ pub enum TriggerKind {
     Retry,
     /// A webhook delivery, or the replay of one.
     Webhook,
+    /// An MCP client's `tools/call` (`POST /api/mcp`).
+    Mcp,
 }
 
 impl TriggerKind {
@@ -84,6 +86,7 @@ impl TriggerKind {
             TriggerKind::Run => "run",
             TriggerKind::Retry => "retry",
             TriggerKind::Webhook => "webhook",
+            TriggerKind::Mcp => "mcp",
         }
     }
 }

@@ -6,6 +6,8 @@ mod environments;
 pub mod execution;
 pub mod execution_service;
 pub mod lease;
+pub mod mcp;
+pub mod mcp_service;
 pub mod model;
 pub mod ports;
 pub mod registry;

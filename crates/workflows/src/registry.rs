@@ -99,6 +99,33 @@ pub const NODE_TYPES: &[NodeType] = &[
         credential: CredentialUse::None,
     },
     NodeType {
+        code: crate::mcp::MCP_TRIGGER,
+        description: "Exposes the workflow as a tool of the MCP server (`/api/mcp`) in each environment it is active in; its output is the tool's arguments.",
+        trigger: true,
+        params: &[
+            param(
+                "tool_name",
+                ParamType::Text,
+                true,
+                "The tool's name: 1–64 of a-z, 0-9 and `_`; unique among the workspace's active MCP tools of an environment",
+            ),
+            param(
+                "description",
+                ParamType::Text,
+                true,
+                "What the tool does, for the model that calls it",
+            ),
+            param(
+                "input_schema",
+                ParamType::Object,
+                true,
+                "A JSON Schema (`type: object`) the arguments are validated against",
+            ),
+        ],
+        outputs: MAIN,
+        credential: CredentialUse::None,
+    },
+    NodeType {
         code: "data.set",
         description: "Builds an object from templates.",
         trigger: false,
@@ -329,6 +356,9 @@ impl NodeType {
                 problems.push((spec.name.to_owned(), format!("must be {expected}")));
             }
         }
+        if self.code == crate::mcp::MCP_TRIGGER {
+            problems.extend(crate::mcp::check_tool_params(object));
+        }
         problems
     }
 }
@@ -342,7 +372,7 @@ mod tests {
         for node in NODE_TYPES {
             assert_eq!(node_type(node.code), Some(node));
         }
-        assert_eq!(NODE_TYPES.iter().filter(|node| node.trigger).count(), 2);
+        assert_eq!(NODE_TYPES.iter().filter(|node| node.trigger).count(), 3);
         assert!(node_type("shell.exec").is_none());
     }
 

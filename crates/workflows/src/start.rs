@@ -34,6 +34,8 @@ pub enum Trigger {
     Retry { of: ExecutionId },
     /// A stored webhook event run again (`…/events/{id}/replay`).
     Replay { event: WebhookEventId },
+    /// An MCP client called the workflow's tool; audited as `mcp.tool_called`.
+    Mcp,
 }
 
 impl Trigger {
@@ -43,6 +45,7 @@ impl Trigger {
             Trigger::Run => TriggerKind::Run,
             Trigger::Retry { .. } => TriggerKind::Retry,
             Trigger::Replay { .. } => TriggerKind::Webhook,
+            Trigger::Mcp => TriggerKind::Mcp,
         }
     }
 
@@ -51,7 +54,7 @@ impl Trigger {
         self,
         workspace: WorkspaceId,
         principal: &Principal,
-        run: ExecutionId,
+        (workflow, run): (WorkflowId, ExecutionId),
     ) -> Option<AuditEvent> {
         let (action, target) = match self {
             Trigger::Run => return None,
@@ -60,6 +63,7 @@ impl Trigger {
                 "webhook.event_replayed",
                 ("webhook_event", event.to_string()),
             ),
+            Trigger::Mcp => ("mcp.tool_called", ("workflow", workflow.to_string())),
         };
         Some(AuditEvent {
             workspace_id: workspace,
@@ -193,10 +197,13 @@ impl RunStarter {
             input: request.input,
             retry_of: match request.trigger {
                 Trigger::Retry { of } => Some(of),
-                Trigger::Run | Trigger::Replay { .. } => None,
+                Trigger::Run | Trigger::Replay { .. } | Trigger::Mcp => None,
             },
         };
-        match request.trigger.audit(workspace, principal, run.id) {
+        match request
+            .trigger
+            .audit(workspace, principal, (run.workflow_id, run.id))
+        {
             None => self.ports.queue.queue(&run).await?,
             Some(entry) => {
                 let mut unit = self.ports.units.begin().await?;
