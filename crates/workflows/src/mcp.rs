@@ -44,8 +44,9 @@ impl McpTool {
     /// The tool a deployed `trigger.mcp` node defines; `None` when its params are not
     /// a tool's (they were validated on save, so only a hand-edited row could be).
     pub fn from_deployed(trigger: DeployedTrigger) -> Option<Self> {
-        let name = trigger.params["tool_name"].as_str()?.to_owned();
-        let input_schema = trigger.params["input_schema"].clone();
+        let mut params = trigger.params;
+        let name = params["tool_name"].as_str()?.to_owned();
+        let input_schema = params["input_schema"].take();
         if !valid_tool_name(&name) || !input_schema.is_object() {
             return None;
         }
@@ -53,7 +54,7 @@ impl McpTool {
             workflow_id: trigger.workflow_id,
             version: trigger.version,
             name,
-            description: trigger.params["description"]
+            description: params["description"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
@@ -181,7 +182,10 @@ mod tests {
     use super::*;
 
     fn params(value: Value) -> Map<String, Value> {
-        value.as_object().cloned().unwrap_or_default()
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
     }
 
     #[test]
