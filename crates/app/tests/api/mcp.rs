@@ -11,9 +11,11 @@ use crate::helpers::{Account, Error, TestApp};
 
 /// A `trigger.mcp` node.
 fn mcp_trigger(tool: &str, schema: Value) -> Value {
-    json!({"id": "start", "type": "trigger.mcp", "name": "Tool", "params": {
-        "tool_name": tool, "description": format!("The {tool} tool"), "input_schema": schema,
-    }})
+    let mut node = json!({"id": "start", "type": "trigger.mcp", "name": "Tool", "params": {
+        "tool_name": tool, "description": format!("The {tool} tool"),
+    }});
+    node["params"]["input_schema"] = schema;
+    node
 }
 
 /// `greet`: answers `{"greeting": "Hello, <name>"}` from a `webhook.respond` step.
@@ -102,7 +104,9 @@ async fn initialize(app: &TestApp, key: &str) -> Result<String, Error> {
 }
 
 fn request(id: u32, method: &str, params: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+    let mut message = json!({"jsonrpc": "2.0", "id": id, "method": method});
+    message["params"] = params;
+    message
 }
 
 #[tokio::test]
