@@ -2,7 +2,8 @@
 //!
 //! - `dev`: find or start Postgres, migrate, seed the demo data, serve, print how to log in
 //! - `test [ARGS…]`: find or start Postgres, export `TEST_DATABASE_URL` (and moto's server
-//!   as `MOTO_SERVER`, installed when missing), run every test
+//!   as `MOTO_SERVER` and the MCP client's Python as `MCP_CLIENT_PYTHON`, installed when
+//!   missing), run every test
 //! - `migrate [--status | --down N]`, `seed [--demo]`: the binary's commands, on the
 //!   discovered database
 //! - `schema [--check]`: regenerate `crates/postgres/src/schema.rs` from the migrations, or
@@ -12,6 +13,8 @@
 //!   server's settings and as a ratio of a `pgbench` reference run in the same sitting
 //! - `api-check [ARGS…]`: schemathesis (pinned) against a server on a fresh test database
 //! - `moto`: install moto's server (pinned) for the secret-store tests, print its path
+//! - `mcp-client`: install the MCP Python SDK (pinned) for the MCP server's tests, print
+//!   its Python
 //! - `db start | stop | remove | status | url`: manage the private cluster under
 //!   `.fluxolab/pg` (stop, remove and status also the bench cluster, `.fluxolab/pg-bench`)
 
@@ -23,6 +26,7 @@ mod bench;
 mod cluster;
 mod dev;
 mod discovery;
+mod mcp_client;
 mod moto;
 mod pgbench;
 mod process;
@@ -54,6 +58,8 @@ commands:
                             with schemathesis (ARGS go to `st run`)
   moto                      install moto's server (pinned, .fluxolab/moto) for the
                             AWS Secrets Manager tests and print its path
+  mcp-client                install the MCP Python SDK (pinned, .fluxolab/mcp-client)
+                            for the MCP server's tests and print its python
   db start|stop|remove|status|url
                             manage the private PostgreSQL cluster under .fluxolab/pg
                             (stop, remove, status: also the bench cluster)";
@@ -73,6 +79,7 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "api-check" => api_check::run(rest),
         "moto" => moto::run(),
+        "mcp-client" => mcp_client::run(),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)
@@ -88,7 +95,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cargo xtask test`: exports `TEST_DATABASE_URL` and `MOTO_SERVER`, and runs nextest
+/// `cargo xtask test`: exports `TEST_DATABASE_URL`, `MOTO_SERVER` and
+/// `MCP_CLIENT_PYTHON`, and runs nextest
 /// (or `cargo test`).
 fn run_tests(extra: &[String]) -> Result<u8, String> {
     let server = discovery::test_server()?;
@@ -100,6 +108,13 @@ fn run_tests(extra: &[String]) -> Result<u8, String> {
             command.env("MOTO_SERVER", moto);
         }
         Err(error) => eprintln!("xtask: no moto server, the AWS tests will skip: {error}"),
+    }
+    // Likewise the MCP client for the MCP server's end-to-end test.
+    match mcp_client::install() {
+        Ok(python) => {
+            command.env("MCP_CLIENT_PYTHON", python);
+        }
+        Err(error) => eprintln!("xtask: no MCP client, the MCP client test will skip: {error}"),
     }
     if process::nextest_available() {
         command.args(["nextest", "run", "--workspace"]);

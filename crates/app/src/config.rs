@@ -12,6 +12,8 @@ use url::Url;
 
 #[path = "config_code.rs"]
 mod code;
+mod mcp;
+pub use mcp::McpSettings;
 
 /// The shortest `APP_SECRET` / `JWT_SECRET` accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -40,6 +42,8 @@ pub struct Settings {
     /// `CODE_MAX_MEMORY_MB`, `CODE_MAX_TIMEOUT_MS`, `CODE_CONCURRENCY`: the bounds of
     /// `code.javascript` steps.
     pub code: fluxolab_jsruntime::JsSettings,
+    /// `MCP_*`: the MCP server's waits and sessions.
+    pub mcp: McpSettings,
 }
 
 /// How the webhook intake behaves.
@@ -386,6 +390,7 @@ impl Settings {
         let telemetry = reader.telemetry();
         let webhooks = reader.webhooks();
         let alerts = reader.alerts();
+        let mcp = reader.mcp();
         let auth_cache_capacity = reader.number("AUTH_CACHE_CAPACITY", 100_000, 100..=10_000_000);
         let auth_cache_ttl = reader.number("AUTH_CACHE_TTL_SECONDS", 60, 1..=3600);
         let code = reader.code();
@@ -418,6 +423,7 @@ impl Settings {
                         ttl: Duration::from_secs(auth_cache_ttl),
                     },
                     code,
+                    mcp,
                 })
             }
             _ => None,

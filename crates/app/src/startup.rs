@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use fluxolab_credentials::{VaultPorts, VaultService};
 use fluxolab_http::intake::IntakeLimits;
+use fluxolab_http::mcp::McpLimits;
 use fluxolab_http::{ApiState, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
 use fluxolab_jsruntime::JsRunner;
@@ -22,6 +23,7 @@ use fluxolab_postgres::connectors::PgConnectors;
 use fluxolab_postgres::environments::PgEnvironments;
 use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::integrations::PgIntegrations;
+use fluxolab_postgres::mcp::PgMcpSessions;
 use fluxolab_postgres::plans::PgPlanGuard;
 use fluxolab_postgres::pool::PoolBuildError;
 use fluxolab_postgres::schedules::PgSchedules;
@@ -44,6 +46,7 @@ use fluxolab_workflows::execution::ExecutionRepository;
 use fluxolab_workflows::execution_service::{ExecutionObserver, ExecutionPorts, ExecutionService};
 use fluxolab_workflows::sub_workflows::{ExecutionLineage, SubWorkflows};
 use fluxolab_workflows::scheduler::{Scheduler, SchedulerPorts};
+use fluxolab_workflows::mcp_service::{McpPorts, McpService};
 use fluxolab_workflows::{RunStarter, StartPorts, WorkflowPorts, WorkflowService};
 use fluxolab_workspace::alerts::{AlertPorts, AlertService};
 use fluxolab_workspace::api_keys::{ApiKeyPorts, ApiKeyService};
@@ -238,13 +241,22 @@ pub fn services_with(
         Arc::new(workflows.clone()),
         lineage,
     ));
+    let signals = Arc::new(PgRunSignals::new(pool.clone()));
+    let mcp_service = McpService::new(McpPorts {
+        workflows: Arc::new(workflows.clone()),
+        executions: executions.clone(),
+        starter: starter.clone(),
+        signals: signals.clone(),
+        environments: environments.clone(),
+        sessions: Arc::new(PgMcpSessions::new(pool.clone())),
+    });
     let execution_service = ExecutionService::new(ExecutionPorts {
         workflows: Arc::new(workflows.clone()),
         executions: executions.clone(),
         engine: Arc::new(engine),
         observer,
         starter: starter.clone(),
-        signals: Arc::new(PgRunSignals::new(pool.clone())),
+        signals,
         environments: environments.clone(),
         variables: environment_service.clone(),
     })
@@ -369,6 +381,12 @@ pub fn services_with(
         intake_limits: IntakeLimits {
             max_body_bytes: settings.webhooks.max_body_bytes,
             respond_timeout: settings.webhooks.response_timeout,
+        },
+        mcp: Arc::new(mcp_service),
+        mcp_limits: McpLimits {
+            call_timeout: settings.mcp.call_timeout,
+            session_idle: settings.mcp.session_idle,
+            ..McpLimits::default()
         },
         overview: webhooks,
         public_base_url: settings.webhooks.public_base_url.clone(),

@@ -49,6 +49,9 @@ pub struct Services {
     /// The public webhook intake's hot path.
     pub intake: Arc<fluxolab_webhooks::Intake>,
     pub intake_limits: crate::intake::IntakeLimits,
+    /// The MCP server's use cases (`/api/mcp`).
+    pub mcp: Arc<fluxolab_workflows::mcp_service::McpService>,
+    pub mcp_limits: crate::mcp::McpLimits,
     pub overview: Arc<dyn fluxolab_webhooks::overview::OverviewSource>,
     /// The base of intake URLs in responses (`PUBLIC_BASE_URL`); `None`: the scheme
     /// and host of each request.
@@ -115,7 +118,7 @@ pub struct ActiveWorkspace {
 }
 
 /// The bearer token of the request, if any.
-fn bearer(request: &HttpRequest) -> Option<&str> {
+pub(crate) fn bearer(request: &HttpRequest) -> Option<&str> {
     request
         .headers()
         .get(AUTHORIZATION)
@@ -141,7 +144,7 @@ fn active_workspace_id(request: &HttpRequest, user: &CurrentUser) -> Result<Work
 
 /// Names the caller on the request's span (opened by `observe`): the workspace and
 /// whether a user or an API key acts.
-fn record_caller(principal: &Principal) {
+pub(crate) fn record_caller(principal: &Principal) {
     let span = tracing::Span::current();
     span.record(
         "workspace_id",

@@ -120,6 +120,14 @@ pub async fn observe(
     Ok(response)
 }
 
+fn is_json(response: &ServiceResponse<BoxBody>) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"))
+}
+
 fn is_problem(response: &ServiceResponse<BoxBody>) -> bool {
     response
         .headers()
@@ -131,7 +139,7 @@ fn is_problem(response: &ServiceResponse<BoxBody>) -> bool {
 /// Makes every error response a problem document that names the request id: actix's own
 /// errors (unknown route, wrong method, …) get the generic problem for their status, a
 /// 500 becomes opaque whatever it said (its cause is logged), and our own problems keep
-/// their content.
+/// their content. The MCP endpoint's JSON-RPC errors stay as they are.
 async fn finish_errors(
     response: ServiceResponse<BoxBody>,
     request_id: &str,
@@ -144,6 +152,10 @@ async fn finish_errors(
         && status.is_server_error()
     {
         tracing::error!(error = %error, cause = ?error, "request failed");
+    }
+    // The MCP transport's refusals are JSON-RPC errors, the body its clients read.
+    if response.request().path() == crate::mcp::PATH && is_json(&response) {
+        return response;
     }
     let ours = is_problem(&response);
     let (request, response) = response.into_parts();

@@ -12,9 +12,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
     alerts, api_keys, auth, connectors, conversations, credentials, environments, executions,
-    intake, integrations, openapi_complete, ops, problem, schedules, secret_providers, settings,
-    users,
-    webhooks, workflows, workspace_settings, workspaces,
+    intake, integrations, mcp, openapi_complete, ops, problem, schedules, secret_providers,
+    settings, users, webhooks, workflows, workspace_settings, workspaces,
 };
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
@@ -60,6 +59,7 @@ impl Modify for BearerScheme {
         (name = "environments", description = "Environments, their variables (secrets masked) and status"),
         (name = "settings", description = "Workspace settings: time zone, locale, internal networks, run defaults, notifications, branding"),
         (name = "plans", description = "The workspace's plan, billing history and usage against limits"),
+        (name = "mcp", description = "The Model Context Protocol server (Streamable HTTP, JSON-RPC 2.0) for API keys: active `trigger.mcp` workflows as tools, workflows and executions as resources"),
     )
 )]
 struct ApiDoc;
@@ -174,7 +174,10 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(connectors::install_connector)
         .service(connectors::get_connector)
         .service(connectors::update_connector)
-        .service(connectors::delete_connector);
+        .service(connectors::delete_connector)
+        .service(mcp::post_mcp)
+        .service(mcp::get_mcp)
+        .service(mcp::delete_mcp);
 }
 
 /// The OpenAPI document of every route in [`routes`], with the error responses every

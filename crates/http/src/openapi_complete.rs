@@ -40,6 +40,10 @@ const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 /// Paths that act on the signed-in user rather than on an active workspace.
 const ACCOUNT_PREFIXES: [&str; 3] = ["/api/auth/", "/api/users/", "/api/workspaces"];
 
+/// The MCP server: API keys only (their own workspace, no `X-Workspace-Id`), and a body
+/// of JSON-RPC that the transport itself answers errors about (400 as JSON-RPC).
+const MCP_PATH: &str = crate::mcp::PATH;
+
 /// `path` as one token of a JSON pointer (`/paths/{token}`).
 fn escape(path: &str) -> String {
     path.replace('~', "~0").replace('/', "~1")
@@ -467,6 +471,7 @@ fn secured(operation: &Value) -> bool {
 /// takes a token and is not on the caller's own account or workspaces.
 fn in_workspace(path: &str, operation: &Value) -> bool {
     secured(operation)
+        && path != MCP_PATH
         && !ACCOUNT_PREFIXES
             .iter()
             .any(|prefix| path.starts_with(prefix))
@@ -486,7 +491,12 @@ fn errors_of(path: &str, operation: &Value) -> Vec<(&'static str, &'static str)>
     };
 
     let mut errors = Vec::new();
-    if operation.get("requestBody").is_some() {
+    if path == MCP_PATH && operation.get("requestBody").is_some() {
+        errors.push((
+            "413",
+            "The body is larger than `HTTP_BODY_LIMIT_BYTES` (`payload_too_large`)",
+        ));
+    } else if operation.get("requestBody").is_some() {
         errors.extend([
             ("400", "The body is not JSON (`invalid_json`)"),
             (
@@ -567,7 +577,11 @@ mod tests {
                 }
                 let responses = &operation["responses"];
                 let mut expected = vec!["500", "503"];
-                if operation.get("requestBody").is_some() {
+                let body = operation.get("requestBody").is_some();
+                if path == super::MCP_PATH && body {
+                    // JSON-RPC: the transport answers a bad body itself (400 as JSON-RPC).
+                    expected.push("413");
+                } else if body {
                     expected.extend(["400", "413", "415", "422"]);
                 }
                 if operation["security"].is_array() {

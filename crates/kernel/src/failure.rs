@@ -155,11 +155,14 @@ pub enum ConflictCode {
     ConnectorInUse,
     /// A connector upgrade must carry a higher version than the installed one.
     VersionNotHigher,
+    /// Another workflow active in the environment already exposes an MCP tool of this
+    /// name.
+    McpToolNameTaken,
 }
 
 impl ConflictCode {
     /// Every conflict code, for tests and documentation.
-    pub const ALL: [ConflictCode; 12] = [
+    pub const ALL: [ConflictCode; 13] = [
         ConflictCode::EmailTaken,
         ConflictCode::AlreadyMember,
         ConflictCode::LastOwner,
@@ -172,6 +175,7 @@ impl ConflictCode {
         ConflictCode::ProviderInUse,
         ConflictCode::ConnectorInUse,
         ConflictCode::VersionNotHigher,
+        ConflictCode::McpToolNameTaken,
     ];
 
     /// The code as clients see it.
@@ -189,6 +193,7 @@ impl ConflictCode {
             ConflictCode::ProviderInUse => "provider_in_use",
             ConflictCode::ConnectorInUse => "connector_in_use",
             ConflictCode::VersionNotHigher => "version_not_higher",
+            ConflictCode::McpToolNameTaken => "mcp_tool_name_taken",
         }
     }
 }

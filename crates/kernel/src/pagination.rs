@@ -82,6 +82,14 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
+    /// The first page of at most `limit` items (clamped like [`PageRequest::new`]).
+    pub fn first(limit: u32) -> Self {
+        Self {
+            limit: limit.clamp(1, MAX_LIMIT),
+            after: None,
+        }
+    }
+
     /// Builds a request from raw query values.
     pub fn new(limit: Option<u32>, cursor: Option<&str>) -> Result<Self, InvalidCursor> {
         let after = cursor

@@ -127,6 +127,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    mcp_sessions (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        api_key_id -> Uuid,
+        protocol_version -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     messages (id) {
         id -> Uuid,
         workspace_id -> Uuid,
@@ -557,6 +568,8 @@ diesel::joinable!(environment_variables -> workspaces (workspace_id));
 diesel::joinable!(execution_steps -> executions (execution_id));
 diesel::joinable!(execution_steps -> workspaces (workspace_id));
 diesel::joinable!(executions -> workspace_environments (environment_id));
+diesel::joinable!(mcp_sessions -> workspace_api_keys (api_key_id));
+diesel::joinable!(mcp_sessions -> workspaces (workspace_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(messages -> webhook_events (event_id));
 diesel::joinable!(profile_permissions -> permissions (permission_id));
@@ -623,6 +636,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     environment_variables,
     execution_steps,
     executions,
+    mcp_sessions,
     messages,
     permissions,
     plans,

@@ -14,7 +14,7 @@ use fluxolab_kernel::{
     WorkflowId, WorkspaceId,
 };
 use fluxolab_workflows::Definition;
-use fluxolab_workflows::model::{Deployment, NewWorkflow, Version, Workflow};
+use fluxolab_workflows::model::{DeployedTrigger, Deployment, NewWorkflow, Version, Workflow};
 use fluxolab_workflows::ports::{CredentialCatalog, WorkflowRepository};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -425,6 +425,54 @@ impl WorkflowRepository for PgWorkflows {
             .map_err(storage)?;
         row.map(version).transpose()
     }
+
+    #[tracing::instrument(name = "db.workflows.deployed_triggers", level = "debug", skip_all)]
+    async fn deployed_triggers(
+        &self,
+        workspace: WorkspaceId,
+        environment: EnvironmentId,
+        trigger: &str,
+    ) -> Result<Vec<DeployedTrigger>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        // Raw: the nodes of each deployed definition, unnested from its jsonb.
+        let rows: Vec<TriggerRow> = diesel::sql_query(
+            "SELECT w.id, w.name, d.version, coalesce(n.node -> 'params', '{}'::jsonb) AS params \
+             FROM workflow_deployments d \
+             JOIN workflows w ON w.id = d.workflow_id \
+             JOIN workflow_versions v ON v.workflow_id = d.workflow_id AND v.version = d.version \
+             CROSS JOIN LATERAL jsonb_array_elements(v.definition -> 'nodes') AS n(node) \
+             WHERE d.workspace_id = $1 AND d.environment_id = $2 AND w.archived_at IS NULL \
+               AND n.node ->> 'type' = $3 \
+             ORDER BY w.name, w.id",
+        )
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .bind::<SqlUuid, _>(environment.as_uuid())
+        .bind::<Text, _>(trigger)
+        .load(&mut connection)
+        .await
+        .map_err(storage)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| DeployedTrigger {
+                workflow_id: WorkflowId::from_uuid(row.id),
+                workflow_name: row.name,
+                version: row.version,
+                params: row.params,
+            })
+            .collect())
+    }
+}
+
+#[derive(QueryableByName)]
+struct TriggerRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Int4)]
+    version: i32,
+    #[diesel(sql_type = Jsonb)]
+    params: serde_json::Value,
 }
 
 #[async_trait]

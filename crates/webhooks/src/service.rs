@@ -81,6 +81,7 @@ impl From<WorkflowError> for WebhookError {
                 ConflictCode::NoActiveWorkflow,
                 format!("the bound workflow is not active in `{environment}`"),
             )),
+            WorkflowError::Conflict(conflict) => WebhookError::Conflict(conflict),
             WorkflowError::Storage(error) => WebhookError::Storage(error),
         }
     }

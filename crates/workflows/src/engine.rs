@@ -348,11 +348,12 @@ impl StepRecord {
 }
 
 impl crate::Definition {
-    /// Whether some node of it answers the sender of its webhook delivery.
+    /// Whether a sender may be waiting for its runs: some node answers the sender of its
+    /// webhook delivery, or an MCP client waits for the run's output (`trigger.mcp`).
     pub fn answers_sender(&self) -> bool {
-        self.nodes
-            .iter()
-            .any(|node| answers_sender(&node.node_type))
+        self.nodes.iter().any(|node| {
+            answers_sender(&node.node_type) || node.node_type == crate::mcp::MCP_TRIGGER
+        })
     }
 }
 
@@ -634,7 +635,7 @@ impl Engine {
     ) -> NodeResult {
         let main = Some("main".to_owned());
         match node.node_type.as_str() {
-            "trigger.manual" | "trigger.webhook" => {
+            "trigger.manual" | "trigger.webhook" | crate::mcp::MCP_TRIGGER => {
                 Ok(NodeRun::Done(data["trigger"]["body"].clone(), main))
             }
             "data.set" => Ok(NodeRun::Done(input["values"].clone(), main)),

@@ -81,6 +81,8 @@ pub enum TriggerKind {
     ErrorWorkflow,
     /// A `trigger.schedule` slot.
     Schedule,
+    /// An MCP client's `tools/call` (`POST /api/mcp`).
+    Mcp,
 }
 
 impl TriggerKind {
@@ -102,6 +104,7 @@ impl TriggerKind {
             TriggerKind::SubWorkflow => "sub_workflow",
             TriggerKind::ErrorWorkflow => "error_workflow",
             TriggerKind::Schedule => "schedule",
+            TriggerKind::Mcp => "mcp",
         }
     }
 }

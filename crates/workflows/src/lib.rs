@@ -9,6 +9,8 @@ pub mod error_workflows;
 pub mod execution;
 pub mod execution_service;
 pub mod lease;
+pub mod mcp;
+pub mod mcp_service;
 pub mod model;
 pub mod ports;
 pub mod registry;

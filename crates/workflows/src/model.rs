@@ -1,6 +1,7 @@
 //! Workflows and versions as the domain sees them.
 
 use fluxolab_kernel::{Cursor, EnvironmentId, EnvironmentRef, UserId, WorkflowId, WorkspaceId};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::Definition;
@@ -76,4 +77,14 @@ pub struct Version {
     /// SHA-256 of the canonical JSON of the definition.
     pub checksum: String,
     pub created_at: OffsetDateTime,
+}
+
+/// A trigger node of the version a workflow has deployed in one environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeployedTrigger {
+    pub workflow_id: WorkflowId,
+    pub workflow_name: String,
+    pub version: i32,
+    /// The trigger node's params.
+    pub params: Value,
 }

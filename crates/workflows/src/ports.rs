@@ -9,7 +9,7 @@ use fluxolab_kernel::{
     WorkspaceId,
 };
 
-use crate::model::{NewWorkflow, Version, Workflow};
+use crate::model::{DeployedTrigger, NewWorkflow, Version, Workflow};
 
 /// Workflows and their versions.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -85,6 +85,15 @@ pub trait WorkflowRepository: Send + Sync {
         id: WorkflowId,
         version: i32,
     ) -> Result<Option<Version>, StorageError>;
+    /// The workflows of `workspace` active in `environment` (not archived) whose
+    /// deployed version has a node of type `trigger`, with that node's params; ordered
+    /// by workflow name.
+    async fn deployed_triggers(
+        &self,
+        workspace: WorkspaceId,
+        environment: EnvironmentId,
+        trigger: &str,
+    ) -> Result<Vec<DeployedTrigger>, StorageError>;
 }
 
 /// The kinds of credentials of a workspace (the vault's side of validation).

@@ -139,6 +139,33 @@ pub const NODE_TYPES: &[NodeType] = &[
         credential: CredentialUse::None,
     },
     NodeType {
+        code: crate::mcp::MCP_TRIGGER,
+        description: "Exposes the workflow as a tool of the MCP server (`/api/mcp`) in each environment it is active in; its output is the tool's arguments.",
+        trigger: true,
+        params: &[
+            param(
+                "tool_name",
+                ParamType::Text,
+                true,
+                "The tool's name: 1–64 of a-z, 0-9 and `_`; unique among the workspace's active MCP tools of an environment",
+            ),
+            param(
+                "description",
+                ParamType::Text,
+                true,
+                "What the tool does, for the model that calls it",
+            ),
+            param(
+                "input_schema",
+                ParamType::Object,
+                true,
+                "A JSON Schema (`type: object`) the arguments are validated against",
+            ),
+        ],
+        outputs: MAIN,
+        credential: CredentialUse::None,
+    },
+    NodeType {
         code: "data.set",
         description: "Builds an object from templates.",
         trigger: false,
@@ -459,6 +486,9 @@ impl NodeType {
                 };
                 problems.push((spec.name.to_owned(), format!("must be {expected}")));
             }
+        }
+        if self.code == crate::mcp::MCP_TRIGGER {
+            problems.extend(crate::mcp::check_tool_params(object));
         }
         problems
     }

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, Clock, CredentialId, EnvironmentDirectory, EnvironmentRef, Failure,
-    Forbidden, LimitedResource, Page, PageRequest, Permission, PlanGuard, PlanLimitReached,
-    Principal, StorageError, UnitOfWorkFactory, ValidationErrors, WorkflowId,
+    AuditEvent, AuditLog, Clock, Conflict, ConflictCode, CredentialId, EnvironmentDirectory,
+    EnvironmentRef, Failure, Forbidden, LimitedResource, Page, PageRequest, Permission, PlanGuard,
+    PlanLimitReached, Principal, StorageError, UnitOfWorkFactory, ValidationErrors, WorkflowId,
 };
 use ring::digest::{SHA256, digest};
 use serde_json::json;
@@ -41,6 +41,9 @@ pub enum WorkflowError {
     /// A run of the deployed version was asked for where none is deployed.
     #[error("the workflow is not active in `{environment}`; activate a version there first")]
     NotActive { environment: String },
+    /// The current state refuses it (an MCP tool name already active, …).
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -61,6 +64,7 @@ impl From<WorkflowError> for Failure {
                 "workflow",
                 format!("is not active in `{environment}`; activate a version there first"),
             )),
+            WorkflowError::Conflict(conflict) => Failure::Conflict(conflict),
             WorkflowError::Storage(error) => error.into(),
         }
     }
@@ -604,6 +608,50 @@ impl WorkflowService {
         .await
     }
 
+    /// Refuses to activate a `trigger.mcp` workflow in `environment` when another
+    /// workflow active there exposes a tool of the same name (409 `mcp_tool_name_taken`,
+    /// naming it). Two activations racing past this check could both succeed; the
+    /// server then lists the older one's tool (documented in docs/api.md).
+    async fn check_tool_name(
+        &self,
+        principal: &Principal,
+        id: WorkflowId,
+        environment: &EnvironmentRef,
+        definition: &Definition,
+    ) -> Result<(), WorkflowError> {
+        let Some(name) = definition
+            .nodes
+            .iter()
+            .find(|node| node.node_type == crate::mcp::MCP_TRIGGER)
+            .and_then(|node| node.params["tool_name"].as_str())
+        else {
+            return Ok(());
+        };
+        let active = self
+            .ports
+            .workflows
+            .deployed_triggers(
+                principal.workspace_id(),
+                environment.id,
+                crate::mcp::MCP_TRIGGER,
+            )
+            .await?;
+        match active
+            .iter()
+            .find(|other| other.workflow_id != id && other.params["tool_name"] == name)
+        {
+            Some(other) => Err(Conflict::new(
+                ConflictCode::McpToolNameTaken,
+                format!(
+                    "the MCP tool `{name}` is already active in `{}` (workflow `{}`, {}); deactivate it there or rename this tool",
+                    environment.name, other.workflow_name, other.workflow_id
+                ),
+            )
+            .into()),
+            None => Ok(()),
+        }
+    }
+
     /// Points `environment` at `version` (or at none), binds or unbinds the webhook
     /// registration of a `trigger.webhook` workflow there, registers or removes the
     /// schedule of a `trigger.schedule` one, and records `action`.
@@ -638,6 +686,8 @@ impl WorkflowService {
                 .any(|node| node.node_type == "trigger.webhook");
             schedule = self
                 .schedule_in(principal.workspace_id(), &stored.definition)
+                .await?;
+            self.check_tool_name(principal, id, environment, &stored.definition)
                 .await?;
         }
         let workspace = principal.workspace_id();

@@ -39,6 +39,8 @@ pub enum Trigger {
     SubWorkflow { parent: ExecutionId },
     /// The error workflow of run `failed`, which failed for good.
     ErrorWorkflow { failed: ExecutionId },
+    /// An MCP client called the workflow's tool; audited as `mcp.tool_called`.
+    Mcp,
 }
 
 impl Trigger {
@@ -50,6 +52,7 @@ impl Trigger {
             Trigger::Replay { .. } => TriggerKind::Webhook,
             Trigger::SubWorkflow { .. } => TriggerKind::SubWorkflow,
             Trigger::ErrorWorkflow { .. } => TriggerKind::ErrorWorkflow,
+            Trigger::Mcp => TriggerKind::Mcp,
         }
     }
 
@@ -66,7 +69,7 @@ impl Trigger {
         self,
         workspace: WorkspaceId,
         principal: &Principal,
-        run: ExecutionId,
+        (workflow, run): (WorkflowId, ExecutionId),
     ) -> Option<AuditEvent> {
         let (action, target) = match self {
             // The execution records its parent (or its input the failed run).
@@ -78,6 +81,7 @@ impl Trigger {
                 "webhook.event_replayed",
                 ("webhook_event", event.to_string()),
             ),
+            Trigger::Mcp => ("mcp.tool_called", ("workflow", workflow.to_string())),
         };
         Some(AuditEvent {
             workspace_id: workspace,
@@ -230,7 +234,10 @@ impl RunStarter {
             },
             parent: request.trigger.parent(),
         };
-        match request.trigger.audit(workspace, principal, run.id) {
+        match request
+            .trigger
+            .audit(workspace, principal, (run.workflow_id, run.id))
+        {
             None => self.ports.queue.queue(&run).await?,
             Some(entry) => {
                 let mut unit = self.ports.units.begin().await?;

@@ -75,8 +75,9 @@ mod tests {
     use super::super::METHODS;
 
     /// The operations on the signed-in user's own account and workspaces, which take a
-    /// token but no active workspace (their handlers take `CurrentUser`).
-    const ACCOUNT_OPERATIONS: [&str; 11] = [
+    /// token but no active workspace (their handlers take `CurrentUser`), and the MCP
+    /// server's (an API key's own workspace).
+    const ACCOUNT_OPERATIONS: [&str; 14] = [
         "me",
         "change_password",
         "get_settings",
@@ -88,6 +89,9 @@ mod tests {
         "get_workspace",
         "update_workspace",
         "set_default_workspace",
+        "post_mcp",
+        "get_mcp",
+        "delete_mcp",
     ];
 
     #[test]
