@@ -25,8 +25,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::Definition;
-use crate::connectors::{ConnectorCatalog, NoConnectors};
 use crate::code::{CODE_NODE_TYPE, CodeLimits, CodeRunner, NoCodeRunner};
+use crate::connectors::{ConnectorCatalog, NoConnectors};
 use crate::definition::Node;
 use crate::sub_workflows::{self, ChildRuns, ChildStep};
 use crate::template::Templates;

@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 
-pub mod connectors;
 pub mod code;
+pub mod connectors;
 pub mod definition;
 pub mod engine;
 mod environments;

@@ -12,8 +12,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::Definition;
-use crate::connectors::{ConnectorCatalog, NoConnectors, NodeCatalog};
 use crate::code::{CODE_NODE_TYPE, CodeRunner, check_code_nodes};
+use crate::connectors::{ConnectorCatalog, NoConnectors, NodeCatalog};
 use crate::environments;
 use crate::model::{NewWorkflow, Version, Workflow};
 use crate::ports::{CredentialCatalog, WebhookBindings, WorkflowRepository};

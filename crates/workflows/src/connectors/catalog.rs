@@ -162,16 +162,21 @@ mod tests {
         let known = credential
             .map(|id| HashMap::from([(id, CredentialKind::BearerToken)]))
             .unwrap_or_default();
-        validate_in(&definition, &known, catalog, time::OffsetDateTime::now_utc())
-            .err()
-            .map(|errors| {
-                errors
-                    .errors()
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.message))
-                    .collect()
-            })
-            .unwrap_or_default()
+        validate_in(
+            &definition,
+            &known,
+            catalog,
+            time::OffsetDateTime::now_utc(),
+        )
+        .err()
+        .map(|errors| {
+            errors
+                .errors()
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     #[test]
