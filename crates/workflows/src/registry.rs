@@ -503,7 +503,7 @@ mod tests {
         for node in NODE_TYPES {
             assert_eq!(node_type(node.code), Some(node));
         }
-        assert_eq!(NODE_TYPES.iter().filter(|node| node.trigger).count(), 3);
+        assert_eq!(NODE_TYPES.iter().filter(|node| node.trigger).count(), 4);
         assert!(node_type("shell.exec").is_none());
     }
 
