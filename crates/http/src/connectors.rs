@@ -91,7 +91,7 @@ pub struct ConnectorAction {
     #[schema(value_type = Object)]
     pub body: Option<Value>,
     /// The JSON Schema (`"type": "object"`) of the node's params; no remote `$ref`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = object_json_schema)]
     pub params_schema: Value,
     /// Output keys to JSON pointers into the answer `{status, headers, body}`
     /// (`/body/messages/0/id`); left out, the answer is the output.
@@ -246,4 +246,24 @@ pub async fn delete_connector(
     let id: ConnectorId = path_id(&id)?;
     services.connectors.delete(&caller.principal, id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// How `params_schema` is documented: a JSON Schema whose `type` is `"object"` (any other
+/// keywords are free).
+fn object_json_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(
+            "type",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["object"])),
+        )
+        .required("type")
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        .description(Some(
+            "The JSON Schema (`\"type\": \"object\"`) of the node's params; no remote `$ref`",
+        ))
+        .build()
 }
