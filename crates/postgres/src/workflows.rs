@@ -434,33 +434,72 @@ impl WorkflowRepository for PgWorkflows {
         trigger: &str,
     ) -> Result<Vec<DeployedTrigger>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        // Raw: the nodes of each deployed definition, unnested from its jsonb.
-        let rows: Vec<TriggerRow> = diesel::sql_query(
-            "SELECT w.id, w.name, d.version, coalesce(n.node -> 'params', '{}'::jsonb) AS params \
-             FROM workflow_deployments d \
-             JOIN workflows w ON w.id = d.workflow_id \
-             JOIN workflow_versions v ON v.workflow_id = d.workflow_id AND v.version = d.version \
-             CROSS JOIN LATERAL jsonb_array_elements(v.definition -> 'nodes') AS n(node) \
-             WHERE d.workspace_id = $1 AND d.environment_id = $2 AND w.archived_at IS NULL \
-               AND n.node ->> 'type' = $3 \
-             ORDER BY w.name, w.id",
+        load_deployed_triggers(&mut connection, workspace, environment, trigger).await
+    }
+
+    #[tracing::instrument(
+        name = "db.workflows.deployed_triggers_locked",
+        level = "debug",
+        skip_all
+    )]
+    async fn deployed_triggers_locked(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        environment: EnvironmentId,
+        trigger: &str,
+    ) -> Result<Vec<DeployedTrigger>, StorageError> {
+        let connection = connection_of(uow)?;
+        // Raw: a transaction-scoped advisory lock has no table. The key is the
+        // workspace, environment and trigger type; a hash collision only serialises two
+        // unrelated activations a little longer.
+        diesel::sql_query(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2 || ':' || $3, 0))",
         )
-        .bind::<SqlUuid, _>(workspace.as_uuid())
-        .bind::<SqlUuid, _>(environment.as_uuid())
+        .bind::<Text, _>(workspace.as_uuid().to_string())
+        .bind::<Text, _>(environment.as_uuid().to_string())
         .bind::<Text, _>(trigger)
-        .load(&mut connection)
+        .execute(connection)
         .await
         .map_err(storage)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| DeployedTrigger {
-                workflow_id: WorkflowId::from_uuid(row.id),
-                workflow_name: row.name,
-                version: row.version,
-                params: row.params,
-            })
-            .collect())
+        load_deployed_triggers(connection, workspace, environment, trigger).await
     }
+}
+
+/// The deployed definitions' `trigger` nodes, read on `connection` (a pooled one or a
+/// unit's).
+async fn load_deployed_triggers(
+    connection: &mut diesel_async::AsyncPgConnection,
+    workspace: WorkspaceId,
+    environment: EnvironmentId,
+    trigger: &str,
+) -> Result<Vec<DeployedTrigger>, StorageError> {
+    // Raw: the nodes of each deployed definition, unnested from its jsonb.
+    let rows: Vec<TriggerRow> = diesel::sql_query(
+        "SELECT w.id, w.name, d.version, coalesce(n.node -> 'params', '{}'::jsonb) AS params \
+         FROM workflow_deployments d \
+         JOIN workflows w ON w.id = d.workflow_id \
+         JOIN workflow_versions v ON v.workflow_id = d.workflow_id AND v.version = d.version \
+         CROSS JOIN LATERAL jsonb_array_elements(v.definition -> 'nodes') AS n(node) \
+         WHERE d.workspace_id = $1 AND d.environment_id = $2 AND w.archived_at IS NULL \
+           AND n.node ->> 'type' = $3 \
+         ORDER BY w.name, w.id",
+    )
+    .bind::<SqlUuid, _>(workspace.as_uuid())
+    .bind::<SqlUuid, _>(environment.as_uuid())
+    .bind::<Text, _>(trigger)
+    .load(connection)
+    .await
+    .map_err(storage)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| DeployedTrigger {
+            workflow_id: WorkflowId::from_uuid(row.id),
+            workflow_name: row.name,
+            version: row.version,
+            params: row.params,
+        })
+        .collect())
 }
 
 #[derive(QueryableByName)]

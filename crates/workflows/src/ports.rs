@@ -94,6 +94,16 @@ pub trait WorkflowRepository: Send + Sync {
         environment: EnvironmentId,
         trigger: &str,
     ) -> Result<Vec<DeployedTrigger>, StorageError>;
+    /// [`Self::deployed_triggers`] as `uow` sees them, after taking a lock held until
+    /// the unit ends: activations of `trigger` workflows in one environment of a
+    /// workspace that check the deployed ones this way run one after the other.
+    async fn deployed_triggers_locked(
+        &self,
+        uow: &mut Uow,
+        workspace: WorkspaceId,
+        environment: EnvironmentId,
+        trigger: &str,
+    ) -> Result<Vec<DeployedTrigger>, StorageError>;
 }
 
 /// The kinds of credentials of a workspace (the vault's side of validation).

@@ -9,7 +9,7 @@ use fluxolab_kernel::audit::MockAuditLog;
 use fluxolab_kernel::environment::MockEnvironmentDirectory;
 use fluxolab_kernel::plan_guard::MockPlanGuard;
 use fluxolab_kernel::unit_of_work::{MockUnitOfWorkFactory, RecordingUnitOfWork};
-use fluxolab_kernel::{Actor, CredentialId, EnvironmentId, UserId, WorkspaceId};
+use fluxolab_kernel::{Actor, CredentialId, EnvironmentId, EnvironmentRef, UserId, WorkspaceId};
 use serde_json::Value;
 
 use super::*;

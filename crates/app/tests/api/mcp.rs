@@ -312,6 +312,32 @@ async fn a_tool_name_active_twice_in_an_environment_is_a_conflict() -> TestResul
 }
 
 #[tokio::test]
+async fn racing_activations_of_one_tool_name_let_exactly_one_through() -> TestResult {
+    let app = TestApp::spawn().await?;
+    let owner = app.signed_up("mcp-race@example.com").await?;
+    let mut paths = Vec::new();
+    for name in ["Racer A", "Racer B", "Racer C", "Racer D"] {
+        let workflow = app.create_workflow(&owner, name, &greeter("race")).await?;
+        paths.push(format!("/api/workflows/{}/activate", workflow.id));
+    }
+    let body = json!({"version": 1});
+    let answers =
+        futures_util::future::join_all(paths.iter().map(|path| app.post_in(&owner, path, &body)))
+            .await;
+    let mut statuses = Vec::new();
+    for answer in answers {
+        let (status, body) = answer?;
+        if status == 409 {
+            assert_eq!(body["code"], "mcp_tool_name_taken", "{body}");
+        }
+        statuses.push(status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409, 409, 409]);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_call_that_outlasts_the_timeout_returns_the_execution_id() -> TestResult {
     let app = TestApp::spawn_with(&[("MCP_CALL_TIMEOUT_SECONDS", "1")]).await?;
     let owner = app.signed_up("mcp-timeout@example.com").await?;
