@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fluxolab_kernel::{
-    Actor, ApiKeyId, EnvironmentDirectory, EnvironmentRef, ExecutionId, Forbidden, PageRequest,
-    Permission, Principal, ValidationErrors, WorkflowId,
+    Actor, ApiKeyId, EnvironmentDirectory, EnvironmentRef, ExecutionId, Forbidden, Permission,
+    Principal, ValidationErrors, WorkflowId,
 };
 use serde_json::Value;
 
 use crate::WorkflowError;
 use crate::environments;
-use crate::execution::{Execution, ExecutionFilter, ExecutionRepository, ExecutionStatus};
+use crate::execution::{ExecutionRepository, ExecutionStatus};
 use crate::mcp::{MCP_TRIGGER, McpSessionId, McpSessions, McpTool, NewMcpSession};
 use crate::model::{Version, Workflow};
 use crate::ports::WorkflowRepository;
@@ -205,25 +205,6 @@ impl McpService {
         })
     }
 
-    /// The workspace's workflows (not archived), at most `limit`, for `resources/list`.
-    pub async fn workflows(
-        &self,
-        principal: &Principal,
-        limit: u32,
-    ) -> Result<Vec<Workflow>, WorkflowError> {
-        principal.require(Permission::WorkflowsRead)?;
-        let page = self
-            .ports
-            .workflows
-            .list(principal.workspace_id(), PageRequest::first(limit))
-            .await?;
-        Ok(page
-            .items
-            .into_iter()
-            .filter(|workflow| workflow.archived_at.is_none())
-            .collect())
-    }
-
     /// A workflow with the version active in the key's environment (else its latest),
     /// for `resources/read`.
     pub async fn workflow(
@@ -248,42 +229,6 @@ impl McpService {
             None => None,
         };
         Ok((workflow, version))
-    }
-
-    /// The workspace's most recent executions (at most `limit`), when the key may read
-    /// executions; none otherwise.
-    pub async fn recent_executions(
-        &self,
-        principal: &Principal,
-        limit: u32,
-    ) -> Result<Vec<Execution>, WorkflowError> {
-        if !principal.has(Permission::ExecutionsRead) {
-            return Ok(Vec::new());
-        }
-        let page = self
-            .ports
-            .executions
-            .list(
-                principal.workspace_id(),
-                &ExecutionFilter::default(),
-                PageRequest::first(limit),
-            )
-            .await?;
-        Ok(page.items)
-    }
-
-    /// One execution with its steps, for `resources/read`.
-    pub async fn execution(
-        &self,
-        principal: &Principal,
-        id: ExecutionId,
-    ) -> Result<Execution, WorkflowError> {
-        principal.require(Permission::ExecutionsRead)?;
-        self.ports
-            .executions
-            .find(principal.workspace_id(), id)
-            .await?
-            .ok_or(WorkflowError::NotFound("execution"))
     }
 
     /// Opens a session for the key, at `protocol_version`, living `idle_ttl` without use.

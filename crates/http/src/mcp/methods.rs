@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::HttpResponse;
 use actix_web::web::Bytes;
-use fluxolab_kernel::{ExecutionId, Failure, Principal, WorkflowId};
+use fluxolab_kernel::{ExecutionId, Failure, PageRequest, Permission, Principal, WorkflowId};
 use fluxolab_workflows::WorkflowError;
-use fluxolab_workflows::execution::Execution;
+use fluxolab_workflows::execution::{Execution, ExecutionFilter};
 use fluxolab_workflows::mcp_service::{CallOutcome, StartedCall};
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientRequest, ContentBlock, ErrorCode, ErrorData,
@@ -361,17 +361,29 @@ async fn list_resources(
     principal: &Principal,
 ) -> Result<ServerResult, ErrorData> {
     let workflows = services
-        .mcp
-        .workflows(principal, LISTED_RESOURCES)
+        .workflows
+        .list(principal, PageRequest::first(LISTED_RESOURCES))
         .await
         .map_err(error_of)?;
-    let executions = services
-        .mcp
-        .recent_executions(principal, LISTED_RESOURCES)
-        .await
-        .map_err(error_of)?;
+    // A key that may not read executions lists workflows only.
+    let executions = if principal.has(Permission::ExecutionsRead) {
+        services
+            .executions
+            .list(
+                principal,
+                &ExecutionFilter::default(),
+                PageRequest::first(LISTED_RESOURCES),
+            )
+            .await
+            .map_err(error_of)?
+            .items
+    } else {
+        Vec::new()
+    };
     let resources = workflows
+        .items
         .into_iter()
+        .filter(|workflow| workflow.archived_at.is_none())
         .map(|workflow| {
             Resource::new(format!("{WORKFLOW_URI}{}", workflow.id), workflow.name)
                 .with_description("A workflow and the definition it runs here")
@@ -426,8 +438,8 @@ async fn read_resource(
     } else if let Some(id) = uri.strip_prefix(EXECUTION_URI) {
         let id: ExecutionId = id.parse().map_err(|_| not_found())?;
         let execution = services
-            .mcp
-            .execution(principal, id)
+            .executions
+            .get(principal, id)
             .await
             .map_err(|error| resource_error(error, not_found()))?;
         execution_json(&execution)
