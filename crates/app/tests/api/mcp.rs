@@ -224,6 +224,24 @@ async fn sessions_are_required_end_on_delete_and_expire() -> TestResult {
     .await?;
     assert_eq!(notified.0, 202);
 
+    // The version header, when sent, must be the one the session negotiated.
+    for (named, expected) in [
+        ("2025-06-18", 200),
+        ("2025-03-26", 400),
+        ("1999-01-01", 400),
+    ] {
+        let answer = app
+            .client
+            .post(app.url("/api/mcp"))
+            .bearer_auth(&key)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", named)
+            .json(&ping)
+            .send()
+            .await?;
+        assert_eq!(answer.status().as_u16(), expected, "{named}");
+    }
+
     // Another key does not find the session.
     let other = self::key(&app, &owner, &["workflows.read"]).await?;
     assert_eq!(rpc(&app, &other, Some(&session), &ping).await?.0, 404);

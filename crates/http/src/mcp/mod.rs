@@ -140,16 +140,21 @@ fn session_id(request: &HttpRequest) -> Option<Result<McpSessionId, ()>> {
 }
 
 /// Whether the request names a protocol version this server does not speak.
-fn unsupported_version_header(request: &HttpRequest) -> bool {
+/// The `MCP-Protocol-Version` a request names, if any (an unreadable value is named as
+/// empty, which no version matches).
+fn version_header(request: &HttpRequest) -> Option<&str> {
     request
         .headers()
         .get(VERSION_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|named| {
-            !SUPPORTED_VERSIONS
-                .iter()
-                .any(|version| version.as_str() == named.trim())
-        })
+        .map(|value| value.to_str().map(str::trim).unwrap_or_default())
+}
+
+fn unsupported_version_header(request: &HttpRequest) -> bool {
+    version_header(request).is_some_and(|named| {
+        !SUPPORTED_VERSIONS
+            .iter()
+            .any(|version| version.as_str() == named)
+    })
 }
 
 /// Where a storage failure of the session lookup goes: the API's 503/500.
@@ -167,7 +172,7 @@ fn session_error(error: WorkflowError) -> ApiError {
     responses(
         (status = 200, description = "The JSON-RPC response (`application/json`), or for a `tools/call` with a `progressToken` a `text/event-stream` of `notifications/progress` messages ending with the response. `initialize` sets `Mcp-Session-Id`.", body = JsonRpcMessage, headers(("Mcp-Session-Id" = String, description = "The new session (answers to `initialize`)"))),
         (status = 202, description = "A notification or response, accepted"),
-        (status = 400, description = "Not JSON-RPC, a batch, no `Mcp-Session-Id`, or an unsupported `MCP-Protocol-Version` (a JSON-RPC error)", body = JsonRpcMessage),
+        (status = 400, description = "Not JSON-RPC, a batch, no `Mcp-Session-Id`, or an `MCP-Protocol-Version` that is unsupported or not the session's (a JSON-RPC error)", body = JsonRpcMessage),
         (status = 401, description = "No valid API key (`WWW-Authenticate: Bearer`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The session expired or was ended: initialize again (a JSON-RPC error)", body = JsonRpcMessage),
     )
@@ -261,11 +266,23 @@ pub async fn post_mcp(
             .map_err(session_error)?,
         None => None,
     };
-    if live.is_none() {
+    let Some(negotiated) = live else {
         return Ok(refusal(
             StatusCode::NOT_FOUND,
             ErrorCode(-32001),
             "session not found: it expired or was ended; initialize again",
+            id,
+        ));
+    };
+    if let Some(named) = version_header(&request)
+        && named != negotiated
+    {
+        return Ok(refusal(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::INVALID_REQUEST,
+            &format!(
+                "MCP-Protocol-Version `{named}` is not the version this session negotiated (`{negotiated}`)"
+            ),
             id,
         ));
     }
