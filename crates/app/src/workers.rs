@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use fluxolab_kernel::ExecutionId;
 use fluxolab_workflows::execution::{
-    ClaimedExecution, ExecutionRepository, ExecutionStatus, Lease,
+    Claim, ClaimedExecution, ExecutionRepository, ExecutionStatus, Lease,
 };
 use fluxolab_workflows::execution_service::ExecutionService;
 use fluxolab_workflows::lease::{Fenced, LeaseClock, LeaseToken};
@@ -208,8 +208,13 @@ impl Worker {
                 .await
                 .unwrap_or_else(|error| {
                     tracing::warn!(error = %error, "could not claim executions");
-                    Vec::new()
+                    Claim::default()
                 });
+            if !claimed.abandoned.is_empty() {
+                let service = self.service.clone();
+                tokio::spawn(async move { service.abandoned(&claimed.abandoned).await });
+            }
+            let claimed = claimed.runs;
             if claimed.is_empty() {
                 tokio::select! {
                     woken = self.queue.wait_for_work(POLL_EVERY) => {

@@ -14,8 +14,8 @@ use fluxolab_kernel::{
 use fluxolab_workflows::Definition;
 use fluxolab_workflows::engine::StepRecord;
 use fluxolab_workflows::execution::{
-    ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, Finished, InlineRun, Lease,
-    RunDefaults,
+    Claim, ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, Finished, InlineRun,
+    Lease, RunDefaults,
 };
 use fluxolab_workflows::lease::{Fenced, LeaseToken};
 use serde_json::Value;
@@ -355,6 +355,9 @@ struct ClaimedId {
     timeout_seconds: Option<i32>,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     save_successful_steps: bool,
+    /// Not claimed: ended `failed` by the claim (its last lease ran out).
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    abandoned: bool,
 }
 
 impl ClaimedId {
@@ -386,6 +389,7 @@ const FAIR_CLAIM: &str = "WITH RECURSIVE abandoned AS ( \
          locked_until = NULL, \
          error = format('abandoned after %s attempts (its worker stopped each time)', attempt) \
        WHERE status = 'running' AND locked_until < now() AND attempt >= max_attempts \
+       RETURNING id \
      ), expired AS ( \
        SELECT id FROM executions \
        WHERE status = 'running' AND locked_until < now() AND attempt < max_attempts \
@@ -416,12 +420,16 @@ const FAIR_CLAIM: &str = "WITH RECURSIVE abandoned AS ( \
          UNION ALL SELECT id, 2, due_at FROM fair \
          UNION ALL SELECT id, 3, due_at FROM fill \
        ) chosen GROUP BY id ORDER BY min(pass), min(due_at) LIMIT $2 \
+     ), claimed AS ( \
+       UPDATE executions e SET status = 'running', locked_by = $1, \
+         locked_until = now() + make_interval(secs => $3), attempt = e.attempt + 1, \
+         lease_token = e.lease_token + 1, started_at = coalesce(e.started_at, now()) \
+       FROM due WHERE e.id = due.id \
+       RETURNING e.id, e.lease_token, e.timeout_seconds, e.save_successful_steps \
      ) \
-     UPDATE executions e SET status = 'running', locked_by = $1, \
-       locked_until = now() + make_interval(secs => $3), attempt = e.attempt + 1, \
-       lease_token = e.lease_token + 1, started_at = coalesce(e.started_at, now()) \
-     FROM due WHERE e.id = due.id \
-     RETURNING e.id, e.lease_token, e.timeout_seconds, e.save_successful_steps";
+     SELECT id, lease_token, timeout_seconds, save_successful_steps, false AS abandoned \
+       FROM claimed \
+     UNION ALL SELECT id, 0, NULL, false, true FROM abandoned";
 
 #[async_trait]
 impl ExecutionRepository for PgExecutions {
@@ -676,8 +684,8 @@ impl ExecutionRepository for PgExecutions {
         worker: &str,
         limit: i64,
         lease_seconds: i64,
-    ) -> Result<Vec<ClaimedExecution>, StorageError> {
-        let ids: Vec<ClaimedId> = {
+    ) -> Result<Claim, StorageError> {
+        let (abandoned, ids): (Vec<ClaimedId>, Vec<ClaimedId>) = {
             let mut connection = pooled(&self.pool).await?;
             // Raw: a FOR UPDATE SKIP LOCKED claim over recursive CTEs (a skip scan), leased
             // on the database clock.
@@ -685,12 +693,21 @@ impl ExecutionRepository for PgExecutions {
                 .bind::<Text, _>(worker)
                 .bind::<BigInt, _>(limit)
                 .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
-                .load(&mut connection)
+                .load::<ClaimedId>(&mut connection)
                 .await
                 .map_err(storage)?
+                .into_iter()
+                .partition(|row| row.abandoned)
         };
+        let abandoned = abandoned
+            .into_iter()
+            .map(|row| ExecutionId::from_uuid(row.id))
+            .collect();
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Claim {
+                runs: Vec::new(),
+                abandoned,
+            });
         }
         // Three queries for the whole batch: the rows, their definitions, their steps.
         let tokens: HashMap<Uuid, (i64, RunDefaults)> = ids
@@ -763,7 +780,10 @@ impl ExecutionRepository for PgExecutions {
                 execution,
             });
         }
-        Ok(claimed)
+        Ok(Claim {
+            runs: claimed,
+            abandoned,
+        })
     }
 
     #[tracing::instrument(name = "db.executions.wait_for_work", level = "debug", skip_all)]

@@ -177,6 +177,14 @@ pub struct ClaimedExecution {
     pub defaults: RunDefaults,
 }
 
+/// What one claim took: runs to process, and runs it ended `failed` because their
+/// worker stopped during each of their attempts (nobody else will report them).
+#[derive(Debug, Default)]
+pub struct Claim {
+    pub runs: Vec<ClaimedExecution>,
+    pub abandoned: Vec<ExecutionId>,
+}
+
 /// What a run took from its workspace's `execution_defaults` when it was queued (the
 /// statement that queues it reads them, the claim returns them: no round trip of its
 /// own). Runs that carry none (inline `/test` runs, runs queued before there were
@@ -354,13 +362,14 @@ pub trait ExecutionRepository: Send + Sync {
     /// Cancels a queued execution (`true`), or asks a running one to stop.
     async fn cancel(&self, workspace: WorkspaceId, id: ExecutionId) -> Result<bool, StorageError>;
     /// Claims up to `limit` due executions for `worker` for `lease_seconds`: queued
-    /// ones, and running ones whose lease ran out (their worker died).
+    /// ones, and running ones whose lease ran out (their worker died). Running ones
+    /// whose lease ran out after their last attempt end `failed` in the same statement.
     async fn claim(
         &self,
         worker: &str,
         limit: i64,
         lease_seconds: i64,
-    ) -> Result<Vec<ClaimedExecution>, StorageError>;
+    ) -> Result<Claim, StorageError>;
     /// Waits until an execution may be due (a `NOTIFY` from whoever queued one) or
     /// `max_wait` passes, whichever comes first.
     async fn wait_for_work(&self, max_wait: std::time::Duration) -> Result<(), StorageError>;

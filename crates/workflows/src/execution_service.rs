@@ -382,6 +382,25 @@ impl ExecutionService {
         Ok(written)
     }
 
+    /// Tells of runs a claim ended `failed` because their worker stopped during each
+    /// attempt: counted, announced to whoever waits, and handed to their error
+    /// workflows like any run that failed for good.
+    #[tracing::instrument(name = "executions.abandoned", skip_all)]
+    pub async fn abandoned(&self, ids: &[ExecutionId]) {
+        for &id in ids {
+            self.ports
+                .observer
+                .execution_settled(ExecutionStatus::Failed);
+            self.announce(id).await;
+            self.failed_for_good(
+                id,
+                None,
+                "abandoned: its worker stopped during each attempt",
+            )
+            .await;
+        }
+    }
+
     /// Stores how a run ended together with its unsaved steps, in one write under
     /// `lease`. A retryable failure of attempt `retry` (when another is allowed) goes
     /// back to the queue, due after 2^attempt seconds; a success keeps the steps its

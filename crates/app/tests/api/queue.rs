@@ -222,7 +222,7 @@ async fn a_quiet_workspaces_run_is_claimed_before_a_busy_ones_backlog_drains() -
     app.enqueue(&quiet, &quiet_workflow, 1).await?;
 
     let queue = fluxolab_postgres::executions::PgExecutions::new(app.db.pool().clone());
-    let claimed = queue.claim("fairness-test", 8, 30).await?;
+    let claimed = queue.claim("fairness-test", 8, 30).await?.runs;
     assert_eq!(claimed.len(), 8, "a claim still fills every free slot");
     let quiet_id = quiet.workspace_id.parse::<uuid::Uuid>()?;
     let quiet_runs = claimed
@@ -241,7 +241,7 @@ async fn a_quiet_workspaces_run_is_claimed_before_a_busy_ones_backlog_drains() -
     );
 
     // With only the busy workspace waiting, it gets every slot.
-    let claimed = queue.claim("fairness-test", 8, 30).await?;
+    let claimed = queue.claim("fairness-test", 8, 30).await?.runs;
     assert_eq!(claimed.len(), 8);
     Ok(())
 }
@@ -264,9 +264,19 @@ async fn a_claim_fails_runs_out_of_attempts_and_resumes_the_others() -> TestResu
     .await?;
 
     let queue = fluxolab_postgres::executions::PgExecutions::new(app.db.pool().clone());
-    let claimed = queue.claim("heir", 8, 30).await?;
-    assert_eq!(claimed.len(), 1, "only the run with attempts left resumes");
-    assert_eq!(claimed[0].execution.attempt, 2);
+    let claim = queue.claim("heir", 8, 30).await?;
+    assert_eq!(
+        claim.runs.len(),
+        1,
+        "only the run with attempts left resumes"
+    );
+    assert_eq!(claim.runs[0].execution.attempt, 2);
+    assert_eq!(
+        claim.abandoned.len(),
+        1,
+        "the claim names the run it failed"
+    );
+    assert_ne!(claim.abandoned[0], claim.runs[0].execution.id);
     assert_eq!(
         app.scalar(
             "SELECT count(*) AS count FROM executions WHERE status = 'failed' \

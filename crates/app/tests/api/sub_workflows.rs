@@ -367,6 +367,52 @@ async fn a_run_that_fails_for_good_starts_its_error_workflow_exactly_once() -> T
 }
 
 #[tokio::test]
+async fn a_run_abandoned_after_its_last_lease_starts_its_error_workflow() -> TestResult {
+    // No workers yet: the run is queued, then made to look as if its worker died
+    // during its last attempt.
+    let app = TestApp::spawn_api_only().await?;
+    let owner = app.signed_up("abandoned@example.com").await?;
+    let handler = app
+        .active_workflow(&owner, "On failure", &doubler())
+        .await?;
+    let (status, workflow) = app
+        .post_in(
+            &owner,
+            "/api/workflows",
+            &json!({"name": "Doomed", "error_workflow_id": handler.id, "definition": doubler()}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{workflow}");
+    let workflow = workflow["id"].as_str().ok_or("an id")?.to_owned();
+    app.activate(&owner, &workflow, 1).await?;
+    let queued = app.run(&owner, &workflow, &json!({"n": 1})).await?;
+    app.execute(&format!(
+        "UPDATE executions SET status = 'running', locked_by = 'gone', attempt = max_attempts, \
+           started_at = now(), locked_until = now() - interval '1 second' \
+         WHERE id = '{}'",
+        queued.execution_id
+    ))
+    .await?;
+
+    // A process with workers comes up: its first claim fails the run, and reports it.
+    let workers = app.spawn_beside().await?;
+    let failed = wait_finished(&workers, &owner, &queued.execution_id).await?;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let handled = crate::helpers::poll(std::time::Duration::from_secs(30), || async {
+        let runs = runs_of(&workers, &owner, &handler.id).await?;
+        Ok((!runs.is_empty()).then_some(runs))
+    })
+    .await?
+    .ok_or("the error workflow never ran")?;
+    assert_eq!(handled.len(), 1, "{handled:?}");
+    let run = execution(&workers, &owner, handled[0]["id"].as_str().unwrap_or("")).await?;
+    assert_eq!(run["trigger_kind"], "error_workflow");
+    assert_eq!(run["input"]["execution_id"], json!(queued.execution_id));
+    assert_eq!(run["input"]["failed_node"], Value::Null);
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_error_workflow_must_be_another_workflow_of_the_workspace() -> TestResult {
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("setting@example.com").await?;
