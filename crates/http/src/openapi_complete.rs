@@ -21,6 +21,9 @@
 use fluxolab_credentials::CredentialKind;
 use fluxolab_kernel::{HTTP_URL_PATTERN, HTTPS_URL_PATTERN, PLAUSIBLE_EMAIL_PATTERN, Permission};
 use fluxolab_webhooks::model::Provider;
+use fluxolab_workflows::connectors::manifest::{
+    HEADER_NAME_PATTERN, MAP_KEY_MAX_CHARS, RESERVED_HEADERS,
+};
 use fluxolab_workflows::execution::TriggerKind;
 use fluxolab_workflows::scheduler::FireOutcome;
 use fluxolab_workspace::alerts::METRICS;
@@ -156,6 +159,48 @@ fn merge(document: &mut Value, pointer: &str, extra: Value) {
     }
 }
 
+/// The keys of a connector action's maps as the manifest check takes them: header
+/// names are HTTP tokens other than the reserved ones (in any case), query names and
+/// output keys 1–100 characters, output values JSON pointers.
+fn connector_maps(document: &mut Value) {
+    // `[hH][oO][sS][tT]`: JSON Schema patterns have no case-insensitive flag.
+    let reserved: Vec<String> = RESERVED_HEADERS
+        .iter()
+        .map(|name| {
+            let letters: String = name
+                .chars()
+                .map(|c| match c.is_ascii_alphabetic() {
+                    true => format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase()),
+                    false => c.to_string(),
+                })
+                .collect();
+            format!("^{letters}$")
+        })
+        .collect();
+    let key = json!({"minLength": 1, "maxLength": MAP_KEY_MAX_CHARS});
+    merge(
+        document,
+        "ConnectorAction/properties/headers",
+        json!({"propertyNames": {
+            "pattern": HEADER_NAME_PATTERN,
+            "not": {"pattern": reserved.join("|")},
+        }}),
+    );
+    merge(
+        document,
+        "ConnectorAction/properties/query",
+        json!({"propertyNames": key}),
+    );
+    merge(
+        document,
+        "ConnectorAction/properties/output",
+        json!({
+            "propertyNames": key,
+            "additionalProperties": {"type": "string", "pattern": "^(/.*)?$"},
+        }),
+    );
+}
+
 /// Properties that hold any JSON value (a trigger's payload, a node's output, a
 /// delivery's parsed body): utoipa can only call them objects.
 const ANY_VALUES: [(&str, &str); 9] = [
@@ -210,6 +255,7 @@ fn constrain_schemas(document: &mut Value) {
         "SettingsBody/properties/notifications",
         json!({"maxProperties": 50, "propertyNames": {"minLength": 1, "maxLength": 64}}),
     );
+    connector_maps(document);
     let scopes: Vec<&str> = Permission::ALL.iter().map(|p| p.code()).collect();
     merge(
         document,
@@ -635,6 +681,22 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(limit["maximum"], 200);
         assert_eq!(limit["minimum"], 1);
+        let action = &schemas["ConnectorAction"]["properties"];
+        assert_eq!(
+            action["headers"]["propertyNames"]["pattern"],
+            super::HEADER_NAME_PATTERN
+        );
+        assert!(
+            action["headers"]["propertyNames"]["not"]["pattern"]
+                .as_str()
+                .is_some_and(|reserved| reserved.contains("^[hH][oO][sS][tT]$")),
+            "{action}"
+        );
+        assert_eq!(action["query"]["propertyNames"]["maxLength"], 100);
+        assert_eq!(
+            action["output"]["additionalProperties"]["pattern"],
+            "^(/.*)?$"
+        );
         Ok(())
     }
 }

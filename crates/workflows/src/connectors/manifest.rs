@@ -23,9 +23,9 @@ pub const MAX_MANIFEST_BYTES: usize = 256 * 1024;
 pub const NAME_PATTERN: &str = "^[a-z0-9-]{1,40}$";
 /// The JSON Schema pattern of an action's name.
 pub const ACTION_NAME_PATTERN: &str = "^[a-z][a-z0-9_]{0,39}$";
-/// Headers a manifest may not set: the credential carries authorisation, the client
-/// the framing.
-const RESERVED_HEADERS: [&str; 4] = [
+/// Headers a manifest may not set (in any case): the credential carries authorisation,
+/// the client the framing.
+pub const RESERVED_HEADERS: [&str; 4] = [
     "authorization",
     "host",
     "content-length",
@@ -199,11 +199,22 @@ fn valid_description(text: &str) -> bool {
     (1..=500).contains(&text.chars().count()) && !text.trim().is_empty()
 }
 
+/// A header name a manifest may use: an HTTP token of 1–100 characters.
+pub const HEADER_NAME_PATTERN: &str = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$";
+
+/// The most characters a query parameter name or an output key has.
+pub const MAP_KEY_MAX_CHARS: usize = 100;
+
 fn valid_header_name(name: &str) -> bool {
     (1..=100).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `key` is 1 to [`MAP_KEY_MAX_CHARS`] characters long.
+fn valid_map_key(key: &str) -> bool {
+    (1..=MAP_KEY_MAX_CHARS).contains(&key.chars().count())
 }
 
 /// Problems of the templates inside `value`, under `field`.
@@ -398,7 +409,7 @@ fn parse_action(value: &Value, prefix: &str, errors: &mut ValidationErrors) -> O
     let query = fields.object("query");
     for (key, item) in &query {
         let field = format!("{}.{key}", fields.field("query"));
-        if !(1..=100).contains(&key.len()) {
+        if !valid_map_key(key) {
             fields
                 .errors
                 .add(field.clone(), "names must be 1 to 100 characters");
@@ -467,7 +478,7 @@ fn parse_action(value: &Value, prefix: &str, errors: &mut ValidationErrors) -> O
         let valid = pointer
             .as_str()
             .is_some_and(|text| text.is_empty() || text.starts_with('/'));
-        if !valid || !(1..=100).contains(&key.len()) {
+        if !valid || !valid_map_key(key) {
             fields.errors.add(
                 field,
                 "must be a JSON pointer into the response (`/status`, `/body/id`, `/headers/etag`)",
