@@ -51,7 +51,8 @@ impl LdapRole {
 
 /// `PUT /api/settings/ldap`: the whole configuration. Left-out fields take their
 /// defaults; a left-out `bind_password` keeps the sealed one (required the first time).
-#[derive(Debug, Deserialize, ToSchema)]
+/// Its `Debug` shows no field (the bind password is one).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LdapSettingsRequest {
     /// `ldap://host[:port]` or `ldaps://host[:port]`.
@@ -232,18 +233,36 @@ impl From<LdapTestReport> for LdapTestResponse {
     }
 }
 
-/// `POST /api/auth/ldap/login`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// `POST /api/auth/ldap/login`. Its `Debug` shows no field (the password is one).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LdapLoginRequest {
     /// The workspace's id or slug.
     #[schema(min_length = 1, max_length = 100)]
     pub workspace: String,
-    #[schema(min_length = 1, max_length = 256)]
+    /// No control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"
+    )]
     pub username: String,
     #[schema(format = Password, min_length = 1, max_length = 1024)]
     pub password: String,
 }
+
+/// `Debug` without the fields of a request that carries a password.
+macro_rules! redacted_debug {
+    ($($request:ty),+) => {
+        $(impl std::fmt::Debug for $request {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($request)).finish_non_exhaustive()
+            }
+        })+
+    };
+}
+
+redacted_debug!(LdapSettingsRequest, LdapLoginRequest);
 
 /// The workspace's LDAP settings (the bind password is never shown).
 #[utoipa::path(tag = "settings", security(("bearer" = [])), responses(

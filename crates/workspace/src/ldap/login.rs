@@ -12,7 +12,7 @@ use fluxolab_kernel::{
 };
 use serde_json::json;
 
-use super::model::{LdapLink, LdapSettings};
+use super::model::{LdapLink, LdapSettings, MAX_PASSWORD};
 use super::ports::{Authentication, DirectoryEntry};
 use super::sync::{change_role, member_activity};
 use super::{LdapPorts, connection_of, require_plan};
@@ -69,8 +69,8 @@ fn check_input(username: &str, password: &SecretString) -> Result<(), LdapLoginE
         errors.add("username", "must be 1 to 256 characters, none a control");
     }
     // An empty password would be an unauthenticated bind, which directories accept.
-    if password.expose_secret().is_empty() {
-        errors.add("password", "must not be empty");
+    if !(1..=MAX_PASSWORD).contains(&password.expose_secret().chars().count()) {
+        errors.add("password", "must be 1 to 1024 characters");
     }
     errors.into_result(()).map_err(LdapLoginError::Invalid)
 }

@@ -9,6 +9,9 @@ pub mod model;
 pub mod ports;
 pub mod sync;
 
+#[cfg(test)]
+mod service_tests;
+
 use std::sync::Arc;
 
 use fluxolab_kernel::{
