@@ -299,6 +299,15 @@ async fn an_ldap_test_tells_what_a_login_would_get_and_records_failures() -> Tes
     assert_eq!(report["ok"], false, "{report}");
     let ldap = ldap_status(&app, &owner).await?;
     assert_eq!(ldap["status"], "error", "{ldap}");
+
+    // A directory on loopback is reached only when the workspace allows internal networks.
+    app.execute("UPDATE workspace_settings SET allow_internal_network = false")
+        .await?;
+    let (_, report) = app
+        .post_in(&owner, "/api/settings/ldap/test", &json!({}))
+        .await?;
+    assert_eq!(report["ok"], false, "{report}");
+    assert!(report.text("detail")?.contains("internal"), "{report}");
     Ok(())
 }
 
