@@ -120,7 +120,8 @@ pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
     let workers = WorkerPool::start(services.executions, services.queue, settings.workers)
         .with_usage_snapshots(services.billing)
         .with_usage_alerts(services.alerts)
-        .with_schedules(services.scheduler);
+        .with_schedules(services.scheduler)
+        .with_ldap_sync(services.ldap);
     shutdown_signal().await.map_err(CommandError::Signal)?;
     workers.shutdown().await;
     if let Some((handle, served)) = ops {

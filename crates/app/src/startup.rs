@@ -12,7 +12,7 @@ use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer,
 use fluxolab_jsruntime::JsRunner;
 use fluxolab_kernel::{Clock, SystemClock};
 use fluxolab_outbound::secret_stores::SecretStores;
-use fluxolab_outbound::{OutboundAlerts, OutboundEffects, OutboundTester};
+use fluxolab_outbound::{LdapDirectory, OutboundAlerts, OutboundEffects, OutboundTester};
 use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::activity_log::PgAudit;
 use fluxolab_postgres::alerts::PgAlerts;
@@ -23,6 +23,7 @@ use fluxolab_postgres::connectors::PgConnectors;
 use fluxolab_postgres::environments::PgEnvironments;
 use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::integrations::PgIntegrations;
+use fluxolab_postgres::ldap::PgLdap;
 use fluxolab_postgres::mcp::PgMcpSessions;
 use fluxolab_postgres::plans::PgPlanGuard;
 use fluxolab_postgres::pool::PoolBuildError;
@@ -52,6 +53,8 @@ use fluxolab_workspace::alerts::{AlertPorts, AlertService};
 use fluxolab_workspace::api_keys::{ApiKeyPorts, ApiKeyService};
 use fluxolab_workspace::environments::{EnvironmentPorts, EnvironmentService};
 use fluxolab_workspace::integrations::{InstanceIntegrations, IntegrationService};
+use fluxolab_workspace::ldap::login::LdapLogin;
+use fluxolab_workspace::ldap::{LdapPorts, LdapService};
 use fluxolab_workspace::quota::Quotas;
 use fluxolab_workspace::secret_providers::resolver::ProviderResolver;
 use fluxolab_workspace::secret_providers::{ProviderPorts, ProviderService};
@@ -63,6 +66,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::config::{DatabaseSettings, Settings};
+use crate::directory_accounts::IdentityAccounts;
 use crate::hasher::BlockingArgon2;
 use crate::probe::PostgresProbe;
 use crate::provisioning::PersonalWorkspaces;
@@ -152,7 +156,7 @@ pub fn services_with(
         AccountPorts {
             units: units.clone(),
             users: accounts.clone(),
-            sessions: accounts,
+            sessions: accounts.clone(),
             provisioner: Arc::new(PersonalWorkspaces(provisioner.clone())),
             hasher: Arc::new(BlockingArgon2),
             tokens,
@@ -339,6 +343,23 @@ pub fn services_with(
         audit: audit.clone(),
         clock: clock.clone(),
     });
+    let ldap_ports = Arc::new(LdapPorts {
+        units: units.clone(),
+        repository: Arc::new(PgLdap::new(pool.clone())),
+        secrets: vault_service.clone(),
+        settings: Arc::new(PgSettings::new(pool.clone())),
+        billing: Arc::new(PgBilling::new(pool.clone())),
+        directory: Arc::new(LdapDirectory),
+        members: Arc::new(CachedMembers::new(workspaces.clone(), auth.clone())),
+        plans: Arc::new(PgPlanGuard),
+        accounts: Arc::new(IdentityAccounts {
+            users: accounts,
+            clock: clock.clone(),
+        }),
+        audit: audit.clone(),
+        integration_events: integrations.clone(),
+        clock: clock.clone(),
+    });
     let billing_service = BillingService::new(BillingPorts {
         units: units.clone(),
         billing: Arc::new(PgBilling::new(pool.clone())),
@@ -369,6 +390,8 @@ pub fn services_with(
         environments: environment_service,
         settings: settings_service,
         secret_providers: Arc::new(ProviderService::new(provider_ports)),
+        ldap: Arc::new(LdapService::new(ldap_ports.clone())),
+        ldap_login: Arc::new(LdapLogin::new(ldap_ports)),
         connectors: Arc::new(connector_service),
         integrations: Arc::new(IntegrationService::new(
             integrations,
@@ -489,6 +512,7 @@ impl Application {
             .with_usage_snapshots(self.services.billing.clone())
             .with_usage_alerts(self.services.alerts.clone())
             .with_schedules(self.services.scheduler.clone())
+            .with_ldap_sync(self.services.ldap.clone())
         });
         let served = self.server.await;
         if let Some(workers) = workers {

@@ -22,6 +22,7 @@ use fluxolab_workflows::lease::{Fenced, LeaseClock, LeaseToken};
 use fluxolab_workflows::scheduler::Scheduler;
 use fluxolab_workspace::BillingService;
 use fluxolab_workspace::alerts::AlertService;
+use fluxolab_workspace::ldap::LdapService;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -61,6 +62,11 @@ const ALERTS_EVERY: Duration = Duration::from_secs(2);
 const SCHEDULES_EVERY: Duration = Duration::from_secs(1);
 /// The most schedules one look fires before the next (the rest wait a moment).
 const SCHEDULES_PER_TICK: u32 = 500;
+
+/// How often workspaces whose periodic LDAP sync is due are looked for.
+const LDAP_SYNC_EVERY: Duration = Duration::from_secs(5);
+/// The most workspaces one look syncs (the rest wait for the next).
+const LDAP_SYNCS_PER_TICK: u32 = 20;
 
 /// Running workers; [`WorkerPool::shutdown`] stops them.
 #[derive(Debug)]
@@ -146,6 +152,26 @@ impl WorkerPool {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(SCHEDULES_EVERY) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        }));
+        self
+    }
+
+    /// Also runs the periodic LDAP syncs that are due every [`LDAP_SYNC_EVERY`] (several
+    /// processes may: each workspace is claimed with `SKIP LOCKED` and held while it syncs).
+    pub fn with_ldap_sync(mut self, ldap: Arc<LdapService>) -> Self {
+        let mut stopped = self.stop.subscribe();
+        self.jobs.push(tokio::spawn(async move {
+            while !*stopped.borrow() {
+                match ldap.sync_due(LDAP_SYNCS_PER_TICK).await {
+                    Ok(0) => {}
+                    Ok(synced) => tracing::debug!(synced, "LDAP directories synced"),
+                    Err(error) => tracing::warn!(error = %error, "could not sync LDAP directories"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(LDAP_SYNC_EVERY) => {}
                     _ = stopped.changed() => {}
                 }
             }

@@ -129,7 +129,7 @@ pub struct MeResponse {
     pub memberships: Vec<MembershipResponse>,
 }
 
-fn client_info(request: &HttpRequest) -> ClientInfo {
+pub(crate) fn client_info(request: &HttpRequest) -> ClientInfo {
     ClientInfo {
         user_agent: request
             .headers()

@@ -62,6 +62,8 @@ through_failure!(
     fluxolab_workspace::settings::SettingsError,
     fluxolab_workspace::integrations::IntegrationError,
     fluxolab_workspace::secret_providers::ProviderError,
+    fluxolab_workspace::ldap::LdapError,
+    fluxolab_workspace::ldap::login::LdapLoginError,
     fluxolab_credentials::VaultError,
     fluxolab_workflows::WorkflowError,
     fluxolab_workflows::connectors::ConnectorError,

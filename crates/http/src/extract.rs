@@ -45,6 +45,10 @@ pub struct Services {
     pub settings: Arc<fluxolab_workspace::settings::SettingsService>,
     pub integrations: Arc<fluxolab_workspace::integrations::IntegrationService>,
     pub secret_providers: Arc<fluxolab_workspace::secret_providers::ProviderService>,
+    /// LDAP settings, test and sync.
+    pub ldap: Arc<fluxolab_workspace::ldap::LdapService>,
+    /// `POST /api/auth/ldap/login`.
+    pub ldap_login: Arc<fluxolab_workspace::ldap::login::LdapLogin>,
     pub connectors: Arc<fluxolab_workflows::connectors::ConnectorService>,
     /// The public webhook intake's hot path.
     pub intake: Arc<fluxolab_webhooks::Intake>,

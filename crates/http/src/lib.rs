@@ -14,6 +14,7 @@ pub mod extract;
 pub mod intake;
 pub mod integrations;
 pub mod json;
+pub mod ldap;
 pub mod mcp;
 pub mod metrics;
 pub mod observe;

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
     alerts, api_keys, auth, connectors, conversations, credentials, environments, executions,
-    intake, integrations, mcp, openapi_complete, ops, problem, schedules, secret_providers,
+    intake, integrations, ldap, mcp, openapi_complete, ops, problem, schedules, secret_providers,
     settings, users, webhooks, workflows, workspace_settings, workspaces,
 };
 
@@ -170,6 +170,12 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(secret_providers::update_secret_provider)
         .service(secret_providers::delete_secret_provider)
         .service(secret_providers::test_secret_provider)
+        .service(ldap::get_ldap)
+        .service(ldap::put_ldap)
+        .service(ldap::delete_ldap)
+        .service(ldap::test_ldap)
+        .service(ldap::sync_ldap)
+        .service(ldap::ldap_login)
         .service(connectors::list_connectors)
         .service(connectors::install_connector)
         .service(connectors::get_connector)

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod email;
+pub mod external;
 pub mod password;
 pub mod ports;
 pub mod service;

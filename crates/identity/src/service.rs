@@ -430,7 +430,7 @@ impl AccountService {
         Ok(())
     }
 
-    async fn open_session(
+    pub(crate) async fn open_session(
         &self,
         user: UserId,
         workspace: Option<WorkspaceId>,

@@ -4,6 +4,7 @@ pub mod address_policy;
 pub mod alerts;
 pub mod effects;
 pub mod guard;
+pub mod ldap;
 pub mod secret_stores;
 pub mod tester;
 #[cfg(feature = "test-support")]
@@ -12,5 +13,6 @@ pub mod testing;
 pub use address_policy::{AddressClass, classify};
 pub use alerts::OutboundAlerts;
 pub use effects::OutboundEffects;
+pub use ldap::LdapDirectory;
 pub use secret_stores::SecretStores;
 pub use tester::OutboundTester;

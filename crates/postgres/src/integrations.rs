@@ -23,7 +23,7 @@ use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{
     webhook_registrations, workspace_connectors, workspace_integration_events,
-    workspace_secret_providers,
+    workspace_ldap_configs, workspace_secret_providers,
 };
 use crate::unit_of_work::connection_of;
 
@@ -133,11 +133,19 @@ impl IntegrationRepository for PgIntegrations {
             .load(&mut connection)
             .await
             .map_err(storage)?;
+        let ldap: Vec<(bool, i64)> = workspace_ldap_configs::table
+            .filter(workspace_ldap_configs::workspace_id.eq(workspace.as_uuid()))
+            .group_by(workspace_ldap_configs::enabled)
+            .select((workspace_ldap_configs::enabled, count_star()))
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
         let mut counts = BTreeMap::new();
         for (kind, rows) in [
             (IntegrationKind::Webhooks, webhooks),
             (IntegrationKind::SecretProviders, providers),
             (IntegrationKind::Connectors, connectors),
+            (IntegrationKind::Ldap, ldap),
         ] {
             let mut of_kind = KindCounts::default();
             for (enabled, n) in rows {

@@ -16,6 +16,7 @@ pub mod intake_batch;
 pub mod integrations;
 mod joins;
 mod keyset;
+pub mod ldap;
 pub mod mcp;
 pub mod migrations;
 pub mod plans;

@@ -461,6 +461,43 @@ diesel::table! {
 }
 
 diesel::table! {
+    workspace_ldap_configs (workspace_id) {
+        workspace_id -> Uuid,
+        url -> Text,
+        start_tls -> Bool,
+        bind_dn -> Text,
+        bind_password_id -> Uuid,
+        base_dn -> Text,
+        user_filter -> Text,
+        email_attribute -> Text,
+        name_attribute -> Text,
+        group_base_dn -> Nullable<Text>,
+        group_filter -> Text,
+        role_mapping -> Jsonb,
+        default_role -> Text,
+        sync_interval_minutes -> Int4,
+        enabled -> Bool,
+        last_sync_at -> Nullable<Timestamptz>,
+        last_sync_result -> Nullable<Jsonb>,
+        sync_claimed_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workspace_ldap_members (workspace_id, user_id) {
+        workspace_id -> Uuid,
+        user_id -> Uuid,
+        username -> Text,
+        dn -> Text,
+        mapped_role -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     workspace_members (workspace_id, user_id) {
         workspace_id -> Uuid,
         user_id -> Uuid,
@@ -615,6 +652,10 @@ diesel::joinable!(workspace_data_keys -> workspaces (workspace_id));
 diesel::joinable!(workspace_environments -> workspaces (workspace_id));
 diesel::joinable!(workspace_integration_events -> users (actor_user_id));
 diesel::joinable!(workspace_integration_events -> workspaces (workspace_id));
+diesel::joinable!(workspace_ldap_configs -> credentials (bind_password_id));
+diesel::joinable!(workspace_ldap_configs -> workspaces (workspace_id));
+diesel::joinable!(workspace_ldap_members -> users (user_id));
+diesel::joinable!(workspace_ldap_members -> workspaces (workspace_id));
 diesel::joinable!(workspace_members -> profiles (profile_id));
 diesel::joinable!(workspace_members -> workspaces (workspace_id));
 diesel::joinable!(workspace_secret_providers -> credentials (credentials_id));
@@ -661,6 +702,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     workspace_data_keys,
     workspace_environments,
     workspace_integration_events,
+    workspace_ldap_configs,
+    workspace_ldap_members,
     workspace_members,
     workspace_secret_providers,
     workspace_settings,

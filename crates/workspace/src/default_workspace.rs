@@ -7,10 +7,11 @@
 
 use std::cmp::Reverse;
 
-use fluxolab_kernel::WorkspaceId;
+use fluxolab_kernel::{StorageError, Uow, UserId, WorkspaceId};
 use time::OffsetDateTime;
 
 use crate::Role;
+use crate::ports::MemberRepository;
 
 /// A membership a user still holds, as the rule needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,21 @@ pub fn pick_default(memberships: &[HeldMembership]) -> Option<WorkspaceId> {
             )
         })
         .map(|held| held.workspace_id)
+}
+
+/// After `user` lost the membership of `workspace`: when it was their default, the
+/// default becomes the one [`pick_default`] chooses among what they still hold.
+pub async fn repick_default(
+    members: &dyn MemberRepository,
+    unit: &mut Uow,
+    workspace: WorkspaceId,
+    user: UserId,
+) -> Result<(), StorageError> {
+    if members.lock_default_of(unit, user).await? != Some(workspace) {
+        return Ok(());
+    }
+    let held = members.held_by(unit, user).await?;
+    members.store_default(unit, user, pick_default(&held)).await
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod billing;
 pub mod default_workspace;
 pub mod environments;
 pub mod integrations;
+pub mod ldap;
 pub mod model;
 pub mod plan;
 pub mod ports;

@@ -12,7 +12,7 @@ use fluxolab_kernel::{
 use serde_json::json;
 
 use crate::Role;
-use crate::default_workspace::pick_default;
+use crate::default_workspace::repick_default;
 use crate::model::{Activity, ActivityFilter, Member, Workspace, WorkspaceName};
 use crate::ports::{ActivityRepository, AddMemberError, MemberRepository, WorkspaceRepository};
 use crate::provisioning::Provisioner;
@@ -332,7 +332,7 @@ impl WorkspaceService {
             .members
             .remove(unit.as_mut(), workspace, user)
             .await?;
-        self.repick_default(unit.as_mut(), workspace, user).await?;
+        repick_default(&*self.ports.members, unit.as_mut(), workspace, user).await?;
         let action = if leaving {
             "member.left"
         } else {
@@ -363,22 +363,6 @@ impl WorkspaceService {
             .activities
             .list(principal.workspace_id(), filter, page)
             .await?)
-    }
-
-    /// After `user` lost the membership of `workspace`: when it was their default, the
-    /// default becomes the one [`pick_default`] chooses among what they still hold.
-    async fn repick_default(
-        &self,
-        unit: &mut fluxolab_kernel::Uow,
-        workspace: WorkspaceId,
-        user: UserId,
-    ) -> Result<(), StorageError> {
-        let members = &self.ports.members;
-        if members.lock_default_of(unit, user).await? != Some(workspace) {
-            return Ok(());
-        }
-        let held = members.held_by(unit, user).await?;
-        members.store_default(unit, user, pick_default(&held)).await
     }
 
     /// The member `user` of `workspace`, or not found.

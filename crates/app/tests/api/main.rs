@@ -16,6 +16,7 @@ mod execution_defaults;
 mod executions;
 mod faults;
 mod helpers;
+mod ldap;
 mod mcp;
 mod openapi;
 mod ops;
