@@ -258,6 +258,29 @@ async fn ldap_logins_provision_just_in_time_and_refuse_wrong_passwords_and_injec
 }
 
 #[tokio::test]
+async fn first_logins_racing_for_one_new_account_both_get_in() -> TestResult {
+    let Some(slapd) = Slapd::start().await? else {
+        return Ok(());
+    };
+    let app = TestApp::spawn().await?;
+    let owner = configured(&app, &slapd, "ldap-race@example.com").await?;
+    let workspace = owner.workspace_id.as_str();
+    let (first, second) = tokio::join!(
+        ldap_login(&app, workspace, "ada", "ada-password"),
+        ldap_login(&app, workspace, "ada", "ada-password"),
+    );
+    for (status, answer) in [first?, second?] {
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(
+        app.scalar("SELECT count(*) AS count FROM users WHERE email = 'ada@example.com'")
+            .await?,
+        1
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_ldap_test_tells_what_a_login_would_get_and_records_failures() -> TestResult {
     let Some(slapd) = Slapd::start().await? else {
         return Ok(());

@@ -158,6 +158,12 @@ impl LdapLogin {
         let mapped = settings.config.role_for(&entry.groups);
         let mut unit = ports.units.begin().await?;
         ports.members.lock(unit.as_mut(), workspace).await?;
+        // Logins to this workspace wait for each other here: one that found no account
+        // before looks again, since the login it waited for may have created it.
+        let account = match account {
+            Some(user) => Some(user),
+            None => ports.accounts.find(email).await?.map(|found| found.user_id),
+        };
         let user = match account {
             Some(user) => user,
             None => {
