@@ -12,6 +12,7 @@ pub mod permission;
 pub mod plan_guard;
 pub mod principal;
 pub mod secret_store;
+pub mod standard_webhooks;
 #[cfg(any(test, feature = "mocks"))]
 pub mod testing;
 pub mod unit_of_work;

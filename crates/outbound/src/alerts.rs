@@ -1,5 +1,6 @@
 //! Usage alerts going out: e-mail through the platform's SMTP server (`SMTP_URL`), and
-//! webhooks signed with the alert's secret, behind the same SSRF guard as nodes.
+//! webhooks signed with the alert's secret (Standard Webhooks headers), behind the same
+//! SSRF guard as nodes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fluxolab_credentials::ports::NetworkPolicy;
 use fluxolab_kernel::WorkspaceId;
+use fluxolab_kernel::standard_webhooks::SignedHeaders;
 use fluxolab_workspace::alerts::AlertNotifier;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -28,15 +30,6 @@ impl std::fmt::Debug for OutboundAlerts {
             .field("from", &self.from)
             .finish_non_exhaustive()
     }
-}
-
-/// `sha256=<hex HMAC-SHA256 of body under secret>`, as `X-FluxoLab-Signature` carries it.
-pub fn alert_signature(secret: &str, body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    format!(
-        "sha256={}",
-        hex::encode(ring::hmac::sign(&key, body).as_ref())
-    )
 }
 
 #[async_trait]
@@ -68,7 +61,7 @@ impl AlertNotifier for OutboundAlerts {
         workspace: WorkspaceId,
         url: &str,
         body: &[u8],
-        secret: &str,
+        signed: &SignedHeaders,
     ) -> Result<(), String> {
         let allow_internal = self
             .network
@@ -90,10 +83,13 @@ impl AlertNotifier for OutboundAlerts {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|error| error.to_string())?;
-        let response = client
+        let mut request = client
             .post(parsed)
-            .header("content-type", "application/json")
-            .header("x-fluxolab-signature", alert_signature(secret, body))
+            .header("content-type", "application/json");
+        for (name, value) in signed.pairs() {
+            request = request.header(name, value);
+        }
+        let response = request
             .body(body.to_vec())
             .send()
             .await

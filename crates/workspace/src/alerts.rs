@@ -1,17 +1,18 @@
 //! Usage alerts: "tell me when executions reach 80 % of the plan". Evaluated by the
 //! workers' periodic job; each alert fires at most once per period per threshold (a
 //! unique row, however many workers race), and the firing is delivered after commit by
-//! e-mail or by a webhook signed with the alert's own secret, retried with backoff.
+//! e-mail or by a webhook signed (Standard Webhooks) with the alert's own `whsec_…`
+//! secret, retried with backoff.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use fluxolab_kernel::standard_webhooks::{self, SignedHeaders, SigningKey};
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, Clock, CredentialId, Cursor, ExposeSecret, Failure, Forbidden,
-    NoRandomness, Page, PageRequest, Permission, Principal, SecretString, StorageError,
-    UnitOfWorkFactory, Uow, UserId, ValidationErrors, WorkspaceId,
+    AuditEvent, AuditLog, Clock, CredentialId, Cursor, Failure, Forbidden, NoRandomness, Page,
+    PageRequest, Permission, Principal, SecretString, StorageError, UnitOfWorkFactory, Uow, UserId,
+    ValidationErrors, WorkspaceId,
 };
-use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -170,13 +171,13 @@ pub trait AlertRepository: Send + Sync {
 #[async_trait]
 pub trait AlertNotifier: Send + Sync {
     async fn email(&self, to: &str, subject: &str, body: &str) -> Result<(), String>;
-    /// POSTs `body` (JSON) to `url` with `X-FluxoLab-Signature: sha256=<hex HMAC>`.
+    /// POSTs `body` (JSON) to `url` with the Standard Webhooks headers `signed`.
     async fn webhook(
         &self,
         workspace: WorkspaceId,
         url: &str,
         body: &[u8],
-        secret: &str,
+        signed: &SignedHeaders,
     ) -> Result<(), String>;
 }
 
@@ -351,11 +352,7 @@ impl AlertService {
         };
         let mut unit = self.ports.units.begin().await?;
         let secret = if channel == AlertChannel::Webhook {
-            let mut bytes = [0_u8; 32];
-            SystemRandom::new()
-                .fill(&mut bytes)
-                .map_err(|_| NoRandomness)?;
-            let secret = SecretString::from(hex::encode(bytes));
+            let secret = standard_webhooks::generate_secret()?;
             alert.secret_credential_id = Some(
                 self.ports
                     .secrets
@@ -538,15 +535,19 @@ impl AlertService {
                     .open(alert.workspace_id, credential)
                     .await
                     .map_err(|error| error.to_string())?;
+                let key = SigningKey::parse(&secret)
+                    .ok_or("the alert's signing secret is not a Standard Webhooks secret")?;
                 let body = alert_payload(delivery).to_string();
+                // The event id: the same for every retry, so the receiver can dedupe.
+                let signed = standard_webhooks::sign(
+                    &[key],
+                    &format!("msg_{}", event.id),
+                    self.ports.clock.now(),
+                    body.as_bytes(),
+                );
                 self.ports
                     .notifier
-                    .webhook(
-                        alert.workspace_id,
-                        &alert.target,
-                        body.as_bytes(),
-                        secret.expose_secret(),
-                    )
+                    .webhook(alert.workspace_id, &alert.target, body.as_bytes(), &signed)
                     .await
             }
         }

@@ -1,6 +1,7 @@
 //! Usage alerts: an e-mail alert fires once when usage crosses its threshold, however
 //! many workers evaluate it, and arrives at a real SMTP server; a webhook alert arrives
-//! signed, and a failed delivery is retried.
+//! signed (Standard Webhooks, verified by the reference library), and a failed delivery
+//! is retried with the same message id.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::TestResult;
 use crate::helpers::{
-    Account, Error, Fields, TEST_SECRET, TestApp, call, eventually, fake_smtp, three_nodes,
+    Account, Error, Fields, ReferenceWebhooks, TEST_SECRET, TestApp, call, eventually, fake_smtp,
+    three_nodes,
 };
 
 async fn events_of(app: &TestApp, owner: &Account, alert: &str) -> Result<Vec<Value>, Error> {
@@ -148,25 +150,28 @@ async fn an_email_alert_fires_once_when_usage_crosses_it() -> TestResult {
     Ok(())
 }
 
-/// What the receiver saw: bodies and signatures; it fails the first delivery.
-type Received = Arc<Mutex<Vec<(String, String)>>>;
+/// What the receiver saw: bodies and their Standard Webhooks headers; it fails the first
+/// delivery.
+type Received = Arc<Mutex<Vec<(String, Value)>>>;
 
 async fn receive(
     request: HttpRequest,
     body: web::Bytes,
     seen: web::Data<Received>,
 ) -> HttpResponse {
-    // Not a response field: an unsigned request is kept with "" for the test to compare.
-    let signature = request
-        .headers()
-        .get("x-fluxolab-signature")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let mut headers = serde_json::Map::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        if let Some(value) = request.headers().get(name).and_then(|v| v.to_str().ok()) {
+            headers.insert(name.to_owned(), Value::String(value.to_owned()));
+        }
+    }
     let Ok(mut seen) = seen.lock() else {
         return HttpResponse::InternalServerError().finish();
     };
-    seen.push((String::from_utf8_lossy(&body).into_owned(), signature));
+    seen.push((
+        String::from_utf8_lossy(&body).into_owned(),
+        Value::Object(headers),
+    ));
     if seen.len() == 1 {
         HttpResponse::InternalServerError().finish()
     } else {
@@ -176,6 +181,9 @@ async fn receive(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> TestResult {
+    let Some(reference) = ReferenceWebhooks::find()? else {
+        return Ok(());
+    };
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("hooked@example.com").await?;
     app.allow_internal_network().await?;
@@ -205,7 +213,10 @@ async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> Te
         .secret
         .clone()
         .ok_or("a webhook alert's secret is shown once")?;
-    assert_eq!(secret.len(), 64, "the secret is shown once: {alert:?}");
+    assert!(
+        secret.starts_with("whsec_"),
+        "a Standard Webhooks secret, shown once: {alert:?}"
+    );
     let id = alert.id;
     let (_, listed) = app.get_in(&owner, "/api/settings/usage/alerts").await?;
     assert!(listed["items"][0].get("secret").is_none(), "{listed}");
@@ -226,13 +237,12 @@ async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> Te
 
     let seen = seen.lock().map_err(|_| "a poisoned lock")?.clone();
     assert_eq!(seen.len(), 2, "{seen:?}");
-    for (body, signature) in &seen {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-        let expected = format!(
-            "sha256={}",
-            hex::encode(ring::hmac::sign(&key, body.as_bytes()).as_ref())
-        );
-        assert_eq!(signature, &expected, "signed with the alert's secret");
+    assert_eq!(
+        seen[0].1["webhook-id"], seen[1].1["webhook-id"],
+        "a retry is the same message"
+    );
+    for (body, headers) in &seen {
+        reference.verify(&secret, headers, body).await?;
         let payload: Value = serde_json::from_str(body)?;
         assert_eq!(payload["metric"], "workflows");
         assert_eq!(payload["used"], 1);
