@@ -6,6 +6,7 @@ pub mod environment;
 pub mod failure;
 pub mod ids;
 pub mod integrations;
+pub mod outbox;
 pub mod owned_secrets;
 pub mod pagination;
 pub mod permission;

@@ -18,6 +18,7 @@ mod joins;
 mod keyset;
 pub mod mcp;
 pub mod migrations;
+pub mod outbox;
 pub mod plans;
 pub mod pool;
 pub mod readiness;

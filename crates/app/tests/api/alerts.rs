@@ -1,7 +1,7 @@
 //! Usage alerts: an e-mail alert fires once when usage crosses its threshold, however
 //! many workers evaluate it, and arrives at a real SMTP server; a webhook alert arrives
-//! signed (Standard Webhooks, verified by the reference library), and a failed delivery
-//! is retried with the same message id.
+//! signed (Standard Webhooks, verified by the reference library), and a refused delivery
+//! is retried with the same message id once the receiver's `Retry-After` has passed.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,8 +68,12 @@ async fn an_email_alert_fires_once_when_usage_crosses_it() -> TestResult {
         })
         .collect::<Result<_, _>>()?;
     let run_jobs = async || -> TestResult {
-        let runs = racing.iter().map(|services| services.alerts.run_due());
-        for outcome in futures_util::future::join_all(runs).await {
+        let evaluations = racing.iter().map(|services| services.alerts.evaluate());
+        for outcome in futures_util::future::join_all(evaluations).await {
+            outcome?;
+        }
+        let deliveries = racing.iter().map(|services| services.outbox.run_due());
+        for outcome in futures_util::future::join_all(deliveries).await {
             outcome?;
         }
         Ok(())
@@ -150,8 +154,8 @@ async fn an_email_alert_fires_once_when_usage_crosses_it() -> TestResult {
     Ok(())
 }
 
-/// What the receiver saw: bodies and their Standard Webhooks headers; it fails the first
-/// delivery.
+/// What the receiver saw: bodies and their Standard Webhooks headers; it refuses the first
+/// delivery with `Retry-After: 5`.
 type Received = Arc<Mutex<Vec<(String, Value)>>>;
 
 async fn receive(
@@ -173,7 +177,9 @@ async fn receive(
         Value::Object(headers),
     ));
     if seen.len() == 1 {
-        HttpResponse::InternalServerError().finish()
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("retry-after", "5"))
+            .finish()
     } else {
         HttpResponse::Ok().finish()
     }
@@ -240,6 +246,18 @@ async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> Te
     assert_eq!(
         seen[0].1["webhook-id"], seen[1].1["webhook-id"],
         "a retry is the same message"
+    );
+    let sent_at = |n: usize| {
+        seen[n].1["webhook-timestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<i64>().ok())
+    };
+    let waited = sent_at(1)
+        .zip(sent_at(0))
+        .map(|(second, first)| second - first);
+    assert!(
+        waited.is_some_and(|seconds| seconds >= 5),
+        "the receiver's Retry-After (5 s) was honoured: {waited:?}"
     );
     for (body, headers) in &seen {
         reference.verify(&secret, headers, body).await?;
