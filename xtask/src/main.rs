@@ -2,8 +2,9 @@
 //!
 //! - `dev`: find or start Postgres, migrate, seed the demo data, serve, print how to log in
 //! - `test [ARGS…]`: find or start Postgres, export `TEST_DATABASE_URL` (and moto's server
-//!   as `MOTO_SERVER` and the MCP client's Python as `MCP_CLIENT_PYTHON`, installed when
-//!   missing), run every test
+//!   as `MOTO_SERVER`, the MCP client's Python as `MCP_CLIENT_PYTHON` and the Standard
+//!   Webhooks library's as `STANDARD_WEBHOOKS_PYTHON`, installed when missing), run every
+//!   test
 //! - `migrate [--status | --down N]`, `seed [--demo]`: the binary's commands, on the
 //!   discovered database
 //! - `schema [--check]`: regenerate `crates/postgres/src/schema.rs` from the migrations, or
@@ -15,6 +16,8 @@
 //! - `moto`: install moto's server (pinned) for the secret-store tests, print its path
 //! - `mcp-client`: install the MCP Python SDK (pinned) for the MCP server's tests, print
 //!   its Python
+//! - `standard-webhooks`: install the reference Standard Webhooks library (pinned) for the
+//!   signature tests, print its Python
 //! - `db start | stop | remove | status | url`: manage the private cluster under
 //!   `.fluxolab/pg` (stop, remove and status also the bench cluster, `.fluxolab/pg-bench`)
 
@@ -31,6 +34,7 @@ mod moto;
 mod pgbench;
 mod process;
 mod schema;
+mod standard_webhooks;
 mod venv;
 
 use std::process::ExitCode;
@@ -60,6 +64,9 @@ commands:
                             AWS Secrets Manager tests and print its path
   mcp-client                install the MCP Python SDK (pinned, .fluxolab/mcp-client)
                             for the MCP server's tests and print its python
+  standard-webhooks         install the Standard Webhooks reference library (pinned,
+                            .fluxolab/standard-webhooks) for the signature tests and
+                            print its python
   db start|stop|remove|status|url
                             manage the private PostgreSQL cluster under .fluxolab/pg
                             (stop, remove, status: also the bench cluster)";
@@ -80,6 +87,10 @@ fn main() -> ExitCode {
         "api-check" => api_check::run(rest),
         "moto" => moto::run(),
         "mcp-client" => mcp_client::run(),
+        "standard-webhooks" => standard_webhooks::install().map(|python| {
+            println!("{}", python.display());
+            0
+        }),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)
@@ -95,8 +106,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cargo xtask test`: exports `TEST_DATABASE_URL`, `MOTO_SERVER` and
-/// `MCP_CLIENT_PYTHON`, and runs nextest
+/// `cargo xtask test`: exports `TEST_DATABASE_URL`, `MOTO_SERVER`, `MCP_CLIENT_PYTHON`
+/// and `STANDARD_WEBHOOKS_PYTHON`, and runs nextest
 /// (or `cargo test`).
 fn run_tests(extra: &[String]) -> Result<u8, String> {
     let server = discovery::test_server()?;
@@ -115,6 +126,15 @@ fn run_tests(extra: &[String]) -> Result<u8, String> {
             command.env("MCP_CLIENT_PYTHON", python);
         }
         Err(error) => eprintln!("xtask: no MCP client, the MCP client test will skip: {error}"),
+    }
+    // And the independent Standard Webhooks implementation for the signature tests.
+    match standard_webhooks::install() {
+        Ok(python) => {
+            command.env("STANDARD_WEBHOOKS_PYTHON", python);
+        }
+        Err(error) => {
+            eprintln!("xtask: no Standard Webhooks library, the signature tests will skip: {error}")
+        }
     }
     if process::nextest_available() {
         command.args(["nextest", "run", "--workspace"]);

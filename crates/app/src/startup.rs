@@ -10,6 +10,7 @@ use fluxolab_http::mcp::McpLimits;
 use fluxolab_http::{ApiState, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
 use fluxolab_jsruntime::JsRunner;
+use fluxolab_kernel::outbox::{Dispatcher, OutboxKind};
 use fluxolab_kernel::{Clock, SystemClock};
 use fluxolab_outbound::secret_stores::SecretStores;
 use fluxolab_outbound::{LdapDirectory, OutboundAlerts, OutboundEffects, OutboundTester};
@@ -25,6 +26,7 @@ use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::integrations::PgIntegrations;
 use fluxolab_postgres::ldap::PgLdap;
 use fluxolab_postgres::mcp::PgMcpSessions;
+use fluxolab_postgres::outbox::PgOutbox;
 use fluxolab_postgres::plans::PgPlanGuard;
 use fluxolab_postgres::pool::PoolBuildError;
 use fluxolab_postgres::schedules::PgSchedules;
@@ -49,6 +51,7 @@ use fluxolab_workflows::mcp_service::{McpPorts, McpService};
 use fluxolab_workflows::scheduler::{Scheduler, SchedulerPorts};
 use fluxolab_workflows::sub_workflows::{ExecutionLineage, SubWorkflows};
 use fluxolab_workflows::{RunStarter, StartPorts, WorkflowPorts, WorkflowService};
+use fluxolab_workspace::alert_delivery::AlertDeliverer;
 use fluxolab_workspace::alerts::{AlertPorts, AlertService};
 use fluxolab_workspace::api_keys::{ApiKeyPorts, ApiKeyService};
 use fluxolab_workspace::environments::{EnvironmentPorts, EnvironmentService};
@@ -331,18 +334,30 @@ pub fn services_with(
         clock: clock.clone(),
         environments,
     });
+    let alerts = Arc::new(PgAlerts::new(pool.clone()));
     let alert_service = AlertService::new(AlertPorts {
         units: units.clone(),
-        alerts: Arc::new(PgAlerts::new(pool.clone())),
+        alerts: alerts.clone(),
+        secrets: vault_service.clone(),
+        audit: audit.clone(),
+        clock: clock.clone(),
+    });
+    let alert_deliverer = AlertDeliverer {
+        alerts,
         secrets: vault_service.clone(),
         notifier: Arc::new(OutboundAlerts {
             smtp_url: settings.alerts.smtp_url.clone(),
             from: settings.alerts.email_from.clone(),
             network: Arc::new(PgVault::new(pool.clone())),
         }),
-        audit: audit.clone(),
         clock: clock.clone(),
-    });
+    };
+    let outbox = Dispatcher::new(
+        Arc::new(PgOutbox::new(pool.clone())),
+        vec![(OutboxKind::UsageAlert, Arc::new(alert_deliverer))],
+        clock.clone(),
+        Box::new(jitter),
+    );
     let ldap_ports = Arc::new(LdapPorts {
         units: units.clone(),
         repository: Arc::new(PgLdap::new(pool.clone())),
@@ -386,6 +401,7 @@ pub fn services_with(
         webhooks: Arc::new(webhook_service),
         billing: Arc::new(billing_service),
         alerts: Arc::new(alert_service),
+        outbox: Arc::new(outbox),
         api_keys: Arc::new(api_key_service),
         environments: environment_service,
         settings: settings_service,
@@ -510,7 +526,7 @@ impl Application {
                 settings,
             )
             .with_usage_snapshots(self.services.billing.clone())
-            .with_usage_alerts(self.services.alerts.clone())
+            .with_usage_alerts(self.services.alerts.clone(), self.services.outbox.clone())
             .with_schedules(self.services.scheduler.clone())
             .with_ldap_sync(self.services.ldap.clone())
         });
@@ -520,5 +536,16 @@ impl Application {
         }
         listener.abort();
         served
+    }
+}
+
+/// A random fraction in 0..1 for the outbox's retry jitter (a fixed one when the system
+/// has no randomness: retries are then merely in step).
+fn jitter() -> f64 {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0_u8; 4];
+    match SystemRandom::new().fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
     }
 }

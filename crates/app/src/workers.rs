@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fluxolab_kernel::ExecutionId;
+use fluxolab_kernel::outbox::Dispatcher;
 use fluxolab_workflows::execution::{
     Claim, ClaimedExecution, ExecutionRepository, ExecutionStatus, Lease,
 };
@@ -117,15 +118,18 @@ impl WorkerPool {
         self
     }
 
-    /// Also evaluates usage alerts and delivers their firings every [`ALERTS_EVERY`]
-    /// (several processes may: firings are unique per period and threshold, and
-    /// deliveries are claimed with `SKIP LOCKED`).
-    pub fn with_usage_alerts(mut self, alerts: Arc<AlertService>) -> Self {
+    /// Also evaluates usage alerts and delivers the outbox's due messages every
+    /// [`ALERTS_EVERY`] (several processes may: firings are unique per period and
+    /// threshold, and destinations are leased with `SKIP LOCKED`).
+    pub fn with_usage_alerts(mut self, alerts: Arc<AlertService>, outbox: Arc<Dispatcher>) -> Self {
         let mut stopped = self.stop.subscribe();
         self.jobs.push(tokio::spawn(async move {
             while !*stopped.borrow() {
-                if let Err(error) = alerts.run_due().await {
-                    tracing::warn!(error = %error, "could not run usage alerts");
+                if let Err(error) = alerts.evaluate().await {
+                    tracing::warn!(error = %error, "could not evaluate usage alerts");
+                }
+                if let Err(error) = outbox.run_due().await {
+                    tracing::warn!(error = %error, "could not deliver the outbox");
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(ALERTS_EVERY) => {}

@@ -87,7 +87,8 @@ pub struct AlertEventResponse {
     pub threshold_percent: i32,
     pub used: i64,
     pub limit: i64,
-    /// `pending`, `delivered` or `failed`.
+    /// `pending` or `delivered` (`failed`: given up on before deliveries went through
+    /// the outbox, which never gives up).
     pub status: String,
     pub attempts: i32,
     pub last_error: Option<String>,

@@ -40,6 +40,8 @@ pub struct Services {
     pub webhooks: Arc<fluxolab_webhooks::WebhookService>,
     pub billing: Arc<fluxolab_workspace::BillingService>,
     pub alerts: Arc<fluxolab_workspace::alerts::AlertService>,
+    /// Delivers what FluxoLab sends on its own, for the workers that run beside the API.
+    pub outbox: Arc<fluxolab_kernel::outbox::Dispatcher>,
     pub api_keys: Arc<fluxolab_workspace::api_keys::ApiKeyService>,
     pub environments: Arc<fluxolab_workspace::environments::EnvironmentService>,
     pub settings: Arc<fluxolab_workspace::settings::SettingsService>,

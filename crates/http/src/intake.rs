@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path, Payload, Query};
 use actix_web::{HttpRequest, HttpResponse, get, post};
 use fluxolab_kernel::ExecutionId;
+use fluxolab_kernel::standard_webhooks::ReceivedHeaders;
 use fluxolab_webhooks::model::{RejectReason, ResponseMode, Verdict};
 use fluxolab_webhooks::{Delivery, IntakeError, Received};
 use fluxolab_workflows::responses::RunResponse;
@@ -36,6 +37,9 @@ const KEPT_HEADERS: &[&str] = &[
     "content-type",
     "user-agent",
     "x-hub-signature-256",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
     "x-forwarded-for",
     "x-request-id",
 ];
@@ -55,6 +59,9 @@ impl From<IntakeError> for ApiError {
                 refused(ProblemCode::MissingSignature)
             }
             IntakeError::Rejected(RejectReason::BadSignature) => refused(ProblemCode::BadSignature),
+            IntakeError::Rejected(RejectReason::StaleTimestamp) => {
+                refused(ProblemCode::StaleTimestamp)
+            }
             IntakeError::RateLimited(retry_after_seconds) => ApiError::RateLimited {
                 detail: error.to_string(),
                 retry_after_seconds,
@@ -146,7 +153,7 @@ fn kept_headers(request: &HttpRequest) -> Value {
     responses(
     (status = 200, description = "Stored (`accepted` or `duplicate`); for `respond_node` registrations, the workflow's answer", body = DeliveryResponse),
     (status = 400, description = "Not JSON on a `meta` registration (`invalid_json`); recorded as rejected", body = Problem, content_type = "application/problem+json"),
-    (status = 401, description = "Missing or wrong X-Hub-Signature-256 (`missing_signature`, `bad_signature`); recorded as rejected", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "Missing or wrong signature: X-Hub-Signature-256 (`meta`, `hmac_sha256`) or the Standard Webhooks headers (`standard`) (`missing_signature`, `bad_signature`, `stale_timestamp`); recorded as rejected", body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "No webhook at this address", body = Problem, content_type = "application/problem+json"),
     (status = 410, description = "The webhook is disabled", body = Problem, content_type = "application/problem+json"),
     (status = 413, description = "Body over WEBHOOK_MAX_BODY_BYTES", body = Problem, content_type = "application/problem+json"),
@@ -163,13 +170,21 @@ pub async fn deliver(
 ) -> Result<HttpResponse, ApiError> {
     let limits = services.intake_limits;
     let body = read_body(&mut payload, limits.max_body_bytes).await?;
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
     let delivery = Delivery {
         body,
-        signature: request
-            .headers()
-            .get("x-hub-signature-256")
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned),
+        signature: header("x-hub-signature-256"),
+        standard: ReceivedHeaders {
+            id: header("webhook-id"),
+            timestamp: header("webhook-timestamp"),
+            signature: header("webhook-signature"),
+        },
         headers: kept_headers(&request),
     };
     let received = match services.intake.receive(&public_id, delivery).await {

@@ -262,15 +262,25 @@ fn constrain_schemas(document: &mut Value) {
         "CreateApiKeyRequest/properties/scopes",
         json!({"minItems": 1, "items": {"type": "string", "enum": scopes}}),
     );
-    // A `none` provider checks no signature, so it takes no signing secret.
+    // A `none` provider checks no signature, so it takes no signing secret; a `standard`
+    // one takes a `whsec_…` secret (16–64 bytes as base64).
     for schema in ["CreateWebhookRequest", "UpdateWebhookRequest"] {
+        let given = |provider: &str| json!({"properties": {"provider": {"const": provider}}, "required": ["provider"]});
         merge(
             document,
             schema,
-            json!({
-                "if": {"properties": {"provider": {"const": "none"}}, "required": ["provider"]},
-                "then": {"properties": {"signing_secret": {"type": "null"}}},
-            }),
+            json!({"allOf": [
+                {
+                    "if": given("none"),
+                    "then": {"properties": {"signing_secret": {"type": "null"}}},
+                },
+                {
+                    "if": given("standard"),
+                    "then": {"properties": {"signing_secret": {
+                        "pattern": fluxolab_kernel::standard_webhooks::SECRET_PATTERN
+                    }}},
+                },
+            ]}),
         );
     }
     // Workspace settings: e-mail addresses and URLs as the domain checks them.

@@ -90,6 +90,8 @@ pub enum ProblemCode {
     MissingSignature,
     /// A webhook delivery whose signature does not match.
     BadSignature,
+    /// A Standard Webhooks delivery whose timestamp is more than five minutes off.
+    StaleTimestamp,
     Forbidden,
     /// A provider's verification handshake with a wrong token.
     HandshakeRefused,
@@ -129,6 +131,7 @@ impl ProblemCode {
         codes.extend([
             ProblemCode::MissingSignature,
             ProblemCode::BadSignature,
+            ProblemCode::StaleTimestamp,
             ProblemCode::Forbidden,
             ProblemCode::HandshakeRefused,
             ProblemCode::WebhookDisabled,
@@ -170,6 +173,7 @@ impl ProblemCode {
             },
             ProblemCode::MissingSignature => "missing_signature",
             ProblemCode::BadSignature => "bad_signature",
+            ProblemCode::StaleTimestamp => "stale_timestamp",
             ProblemCode::Forbidden => "forbidden",
             ProblemCode::HandshakeRefused => "handshake_refused",
             ProblemCode::WebhookDisabled => "webhook_disabled",
@@ -202,7 +206,8 @@ impl ProblemCode {
             ProblemCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProblemCode::Unauthenticated(_)
             | ProblemCode::MissingSignature
-            | ProblemCode::BadSignature => StatusCode::UNAUTHORIZED,
+            | ProblemCode::BadSignature
+            | ProblemCode::StaleTimestamp => StatusCode::UNAUTHORIZED,
             ProblemCode::Forbidden | ProblemCode::HandshakeRefused => StatusCode::FORBIDDEN,
             ProblemCode::WebhookDisabled => StatusCode::GONE,
             ProblemCode::Conflict(_) | ProblemCode::PlanLimit => StatusCode::CONFLICT,

@@ -39,7 +39,7 @@ pub fn intake_url(request: &HttpRequest, public_id: &str) -> String {
 pub struct WebhookResponse {
     pub id: Uuid,
     pub name: String,
-    /// `meta`, `hmac_sha256` or `none`.
+    /// `meta`, `hmac_sha256`, `standard` (Standard Webhooks) or `none`.
     pub provider: String,
     pub public_id: String,
     /// The full intake URL to give the sender.
@@ -91,14 +91,14 @@ pub struct CreateWebhookRequest {
     /// Trimmed: 1–120 characters, not only spaces.
     #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
     pub name: String,
-    /// `meta`, `hmac_sha256` or `none`.
+    /// `meta`, `hmac_sha256`, `standard` (Standard Webhooks) or `none`.
     pub provider: String,
     pub workflow_id: Option<Uuid>,
     /// The token Meta's handshake must present (stored hashed); 8–512 characters.
     #[schema(min_length = 8, max_length = 512)]
     pub verify_token: Option<String>,
     /// Generated (and shown once) when a signed provider is given none; 8–512
-    /// characters.
+    /// characters; for `standard`, `whsec_` + base64 of 24–64 bytes.
     #[schema(min_length = 8, max_length = 512)]
     pub signing_secret: Option<String>,
     /// `immediate` (default) or `respond_node`.
@@ -114,7 +114,8 @@ pub struct UpdateWebhookRequest {
     /// Trimmed: 1–120 characters, not only spaces.
     #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
     pub name: Option<String>,
-    /// `meta`, `hmac_sha256` or `none`; a signed provider needs a secret.
+    /// `meta`, `hmac_sha256`, `standard` or `none`; a signed provider needs a secret
+    /// (switching to `standard` needs a new `whsec_…` one).
     pub provider: Option<String>,
     /// `null` unbinds the workflow.
     #[serde(default, deserialize_with = "crate::json::present")]
@@ -124,7 +125,8 @@ pub struct UpdateWebhookRequest {
     #[serde(default, deserialize_with = "crate::json::present")]
     #[schema(value_type = Option<String>, min_length = 8, max_length = 512)]
     pub verify_token: Option<Option<String>>,
-    /// Replaces the secret; the old one stops verifying at once. 8–512 characters.
+    /// Replaces the secret; the old one stops verifying at once. 8–512 characters;
+    /// for `standard`, `whsec_` + base64 of 24–64 bytes.
     #[schema(min_length = 8, max_length = 512)]
     pub signing_secret: Option<String>,
     pub response_mode: Option<String>,

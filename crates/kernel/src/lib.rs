@@ -6,12 +6,14 @@ pub mod environment;
 pub mod failure;
 pub mod ids;
 pub mod integrations;
+pub mod outbox;
 pub mod owned_secrets;
 pub mod pagination;
 pub mod permission;
 pub mod plan_guard;
 pub mod principal;
 pub mod secret_store;
+pub mod standard_webhooks;
 #[cfg(any(test, feature = "mocks"))]
 pub mod testing;
 pub mod unit_of_work;

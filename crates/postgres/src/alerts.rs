@@ -1,9 +1,8 @@
-//! Usage alerts and their events; the events table is also the deliveries' queue.
+//! Usage alerts and their events; each firing is delivered through the outbox, written
+//! in the statement that records it.
 
 use async_trait::async_trait;
-use diesel::dsl::IntervalDsl;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use fluxolab_kernel::{CredentialId, Page, PageRequest, StorageError, Uow, UserId, WorkspaceId};
 use fluxolab_workspace::alerts::{
@@ -15,7 +14,6 @@ use uuid::Uuid;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{credentials, workspace_usage_alert_events, workspace_usage_alerts};
-use crate::sql::now_tz;
 use crate::unit_of_work::connection_of;
 
 crate::repository::pg_repository!(
@@ -82,13 +80,8 @@ fn alert(row: AlertRow) -> Result<UsageAlert, StorageError> {
     })
 }
 
-/// The columns of an [`EventRow`], as the raw claim returns them.
-const EVENT_COLUMNS_SQL: &str = "id, alert_id, workspace_id, period_start, threshold_percent, \
-    used, limit_value, status, attempts, last_error, delivered_at, created_at";
-
-/// An event row, read by the query builder and by the raw claim alike.
-#[derive(Queryable, QueryableByName)]
-#[diesel(table_name = workspace_usage_alert_events)]
+/// An event row.
+#[derive(Queryable)]
 struct EventRow {
     id: Uuid,
     alert_id: Uuid,
@@ -163,11 +156,21 @@ WITH measured AS ( \
   JOIN subscriptions s ON s.workspace_id = a.workspace_id \
   JOIN plans p ON p.id = s.plan_id \
   WHERE a.enabled \
+), fired AS ( \
+  INSERT INTO workspace_usage_alert_events (id, alert_id, workspace_id, period_start, threshold_percent, used, limit_value) \
+  SELECT gen_random_uuid(), alert_id, workspace_id, current_period_start, threshold_percent, used, limit_value \
+  FROM measured WHERE limit_value > 0 AND used * 100 >= limit_value * threshold_percent \
+  ON CONFLICT ON CONSTRAINT workspace_usage_alert_events_once DO NOTHING \
+  RETURNING id, alert_id, workspace_id, created_at \
+), destinations AS ( \
+  INSERT INTO outbox_destinations (destination, workspace_id) \
+  SELECT DISTINCT 'usage_alert:' || alert_id, workspace_id FROM fired \
+  ON CONFLICT (destination) DO NOTHING \
 ) \
-INSERT INTO workspace_usage_alert_events (id, alert_id, workspace_id, period_start, threshold_percent, used, limit_value) \
-SELECT gen_random_uuid(), alert_id, workspace_id, current_period_start, threshold_percent, used, limit_value \
-FROM measured WHERE limit_value > 0 AND used * 100 >= limit_value * threshold_percent \
-ON CONFLICT ON CONSTRAINT workspace_usage_alert_events_once DO NOTHING";
+INSERT INTO outbox (id, workspace_id, destination, kind, payload, created_at) \
+SELECT gen_random_uuid(), workspace_id, 'usage_alert:' || alert_id, 'usage_alert', \
+  jsonb_build_object('alert_event_id', id), created_at \
+FROM fired ORDER BY created_at, id";
 
 #[async_trait]
 impl AlertRepository for PgAlerts {
@@ -319,88 +322,57 @@ impl AlertRepository for PgAlerts {
         Ok(u64::try_from(fired).unwrap_or_default())
     }
 
-    #[tracing::instrument(name = "db.alerts.claim_due", level = "debug", skip_all)]
-    async fn claim_due(&self, limit: i64) -> Result<Vec<Delivery>, StorageError> {
+    #[tracing::instrument(name = "db.alerts.delivery", level = "debug", skip_all)]
+    async fn delivery(&self, id: AlertEventId) -> Result<Option<Delivery>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        // Raw: an UPDATE of a FOR UPDATE SKIP LOCKED subselect, with a database-clock lease.
-        let events: Vec<EventRow> = diesel::sql_query(format!(
-            "UPDATE workspace_usage_alert_events SET attempts = attempts + 1, \
-               next_attempt_at = now() + interval '1 minute' \
-             WHERE id IN (SELECT id FROM workspace_usage_alert_events \
-               WHERE status = 'pending' AND next_attempt_at <= now() \
-               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-             RETURNING {EVENT_COLUMNS_SQL}"
-        ))
-        .bind::<BigInt, _>(limit)
-        .load(&mut connection)
-        .await
-        .map_err(storage)?;
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<Uuid> = events.iter().map(|row| row.alert_id).collect();
-        let alerts: Vec<AlertRow> = workspace_usage_alerts::table
-            .filter(workspace_usage_alerts::id.eq_any(&ids))
-            .select(alert_columns!())
-            .load(&mut connection)
+        let found: Option<(EventRow, AlertRow)> = workspace_usage_alert_events::table
+            .inner_join(workspace_usage_alerts::table)
+            .filter(workspace_usage_alert_events::id.eq(id.as_uuid()))
+            .select((event_columns!(), alert_columns!()))
+            .first(&mut connection)
             .await
+            .optional()
             .map_err(storage)?;
-        let alerts = alerts
-            .into_iter()
-            .map(alert)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(events
-            .into_iter()
-            .filter_map(|row| {
-                let alert = alerts
-                    .iter()
-                    .find(|alert| alert.id.as_uuid() == row.alert_id)?
-                    .clone();
-                Some(Delivery {
+        found
+            .map(|(row, alert_row)| {
+                Ok(Delivery {
                     event: event(row),
-                    alert,
+                    alert: alert(alert_row)?,
                 })
             })
-            .collect())
+            .transpose()
     }
 
-    #[tracing::instrument(name = "db.alerts.delivered", level = "debug", skip_all)]
-    async fn delivered(&self, event: AlertEventId) -> Result<(), StorageError> {
-        let mut connection = pooled(&self.pool).await?;
-        diesel::update(workspace_usage_alert_events::table.find(event.as_uuid()))
-            .set((
-                workspace_usage_alert_events::status.eq("delivered"),
-                workspace_usage_alert_events::delivered_at.eq(diesel::dsl::now),
-                workspace_usage_alert_events::last_error.eq(None::<String>),
-            ))
-            .execute(&mut connection)
-            .await
-            .map_err(storage)?;
-        Ok(())
-    }
-
-    #[tracing::instrument(name = "db.alerts.attempt_failed", level = "debug", skip_all)]
-    async fn attempt_failed(
+    #[tracing::instrument(name = "db.alerts.attempted", level = "debug", skip_all)]
+    async fn attempted<'a>(
         &self,
         event: AlertEventId,
-        error: &str,
-        retry_in_seconds: Option<i64>,
+        error: Option<&'a str>,
     ) -> Result<(), StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        // No retry left: failed for good (its due time is now, as before).
-        let (status, retry_in) = match retry_in_seconds {
-            Some(seconds) => ("pending", seconds.seconds()),
-            None => ("failed", 0.seconds()),
-        };
-        diesel::update(workspace_usage_alert_events::table.find(event.as_uuid()))
-            .set((
-                workspace_usage_alert_events::last_error.eq(error),
-                workspace_usage_alert_events::status.eq(status),
-                workspace_usage_alert_events::next_attempt_at.eq(now_tz() + retry_in),
-            ))
-            .execute(&mut connection)
-            .await
-            .map_err(storage)?;
+        let row = workspace_usage_alert_events::table.find(event.as_uuid());
+        let attempts =
+            workspace_usage_alert_events::attempts.eq(workspace_usage_alert_events::attempts + 1);
+        match error {
+            None => {
+                diesel::update(row)
+                    .set((
+                        attempts,
+                        workspace_usage_alert_events::status.eq("delivered"),
+                        workspace_usage_alert_events::delivered_at.eq(diesel::dsl::now),
+                        workspace_usage_alert_events::last_error.eq(None::<String>),
+                    ))
+                    .execute(&mut connection)
+                    .await
+            }
+            Some(error) => {
+                diesel::update(row)
+                    .set((attempts, workspace_usage_alert_events::last_error.eq(error)))
+                    .execute(&mut connection)
+                    .await
+            }
+        }
+        .map_err(storage)?;
         Ok(())
     }
 }

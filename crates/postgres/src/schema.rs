@@ -155,6 +155,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    outbox (id) {
+        id -> Uuid,
+        seq -> Int8,
+        workspace_id -> Uuid,
+        destination -> Text,
+        kind -> Text,
+        payload -> Jsonb,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    outbox_destinations (destination) {
+        destination -> Text,
+        workspace_id -> Uuid,
+        locked_until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     permissions (id) {
         id -> Uuid,
         code -> Text,
@@ -547,7 +570,6 @@ diesel::table! {
         limit_value -> Int8,
         status -> Text,
         attempts -> Int4,
-        next_attempt_at -> Timestamptz,
         last_error -> Nullable<Text>,
         delivered_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
@@ -609,6 +631,8 @@ diesel::joinable!(mcp_sessions -> workspace_api_keys (api_key_id));
 diesel::joinable!(mcp_sessions -> workspaces (workspace_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(messages -> webhook_events (event_id));
+diesel::joinable!(outbox -> workspaces (workspace_id));
+diesel::joinable!(outbox_destinations -> workspaces (workspace_id));
 diesel::joinable!(profile_permissions -> permissions (permission_id));
 diesel::joinable!(profile_permissions -> profiles (profile_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -679,6 +703,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     executions,
     mcp_sessions,
     messages,
+    outbox,
+    outbox_destinations,
     permissions,
     plans,
     profile_permissions,

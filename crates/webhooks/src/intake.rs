@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fluxolab_kernel::standard_webhooks::{self, ReceivedHeaders, SigningKey, Verification};
 use fluxolab_kernel::{
     Clock, ExecutionId, ExposeSecret, SecretString, StorageError, WebhookEventId,
 };
@@ -16,7 +17,7 @@ use serde_json::Value;
 use crate::model::{
     Provider, Registration, RejectReason, ResponseMode, Verdict, WebhookRegistrationId,
 };
-use crate::ports::{EventStore, NewEvent, Recording, RegistrationRepository};
+use crate::ports::{DedupeKeys, EventStore, NewEvent, Recording, RegistrationRepository};
 use crate::service::token_hash;
 use crate::signature::{SignatureVerdict, verify_hub_signature};
 use crate::whatsapp;
@@ -50,8 +51,13 @@ pub enum IntakeError {
 
 fn describe(reason: RejectReason) -> &'static str {
     match reason {
-        RejectReason::MissingSignature => "the X-Hub-Signature-256 header is missing",
-        RejectReason::BadSignature => "the X-Hub-Signature-256 signature does not match the body",
+        RejectReason::MissingSignature => {
+            "the signature is missing (X-Hub-Signature-256, or webhook-id, webhook-timestamp and webhook-signature for a `standard` webhook)"
+        }
+        RejectReason::BadSignature => "the signature does not match the body",
+        RejectReason::StaleTimestamp => {
+            "webhook-timestamp is not a unix time within five minutes of now"
+        }
         RejectReason::InvalidJson => "the body is not valid JSON",
     }
 }
@@ -63,6 +69,8 @@ pub struct Delivery {
     pub body: Vec<u8>,
     /// `X-Hub-Signature-256`.
     pub signature: Option<String>,
+    /// The Standard Webhooks headers.
+    pub standard: ReceivedHeaders,
     /// The headers worth keeping (never authorisation).
     pub headers: Value,
 }
@@ -79,10 +87,12 @@ pub struct Received {
 }
 
 /// A registration as the intake needs it.
-#[derive(Clone)]
 struct Target {
     registration: Registration,
     secret: Option<SecretString>,
+    /// The key of a `standard` registration's secret (`None` when it does not parse:
+    /// every delivery is then a mismatch).
+    standard_key: Option<SigningKey>,
 }
 
 /// The intake settings.
@@ -183,9 +193,14 @@ impl Intake {
                     ),
                     _ => None,
                 };
+                let standard_key = secret
+                    .as_ref()
+                    .filter(|_| registration.provider == Provider::Standard)
+                    .and_then(SigningKey::parse);
                 Some(Arc::new(Target {
                     registration,
                     secret,
+                    standard_key,
                 }))
             }
         };
@@ -278,34 +293,56 @@ impl Intake {
     /// workspace already known (no field recorded later), and never for unknown ids
     /// or disabled registrations, so probing them costs no span. Nothing of the
     /// delivery (body, headers, signature) goes into the span.
+    /// Whether the delivery carries a valid signature for the registration's provider.
+    fn check_signature(
+        &self,
+        target: &Target,
+        (hub_signature, standard): (Option<&str>, &ReceivedHeaders),
+        body: &[u8],
+    ) -> Result<(), RejectReason> {
+        let verdict = match (target.registration.provider, &target.secret) {
+            (Provider::None, _) => return Ok(()),
+            (Provider::Standard, _) => {
+                // A standard registration whose secret does not parse verifies nothing.
+                let Some(key) = &target.standard_key else {
+                    return Err(RejectReason::BadSignature);
+                };
+                return match standard_webhooks::verify(key, standard, body, self.clock.now()) {
+                    Verification::Valid => Ok(()),
+                    Verification::Missing => Err(RejectReason::MissingSignature),
+                    Verification::BadTimestamp => Err(RejectReason::StaleTimestamp),
+                    Verification::Mismatch => Err(RejectReason::BadSignature),
+                };
+            }
+            (Provider::Meta | Provider::HmacSha256, Some(secret)) => {
+                verify_hub_signature(secret.expose_secret().as_bytes(), body, hub_signature)
+            }
+            // A signed provider without a secret can verify nothing.
+            (Provider::Meta | Provider::HmacSha256, None) => SignatureVerdict::Mismatch,
+        };
+        match verdict {
+            SignatureVerdict::Valid => Ok(()),
+            SignatureVerdict::Missing => Err(RejectReason::MissingSignature),
+            SignatureVerdict::Malformed | SignatureVerdict::Mismatch => {
+                Err(RejectReason::BadSignature)
+            }
+        }
+    }
+
     #[tracing::instrument(name = "webhooks.receive", skip_all, fields(workspace_id = %target.registration.workspace_id))]
     async fn judge(&self, target: &Target, delivery: Delivery) -> Result<Received, IntakeError> {
         let registration = &target.registration;
-        let event = NewEvent::received(
-            registration.workspace_id,
-            registration.id,
-            delivery.body,
-            delivery.headers,
-        );
-        if registration.provider.signed() {
-            let verdict = match &target.secret {
-                Some(secret) => verify_hub_signature(
-                    secret.expose_secret().as_bytes(),
-                    &event.body,
-                    delivery.signature.as_deref(),
-                ),
-                // A signed provider without a secret can verify nothing.
-                None => SignatureVerdict::Mismatch,
-            };
-            match verdict {
-                SignatureVerdict::Valid => {}
-                SignatureVerdict::Missing => {
-                    return self.reject(&event, RejectReason::MissingSignature).await;
-                }
-                SignatureVerdict::Malformed | SignatureVerdict::Mismatch => {
-                    return self.reject(&event, RejectReason::BadSignature).await;
-                }
-            }
+        let Delivery {
+            body,
+            signature,
+            standard,
+            headers,
+        } = delivery;
+        let event = NewEvent::received(registration.workspace_id, registration.id, body, headers);
+        if let Err(reason) =
+            self.check_signature(target, (signature.as_deref(), &standard), &event.body)
+        {
+            return self.reject(&event, reason).await;
         }
         if registration.provider == Provider::Meta && event.payload.is_none() {
             return self.reject(&event, RejectReason::InvalidJson).await;
@@ -336,10 +373,13 @@ impl Intake {
             .map(whatsapp::extract)
             .unwrap_or_default();
         let event_id = event.id;
-        let recorded = self
-            .events
-            .record(Recording::new(event, extracted, run))
-            .await?;
+        let mut recording = Recording::new(event, extracted, run);
+        if registration.provider == Provider::Standard
+            && let Some(id) = standard.id.as_deref()
+        {
+            recording.dedupe_keys = DedupeKeys::sent_as(id.trim());
+        }
+        let recorded = self.events.record(recording).await?;
         Ok(Received {
             event_id,
             verdict: recorded.verdict,
@@ -351,141 +391,5 @@ impl Intake {
 }
 
 #[cfg(test)]
-mod tests {
-    use fluxolab_kernel::{ManualClock, WorkspaceId};
-    use time::OffsetDateTime;
-
-    use super::*;
-    use crate::ports::{MockEventStore, MockRegistrationRepository, Recorded};
-
-    fn registration(provider: Provider) -> Registration {
-        Registration {
-            id: WebhookRegistrationId::new(),
-            workspace_id: WorkspaceId::new(),
-            name: "Meta".into(),
-            provider,
-            public_id: "pub".into(),
-            verify_token_hash: Some(token_hash("let-me-in")),
-            signing_credential_id: Some(fluxolab_kernel::CredentialId::new()),
-            workflow_id: None,
-            environment: fluxolab_kernel::EnvironmentRef {
-                id: fluxolab_kernel::EnvironmentId::new(),
-                name: "production".into(),
-            },
-            response_mode: ResponseMode::Immediate,
-            enabled: true,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            updated_at: OffsetDateTime::UNIX_EPOCH,
-        }
-    }
-
-    fn intake(events: MockEventStore, allowance: u32) -> Intake {
-        let mut registrations = MockRegistrationRepository::new();
-        let found = registration(Provider::Meta);
-        registrations
-            .expect_find_public()
-            .times(1)
-            .returning(move |_| Ok(Some(found.clone())));
-        let mut secrets = fluxolab_kernel::owned_secrets::MockOwnedSecrets::new();
-        secrets
-            .expect_open()
-            .times(1)
-            .returning(|_, _| Ok(SecretString::from("app-secret")));
-        let mut gate = fluxolab_kernel::plan_guard::MockUsageGate::new();
-        gate.expect_admit_delivery()
-            .returning(|_| Ok(fluxolab_kernel::Admission::Admitted));
-        Intake::new(
-            Arc::new(registrations),
-            Arc::new(events),
-            Arc::new(secrets),
-            Arc::new(crate::test_support::starter(gate)),
-            Arc::new(ManualClock::new(OffsetDateTime::UNIX_EPOCH)),
-            IntakeSettings {
-                rejected_per_minute: allowance,
-            },
-        )
-    }
-
-    fn signed(body: &[u8]) -> Delivery {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"app-secret");
-        Delivery {
-            body: body.to_vec(),
-            signature: Some(format!(
-                "sha256={}",
-                hex::encode(ring::hmac::sign(&key, body).as_ref())
-            )),
-            headers: Value::Null,
-        }
-    }
-
-    #[tokio::test]
-    async fn the_registration_is_read_once_and_keys_cover_body_and_message_ids() {
-        let mut events = MockEventStore::new();
-        events
-            .expect_record()
-            .withf(|recording| {
-                recording.dedupe_keys.body.starts_with("body:")
-                    && recording.dedupe_keys.messages == ["message:wamid.X"]
-            })
-            .times(3)
-            .returning(|_| {
-                Ok(Recorded {
-                    verdict: Verdict::Accepted,
-                    execution_id: None,
-                })
-            });
-        let intake = intake(events, 10);
-        let body = br#"{"entry":[{"changes":[{"value":{"messages":[{"from":"1","id":"wamid.X","timestamp":"1","type":"text","text":{"body":"hi"}}]}}]}]}"#;
-        for _ in 0..3 {
-            let received = intake.receive("pub", signed(body)).await;
-            assert!(matches!(
-                received,
-                Ok(Received {
-                    verdict: Verdict::Accepted,
-                    ..
-                })
-            ));
-        }
-    }
-
-    #[tokio::test]
-    async fn bad_signatures_are_refused_and_stored_only_up_to_the_allowance() {
-        let mut events = MockEventStore::new();
-        events
-            .expect_record_unrun()
-            .withf(|_, verdict, reason| {
-                *verdict == Verdict::Rejected && *reason == Some("bad_signature")
-            })
-            .times(2)
-            .returning(|_, _, _| Ok(()));
-        let intake = intake(events, 2);
-        for _ in 0..5 {
-            let mut delivery = signed(b"{}");
-            delivery.body = b"{\"changed\":true}".to_vec();
-            assert!(matches!(
-                intake.receive("pub", delivery).await,
-                Err(IntakeError::Rejected(RejectReason::BadSignature))
-            ));
-        }
-    }
-
-    #[tokio::test]
-    async fn the_handshake_answers_the_challenge_only_for_the_right_token() {
-        let intake = intake(MockEventStore::new(), 1);
-        let answer = intake
-            .handshake(
-                "pub",
-                Some("subscribe"),
-                Some("let-me-in"),
-                Some("1158201444"),
-            )
-            .await;
-        assert_eq!(answer.ok().as_deref(), Some("1158201444"));
-        assert!(matches!(
-            intake
-                .handshake("pub", Some("subscribe"), Some("guess"), Some("1"))
-                .await,
-            Err(IntakeError::HandshakeRefused)
-        ));
-    }
-}
+#[path = "intake_tests.rs"]
+mod tests;

@@ -27,17 +27,26 @@ pub enum Provider {
     Meta,
     /// Any sender signing the raw body with HMAC-SHA256 in `X-Hub-Signature-256`.
     HmacSha256,
+    /// Standard Webhooks (standardwebhooks.com): `webhook-id`, `webhook-timestamp` and
+    /// `webhook-signature` with a `whsec_…` secret; `webhook-id` is the dedupe key.
+    Standard,
     /// Unsigned: the unguessable URL is the only secret.
     None,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 3] = [Provider::Meta, Provider::HmacSha256, Provider::None];
+    pub const ALL: [Provider; 4] = [
+        Provider::Meta,
+        Provider::HmacSha256,
+        Provider::Standard,
+        Provider::None,
+    ];
 
     pub const fn code(self) -> &'static str {
         match self {
             Provider::Meta => "meta",
             Provider::HmacSha256 => "hmac_sha256",
+            Provider::Standard => "standard",
             Provider::None => "none",
         }
     }
@@ -123,6 +132,9 @@ impl fmt::Display for Verdict {
 pub enum RejectReason {
     MissingSignature,
     BadSignature,
+    /// A Standard Webhooks timestamp that is not a number or more than five minutes
+    /// from now.
+    StaleTimestamp,
     InvalidJson,
 }
 
@@ -131,6 +143,7 @@ impl RejectReason {
         match self {
             RejectReason::MissingSignature => "missing_signature",
             RejectReason::BadSignature => "bad_signature",
+            RejectReason::StaleTimestamp => "stale_timestamp",
             RejectReason::InvalidJson => "invalid_json",
         }
     }

@@ -97,6 +97,15 @@ pub struct DedupeKeys {
 }
 
 impl DedupeKeys {
+    /// The keys of a delivery its sender identified (Standard Webhooks' `webhook-id`):
+    /// the id alone, so a retry is a duplicate and a new message with the same body is not.
+    pub fn sent_as(id: &str) -> Self {
+        Self {
+            body: format!("webhook-id:{id}"),
+            messages: Vec::new(),
+        }
+    }
+
     /// The keys of a delivery with body digest `body_digest` carrying `extracted`.
     pub fn of(body_digest: &str, extracted: &Extracted) -> Self {
         Self {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use fluxolab_kernel::standard_webhooks::{self, SigningKey};
 use fluxolab_kernel::{
     AuditEvent, AuditLog, Clock, Conflict, ConflictCode, EnvironmentDirectory, EnvironmentRef,
     ExecutionId, ExposeSecret, Failure, Forbidden, IntegrationEvent, IntegrationEventKind,
@@ -164,6 +165,19 @@ fn secret_field(
     Some(value.clone())
 }
 
+/// The message of an unknown provider.
+const PROVIDERS: &str = "must be one of meta, hmac_sha256, standard, none";
+
+/// A `standard` registration's secret, when given, is `whsec_` + base64 of 24–64 bytes.
+fn check_standard_secret(secret: Option<&SecretString>, errors: &mut ValidationErrors) {
+    if secret.is_some_and(|secret| SigningKey::parse(secret).is_none()) {
+        errors.add(
+            "signing_secret",
+            "a `standard` secret is whsec_ followed by the base64 of 24 to 64 bytes",
+        );
+    }
+}
+
 impl WebhookService {
     pub fn new(ports: WebhookPorts, intake: Arc<Intake>) -> Self {
         Self { ports, intake }
@@ -256,7 +270,7 @@ impl WebhookService {
             .ok();
         let provider = Provider::from_code(&input.provider);
         if provider.is_none() {
-            errors.add("provider", "must be one of meta, hmac_sha256, none");
+            errors.add("provider", PROVIDERS);
         }
         let response_mode = match input.response_mode.as_deref() {
             None => Some(ResponseMode::Immediate),
@@ -269,6 +283,9 @@ impl WebhookService {
         let supplied = secret_field("signing_secret", input.signing_secret.as_ref(), &mut errors);
         if provider == Some(Provider::None) && input.signing_secret.is_some() {
             errors.add("signing_secret", "a `none` provider checks no signature");
+        }
+        if provider == Some(Provider::Standard) {
+            check_standard_secret(supplied.as_ref(), &mut errors);
         }
         let workflow = self
             .check_workflow(principal, input.workflow_id, &mut errors)
@@ -285,9 +302,12 @@ impl WebhookService {
         ) else {
             return Err(WebhookError::Invalid(errors));
         };
-        let generated_secret = match (provider.signed(), &supplied) {
-            (true, None) => Some(SecretString::from(hex::encode(random(SECRET_BYTES)?))),
-            _ => None,
+        let generated_secret = match (provider, &supplied) {
+            (Provider::None, _) | (_, Some(_)) => None,
+            (Provider::Standard, None) => Some(standard_webhooks::generate_secret()?),
+            (Provider::Meta | Provider::HmacSha256, None) => {
+                Some(SecretString::from(hex::encode(random(SECRET_BYTES)?)))
+            }
         };
         let now = self.ports.clock.now();
         let mut registration = Registration {
@@ -393,10 +413,11 @@ impl WebhookService {
                 Err(message) => errors.add("name", message),
             }
         }
+        let was_standard = registration.provider == Provider::Standard;
         if let Some(code) = &patch.provider {
             match Provider::from_code(code) {
                 Some(provider) => registration.provider = provider,
-                None => errors.add("provider", "must be one of meta, hmac_sha256, none"),
+                None => errors.add("provider", PROVIDERS),
             }
         }
         if let Some(code) = &patch.response_mode {
@@ -415,6 +436,15 @@ impl WebhookService {
         let secret = secret_field("signing_secret", patch.signing_secret.as_ref(), &mut errors);
         if secret.is_some() && !registration.provider.signed() {
             errors.add("signing_secret", "a `none` provider checks no signature");
+        }
+        if registration.provider == Provider::Standard {
+            check_standard_secret(secret.as_ref(), &mut errors);
+            if !was_standard && secret.is_none() {
+                errors.add(
+                    "signing_secret",
+                    "is required when switching to `standard`: a whsec_… secret",
+                );
+            }
         }
         if registration.provider.signed()
             && registration.signing_credential_id.is_none()

@@ -1,17 +1,18 @@
 //! Usage alerts: "tell me when executions reach 80 % of the plan". Evaluated by the
 //! workers' periodic job; each alert fires at most once per period per threshold (a
-//! unique row, however many workers race), and the firing is delivered after commit by
-//! e-mail or by a webhook signed with the alert's own secret, retried with backoff.
+//! unique row, however many workers race), written with its outbox message in one
+//! statement; the outbox delivers it after commit (see [`crate::alert_delivery`]).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use fluxolab_kernel::outbox::AttemptFailure;
+use fluxolab_kernel::standard_webhooks::{self, SignedHeaders};
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, Clock, CredentialId, Cursor, ExposeSecret, Failure, Forbidden,
-    NoRandomness, Page, PageRequest, Permission, Principal, SecretString, StorageError,
-    UnitOfWorkFactory, Uow, UserId, ValidationErrors, WorkspaceId,
+    AuditEvent, AuditLog, Clock, CredentialId, Cursor, Failure, Forbidden, NoRandomness, Page,
+    PageRequest, Permission, Principal, SecretString, StorageError, UnitOfWorkFactory, Uow, UserId,
+    ValidationErrors, WorkspaceId,
 };
-use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -32,9 +33,6 @@ pub const METRICS: [(&str, &str); 5] = [
     ("active_workflows", "max_active_workflows"),
     ("credentials", "max_credentials"),
 ];
-
-/// Deliveries tried before an alert event is given up as `failed`.
-pub const MAX_ATTEMPTS: i32 = 6;
 
 /// How an alert is delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,7 +91,7 @@ pub struct AlertEvent {
     pub threshold_percent: i32,
     pub used: i64,
     pub limit: i64,
-    /// `pending`, `delivered` or `failed`.
+    /// `pending` or `delivered`.
     pub status: String,
     pub attempts: i32,
     pub last_error: Option<String>,
@@ -110,7 +108,7 @@ impl AlertEvent {
     }
 }
 
-/// A claimed delivery: the event and how to deliver it.
+/// A firing to deliver: the event and its alert.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Delivery {
     pub event: AlertEvent,
@@ -151,17 +149,17 @@ pub trait AlertRepository: Send + Sync {
         page: PageRequest,
     ) -> Result<Page<AlertEvent>, StorageError>;
     /// Records a firing for every enabled alert whose threshold the current period's
-    /// usage has reached (once per period and threshold); returns how many fired.
+    /// usage has reached (once per period and threshold), each with its outbox message
+    /// (kind `usage_alert`, destination `usage_alert:<alert id>`, payload
+    /// `{"alert_event_id"}`) in the same statement; returns how many fired.
     async fn evaluate(&self) -> Result<u64, StorageError>;
-    /// Claims up to `limit` due deliveries (each held for a minute).
-    async fn claim_due(&self, limit: i64) -> Result<Vec<Delivery>, StorageError>;
-    async fn delivered(&self, event: AlertEventId) -> Result<(), StorageError>;
-    /// A failed attempt: tried again in `retry_in_seconds`, or `failed` for good.
-    async fn attempt_failed(
+    /// A firing with its alert (`None` once the alert is deleted).
+    async fn delivery(&self, event: AlertEventId) -> Result<Option<Delivery>, StorageError>;
+    /// Counts an attempt: `delivered` without an error, else its `last_error`.
+    async fn attempted<'a>(
         &self,
         event: AlertEventId,
-        error: &str,
-        retry_in_seconds: Option<i64>,
+        error: Option<&'a str>,
     ) -> Result<(), StorageError>;
 }
 
@@ -169,15 +167,16 @@ pub trait AlertRepository: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait AlertNotifier: Send + Sync {
-    async fn email(&self, to: &str, subject: &str, body: &str) -> Result<(), String>;
-    /// POSTs `body` (JSON) to `url` with `X-FluxoLab-Signature: sha256=<hex HMAC>`.
+    async fn email(&self, to: &str, subject: &str, body: &str) -> Result<(), AttemptFailure>;
+    /// POSTs `body` (JSON) to `url` with the Standard Webhooks headers `signed`; a
+    /// refusal carries the receiver's `Retry-After`.
     async fn webhook(
         &self,
         workspace: WorkspaceId,
         url: &str,
         body: &[u8],
-        secret: &str,
-    ) -> Result<(), String>;
+        signed: &SignedHeaders,
+    ) -> Result<(), AttemptFailure>;
 }
 
 /// Why an alert operation failed.
@@ -212,7 +211,6 @@ pub struct AlertPorts {
     pub units: Arc<dyn UnitOfWorkFactory>,
     pub alerts: Arc<dyn AlertRepository>,
     pub secrets: Arc<dyn fluxolab_kernel::OwnedSecrets>,
-    pub notifier: Arc<dyn AlertNotifier>,
     pub audit: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,
 }
@@ -271,20 +269,6 @@ fn check_threshold(threshold: i32, errors: &mut ValidationErrors) {
     if !(1..=1000).contains(&threshold) {
         errors.add("threshold_percent", "must be between 1 and 1000");
     }
-}
-
-/// The JSON an alert sends.
-pub fn alert_payload(delivery: &Delivery) -> serde_json::Value {
-    json!({
-        "alert_id": delivery.alert.id.to_string(),
-        "workspace_id": delivery.alert.workspace_id.to_string(),
-        "metric": delivery.alert.metric,
-        "threshold_percent": delivery.event.threshold_percent,
-        "used": delivery.event.used,
-        "limit": delivery.event.limit,
-        "period_start": delivery.event.period_start.unix_timestamp(),
-        "event_id": delivery.event.id.to_string(),
-    })
 }
 
 impl AlertService {
@@ -351,11 +335,7 @@ impl AlertService {
         };
         let mut unit = self.ports.units.begin().await?;
         let secret = if channel == AlertChannel::Webhook {
-            let mut bytes = [0_u8; 32];
-            SystemRandom::new()
-                .fill(&mut bytes)
-                .map_err(|_| NoRandomness)?;
-            let secret = SecretString::from(hex::encode(bytes));
+            let secret = standard_webhooks::generate_secret()?;
             alert.secret_credential_id = Some(
                 self.ports
                     .secrets
@@ -476,80 +456,15 @@ impl AlertService {
             .await?)
     }
 
-    /// The workers' job: fires alerts whose threshold was reached, then delivers what
-    /// is due. Returns the deliveries made.
-    #[tracing::instrument(name = "alerts.run_due", skip_all)]
-    pub async fn run_due(&self) -> Result<usize, AlertError> {
+    /// The workers' job: records a firing (and its outbox message) for every alert
+    /// whose threshold was reached. Returns how many fired.
+    #[tracing::instrument(name = "alerts.evaluate", skip_all)]
+    pub async fn evaluate(&self) -> Result<u64, AlertError> {
         let fired = self.ports.alerts.evaluate().await?;
         if fired > 0 {
             tracing::info!(fired, "usage alerts fired");
         }
-        let due = self.ports.alerts.claim_due(20).await?;
-        let mut delivered = 0;
-        for delivery in due {
-            match self.deliver(&delivery).await {
-                Ok(()) => {
-                    self.ports.alerts.delivered(delivery.event.id).await?;
-                    delivered += 1;
-                }
-                Err(error) => {
-                    let retry = (delivery.event.attempts < MAX_ATTEMPTS)
-                        .then(|| 1_i64 << delivery.event.attempts.clamp(0, 16));
-                    tracing::warn!(event_id = %delivery.event.id, %error, ?retry, "usage alert delivery failed");
-                    self.ports
-                        .alerts
-                        .attempt_failed(delivery.event.id, &error, retry)
-                        .await?;
-                }
-            }
-        }
-        Ok(delivered)
-    }
-
-    async fn deliver(&self, delivery: &Delivery) -> Result<(), String> {
-        let alert = &delivery.alert;
-        let event = &delivery.event;
-        match alert.channel {
-            AlertChannel::Email => {
-                let subject = format!(
-                    "FluxoLab: {} at {} % of your plan",
-                    alert.metric.replace('_', " "),
-                    event.threshold_percent
-                );
-                let body = format!(
-                    "Your workspace has used {} of its {} {} this period ({} % alert).\n",
-                    event.used,
-                    event.limit,
-                    alert.metric.replace('_', " "),
-                    event.threshold_percent
-                );
-                self.ports
-                    .notifier
-                    .email(&alert.target, &subject, &body)
-                    .await
-            }
-            AlertChannel::Webhook => {
-                let credential = alert
-                    .secret_credential_id
-                    .ok_or("the alert's signing secret is gone")?;
-                let secret = self
-                    .ports
-                    .secrets
-                    .open(alert.workspace_id, credential)
-                    .await
-                    .map_err(|error| error.to_string())?;
-                let body = alert_payload(delivery).to_string();
-                self.ports
-                    .notifier
-                    .webhook(
-                        alert.workspace_id,
-                        &alert.target,
-                        body.as_bytes(),
-                        secret.expose_secret(),
-                    )
-                    .await
-            }
-        }
+        Ok(fired)
     }
 }
 

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod alert_delivery;
 pub mod alerts;
 pub mod api_keys;
 pub mod billing;

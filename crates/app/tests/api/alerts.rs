@@ -1,6 +1,7 @@
 //! Usage alerts: an e-mail alert fires once when usage crosses its threshold, however
 //! many workers evaluate it, and arrives at a real SMTP server; a webhook alert arrives
-//! signed, and a failed delivery is retried.
+//! signed (Standard Webhooks, verified by the reference library), and a refused delivery
+//! is retried with the same message id once the receiver's `Retry-After` has passed.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::TestResult;
 use crate::helpers::{
-    Account, Error, Fields, TEST_SECRET, TestApp, call, eventually, fake_smtp, three_nodes,
+    Account, Error, Fields, ReferenceWebhooks, TEST_SECRET, TestApp, call, eventually, fake_smtp,
+    three_nodes,
 };
 
 async fn events_of(app: &TestApp, owner: &Account, alert: &str) -> Result<Vec<Value>, Error> {
@@ -66,8 +68,12 @@ async fn an_email_alert_fires_once_when_usage_crosses_it() -> TestResult {
         })
         .collect::<Result<_, _>>()?;
     let run_jobs = async || -> TestResult {
-        let runs = racing.iter().map(|services| services.alerts.run_due());
-        for outcome in futures_util::future::join_all(runs).await {
+        let evaluations = racing.iter().map(|services| services.alerts.evaluate());
+        for outcome in futures_util::future::join_all(evaluations).await {
+            outcome?;
+        }
+        let deliveries = racing.iter().map(|services| services.outbox.run_due());
+        for outcome in futures_util::future::join_all(deliveries).await {
             outcome?;
         }
         Ok(())
@@ -148,27 +154,32 @@ async fn an_email_alert_fires_once_when_usage_crosses_it() -> TestResult {
     Ok(())
 }
 
-/// What the receiver saw: bodies and signatures; it fails the first delivery.
-type Received = Arc<Mutex<Vec<(String, String)>>>;
+/// What the receiver saw: bodies and their Standard Webhooks headers; it refuses the first
+/// delivery with `Retry-After: 5`.
+type Received = Arc<Mutex<Vec<(String, Value)>>>;
 
 async fn receive(
     request: HttpRequest,
     body: web::Bytes,
     seen: web::Data<Received>,
 ) -> HttpResponse {
-    // Not a response field: an unsigned request is kept with "" for the test to compare.
-    let signature = request
-        .headers()
-        .get("x-fluxolab-signature")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let mut headers = serde_json::Map::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        if let Some(value) = request.headers().get(name).and_then(|v| v.to_str().ok()) {
+            headers.insert(name.to_owned(), Value::String(value.to_owned()));
+        }
+    }
     let Ok(mut seen) = seen.lock() else {
         return HttpResponse::InternalServerError().finish();
     };
-    seen.push((String::from_utf8_lossy(&body).into_owned(), signature));
+    seen.push((
+        String::from_utf8_lossy(&body).into_owned(),
+        Value::Object(headers),
+    ));
     if seen.len() == 1 {
-        HttpResponse::InternalServerError().finish()
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("retry-after", "5"))
+            .finish()
     } else {
         HttpResponse::Ok().finish()
     }
@@ -176,6 +187,9 @@ async fn receive(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> TestResult {
+    let Some(reference) = ReferenceWebhooks::find()? else {
+        return Ok(());
+    };
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("hooked@example.com").await?;
     app.allow_internal_network().await?;
@@ -205,7 +219,10 @@ async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> Te
         .secret
         .clone()
         .ok_or("a webhook alert's secret is shown once")?;
-    assert_eq!(secret.len(), 64, "the secret is shown once: {alert:?}");
+    assert!(
+        secret.starts_with("whsec_"),
+        "a Standard Webhooks secret, shown once: {alert:?}"
+    );
     let id = alert.id;
     let (_, listed) = app.get_in(&owner, "/api/settings/usage/alerts").await?;
     assert!(listed["items"][0].get("secret").is_none(), "{listed}");
@@ -226,13 +243,24 @@ async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> Te
 
     let seen = seen.lock().map_err(|_| "a poisoned lock")?.clone();
     assert_eq!(seen.len(), 2, "{seen:?}");
-    for (body, signature) in &seen {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-        let expected = format!(
-            "sha256={}",
-            hex::encode(ring::hmac::sign(&key, body.as_bytes()).as_ref())
-        );
-        assert_eq!(signature, &expected, "signed with the alert's secret");
+    assert_eq!(
+        seen[0].1["webhook-id"], seen[1].1["webhook-id"],
+        "a retry is the same message"
+    );
+    let sent_at = |n: usize| {
+        seen[n].1["webhook-timestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<i64>().ok())
+    };
+    let waited = sent_at(1)
+        .zip(sent_at(0))
+        .map(|(second, first)| second - first);
+    assert!(
+        waited.is_some_and(|seconds| seconds >= 5),
+        "the receiver's Retry-After (5 s) was honoured: {waited:?}"
+    );
+    for (body, headers) in &seen {
+        reference.verify(&secret, headers, body).await?;
         let payload: Value = serde_json::from_str(body)?;
         assert_eq!(payload["metric"], "workflows");
         assert_eq!(payload["used"], 1);

@@ -9,11 +9,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 mod api;
+mod reference_webhooks;
 pub mod slapd;
 mod sql;
 mod wait;
 
 pub use api::{Fields, parse};
+pub use reference_webhooks::ReferenceWebhooks;
 pub use sql::{scalar, wait_until};
 pub use wait::{eventually, exit_of, healthz_answered, poll, wait_for};
 

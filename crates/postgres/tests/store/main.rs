@@ -4,6 +4,7 @@ mod auth_cache;
 mod auth_notifications;
 mod intake_batch;
 mod migrations;
+mod outbox;
 mod plan_guard;
 mod provisioning;
 mod seed;

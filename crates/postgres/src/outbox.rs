@@ -1,0 +1,175 @@
+//! The outbox's queue: destinations leased with `SKIP LOCKED` on the database's clock,
+//! their messages read oldest first (`seq`), removed once delivered.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use diesel::dsl::IntervalDsl;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text};
+use diesel_async::RunQueryDsl;
+use fluxolab_kernel::outbox::{
+    Claimed, OutboxKind, OutboxMessage, OutboxMessageId, OutboxQueue, Pending,
+};
+use fluxolab_kernel::{StorageError, WorkspaceId};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{corrupt, storage};
+use crate::pool::pooled;
+use crate::schema::{outbox, outbox_destinations};
+use crate::sql::now_tz;
+
+crate::repository::pg_repository!(
+    /// The outbox over the pool.
+    PgOutbox
+);
+
+/// A message row as the claim reads it.
+#[derive(QueryableByName)]
+#[diesel(table_name = outbox)]
+struct MessageRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    destination: String,
+    kind: String,
+    payload: Value,
+    attempts: i32,
+    created_at: OffsetDateTime,
+}
+
+fn pending(row: MessageRow) -> Result<Pending, StorageError> {
+    Ok(Pending {
+        message: OutboxMessage {
+            id: OutboxMessageId::from_uuid(row.id),
+            workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+            destination: row.destination,
+            kind: OutboxKind::from_code(&row.kind)
+                .ok_or_else(|| corrupt("stored outbox kind is not valid"))?,
+            payload: row.payload,
+        },
+        attempts: row.attempts,
+        created_at: row.created_at,
+    })
+}
+
+/// Leases free destinations whose oldest message is due.
+const CLAIM_DESTINATIONS: &str = "\
+UPDATE outbox_destinations SET locked_until = now() + interval '1 minute' \
+WHERE destination IN ( \
+  SELECT d.destination FROM outbox_destinations d \
+  WHERE (d.locked_until IS NULL OR d.locked_until < now()) \
+    AND (SELECT o.next_attempt_at FROM outbox o WHERE o.destination = d.destination \
+         ORDER BY o.seq LIMIT 1) <= now() \
+  LIMIT $1 FOR UPDATE SKIP LOCKED) \
+RETURNING destination";
+
+/// The due messages of leased destinations, each destination's oldest first, at most
+/// `$2` per destination.
+const DUE_MESSAGES: &str = "\
+SELECT id, workspace_id, destination, kind, payload, attempts, created_at FROM ( \
+  SELECT o.*, row_number() OVER (PARTITION BY o.destination ORDER BY o.seq) AS n \
+  FROM outbox o WHERE o.destination = ANY($1) AND o.next_attempt_at <= now() \
+) due WHERE n <= $2 ORDER BY destination, seq";
+
+#[derive(QueryableByName)]
+struct DestinationRow {
+    #[diesel(sql_type = Text)]
+    destination: String,
+}
+
+fn uuids(ids: &[OutboxMessageId]) -> Vec<Uuid> {
+    ids.iter().map(OutboxMessageId::as_uuid).collect()
+}
+
+#[async_trait]
+impl OutboxQueue for PgOutbox {
+    #[tracing::instrument(name = "db.outbox.claim", level = "debug", skip_all)]
+    async fn claim(
+        &self,
+        destinations: i64,
+        per_destination: i64,
+    ) -> Result<Vec<Claimed>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        // Raw: an UPDATE of a FOR UPDATE SKIP LOCKED subselect, with a database-clock lease.
+        let leased: Vec<DestinationRow> = diesel::sql_query(CLAIM_DESTINATIONS)
+            .bind::<BigInt, _>(destinations)
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        if leased.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = leased.into_iter().map(|row| row.destination).collect();
+        // Raw: a window function over the due messages.
+        let rows: Vec<MessageRow> = diesel::sql_query(DUE_MESSAGES)
+            .bind::<Array<Text>, _>(&names)
+            .bind::<BigInt, _>(per_destination)
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        let mut claimed: Vec<Claimed> = names
+            .into_iter()
+            .map(|destination| Claimed {
+                destination,
+                messages: Vec::new(),
+            })
+            .collect();
+        for row in rows {
+            let message = pending(row)?;
+            if let Some(destination) = claimed
+                .iter_mut()
+                .find(|claim| claim.destination == message.message.destination)
+            {
+                destination.messages.push(message);
+            }
+        }
+        Ok(claimed)
+    }
+
+    #[tracing::instrument(name = "db.outbox.delivered", level = "debug", skip_all)]
+    async fn delivered(&self, ids: &[OutboxMessageId]) -> Result<(), StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        diesel::delete(outbox::table.filter(outbox::id.eq_any(uuids(ids))))
+            .execute(&mut connection)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.outbox.failed", level = "debug", skip_all)]
+    async fn failed(
+        &self,
+        ids: &[OutboxMessageId],
+        error: &str,
+        retry_in: Duration,
+    ) -> Result<(), StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        // The due time on the database's clock, like the lease.
+        let wait = i64::try_from(retry_in.as_millis())
+            .unwrap_or(i64::MAX)
+            .milliseconds();
+        diesel::update(outbox::table.filter(outbox::id.eq_any(uuids(ids))))
+            .set((
+                outbox::attempts.eq(outbox::attempts + 1),
+                outbox::last_error.eq(error),
+                outbox::next_attempt_at.eq(now_tz() + wait),
+            ))
+            .execute(&mut connection)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.outbox.release", level = "debug", skip_all)]
+    async fn release(&self, destination: &str) -> Result<(), StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        diesel::update(outbox_destinations::table.find(destination))
+            .set(outbox_destinations::locked_until.eq(None::<OffsetDateTime>))
+            .execute(&mut connection)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+}
