@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::Duration;
 use uuid::Uuid;
 
-use crate::account::SessionFamilyId;
+use crate::account::{SessionFamilyId, SignInMethod};
 
 /// What an access token says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +25,10 @@ pub struct AccessClaims {
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
+    /// How the session was opened; tokens issued before the claim existed were all
+    /// password sessions.
+    #[serde(default)]
+    pub auth_method: SignInMethod,
 }
 
 impl AccessClaims {
@@ -110,12 +114,25 @@ impl TokenIssuer {
         &self.settings
     }
 
-    /// A token for `user`, active in `workspace`, within session family `family`.
+    /// A token for `user`, active in `workspace`, within the password session family
+    /// `family`.
     pub fn issue(
         &self,
         user: UserId,
         workspace: Option<WorkspaceId>,
         family: SessionFamilyId,
+    ) -> Result<IssuedToken, TokenError> {
+        self.issue_for(user, workspace, family, SignInMethod::Password)
+    }
+
+    /// A token for `user`, active in `workspace`, within session family `family` opened
+    /// by `method`.
+    pub fn issue_for(
+        &self,
+        user: UserId,
+        workspace: Option<WorkspaceId>,
+        family: SessionFamilyId,
+        method: SignInMethod,
     ) -> Result<IssuedToken, TokenError> {
         let now = self.clock.now().unix_timestamp();
         let expires_in = self.settings.access_ttl.whole_seconds();
@@ -127,6 +144,7 @@ impl TokenIssuer {
             aud: self.settings.audience.clone(),
             iat: now,
             exp: now + expires_in,
+            auth_method: method,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(TokenError::Signing)?;
