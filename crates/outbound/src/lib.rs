@@ -4,6 +4,7 @@ pub mod address_policy;
 pub mod alerts;
 pub mod effects;
 pub mod guard;
+pub mod oidc;
 pub mod secret_stores;
 pub mod tester;
 #[cfg(feature = "test-support")]
