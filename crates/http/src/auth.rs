@@ -129,7 +129,8 @@ pub struct MeResponse {
     pub memberships: Vec<MembershipResponse>,
 }
 
-fn client_info(request: &HttpRequest) -> ClientInfo {
+/// The client facts a session keeps (its user agent).
+pub(crate) fn client_info(request: &HttpRequest) -> ClientInfo {
     ClientInfo {
         user_agent: request
             .headers()

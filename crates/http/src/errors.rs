@@ -62,6 +62,7 @@ through_failure!(
     fluxolab_workspace::settings::SettingsError,
     fluxolab_workspace::integrations::IntegrationError,
     fluxolab_workspace::secret_providers::ProviderError,
+    fluxolab_workspace::sso::SsoError,
     fluxolab_credentials::VaultError,
     fluxolab_workflows::WorkflowError,
     fluxolab_workflows::connectors::ConnectorError,

@@ -32,6 +32,7 @@ use serde_json::{Map, Value, json};
 use crate::problem::PROBLEM_JSON;
 
 mod links;
+mod sso;
 mod whitespace;
 mod workspace_header;
 
@@ -247,6 +248,7 @@ fn constrain_schemas(document: &mut Value) {
         );
     }
     secret_provider_requests(document);
+    sso::constrain(document);
     let zones: Vec<&str> = timezone_names().iter().map(String::as_str).collect();
     set_enum(
         document,
@@ -529,7 +531,7 @@ fn errors_of(path: &str, operation: &Value) -> Vec<(&'static str, &'static str)>
         errors.extend([
             (
                 "403",
-                "The role or the API key's scopes lack the permission (`forbidden`)",
+                "The role or the API key's scopes lack the permission (`forbidden`), or the workspace enforces SSO and the token comes from a password sign-in of a non-owner (`sso_required`)",
             ),
             (
                 "404",

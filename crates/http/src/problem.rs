@@ -91,6 +91,12 @@ pub enum ProblemCode {
     /// A webhook delivery whose signature does not match.
     BadSignature,
     Forbidden,
+    /// The workspace enforces SSO and the token comes from a password sign-in.
+    SsoRequired,
+    /// A single sign-on was refused (bad state or nonce, domain, unverified e-mail…).
+    SsoLoginRefused,
+    /// An SSO ticket that is unknown, used or expired.
+    InvalidSsoTicket,
     /// A provider's verification handshake with a wrong token.
     HandshakeRefused,
     WebhookDisabled,
@@ -130,6 +136,9 @@ impl ProblemCode {
             ProblemCode::MissingSignature,
             ProblemCode::BadSignature,
             ProblemCode::Forbidden,
+            ProblemCode::SsoRequired,
+            ProblemCode::SsoLoginRefused,
+            ProblemCode::InvalidSsoTicket,
             ProblemCode::HandshakeRefused,
             ProblemCode::WebhookDisabled,
         ]);
@@ -171,6 +180,9 @@ impl ProblemCode {
             ProblemCode::MissingSignature => "missing_signature",
             ProblemCode::BadSignature => "bad_signature",
             ProblemCode::Forbidden => "forbidden",
+            ProblemCode::SsoRequired => "sso_required",
+            ProblemCode::SsoLoginRefused => "sso_login_refused",
+            ProblemCode::InvalidSsoTicket => "invalid_sso_ticket",
             ProblemCode::HandshakeRefused => "handshake_refused",
             ProblemCode::WebhookDisabled => "webhook_disabled",
             ProblemCode::Conflict(cause) => cause.as_str(),
@@ -202,8 +214,12 @@ impl ProblemCode {
             ProblemCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProblemCode::Unauthenticated(_)
             | ProblemCode::MissingSignature
-            | ProblemCode::BadSignature => StatusCode::UNAUTHORIZED,
-            ProblemCode::Forbidden | ProblemCode::HandshakeRefused => StatusCode::FORBIDDEN,
+            | ProblemCode::BadSignature
+            | ProblemCode::InvalidSsoTicket => StatusCode::UNAUTHORIZED,
+            ProblemCode::Forbidden
+            | ProblemCode::SsoRequired
+            | ProblemCode::SsoLoginRefused
+            | ProblemCode::HandshakeRefused => StatusCode::FORBIDDEN,
             ProblemCode::WebhookDisabled => StatusCode::GONE,
             ProblemCode::Conflict(_) | ProblemCode::PlanLimit => StatusCode::CONFLICT,
             ProblemCode::QuotaExceeded | ProblemCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,

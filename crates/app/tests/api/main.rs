@@ -28,6 +28,7 @@ mod redaction;
 mod round_trips;
 mod schedules;
 mod secret_providers;
+mod sso;
 mod sub_workflows;
 mod users;
 mod webhooks;
