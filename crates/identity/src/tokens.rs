@@ -238,4 +238,25 @@ mod tests {
         assert!(issuer.verify(&format!("{header}.{payload}.")).is_err());
         Ok(())
     }
+
+    #[test]
+    fn tokens_say_how_their_session_was_opened_and_older_ones_were_by_password()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let issuer = issuer(clock());
+        let family = SessionFamilyId::new();
+        let sso = issuer.issue_for(UserId::new(), None, family, SignInMethod::Sso)?;
+        assert_eq!(issuer.verify(&sso.token)?.auth_method, SignInMethod::Sso);
+        // A token signed before the claim existed: the same claims without it.
+        let mut claims = serde_json::to_value(issuer.verify(&sso.token)?)?;
+        claims
+            .as_object_mut()
+            .map(|claims| claims.remove("auth_method"));
+        let older = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(KEY),
+        )?;
+        assert_eq!(issuer.verify(&older)?.auth_method, SignInMethod::Password);
+        Ok(())
+    }
 }
