@@ -12,6 +12,7 @@ use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer,
 use fluxolab_jsruntime::JsRunner;
 use fluxolab_kernel::outbox::{Dispatcher, OutboxKind};
 use fluxolab_kernel::{Clock, SystemClock};
+use fluxolab_outbound::oidc::OpenIdConnect;
 use fluxolab_outbound::secret_stores::SecretStores;
 use fluxolab_outbound::{LdapDirectory, OutboundAlerts, OutboundEffects, OutboundTester};
 use fluxolab_postgres::accounts::PgAccounts;
@@ -33,6 +34,7 @@ use fluxolab_postgres::schedules::PgSchedules;
 use fluxolab_postgres::secret_providers::PgSecretProviders;
 use fluxolab_postgres::settings::PgSettings;
 use fluxolab_postgres::signals::PgRunSignals;
+use fluxolab_postgres::sso::PgSso;
 use fluxolab_postgres::unit_of_work::PgUnits;
 use fluxolab_postgres::vault::PgVault;
 use fluxolab_postgres::webhooks::PgWebhooks;
@@ -62,6 +64,7 @@ use fluxolab_workspace::quota::Quotas;
 use fluxolab_workspace::secret_providers::resolver::ProviderResolver;
 use fluxolab_workspace::secret_providers::{ProviderPorts, ProviderService};
 use fluxolab_workspace::settings::{SettingsPorts, SettingsService};
+use fluxolab_workspace::sso::{SsoPorts, SsoService};
 use fluxolab_workspace::{
     BillingPorts, BillingService, Provisioner, WorkspacePorts, WorkspaceService,
 };
@@ -96,6 +99,8 @@ pub enum StartupError {
     Keys(String),
     #[error("could not build the secret providers' HTTP client")]
     SecretStores(#[from] fluxolab_outbound::secret_stores::ClientSetupError),
+    #[error(transparent)]
+    Oidc(#[from] fluxolab_outbound::oidc::OidcSetupError),
 }
 
 /// Builds the connection pool described by `settings`.
@@ -209,6 +214,20 @@ pub fn services_with(
         integration_events: integrations.clone(),
         clock: clock.clone(),
     });
+    let sso_store = Arc::new(PgSso::new(pool.clone()));
+    let sso_service = SsoService::new(Arc::new(SsoPorts {
+        units: units.clone(),
+        configs: sso_store.clone(),
+        logins: sso_store.clone(),
+        directory: sso_store,
+        secrets: vault_service.clone(),
+        settings: workspace_settings.clone(),
+        client: Arc::new(OpenIdConnect::new()?),
+        plans: Arc::new(PgPlanGuard),
+        audit: audit.clone(),
+        integration_events: integrations.clone(),
+        clock: clock.clone(),
+    }));
     let references: Arc<ProviderResolver> = Arc::new(ProviderResolver::new(provider_ports.clone()));
     // Credentials' secret fields may reference providers, whose own credentials the
     // vault opens: the resolver is handed to the vault once both exist.
@@ -408,6 +427,7 @@ pub fn services_with(
         secret_providers: Arc::new(ProviderService::new(provider_ports)),
         ldap: Arc::new(LdapService::new(ldap_ports.clone())),
         ldap_login: Arc::new(LdapLogin::new(ldap_ports)),
+        sso: Arc::new(sso_service),
         connectors: Arc::new(connector_service),
         integrations: Arc::new(IntegrationService::new(
             integrations,

@@ -129,6 +129,7 @@ pub struct MeResponse {
     pub memberships: Vec<MembershipResponse>,
 }
 
+/// The client facts a session keeps (its user agent).
 pub(crate) fn client_info(request: &HttpRequest) -> ClientInfo {
     ClientInfo {
         user_agent: request

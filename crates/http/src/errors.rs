@@ -64,6 +64,7 @@ through_failure!(
     fluxolab_workspace::secret_providers::ProviderError,
     fluxolab_workspace::ldap::LdapError,
     fluxolab_workspace::ldap::login::LdapLoginError,
+    fluxolab_workspace::sso::SsoError,
     fluxolab_credentials::VaultError,
     fluxolab_workflows::WorkflowError,
     fluxolab_workflows::connectors::ConnectorError,

@@ -13,7 +13,7 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use fluxolab_credentials::VaultService;
-use fluxolab_identity::{AccessClaims, AccountService, SessionFamilyId};
+use fluxolab_identity::{AccessClaims, AccountService, SessionFamilyId, SignInMethod};
 use fluxolab_kernel::{Principal, UserId, WorkspaceId};
 use fluxolab_workflows::WorkflowService;
 use fluxolab_workflows::execution::ExecutionRepository;
@@ -51,6 +51,8 @@ pub struct Services {
     pub ldap: Arc<fluxolab_workspace::ldap::LdapService>,
     /// `POST /api/auth/ldap/login`.
     pub ldap_login: Arc<fluxolab_workspace::ldap::login::LdapLogin>,
+    /// OpenID Connect single sign-on, and whether a workspace admits password tokens.
+    pub sso: Arc<fluxolab_workspace::sso::SsoService>,
     pub connectors: Arc<fluxolab_workflows::connectors::ConnectorService>,
     /// The public webhook intake's hot path.
     pub intake: Arc<fluxolab_webhooks::Intake>,
@@ -222,6 +224,15 @@ impl FromRequest for ActiveWorkspace {
                 .principal_for(user.id(), workspace)
                 .await?
                 .ok_or(ApiError::NotFound("workspace"))?;
+            // A workspace that enforces SSO opens to password tokens of its owners only.
+            if user.claims.auth_method == SignInMethod::Password
+                && !services.sso.admits_password(workspace, user.id()).await?
+            {
+                return Err(ApiError::Refused {
+                    code: crate::problem::ProblemCode::SsoRequired,
+                    detail: "this workspace requires signing in with SSO".to_owned(),
+                });
+            }
             record_caller(&principal);
             Ok(ActiveWorkspace {
                 user: Some(user),

@@ -28,6 +28,7 @@ pub mod schedules;
 pub mod secret_providers;
 pub mod server;
 pub mod settings;
+pub mod sso;
 pub mod users;
 pub mod webhooks;
 pub mod workflows;

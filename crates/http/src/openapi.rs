@@ -13,7 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use crate::{
     alerts, api_keys, auth, connectors, conversations, credentials, environments, executions,
     intake, integrations, ldap, mcp, openapi_complete, ops, problem, schedules, secret_providers,
-    settings, users, webhooks, workflows, workspace_settings, workspaces,
+    settings, sso, users, webhooks, workflows, workspace_settings, workspaces,
 };
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
@@ -84,6 +84,9 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(auth::logout)
         .service(auth::me)
         .service(auth::change_password)
+        .service(sso::start_sso)
+        .service(sso::sso_callback)
+        .service(sso::sso_exchange)
         .service(users::get_settings)
         .service(users::put_settings)
         .service(users::security)
@@ -176,6 +179,10 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(ldap::test_ldap)
         .service(ldap::sync_ldap)
         .service(ldap::ldap_login)
+        .service(sso::get_sso)
+        .service(sso::configure_sso)
+        .service(sso::test_sso)
+        .service(sso::delete_sso)
         .service(connectors::list_connectors)
         .service(connectors::install_connector)
         .service(connectors::get_connector)

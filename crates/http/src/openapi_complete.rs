@@ -35,6 +35,7 @@ use serde_json::{Map, Value, json};
 use crate::problem::PROBLEM_JSON;
 
 mod links;
+mod sso;
 mod whitespace;
 mod workspace_header;
 
@@ -303,6 +304,7 @@ fn constrain_schemas(document: &mut Value) {
         );
     }
     secret_provider_requests(document);
+    sso::constrain(document);
     let zones: Vec<&str> = timezone_names().iter().map(String::as_str).collect();
     set_enum(
         document,
@@ -585,7 +587,7 @@ fn errors_of(path: &str, operation: &Value) -> Vec<(&'static str, &'static str)>
         errors.extend([
             (
                 "403",
-                "The role or the API key's scopes lack the permission (`forbidden`)",
+                "The role or the API key's scopes lack the permission (`forbidden`), or the workspace enforces SSO and the token comes from a password sign-in of a non-owner (`sso_required`)",
             ),
             (
                 "404",

@@ -93,6 +93,12 @@ pub enum ProblemCode {
     /// A Standard Webhooks delivery whose timestamp is more than five minutes off.
     StaleTimestamp,
     Forbidden,
+    /// The workspace enforces SSO and the token comes from a password sign-in.
+    SsoRequired,
+    /// A single sign-on was refused (bad state or nonce, domain, unverified e-mail…).
+    SsoLoginRefused,
+    /// An SSO ticket that is unknown, used or expired.
+    InvalidSsoTicket,
     /// A provider's verification handshake with a wrong token.
     HandshakeRefused,
     WebhookDisabled,
@@ -133,6 +139,9 @@ impl ProblemCode {
             ProblemCode::BadSignature,
             ProblemCode::StaleTimestamp,
             ProblemCode::Forbidden,
+            ProblemCode::SsoRequired,
+            ProblemCode::SsoLoginRefused,
+            ProblemCode::InvalidSsoTicket,
             ProblemCode::HandshakeRefused,
             ProblemCode::WebhookDisabled,
         ]);
@@ -175,6 +184,9 @@ impl ProblemCode {
             ProblemCode::BadSignature => "bad_signature",
             ProblemCode::StaleTimestamp => "stale_timestamp",
             ProblemCode::Forbidden => "forbidden",
+            ProblemCode::SsoRequired => "sso_required",
+            ProblemCode::SsoLoginRefused => "sso_login_refused",
+            ProblemCode::InvalidSsoTicket => "invalid_sso_ticket",
             ProblemCode::HandshakeRefused => "handshake_refused",
             ProblemCode::WebhookDisabled => "webhook_disabled",
             ProblemCode::Conflict(cause) => cause.as_str(),
@@ -207,8 +219,12 @@ impl ProblemCode {
             ProblemCode::Unauthenticated(_)
             | ProblemCode::MissingSignature
             | ProblemCode::BadSignature
-            | ProblemCode::StaleTimestamp => StatusCode::UNAUTHORIZED,
-            ProblemCode::Forbidden | ProblemCode::HandshakeRefused => StatusCode::FORBIDDEN,
+            | ProblemCode::StaleTimestamp
+            | ProblemCode::InvalidSsoTicket => StatusCode::UNAUTHORIZED,
+            ProblemCode::Forbidden
+            | ProblemCode::SsoRequired
+            | ProblemCode::SsoLoginRefused
+            | ProblemCode::HandshakeRefused => StatusCode::FORBIDDEN,
             ProblemCode::WebhookDisabled => StatusCode::GONE,
             ProblemCode::Conflict(_) | ProblemCode::PlanLimit => StatusCode::CONFLICT,
             ProblemCode::QuotaExceeded | ProblemCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,

@@ -21,9 +21,9 @@ use crate::path_id::path_id;
 use crate::problem::Problem;
 use crate::workspaces::{PageQuery, PageResponse, page_request, parse_since};
 
-/// The full intake URL of a registration: under `PUBLIC_BASE_URL` when set, else the
-/// scheme and host the request came in on.
-pub fn intake_url(request: &HttpRequest, public_id: &str) -> String {
+/// Where FluxoLab is reached from outside, without a trailing `/`: `PUBLIC_BASE_URL`
+/// when set, else the scheme and host the request came in on.
+pub fn public_base(request: &HttpRequest) -> String {
     let base = request
         .app_data::<Data<Services>>()
         .and_then(|services| services.public_base_url.clone())
@@ -31,7 +31,12 @@ pub fn intake_url(request: &HttpRequest, public_id: &str) -> String {
             let info = request.connection_info();
             format!("{}://{}", info.scheme(), info.host())
         });
-    format!("{}/api/webhooks/in/{public_id}", base.trim_end_matches('/'))
+    base.trim_end_matches('/').to_owned()
+}
+
+/// The full intake URL of a registration, under [`public_base`].
+pub fn intake_url(request: &HttpRequest, public_id: &str) -> String {
+    format!("{}/api/webhooks/in/{public_id}", public_base(request))
 }
 
 /// A webhook registration (never its secret or verify token).

@@ -1,6 +1,7 @@
 //! Accounts as the domain sees them.
 
 use fluxolab_kernel::{UserId, WorkspaceId};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::{EmailAddress, PasswordHash};
@@ -76,6 +77,7 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    pub method: SignInMethod,
 }
 
 /// A stored session.
@@ -91,6 +93,34 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
     pub rotated_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
+    pub method: SignInMethod,
+}
+
+/// How a session was opened; its access tokens say so (`auth_method`), so a workspace
+/// that enforces SSO can refuse password sessions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInMethod {
+    #[default]
+    Password,
+    Sso,
+}
+
+impl SignInMethod {
+    /// The code stored with the session and carried by its tokens.
+    pub const fn code(self) -> &'static str {
+        match self {
+            SignInMethod::Password => "password",
+            SignInMethod::Sso => "sso",
+        }
+    }
+
+    /// The method stored as `code`, if it names one.
+    pub fn from_code(code: &str) -> Option<Self> {
+        [SignInMethod::Password, SignInMethod::Sso]
+            .into_iter()
+            .find(|method| method.code() == code)
+    }
 }
 
 /// Where a request comes from, for sessions and the audit trail.

@@ -4,7 +4,7 @@
 use fluxolab_kernel::{UserId, WorkspaceId};
 
 use crate::PasswordHash;
-use crate::account::{ClientInfo, SessionFamilyId};
+use crate::account::{ClientInfo, SignInMethod};
 use crate::service::{AccountError, AccountService, TokenPair};
 
 /// What is stored as the password hash of such an account: not a PHC string, so no
@@ -19,8 +19,9 @@ impl PasswordHash {
 }
 
 impl AccountService {
-    /// Opens a session in `workspace` for `user`, whom the caller authenticated
-    /// elsewhere (and checked for lockout).
+    /// Opens a session in `workspace` for `user`, whose directory password the caller
+    /// checked (and lockout with it). It counts as a password sign-in: a workspace that
+    /// enforces SSO stays closed to it, as to a local password.
     #[tracing::instrument(name = "accounts.sign_in_verified", skip_all)]
     pub async fn sign_in_verified(
         &self,
@@ -28,7 +29,7 @@ impl AccountService {
         workspace: WorkspaceId,
         client: ClientInfo,
     ) -> Result<TokenPair, AccountError> {
-        self.open_session(user, Some(workspace), SessionFamilyId::new(), client)
+        self.open_session(user, Some(workspace), SignInMethod::Password, client)
             .await
     }
 }

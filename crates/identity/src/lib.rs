@@ -7,11 +7,12 @@ pub mod password;
 pub mod ports;
 pub mod service;
 pub mod session_token;
+pub mod sso;
 pub mod tokens;
 
 pub use account::{
     ClientInfo, DisplayName, Membership, NewSession, NewUser, SecurityOverview, Session,
-    SessionFamilyId, SessionId, User, UserSettings,
+    SessionFamilyId, SessionId, SignInMethod, User, UserSettings,
 };
 pub use email::{EmailAddress, InvalidEmail};
 pub use password::{PasswordHash, PasswordPolicyError};

@@ -11,7 +11,7 @@ use time::Duration;
 
 use crate::account::{
     ClientInfo, DisplayName, Membership, NewSession, NewUser, SecurityOverview, Session,
-    SessionFamilyId, SessionId, User, UserSettings,
+    SessionFamilyId, SessionId, SignInMethod, User, UserSettings,
 };
 use crate::password::{HashingFailed, check_policy};
 use crate::ports::{
@@ -231,7 +231,7 @@ impl AccountService {
         self.open_session(
             record.user_id,
             record.default_workspace_id,
-            SessionFamilyId::new(),
+            SignInMethod::Password,
             client,
         )
         .await
@@ -262,8 +262,7 @@ impl AccountService {
         let refresh = RefreshToken::generate()?;
         let next = self.new_session(
             &session.user_id,
-            session.workspace_id,
-            session.family_id,
+            (session.workspace_id, session.family_id, session.method),
             &refresh,
             client,
         );
@@ -273,8 +272,7 @@ impl AccountService {
         }
         self.token_pair(
             session.user_id,
-            session.workspace_id,
-            session.family_id,
+            (session.workspace_id, session.family_id, session.method),
             refresh,
         )
     }
@@ -430,24 +428,26 @@ impl AccountService {
         Ok(())
     }
 
+    /// Opens a new session family for `user` (signed in by `method`), active in
+    /// `workspace`.
     pub(crate) async fn open_session(
         &self,
         user: UserId,
         workspace: Option<WorkspaceId>,
-        family: SessionFamilyId,
+        method: SignInMethod,
         client: ClientInfo,
     ) -> Result<TokenPair, AccountError> {
         let refresh = RefreshToken::generate()?;
-        let session = self.new_session(&user, workspace, family, &refresh, client);
+        let family = SessionFamilyId::new();
+        let session = self.new_session(&user, (workspace, family, method), &refresh, client);
         self.ports.sessions.create(&session).await?;
-        self.token_pair(user, workspace, family, refresh)
+        self.token_pair(user, (workspace, family, method), refresh)
     }
 
     fn new_session(
         &self,
         user: &UserId,
-        workspace: Option<WorkspaceId>,
-        family: SessionFamilyId,
+        (workspace, family, method): (Option<WorkspaceId>, SessionFamilyId, SignInMethod),
         refresh: &RefreshToken,
         client: ClientInfo,
     ) -> NewSession {
@@ -461,17 +461,20 @@ impl AccountService {
             user_agent: client.user_agent,
             created_at: now,
             expires_at: now + self.ports.tokens.settings().refresh_ttl,
+            method,
         }
     }
 
     fn token_pair(
         &self,
         user: UserId,
-        workspace: Option<WorkspaceId>,
-        family: SessionFamilyId,
+        (workspace, family, method): (Option<WorkspaceId>, SessionFamilyId, SignInMethod),
         refresh: RefreshToken,
     ) -> Result<TokenPair, AccountError> {
-        let access = self.ports.tokens.issue(user, workspace, family)?;
+        let access = self
+            .ports
+            .tokens
+            .issue_for(user, workspace, family, method)?;
         Ok(TokenPair {
             access_token: access.token,
             refresh_token: refresh.secret,

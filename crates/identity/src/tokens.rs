@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::Duration;
 use uuid::Uuid;
 
-use crate::account::SessionFamilyId;
+use crate::account::{SessionFamilyId, SignInMethod};
 
 /// What an access token says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +25,10 @@ pub struct AccessClaims {
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
+    /// How the session was opened; tokens issued before the claim existed were all
+    /// password sessions.
+    #[serde(default)]
+    pub auth_method: SignInMethod,
 }
 
 impl AccessClaims {
@@ -110,12 +114,25 @@ impl TokenIssuer {
         &self.settings
     }
 
-    /// A token for `user`, active in `workspace`, within session family `family`.
+    /// A token for `user`, active in `workspace`, within the password session family
+    /// `family`.
     pub fn issue(
         &self,
         user: UserId,
         workspace: Option<WorkspaceId>,
         family: SessionFamilyId,
+    ) -> Result<IssuedToken, TokenError> {
+        self.issue_for(user, workspace, family, SignInMethod::Password)
+    }
+
+    /// A token for `user`, active in `workspace`, within session family `family` opened
+    /// by `method`.
+    pub fn issue_for(
+        &self,
+        user: UserId,
+        workspace: Option<WorkspaceId>,
+        family: SessionFamilyId,
+        method: SignInMethod,
     ) -> Result<IssuedToken, TokenError> {
         let now = self.clock.now().unix_timestamp();
         let expires_in = self.settings.access_ttl.whole_seconds();
@@ -127,6 +144,7 @@ impl TokenIssuer {
             aud: self.settings.audience.clone(),
             iat: now,
             exp: now + expires_in,
+            auth_method: method,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(TokenError::Signing)?;
@@ -218,6 +236,27 @@ mod tests {
         let payload = signed.split('.').nth(1).unwrap_or_default();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         assert!(issuer.verify(&format!("{header}.{payload}.")).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn tokens_say_how_their_session_was_opened_and_older_ones_were_by_password()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let issuer = issuer(clock());
+        let family = SessionFamilyId::new();
+        let sso = issuer.issue_for(UserId::new(), None, family, SignInMethod::Sso)?;
+        assert_eq!(issuer.verify(&sso.token)?.auth_method, SignInMethod::Sso);
+        // A token signed before the claim existed: the same claims without it.
+        let mut claims = serde_json::to_value(issuer.verify(&sso.token)?)?;
+        claims
+            .as_object_mut()
+            .map(|claims| claims.remove("auth_method"));
+        let older = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(KEY),
+        )?;
+        assert_eq!(issuer.verify(&older)?.auth_method, SignInMethod::Password);
         Ok(())
     }
 }

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod effects;
 pub mod guard;
 pub mod ldap;
+pub mod oidc;
 pub mod secret_stores;
 pub mod tester;
 #[cfg(feature = "test-support")]

@@ -9,7 +9,7 @@ use fluxolab_identity::account::LoginRecord;
 use fluxolab_identity::ports::{InsertUserError, SessionRepository, UserRepository};
 use fluxolab_identity::{
     EmailAddress, Membership, NewSession, NewUser, PasswordHash, Session, SessionFamilyId,
-    SessionId, User,
+    SessionId, SignInMethod, User,
 };
 use fluxolab_kernel::{StorageError, Uow, UserId, WorkspaceId};
 use time::OffsetDateTime;
@@ -82,6 +82,7 @@ struct SessionRow {
     expires_at: OffsetDateTime,
     rotated_at: Option<OffsetDateTime>,
     revoked_at: Option<OffsetDateTime>,
+    auth_method: String,
 }
 
 fn session(row: SessionRow) -> Session {
@@ -96,6 +97,8 @@ fn session(row: SessionRow) -> Session {
         expires_at: row.expires_at,
         rotated_at: row.rotated_at,
         revoked_at: row.revoked_at,
+        // The column's CHECK admits only the two codes.
+        method: SignInMethod::from_code(&row.auth_method).unwrap_or_default(),
     }
 }
 
@@ -111,6 +114,7 @@ struct SessionInsert<'a> {
     created_at: OffsetDateTime,
     last_used_at: OffsetDateTime,
     expires_at: OffsetDateTime,
+    auth_method: &'static str,
 }
 
 fn insert_session_values(new: &NewSession) -> SessionInsert<'_> {
@@ -124,22 +128,54 @@ fn insert_session_values(new: &NewSession) -> SessionInsert<'_> {
         created_at: new.created_at,
         last_used_at: new.created_at,
         expires_at: new.expires_at,
+        auth_method: new.method.code(),
     }
+}
+
+/// A new user's own row.
+pub(crate) struct UserRow<'a> {
+    pub id: Uuid,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub display_name: &'a str,
+}
+
+/// The rows every new user has: the user, their settings and their security settings.
+pub(crate) async fn insert_user_rows(
+    connection: &mut diesel_async::AsyncPgConnection,
+    user: &UserRow<'_>,
+) -> Result<(), diesel::result::Error> {
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(user.id),
+            users::email.eq(user.email),
+            users::password_hash.eq(user.password_hash),
+            users::display_name.eq(user.display_name),
+        ))
+        .execute(connection)
+        .await?;
+    diesel::insert_into(user_settings::table)
+        .values(user_settings::user_id.eq(user.id))
+        .execute(connection)
+        .await?;
+    diesel::insert_into(user_security_settings::table)
+        .values(user_security_settings::user_id.eq(user.id))
+        .execute(connection)
+        .await?;
+    Ok(())
 }
 
 #[async_trait]
 impl UserRepository for PgAccounts {
     #[tracing::instrument(name = "db.users.insert", level = "debug", skip_all)]
     async fn insert(&self, uow: &mut Uow, user: &NewUser) -> Result<(), InsertUserError> {
-        let connection = connection_of(uow)?;
-        diesel::insert_into(users::table)
-            .values((
-                users::id.eq(user.id.as_uuid()),
-                users::email.eq(user.email.as_str()),
-                users::password_hash.eq(user.password_hash.as_str()),
-                users::display_name.eq(user.display_name.as_str()),
-            ))
-            .execute(connection)
+        let row = UserRow {
+            id: user.id.as_uuid(),
+            email: user.email.as_str(),
+            password_hash: user.password_hash.as_str(),
+            display_name: user.display_name.as_str(),
+        };
+        insert_user_rows(connection_of(uow)?, &row)
             .await
             .map_err(|error| {
                 if is_unique_violation(&error, "users_email_key") {
@@ -148,16 +184,6 @@ impl UserRepository for PgAccounts {
                     InsertUserError::Storage(storage(error))
                 }
             })?;
-        diesel::insert_into(user_settings::table)
-            .values(user_settings::user_id.eq(user.id.as_uuid()))
-            .execute(connection)
-            .await
-            .map_err(storage)?;
-        diesel::insert_into(user_security_settings::table)
-            .values(user_security_settings::user_id.eq(user.id.as_uuid()))
-            .execute(connection)
-            .await
-            .map_err(storage)?;
         Ok(())
     }
 

@@ -23,7 +23,7 @@ use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{
     webhook_registrations, workspace_connectors, workspace_integration_events,
-    workspace_ldap_configs, workspace_secret_providers,
+    workspace_ldap_configs, workspace_secret_providers, workspace_sso_configs,
 };
 use crate::unit_of_work::connection_of;
 
@@ -140,10 +140,18 @@ impl IntegrationRepository for PgIntegrations {
             .load(&mut connection)
             .await
             .map_err(storage)?;
+        let sso: Vec<(bool, i64)> = workspace_sso_configs::table
+            .filter(workspace_sso_configs::workspace_id.eq(workspace.as_uuid()))
+            .group_by(workspace_sso_configs::enabled)
+            .select((workspace_sso_configs::enabled, count_star()))
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
         let mut counts = BTreeMap::new();
         for (kind, rows) in [
             (IntegrationKind::Webhooks, webhooks),
             (IntegrationKind::SecretProviders, providers),
+            (IntegrationKind::Sso, sso),
             (IntegrationKind::Connectors, connectors),
             (IntegrationKind::Ldap, ldap),
         ] {

@@ -34,6 +34,7 @@ pub mod seed;
 pub mod settings;
 pub mod signals;
 mod sql;
+pub mod sso;
 pub mod sub_workflows;
 #[cfg(feature = "testing")]
 pub mod test_db;

@@ -231,6 +231,29 @@ diesel::table! {
         rotated_at -> Nullable<Timestamptz>,
         revoked_at -> Nullable<Timestamptz>,
         revoked_reason -> Nullable<Text>,
+        auth_method -> Text,
+    }
+}
+
+diesel::table! {
+    sso_login_states (state_hash) {
+        state_hash -> Bytea,
+        workspace_id -> Uuid,
+        nonce -> Text,
+        code_verifier -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    sso_tickets (ticket_hash) {
+        ticket_hash -> Bytea,
+        workspace_id -> Uuid,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
     }
 }
 
@@ -560,6 +583,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    workspace_sso_configs (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        issuer -> Text,
+        client_id -> Text,
+        client_secret_id -> Uuid,
+        scopes -> Jsonb,
+        allowed_domains -> Jsonb,
+        groups_claim -> Text,
+        role_mapping -> Jsonb,
+        default_role -> Text,
+        jit_provisioning -> Bool,
+        enforce_sso -> Bool,
+        enabled -> Bool,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     workspace_usage_alert_events (id) {
         id -> Uuid,
         alert_id -> Uuid,
@@ -637,6 +681,9 @@ diesel::joinable!(profile_permissions -> permissions (permission_id));
 diesel::joinable!(profile_permissions -> profiles (profile_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(sessions -> workspaces (workspace_id));
+diesel::joinable!(sso_login_states -> workspaces (workspace_id));
+diesel::joinable!(sso_tickets -> users (user_id));
+diesel::joinable!(sso_tickets -> workspaces (workspace_id));
 diesel::joinable!(subscriptions -> plans (plan_id));
 diesel::joinable!(subscriptions -> workspaces (workspace_id));
 diesel::joinable!(user_security_settings -> users (user_id));
@@ -686,6 +733,9 @@ diesel::joinable!(workspace_secret_providers -> credentials (credentials_id));
 diesel::joinable!(workspace_secret_providers -> users (created_by));
 diesel::joinable!(workspace_secret_providers -> workspaces (workspace_id));
 diesel::joinable!(workspace_settings -> workspaces (workspace_id));
+diesel::joinable!(workspace_sso_configs -> credentials (client_secret_id));
+diesel::joinable!(workspace_sso_configs -> users (created_by));
+diesel::joinable!(workspace_sso_configs -> workspaces (workspace_id));
 diesel::joinable!(workspace_usage_alert_events -> workspace_usage_alerts (alert_id));
 diesel::joinable!(workspace_usage_alert_events -> workspaces (workspace_id));
 diesel::joinable!(workspace_usage_alerts -> credentials (secret_credential_id));
@@ -710,6 +760,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     profile_permissions,
     profiles,
     sessions,
+    sso_login_states,
+    sso_tickets,
     subscriptions,
     user_security_settings,
     user_settings,
@@ -733,6 +785,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     workspace_members,
     workspace_secret_providers,
     workspace_settings,
+    workspace_sso_configs,
     workspace_usage_alert_events,
     workspace_usage_alerts,
     workspace_usage_snapshots,

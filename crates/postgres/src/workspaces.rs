@@ -236,7 +236,23 @@ async fn store_default_workspace(
     Ok(())
 }
 
-async fn insert_member(
+/// The user with this e-mail address (stored lower-cased).
+pub(crate) async fn user_by_email(
+    connection: &mut diesel_async::AsyncPgConnection,
+    email: &str,
+) -> Result<Option<UserId>, StorageError> {
+    let id: Option<Uuid> = users::table
+        .filter(users::email.eq(email.to_lowercase()))
+        .select(users::id)
+        .first(connection)
+        .await
+        .optional()
+        .map_err(storage)?;
+    Ok(id.map(UserId::from_uuid))
+}
+
+/// Adds `user` to `workspace` with `role` (invited by `invited_by`, if anyone).
+pub(crate) async fn insert_member(
     connection: &mut diesel_async::AsyncPgConnection,
     workspace: WorkspaceId,
     user: UserId,
@@ -326,15 +342,7 @@ impl MemberRepository for PgWorkspaces {
 
     #[tracing::instrument(name = "db.members.user_by_email", level = "debug", skip_all)]
     async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, StorageError> {
-        let mut connection = pooled(&self.pool).await?;
-        let id: Option<Uuid> = users::table
-            .filter(users::email.eq(email.to_lowercase()))
-            .select(users::id)
-            .first(&mut connection)
-            .await
-            .optional()
-            .map_err(storage)?;
-        Ok(id.map(UserId::from_uuid))
+        user_by_email(&mut *pooled(&self.pool).await?, email).await
     }
 
     #[tracing::instrument(name = "db.members.lock", level = "debug", skip_all)]

@@ -18,6 +18,7 @@ pub mod secret_providers;
 pub mod service;
 pub mod settings;
 mod settings_rules;
+pub mod sso;
 
 pub use billing::{BillingError, BillingPorts, BillingService};
 pub use plan::{PlanCode, PlanLimits};

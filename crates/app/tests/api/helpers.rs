@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 mod api;
+pub mod oidc;
 mod reference_webhooks;
 pub mod slapd;
 mod sql;

@@ -29,6 +29,7 @@ mod redaction;
 mod round_trips;
 mod schedules;
 mod secret_providers;
+mod sso;
 mod standard_webhooks;
 mod sub_workflows;
 mod users;

@@ -259,6 +259,12 @@ fn explicit_links() -> Vec<(&'static str, &'static str, &'static str, Value)> {
         ("create_webhook", "201", "handshake", intake("")),
         ("create_webhook", "201", "deliver", intake("")),
         ("list_webhooks", "200", "deliver", intake("/items/0")),
+        (
+            "get_workspace",
+            "200",
+            "start_sso",
+            json!({"parameters": {"workspace_slug": "$response.body#/slug"}}),
+        ),
     ]
 }
 

@@ -93,6 +93,11 @@ impl TestApp {
         call(self, who, Method::POST, path, body).await
     }
 
+    /// `PUT path` with `body` in `who`'s workspace.
+    pub async fn put_in(&self, who: &Account, path: &str, body: &Value) -> Result<Reply, Error> {
+        call(self, who, Method::PUT, path, body).await
+    }
+
     /// `PATCH path` with `body` in `who`'s workspace.
     pub async fn patch_in(&self, who: &Account, path: &str, body: &Value) -> Result<Reply, Error> {
         call(self, who, Method::PATCH, path, body).await
