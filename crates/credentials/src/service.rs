@@ -448,7 +448,9 @@ impl VaultService {
     }
 
     /// Seals one secret string another feature owns (a webhook signing secret, an alert
-    /// secret) as a `generic` credential inside `unit`; returns its id.
+    /// secret) as a `generic` credential inside `unit`; returns its id. Its name is
+    /// `name` made unique with a random suffix: owned entries are never listed, so a
+    /// user's credential can neither take their name nor be refused for it.
     #[tracing::instrument(name = "vault.store_owned_secret", skip_all, fields(workspace_id = %workspace))]
     pub async fn store_owned_secret(
         &self,
@@ -466,7 +468,7 @@ impl VaultService {
             .create_in(
                 unit,
                 workspace,
-                name,
+                &format!("{name} ({})", CredentialId::new()),
                 CredentialKind::Generic,
                 secrets,
                 created_by,

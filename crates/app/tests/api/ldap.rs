@@ -264,6 +264,9 @@ async fn first_logins_racing_for_one_new_account_both_get_in() -> TestResult {
     };
     let app = TestApp::spawn().await?;
     let owner = configured(&app, &slapd, "ldap-race@example.com").await?;
+    // The sealed bind password is the LDAP configuration's, not a user's credential.
+    let (status, listed) = app.get_in(&owner, "/api/workflows/credentials").await?;
+    assert_eq!((status, listed["items"].clone()), (200, json!([])));
     let workspace = owner.workspace_id.as_str();
     let (first, second) = tokio::join!(
         ldap_login(&app, workspace, "ada", "ada-password"),

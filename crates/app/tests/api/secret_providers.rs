@@ -323,6 +323,10 @@ async fn providers_are_checked_private_to_their_workspace_and_kept_while_referen
     answers.push(created.to_string());
     let id = created.text("id")?;
     let path = format!("{PROVIDERS}/{id}");
+    // Its sealed credentials are the provider's, not one of the user's credentials.
+    let (status, listed) = app.get_in(&owner, "/api/workflows/credentials").await?;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["items"], json!([]), "{listed}");
     let (status, taken) = app.post_in(&owner, PROVIDERS, &vault).await?;
     assert_eq!(
         (status, taken["code"].clone()),
