@@ -468,7 +468,7 @@ impl VaultService {
             .create_in(
                 unit,
                 workspace,
-                &format!("{name} ({})", CredentialId::new()),
+                &owned_name(name),
                 CredentialKind::Generic,
                 secrets,
                 created_by,
@@ -907,6 +907,17 @@ impl CredentialResolver for VaultService {
             secrets,
         })
     }
+}
+
+/// The longest credential name the vault stores (its check constraint).
+const NAME_MAX_CHARS: usize = 120;
+
+/// `name` with a unique suffix, cut so that the whole fits [`NAME_MAX_CHARS`].
+fn owned_name(name: &str) -> String {
+    let suffix = format!(" ({})", CredentialId::new());
+    let room = NAME_MAX_CHARS - suffix.chars().count();
+    let base: String = name.trim().chars().take(room).collect();
+    format!("{}{suffix}", base.trim_end())
 }
 
 #[cfg(test)]

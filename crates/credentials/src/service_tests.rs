@@ -760,3 +760,16 @@ async fn testing_an_http_credential_without_a_url_opens_nothing() -> TestResult 
     assert_eq!(errors.errors()[0].field, "url");
     Ok(())
 }
+
+#[test]
+fn owned_names_are_unique_and_fit_the_vaults_limit() {
+    let long = "Webhook ".to_owned() + &"x".repeat(200);
+    let named = owned_name(&long);
+    assert_eq!(named.chars().count(), 120, "{named}");
+    assert!(named.starts_with("Webhook xxx"));
+    assert_ne!(
+        owned_name("SSO client secret"),
+        owned_name("SSO client secret")
+    );
+    assert!(owned_name("SSO client secret").starts_with("SSO client secret ("));
+}
