@@ -139,7 +139,24 @@ fn session_id(request: &HttpRequest) -> Option<Result<McpSessionId, ()>> {
     })
 }
 
-/// Whether the request names a protocol version this server does not speak.
+/// The session a request names (`None`: a value that names no session, which is then
+/// not found), or the 400 that answers a request naming none.
+fn named_session(
+    request: &HttpRequest,
+    missing: &str,
+    id: Option<Value>,
+) -> Result<Option<McpSessionId>, Box<HttpResponse>> {
+    match session_id(request) {
+        None => Err(Box::new(refusal(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::INVALID_REQUEST,
+            missing,
+            id,
+        ))),
+        Some(named) => Ok(named.ok()),
+    }
+}
+
 /// The `MCP-Protocol-Version` a request names, if any (an unreadable value is named as
 /// empty, which no version matches).
 fn version_header(request: &HttpRequest) -> Option<&str> {
@@ -149,6 +166,7 @@ fn version_header(request: &HttpRequest) -> Option<&str> {
         .map(|value| value.to_str().map(str::trim).unwrap_or_default())
 }
 
+/// Whether the request names a protocol version this server does not speak.
 fn unsupported_version_header(request: &HttpRequest) -> bool {
     version_header(request).is_some_and(|named| {
         !SUPPORTED_VERSIONS
@@ -238,17 +256,13 @@ pub async fn post_mcp(
             .insert_header((SESSION_HEADER, session.to_string()))
             .json(answer));
     }
-    let session = match session_id(&request) {
-        None => {
-            return Ok(refusal(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::INVALID_REQUEST,
-                "the Mcp-Session-Id header is required: send `initialize` first",
-                id,
-            ));
-        }
-        Some(Err(())) => None,
-        Some(Ok(session)) => Some(session),
+    let session = match named_session(
+        &request,
+        "the Mcp-Session-Id header is required: send `initialize` first",
+        id.clone(),
+    ) {
+        Ok(session) => session,
+        Err(refused) => return Ok(*refused),
     };
     if unsupported_version_header(&request) {
         return Ok(refusal(
@@ -328,17 +342,9 @@ pub async fn delete_mcp(
     services: Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&request, &services).await?;
-    let session = match session_id(&request) {
-        None => {
-            return Ok(refusal(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::INVALID_REQUEST,
-                "the Mcp-Session-Id header is required",
-                None,
-            ));
-        }
-        Some(Err(())) => None,
-        Some(Ok(session)) => Some(session),
+    let session = match named_session(&request, "the Mcp-Session-Id header is required", None) {
+        Ok(session) => session,
+        Err(refused) => return Ok(*refused),
     };
     let ended = match session {
         Some(session) => services
