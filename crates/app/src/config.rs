@@ -69,6 +69,10 @@ pub struct AlertSettings {
     pub smtp_url: Option<String>,
     /// `ALERT_EMAIL_FROM`: the sender of alert e-mails.
     pub email_from: String,
+    /// `OUTBOX_RETENTION_DAYS` (1–90, default 7): how long an undelivered outbound
+    /// message (an alert, a log event) waits for its receiver before it is dropped,
+    /// counted in `outbound_dropped_total` and recorded as an integration event.
+    pub outbox_retention: std::time::Duration,
 }
 
 /// What the database-only commands (`migrate`, `seed`) need.
@@ -344,9 +348,11 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
                 }
             },
         );
+        let retention_days = self.number("OUTBOX_RETENTION_DAYS", 7, 1..=90);
         AlertSettings {
             smtp_url,
             email_from: alert_email_from,
+            outbox_retention: std::time::Duration::from_secs(retention_days * 86_400),
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod commands;
 pub mod config;
 pub mod directory_accounts;
 pub mod hasher;
+pub mod log_destinations;
 pub mod probe;
 pub mod provisioning;
 pub mod startup;

@@ -371,9 +371,22 @@ pub fn services_with(
         }),
         clock: clock.clone(),
     };
+    let (log_destinations, log_deliverer) = crate::log_destinations::build(
+        pool,
+        crate::log_destinations::Shared {
+            units: units.clone(),
+            secrets: vault_service.clone(),
+            audit: audit.clone(),
+            integration_events: integrations.clone(),
+            clock: clock.clone(),
+        },
+    );
     let outbox = Dispatcher::new(
         Arc::new(PgOutbox::new(pool.clone())),
-        vec![(OutboxKind::UsageAlert, Arc::new(alert_deliverer))],
+        vec![
+            (OutboxKind::UsageAlert, Arc::new(alert_deliverer)),
+            (OutboxKind::LogEvent, Arc::new(log_deliverer)),
+        ],
         clock.clone(),
         Box::new(jitter),
     );
@@ -425,6 +438,7 @@ pub fn services_with(
         environments: environment_service,
         settings: settings_service,
         secret_providers: Arc::new(ProviderService::new(provider_ports)),
+        log_destinations: Arc::new(log_destinations),
         ldap: Arc::new(LdapService::new(ldap_ports.clone())),
         ldap_login: Arc::new(LdapLogin::new(ldap_ports)),
         sso: Arc::new(sso_service),
@@ -461,6 +475,8 @@ pub struct Application {
     /// Memberships and API keys, used once the listener runs on `pool`.
     auth: AuthCache,
     pool: DbPool,
+    metrics: Arc<MetricsRegistry>,
+    outbox_retention: std::time::Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -495,7 +511,7 @@ impl Application {
         )?;
         let probe = PostgresProbe::new(pool.clone(), migrations::embedded_versions()?);
         let state = ApiState::new(Arc::new(probe))?
-            .with_metrics(metrics)
+            .with_metrics(metrics.clone())
             .with_services(services.clone());
         let listener =
             TcpListener::bind(settings.bind_addr).map_err(|source| StartupError::Bind {
@@ -520,6 +536,8 @@ impl Application {
             workers: Some(settings.workers),
             auth,
             pool,
+            metrics,
+            outbox_retention: settings.alerts.outbox_retention,
         })
     }
 
@@ -546,7 +564,12 @@ impl Application {
                 settings,
             )
             .with_usage_snapshots(self.services.billing.clone())
-            .with_usage_alerts(self.services.alerts.clone(), self.services.outbox.clone())
+            .with_usage_alerts(self.services.alerts.clone())
+            .with_outbox(
+                self.services.outbox.clone(),
+                self.metrics.outbound().clone(),
+                self.outbox_retention,
+            )
             .with_schedules(self.services.scheduler.clone())
             .with_ldap_sync(self.services.ldap.clone())
         });

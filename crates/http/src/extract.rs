@@ -47,6 +47,7 @@ pub struct Services {
     pub settings: Arc<fluxolab_workspace::settings::SettingsService>,
     pub integrations: Arc<fluxolab_workspace::integrations::IntegrationService>,
     pub secret_providers: Arc<fluxolab_workspace::secret_providers::ProviderService>,
+    pub log_destinations: Arc<fluxolab_workspace::log_destinations::DestinationService>,
     /// LDAP settings, test and sync.
     pub ldap: Arc<fluxolab_workspace::ldap::LdapService>,
     /// `POST /api/auth/ldap/login`.

@@ -12,8 +12,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
     alerts, api_keys, auth, connectors, conversations, credentials, environments, executions,
-    intake, integrations, ldap, mcp, openapi_complete, ops, problem, schedules, secret_providers,
-    settings, sso, users, webhooks, workflows, workspace_settings, workspaces,
+    intake, integrations, ldap, log_destinations, mcp, openapi_complete, ops, problem, schedules,
+    secret_providers, settings, sso, users, webhooks, workflows, workspace_settings, workspaces,
 };
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
@@ -173,6 +173,14 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(secret_providers::update_secret_provider)
         .service(secret_providers::delete_secret_provider)
         .service(secret_providers::test_secret_provider)
+        .service(log_destinations::list_log_destinations)
+        .service(log_destinations::create_log_destination)
+        .service(log_destinations::get_log_destination)
+        .service(log_destinations::update_log_destination)
+        .service(log_destinations::delete_log_destination)
+        .service(log_destinations::test_log_destination)
+        .service(log_destinations::rotate_log_destination_secret)
+        .service(log_destinations::list_log_deliveries)
         .service(ldap::get_ldap)
         .service(ldap::put_ldap)
         .service(ldap::delete_ldap)

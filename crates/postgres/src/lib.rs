@@ -17,6 +17,7 @@ pub mod integrations;
 mod joins;
 mod keyset;
 pub mod ldap;
+pub mod log_destinations;
 pub mod mcp;
 pub mod migrations;
 pub mod outbox;

@@ -127,6 +127,43 @@ diesel::table! {
 }
 
 diesel::table! {
+    log_destination_deliveries (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        destination_id -> Uuid,
+        attempted_at -> Timestamptz,
+        events -> Int4,
+        outcome -> Text,
+        status_code -> Nullable<Int4>,
+        latency_ms -> Int4,
+        error -> Nullable<Text>,
+        test -> Bool,
+    }
+}
+
+diesel::table! {
+    log_destinations (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        kind -> Text,
+        event_types -> Array<Nullable<Text>>,
+        enabled -> Bool,
+        config -> Jsonb,
+        secret_headers_credential_id -> Nullable<Uuid>,
+        signing_secret_credential_id -> Nullable<Uuid>,
+        previous_secret_credential_id -> Nullable<Uuid>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
+        status -> Text,
+        failing_since -> Nullable<Timestamptz>,
+        last_delivered_at -> Nullable<Timestamptz>,
+        revision -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     mcp_sessions (id) {
         id -> Uuid,
         workspace_id -> Uuid,
@@ -671,6 +708,9 @@ diesel::joinable!(environment_variables -> workspaces (workspace_id));
 diesel::joinable!(execution_steps -> executions (execution_id));
 diesel::joinable!(execution_steps -> workspaces (workspace_id));
 diesel::joinable!(executions -> workspace_environments (environment_id));
+diesel::joinable!(log_destination_deliveries -> log_destinations (destination_id));
+diesel::joinable!(log_destination_deliveries -> workspaces (workspace_id));
+diesel::joinable!(log_destinations -> workspaces (workspace_id));
 diesel::joinable!(mcp_sessions -> workspace_api_keys (api_key_id));
 diesel::joinable!(mcp_sessions -> workspaces (workspace_id));
 diesel::joinable!(messages -> conversations (conversation_id));
@@ -751,6 +791,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     environment_variables,
     execution_steps,
     executions,
+    log_destination_deliveries,
+    log_destinations,
     mcp_sessions,
     messages,
     outbox,

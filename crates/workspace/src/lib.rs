@@ -8,6 +8,7 @@ pub mod default_workspace;
 pub mod environments;
 pub mod integrations;
 pub mod ldap;
+pub mod log_destinations;
 pub mod model;
 pub mod plan;
 pub mod ports;

@@ -17,6 +17,7 @@ mod executions;
 mod faults;
 mod helpers;
 mod ldap;
+mod log_destinations;
 mod mcp;
 mod openapi;
 mod ops;

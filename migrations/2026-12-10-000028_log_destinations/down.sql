@@ -1,0 +1,15 @@
+DROP TRIGGER executions_log_event_on_insert ON executions;
+DROP TRIGGER executions_log_event_on_finish ON executions;
+DROP FUNCTION log_event_of_execution();
+DROP TRIGGER webhook_events_log_events ON webhook_events;
+DROP FUNCTION log_events_of_webhook_events();
+DROP TRIGGER api_key_audit_log_events ON workspace_api_key_audit;
+DROP FUNCTION log_events_of_api_key_audit();
+DROP TRIGGER activities_log_events ON activities;
+DROP FUNCTION log_events_of_activities();
+DELETE FROM outbox WHERE kind = 'log_event';
+DELETE FROM outbox_destinations WHERE destination LIKE 'log:%';
+ALTER TABLE outbox DROP CONSTRAINT outbox_kind_check,
+  ADD CONSTRAINT outbox_kind_check CHECK (kind IN ('usage_alert'));
+DROP TABLE log_destination_deliveries;
+DROP TABLE log_destinations;
