@@ -278,7 +278,10 @@ async fn audited_changes_reach_http_and_syslog_in_order_once_even_across_outages
     );
 
     for (body, headers) in &batches {
-        reference.verify(&secret, headers, body).await?;
+        reference
+            .verify(&secret, headers, body)
+            .await
+            .map_err(|error| format!("a batch before the rotation: {error}: {headers} {body}"))?;
         assert_eq!(headers["x-team"], "ops");
         assert_eq!(
             headers["authorization"], "Bearer sealed-token",
@@ -332,8 +335,14 @@ async fn audited_changes_reach_http_and_syslog_in_order_once_even_across_outages
     )
     .await?;
     let (body, headers) = lock(&seen)?.last().cloned().ok_or("a batch")?;
-    reference.verify(&new_secret, &headers, &body).await?;
-    reference.verify(&secret, &headers, &body).await?;
+    reference
+        .verify(&new_secret, &headers, &body)
+        .await
+        .map_err(|error| format!("the new secret: {error}: {headers} {body}"))?;
+    reference
+        .verify(&secret, &headers, &body)
+        .await
+        .map_err(|error| format!("the old secret in its grace: {error}: {headers} {body}"))?;
 
     // A test delivery reports the receiver's answer.
     let (status, report) = app
