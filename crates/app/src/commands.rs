@@ -120,6 +120,7 @@ pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
     let workers = WorkerPool::start(services.executions, services.queue, settings.workers)
         .with_usage_snapshots(services.billing)
         .with_usage_alerts(services.alerts, services.outbox)
+        .with_weekly_reports(services.weekly_reports)
         .with_schedules(services.scheduler)
         .with_ldap_sync(services.ldap);
     shutdown_signal().await.map_err(CommandError::Signal)?;

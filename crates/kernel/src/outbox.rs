@@ -27,14 +27,18 @@ crate::define_id!(
 pub enum OutboxKind {
     /// A usage alert's firing (`payload.alert_event_id`).
     UsageAlert,
+    /// A notification: a workflow's failed runs (`payload.notice_id`) or a weekly usage
+    /// report (`payload.report_id`).
+    Notification,
 }
 
 impl OutboxKind {
-    pub const ALL: [OutboxKind; 1] = [OutboxKind::UsageAlert];
+    pub const ALL: [OutboxKind; 2] = [OutboxKind::UsageAlert, OutboxKind::Notification];
 
     pub const fn code(self) -> &'static str {
         match self {
             OutboxKind::UsageAlert => "usage_alert",
+            OutboxKind::Notification => "notification",
         }
     }
 

@@ -19,6 +19,7 @@ mod keyset;
 pub mod ldap;
 pub mod mcp;
 pub mod migrations;
+pub mod notifications;
 pub mod outbox;
 pub mod plans;
 pub mod pool;

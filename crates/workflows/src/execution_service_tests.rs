@@ -718,6 +718,7 @@ async fn a_processed_run_that_succeeds_is_finished_with_its_output_and_steps() -
             output: Some(json!({"done": true})),
             error: None,
             steps_kept: StepsKept::All,
+            notify_failure: false,
         }
     );
     assert_eq!(

@@ -9,6 +9,8 @@ pub mod environments;
 pub mod integrations;
 pub mod ldap;
 pub mod model;
+pub mod notification_delivery;
+pub mod notifications;
 pub mod plan;
 pub mod ports;
 pub mod provisioning;

@@ -18,6 +18,7 @@ mod faults;
 mod helpers;
 mod ldap;
 mod mcp;
+mod notifications;
 mod openapi;
 mod ops;
 mod otlp;
