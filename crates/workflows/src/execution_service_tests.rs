@@ -37,6 +37,8 @@ use fluxolab_kernel::testing::{Captured, Journal};
 mod children;
 #[path = "execution_service_defaults_tests.rs"]
 mod defaults;
+#[path = "execution_service_notify_tests.rs"]
+mod notify;
 
 /// A lease that lasts the whole test.
 fn held() -> Arc<LeaseClock> {
