@@ -216,6 +216,36 @@ async fn a_run_that_fails_for_good_is_emailed_once_and_posted_signed_but_not_its
         assert!(payload[field].is_string(), "{payload}");
     }
     assert!(!body.contains(&secret), "no secret in the body");
+
+    // Another change keeps the secret; a new URL replaces it; no URL, no secret.
+    let sealed = app.count("credentials").await?;
+    let kept = set_settings(
+        &app,
+        &owner,
+        json!({"notifications": {"execution_failed": {"emails": ["ops@example.com"]}}}),
+    )
+    .await?;
+    assert!(
+        kept["notifications"]["execution_failed"]
+            .get("signing_secret")
+            .is_none()
+    );
+    let moved = set_settings(
+        &app,
+        &owner,
+        json!({"notifications": {"execution_failed": {"webhook_url": format!("{url}/v2")}}}),
+    )
+    .await?;
+    let replaced = moved["notifications"]["execution_failed"].text("signing_secret")?;
+    assert_ne!(replaced, secret);
+    assert_eq!(app.count("credentials").await?, sealed, "the old one went");
+    set_settings(
+        &app,
+        &owner,
+        json!({"notifications": {"execution_failed": {"webhook_url": null}}}),
+    )
+    .await?;
+    assert_eq!(app.count("credentials").await?, sealed - 1);
     Ok(())
 }
 
