@@ -36,13 +36,14 @@ async fn a_run_abandoned_when_it_ran_out_of_time_is_notified() -> TestResult {
     let mut fixture = Fixture::new();
     let finished = fixture.finished_only();
     let service = fixture.service();
-    service
+    let written = service
         .abandon(
             (ExecutionId::new(), LeaseToken::new(4)),
             ExecutionStatus::Failed,
             "timed out after 5 seconds",
         )
         .await?;
+    assert_eq!(written, Fenced::Written);
     let (outcome, _) = finished.only()?;
     assert!(outcome.notify_failure, "{outcome:?}");
     Ok(())
