@@ -152,9 +152,13 @@ impl NotificationDeliverer {
                 .map_err(|error| failed(&error))?;
         }
         if let (false, Some(url)) = (notice.webhook_sent, &targets.webhook_url) {
-            let credential = settings.failure_webhook_secret.ok_or_else(|| {
-                AttemptFailure::new("the failure webhook's signing secret is gone")
-            })?;
+            // A URL set before FluxoLab signed these has no secret until it is set again:
+            // it gets nothing unsigned, and holding the workflow's later notices behind
+            // it would not make one.
+            let Some(credential) = settings.failure_webhook_secret else {
+                tracing::warn!(workspace_id = %notice.workspace_id, "the failure webhook has no signing secret (set its URL again); not sent");
+                return Ok(());
+            };
             let body = failure_payload(&notice).to_string();
             self.webhook(
                 notice.workspace_id,

@@ -286,3 +286,24 @@ async fn deliver(mocks: Mocks, payload: serde_json::Value) -> Result<(), String>
         .await
         .map_err(|failure| failure.error)
 }
+
+#[tokio::test]
+async fn a_webhook_url_without_a_secret_gets_nothing_unsigned() -> TestResult {
+    let notice = notice(true);
+    let mut mocks = Mocks::default();
+    let taken = notice.clone();
+    mocks
+        .notices
+        .expect_take()
+        .returning(move |_| Ok(Some(taken.clone())));
+    mocks.settings.expect_find().returning(|_| {
+        let mut unsigned = settings(CredentialId::new());
+        unsigned.failure_webhook_secret = None;
+        Ok(Some(unsigned))
+    });
+    mocks.notifier.expect_webhook().never();
+    mocks.notices.expect_webhook_sent().never();
+    let payload = json!({ "notice_id": notice.id.to_string() });
+    deliver(mocks, payload).await?;
+    Ok(())
+}
