@@ -125,6 +125,7 @@ pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
             metrics.outbound().clone(),
             settings.alerts.outbox_retention,
         )
+        .with_weekly_reports(services.weekly_reports)
         .with_schedules(services.scheduler)
         .with_ldap_sync(services.ldap);
     shutdown_signal().await.map_err(CommandError::Signal)?;

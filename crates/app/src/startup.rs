@@ -27,6 +27,7 @@ use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::integrations::PgIntegrations;
 use fluxolab_postgres::ldap::PgLdap;
 use fluxolab_postgres::mcp::PgMcpSessions;
+use fluxolab_postgres::notifications::PgNotifications;
 use fluxolab_postgres::outbox::PgOutbox;
 use fluxolab_postgres::plans::PgPlanGuard;
 use fluxolab_postgres::pool::PoolBuildError;
@@ -60,6 +61,8 @@ use fluxolab_workspace::environments::{EnvironmentPorts, EnvironmentService};
 use fluxolab_workspace::integrations::{InstanceIntegrations, IntegrationService};
 use fluxolab_workspace::ldap::login::LdapLogin;
 use fluxolab_workspace::ldap::{LdapPorts, LdapService};
+use fluxolab_workspace::notification_delivery::{NotificationDeliverer, NotificationPorts};
+use fluxolab_workspace::notifications::WeeklyReports;
 use fluxolab_workspace::quota::Quotas;
 use fluxolab_workspace::secret_providers::resolver::ProviderResolver;
 use fluxolab_workspace::secret_providers::{ProviderPorts, ProviderService};
@@ -242,7 +245,8 @@ pub fn services_with(
     }));
     let settings_service = Arc::new(SettingsService::new(SettingsPorts {
         units: units.clone(),
-        settings: workspace_settings,
+        settings: workspace_settings.clone(),
+        secrets: vault_service.clone(),
         audit: audit.clone(),
         clock: clock.clone(),
     }));
@@ -361,14 +365,15 @@ pub fn services_with(
         audit: audit.clone(),
         clock: clock.clone(),
     });
+    let notifier = Arc::new(OutboundAlerts {
+        smtp_url: settings.alerts.smtp_url.clone(),
+        from: settings.alerts.email_from.clone(),
+        network: Arc::new(PgVault::new(pool.clone())),
+    });
     let alert_deliverer = AlertDeliverer {
         alerts,
         secrets: vault_service.clone(),
-        notifier: Arc::new(OutboundAlerts {
-            smtp_url: settings.alerts.smtp_url.clone(),
-            from: settings.alerts.email_from.clone(),
-            network: Arc::new(PgVault::new(pool.clone())),
-        }),
+        notifier: notifier.clone(),
         clock: clock.clone(),
     };
     let (log_destinations, log_deliverer) = crate::log_destinations::build(
@@ -381,11 +386,24 @@ pub fn services_with(
             clock: clock.clone(),
         },
     );
+    let notifications = Arc::new(PgNotifications::new(pool.clone()));
+    let notification_deliverer = NotificationDeliverer::new(NotificationPorts {
+        notices: notifications.clone(),
+        reports: notifications.clone(),
+        recipients: notifications.clone(),
+        settings: workspace_settings,
+        billing: Arc::new(PgBilling::new(pool.clone())),
+        secrets: vault_service.clone(),
+        notifier,
+        clock: clock.clone(),
+    });
+    let weekly_reports = WeeklyReports::new(notifications, clock.clone());
     let outbox = Dispatcher::new(
         Arc::new(PgOutbox::new(pool.clone())),
         vec![
             (OutboxKind::UsageAlert, Arc::new(alert_deliverer)),
             (OutboxKind::LogEvent, Arc::new(log_deliverer)),
+            (OutboxKind::Notification, Arc::new(notification_deliverer)),
         ],
         clock.clone(),
         Box::new(jitter),
@@ -434,6 +452,7 @@ pub fn services_with(
         billing: Arc::new(billing_service),
         alerts: Arc::new(alert_service),
         outbox: Arc::new(outbox),
+        weekly_reports: Arc::new(weekly_reports),
         api_keys: Arc::new(api_key_service),
         environments: environment_service,
         settings: settings_service,
@@ -570,6 +589,7 @@ impl Application {
                 self.metrics.outbound().clone(),
                 self.outbox_retention,
             )
+            .with_weekly_reports(self.services.weekly_reports.clone())
             .with_schedules(self.services.scheduler.clone())
             .with_ldap_sync(self.services.ldap.clone())
         });

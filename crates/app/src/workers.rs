@@ -25,6 +25,7 @@ use fluxolab_workflows::scheduler::Scheduler;
 use fluxolab_workspace::BillingService;
 use fluxolab_workspace::alerts::AlertService;
 use fluxolab_workspace::ldap::LdapService;
+use fluxolab_workspace::notifications::WeeklyReports;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -64,6 +65,8 @@ const ALERTS_EVERY: Duration = Duration::from_secs(2);
 const OUTBOX_EVERY: Duration = Duration::from_secs(1);
 /// How often messages past the retention are dropped and the backlog gauges sampled.
 const OUTBOX_SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often weekly usage reports that are due are looked for.
+const WEEKLY_REPORTS_EVERY: Duration = Duration::from_secs(60);
 
 /// How often due schedules are looked for (a slot fires within this of its time).
 const SCHEDULES_EVERY: Duration = Duration::from_secs(1);
@@ -183,6 +186,25 @@ impl WorkerPool {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(OUTBOX_EVERY) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        }));
+        self
+    }
+
+    /// Also records the weekly usage reports that are due every
+    /// [`WEEKLY_REPORTS_EVERY`] (several processes may: a report is unique per workspace
+    /// and slot); the outbox delivers them.
+    pub fn with_weekly_reports(mut self, reports: Arc<WeeklyReports>) -> Self {
+        let mut stopped = self.stop.subscribe();
+        self.jobs.push(tokio::spawn(async move {
+            while !*stopped.borrow() {
+                if let Err(error) = reports.run().await {
+                    tracing::warn!(error = %error, "could not record weekly usage reports");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(WEEKLY_REPORTS_EVERY) => {}
                     _ = stopped.changed() => {}
                 }
             }

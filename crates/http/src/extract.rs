@@ -42,6 +42,8 @@ pub struct Services {
     pub alerts: Arc<fluxolab_workspace::alerts::AlertService>,
     /// Delivers what FluxoLab sends on its own, for the workers that run beside the API.
     pub outbox: Arc<fluxolab_kernel::outbox::Dispatcher>,
+    /// Records the weekly usage reports that are due, for the workers beside the API.
+    pub weekly_reports: Arc<fluxolab_workspace::notifications::WeeklyReports>,
     pub api_keys: Arc<fluxolab_workspace::api_keys::ApiKeyService>,
     pub environments: Arc<fluxolab_workspace::environments::EnvironmentService>,
     pub settings: Arc<fluxolab_workspace::settings::SettingsService>,

@@ -3,6 +3,7 @@
 
 use actix_web::web::Data;
 use actix_web::{HttpResponse, get, patch};
+use fluxolab_kernel::ExposeSecret;
 use fluxolab_workspace::settings::{
     Branding, BrandingPatch, ExecutionDefaults, ExecutionDefaultsPatch, FailureNotifications,
     FailureNotificationsPatch, Notifications, NotificationsPatch, SettingsPatch, WorkspaceSettings,
@@ -28,11 +29,19 @@ pub struct ExecutionDefaultsBody {
     pub save_successful_steps: bool,
 }
 
-/// Who hears of a failed run.
+/// Who hears of a failed run (a run that failed for good; at most one message per
+/// workflow per 10 minutes, the next one counting the failures since).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FailureNotificationsBody {
+    /// E-mailed through `SMTP_URL`; an address of a user who switched their own
+    /// `execution_failed` notification off is skipped.
     pub emails: Vec<String>,
+    /// POSTed a JSON message signed with Standard Webhooks headers.
     pub webhook_url: Option<String>,
+    /// Only in the answer to the change that set or changed `webhook_url`: the
+    /// `whsec_…` secret its deliveries are signed with, shown this once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
 }
 
 /// Notification targets.
@@ -99,6 +108,7 @@ impl From<WorkspaceSettings> for WorkspaceSettingsResponse {
                 execution_failed: FailureNotificationsBody {
                     emails,
                     webhook_url,
+                    signing_secret: None,
                 },
                 weekly_usage_report,
             },
@@ -226,6 +236,8 @@ pub async fn get_workspace_settings(
 
 /// Changes the active workspace's settings: every field is checked before anything is
 /// written; one activity `workspace.settings_updated` lists the keys that changed.
+/// Setting or changing `notifications.execution_failed.webhook_url` makes a new signing
+/// secret, shown once as `notifications.execution_failed.signing_secret`.
 #[utoipa::path(tag = "settings", security(("bearer" = [])), request_body = UpdateWorkspaceSettingsRequest, responses(
     (status = 200, description = "The settings after the change", body = WorkspaceSettingsResponse),
     (status = 403, description = "The caller may not change settings (or, not being an owner, `allow_internal_network`)", body = Problem, content_type = "application/problem+json"),
@@ -237,9 +249,13 @@ pub async fn update_workspace_settings(
     caller: ActiveWorkspace,
     body: Json<UpdateWorkspaceSettingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = services
+    let updated = services
         .settings
         .update(&caller.principal, body.0.into())
         .await?;
-    Ok(HttpResponse::Ok().json(WorkspaceSettingsResponse::from(settings)))
+    let mut answer = WorkspaceSettingsResponse::from(updated.settings);
+    answer.notifications.execution_failed.signing_secret = updated
+        .signing_secret
+        .map(|secret| secret.expose_secret().to_owned());
+    Ok(HttpResponse::Ok().json(answer))
 }

@@ -31,15 +31,23 @@ pub enum OutboxKind {
     /// database triggers that capture activities, API-key audit entries, finished runs
     /// and webhook verdicts.
     LogEvent,
+    /// A notification: a workflow's failed runs (`payload.notice_id`) or a weekly usage
+    /// report (`payload.report_id`).
+    Notification,
 }
 
 impl OutboxKind {
-    pub const ALL: [OutboxKind; 2] = [OutboxKind::UsageAlert, OutboxKind::LogEvent];
+    pub const ALL: [OutboxKind; 3] = [
+        OutboxKind::UsageAlert,
+        OutboxKind::LogEvent,
+        OutboxKind::Notification,
+    ];
 
     pub const fn code(self) -> &'static str {
         match self {
             OutboxKind::UsageAlert => "usage_alert",
             OutboxKind::LogEvent => "log_event",
+            OutboxKind::Notification => "notification",
         }
     }
 

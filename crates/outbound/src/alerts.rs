@@ -66,10 +66,9 @@ impl AlertNotifier for OutboundAlerts {
 
 impl OutboundAlerts {
     async fn send_email(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
-        let url = self
-            .smtp_url
-            .as_deref()
-            .ok_or("SMTP_URL is not configured, so e-mail alerts cannot be sent")?;
+        let url = self.smtp_url.as_deref().ok_or(
+            "SMTP_URL is not configured, so e-mail alerts and notifications cannot be sent",
+        )?;
         let parse = |text: &str| text.parse::<Mailbox>().map_err(|error| error.to_string());
         let message = Message::builder()
             .from(parse(&self.from)?)

@@ -20,6 +20,7 @@ pub mod ldap;
 pub mod log_destinations;
 pub mod mcp;
 pub mod migrations;
+pub mod notifications;
 pub mod outbox;
 pub mod plans;
 pub mod pool;

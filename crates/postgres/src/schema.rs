@@ -78,6 +78,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    execution_failure_notices (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        workflow_id -> Uuid,
+        failures -> Int4,
+        execution_ids -> Array<Nullable<Uuid>>,
+        first_failed_at -> Timestamptz,
+        last_failed_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        due_at -> Timestamptz,
+        closed_at -> Nullable<Timestamptz>,
+        emailed_at -> Nullable<Timestamptz>,
+        webhook_sent_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     execution_steps (id) {
         id -> Uuid,
         execution_id -> Uuid,
@@ -387,6 +405,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    weekly_usage_reports (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        slot -> Timestamptz,
+        sent_to -> Array<Nullable<Text>>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     workflow_deployments (workflow_id, environment_id) {
         workflow_id -> Uuid,
         environment_id -> Uuid,
@@ -616,6 +644,7 @@ diesel::table! {
         allow_internal_network -> Bool,
         settings -> Jsonb,
         updated_at -> Timestamptz,
+        failure_webhook_secret_id -> Nullable<Uuid>,
     }
 }
 
@@ -705,6 +734,8 @@ diesel::joinable!(credentials -> workspaces (workspace_id));
 diesel::joinable!(environment_variables -> credentials (secret_credential_id));
 diesel::joinable!(environment_variables -> workspace_environments (environment_id));
 diesel::joinable!(environment_variables -> workspaces (workspace_id));
+diesel::joinable!(execution_failure_notices -> workflows (workflow_id));
+diesel::joinable!(execution_failure_notices -> workspaces (workspace_id));
 diesel::joinable!(execution_steps -> executions (execution_id));
 diesel::joinable!(execution_steps -> workspaces (workspace_id));
 diesel::joinable!(executions -> workspace_environments (environment_id));
@@ -736,6 +767,7 @@ diesel::joinable!(webhook_registrations -> credentials (signing_credential_id));
 diesel::joinable!(webhook_registrations -> users (created_by));
 diesel::joinable!(webhook_registrations -> workspace_environments (environment_id));
 diesel::joinable!(webhook_registrations -> workspaces (workspace_id));
+diesel::joinable!(weekly_usage_reports -> workspaces (workspace_id));
 diesel::joinable!(workflow_deployments -> users (activated_by));
 diesel::joinable!(workflow_deployments -> workflows (workflow_id));
 diesel::joinable!(workflow_deployments -> workspace_environments (environment_id));
@@ -772,6 +804,7 @@ diesel::joinable!(workspace_members -> workspaces (workspace_id));
 diesel::joinable!(workspace_secret_providers -> credentials (credentials_id));
 diesel::joinable!(workspace_secret_providers -> users (created_by));
 diesel::joinable!(workspace_secret_providers -> workspaces (workspace_id));
+diesel::joinable!(workspace_settings -> credentials (failure_webhook_secret_id));
 diesel::joinable!(workspace_settings -> workspaces (workspace_id));
 diesel::joinable!(workspace_sso_configs -> credentials (client_secret_id));
 diesel::joinable!(workspace_sso_configs -> users (created_by));
@@ -789,6 +822,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     conversations,
     credentials,
     environment_variables,
+    execution_failure_notices,
     execution_steps,
     executions,
     log_destination_deliveries,
@@ -811,6 +845,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_dedupe_keys,
     webhook_events,
     webhook_registrations,
+    weekly_usage_reports,
     workflow_deployments,
     workflow_schedule_fires,
     workflow_schedules,

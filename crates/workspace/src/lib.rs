@@ -10,6 +10,8 @@ pub mod integrations;
 pub mod ldap;
 pub mod log_destinations;
 pub mod model;
+pub mod notification_delivery;
+pub mod notifications;
 pub mod plan;
 pub mod ports;
 pub mod provisioning;

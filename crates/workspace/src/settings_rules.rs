@@ -322,6 +322,7 @@ mod tests {
             locale: "en".to_owned(),
             allow_internal_network: false,
             document: SettingsDocument::default(),
+            failure_webhook_secret: None,
             updated_at: OffsetDateTime::UNIX_EPOCH,
         }
     }

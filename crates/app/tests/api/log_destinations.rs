@@ -158,6 +158,12 @@ async fn audited_changes_reach_http_and_syslog_in_order_once_even_across_outages
         "a secret header is never shown"
     );
     assert!(!http.to_string().contains("sealed-token"));
+    let (_, credentials) = app.get_in(&owner, "/api/workflows/credentials").await?;
+    assert_eq!(
+        credentials.items()?.len(),
+        0,
+        "a destination's secrets are not credentials: {credentials}"
+    );
     let (status, syslog) = app
         .post_in(&owner, "/api/settings/log-destinations", &json!({
             "name": "rsyslog", "kind": "syslog", "event_types": ["activities", "executions"],
@@ -355,6 +361,12 @@ async fn audited_changes_reach_http_and_syslog_in_order_once_even_across_outages
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["delivered"], true, "{report}");
     assert_eq!(report["status_code"], 200);
+    // Opening the destination's secrets records no activity, which it would then
+    // deliver, and so on without end.
+    let (_, used) = app
+        .get_in(&owner, "/api/workspace/activities?action=credential.used")
+        .await?;
+    assert_eq!(used.items()?.len(), 0, "{used}");
     receiver.stop(true).await;
     Ok(())
 }

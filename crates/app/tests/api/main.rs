@@ -19,6 +19,7 @@ mod helpers;
 mod ldap;
 mod log_destinations;
 mod mcp;
+mod notifications;
 mod openapi;
 mod ops;
 mod otlp;
