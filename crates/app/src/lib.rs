@@ -5,7 +5,7 @@ pub mod commands;
 pub mod config;
 pub mod directory_accounts;
 pub mod hasher;
-pub mod log_destinations;
+pub mod outbox;
 pub mod probe;
 pub mod provisioning;
 pub mod startup;

@@ -10,11 +10,10 @@ use fluxolab_http::mcp::McpLimits;
 use fluxolab_http::{ApiState, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
 use fluxolab_jsruntime::JsRunner;
-use fluxolab_kernel::outbox::{Dispatcher, OutboxKind};
 use fluxolab_kernel::{Clock, SystemClock};
 use fluxolab_outbound::oidc::OpenIdConnect;
 use fluxolab_outbound::secret_stores::SecretStores;
-use fluxolab_outbound::{LdapDirectory, OutboundAlerts, OutboundEffects, OutboundTester};
+use fluxolab_outbound::{LdapDirectory, OutboundEffects, OutboundTester};
 use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::activity_log::PgAudit;
 use fluxolab_postgres::alerts::PgAlerts;
@@ -27,8 +26,6 @@ use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::integrations::PgIntegrations;
 use fluxolab_postgres::ldap::PgLdap;
 use fluxolab_postgres::mcp::PgMcpSessions;
-use fluxolab_postgres::notifications::PgNotifications;
-use fluxolab_postgres::outbox::PgOutbox;
 use fluxolab_postgres::plans::PgPlanGuard;
 use fluxolab_postgres::pool::PoolBuildError;
 use fluxolab_postgres::schedules::PgSchedules;
@@ -54,15 +51,12 @@ use fluxolab_workflows::mcp_service::{McpPorts, McpService};
 use fluxolab_workflows::scheduler::{Scheduler, SchedulerPorts};
 use fluxolab_workflows::sub_workflows::{ExecutionLineage, SubWorkflows};
 use fluxolab_workflows::{RunStarter, StartPorts, WorkflowPorts, WorkflowService};
-use fluxolab_workspace::alert_delivery::AlertDeliverer;
 use fluxolab_workspace::alerts::{AlertPorts, AlertService};
 use fluxolab_workspace::api_keys::{ApiKeyPorts, ApiKeyService};
 use fluxolab_workspace::environments::{EnvironmentPorts, EnvironmentService};
 use fluxolab_workspace::integrations::{InstanceIntegrations, IntegrationService};
 use fluxolab_workspace::ldap::login::LdapLogin;
 use fluxolab_workspace::ldap::{LdapPorts, LdapService};
-use fluxolab_workspace::notification_delivery::{NotificationDeliverer, NotificationPorts};
-use fluxolab_workspace::notifications::WeeklyReports;
 use fluxolab_workspace::quota::Quotas;
 use fluxolab_workspace::secret_providers::resolver::ProviderResolver;
 use fluxolab_workspace::secret_providers::{ProviderPorts, ProviderService};
@@ -245,7 +239,7 @@ pub fn services_with(
     }));
     let settings_service = Arc::new(SettingsService::new(SettingsPorts {
         units: units.clone(),
-        settings: workspace_settings.clone(),
+        settings: workspace_settings,
         secrets: vault_service.clone(),
         audit: audit.clone(),
         clock: clock.clone(),
@@ -357,56 +351,23 @@ pub fn services_with(
         clock: clock.clone(),
         environments,
     });
-    let alerts = Arc::new(PgAlerts::new(pool.clone()));
     let alert_service = AlertService::new(AlertPorts {
         units: units.clone(),
-        alerts: alerts.clone(),
+        alerts: Arc::new(PgAlerts::new(pool.clone())),
         secrets: vault_service.clone(),
         audit: audit.clone(),
         clock: clock.clone(),
     });
-    let notifier = Arc::new(OutboundAlerts {
-        smtp_url: settings.alerts.smtp_url.clone(),
-        from: settings.alerts.email_from.clone(),
-        network: Arc::new(PgVault::new(pool.clone())),
-    });
-    let alert_deliverer = AlertDeliverer {
-        alerts,
-        secrets: vault_service.clone(),
-        notifier: notifier.clone(),
-        clock: clock.clone(),
-    };
-    let (log_destinations, log_deliverer) = crate::log_destinations::build(
+    let outbound = crate::outbox::build(
         pool,
-        crate::log_destinations::Shared {
+        &settings.alerts,
+        crate::outbox::Shared {
             units: units.clone(),
             secrets: vault_service.clone(),
             audit: audit.clone(),
             integration_events: integrations.clone(),
             clock: clock.clone(),
         },
-    );
-    let notifications = Arc::new(PgNotifications::new(pool.clone()));
-    let notification_deliverer = NotificationDeliverer::new(NotificationPorts {
-        notices: notifications.clone(),
-        reports: notifications.clone(),
-        recipients: notifications.clone(),
-        settings: workspace_settings,
-        billing: Arc::new(PgBilling::new(pool.clone())),
-        secrets: vault_service.clone(),
-        notifier,
-        clock: clock.clone(),
-    });
-    let weekly_reports = WeeklyReports::new(notifications, clock.clone());
-    let outbox = Dispatcher::new(
-        Arc::new(PgOutbox::new(pool.clone())),
-        vec![
-            (OutboxKind::UsageAlert, Arc::new(alert_deliverer)),
-            (OutboxKind::LogEvent, Arc::new(log_deliverer)),
-            (OutboxKind::Notification, Arc::new(notification_deliverer)),
-        ],
-        clock.clone(),
-        Box::new(jitter),
     );
     let ldap_ports = Arc::new(LdapPorts {
         units: units.clone(),
@@ -451,13 +412,13 @@ pub fn services_with(
         webhooks: Arc::new(webhook_service),
         billing: Arc::new(billing_service),
         alerts: Arc::new(alert_service),
-        outbox: Arc::new(outbox),
-        weekly_reports: Arc::new(weekly_reports),
+        outbox: Arc::new(outbound.dispatcher),
+        weekly_reports: Arc::new(outbound.weekly_reports),
         api_keys: Arc::new(api_key_service),
         environments: environment_service,
         settings: settings_service,
         secret_providers: Arc::new(ProviderService::new(provider_ports)),
-        log_destinations: Arc::new(log_destinations),
+        log_destinations: Arc::new(outbound.log_destinations),
         ldap: Arc::new(LdapService::new(ldap_ports.clone())),
         ldap_login: Arc::new(LdapLogin::new(ldap_ports)),
         sso: Arc::new(sso_service),
@@ -599,16 +560,5 @@ impl Application {
         }
         listener.abort();
         served
-    }
-}
-
-/// A random fraction in 0..1 for the outbox's retry jitter (a fixed one when the system
-/// has no randomness: retries are then merely in step).
-fn jitter() -> f64 {
-    use ring::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0_u8; 4];
-    match SystemRandom::new().fill(&mut bytes) {
-        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
-        Err(_) => 0.5,
     }
 }
