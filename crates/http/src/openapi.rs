@@ -160,6 +160,7 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(alerts::update_alert)
         .service(alerts::delete_alert)
         .service(alerts::list_alert_events)
+        .service(alerts::rotate_alert_secret)
         .service(settings::usage_history)
         .service(settings::get_usage)
         .service(settings::summary)

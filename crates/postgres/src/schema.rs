@@ -699,6 +699,8 @@ diesel::table! {
         created_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        previous_secret_credential_id -> Nullable<Uuid>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -811,7 +813,6 @@ diesel::joinable!(workspace_sso_configs -> users (created_by));
 diesel::joinable!(workspace_sso_configs -> workspaces (workspace_id));
 diesel::joinable!(workspace_usage_alert_events -> workspace_usage_alerts (alert_id));
 diesel::joinable!(workspace_usage_alert_events -> workspaces (workspace_id));
-diesel::joinable!(workspace_usage_alerts -> credentials (secret_credential_id));
 diesel::joinable!(workspace_usage_alerts -> users (created_by));
 diesel::joinable!(workspace_usage_alerts -> workspaces (workspace_id));
 diesel::joinable!(workspace_usage_snapshots -> workspaces (workspace_id));

@@ -108,12 +108,11 @@ impl Sender<'_> {
         let Some(current) = destination.signing_secret else {
             return Ok(None);
         };
-        let mut credentials = vec![current];
-        if let Some((previous, until)) = destination.previous_secret
-            && until > self.clock.now()
-        {
-            credentials.push(previous);
-        }
+        let credentials = standard_webhooks::signing_secrets(
+            current,
+            destination.previous_secret,
+            self.clock.now(),
+        );
         let mut keys = Vec::new();
         for credential in credentials {
             let secret = self

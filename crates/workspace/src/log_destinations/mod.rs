@@ -30,9 +30,6 @@ pub use ports::{
 
 /// How long deliveries may fail before a destination turns `failing`.
 pub const FAILING_AFTER: Duration = Duration::hours(24);
-/// The default and longest grace of a rotated-away signing secret.
-pub const DEFAULT_GRACE_SECONDS: i64 = 86_400;
-pub const MAX_GRACE_SECONDS: i64 = 30 * 86_400;
 
 /// A destination as submitted for creation.
 #[derive(Clone, Debug)]
@@ -489,13 +486,8 @@ impl DestinationService {
         grace_seconds: Option<i64>,
     ) -> Result<(LogDestination, SecretString), DestinationError> {
         principal.require(Permission::SettingsManage)?;
-        let grace = grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
-        if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
-            return Err(DestinationError::Invalid(ValidationErrors::single(
-                "grace_seconds",
-                format!("must be between 0 and {MAX_GRACE_SECONDS}"),
-            )));
-        }
+        let grace =
+            standard_webhooks::rotation_grace(grace_seconds).map_err(DestinationError::Invalid)?;
         let current = self.get(principal, id).await?;
         let Some(signing) = current.signing_secret else {
             return Err(DestinationError::Invalid(ValidationErrors::single(
