@@ -166,6 +166,7 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(settings::summary)
         .service(workspace_settings::get_workspace_settings)
         .service(workspace_settings::update_workspace_settings)
+        .service(workspace_settings::rotate_failure_webhook_secret)
         .service(integrations::integrations_status)
         .service(integrations::integration_events)
         .service(secret_providers::list_secret_providers)

@@ -76,8 +76,12 @@ pub fn complete(document: &mut Value) {
 }
 
 /// Operations whose body may be left out.
-const OPTIONAL_BODIES: [(&str, &str); 5] = [
+const OPTIONAL_BODIES: [(&str, &str); 6] = [
     ("/api/workflows/{id}/deactivate", "post"),
+    (
+        "/api/settings/workspace/notifications/rotate-secret",
+        "post",
+    ),
     ("/api/settings/usage/alerts/{id}/rotate-secret", "post"),
     ("/api/settings/log-destinations/{id}/rotate-secret", "post"),
     ("/api/settings/api/keys/{id}/rotate", "post"),

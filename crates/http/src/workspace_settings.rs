@@ -1,8 +1,8 @@
 //! `/api/settings/workspace`: time zone, locale, internal networks, run defaults,
 //! notification targets and branding.
 
-use actix_web::web::Data;
-use actix_web::{HttpResponse, get, patch};
+use actix_web::web::{Bytes, Data};
+use actix_web::{HttpResponse, get, patch, post};
 use fluxolab_kernel::ExposeSecret;
 use fluxolab_workspace::settings::{
     Branding, BrandingPatch, ExecutionDefaults, ExecutionDefaultsPatch, FailureNotifications,
@@ -255,6 +255,42 @@ pub async fn update_workspace_settings(
         .await?;
     let mut answer = WorkspaceSettingsResponse::from(updated.settings);
     answer.notifications.execution_failed.signing_secret = updated
+        .signing_secret
+        .map(|secret| secret.expose_secret().to_owned());
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// `POST /api/settings/workspace/notifications/rotate-secret` (the body is optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateFailureWebhookSecretRequest {
+    /// How long the old secret keeps signing beside the new one (default 86400; 0
+    /// stops it at once; at most 30 days).
+    #[schema(minimum = 0, maximum = 2592000)]
+    pub grace_seconds: Option<i64>,
+}
+
+/// A new signing secret for the failure notifications webhook, shown this once as
+/// `notifications.execution_failed.signing_secret`; the old one keeps signing beside it
+/// (two `webhook-signature` entries) for the grace period.
+#[utoipa::path(tag = "settings", security(("bearer" = [])), request_body(content = RotateFailureWebhookSecretRequest, description = "Optional"), responses(
+    (status = 200, description = "The settings, with the new signing secret", body = WorkspaceSettingsResponse),
+    (status = 403, description = "The caller may not change settings", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "An invalid grace period, or no webhook URL set", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/api/settings/workspace/notifications/rotate-secret")]
+pub async fn rotate_failure_webhook_secret(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let grace = crate::json::optional::<RotateFailureWebhookSecretRequest>(&body)?.grace_seconds;
+    let rotated = services
+        .settings
+        .rotate_failure_webhook_secret(&caller.principal, grace)
+        .await?;
+    let mut answer = WorkspaceSettingsResponse::from(rotated.settings);
+    answer.notifications.execution_failed.signing_secret = rotated
         .signing_secret
         .map(|secret| secret.expose_secret().to_owned());
     Ok(HttpResponse::Ok().json(answer))

@@ -645,6 +645,8 @@ diesel::table! {
         settings -> Jsonb,
         updated_at -> Timestamptz,
         failure_webhook_secret_id -> Nullable<Uuid>,
+        failure_webhook_previous_secret_id -> Nullable<Uuid>,
+        failure_webhook_previous_secret_expires_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -806,7 +808,6 @@ diesel::joinable!(workspace_members -> workspaces (workspace_id));
 diesel::joinable!(workspace_secret_providers -> credentials (credentials_id));
 diesel::joinable!(workspace_secret_providers -> users (created_by));
 diesel::joinable!(workspace_secret_providers -> workspaces (workspace_id));
-diesel::joinable!(workspace_settings -> credentials (failure_webhook_secret_id));
 diesel::joinable!(workspace_settings -> workspaces (workspace_id));
 diesel::joinable!(workspace_sso_configs -> credentials (client_secret_id));
 diesel::joinable!(workspace_sso_configs -> users (created_by));

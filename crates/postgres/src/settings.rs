@@ -26,6 +26,8 @@ struct SettingsRow {
     allow_internal_network: bool,
     settings: serde_json::Value,
     failure_webhook_secret_id: Option<uuid::Uuid>,
+    failure_webhook_previous_secret_id: Option<uuid::Uuid>,
+    failure_webhook_previous_secret_expires_at: Option<OffsetDateTime>,
     updated_at: OffsetDateTime,
 }
 
@@ -38,6 +40,10 @@ fn settings_of(row: SettingsRow) -> Result<WorkspaceSettings, StorageError> {
         allow_internal_network: row.allow_internal_network,
         document,
         failure_webhook_secret: row.failure_webhook_secret_id.map(CredentialId::from_uuid),
+        failure_webhook_previous_secret: row
+            .failure_webhook_previous_secret_id
+            .map(CredentialId::from_uuid)
+            .zip(row.failure_webhook_previous_secret_expires_at),
         updated_at: row.updated_at,
     })
 }
@@ -96,6 +102,12 @@ impl SettingsRepository for PgSettings {
                 workspace_settings::settings.eq(document),
                 workspace_settings::failure_webhook_secret_id
                     .eq(settings.failure_webhook_secret.map(|id| id.as_uuid())),
+                workspace_settings::failure_webhook_previous_secret_id.eq(settings
+                    .failure_webhook_previous_secret
+                    .map(|(id, _)| id.as_uuid())),
+                workspace_settings::failure_webhook_previous_secret_expires_at.eq(settings
+                    .failure_webhook_previous_secret
+                    .map(|(_, until)| until)),
                 workspace_settings::updated_at.eq(settings.updated_at),
             ))
             .execute(connection)

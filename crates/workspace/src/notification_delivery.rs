@@ -160,9 +160,14 @@ impl NotificationDeliverer {
                 return Ok(());
             };
             let body = failure_payload(&notice).to_string();
+            let secrets = standard_webhooks::signing_secrets(
+                credential,
+                settings.failure_webhook_previous_secret,
+                ports.clock.now(),
+            );
             self.webhook(
                 notice.workspace_id,
-                credential,
+                &secrets,
                 url,
                 &format!("msg_{id}"),
                 &body,
@@ -177,25 +182,30 @@ impl NotificationDeliverer {
         Ok(())
     }
 
+    /// Posts `body` signed with `secrets` (the current one, and a rotated-away one
+    /// during its grace).
     async fn webhook(
         &self,
         workspace: WorkspaceId,
-        credential: fluxolab_kernel::CredentialId,
+        secrets: &[fluxolab_kernel::CredentialId],
         url: &str,
         message_id: &str,
         body: &str,
     ) -> Result<(), AttemptFailure> {
-        let secret = self
-            .ports
-            .secrets
-            .open(workspace, credential)
-            .await
-            .map_err(|error| failed(&error))?;
-        let key = SigningKey::parse(&secret).ok_or_else(|| {
-            AttemptFailure::new("the signing secret is not a Standard Webhooks secret")
-        })?;
+        let mut keys = Vec::new();
+        for credential in secrets {
+            let secret = self
+                .ports
+                .secrets
+                .open(workspace, *credential)
+                .await
+                .map_err(|error| failed(&error))?;
+            keys.push(SigningKey::parse(&secret).ok_or_else(|| {
+                AttemptFailure::new("the signing secret is not a Standard Webhooks secret")
+            })?);
+        }
         let signed =
-            standard_webhooks::sign(&[key], message_id, self.ports.clock.now(), body.as_bytes());
+            standard_webhooks::sign(&keys, message_id, self.ports.clock.now(), body.as_bytes());
         self.ports
             .notifier
             .webhook(workspace, url, body.as_bytes(), &signed)

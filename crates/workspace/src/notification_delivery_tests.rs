@@ -88,6 +88,7 @@ fn settings(secret: CredentialId) -> WorkspaceSettings {
         allow_internal_network: false,
         document,
         failure_webhook_secret: Some(secret),
+        failure_webhook_previous_secret: None,
         updated_at: datetime!(2026-12-14 00:00 UTC),
     }
 }

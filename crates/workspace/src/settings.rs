@@ -101,6 +101,8 @@ pub struct WorkspaceSettings {
     /// The vault entry holding the failure webhook's `whsec_…` signing secret (made
     /// whenever `notifications.execution_failed.webhook_url` is set or changed).
     pub failure_webhook_secret: Option<CredentialId>,
+    /// The secret a rotation replaced, still signing until its expiry.
+    pub failure_webhook_previous_secret: Option<(CredentialId, OffsetDateTime)>,
     pub updated_at: OffsetDateTime,
 }
 
@@ -317,6 +319,95 @@ impl SettingsService {
         })
     }
 
+    /// A new signing secret for the failure notifications webhook (returned once); the
+    /// old one keeps signing beside it for `grace_seconds` (default a day, at most 30
+    /// days; 0 drops it at once). Refused while no webhook URL is set.
+    #[tracing::instrument(name = "settings.rotate_failure_webhook_secret", skip_all, fields(workspace_id = %principal.workspace_id()))]
+    pub async fn rotate_failure_webhook_secret(
+        &self,
+        principal: &Principal,
+        grace_seconds: Option<i64>,
+    ) -> Result<UpdatedSettings, SettingsError> {
+        principal.require(Permission::SettingsManage)?;
+        let grace = fluxolab_kernel::standard_webhooks::rotation_grace(grace_seconds)
+            .map_err(SettingsError::Invalid)?;
+        let workspace = principal.workspace_id();
+        let mut unit = self.ports.units.begin().await?;
+        let mut settings = self
+            .ports
+            .settings
+            .lock(unit.as_mut(), workspace)
+            .await?
+            .ok_or_else(|| StorageError::corrupt("the workspace has no settings row"))?;
+        let url_set = settings
+            .document
+            .notifications
+            .execution_failed
+            .webhook_url
+            .is_some();
+        let Some(current) = settings.failure_webhook_secret.filter(|_| url_set) else {
+            return Err(SettingsError::Invalid(ValidationErrors::single(
+                "notifications.execution_failed.webhook_url",
+                "is not set, so nothing signs",
+            )));
+        };
+        let now = self.ports.clock.now();
+        let secret = fluxolab_kernel::standard_webhooks::generate_secret()?;
+        let stored = self
+            .ports
+            .secrets
+            .store(
+                unit.as_mut(),
+                workspace,
+                "Failure notifications webhook signing secret",
+                &secret,
+                principal.user(),
+            )
+            .await?;
+        // The secret an earlier rotation kept goes; so does the current one without grace.
+        let mut discarded: Vec<CredentialId> = settings
+            .failure_webhook_previous_secret
+            .map(|(old, _)| old)
+            .into_iter()
+            .collect();
+        settings.failure_webhook_previous_secret =
+            (grace > 0).then(|| (current, now + time::Duration::seconds(grace)));
+        if grace == 0 {
+            discarded.push(current);
+        }
+        settings.failure_webhook_secret = Some(stored);
+        settings.updated_at = now
+            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now);
+        self.ports
+            .settings
+            .save(unit.as_mut(), workspace, &settings)
+            .await?;
+        for old in discarded {
+            self.ports
+                .secrets
+                .discard(unit.as_mut(), workspace, old)
+                .await?;
+        }
+        self.ports
+            .audit
+            .record_in(
+                unit.as_mut(),
+                &AuditEvent::by(
+                    principal,
+                    "workspace.failure_webhook_secret_rotated",
+                    ("workspace", workspace.to_string()),
+                    json!({ "grace_seconds": grace }),
+                ),
+            )
+            .await?;
+        unit.commit().await?;
+        Ok(UpdatedSettings {
+            settings,
+            signing_secret: Some(secret),
+        })
+    }
+
     /// Discards the failure webhook's secret and, when a URL is set, seals a new one.
     async fn replace_webhook_secret(
         &self,
@@ -325,7 +416,14 @@ impl SettingsService {
         settings: &mut WorkspaceSettings,
     ) -> Result<Option<SecretString>, SettingsError> {
         let workspace = principal.workspace_id();
-        if let Some(old) = settings.failure_webhook_secret.take() {
+        let previous = settings.failure_webhook_previous_secret.take();
+        for old in [
+            settings.failure_webhook_secret.take(),
+            previous.map(|(old, _)| old),
+        ]
+        .into_iter()
+        .flatten()
+        {
             self.ports.secrets.discard(unit, workspace, old).await?;
         }
         if settings

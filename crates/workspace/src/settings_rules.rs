@@ -323,6 +323,7 @@ mod tests {
             allow_internal_network: false,
             document: SettingsDocument::default(),
             failure_webhook_secret: None,
+            failure_webhook_previous_secret: None,
             updated_at: OffsetDateTime::UNIX_EPOCH,
         }
     }

@@ -163,11 +163,25 @@ async fn a_run_that_fails_for_good_is_emailed_once_and_posted_signed_but_not_its
             .is_none(),
         "shown once: {read}"
     );
+    // A rotation: the new secret is shown once, and both sign during the grace.
+    let (status, rotated) = app
+        .post_in(
+            &owner,
+            "/api/settings/workspace/notifications/rotate-secret",
+            &json!({"grace_seconds": 600}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["notifications"]["execution_failed"].text("signing_secret")?;
+    assert!(
+        new_secret.starts_with("whsec_") && new_secret != secret,
+        "{rotated}"
+    );
     let (_, credentials) = app.get_in(&owner, "/api/workflows/credentials").await?;
     assert_eq!(
         credentials.items()?.len(),
         0,
-        "the signing secret is no user credential"
+        "the signing secrets are no user credentials"
     );
 
     let workflow = app
@@ -204,6 +218,7 @@ async fn a_run_that_fails_for_good_is_emailed_once_and_posted_signed_but_not_its
     let seen = lock(&seen)?;
     assert_eq!(seen.len(), 1, "one webhook: {seen:?}");
     let (body, headers) = &seen[0];
+    reference.verify(&new_secret, headers, body).await?;
     reference.verify(&secret, headers, body).await?;
     let payload: Value = serde_json::from_str(body)?;
     assert_eq!(payload["type"], "execution_failed");
@@ -215,7 +230,10 @@ async fn a_run_that_fails_for_good_is_emailed_once_and_posted_signed_but_not_its
     for field in ["first_failed_at", "last_failed_at"] {
         assert!(payload[field].is_string(), "{payload}");
     }
-    assert!(!body.contains(&secret), "no secret in the body");
+    assert!(
+        !body.contains(&secret) && !body.contains(&new_secret),
+        "no secret in the body"
+    );
 
     // Another change keeps the secret; a new URL replaces it; no URL, no secret.
     let sealed = app.count("credentials").await?;
@@ -237,15 +255,27 @@ async fn a_run_that_fails_for_good_is_emailed_once_and_posted_signed_but_not_its
     )
     .await?;
     let replaced = moved["notifications"]["execution_failed"].text("signing_secret")?;
-    assert_ne!(replaced, secret);
-    assert_eq!(app.count("credentials").await?, sealed, "the old one went");
+    assert_ne!(replaced, new_secret);
+    assert_eq!(
+        app.count("credentials").await?,
+        sealed - 1,
+        "the old ones (current and rotated-away) went"
+    );
     set_settings(
         &app,
         &owner,
         json!({"notifications": {"execution_failed": {"webhook_url": null}}}),
     )
     .await?;
-    assert_eq!(app.count("credentials").await?, sealed - 1);
+    assert_eq!(app.count("credentials").await?, sealed - 2);
+    let (status, problem) = app
+        .post_in(
+            &owner,
+            "/api/settings/workspace/notifications/rotate-secret",
+            &json!({}),
+        )
+        .await?;
+    assert_eq!(status, 422, "no URL, nothing signs: {problem}");
     Ok(())
 }
 

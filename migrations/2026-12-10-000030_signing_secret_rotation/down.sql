@@ -13,6 +13,10 @@ WHERE NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credenti
   AND NOT EXISTS (SELECT 1 FROM workspace_settings w WHERE w.failure_webhook_secret_id = c.id);
 
 DELETE FROM credentials c USING workspace_usage_alerts u WHERE u.previous_secret_credential_id = c.id;
+DELETE FROM credentials c USING workspace_settings w WHERE w.failure_webhook_previous_secret_id = c.id;
+ALTER TABLE workspace_settings
+  DROP COLUMN failure_webhook_previous_secret_expires_at,
+  DROP COLUMN failure_webhook_previous_secret_id;
 ALTER TABLE workspace_usage_alerts
   DROP COLUMN previous_secret_expires_at,
   DROP COLUMN previous_secret_credential_id;

@@ -1,8 +1,11 @@
--- A webhook alert's signing secret rotates: the secret it replaced keeps signing beside
--- the new one until `previous_secret_expires_at`.
+-- Signing secrets rotate (a webhook alert's, the failure notifications webhook's): the
+-- secret a rotation replaced keeps signing beside the new one until its expiry.
 ALTER TABLE workspace_usage_alerts
   ADD COLUMN previous_secret_credential_id uuid REFERENCES credentials (id) ON DELETE SET NULL,
   ADD COLUMN previous_secret_expires_at timestamptz;
+ALTER TABLE workspace_settings
+  ADD COLUMN failure_webhook_previous_secret_id uuid REFERENCES credentials (id) ON DELETE SET NULL,
+  ADD COLUMN failure_webhook_previous_secret_expires_at timestamptz;
 
 CREATE OR REPLACE VIEW user_credentials AS
 SELECT c.*
@@ -17,4 +20,5 @@ WHERE NOT EXISTS (SELECT 1 FROM webhook_registrations r WHERE r.signing_credenti
                   WHERE c.id IN (d.secret_headers_credential_id, d.signing_secret_credential_id,
                                  d.previous_secret_credential_id))
   AND NOT EXISTS (SELECT 1 FROM workspace_settings w WHERE w.failure_webhook_secret_id = c.id)
-  AND NOT EXISTS (SELECT 1 FROM workspace_usage_alerts u WHERE u.previous_secret_credential_id = c.id);
+  AND NOT EXISTS (SELECT 1 FROM workspace_usage_alerts u WHERE u.previous_secret_credential_id = c.id)
+  AND NOT EXISTS (SELECT 1 FROM workspace_settings w WHERE w.failure_webhook_previous_secret_id = c.id);
