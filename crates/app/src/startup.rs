@@ -298,6 +298,7 @@ pub fn services_with(
         schedules: schedules.clone(),
         clock: clock.clone(),
         code,
+        code_maxima: Arc::new(PgSettings::new(pool.clone())),
     })
     .with_connectors(connectors.clone());
     let scheduler = Scheduler::new(SchedulerPorts {

@@ -27,6 +27,12 @@ pub struct ExecutionDefaultsBody {
     pub max_attempts: u32,
     /// Whether the steps of successful runs are kept (default true).
     pub save_successful_steps: bool,
+    /// The most memory a `code.javascript` node may set, in MiB (32–1024; default
+    /// 128); the instance's `CODE_MAX_MEMORY_MB` caps it.
+    pub code_max_memory_mb: u32,
+    /// The most time a `code.javascript` node may set, in ms (2000–60000; default
+    /// 10000); the instance's `CODE_MAX_TIMEOUT_MS` caps it.
+    pub code_max_timeout_ms: u32,
 }
 
 /// Who hears of a failed run (a run that failed for good; at most one message per
@@ -81,6 +87,8 @@ impl From<WorkspaceSettings> for WorkspaceSettingsResponse {
             timeout_seconds,
             max_attempts,
             save_successful_steps,
+            code_max_memory_mb,
+            code_max_timeout_ms,
         } = settings.document.execution_defaults;
         let Notifications {
             execution_failed:
@@ -103,6 +111,8 @@ impl From<WorkspaceSettings> for WorkspaceSettingsResponse {
                 timeout_seconds,
                 max_attempts,
                 save_successful_steps,
+                code_max_memory_mb,
+                code_max_timeout_ms,
             },
             notifications: NotificationsBody {
                 execution_failed: FailureNotificationsBody {
@@ -131,6 +141,10 @@ pub struct ExecutionDefaultsRequest {
     #[schema(minimum = 1, maximum = 10)]
     pub max_attempts: Option<u32>,
     pub save_successful_steps: Option<bool>,
+    #[schema(minimum = 32, maximum = 1024)]
+    pub code_max_memory_mb: Option<u32>,
+    #[schema(minimum = 2000, maximum = 60000)]
+    pub code_max_timeout_ms: Option<u32>,
 }
 
 /// Changes to the failure notifications; fields left out stay, `null` clears.
@@ -203,6 +217,8 @@ impl From<UpdateWorkspaceSettingsRequest> for SettingsPatch {
                 timeout_seconds: d.timeout_seconds,
                 max_attempts: d.max_attempts,
                 save_successful_steps: d.save_successful_steps,
+                code_max_memory_mb: d.code_max_memory_mb,
+                code_max_timeout_ms: d.code_max_timeout_ms,
             }),
             notifications: body.notifications.map(|n| NotificationsPatch {
                 execution_failed: n.execution_failed.map(|f| FailureNotificationsPatch {

@@ -116,3 +116,22 @@ impl SettingsRepository for PgSettings {
         Ok(())
     }
 }
+
+#[async_trait]
+impl fluxolab_workflows::code::WorkspaceCodeMaxima for PgSettings {
+    #[tracing::instrument(name = "db.settings.code_maxima", level = "debug", skip_all)]
+    async fn code_maxima(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<fluxolab_workflows::code::CodeLimits, StorageError> {
+        let defaults = self
+            .find(workspace)
+            .await?
+            .map(|settings| settings.document.execution_defaults)
+            .unwrap_or_default();
+        Ok(fluxolab_workflows::code::CodeLimits {
+            memory_mb: u64::from(defaults.code_max_memory_mb),
+            timeout: std::time::Duration::from_millis(u64::from(defaults.code_max_timeout_ms)),
+        })
+    }
+}

@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fluxolab_kernel::ValidationErrors;
+use fluxolab_kernel::{StorageError, ValidationErrors, WorkspaceId};
 use serde_json::Value;
 
 use crate::definition::Definition;
@@ -147,6 +147,14 @@ pub trait CodeRunner: Send + Sync {
     ) -> Result<CodeOutput, CodeFailure>;
 }
 
+/// The code limits each workspace allows its nodes to set (`execution_defaults.
+/// code_max_memory_mb` and `code_max_timeout_ms`), within the instance's.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WorkspaceCodeMaxima: Send + Sync {
+    async fn code_maxima(&self, workspace: WorkspaceId) -> Result<CodeLimits, StorageError>;
+}
+
 /// A runner for processes that run no code: compiling and running both fail (so
 /// code nodes are refused, never silently skipped).
 #[derive(Clone, Copy, Debug, Default)]
@@ -179,35 +187,54 @@ impl CodeRunner for NoCodeRunner {
 }
 
 /// Checks what the registry cannot of the code nodes of `definition`: their limits
-/// against the runner's maxima, and that their code compiles. Problems are added to
-/// `errors`, each naming the node and field (and a syntax error's line and column).
+/// against the workspace's maxima (`workspace`) and the runner's (the instance's), and
+/// that their code compiles. Problems are added to `errors`, each naming the node and
+/// field (and a syntax error's line and column).
 pub async fn check_code_nodes(
     definition: &Definition,
     runner: &dyn CodeRunner,
+    workspace: CodeLimits,
     errors: &mut ValidationErrors,
 ) {
-    let maxima = runner.maxima();
+    let instance = runner.maxima();
+    let millis = |limits: CodeLimits| u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX);
     for (index, node) in definition.nodes.iter().enumerate() {
         if node.node_type != CODE_NODE_TYPE {
             continue;
         }
         let at = format!("definition.nodes[{index}].params");
         let limits = [
-            ("memory_limit_mb", maxima.memory_mb, "MiB"),
+            (
+                "memory_limit_mb",
+                instance.memory_mb,
+                workspace.memory_mb,
+                "code_max_memory_mb",
+                "MiB",
+            ),
             (
                 "timeout_ms",
-                u64::try_from(maxima.timeout.as_millis()).unwrap_or(u64::MAX),
+                millis(instance),
+                millis(workspace),
+                "code_max_timeout_ms",
                 "ms",
             ),
         ];
-        for (param, max, unit) in limits {
+        for (param, instance_max, workspace_max, setting, unit) in limits {
+            let (max, whose) = if workspace_max < instance_max {
+                (
+                    workspace_max,
+                    format!("this workspace's `execution_defaults.{setting}`"),
+                )
+            } else {
+                (instance_max, "this instance's maximum".to_owned())
+            };
             if let Some(value) = node.params[param].as_u64()
                 && value > max
             {
                 errors.add(
                     format!("{at}.{param}"),
                     format!(
-                        "node `{}`: must be at most {max} (this instance's maximum, in {unit})",
+                        "node `{}`: must be at most {max} ({whose}, in {unit})",
                         node.id
                     ),
                 );

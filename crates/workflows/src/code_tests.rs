@@ -97,6 +97,7 @@ async fn a_syntax_error_names_the_node_line_and_column() {
     check_code_nodes(
         &definition(&json!({"code": "const x = ;"})),
         &runner,
+        maxima(),
         &mut errors,
     )
     .await;
@@ -117,7 +118,7 @@ async fn limits_above_the_instances_maxima_are_refused_when_saving() {
     let mut errors = ValidationErrors::new();
     let flow = definition(&json!({"code": "return 1;", "memory_limit_mb": 65, "timeout_ms": 5000}));
     assert!(validate(&flow, &HashMap::new()).is_ok());
-    check_code_nodes(&flow, &runner, &mut errors).await;
+    check_code_nodes(&flow, &runner, maxima(), &mut errors).await;
     assert_eq!(
         messages(&errors),
         vec![
@@ -128,13 +129,55 @@ async fn limits_above_the_instances_maxima_are_refused_when_saving() {
 }
 
 #[tokio::test]
+async fn a_workspace_may_lower_the_maxima_its_nodes_set() {
+    let mut runner = MockCodeRunner::new();
+    runner.expect_maxima().return_const(maxima());
+    runner.expect_compile().returning(|_| Ok(()));
+    let workspace = CodeLimits {
+        memory_mb: 48,
+        timeout: Duration::from_millis(3_000),
+    };
+    let mut errors = ValidationErrors::new();
+    let flow = definition(&json!({"code": "return 1;", "memory_limit_mb": 50, "timeout_ms": 4000}));
+    check_code_nodes(&flow, &runner, workspace, &mut errors).await;
+    assert_eq!(
+        messages(&errors),
+        vec![
+            "definition.nodes[1].params.memory_limit_mb: node `calc`: must be at most 48 (this workspace's `execution_defaults.code_max_memory_mb`, in MiB)".to_owned(),
+            "definition.nodes[1].params.timeout_ms: node `calc`: must be at most 3000 (this workspace's `execution_defaults.code_max_timeout_ms`, in ms)".to_owned(),
+        ]
+    );
+    // A workspace maximum above the instance's does not raise it.
+    let generous = CodeLimits {
+        memory_mb: 1_024,
+        timeout: Duration::from_millis(60_000),
+    };
+    let mut errors = ValidationErrors::new();
+    let flow = definition(&json!({"code": "return 1;", "memory_limit_mb": 65}));
+    check_code_nodes(&flow, &runner, generous, &mut errors).await;
+    assert_eq!(errors.errors().len(), 1, "{errors:?}");
+}
+
+#[tokio::test]
 async fn code_the_registry_refuses_is_not_compiled() {
     let mut runner = MockCodeRunner::new();
     runner.expect_maxima().return_const(maxima());
     runner.expect_compile().never();
     let mut errors = ValidationErrors::new();
-    check_code_nodes(&definition(&json!({"code": 5})), &runner, &mut errors).await;
-    check_code_nodes(&definition(&json!({"code": " "})), &runner, &mut errors).await;
+    check_code_nodes(
+        &definition(&json!({"code": 5})),
+        &runner,
+        maxima(),
+        &mut errors,
+    )
+    .await;
+    check_code_nodes(
+        &definition(&json!({"code": " "})),
+        &runner,
+        maxima(),
+        &mut errors,
+    )
+    .await;
     assert!(errors.is_empty());
 }
 

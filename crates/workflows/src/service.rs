@@ -12,7 +12,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::Definition;
-use crate::code::{CODE_NODE_TYPE, CodeRunner, check_code_nodes};
+use crate::code::{CODE_NODE_TYPE, CodeRunner, WorkspaceCodeMaxima, check_code_nodes};
 use crate::connectors::{ConnectorCatalog, NoConnectors, NodeCatalog};
 use crate::model::{NewWorkflow, Version, Workflow};
 use crate::ports::{CredentialCatalog, WebhookBindings, WorkflowRepository};
@@ -90,6 +90,8 @@ pub struct WorkflowPorts {
     pub clock: Arc<dyn Clock>,
     /// Compiles `code.javascript` nodes when a definition is saved.
     pub code: Arc<dyn CodeRunner>,
+    /// What each workspace lets its code nodes set.
+    pub code_maxima: Arc<dyn WorkspaceCodeMaxima>,
 }
 
 impl std::fmt::Debug for WorkflowPorts {
@@ -203,7 +205,12 @@ impl WorkflowService {
             .iter()
             .any(|node| node.node_type == CODE_NODE_TYPE)
         {
-            check_code_nodes(definition, self.ports.code.as_ref(), &mut errors).await;
+            let workspace = self
+                .ports
+                .code_maxima
+                .code_maxima(principal.workspace_id())
+                .await?;
+            check_code_nodes(definition, self.ports.code.as_ref(), workspace, &mut errors).await;
         }
         errors.into_result(()).map_err(WorkflowError::Invalid)
     }

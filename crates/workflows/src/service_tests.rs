@@ -171,6 +171,7 @@ impl Workflows {
                 OffsetDateTime::UNIX_EPOCH,
             )),
             code: Arc::new(crate::code::NoCodeRunner),
+            code_maxima: Arc::new(crate::code::MockWorkspaceCodeMaxima::new()),
         })
     }
 

@@ -21,6 +21,11 @@ use crate::settings_rules::Checked;
 pub const TIMEOUT_SECONDS: std::ops::RangeInclusive<u32> = 1..=86_400;
 /// The bounds of [`ExecutionDefaults::max_attempts`].
 pub const MAX_ATTEMPTS: std::ops::RangeInclusive<u32> = 1..=10;
+/// The bounds of [`ExecutionDefaults::code_max_memory_mb`]: never below a code node's
+/// default (32 MiB), so a node that sets nothing always fits.
+pub const CODE_MAX_MEMORY_MB: std::ops::RangeInclusive<u32> = 32..=1_024;
+/// The bounds of [`ExecutionDefaults::code_max_timeout_ms`] (a node's default is 2 s).
+pub const CODE_MAX_TIMEOUT_MS: std::ops::RangeInclusive<u32> = 2_000..=60_000;
 /// The most addresses [`FailureNotifications::emails`] holds.
 pub const MAX_NOTIFICATION_EMAILS: usize = 20;
 /// The longest [`Branding::display_name`], in characters.
@@ -37,6 +42,10 @@ pub struct ExecutionDefaults {
     pub max_attempts: u32,
     /// Whether the steps of successful runs are kept.
     pub save_successful_steps: bool,
+    /// The most memory a code node may set, in MiB (the instance's maximum caps it).
+    pub code_max_memory_mb: u32,
+    /// The most time a code node may set, in ms (the instance's maximum caps it).
+    pub code_max_timeout_ms: u32,
 }
 
 impl Default for ExecutionDefaults {
@@ -48,6 +57,8 @@ impl Default for ExecutionDefaults {
             timeout_seconds: 300,
             max_attempts: 3,
             save_successful_steps: true,
+            code_max_memory_mb: 128,
+            code_max_timeout_ms: 10_000,
         }
     }
 }
@@ -115,6 +126,8 @@ pub struct ExecutionDefaultsPatch {
     pub timeout_seconds: Option<u32>,
     pub max_attempts: Option<u32>,
     pub save_successful_steps: Option<bool>,
+    pub code_max_memory_mb: Option<u32>,
+    pub code_max_timeout_ms: Option<u32>,
 }
 
 /// Changes to [`FailureNotifications`]; `None` keeps a field.

@@ -6,8 +6,9 @@ use fluxolab_kernel::{
 };
 
 use crate::settings::{
-    BrandingPatch, ExecutionDefaultsPatch, MAX_ATTEMPTS, MAX_DISPLAY_NAME_CHARS,
-    MAX_NOTIFICATION_EMAILS, NotificationsPatch, SettingsPatch, TIMEOUT_SECONDS, WorkspaceSettings,
+    BrandingPatch, CODE_MAX_MEMORY_MB, CODE_MAX_TIMEOUT_MS, ExecutionDefaultsPatch, MAX_ATTEMPTS,
+    MAX_DISPLAY_NAME_CHARS, MAX_NOTIFICATION_EMAILS, NotificationsPatch, SettingsPatch,
+    TIMEOUT_SECONDS, WorkspaceSettings,
 };
 
 /// The IANA time zone names FluxoLab knows, sorted (its bundled database, or the
@@ -207,6 +208,32 @@ impl Checked {
                 &mut defaults.save_successful_steps,
                 save,
                 None,
+            );
+        }
+        if let Some(memory) = patch.code_max_memory_mb {
+            let problem = (!CODE_MAX_MEMORY_MB.contains(&memory))
+                .then_some("must be between 32 and 1024 MiB");
+            let key = "execution_defaults.code_max_memory_mb";
+            Self::set(
+                errors,
+                changed,
+                key,
+                &mut defaults.code_max_memory_mb,
+                memory,
+                problem,
+            );
+        }
+        if let Some(timeout) = patch.code_max_timeout_ms {
+            let problem = (!CODE_MAX_TIMEOUT_MS.contains(&timeout))
+                .then_some("must be between 2000 and 60000 ms");
+            let key = "execution_defaults.code_max_timeout_ms";
+            Self::set(
+                errors,
+                changed,
+                key,
+                &mut defaults.code_max_timeout_ms,
+                timeout,
+                problem,
             );
         }
     }
@@ -410,6 +437,8 @@ mod tests {
                 timeout_seconds: Some(0),
                 max_attempts: Some(11),
                 save_successful_steps: None,
+                code_max_memory_mb: Some(31),
+                code_max_timeout_ms: Some(60_001),
             }),
             notifications: Some(NotificationsPatch {
                 execution_failed: Some(FailureNotificationsPatch {
@@ -432,6 +461,8 @@ mod tests {
                 "timezone",
                 "execution_defaults.timeout_seconds",
                 "execution_defaults.max_attempts",
+                "execution_defaults.code_max_memory_mb",
+                "execution_defaults.code_max_timeout_ms",
                 "notifications.execution_failed.emails",
                 "notifications.execution_failed.webhook_url",
                 "branding.display_name",

@@ -189,6 +189,62 @@ async fn a_syntax_error_or_a_limit_above_the_maximum_is_a_422_naming_the_node() 
         problem["errors"][0]["field"],
         "definition.nodes[1].params.code"
     );
+
+    // The workspace lowers what its nodes may set, within the instance's maxima.
+    let (status, settings) = app
+        .patch_in(
+            &owner,
+            "/api/settings/workspace",
+            &json!({"execution_defaults": {"code_max_memory_mb": 48, "code_max_timeout_ms": 5000}}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{settings}");
+    assert_eq!(settings["execution_defaults"]["code_max_memory_mb"], 48);
+    let (status, problem) = app
+        .post_in(
+            &owner,
+            "/api/workflows",
+            &json!({"name": "Greedy", "definition": flow(&json!({"code": "return 1;", "memory_limit_mb": 64}))}),
+        )
+        .await?;
+    assert_eq!(status, 422, "{problem}");
+    let message = problem["errors"][0].text("message")?;
+    assert!(
+        message.contains("must be at most 48")
+            && message.contains("execution_defaults.code_max_memory_mb"),
+        "{message}"
+    );
+    let (status, problem) = app
+        .post_in(
+            &owner,
+            "/api/workflows",
+            &json!({"name": "Slow", "definition": flow(&json!({"code": "return 1;", "timeout_ms": 2000}))}),
+        )
+        .await?;
+    assert_eq!(status, 422, "the instance's 1000 ms still wins: {problem}");
+    assert!(
+        problem["errors"][0]
+            .text("message")?
+            .contains("this instance's maximum")
+    );
+    app.create_workflow(
+        &owner,
+        "Within",
+        &flow(&json!({"code": "return 1;", "memory_limit_mb": 48})),
+    )
+    .await?;
+    let (status, problem) = app
+        .patch_in(
+            &owner,
+            "/api/settings/workspace",
+            &json!({"execution_defaults": {"code_max_memory_mb": 16}}),
+        )
+        .await?;
+    assert_eq!(status, 422, "below a node's default: {problem}");
+    assert_eq!(
+        problem["errors"][0]["field"],
+        "execution_defaults.code_max_memory_mb"
+    );
     Ok(())
 }
 

@@ -53,7 +53,8 @@ async fn settings_start_at_their_defaults_and_change_field_by_field() -> TestRes
     assert_eq!(settings["allow_internal_network"], false);
     assert_eq!(
         settings["execution_defaults"],
-        json!({"timeout_seconds": 300, "max_attempts": 3, "save_successful_steps": true})
+        json!({"timeout_seconds": 300, "max_attempts": 3, "save_successful_steps": true,
+               "code_max_memory_mb": 128, "code_max_timeout_ms": 10000})
     );
     assert_eq!(
         settings["notifications"],
