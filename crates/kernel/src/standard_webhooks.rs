@@ -48,6 +48,30 @@ pub fn rotation_grace(requested: Option<i64>) -> Result<i64, crate::ValidationEr
     }
 }
 
+/// What a rotation at `now` with `grace_seconds` keeps of the `current` and `previous`
+/// secrets: the one that signs beside the new secret until its expiry (the current one,
+/// unless the grace is 0), and those to discard (an older rotation's, and the current
+/// one without grace).
+pub fn rotated(
+    current: crate::CredentialId,
+    previous: Option<(crate::CredentialId, OffsetDateTime)>,
+    grace_seconds: i64,
+    now: OffsetDateTime,
+) -> (
+    Option<(crate::CredentialId, OffsetDateTime)>,
+    Vec<crate::CredentialId>,
+) {
+    let mut discarded: Vec<crate::CredentialId> =
+        previous.map(|(old, _)| old).into_iter().collect();
+    let kept = if grace_seconds > 0 {
+        Some((current, now + time::Duration::seconds(grace_seconds)))
+    } else {
+        discarded.push(current);
+        None
+    };
+    (kept, discarded)
+}
+
 /// The secrets that sign at `now`: the current one, and the one a rotation replaced
 /// while its grace lasts.
 pub fn signing_secrets(
@@ -231,6 +255,23 @@ fn present(value: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotation_keeps_the_current_secret_for_its_grace_and_drops_an_older_one() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let (current, older) = (crate::CredentialId::new(), crate::CredentialId::new());
+        let (kept, dropped) = rotated(current, Some((older, now)), 60, now);
+        assert_eq!(kept, Some((current, now + time::Duration::seconds(60))));
+        assert_eq!(dropped, [older]);
+        let (kept, dropped) = rotated(current, None, 0, now);
+        assert_eq!((kept, dropped), (None, vec![current]));
+        assert_eq!(rotation_grace(None), Ok(DEFAULT_ROTATION_GRACE_SECONDS));
+        assert!(rotation_grace(Some(MAX_ROTATION_GRACE_SECONDS + 1)).is_err());
+        let signing = signing_secrets(current, Some((older, now)), now);
+        assert_eq!(signing, [current], "a grace that ended signs no more");
+        let later = now - time::Duration::seconds(1);
+        assert_eq!(signing_secrets(current, Some((older, now)), later), [current, older]);
+    }
 
     fn key(secret: &str) -> SigningKey {
         SigningKey::parse(&SecretString::from(secret.to_owned())).expect("a valid secret")

@@ -478,17 +478,9 @@ impl AlertService {
                 )
                 .await?,
         );
-        // The secret an earlier rotation kept goes; so does the current one without grace.
-        let mut discarded: Vec<CredentialId> = alert
-            .previous_secret
-            .map(|(old, _)| old)
-            .into_iter()
-            .collect();
-        alert.previous_secret =
-            (grace > 0).then(|| (current, now + time::Duration::seconds(grace)));
-        if grace == 0 {
-            discarded.push(current);
-        }
+        let (kept, discarded) =
+            standard_webhooks::rotated(current, alert.previous_secret, grace, now);
+        alert.previous_secret = kept;
         alert.updated_at = now;
         self.ports.alerts.update(unit.as_mut(), &alert).await?;
         for old in discarded {

@@ -377,17 +377,13 @@ impl SettingsService {
                 principal.user(),
             )
             .await?;
-        // The secret an earlier rotation kept goes; so does the current one without grace.
-        let mut discarded: Vec<CredentialId> = settings
-            .failure_webhook_previous_secret
-            .map(|(old, _)| old)
-            .into_iter()
-            .collect();
-        settings.failure_webhook_previous_secret =
-            (grace > 0).then(|| (current, now + time::Duration::seconds(grace)));
-        if grace == 0 {
-            discarded.push(current);
-        }
+        let (kept, discarded) = fluxolab_kernel::standard_webhooks::rotated(
+            current,
+            settings.failure_webhook_previous_secret,
+            grace,
+            now,
+        );
+        settings.failure_webhook_previous_secret = kept;
         settings.failure_webhook_secret = Some(stored);
         settings.updated_at = now
             .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)

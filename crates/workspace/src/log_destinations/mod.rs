@@ -512,20 +512,13 @@ impl DestinationService {
             )
             .await?,
         );
-        updated.previous_secret = (grace > 0).then(|| (signing, now + Duration::seconds(grace)));
+        let (kept, discarded) =
+            standard_webhooks::rotated(signing, current.previous_secret, grace, now);
+        updated.previous_secret = kept;
         self.ports
             .destinations
             .update(unit.as_mut(), &updated)
             .await?;
-        // The secret an earlier rotation kept goes; so does the current one without grace.
-        let mut discarded: Vec<CredentialId> = current
-            .previous_secret
-            .map(|(secret, _)| secret)
-            .into_iter()
-            .collect();
-        if grace == 0 {
-            discarded.push(signing);
-        }
         for old in discarded {
             self.ports
                 .secrets
