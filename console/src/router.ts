@@ -1,0 +1,29 @@
+import { createRouter, createWebHistory, type RouteRecordRaw } from "vue-router";
+import { useSession } from "./stores/session";
+
+// Pages are chunks of their own, loaded when first visited (the sign-in page stays small).
+const routes: RouteRecordRaw[] = [
+  { path: "/sign-in", name: "sign-in", component: () => import("./views/SignIn.vue"), meta: { public: true } },
+  { path: "/register", name: "register", component: () => import("./views/Register.vue"), meta: { public: true } },
+  { path: "/", name: "dashboard", component: () => import("./views/Dashboard.vue") },
+  { path: "/workflows", name: "workflows", component: () => import("./views/Workflows.vue") },
+  { path: "/workflows/:id", name: "workflow", component: () => import("./views/WorkflowDetail.vue"), props: true },
+  { path: "/executions", name: "executions", component: () => import("./views/Executions.vue") },
+  { path: "/executions/:id", name: "execution", component: () => import("./views/ExecutionDetail.vue"), props: true },
+  { path: "/settings/api-keys", name: "api-keys", component: () => import("./views/ApiKeys.vue") },
+  { path: "/:pathMatch(.*)*", name: "not-found", component: () => import("./views/NotFound.vue"), meta: { public: true } },
+];
+
+/** The console's router: every page but the public ones needs a session; a page asked
+ * for while signed out comes back after signing in. */
+export function createConsoleRouter() {
+  const router = createRouter({ history: createWebHistory(), routes });
+  router.beforeEach((to) => {
+    const session = useSession();
+    if (!to.meta.public && !session.signedIn) {
+      return { name: "sign-in", query: to.fullPath === "/" ? {} : { next: to.fullPath } };
+    }
+    return true;
+  });
+  return router;
+}
