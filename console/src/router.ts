@@ -10,7 +10,14 @@ const routes: RouteRecordRaw[] = [
   { path: "/workflows/:id", name: "workflow", component: () => import("./views/WorkflowDetail.vue"), props: true },
   { path: "/executions", name: "executions", component: () => import("./views/Executions.vue") },
   { path: "/executions/:id", name: "execution", component: () => import("./views/ExecutionDetail.vue"), props: true },
+  { path: "/credentials", name: "credentials", component: () => import("./views/Credentials.vue") },
+  { path: "/webhooks", name: "webhooks", component: () => import("./views/Webhooks.vue") },
+  { path: "/webhooks/:id", name: "webhook", component: () => import("./views/WebhookDetail.vue"), props: true },
+  { path: "/settings/plan", name: "plan", component: () => import("./views/Plans.vue") },
   { path: "/settings/api-keys", name: "api-keys", component: () => import("./views/ApiKeys.vue") },
+  { path: "/settings/environments", name: "environments", component: () => import("./views/Environments.vue") },
+  { path: "/settings/members", name: "members", component: () => import("./views/Members.vue") },
+  { path: "/settings/activity", name: "activity", component: () => import("./views/Activity.vue") },
   { path: "/:pathMatch(.*)*", name: "not-found", component: () => import("./views/NotFound.vue"), meta: { public: true } },
 ];
 
