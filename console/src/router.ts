@@ -8,6 +8,7 @@ const routes: RouteRecordRaw[] = [
   { path: "/", name: "dashboard", component: () => import("./views/Dashboard.vue") },
   { path: "/workflows", name: "workflows", component: () => import("./views/Workflows.vue") },
   { path: "/workflows/:id", name: "workflow", component: () => import("./views/WorkflowDetail.vue"), props: true },
+  { path: "/workflows/:id/builder", name: "builder", component: () => import("./builder/Builder.vue"), props: true },
   { path: "/executions", name: "executions", component: () => import("./views/Executions.vue") },
   { path: "/executions/:id", name: "execution", component: () => import("./views/ExecutionDetail.vue"), props: true },
   { path: "/credentials", name: "credentials", component: () => import("./views/Credentials.vue") },

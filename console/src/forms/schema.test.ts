@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { mount } from "@vue/test-utils";
-import { emptyDraft, fieldsOf, valueOf, type JsonSchema } from "./schema";
+import { draftOf, emptyDraft, fieldsOf, valueOf, type JsonSchema } from "./schema";
 import SchemaForm from "./SchemaForm.vue";
 
 // The SMTP credential kind's schema, as GET /api/workflows/credentials/types gives it.
@@ -36,6 +36,19 @@ describe("schema-driven forms", () => {
     ]);
     expect(fields.find((f) => f.name === "tls_mode")?.options).toEqual(["none", "starttls", "tls"]);
     expect(fields[0]?.label).toBe("Host");
+  });
+
+  it("edit a number-or-template field as text", () => {
+    const fields = fieldsOf({ type: "object", properties: { milliseconds: { type: ["integer", "string"] } } });
+    expect(fields[0]?.kind).toBe("text");
+  });
+
+  it("round-trip saved params through a draft", () => {
+    const fields = fieldsOf(SMTP);
+    const params = { host: "h", port: 25, tls_mode: "none", verify: false, headers: { a: "1" } };
+    const draft = draftOf(fields, SMTP, params);
+    expect(draft).toMatchObject({ host: "h", port: "25", tls_mode: "none", verify: false });
+    expect(valueOf(fields, draft)).toEqual({ value: params, errors: [] });
   });
 
   it("treat the kind's listed secret fields as secret", () => {

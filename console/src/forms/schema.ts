@@ -69,9 +69,13 @@ export function fieldsOf(schema: JsonSchema, secretFields: string[] = []): Field
     const branch = editable(property);
     const [type] = types(branch);
     const secret = secretFields.includes(name) || property["x-secret"] === true || property.writeOnly === true;
+    const all = types(branch);
     let kind: FieldKind;
     if (branch.enum && branch.enum.every((value) => typeof value === "string")) kind = "choice";
-    else if (type === "string") kind = secret ? "secret" : "text";
+    // A field that is a number or a string (a template) is edited as text.
+    else if (type === "string" || (all.includes("string") && all.every((t) => t !== "object" && t !== "array"))) {
+      kind = secret ? "secret" : "text";
+    }
     else if (type === "integer") kind = "integer";
     else if (type === "number") kind = "number";
     else if (type === "boolean") kind = "boolean";
@@ -141,4 +145,18 @@ export function valueOf(fields: Field[], draft: Draft): { value: Record<string, 
     }
   }
   return { value, errors };
+}
+
+/** A draft holding `params` (a saved node's), for editing them again. */
+export function draftOf(fields: Field[], schema: JsonSchema, params: Record<string, unknown>): Draft {
+  const draft = emptyDraft(fields, schema);
+  for (const field of fields) {
+    if (!(field.name in params)) continue;
+    const value = params[field.name];
+    if (field.kind === "boolean") draft[field.name] = value === true;
+    else if (value === null || value === undefined) draft[field.name] = "";
+    else if (field.kind === "json") draft[field.name] = JSON.stringify(value, null, 2);
+    else draft[field.name] = String(value);
+  }
+  return draft;
 }
