@@ -13,7 +13,7 @@ export default tseslint.config(
     languageOptions: { parserOptions: { parser: tseslint.parser } },
   },
   {
-    files: ["scripts/*.mjs", "vite.config.ts", "eslint.config.js"],
+    files: ["scripts/*.mjs", "vite.config.ts", "playwright.config.ts", "eslint.config.js", "e2e/**/*.ts"],
     languageOptions: { globals: { process: "readonly", console: "readonly" } },
   },
   {

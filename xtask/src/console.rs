@@ -1,12 +1,15 @@
 //! The web console (`console/`, an npm project): `cargo xtask console` builds it into
 //! `console/dist` (which the `fluxolab` binary embeds), `cargo xtask openapi [--check]`
 //! regenerates its typed API client from the OpenAPI document (or fails when the
-//! committed one differs), and `cargo xtask dev` rebuilds it when its sources changed.
+//! committed one differs), `cargo xtask e2e [--screenshots]` runs its Playwright tests in
+//! Debian's Chromium against a server on a fresh test database, and `cargo xtask dev`
+//! rebuilds it when its sources changed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
+use crate::discovery;
 use crate::process::{self, project_root};
 
 /// The generated types of the API client, committed.
@@ -102,6 +105,50 @@ pub fn openapi(args: &[String]) -> Result<u8, String> {
     }
 }
 
+/// `cargo xtask e2e [--screenshots] [PLAYWRIGHT_ARGS…]`: the console (rebuilt when
+/// stale), a server on a fresh test database (the `console_e2e` example of
+/// `fluxolab-app`), and Playwright against it in Chromium (`CHROMIUM`, else
+/// `/usr/bin/chromium`). `--screenshots` saves every page under `docs/console/`.
+pub fn e2e(args: &[String]) -> Result<u8, String> {
+    require_node()?;
+    let chromium = std::env::var_os("CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    if !chromium.is_file() {
+        return Err(format!(
+            "no Chromium at {}: install Debian's `chromium` package (or set CHROMIUM); \
+             Playwright downloads no browser here",
+            chromium.display()
+        ));
+    }
+    install()?;
+    build_if_stale()?;
+    let server = discovery::test_server()?;
+    eprintln!("xtask: e2e against {}", server.description);
+    let mut command = process::cargo();
+    command
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "fluxolab-app",
+            "--example",
+            "console_e2e",
+            "--",
+        ])
+        .env("TEST_DATABASE_URL", &server.url)
+        .env("CHROMIUM", &chromium);
+    for arg in args {
+        if arg == "--screenshots" {
+            let folder = project_root().join("docs").join("console");
+            std::fs::create_dir_all(&folder).map_err(|error| error.to_string())?;
+            command.env("CONSOLE_SCREENSHOTS", folder);
+        } else {
+            command.arg(arg);
+        }
+    }
+    process::status_code(&mut command)
+}
+
 fn build() -> Result<u8, String> {
     install()?;
     eprintln!("xtask: building the console (vite build)");
@@ -118,7 +165,12 @@ fn install() -> Result<(), String> {
         return Ok(());
     }
     eprintln!("xtask: installing the console's packages (npm ci)");
-    let code = process::status_code(npm_command("npm").args(["ci", "--no-audit", "--no-fund"]))?;
+    // Playwright's package downloads no browser on install; this says so explicitly.
+    let code = process::status_code(
+        npm_command("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"),
+    )?;
     if code != 0 {
         return Err(format!("npm ci failed (exit code {code})"));
     }

@@ -6,6 +6,8 @@
 //!   into `console/dist`, which the binary embeds
 //! - `openapi [--check]`: write the OpenAPI document (no server needed) and regenerate the
 //!   console's API client types from it, or fail when the committed ones differ (CI)
+//! - `e2e [--screenshots] [ARGS…]`: the console's Playwright tests in Debian's Chromium
+//!   against a server on a fresh test database (screenshots into `docs/console/`)
 //! - `test [ARGS…]`: find or start Postgres, export `TEST_DATABASE_URL` (and moto's server
 //!   as `MOTO_SERVER`, the MCP client's Python as `MCP_CLIENT_PYTHON` and the Standard
 //!   Webhooks library's as `STANDARD_WEBHOOKS_PYTHON`, installed when missing), run every
@@ -56,6 +58,10 @@ commands:
   openapi [--check]         write the OpenAPI document to target/openapi.json and
                             regenerate console/src/api/schema.d.ts from it, or with
                             --check fail when the committed file differs
+  e2e [--screenshots] [ARGS...]
+                            the console's end-to-end tests (Playwright, Debian's
+                            Chromium) against a server on a fresh test database;
+                            --screenshots saves every page under docs/console/
   test [ARGS...]            run the whole test suite against a discovered database
                             (and moto's server, installed when missing)
   migrate [--status | --down N]
@@ -94,6 +100,7 @@ fn main() -> ExitCode {
         "dev" => dev::run(),
         "console" => console::run(),
         "openapi" => console::openapi(rest),
+        "e2e" => console::e2e(rest),
         "test" => run_tests(rest),
         "migrate" | "seed" => database_command(command, rest),
         "db" => cluster_command(rest),
