@@ -14,6 +14,8 @@ export default defineConfig({
     // A source map is not served: the binary embeds what it ships.
     sourcemap: false,
     reportCompressedSize: true,
+    // Read by scripts/budget.mjs (the first page's JavaScript), which then removes it.
+    manifest: true,
   },
   server: {
     proxy: {
