@@ -24,6 +24,13 @@ async function check(page: Page, name: string) {
   if (screenshots) await page.screenshot({ path: path.join(screenshots, `${name}.png`) });
 }
 
+/** Follows a link of the side navigation and waits for its page's heading (pages are
+ * lazy chunks: the previous page stays until the next one is loaded). */
+async function go(page: Page, link: string, heading: string | RegExp = link) {
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: link, exact: true }).click();
+  await expect(page.getByRole("heading", { level: 1, name: heading })).toBeVisible();
+}
+
 /** Drags from a node's output handle to another node's input handle. */
 async function connect(page: Page, from: string, output: string, to: string) {
   const source = await page.locator(`[data-node="${from}"] .output:has-text("${output}") .vue-flow__handle`).boundingBox();
@@ -62,7 +69,7 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
   });
 
   await test.step("build a three-node workflow on the canvas", async () => {
-    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Workflows" }).click();
+    await go(page, "Workflows");
     await expect(page.getByText("No workflow yet")).toBeVisible();
     await check(page, "workflows");
     await page.getByLabel("New workflow").fill("Inbound messages");
@@ -105,7 +112,7 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
   let url = "";
   let secret = "";
   await test.step("create a Meta webhook bound to it", async () => {
-    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Webhooks" }).click();
+    await go(page, "Webhooks");
     await page.getByLabel("Name").fill("WhatsApp");
     await page.getByLabel("Signature").selectOption("meta");
     await page.getByLabel("Workflow it starts").selectOption({ label: "Inbound messages" });
@@ -136,7 +143,7 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
     expect(delivered.verdict).toBe("accepted");
     expect(delivered.execution_id).toBeTruthy();
 
-    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Executions" }).click();
+    await go(page, "Executions");
     const row = page.getByRole("row", { name: /webhook/ });
     await expect(row).toBeVisible();
     await check(page, "executions");
@@ -145,17 +152,22 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
     await expect(page.locator(".status.succeeded").first()).toBeVisible();
     await check(page, "execution");
 
-    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Dashboard" }).click();
+    await go(page, "Dashboard", /workspace/);
     await expect(page.getByRole("row", { name: /Bia/ })).toContainText("oi!");
 
-    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Webhooks" }).click();
+    await go(page, "Conversations");
+    await page.getByRole("button", { name: "Bia" }).click();
+    await expect(page.locator(".messages")).toContainText("oi!");
+    await check(page, "conversations");
+
+    await go(page, "Webhooks");
     await page.getByRole("link", { name: "WhatsApp" }).click();
     await expect(page.getByRole("row", { name: /accepted/ })).toBeVisible();
     await check(page, "webhook");
   });
 
   await test.step("create and revoke an API key", async () => {
-    await page.getByRole("link", { name: "API keys" }).click();
+    await go(page, "API keys");
     await page.getByLabel("Name").fill("deploy script");
     await page.getByRole("button", { name: "Create key" }).click();
     await expect(page.locator(".secret")).toContainText("not shown again");
@@ -167,7 +179,7 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
   });
 
   await test.step("change plan", async () => {
-    await page.getByRole("link", { name: "Plan" }).click();
+    await go(page, "Plan");
     await expect(page.locator(".plan.current")).toContainText("Free");
     await page.getByRole("button", { name: "Change to Pro" }).click();
     await expect(page.locator(".plan.current")).toContainText("Pro");
@@ -179,18 +191,29 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
       ["Credentials", "credentials"],
       ["Environments", "environments"],
       ["Members", "members"],
+      ["Usage history", "usage"],
       ["Activity log", "activity"],
     ] as const) {
-      await page.getByRole("link", { name: link, exact: true }).click();
-      await expect(page.getByRole("heading", { level: 1 })).toBeVisible();
+      await go(page, link);
       await check(page, name);
     }
+    // The plan change is in the activity log.
     await expect(page.getByRole("row", { name: /plan/ }).first()).toBeVisible();
   });
 
-  await test.step("sign out", async () => {
-    await page.getByRole("button", { name: "Sign out" }).click();
+  await test.step("sign out everywhere from the sessions page", async () => {
+    await go(page, "Sessions");
+    await expect(page.getByRole("row", { name: /this one/ })).toBeVisible();
+    await check(page, "sessions");
+    await page.getByRole("button", { name: "Sign out everywhere" }).click();
     await expect(page).toHaveURL(/\/sign-in$/);
+    // Every session is gone: the account has none left to list.
+    const login = await request.post("/api/auth/login", {
+      data: { email, password: "correct horse battery staple" },
+    });
+    const { access_token } = (await login.json()) as { access_token: string };
+    const security = await request.get("/api/users/me/security", { headers: { Authorization: `Bearer ${access_token}` } });
+    expect(((await security.json()) as { sessions: unknown[] }).sessions).toHaveLength(1);
   });
 
   expect(violations).toEqual([]);

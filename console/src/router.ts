@@ -13,12 +13,15 @@ const routes: RouteRecordRaw[] = [
   { path: "/executions/:id", name: "execution", component: () => import("./views/ExecutionDetail.vue"), props: true },
   { path: "/credentials", name: "credentials", component: () => import("./views/Credentials.vue") },
   { path: "/webhooks", name: "webhooks", component: () => import("./views/Webhooks.vue") },
+  { path: "/conversations", name: "conversations", component: () => import("./views/Conversations.vue") },
   { path: "/webhooks/:id", name: "webhook", component: () => import("./views/WebhookDetail.vue"), props: true },
   { path: "/settings/plan", name: "plan", component: () => import("./views/Plans.vue") },
   { path: "/settings/api-keys", name: "api-keys", component: () => import("./views/ApiKeys.vue") },
   { path: "/settings/environments", name: "environments", component: () => import("./views/Environments.vue") },
   { path: "/settings/members", name: "members", component: () => import("./views/Members.vue") },
   { path: "/settings/activity", name: "activity", component: () => import("./views/Activity.vue") },
+  { path: "/settings/usage", name: "usage", component: () => import("./views/Usage.vue") },
+  { path: "/account/sessions", name: "sessions", component: () => import("./views/Sessions.vue") },
   { path: "/:pathMatch(.*)*", name: "not-found", component: () => import("./views/NotFound.vue"), meta: { public: true } },
 ];
 
