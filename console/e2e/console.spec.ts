@@ -49,11 +49,22 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
   });
   const email = `e2e-${Date.now()}@example.com`;
 
+  await test.step("single sign-on's landing address redeems its ticket (a stale one is refused)", async () => {
+    await page.goto("/#/sso?ticket=stale-ticket");
+    await expect(page).toHaveURL(/\/sso\?ticket=stale-ticket$/);
+    await expect(page.getByRole("alert")).toBeVisible();
+    await check(page, "sso-landing");
+  });
+
   await test.step("the sign-in page, then register", async () => {
     await page.goto("/");
     await expect(page).toHaveURL(/\/sign-in$/);
     await expect(page.getByRole("heading", { name: "Sign in to FluxoLab" })).toBeVisible();
     await check(page, "sign-in");
+    await page.getByRole("button", { name: "Directory (LDAP)" }).click();
+    await expect(page.getByLabel("Directory username")).toBeVisible();
+    await page.getByRole("button", { name: "Single sign-on" }).click();
+    await expect(page.getByRole("button", { name: "Continue to the provider" })).toBeVisible();
     await page.getByRole("link", { name: "Create one" }).click();
     await page.getByLabel("Your name").fill("Ada Lovelace");
     await page.getByLabel("E-mail address").fill(email);

@@ -5,6 +5,7 @@ import { useSession } from "./stores/session";
 const routes: RouteRecordRaw[] = [
   { path: "/sign-in", name: "sign-in", component: () => import("./views/SignIn.vue"), meta: { public: true } },
   { path: "/register", name: "register", component: () => import("./views/Register.vue"), meta: { public: true } },
+  { path: "/sso", name: "sso", component: () => import("./views/SsoLanding.vue"), meta: { public: true } },
   { path: "/", name: "dashboard", component: () => import("./views/Dashboard.vue") },
   { path: "/workflows", name: "workflows", component: () => import("./views/Workflows.vue") },
   { path: "/workflows/:id", name: "workflow", component: () => import("./views/WorkflowDetail.vue"), props: true },

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createPinia, setActivePinia } from "pinia";
-import { REFRESH_MARGIN_SECONDS, useSession } from "./session";
+import { REFRESH_MARGIN_SECONDS, tokenWorkspace, useSession } from "./session";
 
 const WS_DEFAULT = "0193c7a2-0000-7000-8000-00000000000a";
 const WS_OTHER = "0193c7a2-0000-7000-8000-00000000000b";
@@ -60,6 +60,10 @@ function server() {
         issued += 1;
         return answer(200, tokens(issued));
       }
+      case "/api/auth/ldap/login":
+      case "/api/auth/sso/exchange":
+        // Tokens active in another workspace than the user's default.
+        return answer(200, { ...tokens(issued), access_token: jwt({ sub: ME.id, wid: WS_OTHER }) });
       case "/api/auth/logout":
         return answer(204);
       case "/api/auth/me":
@@ -69,6 +73,12 @@ function server() {
     }
   });
   return { fetch, calls };
+}
+
+/** An unsigned JWT-shaped token with `claims` (the console never verifies one). */
+function jwt(claims: Record<string, unknown>): string {
+  const part = (value: unknown) => btoa(JSON.stringify(value)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+  return `${part({ alg: "HS256", typ: "JWT" })}.${part(claims)}.signature`;
 }
 
 beforeEach(() => {
@@ -187,5 +197,25 @@ describe("the session", () => {
       "/api/auth/login",
       "/api/auth/me",
     ]);
+  });
+
+  it("signs in through the directory or single sign-on in the workspace the tokens name", async () => {
+    const fake = server();
+    vi.stubGlobal("fetch", fake.fetch);
+    const session = useSession();
+    await session.ldapLogin("acme", "ada", "pw");
+    expect(session.workspaceId).toBe(WS_OTHER);
+    expect(fake.calls[0]).toMatchObject({ path: "/api/auth/ldap/login", body: { workspace: "acme", username: "ada", password: "pw" } });
+    await session.logout();
+    await session.exchangeSsoTicket("ticket-1");
+    expect(session.workspaceId).toBe(WS_OTHER);
+    expect(fake.calls.find((c) => c.path === "/api/auth/sso/exchange")?.body).toEqual({ ticket: "ticket-1" });
+  });
+
+  it("reads the workspace claim of a token, and nothing from a malformed one", () => {
+    expect(tokenWorkspace(jwt({ wid: WS_DEFAULT }))).toBe(WS_DEFAULT);
+    expect(tokenWorkspace(jwt({ sub: "x" }))).toBeNull();
+    expect(tokenWorkspace("not-a-jwt")).toBeNull();
+    expect(tokenWorkspace("a.%%%.c")).toBeNull();
   });
 });

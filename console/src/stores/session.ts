@@ -55,9 +55,25 @@ export const useSession = defineStore("session", () => {
     workspaceId.value = null;
   }
 
-  async function login(email: string, password: string) {
-    accept(await call(auth.POST("/api/auth/login", { body: { email, password } })));
+  /** Starts a session with `tokens`, in the workspace they were issued for. */
+  async function begin(tokens: Tokens) {
+    accept(tokens);
+    workspaceId.value = tokenWorkspace(tokens.access_token);
     await loadMe();
+  }
+
+  async function login(email: string, password: string) {
+    await begin(await call(auth.POST("/api/auth/login", { body: { email, password } })));
+  }
+
+  /** Signs in with a workspace's directory (LDAP): `workspace` is its id or slug. */
+  async function ldapLogin(workspace: string, username: string, password: string) {
+    await begin(await call(auth.POST("/api/auth/ldap/login", { body: { workspace, username, password } })));
+  }
+
+  /** Redeems the one-use ticket single sign-on came back with. */
+  async function exchangeSsoTicket(ticket: string) {
+    await begin(await call(auth.POST("/api/auth/sso/exchange", { body: { ticket } })));
   }
 
   async function register(email: string, password: string, displayName: string) {
@@ -69,8 +85,8 @@ export const useSession = defineStore("session", () => {
     await login(email, password);
   }
 
-  /** Loads the user; keeps the chosen workspace while still a member of it, else takes
-   * the default one (or the first membership). */
+  /** Loads the user; keeps the chosen workspace (at sign-in: the token's) while still a
+   * member of it, else takes the default one (or the first membership). */
   async function loadMe() {
     const found = await call(api.GET("/api/auth/me"));
     me.value = found;
@@ -124,6 +140,8 @@ export const useSession = defineStore("session", () => {
     workspace,
     api: shallowRef(api),
     login,
+    ldapLogin,
+    exchangeSsoTicket,
     register,
     loadMe,
     switchWorkspace,
@@ -131,3 +149,16 @@ export const useSession = defineStore("session", () => {
     logout,
   };
 });
+
+/** The workspace an access token was issued for (its `wid` claim), read without
+ * verifying it: the server verifies every use; this only picks the first workspace. */
+export function tokenWorkspace(token: string): string | null {
+  try {
+    const payload = token.split(".")[1] ?? "";
+    const json = atob(payload.replace(/-/g, "+").replace(/_/g, "/"));
+    const wid: unknown = (JSON.parse(json) as { wid?: unknown }).wid;
+    return typeof wid === "string" ? wid : null;
+  } catch {
+    return null;
+  }
+}
