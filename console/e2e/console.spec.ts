@@ -197,12 +197,25 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
     await check(page, "plan");
   });
 
+  await test.step("workspace settings name a wrong field, then save", async () => {
+    await go(page, "Workspace", "Workspace settings");
+    await page.getByLabel(/Time zone/).fill("Mars/Olympus_Mons");
+    await page.getByRole("button", { name: "Save settings" }).click();
+    await expect(page.locator("label", { hasText: "Time zone" }).locator(".field-error")).toBeVisible();
+    await page.getByLabel(/Time zone/).fill("Europe/Lisbon");
+    await page.getByLabel(/Attempts before a run fails/).fill("5");
+    await page.getByRole("button", { name: "Save settings" }).click();
+    await expect(page.getByRole("status")).toContainText("Saved");
+    await check(page, "workspace-settings");
+  });
+
   await test.step("the other settings pages", async () => {
     for (const [link, name] of [
       ["Credentials", "credentials"],
       ["Environments", "environments"],
       ["Members", "members"],
       ["Usage history", "usage"],
+      ["Your settings", "user-settings"],
       ["Activity log", "activity"],
     ] as const) {
       await go(page, link);

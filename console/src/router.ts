@@ -22,6 +22,8 @@ const routes: RouteRecordRaw[] = [
   { path: "/settings/members", name: "members", component: () => import("./views/Members.vue") },
   { path: "/settings/activity", name: "activity", component: () => import("./views/Activity.vue") },
   { path: "/settings/usage", name: "usage", component: () => import("./views/Usage.vue") },
+  { path: "/settings/workspace", name: "workspace-settings", component: () => import("./views/WorkspaceSettings.vue") },
+  { path: "/account/settings", name: "user-settings", component: () => import("./views/UserSettings.vue") },
   { path: "/account/sessions", name: "sessions", component: () => import("./views/Sessions.vue") },
   { path: "/:pathMatch(.*)*", name: "not-found", component: () => import("./views/NotFound.vue"), meta: { public: true } },
 ];
