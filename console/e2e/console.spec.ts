@@ -209,10 +209,40 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
     await check(page, "workspace-settings");
   });
 
+  await test.step("environment variables, a secret one masked", async () => {
+    await go(page, "Environments");
+    const development = page.locator("section", { has: page.getByRole("heading", { name: /^development/ }) });
+    await development.getByRole("button", { name: "Edit variables" }).click();
+    await development.getByRole("button", { name: "Add a variable" }).click();
+    await development.getByLabel("Name of variable 1").fill("REGION");
+    await development.getByLabel("Value of variable 1").fill("eu-west");
+    await development.getByRole("button", { name: "Add a variable" }).click();
+    await development.getByLabel("Name of variable 2").fill("API_TOKEN");
+    await development.getByLabel("Variable 2 is secret").check();
+    await development.getByLabel("Value of variable 2").fill("s3cr3t-value");
+    await development.getByRole("button", { name: "Save variables" }).click();
+    await expect(development.getByRole("row", { name: /REGION/ })).toContainText("eu-west");
+    await expect(development.getByRole("row", { name: /API_TOKEN/ })).toContainText("••••••••");
+    await expect(page.getByText("s3cr3t-value")).toHaveCount(0);
+    await check(page, "environments");
+  });
+
+  await test.step("a usage alert", async () => {
+    await go(page, "Usage alerts");
+    await page.getByRole("textbox", { name: "Address" }).fill("ops@example.com");
+    await page.getByRole("button", { name: "Create alert" }).click();
+    const alert = page.getByRole("row", { name: /ops@example.com/ });
+    await expect(alert).toContainText("80 %");
+    await check(page, "alerts");
+    await alert.getByRole("button", { name: "Firings" }).click();
+    await expect(page.getByText("It has not fired")).toBeVisible();
+    await alert.getByRole("button", { name: "Delete" }).click();
+    await expect(page.getByText("No alert yet")).toBeVisible();
+  });
+
   await test.step("the other settings pages", async () => {
     for (const [link, name] of [
       ["Credentials", "credentials"],
-      ["Environments", "environments"],
       ["Members", "members"],
       ["Usage history", "usage"],
       ["Your settings", "user-settings"],

@@ -22,6 +22,7 @@ const routes: RouteRecordRaw[] = [
   { path: "/settings/members", name: "members", component: () => import("./views/Members.vue") },
   { path: "/settings/activity", name: "activity", component: () => import("./views/Activity.vue") },
   { path: "/settings/usage", name: "usage", component: () => import("./views/Usage.vue") },
+  { path: "/settings/alerts", name: "alerts", component: () => import("./views/Alerts.vue") },
   { path: "/settings/workspace", name: "workspace-settings", component: () => import("./views/WorkspaceSettings.vue") },
   { path: "/account/settings", name: "user-settings", component: () => import("./views/UserSettings.vue") },
   { path: "/account/sessions", name: "sessions", component: () => import("./views/Sessions.vue") },
