@@ -76,7 +76,7 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
     await page.getByRole("button", { name: "Create account" }).click();
     await expect(page.locator(".tiles")).toBeVisible();
     await expect(page.locator(".switcher select")).toContainText("(owner)");
-    await check(page, "dashboard");
+    await check(page, "dashboard-empty");
   });
 
   await test.step("build a three-node workflow on the canvas", async () => {
@@ -165,6 +165,7 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
 
     await go(page, "Dashboard", /workspace/);
     await expect(page.getByRole("row", { name: /Bia/ })).toContainText("oi!");
+    await check(page, "dashboard");
 
     await go(page, "Conversations");
     await page.getByRole("button", { name: "Bia" }).click();
