@@ -256,6 +256,22 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
     await expect(page.getByRole("row", { name: /plan/ }).first()).toBeVisible();
   });
 
+  await test.step("a second workspace, and the switcher", async () => {
+    await go(page, "Workspaces", "Your workspaces");
+    await page.getByLabel("New workspace").fill("Side project");
+    await page.getByRole("button", { name: "Create" }).click();
+    await expect(page.getByRole("heading", { level: 1, name: "Side project" })).toBeVisible();
+    await expect(page.locator(".switcher select")).toContainText("Side project (owner)");
+    // Its own, empty workspace: the first one's workflow is not here.
+    await go(page, "Workflows");
+    await expect(page.getByText("No workflow yet")).toBeVisible();
+    await page.locator(".switcher select").selectOption({ label: "Ada Lovelace's workspace (owner)" });
+    await go(page, "Workflows");
+    await expect(page.getByRole("link", { name: "Inbound messages" })).toBeVisible();
+    await go(page, "Workspaces", "Your workspaces");
+    await check(page, "workspaces");
+  });
+
   await test.step("sign out everywhere from the sessions page", async () => {
     await go(page, "Sessions");
     await expect(page.getByRole("row", { name: /this one/ })).toBeVisible();

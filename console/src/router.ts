@@ -24,6 +24,7 @@ const routes: RouteRecordRaw[] = [
   { path: "/settings/usage", name: "usage", component: () => import("./views/Usage.vue") },
   { path: "/settings/alerts", name: "alerts", component: () => import("./views/Alerts.vue") },
   { path: "/settings/workspace", name: "workspace-settings", component: () => import("./views/WorkspaceSettings.vue") },
+  { path: "/account/workspaces", name: "workspaces", component: () => import("./views/Workspaces.vue") },
   { path: "/account/settings", name: "user-settings", component: () => import("./views/UserSettings.vue") },
   { path: "/account/sessions", name: "sessions", component: () => import("./views/Sessions.vue") },
   { path: "/:pathMatch(.*)*", name: "not-found", component: () => import("./views/NotFound.vue"), meta: { public: true } },
