@@ -210,6 +210,26 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
     await check(page, "workspace-settings");
   });
 
+  await test.step("a credential from its kind's form, edited without retyping its secret", async () => {
+    await go(page, "Credentials");
+    await page.getByLabel("Kind").selectOption("http_header");
+    await page.getByLabel("Name", { exact: true }).fill("Partner API");
+    await page.locator("input[name=name]").nth(1).fill("X-Api-Key");
+    await page.locator("input[name=value]").fill("partner-secret-value");
+    await expect(page.locator("input[name=value]")).toHaveAttribute("type", "password");
+    await page.getByRole("button", { name: "Create credential" }).click();
+    const row = page.getByRole("row", { name: /Partner API/ });
+    await expect(row).toContainText("http_header");
+    await expect(page.getByText("partner-secret-value")).toHaveCount(0);
+    await row.getByRole("button", { name: "Edit" }).click();
+    await expect(page.locator("input[name=value]")).toHaveValue("");
+    await page.getByLabel("Name", { exact: true }).fill("Partner API (prod)");
+    await page.getByRole("button", { name: "Save credential" }).click();
+    // The secret was kept (masked): the kind requires it, and the row still shows its hint.
+    await expect(page.getByRole("row", { name: /Partner API \(prod\)/ })).toContainText('"value"');
+    await check(page, "credentials");
+  });
+
   await test.step("environment variables, a secret one masked", async () => {
     await go(page, "Environments");
     const development = page.locator("section", { has: page.getByRole("heading", { name: /^development/ }) });
@@ -243,7 +263,6 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
 
   await test.step("the other settings pages", async () => {
     for (const [link, name] of [
-      ["Credentials", "credentials"],
       ["Members", "members"],
       ["Usage history", "usage"],
       ["Your settings", "user-settings"],
