@@ -103,7 +103,7 @@ pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
     )?;
     let state = ApiState::new(Arc::new(PostgresProbe::new(pool, embedded)))
         .map_err(StartupError::from)?
-        .with_metrics(metrics);
+        .with_metrics(metrics.clone());
     // Without its ops routes a worker still runs executions: a taken address is logged,
     // and its health checks then fail where they are watched.
     let ops = match ops_server(settings, state) {
@@ -119,7 +119,13 @@ pub async fn worker(settings: &Settings) -> Result<(), CommandError> {
     };
     let workers = WorkerPool::start(services.executions, services.queue, settings.workers)
         .with_usage_snapshots(services.billing)
-        .with_usage_alerts(services.alerts, services.outbox)
+        .with_usage_alerts(services.alerts)
+        .with_outbox(
+            services.outbox,
+            metrics.outbound().clone(),
+            settings.alerts.outbox_retention,
+        )
+        .with_weekly_reports(services.weekly_reports)
         .with_schedules(services.scheduler)
         .with_ldap_sync(services.ldap);
     shutdown_signal().await.map_err(CommandError::Signal)?;

@@ -61,14 +61,18 @@ pub struct WebhookSettings {
     pub public_base_url: Option<String>,
 }
 
-/// How usage alerts are sent.
+/// How usage alerts and notifications are sent.
 #[derive(Clone, Debug)]
 pub struct AlertSettings {
-    /// `SMTP_URL`: where e-mail alerts go (`smtp://user:pass@host:587`, `smtps://…`);
-    /// unset, e-mail alerts fail their delivery with a clear error.
+    /// `SMTP_URL`: where alert and notification e-mails go (`smtp://user:pass@host:587`,
+    /// `smtps://…`); unset, they fail their delivery with a clear error.
     pub smtp_url: Option<String>,
-    /// `ALERT_EMAIL_FROM`: the sender of alert e-mails.
+    /// `ALERT_EMAIL_FROM`: the sender of alert and notification e-mails.
     pub email_from: String,
+    /// `OUTBOX_RETENTION_DAYS` (1–90, default 7): how long an undelivered outbound
+    /// message (an alert, a log event) waits for its receiver before it is dropped,
+    /// counted in `outbound_dropped_total` and recorded as an integration event.
+    pub outbox_retention: std::time::Duration,
 }
 
 /// What the database-only commands (`migrate`, `seed`) need.
@@ -344,9 +348,11 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
                 }
             },
         );
+        let retention_days = self.number("OUTBOX_RETENTION_DAYS", 7, 1..=90);
         AlertSettings {
             smtp_url,
             email_from: alert_email_from,
+            outbox_retention: std::time::Duration::from_secs(retention_days * 86_400),
         }
     }
 }

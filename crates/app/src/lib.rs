@@ -6,6 +6,7 @@ pub mod config;
 pub mod console;
 pub mod directory_accounts;
 pub mod hasher;
+pub mod outbox;
 pub mod probe;
 pub mod provisioning;
 pub mod startup;

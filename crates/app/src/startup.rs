@@ -10,11 +10,10 @@ use fluxolab_http::mcp::McpLimits;
 use fluxolab_http::{ApiState, ServerSettings, Services, build_server};
 use fluxolab_identity::{AccountPorts, AccountService, PasswordHash, TokenIssuer, TokenSettings};
 use fluxolab_jsruntime::JsRunner;
-use fluxolab_kernel::outbox::{Dispatcher, OutboxKind};
 use fluxolab_kernel::{Clock, SystemClock};
 use fluxolab_outbound::oidc::OpenIdConnect;
 use fluxolab_outbound::secret_stores::SecretStores;
-use fluxolab_outbound::{LdapDirectory, OutboundAlerts, OutboundEffects, OutboundTester};
+use fluxolab_outbound::{LdapDirectory, OutboundEffects, OutboundTester};
 use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::activity_log::PgAudit;
 use fluxolab_postgres::alerts::PgAlerts;
@@ -27,7 +26,6 @@ use fluxolab_postgres::executions::PgExecutions;
 use fluxolab_postgres::integrations::PgIntegrations;
 use fluxolab_postgres::ldap::PgLdap;
 use fluxolab_postgres::mcp::PgMcpSessions;
-use fluxolab_postgres::outbox::PgOutbox;
 use fluxolab_postgres::plans::PgPlanGuard;
 use fluxolab_postgres::pool::PoolBuildError;
 use fluxolab_postgres::schedules::PgSchedules;
@@ -53,7 +51,6 @@ use fluxolab_workflows::mcp_service::{McpPorts, McpService};
 use fluxolab_workflows::scheduler::{Scheduler, SchedulerPorts};
 use fluxolab_workflows::sub_workflows::{ExecutionLineage, SubWorkflows};
 use fluxolab_workflows::{RunStarter, StartPorts, WorkflowPorts, WorkflowService};
-use fluxolab_workspace::alert_delivery::AlertDeliverer;
 use fluxolab_workspace::alerts::{AlertPorts, AlertService};
 use fluxolab_workspace::api_keys::{ApiKeyPorts, ApiKeyService};
 use fluxolab_workspace::environments::{EnvironmentPorts, EnvironmentService};
@@ -243,6 +240,7 @@ pub fn services_with(
     let settings_service = Arc::new(SettingsService::new(SettingsPorts {
         units: units.clone(),
         settings: workspace_settings,
+        secrets: vault_service.clone(),
         audit: audit.clone(),
         clock: clock.clone(),
     }));
@@ -353,29 +351,23 @@ pub fn services_with(
         clock: clock.clone(),
         environments,
     });
-    let alerts = Arc::new(PgAlerts::new(pool.clone()));
     let alert_service = AlertService::new(AlertPorts {
         units: units.clone(),
-        alerts: alerts.clone(),
+        alerts: Arc::new(PgAlerts::new(pool.clone())),
         secrets: vault_service.clone(),
         audit: audit.clone(),
         clock: clock.clone(),
     });
-    let alert_deliverer = AlertDeliverer {
-        alerts,
-        secrets: vault_service.clone(),
-        notifier: Arc::new(OutboundAlerts {
-            smtp_url: settings.alerts.smtp_url.clone(),
-            from: settings.alerts.email_from.clone(),
-            network: Arc::new(PgVault::new(pool.clone())),
-        }),
-        clock: clock.clone(),
-    };
-    let outbox = Dispatcher::new(
-        Arc::new(PgOutbox::new(pool.clone())),
-        vec![(OutboxKind::UsageAlert, Arc::new(alert_deliverer))],
-        clock.clone(),
-        Box::new(jitter),
+    let outbound = crate::outbox::build(
+        pool,
+        &settings.alerts,
+        crate::outbox::Shared {
+            units: units.clone(),
+            secrets: vault_service.clone(),
+            audit: audit.clone(),
+            integration_events: integrations.clone(),
+            clock: clock.clone(),
+        },
     );
     let ldap_ports = Arc::new(LdapPorts {
         units: units.clone(),
@@ -420,11 +412,13 @@ pub fn services_with(
         webhooks: Arc::new(webhook_service),
         billing: Arc::new(billing_service),
         alerts: Arc::new(alert_service),
-        outbox: Arc::new(outbox),
+        outbox: Arc::new(outbound.dispatcher),
+        weekly_reports: Arc::new(outbound.weekly_reports),
         api_keys: Arc::new(api_key_service),
         environments: environment_service,
         settings: settings_service,
         secret_providers: Arc::new(ProviderService::new(provider_ports)),
+        log_destinations: Arc::new(outbound.log_destinations),
         ldap: Arc::new(LdapService::new(ldap_ports.clone())),
         ldap_login: Arc::new(LdapLogin::new(ldap_ports)),
         sso: Arc::new(sso_service),
@@ -461,6 +455,8 @@ pub struct Application {
     /// Memberships and API keys, used once the listener runs on `pool`.
     auth: AuthCache,
     pool: DbPool,
+    metrics: Arc<MetricsRegistry>,
+    outbox_retention: std::time::Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -495,7 +491,7 @@ impl Application {
         )?;
         let probe = PostgresProbe::new(pool.clone(), migrations::embedded_versions()?);
         let state = ApiState::new(Arc::new(probe))?
-            .with_metrics(metrics)
+            .with_metrics(metrics.clone())
             .with_services(services.clone())
             .with_console(Arc::new(crate::console::EmbeddedConsole::default()));
         let listener =
@@ -521,6 +517,8 @@ impl Application {
             workers: Some(settings.workers),
             auth,
             pool,
+            metrics,
+            outbox_retention: settings.alerts.outbox_retention,
         })
     }
 
@@ -547,7 +545,13 @@ impl Application {
                 settings,
             )
             .with_usage_snapshots(self.services.billing.clone())
-            .with_usage_alerts(self.services.alerts.clone(), self.services.outbox.clone())
+            .with_usage_alerts(self.services.alerts.clone())
+            .with_outbox(
+                self.services.outbox.clone(),
+                self.metrics.outbound().clone(),
+                self.outbox_retention,
+            )
+            .with_weekly_reports(self.services.weekly_reports.clone())
             .with_schedules(self.services.scheduler.clone())
             .with_ldap_sync(self.services.ldap.clone())
         });
@@ -557,16 +561,5 @@ impl Application {
         }
         listener.abort();
         served
-    }
-}
-
-/// A random fraction in 0..1 for the outbox's retry jitter (a fixed one when the system
-/// has no randomness: retries are then merely in step).
-fn jitter() -> f64 {
-    use ring::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0_u8; 4];
-    match SystemRandom::new().fill(&mut bytes) {
-        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
-        Err(_) => 0.5,
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use fluxolab_kernel::ExecutionId;
 use fluxolab_kernel::outbox::Dispatcher;
+use fluxolab_telemetry::OutboundMetrics;
 use fluxolab_workflows::execution::{
     Claim, ClaimedExecution, ExecutionRepository, ExecutionStatus, Lease,
 };
@@ -24,6 +25,7 @@ use fluxolab_workflows::scheduler::Scheduler;
 use fluxolab_workspace::BillingService;
 use fluxolab_workspace::alerts::AlertService;
 use fluxolab_workspace::ldap::LdapService;
+use fluxolab_workspace::notifications::WeeklyReports;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -56,8 +58,15 @@ pub struct WorkerSettings {
 /// How often the usage snapshot job runs (it upserts today's rows and fills missed days).
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(3600);
 
-/// How often usage alerts are evaluated and due deliveries sent.
+/// How often usage alerts are evaluated.
 const ALERTS_EVERY: Duration = Duration::from_secs(2);
+
+/// How often the outbox is looked at when the last round had nothing to deliver.
+const OUTBOX_EVERY: Duration = Duration::from_secs(1);
+/// How often messages past the retention are dropped and the backlog gauges sampled.
+const OUTBOX_SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often weekly usage reports that are due are looked for.
+const WEEKLY_REPORTS_EVERY: Duration = Duration::from_secs(60);
 
 /// How often due schedules are looked for (a slot fires within this of its time).
 const SCHEDULES_EVERY: Duration = Duration::from_secs(1);
@@ -118,21 +127,84 @@ impl WorkerPool {
         self
     }
 
-    /// Also evaluates usage alerts and delivers the outbox's due messages every
-    /// [`ALERTS_EVERY`] (several processes may: firings are unique per period and
-    /// threshold, and destinations are leased with `SKIP LOCKED`).
-    pub fn with_usage_alerts(mut self, alerts: Arc<AlertService>, outbox: Arc<Dispatcher>) -> Self {
+    /// Also evaluates usage alerts every [`ALERTS_EVERY`] (several processes may:
+    /// firings are unique per period and threshold).
+    pub fn with_usage_alerts(mut self, alerts: Arc<AlertService>) -> Self {
         let mut stopped = self.stop.subscribe();
         self.jobs.push(tokio::spawn(async move {
             while !*stopped.borrow() {
                 if let Err(error) = alerts.evaluate().await {
                     tracing::warn!(error = %error, "could not evaluate usage alerts");
                 }
-                if let Err(error) = outbox.run_due().await {
-                    tracing::warn!(error = %error, "could not deliver the outbox");
-                }
                 tokio::select! {
                     _ = tokio::time::sleep(ALERTS_EVERY) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        }));
+        self
+    }
+
+    /// Also delivers the outbox's due messages — at once again after a round that
+    /// delivered something, else every [`OUTBOX_EVERY`] — and every
+    /// [`OUTBOX_SWEEP_EVERY`] drops those older than `retention` and samples the
+    /// backlog, counting it all in `metrics`. Several processes may: destinations are
+    /// leased with `SKIP LOCKED`.
+    pub fn with_outbox(
+        mut self,
+        outbox: Arc<Dispatcher>,
+        metrics: OutboundMetrics,
+        retention: Duration,
+    ) -> Self {
+        let mut stopped = self.stop.subscribe();
+        self.jobs.push(tokio::spawn(async move {
+            let mut swept_at: Option<tokio::time::Instant> = None;
+            while !*stopped.borrow() {
+                if swept_at.is_none_or(|at| at.elapsed() >= OUTBOX_SWEEP_EVERY) {
+                    swept_at = Some(tokio::time::Instant::now());
+                    match outbox.expire(retention).await {
+                        Ok(expired) => metrics.record_expired(&expired),
+                        Err(error) => tracing::warn!(error = %error, "could not drop expired outbound messages"),
+                    }
+                    match outbox.backlog().await {
+                        Ok(backlog) => metrics.set_backlog(&backlog),
+                        Err(error) => tracing::warn!(error = %error, "could not sample the outbox's backlog"),
+                    }
+                }
+                let delivered = match outbox.run_due().await {
+                    Ok(round) => {
+                        metrics.record_round(&round);
+                        round.outcomes.iter().any(|(_, outcome, _)| *outcome == "delivered")
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error, "could not deliver the outbox");
+                        false
+                    }
+                };
+                if delivered {
+                    continue;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(OUTBOX_EVERY) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        }));
+        self
+    }
+
+    /// Also records the weekly usage reports that are due every
+    /// [`WEEKLY_REPORTS_EVERY`] (several processes may: a report is unique per workspace
+    /// and slot); the outbox delivers them.
+    pub fn with_weekly_reports(mut self, reports: Arc<WeeklyReports>) -> Self {
+        let mut stopped = self.stop.subscribe();
+        self.jobs.push(tokio::spawn(async move {
+            while !*stopped.borrow() {
+                if let Err(error) = reports.run().await {
+                    tracing::warn!(error = %error, "could not record weekly usage reports");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(WEEKLY_REPORTS_EVERY) => {}
                     _ = stopped.changed() => {}
                 }
             }

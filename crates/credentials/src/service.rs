@@ -484,8 +484,11 @@ impl VaultService {
         workspace: WorkspaceId,
         credential: CredentialId,
     ) -> Result<String, ResolveError> {
+        // Not recorded as a `credential.used`: the owning feature's own activities say
+        // what it did (and a log destination's delivery must not make activities of
+        // its own, which it would then deliver).
         let resolved = self
-            .resolve(workspace, credential, &[CredentialKind::Generic], None)
+            .open_resolved(workspace, credential, &[CredentialKind::Generic])
             .await?;
         let secrets: Map<String, Value> =
             serde_json::from_slice(&resolved.secrets).unwrap_or_default();
@@ -839,14 +842,14 @@ pub async fn rewrap_all_data_keys(
     }
 }
 
-#[async_trait]
-impl CredentialResolver for VaultService {
-    async fn resolve(
+impl VaultService {
+    /// Opens a credential of one of the `expected` kinds, its references resolved,
+    /// without recording a use.
+    async fn open_resolved(
         &self,
         workspace: WorkspaceId,
         credential: CredentialId,
         expected: &[CredentialKind],
-        execution: Option<ExecutionId>,
     ) -> Result<ResolvedCredential, ResolveError> {
         let record = self
             .ports
@@ -890,6 +893,25 @@ impl CredentialResolver for VaultService {
                 serde_json::to_vec(&opened).map_err(|error| unreadable(error.to_string()))?,
             );
         }
+        Ok(ResolvedCredential {
+            id: credential,
+            kind: record.kind,
+            public: record.public,
+            secrets,
+        })
+    }
+}
+
+#[async_trait]
+impl CredentialResolver for VaultService {
+    async fn resolve(
+        &self,
+        workspace: WorkspaceId,
+        credential: CredentialId,
+        expected: &[CredentialKind],
+        execution: Option<ExecutionId>,
+    ) -> Result<ResolvedCredential, ResolveError> {
+        let resolved = self.open_resolved(workspace, credential, expected).await?;
         self.ports
             .audit
             .record(&AuditEvent {
@@ -900,12 +922,7 @@ impl CredentialResolver for VaultService {
                 metadata: json!({"execution_id": execution.map(|id| id.to_string())}),
             })
             .await?;
-        Ok(ResolvedCredential {
-            id: credential,
-            kind: record.kind,
-            public: record.public,
-            secrets,
-        })
+        Ok(resolved)
     }
 }
 

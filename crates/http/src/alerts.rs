@@ -1,6 +1,6 @@
 //! `/api/settings/usage/alerts*`: usage alerts and the events they fired.
 
-use actix_web::web::{Data, Path, Query};
+use actix_web::web::{Bytes, Data, Path, Query};
 use actix_web::{HttpResponse, delete, get, patch, post};
 use fluxolab_kernel::ExposeSecret;
 use fluxolab_workspace::alerts::{AlertEvent, AlertPatch, NewAlert, UsageAlert};
@@ -29,10 +29,13 @@ pub struct AlertResponse {
     /// The e-mail address or the URL.
     pub target: String,
     pub enabled: bool,
-    /// Only in the answer to creating a webhook alert: the HMAC secret of
-    /// `X-FluxoLab-Signature`, shown this once.
+    /// Only in the answer to creating a webhook alert or rotating its secret: the
+    /// `whsec_…` Standard Webhooks secret it signs with, shown this once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Until when the secret a rotation replaced still signs beside the new one.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub previous_secret_expires_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -49,6 +52,7 @@ impl From<UsageAlert> for AlertResponse {
             target: alert.target,
             enabled: alert.enabled,
             secret: None,
+            previous_secret_expires_at: alert.previous_secret.map(|(_, until)| until),
             created_at: alert.created_at,
             updated_at: alert.updated_at,
         }
@@ -227,4 +231,38 @@ pub async fn list_alert_events(
         .events(&caller.principal, path_id(&id)?, page)
         .await?;
     Ok(HttpResponse::Ok().json(PageResponse::<AlertEventResponse>::from(events)))
+}
+
+/// `POST /api/settings/usage/alerts/{id}/rotate-secret` (the body is optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateAlertSecretRequest {
+    /// How long the old secret keeps signing beside the new one (default 86400; 0
+    /// stops it at once; at most 30 days).
+    #[schema(minimum = 0, maximum = 2592000)]
+    pub grace_seconds: Option<i64>,
+}
+
+/// A new signing secret for a webhook alert, shown this once; the old one keeps signing
+/// beside it (two `webhook-signature` entries) for the grace period.
+#[utoipa::path(tag = "plans", security(("bearer" = [])), request_body(content = RotateAlertSecretRequest, description = "Optional"), params(("id" = Uuid, Path, description = "Alert id")), responses(
+    (status = 200, description = "The alert, with its new `secret`", body = AlertResponse),
+    (status = 404, description = "No such alert in the active workspace", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "An invalid grace period, or an e-mail alert (it does not sign)", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/api/settings/usage/alerts/{id}/rotate-secret")]
+pub async fn rotate_alert_secret(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    id: Path<String>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let grace = crate::json::optional::<RotateAlertSecretRequest>(&body)?.grace_seconds;
+    let (alert, secret) = services
+        .alerts
+        .rotate_secret(&caller.principal, path_id(&id)?, grace)
+        .await?;
+    let mut response = AlertResponse::from(alert);
+    response.secret = Some(secret.expose_secret().to_owned());
+    Ok(HttpResponse::Ok().json(response))
 }

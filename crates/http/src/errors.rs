@@ -62,6 +62,7 @@ through_failure!(
     fluxolab_workspace::settings::SettingsError,
     fluxolab_workspace::integrations::IntegrationError,
     fluxolab_workspace::secret_providers::ProviderError,
+    fluxolab_workspace::log_destinations::DestinationError,
     fluxolab_workspace::ldap::LdapError,
     fluxolab_workspace::ldap::login::LdapLoginError,
     fluxolab_workspace::sso::SsoError,

@@ -42,11 +42,14 @@ pub struct Services {
     pub alerts: Arc<fluxolab_workspace::alerts::AlertService>,
     /// Delivers what FluxoLab sends on its own, for the workers that run beside the API.
     pub outbox: Arc<fluxolab_kernel::outbox::Dispatcher>,
+    /// Records the weekly usage reports that are due, for the workers beside the API.
+    pub weekly_reports: Arc<fluxolab_workspace::notifications::WeeklyReports>,
     pub api_keys: Arc<fluxolab_workspace::api_keys::ApiKeyService>,
     pub environments: Arc<fluxolab_workspace::environments::EnvironmentService>,
     pub settings: Arc<fluxolab_workspace::settings::SettingsService>,
     pub integrations: Arc<fluxolab_workspace::integrations::IntegrationService>,
     pub secret_providers: Arc<fluxolab_workspace::secret_providers::ProviderService>,
+    pub log_destinations: Arc<fluxolab_workspace::log_destinations::DestinationService>,
     /// LDAP settings, test and sync.
     pub ldap: Arc<fluxolab_workspace::ldap::LdapService>,
     /// `POST /api/auth/ldap/login`.

@@ -16,6 +16,7 @@ pub mod intake;
 pub mod integrations;
 pub mod json;
 pub mod ldap;
+pub mod log_destinations;
 pub mod mcp;
 pub mod metrics;
 pub mod observe;

@@ -12,8 +12,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::{
     alerts, api_keys, auth, connectors, conversations, credentials, environments, executions,
-    intake, integrations, ldap, mcp, openapi_complete, ops, problem, schedules, secret_providers,
-    settings, sso, users, webhooks, workflows, workspace_settings, workspaces,
+    intake, integrations, ldap, log_destinations, mcp, openapi_complete, ops, problem, schedules,
+    secret_providers, settings, sso, users, webhooks, workflows, workspace_settings, workspaces,
 };
 
 /// Declares the bearer scheme the `security(("bearer" = []))` routes refer to.
@@ -160,11 +160,13 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(alerts::update_alert)
         .service(alerts::delete_alert)
         .service(alerts::list_alert_events)
+        .service(alerts::rotate_alert_secret)
         .service(settings::usage_history)
         .service(settings::get_usage)
         .service(settings::summary)
         .service(workspace_settings::get_workspace_settings)
         .service(workspace_settings::update_workspace_settings)
+        .service(workspace_settings::rotate_failure_webhook_secret)
         .service(integrations::integrations_status)
         .service(integrations::integration_events)
         .service(secret_providers::list_secret_providers)
@@ -173,6 +175,14 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(secret_providers::update_secret_provider)
         .service(secret_providers::delete_secret_provider)
         .service(secret_providers::test_secret_provider)
+        .service(log_destinations::list_log_destinations)
+        .service(log_destinations::create_log_destination)
+        .service(log_destinations::get_log_destination)
+        .service(log_destinations::update_log_destination)
+        .service(log_destinations::delete_log_destination)
+        .service(log_destinations::test_log_destination)
+        .service(log_destinations::rotate_log_destination_secret)
+        .service(log_destinations::list_log_deliveries)
         .service(ldap::get_ldap)
         .service(ldap::put_ldap)
         .service(ldap::delete_ldap)

@@ -35,6 +35,7 @@ use serde_json::{Map, Value, json};
 use crate::problem::PROBLEM_JSON;
 
 mod links;
+mod log_destinations;
 mod sso;
 mod whitespace;
 mod workspace_header;
@@ -66,6 +67,7 @@ pub fn complete(document: &mut Value) {
     optional_bodies(document);
     intake_body(document);
     credential_requests(document);
+    log_destinations::constrain(document);
     constrain_schemas(document);
     workspace_header::add(document);
     add_error_responses(document);
@@ -74,8 +76,14 @@ pub fn complete(document: &mut Value) {
 }
 
 /// Operations whose body may be left out.
-const OPTIONAL_BODIES: [(&str, &str); 3] = [
+const OPTIONAL_BODIES: [(&str, &str); 6] = [
     ("/api/workflows/{id}/deactivate", "post"),
+    (
+        "/api/settings/workspace/notifications/rotate-secret",
+        "post",
+    ),
+    ("/api/settings/usage/alerts/{id}/rotate-secret", "post"),
+    ("/api/settings/log-destinations/{id}/rotate-secret", "post"),
     ("/api/settings/api/keys/{id}/rotate", "post"),
     ("/api/settings/secret-providers/{id}/test", "post"),
 ];
@@ -160,12 +168,10 @@ fn merge(document: &mut Value, pointer: &str, extra: Value) {
     }
 }
 
-/// The keys of a connector action's maps as the manifest check takes them: header
-/// names are HTTP tokens other than the reserved ones (in any case), query names and
-/// output keys 1–100 characters, output values JSON pointers.
-fn connector_maps(document: &mut Value) {
-    // `[hH][oO][sS][tT]`: JSON Schema patterns have no case-insensitive flag.
-    let reserved: Vec<String> = RESERVED_HEADERS
+/// A pattern matching any of `names` exactly, in any case (`[hH][oO][sS][tT]`: JSON
+/// Schema patterns have no case-insensitive flag).
+pub(crate) fn any_case_names(names: &[&str]) -> String {
+    let alternatives: Vec<String> = names
         .iter()
         .map(|name| {
             let letters: String = name
@@ -178,13 +184,20 @@ fn connector_maps(document: &mut Value) {
             format!("^{letters}$")
         })
         .collect();
+    alternatives.join("|")
+}
+
+/// The keys of a connector action's maps as the manifest check takes them: header
+/// names are HTTP tokens other than the reserved ones (in any case), query names and
+/// output keys 1–100 characters, output values JSON pointers.
+fn connector_maps(document: &mut Value) {
     let key = json!({"minLength": 1, "maxLength": MAP_KEY_MAX_CHARS});
     merge(
         document,
         "ConnectorAction/properties/headers",
         json!({"propertyNames": {
             "pattern": HEADER_NAME_PATTERN,
-            "not": {"pattern": reserved.join("|")},
+            "not": {"pattern": any_case_names(&RESERVED_HEADERS)},
         }}),
     );
     merge(

@@ -5,6 +5,7 @@ use fluxolab_kernel::{ApiKeyId, CredentialId, ExecutionId, WebhookEventId, Workf
 use fluxolab_webhooks::model::WebhookRegistrationId;
 use fluxolab_workflows::connectors::ConnectorId;
 use fluxolab_workspace::alerts::AlertId;
+use fluxolab_workspace::log_destinations::LogDestinationId;
 
 use crate::ApiError;
 
@@ -30,6 +31,7 @@ macro_rules! path_ids {
 path_ids! {
     AlertId => "usage alert",
     ConnectorId => "connector",
+    LogDestinationId => "log destination",
     ApiKeyId => "API key",
     CredentialId => "credential",
     ExecutionId => "execution",

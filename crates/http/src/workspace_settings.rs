@@ -1,8 +1,9 @@
 //! `/api/settings/workspace`: time zone, locale, internal networks, run defaults,
 //! notification targets and branding.
 
-use actix_web::web::Data;
-use actix_web::{HttpResponse, get, patch};
+use actix_web::web::{Bytes, Data};
+use actix_web::{HttpResponse, get, patch, post};
+use fluxolab_kernel::ExposeSecret;
 use fluxolab_workspace::settings::{
     Branding, BrandingPatch, ExecutionDefaults, ExecutionDefaultsPatch, FailureNotifications,
     FailureNotificationsPatch, Notifications, NotificationsPatch, SettingsPatch, WorkspaceSettings,
@@ -28,11 +29,19 @@ pub struct ExecutionDefaultsBody {
     pub save_successful_steps: bool,
 }
 
-/// Who hears of a failed run.
+/// Who hears of a failed run (a run that failed for good; at most one message per
+/// workflow per 10 minutes, the next one counting the failures since).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FailureNotificationsBody {
+    /// E-mailed through `SMTP_URL`; an address of a user who switched their own
+    /// `execution_failed` notification off is skipped.
     pub emails: Vec<String>,
+    /// POSTed a JSON message signed with Standard Webhooks headers.
     pub webhook_url: Option<String>,
+    /// Only in the answer to the change that set or changed `webhook_url`: the
+    /// `whsec_…` secret its deliveries are signed with, shown this once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
 }
 
 /// Notification targets.
@@ -99,6 +108,7 @@ impl From<WorkspaceSettings> for WorkspaceSettingsResponse {
                 execution_failed: FailureNotificationsBody {
                     emails,
                     webhook_url,
+                    signing_secret: None,
                 },
                 weekly_usage_report,
             },
@@ -226,6 +236,8 @@ pub async fn get_workspace_settings(
 
 /// Changes the active workspace's settings: every field is checked before anything is
 /// written; one activity `workspace.settings_updated` lists the keys that changed.
+/// Setting or changing `notifications.execution_failed.webhook_url` makes a new signing
+/// secret, shown once as `notifications.execution_failed.signing_secret`.
 #[utoipa::path(tag = "settings", security(("bearer" = [])), request_body = UpdateWorkspaceSettingsRequest, responses(
     (status = 200, description = "The settings after the change", body = WorkspaceSettingsResponse),
     (status = 403, description = "The caller may not change settings (or, not being an owner, `allow_internal_network`)", body = Problem, content_type = "application/problem+json"),
@@ -237,9 +249,49 @@ pub async fn update_workspace_settings(
     caller: ActiveWorkspace,
     body: Json<UpdateWorkspaceSettingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = services
+    let updated = services
         .settings
         .update(&caller.principal, body.0.into())
         .await?;
-    Ok(HttpResponse::Ok().json(WorkspaceSettingsResponse::from(settings)))
+    let mut answer = WorkspaceSettingsResponse::from(updated.settings);
+    answer.notifications.execution_failed.signing_secret = updated
+        .signing_secret
+        .map(|secret| secret.expose_secret().to_owned());
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// `POST /api/settings/workspace/notifications/rotate-secret` (the body is optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateFailureWebhookSecretRequest {
+    /// How long the old secret keeps signing beside the new one (default 86400; 0
+    /// stops it at once; at most 30 days).
+    #[schema(minimum = 0, maximum = 2592000)]
+    pub grace_seconds: Option<i64>,
+}
+
+/// A new signing secret for the failure notifications webhook, shown this once as
+/// `notifications.execution_failed.signing_secret`; the old one keeps signing beside it
+/// (two `webhook-signature` entries) for the grace period.
+#[utoipa::path(tag = "settings", security(("bearer" = [])), request_body(content = RotateFailureWebhookSecretRequest, description = "Optional"), responses(
+    (status = 200, description = "The settings, with the new signing secret", body = WorkspaceSettingsResponse),
+    (status = 403, description = "The caller may not change settings", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "An invalid grace period, or no webhook URL set", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/api/settings/workspace/notifications/rotate-secret")]
+pub async fn rotate_failure_webhook_secret(
+    services: Data<Services>,
+    caller: ActiveWorkspace,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let grace = crate::json::optional::<RotateFailureWebhookSecretRequest>(&body)?.grace_seconds;
+    let rotated = services
+        .settings
+        .rotate_failure_webhook_secret(&caller.principal, grace)
+        .await?;
+    let mut answer = WorkspaceSettingsResponse::from(rotated.settings);
+    answer.notifications.execution_failed.signing_secret = rotated
+        .signing_secret
+        .map(|secret| secret.expose_secret().to_owned());
+    Ok(HttpResponse::Ok().json(answer))
 }

@@ -27,14 +27,27 @@ crate::define_id!(
 pub enum OutboxKind {
     /// A usage alert's firing (`payload.alert_event_id`).
     UsageAlert,
+    /// An event for a log destination (`payload` is the event itself), written by the
+    /// database triggers that capture activities, API-key audit entries, finished runs
+    /// and webhook verdicts.
+    LogEvent,
+    /// A notification: a workflow's failed runs (`payload.notice_id`) or a weekly usage
+    /// report (`payload.report_id`).
+    Notification,
 }
 
 impl OutboxKind {
-    pub const ALL: [OutboxKind; 1] = [OutboxKind::UsageAlert];
+    pub const ALL: [OutboxKind; 3] = [
+        OutboxKind::UsageAlert,
+        OutboxKind::LogEvent,
+        OutboxKind::Notification,
+    ];
 
     pub const fn code(self) -> &'static str {
         match self {
             OutboxKind::UsageAlert => "usage_alert",
+            OutboxKind::LogEvent => "log_event",
+            OutboxKind::Notification => "notification",
         }
     }
 
@@ -92,6 +105,24 @@ impl AttemptFailure {
     }
 }
 
+/// Messages of one destination dropped because they waited longer than the retention.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expired {
+    pub workspace_id: WorkspaceId,
+    pub destination: String,
+    pub kind: OutboxKind,
+    pub dropped: u64,
+}
+
+/// The messages of one kind waiting for delivery.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Backlog {
+    pub kind: OutboxKind,
+    pub messages: u64,
+    /// Seconds since the oldest of them was written (0 when there is none).
+    pub oldest_seconds: f64,
+}
+
 /// The workers' side of the outbox.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -115,6 +146,11 @@ pub trait OutboxQueue: Send + Sync {
     ) -> Result<(), StorageError>;
     /// Gives a leased destination back.
     async fn release(&self, destination: &str) -> Result<(), StorageError>;
+    /// Drops the messages written more than `retention` ago, oldest first, and says
+    /// how many went from which destination.
+    async fn expire(&self, retention: Duration) -> Result<Vec<Expired>, StorageError>;
+    /// What waits, per kind.
+    async fn backlog(&self) -> Result<Vec<Backlog>, StorageError>;
 }
 
 /// Sends the messages of one kind.
@@ -127,6 +163,11 @@ pub trait Deliverer: Send + Sync {
     /// How many messages one delivery may carry.
     fn batch_size(&self) -> usize {
         1
+    }
+    /// Told when messages of its kind were dropped for age (to record it where the
+    /// workspace sees it); nothing by default.
+    async fn expired(&self, _expired: &Expired) -> Result<(), StorageError> {
+        Ok(())
     }
 }
 
@@ -225,6 +266,23 @@ impl Dispatcher {
             outcome?;
         }
         Ok(round)
+    }
+
+    /// Drops what waited longer than `retention`, telling each kind's deliverer.
+    pub async fn expire(&self, retention: Duration) -> Result<Vec<Expired>, StorageError> {
+        let expired = self.queue.expire(retention).await?;
+        for dropped in &expired {
+            tracing::warn!(destination = %dropped.destination, kind = dropped.kind.code(), dropped = dropped.dropped, "outbound messages dropped after the retention");
+            if let Some((_, deliverer)) = self.deliverers.iter().find(|(k, _)| *k == dropped.kind) {
+                deliverer.expired(dropped).await?;
+            }
+        }
+        Ok(expired)
+    }
+
+    /// What waits, per kind.
+    pub async fn backlog(&self) -> Result<Vec<Backlog>, StorageError> {
+        self.queue.backlog().await
     }
 
     async fn drain(&self, claimed: &Claimed, round: &mut Round) -> Result<(), StorageError> {

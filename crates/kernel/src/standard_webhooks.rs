@@ -28,6 +28,42 @@ pub const TOLERANCE_SECONDS: i64 = 300;
 pub const SECRET_PATTERN: &str =
     "^whsec_(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$";
 /// Reads secrets as the reference implementations do: padding optional, any trailing bits.
+/// The default grace of a rotated-away signing secret: it signs beside the new one for
+/// a day.
+pub const DEFAULT_ROTATION_GRACE_SECONDS: i64 = 86_400;
+/// The longest grace a rotation may ask for (30 days).
+pub const MAX_ROTATION_GRACE_SECONDS: i64 = 30 * 86_400;
+
+/// Checks a rotation's `grace_seconds` (default [`DEFAULT_ROTATION_GRACE_SECONDS`]; 0
+/// drops the old secret at once).
+pub fn rotation_grace(requested: Option<i64>) -> Result<i64, crate::ValidationErrors> {
+    let grace = requested.unwrap_or(DEFAULT_ROTATION_GRACE_SECONDS);
+    if (0..=MAX_ROTATION_GRACE_SECONDS).contains(&grace) {
+        Ok(grace)
+    } else {
+        Err(crate::ValidationErrors::single(
+            "grace_seconds",
+            format!("must be between 0 and {MAX_ROTATION_GRACE_SECONDS}"),
+        ))
+    }
+}
+
+/// The secrets that sign at `now`: the current one, and the one a rotation replaced
+/// while its grace lasts.
+pub fn signing_secrets(
+    current: crate::CredentialId,
+    previous: Option<(crate::CredentialId, OffsetDateTime)>,
+    now: OffsetDateTime,
+) -> Vec<crate::CredentialId> {
+    let mut secrets = vec![current];
+    secrets.extend(
+        previous
+            .filter(|(_, until)| *until > now)
+            .map(|(secret, _)| secret),
+    );
+    secrets
+}
+
 const LENIENT: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new()

@@ -14,7 +14,7 @@ use fluxolab_workspace::alerts::AlertNotifier;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::guard::{GuardedResolver, allowed_addresses};
+use crate::webhook_post::post_json;
 
 /// The production [`AlertNotifier`].
 pub struct OutboundAlerts {
@@ -53,64 +53,22 @@ impl AlertNotifier for OutboundAlerts {
             .allows_internal(workspace)
             .await
             .map_err(|error| AttemptFailure::new(error.to_string()))?;
-        let parsed = url::Url::parse(url)
-            .map_err(|error| AttemptFailure::new(format!("not a URL: {error}")))?;
-        let host = parsed.host_str().unwrap_or_default().to_owned();
-        allowed_addresses(
-            &host,
-            parsed.port_or_known_default().unwrap_or(80),
-            allow_internal,
-        )
-        .await
-        .map_err(|error| AttemptFailure::new(format!("refused: {error}")))?;
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver { allow_internal }))
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|error| AttemptFailure::new(error.to_string()))?;
-        let mut request = client
-            .post(parsed)
-            .header("content-type", "application/json");
-        for (name, value) in signed.pairs() {
-            request = request.header(name, value);
-        }
-        let response = request
-            .body(body.to_vec())
-            .send()
+        let headers: Vec<(String, String)> = signed
+            .pairs()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        post_json(allow_internal, url, &headers, body.to_vec())
             .await
-            .map_err(|error| AttemptFailure::new(format!("request failed: {error}")))?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(AttemptFailure {
-                error: format!("the receiver answered {}", response.status()),
-                retry_after: retry_after(&response),
-            })
-        }
+            .result
     }
-}
-
-/// The seconds of a `Retry-After` header (an HTTP date is not read: the backoff then
-/// decides).
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
 }
 
 impl OutboundAlerts {
     async fn send_email(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
-        let url = self
-            .smtp_url
-            .as_deref()
-            .ok_or("SMTP_URL is not configured, so e-mail alerts cannot be sent")?;
+        let url = self.smtp_url.as_deref().ok_or(
+            "SMTP_URL is not configured, so e-mail alerts and notifications cannot be sent",
+        )?;
         let parse = |text: &str| text.parse::<Mailbox>().map_err(|error| error.to_string());
         let message = Message::builder()
             .from(parse(&self.from)?)

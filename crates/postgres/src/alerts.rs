@@ -32,6 +32,8 @@ type AlertRow = (
     bool,
     OffsetDateTime,
     OffsetDateTime,
+    Option<Uuid>,
+    Option<OffsetDateTime>,
 );
 
 /// The columns of an [`AlertRow`].
@@ -48,6 +50,8 @@ macro_rules! alert_columns {
             workspace_usage_alerts::enabled,
             workspace_usage_alerts::created_at,
             workspace_usage_alerts::updated_at,
+            workspace_usage_alerts::previous_secret_credential_id,
+            workspace_usage_alerts::previous_secret_expires_at,
         )
     };
 }
@@ -64,6 +68,8 @@ fn alert(row: AlertRow) -> Result<UsageAlert, StorageError> {
         enabled,
         created_at,
         updated_at,
+        previous_secret,
+        previous_secret_expires_at,
     ) = row;
     Ok(UsageAlert {
         id: AlertId::from_uuid(id),
@@ -74,6 +80,9 @@ fn alert(row: AlertRow) -> Result<UsageAlert, StorageError> {
             .ok_or_else(|| corrupt("stored alert channel is not valid"))?,
         target,
         secret_credential_id: secret_credential_id.map(CredentialId::from_uuid),
+        previous_secret: previous_secret
+            .map(CredentialId::from_uuid)
+            .zip(previous_secret_expires_at),
         enabled,
         created_at,
         updated_at,
@@ -250,6 +259,12 @@ impl AlertRepository for PgAlerts {
             workspace_usage_alerts::threshold_percent.eq(alert.threshold_percent),
             workspace_usage_alerts::target.eq(&alert.target),
             workspace_usage_alerts::enabled.eq(alert.enabled),
+            workspace_usage_alerts::secret_credential_id
+                .eq(alert.secret_credential_id.map(|id| id.as_uuid())),
+            workspace_usage_alerts::previous_secret_credential_id
+                .eq(alert.previous_secret.map(|(id, _)| id.as_uuid())),
+            workspace_usage_alerts::previous_secret_expires_at
+                .eq(alert.previous_secret.map(|(_, until)| until)),
             workspace_usage_alerts::updated_at.eq(alert.updated_at),
         ))
         .execute(connection_of(unit)?)
@@ -266,17 +281,24 @@ impl AlertRepository for PgAlerts {
         id: AlertId,
     ) -> Result<bool, StorageError> {
         let connection = connection_of(unit)?;
-        let gone: Vec<Option<Uuid>> = diesel::delete(
+        let gone: Vec<(Option<Uuid>, Option<Uuid>)> = diesel::delete(
             workspace_usage_alerts::table
                 .filter(workspace_usage_alerts::workspace_id.eq(workspace.as_uuid()))
                 .filter(workspace_usage_alerts::id.eq(id.as_uuid())),
         )
-        .returning(workspace_usage_alerts::secret_credential_id)
+        .returning((
+            workspace_usage_alerts::secret_credential_id,
+            workspace_usage_alerts::previous_secret_credential_id,
+        ))
         .get_results(&mut *connection)
         .await
         .map_err(storage)?;
-        // Its signing secret goes with it, in the same unit.
-        let secrets: Vec<Uuid> = gone.iter().copied().flatten().collect();
+        // Its signing secrets go with it, in the same unit.
+        let secrets: Vec<Uuid> = gone
+            .iter()
+            .flat_map(|(current, previous)| [*current, *previous])
+            .flatten()
+            .collect();
         if !secrets.is_empty() {
             diesel::delete(credentials::table.filter(credentials::id.eq_any(&secrets)))
                 .execute(&mut *connection)

@@ -39,21 +39,26 @@ const WRITERS: usize = 2;
 /// answer (a node of type `$2` without an error) go. Its own steps arrive filtered by
 /// the domain, and the delete sees only the rows stored before the statement, so it
 /// never takes what the statement inserts. A parent waiting for one of the runs is made
-/// due at once ([`crate::sub_workflows::WAKE_WAITING_PARENTS`]). Returns the ids written.
+/// due at once ([`crate::sub_workflows::WAKE_WAITING_PARENTS`]); a run whose failure is
+/// notified (`notify_failure`) joins its workflow's failure notice
+/// ([`crate::notifications::note_failures`]). Returns the ids written.
 fn finish_batch() -> String {
     format!(
         "WITH input AS ( \
            SELECT * FROM jsonb_to_recordset($1) AS i( \
              id uuid, lease bigint, status text, output jsonb, error text, steps jsonb, \
-             answers_only boolean) \
+             answers_only boolean, notify_failure boolean) \
          ), fence AS ( \
            UPDATE executions e SET status = i.status, output = i.output, error = i.error, \
              finished_at = now(), locked_by = NULL, locked_until = NULL \
            FROM input i \
            WHERE e.id = i.id AND e.status = 'running' AND e.lease_token = i.lease \
-           RETURNING e.id, e.workspace_id, i.answers_only, e.parent_execution_id \
+           RETURNING e.id, e.workspace_id, i.answers_only, e.parent_execution_id, \
+             e.workflow_id, e.error, i.notify_failure \
          ), steps AS ({}), \
          ended AS (SELECT id, parent_execution_id FROM fence), {wake}, \
+         failed AS (SELECT id, workspace_id, workflow_id, error, now() AS failed_at \
+           FROM fence WHERE notify_failure), {notices}, \
          dropped AS ( \
            DELETE FROM execution_steps s USING fence f \
            WHERE s.execution_id = f.id AND f.answers_only \
@@ -62,6 +67,7 @@ fn finish_batch() -> String {
          SELECT id FROM fence",
         insert_steps("fence e JOIN input i ON i.id = e.id", "i.steps"),
         wake = crate::sub_workflows::WAKE_WAITING_PARENTS,
+        notices = crate::notifications::note_failures(),
     )
 }
 
@@ -102,6 +108,7 @@ impl Completions {
             "error": outcome.error,
             "steps": steps_json(steps)?,
             "answers_only": outcome.steps_kept == StepsKept::Answers,
+            "notify_failure": outcome.notify_failure,
         });
         let (reply, answer) = oneshot::channel();
         let queue = self.queue.get_or_init(|| start_writers(pool));

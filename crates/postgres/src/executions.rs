@@ -373,7 +373,8 @@ impl ClaimedId {
 }
 
 /// The claim, fair between workspaces, in one statement. First, nothing stays running
-/// forever: a run whose lease ended after its last attempt fails (`abandoned`). Then, in
+/// forever: a run whose lease ended after its last attempt fails (`abandoned`), and
+/// joins its workflow's failure notice ([`crate::notifications::note_failures`]). Then, in
 /// priority order, it takes: runs whose lease ended with attempts left (their worker
 /// died); runs started before and back in the queue (released by a worker shutting
 /// down, due again after a long delay or a retry's backoff), so work under way finishes
@@ -384,13 +385,17 @@ impl ClaimedId {
 /// the next claim whatever another's backlog, and an idle machine still gives a busy
 /// workspace every slot. Every part is bounded by `$2`, so a claim costs the same with ten
 /// or a million rows waiting.
-const FAIR_CLAIM: &str = "WITH RECURSIVE abandoned AS ( \
+static FAIR_CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE abandoned AS ( \
        UPDATE executions SET status = 'failed', finished_at = now(), locked_by = NULL, \
          locked_until = NULL, \
          error = format('abandoned after %s attempts (its worker stopped each time)', attempt) \
        WHERE status = 'running' AND locked_until < now() AND attempt >= max_attempts \
-       RETURNING id \
-     ), expired AS ( \
+       RETURNING id, workspace_id, workflow_id, error \
+     ), failed AS ( \
+       SELECT id, workspace_id, workflow_id, error, now() AS failed_at FROM abandoned \
+     ), {notices}, expired AS ( \
        SELECT id FROM executions \
        WHERE status = 'running' AND locked_until < now() AND attempt < max_attempts \
        ORDER BY locked_until LIMIT $2 FOR UPDATE SKIP LOCKED \
@@ -429,7 +434,10 @@ const FAIR_CLAIM: &str = "WITH RECURSIVE abandoned AS ( \
      ) \
      SELECT id, lease_token, timeout_seconds, save_successful_steps, false AS abandoned \
        FROM claimed \
-     UNION ALL SELECT id, 0, NULL, false, true FROM abandoned";
+     UNION ALL SELECT id, 0, NULL, false, true FROM abandoned",
+        notices = crate::notifications::note_failures()
+    )
+});
 
 #[async_trait]
 impl ExecutionRepository for PgExecutions {
@@ -689,7 +697,7 @@ impl ExecutionRepository for PgExecutions {
             let mut connection = pooled(&self.pool).await?;
             // Raw: a FOR UPDATE SKIP LOCKED claim over recursive CTEs (a skip scan), leased
             // on the database clock.
-            diesel::sql_query(FAIR_CLAIM)
+            diesel::sql_query(FAIR_CLAIM.as_str())
                 .bind::<Text, _>(worker)
                 .bind::<BigInt, _>(limit)
                 .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{
-    webhook_registrations, workspace_connectors, workspace_integration_events,
+    log_destinations, webhook_registrations, workspace_connectors, workspace_integration_events,
     workspace_ldap_configs, workspace_secret_providers, workspace_sso_configs,
 };
 use crate::unit_of_work::connection_of;
@@ -112,41 +112,25 @@ impl IntegrationRepository for PgIntegrations {
         workspace: WorkspaceId,
     ) -> Result<BTreeMap<IntegrationKind, KindCounts>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let webhooks: Vec<(bool, i64)> = webhook_registrations::table
-            .filter(webhook_registrations::workspace_id.eq(workspace.as_uuid()))
-            .group_by(webhook_registrations::enabled)
-            .select((webhook_registrations::enabled, count_star()))
-            .load(&mut connection)
-            .await
-            .map_err(storage)?;
-        let providers: Vec<(bool, i64)> = workspace_secret_providers::table
-            .filter(workspace_secret_providers::workspace_id.eq(workspace.as_uuid()))
-            .group_by(workspace_secret_providers::enabled)
-            .select((workspace_secret_providers::enabled, count_star()))
-            .load(&mut connection)
-            .await
-            .map_err(storage)?;
-        let connectors: Vec<(bool, i64)> = workspace_connectors::table
-            .filter(workspace_connectors::workspace_id.eq(workspace.as_uuid()))
-            .group_by(workspace_connectors::enabled)
-            .select((workspace_connectors::enabled, count_star()))
-            .load(&mut connection)
-            .await
-            .map_err(storage)?;
-        let ldap: Vec<(bool, i64)> = workspace_ldap_configs::table
-            .filter(workspace_ldap_configs::workspace_id.eq(workspace.as_uuid()))
-            .group_by(workspace_ldap_configs::enabled)
-            .select((workspace_ldap_configs::enabled, count_star()))
-            .load(&mut connection)
-            .await
-            .map_err(storage)?;
-        let sso: Vec<(bool, i64)> = workspace_sso_configs::table
-            .filter(workspace_sso_configs::workspace_id.eq(workspace.as_uuid()))
-            .group_by(workspace_sso_configs::enabled)
-            .select((workspace_sso_configs::enabled, count_star()))
-            .load(&mut connection)
-            .await
-            .map_err(storage)?;
+        // How many rows of `$table` the workspace has, by `enabled`.
+        macro_rules! by_enabled {
+            ($table:ident) => {{
+                let rows: Vec<(bool, i64)> = $table::table
+                    .filter($table::workspace_id.eq(workspace.as_uuid()))
+                    .group_by($table::enabled)
+                    .select(($table::enabled, count_star()))
+                    .load(&mut connection)
+                    .await
+                    .map_err(storage)?;
+                rows
+            }};
+        }
+        let webhooks = by_enabled!(webhook_registrations);
+        let providers = by_enabled!(workspace_secret_providers);
+        let connectors = by_enabled!(workspace_connectors);
+        let ldap = by_enabled!(workspace_ldap_configs);
+        let sso = by_enabled!(workspace_sso_configs);
+        let log_destinations = by_enabled!(log_destinations);
         let mut counts = BTreeMap::new();
         for (kind, rows) in [
             (IntegrationKind::Webhooks, webhooks),
@@ -154,6 +138,7 @@ impl IntegrationRepository for PgIntegrations {
             (IntegrationKind::Sso, sso),
             (IntegrationKind::Connectors, connectors),
             (IntegrationKind::Ldap, ldap),
+            (IntegrationKind::LogDestinations, log_destinations),
         ] {
             let mut of_kind = KindCounts::default();
             for (enabled, n) in rows {

@@ -6,10 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use diesel::dsl::IntervalDsl;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Text};
+use diesel::sql_types::{Array, BigInt, Double, Text};
 use diesel_async::RunQueryDsl;
 use fluxolab_kernel::outbox::{
-    Claimed, OutboxKind, OutboxMessage, OutboxMessageId, OutboxQueue, Pending,
+    Backlog, Claimed, Expired, OutboxKind, OutboxMessage, OutboxMessageId, OutboxQueue, Pending,
 };
 use fluxolab_kernel::{StorageError, WorkspaceId};
 use serde_json::Value;
@@ -45,8 +45,7 @@ fn pending(row: MessageRow) -> Result<Pending, StorageError> {
             id: OutboxMessageId::from_uuid(row.id),
             workspace_id: WorkspaceId::from_uuid(row.workspace_id),
             destination: row.destination,
-            kind: OutboxKind::from_code(&row.kind)
-                .ok_or_else(|| corrupt("stored outbox kind is not valid"))?,
+            kind: kind_of(&row.kind)?,
             payload: row.payload,
         },
         attempts: row.attempts,
@@ -72,6 +71,47 @@ SELECT id, workspace_id, destination, kind, payload, attempts, created_at FROM (
   SELECT o.*, row_number() OVER (PARTITION BY o.destination ORDER BY o.seq) AS n \
   FROM outbox o WHERE o.destination = ANY($1) AND o.next_attempt_at <= now() \
 ) due WHERE n <= $2 ORDER BY destination, seq";
+
+/// Drops what waited longer than the retention (`$1` milliseconds), counted per
+/// destination.
+const EXPIRE: &str = "\
+WITH gone AS ( \
+  DELETE FROM outbox WHERE created_at < now() - make_interval(secs => $1 / 1000.0) \
+  RETURNING workspace_id, destination, kind) \
+SELECT workspace_id, destination, kind, count(*) AS dropped FROM gone \
+GROUP BY workspace_id, destination, kind ORDER BY destination";
+
+#[derive(QueryableByName)]
+struct ExpiredRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    workspace_id: Uuid,
+    #[diesel(sql_type = Text)]
+    destination: String,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = BigInt)]
+    dropped: i64,
+}
+
+/// The backlog per kind, with the age of its oldest message on the database's clock.
+const BACKLOG: &str = "\
+SELECT kind, count(*) AS messages, \
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_seconds \
+FROM outbox GROUP BY kind";
+
+#[derive(QueryableByName)]
+struct BacklogRow {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = BigInt)]
+    messages: i64,
+    #[diesel(sql_type = Double)]
+    oldest_seconds: f64,
+}
+
+fn kind_of(code: &str) -> Result<OutboxKind, StorageError> {
+    OutboxKind::from_code(code).ok_or_else(|| corrupt("stored outbox kind is not valid"))
+}
 
 #[derive(QueryableByName)]
 struct DestinationRow {
@@ -171,5 +211,45 @@ impl OutboxQueue for PgOutbox {
             .await
             .map_err(storage)?;
         Ok(())
+    }
+
+    #[tracing::instrument(name = "db.outbox.expire", level = "debug", skip_all)]
+    async fn expire(&self, retention: Duration) -> Result<Vec<Expired>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        // Raw: a DELETE … RETURNING counted per destination.
+        let rows: Vec<ExpiredRow> = diesel::sql_query(EXPIRE)
+            .bind::<BigInt, _>(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(Expired {
+                    workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+                    destination: row.destination,
+                    kind: kind_of(&row.kind)?,
+                    dropped: u64::try_from(row.dropped).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(name = "db.outbox.backlog", level = "debug", skip_all)]
+    async fn backlog(&self) -> Result<Vec<Backlog>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        // Raw: an aggregate with the database's clock.
+        let rows: Vec<BacklogRow> = diesel::sql_query(BACKLOG)
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(Backlog {
+                    kind: kind_of(&row.kind)?,
+                    messages: u64::try_from(row.messages).unwrap_or_default(),
+                    oldest_seconds: row.oldest_seconds,
+                })
+            })
+            .collect()
     }
 }

@@ -78,6 +78,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    execution_failure_notices (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        workflow_id -> Uuid,
+        failures -> Int4,
+        execution_ids -> Array<Nullable<Uuid>>,
+        first_failed_at -> Timestamptz,
+        last_failed_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        due_at -> Timestamptz,
+        closed_at -> Nullable<Timestamptz>,
+        emailed_at -> Nullable<Timestamptz>,
+        webhook_sent_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     execution_steps (id) {
         id -> Uuid,
         execution_id -> Uuid,
@@ -123,6 +141,43 @@ diesel::table! {
         save_successful_steps -> Bool,
         parent_execution_id -> Nullable<Uuid>,
         waiting_for -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    log_destination_deliveries (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        destination_id -> Uuid,
+        attempted_at -> Timestamptz,
+        events -> Int4,
+        outcome -> Text,
+        status_code -> Nullable<Int4>,
+        latency_ms -> Int4,
+        error -> Nullable<Text>,
+        test -> Bool,
+    }
+}
+
+diesel::table! {
+    log_destinations (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        name -> Text,
+        kind -> Text,
+        event_types -> Array<Nullable<Text>>,
+        enabled -> Bool,
+        config -> Jsonb,
+        secret_headers_credential_id -> Nullable<Uuid>,
+        signing_secret_credential_id -> Nullable<Uuid>,
+        previous_secret_credential_id -> Nullable<Uuid>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
+        status -> Text,
+        failing_since -> Nullable<Timestamptz>,
+        last_delivered_at -> Nullable<Timestamptz>,
+        revision -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -346,6 +401,16 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         environment_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    weekly_usage_reports (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        slot -> Timestamptz,
+        sent_to -> Array<Nullable<Text>>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -579,6 +644,9 @@ diesel::table! {
         allow_internal_network -> Bool,
         settings -> Jsonb,
         updated_at -> Timestamptz,
+        failure_webhook_secret_id -> Nullable<Uuid>,
+        failure_webhook_previous_secret_id -> Nullable<Uuid>,
+        failure_webhook_previous_secret_expires_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -633,6 +701,8 @@ diesel::table! {
         created_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        previous_secret_credential_id -> Nullable<Uuid>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -668,9 +738,14 @@ diesel::joinable!(credentials -> workspaces (workspace_id));
 diesel::joinable!(environment_variables -> credentials (secret_credential_id));
 diesel::joinable!(environment_variables -> workspace_environments (environment_id));
 diesel::joinable!(environment_variables -> workspaces (workspace_id));
+diesel::joinable!(execution_failure_notices -> workflows (workflow_id));
+diesel::joinable!(execution_failure_notices -> workspaces (workspace_id));
 diesel::joinable!(execution_steps -> executions (execution_id));
 diesel::joinable!(execution_steps -> workspaces (workspace_id));
 diesel::joinable!(executions -> workspace_environments (environment_id));
+diesel::joinable!(log_destination_deliveries -> log_destinations (destination_id));
+diesel::joinable!(log_destination_deliveries -> workspaces (workspace_id));
+diesel::joinable!(log_destinations -> workspaces (workspace_id));
 diesel::joinable!(mcp_sessions -> workspace_api_keys (api_key_id));
 diesel::joinable!(mcp_sessions -> workspaces (workspace_id));
 diesel::joinable!(messages -> conversations (conversation_id));
@@ -696,6 +771,7 @@ diesel::joinable!(webhook_registrations -> credentials (signing_credential_id));
 diesel::joinable!(webhook_registrations -> users (created_by));
 diesel::joinable!(webhook_registrations -> workspace_environments (environment_id));
 diesel::joinable!(webhook_registrations -> workspaces (workspace_id));
+diesel::joinable!(weekly_usage_reports -> workspaces (workspace_id));
 diesel::joinable!(workflow_deployments -> users (activated_by));
 diesel::joinable!(workflow_deployments -> workflows (workflow_id));
 diesel::joinable!(workflow_deployments -> workspace_environments (environment_id));
@@ -738,7 +814,6 @@ diesel::joinable!(workspace_sso_configs -> users (created_by));
 diesel::joinable!(workspace_sso_configs -> workspaces (workspace_id));
 diesel::joinable!(workspace_usage_alert_events -> workspace_usage_alerts (alert_id));
 diesel::joinable!(workspace_usage_alert_events -> workspaces (workspace_id));
-diesel::joinable!(workspace_usage_alerts -> credentials (secret_credential_id));
 diesel::joinable!(workspace_usage_alerts -> users (created_by));
 diesel::joinable!(workspace_usage_alerts -> workspaces (workspace_id));
 diesel::joinable!(workspace_usage_snapshots -> workspaces (workspace_id));
@@ -749,8 +824,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     conversations,
     credentials,
     environment_variables,
+    execution_failure_notices,
     execution_steps,
     executions,
+    log_destination_deliveries,
+    log_destinations,
     mcp_sessions,
     messages,
     outbox,
@@ -769,6 +847,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_dedupe_keys,
     webhook_events,
     webhook_registrations,
+    weekly_usage_reports,
     workflow_deployments,
     workflow_schedule_fires,
     workflow_schedules,

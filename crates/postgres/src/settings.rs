@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use fluxolab_kernel::{StorageError, Uow, WorkspaceId};
+use fluxolab_kernel::{CredentialId, StorageError, Uow, WorkspaceId};
 use fluxolab_workspace::settings::{SettingsDocument, SettingsRepository, WorkspaceSettings};
 use time::OffsetDateTime;
 
@@ -25,6 +25,9 @@ struct SettingsRow {
     locale: String,
     allow_internal_network: bool,
     settings: serde_json::Value,
+    failure_webhook_secret_id: Option<uuid::Uuid>,
+    failure_webhook_previous_secret_id: Option<uuid::Uuid>,
+    failure_webhook_previous_secret_expires_at: Option<OffsetDateTime>,
     updated_at: OffsetDateTime,
 }
 
@@ -36,6 +39,11 @@ fn settings_of(row: SettingsRow) -> Result<WorkspaceSettings, StorageError> {
         locale: row.locale,
         allow_internal_network: row.allow_internal_network,
         document,
+        failure_webhook_secret: row.failure_webhook_secret_id.map(CredentialId::from_uuid),
+        failure_webhook_previous_secret: row
+            .failure_webhook_previous_secret_id
+            .map(CredentialId::from_uuid)
+            .zip(row.failure_webhook_previous_secret_expires_at),
         updated_at: row.updated_at,
     })
 }
@@ -92,6 +100,14 @@ impl SettingsRepository for PgSettings {
                 workspace_settings::locale.eq(&settings.locale),
                 workspace_settings::allow_internal_network.eq(settings.allow_internal_network),
                 workspace_settings::settings.eq(document),
+                workspace_settings::failure_webhook_secret_id
+                    .eq(settings.failure_webhook_secret.map(|id| id.as_uuid())),
+                workspace_settings::failure_webhook_previous_secret_id.eq(settings
+                    .failure_webhook_previous_secret
+                    .map(|(id, _)| id.as_uuid())),
+                workspace_settings::failure_webhook_previous_secret_expires_at.eq(settings
+                    .failure_webhook_previous_secret
+                    .map(|(_, until)| until)),
                 workspace_settings::updated_at.eq(settings.updated_at),
             ))
             .execute(connection)

@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 
 pub mod metrics;
+pub mod outbound;
 
 pub use metrics::{BUSIEST_WORKSPACES, ExecutionMetrics, MetricsRegistry, WorkspaceQueue};
+pub use outbound::OutboundMetrics;
 
 use std::fmt;
 use std::str::FromStr;

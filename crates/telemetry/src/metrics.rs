@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry};
 
+use crate::outbound::OutboundMetrics;
 use fluxolab_workflows::execution::ExecutionStatus;
 use fluxolab_workflows::execution_service::ExecutionObserver;
 
@@ -29,6 +30,7 @@ pub fn latency_histogram() -> Histogram {
 pub struct MetricsRegistry {
     registry: Mutex<Registry>,
     executions: ExecutionMetrics,
+    outbound: OutboundMetrics,
 }
 
 impl MetricsRegistry {
@@ -36,9 +38,11 @@ impl MetricsRegistry {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::default();
         let executions = ExecutionMetrics::register(&mut registry);
+        let outbound = OutboundMetrics::register(&mut registry);
         Arc::new(Self {
             registry: Mutex::new(registry),
             executions,
+            outbound,
         })
     }
 
@@ -55,6 +59,11 @@ impl MetricsRegistry {
     /// the queue gauges.
     pub fn executions(&self) -> &ExecutionMetrics {
         &self.executions
+    }
+
+    /// The outbox's metrics, counted by the process that delivers.
+    pub fn outbound(&self) -> &OutboundMetrics {
+        &self.outbound
     }
 
     /// Renders every metric in the OpenMetrics text format.

@@ -269,16 +269,22 @@ pub struct Finished {
     /// Which of its steps stay: with [`StepsKept::Answers`] the steps already stored
     /// that did not answer the sender are deleted in the same write.
     pub steps_kept: StepsKept,
+    /// Whether the workspace's failure notifications hear of it: a queued run that
+    /// failed for good (not each retry, not an inline `/test` run). The notice is
+    /// written in the same write as the run's end.
+    pub notify_failure: bool,
 }
 
 impl Finished {
-    /// Ended `status` for `reason`, with no output, every step kept.
+    /// Ended `status` for `reason`, with no output, every step kept; notified when it
+    /// is a failure.
     pub fn with_error(status: ExecutionStatus, reason: impl Into<String>) -> Self {
         Self {
             status,
             output: None,
             error: Some(reason.into()),
             steps_kept: StepsKept::All,
+            notify_failure: status == ExecutionStatus::Failed,
         }
     }
 }

@@ -440,7 +440,9 @@ impl ExecutionService {
                 )
             }
             (RunOutcome::Failed { error, .. }, _) => {
-                let finished = Finished::with_error(ExecutionStatus::Failed, error.clone());
+                let mut finished = Finished::with_error(ExecutionStatus::Failed, error.clone());
+                // An inline `/test` run is for looking at: nobody is notified.
+                finished.notify_failure = lease != LeaseToken::INLINE;
                 (
                     executions.finish(id, lease, finished, unsaved).await?,
                     ExecutionStatus::Failed,
@@ -453,6 +455,7 @@ impl ExecutionService {
                     output: Some(output.clone()),
                     error: None,
                     steps_kept,
+                    notify_failure: false,
                 };
                 (
                     executions

@@ -37,6 +37,8 @@ use fluxolab_kernel::testing::{Captured, Journal};
 mod children;
 #[path = "execution_service_defaults_tests.rs"]
 mod defaults;
+#[path = "execution_service_notify_tests.rs"]
+mod notify;
 
 /// A lease that lasts the whole test.
 fn held() -> Arc<LeaseClock> {
@@ -718,6 +720,7 @@ async fn a_processed_run_that_succeeds_is_finished_with_its_output_and_steps() -
             output: Some(json!({"done": true})),
             error: None,
             steps_kept: StepsKept::All,
+            notify_failure: false,
         }
     );
     assert_eq!(

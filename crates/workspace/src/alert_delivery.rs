@@ -58,22 +58,29 @@ impl AlertDeliverer {
                 self.notifier.email(&alert.target, &subject, &body).await
             }
             AlertChannel::Webhook => {
-                let credential = alert
+                let current = alert
                     .secret_credential_id
                     .ok_or_else(|| AttemptFailure::new("the alert's signing secret is gone"))?;
-                let secret = self
-                    .secrets
-                    .open(alert.workspace_id, credential)
-                    .await
-                    .map_err(|error| AttemptFailure::new(error.to_string()))?;
-                let key = SigningKey::parse(&secret).ok_or_else(|| {
-                    AttemptFailure::new(
-                        "the alert's signing secret is not a Standard Webhooks secret",
-                    )
-                })?;
+                let mut keys = Vec::new();
+                for credential in standard_webhooks::signing_secrets(
+                    current,
+                    alert.previous_secret,
+                    self.clock.now(),
+                ) {
+                    let secret = self
+                        .secrets
+                        .open(alert.workspace_id, credential)
+                        .await
+                        .map_err(|error| AttemptFailure::new(error.to_string()))?;
+                    keys.push(SigningKey::parse(&secret).ok_or_else(|| {
+                        AttemptFailure::new(
+                            "the alert's signing secret is not a Standard Webhooks secret",
+                        )
+                    })?);
+                }
                 let body = alert_payload(delivery).to_string();
                 let signed = standard_webhooks::sign(
-                    &[key],
+                    &keys,
                     &format!("msg_{}", event.id),
                     self.clock.now(),
                     body.as_bytes(),

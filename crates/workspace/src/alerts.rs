@@ -67,6 +67,8 @@ pub struct UsageAlert {
     /// An e-mail address or an http(s) URL.
     pub target: String,
     pub secret_credential_id: Option<CredentialId>,
+    /// The secret a rotation replaced, still signing until its expiry.
+    pub previous_secret: Option<(CredentialId, OffsetDateTime)>,
     pub enabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -329,6 +331,7 @@ impl AlertService {
             channel,
             target: input.target.trim().to_owned(),
             secret_credential_id: None,
+            previous_secret: None,
             enabled: true,
             created_at: now,
             updated_at: now,
@@ -438,6 +441,71 @@ impl AlertService {
             .await?;
         unit.commit().await?;
         Ok(())
+    }
+
+    /// A new signing secret for a webhook alert (returned once); the old one keeps
+    /// signing beside it for `grace_seconds` (default a day, at most 30 days; 0 drops it
+    /// at once).
+    #[tracing::instrument(name = "alerts.rotate_secret", skip_all, fields(workspace_id = %principal.workspace_id()))]
+    pub async fn rotate_secret(
+        &self,
+        principal: &Principal,
+        id: AlertId,
+        grace_seconds: Option<i64>,
+    ) -> Result<(UsageAlert, SecretString), AlertError> {
+        principal.require(Permission::SettingsManage)?;
+        let grace =
+            standard_webhooks::rotation_grace(grace_seconds).map_err(AlertError::Invalid)?;
+        let mut alert = self.get(principal, id).await?;
+        let Some(current) = alert.secret_credential_id else {
+            return Err(AlertError::Invalid(ValidationErrors::single(
+                "channel",
+                "only a webhook alert signs what it sends",
+            )));
+        };
+        let now = self.ports.clock.now();
+        let mut unit = self.ports.units.begin().await?;
+        let secret = standard_webhooks::generate_secret()?;
+        alert.secret_credential_id = Some(
+            self.ports
+                .secrets
+                .store(
+                    unit.as_mut(),
+                    alert.workspace_id,
+                    &format!("Usage alert {} signing secret", alert.id),
+                    &secret,
+                    principal.user(),
+                )
+                .await?,
+        );
+        // The secret an earlier rotation kept goes; so does the current one without grace.
+        let mut discarded: Vec<CredentialId> = alert
+            .previous_secret
+            .map(|(old, _)| old)
+            .into_iter()
+            .collect();
+        alert.previous_secret =
+            (grace > 0).then(|| (current, now + time::Duration::seconds(grace)));
+        if grace == 0 {
+            discarded.push(current);
+        }
+        alert.updated_at = now;
+        self.ports.alerts.update(unit.as_mut(), &alert).await?;
+        for old in discarded {
+            self.ports
+                .secrets
+                .discard(unit.as_mut(), alert.workspace_id, old)
+                .await?;
+        }
+        self.audit(
+            unit.as_mut(),
+            principal,
+            "usage_alert.secret_rotated",
+            &alert,
+        )
+        .await?;
+        unit.commit().await?;
+        Ok((alert, secret))
     }
 
     #[tracing::instrument(name = "alerts.events", skip_all, fields(workspace_id = %principal.workspace_id()))]

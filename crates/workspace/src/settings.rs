@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, Clock, Failure, Forbidden, Permission, Principal, StorageError,
-    UnitOfWorkFactory, Uow, ValidationErrors, WorkspaceId,
+    AuditEvent, AuditLog, Clock, CredentialId, Failure, Forbidden, NoRandomness, OwnedSecrets,
+    Permission, Principal, SecretString, StorageError, UnitOfWorkFactory, Uow, ValidationErrors,
+    WorkspaceId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -97,6 +98,11 @@ pub struct WorkspaceSettings {
     /// Whether runs and integrations may reach loopback and private addresses.
     pub allow_internal_network: bool,
     pub document: SettingsDocument,
+    /// The vault entry holding the failure webhook's `whsec_…` signing secret (made
+    /// whenever `notifications.execution_failed.webhook_url` is set or changed).
+    pub failure_webhook_secret: Option<CredentialId>,
+    /// The secret a rotation replaced, still signing until its expiry.
+    pub failure_webhook_previous_secret: Option<(CredentialId, OffsetDateTime)>,
     pub updated_at: OffsetDateTime,
 }
 
@@ -153,6 +159,8 @@ pub enum SettingsError {
     Forbidden(#[from] Forbidden),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Randomness(#[from] NoRandomness),
 }
 
 impl From<SettingsError> for Failure {
@@ -161,6 +169,7 @@ impl From<SettingsError> for Failure {
             SettingsError::Invalid(errors) => Failure::Invalid(errors),
             SettingsError::Forbidden(forbidden) => forbidden.into(),
             SettingsError::Storage(error) => error.into(),
+            SettingsError::Randomness(error) => error.into(),
         }
     }
 }
@@ -192,8 +201,18 @@ pub trait SettingsRepository: Send + Sync {
 pub struct SettingsPorts {
     pub units: Arc<dyn UnitOfWorkFactory>,
     pub settings: Arc<dyn SettingsRepository>,
+    /// Where the failure webhook's signing secret is sealed.
+    pub secrets: Arc<dyn OwnedSecrets>,
     pub audit: Arc<dyn AuditLog>,
     pub clock: Arc<dyn Clock>,
+}
+
+/// Settings after a change, with the failure webhook's new signing secret (`whsec_…`)
+/// when the change set or changed its URL: shown this once.
+#[derive(Debug)]
+pub struct UpdatedSettings {
+    pub settings: WorkspaceSettings,
+    pub signing_secret: Option<SecretString>,
 }
 
 impl std::fmt::Debug for SettingsPorts {
@@ -230,13 +249,15 @@ impl SettingsService {
     }
 
     /// Applies `patch`: every field is checked first, all problems reported at once;
-    /// one activity `workspace.settings_updated` lists the keys that changed.
+    /// one activity `workspace.settings_updated` lists the keys that changed. Setting or
+    /// changing the failure webhook's URL seals a new signing secret (the old one goes),
+    /// returned this once; clearing the URL discards it.
     #[tracing::instrument(name = "settings.update", skip_all, fields(workspace_id = %principal.workspace_id()))]
     pub async fn update(
         &self,
         principal: &Principal,
         patch: SettingsPatch,
-    ) -> Result<WorkspaceSettings, SettingsError> {
+    ) -> Result<UpdatedSettings, SettingsError> {
         principal.require(Permission::SettingsManage)?;
         if patch.allow_internal_network.is_some() {
             principal.require(Permission::NetworkManage)?;
@@ -253,8 +274,17 @@ impl SettingsService {
         checked.apply(patch);
         let (mut updated, changed) = checked.finish().map_err(SettingsError::Invalid)?;
         if changed.is_empty() {
-            return Ok(current);
+            return Ok(UpdatedSettings {
+                settings: current,
+                signing_secret: None,
+            });
         }
+        let signing_secret = if changed.contains(&"notifications.execution_failed.webhook_url") {
+            self.replace_webhook_secret(unit.as_mut(), principal, &mut updated)
+                .await?
+        } else {
+            None
+        };
         // Microseconds, as the database keeps it: the answer equals a later read.
         let now = self.ports.clock.now();
         updated.updated_at = now
@@ -283,7 +313,142 @@ impl SettingsService {
             )
             .await?;
         unit.commit().await?;
-        Ok(updated)
+        Ok(UpdatedSettings {
+            settings: updated,
+            signing_secret,
+        })
+    }
+
+    /// A new signing secret for the failure notifications webhook (returned once); the
+    /// old one keeps signing beside it for `grace_seconds` (default a day, at most 30
+    /// days; 0 drops it at once). Refused while no webhook URL is set.
+    #[tracing::instrument(name = "settings.rotate_failure_webhook_secret", skip_all, fields(workspace_id = %principal.workspace_id()))]
+    pub async fn rotate_failure_webhook_secret(
+        &self,
+        principal: &Principal,
+        grace_seconds: Option<i64>,
+    ) -> Result<UpdatedSettings, SettingsError> {
+        principal.require(Permission::SettingsManage)?;
+        let grace = fluxolab_kernel::standard_webhooks::rotation_grace(grace_seconds)
+            .map_err(SettingsError::Invalid)?;
+        let workspace = principal.workspace_id();
+        let mut unit = self.ports.units.begin().await?;
+        let mut settings = self
+            .ports
+            .settings
+            .lock(unit.as_mut(), workspace)
+            .await?
+            .ok_or_else(|| StorageError::corrupt("the workspace has no settings row"))?;
+        let url_set = settings
+            .document
+            .notifications
+            .execution_failed
+            .webhook_url
+            .is_some();
+        let Some(current) = settings.failure_webhook_secret.filter(|_| url_set) else {
+            return Err(SettingsError::Invalid(ValidationErrors::single(
+                "notifications.execution_failed.webhook_url",
+                "is not set, so nothing signs",
+            )));
+        };
+        let now = self.ports.clock.now();
+        let secret = fluxolab_kernel::standard_webhooks::generate_secret()?;
+        let stored = self
+            .ports
+            .secrets
+            .store(
+                unit.as_mut(),
+                workspace,
+                "Failure notifications webhook signing secret",
+                &secret,
+                principal.user(),
+            )
+            .await?;
+        // The secret an earlier rotation kept goes; so does the current one without grace.
+        let mut discarded: Vec<CredentialId> = settings
+            .failure_webhook_previous_secret
+            .map(|(old, _)| old)
+            .into_iter()
+            .collect();
+        settings.failure_webhook_previous_secret =
+            (grace > 0).then(|| (current, now + time::Duration::seconds(grace)));
+        if grace == 0 {
+            discarded.push(current);
+        }
+        settings.failure_webhook_secret = Some(stored);
+        settings.updated_at = now
+            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now);
+        self.ports
+            .settings
+            .save(unit.as_mut(), workspace, &settings)
+            .await?;
+        for old in discarded {
+            self.ports
+                .secrets
+                .discard(unit.as_mut(), workspace, old)
+                .await?;
+        }
+        self.ports
+            .audit
+            .record_in(
+                unit.as_mut(),
+                &AuditEvent::by(
+                    principal,
+                    "workspace.failure_webhook_secret_rotated",
+                    ("workspace", workspace.to_string()),
+                    json!({ "grace_seconds": grace }),
+                ),
+            )
+            .await?;
+        unit.commit().await?;
+        Ok(UpdatedSettings {
+            settings,
+            signing_secret: Some(secret),
+        })
+    }
+
+    /// Discards the failure webhook's secret and, when a URL is set, seals a new one.
+    async fn replace_webhook_secret(
+        &self,
+        unit: &mut Uow,
+        principal: &Principal,
+        settings: &mut WorkspaceSettings,
+    ) -> Result<Option<SecretString>, SettingsError> {
+        let workspace = principal.workspace_id();
+        let previous = settings.failure_webhook_previous_secret.take();
+        for old in [
+            settings.failure_webhook_secret.take(),
+            previous.map(|(old, _)| old),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.ports.secrets.discard(unit, workspace, old).await?;
+        }
+        if settings
+            .document
+            .notifications
+            .execution_failed
+            .webhook_url
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let secret = fluxolab_kernel::standard_webhooks::generate_secret()?;
+        settings.failure_webhook_secret = Some(
+            self.ports
+                .secrets
+                .store(
+                    unit,
+                    workspace,
+                    "Failure notifications webhook signing secret",
+                    &secret,
+                    principal.user(),
+                )
+                .await?,
+        );
+        Ok(Some(secret))
     }
 }
 

@@ -322,6 +322,8 @@ mod tests {
             locale: "en".to_owned(),
             allow_internal_network: false,
             document: SettingsDocument::default(),
+            failure_webhook_secret: None,
+            failure_webhook_previous_secret: None,
             updated_at: OffsetDateTime::UNIX_EPOCH,
         }
     }

@@ -45,6 +45,17 @@ async fn an_email_alert_fires_once_when_usage_crosses_it() -> TestResult {
     .await?;
     assert!(alert.secret.is_none(), "e-mail alerts have no secret");
     let alert = alert.id;
+    let (status, problem) = app
+        .post_in(
+            &owner,
+            &format!("/api/settings/usage/alerts/{alert}/rotate-secret"),
+            &json!({}),
+        )
+        .await?;
+    assert_eq!(
+        status, 422,
+        "an e-mail alert has no secret to rotate: {problem}"
+    );
     let workflow = app.active_workflow(&owner, "Sum", &three_nodes()).await?.id;
     for _ in 0..3 {
         app.run(&owner, &workflow, &json!({"a": 1, "b": 2})).await?;
@@ -226,6 +237,27 @@ async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> Te
     let id = alert.id;
     let (_, listed) = app.get_in(&owner, "/api/settings/usage/alerts").await?;
     assert!(listed["items"][0].get("secret").is_none(), "{listed}");
+    // A rotation: the new secret is shown once, and both sign during the grace.
+    let (status, rotated) = app
+        .post_in(
+            &owner,
+            &format!("/api/settings/usage/alerts/{id}/rotate-secret"),
+            &json!({"grace_seconds": 600}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["secret"]
+        .as_str()
+        .ok_or("the new secret")?
+        .to_owned();
+    assert!(
+        new_secret.starts_with("whsec_") && new_secret != secret,
+        "{rotated}"
+    );
+    assert!(
+        rotated["previous_secret_expires_at"].is_string(),
+        "{rotated}"
+    );
 
     // One workflow of the free plan's ten: 10 %.
     app.create_workflow(&owner, "One", &three_nodes()).await?;
@@ -260,6 +292,7 @@ async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> Te
         "the receiver's Retry-After (5 s) was honoured: {waited:?}"
     );
     for (body, headers) in &seen {
+        reference.verify(&new_secret, headers, body).await?;
         reference.verify(&secret, headers, body).await?;
         let payload: Value = serde_json::from_str(body)?;
         assert_eq!(payload["metric"], "workflows");
@@ -267,13 +300,14 @@ async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> Te
         assert_eq!(payload["limit"], 10);
     }
 
-    // Deleting the alert deletes its secret from the vault too.
+    // Deleting the alert deletes its secrets (the current and the rotated-away one) from
+    // the vault too.
     let secrets = app.count("credentials").await?;
     let (status, _) = app
         .delete_in(&owner, &format!("/api/settings/usage/alerts/{id}"))
         .await?;
     assert_eq!(status, 204);
-    assert_eq!(app.count("credentials").await?, secrets - 1);
+    assert_eq!(app.count("credentials").await?, secrets - 2);
     let (status, _) = app
         .get_in(&owner, &format!("/api/settings/usage/alerts/{id}/events"))
         .await?;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 mod api;
 pub mod oidc;
 mod reference_webhooks;
+pub mod rsyslog;
 pub mod slapd;
 mod sql;
 mod wait;

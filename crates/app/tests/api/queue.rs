@@ -285,5 +285,20 @@ async fn a_claim_fails_runs_out_of_attempts_and_resumes_the_others() -> TestResu
         .await?,
         1
     );
+    // Its failure is final: noted for the failure notifications in the same statement.
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT count(*) AS count FROM execution_failure_notices \
+             WHERE execution_ids = ARRAY['{}'::uuid] AND failures = 1",
+            claim.abandoned[0]
+        ))
+        .await?,
+        1
+    );
+    assert_eq!(
+        app.scalar("SELECT count(*) AS count FROM outbox WHERE kind = 'notification'")
+            .await?,
+        1
+    );
     Ok(())
 }
