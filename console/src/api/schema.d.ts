@@ -571,6 +571,100 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/settings/log-destinations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workspace's log destinations, oldest first. */
+        get: operations["list_log_destinations"];
+        put?: never;
+        /** Adds a destination; an `http` one answers its signing secret this once. */
+        post: operations["create_log_destination"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/settings/log-destinations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One destination. */
+        get: operations["get_log_destination"];
+        put?: never;
+        post?: never;
+        /** Deletes a destination, its secrets and its undelivered events. */
+        delete: operations["delete_log_destination"];
+        options?: never;
+        head?: never;
+        /** Changes a destination (its kind stays). */
+        patch: operations["update_log_destination"];
+        trace?: never;
+    };
+    "/api/settings/log-destinations/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Recent delivery attempts (batches and tests), newest first. */
+        get: operations["list_log_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/settings/log-destinations/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new signing secret, shown this once; the old one keeps signing beside it for the
+         *     grace period (`http` destinations).
+         */
+        post: operations["rotate_log_destination_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/settings/log-destinations/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends one sample event now and reports the receiver's answer (recorded as `tested`
+         *     or `test_failed`, and listed with the deliveries).
+         */
+        post: operations["test_log_destination"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/settings/plan": {
         parameters: {
             query?: never;
@@ -818,6 +912,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/settings/usage/alerts/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new signing secret for a webhook alert, shown this once; the old one keeps signing
+         *     beside it (two `webhook-signature` entries) for the grace period.
+         */
+        post: operations["rotate_alert_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/settings/usage/history": {
         parameters: {
             query?: never;
@@ -852,8 +966,31 @@ export interface paths {
         /**
          * Changes the active workspace's settings: every field is checked before anything is
          *     written; one activity `workspace.settings_updated` lists the keys that changed.
+         *     Setting or changing `notifications.execution_failed.webhook_url` makes a new signing
+         *     secret, shown once as `notifications.execution_failed.signing_secret`.
          */
         patch: operations["update_workspace_settings"];
+        trace?: never;
+    };
+    "/api/settings/workspace/notifications/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new signing secret for the failure notifications webhook, shown this once as
+         *     `notifications.execution_failed.signing_secret`; the old one keeps signing beside it
+         *     (two `webhook-signature` entries) for the grace period.
+         */
+        post: operations["rotate_failure_webhook_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/users/me/security": {
@@ -1647,8 +1784,13 @@ export interface components {
             /** @description `executions`, `members`, `workflows`, `active_workflows` or `credentials`. */
             metric: string;
             /**
-             * @description Only in the answer to creating a webhook alert: the HMAC secret of
-             *     `X-FluxoLab-Signature`, shown this once.
+             * Format: date-time
+             * @description Until when the secret a rotation replaced still signs beside the new one.
+             */
+            previous_secret_expires_at?: string | null;
+            /**
+             * @description Only in the answer to creating a webhook alert or rotating its secret: the
+             *     `whsec_…` Standard Webhooks secret it signs with, shown this once.
              */
             secret?: string | null;
             /** @description The e-mail address or the URL. */
@@ -2042,6 +2184,26 @@ export interface components {
             kind: "smtp";
             name: string;
         };
+        /** @description `POST /api/settings/log-destinations`. */
+        CreateLogDestinationRequest: {
+            /**
+             * @description `http`: `{url, headers?: [{name, value, secret?}]}` (a secret header's value is
+             *     sealed in the vault); `syslog`: `{host, port, transport? ("tcp" | "tls", default
+             *     "tcp"), app_name? (default "fluxolab")}`.
+             */
+            config: Record<string, unknown>;
+            /** @description Default `true`. */
+            enabled?: boolean | null;
+            /** @description At least one of `activities`, `api_key_audit`, `executions`, `webhook_events`. */
+            event_types: ("activities" | "api_key_audit" | "executions" | "webhook_events")[];
+            /**
+             * @description `http` or `syslog`.
+             * @enum {string}
+             */
+            kind: "http" | "syslog";
+            /** @description Unique in the workspace. */
+            name: string;
+        } & (unknown & unknown);
         /** @description `POST /api/settings/secret-providers`. */
         CreateSecretProviderRequest: {
             /**
@@ -2301,9 +2463,22 @@ export interface components {
             /** Format: uuid */
             workflow_id: string;
         };
-        /** @description Who hears of a failed run. */
+        /**
+         * @description Who hears of a failed run (a run that failed for good; at most one message per
+         *     workflow per 10 minutes, the next one counting the failures since).
+         */
         FailureNotificationsBody: {
+            /**
+             * @description E-mailed through `SMTP_URL`; an address of a user who switched their own
+             *     `execution_failed` notification off is skipped.
+             */
             emails: string[];
+            /**
+             * @description Only in the answer to the change that set or changed `webhook_url`: the
+             *     `whsec_…` secret its deliveries are signed with, shown this once.
+             */
+            signing_secret?: string | null;
+            /** @description POSTed a JSON message signed with Standard Webhooks headers. */
             webhook_url?: string | null;
         };
         /** @description Changes to the failure notifications; fields left out stay, `null` clears. */
@@ -2575,6 +2750,80 @@ export interface components {
             /** Format: int32 */
             webhook_events_per_minute?: number | null;
         };
+        /** @description One delivery attempt. */
+        LogDeliveryResponse: {
+            /** Format: date-time */
+            attempted_at: string;
+            error?: string | null;
+            /**
+             * Format: int32
+             * @description Events the attempt carried.
+             */
+            events: number;
+            /** Format: uuid */
+            id: string;
+            /** Format: int32 */
+            latency_ms: number;
+            /** @description `delivered` or `failed`. */
+            outcome: string;
+            /** Format: int32 */
+            status_code?: number | null;
+            /** @description A `POST …/test` delivery. */
+            test: boolean;
+        };
+        /** @description A log destination. */
+        LogDestinationResponse: {
+            /**
+             * @description `http`: `{url, headers: [{name, value, secret}]}` (a secret header's `value` is
+             *     `null`); `syslog`: `{host, port, transport, app_name}`.
+             */
+            config: Record<string, unknown>;
+            /** Format: date-time */
+            created_at: string;
+            enabled: boolean;
+            /** @description Among `activities`, `api_key_audit`, `executions`, `webhook_events`. */
+            event_types: string[];
+            /**
+             * Format: date-time
+             * @description When the current run of failed deliveries began.
+             */
+            failing_since?: string | null;
+            /** @description Whether batches are signed (every `http` destination). */
+            has_signing_secret: boolean;
+            /** Format: uuid */
+            id: string;
+            /** @description `http` or `syslog`. */
+            kind: string;
+            /** Format: date-time */
+            last_delivered_at?: string | null;
+            name: string;
+            /**
+             * Format: date-time
+             * @description Until when the secret a rotation replaced still signs beside the new one.
+             */
+            previous_secret_expires_at?: string | null;
+            /**
+             * @description Only in the answer to a create or a rotation: the `whsec_…` secret, shown this
+             *     once.
+             */
+            signing_secret?: string | null;
+            /** @description `active`, or `failing` once deliveries have failed for 24 hours. */
+            status: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description What a test delivery got. */
+        LogDestinationTestResponse: {
+            delivered: boolean;
+            error?: string | null;
+            /** Format: int32 */
+            latency_ms: number;
+            /**
+             * Format: int32
+             * @description The receiver's HTTP status (`http` destinations).
+             */
+            status_code?: number | null;
+        };
         /** @description `POST /api/auth/login`. */
         LoginRequest: {
             email: string;
@@ -2754,8 +3003,13 @@ export interface components {
                 /** @description `executions`, `members`, `workflows`, `active_workflows` or `credentials`. */
                 metric: string;
                 /**
-                 * @description Only in the answer to creating a webhook alert: the HMAC secret of
-                 *     `X-FluxoLab-Signature`, shown this once.
+                 * Format: date-time
+                 * @description Until when the secret a rotation replaced still signs beside the new one.
+                 */
+                previous_secret_expires_at?: string | null;
+                /**
+                 * @description Only in the answer to creating a webhook alert or rotating its secret: the
+                 *     `whsec_…` Standard Webhooks secret it signs with, shown this once.
                  */
                 secret?: string | null;
                 /** @description The e-mail address or the URL. */
@@ -2992,6 +3246,31 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description A page of items. */
+        PageResponse_LogDeliveryResponse: {
+            items: {
+                /** Format: date-time */
+                attempted_at: string;
+                error?: string | null;
+                /**
+                 * Format: int32
+                 * @description Events the attempt carried.
+                 */
+                events: number;
+                /** Format: uuid */
+                id: string;
+                /** Format: int32 */
+                latency_ms: number;
+                /** @description `delivered` or `failed`. */
+                outcome: string;
+                /** Format: int32 */
+                status_code?: number | null;
+                /** @description A `POST …/test` delivery. */
+                test: boolean;
+            }[];
+            /** @description Pass as `cursor` for the next page; `null` on the last one. */
+            next_cursor?: string | null;
+        };
+        /** @description A page of items. */
         PageResponse_MemberResponse: {
             items: {
                 display_name: string;
@@ -3218,12 +3497,39 @@ export interface components {
             /** Format: uuid */
             execution_id: string;
         };
+        /** @description `POST /api/settings/usage/alerts/{id}/rotate-secret` (the body is optional). */
+        RotateAlertSecretRequest: {
+            /**
+             * Format: int64
+             * @description How long the old secret keeps signing beside the new one (default 86400; 0
+             *     stops it at once; at most 30 days).
+             */
+            grace_seconds?: number | null;
+        };
         /** @description `POST /api/settings/api/keys/{id}/rotate`. */
         RotateApiKeyRequest: {
             /**
              * Format: int64
              * @description How long the old secret keeps working (default 86400; 0 stops it at once; at
              *     most 30 days).
+             */
+            grace_seconds?: number | null;
+        };
+        /** @description `POST /api/settings/workspace/notifications/rotate-secret` (the body is optional). */
+        RotateFailureWebhookSecretRequest: {
+            /**
+             * Format: int64
+             * @description How long the old secret keeps signing beside the new one (default 86400; 0
+             *     stops it at once; at most 30 days).
+             */
+            grace_seconds?: number | null;
+        };
+        /** @description `POST /api/settings/log-destinations/{id}/rotate-secret` (the body is optional). */
+        RotateLogDestinationSecretRequest: {
+            /**
+             * Format: int64
+             * @description How long the old secret keeps signing beside the new one (default 86400; 0
+             *     stops it at once; at most 30 days).
              */
             grace_seconds?: number | null;
         };
@@ -3496,6 +3802,17 @@ export interface components {
             /** @description 1–40 lowercase letters, digits, `-` or `_`, starting with a letter; unique. */
             name?: string | null;
             variables?: components["schemas"]["VariablesRequest"] | null;
+        };
+        /** @description `PATCH /api/settings/log-destinations/{id}`: fields left out stay as they are. */
+        UpdateLogDestinationRequest: {
+            /**
+             * @description The whole configuration of the destination's kind; a secret header given
+             *     without a `value` keeps its sealed one.
+             */
+            config?: Record<string, unknown> | null;
+            enabled?: boolean | null;
+            event_types?: ((string[] | ("activities" | "api_key_audit" | "executions" | "webhook_events")[] | null) | null) | ("activities" | "api_key_audit" | "executions" | "webhook_events")[] | null;
+            name?: ((string | null) | null) | string | null;
         };
         /** @description `PATCH /api/settings/secret-providers/{id}`: fields left out stay as they are. */
         UpdateSecretProviderRequest: {
@@ -7298,6 +7615,764 @@ export interface operations {
             };
         };
     };
+    list_log_destinations: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in. Without it: the workspace the access token was issued for (the user's default workspace when they signed in) or, with an API key, the key's own. A workspace the caller is not a member of (with an API key: any but the key's own) answers 404 `not_found` (`workspace not found`), as one that does not exist. A value that is not a UUID answers 422 `validation_failed` naming `X-Workspace-Id` (404 with an API key), as does leaving the header out when the token names no workspace (a user who belongs to none). */
+                "X-Workspace-Id"?: components["parameters"]["WorkspaceId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The destinations (secret values never shown) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogDestinationResponse"][];
+                };
+            };
+            /** @description No valid access token or API key (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not view settings */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `X-Workspace-Id` workspace is not one of the caller's (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `X-Workspace-Id` is not a UUID, or it is left out and the token names no workspace (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed (`internal_error`: the request id only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached now (`storage_unavailable`; `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_log_destination: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in. Without it: the workspace the access token was issued for (the user's default workspace when they signed in) or, with an API key, the key's own. A workspace the caller is not a member of (with an API key: any but the key's own) answers 404 `not_found` (`workspace not found`), as one that does not exist. A value that is not a UUID answers 422 `validation_failed` naming `X-Workspace-Id` (404 with an API key), as does leaving the header out when the token names no workspace (a user who belongs to none). */
+                "X-Workspace-Id"?: components["parameters"]["WorkspaceId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateLogDestinationRequest"];
+            };
+        };
+        responses: {
+            /** @description The destination, with `signing_secret` for `http` */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogDestinationResponse"];
+                };
+            };
+            /** @description The body is not JSON (`invalid_json`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token or API key (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not change settings */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `X-Workspace-Id` workspace is not one of the caller's (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Another destination has this name (`name_taken`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than `HTTP_BODY_LIMIT_BYTES` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields, each named */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed (`internal_error`: the request id only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached now (`storage_unavailable`; `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_log_destination: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in. Without it: the workspace the access token was issued for (the user's default workspace when they signed in) or, with an API key, the key's own. A workspace the caller is not a member of (with an API key: any but the key's own) answers 404 `not_found` (`workspace not found`), as one that does not exist. A value that is not a UUID answers 422 `validation_failed` naming `X-Workspace-Id` (404 with an API key), as does leaving the header out when the token names no workspace (a user who belongs to none). */
+                "X-Workspace-Id"?: components["parameters"]["WorkspaceId"];
+            };
+            path: {
+                /** @description Destination id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The destination */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogDestinationResponse"];
+                };
+            };
+            /** @description No valid access token or API key (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The role or the API key's scopes lack the permission (`forbidden`), or the workspace enforces SSO and the token comes from a password sign-in of a non-owner (`sso_required`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such destination in the active workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `X-Workspace-Id` is not a UUID, or it is left out and the token names no workspace (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed (`internal_error`: the request id only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached now (`storage_unavailable`; `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_log_destination: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in. Without it: the workspace the access token was issued for (the user's default workspace when they signed in) or, with an API key, the key's own. A workspace the caller is not a member of (with an API key: any but the key's own) answers 404 `not_found` (`workspace not found`), as one that does not exist. A value that is not a UUID answers 422 `validation_failed` naming `X-Workspace-Id` (404 with an API key), as does leaving the header out when the token names no workspace (a user who belongs to none). */
+                "X-Workspace-Id"?: components["parameters"]["WorkspaceId"];
+            };
+            path: {
+                /** @description Destination id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid access token or API key (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The role or the API key's scopes lack the permission (`forbidden`), or the workspace enforces SSO and the token comes from a password sign-in of a non-owner (`sso_required`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such destination in the active workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `X-Workspace-Id` is not a UUID, or it is left out and the token names no workspace (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed (`internal_error`: the request id only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached now (`storage_unavailable`; `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_log_destination: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in. Without it: the workspace the access token was issued for (the user's default workspace when they signed in) or, with an API key, the key's own. A workspace the caller is not a member of (with an API key: any but the key's own) answers 404 `not_found` (`workspace not found`), as one that does not exist. A value that is not a UUID answers 422 `validation_failed` naming `X-Workspace-Id` (404 with an API key), as does leaving the header out when the token names no workspace (a user who belongs to none). */
+                "X-Workspace-Id"?: components["parameters"]["WorkspaceId"];
+            };
+            path: {
+                /** @description Destination id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateLogDestinationRequest"];
+            };
+        };
+        responses: {
+            /** @description The destination */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogDestinationResponse"];
+                };
+            };
+            /** @description The body is not JSON (`invalid_json`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token or API key (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The role or the API key's scopes lack the permission (`forbidden`), or the workspace enforces SSO and the token comes from a password sign-in of a non-owner (`sso_required`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such destination in the active workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The name is taken (`name_taken`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than `HTTP_BODY_LIMIT_BYTES` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields, each named */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed (`internal_error`: the request id only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached now (`storage_unavailable`; `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_log_deliveries: {
+        parameters: {
+            query?: {
+                /** @description 1–200, default 50. */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: {
+                /** @description The workspace to act in. Without it: the workspace the access token was issued for (the user's default workspace when they signed in) or, with an API key, the key's own. A workspace the caller is not a member of (with an API key: any but the key's own) answers 404 `not_found` (`workspace not found`), as one that does not exist. A value that is not a UUID answers 422 `validation_failed` naming `X-Workspace-Id` (404 with an API key), as does leaving the header out when the token names no workspace (a user who belongs to none). */
+                "X-Workspace-Id"?: components["parameters"]["WorkspaceId"];
+            };
+            path: {
+                /** @description Destination id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of attempts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PageResponse_LogDeliveryResponse"];
+                };
+            };
+            /** @description The query string is not valid (`invalid_query`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token or API key (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The role or the API key's scopes lack the permission (`forbidden`), or the workspace enforces SSO and the token comes from a password sign-in of a non-owner (`sso_required`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such destination in the active workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An invalid query parameter, named in `errors[]` (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed (`internal_error`: the request id only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached now (`storage_unavailable`; `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotate_log_destination_secret: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in. Without it: the workspace the access token was issued for (the user's default workspace when they signed in) or, with an API key, the key's own. A workspace the caller is not a member of (with an API key: any but the key's own) answers 404 `not_found` (`workspace not found`), as one that does not exist. A value that is not a UUID answers 422 `validation_failed` naming `X-Workspace-Id` (404 with an API key), as does leaving the header out when the token names no workspace (a user who belongs to none). */
+                "X-Workspace-Id"?: components["parameters"]["WorkspaceId"];
+            };
+            path: {
+                /** @description Destination id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RotateLogDestinationSecretRequest"];
+            };
+        };
+        responses: {
+            /** @description The destination, with its new `signing_secret` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogDestinationResponse"];
+                };
+            };
+            /** @description The body is not JSON (`invalid_json`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token or API key (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The role or the API key's scopes lack the permission (`forbidden`), or the workspace enforces SSO and the token comes from a password sign-in of a non-owner (`sso_required`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such destination in the active workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than `HTTP_BODY_LIMIT_BYTES` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An invalid grace period, or a destination that does not sign (`syslog`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed (`internal_error`: the request id only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached now (`storage_unavailable`; `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    test_log_destination: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in. Without it: the workspace the access token was issued for (the user's default workspace when they signed in) or, with an API key, the key's own. A workspace the caller is not a member of (with an API key: any but the key's own) answers 404 `not_found` (`workspace not found`), as one that does not exist. A value that is not a UUID answers 422 `validation_failed` naming `X-Workspace-Id` (404 with an API key), as does leaving the header out when the token names no workspace (a user who belongs to none). */
+                "X-Workspace-Id"?: components["parameters"]["WorkspaceId"];
+            };
+            path: {
+                /** @description Destination id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What the test delivery got */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogDestinationTestResponse"];
+                };
+            };
+            /** @description No valid access token or API key (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The role or the API key's scopes lack the permission (`forbidden`), or the workspace enforces SSO and the token comes from a password sign-in of a non-owner (`sso_required`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such destination in the active workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `X-Workspace-Id` is not a UUID, or it is left out and the token names no workspace (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed (`internal_error`: the request id only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached now (`storage_unavailable`; `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_plan: {
         parameters: {
             query?: never;
@@ -9144,6 +10219,118 @@ export interface operations {
             };
         };
     };
+    rotate_alert_secret: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in. Without it: the workspace the access token was issued for (the user's default workspace when they signed in) or, with an API key, the key's own. A workspace the caller is not a member of (with an API key: any but the key's own) answers 404 `not_found` (`workspace not found`), as one that does not exist. A value that is not a UUID answers 422 `validation_failed` naming `X-Workspace-Id` (404 with an API key), as does leaving the header out when the token names no workspace (a user who belongs to none). */
+                "X-Workspace-Id"?: components["parameters"]["WorkspaceId"];
+            };
+            path: {
+                /** @description Alert id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RotateAlertSecretRequest"];
+            };
+        };
+        responses: {
+            /** @description The alert, with its new `secret` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertResponse"];
+                };
+            };
+            /** @description The body is not JSON (`invalid_json`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token or API key (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The role or the API key's scopes lack the permission (`forbidden`), or the workspace enforces SSO and the token comes from a password sign-in of a non-owner (`sso_required`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such alert in the active workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than `HTTP_BODY_LIMIT_BYTES` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An invalid grace period, or an e-mail alert (it does not sign) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed (`internal_error`: the request id only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached now (`storage_unavailable`; `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     usage_history: {
         parameters: {
             query?: {
@@ -9397,6 +10584,115 @@ export interface operations {
                 };
             };
             /** @description Invalid or unknown fields, each named */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server failed (`internal_error`: the request id only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached now (`storage_unavailable`; `Retry-After`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotate_failure_webhook_secret: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace to act in. Without it: the workspace the access token was issued for (the user's default workspace when they signed in) or, with an API key, the key's own. A workspace the caller is not a member of (with an API key: any but the key's own) answers 404 `not_found` (`workspace not found`), as one that does not exist. A value that is not a UUID answers 422 `validation_failed` naming `X-Workspace-Id` (404 with an API key), as does leaving the header out when the token names no workspace (a user who belongs to none). */
+                "X-Workspace-Id"?: components["parameters"]["WorkspaceId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RotateFailureWebhookSecretRequest"];
+            };
+        };
+        responses: {
+            /** @description The settings, with the new signing secret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceSettingsResponse"];
+                };
+            };
+            /** @description The body is not JSON (`invalid_json`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token or API key (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller may not change settings */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `X-Workspace-Id` workspace is not one of the caller's (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than `HTTP_BODY_LIMIT_BYTES` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An invalid grace period, or no webhook URL set */
             422: {
                 headers: {
                     [name: string]: unknown;
