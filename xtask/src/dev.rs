@@ -17,6 +17,8 @@ pub fn run() -> Result<u8, String> {
     let database = discovery::dev_database()?;
     eprintln!("xtask: using {}", database.description);
 
+    // Before the binary: it embeds the console's build.
+    crate::console::build_if_stale()?;
     eprintln!("xtask: building fluxolab");
     let code = process::status_code(process::cargo().args([
         "build",
@@ -135,6 +137,7 @@ fn print_banner(bind: &str) {
         "
   FluxoLab is running at {url}
 
+    console       {url}/
     readiness     {url}/readyz
     API browser   {url}/api/docs/
     OpenAPI       {url}/api/openapi.json

@@ -1,6 +1,13 @@
 //! `cargo xtask`: the developer commands. Plain Rust, standard library only.
 //!
-//! - `dev`: find or start Postgres, migrate, seed the demo data, serve, print how to log in
+//! - `dev`: find or start Postgres, rebuild the web console when its sources changed (and
+//!   Node is installed), migrate, seed the demo data, serve, print how to log in
+//! - `console`: build the web console (`npm ci` when its lock file changed, `vite build`)
+//!   into `console/dist`, which the binary embeds
+//! - `openapi [--check]`: write the OpenAPI document (no server needed) and regenerate the
+//!   console's API client types from it, or fail when the committed ones differ (CI)
+//! - `e2e [--screenshots] [ARGS…]`: the console's Playwright tests in Debian's Chromium
+//!   against a server on a fresh test database (screenshots into `docs/console/`)
 //! - `test [ARGS…]`: find or start Postgres, export `TEST_DATABASE_URL` (and moto's server
 //!   as `MOTO_SERVER`, the MCP client's Python as `MCP_CLIENT_PYTHON` and the Standard
 //!   Webhooks library's as `STANDARD_WEBHOOKS_PYTHON`, installed when missing), run every
@@ -27,6 +34,7 @@
 mod api_check;
 mod bench;
 mod cluster;
+mod console;
 mod dev;
 mod discovery;
 mod mcp_client;
@@ -42,7 +50,18 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  dev                       find or start Postgres, migrate, seed demo data and serve
+  dev                       find or start Postgres, rebuild the console when its
+                            sources changed (and Node is installed), migrate, seed
+                            demo data and serve
+  console                   build the web console into console/dist (npm ci when
+                            console/package-lock.json changed, then vite build)
+  openapi [--check]         write the OpenAPI document to target/openapi.json and
+                            regenerate console/src/api/schema.d.ts from it, or with
+                            --check fail when the committed file differs
+  e2e [--screenshots] [ARGS...]
+                            the console's end-to-end tests (Playwright, Debian's
+                            Chromium) against a server on a fresh test database;
+                            --screenshots saves every page under docs/console/
   test [ARGS...]            run the whole test suite against a discovered database
                             (and moto's server, installed when missing)
   migrate [--status | --down N]
@@ -79,6 +98,9 @@ fn main() -> ExitCode {
     };
     let outcome = match command.as_str() {
         "dev" => dev::run(),
+        "console" => console::run(),
+        "openapi" => console::openapi(rest),
+        "e2e" => console::e2e(rest),
         "test" => run_tests(rest),
         "migrate" | "seed" => database_command(command, rest),
         "db" => cluster_command(rest),

@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod directory_accounts;
 pub mod hasher;
 pub mod outbox;

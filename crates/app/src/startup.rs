@@ -493,7 +493,8 @@ impl Application {
         let probe = PostgresProbe::new(pool.clone(), migrations::embedded_versions()?);
         let state = ApiState::new(Arc::new(probe))?
             .with_metrics(metrics.clone())
-            .with_services(services.clone());
+            .with_services(services.clone())
+            .with_console(Arc::new(crate::console::EmbeddedConsole::default()));
         let listener =
             TcpListener::bind(settings.bind_addr).map_err(|source| StartupError::Bind {
                 addr: settings.bind_addr,

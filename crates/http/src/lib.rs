@@ -5,6 +5,7 @@ pub mod api_error;
 pub mod api_keys;
 pub mod auth;
 pub mod connectors;
+pub mod console;
 pub mod conversations;
 pub mod credentials;
 pub mod environments;

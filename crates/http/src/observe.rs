@@ -64,10 +64,17 @@ pub async fn observe(
     let metrics = request.app_data::<Data<HttpMetrics>>().cloned();
     // The route template, resolved up front: the span's name must be known before the span
     // is first entered (OpenTelemetry fixes it then), and raw paths would explode metrics.
+    // The web console's pages (any other `GET`) are one route, `console`.
     let route = request
         .resource_map()
         .match_pattern(request.path())
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .unwrap_or_else(|| {
+            if request.method() == Method::GET && !crate::console::is_reserved(request.path()) {
+                "console".to_owned()
+            } else {
+                "unmatched".to_owned()
+            }
+        });
     let span = tracing::info_span!(
         "HTTP request",
         otel.name = %format_args!("{method} {route}"),

@@ -13,6 +13,7 @@ use fluxolab_telemetry::MetricsRegistry;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::console::{self, ConsoleFiles};
 use crate::extract::Services;
 use crate::json::BodyLimit;
 use crate::openapi::{self, OpenApiJson};
@@ -36,6 +37,7 @@ pub struct ApiState {
     pub metrics: Data<HttpMetrics>,
     openapi: Data<OpenApiJson>,
     services: Option<Data<Services>>,
+    console: Option<Arc<dyn ConsoleFiles>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -53,6 +55,7 @@ impl ApiState {
             metrics: Data::new(HttpMetrics::new(MetricsRegistry::new())),
             openapi: Data::new(OpenApiJson(serde_json::to_string(&document)?)),
             services: None,
+            console: None,
         })
     }
 
@@ -60,6 +63,13 @@ impl ApiState {
     /// metrics it holds) instead of a registry of its own.
     pub fn with_metrics(mut self, registry: Arc<MetricsRegistry>) -> Self {
         self.metrics = Data::new(HttpMetrics::new(registry));
+        self
+    }
+
+    /// Serves the web console from `files` at `/` (see [`crate::console`]); without
+    /// it, `/` answers a page saying how to build the console.
+    pub fn with_console(mut self, files: Arc<dyn ConsoleFiles>) -> Self {
+        self.console = Some(files);
         self
     }
 
@@ -149,12 +159,17 @@ impl RouteMethods {
     }
 }
 
-/// No route took the request: `405` with `Allow` when its path is a route's (another
-/// method), else `404`.
+/// No route took the request: the web console's answer for a `GET` outside the API and
+/// ops paths; else `405` with `Allow` when its path is a route's (another method), else
+/// `404`.
 async fn no_route(
     request: actix_web::HttpRequest,
     routes: Data<RouteMethods>,
+    state: Data<ApiState>,
 ) -> Result<actix_web::HttpResponse, ApiError> {
+    if let Some(page) = console::respond(&request, state.console.as_ref()) {
+        return Ok(page);
+    }
     let allow = request
         .resource_map()
         .match_pattern(request.path())

@@ -9,6 +9,7 @@ mod auth_cache;
 mod binary;
 mod code_node;
 mod connectors;
+mod console;
 mod credential_tests;
 mod credentials;
 mod environments;

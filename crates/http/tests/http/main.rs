@@ -13,6 +13,8 @@ use fluxolab_http::problem::PROBLEM_JSON;
 use fluxolab_http::{ApiError, ApiState, DatabaseProbe, PoolStatus, Problem, configure_app};
 use serde_json::Value;
 
+mod console;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const BODY_LIMIT: usize = 1024;
@@ -107,7 +109,7 @@ async fn problem_of(
 async fn an_unknown_route_is_a_404_problem() -> TestResult {
     let app = app(Arc::default()).await?;
     let response =
-        test::call_service(&app, test::TestRequest::get().uri("/nope").to_request()).await;
+        test::call_service(&app, test::TestRequest::get().uri("/api/nope").to_request()).await;
     let (status, problem) = problem_of(response).await?;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(problem.code, "not_found");
@@ -294,7 +296,9 @@ async fn metrics_count_requests_by_route_template() -> TestResult {
     }
     test::call_service(
         &app,
-        test::TestRequest::get().uri("/no/such/thing").to_request(),
+        test::TestRequest::get()
+            .uri("/api/no/such/thing")
+            .to_request(),
     )
     .await;
     let response =
