@@ -2394,6 +2394,18 @@ export interface components {
         ExecutionDefaultsBody: {
             /**
              * Format: int32
+             * @description The most memory a `code.javascript` node may set, in MiB (32–1024; default
+             *     128); the instance's `CODE_MAX_MEMORY_MB` caps it.
+             */
+            code_max_memory_mb: number;
+            /**
+             * Format: int32
+             * @description The most time a `code.javascript` node may set, in ms (2000–60000; default
+             *     10000); the instance's `CODE_MAX_TIMEOUT_MS` caps it.
+             */
+            code_max_timeout_ms: number;
+            /**
+             * Format: int32
              * @description Attempts before a run fails for good (1–10; default 3).
              */
             max_attempts: number;
@@ -2408,6 +2420,10 @@ export interface components {
         };
         /** @description Changes to the run defaults; fields left out stay. */
         ExecutionDefaultsRequest: {
+            /** Format: int32 */
+            code_max_memory_mb?: number | null;
+            /** Format: int32 */
+            code_max_timeout_ms?: number | null;
             /** Format: int32 */
             max_attempts?: number | null;
             save_successful_steps?: boolean | null;
