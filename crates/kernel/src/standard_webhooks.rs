@@ -270,7 +270,10 @@ mod tests {
         let signing = signing_secrets(current, Some((older, now)), now);
         assert_eq!(signing, [current], "a grace that ended signs no more");
         let later = now - time::Duration::seconds(1);
-        assert_eq!(signing_secrets(current, Some((older, now)), later), [current, older]);
+        assert_eq!(
+            signing_secrets(current, Some((older, now)), later),
+            [current, older]
+        );
     }
 
     fn key(secret: &str) -> SigningKey {

@@ -317,6 +317,18 @@ async fn audited_changes_reach_http_and_syslog_in_order_once_even_across_outages
         "{attempts:?}"
     );
 
+    // The deliveries and the failed attempts are counted, and the backlog is sampled.
+    let metrics = app.get("/metrics").await?.text().await?;
+    for series in [
+        "outbound_deliveries_total{kind=\"log_event\",outcome=\"delivered\"}",
+        "outbound_deliveries_total{kind=\"log_event\",outcome=\"failed\"}",
+        "outbound_backlog{kind=\"log_event\"}",
+        "outbound_delivery_lag_seconds{kind=\"log_event\"}",
+        "outbound_dropped_total{kind=\"log_event\"} 0",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+
     // A rotation: both secrets sign during the grace.
     let (status, rotated) = app
         .post_in(
