@@ -169,6 +169,12 @@ pub trait Deliverer: Send + Sync {
     async fn expired(&self, _expired: &Expired) -> Result<(), StorageError> {
         Ok(())
     }
+    /// Told at each sweep how long undelivered messages are kept, to drop its own
+    /// records older than that (a log destination's delivery attempts); nothing by
+    /// default.
+    async fn sweep(&self, _retention: Duration) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 /// The first retry's delay; each further attempt doubles it.
@@ -268,9 +274,13 @@ impl Dispatcher {
         Ok(round)
     }
 
-    /// Drops what waited longer than `retention`, telling each kind's deliverer.
+    /// Drops what waited longer than `retention`, telling each kind's deliverer, and
+    /// lets every deliverer drop its own records older than that.
     pub async fn expire(&self, retention: Duration) -> Result<Vec<Expired>, StorageError> {
         let expired = self.queue.expire(retention).await?;
+        for (_, deliverer) in &self.deliverers {
+            deliverer.sweep(retention).await?;
+        }
         for dropped in &expired {
             tracing::warn!(destination = %dropped.destination, kind = dropped.kind.code(), dropped = dropped.dropped, "outbound messages dropped after the retention");
             if let Some((_, deliverer)) = self.deliverers.iter().find(|(k, _)| *k == dropped.kind) {

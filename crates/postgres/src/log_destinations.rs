@@ -2,6 +2,7 @@
 //! their secrets, how deliveries go), their outbox queues and their delivery attempts.
 
 use async_trait::async_trait;
+use diesel::dsl::IntervalDsl;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use fluxolab_kernel::{CredentialId, PageRequest, StorageError, Uow, WorkspaceId};
@@ -17,6 +18,7 @@ use uuid::Uuid;
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{log_destination_deliveries, log_destinations, outbox, outbox_destinations};
+use crate::sql::now_tz;
 use crate::unit_of_work::connection_of;
 
 use log_destination_deliveries as attempts;
@@ -331,6 +333,21 @@ impl LogDestinationRepository for PgLogDestinations {
             .await
             .map_err(storage)?;
         Ok(())
+    }
+
+    #[tracing::instrument(name = "db.log_destinations.prune_attempts", level = "debug", skip_all)]
+    async fn prune_attempts(&self, age: std::time::Duration) -> Result<u64, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        // The cut-off on the database's clock, like the outbox's retention.
+        let age = i64::try_from(age.as_millis())
+            .unwrap_or(i64::MAX)
+            .milliseconds();
+        let deleted =
+            diesel::delete(attempts::table.filter(attempts::attempted_at.lt(now_tz() - age)))
+                .execute(&mut connection)
+                .await
+                .map_err(storage)?;
+        Ok(u64::try_from(deleted).unwrap_or_default())
     }
 
     #[tracing::instrument(name = "db.log_destinations.attempts", level = "debug", skip_all)]

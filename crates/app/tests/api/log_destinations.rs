@@ -539,8 +539,20 @@ async fn a_day_of_failures_turns_a_destination_failing_and_old_events_are_droppe
     assert_eq!(activities.items()?.len(), 1, "{activities}");
     assert!(app.count("outbox").await? >= 1, "the backlog is kept");
 
-    // Past the retention the oldest events go, counted.
+    // Past the retention the oldest events go, counted, and so do old attempts.
+    let (_, page) = app
+        .get_in(
+            &owner,
+            &format!("/api/settings/log-destinations/{id}/deliveries"),
+        )
+        .await?;
+    assert!(
+        !page.items()?.is_empty(),
+        "the failed attempt is listed: {page}"
+    );
     app.execute("UPDATE outbox SET created_at = now() - interval '8 days'")
+        .await?;
+    app.execute("UPDATE log_destination_deliveries SET attempted_at = now() - interval '8 days'")
         .await?;
     let expired = services
         .outbox
@@ -551,6 +563,7 @@ async fn a_day_of_failures_turns_a_destination_failing_and_old_events_are_droppe
         "{expired:?}"
     );
     assert_eq!(app.count("outbox").await?, 0);
+    assert_eq!(app.count("log_destination_deliveries").await?, 0);
     let (_, events) = app
         .get_in(
             &owner,

@@ -295,6 +295,12 @@ impl Deliverer for LogDeliverer {
         answer.result
     }
 
+    async fn sweep(&self, retention: std::time::Duration) -> Result<(), StorageError> {
+        let pruned = self.destinations.prune_attempts(retention).await?;
+        tracing::debug!(pruned, "old log delivery attempts deleted");
+        Ok(())
+    }
+
     async fn expired(&self, expired: &Expired) -> Result<(), StorageError> {
         let Some(id) = model::destination_of(&expired.destination) else {
             return Ok(());

@@ -107,6 +107,8 @@ pub trait LogDestinationRepository: Send + Sync {
         last_delivered_at: Option<OffsetDateTime>,
     ) -> Result<(), StorageError>;
     async fn record_attempt(&self, attempt: &DeliveryAttempt) -> Result<(), StorageError>;
+    /// Deletes the attempts made more than `age` ago (every destination's).
+    async fn prune_attempts(&self, age: std::time::Duration) -> Result<u64, StorageError>;
     /// Attempts, newest first, up to `page.fetch_limit()`.
     async fn attempts(
         &self,
