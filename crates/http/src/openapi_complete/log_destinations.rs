@@ -30,7 +30,7 @@ pub fn constrain(document: &mut Value) {
             "name": {"type": "string", "pattern": HEADER_NAME_PATTERN,
                      "not": {"pattern": any_case_names(&RESERVED_HEADERS)}},
             "value": header_value,
-            "secret": {"type": "boolean"},
+            "secret": {"type": ["boolean", "null"]},
         }
     });
     let http = json!({
@@ -39,7 +39,7 @@ pub fn constrain(document: &mut Value) {
         "additionalProperties": false,
         "properties": {
             "url": {"type": "string", "maxLength": 2048, "pattern": HTTP_URL_PATTERN},
-            "headers": {"type": "array", "maxItems": MAX_HEADERS, "items": header},
+            "headers": {"type": ["array", "null"], "maxItems": MAX_HEADERS, "items": header},
         }
     });
     let syslog = json!({
@@ -49,8 +49,8 @@ pub fn constrain(document: &mut Value) {
         "properties": {
             "host": {"type": "string", "maxLength": 253, "pattern": HOST_PATTERN},
             "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-            "transport": {"type": "string", "enum": ["tcp", "tls"]},
-            "app_name": {"type": "string", "pattern": "^[!-~]{1,48}$"},
+            "transport": {"enum": ["tcp", "tls", null]},
+            "app_name": {"anyOf": [{"type": "string", "pattern": "^[!-~]{1,48}$"}, {"type": "null"}]},
         }
     });
     merge(
