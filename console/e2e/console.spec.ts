@@ -265,6 +265,7 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
     for (const [link, name] of [
       ["Members", "members"],
       ["Usage history", "usage"],
+      ["Log destinations", "log-destinations"],
       ["Your settings", "user-settings"],
       ["Activity log", "activity"],
     ] as const) {

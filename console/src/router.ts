@@ -23,6 +23,7 @@ const routes: RouteRecordRaw[] = [
   { path: "/settings/activity", name: "activity", component: () => import("./views/Activity.vue") },
   { path: "/settings/usage", name: "usage", component: () => import("./views/Usage.vue") },
   { path: "/settings/alerts", name: "alerts", component: () => import("./views/Alerts.vue") },
+  { path: "/settings/log-destinations", name: "log-destinations", component: () => import("./views/LogDestinations.vue") },
   { path: "/settings/workspace", name: "workspace-settings", component: () => import("./views/WorkspaceSettings.vue") },
   { path: "/account/workspaces", name: "workspaces", component: () => import("./views/Workspaces.vue") },
   { path: "/account/settings", name: "user-settings", component: () => import("./views/UserSettings.vue") },
