@@ -173,5 +173,6 @@ async fn run(url: &str) -> Result<(), Error> {
     // For `cargo xtask bench`, which prints them as ratios of its pgbench reference.
     println!("RESULT jwt_requests_per_second={:.1}", jwt.rate());
     println!("RESULT api_key_requests_per_second={:.1}", keyed.rate());
+    common::print_peak_memory();
     Ok(())
 }

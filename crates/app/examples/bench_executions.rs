@@ -67,5 +67,6 @@ async fn run(url: &str) -> Result<(), Error> {
     println!("  due → finished  p50  {:>10.1} ms", stats.p50_ms());
     println!("  due → finished  p99  {:>10.1} ms", stats.p99_ms());
     println!("RESULT executions_per_second={rate:.1}");
+    common::print_peak_memory();
     Ok(())
 }

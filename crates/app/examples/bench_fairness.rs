@@ -81,5 +81,6 @@ async fn run(url: &str) -> Result<(), Error> {
     println!("  B due → started p99  {p99_ms:>10.1} ms");
     println!("RESULT executions_per_second={rate:.1}");
     println!("RESULT quiet_claim_p99_ms={p99_ms:.1}");
+    common::print_peak_memory();
     Ok(())
 }

@@ -6,8 +6,10 @@
 //! it queues 20,000 runs of the three-node workflow (every step persisted), starts the
 //! processes at once and times them until every run is finished, then stops them with
 //! SIGTERM. While they run it samples what their database sessions wait on
-//! (`pg_stat_activity`). Prints each rate, the wait events, the 4-against-1 ratios, and
-//! the figures as `RESULT key=value` lines for `cargo xtask bench`. Asserts nothing.
+//! (`pg_stat_activity`). Before the drains it starts `fluxolab serve` once and reads its
+//! resident memory when idle; each worker process's peak resident memory is read before
+//! it is stopped. Prints each rate, the wait events, the 4-against-1 ratios, the memory,
+//! and the figures as `RESULT key=value` lines for `cargo xtask bench`. Asserts nothing.
 //! Needs `DATABASE_URL` naming a server where it may create a database.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -74,6 +76,8 @@ struct Drained {
     waits: HashMap<(String, String), u64>,
     /// Sampling rounds.
     rounds: u64,
+    /// The largest peak resident memory of the processes, in MiB.
+    peak_rss_mib: Option<f64>,
 }
 
 impl Drained {
@@ -130,7 +134,13 @@ async fn run(url: &str, binary: &Path) -> Result<(), Error> {
          (default WORKERS = {}, DATABASE_POOL_SIZE = {} per process)",
         bench.settings.workers.concurrency, bench.settings.database.pool_size
     );
+    let idle = idle_serve_mib(binary, url).await?;
+    match idle {
+        Some(mib) => println!("  fluxolab serve, idle (ready + 2 s): {mib:.1} MiB resident"),
+        None => println!("  fluxolab serve, idle: resident memory unknown (no /proc)"),
+    }
     let mut rates: HashMap<(&str, usize), f64> = HashMap::new();
+    let mut peak_rss_mib: Option<f64> = None;
     for slots in &SLOTS {
         for processes in PROCESSES {
             prepare(&bench, workspace).await?;
@@ -138,6 +148,10 @@ async fn run(url: &str, binary: &Path) -> Result<(), Error> {
                 drain(&bench, &mut monitor, binary, &worker_url, slots, processes).await?;
             report(&bench, slots, processes, &drained);
             rates.insert((slots.key, processes), drained.rate());
+            peak_rss_mib = [peak_rss_mib, drained.peak_rss_mib]
+                .into_iter()
+                .flatten()
+                .reduce(f64::max);
         }
     }
     println!("  scaling (the same backlog, the same sitting):");
@@ -157,6 +171,12 @@ async fn run(url: &str, binary: &Path) -> Result<(), Error> {
                 ratio * 100.0
             );
         }
+    }
+    if let Some(mib) = idle {
+        println!("RESULT serve_idle_rss_mib={mib:.1}");
+    }
+    if let Some(mib) = peak_rss_mib {
+        println!("RESULT worker_peak_rss_mib={mib:.1}");
     }
     for slots in &SLOTS {
         for processes in PROCESSES {
@@ -215,8 +235,69 @@ async fn drain(
         children.push(spawn(binary, url, slots.workers)?);
     }
     let watched = watch(bench, monitor, &mut children, started).await;
+    let peak = children
+        .iter()
+        .filter_map(|child| resident_mib(child.id()?, "VmHWM"))
+        .reduce(f64::max);
     stop(children).await;
-    watched
+    watched.map(|drained| Drained {
+        peak_rss_mib: peak,
+        ..drained
+    })
+}
+
+/// A process's resident memory in MiB, by `field` of `/proc/<pid>/status` (`VmRSS`
+/// now, `VmHWM` at its peak); `None` where `/proc` cannot tell.
+fn resident_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Starts `fluxolab serve` (workers on, the defaults) on the scratch database, waits
+/// until it is ready and two seconds more, and reads its resident memory; then stops it.
+async fn idle_serve_mib(binary: &Path, url: &str) -> Result<Option<f64>, Error> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut command = Command::new(binary);
+    command
+        .arg("serve")
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .env("DATABASE_URL", url)
+        .env("APP_SECRET", "bench-secret-bench-secret-bench-secret")
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true);
+    let child = command.spawn()?;
+    let client = reqwest::Client::new();
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = client.get(&ready).send().await;
+        if answer.is_ok_and(|answer| answer.status().is_success()) {
+            break;
+        }
+        if Instant::now() > deadline {
+            stop(vec![child]).await;
+            return Err("fluxolab serve was not ready within 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = child.id().and_then(|pid| resident_mib(pid, "VmRSS"));
+    stop(vec![child]).await;
+    Ok(idle)
 }
 
 async fn watch(
@@ -231,6 +312,7 @@ async fn watch(
         first: None,
         waits: HashMap::new(),
         rounds: 0,
+        peak_rss_mib: None,
     };
     while drained.finished < RUNS && started.elapsed() < LIMIT {
         tokio::time::sleep(SAMPLE_EVERY).await;
@@ -314,8 +396,11 @@ fn report(bench: &Bench, slots: &Slots, processes: usize, drained: &Drained) {
     let first = drained.first.map_or_else(String::new, |first| {
         format!(" (first after {:.2} s)", first.as_secs_f64())
     });
+    let memory = drained.peak_rss_mib.map_or_else(String::new, |mib| {
+        format!(", peak {mib:.0} MiB resident per process")
+    });
     println!(
-        "  {:<22} {processes} process{} {:>6} runs in {:>6.2} s {:>8.0} runs/s{first}{unfinished}",
+        "  {:<22} {processes} process{} {:>6} runs in {:>6.2} s {:>8.0} runs/s{first}{memory}{unfinished}",
         describe(slots, bench),
         if processes == 1 { " " } else { "es" },
         drained.finished,

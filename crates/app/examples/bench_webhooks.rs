@@ -4,9 +4,12 @@
 //! rate of the intake's statement run directly against the pool, one delivery per
 //! statement (as pgbench would), and grouped as the intake's writer groups them, with
 //! the ratios; with workers on, the executions finished per second and whether any
-//! accepted event lacks its execution. The rates are repeated as `RESULT key=value`
-//! lines for `cargo xtask bench`. Asserts nothing. Needs `DATABASE_URL` naming a server
-//! where it may create a database.
+//! accepted event lacks its execution. Last, the steady state: deliveries offered at a
+//! fixed rate (`BENCH_STEADY_RATE`, default 2,500/s) for `BENCH_STEADY_SECONDS` (default
+//! 60) with workers on at the default `WORKERS`, printing the rate accepted, the rate
+//! executed and the backlog (runs queued or running) at the start and the end. The
+//! rates are repeated as `RESULT key=value` lines for `cargo xtask bench`. Asserts
+//! nothing. Needs `DATABASE_URL` naming a server where it may create a database.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -175,6 +178,78 @@ async fn fire(
     Ok((side.rate(), side.latencies, side.failures))
 }
 
+/// Offers deliveries of `run_id` at `rate` a second for `duration` over [`CONNECTIONS`]
+/// connections (each keeps its share of the schedule; a connection behind it sends at
+/// once until it has caught up); the rate answered, the sorted latencies and how many
+/// were not answered 200.
+async fn fire_paced(
+    url: &str,
+    run_id: &'static str,
+    rate: f64,
+    duration: Duration,
+) -> Result<(f64, Vec<Duration>, usize), Error> {
+    let url = url::Url::parse(url)?;
+    let address = url
+        .socket_addrs(|| None)?
+        .into_iter()
+        .next()
+        .ok_or("the intake URL names no address")?;
+    let path: Arc<str> = url.path().into();
+    let mut connections = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        connections.push(http1::Connection::open(address).await?);
+    }
+    let started = tokio::time::Instant::now();
+    let deadline = started + duration;
+    let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate);
+    let mut tasks = Vec::new();
+    for (lane, mut connection) in connections.into_iter().enumerate() {
+        let path = path.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let mut due = started + interval.mul_f64(lane as f64 / CONNECTIONS as f64);
+            let mut index = lane;
+            while due < deadline {
+                tokio::time::sleep_until(due).await;
+                let (body, signature) = delivery(run_id, index);
+                let sent = Instant::now();
+                let answer = connection
+                    .send(
+                        "POST",
+                        &path,
+                        &format!(
+                            "content-type: application/json\r\nx-hub-signature-256: {signature}\r\n"
+                        ),
+                        &body,
+                    )
+                    .await;
+                if !tally.record(sent, answer.ok()) {
+                    break;
+                }
+                due += interval;
+                index += CONNECTIONS;
+            }
+            tally
+        }));
+    }
+    let mut side = Side::default();
+    for task in tasks {
+        side.add(task.await?);
+    }
+    side.seconds = started.elapsed().as_secs_f64();
+    side.latencies.sort();
+    Ok((side.rate(), side.latencies, side.failures))
+}
+
+/// Runs queued or running now.
+async fn backlog(pool: &fluxolab_postgres::DbPool) -> Result<i64, Error> {
+    count(
+        pool,
+        "SELECT count(*) AS count FROM executions WHERE status IN ('queued', 'running')",
+    )
+    .await
+}
+
 /// Waits (up to `patience`) until no execution is queued or running; how many still are.
 async fn unfinished_executions(
     pool: &fluxolab_postgres::DbPool,
@@ -182,11 +257,7 @@ async fn unfinished_executions(
 ) -> Result<i64, Error> {
     let deadline = Instant::now() + patience;
     loop {
-        let unfinished = count(
-            pool,
-            "SELECT count(*) AS count FROM executions WHERE status IN ('queued', 'running')",
-        )
-        .await?;
+        let unfinished = backlog(pool).await?;
         if unfinished == 0 || Instant::now() > deadline {
             return Ok(unfinished);
         }
@@ -396,9 +467,89 @@ async fn run(url: &str) -> Result<(), Error> {
         }
         server.abort();
     }
+    if wanted("steady") {
+        results.extend(steady(url, &pool, &registration).await?);
+    }
     // For `cargo xtask bench`, which prints them as ratios of its pgbench reference.
     for (key, value) in results.into_iter().filter(|(_, value)| value.is_finite()) {
         println!("RESULT {key}={value:.1}");
     }
+    common::print_peak_memory();
     Ok(())
+}
+
+/// The steady state: deliveries offered at a fixed rate with workers on at the default
+/// `WORKERS`; what was accepted, what was executed, and the backlog before and after.
+async fn steady(
+    url: &str,
+    pool: &fluxolab_postgres::DbPool,
+    registration: &fluxolab_webhooks::model::Registration,
+) -> Result<Vec<(&'static str, f64)>, Error> {
+    let number = |name: &str, default: f64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|value| value.parse::<f64>().ok())
+            .filter(|value| *value > 0.0)
+            .unwrap_or(default)
+    };
+    let rate = number("BENCH_STEADY_RATE", 2_500.0);
+    let seconds = number("BENCH_STEADY_SECONDS", 60.0);
+    let mut connection = pool.get().await?;
+    diesel::sql_query(
+        "TRUNCATE executions, webhook_events, webhook_dedupe_keys, messages, conversations CASCADE",
+    )
+    .execute(&mut connection)
+    .await?;
+    if let Err(error) = diesel::sql_query("CHECKPOINT")
+        .execute(&mut connection)
+        .await
+    {
+        println!("  (no checkpoint before this phase: {error})");
+    }
+    drop(connection);
+    let app = Application::build(&api_settings(url, "48", &[])?)?;
+    let intake = format!(
+        "http://127.0.0.1:{}/api/webhooks/in/{}",
+        app.port(),
+        registration.public_id
+    );
+    let server = tokio::spawn(app.run_until_stopped());
+    let warm_up = (0..WARM_UP)
+        .map(|i| delivery("steady-warm-up", i))
+        .collect();
+    fire(&intake, warm_up).await?;
+    unfinished_executions(pool, Duration::from_secs(60)).await?;
+    let backlog_start = backlog(pool).await?;
+    let executed_before = succeeded_executions(pool).await?;
+    let started = Instant::now();
+    let (accepted, latencies, failures) =
+        fire_paced(&intake, "steady", rate, Duration::from_secs_f64(seconds)).await?;
+    let window = started.elapsed().as_secs_f64();
+    let executed = (succeeded_executions(pool).await? - executed_before) as f64 / window;
+    let backlog_end = backlog(pool).await?;
+    server.abort();
+    println!(
+        "  steady state: {rate:.0} deliveries/s offered for {seconds:.0} s, workers on (default WORKERS)"
+    );
+    println!(
+        "    accepted              {accepted:>10.0} requests/s   p50 {:>6.2} ms   p99 {:>6.2} ms   non-200: {failures}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    println!("    executed              {executed:>10.0} runs/s");
+    println!(
+        "    backlog (queued or running)   {backlog_start} at the start, {backlog_end} at the end ({})",
+        if backlog_end <= backlog_start + (rate / 10.0) as i64 {
+            "not growing"
+        } else {
+            "growing"
+        }
+    );
+    Ok(vec![
+        ("steady_accepted_per_second", accepted),
+        ("steady_executed_per_second", executed),
+        ("steady_accepted_p99_ms", percentile(&latencies, 0.99)),
+        ("steady_backlog_start", backlog_start as f64),
+        ("steady_backlog_end", backlog_end as f64),
+    ])
 }

@@ -195,7 +195,7 @@ impl Tally {
     /// stops its task; the others go on).
     pub fn record(&mut self, sent: Instant, status: Option<u16>) -> bool {
         self.latencies.push(sent.elapsed());
-        if status != Some(200) {
+        if !matches!(status, Some(200..=299)) {
             self.failures += 1;
         }
         status.is_some()
@@ -223,5 +223,36 @@ impl RunLatency {
     /// The p99 in milliseconds (0 when no run).
     pub fn p99_ms(&self) -> f64 {
         self.p99.unwrap_or(0.0) * 1000.0
+    }
+}
+
+/// Prints this process's peak resident memory (`VmHWM`, Linux only) — the load
+/// generator and the server together, so an upper bound of the server's — as text and
+/// as the `RESULT peak_rss_mib` line.
+pub fn print_peak_memory() {
+    let peak_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|value| {
+                    value
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+        });
+    match peak_kib {
+        Some(kib) => {
+            let mib = kib as f64 / 1024.0;
+            println!(
+                "  peak resident memory {mib:>8.1} MiB (this process: load generator and server)"
+            );
+            println!("RESULT peak_rss_mib={mib:.1}");
+        }
+        None => println!("  peak resident memory unknown (no /proc/self/status)"),
     }
 }
