@@ -484,7 +484,7 @@ impl QuotaSource for PgBilling {
     async fn status(&self, workspace: WorkspaceId) -> Result<QuotaStatus, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // Raw: limits cast out of the plan's jsonb and a count only when one is set.
-        let row: QuotaRow = diesel::sql_query(
+        let row: QuotaRow = crate::sql::Prepared::new(
             "SELECT (p.limits ->> 'executions_per_month')::bigint AS executions_limit, \
                (p.limits ->> 'webhook_events_per_minute')::bigint AS events_limit, \
                s.current_period_end, \

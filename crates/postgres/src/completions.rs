@@ -179,7 +179,7 @@ async fn write(pool: &DbPool, batch: &[Completion]) -> Result<Vec<Uuid>, Storage
     );
     let mut connection = pooled(pool).await?;
     // Raw: a multi-row fenced UPDATE … FROM jsonb_to_recordset with the steps' insert.
-    let written: Vec<Written> = diesel::sql_query(finish_batch())
+    let written: Vec<Written> = crate::sql::Prepared::new(finish_batch())
         .bind::<Jsonb, _>(input)
         .bind::<Text, _>(ANSWER_NODE_TYPE)
         .load(&mut connection)

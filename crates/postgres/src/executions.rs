@@ -26,6 +26,7 @@ use crate::DbPool;
 use crate::error::{StoreError, corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{execution_steps, executions, workflow_versions, workspace_environments};
+use crate::sql::Prepared;
 
 /// Executions over the pool.
 #[derive(Clone)]
@@ -287,11 +288,7 @@ pub(crate) const HELD: &str = "id = $1 AND status = 'running' AND lease_token = 
 /// says whether the lease held.
 pub(crate) async fn fenced(
     connection: &mut diesel_async::AsyncPgConnection,
-    statement: diesel::query_builder::BoxedSqlQuery<
-        '_,
-        diesel::pg::Pg,
-        diesel::query_builder::SqlQuery,
-    >,
+    statement: Prepared<'_>,
 ) -> Result<Fenced, StorageError> {
     #[derive(QueryableByName)]
     struct Held {
@@ -462,8 +459,7 @@ impl ExecutionRepository for PgExecutions {
         ));
         fenced(
             &mut connection,
-            diesel::sql_query(statement)
-                .into_boxed()
+            Prepared::new(statement)
                 .bind::<SqlUuid, _>(execution.as_uuid())
                 .bind::<Jsonb, _>(steps_json(steps)?)
                 .bind::<BigInt, _>(lease.value()),
@@ -489,8 +485,7 @@ impl ExecutionRepository for PgExecutions {
         ));
         fenced(
             &mut connection,
-            diesel::sql_query(statement)
-                .into_boxed()
+            Prepared::new(statement)
                 .bind::<SqlUuid, _>(execution.as_uuid())
                 .bind::<Jsonb, _>(steps_json(steps)?)
                 .bind::<BigInt, _>(lease.value())
@@ -518,8 +513,7 @@ impl ExecutionRepository for PgExecutions {
         ));
         fenced(
             &mut connection,
-            diesel::sql_query(statement)
-                .into_boxed()
+            Prepared::new(statement)
                 .bind::<SqlUuid, _>(execution.as_uuid())
                 .bind::<Jsonb, _>(steps_json(steps)?)
                 .bind::<BigInt, _>(lease.value())
@@ -574,7 +568,7 @@ impl ExecutionRepository for PgExecutions {
             #[diesel(sql_type = BigInt)]
             held: i64,
         }
-        let released: Released = diesel::sql_query(statement)
+        let released: Released = Prepared::new(statement)
             .bind::<SqlUuid, _>(execution.as_uuid())
             .bind::<BigInt, _>(lease.value())
             .get_result(&mut connection)
@@ -697,7 +691,7 @@ impl ExecutionRepository for PgExecutions {
             let mut connection = pooled(&self.pool).await?;
             // Raw: a FOR UPDATE SKIP LOCKED claim over recursive CTEs (a skip scan), leased
             // on the database clock.
-            diesel::sql_query(FAIR_CLAIM.as_str())
+            Prepared::new(FAIR_CLAIM.as_str())
                 .bind::<Text, _>(worker)
                 .bind::<BigInt, _>(limit)
                 .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
@@ -839,7 +833,7 @@ impl ExecutionRepository for PgExecutions {
         let mut connection = pooled(&self.pool).await?;
         // Raw: the lease is renewed on the database clock by make_interval, with RETURNING;
         // it never shortens a lease extended for a long effect.
-        let renewed: Option<Renewed> = diesel::sql_query(
+        let renewed: Option<Renewed> = Prepared::new(
             "UPDATE executions \
              SET locked_until = greatest(locked_until, now() + make_interval(secs => $3)) \
              WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING cancel_requested",

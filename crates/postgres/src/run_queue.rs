@@ -65,7 +65,7 @@ fn queue_statement() -> String {
 
 async fn queue_on(connection: &mut AsyncPgConnection, run: &QueuedRun) -> Result<(), StorageError> {
     // Raw: the queue's shared INSERT … SELECT (QUEUE_DECIDED) and its NOTIFY in one statement.
-    diesel::sql_query(queue_statement())
+    crate::sql::Prepared::new(queue_statement())
         .bind::<SqlUuid, _>(run.id.as_uuid())
         .bind::<SqlUuid, _>(run.workspace_id.as_uuid())
         .bind::<SqlUuid, _>(run.workflow_id.as_uuid())

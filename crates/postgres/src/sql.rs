@@ -16,11 +16,13 @@ pub(crate) fn now_tz() -> SqlLiteral<Timestamptz> {
 }
 
 /// A raw statement (for what the query builder cannot say) that diesel prepares once per
-/// connection and then reuses: a later call costs one round trip (bind and execute),
-/// where `sql_query`, which diesel never caches, prepares it again every time — two.
-/// Its text uses each of `$1`, `$2`, … once and in order (and no other `$`); the values
-/// are bound in that order by [`Prepared::bind`]. Rows load as with `sql_query`
-/// (`QueryableByName`).
+/// connection and then reuses: a later call costs one round trip (bind and execute) and
+/// no parsing or planning, where `sql_query`, which diesel never caches, prepares it again
+/// every time — two round trips, and the server parses and plans it anew. Its text names
+/// the values `$1`, `$2`, … (each at least once, in any order, as often as it needs; no
+/// other `$`), bound in that order by [`Prepared::bind`]; a value named twice is sent
+/// twice. Rows load as with `sql_query` (`QueryableByName`). The text must not vary
+/// between calls but by what it is (the statement cache is keyed by it).
 pub(crate) struct Prepared<'a> {
     text: Cow<'static, str>,
     binds: Vec<Box<dyn QueryFragment<Pg> + Send + 'a>>,
@@ -48,36 +50,39 @@ impl<'a> Prepared<'a> {
 
 impl QueryFragment<Pg> for Prepared<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let invalid = |message: String| diesel::result::Error::QueryBuilderError(message.into());
         let mut pieces = self.text.split('$');
         out.push_sql(pieces.next().unwrap_or_default());
-        let mut used = 0;
-        for (index, piece) in pieces.enumerate() {
+        let mut used = vec![false; self.binds.len()];
+        for piece in pieces {
             let digits = piece
                 .find(|c: char| !c.is_ascii_digit())
                 .unwrap_or(piece.len());
-            let bind = self
-                .binds
-                .get(index)
-                .filter(|_| piece[..digits].parse::<usize>().ok() == Some(index + 1))
+            let number = piece[..digits].parse::<usize>().map_err(|_| {
+                invalid(format!(
+                    "a `$` not followed by a parameter number: `${piece:.12}`"
+                ))
+            })?;
+            let bind = number
+                .checked_sub(1)
+                .and_then(|index| Some((index, self.binds.get(index)?)))
                 .ok_or_else(|| {
-                    diesel::result::Error::QueryBuilderError(
-                        format!("parameter ${} is out of order or not bound", index + 1).into(),
-                    )
+                    invalid(format!(
+                        "parameter ${number} is not bound ({} values bound)",
+                        self.binds.len()
+                    ))
                 })?;
-            bind.walk_ast(out.reborrow())?;
+            used[bind.0] = true;
+            bind.1.walk_ast(out.reborrow())?;
             out.push_sql(&piece[digits..]);
-            used += 1;
         }
-        if used == self.binds.len() {
-            Ok(())
-        } else {
-            Err(diesel::result::Error::QueryBuilderError(
-                format!(
-                    "{} values bound to a statement of {used} parameters",
-                    self.binds.len()
-                )
-                .into(),
-            ))
+        match used.iter().position(|used| !used) {
+            None => Ok(()),
+            Some(index) => Err(invalid(format!(
+                "{} values bound, but the statement never names ${}",
+                self.binds.len(),
+                index + 1
+            ))),
         }
     }
 }
@@ -115,15 +120,25 @@ mod tests {
     }
 
     #[test]
-    fn a_parameter_out_of_order_unbound_or_missing_is_an_error() {
-        let swapped = Prepared::new("SELECT $2, $1")
+    fn values_named_out_of_order_or_twice_are_sent_once_per_place() -> diesel::QueryResult<()> {
+        let statement = Prepared::new("SELECT $2, $1 LIMIT $2")
             .bind::<BigInt, _>(1_i64)
             .bind::<BigInt, _>(2_i64);
+        let text = diesel::debug_query::<Pg, _>(&statement).to_string();
+        assert_eq!(text, "SELECT $1, $2 LIMIT $3 -- binds: [2, 1, 2]");
+        assert!(statement.is_safe_to_cache_prepared(&Pg)?);
+        Ok(())
+    }
+
+    #[test]
+    fn a_parameter_unbound_never_named_or_not_a_number_is_an_error() {
         let unbound = Prepared::new("SELECT $1, $2").bind::<BigInt, _>(1_i64);
         let extra = Prepared::new("SELECT $1")
             .bind::<BigInt, _>(1_i64)
             .bind::<BigInt, _>(2_i64);
-        for statement in [swapped, unbound, extra] {
+        let zero = Prepared::new("SELECT $0").bind::<BigInt, _>(1_i64);
+        let dollar = Prepared::new("SELECT $1, '$x'").bind::<BigInt, _>(1_i64);
+        for statement in [unbound, extra, zero, dollar] {
             let mut builder = diesel::pg::PgQueryBuilder::default();
             assert!(statement.to_sql(&mut builder, &Pg).is_err());
         }

@@ -85,8 +85,7 @@ pub(crate) async fn suspend_for_child(
     // Raw: the steps' CTE (jsonb_to_recordset) and the suspension in one fenced statement.
     fenced(
         &mut connection,
-        diesel::sql_query(suspend_for_child_statement())
-            .into_boxed()
+        crate::sql::Prepared::new(suspend_for_child_statement())
             .bind::<SqlUuid, _>(execution.as_uuid())
             .bind::<Jsonb, _>(steps_json(steps)?)
             .bind::<BigInt, _>(lease.value())
