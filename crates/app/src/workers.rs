@@ -109,7 +109,8 @@ impl WorkerPool {
     }
 
     /// Also runs the daily usage snapshot job now and every [`SNAPSHOT_EVERY`] (each run
-    /// is idempotent, so several worker processes may run it).
+    /// is idempotent; of worker processes running it at once, one writes and the others
+    /// skip it).
     pub fn with_usage_snapshots(mut self, billing: Arc<BillingService>) -> Self {
         let mut stopped = self.stop.subscribe();
         self.jobs.push(tokio::spawn(async move {

@@ -320,10 +320,14 @@ impl BillingRepository for PgBilling {
     async fn snapshot_through(&self, today: time::Date) -> Result<u64, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // From each workspace's latest snapshot day (refreshed) or its creation day,
-        // through today: a run after downtime fills the days it missed.
+        // through today: a run after downtime fills the days it missed. One process at a
+        // time: a statement that finds the advisory lock taken (another worker process is
+        // writing the same rows) writes nothing, so worker processes started together do
+        // not all count the same executions.
         // Raw: LATERAL generate_series, jsonb_build_object of subqueries and an upsert.
         let written = diesel::sql_query(
-            "INSERT INTO workspace_usage_snapshots (workspace_id, day, metrics) \
+            "WITH turn AS (SELECT pg_try_advisory_xact_lock(hashtextextended('fluxolab.usage_snapshots', 0)) AS taken) \
+             INSERT INTO workspace_usage_snapshots (workspace_id, day, metrics) \
              SELECT w.id, d.day::date, jsonb_build_object( \
                'executions', (SELECT count(*) FROM executions e WHERE e.workspace_id = w.id \
                   AND e.created_at >= d.start AND e.created_at < d.start + interval '1 day'), \
@@ -344,6 +348,7 @@ impl BillingRepository for PgBilling {
                         (w.created_at AT TIME ZONE 'UTC')::date)::timestamp, \
                $1::timestamp, interval '1 day') AS g(day) \
              CROSS JOIN LATERAL (SELECT g.day, g.day AT TIME ZONE 'UTC' AS start) AS d \
+             WHERE (SELECT taken FROM turn) \
              ON CONFLICT (workspace_id, day) DO UPDATE SET metrics = EXCLUDED.metrics, updated_at = now()",
         )
         .bind::<diesel::sql_types::Date, _>(today)

@@ -399,6 +399,19 @@ async fn the_snapshot_job_is_idempotent_and_fills_the_days_it_missed() -> TestRe
             Ok::<i64, Error>(row.count)
         }
     };
+    // Another process writing the snapshots (it holds their lock): this one skips.
+    {
+        use diesel_async::AsyncConnection;
+        let mut other = diesel_async::AsyncPgConnection::establish(&url).await?;
+        other.begin_test_transaction().await?;
+        diesel::sql_query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('fluxolab.usage_snapshots', 0))",
+        )
+        .execute(&mut other)
+        .await?;
+        assert_eq!(services.billing.snapshot_usage().await?, 0);
+        assert_eq!(rows(owner.workspace_id.clone()).await?, 0, "skipped");
+    }
     services.billing.snapshot_usage().await?;
     services.billing.snapshot_usage().await?;
     assert_eq!(
