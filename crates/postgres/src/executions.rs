@@ -36,6 +36,8 @@ pub struct PgExecutions {
     listener: std::sync::Arc<tokio::sync::Mutex<Option<diesel_async::AsyncPgConnection>>>,
     /// Finishing runs, written in batches.
     completions: crate::completions::Completions,
+    /// Wakes the workers once queued runs are committed.
+    waker: crate::run_queue::Waker,
 }
 
 impl std::fmt::Debug for PgExecutions {
@@ -55,7 +57,13 @@ impl PgExecutions {
             pool,
             listener: std::sync::Arc::default(),
             completions: crate::completions::Completions::default(),
+            waker: crate::run_queue::Waker::default(),
         }
+    }
+
+    /// What wakes the workers, for the run queue of this adapter.
+    pub(crate) fn waker(&self) -> &crate::run_queue::Waker {
+        &self.waker
     }
 
     async fn wait_for_notification(&self) -> Result<(), StorageError> {

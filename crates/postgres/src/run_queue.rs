@@ -47,24 +47,69 @@ pub(crate) static QUEUE_DECIDED: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The channel idle workers listen on; a queued run wakes them (at commit).
+/// The channel idle workers listen on, notified in the statements that make runs due
+/// (a release, the intake's batch, a parent woken by its child) and by [`Waker`].
 pub(crate) const WAKE_WORKERS: &str = "pg_notify('fluxolab_executions', '')";
 
-/// Queues one decided run (`$1`…`$9` its columns) and wakes the workers, in one round
-/// trip; inside a transaction the notification goes out when it commits.
+/// Queues one decided run (`$1`…`$9` its columns) in one round trip; the workers are
+/// woken by [`Waker`] once it is committed.
 fn queue_statement() -> String {
     format!(
         "WITH decided AS (SELECT $1::uuid AS id, $2::uuid AS workspace_id, $3::uuid AS workflow_id, \
            $4::int AS version, $5::uuid AS environment_id, $6::text AS trigger_kind, \
-           $7::jsonb AS input, $8::uuid AS retry_of, $9::uuid AS parent_execution_id), \
-         run AS ({queue}) \
-         SELECT {WAKE_WORKERS} FROM run",
+           $7::jsonb AS input, $8::uuid AS retry_of, $9::uuid AS parent_execution_id) \
+         {queue}",
         queue = &*QUEUE_DECIDED,
     )
 }
 
+/// Wakes the workers (`NOTIFY`) after runs were queued, coalescing: one notification at a
+/// time per process, and every wake asked for while one is being sent makes one more.
+///
+/// A `NOTIFY` inside the transaction that queues a run (as this module once did) takes
+/// PostgreSQL's database-wide notification lock at commit and holds it through the WAL
+/// flush, so every run queued through `/run` committed one after another: about 1,300
+/// runs/s on the 2-core machine, a third of what the same inserts do without it
+/// (`docs/benchmarks.md`). Sent on its own after the commit, the runs' transactions
+/// flush together again, and the notifications of a busy second cost a few commits.
+#[derive(Clone, Default)]
+pub(crate) struct Waker {
+    wanted: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<tokio::sync::Notify>>>,
+}
+
+impl Waker {
+    /// Asks for a notification soon (started on first use).
+    pub(crate) fn wake(&self, pool: &crate::DbPool) {
+        self.wanted
+            .get_or_init(|| {
+                let wanted = std::sync::Arc::new(tokio::sync::Notify::new());
+                tokio::spawn(notify_when_wanted(pool.clone(), wanted.clone()));
+                wanted
+            })
+            .notify_one();
+    }
+}
+
+async fn notify_when_wanted(pool: crate::DbPool, wanted: std::sync::Arc<tokio::sync::Notify>) {
+    loop {
+        wanted.notified().await;
+        let sent = async {
+            let mut connection = pooled(&pool).await?;
+            // Raw: `pg_notify` is a bare function call, without a table.
+            crate::sql::Prepared::new(format!("SELECT {WAKE_WORKERS}"))
+                .execute(&mut *connection)
+                .await
+                .map_err(storage)
+        };
+        if let Err(error) = sent.await {
+            // Idle workers look anyway within a second.
+            tracing::debug!(%error, "could not wake the workers");
+        }
+    }
+}
+
 async fn queue_on(connection: &mut AsyncPgConnection, run: &QueuedRun) -> Result<(), StorageError> {
-    // Raw: the queue's shared INSERT … SELECT (QUEUE_DECIDED) and its NOTIFY in one statement.
+    // Raw: the queue's shared INSERT … SELECT (QUEUE_DECIDED) over the decided values.
     crate::sql::Prepared::new(queue_statement())
         .bind::<SqlUuid, _>(run.id.as_uuid())
         .bind::<SqlUuid, _>(run.workspace_id.as_uuid())
@@ -86,12 +131,16 @@ impl RunQueue for PgExecutions {
     #[tracing::instrument(name = "db.run_queue.queue", level = "debug", skip_all)]
     async fn queue(&self, run: &QueuedRun) -> Result<(), StorageError> {
         let mut connection = pooled(self.pool()).await?;
-        queue_on(&mut connection, run).await
+        queue_on(&mut connection, run).await?;
+        self.waker().wake(self.pool());
+        Ok(())
     }
 
     #[tracing::instrument(name = "db.run_queue.queue_in", level = "debug", skip_all)]
     async fn queue_in(&self, unit: &mut Uow, run: &QueuedRun) -> Result<(), StorageError> {
-        queue_on(connection_of(unit)?, run).await
+        queue_on(connection_of(unit)?, run).await?;
+        let (waker, pool) = (self.waker().clone(), self.pool().clone());
+        crate::unit_of_work::after_commit(unit, async move { waker.wake(&pool) })
     }
 }
 
