@@ -1,7 +1,8 @@
 // A new user's first session in the console, in a real browser against a real server:
 // register → build a three-node workflow on the canvas → test it and read its steps →
 // activate it → create a Meta webhook → a delivery signed here appears as an execution
-// and a conversation → create and revoke an API key → change plan. Every page is scanned
+// and a conversation → create and revoke an API key → change plan → integrations (a
+// secret provider, SSO and LDAP refused by the plan, a connector). Every page is scanned
 // with axe (no serious or critical violation) and must raise no Content-Security-Policy
 // violation. With CONSOLE_SCREENSHOTS set (a folder), each page is saved there at
 // 1440×900 (`cargo xtask e2e --screenshots` writes docs/console/).
@@ -116,7 +117,8 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
     await page.getByRole("link", { name: "← Workflow" }).click();
     const production = page.getByRole("row", { name: /production/ });
     await production.getByRole("button", { name: "Activate" }).click();
-    await expect(production.getByRole("cell", { name: "v1", exact: true })).toBeVisible();
+    // The "Active version" cell (the version picker's cell may be named "v1" too).
+    await expect(production.getByRole("cell").nth(1)).toHaveText("v1");
     await check(page, "workflow");
   });
 
@@ -198,6 +200,66 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
     await check(page, "plan");
   });
 
+  await test.step("integrations: a secret provider that cannot be reached, SSO and LDAP refused by the plan, a connector", async () => {
+    await go(page, "Integrations");
+    await expect(page.getByRole("row", { name: /Secret providers/ })).toContainText("not configured");
+    await check(page, "integrations");
+
+    await page.getByRole("link", { name: "Secret providers" }).click();
+    await expect(page.getByRole("heading", { level: 1, name: "Secret providers" })).toBeVisible();
+    await expect(page.getByText("No secret provider yet")).toBeVisible();
+    await page.getByLabel("Name (a-z, 0-9, -)").fill("vault-local");
+    await page.getByLabel("Kind").selectOption("vault");
+    await page.getByLabel(/^Address/).fill("http://127.0.0.1:9");
+    await page.getByLabel(/^Token/).fill("hvs.e2e-token-s3cr3t");
+    await expect(page.locator("input[name=token]")).toHaveAttribute("type", "password");
+    await page.getByRole("button", { name: "Add provider" }).click();
+    const provider = page.getByRole("row", { name: /vault-local/ });
+    await expect(provider).toContainText("http://127.0.0.1:9");
+    // The workspace may not reach loopback: the test says so in words, and the token is nowhere.
+    await provider.getByRole("button", { name: "Test" }).click();
+    await expect(page.getByRole("status")).toContainText("not reachable");
+    await expect(page.getByText("hvs.e2e-token-s3cr3t")).toHaveCount(0);
+    await check(page, "secret-providers");
+
+    await go(page, "Integrations");
+    await page.getByRole("link", { name: "Single sign-on (OpenID Connect)" }).click();
+    await expect(page.getByRole("heading", { level: 1, name: "Single sign-on" })).toBeVisible();
+    await expect(page.getByText("Not set up yet")).toBeVisible();
+    await page.getByLabel("Issuer URL").fill("https://login.example.com");
+    await page.getByLabel("Client ID").fill("fluxolab");
+    await page.getByLabel("Client secret").fill("client-s3cr3t");
+    await page.getByRole("button", { name: "Save single sign-on" }).click();
+    // The Pro plan has no SSO: the refusal says which plans do, and links to the plans.
+    await expect(page.getByRole("alert")).toContainText("Business and Enterprise");
+    await expect(page.getByRole("alert").getByRole("link", { name: "See the plans and change yours" })).toBeVisible();
+    await check(page, "sso");
+
+    await go(page, "Integrations");
+    await page.getByRole("link", { name: "Directory (LDAP)" }).click();
+    await expect(page.getByRole("heading", { level: 1, name: "Directory (LDAP)" })).toBeVisible();
+    await page.getByLabel(/^Directory URL/).fill("ldaps://ldap.example.com");
+    await page.getByLabel("Service account DN").fill("cn=fluxolab,dc=example,dc=com");
+    await page.getByLabel("Service account password").fill("bind-s3cr3t");
+    await page.getByLabel(/^Users are under/).fill("ou=people,dc=example,dc=com");
+    await page.getByRole("button", { name: "Save LDAP" }).click();
+    await expect(page.getByRole("alert")).toContainText("LDAP is part of the Business and Enterprise plans");
+    await check(page, "ldap");
+
+    await go(page, "Integrations");
+    await page.getByRole("link", { name: "Connectors" }).click();
+    await expect(page.getByRole("heading", { level: 1, name: "Connectors" })).toBeVisible();
+    await expect(page.getByText("No connector yet")).toBeVisible();
+    // The example manifest installs as it is.
+    await page.getByRole("button", { name: "Install connector" }).click();
+    await expect(page.getByRole("row", { name: /status-page/ })).toContainText("connector.status-page.summary");
+    await check(page, "connectors");
+
+    // What happened is in the overview's events.
+    await go(page, "Integrations");
+    await expect(page.getByRole("row", { name: /Secret providers.*test_failed/ })).toBeVisible();
+  });
+
   await test.step("workspace settings name a wrong field, then save", async () => {
     await go(page, "Workspace", "Workspace settings");
     await page.getByLabel(/Time zone/).fill("Mars/Olympus_Mons");
@@ -207,6 +269,9 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
     await page.getByLabel(/Attempts before a run fails/).fill("5");
     await page.getByRole("button", { name: "Save settings" }).click();
     await expect(page.getByRole("status")).toContainText("Saved");
+    await page.getByLabel("Workspace name").fill("Analytical Engines");
+    await page.getByRole("button", { name: "Rename" }).click();
+    await expect(page.locator(".switcher select")).toContainText("Analytical Engines (owner)");
     await check(page, "workspace-settings");
   });
 
@@ -239,12 +304,20 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
     await development.getByLabel("Value of variable 1").fill("eu-west");
     await development.getByRole("button", { name: "Add a variable" }).click();
     await development.getByLabel("Name of variable 2").fill("API_TOKEN");
-    await development.getByLabel("Variable 2 is secret").check();
+    await development.getByLabel("Variable 2 is kept as").selectOption("secret");
     await development.getByLabel("Value of variable 2").fill("s3cr3t-value");
+    // A third one read from the secret provider when a run starts.
+    await development.getByRole("button", { name: "Add a variable" }).click();
+    await development.getByLabel("Name of variable 3").fill("DB_PASSWORD");
+    await development.getByLabel("Variable 3 is kept as").selectOption("provider");
+    await development.getByLabel("Provider of variable 3").selectOption("vault-local");
+    await development.getByLabel("Provider secret of variable 3").fill("app/db");
+    await development.getByLabel("JSON field of variable 3").fill("password");
     await development.getByRole("button", { name: "Save variables" }).click();
     await expect(development.getByRole("row", { name: /REGION/ })).toContainText("eu-west");
     await expect(development.getByRole("row", { name: /API_TOKEN/ })).toContainText("••••••••");
     await expect(page.getByText("s3cr3t-value")).toHaveCount(0);
+    await expect(development.getByRole("row", { name: /DB_PASSWORD/ })).toContainText("vault-local: app/db#password");
     await check(page, "environments");
   });
 
@@ -285,7 +358,7 @@ test("a new user builds, tests, activates and triggers a workflow, and manages k
     // Its own, empty workspace: the first one's workflow is not here.
     await go(page, "Workflows");
     await expect(page.getByText("No workflow yet")).toBeVisible();
-    await page.locator(".switcher select").selectOption({ label: "Ada Lovelace's workspace (owner)" });
+    await page.locator(".switcher select").selectOption({ label: "Analytical Engines (owner)" });
     await go(page, "Workflows");
     await expect(page.getByRole("link", { name: "Inbound messages" })).toBeVisible();
     await go(page, "Workspaces", "Your workspaces");

@@ -118,6 +118,7 @@ describe("the API client", () => {
     expect(failure.fieldError("name")).toBe("must not be empty");
     expect(failure.fieldError("scopes")).toBe("at least one");
     expect(failure.fieldError("other")).toBeUndefined();
+    expect(failure.fieldErrorsUnder("scop")).toEqual({ es: "at least one" });
   });
 
   it("reports an unreachable server as the network problem", async () => {

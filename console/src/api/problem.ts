@@ -37,6 +37,16 @@ export class ApiProblem extends Error {
     return this.errors.find((error) => error.field === field)?.message;
   }
 
+  /** The messages of the fields under `prefix` (`config.` names `config.address`), by
+   * the rest of their name: the server's errors for one nested form. */
+  fieldErrorsUnder(prefix: string): Record<string, string> {
+    const found: Record<string, string> = {};
+    for (const error of this.errors) {
+      if (error.field.startsWith(prefix)) found[error.field.slice(prefix.length)] ??= error.message;
+    }
+    return found;
+  }
+
   /** A problem from whatever an API call failed with: a problem body, another body, or
    * a thrown error (network down). */
   static from(error: unknown, response?: Response): ApiProblem {

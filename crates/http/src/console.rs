@@ -14,6 +14,10 @@
 //! - Every console response carries a strict Content-Security-Policy: scripts, styles,
 //!   images, fonts and connections from the same origin only; no inline script, no
 //!   framing.
+//! - A file the build also has gzipped (`<path>.gz`, written by
+//!   `console/scripts/precompress.mjs`) is answered gzipped (`Content-Encoding: gzip`, its
+//!   own `ETag`) to a request that accepts gzip, and as it is to one that does not; both
+//!   carry `Vary: Accept-Encoding`. The API's responses are not compressed.
 //! - Without a built console (`cargo build` without Node), every console path answers a
 //!   page that says how to build it (`cargo xtask console`).
 
@@ -81,21 +85,52 @@ pub fn respond(
     };
     let path = request.path().trim_start_matches('/');
     let hashed = path.starts_with("assets/");
-    let file = match files.get(path).filter(|_| !path.is_empty()) {
-        Some(file) => file,
+    let (served, file) = match files.get(path).filter(|_| !path.is_empty()) {
+        Some(file) => (path, file),
         // A missing hashed asset is a 404, never the page.
         None if hashed => return None,
-        None => files.get("index.html")?,
+        None => ("index.html", files.get("index.html")?),
     };
+    let gzipped = files.get(&format!("{served}.gz"));
     Some(serve(
         request,
         &file,
+        gzipped.as_ref(),
         if hashed { IMMUTABLE } else { NO_CACHE },
     ))
 }
 
-fn serve(request: &HttpRequest, file: &ConsoleFile, cache_control: &'static str) -> HttpResponse {
-    let etag = format!("\"{}\"", file.etag);
+/// Whether the request's `Accept-Encoding` takes gzip (named, without `q=0`).
+fn accepts_gzip(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or_default().trim();
+            let refused = parts.any(|parameter| {
+                parameter
+                    .trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
+/// Answers `file`, or its gzipped copy when there is one and the request accepts it.
+fn serve(
+    request: &HttpRequest,
+    file: &ConsoleFile,
+    gzipped: Option<&ConsoleFile>,
+    cache_control: &'static str,
+) -> HttpResponse {
+    let chosen = gzipped.filter(|_| accepts_gzip(request));
+    let body = chosen.map_or(&file.body, |gzipped| &gzipped.body);
+    let etag = format!("\"{}\"", chosen.map_or(&file.etag, |gzipped| &gzipped.etag));
     let unchanged = request
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -109,9 +144,15 @@ fn serve(request: &HttpRequest, file: &ConsoleFile, cache_control: &'static str)
     } else {
         HttpResponse::Ok()
             .content_type(file.content_type.as_str())
-            .body(file.body.clone().into_owned())
+            .body(body.clone().into_owned())
     };
     let headers = response.headers_mut();
+    if gzipped.is_some() {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    if chosen.is_some() {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),

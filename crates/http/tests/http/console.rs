@@ -19,8 +19,12 @@ use super::{BODY_LIMIT, StubProbe, TestResult, problem_of};
 
 const INDEX: &str = "<!doctype html><title>console</title><script type=\"module\" src=\"/assets/index-abc123.js\"></script>";
 const SCRIPT: &str = "console.log('hello')";
+/// Stand-ins for the gzipped copies the build writes (the server never reads them).
+const SCRIPT_GZ: &str = "gzipped script";
+const INDEX_GZ: &str = "gzipped page";
 
-/// A build of three files, as `vite build` lays them out.
+/// A build of three files, as `vite build` lays them out, and the gzipped copies
+/// `console/scripts/precompress.mjs` adds (none for the icon).
 #[derive(Debug)]
 struct FakeBuild(HashMap<&'static str, ConsoleFile>);
 
@@ -41,6 +45,14 @@ impl FakeBuild {
                 file(SCRIPT, "text/javascript; charset=utf-8", "script-hash"),
             ),
             ("favicon.svg", file("<svg/>", "image/svg+xml", "icon-hash")),
+            (
+                "index.html.gz",
+                file(INDEX_GZ, "application/gzip", "index-gz-hash"),
+            ),
+            (
+                "assets/index-abc123.js.gz",
+                file(SCRIPT_GZ, "application/gzip", "script-gz-hash"),
+            ),
         ]))
     }
 }
@@ -164,6 +176,83 @@ async fn hashed_assets_are_cached_for_a_year_and_other_files_revalidated() -> Te
         header(icon.headers(), &header::CONTENT_TYPE),
         "image/svg+xml"
     );
+    Ok(())
+}
+
+async fn get_accepting(
+    app: &impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+    uri: &str,
+    accept_encoding: &str,
+) -> ServiceResponse<impl MessageBody> {
+    test::call_service(
+        app,
+        test::TestRequest::get()
+            .uri(uri)
+            .insert_header((header::ACCEPT_ENCODING, accept_encoding))
+            .to_request(),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn a_file_the_build_gzipped_is_answered_gzipped_to_whoever_accepts_gzip() -> TestResult {
+    let app = built_app().await?;
+    let script = get_accepting(&app, "/assets/index-abc123.js", "br, gzip;q=0.8").await;
+    assert_eq!(script.status(), StatusCode::OK);
+    let headers = script.headers().clone();
+    assert_eq!(header(&headers, &header::CONTENT_ENCODING), "gzip");
+    assert_eq!(header(&headers, &header::VARY), "accept-encoding");
+    // The file's own type and caching, the copy's own validator.
+    assert_eq!(
+        header(&headers, &header::CONTENT_TYPE),
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(header(&headers, &header::CACHE_CONTROL), IMMUTABLE);
+    assert_eq!(header(&headers, &header::ETAG), "\"script-gz-hash\"");
+    assert_strict_csp(&headers);
+    assert_eq!(test::read_body(script).await, SCRIPT_GZ.as_bytes());
+
+    // The console's page, at a client-side route, too.
+    let page = get_accepting(&app, "/workflows", "gzip, deflate").await;
+    assert_eq!(header(page.headers(), &header::CONTENT_ENCODING), "gzip");
+    assert_eq!(
+        header(page.headers(), &header::CONTENT_TYPE),
+        "text/html; charset=utf-8"
+    );
+    assert_eq!(test::read_body(page).await, INDEX_GZ.as_bytes());
+
+    // Not accepted (left out, refused with q=0, another coding): the file as it is,
+    // still varying by the header.
+    for accept_encoding in ["identity", "gzip;q=0", "br", "xgzip"] {
+        let plain = get_accepting(&app, "/assets/index-abc123.js", accept_encoding).await;
+        assert_eq!(
+            header(plain.headers(), &header::CONTENT_ENCODING),
+            "",
+            "{accept_encoding}"
+        );
+        assert_eq!(header(plain.headers(), &header::VARY), "accept-encoding");
+        assert_eq!(header(plain.headers(), &header::ETAG), "\"script-hash\"");
+        assert_eq!(test::read_body(plain).await, SCRIPT.as_bytes());
+    }
+    let plain = get(&app, "/assets/index-abc123.js").await;
+    assert_eq!(header(plain.headers(), &header::CONTENT_ENCODING), "");
+
+    // A file without a gzipped copy, and the API's own answers, are not encoded.
+    let icon = get_accepting(&app, "/favicon.svg", "gzip").await;
+    assert_eq!(header(icon.headers(), &header::CONTENT_ENCODING), "");
+    assert_eq!(header(icon.headers(), &header::VARY), "");
+    for path in ["/healthz", "/api/no-such-route"] {
+        let api = get_accepting(&app, path, "gzip").await;
+        assert_eq!(
+            header(api.headers(), &header::CONTENT_ENCODING),
+            "",
+            "{path}"
+        );
+    }
     Ok(())
 }
 
