@@ -3513,39 +3513,12 @@ export interface components {
             /** Format: uuid */
             execution_id: string;
         };
-        /** @description `POST /api/settings/usage/alerts/{id}/rotate-secret` (the body is optional). */
-        RotateAlertSecretRequest: {
+        /** @description A rotation's optional body: how long the old secret lasts beside the new one. */
+        RotateSecretRequest: {
             /**
              * Format: int64
-             * @description How long the old secret keeps signing beside the new one (default 86400; 0
-             *     stops it at once; at most 30 days).
-             */
-            grace_seconds?: number | null;
-        };
-        /** @description `POST /api/settings/api/keys/{id}/rotate`. */
-        RotateApiKeyRequest: {
-            /**
-             * Format: int64
-             * @description How long the old secret keeps working (default 86400; 0 stops it at once; at
-             *     most 30 days).
-             */
-            grace_seconds?: number | null;
-        };
-        /** @description `POST /api/settings/workspace/notifications/rotate-secret` (the body is optional). */
-        RotateFailureWebhookSecretRequest: {
-            /**
-             * Format: int64
-             * @description How long the old secret keeps signing beside the new one (default 86400; 0
-             *     stops it at once; at most 30 days).
-             */
-            grace_seconds?: number | null;
-        };
-        /** @description `POST /api/settings/log-destinations/{id}/rotate-secret` (the body is optional). */
-        RotateLogDestinationSecretRequest: {
-            /**
-             * Format: int64
-             * @description How long the old secret keeps signing beside the new one (default 86400; 0
-             *     stops it at once; at most 30 days).
+             * @description How long the old secret keeps working beside the new one (default 86400; 0 stops
+             *     it at once; at most 30 days).
              */
             grace_seconds?: number | null;
         };
@@ -5947,7 +5920,7 @@ export interface operations {
         /** @description Optional */
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["RotateApiKeyRequest"];
+                "application/json": components["schemas"]["RotateSecretRequest"];
             };
         };
         responses: {
@@ -8213,7 +8186,7 @@ export interface operations {
         /** @description Optional */
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["RotateLogDestinationSecretRequest"];
+                "application/json": components["schemas"]["RotateSecretRequest"];
             };
         };
         responses: {
@@ -10251,7 +10224,7 @@ export interface operations {
         /** @description Optional */
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["RotateAlertSecretRequest"];
+                "application/json": components["schemas"]["RotateSecretRequest"];
             };
         };
         responses: {
@@ -10641,7 +10614,7 @@ export interface operations {
         /** @description Optional */
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["RotateFailureWebhookSecretRequest"];
+                "application/json": components["schemas"]["RotateSecretRequest"];
             };
         };
         responses: {

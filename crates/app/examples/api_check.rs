@@ -20,12 +20,12 @@
 
 use std::process::ExitCode;
 
-use fluxolab_app::{Application, Settings};
-use fluxolab_postgres::TestDb;
-use fluxolab_postgres::seed::seed_reference_data;
 use serde_json::{Value, json};
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+#[path = "support/scratch_server.rs"]
+mod scratch_server;
+
+use scratch_server::{Error, ScratchServer};
 
 const SECRET: &str = "api-check-secret-api-check-secret!!";
 const EMAIL: &str = "api-check@example.com";
@@ -64,26 +64,8 @@ async fn run() -> Result<u8, Error> {
     let max_examples = std::env::var("API_CHECK_MAX_EXAMPLES").unwrap_or_else(|_| "20".into());
     let seed = std::env::var("API_CHECK_SEED").unwrap_or_else(|_| "1".into());
 
-    let db = TestDb::new().await?;
-    seed_reference_data(&mut *db.pool().get().await?).await?;
-    let environment = [
-        ("DATABASE_URL", db.url()),
-        ("APP_SECRET", SECRET),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("HTTP_WORKERS", "2"),
-        ("WORKERS", "1"),
-        ("DATABASE_POOL_SIZE", "8"),
-        ("LOG_LEVEL", "warn"),
-    ];
-    let settings = Settings::from_lookup(|name| {
-        environment
-            .iter()
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| (*value).to_owned())
-    })?;
-    let application = Application::build(&settings)?;
-    let address = format!("http://127.0.0.1:{}", application.port());
-    let server = tokio::spawn(application.run_until_stopped());
+    let server = ScratchServer::start(SECRET).await?;
+    let address = server.address.clone();
 
     let (token, workspace) = sign_in(&address).await?;
     eprintln!("api-check: server at {address}, running {schemathesis}");
@@ -145,8 +127,7 @@ async fn run() -> Result<u8, Error> {
             code = exit_code(second);
         }
     }
-    server.abort();
-    drop(db);
+    server.stop();
     Ok(code)
 }
 

@@ -12,12 +12,12 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use fluxolab_app::{Application, Settings};
 use fluxolab_console::Console;
-use fluxolab_postgres::TestDb;
-use fluxolab_postgres::seed::seed_reference_data;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+#[path = "support/scratch_server.rs"]
+mod scratch_server;
+
+use scratch_server::{Error, ScratchServer};
 
 const SECRET: &str = "console-e2e-secret-console-e2e-secret";
 
@@ -36,26 +36,8 @@ async fn run() -> Result<u8, Error> {
     if !Console.is_built() {
         return Err("this build embeds no console: run `cargo xtask console` first".into());
     }
-    let db = TestDb::new().await?;
-    seed_reference_data(&mut *db.pool().get().await?).await?;
-    let environment = [
-        ("DATABASE_URL", db.url()),
-        ("APP_SECRET", SECRET),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("HTTP_WORKERS", "2"),
-        ("WORKERS", "1"),
-        ("DATABASE_POOL_SIZE", "8"),
-        ("LOG_LEVEL", "warn"),
-    ];
-    let settings = Settings::from_lookup(|name| {
-        environment
-            .iter()
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| (*value).to_owned())
-    })?;
-    let application = Application::build(&settings)?;
-    let address = format!("http://127.0.0.1:{}", application.port());
-    let server = tokio::spawn(application.run_until_stopped());
+    let server = ScratchServer::start(SECRET).await?;
+    let address = server.address.clone();
 
     let console = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../console");
     eprintln!("console-e2e: server at {address}, running playwright");
@@ -67,8 +49,7 @@ async fn run() -> Result<u8, Error> {
         .status()
         .await
         .map_err(|error| format!("could not run playwright (npm ci in console/?): {error}"))?;
-    server.abort();
-    drop(db);
+    server.stop();
     Ok(status
         .code()
         .map_or(1, |code| u8::try_from(code).unwrap_or(1)))

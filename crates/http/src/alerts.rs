@@ -233,19 +233,9 @@ pub async fn list_alert_events(
     Ok(HttpResponse::Ok().json(PageResponse::<AlertEventResponse>::from(events)))
 }
 
-/// `POST /api/settings/usage/alerts/{id}/rotate-secret` (the body is optional).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateAlertSecretRequest {
-    /// How long the old secret keeps signing beside the new one (default 86400; 0
-    /// stops it at once; at most 30 days).
-    #[schema(minimum = 0, maximum = 2592000)]
-    pub grace_seconds: Option<i64>,
-}
-
 /// A new signing secret for a webhook alert, shown this once; the old one keeps signing
 /// beside it (two `webhook-signature` entries) for the grace period.
-#[utoipa::path(tag = "plans", security(("bearer" = [])), request_body(content = RotateAlertSecretRequest, description = "Optional"), params(("id" = Uuid, Path, description = "Alert id")), responses(
+#[utoipa::path(tag = "plans", security(("bearer" = [])), request_body(content = crate::rotate::RotateSecretRequest, description = "Optional"), params(("id" = Uuid, Path, description = "Alert id")), responses(
     (status = 200, description = "The alert, with its new `secret`", body = AlertResponse),
     (status = 404, description = "No such alert in the active workspace", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "An invalid grace period, or an e-mail alert (it does not sign)", body = Problem, content_type = "application/problem+json"),
@@ -257,7 +247,7 @@ pub async fn rotate_alert_secret(
     id: Path<String>,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let grace = crate::json::optional::<RotateAlertSecretRequest>(&body)?.grace_seconds;
+    let grace = crate::rotate::grace_seconds(&body)?;
     let (alert, secret) = services
         .alerts
         .rotate_secret(&caller.principal, path_id(&id)?, grace)

@@ -93,16 +93,6 @@ pub struct CreateApiKeyRequest {
     pub environment: Option<String>,
 }
 
-/// `POST /api/settings/api/keys/{id}/rotate`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateApiKeyRequest {
-    /// How long the old secret keeps working (default 86400; 0 stops it at once; at
-    /// most 30 days).
-    #[schema(minimum = 0, maximum = 2592000)]
-    pub grace_seconds: Option<i64>,
-}
-
 /// A line of a key's audit.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct KeyAuditResponse {
@@ -261,7 +251,7 @@ pub async fn revoke_key(
 }
 
 /// A new secret for the key (shown once); the old one works for the grace period.
-#[utoipa::path(tag = "api keys", security(("bearer" = [])), request_body(content = RotateApiKeyRequest, description = "Optional"), params(("id" = Uuid, Path, description = "Key id")), responses(
+#[utoipa::path(tag = "api keys", security(("bearer" = [])), request_body(content = crate::rotate::RotateSecretRequest, description = "Optional"), params(("id" = Uuid, Path, description = "Key id")), responses(
     (status = 200, description = "The key, with its new `key` shown once", body = ApiKeyResponse),
     (status = 404, description = "No such key in the active workspace", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "The key is revoked or expired (`api_key_inactive`)", body = Problem, content_type = "application/problem+json"),
@@ -275,7 +265,7 @@ pub async fn rotate_key(
     id: Path<String>,
     body: actix_web::web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let grace = crate::json::optional::<RotateApiKeyRequest>(&body)?.grace_seconds;
+    let grace = crate::rotate::grace_seconds(&body)?;
     let (key, secret) = services
         .api_keys
         .rotate(&caller.principal, &origin(&request), path_id(&id)?, grace)

@@ -26,6 +26,7 @@ pub mod ops;
 mod path_id;
 pub mod probe;
 pub mod problem;
+pub mod rotate;
 pub mod schedules;
 pub mod secret_providers;
 pub mod server;

@@ -114,16 +114,6 @@ pub struct UpdateLogDestinationRequest {
     pub config: Option<serde_json::Value>,
 }
 
-/// `POST /api/settings/log-destinations/{id}/rotate-secret` (the body is optional).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateLogDestinationSecretRequest {
-    /// How long the old secret keeps signing beside the new one (default 86400; 0
-    /// stops it at once; at most 30 days).
-    #[schema(minimum = 0, maximum = 2592000)]
-    pub grace_seconds: Option<i64>,
-}
-
 /// What a test delivery got.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LogDestinationTestResponse {
@@ -323,7 +313,7 @@ pub async fn test_log_destination(
 
 /// A new signing secret, shown this once; the old one keeps signing beside it for the
 /// grace period (`http` destinations).
-#[utoipa::path(tag = "settings", security(("bearer" = [])), request_body(content = RotateLogDestinationSecretRequest, description = "Optional"), params(("id" = Uuid, Path, description = "Destination id")), responses(
+#[utoipa::path(tag = "settings", security(("bearer" = [])), request_body(content = crate::rotate::RotateSecretRequest, description = "Optional"), params(("id" = Uuid, Path, description = "Destination id")), responses(
     (status = 200, description = "The destination, with its new `signing_secret`", body = LogDestinationResponse),
     (status = 404, description = "No such destination in the active workspace", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "An invalid grace period, or a destination that does not sign (`syslog`)", body = Problem, content_type = "application/problem+json"),
@@ -335,7 +325,7 @@ pub async fn rotate_log_destination_secret(
     id: Path<String>,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let grace = crate::json::optional::<RotateLogDestinationSecretRequest>(&body)?.grace_seconds;
+    let grace = crate::rotate::grace_seconds(&body)?;
     let (destination, secret) = services
         .log_destinations
         .rotate_secret(&caller.principal, path_id(&id)?, grace)

@@ -276,20 +276,10 @@ pub async fn update_workspace_settings(
     Ok(HttpResponse::Ok().json(answer))
 }
 
-/// `POST /api/settings/workspace/notifications/rotate-secret` (the body is optional).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateFailureWebhookSecretRequest {
-    /// How long the old secret keeps signing beside the new one (default 86400; 0
-    /// stops it at once; at most 30 days).
-    #[schema(minimum = 0, maximum = 2592000)]
-    pub grace_seconds: Option<i64>,
-}
-
 /// A new signing secret for the failure notifications webhook, shown this once as
 /// `notifications.execution_failed.signing_secret`; the old one keeps signing beside it
 /// (two `webhook-signature` entries) for the grace period.
-#[utoipa::path(tag = "settings", security(("bearer" = [])), request_body(content = RotateFailureWebhookSecretRequest, description = "Optional"), responses(
+#[utoipa::path(tag = "settings", security(("bearer" = [])), request_body(content = crate::rotate::RotateSecretRequest, description = "Optional"), responses(
     (status = 200, description = "The settings, with the new signing secret", body = WorkspaceSettingsResponse),
     (status = 403, description = "The caller may not change settings", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "An invalid grace period, or no webhook URL set", body = Problem, content_type = "application/problem+json"),
@@ -300,7 +290,7 @@ pub async fn rotate_failure_webhook_secret(
     caller: ActiveWorkspace,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let grace = crate::json::optional::<RotateFailureWebhookSecretRequest>(&body)?.grace_seconds;
+    let grace = crate::rotate::grace_seconds(&body)?;
     let rotated = services
         .settings
         .rotate_failure_webhook_secret(&caller.principal, grace)

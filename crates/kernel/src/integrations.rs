@@ -171,6 +171,46 @@ pub async fn record_change(
     audit.record_in(unit, activity).await
 }
 
+/// An integration as the records of a change name it.
+#[derive(Debug)]
+pub struct Changed {
+    pub kind: IntegrationKind,
+    /// The activity log's target: a type and an id (`("log_destination", id)`).
+    pub target: (&'static str, String),
+    /// The integration's id among its events, when it has one.
+    pub id: Option<Uuid>,
+    /// What every record of its changes says of it (a JSON object: its name, kind…);
+    /// never a secret value.
+    pub details: Value,
+}
+
+/// Records `principal`'s change of `integration` inside `unit`, in the workspace it acts
+/// in: `action` in the activity log and `event` among the integration events, both with
+/// the integration's details and the fields of `extra` (an object, or `null` for none).
+pub async fn record_change_by(
+    logs: (&dyn crate::AuditLog, &dyn IntegrationEvents),
+    unit: &mut Uow,
+    principal: &crate::Principal,
+    (action, event): (&'static str, IntegrationEventKind),
+    integration: Changed,
+    extra: Value,
+) -> Result<(), StorageError> {
+    let mut details = integration.details;
+    if let (Some(details), Value::Object(extra)) = (details.as_object_mut(), extra) {
+        details.extend(extra);
+    }
+    let event = IntegrationEvent {
+        workspace_id: principal.workspace_id(),
+        kind: integration.kind,
+        integration_id: integration.id,
+        event,
+        details: details.clone(),
+        actor: Some(principal.actor()),
+    };
+    let activity = crate::AuditEvent::by(principal, action, integration.target, details);
+    record_change(logs, unit, &activity, &event).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,9 +143,11 @@ fn event(row: EventRow) -> AlertEvent {
     }
 }
 
-/// Fires every enabled alert whose threshold the current period's usage reached.
+/// Fires every enabled alert whose threshold the current period's usage reached, each
+/// firing with its outbox message, and counts the firings.
 // Raw: per-metric CASE subqueries (one over a view) feeding INSERT … SELECT … ON CONFLICT.
-const EVALUATE: &str = "\
+const EVALUATE: &str = concat!(
+    "\
 WITH measured AS ( \
   SELECT a.id AS alert_id, a.workspace_id, a.threshold_percent, s.current_period_start, \
     (p.limits ->> CASE a.metric WHEN 'executions' THEN 'executions_per_month' \
@@ -171,15 +173,24 @@ WITH measured AS ( \
   FROM measured WHERE limit_value > 0 AND used * 100 >= limit_value * threshold_percent \
   ON CONFLICT ON CONSTRAINT workspace_usage_alert_events_once DO NOTHING \
   RETURNING id, alert_id, workspace_id, created_at \
-), destinations AS ( \
-  INSERT INTO outbox_destinations (destination, workspace_id) \
-  SELECT DISTINCT 'usage_alert:' || alert_id, workspace_id FROM fired \
-  ON CONFLICT (destination) DO NOTHING \
-) \
-INSERT INTO outbox (id, workspace_id, destination, kind, payload, created_at) \
-SELECT gen_random_uuid(), workspace_id, 'usage_alert:' || alert_id, 'usage_alert', \
-  jsonb_build_object('alert_event_id', id), created_at \
-FROM fired ORDER BY created_at, id";
+), ",
+    crate::outbox::enqueue!(
+        name: "alert",
+        rows: "fired",
+        destination: "'usage_alert:' || alert_id",
+        kind: "usage_alert",
+        payload: "jsonb_build_object('alert_event_id', id)",
+        due: "now()",
+        order: "created_at, id",
+    ),
+    " SELECT count(*) AS fired FROM fired"
+);
+
+#[derive(QueryableByName)]
+struct Fired {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    fired: i64,
+}
 
 #[async_trait]
 impl AlertRepository for PgAlerts {
@@ -337,11 +348,11 @@ impl AlertRepository for PgAlerts {
     async fn evaluate(&self) -> Result<u64, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // Raw: see EVALUATE (CASE subqueries over a view into an INSERT … SELECT).
-        let fired = diesel::sql_query(EVALUATE)
-            .execute(&mut connection)
+        let row: Fired = diesel::sql_query(EVALUATE)
+            .get_result(&mut connection)
             .await
             .map_err(storage)?;
-        Ok(u64::try_from(fired).unwrap_or_default())
+        Ok(u64::try_from(row.fired).unwrap_or_default())
     }
 
     #[tracing::instrument(name = "db.alerts.delivery", level = "debug", skip_all)]

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::error::{corrupt, storage};
 use crate::pool::pooled;
-use crate::schema::{log_destination_deliveries, log_destinations, outbox, outbox_destinations};
+use crate::schema::{log_destination_deliveries, log_destinations};
 use crate::sql::now_tz;
 use crate::unit_of_work::connection_of;
 
@@ -216,15 +216,12 @@ impl LogDestinationRepository for PgLogDestinations {
             .execute(&mut *connection)
             .await
             .map_err(storage)?;
-        diesel::insert_into(outbox_destinations::table)
-            .values((
-                outbox_destinations::destination.eq(destination.outbox_destination()),
-                outbox_destinations::workspace_id.eq(destination.workspace_id.as_uuid()),
-            ))
-            .execute(connection)
-            .await
-            .map_err(storage)?;
-        Ok(())
+        crate::outbox::open_destination(
+            connection,
+            &destination.outbox_destination(),
+            destination.workspace_id,
+        )
+        .await
     }
 
     #[tracing::instrument(name = "db.log_destinations.update", level = "debug", skip_all)]
@@ -268,15 +265,7 @@ impl LogDestinationRepository for PgLogDestinations {
         id: LogDestinationId,
     ) -> Result<(), StorageError> {
         let connection = connection_of(unit)?;
-        let queue = outbox_destination(id);
-        diesel::delete(outbox::table.filter(outbox::destination.eq(&queue)))
-            .execute(&mut *connection)
-            .await
-            .map_err(storage)?;
-        diesel::delete(outbox_destinations::table.find(&queue))
-            .execute(&mut *connection)
-            .await
-            .map_err(storage)?;
+        crate::outbox::close_destination(&mut *connection, &outbox_destination(id)).await?;
         diesel::delete(
             destinations::table
                 .filter(destinations::workspace_id.eq(workspace.as_uuid()))

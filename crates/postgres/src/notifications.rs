@@ -52,16 +52,16 @@ pub(crate) fn note_failures() -> String {
              last_failed_at = greatest(n.last_failed_at, excluded.last_failed_at), \
              last_error = excluded.last_error \
            RETURNING n.id, n.workspace_id, n.workflow_id, n.due_at, (n.xmax = 0) AS created \
-         ), notice_destinations AS ( \
-           INSERT INTO outbox_destinations (destination, workspace_id) \
-           SELECT DISTINCT 'execution_failed:' || workflow_id, workspace_id FROM noticed WHERE created \
-           ON CONFLICT (destination) DO NOTHING \
-         ), notice_messages AS ( \
-           INSERT INTO outbox (id, workspace_id, destination, kind, payload, next_attempt_at) \
-           SELECT gen_random_uuid(), workspace_id, 'execution_failed:' || workflow_id, 'notification', \
-             jsonb_build_object('notice_id', id), due_at \
-           FROM noticed WHERE created ORDER BY workflow_id \
-         )"
+         ), {messages}",
+        messages = crate::outbox::enqueue!(
+            name: "notice",
+            rows: "noticed WHERE created",
+            destination: "'execution_failed:' || workflow_id",
+            kind: "notification",
+            payload: "jsonb_build_object('notice_id', id)",
+            due: "due_at",
+            order: "workflow_id",
+        ),
     )
 }
 
@@ -187,21 +187,24 @@ struct Recorded {
 }
 
 /// The report of slot `$2` for workspace `$1`, once, with its outbox message.
-const RECORD_REPORT: &str = "\
+const RECORD_REPORT: &str = concat!(
+    "\
 WITH recorded AS ( \
   INSERT INTO weekly_usage_reports (id, workspace_id, slot) VALUES (gen_random_uuid(), $1, $2) \
   ON CONFLICT ON CONSTRAINT weekly_usage_reports_once DO NOTHING \
   RETURNING id, workspace_id \
-), destinations AS ( \
-  INSERT INTO outbox_destinations (destination, workspace_id) \
-  SELECT 'weekly_usage_report:' || workspace_id, workspace_id FROM recorded \
-  ON CONFLICT (destination) DO NOTHING \
-), messages AS ( \
-  INSERT INTO outbox (id, workspace_id, destination, kind, payload) \
-  SELECT gen_random_uuid(), workspace_id, 'weekly_usage_report:' || workspace_id, 'notification', \
-    jsonb_build_object('report_id', id) FROM recorded \
-) \
-SELECT count(*) AS recorded FROM recorded";
+), ",
+    crate::outbox::enqueue!(
+        name: "report",
+        rows: "recorded",
+        destination: "'weekly_usage_report:' || workspace_id",
+        kind: "notification",
+        payload: "jsonb_build_object('report_id', id)",
+        due: "now()",
+        order: "id",
+    ),
+    " SELECT count(*) AS recorded FROM recorded"
+);
 
 #[async_trait]
 impl UsageReports for PgNotifications {

@@ -26,6 +26,91 @@ crate::repository::pg_repository!(
     PgOutbox
 );
 
+/// Two CTEs that enqueue one message per row of `$rows` (a CTE, with a filter if need
+/// be, whose rows have a `workspace_id`), so that a fact and its delivery are written by
+/// one statement: `<$name>_destinations` opens each message's destination
+/// (`$destination`, an expression over the row) unless it is open, and
+/// `<$name>_messages` appends the messages of kind `$kind` carrying `$payload`, due at
+/// `$due`, in the order `$order` (their `seq`). Log events are the one other writer: a
+/// log destination is opened with [`open_destination`] (closed with
+/// [`close_destination`]) and triggers append its messages.
+macro_rules! enqueue {
+    (
+        name: $name:literal,
+        rows: $rows:literal,
+        destination: $destination:literal,
+        kind: $kind:literal,
+        payload: $payload:literal,
+        due: $due:literal,
+        order: $order:literal $(,)?
+    ) => {
+        concat!(
+            $name,
+            "_destinations AS ( \
+               INSERT INTO outbox_destinations (destination, workspace_id) \
+               SELECT DISTINCT ",
+            $destination,
+            ", workspace_id FROM ",
+            $rows,
+            " ON CONFLICT (destination) DO NOTHING \
+             ), ",
+            $name,
+            "_messages AS ( \
+               INSERT INTO outbox (id, workspace_id, destination, kind, payload, next_attempt_at) \
+               SELECT gen_random_uuid(), workspace_id, ",
+            $destination,
+            ", '",
+            $kind,
+            "', ",
+            $payload,
+            ", ",
+            $due,
+            " FROM ",
+            $rows,
+            " ORDER BY ",
+            $order,
+            " )"
+        )
+    };
+}
+
+pub(crate) use enqueue;
+
+/// Opens the queue `destination` of `workspace`, in the unit of work that creates what it
+/// delivers to.
+pub(crate) async fn open_destination(
+    connection: &mut diesel_async::AsyncPgConnection,
+    destination: &str,
+    workspace: WorkspaceId,
+) -> Result<(), StorageError> {
+    diesel::insert_into(outbox_destinations::table)
+        .values((
+            outbox_destinations::destination.eq(destination),
+            outbox_destinations::workspace_id.eq(workspace.as_uuid()),
+        ))
+        .execute(connection)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// Closes the queue `destination`, dropping what waits in it, in the unit of work that
+/// removes what it delivered to.
+pub(crate) async fn close_destination(
+    connection: &mut diesel_async::AsyncPgConnection,
+    destination: &str,
+) -> Result<(), StorageError> {
+    diesel::delete(outbox::table.filter(outbox::destination.eq(destination)))
+        .execute(&mut *connection)
+        .await
+        .map_err(storage)?;
+    diesel::delete(outbox_destinations::table.find(destination))
+        .execute(connection)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
 /// A message row as the claim reads it.
 #[derive(QueryableByName)]
 #[diesel(table_name = outbox)]

@@ -6,14 +6,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::TestResult;
 use crate::helpers::{
-    Account, Error, Fields, ReferenceWebhooks, TEST_SECRET, TestApp, call, eventually, fake_smtp,
-    three_nodes,
+    Account, Error, Fields, ReferenceWebhooks, TEST_SECRET, TestApp, WebhookReceiver, call,
+    eventually, fake_smtp, three_nodes,
 };
 
 async fn events_of(app: &TestApp, owner: &Account, alert: &str) -> Result<Vec<Value>, Error> {
@@ -165,37 +164,6 @@ async fn an_email_alert_fires_once_when_usage_crosses_it() -> TestResult {
     Ok(())
 }
 
-/// What the receiver saw: bodies and their Standard Webhooks headers; it refuses the first
-/// delivery with `Retry-After: 5`.
-type Received = Arc<Mutex<Vec<(String, Value)>>>;
-
-async fn receive(
-    request: HttpRequest,
-    body: web::Bytes,
-    seen: web::Data<Received>,
-) -> HttpResponse {
-    let mut headers = serde_json::Map::new();
-    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
-        if let Some(value) = request.headers().get(name).and_then(|v| v.to_str().ok()) {
-            headers.insert(name.to_owned(), Value::String(value.to_owned()));
-        }
-    }
-    let Ok(mut seen) = seen.lock() else {
-        return HttpResponse::InternalServerError().finish();
-    };
-    seen.push((
-        String::from_utf8_lossy(&body).into_owned(),
-        Value::Object(headers),
-    ));
-    if seen.len() == 1 {
-        HttpResponse::ServiceUnavailable()
-            .insert_header(("retry-after", "5"))
-            .finish()
-    } else {
-        HttpResponse::Ok().finish()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> TestResult {
     let Some(reference) = ReferenceWebhooks::find()? else {
@@ -204,20 +172,10 @@ async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> Te
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("hooked@example.com").await?;
     app.allow_internal_network().await?;
-    let seen: Received = Arc::default();
-    let data = web::Data::new(seen.clone());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let url = format!("http://{}/alerts", listener.local_addr()?);
-    tokio::spawn(
-        HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(receive))
-        })
-        .workers(1)
-        .listen(listener)?
-        .run(),
-    );
+    // The receiver refuses the first delivery with `Retry-After: 5`.
+    let receiver = WebhookReceiver::refusing_first();
+    let (port, _) = receiver.serve(0)?;
+    let url = format!("http://127.0.0.1:{port}/alerts");
     let alert = app
         .create_alert(
             &owner,
@@ -273,7 +231,7 @@ async fn a_webhook_alert_arrives_signed_and_a_failed_delivery_is_retried() -> Te
         "the first attempt failed and was retried"
     );
 
-    let seen = seen.lock().map_err(|_| "a poisoned lock")?.clone();
+    let seen = receiver.seen()?;
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(
         seen[0].1["webhook-id"], seen[1].1["webhook-id"],

@@ -15,11 +15,13 @@ pub mod rsyslog;
 pub mod slapd;
 mod sql;
 mod wait;
+mod webhook_receiver;
 
 pub use api::{Fields, parse};
 pub use reference_webhooks::ReferenceWebhooks;
 pub use sql::{scalar, wait_until};
 pub use wait::{eventually, exit_of, healthz_answered, poll, wait_for};
+pub use webhook_receiver::WebhookReceiver;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 

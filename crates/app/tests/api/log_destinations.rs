@@ -5,68 +5,16 @@
 //! shown, rotation with both secrets signing, the `failing` status after a day of
 //! failures, and the retention.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
 use crate::TestResult;
 use crate::helpers::rsyslog::Rsyslog;
-use crate::helpers::{Account, Error, Fields, ReferenceWebhooks, TestApp, eventually, three_nodes};
-
-/// What the HTTP receiver got: each batch's body and its Standard Webhooks headers.
-type Received = Arc<Mutex<Vec<(String, Value)>>>;
-
-async fn receive(
-    request: HttpRequest,
-    body: web::Bytes,
-    seen: web::Data<Received>,
-) -> HttpResponse {
-    let mut headers = serde_json::Map::new();
-    for name in [
-        "webhook-id",
-        "webhook-timestamp",
-        "webhook-signature",
-        "x-team",
-        "authorization",
-    ] {
-        if let Some(value) = request.headers().get(name).and_then(|v| v.to_str().ok()) {
-            headers.insert(name.to_owned(), Value::String(value.to_owned()));
-        }
-    }
-    match seen.lock() {
-        Ok(mut seen) => {
-            seen.push((
-                String::from_utf8_lossy(&body).into_owned(),
-                Value::Object(headers),
-            ));
-            HttpResponse::Ok().finish()
-        }
-        Err(_) => HttpResponse::InternalServerError().finish(),
-    }
-}
-
-/// Serves the receiver on `port` until the handle stops it.
-fn serve(port: u16, seen: &Received) -> Result<ServerHandle, Error> {
-    let data = web::Data::new(seen.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .default_service(web::to(receive))
-    })
-    .workers(1)
-    .bind(("127.0.0.1", port))?
-    .run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    Ok(handle)
-}
-
-fn lock(seen: &Received) -> Result<Vec<(String, Value)>, Error> {
-    Ok(seen.lock().map_err(|_| "a poisoned lock")?.clone())
-}
+use crate::helpers::{
+    Account, Error, Fields, ReferenceWebhooks, TestApp, WebhookReceiver, eventually, three_nodes,
+};
 
 /// Every event the HTTP receiver got, in arrival order.
 fn http_events(seen: &[(String, Value)]) -> Result<Vec<Value>, Error> {
@@ -130,11 +78,8 @@ async fn audited_changes_reach_http_and_syslog_in_order_once_even_across_outages
     let app = TestApp::spawn().await?;
     let owner = app.signed_up("logs@example.com").await?;
     app.allow_internal_network().await?;
-    let seen: Received = Arc::default();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let receiver = serve(port, &seen)?;
+    let hook = WebhookReceiver::new(&["x-team", "authorization"]);
+    let (port, receiver) = hook.serve(0)?;
 
     let (status, http) = app
         .post_in(
@@ -192,7 +137,7 @@ async fn audited_changes_reach_http_and_syslog_in_order_once_even_across_outages
         "the first change at both receivers",
         Duration::from_secs(20),
         || async {
-            Ok(only_created(&http_events(&lock(&seen)?)?).len() == 1
+            Ok(only_created(&http_events(&hook.seen()?)?).len() == 1
                 && rsyslog
                     .received()
                     .iter()
@@ -226,7 +171,7 @@ async fn audited_changes_reach_http_and_syslog_in_order_once_even_across_outages
     )
     .await?;
     // They come back (the retries back off: allow for it).
-    let receiver = serve(port, &seen)?;
+    let (_, receiver) = hook.serve(port)?;
     rsyslog.resume().await?;
     let expected = created_activities(&app, &owner).await?;
     assert_eq!(expected.len(), 4);
@@ -234,7 +179,7 @@ async fn audited_changes_reach_http_and_syslog_in_order_once_even_across_outages
         "every change at both receivers",
         Duration::from_secs(60),
         || async {
-            let at_http = only_created(&http_events(&lock(&seen)?)?).len();
+            let at_http = only_created(&http_events(&hook.seen()?)?).len();
             let at_syslog = rsyslog
                 .received()
                 .iter()
@@ -245,7 +190,7 @@ async fn audited_changes_reach_http_and_syslog_in_order_once_even_across_outages
     )
     .await?;
 
-    let batches = lock(&seen)?;
+    let batches = hook.seen()?;
     let events = http_events(&batches)?;
     assert_eq!(
         only_created(&events),
@@ -344,15 +289,15 @@ async fn audited_changes_reach_http_and_syslog_in_order_once_even_across_outages
         rotated["previous_secret_expires_at"].is_string(),
         "{rotated}"
     );
-    let before = lock(&seen)?.len();
+    let before = hook.seen()?.len();
     app.create_workflow(&owner, "Fifth", &three_nodes()).await?;
     eventually(
         "the batch after the rotation",
         Duration::from_secs(30),
-        || async { Ok(lock(&seen)?.len() > before) },
+        || async { Ok(hook.seen()?.len() > before) },
     )
     .await?;
-    let (body, headers) = lock(&seen)?.last().cloned().ok_or("a batch")?;
+    let (body, headers) = hook.seen()?.last().cloned().ok_or("a batch")?;
     reference
         .verify(&new_secret, &headers, &body)
         .await

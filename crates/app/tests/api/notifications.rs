@@ -8,7 +8,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use fluxolab_kernel::{Clock, ManualClock};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -16,53 +15,15 @@ use time::macros::datetime;
 
 use crate::TestResult;
 use crate::helpers::{
-    Account, Error, Fields, ReferenceWebhooks, TEST_SECRET, TestApp, eventually, fake_smtp,
-    wait_finished,
+    Account, Error, Fields, ReferenceWebhooks, TEST_SECRET, TestApp, WebhookReceiver, eventually,
+    fake_smtp, wait_finished,
 };
 
-/// What the receiver saw: bodies and their Standard Webhooks headers.
-type Received = Arc<Mutex<Vec<(String, Value)>>>;
-
-async fn receive(
-    request: HttpRequest,
-    body: web::Bytes,
-    seen: web::Data<Received>,
-) -> HttpResponse {
-    let mut headers = serde_json::Map::new();
-    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
-        if let Some(value) = request.headers().get(name).and_then(|v| v.to_str().ok()) {
-            headers.insert(name.to_owned(), Value::String(value.to_owned()));
-        }
-    }
-    match seen.lock() {
-        Ok(mut seen) => {
-            seen.push((
-                String::from_utf8_lossy(&body).into_owned(),
-                Value::Object(headers),
-            ));
-            HttpResponse::Ok().finish()
-        }
-        Err(_) => HttpResponse::InternalServerError().finish(),
-    }
-}
-
-/// A webhook receiver on loopback: its URL and what it saw.
-fn receiver() -> Result<(String, Received), Error> {
-    let seen: Received = Arc::default();
-    let data = web::Data::new(seen.clone());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let url = format!("http://{}/failed", listener.local_addr()?);
-    tokio::spawn(
-        HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(receive))
-        })
-        .workers(1)
-        .listen(listener)?
-        .run(),
-    );
-    Ok((url, seen))
+/// A webhook receiver on loopback: its URL and what it sees.
+fn receiver() -> Result<(String, WebhookReceiver), Error> {
+    let receiver = WebhookReceiver::new(&[]);
+    let (port, _) = receiver.serve(0)?;
+    Ok((format!("http://127.0.0.1:{port}/failed"), receiver))
 }
 
 /// trigger.manual → an `http.request` to a loopback port nobody listens on: each
@@ -143,7 +104,7 @@ async fn a_run_that_fails_for_good_is_emailed_once_and_posted_signed_but_not_its
     let quiet = app.signed_up("quiet@example.com").await?;
     switch_off(&app, &quiet, "execution_failed").await?;
     app.allow_internal_network().await?;
-    let (url, seen) = receiver()?;
+    let (url, hook) = receiver()?;
     let changed = set_settings(
         &app,
         &owner,
@@ -194,7 +155,7 @@ async fn a_run_that_fails_for_good_is_emailed_once_and_posted_signed_but_not_its
     eventually(
         "the notification's delivery",
         Duration::from_secs(30),
-        || async { Ok(app.count("outbox").await? == 0 && !lock(&seen)?.is_empty()) },
+        || async { Ok(app.count("outbox").await? == 0 && !hook.seen()?.is_empty()) },
     )
     .await?;
     let mails = lock(&mails)?;
@@ -215,7 +176,7 @@ async fn a_run_that_fails_for_good_is_emailed_once_and_posted_signed_but_not_its
         mails[0]
     );
 
-    let seen = lock(&seen)?;
+    let seen = hook.seen()?;
     assert_eq!(seen.len(), 1, "one webhook: {seen:?}");
     let (body, headers) = &seen[0];
     reference.verify(&new_secret, headers, body).await?;

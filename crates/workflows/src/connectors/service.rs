@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, Clock, Conflict, ConflictCode, Failure, Forbidden, IntegrationEvent,
-    IntegrationEventKind, IntegrationEvents, IntegrationKind, Page, PageRequest, Permission,
-    Principal, StorageError, UnitOfWorkFactory, Uow, ValidationErrors, integrations::record_change,
+    AuditLog, Clock, Conflict, ConflictCode, Failure, Forbidden, IntegrationEventKind,
+    IntegrationEvents, IntegrationKind, Page, PageRequest, Permission, Principal, StorageError,
+    UnitOfWorkFactory, Uow, ValidationErrors,
+    integrations::{Changed, record_change_by},
 };
 use serde_json::{Value, json};
 
@@ -332,32 +333,20 @@ impl ConnectorService {
         &self,
         unit: &mut Uow,
         principal: &Principal,
-        (action, event): (&'static str, IntegrationEventKind),
+        change: (&'static str, IntegrationEventKind),
         connector: &Connector,
         extra: Value,
     ) -> Result<(), StorageError> {
-        let mut details = json!({
-            "name": connector.name(),
-            "version": connector.manifest.version.to_string(),
-        });
-        if let (Some(details), Value::Object(extra)) = (details.as_object_mut(), extra) {
-            details.extend(extra);
-        }
-        let event = IntegrationEvent {
-            workspace_id: connector.workspace_id,
+        let integration = Changed {
             kind: IntegrationKind::Connectors,
-            integration_id: Some(connector.id.as_uuid()),
-            event,
-            details: details.clone(),
-            actor: Some(principal.actor()),
+            target: ("connector", connector.id.to_string()),
+            id: Some(connector.id.as_uuid()),
+            details: json!({
+                "name": connector.name(),
+                "version": connector.manifest.version.to_string(),
+            }),
         };
-        let activity = AuditEvent::by(
-            principal,
-            action,
-            ("connector", connector.id.to_string()),
-            details,
-        );
         let logs = (&*self.ports.audit, &*self.ports.integration_events);
-        record_change(logs, unit, &activity, &event).await
+        record_change_by(logs, unit, principal, change, integration, extra).await
     }
 }

@@ -15,10 +15,10 @@ mod service_tests;
 use std::sync::Arc;
 
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, Clock, Failure, Forbidden, IntegrationEvent, IntegrationEventKind,
-    IntegrationEvents, IntegrationKind, OwnedSecrets, Permission, PlanLimitReached, Principal,
-    StorageError, UnitOfWorkFactory, Uow, ValidationErrors, WorkspaceId,
-    integrations::record_change,
+    AuditLog, Clock, Failure, Forbidden, IntegrationEvent, IntegrationEventKind, IntegrationEvents,
+    IntegrationKind, OwnedSecrets, Permission, PlanLimitReached, Principal, StorageError,
+    UnitOfWorkFactory, Uow, ValidationErrors, WorkspaceId,
+    integrations::{Changed, record_change_by},
 };
 use serde_json::{Value, json};
 
@@ -288,25 +288,17 @@ impl LdapService {
         &self,
         unit: &mut Uow,
         principal: &Principal,
-        (action, event): (&'static str, IntegrationEventKind),
+        change: (&'static str, IntegrationEventKind),
         details: Value,
     ) -> Result<(), StorageError> {
-        let event = IntegrationEvent {
-            workspace_id: principal.workspace_id(),
+        let integration = Changed {
             kind: IntegrationKind::Ldap,
-            integration_id: None,
-            event,
-            details: details.clone(),
-            actor: Some(principal.actor()),
-        };
-        let activity = AuditEvent::by(
-            principal,
-            action,
-            ("ldap", principal.workspace_id().to_string()),
+            target: ("ldap", principal.workspace_id().to_string()),
+            id: None,
             details,
-        );
+        };
         let logs = (&*self.ports.audit, &*self.ports.integration_events);
-        record_change(logs, unit, &activity, &event).await
+        record_change_by(logs, unit, principal, change, integration, Value::Null).await
     }
 }
 

@@ -11,10 +11,11 @@ use std::sync::Arc;
 
 use fluxolab_kernel::standard_webhooks;
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, Clock, Conflict, ConflictCode, CredentialId, Failure, Forbidden,
-    IntegrationEvent, IntegrationEventKind, IntegrationEvents, IntegrationKind, NoRandomness,
-    OwnedSecrets, Page, PageRequest, Permission, Principal, SecretString, StorageError,
-    UnitOfWorkFactory, Uow, ValidationErrors, WorkspaceId, integrations::record_change,
+    AuditLog, Clock, Conflict, ConflictCode, CredentialId, Failure, Forbidden, IntegrationEvent,
+    IntegrationEventKind, IntegrationEvents, IntegrationKind, NoRandomness, OwnedSecrets, Page,
+    PageRequest, Permission, Principal, SecretString, StorageError, UnitOfWorkFactory, Uow,
+    ValidationErrors, WorkspaceId,
+    integrations::{Changed, record_change_by},
     validation::bounded_name,
 };
 use serde_json::{Value, json};
@@ -618,30 +619,18 @@ impl DestinationService {
         &self,
         unit: &mut Uow,
         principal: &Principal,
-        (action, event): (&'static str, IntegrationEventKind),
+        change: (&'static str, IntegrationEventKind),
         destination: &LogDestination,
         extra: Value,
     ) -> Result<(), StorageError> {
-        let mut details = json!({"name": destination.name, "kind": destination.config.kind()});
-        if let (Some(details), Value::Object(extra)) = (details.as_object_mut(), extra) {
-            details.extend(extra);
-        }
-        let event = IntegrationEvent {
-            workspace_id: destination.workspace_id,
+        let integration = Changed {
             kind: IntegrationKind::LogDestinations,
-            integration_id: Some(destination.id.as_uuid()),
-            event,
-            details: details.clone(),
-            actor: Some(principal.actor()),
+            target: ("log_destination", destination.id.to_string()),
+            id: Some(destination.id.as_uuid()),
+            details: json!({"name": destination.name, "kind": destination.config.kind()}),
         };
-        let activity = AuditEvent::by(
-            principal,
-            action,
-            ("log_destination", destination.id.to_string()),
-            details,
-        );
         let logs = (&*self.ports.audit, &*self.ports.integration_events);
-        record_change(logs, unit, &activity, &event).await
+        record_change_by(logs, unit, principal, change, integration, extra).await
     }
 }
 

@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, Clock, Conflict, ConflictCode, Failure, Forbidden, IntegrationEvent,
+    AuditLog, Clock, Conflict, ConflictCode, Failure, Forbidden, IntegrationEvent,
     IntegrationEventKind, IntegrationEvents, IntegrationKind, OwnedSecrets, Permission, Principal,
     ProbeReport, SecretStoreClient, StorageError, StoreConnection, UnitOfWorkFactory, Uow,
-    ValidationErrors, WorkspaceId, integrations::record_change,
+    ValidationErrors, WorkspaceId,
+    integrations::{Changed, record_change_by},
 };
 use serde_json::{Value, json};
 
@@ -462,30 +463,18 @@ impl ProviderService {
         &self,
         unit: &mut Uow,
         principal: &Principal,
-        (action, event): (&'static str, IntegrationEventKind),
+        change: (&'static str, IntegrationEventKind),
         provider: &SecretProvider,
         extra: Value,
     ) -> Result<(), StorageError> {
-        let mut details = json!({"name": provider.name, "kind": provider.config.kind()});
-        if let (Some(details), Value::Object(extra)) = (details.as_object_mut(), extra) {
-            details.extend(extra);
-        }
-        let event = IntegrationEvent {
-            workspace_id: provider.workspace_id,
+        let integration = Changed {
             kind: IntegrationKind::SecretProviders,
-            integration_id: Some(provider.id.as_uuid()),
-            event,
-            details: details.clone(),
-            actor: Some(principal.actor()),
+            target: ("secret_provider", provider.id.to_string()),
+            id: Some(provider.id.as_uuid()),
+            details: json!({"name": provider.name, "kind": provider.config.kind()}),
         };
-        let activity = AuditEvent::by(
-            principal,
-            action,
-            ("secret_provider", provider.id.to_string()),
-            details,
-        );
         let logs = (&*self.ports.audit, &*self.ports.integration_events);
-        record_change(logs, unit, &activity, &event).await
+        record_change_by(logs, unit, principal, change, integration, extra).await
     }
 }
 

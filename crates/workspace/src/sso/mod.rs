@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fluxolab_kernel::{
-    AuditEvent, AuditLog, Clock, Failure, Forbidden, IntegrationEvent, IntegrationEventKind,
-    IntegrationEvents, IntegrationKind, NoRandomness, OwnedSecrets, Permission, PlanGuard,
-    PlanLimitReached, Principal, StorageError, UnitOfWorkFactory, UserId, ValidationErrors,
-    WorkspaceId, integrations::record_change,
+    AuditLog, Clock, Failure, Forbidden, IntegrationEvent, IntegrationEventKind, IntegrationEvents,
+    IntegrationKind, NoRandomness, OwnedSecrets, Permission, PlanGuard, PlanLimitReached,
+    Principal, StorageError, UnitOfWorkFactory, UserId, ValidationErrors, WorkspaceId,
+    integrations::{Changed, record_change_by},
 };
 use serde_json::{Value, json};
 
@@ -357,21 +357,18 @@ impl SsoService {
         &self,
         unit: &mut fluxolab_kernel::Uow,
         principal: &Principal,
-        (action, event): (&'static str, IntegrationEventKind),
+        change: (&'static str, IntegrationEventKind),
         config: &SsoConfig,
         details: Value,
     ) -> Result<(), StorageError> {
-        let event = IntegrationEvent {
-            workspace_id: config.workspace_id,
+        let integration = Changed {
             kind: IntegrationKind::Sso,
-            integration_id: Some(config.id.as_uuid()),
-            event,
-            details: details.clone(),
-            actor: Some(principal.actor()),
+            target: ("sso", config.id.to_string()),
+            id: Some(config.id.as_uuid()),
+            details,
         };
-        let activity = AuditEvent::by(principal, action, ("sso", config.id.to_string()), details);
         let logs = (&*self.ports.audit, &*self.ports.integration_events);
-        record_change(logs, unit, &activity, &event).await
+        record_change_by(logs, unit, principal, change, integration, Value::Null).await
     }
 }
 
