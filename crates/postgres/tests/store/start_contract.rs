@@ -160,3 +160,59 @@ async fn the_postgres_event_store_keeps_the_contract() -> TestResult {
     );
     Ok(())
 }
+
+/// The next notification on `listener`'s channel within `patience`: its payload.
+async fn next_payload(
+    listener: &mut diesel_async::AsyncPgConnection,
+    patience: std::time::Duration,
+) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>> {
+    use futures_util::StreamExt;
+    let mut stream = std::pin::pin!(listener.notifications_stream());
+    match tokio::time::timeout(patience, stream.next()).await {
+        Ok(next) => Ok(Some(
+            next.ok_or("the listener's connection ended")??.payload,
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
+#[tokio::test]
+async fn a_queued_run_wakes_the_workers_once_it_is_committed() -> TestResult {
+    use diesel_async::AsyncConnection;
+    let (db, _) = bound_registration().await?;
+    let executions = PgExecutions::new(db.pool().clone());
+    let units = PgUnits::new(db.pool().clone());
+    let mut listener = diesel_async::AsyncPgConnection::establish(db.url()).await?;
+    listener.batch_execute("LISTEN fluxolab_executions").await?;
+    let mut marker = diesel_async::AsyncPgConnection::establish(db.url()).await?;
+    let patience = std::time::Duration::from_secs(10);
+
+    // Inside a unit: nothing before the commit (a marker sent meanwhile comes first)…
+    let run = decided(TriggerKind::Retry, None)?;
+    let mut unit = units.begin().await?;
+    executions.queue_in(unit.as_mut(), &run).await?;
+    // Time for a wake-up sent too early (on its own task) to reach the listener first.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    marker
+        .batch_execute("NOTIFY fluxolab_executions, 'marker'")
+        .await?;
+    assert_eq!(
+        next_payload(&mut listener, patience).await?.as_deref(),
+        Some("marker"),
+        "no wake-up before the run is committed"
+    );
+    // …and a wake-up once it is.
+    unit.commit().await?;
+    assert_eq!(
+        next_payload(&mut listener, patience).await?.as_deref(),
+        Some("")
+    );
+
+    // On its own: a wake-up after the run is stored.
+    executions.queue(&decided(TriggerKind::Run, None)?).await?;
+    assert_eq!(
+        next_payload(&mut listener, patience).await?.as_deref(),
+        Some("")
+    );
+    Ok(())
+}
