@@ -241,6 +241,24 @@ async fn fire_paced(
     Ok((side.rate(), side.latencies, side.failures))
 }
 
+/// Empties what the last phase stored (no backlog of queued executions from it) and
+/// checkpoints (no dirty pages or WAL of it left to flush), so each phase starts alike.
+async fn start_empty(pool: &fluxolab_postgres::DbPool) -> Result<(), Error> {
+    let mut connection = pool.get().await?;
+    diesel::sql_query(
+        "TRUNCATE executions, webhook_events, webhook_dedupe_keys, messages, conversations CASCADE",
+    )
+    .execute(&mut connection)
+    .await?;
+    if let Err(error) = diesel::sql_query("CHECKPOINT")
+        .execute(&mut connection)
+        .await
+    {
+        println!("  (no checkpoint before this phase: {error})");
+    }
+    Ok(())
+}
+
 /// Runs queued or running now.
 async fn backlog(pool: &fluxolab_postgres::DbPool) -> Result<i64, Error> {
     count(
@@ -388,21 +406,7 @@ async fn run(url: &str) -> Result<(), Error> {
         if !wanted(if workers { "workers" } else { "alone" }) {
             continue;
         }
-        // Each phase starts empty (no backlog of queued executions from the last one)
-        // and checkpointed (no dirty pages or WAL left to flush by the last one).
-        let mut connection = pool.get().await?;
-        diesel::sql_query(
-            "TRUNCATE executions, webhook_events, webhook_dedupe_keys, messages, conversations CASCADE",
-        )
-        .execute(&mut connection)
-        .await?;
-        if let Err(error) = diesel::sql_query("CHECKPOINT")
-            .execute(&mut connection)
-            .await
-        {
-            println!("  (no checkpoint before this phase: {error})");
-        }
-        drop(connection);
+        start_empty(&pool).await?;
         let app = Application::build(&settings(workers)?)?;
         let app = if workers { app } else { app.without_workers() };
         let intake = format!(
@@ -494,19 +498,7 @@ async fn steady(
     };
     let rate = number("BENCH_STEADY_RATE", 2_500.0);
     let seconds = number("BENCH_STEADY_SECONDS", 60.0);
-    let mut connection = pool.get().await?;
-    diesel::sql_query(
-        "TRUNCATE executions, webhook_events, webhook_dedupe_keys, messages, conversations CASCADE",
-    )
-    .execute(&mut connection)
-    .await?;
-    if let Err(error) = diesel::sql_query("CHECKPOINT")
-        .execute(&mut connection)
-        .await
-    {
-        println!("  (no checkpoint before this phase: {error})");
-    }
-    drop(connection);
+    start_empty(pool).await?;
     let app = Application::build(&api_settings(url, "48", &[])?)?;
     let intake = format!(
         "http://127.0.0.1:{}/api/webhooks/in/{}",
