@@ -120,26 +120,46 @@ fn cpu_split(before: Option<(u64, u64)>, after: Option<(u64, u64)>, seconds: f64
     }
 }
 
-/// Fires every delivery at `url` over [`CONNECTIONS`] connections; the rate, the
-/// sorted latencies and how many were not answered 200.
-async fn fire(
-    url: &str,
-    deliveries: Vec<(Vec<u8>, String)>,
-) -> Result<(f64, Vec<Duration>, usize), Error> {
+/// [`CONNECTIONS`] connections to the intake at `url`, and the path to post to.
+async fn connect(url: &str) -> Result<(Arc<str>, Vec<http1::Connection>), Error> {
     let url = url::Url::parse(url)?;
     let address = url
         .socket_addrs(|| None)?
         .into_iter()
         .next()
         .ok_or("the intake URL names no address")?;
-    let path: Arc<str> = url.path().into();
-    let deliveries = Arc::new(deliveries);
-    let next = Arc::new(AtomicUsize::new(0));
     let mut connections = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
         connections.push(http1::Connection::open(address).await?);
     }
-    let started = Instant::now();
+    Ok((url.path().into(), connections))
+}
+
+/// What the connections' tasks measured since `started`: the rate answered, the sorted
+/// latencies and how many were not answered 200.
+async fn tallied(
+    tasks: Vec<tokio::task::JoinHandle<Tally>>,
+    started: tokio::time::Instant,
+) -> Result<(f64, Vec<Duration>, usize), Error> {
+    let mut side = Side::default();
+    for task in tasks {
+        side.add(task.await?);
+    }
+    side.seconds = started.elapsed().as_secs_f64();
+    side.latencies.sort();
+    Ok((side.rate(), side.latencies, side.failures))
+}
+
+/// Fires every delivery at `url` over [`CONNECTIONS`] connections; the rate, the
+/// sorted latencies and how many were not answered 200.
+async fn fire(
+    url: &str,
+    deliveries: Vec<(Vec<u8>, String)>,
+) -> Result<(f64, Vec<Duration>, usize), Error> {
+    let (path, connections) = connect(url).await?;
+    let deliveries = Arc::new(deliveries);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = tokio::time::Instant::now();
     let mut tasks = Vec::new();
     for mut connection in connections {
         let (deliveries, next, path) = (deliveries.clone(), next.clone(), path.clone());
@@ -169,13 +189,7 @@ async fn fire(
             tally
         }));
     }
-    let mut side = Side::default();
-    for task in tasks {
-        side.add(task.await?);
-    }
-    side.seconds = started.elapsed().as_secs_f64();
-    side.latencies.sort();
-    Ok((side.rate(), side.latencies, side.failures))
+    tallied(tasks, started).await
 }
 
 /// Offers deliveries of `run_id` at `rate` a second for `duration` over [`CONNECTIONS`]
@@ -188,17 +202,7 @@ async fn fire_paced(
     rate: f64,
     duration: Duration,
 ) -> Result<(f64, Vec<Duration>, usize), Error> {
-    let url = url::Url::parse(url)?;
-    let address = url
-        .socket_addrs(|| None)?
-        .into_iter()
-        .next()
-        .ok_or("the intake URL names no address")?;
-    let path: Arc<str> = url.path().into();
-    let mut connections = Vec::with_capacity(CONNECTIONS);
-    for _ in 0..CONNECTIONS {
-        connections.push(http1::Connection::open(address).await?);
-    }
+    let (path, connections) = connect(url).await?;
     let started = tokio::time::Instant::now();
     let deadline = started + duration;
     let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate);
@@ -232,13 +236,7 @@ async fn fire_paced(
             tally
         }));
     }
-    let mut side = Side::default();
-    for task in tasks {
-        side.add(task.await?);
-    }
-    side.seconds = started.elapsed().as_secs_f64();
-    side.latencies.sort();
-    Ok((side.rate(), side.latencies, side.failures))
+    tallied(tasks, started).await
 }
 
 /// Empties what the last phase stored (no backlog of queued executions from it) and
