@@ -1,8 +1,9 @@
-//! `cargo xtask bench executions`: enqueues 50,000 runs of the three-node workflow into a
-//! scratch database and lets this process's workers run them at the default settings,
-//! every step persisted. Prints executions per second and the p50/p99 time from due to
-//! finished, and the rate again as a `RESULT key=value` line for `cargo xtask bench`.
-//! Asserts nothing. Needs `DATABASE_URL` naming a server where it may create a database.
+//! `cargo xtask bench executions`: enqueues 50,000 runs (`BENCH_RUNS`) of the three-node
+//! workflow into a scratch database and lets this process's workers run them at the
+//! default settings (or `WORKERS`, `DATABASE_POOL_SIZE`), every step persisted. Prints
+//! executions per second and the p50/p99 time from due to finished, and the rate again
+//! as a `RESULT key=value` line for `cargo xtask bench`. Asserts nothing. Needs
+//! `DATABASE_URL` naming a server where it may create a database.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -19,6 +20,7 @@ mod queue;
 use common::{Error, RunLatency, count};
 use queue::Bench;
 
+/// Runs queued, unless `BENCH_RUNS` says otherwise.
 const RUNS: i64 = 50_000;
 
 #[tokio::main]
@@ -29,7 +31,11 @@ async fn main() -> Result<(), Error> {
 async fn run(url: &str) -> Result<(), Error> {
     let bench = Bench::start(url).await?;
     let workspace = bench.workspace_with_workflow("bench@example.com").await?;
-    bench.enqueue(workspace, RUNS).await?;
+    let runs = match std::env::var("BENCH_RUNS") {
+        Ok(runs) => runs.parse().map_err(|_| "BENCH_RUNS is not a number")?,
+        Err(_) => RUNS,
+    };
+    bench.enqueue(workspace, runs).await?;
 
     let started = Instant::now();
     let workers = WorkerPool::start(
@@ -38,7 +44,7 @@ async fn run(url: &str) -> Result<(), Error> {
         bench.settings.workers,
     );
     let mut done = 0;
-    while done < RUNS && started.elapsed() < Duration::from_secs(600) {
+    while done < runs && started.elapsed() < Duration::from_secs(600) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         done = bench.finished().await?;
     }
@@ -54,7 +60,7 @@ async fn run(url: &str) -> Result<(), Error> {
     .get_result(&mut bench.pool.get().await?)
     .await?;
     println!(
-        "executions bench: {RUNS} runs of trigger.manual → data.set → flow.if, {} worker slots and a pool of {} (the defaults), every step persisted",
+        "executions bench: {runs} runs of trigger.manual → data.set → flow.if, {} worker slots and a pool of {}, every step persisted",
         bench.settings.workers.concurrency, bench.settings.database.pool_size
     );
     println!(

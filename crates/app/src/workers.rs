@@ -9,7 +9,6 @@
 //! without a renewal (a stall, a partition). Its task is dropped; nothing more is sent
 //! or written for it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -282,14 +281,10 @@ impl Worker {
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let mut running = JoinSet::new();
-        // The claim each running task holds, to release what the drain leaves.
-        let mut held: HashMap<tokio::task::Id, (ExecutionId, LeaseToken)> = HashMap::new();
         let pruning = tokio::spawn(prune_periodically(self.queue.clone(), stopped.clone()));
         tracing::info!(worker = %self.id, concurrency = self.settings.concurrency, "workers started");
         while !*stopped.borrow() {
-            while let Some(ended) = running.try_join_next_with_id() {
-                held.remove(&task_id(&ended));
-            }
+            while running.try_join_next().is_some() {}
             if slots.available_permits() == 0 {
                 // Every slot is busy: wait for one to free up rather than polling.
                 tokio::select! {
@@ -334,13 +329,11 @@ impl Worker {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
                 };
-                let claim = (execution.execution.id, execution.lease);
                 let clock = Arc::new(LeaseClock::new(
                     sent_at,
                     Duration::from_secs(self.lease().unsigned_abs()),
                 ));
-                let task = running.spawn(self.clone().process(execution, clock, permit));
-                held.insert(task.id(), claim);
+                running.spawn(self.clone().process(execution, clock, permit));
             }
         }
         tracing::info!(
@@ -349,42 +342,24 @@ impl Worker {
             "workers stopping; letting running executions finish"
         );
         let deadline = tokio::time::Instant::now() + self.settings.drain;
-        while let Ok(Some(ended)) =
-            tokio::time::timeout_at(deadline, running.join_next_with_id()).await
-        {
-            held.remove(&task_id(&ended));
-        }
-        if !running.is_empty() {
-            // Stop them first (no effect or write after this), then give them back.
-            running.abort_all();
-            while let Some(ended) = running.join_next_with_id().await {
-                if ended.is_ok() {
-                    held.remove(&task_id(&ended));
-                }
-            }
-            self.release(held.into_values()).await;
+        while let Ok(Some(_)) = tokio::time::timeout_at(deadline, running.join_next()).await {}
+        // Stop what is left first (no effect or write after this), then give back every
+        // run still held: those just stopped, and any whose task stopped earlier because
+        // its lease ran out by this process's clock while the database still gave it here.
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+        match self.queue.release_held(&self.id).await {
+            Ok(0) => {}
+            Ok(released) => tracing::warn!(
+                released,
+                "runs still held at the end of the drain were released"
+            ),
+            Err(error) => tracing::warn!(
+                error = %error,
+                "could not release the runs still held at shutdown; other workers take them when their leases end"
+            ),
         }
         let _ = pruning.await;
-    }
-
-    /// Gives the runs the drain stopped back to the queue, due at once.
-    async fn release(&self, claims: impl Iterator<Item = (ExecutionId, LeaseToken)>) {
-        let mut released = 0_u32;
-        for (id, lease) in claims {
-            match self.queue.release(id, lease).await {
-                Ok(Fenced::Written) => released += 1,
-                Ok(Fenced::LeaseLost) => {}
-                Err(error) => tracing::warn!(
-                    execution_id = %id,
-                    error = %error,
-                    "could not release a run at shutdown; another worker takes it when its lease ends"
-                ),
-            }
-        }
-        tracing::warn!(
-            released,
-            "runs still going at the end of the drain were released"
-        );
     }
 
     async fn process(
@@ -505,14 +480,6 @@ enum Stop {
     TimedOut,
     /// A cancel was asked for.
     CancelRequested,
-}
-
-/// The id of the task a `JoinSet` result comes from.
-fn task_id<T>(ended: &Result<(tokio::task::Id, T), tokio::task::JoinError>) -> tokio::task::Id {
-    match ended {
-        Ok((id, _)) => *id,
-        Err(error) => error.id(),
-    }
 }
 
 /// Deletes expired executions now and every [`PRUNE_EVERY`], in batches, until stopped.

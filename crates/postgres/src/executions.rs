@@ -555,38 +555,31 @@ impl ExecutionRepository for PgExecutions {
             .await
     }
 
-    #[tracing::instrument(name = "db.executions.release", level = "debug", skip_all)]
-    async fn release(
-        &self,
-        execution: ExecutionId,
-        lease: LeaseToken,
-    ) -> Result<Fenced, StorageError> {
+    #[tracing::instrument(name = "db.executions.release_held", level = "debug", skip_all)]
+    async fn release_held(&self, worker: &str) -> Result<u64, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // Raw: the release and the NOTIFY that wakes the other workers, in one statement.
+        // `locked_by` is the fence: each claim sets it, so a run another worker took since
+        // names that worker.
         let statement = format!(
             "WITH fence AS ( \
                UPDATE executions SET status = 'queued', due_at = least(due_at, now()), locked_by = NULL, \
                  locked_until = NULL, attempt = greatest(attempt - 1, 0) \
-               WHERE id = $1 AND status = 'running' AND lease_token = $2 RETURNING id) \
-             SELECT count(*) AS held, {wake} FROM fence",
+               WHERE status = 'running' AND locked_by = $1 RETURNING id) \
+             SELECT count(*) AS released, {wake} FROM fence",
             wake = crate::run_queue::WAKE_WORKERS,
         );
         #[derive(QueryableByName)]
         struct Released {
             #[diesel(sql_type = BigInt)]
-            held: i64,
+            released: i64,
         }
         let released: Released = Prepared::new(statement)
-            .bind::<SqlUuid, _>(execution.as_uuid())
-            .bind::<BigInt, _>(lease.value())
+            .bind::<Text, _>(worker)
             .get_result(&mut connection)
             .await
             .map_err(storage)?;
-        Ok(if released.held > 0 {
-            Fenced::Written
-        } else {
-            Fenced::LeaseLost
-        })
+        Ok(released.released.unsigned_abs())
     }
 
     #[tracing::instrument(name = "db.executions.find", level = "debug", skip_all)]

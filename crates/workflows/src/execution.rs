@@ -346,14 +346,13 @@ pub trait ExecutionRepository: Send + Sync {
         outcome: Finished,
         steps: &[StepRecord],
     ) -> Result<Fenced, StorageError>;
-    /// Gives a running execution back to the queue at once, while `lease` holds it: due
-    /// as it was (so ahead of runs queued after it), the attempt not counted (a worker
-    /// shutting down before it finished).
-    async fn release(
-        &self,
-        execution: ExecutionId,
-        lease: LeaseToken,
-    ) -> Result<Fenced, StorageError>;
+    /// Gives every run `worker` still holds back to the queue at once: due as it was (so
+    /// ahead of runs queued after it), the attempt not counted. For a worker shutting
+    /// down once its runs have stopped — those the drain cut short, and those it stopped
+    /// itself when its lease ran out by its own clock while the database still gave it to
+    /// it. A run another worker claimed since is that worker's and is left alone.
+    /// Returns how many went back.
+    async fn release_held(&self, worker: &str) -> Result<u64, StorageError>;
     async fn find(
         &self,
         workspace: WorkspaceId,

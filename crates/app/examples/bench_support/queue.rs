@@ -1,4 +1,5 @@
-//! What the queue benches share: the services at their defaults, a workspace with the
+//! What the queue benches share: the services at their defaults (or at the `WORKERS`
+//! and `DATABASE_POOL_SIZE` of the environment), a workspace with the
 //! three-node workflow, and a backlog inserted in one statement.
 
 use std::sync::Arc;
@@ -12,7 +13,8 @@ use fluxolab_workflows::service::CreateWorkflow;
 
 use crate::common::{Error, count, migrate, register_owner};
 
-/// The migrated scratch database, its pool and the services, at the default settings.
+/// The migrated scratch database, its pool and the services, at the default settings
+/// (but `WORKERS` and `DATABASE_POOL_SIZE` when the environment sets them).
 pub struct Bench {
     pub settings: Settings,
     pub pool: DbPool,
@@ -25,6 +27,8 @@ impl Bench {
         let settings = Settings::from_lookup(|variable| match variable {
             "DATABASE_URL" => Some(url.to_owned()),
             "APP_SECRET" => Some("bench-secret-bench-secret-bench-secret".to_owned()),
+            // To measure another configuration against the defaults.
+            "WORKERS" | "DATABASE_POOL_SIZE" => std::env::var(variable).ok(),
             _ => None,
         })?;
         let pool = fluxolab_app::startup::pool(&settings.database)?;

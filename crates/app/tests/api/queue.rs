@@ -302,3 +302,48 @@ async fn a_claim_fails_runs_out_of_attempts_and_resumes_the_others() -> TestResu
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_worker_shutting_down_gives_back_only_the_runs_it_still_holds() -> TestResult {
+    use fluxolab_workflows::execution::ExecutionRepository;
+
+    let app = TestApp::spawn_api_only().await?;
+    let owner = app.signed_up("release@example.com").await?;
+    let workflow = active_workflow(&app, &owner, None).await?;
+    app.enqueue(&owner, &workflow, 3).await?;
+    let queue = fluxolab_postgres::executions::PgExecutions::new(app.db.pool().clone());
+    let claimed = queue.claim("leaving", 3, 30).await?.runs;
+    assert_eq!(claimed.len(), 3);
+    // One of them ran out of lease and another worker took it over.
+    let taken = claimed[0].execution.id;
+    diesel::sql_query(format!(
+        "UPDATE executions SET locked_until = now() - interval '1 second' WHERE id = '{taken}'"
+    ))
+    .execute(&mut app.db.pool().get().await?)
+    .await?;
+    let heir = queue.claim("heir", 1, 30).await?.runs;
+    assert_eq!(heir.len(), 1);
+    assert_eq!(heir[0].execution.id, taken);
+
+    assert_eq!(queue.release_held("leaving").await?, 2);
+    assert_eq!(
+        app.scalar(
+            "SELECT count(*) AS count FROM executions WHERE status = 'queued' \
+             AND locked_by IS NULL AND attempt = 0 AND due_at <= now()"
+        )
+        .await?,
+        2,
+        "both runs still held are due again at once, their attempt not counted"
+    );
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT count(*) AS count FROM executions WHERE id = '{taken}' \
+             AND status = 'running' AND locked_by = 'heir'"
+        ))
+        .await?,
+        1,
+        "the run another worker took over is left to it"
+    );
+    assert_eq!(queue.release_held("leaving").await?, 0, "nothing twice");
+    Ok(())
+}
