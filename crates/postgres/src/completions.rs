@@ -1,15 +1,13 @@
-//! Group commit for finishing runs: every `finish` of the process goes to a queue, and a
-//! few writer tasks each take what has gathered (up to [`MAX_BATCH`]) and store it in one
-//! statement — one transaction, one WAL flush — for all of them. A run waits for its own
-//! answer, so nothing is reported finished before it is durable. With one run finishing
-//! at a time, a batch is that one run and costs what a single statement did.
+//! Finishing runs, group-committed ([`crate::group_commit`]): every `finish` of the
+//! process joins the runs finishing at the same moment in one statement, and waits for
+//! its own answer, so nothing is reported finished before it is durable.
 //!
 //! Every row is fenced like a single finish: written only while `status = 'running'` and
 //! its lease token holds, and its steps only for rows the update took — the steps it
 //! brings inserted, and for a run that keeps only its answers
 //! ([`StepsKept::Answers`]), the other steps already stored deleted.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashSet;
 
 use diesel::QueryableByName;
 use diesel::sql_types::{Jsonb, Text, Uuid as SqlUuid};
@@ -19,19 +17,13 @@ use fluxolab_workflows::engine::{ANSWER_NODE_TYPE, StepRecord};
 use fluxolab_workflows::execution::{Finished, StepsKept};
 use fluxolab_workflows::lease::{Fenced, LeaseToken};
 use serde_json::Value;
-use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::DbPool;
 use crate::error::storage;
 use crate::executions::{insert_steps, steps_json};
+use crate::group_commit::{BatchStatement, GroupCommit};
 use crate::pool::pooled;
-
-/// Most runs finished by one statement.
-const MAX_BATCH: usize = 256;
-/// Writer tasks: while one batch is being flushed, the next gathers and another writer
-/// can take it.
-const WRITERS: usize = 2;
 
 /// Finishes a batch: the rows of `$1` (`id, lease, status, output, error, steps,
 /// answers_only`), each under its lease token, with their steps after the steps they
@@ -71,119 +63,83 @@ fn finish_batch() -> String {
     )
 }
 
-/// One run to finish, and where its answer goes.
-struct Completion {
-    row: Value,
+/// One run to finish: its id and its row of the batch's input.
+pub(crate) struct Finishing {
     id: Uuid,
-    reply: oneshot::Sender<Result<Fenced, StorageError>>,
+    row: Value,
 }
 
-/// The queue of finishing runs and its writers (started on first use).
-#[derive(Clone, Default)]
-pub(crate) struct Completions {
-    queue: Arc<OnceLock<mpsc::UnboundedSender<Completion>>>,
-}
+/// Finishing runs, stored by [`finish_batch`]; each answers whether its lease still
+/// held.
+pub(crate) struct FinishBatch;
 
-impl std::fmt::Debug for Completions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Completions").finish_non_exhaustive()
-    }
-}
+impl BatchStatement for FinishBatch {
+    type Row = Finishing;
+    type Answer = Fenced;
 
-impl Completions {
-    /// Finishes `execution` under `lease` with `outcome` and `steps`, together with
-    /// whatever else is finishing now; returns once it is durable.
-    pub(crate) async fn finish(
-        &self,
-        pool: &DbPool,
-        (execution, lease): (ExecutionId, LeaseToken),
-        outcome: Finished,
-        steps: &[StepRecord],
-    ) -> Result<Fenced, StorageError> {
-        let row = serde_json::json!({
-            "id": execution.as_uuid(),
-            "lease": lease.value(),
-            "status": outcome.status.code(),
-            "output": outcome.output,
-            "error": outcome.error,
-            "steps": steps_json(steps)?,
-            "answers_only": outcome.steps_kept == StepsKept::Answers,
-            "notify_failure": outcome.notify_failure,
-        });
-        let (reply, answer) = oneshot::channel();
-        let queue = self.queue.get_or_init(|| start_writers(pool));
-        queue
-            .send(Completion {
-                row,
-                id: execution.as_uuid(),
-                reply,
-            })
-            .map_err(|_| StorageError::unavailable(crate::error::StoreError::CompletionsStopped))?;
-        answer
-            .await
-            .map_err(|_| StorageError::unavailable(crate::error::StoreError::CompletionsStopped))?
-    }
-}
-
-fn start_writers(pool: &DbPool) -> mpsc::UnboundedSender<Completion> {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let receiver = Arc::new(Mutex::new(receiver));
-    for _ in 0..WRITERS {
-        tokio::spawn(write_batches(pool.clone(), receiver.clone()));
-    }
-    sender
-}
-
-/// Takes what has gathered and writes it, until every sender is gone.
-async fn write_batches(pool: DbPool, receiver: Arc<Mutex<mpsc::UnboundedReceiver<Completion>>>) {
-    loop {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        {
-            let mut receiver = receiver.lock().await;
-            if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
-                return;
-            }
+    async fn write(pool: &DbPool, rows: &[&Finishing]) -> Result<Vec<Fenced>, StorageError> {
+        #[derive(QueryableByName)]
+        struct Written {
+            #[diesel(sql_type = SqlUuid)]
+            id: Uuid,
         }
-        let outcome = write(&pool, &batch).await;
-        for completion in batch {
-            let answer = match &outcome {
-                Ok(written) => Ok(if written.contains(&completion.id) {
+        let mut sorted = rows.to_vec();
+        // One lock order for every batch.
+        sorted.sort_by_key(|finishing| finishing.id);
+        let input = Value::Array(
+            sorted
+                .iter()
+                .map(|finishing| finishing.row.clone())
+                .collect(),
+        );
+        let mut connection = pooled(pool).await?;
+        // Raw: a multi-row fenced UPDATE … FROM jsonb_to_recordset with the steps' insert.
+        let written: Vec<Written> = crate::sql::Prepared::new(finish_batch())
+            .bind::<Jsonb, _>(input)
+            .bind::<Text, _>(ANSWER_NODE_TYPE)
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        let written: HashSet<Uuid> = written.into_iter().map(|row| row.id).collect();
+        Ok(rows
+            .iter()
+            .map(|finishing| {
+                if written.contains(&finishing.id) {
                     Fenced::Written
                 } else {
                     Fenced::LeaseLost
-                }),
-                Err(error) => Err(StorageError::of_kind(
-                    error.kind(),
-                    Box::new(std::io::Error::other(error.to_string())),
-                )),
-            };
-            // A run that stopped waiting (its task was dropped) needs no answer.
-            let _ = completion.reply.send(answer);
-        }
+                }
+            })
+            .collect())
     }
 }
 
-async fn write(pool: &DbPool, batch: &[Completion]) -> Result<Vec<Uuid>, StorageError> {
-    #[derive(QueryableByName)]
-    struct Written {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-    }
-    let mut rows: Vec<&Completion> = batch.iter().collect();
-    // One lock order for every batch.
-    rows.sort_by_key(|completion| completion.id);
-    let input = Value::Array(
-        rows.iter()
-            .map(|completion| completion.row.clone())
-            .collect(),
-    );
-    let mut connection = pooled(pool).await?;
-    // Raw: a multi-row fenced UPDATE … FROM jsonb_to_recordset with the steps' insert.
-    let written: Vec<Written> = crate::sql::Prepared::new(finish_batch())
-        .bind::<Jsonb, _>(input)
-        .bind::<Text, _>(ANSWER_NODE_TYPE)
-        .load(&mut connection)
+/// Finishes `execution` under `lease` with `outcome` and `steps`, together with whatever
+/// else is finishing now; returns once it is durable.
+pub(crate) async fn finish(
+    completions: &GroupCommit<FinishBatch>,
+    pool: &DbPool,
+    (execution, lease): (ExecutionId, LeaseToken),
+    outcome: Finished,
+    steps: &[StepRecord],
+) -> Result<Fenced, StorageError> {
+    let row = serde_json::json!({
+        "id": execution.as_uuid(),
+        "lease": lease.value(),
+        "status": outcome.status.code(),
+        "output": outcome.output,
+        "error": outcome.error,
+        "steps": steps_json(steps)?,
+        "answers_only": outcome.steps_kept == StepsKept::Answers,
+        "notify_failure": outcome.notify_failure,
+    });
+    completions
+        .store(
+            pool,
+            Finishing {
+                id: execution.as_uuid(),
+                row,
+            },
+        )
         .await
-        .map_err(storage)?;
-    Ok(written.into_iter().map(|row| row.id).collect())
 }

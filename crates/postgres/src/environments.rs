@@ -123,22 +123,36 @@ impl EnvironmentDirectory for PgEnvironments {
         reference: Option<&'a str>,
     ) -> Result<Option<EnvironmentRef>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let mut query = workspace_environments::table
+        let of_workspace = workspace_environments::table
             .filter(workspace_environments::workspace_id.eq(workspace.as_uuid()))
-            .select((workspace_environments::id, workspace_environments::name))
-            .into_boxed();
-        query = match reference.map(str::trim) {
-            None => query.filter(workspace_environments::is_default),
+            .select((workspace_environments::id, workspace_environments::name));
+        // Three statements rather than one boxed query: diesel keeps a prepared statement
+        // per connection only for a query whose shape is known at compile time, and every
+        // run started through the API resolves its environment.
+        let found: Option<(Uuid, String)> = match reference.map(str::trim) {
+            None => {
+                of_workspace
+                    .filter(workspace_environments::is_default)
+                    .first(&mut connection)
+                    .await
+            }
             Some(reference) => match reference.parse::<Uuid>() {
-                Ok(id) => query.filter(workspace_environments::id.eq(id)),
-                Err(_) => query.filter(workspace_environments::name.eq(reference.to_owned())),
+                Ok(id) => {
+                    of_workspace
+                        .filter(workspace_environments::id.eq(id))
+                        .first(&mut connection)
+                        .await
+                }
+                Err(_) => {
+                    of_workspace
+                        .filter(workspace_environments::name.eq(reference))
+                        .first(&mut connection)
+                        .await
+                }
             },
-        };
-        let found: Option<(Uuid, String)> = query
-            .first(&mut connection)
-            .await
-            .optional()
-            .map_err(storage)?;
+        }
+        .optional()
+        .map_err(storage)?;
         Ok(found.map(|(id, name)| EnvironmentRef {
             id: EnvironmentId::from_uuid(id),
             name,

@@ -24,8 +24,8 @@ pub enum StoreError {
     ForeignUnit,
     #[error("the intake's writer has stopped")]
     IntakeStopped,
-    #[error("the writer of finishing runs has stopped")]
-    CompletionsStopped,
+    #[error("the writer of a group commit has stopped")]
+    GroupCommitStopped,
     #[error("the notification stream ended")]
     ListenerEnded,
     #[error("the listening connection did not answer its check in time")]

@@ -35,7 +35,9 @@ pub struct PgExecutions {
     /// A connection taken out of the pool that `LISTEN`s for queued executions.
     listener: std::sync::Arc<tokio::sync::Mutex<Option<diesel_async::AsyncPgConnection>>>,
     /// Finishing runs, written in batches.
-    completions: crate::completions::Completions,
+    completions: crate::group_commit::GroupCommit<crate::completions::FinishBatch>,
+    /// Runs queued one at a time (`RunQueue::queue`), written in batches.
+    queued: crate::group_commit::GroupCommit<crate::run_queue::QueueBatch>,
     /// Wakes the workers once queued runs are committed.
     waker: crate::run_queue::Waker,
 }
@@ -56,9 +58,15 @@ impl PgExecutions {
         Self {
             pool,
             listener: std::sync::Arc::default(),
-            completions: crate::completions::Completions::default(),
+            completions: crate::group_commit::GroupCommit::default(),
+            queued: crate::group_commit::GroupCommit::default(),
             waker: crate::run_queue::Waker::default(),
         }
+    }
+
+    /// The batches of runs queued one at a time, for the run queue of this adapter.
+    pub(crate) fn queued(&self) -> &crate::group_commit::GroupCommit<crate::run_queue::QueueBatch> {
+        &self.queued
     }
 
     /// What wakes the workers, for the run queue of this adapter.
@@ -550,9 +558,14 @@ impl ExecutionRepository for PgExecutions {
         outcome: Finished,
         steps: &[StepRecord],
     ) -> Result<Fenced, StorageError> {
-        self.completions
-            .finish(&self.pool, (execution, lease), outcome, steps)
-            .await
+        crate::completions::finish(
+            &self.completions,
+            &self.pool,
+            (execution, lease),
+            outcome,
+            steps,
+        )
+        .await
     }
 
     #[tracing::instrument(name = "db.executions.release_held", level = "debug", skip_all)]

@@ -12,6 +12,7 @@ pub mod conversations;
 pub mod environments;
 pub mod error;
 pub mod executions;
+mod group_commit;
 pub mod intake_batch;
 pub mod integrations;
 mod joins;

@@ -1,22 +1,26 @@
 //! Every row of `executions` is inserted here: the runs the start use case decided
 //! (`RunQueue`, and the intake's batch statement, which composes [`QUEUE_DECIDED`]),
 //! and the inline runs of `/test`. The module decides nothing: versions, trigger kinds,
-//! quotas and audit entries arrive decided (`fluxolab_workflows::start`).
+//! quotas and audit entries arrive decided (`fluxolab_workflows::start`). A run queued
+//! on its own is group-committed with the others queued at the same moment
+//! ([`QueueBatch`]).
 
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::Jsonb;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use fluxolab_kernel::{StorageError, Uow};
 use fluxolab_workflows::execution::{ExecutionStatus, InlineRun, TriggerKind};
 use fluxolab_workflows::start::{QueuedRun, RunQueue};
 use fluxolab_workspace::settings::ExecutionDefaults;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::error::storage;
 use crate::executions::PgExecutions;
+use crate::group_commit::BatchStatement;
 use crate::pool::pooled;
 use crate::schema::executions;
 use crate::unit_of_work::connection_of;
@@ -51,16 +55,59 @@ pub(crate) static QUEUE_DECIDED: LazyLock<String> = LazyLock::new(|| {
 /// (a release, the intake's batch, a parent woken by its child) and by [`Waker`].
 pub(crate) const WAKE_WORKERS: &str = "pg_notify('fluxolab_executions', '')";
 
-/// Queues one decided run (`$1`…`$9` its columns) in one round trip; the workers are
-/// woken by [`Waker`] once it is committed.
-fn queue_statement() -> String {
+/// Queues the decided runs of `$1`, a JSON array of rows with the columns of
+/// [`QUEUE_DECIDED`]'s `decided`, in one round trip; the workers are woken by [`Waker`]
+/// once they are committed. A JSON `null` input comes out of `jsonb_to_recordset` as
+/// SQL `NULL` and goes back to `null`.
+static QUEUE_ROWS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH decided AS (SELECT $1::uuid AS id, $2::uuid AS workspace_id, $3::uuid AS workflow_id, \
-           $4::int AS version, $5::uuid AS environment_id, $6::text AS trigger_kind, \
-           $7::jsonb AS input, $8::uuid AS retry_of, $9::uuid AS parent_execution_id) \
+        "WITH decided AS (SELECT d.id, d.workspace_id, d.workflow_id, d.version, d.environment_id, \
+           d.trigger_kind, COALESCE(d.input, 'null'::jsonb) AS input, d.retry_of, d.parent_execution_id \
+           FROM jsonb_to_recordset($1) AS d(id uuid, workspace_id uuid, workflow_id uuid, version int, \
+             environment_id uuid, trigger_kind text, input jsonb, retry_of uuid, parent_execution_id uuid)) \
          {queue}",
         queue = &*QUEUE_DECIDED,
     )
+});
+
+/// A decided run as a row of [`QUEUE_ROWS`]'s input.
+fn queue_row(run: &QueuedRun) -> Value {
+    json!({
+        "id": run.id.as_uuid(),
+        "workspace_id": run.workspace_id.as_uuid(),
+        "workflow_id": run.workflow_id.as_uuid(),
+        "version": run.version,
+        "environment_id": run.environment_id.as_uuid(),
+        "trigger_kind": run.trigger_kind.code(),
+        "input": run.input,
+        "retry_of": run.retry_of.map(|id| id.as_uuid()),
+        "parent_execution_id": run.parent.map(|id| id.as_uuid()),
+    })
+}
+
+async fn queue_rows(connection: &mut AsyncPgConnection, rows: Value) -> Result<(), StorageError> {
+    // Raw: the queue's shared INSERT … SELECT (QUEUE_DECIDED) over jsonb_to_recordset.
+    crate::sql::Prepared::new(QUEUE_ROWS.as_str())
+        .bind::<Jsonb, _>(rows)
+        .execute(connection)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// Runs queued one at a time (`/run`, retries, the engine's own runs), stored with the
+/// others queued at the same moment ([`crate::group_commit`]).
+pub(crate) struct QueueBatch;
+
+impl BatchStatement for QueueBatch {
+    type Row = Value;
+    type Answer = ();
+
+    async fn write(pool: &crate::DbPool, rows: &[&Value]) -> Result<Vec<()>, StorageError> {
+        let input = Value::Array(rows.iter().map(|row| (*row).clone()).collect());
+        queue_rows(&mut *pooled(pool).await?, input).await?;
+        Ok(vec![(); rows.len()])
+    }
 }
 
 /// Wakes the workers (`NOTIFY`) after runs were queued, coalescing: one notification at a
@@ -108,37 +155,18 @@ async fn notify_when_wanted(pool: crate::DbPool, wanted: std::sync::Arc<tokio::s
     }
 }
 
-async fn queue_on(connection: &mut AsyncPgConnection, run: &QueuedRun) -> Result<(), StorageError> {
-    // Raw: the queue's shared INSERT … SELECT (QUEUE_DECIDED) over the decided values.
-    crate::sql::Prepared::new(queue_statement())
-        .bind::<SqlUuid, _>(run.id.as_uuid())
-        .bind::<SqlUuid, _>(run.workspace_id.as_uuid())
-        .bind::<SqlUuid, _>(run.workflow_id.as_uuid())
-        .bind::<Integer, _>(run.version)
-        .bind::<SqlUuid, _>(run.environment_id.as_uuid())
-        .bind::<Text, _>(run.trigger_kind.code())
-        .bind::<Jsonb, _>(&run.input)
-        .bind::<Nullable<SqlUuid>, _>(run.retry_of.map(|id| id.as_uuid()))
-        .bind::<Nullable<SqlUuid>, _>(run.parent.map(|id| id.as_uuid()))
-        .execute(connection)
-        .await
-        .map_err(storage)?;
-    Ok(())
-}
-
 #[async_trait]
 impl RunQueue for PgExecutions {
     #[tracing::instrument(name = "db.run_queue.queue", level = "debug", skip_all)]
     async fn queue(&self, run: &QueuedRun) -> Result<(), StorageError> {
-        let mut connection = pooled(self.pool()).await?;
-        queue_on(&mut connection, run).await?;
+        self.queued().store(self.pool(), queue_row(run)).await?;
         self.waker().wake(self.pool());
         Ok(())
     }
 
     #[tracing::instrument(name = "db.run_queue.queue_in", level = "debug", skip_all)]
     async fn queue_in(&self, unit: &mut Uow, run: &QueuedRun) -> Result<(), StorageError> {
-        queue_on(connection_of(unit)?, run).await?;
+        queue_rows(connection_of(unit)?, Value::Array(vec![queue_row(run)])).await?;
         let (waker, pool) = (self.waker().clone(), self.pool().clone());
         crate::unit_of_work::after_commit(unit, async move { waker.wake(&pool) })
     }

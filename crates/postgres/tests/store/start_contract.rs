@@ -161,6 +161,40 @@ async fn the_postgres_event_store_keeps_the_contract() -> TestResult {
     Ok(())
 }
 
+#[tokio::test]
+async fn runs_queued_at_once_are_stored_together_and_a_bad_one_fails_alone() -> TestResult {
+    let (db, _) = bound_registration().await?;
+    let executions = PgExecutions::new(db.pool().clone());
+    let mut runs = (0..40)
+        .map(|_| decided(TriggerKind::Run, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    // A run of a version that does not exist breaks a foreign key: its batch is refused.
+    runs[7].version = 99;
+    // A run without input keeps its JSON null.
+    runs[3].input = serde_json::Value::Null;
+    let queued = futures_util::future::join_all(runs.iter().map(|run| executions.queue(run))).await;
+    for (index, outcome) in queued.iter().enumerate() {
+        assert_eq!(outcome.is_ok(), index != 7, "run {index}: {outcome:?}");
+    }
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) AS count FROM executions WHERE status = 'queued'"
+        )
+        .await?,
+        39
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) AS count FROM executions WHERE input = 'null'::jsonb"
+        )
+        .await?,
+        1
+    );
+    Ok(())
+}
+
 /// The next notification on `listener`'s channel within `patience`: its payload.
 async fn next_payload(
     listener: &mut diesel_async::AsyncPgConnection,
