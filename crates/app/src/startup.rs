@@ -18,7 +18,7 @@ use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::activity_log::PgAudit;
 use fluxolab_postgres::alerts::PgAlerts;
 use fluxolab_postgres::api_keys::PgApiKeys;
-use fluxolab_postgres::auth_cache::{AuthCache, CachedApiKeys, CachedMembers};
+use fluxolab_postgres::auth_cache::{AuthCache, CachedApiKeys, CachedEnvironments, CachedMembers};
 use fluxolab_postgres::billing::PgBilling;
 use fluxolab_postgres::connectors::PgConnectors;
 use fluxolab_postgres::environments::PgEnvironments;
@@ -124,8 +124,8 @@ pub fn services(
     services_with(pool, settings, clock, observer, &auth)
 }
 
-/// Wires the use cases to their Postgres adapters; memberships and API keys are looked
-/// up through `auth` (used once its listener listens: [`AuthCache::listen`]).
+/// Wires the use cases to their Postgres adapters; memberships, API keys and environments
+/// are looked up through `auth` (used once its listener listens: [`AuthCache::listen`]).
 pub fn services_with(
     pool: &DbPool,
     settings: &Settings,
@@ -198,7 +198,10 @@ pub fn services_with(
         Arc::new(PgBilling::new(pool.clone())),
         clock.clone(),
     ));
-    let environments = Arc::new(PgEnvironments::new(pool.clone()));
+    let environments = Arc::new(CachedEnvironments::new(
+        Arc::new(PgEnvironments::new(pool.clone())),
+        auth.clone(),
+    ));
     let integrations = Arc::new(PgIntegrations::new(pool.clone()));
     let workspace_settings = Arc::new(PgSettings::new(pool.clone()));
     let provider_ports = Arc::new(ProviderPorts {

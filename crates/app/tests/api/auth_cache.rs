@@ -357,3 +357,56 @@ async fn while_its_listener_is_lost_an_instance_reads_the_database() -> TestResu
     served_from_cache(&first, read, 200, &remove, &add).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn an_environment_renamed_through_one_instance_is_resolved_by_the_other() -> TestResult {
+    let (first, second) = two_instances().await?;
+    let owner = first.signed_up("renamer@example.com").await?;
+    let definition = json!({
+        "nodes": [{"id": "start", "type": "trigger.manual", "name": "Start"}],
+        "connections": []
+    });
+    let workflow = first
+        .active_workflow(&owner, "Named", &definition)
+        .await?
+        .id;
+    let path = format!("/api/workflows/{workflow}/run");
+    let run_in = |environment: &'static str| {
+        let (second, owner, path) = (&second, &owner, path.clone());
+        async move {
+            let (status, _) = second
+                .post_in(owner, &path, &json!({"environment": environment}))
+                .await?;
+            Ok::<u16, Error>(status)
+        }
+    };
+    assert_eq!(run_in("production").await?, 202);
+    // Served from the second's cache: a rename nobody announces goes unseen there.
+    let workspace = &owner.workspace_id;
+    served_from_cache(
+        &first,
+        || run_in("production"),
+        202,
+        &format!(
+            "UPDATE workspace_environments SET name = 'live' \
+             WHERE workspace_id = '{workspace}' AND name = 'production'"
+        ),
+        &format!(
+            "UPDATE workspace_environments SET name = 'production' \
+             WHERE workspace_id = '{workspace}' AND name = 'live'"
+        ),
+    )
+    .await?;
+
+    let (renamed, body) = first
+        .patch_in(
+            &owner,
+            "/api/settings/environments/production",
+            &json!({"name": "live"}),
+        )
+        .await?;
+    assert_eq!(renamed, 200, "{body}");
+    assert_eq!(poll_until(202, || run_in("live")).await?, 202);
+    assert_eq!(run_in("production").await?, 422, "the old name is gone");
+    Ok(())
+}

@@ -1,11 +1,13 @@
 //! The auth cache: what an authenticated request needs to know about its caller — the
 //! role and grants of a user in a workspace (or that they are no member of it), and the
-//! API key a lookup prefix names (or that none does) — kept in each process, so that a
-//! warm request spends no query on it.
+//! API key a lookup prefix names (or that none does) — and the environments a request
+//! names, kept in each process, so that a warm request spends no query on them.
 //!
 //! It sits behind the ports the use cases already call, as decorators: [`CachedMembers`]
 //! wraps a `MemberRepository` and caches `access`; [`CachedApiKeys`] wraps an
-//! `ApiKeyRepository` and caches `find_by_prefix`. Everything else goes straight through.
+//! `ApiKeyRepository` and caches `find_by_prefix`; [`CachedEnvironments`] wraps an
+//! `EnvironmentRepository` and resolves environments from each workspace's cached names
+//! and ids. Everything else goes straight through.
 //!
 //! **Invalidation.** Every change of what it holds announces itself in the transaction
 //! that makes it: triggers (migration 16) send `NOTIFY fluxolab_auth` with a payload
@@ -57,6 +59,7 @@ macro_rules! cached_repository {
 use cached_repository;
 
 mod api_keys;
+mod environments;
 mod listener;
 mod members;
 #[cfg(test)]
@@ -73,6 +76,7 @@ use fluxolab_workspace::api_keys::StoredKey;
 use moka::future::Cache;
 
 pub use api_keys::CachedApiKeys;
+pub use environments::{CachedEnvironments, EnvironmentStore};
 pub use members::CachedMembers;
 
 /// The notification channel of auth changes.
@@ -83,7 +87,8 @@ pub const LISTENER_APPLICATION_NAME: &str = "fluxolab auth listener";
 /// How many entries the cache keeps and how long it trusts one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuthCacheSettings {
-    /// Entries kept in each of its two maps (memberships, API keys).
+    /// Entries kept in each of its maps (memberships, API keys, workspaces'
+    /// environments).
     pub capacity: u64,
     /// The longest an entry is used, announced changes or not.
     pub ttl: Duration,
@@ -116,6 +121,9 @@ pub enum Change {
     /// Some key changed, which one unknown here (this process's revocations and
     /// rotations): every key goes.
     ApiKeys,
+    /// `environments:<workspace>`: an environment of that workspace was added, renamed,
+    /// made the default or deleted.
+    Environments(WorkspaceId),
     /// `all`, or a payload this build cannot read: everything goes.
     Everything,
 }
@@ -131,6 +139,7 @@ impl Change {
                 })
             }),
             Some(("workspace", id)) => id.parse().ok().map(Change::Workspace),
+            Some(("environments", id)) => id.parse().ok().map(Change::Environments),
             Some(("api_key", prefix)) if !prefix.is_empty() => {
                 Some(Change::ApiKey(prefix.to_owned()))
             }
@@ -149,6 +158,7 @@ pub struct AuthCache {
 struct Shared {
     members: Cache<(WorkspaceId, UserId), Access>,
     keys: Cache<String, Option<StoredKey>>,
+    environments: Cache<WorkspaceId, Arc<Vec<environments::Known>>>,
     /// Bumped before every eviction.
     generation: AtomicU64,
     /// Whether the listener listens (the cache is used only then).
@@ -161,6 +171,7 @@ impl std::fmt::Debug for AuthCache {
             .field("listening", &self.is_listening())
             .field("members", &self.shared.members.entry_count())
             .field("keys", &self.shared.keys.entry_count())
+            .field("environments", &self.shared.environments.entry_count())
             .finish()
     }
 }
@@ -182,6 +193,7 @@ impl AuthCache {
             shared: Arc::new(Shared {
                 members: map(settings),
                 keys: map(settings),
+                environments: map(settings),
                 generation: AtomicU64::new(0),
                 listening: AtomicBool::new(false),
             }),
@@ -211,6 +223,7 @@ impl AuthCache {
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
         self.shared.members.invalidate_all();
         self.shared.keys.invalidate_all();
+        self.shared.environments.invalidate_all();
     }
 
     /// Evicts what `change` names (in this process).
@@ -224,6 +237,7 @@ impl AuthCache {
             Change::Workspace(_) => shared.members.invalidate_all(),
             Change::ApiKey(prefix) => shared.keys.invalidate(prefix).await,
             Change::ApiKeys => shared.keys.invalidate_all(),
+            Change::Environments(workspace) => shared.environments.invalidate(workspace).await,
             Change::Everything => self.drop_everything(),
         }
     }

@@ -46,7 +46,19 @@ fn payloads_name_what_to_evict() {
         Change::parse("api_key:flx_abcdefgh"),
         Change::ApiKey("flx_abcdefgh".to_owned())
     );
-    for unreadable in ["all", "", "member:nope", "workspace:", "api_key:", "news"] {
+    assert_eq!(
+        Change::parse(&format!("environments:{workspace}")),
+        Change::Environments(workspace)
+    );
+    for unreadable in [
+        "all",
+        "",
+        "member:nope",
+        "workspace:",
+        "api_key:",
+        "environments:x",
+        "news",
+    ] {
         assert_eq!(
             Change::parse(unreadable),
             Change::Everything,

@@ -1,0 +1,3 @@
+DROP TRIGGER workspace_environments_auth_truncated ON workspace_environments;
+DROP TRIGGER workspace_environments_auth_changed ON workspace_environments;
+DROP FUNCTION fluxolab_auth_environment_changed();
