@@ -7,6 +7,11 @@
 //! breaks a constraint, say a run whose workflow was deleted meanwhile) is written again
 //! row by row, so one bad row fails only its own caller. Writing a batch again is safe:
 //! a refused statement stored nothing.
+//!
+//! The writers run on the runtime the group commit was made on (the process's main
+//! one), not on whichever runtime its first caller happens to be on: an HTTP worker's
+//! runtime ends when the server stops, before the workers' drain, which still queues and
+//! finishes runs.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -41,15 +46,18 @@ struct Pending<S: BatchStatement> {
     reply: oneshot::Sender<Result<S::Answer, StorageError>>,
 }
 
-/// The queue of rows of kind `S` and its writers (started on first use).
+/// The queue of rows of kind `S` and its writers (started on first use, on the runtime
+/// this was made on when there is one).
 pub(crate) struct GroupCommit<S: BatchStatement> {
     queue: Arc<OnceLock<mpsc::UnboundedSender<Pending<S>>>>,
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl<S: BatchStatement> Default for GroupCommit<S> {
     fn default() -> Self {
         Self {
             queue: Arc::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 }
@@ -58,6 +66,7 @@ impl<S: BatchStatement> Clone for GroupCommit<S> {
     fn clone(&self) -> Self {
         Self {
             queue: self.queue.clone(),
+            runtime: self.runtime.clone(),
         }
     }
 }
@@ -77,7 +86,9 @@ impl<S: BatchStatement> GroupCommit<S> {
         row: S::Row,
     ) -> Result<S::Answer, StorageError> {
         let (reply, answer) = oneshot::channel();
-        let queue = self.queue.get_or_init(|| start_writers::<S>(pool));
+        let queue = self
+            .queue
+            .get_or_init(|| start_writers::<S>(pool, self.runtime.as_ref()));
         queue.send(Pending { row, reply }).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -87,11 +98,18 @@ fn stopped() -> StorageError {
     StorageError::unavailable(StoreError::GroupCommitStopped)
 }
 
-fn start_writers<S: BatchStatement>(pool: &DbPool) -> mpsc::UnboundedSender<Pending<S>> {
+fn start_writers<S: BatchStatement>(
+    pool: &DbPool,
+    runtime: Option<&tokio::runtime::Handle>,
+) -> mpsc::UnboundedSender<Pending<S>> {
     let (sender, receiver) = mpsc::unbounded_channel();
     let receiver = Arc::new(Mutex::new(receiver));
     for _ in 0..WRITERS {
-        tokio::spawn(write_batches::<S>(pool.clone(), receiver.clone()));
+        let writer = write_batches::<S>(pool.clone(), receiver.clone());
+        match runtime {
+            Some(runtime) => drop(runtime.spawn(writer)),
+            None => drop(tokio::spawn(writer)),
+        }
     }
     sender
 }
@@ -166,6 +184,26 @@ mod tests {
         };
         crate::pool::connect_pool("postgres://nobody@127.0.0.1:1/none", &settings)
             .unwrap_or_else(|error| panic!("pool: {error}"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writers_outlive_the_runtime_of_the_first_caller() {
+        let commits = GroupCommit::<Numbers>::default();
+        let pool = pool();
+        let (first, first_pool) = (commits.clone(), pool.clone());
+        // The first caller is on a runtime of its own, gone once it has its answer.
+        let answered = tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|error| panic!("runtime: {error}"));
+            runtime.block_on(first.store(&first_pool, 1)).ok()
+        })
+        .await
+        .ok()
+        .flatten();
+        assert_eq!(answered, Some(2));
+        assert_eq!(commits.store(&pool, 3).await.ok(), Some(6));
     }
 
     #[tokio::test]
