@@ -23,6 +23,30 @@ pub fn unknown_environment(reference: Option<&str>) -> String {
     )
 }
 
+/// What a reference given to [`EnvironmentDirectory::resolve`] asks for: the one rule
+/// every directory follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvironmentLookup<'a> {
+    /// No reference: the workspace's default environment.
+    Default,
+    /// Text that reads as a UUID (surrounding spaces ignored): that id.
+    Id(EnvironmentId),
+    /// Any other text (surrounding spaces ignored): that exact name.
+    Name(&'a str),
+}
+
+impl<'a> EnvironmentLookup<'a> {
+    pub fn of(reference: Option<&'a str>) -> Self {
+        match reference.map(str::trim) {
+            None => Self::Default,
+            Some(reference) => match reference.parse::<uuid::Uuid>() {
+                Ok(id) => Self::Id(EnvironmentId::from_uuid(id)),
+                Err(_) => Self::Name(reference),
+            },
+        }
+    }
+}
+
 /// Finds a workspace's environments by name or id.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]

@@ -33,7 +33,8 @@ pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
 pub use audit::{AuditEvent, AuditLog};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use environment::{
-    EnvironmentDirectory, EnvironmentRef, EnvironmentVariables, RunEnvironment, VariablesError,
+    EnvironmentDirectory, EnvironmentLookup, EnvironmentRef, EnvironmentVariables, RunEnvironment,
+    VariablesError,
 };
 pub use failure::{Conflict, ConflictCode, Failure, NoRandomness, Unauthenticated};
 pub use ids::{

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use fluxolab_kernel::{
-    CredentialId, EnvironmentDirectory, EnvironmentId, EnvironmentRef, ExecutionId, StorageError,
-    Uow, WorkflowId, WorkspaceId,
+    CredentialId, EnvironmentDirectory, EnvironmentId, EnvironmentLookup, EnvironmentRef,
+    ExecutionId, StorageError, Uow, WorkflowId, WorkspaceId,
 };
 use fluxolab_workspace::environments::{
     Environment, EnvironmentRepository, LastFailure, StatusCounts, StoredValue, Variable,
@@ -129,27 +129,25 @@ impl EnvironmentDirectory for PgEnvironments {
         // Three statements rather than one boxed query: diesel keeps a prepared statement
         // per connection only for a query whose shape is known at compile time, and every
         // run started through the API resolves its environment.
-        let found: Option<(Uuid, String)> = match reference.map(str::trim) {
-            None => {
+        let found: Option<(Uuid, String)> = match EnvironmentLookup::of(reference) {
+            EnvironmentLookup::Default => {
                 of_workspace
                     .filter(workspace_environments::is_default)
                     .first(&mut connection)
                     .await
             }
-            Some(reference) => match reference.parse::<Uuid>() {
-                Ok(id) => {
-                    of_workspace
-                        .filter(workspace_environments::id.eq(id))
-                        .first(&mut connection)
-                        .await
-                }
-                Err(_) => {
-                    of_workspace
-                        .filter(workspace_environments::name.eq(reference))
-                        .first(&mut connection)
-                        .await
-                }
-            },
+            EnvironmentLookup::Id(id) => {
+                of_workspace
+                    .filter(workspace_environments::id.eq(id.as_uuid()))
+                    .first(&mut connection)
+                    .await
+            }
+            EnvironmentLookup::Name(name) => {
+                of_workspace
+                    .filter(workspace_environments::name.eq(name))
+                    .first(&mut connection)
+                    .await
+            }
         }
         .optional()
         .map_err(storage)?;

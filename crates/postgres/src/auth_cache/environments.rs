@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fluxolab_kernel::{
-    EnvironmentDirectory, EnvironmentId, EnvironmentRef, StorageError, Uow, WorkspaceId,
+    EnvironmentDirectory, EnvironmentId, EnvironmentLookup, EnvironmentRef, StorageError, Uow,
+    WorkspaceId,
 };
 use fluxolab_workspace::environments::{Environment, EnvironmentRepository, StatusCounts};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::Change;
 use crate::unit_of_work::after_commit;
@@ -37,18 +37,13 @@ super::cached_repository!(
     CachedEnvironments wraps EnvironmentStore
 );
 
-/// The environment `reference` names among `known`, as `PgEnvironments::resolve` finds
-/// it: none, the default; text that reads as a UUID, by id; any other, by exact name.
+/// The environment `reference` names among `known`, by the rule every directory
+/// follows ([`EnvironmentLookup`]).
 fn pick(known: &[Known], reference: Option<&str>) -> Option<EnvironmentRef> {
-    let found = match reference.map(str::trim) {
-        None => known.iter().find(|known| known.is_default),
-        Some(reference) => match reference.parse::<Uuid>() {
-            Ok(id) => {
-                let id = EnvironmentId::from_uuid(id);
-                known.iter().find(|known| known.reference.id == id)
-            }
-            Err(_) => known.iter().find(|known| known.reference.name == reference),
-        },
+    let found = match EnvironmentLookup::of(reference) {
+        EnvironmentLookup::Default => known.iter().find(|known| known.is_default),
+        EnvironmentLookup::Id(id) => known.iter().find(|known| known.reference.id == id),
+        EnvironmentLookup::Name(name) => known.iter().find(|known| known.reference.name == name),
     };
     found.map(|known| known.reference.clone())
 }
@@ -120,6 +115,8 @@ impl EnvironmentRepository for CachedEnvironments {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     fn known(name: &str, is_default: bool) -> Known {
