@@ -368,6 +368,9 @@ struct ClaimedId {
     timeout_seconds: Option<i32>,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     save_successful_steps: bool,
+    /// Started by an earlier claim: it may have steps to resume after.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    started: bool,
     /// Not claimed: ended `failed` by the claim (its last lease ran out).
     #[diesel(sql_type = diesel::sql_types::Bool)]
     abandoned: bool,
@@ -386,8 +389,9 @@ impl ClaimedId {
 }
 
 /// The claim, fair between workspaces, in one statement. First, nothing stays running
-/// forever: a run whose lease ended after its last attempt fails (`abandoned`), and
-/// joins its workflow's failure notice ([`crate::notifications::note_failures`]). Then, in
+/// forever: a run whose lease ended after its last attempt fails (`abandoned`, the
+/// oldest leases first), and joins its workflow's failure notice
+/// ([`crate::notifications::note_failures`]). Then, in
 /// priority order, it takes: runs whose lease ended with attempts left (their worker
 /// died); runs started before and back in the queue (released by a worker shutting
 /// down, due again after a long delay or a retry's backoff), so work under way finishes
@@ -397,23 +401,29 @@ impl ClaimedId {
 /// oldest due runs of anyone, to fill the claim. A quiet workspace's run is thus taken by
 /// the next claim whatever another's backlog, and an idle machine still gives a busy
 /// workspace every slot. Every part is bounded by `$2`, so a claim costs the same with ten
-/// or a million rows waiting.
+/// or a million rows waiting; every part reads `executions_lease_idx` by an ordered index
+/// scan, never a bitmap, so the entries finished runs left there are skipped once marked
+/// dead rather than visited in the heap at every claim. Each run says whether an earlier
+/// claim started it (`started`): only those can have steps to resume after.
 static FAIR_CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH RECURSIVE abandoned AS ( \
        UPDATE executions SET status = 'failed', finished_at = now(), locked_by = NULL, \
          locked_until = NULL, \
          error = format('abandoned after %s attempts (its worker stopped each time)', attempt) \
-       WHERE status = 'running' AND locked_until < now() AND attempt >= max_attempts \
+       WHERE id IN ( \
+         SELECT id FROM executions \
+         WHERE status = 'running' AND locked_until < now() AND attempt >= max_attempts \
+         ORDER BY locked_until LIMIT $2 FOR UPDATE SKIP LOCKED) \
        RETURNING id, workspace_id, workflow_id, error \
      ), failed AS ( \
        SELECT id, workspace_id, workflow_id, error, now() AS failed_at FROM abandoned \
      ), {notices}, expired AS ( \
-       SELECT id FROM executions \
+       SELECT id, true AS started FROM executions \
        WHERE status = 'running' AND locked_until < now() AND attempt < max_attempts \
        ORDER BY locked_until LIMIT $2 FOR UPDATE SKIP LOCKED \
      ), resumed AS ( \
-       SELECT id, due_at FROM executions \
+       SELECT id, due_at, true AS started FROM executions \
        WHERE status = 'queued' AND started_at IS NOT NULL AND due_at <= now() \
        ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED \
      ), waiting AS ( \
@@ -425,29 +435,32 @@ static FAIR_CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
          WHERE e.status = 'queued' AND e.due_at <= now() AND e.workspace_id > w.workspace_id \
          ORDER BY e.workspace_id, e.due_at LIMIT 1) next \
      ), fair AS ( \
-       SELECT id, due_at FROM executions \
+       SELECT id, due_at, started_at IS NOT NULL AS started FROM executions \
        WHERE id IN (SELECT id FROM waiting LIMIT $2) AND status = 'queued' \
        FOR UPDATE SKIP LOCKED \
      ), fill AS ( \
-       SELECT id, due_at FROM executions WHERE status = 'queued' AND due_at <= now() \
+       SELECT id, due_at, started_at IS NOT NULL AS started FROM executions \
+       WHERE status = 'queued' AND due_at <= now() \
        ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED \
      ), due AS ( \
-       SELECT id FROM ( \
-         SELECT id, 0 AS pass, now() AS due_at FROM expired \
-         UNION ALL SELECT id, 1, due_at FROM resumed \
-         UNION ALL SELECT id, 2, due_at FROM fair \
-         UNION ALL SELECT id, 3, due_at FROM fill \
+       SELECT id, bool_or(started) AS started FROM ( \
+         SELECT id, 0 AS pass, now() AS due_at, started FROM expired \
+         UNION ALL SELECT id, 1, due_at, started FROM resumed \
+         UNION ALL SELECT id, 2, due_at, started FROM fair \
+         UNION ALL SELECT id, 3, due_at, started FROM fill \
        ) chosen GROUP BY id ORDER BY min(pass), min(due_at) LIMIT $2 \
      ), claimed AS ( \
        UPDATE executions e SET status = 'running', locked_by = $1, \
          locked_until = now() + make_interval(secs => $3), attempt = e.attempt + 1, \
          lease_token = e.lease_token + 1, started_at = coalesce(e.started_at, now()) \
        FROM due WHERE e.id = due.id \
-       RETURNING e.id, e.lease_token, e.timeout_seconds, e.save_successful_steps \
+       RETURNING e.id, e.lease_token, e.timeout_seconds, e.save_successful_steps, \
+         due.started \
      ) \
-     SELECT id, lease_token, timeout_seconds, save_successful_steps, false AS abandoned \
+     SELECT id, lease_token, timeout_seconds, save_successful_steps, started, \
+       false AS abandoned \
        FROM claimed \
-     UNION ALL SELECT id, 0, NULL, false, true FROM abandoned",
+     UNION ALL SELECT id, 0, NULL, false, true, true FROM abandoned",
         notices = crate::notifications::note_failures()
     )
 });
@@ -573,12 +586,14 @@ impl ExecutionRepository for PgExecutions {
         let mut connection = pooled(&self.pool).await?;
         // Raw: the release and the NOTIFY that wakes the other workers, in one statement.
         // `locked_by` is the fence: each claim sets it, so a run another worker took since
-        // names that worker.
+        // names that worker. A held run always has a lease: saying so lets the statement
+        // read the lease index (migration 32) instead of the whole table.
         let statement = format!(
             "WITH fence AS ( \
                UPDATE executions SET status = 'queued', due_at = least(due_at, now()), locked_by = NULL, \
                  locked_until = NULL, attempt = greatest(attempt - 1, 0) \
-               WHERE status = 'running' AND locked_by = $1 RETURNING id) \
+               WHERE status = 'running' AND locked_until IS NOT NULL AND locked_by = $1 \
+               RETURNING id) \
              SELECT count(*) AS released, {wake} FROM fence",
             wake = crate::run_queue::WAKE_WORKERS,
         );
@@ -730,6 +745,12 @@ impl ExecutionRepository for PgExecutions {
             .iter()
             .map(|claimed| (claimed.id, (claimed.lease_token, claimed.defaults())))
             .collect();
+        // Only a run started before can have steps to resume after.
+        let started: Vec<Uuid> = ids
+            .iter()
+            .filter(|claimed| claimed.started)
+            .map(|claimed| claimed.id)
+            .collect();
         let ids: Vec<Uuid> = ids.into_iter().map(|claimed| claimed.id).collect();
         let mut connection = pooled(&self.pool).await?;
         let rows: Vec<ExecutionRow> = executions::table
@@ -760,16 +781,20 @@ impl ExecutionRepository for PgExecutions {
                 serde_json::from_value::<Definition>(definition).map_err(storage)?,
             );
         }
-        let steps: Vec<(Uuid, StepRow)> = execution_steps::table
-            .filter(execution_steps::execution_id.eq_any(&ids))
-            .order((
-                execution_steps::execution_id,
-                execution_steps::position.asc(),
-            ))
-            .select((execution_steps::execution_id, step_columns!()))
-            .load(&mut connection)
-            .await
-            .map_err(storage)?;
+        let steps: Vec<(Uuid, StepRow)> = if started.is_empty() {
+            Vec::new()
+        } else {
+            execution_steps::table
+                .filter(execution_steps::execution_id.eq_any(&started))
+                .order((
+                    execution_steps::execution_id,
+                    execution_steps::position.asc(),
+                ))
+                .select((execution_steps::execution_id, step_columns!()))
+                .load(&mut connection)
+                .await
+                .map_err(storage)?
+        };
         let mut completed_by_run: HashMap<Uuid, Vec<StepRecord>> = HashMap::new();
         for (id, row) in steps {
             completed_by_run.entry(id).or_default().push(step(row));
