@@ -108,7 +108,7 @@ async fn run(url: &str) -> Result<(), Error> {
 
     let app = Application::build(&settings)?.without_workers();
     let base = format!("http://127.0.0.1:{}", app.port());
-    let server = tokio::spawn(app.run_until_stopped());
+    let server = common::Serving::start(app);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONNECTIONS)
         .build()?;
@@ -153,7 +153,7 @@ async fn run(url: &str) -> Result<(), Error> {
     fire(&client, &list, &key_headers, half, &mut keyed).await?;
     fire(&client, &list, &key_headers, half, &mut keyed).await?;
     fire(&client, &list, &jwt_headers, half, &mut jwt).await?;
-    server.abort();
+    server.stop().await?;
 
     for (label, side) in [("JWT", &mut jwt), ("API key", &mut keyed)] {
         side.latencies.sort();

@@ -144,7 +144,7 @@ async fn run(url: &str) -> Result<(), Error> {
 
     let app = Application::build(&settings)?.without_workers();
     let address: SocketAddr = ([127, 0, 0, 1], app.port()).into();
-    let server = tokio::spawn(app.run_until_stopped());
+    let server = common::Serving::start(app);
     let client = reqwest::Client::new();
     let access = login(&client, &format!("http://{address}"), "bench@example.com").await?;
     await_listener(&pool).await?;
@@ -203,7 +203,7 @@ async fn run(url: &str) -> Result<(), Error> {
     for index in [0, 1, 2, 2, 1, 0] {
         fire(address, &requests[index], half, &mut sides[index]).await?;
     }
-    server.abort();
+    server.stop().await?;
 
     for (request, side) in requests.iter().zip(sides.iter_mut()) {
         side.latencies.sort();

@@ -412,7 +412,7 @@ async fn run(url: &str) -> Result<(), Error> {
             app.port(),
             registration.public_id
         );
-        let server = tokio::spawn(app.run_until_stopped());
+        let server = common::Serving::start(app);
         let run_id = if workers { "workers" } else { "alone" };
         // Not measured: a running service has its caches filled, its connections open
         // and its statements prepared.
@@ -467,7 +467,7 @@ async fn run(url: &str) -> Result<(), Error> {
                 finished as f64 / started.elapsed().as_secs_f64(),
             ));
         }
-        server.abort();
+        server.stop().await?;
     }
     if wanted("steady") {
         results.extend(steady(url, &pool, &registration).await?);
@@ -503,7 +503,7 @@ async fn steady(
         app.port(),
         registration.public_id
     );
-    let server = tokio::spawn(app.run_until_stopped());
+    let server = common::Serving::start(app);
     let warm_up = (0..WARM_UP)
         .map(|i| delivery("steady-warm-up", i))
         .collect();
@@ -517,7 +517,7 @@ async fn steady(
     let window = started.elapsed().as_secs_f64();
     let executed = (succeeded_executions(pool).await? - executed_before) as f64 / window;
     let backlog_end = backlog(pool).await?;
-    server.abort();
+    server.stop().await?;
     println!(
         "  steady state: {rate:.0} deliveries/s offered for {seconds:.0} s, workers on (default WORKERS)"
     );

@@ -537,6 +537,13 @@ impl Application {
         self.port
     }
 
+    /// Stops the server as a signal would: `stop(true)` lets in-flight requests finish,
+    /// after which [`Application::run_until_stopped`] drains its workers and returns.
+    /// Aborting the task that runs it would not: the server and the workers run on.
+    pub fn stop_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves (and runs workers) until SIGTERM/SIGINT, then lets in-flight requests and
     /// running executions finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

@@ -42,6 +42,32 @@ where
     outcome
 }
 
+/// An application serving in this process, stopped for good by [`Serving::stop`].
+pub struct Serving {
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Serving {
+    /// Starts `app` (its workers too, unless built without).
+    pub fn start(app: fluxolab_app::Application) -> Self {
+        let handle = app.stop_handle();
+        Self {
+            handle,
+            task: tokio::spawn(app.run_until_stopped()),
+        }
+    }
+
+    /// Stops the server at once (the load generator's idle keep-alive connections are
+    /// not waited for) and drains its workers, so that the next phase of a bench does
+    /// not share the machine with this one's server and workers.
+    pub async fn stop(self) -> Result<(), Error> {
+        self.handle.stop(false).await;
+        self.task.await??;
+        Ok(())
+    }
+}
+
 /// Applies the migrations to the scratch database at `url`.
 pub async fn migrate(url: &str) -> Result<(), Error> {
     let url = url.to_owned();
