@@ -401,10 +401,12 @@ impl ClaimedId {
 /// oldest due runs of anyone, to fill the claim. A quiet workspace's run is thus taken by
 /// the next claim whatever another's backlog, and an idle machine still gives a busy
 /// workspace every slot. Every part is bounded by `$2`, so a claim costs the same with ten
-/// or a million rows waiting; every part reads `executions_lease_idx` by an ordered index
-/// scan, never a bitmap, so the entries finished runs left there are skipped once marked
-/// dead rather than visited in the heap at every claim. Each run says whether an earlier
-/// claim started it (`started`): only those can have steps to resume after.
+/// or a million rows waiting; the parts that read `executions_lease_idx` take the oldest
+/// leases first with a limit, which PostgreSQL plans as an ordered index scan: it skips
+/// the entries finished runs left there once they are marked dead, where a bitmap scan
+/// (the unbounded update this pass used to be) visited every one in the heap. Each run
+/// says whether an earlier claim started it (`started`): only those can have steps to
+/// resume after.
 static FAIR_CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH RECURSIVE abandoned AS ( \
