@@ -10,7 +10,6 @@ use actix_web::middleware::from_fn;
 use actix_web::web::{self, Data, JsonConfig, PathConfig, PayloadConfig, QueryConfig};
 use actix_web::{App, HttpServer};
 use fluxolab_telemetry::MetricsRegistry;
-use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::console::{self, ConsoleFiles};
@@ -36,6 +35,7 @@ pub struct ApiState {
     pub probe: Arc<dyn DatabaseProbe>,
     pub metrics: Data<HttpMetrics>,
     openapi: Data<OpenApiJson>,
+    route_methods: Data<RouteMethods>,
     services: Option<Data<Services>>,
     console: Option<Arc<dyn ConsoleFiles>>,
 }
@@ -54,6 +54,7 @@ impl ApiState {
             probe,
             metrics: Data::new(HttpMetrics::new(MetricsRegistry::new())),
             openapi: Data::new(OpenApiJson(serde_json::to_string(&document)?)),
+            route_methods: Data::new(RouteMethods::of(&document)),
             services: None,
             console: None,
         })
@@ -96,7 +97,8 @@ pub fn configure_app(
 > {
     let limit = body_limit;
     let services = state.services.clone();
-    let (app, document) = App::new()
+    let route_methods = state.route_methods.clone();
+    let app = App::new()
         .app_data(
             JsonConfig::default()
                 .limit(limit)
@@ -113,14 +115,12 @@ pub fn configure_app(
         .app_data(state.metrics.clone())
         .app_data(state.openapi.clone())
         .app_data(Data::new(state))
-        .into_utoipa_app()
-        .configure(openapi::routes)
-        .split_for_parts();
+        .configure(openapi::routes::<web::ServiceConfig>);
     let app = match services {
         Some(services) => app.app_data(services),
         None => app,
     };
-    app.app_data(Data::new(RouteMethods::of(&document)))
+    app.app_data(route_methods)
         .service(SwaggerUi::new("/api/docs/{_:.*}").config(Config::from("/api/openapi.json")))
         .default_service(web::to(no_route))
         // Inside `observe`: its 403s still carry the handler's error, and its audit
@@ -135,23 +135,18 @@ pub fn configure_app(
 struct RouteMethods(std::collections::HashMap<String, Vec<&'static str>>);
 
 impl RouteMethods {
-    fn of(document: &utoipa::openapi::OpenApi) -> Self {
+    fn of(document: &serde_json::Value) -> Self {
+        let Some(paths) = document.get("paths").and_then(serde_json::Value::as_object) else {
+            return Self::default();
+        };
         Self(
-            document
-                .paths
-                .paths
+            paths
                 .iter()
                 .map(|(template, item)| {
-                    let methods = [
-                        ("GET", item.get.is_some()),
-                        ("POST", item.post.is_some()),
-                        ("PUT", item.put.is_some()),
-                        ("PATCH", item.patch.is_some()),
-                        ("DELETE", item.delete.is_some()),
-                    ]
-                    .into_iter()
-                    .filter_map(|(method, present)| present.then_some(method))
-                    .collect();
+                    let methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+                        .into_iter()
+                        .filter(|method| item.get(method.to_ascii_lowercase()).is_some())
+                        .collect();
                     (template.clone(), methods)
                 })
                 .collect(),
