@@ -40,7 +40,14 @@ pub struct PgExecutions {
     queued: crate::group_commit::GroupCommit<crate::run_queue::QueueBatch>,
     /// Wakes the workers once queued runs are committed.
     waker: crate::run_queue::Waker,
+    /// Definitions of the workflow versions claimed runs pin, parsed once per process: a
+    /// version is never changed once written, so a claim reads only those it has not
+    /// seen.
+    definitions: moka::sync::Cache<(Uuid, i32), std::sync::Arc<Definition>>,
 }
+
+/// How many workflow versions' definitions a process keeps parsed.
+const CACHED_DEFINITIONS: u64 = 1_024;
 
 impl std::fmt::Debug for PgExecutions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,7 +68,56 @@ impl PgExecutions {
             completions: crate::group_commit::GroupCommit::default(),
             queued: crate::group_commit::GroupCommit::default(),
             waker: crate::run_queue::Waker::default(),
+            definitions: moka::sync::Cache::new(CACHED_DEFINITIONS),
         }
+    }
+
+    /// The definitions of the workflow versions `pinned`, from the process's cache, the
+    /// versions it lacks read in one query.
+    async fn definitions(
+        &self,
+        connection: &mut diesel_async::AsyncPgConnection,
+        pinned: impl Iterator<Item = (Uuid, i32)>,
+    ) -> Result<HashMap<(Uuid, i32), std::sync::Arc<Definition>>, StorageError> {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        for key in pinned {
+            if found.contains_key(&key) {
+                continue;
+            }
+            match self.definitions.get(&key) {
+                Some(definition) => {
+                    found.insert(key, definition);
+                }
+                None => missing.push(key),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let workflows: Vec<Uuid> = missing.iter().map(|key| key.0).collect();
+        let versions: Vec<i32> = missing.iter().map(|key| key.1).collect();
+        // Only the versions missing (a superset at worst), each parsed once.
+        let stored: Vec<(Uuid, i32, Value)> = workflow_versions::table
+            .filter(workflow_versions::workflow_id.eq_any(&workflows))
+            .filter(workflow_versions::version.eq_any(&versions))
+            .select((
+                workflow_versions::workflow_id,
+                workflow_versions::version,
+                workflow_versions::definition,
+            ))
+            .load(connection)
+            .await
+            .map_err(storage)?;
+        for (workflow, version, definition) in stored {
+            let definition = std::sync::Arc::new(
+                serde_json::from_value::<Definition>(definition).map_err(storage)?,
+            );
+            self.definitions
+                .insert((workflow, version), std::sync::Arc::clone(&definition));
+            found.insert((workflow, version), definition);
+        }
+        Ok(found)
     }
 
     /// The batches of runs queued one at a time, for the run queue of this adapter.
@@ -742,7 +798,8 @@ impl ExecutionRepository for PgExecutions {
                 abandoned,
             });
         }
-        // Three queries for the whole batch: the rows, their definitions, their steps.
+        // At most three queries for the whole batch: the rows, the definitions this process
+        // has not parsed yet, the steps of runs started before.
         let tokens: HashMap<Uuid, (i64, RunDefaults)> = ids
             .iter()
             .map(|claimed| (claimed.id, (claimed.lease_token, claimed.defaults())))
@@ -762,27 +819,9 @@ impl ExecutionRepository for PgExecutions {
             .load(&mut connection)
             .await
             .map_err(storage)?;
-        let workflows: Vec<Uuid> = rows.iter().map(|row| row.2).collect();
-        let versions: Vec<i32> = rows.iter().map(|row| row.3).collect();
-        // Only the versions claimed (a superset at worst), each parsed once.
-        let stored: Vec<(Uuid, i32, Value)> = workflow_versions::table
-            .filter(workflow_versions::workflow_id.eq_any(&workflows))
-            .filter(workflow_versions::version.eq_any(&versions))
-            .select((
-                workflow_versions::workflow_id,
-                workflow_versions::version,
-                workflow_versions::definition,
-            ))
-            .load(&mut connection)
-            .await
-            .map_err(storage)?;
-        let mut definitions = HashMap::with_capacity(stored.len());
-        for (workflow, version, definition) in stored {
-            definitions.insert(
-                (workflow, version),
-                serde_json::from_value::<Definition>(definition).map_err(storage)?,
-            );
-        }
+        let definitions = self
+            .definitions(&mut connection, rows.iter().map(|row| (row.2, row.3)))
+            .await?;
         let steps: Vec<(Uuid, StepRow)> = if started.is_empty() {
             Vec::new()
         } else {
@@ -806,7 +845,7 @@ impl ExecutionRepository for PgExecutions {
             let execution = execution(row)?;
             let definition = definitions
                 .get(&(execution.workflow_id.as_uuid(), execution.version))
-                .cloned()
+                .map(|definition| Definition::clone(definition))
                 .ok_or_else(|| corrupt("the execution's version is gone"))?;
             let (lease, defaults) = tokens
                 .get(&execution.id.as_uuid())
