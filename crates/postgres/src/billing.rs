@@ -323,18 +323,15 @@ impl BillingRepository for PgBilling {
         // through today: a run after downtime fills the days it missed. One process at a
         // time: a statement that finds the advisory lock taken (another worker process is
         // writing the same rows) writes nothing, so worker processes started together do
-        // not all count the same executions.
+        // not all count the same executions. A day's executions are read once for
+        // their three counts (read three times, a day of ~100,000 runs took ~0.8 s).
         // Raw: LATERAL generate_series, jsonb_build_object of subqueries and an upsert.
         let written = diesel::sql_query(
             "WITH turn AS (SELECT pg_try_advisory_xact_lock(hashtextextended('fluxolab.usage_snapshots', 0)) AS taken) \
              INSERT INTO workspace_usage_snapshots (workspace_id, day, metrics) \
              SELECT w.id, d.day::date, jsonb_build_object( \
-               'executions', (SELECT count(*) FROM executions e WHERE e.workspace_id = w.id \
-                  AND e.created_at >= d.start AND e.created_at < d.start + interval '1 day'), \
-               'executions_succeeded', (SELECT count(*) FROM executions e WHERE e.workspace_id = w.id \
-                  AND e.created_at >= d.start AND e.created_at < d.start + interval '1 day' AND e.status = 'succeeded'), \
-               'executions_failed', (SELECT count(*) FROM executions e WHERE e.workspace_id = w.id \
-                  AND e.created_at >= d.start AND e.created_at < d.start + interval '1 day' AND e.status = 'failed'), \
+               'executions', x.total, 'executions_succeeded', x.succeeded, \
+               'executions_failed', x.failed, \
                'webhook_events', (SELECT count(*) FROM webhook_events v WHERE v.workspace_id = w.id \
                   AND v.received_at >= d.start AND v.received_at < d.start + interval '1 day'), \
                'members', (SELECT count(*) FROM workspace_members m WHERE m.workspace_id = w.id), \
@@ -348,6 +345,11 @@ impl BillingRepository for PgBilling {
                         (w.created_at AT TIME ZONE 'UTC')::date)::timestamp, \
                $1::timestamp, interval '1 day') AS g(day) \
              CROSS JOIN LATERAL (SELECT g.day, g.day AT TIME ZONE 'UTC' AS start) AS d \
+             CROSS JOIN LATERAL (SELECT count(*) AS total, \
+                 count(*) FILTER (WHERE e.status = 'succeeded') AS succeeded, \
+                 count(*) FILTER (WHERE e.status = 'failed') AS failed \
+               FROM executions e WHERE e.workspace_id = w.id \
+                 AND e.created_at >= d.start AND e.created_at < d.start + interval '1 day') AS x \
              WHERE (SELECT taken FROM turn) \
              ON CONFLICT (workspace_id, day) DO UPDATE SET metrics = EXCLUDED.metrics, updated_at = now()",
         )
