@@ -27,14 +27,32 @@ use crate::pool::pooled;
 
 /// Finishes a batch: the rows of `$1` (`id, lease, status, output, error, steps,
 /// answers_only`), each under its lease token, with their steps after the steps they
-/// have; of a run with `answers_only`, the stored steps that are not a successful
-/// answer (a node of type `$2` without an error) go. Its own steps arrive filtered by
-/// the domain, and the delete sees only the rows stored before the statement, so it
-/// never takes what the statement inserts. A parent waiting for one of the runs is made
-/// due at once ([`crate::sub_workflows::WAKE_WAITING_PARENTS`]); a run whose failure is
-/// notified (`notify_failure`) joins its workflow's failure notice
-/// ([`crate::notifications::note_failures`]). Returns the ids written.
-fn finish_batch() -> String {
+/// have. A parent waiting for one of the runs is made due at once
+/// ([`crate::sub_workflows::WAKE_WAITING_PARENTS`]). Returns the ids written.
+///
+/// With `exceptions` (a row of the batch has `answers_only` or `notify_failure`), it
+/// also takes, of a run with `answers_only`, the stored steps that are not a successful
+/// answer (a node of type `$2` without an error) — its own steps arrive filtered by the
+/// domain, and the delete sees only the rows stored before the statement, so it never
+/// takes what the statement inserts — and a run whose failure is notified joins its
+/// workflow's failure notice ([`crate::notifications::note_failures`]). Without, those
+/// parts are left out (and `$2` is not bound): most batches have neither, and PostgreSQL
+/// starts every part of a statement, needed or not.
+fn finish_batch(exceptions: bool) -> String {
+    let exceptional = if exceptions {
+        format!(
+            ", failed AS (SELECT id, workspace_id, workflow_id, error, now() AS failed_at \
+               FROM fence WHERE notify_failure), {notices}, \
+             dropped AS ( \
+               DELETE FROM execution_steps s USING fence f \
+               WHERE s.execution_id = f.id AND f.answers_only \
+                 AND NOT (s.node_type = $2 AND s.error IS NULL) \
+             )",
+            notices = crate::notifications::note_failures(),
+        )
+    } else {
+        String::new()
+    };
     format!(
         "WITH input AS ( \
            SELECT * FROM jsonb_to_recordset($1) AS i( \
@@ -47,19 +65,11 @@ fn finish_batch() -> String {
            WHERE e.id = i.id AND e.status = 'running' AND e.lease_token = i.lease \
            RETURNING e.id, e.workspace_id, i.answers_only, e.parent_execution_id, \
              e.workflow_id, e.error, i.notify_failure \
-         ), steps AS ({}), \
-         ended AS (SELECT id, parent_execution_id FROM fence), {wake}, \
-         failed AS (SELECT id, workspace_id, workflow_id, error, now() AS failed_at \
-           FROM fence WHERE notify_failure), {notices}, \
-         dropped AS ( \
-           DELETE FROM execution_steps s USING fence f \
-           WHERE s.execution_id = f.id AND f.answers_only \
-             AND NOT (s.node_type = $2 AND s.error IS NULL) \
-         ) \
+         ), steps AS ({steps}), \
+         ended AS (SELECT id, parent_execution_id FROM fence), {wake}{exceptional} \
          SELECT id FROM fence",
-        insert_steps("fence e JOIN input i ON i.id = e.id", "i.steps"),
+        steps = insert_steps("fence e JOIN input i ON i.id = e.id", "i.steps"),
         wake = crate::sub_workflows::WAKE_WAITING_PARENTS,
-        notices = crate::notifications::note_failures(),
     )
 }
 
@@ -67,6 +77,8 @@ fn finish_batch() -> String {
 pub(crate) struct Finishing {
     id: Uuid,
     row: Value,
+    /// Keeps only its answers, or has its failure notified: see [`finish_batch`].
+    exception: bool,
 }
 
 /// Finishing runs, stored by [`finish_batch`]; each answers whether its lease still
@@ -94,12 +106,14 @@ impl BatchStatement for FinishBatch {
         );
         let mut connection = pooled(pool).await?;
         // Raw: a multi-row fenced UPDATE … FROM jsonb_to_recordset with the steps' insert.
-        let written: Vec<Written> = crate::sql::Prepared::new(finish_batch())
-            .bind::<Jsonb, _>(input)
-            .bind::<Text, _>(ANSWER_NODE_TYPE)
-            .load(&mut connection)
-            .await
-            .map_err(storage)?;
+        let exceptions = rows.iter().any(|finishing| finishing.exception);
+        let statement = crate::sql::Prepared::new(finish_batch(exceptions)).bind::<Jsonb, _>(input);
+        let statement = if exceptions {
+            statement.bind::<Text, _>(ANSWER_NODE_TYPE)
+        } else {
+            statement
+        };
+        let written: Vec<Written> = statement.load(&mut connection).await.map_err(storage)?;
         let written: HashSet<Uuid> = written.into_iter().map(|row| row.id).collect();
         Ok(rows
             .iter()
@@ -123,6 +137,8 @@ pub(crate) async fn finish(
     outcome: Finished,
     steps: &[StepRecord],
 ) -> Result<Fenced, StorageError> {
+    let answers_only = outcome.steps_kept == StepsKept::Answers;
+    let exception = answers_only || outcome.notify_failure;
     let row = serde_json::json!({
         "id": execution.as_uuid(),
         "lease": lease.value(),
@@ -130,7 +146,7 @@ pub(crate) async fn finish(
         "output": outcome.output,
         "error": outcome.error,
         "steps": steps_json(steps)?,
-        "answers_only": outcome.steps_kept == StepsKept::Answers,
+        "answers_only": answers_only,
         "notify_failure": outcome.notify_failure,
     });
     completions
@@ -139,6 +155,7 @@ pub(crate) async fn finish(
             Finishing {
                 id: execution.as_uuid(),
                 row,
+                exception,
             },
         )
         .await
