@@ -57,3 +57,19 @@ async fn a_test_database_is_dropped_with_its_handle() -> TestResult {
     assert_eq!(left.count, 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn pooled_connections_never_jit_compile() -> TestResult {
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        jit: String,
+    }
+    let db = TestDb::new().await?;
+    let mut connection = db.pool().get().await?;
+    let setting: Setting = diesel::sql_query("SHOW jit")
+        .get_result(&mut connection)
+        .await?;
+    assert_eq!(setting.jit, "off");
+    Ok(())
+}
