@@ -324,7 +324,7 @@ impl BillingRepository for PgBilling {
         // time: a statement that finds the advisory lock taken (another worker process is
         // writing the same rows) writes nothing, so worker processes started together do
         // not all count the same executions. A day's executions are read once for
-        // their three counts (read three times, a day of ~100,000 runs took ~0.8 s).
+        // their three counts.
         // Raw: LATERAL generate_series, jsonb_build_object of subqueries and an upsert.
         let written = diesel::sql_query(
             "WITH turn AS (SELECT pg_try_advisory_xact_lock(hashtextextended('fluxolab.usage_snapshots', 0)) AS taken) \
