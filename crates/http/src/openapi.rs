@@ -1,5 +1,6 @@
-//! The OpenAPI 3.1 document (every route registered through `utoipa-actix-web` is in it)
-//! and the browsable Swagger UI, whose assets are compiled into the binary.
+//! The OpenAPI 3.1 document (every route of [`routes`] is in it, collected once through
+//! `utoipa-actix-web`) and the browsable Swagger UI, whose assets are compiled into the
+//! binary.
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::web::Data;

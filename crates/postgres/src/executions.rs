@@ -456,7 +456,7 @@ impl ClaimedId {
 /// workspace with 50,000 queued runs costs what one with a single run does); then the
 /// oldest due runs of anyone, to fill the claim. A quiet workspace's run is thus taken by
 /// the next claim whatever another's backlog, and an idle machine still gives a busy
-/// workspace every slot. Every part is bounded by `$2`, so a claim costs the same with ten
+/// workspace every slot. Every part is bounded by `limit`, so a claim costs the same with ten
 /// or a million rows waiting; the parts that read `executions_lease_idx` take the oldest
 /// leases first with a limit, which PostgreSQL plans as an ordered index scan: it skips
 /// the entries finished runs left there once they are marked dead, where a bitmap scan
@@ -469,7 +469,8 @@ impl ClaimedId {
 /// every claim was planned anew (~1 ms of planning for ~0.2 ms of execution, measured
 /// with `pg_stat_statements.track_planning`). With the limit in the text, each limit's
 /// statement is planned a few times per connection and then runs on its generic plan;
-/// there are at most [`MOST_CLAIMED_AT_ONCE`] of them.
+/// there are at most [`MOST_CLAIMED_AT_ONCE`] of them. Bound: `$1` the worker, `$2` the
+/// lease in seconds.
 fn fair_claim(limit: i64) -> String {
     format!(
         "WITH RECURSIVE abandoned AS ( \
