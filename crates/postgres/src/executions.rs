@@ -15,7 +15,7 @@ use fluxolab_workflows::Definition;
 use fluxolab_workflows::engine::StepRecord;
 use fluxolab_workflows::execution::{
     Claim, ClaimedExecution, Execution, ExecutionFilter, ExecutionRepository, Finished, InlineRun,
-    Lease, RunDefaults,
+    Lease,
 };
 use fluxolab_workflows::lease::{Fenced, LeaseToken};
 use serde_json::Value;
@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbPool;
+use crate::claims::ClaimedRow;
 use crate::error::{StoreError, corrupt, storage};
 use crate::pool::pooled;
 use crate::schema::{execution_steps, executions, workflow_versions, workspace_environments};
@@ -164,7 +165,7 @@ impl PgExecutions {
     }
 }
 
-type ExecutionRow = (
+pub(crate) type ExecutionRow = (
     Uuid,
     Uuid,
     Uuid,
@@ -412,128 +413,6 @@ pub(crate) fn steps_json(steps: &[StepRecord]) -> Result<Value, StorageError> {
         .collect::<Result<Vec<_>, StorageError>>()
         .map(Value::Array)
 }
-
-/// A run the claim took: its lease token and the defaults it was queued with.
-#[derive(QueryableByName)]
-struct ClaimedId {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = BigInt)]
-    lease_token: i64,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
-    timeout_seconds: Option<i32>,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    save_successful_steps: bool,
-    /// Started by an earlier claim: it may have steps to resume after.
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    started: bool,
-    /// Not claimed: ended `failed` by the claim (its last lease ran out).
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    abandoned: bool,
-}
-
-impl ClaimedId {
-    fn defaults(&self) -> RunDefaults {
-        RunDefaults {
-            // The column holds only positive values (a check constraint).
-            timeout_seconds: self
-                .timeout_seconds
-                .and_then(|seconds| u32::try_from(seconds).ok()),
-            save_successful_steps: self.save_successful_steps,
-        }
-    }
-}
-
-/// The claim, fair between workspaces, in one statement. First, nothing stays running
-/// forever: a run whose lease ended after its last attempt fails (`abandoned`, the
-/// oldest leases first), and joins its workflow's failure notice
-/// ([`crate::notifications::note_failures`]). Then, in
-/// priority order, it takes: runs whose lease ended with attempts left (their worker
-/// died); runs started before and back in the queue (released by a worker shutting
-/// down, due again after a long delay or a retry's backoff), so work under way finishes
-/// before new work starts; the oldest due run of each workspace with due work (a skip
-/// scan over `executions_workspace_due_idx`: one index probe per workspace, so a
-/// workspace with 50,000 queued runs costs what one with a single run does); then the
-/// oldest due runs of anyone, to fill the claim. A quiet workspace's run is thus taken by
-/// the next claim whatever another's backlog, and an idle machine still gives a busy
-/// workspace every slot. Every part is bounded by `limit`, so a claim costs the same with ten
-/// or a million rows waiting; the parts that read `executions_lease_idx` take the oldest
-/// leases first with a limit, which PostgreSQL plans as an ordered index scan: it skips
-/// the entries finished runs left there once they are marked dead, where a bitmap scan
-/// (the unbounded update this pass used to be) visited every one in the heap. Each run
-/// says whether an earlier claim started it (`started`): only those can have steps to
-/// resume after.
-///
-/// The limit is written into the text, not bound: PostgreSQL plans a bound `LIMIT` for
-/// a tenth of the table, so its generic plan always looked dearer than a fresh one and
-/// every claim was planned anew (~1 ms of planning for ~0.2 ms of execution, measured
-/// with `pg_stat_statements.track_planning`). With the limit in the text, each limit's
-/// statement is planned a few times per connection and then runs on its generic plan;
-/// there are at most [`MOST_CLAIMED_AT_ONCE`] of them. Bound: `$1` the worker, `$2` the
-/// lease in seconds.
-fn fair_claim(limit: i64) -> String {
-    format!(
-        "WITH RECURSIVE abandoned AS ( \
-       UPDATE executions SET status = 'failed', finished_at = now(), locked_by = NULL, \
-         locked_until = NULL, \
-         error = format('abandoned after %s attempts (its worker stopped each time)', attempt) \
-       WHERE id IN ( \
-         SELECT id FROM executions \
-         WHERE status = 'running' AND locked_until < now() AND attempt >= max_attempts \
-         ORDER BY locked_until LIMIT {limit} FOR UPDATE SKIP LOCKED) \
-       RETURNING id, workspace_id, workflow_id, error \
-     ), failed AS ( \
-       SELECT id, workspace_id, workflow_id, error, now() AS failed_at FROM abandoned \
-     ), {notices}, expired AS ( \
-       SELECT id, true AS started FROM executions \
-       WHERE status = 'running' AND locked_until < now() AND attempt < max_attempts \
-       ORDER BY locked_until LIMIT {limit} FOR UPDATE SKIP LOCKED \
-     ), resumed AS ( \
-       SELECT id, due_at, true AS started FROM executions \
-       WHERE status = 'queued' AND started_at IS NOT NULL AND due_at <= now() \
-       ORDER BY due_at LIMIT {limit} FOR UPDATE SKIP LOCKED \
-     ), waiting AS ( \
-       (SELECT workspace_id, id FROM executions WHERE status = 'queued' AND due_at <= now() \
-        ORDER BY workspace_id, due_at LIMIT 1) \
-       UNION ALL \
-       SELECT next.workspace_id, next.id FROM waiting w CROSS JOIN LATERAL ( \
-         SELECT e.workspace_id, e.id FROM executions e \
-         WHERE e.status = 'queued' AND e.due_at <= now() AND e.workspace_id > w.workspace_id \
-         ORDER BY e.workspace_id, e.due_at LIMIT 1) next \
-     ), fair AS ( \
-       SELECT id, due_at, started_at IS NOT NULL AS started FROM executions \
-       WHERE id IN (SELECT id FROM waiting LIMIT {limit}) AND status = 'queued' \
-       FOR UPDATE SKIP LOCKED \
-     ), fill AS ( \
-       SELECT id, due_at, started_at IS NOT NULL AS started FROM executions \
-       WHERE status = 'queued' AND due_at <= now() \
-       ORDER BY due_at LIMIT {limit} FOR UPDATE SKIP LOCKED \
-     ), due AS ( \
-       SELECT id, bool_or(started) AS started FROM ( \
-         SELECT id, 0 AS pass, now() AS due_at, started FROM expired \
-         UNION ALL SELECT id, 1, due_at, started FROM resumed \
-         UNION ALL SELECT id, 2, due_at, started FROM fair \
-         UNION ALL SELECT id, 3, due_at, started FROM fill \
-       ) chosen GROUP BY id ORDER BY min(pass), min(due_at) LIMIT {limit} \
-     ), claimed AS ( \
-       UPDATE executions e SET status = 'running', locked_by = $1, \
-         locked_until = now() + make_interval(secs => $2), attempt = e.attempt + 1, \
-         lease_token = e.lease_token + 1, started_at = coalesce(e.started_at, now()) \
-       FROM due WHERE e.id = due.id \
-       RETURNING e.id, e.lease_token, e.timeout_seconds, e.save_successful_steps, \
-         due.started \
-     ) \
-     SELECT id, lease_token, timeout_seconds, save_successful_steps, started, \
-       false AS abandoned \
-       FROM claimed \
-     UNION ALL SELECT id, 0, NULL, false, true, true FROM abandoned",
-        notices = crate::notifications::note_failures()
-    )
-}
-
-/// The most runs one claim statement takes; a worker with more free slots claims again.
-/// It bounds the claim statements a connection keeps prepared ([`fair_claim`]).
-const MOST_CLAIMED_AT_ONCE: i64 = 64;
 
 #[async_trait]
 impl ExecutionRepository for PgExecutions {
@@ -786,53 +665,33 @@ impl ExecutionRepository for PgExecutions {
         limit: i64,
         lease_seconds: i64,
     ) -> Result<Claim, StorageError> {
-        let (abandoned, ids): (Vec<ClaimedId>, Vec<ClaimedId>) = {
-            let mut connection = pooled(&self.pool).await?;
-            // Raw: a FOR UPDATE SKIP LOCKED claim over recursive CTEs (a skip scan), leased
-            // on the database clock.
-            Prepared::new(fair_claim(limit.clamp(1, MOST_CLAIMED_AT_ONCE)))
-                .bind::<Text, _>(worker)
-                .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
-                .load::<ClaimedId>(&mut connection)
-                .await
-                .map_err(storage)?
+        let mut connection = pooled(&self.pool).await?;
+        let (abandoned, claimed): (Vec<ClaimedRow>, Vec<ClaimedRow>) =
+            crate::claims::claim_rows(&mut connection, worker, limit, lease_seconds)
+                .await?
                 .into_iter()
-                .partition(|row| row.abandoned)
-        };
+                .partition(|row| row.abandoned);
         let abandoned = abandoned
             .into_iter()
             .map(|row| ExecutionId::from_uuid(row.id))
             .collect();
-        if ids.is_empty() {
+        if claimed.is_empty() {
             return Ok(Claim {
                 runs: Vec::new(),
                 abandoned,
             });
         }
-        // At most three queries for the whole batch: the rows, the definitions this process
-        // has not parsed yet, the steps of runs started before.
-        let tokens: HashMap<Uuid, (i64, RunDefaults)> = ids
-            .iter()
-            .map(|claimed| (claimed.id, (claimed.lease_token, claimed.defaults())))
-            .collect();
-        // Only a run started before can have steps to resume after.
-        let started: Vec<Uuid> = ids
-            .iter()
-            .filter(|claimed| claimed.started)
-            .map(|claimed| claimed.id)
-            .collect();
-        let ids: Vec<Uuid> = ids.into_iter().map(|claimed| claimed.id).collect();
-        let mut connection = pooled(&self.pool).await?;
-        let rows: Vec<ExecutionRow> = executions::table
-            .inner_join(workspace_environments::table)
-            .filter(executions::id.eq_any(&ids))
-            .select(execution_columns!())
-            .load(&mut connection)
-            .await
-            .map_err(storage)?;
+        // At most two more queries for the whole batch: the definitions this process has
+        // not parsed yet, the steps of runs started before.
         let definitions = self
-            .definitions(&mut connection, rows.iter().map(|row| (row.2, row.3)))
+            .definitions(&mut connection, claimed.iter().map(ClaimedRow::pinned))
             .await?;
+        // Only a run started before can have steps to resume after.
+        let started: Vec<Uuid> = claimed
+            .iter()
+            .filter(|row| row.started)
+            .map(|row| row.id)
+            .collect();
         let steps: Vec<(Uuid, StepRow)> = if started.is_empty() {
             Vec::new()
         } else {
@@ -851,19 +710,16 @@ impl ExecutionRepository for PgExecutions {
         for (id, row) in steps {
             completed_by_run.entry(id).or_default().push(step(row));
         }
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in rows {
-            let execution = execution(row)?;
+        let mut runs = Vec::with_capacity(claimed.len());
+        for row in claimed {
+            let lease = LeaseToken::new(row.lease_token);
+            let defaults = row.defaults();
+            let execution = execution(row.into_execution_row())?;
             let definition = definitions
                 .get(&(execution.workflow_id.as_uuid(), execution.version))
                 .map(|definition| Definition::clone(definition))
                 .ok_or_else(|| corrupt("the execution's version is gone"))?;
-            let (lease, defaults) = tokens
-                .get(&execution.id.as_uuid())
-                .copied()
-                .map(|(token, defaults)| (LeaseToken::new(token), defaults))
-                .ok_or_else(|| corrupt("a claimed execution came back without its claim"))?;
-            claimed.push(ClaimedExecution {
+            runs.push(ClaimedExecution {
                 lease,
                 defaults,
                 definition,
@@ -873,10 +729,7 @@ impl ExecutionRepository for PgExecutions {
                 execution,
             });
         }
-        Ok(Claim {
-            runs: claimed,
-            abandoned,
-        })
+        Ok(Claim { runs, abandoned })
     }
 
     #[tracing::instrument(name = "db.executions.wait_for_work", level = "debug", skip_all)]

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod api_keys;
 pub mod auth_cache;
 pub mod billing;
+mod claims;
 mod completions;
 pub mod connectors;
 pub mod conversations;
