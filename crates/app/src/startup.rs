@@ -18,7 +18,9 @@ use fluxolab_postgres::accounts::PgAccounts;
 use fluxolab_postgres::activity_log::PgAudit;
 use fluxolab_postgres::alerts::PgAlerts;
 use fluxolab_postgres::api_keys::PgApiKeys;
-use fluxolab_postgres::auth_cache::{AuthCache, CachedApiKeys, CachedEnvironments, CachedMembers};
+use fluxolab_postgres::auth_cache::{
+    AuthCache, CachedApiKeys, CachedEnvironments, CachedMembers, CachedProfiles, CachedWorkspaces,
+};
 use fluxolab_postgres::billing::PgBilling;
 use fluxolab_postgres::connectors::PgConnectors;
 use fluxolab_postgres::environments::PgEnvironments;
@@ -141,9 +143,11 @@ pub fn services_with(
             .map_err(|error| StartupError::Keys(error.to_string()))?,
     );
     let workspaces = Arc::new(PgWorkspaces::new(pool.clone()));
+    // Workspace writes that change users' profiles evict them in this process.
+    let evicting_workspaces = Arc::new(CachedWorkspaces::new(workspaces.clone(), auth.clone()));
     let audit = Arc::new(PgAudit::new(pool.clone()));
     let provisioner = Arc::new(Provisioner::new(
-        workspaces.clone(),
+        evicting_workspaces.clone(),
         audit.clone(),
         Some(master.clone()),
         clock.clone(),
@@ -161,6 +165,7 @@ pub fn services_with(
         AccountPorts {
             units: units.clone(),
             users: accounts.clone(),
+            profiles: Arc::new(CachedProfiles::new(accounts.clone(), auth.clone())),
             sessions: accounts.clone(),
             provisioner: Arc::new(PersonalWorkspaces(provisioner.clone())),
             hasher: Arc::new(BlockingArgon2),
@@ -398,7 +403,7 @@ pub fn services_with(
     });
     let workspace_service = WorkspaceService::new(WorkspacePorts {
         units,
-        workspaces: workspaces.clone(),
+        workspaces: evicting_workspaces,
         members: Arc::new(CachedMembers::new(workspaces.clone(), auth.clone())),
         activities: workspaces,
         audit,

@@ -54,12 +54,6 @@ pub trait UserRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<(), StorageError>;
     async fn find(&self, user: UserId) -> Result<Option<User>, StorageError>;
-    /// The user with the memberships they hold in workspaces not archived (oldest
-    /// workspace first), read together: `GET /api/auth/me` costs one round trip.
-    async fn find_with_memberships(
-        &self,
-        user: UserId,
-    ) -> Result<Option<(User, Vec<Membership>)>, StorageError>;
     async fn settings(&self, user: UserId) -> Result<Option<UserSettings>, StorageError>;
     async fn save_settings(
         &self,
@@ -70,6 +64,19 @@ pub trait UserRepository: Send + Sync {
         &self,
         user: UserId,
     ) -> Result<Option<OffsetDateTime>, StorageError>;
+}
+
+/// A user as `GET /api/auth/me` shows them: their row with the memberships they hold.
+/// Kept apart from [`UserRepository`] so that an adapter may serve it from a cache.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UserProfiles: Send + Sync {
+    /// The user with the memberships they hold in workspaces not archived (oldest
+    /// workspace first), read together: one round trip at most.
+    async fn find_with_memberships(
+        &self,
+        user: UserId,
+    ) -> Result<Option<(User, Vec<Membership>)>, StorageError>;
 }
 
 /// Refresh-token sessions.

@@ -15,7 +15,8 @@ use crate::account::{
 };
 use crate::password::{HashingFailed, check_policy};
 use crate::ports::{
-    InsertUserError, PasswordHasher, SessionRepository, UserRepository, WorkspaceProvisioner,
+    InsertUserError, PasswordHasher, SessionRepository, UserProfiles, UserRepository,
+    WorkspaceProvisioner,
 };
 use crate::session_token::{NoRandomness, RefreshToken, digest_of};
 use crate::tokens::{TokenError, TokenIssuer};
@@ -98,6 +99,8 @@ pub struct TokenPair {
 pub struct AccountPorts {
     pub units: Arc<dyn UnitOfWorkFactory>,
     pub users: Arc<dyn UserRepository>,
+    /// The users as `me` shows them.
+    pub profiles: Arc<dyn UserProfiles>,
     pub sessions: Arc<dyn SessionRepository>,
     pub provisioner: Arc<dyn WorkspaceProvisioner>,
     pub hasher: Arc<dyn PasswordHasher>,
@@ -299,7 +302,7 @@ impl AccountService {
     #[tracing::instrument(name = "accounts.me", skip_all)]
     pub async fn me(&self, user: UserId) -> Result<(User, Vec<Membership>), AccountError> {
         self.ports
-            .users
+            .profiles
             .find_with_memberships(user)
             .await?
             .ok_or(AccountError::UnknownUser)
@@ -492,7 +495,8 @@ mod tests {
 
     use super::*;
     use crate::ports::{
-        MockPasswordHasher, MockSessionRepository, MockUserRepository, MockWorkspaceProvisioner,
+        MockPasswordHasher, MockSessionRepository, MockUserProfiles, MockUserRepository,
+        MockWorkspaceProvisioner,
     };
     use crate::tokens::TokenSettings;
 
@@ -518,6 +522,7 @@ mod tests {
             AccountPorts {
                 units: Arc::new(units),
                 users: Arc::new(users),
+                profiles: Arc::new(MockUserProfiles::new()),
                 sessions: Arc::new(MockSessionRepository::new()),
                 provisioner: Arc::new(provisioner),
                 hasher: Arc::new(hasher),

@@ -6,7 +6,7 @@ use diesel::sql_types::{Integer, Interval, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use fluxolab_identity::UserSettings;
 use fluxolab_identity::account::LoginRecord;
-use fluxolab_identity::ports::{InsertUserError, SessionRepository, UserRepository};
+use fluxolab_identity::ports::{InsertUserError, SessionRepository, UserProfiles, UserRepository};
 use fluxolab_identity::{
     EmailAddress, Membership, NewSession, NewUser, PasswordHash, Session, SessionFamilyId,
     SessionId, SignInMethod, User,
@@ -320,64 +320,6 @@ impl UserRepository for PgAccounts {
         )
     }
 
-    #[tracing::instrument(name = "db.users.find_with_memberships", level = "debug", skip_all)]
-    async fn find_with_memberships(
-        &self,
-        user: UserId,
-    ) -> Result<Option<(User, Vec<Membership>)>, StorageError> {
-        let mut connection = pooled(&self.pool).await?;
-        // One statement: the user's row once per membership (once, with none).
-        let held = workspace_members::table
-            .inner_join(
-                workspaces::table.on(workspaces::id
-                    .eq(workspace_members::workspace_id)
-                    .and(workspaces::archived_at.is_null())),
-            )
-            .inner_join(profiles::table);
-        type Row = (
-            (Uuid, String, String, Option<Uuid>, OffsetDateTime),
-            Option<(Uuid, String, String)>,
-        );
-        let rows: Vec<Row> = users::table
-            .left_join(held)
-            .filter(users::id.eq(user.as_uuid()))
-            .order(workspaces::created_at.nullable().asc())
-            .select((
-                (
-                    users::id,
-                    users::email,
-                    users::display_name,
-                    users::default_workspace_id,
-                    users::created_at,
-                ),
-                (workspaces::id, workspaces::name, profiles::code).nullable(),
-            ))
-            .load(&mut connection)
-            .await
-            .map_err(storage)?;
-        let mut rows = rows.into_iter().peekable();
-        let Some(((id, email, display_name, workspace, created_at), _)) = rows.peek().cloned()
-        else {
-            return Ok(None);
-        };
-        let user = User {
-            id: UserId::from_uuid(id),
-            email,
-            display_name,
-            default_workspace_id: workspace.map(WorkspaceId::from_uuid),
-            created_at,
-        };
-        let memberships = rows
-            .filter_map(|(_, membership)| membership)
-            .map(|(id, name, role)| Membership {
-                workspace_id: WorkspaceId::from_uuid(id),
-                name,
-                role,
-            })
-            .collect();
-        Ok(Some((user, memberships)))
-    }
-
     #[tracing::instrument(name = "db.users.settings", level = "debug", skip_all)]
     async fn settings(&self, user: UserId) -> Result<Option<UserSettings>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
@@ -441,6 +383,67 @@ impl UserRepository for PgAccounts {
             .await
             .optional()
             .map_err(storage)
+    }
+}
+
+#[async_trait]
+impl UserProfiles for PgAccounts {
+    #[tracing::instrument(name = "db.users.find_with_memberships", level = "debug", skip_all)]
+    async fn find_with_memberships(
+        &self,
+        user: UserId,
+    ) -> Result<Option<(User, Vec<Membership>)>, StorageError> {
+        let mut connection = pooled(&self.pool).await?;
+        // One statement: the user's row once per membership (once, with none).
+        let held = workspace_members::table
+            .inner_join(
+                workspaces::table.on(workspaces::id
+                    .eq(workspace_members::workspace_id)
+                    .and(workspaces::archived_at.is_null())),
+            )
+            .inner_join(profiles::table);
+        type Row = (
+            (Uuid, String, String, Option<Uuid>, OffsetDateTime),
+            Option<(Uuid, String, String)>,
+        );
+        let rows: Vec<Row> = users::table
+            .left_join(held)
+            .filter(users::id.eq(user.as_uuid()))
+            .order(workspaces::created_at.nullable().asc())
+            .select((
+                (
+                    users::id,
+                    users::email,
+                    users::display_name,
+                    users::default_workspace_id,
+                    users::created_at,
+                ),
+                (workspaces::id, workspaces::name, profiles::code).nullable(),
+            ))
+            .load(&mut connection)
+            .await
+            .map_err(storage)?;
+        let mut rows = rows.into_iter().peekable();
+        let Some(((id, email, display_name, workspace, created_at), _)) = rows.peek().cloned()
+        else {
+            return Ok(None);
+        };
+        let user = User {
+            id: UserId::from_uuid(id),
+            email,
+            display_name,
+            default_workspace_id: workspace.map(WorkspaceId::from_uuid),
+            created_at,
+        };
+        let memberships = rows
+            .filter_map(|(_, membership)| membership)
+            .map(|(id, name, role)| Membership {
+                workspace_id: WorkspaceId::from_uuid(id),
+                name,
+                role,
+            })
+            .collect();
+        Ok(Some((user, memberships)))
     }
 }
 

@@ -410,3 +410,60 @@ async fn an_environment_renamed_through_one_instance_is_resolved_by_the_other() 
     assert_eq!(run_in("production").await?, 422, "the old name is gone");
     Ok(())
 }
+
+/// Whether `/api/auth/me` through `app` names `who`'s workspace `name`, as a status for
+/// [`served_from_cache`] and [`poll_until`]: 200 when it does, 409 when not.
+async fn me_names(app: &TestApp, who: &Account, name: &str) -> Result<u16, Error> {
+    let response = app.get_as(&who.access_token, "/api/auth/me", None).await?;
+    assert_eq!(response.status(), 200);
+    let me: Value = response.json().await?;
+    Ok(if me.text("/memberships/0/name")? == name {
+        200
+    } else {
+        409
+    })
+}
+
+#[tokio::test]
+async fn a_workspace_renamed_through_one_instance_is_shown_by_both() -> TestResult {
+    let (first, second) = two_instances().await?;
+    let owner = first.signed_up("profile@example.com").await?;
+    let me: Value = first
+        .get_as(&owner.access_token, "/api/auth/me", None)
+        .await?
+        .json()
+        .await?;
+    let original = me.text("/memberships/0/name")?;
+    let workspace = &owner.workspace_id;
+    let named = |name: String| {
+        let name = name.replace('\'', "''");
+        format!("UPDATE workspaces SET name = '{name}' WHERE id = '{workspace}'")
+    };
+    // Served from each instance's cache: a rename nobody announces goes unseen.
+    for app in [&first, &second] {
+        served_from_cache(
+            &first,
+            || me_names(app, &owner, &original),
+            200,
+            &named("Silently".to_owned()),
+            &named(original.clone()),
+        )
+        .await?;
+    }
+
+    let (renamed, body) = first
+        .patch_in(
+            &owner,
+            &format!("/api/workspaces/{workspace}"),
+            &json!({"name": "Renamed"}),
+        )
+        .await?;
+    assert_eq!(renamed, 200, "{body}");
+    // The renaming instance evicted at its commit; the other hears the announcement.
+    assert_eq!(me_names(&first, &owner, "Renamed").await?, 200);
+    assert_eq!(
+        poll_until(200, || me_names(&second, &owner, "Renamed")).await?,
+        200
+    );
+    Ok(())
+}

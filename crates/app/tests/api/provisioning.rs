@@ -47,6 +47,7 @@ fn service(db: &TestDb, provisioner: Arc<dyn WorkspaceProvisioner>) -> AccountSe
         AccountPorts {
             units: Arc::new(PgUnits::new(pool)),
             users: accounts.clone(),
+            profiles: accounts.clone(),
             sessions: accounts,
             provisioner,
             hasher: Arc::new(BlockingArgon2),

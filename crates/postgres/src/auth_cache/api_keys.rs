@@ -6,7 +6,6 @@ use fluxolab_workspace::api_keys::{ApiKey, ApiKeyRepository, KeyAuditEntry, Secr
 use time::OffsetDateTime;
 
 use super::Change;
-use crate::unit_of_work::after_commit;
 
 super::cached_repository!(
     /// An `ApiKeyRepository` whose `find_by_prefix` (asked by every request a key makes) is
@@ -14,13 +13,6 @@ super::cached_repository!(
     /// creates, revokes or rotates is evicted once its unit commits.
     CachedApiKeys wraps ApiKeyRepository
 );
-
-impl CachedApiKeys {
-    fn evict_after_commit(&self, uow: &mut Uow, change: Change) -> Result<(), StorageError> {
-        let cache = self.cache.clone();
-        after_commit(uow, async move { cache.evict(&change).await })
-    }
-}
 
 #[async_trait]
 impl ApiKeyRepository for CachedApiKeys {
@@ -61,7 +53,8 @@ impl ApiKeyRepository for CachedApiKeys {
     async fn insert(&self, unit: &mut Uow, key: &ApiKey, hash: &[u8]) -> Result<(), StorageError> {
         self.inner.insert(unit, key, hash).await?;
         // Its prefix may be cached as unknown.
-        self.evict_after_commit(unit, Change::ApiKey(key.prefix.clone()))
+        self.cache
+            .evict_after_commit(unit, Change::ApiKey(key.prefix.clone()))
     }
 
     async fn revoke(
@@ -72,7 +65,7 @@ impl ApiKeyRepository for CachedApiKeys {
         at: OffsetDateTime,
     ) -> Result<(), StorageError> {
         self.inner.revoke(unit, workspace, id, at).await?;
-        self.evict_after_commit(unit, Change::ApiKeys)
+        self.cache.evict_after_commit(unit, Change::ApiKeys)
     }
 
     async fn rotate(
@@ -86,7 +79,7 @@ impl ApiKeyRepository for CachedApiKeys {
         self.inner
             .rotate(unit, workspace, id, secret, previous_valid_until)
             .await?;
-        self.evict_after_commit(unit, Change::ApiKeys)
+        self.cache.evict_after_commit(unit, Change::ApiKeys)
     }
 
     async fn audit(&self, unit: &mut Uow, entry: &KeyAuditEntry) -> Result<(), StorageError> {

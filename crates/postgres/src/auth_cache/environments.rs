@@ -11,7 +11,6 @@ use fluxolab_workspace::environments::{Environment, EnvironmentRepository, Statu
 use time::OffsetDateTime;
 
 use super::Change;
-use crate::unit_of_work::after_commit;
 
 /// What resolving needs of one environment: how it is named, and whether it is the
 /// workspace's default.
@@ -97,10 +96,8 @@ impl EnvironmentRepository for CachedEnvironments {
 
     async fn save(&self, unit: &mut Uow, environment: &Environment) -> Result<(), StorageError> {
         self.inner.save(unit, environment).await?;
-        let (cache, workspace) = (self.cache.clone(), environment.workspace_id);
-        after_commit(unit, async move {
-            cache.evict(&Change::Environments(workspace)).await;
-        })
+        self.cache
+            .evict_after_commit(unit, Change::Environments(environment.workspace_id))
     }
 
     async fn status(

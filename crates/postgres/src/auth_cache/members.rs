@@ -8,7 +8,6 @@ use fluxolab_workspace::model::Member;
 use fluxolab_workspace::ports::{AddMemberError, MemberRepository};
 
 use super::Change;
-use crate::unit_of_work::after_commit;
 
 super::cached_repository!(
     /// A `MemberRepository` whose `access` (asked by every request a user makes in a
@@ -16,21 +15,6 @@ super::cached_repository!(
     /// changes or removes is evicted once its unit commits.
     CachedMembers wraps MemberRepository
 );
-
-impl CachedMembers {
-    /// Evicts the membership once `uow` commits.
-    fn evict_after_commit(
-        &self,
-        uow: &mut Uow,
-        workspace: WorkspaceId,
-        user: UserId,
-    ) -> Result<(), StorageError> {
-        let cache = self.cache.clone();
-        after_commit(uow, async move {
-            cache.evict(&Change::Member { workspace, user }).await;
-        })
-    }
-}
 
 #[async_trait]
 impl MemberRepository for CachedMembers {
@@ -77,7 +61,9 @@ impl MemberRepository for CachedMembers {
         self.inner
             .add(uow, workspace, user, role, invited_by)
             .await?;
-        Ok(self.evict_after_commit(uow, workspace, user)?)
+        Ok(self
+            .cache
+            .evict_after_commit(uow, Change::Member { workspace, user })?)
     }
 
     async fn set_role(
@@ -88,7 +74,8 @@ impl MemberRepository for CachedMembers {
         role: Role,
     ) -> Result<(), StorageError> {
         self.inner.set_role(uow, workspace, user, role).await?;
-        self.evict_after_commit(uow, workspace, user)
+        self.cache
+            .evict_after_commit(uow, Change::Member { workspace, user })
     }
 
     async fn remove(
@@ -98,7 +85,8 @@ impl MemberRepository for CachedMembers {
         user: UserId,
     ) -> Result<(), StorageError> {
         self.inner.remove(uow, workspace, user).await?;
-        self.evict_after_commit(uow, workspace, user)
+        self.cache
+            .evict_after_commit(uow, Change::Member { workspace, user })
     }
 
     async fn lock_default_of(
@@ -123,7 +111,9 @@ impl MemberRepository for CachedMembers {
         user: UserId,
         workspace: Option<WorkspaceId>,
     ) -> Result<(), StorageError> {
-        self.inner.store_default(uow, user, workspace).await
+        self.inner.store_default(uow, user, workspace).await?;
+        // The user's profile names their default workspace.
+        self.cache.evict_after_commit(uow, Change::User(user))
     }
 
     async fn access(

@@ -1,16 +1,19 @@
 //! The auth cache: what an authenticated request needs to know about its caller — the
 //! role and grants of a user in a workspace (or that they are no member of it), and the
-//! API key a lookup prefix names (or that none does) — and the environments a request
-//! names, kept in each process, so that a warm request spends no query on them.
+//! API key a lookup prefix names (or that none does) — the environments a request
+//! names, and a user as `GET /api/auth/me` shows them (their row and memberships), kept
+//! in each process, so that a warm request spends no query on them.
 //!
 //! It sits behind the ports the use cases already call, as decorators: [`CachedMembers`]
 //! wraps a `MemberRepository` and caches `access`; [`CachedApiKeys`] wraps an
 //! `ApiKeyRepository` and caches `find_by_prefix`; [`CachedEnvironments`] wraps an
 //! `EnvironmentRepository` and resolves environments from each workspace's cached names
-//! and ids. Everything else goes straight through.
+//! and ids; [`CachedProfiles`] wraps `UserProfiles`; [`CachedWorkspaces`] wraps a
+//! `WorkspaceRepository` only to evict what its writes change. Everything else goes
+//! straight through.
 //!
 //! **Invalidation.** Every change of what it holds announces itself in the transaction
-//! that makes it: triggers (migration 16) send `NOTIFY fluxolab_auth` with a payload
+//! that makes it: triggers (migrations 16 and 33) send `NOTIFY fluxolab_auth` with a payload
 //! naming what changed ([`Change::parse`]), so an API call, a cascade from a deleted user
 //! or workspace, the seed or an operator's SQL are all announced — when they commit, and
 //! not at all when they roll back. Each process keeps one connection `LISTEN`ing
@@ -62,6 +65,7 @@ mod api_keys;
 mod environments;
 mod listener;
 mod members;
+mod profiles;
 #[cfg(test)]
 mod tests;
 
@@ -70,14 +74,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use fluxolab_kernel::{Permission, StorageError, UserId, WorkspaceId};
+use fluxolab_identity::account::{Membership, User};
+use fluxolab_kernel::{Permission, StorageError, Uow, UserId, WorkspaceId};
 use fluxolab_workspace::Role;
 use fluxolab_workspace::api_keys::StoredKey;
 use moka::future::Cache;
 
+use crate::unit_of_work::after_commit;
 pub use api_keys::CachedApiKeys;
 pub use environments::{CachedEnvironments, EnvironmentStore};
 pub use members::CachedMembers;
+pub use profiles::{CachedProfiles, CachedWorkspaces};
 
 /// The notification channel of auth changes.
 pub const CHANNEL: &str = "fluxolab_auth";
@@ -88,7 +95,7 @@ pub const LISTENER_APPLICATION_NAME: &str = "fluxolab auth listener";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuthCacheSettings {
     /// Entries kept in each of its maps (memberships, API keys, workspaces'
-    /// environments).
+    /// environments, users' profiles).
     pub capacity: u64,
     /// The longest an entry is used, announced changes or not.
     pub ttl: Duration,
@@ -106,16 +113,24 @@ impl Default for AuthCacheSettings {
 /// A membership's role and grants; `None`: not a member.
 type Access = Option<(Role, Vec<Permission>)>;
 
+/// A user with their memberships; `None`: no such user.
+type Profile = Option<Arc<(User, Vec<Membership>)>>;
+
 /// What an announcement says changed, so what to evict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// `member:<workspace>:<user>`: that membership was added, changed or removed.
+    /// `member:<workspace>:<user>`: that membership was added, changed or removed (the
+    /// user's profile goes too).
     Member {
         workspace: WorkspaceId,
         user: UserId,
     },
-    /// `workspace:<id>`: the workspace was archived or restored (every membership goes).
+    /// `workspace:<id>`: the workspace was archived, restored or renamed (every
+    /// membership and profile goes).
     Workspace(WorkspaceId),
+    /// `user:<id>`: the user's e-mail, name or default workspace changed, or the user
+    /// was deleted.
+    User(UserId),
     /// `api_key:<prefix>`: the key found by that lookup prefix changed.
     ApiKey(String),
     /// Some key changed, which one unknown here (this process's revocations and
@@ -139,6 +154,7 @@ impl Change {
                 })
             }),
             Some(("workspace", id)) => id.parse().ok().map(Change::Workspace),
+            Some(("user", id)) => id.parse().ok().map(Change::User),
             Some(("environments", id)) => id.parse().ok().map(Change::Environments),
             Some(("api_key", prefix)) if !prefix.is_empty() => {
                 Some(Change::ApiKey(prefix.to_owned()))
@@ -159,6 +175,7 @@ struct Shared {
     members: Cache<(WorkspaceId, UserId), Access>,
     keys: Cache<String, Option<StoredKey>>,
     environments: Cache<WorkspaceId, Arc<Vec<environments::Known>>>,
+    profiles: Cache<UserId, Profile>,
     /// Bumped before every eviction.
     generation: AtomicU64,
     /// Whether the listener listens (the cache is used only then).
@@ -172,6 +189,7 @@ impl std::fmt::Debug for AuthCache {
             .field("members", &self.shared.members.entry_count())
             .field("keys", &self.shared.keys.entry_count())
             .field("environments", &self.shared.environments.entry_count())
+            .field("profiles", &self.shared.profiles.entry_count())
             .finish()
     }
 }
@@ -194,6 +212,7 @@ impl AuthCache {
                 members: map(settings),
                 keys: map(settings),
                 environments: map(settings),
+                profiles: map(settings),
                 generation: AtomicU64::new(0),
                 listening: AtomicBool::new(false),
             }),
@@ -224,6 +243,7 @@ impl AuthCache {
         self.shared.members.invalidate_all();
         self.shared.keys.invalidate_all();
         self.shared.environments.invalidate_all();
+        self.shared.profiles.invalidate_all();
     }
 
     /// Evicts what `change` names (in this process).
@@ -233,13 +253,25 @@ impl AuthCache {
         match change {
             Change::Member { workspace, user } => {
                 shared.members.invalidate(&(*workspace, *user)).await;
+                shared.profiles.invalidate(user).await;
             }
-            Change::Workspace(_) => shared.members.invalidate_all(),
+            Change::Workspace(_) => {
+                shared.members.invalidate_all();
+                shared.profiles.invalidate_all();
+            }
+            Change::User(user) => shared.profiles.invalidate(user).await,
             Change::ApiKey(prefix) => shared.keys.invalidate(prefix).await,
             Change::ApiKeys => shared.keys.invalidate_all(),
             Change::Environments(workspace) => shared.environments.invalidate(workspace).await,
             Change::Everything => self.drop_everything(),
         }
+    }
+
+    /// Evicts what `change` names in this process once `uow` commits (never if it rolls
+    /// back), so the writer's next request sees its change whatever the listener's delay.
+    fn evict_after_commit(&self, uow: &mut Uow, change: Change) -> Result<(), StorageError> {
+        let cache = self.clone();
+        after_commit(uow, async move { cache.evict(&change).await })
     }
 
     /// `key`'s value from `cache`, else from `load` — kept only while listening and if

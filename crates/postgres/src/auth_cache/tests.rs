@@ -2,12 +2,20 @@
 
 use std::sync::Arc;
 
+use fluxolab_identity::account::{Membership, User};
+use fluxolab_identity::ports::{MockUserProfiles, UserProfiles};
+use fluxolab_kernel::UnitOfWorkFactory;
 use fluxolab_kernel::{Permission, StorageError, UserId, WorkspaceId};
 use fluxolab_workspace::Role;
 use fluxolab_workspace::api_keys::{ApiKeyRepository, MockApiKeyRepository};
-use fluxolab_workspace::ports::{MemberRepository, MockMemberRepository};
+use fluxolab_workspace::ports::{
+    MemberRepository, MockMemberRepository, MockWorkspaceRepository, WorkspaceRepository,
+};
 
-use super::{AuthCache, AuthCacheSettings, CachedApiKeys, CachedMembers, Change};
+use super::{
+    AuthCache, AuthCacheSettings, CachedApiKeys, CachedMembers, CachedProfiles, CachedWorkspaces,
+    Change,
+};
 
 type Access = Option<(Role, Vec<Permission>)>;
 
@@ -46,6 +54,7 @@ fn payloads_name_what_to_evict() {
         Change::parse("api_key:flx_abcdefgh"),
         Change::ApiKey("flx_abcdefgh".to_owned())
     );
+    assert_eq!(Change::parse(&format!("user:{user}")), Change::User(user));
     assert_eq!(
         Change::parse(&format!("environments:{workspace}")),
         Change::Environments(workspace)
@@ -57,6 +66,7 @@ fn payloads_name_what_to_evict() {
         "workspace:",
         "api_key:",
         "environments:x",
+        "user:",
         "news",
     ] {
         assert_eq!(
@@ -183,5 +193,107 @@ async fn unknown_key_prefixes_are_cached_until_a_key_change() -> Result<(), Stor
     keys.find_by_prefix("flx_unknown1").await?;
     cache.evict(&Change::ApiKeys).await;
     keys.find_by_prefix("flx_unknown1").await?;
+    Ok(())
+}
+
+/// Profiles of the user `user` that must be read exactly `reads` times.
+fn profiles(cache: &AuthCache, user: UserId, reads: usize) -> CachedProfiles {
+    let mut inner = MockUserProfiles::new();
+    inner
+        .expect_find_with_memberships()
+        .times(reads)
+        .returning(move |_| {
+            Ok(Some((
+                User {
+                    id: user,
+                    email: "ada@example.com".to_owned(),
+                    display_name: "Ada".to_owned(),
+                    default_workspace_id: None,
+                    created_at: time::OffsetDateTime::UNIX_EPOCH,
+                },
+                Vec::<Membership>::new(),
+            )))
+        });
+    CachedProfiles::new(Arc::new(inner), cache.clone())
+}
+
+#[tokio::test]
+async fn a_profile_is_read_again_after_each_change_that_names_it() -> Result<(), StorageError> {
+    let cache = listening();
+    let user = UserId::new();
+    // Read once, then once after each change that concerns it: its membership, the
+    // user, any workspace (a rename), everything.
+    let profiles = profiles(&cache, user, 5);
+    let found = profiles.find_with_memberships(user).await?;
+    assert_eq!(found.map(|(found, _)| found.id), Some(user));
+    profiles.find_with_memberships(user).await?;
+    for change in [
+        Change::Member {
+            workspace: WorkspaceId::new(),
+            user,
+        },
+        Change::User(user),
+        Change::Workspace(WorkspaceId::new()),
+        Change::Everything,
+    ] {
+        cache.evict(&change).await;
+        profiles.find_with_memberships(user).await?;
+        profiles.find_with_memberships(user).await?;
+    }
+    // Another user's changes leave it cached.
+    cache.evict(&Change::User(UserId::new())).await;
+    cache
+        .evict(&Change::Member {
+            workspace: WorkspaceId::new(),
+            user: UserId::new(),
+        })
+        .await;
+    profiles.find_with_memberships(user).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn workspace_writes_evict_the_profiles_they_change_when_they_commit()
+-> Result<(), Box<dyn std::error::Error>> {
+    let db = crate::test_db::TestDb::new().await?;
+    let units = crate::unit_of_work::PgUnits::new(db.pool().clone());
+    let cache = listening();
+    let user = UserId::new();
+    // Read first, then once after each committed write: a rename, a default workspace.
+    let profiles = profiles(&cache, user, 3);
+    let mut renames = MockWorkspaceRepository::new();
+    renames.expect_rename().times(2).returning(|_, _, _| Ok(()));
+    let workspaces = CachedWorkspaces::new(Arc::new(renames), cache.clone());
+    let mut defaults = MockMemberRepository::new();
+    defaults
+        .expect_store_default()
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let members = CachedMembers::new(Arc::new(defaults), cache.clone());
+    profiles.find_with_memberships(user).await?;
+
+    // Rolled back: nothing evicted.
+    let mut unit = units.begin().await?;
+    workspaces
+        .rename(unit.as_mut(), WorkspaceId::new(), "Dropped")
+        .await?;
+    drop(unit);
+    profiles.find_with_memberships(user).await?;
+
+    // Committed: evicted then, not before.
+    let mut unit = units.begin().await?;
+    workspaces
+        .rename(unit.as_mut(), WorkspaceId::new(), "Renamed")
+        .await?;
+    profiles.find_with_memberships(user).await?;
+    unit.commit().await?;
+    profiles.find_with_memberships(user).await?;
+
+    let mut unit = units.begin().await?;
+    members
+        .store_default(unit.as_mut(), user, Some(WorkspaceId::new()))
+        .await?;
+    unit.commit().await?;
+    profiles.find_with_memberships(user).await?;
     Ok(())
 }

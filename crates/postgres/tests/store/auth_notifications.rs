@@ -1,6 +1,7 @@
-//! What migration 16's triggers announce on `fluxolab_auth` (read by every process's
-//! auth cache): each change of a membership, a workspace's archival, an API key (but
-//! its last use) and the roles' grants — at its commit, and nothing for a change rolled
+//! What migrations 16 and 33's triggers announce on `fluxolab_auth` (read by every
+//! process's auth cache): each change of a membership, a workspace's archival or
+//! rename, a user's profile (e-mail, name, default workspace), an API key (but its last
+//! use) and the roles' grants — at its commit, and nothing for a change rolled
 //! back. Notifications arrive in commit order, so a marker sent after the changes tells
 //! when everything they announced has arrived: no waiting for silence.
 
@@ -71,7 +72,8 @@ fn member(user: &str) -> String {
 }
 
 #[tokio::test]
-async fn membership_changes_are_announced_at_commit_and_never_when_rolled_back() -> TestResult {
+async fn membership_and_profile_changes_are_announced_at_commit_and_never_when_rolled_back()
+-> TestResult {
     let db = TestDb::new().await?;
     let (mut listener, mut writer) = connections(&db).await?;
     let membership = format!("workspace_id = '{WORKSPACE}' AND user_id = '{MEMBER}'");
@@ -102,11 +104,33 @@ async fn membership_changes_are_announced_at_commit_and_never_when_rolled_back()
         announced(&mut listener, &mut writer, &added).await?,
         [member(MEMBER)]
     );
+    // A user's profile: what `/me` shows announces itself, nothing else does.
+    let user_renamed = format!("UPDATE users SET display_name = 'Renamed' WHERE id = '{MEMBER}'");
+    assert_eq!(
+        announced(&mut listener, &mut writer, &user_renamed).await?,
+        [format!("user:{MEMBER}")]
+    );
+    let unchanged = format!("UPDATE users SET display_name = 'Renamed' WHERE id = '{MEMBER}'");
+    assert_eq!(
+        announced(&mut listener, &mut writer, &unchanged).await?,
+        Vec::<String>::new()
+    );
+    let password = format!("UPDATE users SET password_hash = 'y' WHERE id = '{MEMBER}'");
+    assert_eq!(
+        announced(&mut listener, &mut writer, &password).await?,
+        Vec::<String>::new()
+    );
+    let default_workspace =
+        format!("UPDATE users SET default_workspace_id = '{WORKSPACE}' WHERE id = '{MEMBER}'");
+    assert_eq!(
+        announced(&mut listener, &mut writer, &default_workspace).await?,
+        [format!("user:{MEMBER}")]
+    );
     // A deleted user's memberships go by cascade, and say so.
     let user_deleted = format!("DELETE FROM users WHERE id = '{MEMBER}'");
     assert_eq!(
         announced(&mut listener, &mut writer, &user_deleted).await?,
-        [member(MEMBER)]
+        [member(MEMBER), format!("user:{MEMBER}")]
     );
     let archived = format!("UPDATE workspaces SET archived_at = now() WHERE id = '{WORKSPACE}'");
     assert_eq!(
@@ -116,6 +140,11 @@ async fn membership_changes_are_announced_at_commit_and_never_when_rolled_back()
     let renamed = format!("UPDATE workspaces SET name = 'Renamed' WHERE id = '{WORKSPACE}'");
     assert_eq!(
         announced(&mut listener, &mut writer, &renamed).await?,
+        [format!("workspace:{WORKSPACE}")]
+    );
+    let touched = format!("UPDATE workspaces SET updated_at = now() WHERE id = '{WORKSPACE}'");
+    assert_eq!(
+        announced(&mut listener, &mut writer, &touched).await?,
         Vec::<String>::new()
     );
     let workspace_deleted = format!("DELETE FROM workspaces WHERE id = '{WORKSPACE}'");
