@@ -29,6 +29,34 @@ crate::repository::pg_repository!(
 
 type LoginRow = (Uuid, String, Option<Uuid>, Option<OffsetDateTime>);
 
+/// A user as shown to themselves, as [`USER_COLUMNS`] reads it.
+type ShownUser = (Uuid, String, String, Option<Uuid>, OffsetDateTime);
+
+/// The columns of a [`ShownUser`].
+const USER_COLUMNS: (
+    users::id,
+    users::email,
+    users::display_name,
+    users::default_workspace_id,
+    users::created_at,
+) = (
+    users::id,
+    users::email,
+    users::display_name,
+    users::default_workspace_id,
+    users::created_at,
+);
+
+fn user((id, email, display_name, workspace, created_at): ShownUser) -> User {
+    User {
+        id: UserId::from_uuid(id),
+        email,
+        display_name,
+        default_workspace_id: workspace.map(WorkspaceId::from_uuid),
+        created_at,
+    }
+}
+
 /// How login finds its user.
 enum LoginKey<'a> {
     Email(&'a str),
@@ -294,30 +322,16 @@ impl UserRepository for PgAccounts {
     }
 
     #[tracing::instrument(name = "db.users.find", level = "debug", skip_all)]
-    async fn find(&self, user: UserId) -> Result<Option<User>, StorageError> {
+    async fn find(&self, found: UserId) -> Result<Option<User>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
-        let row: Option<(Uuid, String, String, Option<Uuid>, OffsetDateTime)> = users::table
-            .find(user.as_uuid())
-            .select((
-                users::id,
-                users::email,
-                users::display_name,
-                users::default_workspace_id,
-                users::created_at,
-            ))
+        let row: Option<ShownUser> = users::table
+            .find(found.as_uuid())
+            .select(USER_COLUMNS)
             .first(&mut connection)
             .await
             .optional()
             .map_err(storage)?;
-        Ok(
-            row.map(|(id, email, display_name, workspace, created_at)| User {
-                id: UserId::from_uuid(id),
-                email,
-                display_name,
-                default_workspace_id: workspace.map(WorkspaceId::from_uuid),
-                created_at,
-            }),
-        )
+        Ok(row.map(user))
     }
 
     #[tracing::instrument(name = "db.users.settings", level = "debug", skip_all)]
@@ -391,7 +405,7 @@ impl UserProfiles for PgAccounts {
     #[tracing::instrument(name = "db.users.find_with_memberships", level = "debug", skip_all)]
     async fn find_with_memberships(
         &self,
-        user: UserId,
+        found: UserId,
     ) -> Result<Option<(User, Vec<Membership>)>, StorageError> {
         let mut connection = pooled(&self.pool).await?;
         // One statement: the user's row once per membership (once, with none).
@@ -402,38 +416,20 @@ impl UserProfiles for PgAccounts {
                     .and(workspaces::archived_at.is_null())),
             )
             .inner_join(profiles::table);
-        type Row = (
-            (Uuid, String, String, Option<Uuid>, OffsetDateTime),
-            Option<(Uuid, String, String)>,
-        );
-        let rows: Vec<Row> = users::table
+        let rows: Vec<(ShownUser, Option<(Uuid, String, String)>)> = users::table
             .left_join(held)
-            .filter(users::id.eq(user.as_uuid()))
+            .filter(users::id.eq(found.as_uuid()))
             .order(workspaces::created_at.nullable().asc())
             .select((
-                (
-                    users::id,
-                    users::email,
-                    users::display_name,
-                    users::default_workspace_id,
-                    users::created_at,
-                ),
+                USER_COLUMNS,
                 (workspaces::id, workspaces::name, profiles::code).nullable(),
             ))
             .load(&mut connection)
             .await
             .map_err(storage)?;
         let mut rows = rows.into_iter().peekable();
-        let Some(((id, email, display_name, workspace, created_at), _)) = rows.peek().cloned()
-        else {
+        let Some((row, _)) = rows.peek().cloned() else {
             return Ok(None);
-        };
-        let user = User {
-            id: UserId::from_uuid(id),
-            email,
-            display_name,
-            default_workspace_id: workspace.map(WorkspaceId::from_uuid),
-            created_at,
         };
         let memberships = rows
             .filter_map(|(_, membership)| membership)
@@ -443,7 +439,7 @@ impl UserProfiles for PgAccounts {
                 role,
             })
             .collect();
-        Ok(Some((user, memberships)))
+        Ok(Some((user(row), memberships)))
     }
 }
 

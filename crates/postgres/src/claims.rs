@@ -1,6 +1,8 @@
 //! The claim statement: which due runs a worker takes, fairly between workspaces, and
 //! the claimed rows themselves, in one round trip.
 
+use std::sync::OnceLock;
+
 use diesel::QueryableByName;
 use diesel::sql_types::{
     BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
@@ -126,12 +128,22 @@ pub(crate) async fn claim_rows(
 ) -> Result<Vec<ClaimedRow>, StorageError> {
     // Raw: a FOR UPDATE SKIP LOCKED claim over recursive CTEs (a skip scan), leased on
     // the database clock.
-    Prepared::new(fair_claim(limit.clamp(1, MOST_CLAIMED_AT_ONCE)))
+    Prepared::new(claim_statement(limit))
         .bind::<Text, _>(worker)
         .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
         .load::<ClaimedRow>(connection)
         .await
         .map_err(storage)
+}
+
+/// The claim statement for at most `limit` runs (clamped to [`MOST_CLAIMED_AT_ONCE`]),
+/// written once per limit and process.
+fn claim_statement(limit: i64) -> &'static str {
+    const LIMITS: usize = MOST_CLAIMED_AT_ONCE as usize;
+    static STATEMENTS: [OnceLock<String>; LIMITS] = [const { OnceLock::new() }; LIMITS];
+    let limit = limit.clamp(1, MOST_CLAIMED_AT_ONCE);
+    let slot = usize::try_from(limit - 1).unwrap_or_default();
+    STATEMENTS[slot].get_or_init(|| fair_claim(limit))
 }
 
 /// The execution columns both kinds of claimed row return, from the run `alias` and its

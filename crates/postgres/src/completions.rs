@@ -8,6 +8,7 @@
 //! ([`StepsKept::Answers`]), the other steps already stored deleted.
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use diesel::QueryableByName;
 use diesel::sql_types::{Jsonb, Text, Uuid as SqlUuid};
@@ -107,7 +108,10 @@ impl BatchStatement for FinishBatch {
         let mut connection = pooled(pool).await?;
         // Raw: a multi-row fenced UPDATE … FROM jsonb_to_recordset with the steps' insert.
         let exceptions = rows.iter().any(|finishing| finishing.exception);
-        let statement = crate::sql::Prepared::new(finish_batch(exceptions)).bind::<Jsonb, _>(input);
+        // Each variant is written once per process.
+        static STATEMENTS: [OnceLock<String>; 2] = [const { OnceLock::new() }; 2];
+        let text = STATEMENTS[usize::from(exceptions)].get_or_init(|| finish_batch(exceptions));
+        let statement = crate::sql::Prepared::new(text.as_str()).bind::<Jsonb, _>(input);
         let statement = if exceptions {
             statement.bind::<Text, _>(ANSWER_NODE_TYPE)
         } else {
