@@ -37,7 +37,8 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub alerts: AlertSettings,
     /// `AUTH_CACHE_CAPACITY`, `AUTH_CACHE_TTL_SECONDS`: the per-process cache of who may
-    /// do what (memberships, API keys).
+    /// do what (memberships, API keys) and of what requests read most (environments,
+    /// profiles, workflows).
     pub auth_cache: fluxolab_postgres::auth_cache::AuthCacheSettings,
     /// `CODE_MAX_MEMORY_MB`, `CODE_MAX_TIMEOUT_MS`, `CODE_CONCURRENCY`: the bounds of
     /// `code.javascript` steps.

@@ -19,7 +19,8 @@ use fluxolab_postgres::activity_log::PgAudit;
 use fluxolab_postgres::alerts::PgAlerts;
 use fluxolab_postgres::api_keys::PgApiKeys;
 use fluxolab_postgres::auth_cache::{
-    AuthCache, CachedApiKeys, CachedEnvironments, CachedMembers, CachedProfiles, CachedWorkspaces,
+    AuthCache, CachedApiKeys, CachedEnvironments, CachedMembers, CachedProfiles, CachedWorkflows,
+    CachedWorkspaces,
 };
 use fluxolab_postgres::billing::PgBilling;
 use fluxolab_postgres::connectors::PgConnectors;
@@ -176,6 +177,11 @@ pub fn services_with(
     );
     let vault = PgVault::new(pool.clone());
     let workflows = PgWorkflows::new(pool.clone());
+    // Workflows as reads and starts find them, from the cache.
+    let cached_workflows: Arc<CachedWorkflows> = Arc::new(CachedWorkflows::new(
+        Arc::new(workflows.clone()),
+        auth.clone(),
+    ));
     let vault_service = Arc::new(VaultService::new(VaultPorts {
         units: units.clone(),
         keys: Arc::new(vault.clone()),
@@ -257,7 +263,7 @@ pub fn services_with(
     let lineage: Arc<dyn ExecutionLineage> = Arc::new(pg_executions.clone());
     let starter = Arc::new(RunStarter::new(StartPorts {
         units: units.clone(),
-        workflows: Arc::new(workflows.clone()),
+        workflows: cached_workflows.clone(),
         queue: Arc::new(pg_executions),
         gate: quotas,
         audit: audit.clone(),
@@ -270,12 +276,12 @@ pub fn services_with(
     )));
     let error_workflows = Arc::new(ErrorWorkflows::new(
         starter.clone(),
-        Arc::new(workflows.clone()),
+        cached_workflows.clone(),
         lineage,
     ));
     let signals = Arc::new(PgRunSignals::new(pool.clone()));
     let mcp_service = McpService::new(McpPorts {
-        workflows: Arc::new(workflows.clone()),
+        workflows: cached_workflows.clone(),
         executions: executions.clone(),
         starter: starter.clone(),
         signals: signals.clone(),
@@ -283,7 +289,7 @@ pub fn services_with(
         sessions: Arc::new(PgMcpSessions::new(pool.clone())),
     });
     let execution_service = ExecutionService::new(ExecutionPorts {
-        workflows: Arc::new(workflows.clone()),
+        workflows: cached_workflows.clone(),
         executions: executions.clone(),
         engine: Arc::new(engine),
         observer,
@@ -297,7 +303,7 @@ pub fn services_with(
     let schedules = Arc::new(PgSchedules::new(pool.clone()));
     let workflow_service = WorkflowService::new(WorkflowPorts {
         units: units.clone(),
-        workflows: Arc::new(workflows.clone()),
+        workflows: cached_workflows,
         credentials: Arc::new(workflows),
         webhooks: webhooks.clone(),
         plans: Arc::new(PgPlanGuard),

@@ -467,3 +467,64 @@ async fn a_workspace_renamed_through_one_instance_is_shown_by_both() -> TestResu
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_workflow_changed_through_one_instance_is_read_and_run_so_by_the_other() -> TestResult {
+    let (first, second) = two_instances().await?;
+    let owner = first.signed_up("workflows@example.com").await?;
+    let definition = json!({
+        "nodes": [{"id": "start", "type": "trigger.manual", "name": "Start"}],
+        "connections": []
+    });
+    let workflow = first
+        .active_workflow(&owner, "Orders", &definition)
+        .await?
+        .id;
+    let path = format!("/api/workflows/{workflow}");
+    // 200 when `app` shows the workflow named `name`, 409 when another name.
+    let named = |app: &'static str, name: &'static str| {
+        let (app, owner, path) = (if app == "first" { &first } else { &second }, &owner, &path);
+        async move {
+            let (status, body) = app.get_in(owner, path).await?;
+            assert_eq!(status, 200, "{body}");
+            Ok::<u16, Error>(if body.text("name")? == name { 200 } else { 409 })
+        }
+    };
+    let run = |app: &'static str| {
+        let (app, owner, path) = (if app == "first" { &first } else { &second }, &owner, &path);
+        async move {
+            let (status, _) = app
+                .post_in(owner, &format!("{path}/run"), &json!({}))
+                .await?;
+            Ok::<u16, Error>(status)
+        }
+    };
+    // Served from the second's cache: a rename nobody announces goes unseen there.
+    let renamed_to =
+        |name: &str| format!("UPDATE workflows SET name = '{name}' WHERE id = '{workflow}'");
+    served_from_cache(
+        &first,
+        || named("second", "Orders"),
+        200,
+        &renamed_to("Silently"),
+        &renamed_to("Orders"),
+    )
+    .await?;
+    assert_eq!(run("second").await?, 202);
+
+    let (status, body) = first
+        .patch_in(&owner, &path, &json!({"name": "Invoices"}))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    // The renaming instance evicted at its commit; the other hears the announcement.
+    assert_eq!(named("first", "Invoices").await?, 200);
+    assert_eq!(poll_until(200, || named("second", "Invoices")).await?, 200);
+
+    let (status, body) = first
+        .post_in(&owner, &format!("{path}/deactivate"), &json!({}))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(run("first").await?, 422, "not active any more");
+    assert_eq!(poll_until(422, || run("second")).await?, 422);
+    Ok(())
+}

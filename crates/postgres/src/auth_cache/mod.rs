@@ -1,19 +1,21 @@
 //! The auth cache: what an authenticated request needs to know about its caller — the
 //! role and grants of a user in a workspace (or that they are no member of it), and the
 //! API key a lookup prefix names (or that none does) — the environments a request
-//! names, and a user as `GET /api/auth/me` shows them (their row and memberships), kept
-//! in each process, so that a warm request spends no query on them.
+//! names, a user as `GET /api/auth/me` shows them (their row and memberships), and a
+//! workflow as `GET /api/workflows/{id}` shows it and `/run` resolves it, kept in each
+//! process, so that a warm request spends no query on them.
 //!
 //! It sits behind the ports the use cases already call, as decorators: [`CachedMembers`]
 //! wraps a `MemberRepository` and caches `access`; [`CachedApiKeys`] wraps an
 //! `ApiKeyRepository` and caches `find_by_prefix`; [`CachedEnvironments`] wraps an
 //! `EnvironmentRepository` and resolves environments from each workspace's cached names
-//! and ids; [`CachedProfiles`] wraps `UserProfiles`; [`CachedWorkspaces`] wraps a
+//! and ids; [`CachedProfiles`] wraps `UserProfiles`; [`CachedWorkflows`] wraps a
+//! `WorkflowRepository` and caches `find`; [`CachedWorkspaces`] wraps a
 //! `WorkspaceRepository` only to evict what its writes change. Everything else goes
 //! straight through.
 //!
 //! **Invalidation.** Every change of what it holds announces itself in the transaction
-//! that makes it: triggers (migrations 16 and 33) send `NOTIFY fluxolab_auth` with a payload
+//! that makes it: triggers (migrations 16, 31, 33 and 34) send `NOTIFY fluxolab_auth` with a payload
 //! naming what changed ([`Change::parse`]), so an API call, a cascade from a deleted user
 //! or workspace, the seed or an operator's SQL are all announced — when they commit, and
 //! not at all when they roll back. Each process keeps one connection `LISTEN`ing
@@ -68,6 +70,7 @@ mod members;
 mod profiles;
 #[cfg(test)]
 mod tests;
+mod workflows;
 
 use std::hash::Hash;
 use std::sync::Arc;
@@ -75,7 +78,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use fluxolab_identity::account::{Membership, User};
-use fluxolab_kernel::{Permission, StorageError, Uow, UserId, WorkspaceId};
+use fluxolab_kernel::{Permission, StorageError, Uow, UserId, WorkflowId, WorkspaceId};
+use fluxolab_workflows::model::Workflow;
 use fluxolab_workspace::Role;
 use fluxolab_workspace::api_keys::StoredKey;
 use moka::future::Cache;
@@ -85,6 +89,7 @@ pub use api_keys::CachedApiKeys;
 pub use environments::{CachedEnvironments, EnvironmentStore};
 pub use members::CachedMembers;
 pub use profiles::{CachedProfiles, CachedWorkspaces};
+pub use workflows::CachedWorkflows;
 
 /// The notification channel of auth changes.
 pub const CHANNEL: &str = "fluxolab_auth";
@@ -95,7 +100,7 @@ pub const LISTENER_APPLICATION_NAME: &str = "fluxolab auth listener";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuthCacheSettings {
     /// Entries kept in each of its maps (memberships, API keys, workspaces'
-    /// environments, users' profiles).
+    /// environments, users' profiles, workflows).
     pub capacity: u64,
     /// The longest an entry is used, announced changes or not.
     pub ttl: Duration,
@@ -131,13 +136,16 @@ pub enum Change {
     /// `user:<id>`: the user's e-mail, name or default workspace changed, or the user
     /// was deleted.
     User(UserId),
+    /// `workflow:<id>`: the workflow, one of its versions or deployments changed.
+    Workflow(WorkflowId),
     /// `api_key:<prefix>`: the key found by that lookup prefix changed.
     ApiKey(String),
     /// Some key changed, which one unknown here (this process's revocations and
     /// rotations): every key goes.
     ApiKeys,
     /// `environments:<workspace>`: an environment of that workspace was added, renamed,
-    /// made the default or deleted.
+    /// made the default or deleted (the workflows go too: their deployments name
+    /// environments).
     Environments(WorkspaceId),
     /// `all`, or a payload this build cannot read: everything goes.
     Everything,
@@ -155,6 +163,7 @@ impl Change {
             }),
             Some(("workspace", id)) => id.parse().ok().map(Change::Workspace),
             Some(("user", id)) => id.parse().ok().map(Change::User),
+            Some(("workflow", id)) => id.parse().ok().map(Change::Workflow),
             Some(("environments", id)) => id.parse().ok().map(Change::Environments),
             Some(("api_key", prefix)) if !prefix.is_empty() => {
                 Some(Change::ApiKey(prefix.to_owned()))
@@ -176,6 +185,8 @@ struct Shared {
     keys: Cache<String, Option<StoredKey>>,
     environments: Cache<WorkspaceId, Arc<Vec<environments::Known>>>,
     profiles: Cache<UserId, Profile>,
+    /// Workflows found (never `None`: see [`CachedWorkflows`]).
+    workflows: Cache<WorkflowId, Option<Arc<Workflow>>>,
     /// Bumped before every eviction.
     generation: AtomicU64,
     /// Whether the listener listens (the cache is used only then).
@@ -190,6 +201,7 @@ impl std::fmt::Debug for AuthCache {
             .field("keys", &self.shared.keys.entry_count())
             .field("environments", &self.shared.environments.entry_count())
             .field("profiles", &self.shared.profiles.entry_count())
+            .field("workflows", &self.shared.workflows.entry_count())
             .finish()
     }
 }
@@ -213,6 +225,7 @@ impl AuthCache {
                 keys: map(settings),
                 environments: map(settings),
                 profiles: map(settings),
+                workflows: map(settings),
                 generation: AtomicU64::new(0),
                 listening: AtomicBool::new(false),
             }),
@@ -244,6 +257,7 @@ impl AuthCache {
         self.shared.keys.invalidate_all();
         self.shared.environments.invalidate_all();
         self.shared.profiles.invalidate_all();
+        self.shared.workflows.invalidate_all();
     }
 
     /// Evicts what `change` names (in this process).
@@ -260,9 +274,14 @@ impl AuthCache {
                 shared.profiles.invalidate_all();
             }
             Change::User(user) => shared.profiles.invalidate(user).await,
+            Change::Workflow(workflow) => shared.workflows.invalidate(workflow).await,
             Change::ApiKey(prefix) => shared.keys.invalidate(prefix).await,
             Change::ApiKeys => shared.keys.invalidate_all(),
-            Change::Environments(workspace) => shared.environments.invalidate(workspace).await,
+            Change::Environments(workspace) => {
+                shared.environments.invalidate(workspace).await;
+                // Rare enough that every workspace's workflows may go.
+                shared.workflows.invalidate_all();
+            }
             Change::Everything => self.drop_everything(),
         }
     }
@@ -286,6 +305,21 @@ impl AuthCache {
         K: Clone + Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
+        self.read_through_kept(cache, key, load, |_| true).await
+    }
+
+    /// [`Self::read_through`], keeping only a loaded value that `keep` accepts.
+    async fn read_through_kept<K, V>(
+        &self,
+        cache: &Cache<K, V>,
+        key: K,
+        load: impl Future<Output = Result<V, StorageError>>,
+        keep: impl FnOnce(&V) -> bool,
+    ) -> Result<V, StorageError>
+    where
+        K: Clone + Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
         if !self.is_listening() {
             return load.await;
         }
@@ -295,7 +329,7 @@ impl AuthCache {
         let generation = &self.shared.generation;
         let began = generation.load(Ordering::SeqCst);
         let value = load.await?;
-        if self.is_listening() && generation.load(Ordering::SeqCst) == began {
+        if keep(&value) && self.is_listening() && generation.load(Ordering::SeqCst) == began {
             cache.insert(key.clone(), value.clone()).await;
             // An eviction that began between the check and the insert may have run
             // before the insert: then this answer goes too.

@@ -55,6 +55,11 @@ fn payloads_name_what_to_evict() {
         Change::ApiKey("flx_abcdefgh".to_owned())
     );
     assert_eq!(Change::parse(&format!("user:{user}")), Change::User(user));
+    let workflow = fluxolab_kernel::WorkflowId::new();
+    assert_eq!(
+        Change::parse(&format!("workflow:{workflow}")),
+        Change::Workflow(workflow)
+    );
     assert_eq!(
         Change::parse(&format!("environments:{workspace}")),
         Change::Environments(workspace)
@@ -67,6 +72,7 @@ fn payloads_name_what_to_evict() {
         "api_key:",
         "environments:x",
         "user:",
+        "workflow:12",
         "news",
     ] {
         assert_eq!(

@@ -1,7 +1,7 @@
-//! What migrations 16 and 33's triggers announce on `fluxolab_auth` (read by every
+//! What migrations 16, 31, 33 and 34's triggers announce on `fluxolab_auth` (read by every
 //! process's auth cache): each change of a membership, a workspace's archival or
 //! rename, a user's profile (e-mail, name, default workspace), an API key (but its last
-//! use) and the roles' grants — at its commit, and nothing for a change rolled
+//! use), the roles' grants and a workflow (its row, versions, deployments) — at its commit, and nothing for a change rolled
 //! back. Notifications arrive in commit order, so a marker sent after the changes tells
 //! when everything they announced has arrived: no waiting for silence.
 
@@ -214,6 +214,72 @@ async fn only_a_real_change_of_the_grants_announces_everything() -> TestResult {
     seed_reference_data(&mut writer).await?;
     assert_eq!(
         announced(&mut listener, &mut writer, "SELECT 1").await?,
+        ["all"]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn workflow_changes_announce_the_workflow_and_a_new_one_announces_nothing() -> TestResult {
+    const WORKFLOW: &str = "0190a000-0000-7000-8000-000000000005";
+    const ENVIRONMENT: &str = "0190a000-0000-7000-8000-000000000006";
+    let db = TestDb::new().await?;
+    let (mut listener, mut writer) = connections(&db).await?;
+    let workflow = format!("workflow:{WORKFLOW}");
+    let created = format!(
+        "INSERT INTO workflows (id, workspace_id, name) VALUES ('{WORKFLOW}', '{WORKSPACE}', 'Orders')"
+    );
+    assert_eq!(
+        announced(&mut listener, &mut writer, &created).await?,
+        Vec::<String>::new()
+    );
+    let versioned = format!(
+        "INSERT INTO workflow_versions (workflow_id, workspace_id, version, definition, checksum) \
+         VALUES ('{WORKFLOW}', '{WORKSPACE}', 1, '{{}}', 'x')"
+    );
+    assert_eq!(
+        announced(&mut listener, &mut writer, &versioned).await?,
+        std::slice::from_ref(&workflow)
+    );
+    let environment = format!(
+        "INSERT INTO workspace_environments (id, workspace_id, name) \
+         VALUES ('{ENVIRONMENT}', '{WORKSPACE}', 'production')"
+    );
+    announced(&mut listener, &mut writer, &environment).await?;
+    let activated = format!(
+        "INSERT INTO workflow_deployments (workflow_id, environment_id, workspace_id, version) \
+         VALUES ('{WORKFLOW}', '{ENVIRONMENT}', '{WORKSPACE}', 1)"
+    );
+    assert_eq!(
+        announced(&mut listener, &mut writer, &activated).await?,
+        std::slice::from_ref(&workflow)
+    );
+    let renamed = format!("UPDATE workflows SET name = 'Renamed' WHERE id = '{WORKFLOW}'");
+    assert_eq!(
+        announced(&mut listener, &mut writer, &renamed).await?,
+        std::slice::from_ref(&workflow)
+    );
+    let rolled_back = format!(
+        "BEGIN; DELETE FROM workflow_deployments WHERE workflow_id = '{WORKFLOW}'; ROLLBACK"
+    );
+    assert_eq!(
+        announced(&mut listener, &mut writer, &rolled_back).await?,
+        Vec::<String>::new()
+    );
+    // An environment's deletion takes the deployment with it, and both say so.
+    let environment_deleted =
+        format!("DELETE FROM workspace_environments WHERE id = '{ENVIRONMENT}'");
+    assert_eq!(
+        announced(&mut listener, &mut writer, &environment_deleted).await?,
+        [format!("environments:{WORKSPACE}"), workflow.clone()]
+    );
+    let deleted = format!("DELETE FROM workflows WHERE id = '{WORKFLOW}'");
+    assert_eq!(
+        announced(&mut listener, &mut writer, &deleted).await?,
+        [workflow]
+    );
+    assert_eq!(
+        announced(&mut listener, &mut writer, "TRUNCATE workflow_deployments").await?,
         ["all"]
     );
     Ok(())

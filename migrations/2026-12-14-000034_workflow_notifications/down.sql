@@ -1,0 +1,7 @@
+DROP TRIGGER workflow_deployments_auth_truncated ON workflow_deployments;
+DROP TRIGGER workflow_versions_auth_truncated ON workflow_versions;
+DROP TRIGGER workflows_auth_truncated ON workflows;
+DROP TRIGGER workflow_deployments_auth_changed ON workflow_deployments;
+DROP TRIGGER workflow_versions_auth_changed ON workflow_versions;
+DROP TRIGGER workflows_auth_changed ON workflows;
+DROP FUNCTION fluxolab_auth_workflow_changed();
