@@ -71,7 +71,8 @@ pub enum Admission {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UsageGate: Send + Sync {
-    /// A run asked for through the API (`/run`, retries): counted exactly.
+    /// A run asked for through the API (`/run`, retries): counted exactly, when the
+    /// plan has a quota (a plan without one may be known from a reading a second old).
     async fn admit_run(&self, workspace: WorkspaceId) -> Result<Admission, StorageError>;
     /// A webhook delivery: the workspace's rate, then its quota (which may be up to a
     /// second stale on this hot path).

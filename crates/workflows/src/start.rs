@@ -326,7 +326,8 @@ impl RunStarter {
             })
     }
 
-    /// Refuses a run when the period's executions are used up (counted exactly).
+    /// Refuses a run when the period's executions are used up (counted exactly when the
+    /// plan has a quota; see `UsageGate::admit_run`).
     pub(crate) async fn admit(&self, workspace: WorkspaceId) -> Result<(), WorkflowError> {
         match self.ports.gate.admit_run(workspace).await? {
             Admission::Admitted => Ok(()),

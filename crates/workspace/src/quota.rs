@@ -10,8 +10,10 @@ use async_trait::async_trait;
 use fluxolab_kernel::{Admission, Clock, StorageError, UsageGate, WorkspaceId};
 use time::OffsetDateTime;
 
-/// How long the webhook hot path trusts a quota reading (by the injected clock).
-pub const DELIVERY_QUOTA_TTL: Duration = Duration::from_secs(1);
+/// How long a quota reading is trusted (by the injected clock): by the webhook hot path
+/// always, and by a run when the reading says the plan has no execution quota (there
+/// is nothing to count; a plan change applies to runs within this time).
+pub const QUOTA_READING_TTL: Duration = Duration::from_secs(1);
 
 /// Where a workspace stands against its quota and rate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +43,7 @@ struct Bucket {
 pub struct Quotas {
     source: Arc<dyn QuotaSource>,
     clock: Arc<dyn Clock>,
-    /// Readings and when they were taken; older than [`DELIVERY_QUOTA_TTL`] by the
+    /// Readings and when they were taken; older than [`QUOTA_READING_TTL`] by the
     /// clock, a reading is taken again.
     cache: moka::sync::Cache<WorkspaceId, (QuotaStatus, OffsetDateTime)>,
     buckets: Mutex<HashMap<WorkspaceId, Bucket>>,
@@ -112,8 +114,15 @@ impl Quotas {
 #[async_trait]
 impl UsageGate for Quotas {
     async fn admit_run(&self, workspace: WorkspaceId) -> Result<Admission, StorageError> {
-        let status = self.source.status(workspace).await?;
         let now = self.clock.now();
+        // A limited plan is counted at every run; an unlimited one has nothing to count.
+        if let Some((status, read_at)) = self.cache.get(&workspace)
+            && status.executions_per_month.is_none()
+            && now - read_at < QUOTA_READING_TTL
+        {
+            return Ok(Admission::Admitted);
+        }
+        let status = self.source.status(workspace).await?;
         self.cache.insert(workspace, (status, now));
         Ok(self.quota(&status, now))
     }
@@ -121,7 +130,7 @@ impl UsageGate for Quotas {
     async fn admit_delivery(&self, workspace: WorkspaceId) -> Result<Admission, StorageError> {
         let now = self.clock.now();
         let status = match self.cache.get(&workspace) {
-            Some((status, read_at)) if now - read_at < DELIVERY_QUOTA_TTL => status,
+            Some((status, read_at)) if now - read_at < QUOTA_READING_TTL => status,
             _ => {
                 let status = self.source.status(workspace).await?;
                 self.cache.insert(workspace, (status, now));
@@ -140,6 +149,8 @@ impl UsageGate for Quotas {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use fluxolab_kernel::ManualClock;
 
     use super::*;
@@ -236,5 +247,54 @@ mod tests {
             gate.admit_delivery(workspace).await,
             Ok(Admission::QuotaExceeded { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_run_is_counted_every_time_unless_the_plan_has_no_quota() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let clock = Arc::new(ManualClock::new(start));
+        let limit = Arc::new(Mutex::new(None::<u32>));
+        let reads = Arc::new(AtomicUsize::new(0));
+        let mut source = MockQuotaSource::new();
+        let (reading, counting) = (limit.clone(), reads.clone());
+        source.expect_status().returning(move |_| {
+            counting.fetch_add(1, Ordering::SeqCst);
+            Ok(QuotaStatus {
+                executions_per_month: reading.lock().ok().and_then(|limit| *limit),
+                executions_used: 3,
+                period_end: start + time::Duration::days(1),
+                webhook_events_per_minute: None,
+            })
+        });
+        let gate = Quotas::new(Arc::new(source), clock.clone());
+        let workspace = WorkspaceId::new();
+        // Unlimited: one reading serves the runs of the next second.
+        for _ in 0..3 {
+            assert_eq!(
+                gate.admit_run(workspace).await.ok(),
+                Some(Admission::Admitted)
+            );
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        // A plan with a quota now: seen once the reading is a second old…
+        if let Ok(mut limit) = limit.lock() {
+            *limit = Some(3);
+        }
+        clock.advance(time::Duration::milliseconds(900));
+        assert_eq!(
+            gate.admit_run(workspace).await.ok(),
+            Some(Admission::Admitted)
+        );
+        clock.advance(time::Duration::milliseconds(200));
+        assert!(matches!(
+            gate.admit_run(workspace).await,
+            Ok(Admission::QuotaExceeded { .. })
+        ));
+        // …and from then on every run is counted.
+        assert!(matches!(
+            gate.admit_run(workspace).await,
+            Ok(Admission::QuotaExceeded { .. })
+        ));
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
     }
 }
