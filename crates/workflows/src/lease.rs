@@ -1,9 +1,9 @@
 //! Leases and fencing: what lets a worker prove, at each write and before each side
 //! effect, that a run is still its own.
 //!
-//! A claim gives the worker a [`LeaseToken`], bumped by every claim of the execution;
-//! every write the worker makes for the run carries it and is refused once another claim
-//! has bumped it ([`Fenced::LeaseLost`]). Between writes, the worker keeps a
+//! A claim gives the worker a [`LeaseToken`], drawn anew (at random) by every claim of
+//! the execution; every write the worker makes for the run carries it and is refused
+//! once another claim has replaced it ([`Fenced::LeaseLost`]). Between writes, the worker keeps a
 //! [`LeaseClock`]: the moment its lease ends by its own monotonic clock, measured from
 //! when it *sent* the claim or renewal (so it never thinks it holds longer than the
 //! database does). A run stops at once when the clock runs out or a write is refused.

@@ -347,3 +347,53 @@ async fn a_worker_shutting_down_gives_back_only_the_runs_it_still_holds() -> Tes
     assert_eq!(queue.release_held("leaving").await?, 0, "nothing twice");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_claim_lost_with_the_database_gives_its_worker_no_write_after_a_new_claim() -> TestResult
+{
+    use fluxolab_workflows::execution::{
+        ExecutionRepository, ExecutionStatus, Finished, StepsKept,
+    };
+    use fluxolab_workflows::lease::Fenced;
+
+    let app = TestApp::spawn_api_only().await?;
+    let owner = app.signed_up("lost-claim@example.com").await?;
+    let workflow = active_workflow(&app, &owner, None).await?;
+    app.enqueue(&owner, &workflow, 1).await?;
+    let queue = fluxolab_postgres::executions::PgExecutions::new(app.db.pool().clone());
+    let first = queue.claim("first", 1, 30).await?.runs;
+    assert_eq!(first.len(), 1);
+    // The claim committed without waiting for the disk, and the database crashed before
+    // writing it: recovered, the run is queued as it was before (its token included),
+    // while the first worker still runs it.
+    diesel::sql_query(
+        "UPDATE executions SET status = 'queued', locked_by = NULL, locked_until = NULL, \
+           attempt = 0, lease_token = 0, started_at = NULL",
+    )
+    .execute(&mut app.db.pool().get().await?)
+    .await?;
+    let second = queue.claim("second", 1, 30).await?.runs;
+    assert_eq!(second.len(), 1);
+    assert_ne!(
+        second[0].lease, first[0].lease,
+        "the same claim again hands out another token"
+    );
+    let finished = || Finished {
+        status: ExecutionStatus::Succeeded,
+        output: Some(json!({})),
+        error: None,
+        steps_kept: StepsKept::All,
+        notify_failure: false,
+    };
+    let id = first[0].execution.id;
+    assert_eq!(
+        queue.finish(id, first[0].lease, finished(), &[]).await?,
+        Fenced::LeaseLost,
+        "the first worker writes nothing"
+    );
+    assert_eq!(
+        queue.finish(id, second[0].lease, finished(), &[]).await?,
+        Fenced::Written
+    );
+    Ok(())
+}
