@@ -19,8 +19,8 @@ use fluxolab_postgres::activity_log::PgAudit;
 use fluxolab_postgres::alerts::PgAlerts;
 use fluxolab_postgres::api_keys::PgApiKeys;
 use fluxolab_postgres::auth_cache::{
-    AuthCache, CachedApiKeys, CachedEnvironments, CachedMembers, CachedProfiles, CachedWorkflows,
-    CachedWorkspaces,
+    AuthCache, CachedApiKeys, CachedEnvironments, CachedMembers, CachedProfiles,
+    CachedSsoDirectory, CachedWorkflows, CachedWorkspaces,
 };
 use fluxolab_postgres::billing::PgBilling;
 use fluxolab_postgres::connectors::PgConnectors;
@@ -230,7 +230,8 @@ pub fn services_with(
         units: units.clone(),
         configs: sso_store.clone(),
         logins: sso_store.clone(),
-        directory: sso_store,
+        // A member a sign-in adds is evicted here at its commit.
+        directory: Arc::new(CachedSsoDirectory::new(sso_store, auth.clone())),
         secrets: vault_service.clone(),
         settings: workspace_settings.clone(),
         client: Arc::new(OpenIdConnect::new()?),

@@ -10,9 +10,9 @@
 //! `ApiKeyRepository` and caches `find_by_prefix`; [`CachedEnvironments`] wraps an
 //! `EnvironmentRepository` and resolves environments from each workspace's cached names
 //! and ids; [`CachedProfiles`] wraps `UserProfiles`; [`CachedWorkflows`] wraps a
-//! `WorkflowRepository` and caches `find`; [`CachedWorkspaces`] wraps a
-//! `WorkspaceRepository` only to evict what its writes change. Everything else goes
-//! straight through.
+//! `WorkflowRepository` and caches `find`; [`CachedWorkspaces`] and
+//! [`CachedSsoDirectory`] wrap a `WorkspaceRepository` and an `SsoDirectory` only to
+//! evict what their writes change. Everything else goes straight through.
 //!
 //! **Invalidation.** Every change of what it holds announces itself in the transaction
 //! that makes it: triggers (migrations 16, 31, 33 and 34) send `NOTIFY fluxolab_auth` with a payload
@@ -68,6 +68,7 @@ mod environments;
 mod listener;
 mod members;
 mod profiles;
+mod sso;
 #[cfg(test)]
 mod tests;
 mod workflows;
@@ -89,6 +90,7 @@ pub use api_keys::CachedApiKeys;
 pub use environments::{CachedEnvironments, EnvironmentStore};
 pub use members::CachedMembers;
 pub use profiles::{CachedProfiles, CachedWorkspaces};
+pub use sso::CachedSsoDirectory;
 pub use workflows::CachedWorkflows;
 
 /// The notification channel of auth changes.

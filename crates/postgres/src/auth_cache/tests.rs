@@ -13,8 +13,8 @@ use fluxolab_workspace::ports::{
 };
 
 use super::{
-    AuthCache, AuthCacheSettings, CachedApiKeys, CachedMembers, CachedProfiles, CachedWorkspaces,
-    Change,
+    AuthCache, AuthCacheSettings, CachedApiKeys, CachedMembers, CachedProfiles, CachedSsoDirectory,
+    CachedWorkspaces, Change,
 };
 
 type Access = Option<(Role, Vec<Permission>)>;
@@ -301,5 +301,43 @@ async fn workspace_writes_evict_the_profiles_they_change_when_they_commit()
         .await?;
     unit.commit().await?;
     profiles.find_with_memberships(user).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_member_a_sign_in_adds_is_evicted_when_it_commits()
+-> Result<(), Box<dyn std::error::Error>> {
+    use fluxolab_workspace::sso::SsoDirectory;
+    use fluxolab_workspace::sso::ports::MockSsoDirectory;
+
+    let db = crate::test_db::TestDb::new().await?;
+    let units = crate::unit_of_work::PgUnits::new(db.pool().clone());
+    let cache = listening();
+    let (workspace, user) = (WorkspaceId::new(), UserId::new());
+    // No member yet, cached; read again only after the committed sign-in.
+    let members = members(&cache, 2, None);
+    let mut inner = MockSsoDirectory::new();
+    inner
+        .expect_add_member()
+        .times(2)
+        .returning(|_, _, _, _| Ok(()));
+    let directory = CachedSsoDirectory::new(Arc::new(inner), cache.clone());
+    members.access(workspace, user).await?;
+
+    let mut unit = units.begin().await?;
+    directory
+        .add_member(unit.as_mut(), workspace, user, Role::Viewer)
+        .await?;
+    drop(unit);
+    members.access(workspace, user).await?;
+
+    let mut unit = units.begin().await?;
+    directory
+        .add_member(unit.as_mut(), workspace, user, Role::Viewer)
+        .await?;
+    members.access(workspace, user).await?;
+    unit.commit().await?;
+    members.access(workspace, user).await?;
+    members.access(workspace, user).await?;
     Ok(())
 }
