@@ -78,6 +78,8 @@ struct Drained {
     rounds: u64,
     /// The largest peak resident memory of the processes, in MiB.
     peak_rss_mib: Option<f64>,
+    /// Cores busy on average while they ran: the machine's, and the worker processes'.
+    cores: Option<(f64, f64)>,
 }
 
 impl Drained {
@@ -234,7 +236,12 @@ async fn drain(
     for _ in 0..processes {
         children.push(spawn(binary, url, slots.workers)?);
     }
+    let pids: Vec<u32> = children.iter().filter_map(Child::id).collect();
+    let cpu_before = common::cpu_ticks(&pids);
     let watched = watch(bench, monitor, &mut children, started).await;
+    let cores = common::cpu_ticks(&pids)
+        .zip(cpu_before)
+        .map(|(after, before)| after.since(before, started.elapsed().as_secs_f64()));
     let peak = children
         .iter()
         .filter_map(|child| resident_mib(child.id()?, "VmHWM"))
@@ -242,6 +249,7 @@ async fn drain(
     stop(children).await;
     watched.map(|drained| Drained {
         peak_rss_mib: peak,
+        cores,
         ..drained
     })
 }
@@ -313,6 +321,7 @@ async fn watch(
         waits: HashMap::new(),
         rounds: 0,
         peak_rss_mib: None,
+        cores: None,
     };
     while drained.finished < RUNS && started.elapsed() < LIMIT {
         tokio::time::sleep(SAMPLE_EVERY).await;
@@ -407,6 +416,13 @@ fn report(bench: &Bench, slots: &Slots, processes: usize, drained: &Drained) {
         drained.elapsed.as_secs_f64(),
         drained.rate()
     );
+    if let Some((busy, workers)) = drained.cores {
+        println!(
+            "      cores busy {busy:.2} of {}: the worker processes {workers:.2}, PostgreSQL and the rest {:.2}",
+            std::thread::available_parallelism().map_or(0, usize::from),
+            busy - workers
+        );
+    }
     let mut waits: Vec<(&(String, String), &u64)> = drained.waits.iter().collect();
     waits.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
     let total: u64 = drained.waits.values().sum();

@@ -82,35 +82,16 @@ fn delivery(run: &str, index: usize) -> (Vec<u8>, String) {
     (body.into_bytes(), signature)
 }
 
-/// CPU time so far (in clock ticks, Linux only): this process's, and the whole machine's
-/// busy time; `None` where `/proc` cannot tell.
-fn cpu_ticks() -> Option<(u64, u64)> {
-    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The fields after the command name (which may hold spaces) start with the state;
-    // utime and stime are the 12th and 13th of them.
-    let fields: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
-    let own = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    let machine = std::fs::read_to_string("/proc/stat").ok()?;
-    let totals: Vec<u64> = machine
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|field| field.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
-    let busy = totals.iter().sum::<u64>() - totals.get(3)? - totals.get(4)?;
-    Some((own, busy))
-}
-
-/// Where the CPU went between two [`cpu_ticks`] readings, as cores busy on average.
-fn cpu_split(before: Option<(u64, u64)>, after: Option<(u64, u64)>, seconds: f64) -> String {
+/// Where the CPU went between two [`common::cpu_ticks`] readings of this process, as
+/// cores busy on average.
+fn cpu_split(
+    before: Option<common::CpuTicks>,
+    after: Option<common::CpuTicks>,
+    seconds: f64,
+) -> String {
     match (before, after) {
-        (Some((own_before, busy_before)), Some((own_after, busy_after))) => {
-            // Clock ticks are 100 a second on Linux.
-            let cores = |ticks: u64| ticks as f64 / 100.0 / seconds;
-            let own = cores(own_after - own_before);
-            let busy = cores(busy_after - busy_before);
+        (Some(before), Some(after)) => {
+            let (busy, own) = after.since(before, seconds);
             format!(
                 "cores busy {busy:.2}: this process (load generator + server) {own:.2}, the rest (PostgreSQL) {:.2}",
                 busy - own
@@ -428,9 +409,13 @@ async fn run(url: &str) -> Result<(), Error> {
         };
         let deliveries: Vec<_> = (0..DELIVERIES).map(|i| delivery(run_id, i)).collect();
         let started = Instant::now();
-        let cpu_before = cpu_ticks();
+        let cpu_before = common::cpu_ticks(&[std::process::id()]);
         let (rate, latencies, failures) = fire(&intake, deliveries).await?;
-        let cpu = cpu_split(cpu_before, cpu_ticks(), started.elapsed().as_secs_f64());
+        let cpu = cpu_split(
+            cpu_before,
+            common::cpu_ticks(&[std::process::id()]),
+            started.elapsed().as_secs_f64(),
+        );
         println!("  {label}");
         println!(
             "    intake                {rate:>10.0} requests/s   p50 {:>6.2} ms   p99 {:>6.2} ms   non-200: {failures}",

@@ -282,3 +282,48 @@ pub fn print_peak_memory() {
         None => println!("  peak resident memory unknown (no /proc/self/status)"),
     }
 }
+
+/// CPU time so far, in clock ticks (Linux only): the whole machine's busy time and that
+/// of some processes.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuTicks {
+    machine: u64,
+    processes: u64,
+}
+
+impl CpuTicks {
+    /// Since `before`, over `seconds`: the cores busy on average, the machine's and the
+    /// processes'.
+    pub fn since(self, before: CpuTicks, seconds: f64) -> (f64, f64) {
+        // Clock ticks are 100 a second on Linux.
+        let cores = |ticks: u64| ticks as f64 / 100.0 / seconds.max(f64::EPSILON);
+        (
+            cores(self.machine.saturating_sub(before.machine)),
+            cores(self.processes.saturating_sub(before.processes)),
+        )
+    }
+}
+
+/// The machine's busy time and that of the processes `pids` (user and system time of
+/// each); `None` where `/proc` cannot tell.
+pub fn cpu_ticks(pids: &[u32]) -> Option<CpuTicks> {
+    let mut processes = 0;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The fields after the command name (which may hold spaces) start with the
+        // state; utime and stime are the 12th and 13th of them.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        processes += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    }
+    let machine = std::fs::read_to_string("/proc/stat").ok()?;
+    let totals: Vec<u64> = machine
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    let machine = totals.iter().sum::<u64>() - totals.get(3)? - totals.get(4)?;
+    Some(CpuTicks { machine, processes })
+}
