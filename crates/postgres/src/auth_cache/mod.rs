@@ -146,8 +146,8 @@ pub enum Change {
     /// rotations): every key goes.
     ApiKeys,
     /// `environments:<workspace>`: an environment of that workspace was added, renamed,
-    /// made the default or deleted (the workflows go too: their deployments name
-    /// environments).
+    /// made the default or deleted (the workspace's workflows go too: their deployments
+    /// name environments).
     Environments(WorkspaceId),
     /// `all`, or a payload this build cannot read: everything goes.
     Everything,
@@ -227,7 +227,12 @@ impl AuthCache {
                 keys: map(settings),
                 environments: map(settings),
                 profiles: map(settings),
-                workflows: map(settings),
+                // An environment's change drops its workspace's workflows only.
+                workflows: Cache::builder()
+                    .max_capacity(settings.capacity)
+                    .time_to_live(settings.ttl)
+                    .support_invalidation_closures()
+                    .build(),
                 generation: AtomicU64::new(0),
                 listening: AtomicBool::new(false),
             }),
@@ -281,8 +286,19 @@ impl AuthCache {
             Change::ApiKeys => shared.keys.invalidate_all(),
             Change::Environments(workspace) => {
                 shared.environments.invalidate(workspace).await;
-                // Rare enough that every workspace's workflows may go.
-                shared.workflows.invalidate_all();
+                let workspace = *workspace;
+                let of_workspace = move |_: &WorkflowId, found: &Option<Arc<Workflow>>| {
+                    found
+                        .as_ref()
+                        .is_some_and(|workflow| workflow.workspace_id == workspace)
+                };
+                if shared
+                    .workflows
+                    .invalidate_entries_if(of_workspace)
+                    .is_err()
+                {
+                    shared.workflows.invalidate_all();
+                }
             }
             Change::Everything => self.drop_everything(),
         }

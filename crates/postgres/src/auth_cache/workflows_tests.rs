@@ -51,7 +51,7 @@ async fn a_found_workflow_is_kept_until_a_change_names_it() -> Result<(), Storag
     let workflows = CachedWorkflows::new(Arc::new(finding(workspace, id, 4)), cache.clone());
     for change in [
         Change::Workflow(id),
-        Change::Environments(WorkspaceId::new()),
+        Change::Environments(workspace),
         Change::Everything,
     ] {
         assert_eq!(
@@ -64,6 +64,7 @@ async fn a_found_workflow_is_kept_until_a_change_names_it() -> Result<(), Storag
     workflows.find(workspace, id).await?;
     // Others' changes leave it cached.
     cache.evict(&Change::Workflow(WorkflowId::new())).await;
+    cache.evict(&Change::Environments(WorkspaceId::new())).await;
     cache.evict(&Change::Workspace(workspace)).await;
     workflows.find(workspace, id).await?;
     Ok(())
