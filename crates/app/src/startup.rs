@@ -127,8 +127,9 @@ pub fn services(
     services_with(pool, settings, clock, observer, &auth)
 }
 
-/// Wires the use cases to their Postgres adapters; memberships, API keys and environments
-/// are looked up through `auth` (used once its listener listens: [`AuthCache::listen`]).
+/// Wires the use cases to their Postgres adapters; memberships, API keys, environments,
+/// profiles and workflows are looked up through `auth` (used once its listener listens:
+/// [`AuthCache::listen`]).
 pub fn services_with(
     pool: &DbPool,
     settings: &Settings,

@@ -306,7 +306,10 @@ mod tests {
     -> Result<(), Box<dyn std::error::Error>> {
         let db = TestDb::new().await?;
         let mut connection = db.pool().get().await?;
-        connection.batch_execute("BEGIN").await?;
+        // Durable for the session, whatever the test server's own setting.
+        connection
+            .batch_execute("SET synchronous_commit = on; BEGIN")
+            .await?;
         claim_rows(&mut connection, "worker", 4, 30).await?;
         assert_eq!(synchronous_commit(&mut connection).await?, "off");
         connection.batch_execute("COMMIT").await?;
