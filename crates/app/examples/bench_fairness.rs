@@ -1,7 +1,10 @@
 //! `cargo xtask bench fairness`: workspace A queues 50,000 runs; while the workers
 //! (default settings) drain them, workspace B queues one run every 20 ms. Prints how long
 //! B's runs waited to be claimed (p50/p99, due → started), A's drain rate, and both as
-//! `RESULT key=value` lines for `cargo xtask bench`. Asserts nothing. Needs
+//! `RESULT key=value` lines for `cargo xtask bench`; then the claims as the runs show
+//! them (a claim's runs share its transaction time as `started_at`): how many, their
+//! size, the time between them, and how many began after one of B's runs was
+//! committed and still left it waiting. Asserts nothing. Needs
 //! `DATABASE_URL` naming a server where it may create a database.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -40,6 +43,8 @@ async fn run(url: &str) -> Result<(), Error> {
         bench.settings.workers,
     );
     let mut quiet_runs = 0;
+    // When each of B's runs was committed (after its enqueue returned), in order.
+    let mut committed = Vec::new();
     let mut done = 0;
     let mut last_look = Instant::now();
     while done < BACKLOG + quiet_runs && started.elapsed() < Duration::from_secs(600) {
@@ -47,6 +52,7 @@ async fn run(url: &str) -> Result<(), Error> {
         // The quiet workspace keeps queueing while the busy one's backlog lasts.
         if done < BACKLOG {
             bench.enqueue(quiet, 1).await?;
+            committed.push(time::OffsetDateTime::now_utc());
             quiet_runs += 1;
         }
         if last_look.elapsed() > Duration::from_millis(200) {
@@ -65,6 +71,8 @@ async fn run(url: &str) -> Result<(), Error> {
     .bind::<diesel::sql_types::Uuid, _>(quiet.0)
     .get_result(&mut bench.pool.get().await?)
     .await?;
+    let claims = claims(&bench).await?;
+    let passed_over = passed_over(&bench, quiet.0, &committed).await?;
     let rate = done as f64 / elapsed.as_secs_f64();
     let p99_ms = waits.p99_ms();
     println!(
@@ -79,8 +87,109 @@ async fn run(url: &str) -> Result<(), Error> {
     println!("  B's runs claimed     {:>10} of {quiet_runs}", waits.runs);
     println!("  B due → started p50  {:>10.1} ms", waits.p50_ms());
     println!("  B due → started p99  {p99_ms:>10.1} ms");
+    println!(
+        "  claims               {:>10} (runs per claim p50 {:.0}, {} of one run); between claims p50 {:.1} ms, p99 {:.1} ms, longest {:.1} ms",
+        claims.claims,
+        claims.size_p50.unwrap_or(0.0),
+        claims.single,
+        claims.gap_p50.unwrap_or(0.0) * 1000.0,
+        claims.gap_p99.unwrap_or(0.0) * 1000.0,
+        claims.gap_max.unwrap_or(0.0) * 1000.0,
+    );
+    println!(
+        "  claims begun after a B run was committed that left it waiting: {:.2} per B run, at most {}",
+        passed_over.per_run, passed_over.most
+    );
     println!("RESULT executions_per_second={rate:.1}");
     println!("RESULT quiet_claim_p99_ms={p99_ms:.1}");
     common::print_peak_memory();
     Ok(())
+}
+
+/// The claims, as the runs show them: every run a claim took has the claim's
+/// transaction time as its `started_at` (each run here is claimed once).
+#[derive(diesel::QueryableByName)]
+struct Claims {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    claims: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    size_p50: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    single: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    gap_p50: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    gap_p99: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    gap_max: Option<f64>,
+}
+
+async fn claims(bench: &Bench) -> Result<Claims, Error> {
+    Ok(diesel::sql_query(
+        "WITH claims AS ( \
+           SELECT started_at, count(*) AS size FROM executions \
+           WHERE started_at IS NOT NULL GROUP BY started_at \
+         ), gaps AS ( \
+           SELECT size, extract(epoch FROM started_at - lag(started_at) OVER (ORDER BY started_at)) AS gap \
+           FROM claims \
+         ) \
+         SELECT count(*) AS claims, \
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY size) AS size_p50, \
+           count(*) FILTER (WHERE size = 1) AS single, \
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY gap) AS gap_p50, \
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY gap) AS gap_p99, \
+           max(gap)::float8 AS gap_max \
+         FROM gaps",
+    )
+    .get_result(&mut bench.pool.get().await?)
+    .await?)
+}
+
+/// Claims that began after one of B's runs was committed and did not take it.
+struct PassedOver {
+    per_run: f64,
+    most: usize,
+}
+
+#[derive(diesel::QueryableByName)]
+struct At {
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    at: time::OffsetDateTime,
+}
+
+async fn passed_over(
+    bench: &Bench,
+    quiet: uuid::Uuid,
+    committed: &[time::OffsetDateTime],
+) -> Result<PassedOver, Error> {
+    let mut connection = bench.pool.get().await?;
+    // B's runs in the order they were queued, and when each was claimed.
+    let started: Vec<At> = diesel::sql_query(
+        "SELECT started_at AS at FROM executions \
+         WHERE workspace_id = $1 AND started_at IS NOT NULL ORDER BY due_at",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(quiet)
+    .load(&mut connection)
+    .await?;
+    // Every claim's transaction time (each run here is claimed once).
+    let claims: Vec<At> = diesel::sql_query(
+        "SELECT DISTINCT started_at AS at FROM executions \
+         WHERE started_at IS NOT NULL ORDER BY 1",
+    )
+    .load(&mut connection)
+    .await?;
+    let claims: Vec<time::OffsetDateTime> = claims.into_iter().map(|claim| claim.at).collect();
+    let passed: Vec<usize> = committed
+        .iter()
+        .zip(&started)
+        .map(|(committed, started)| {
+            let after = claims.partition_point(|claim| claim <= committed);
+            let before = claims.partition_point(|claim| *claim < started.at);
+            before.saturating_sub(after)
+        })
+        .collect();
+    Ok(PassedOver {
+        per_run: passed.iter().sum::<usize>() as f64 / passed.len().max(1) as f64,
+        most: passed.iter().copied().max().unwrap_or(0),
+    })
 }
