@@ -79,12 +79,15 @@ impl Bench {
         Ok((workspace.as_uuid(), workflow.id.as_uuid()))
     }
 
-    /// Queues `count` runs of `workflow` in one statement, due now.
+    /// Queues `count` runs of `workflow` in one statement, due now; returns once the
+    /// statement is committed (a statement's answer can come before its commit's WAL
+    /// flush, so a second statement on the same connection waits for it).
     pub async fn enqueue(
         &self,
         (workspace, workflow): (uuid::Uuid, uuid::Uuid),
         count: i64,
     ) -> Result<(), Error> {
+        let mut connection = self.pool.get().await?;
         diesel::sql_query(
             "WITH queued AS ( \
                INSERT INTO executions (id, workspace_id, workflow_id, version, environment_id, status, trigger_kind, input) \
@@ -97,8 +100,11 @@ impl Bench {
         .bind::<diesel::sql_types::Uuid, _>(workspace)
         .bind::<diesel::sql_types::Uuid, _>(workflow)
         .bind::<diesel::sql_types::BigInt, _>(count)
-        .execute(&mut self.pool.get().await?)
+        .execute(&mut connection)
         .await?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut connection)
+            .await?;
         Ok(())
     }
 
