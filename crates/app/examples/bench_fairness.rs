@@ -3,8 +3,8 @@
 //! B's runs waited to be claimed (p50/p99, due → started), A's drain rate, and both as
 //! `RESULT key=value` lines for `cargo xtask bench`; then the claims as the runs show
 //! them (a claim's runs share its transaction time as `started_at`): how many, their
-//! size, the time between them, and how many began after one of B's runs was
-//! committed and still left it waiting. Asserts nothing. Needs
+//! size, the time between them, how long B's enqueue took to its commit, and how many
+//! claims began after one of B's runs was committed and still left it waiting. Asserts nothing. Needs
 //! `DATABASE_URL` naming a server where it may create a database.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]

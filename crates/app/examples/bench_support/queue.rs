@@ -80,8 +80,8 @@ impl Bench {
     }
 
     /// Queues `count` runs of `workflow` in one statement, due now; returns once the
-    /// statement is committed (a statement's answer can come before its commit's WAL
-    /// flush, so a second statement on the same connection waits for it).
+    /// statement is committed (a second statement on the same connection runs only after
+    /// the first one's commit, whenever the driver hands back the first one's answer).
     pub async fn enqueue(
         &self,
         (workspace, workflow): (uuid::Uuid, uuid::Uuid),
