@@ -4,8 +4,8 @@
 //! `RESULT key=value` lines for `cargo xtask bench`; then the claims as the runs show
 //! them (a claim's runs share its transaction time as `started_at`): how many, their
 //! size, the time between them, how long B's enqueue took to its commit, and how many
-//! claims began after one of B's runs was committed and still left it waiting. Asserts nothing. Needs
-//! `DATABASE_URL` naming a server where it may create a database.
+//! claims began after one of B's runs was committed and still left it waiting. Asserts
+//! nothing. Needs `DATABASE_URL` naming a server where it may create a database.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -46,7 +46,7 @@ async fn run(url: &str) -> Result<(), Error> {
     // When each of B's runs was committed (after its enqueue returned), in order.
     let mut committed = Vec::new();
     // How long each of those enqueues took, to its commit.
-    let mut enqueue_ms: Vec<f64> = Vec::new();
+    let mut enqueues: Vec<Duration> = Vec::new();
     let mut done = 0;
     let mut last_look = Instant::now();
     while done < BACKLOG + quiet_runs && started.elapsed() < Duration::from_secs(600) {
@@ -56,7 +56,7 @@ async fn run(url: &str) -> Result<(), Error> {
             let sent = Instant::now();
             bench.enqueue(quiet, 1).await?;
             committed.push(time::OffsetDateTime::now_utc());
-            enqueue_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
+            enqueues.push(sent.elapsed());
             quiet_runs += 1;
         }
         if last_look.elapsed() > Duration::from_millis(200) {
@@ -100,20 +100,11 @@ async fn run(url: &str) -> Result<(), Error> {
         claims.gap_p99.unwrap_or(0.0) * 1000.0,
         claims.gap_max.unwrap_or(0.0) * 1000.0,
     );
-    enqueue_ms.sort_by(f64::total_cmp);
-    let at = |share: f64| {
-        enqueue_ms
-            .get(
-                ((enqueue_ms.len() as f64 * share) as usize)
-                    .min(enqueue_ms.len().saturating_sub(1)),
-            )
-            .copied()
-            .unwrap_or(0.0)
-    };
+    enqueues.sort();
     println!(
         "  B's enqueue, to its commit  p50 {:.1} ms, p99 {:.1} ms",
-        at(0.5),
-        at(0.99)
+        common::percentile(&enqueues, 0.5),
+        common::percentile(&enqueues, 0.99)
     );
     println!(
         "  claims begun after a B run was committed that left it waiting: {:.2} per B run, at most {}",
