@@ -126,8 +126,8 @@ pub(crate) async fn claim_rows(
     limit: i64,
     lease_seconds: i64,
 ) -> Result<Vec<ClaimedRow>, StorageError> {
-    // Raw: a FOR UPDATE SKIP LOCKED claim over recursive CTEs (a skip scan), leased on
-    // the database clock.
+    // Raw: a FOR UPDATE SKIP LOCKED claim over data-modifying CTEs and a set-returning
+    // function, leased on the database clock.
     Prepared::new(claim_statement(limit))
         .bind::<Text, _>(worker)
         .bind::<diesel::sql_types::Double, _>(lease_seconds as f64)
@@ -181,12 +181,19 @@ fn execution_columns(alias: &str) -> String {
 /// priority order, it takes: runs whose lease ended with attempts left (their worker
 /// died); runs started before and back in the queue (released by a worker shutting
 /// down, due again after a long delay or a retry's backoff), so work under way finishes
-/// before new work starts; the oldest due run of each workspace with due work (a skip
-/// scan over `executions_workspace_due_idx`: one index probe per workspace, so a
-/// workspace with 50,000 queued runs costs what one with a single run does); then the
-/// oldest due runs of anyone, to fill the claim. A quiet workspace's run is thus taken by
-/// the next claim whatever another's backlog, and an idle machine still gives a busy
-/// workspace every slot. Every part is bounded by `limit`, so a claim costs the same with ten
+/// before new work starts; then new work from `claimable_runs` (migration
+/// `000035_claimable_runs`): an equal share of the claim for each workspace with due work,
+/// its oldest runs first (a skip scan over `executions_workspace_due_idx` finds the
+/// workspaces, one index probe each, so a workspace with 50,000 queued runs costs what one
+/// with a single run does), ranked so that a claim cut short takes every workspace's
+/// first run before anyone's second; then the oldest due runs of anyone fill what the
+/// shares left. A quiet workspace's runs are thus taken by the next claim whatever
+/// another's backlog, a workspace queueing many runs at once gets its share of every
+/// claim rather than one run, and an idle machine still gives a busy workspace every
+/// slot. That function is planned with bitmap scans off, so its ordered index scans stop
+/// after `limit` rows even when the statistics are stale (right after a burst is
+/// queued they say few runs are, and the planner otherwise scans and sorts every due run).
+/// Every part is bounded by `limit`, so a claim costs the same with ten
 /// or a million rows waiting; the parts that read `executions_lease_idx` take the oldest
 /// leases first with a limit, which PostgreSQL plans as an ordered index scan: it skips
 /// the entries finished runs left there once they are marked dead, where a bitmap scan
@@ -214,7 +221,7 @@ fn execution_columns(alias: &str) -> String {
 /// waits on the WAL were the claim's commit.
 fn fair_claim(limit: i64) -> String {
     format!(
-        "WITH RECURSIVE abandoned AS ( \
+        "WITH abandoned AS ( \
        UPDATE executions SET status = 'failed', finished_at = now(), locked_by = NULL, \
          locked_until = NULL, \
          error = format('abandoned after %s attempts (its worker stopped each time)', attempt) \
@@ -233,29 +240,15 @@ fn fair_claim(limit: i64) -> String {
        SELECT id, due_at, true AS started FROM executions \
        WHERE status = 'queued' AND started_at IS NOT NULL AND due_at <= now() \
        ORDER BY due_at LIMIT {limit} FOR UPDATE SKIP LOCKED \
-     ), waiting AS ( \
-       (SELECT workspace_id, id FROM executions WHERE status = 'queued' AND due_at <= now() \
-        ORDER BY workspace_id, due_at LIMIT 1) \
-       UNION ALL \
-       SELECT next.workspace_id, next.id FROM waiting w CROSS JOIN LATERAL ( \
-         SELECT e.workspace_id, e.id FROM executions e \
-         WHERE e.status = 'queued' AND e.due_at <= now() AND e.workspace_id > w.workspace_id \
-         ORDER BY e.workspace_id, e.due_at LIMIT 1) next \
-     ), fair AS ( \
-       SELECT id, due_at, started_at IS NOT NULL AS started FROM executions \
-       WHERE id IN (SELECT id FROM waiting LIMIT {limit}) AND status = 'queued' \
-       FOR UPDATE SKIP LOCKED \
-     ), fill AS ( \
-       SELECT id, due_at, started_at IS NOT NULL AS started FROM executions \
-       WHERE status = 'queued' AND due_at <= now() \
-       ORDER BY due_at LIMIT {limit} FOR UPDATE SKIP LOCKED \
+     ), new_work AS ( \
+       SELECT id, due_at, started, rank FROM claimable_runs({limit}) \
      ), due AS ( \
        SELECT id, bool_or(started) AS started FROM ( \
-         SELECT id, 0 AS pass, now() AS due_at, started FROM expired \
-         UNION ALL SELECT id, 1, due_at, started FROM resumed \
-         UNION ALL SELECT id, 2, due_at, started FROM fair \
-         UNION ALL SELECT id, 3, due_at, started FROM fill \
-       ) chosen GROUP BY id ORDER BY min(pass), min(due_at) LIMIT {limit} \
+         SELECT id, 0 AS pass, NULL::bigint AS rank, now() AS due_at, started FROM expired \
+         UNION ALL SELECT id, 1, NULL, due_at, started FROM resumed \
+         UNION ALL SELECT id, CASE WHEN rank IS NULL THEN 3 ELSE 2 END, rank, due_at, started \
+           FROM new_work \
+       ) chosen GROUP BY id ORDER BY min(pass), min(rank), min(due_at) LIMIT {limit} \
      ), claimed AS ( \
        UPDATE executions e SET status = 'running', locked_by = $1, \
          locked_until = now() + make_interval(secs => $2), attempt = e.attempt + 1, \

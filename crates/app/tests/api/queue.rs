@@ -247,6 +247,56 @@ async fn a_quiet_workspaces_run_is_claimed_before_a_busy_ones_backlog_drains() -
 }
 
 #[tokio::test]
+async fn each_workspace_with_due_runs_gets_an_equal_share_of_a_claim() -> TestResult {
+    use fluxolab_workflows::execution::ExecutionRepository;
+
+    let app = TestApp::spawn_api_only().await?;
+    let busy = app.signed_up("busy@example.com").await?;
+    let quiet = app.signed_up("quiet@example.com").await?;
+    let busy_workflow = active_workflow(&app, &busy, None).await?;
+    let quiet_workflow = active_workflow(&app, &quiet, None).await?;
+    // The busy workspace queued far more, and earlier; the quiet one six at once.
+    app.enqueue(&busy, &busy_workflow, 100).await?;
+    diesel::sql_query("UPDATE executions SET due_at = now() - interval '1 minute'")
+        .execute(&mut app.db.pool().get().await?)
+        .await?;
+    app.enqueue(&quiet, &quiet_workflow, 6).await?;
+
+    let queue = fluxolab_postgres::executions::PgExecutions::new(app.db.pool().clone());
+    let quiet_id = quiet.workspace_id.parse::<uuid::Uuid>()?;
+    let quiet_share = |runs: &[fluxolab_workflows::execution::ClaimedExecution]| {
+        runs.iter()
+            .filter(|run| run.execution.workspace_id.as_uuid() == quiet_id)
+            .count()
+    };
+    let claimed = queue.claim("fairness-test", 8, 30).await?.runs;
+    assert_eq!(claimed.len(), 8);
+    assert_eq!(
+        quiet_share(&claimed),
+        4,
+        "half of a claim of 8 for each of two"
+    );
+    let claimed = queue.claim("fairness-test", 8, 30).await?.runs;
+    assert_eq!(
+        claimed.len(),
+        8,
+        "the busy workspace fills what the quiet one leaves"
+    );
+    assert_eq!(
+        quiet_share(&claimed),
+        2,
+        "the rest of the quiet workspace's runs"
+    );
+    // A claim smaller than the workspaces' shares takes every workspace's first run
+    // before anyone's second, however much older the busy one's second is.
+    app.enqueue(&quiet, &quiet_workflow, 1).await?;
+    let claimed = queue.claim("fairness-test", 2, 30).await?.runs;
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(quiet_share(&claimed), 1, "one run each");
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_claim_fails_runs_out_of_attempts_and_resumes_the_others() -> TestResult {
     use fluxolab_workflows::execution::ExecutionRepository;
 

@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS claimable_runs(integer);
