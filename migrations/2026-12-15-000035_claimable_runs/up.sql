@@ -42,8 +42,14 @@ BEGIN
     FROM unnest(workspaces) AS w(workspace_id) CROSS JOIN LATERAL (
       SELECT e.id, e.due_at, e.workspace_id, e.started_at IS NOT NULL AS started
       FROM executions e
-      WHERE e.workspace_id = w.workspace_id AND e.status = 'queued' AND e.due_at <= now()
-      ORDER BY e.due_at LIMIT greatest(1, how_many / cardinality(workspaces))
+      -- The workspace as a range, not an equality, and in the order: only
+      -- executions_workspace_due_idx then gives this order. With an equality PostgreSQL
+      -- drops the workspace from the order and its generic plan may walk
+      -- executions_due_idx, filtering out every other workspace's runs (20,000 rows to
+      -- find a quiet workspace's one).
+      WHERE e.workspace_id >= w.workspace_id AND e.workspace_id <= w.workspace_id
+        AND e.status = 'queued' AND e.due_at <= now()
+      ORDER BY e.workspace_id, e.due_at LIMIT greatest(1, how_many / cardinality(workspaces))
       FOR UPDATE SKIP LOCKED) r
   ), fill AS (
     SELECT e.id, e.due_at, e.started_at IS NOT NULL AS started FROM executions e
