@@ -361,7 +361,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
 /// Executions a process runs at once unless `WORKERS` says otherwise: twice what one
 /// claim takes ([`fluxolab_postgres`] claims at most 64 runs a statement), so the next
 /// claims run while the runs of the last one finish, instead of the slots emptying and
-/// filling in turns (docs/benchmarks.md, "fourth sitting").
+/// filling in turns (docs/benchmarks.md, "fourth sitting" and "fifth sitting").
 pub const DEFAULT_EXECUTION_SLOTS: u64 = 128;
 
 impl Settings {

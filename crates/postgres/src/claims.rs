@@ -294,18 +294,6 @@ fn fair_claim(limit: i64) -> String {
 #[cfg(test)]
 mod tests {
     use diesel::sql_types::Text;
-
-    #[test]
-    fn claims_are_written_for_fifteen_limits_none_above_what_was_asked() {
-        let limits: std::collections::BTreeSet<i64> =
-            (0..=100).map(super::statement_limit).collect();
-        assert_eq!(limits.len(), 15);
-        for asked in 1..=100 {
-            let limit = super::statement_limit(asked);
-            assert!(limit >= 1 && limit <= asked.min(super::MOST_CLAIMED_AT_ONCE));
-            assert!(asked.min(super::MOST_CLAIMED_AT_ONCE) - limit < super::EXACT_LIMITS_UP_TO);
-        }
-    }
     use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 
     use super::claim_rows;
@@ -341,5 +329,17 @@ mod tests {
         connection.batch_execute("COMMIT").await?;
         assert_eq!(synchronous_commit(&mut connection).await?, "on");
         Ok(())
+    }
+
+    #[test]
+    fn claims_are_written_for_fifteen_limits_none_above_what_was_asked() {
+        let limits: std::collections::BTreeSet<i64> =
+            (0..=100).map(super::statement_limit).collect();
+        assert_eq!(limits.len(), 15);
+        for asked in 1..=100 {
+            let limit = super::statement_limit(asked);
+            assert!((1..=asked.min(super::MOST_CLAIMED_AT_ONCE)).contains(&limit));
+            assert!(asked.min(super::MOST_CLAIMED_AT_ONCE) - limit < super::EXACT_LIMITS_UP_TO);
+        }
     }
 }
