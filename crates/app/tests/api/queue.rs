@@ -205,34 +205,59 @@ async fn executions_past_the_plan_retention_are_pruned() -> TestResult {
     Ok(())
 }
 
+/// Two workspaces and the queue: `busy_runs` queued by the busy one a minute ago,
+/// `quiet_runs` by the quiet one now.
+struct BusyAndQuiet {
+    app: TestApp,
+    queue: fluxolab_postgres::executions::PgExecutions,
+    quiet: Account,
+    quiet_workflow: String,
+}
+
+impl BusyAndQuiet {
+    async fn queued(busy_runs: i64, quiet_runs: i64) -> Result<Self, Error> {
+        let app = TestApp::spawn_api_only().await?;
+        let busy = app.signed_up("busy@example.com").await?;
+        let quiet = app.signed_up("quiet@example.com").await?;
+        let busy_workflow = active_workflow(&app, &busy, None).await?;
+        let quiet_workflow = active_workflow(&app, &quiet, None).await?;
+        app.enqueue(&busy, &busy_workflow, busy_runs).await?;
+        diesel::sql_query("UPDATE executions SET due_at = now() - interval '1 minute'")
+            .execute(&mut app.db.pool().get().await?)
+            .await?;
+        app.enqueue(&quiet, &quiet_workflow, quiet_runs).await?;
+        let queue = fluxolab_postgres::executions::PgExecutions::new(app.db.pool().clone());
+        Ok(Self {
+            app,
+            queue,
+            quiet,
+            quiet_workflow,
+        })
+    }
+
+    /// Claims up to `limit` runs; returns how many it took and how many of them were the
+    /// quiet workspace's.
+    async fn claim(&self, limit: i64) -> Result<(usize, usize), Error> {
+        use fluxolab_workflows::execution::ExecutionRepository;
+
+        let quiet_id = self.quiet.workspace_id.parse::<uuid::Uuid>()?;
+        let claimed = self.queue.claim("fairness-test", limit, 30).await?.runs;
+        let quiet = claimed
+            .iter()
+            .filter(|run| run.execution.workspace_id.as_uuid() == quiet_id)
+            .count();
+        Ok((claimed.len(), quiet))
+    }
+}
+
 #[tokio::test]
 async fn a_quiet_workspaces_run_is_claimed_before_a_busy_ones_backlog_drains() -> TestResult {
-    use fluxolab_workflows::execution::ExecutionRepository;
-
-    let app = TestApp::spawn_api_only().await?;
-    let busy = app.signed_up("busy@example.com").await?;
-    let quiet = app.signed_up("quiet@example.com").await?;
-    let busy_workflow = active_workflow(&app, &busy, None).await?;
-    let quiet_workflow = active_workflow(&app, &quiet, None).await?;
     // The busy workspace queued far more than a claim takes, and all of it earlier.
-    app.enqueue(&busy, &busy_workflow, 500).await?;
-    diesel::sql_query("UPDATE executions SET due_at = now() - interval '1 minute'")
-        .execute(&mut app.db.pool().get().await?)
-        .await?;
-    app.enqueue(&quiet, &quiet_workflow, 1).await?;
-
-    let queue = fluxolab_postgres::executions::PgExecutions::new(app.db.pool().clone());
-    let claimed = queue.claim("fairness-test", 8, 30).await?.runs;
-    assert_eq!(claimed.len(), 8, "a claim still fills every free slot");
-    let quiet_id = quiet.workspace_id.parse::<uuid::Uuid>()?;
-    let quiet_runs = claimed
-        .iter()
-        .filter(|run| run.execution.workspace_id.as_uuid() == quiet_id)
-        .count();
-    assert_eq!(
-        quiet_runs, 1,
-        "the quiet workspace's run is in the first claim"
-    );
+    let queues = BusyAndQuiet::queued(500, 1).await?;
+    let (claimed, quiet) = queues.claim(8).await?;
+    assert_eq!(claimed, 8, "a claim still fills every free slot");
+    assert_eq!(quiet, 1, "the quiet workspace's run is in the first claim");
+    let app = &queues.app;
     assert_eq!(
         app.scalar("SELECT count(*) AS count FROM executions WHERE status = 'queued'")
             .await?,
@@ -241,58 +266,31 @@ async fn a_quiet_workspaces_run_is_claimed_before_a_busy_ones_backlog_drains() -
     );
 
     // With only the busy workspace waiting, it gets every slot.
-    let claimed = queue.claim("fairness-test", 8, 30).await?.runs;
-    assert_eq!(claimed.len(), 8);
+    assert_eq!(queues.claim(8).await?, (8, 0));
     Ok(())
 }
 
 #[tokio::test]
 async fn each_workspace_with_due_runs_gets_an_equal_share_of_a_claim() -> TestResult {
-    use fluxolab_workflows::execution::ExecutionRepository;
-
-    let app = TestApp::spawn_api_only().await?;
-    let busy = app.signed_up("busy@example.com").await?;
-    let quiet = app.signed_up("quiet@example.com").await?;
-    let busy_workflow = active_workflow(&app, &busy, None).await?;
-    let quiet_workflow = active_workflow(&app, &quiet, None).await?;
     // The busy workspace queued far more, and earlier; the quiet one six at once.
-    app.enqueue(&busy, &busy_workflow, 100).await?;
-    diesel::sql_query("UPDATE executions SET due_at = now() - interval '1 minute'")
-        .execute(&mut app.db.pool().get().await?)
-        .await?;
-    app.enqueue(&quiet, &quiet_workflow, 6).await?;
-
-    let queue = fluxolab_postgres::executions::PgExecutions::new(app.db.pool().clone());
-    let quiet_id = quiet.workspace_id.parse::<uuid::Uuid>()?;
-    let quiet_share = |runs: &[fluxolab_workflows::execution::ClaimedExecution]| {
-        runs.iter()
-            .filter(|run| run.execution.workspace_id.as_uuid() == quiet_id)
-            .count()
-    };
-    let claimed = queue.claim("fairness-test", 8, 30).await?.runs;
-    assert_eq!(claimed.len(), 8);
+    let queues = BusyAndQuiet::queued(100, 6).await?;
     assert_eq!(
-        quiet_share(&claimed),
-        4,
+        queues.claim(8).await?,
+        (8, 4),
         "half of a claim of 8 for each of two"
     );
-    let claimed = queue.claim("fairness-test", 8, 30).await?.runs;
     assert_eq!(
-        claimed.len(),
-        8,
-        "the busy workspace fills what the quiet one leaves"
-    );
-    assert_eq!(
-        quiet_share(&claimed),
-        2,
-        "the rest of the quiet workspace's runs"
+        queues.claim(8).await?,
+        (8, 2),
+        "the rest of the quiet workspace's runs; the busy one fills what they leave"
     );
     // A claim smaller than the workspaces' shares takes every workspace's first run
     // before anyone's second, however much older the busy one's second is.
-    app.enqueue(&quiet, &quiet_workflow, 1).await?;
-    let claimed = queue.claim("fairness-test", 2, 30).await?.runs;
-    assert_eq!(claimed.len(), 2);
-    assert_eq!(quiet_share(&claimed), 1, "one run each");
+    queues
+        .app
+        .enqueue(&queues.quiet, &queues.quiet_workflow, 1)
+        .await?;
+    assert_eq!(queues.claim(2).await?, (2, 1), "one run each");
     Ok(())
 }
 
